@@ -1,0 +1,53 @@
+# The two commands of the README: `make run` (the tour) and `make test`.
+# Everything else is a convenience over CMake: sanitizer builds, benchmarks.
+BUILD ?= build
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE_FLAGS ?=
+ARGS ?=
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all run test asan tsan stress bench deps clean
+
+all: $(BUILD)/.configured
+	cmake --build $(BUILD) -j$(JOBS)
+
+# A fresh Debian machine may lack the compiler or CMake: install them.
+deps:
+	@command -v cmake >/dev/null 2>&1 && command -v cc >/dev/null 2>&1 && command -v make >/dev/null 2>&1 || \
+	  { echo "installing build tools (cmake, gcc) with apt-get"; \
+	    $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq cmake gcc make pkg-config; }
+
+$(BUILD)/.configured: | deps
+	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
+	@touch $@
+
+run: $(BUILD)/.configured
+	cmake --build $(BUILD) -j$(JOBS) --target tour
+	$(BUILD)/examples/tour $(ARGS)
+
+test: $(BUILD)/.configured
+	cmake --build $(BUILD) -j$(JOBS)
+	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
+
+# ASan+UBSan and TSan runs of the whole suite, stress tests scaled down.
+asan: | deps
+	cmake -S . -B build-asan -DCTH_SANITIZE=address -DCTH_STRESS_ITERS=$(or $(STRESS),0.2) -DCMAKE_BUILD_TYPE=Debug
+	cmake --build build-asan -j$(JOBS)
+	cd build-asan && ctest --output-on-failure -j$(JOBS)
+
+tsan: | deps
+	cmake -S . -B build-tsan -DCTH_SANITIZE=thread -DCTH_STRESS_ITERS=$(or $(STRESS),0.2) -DCMAKE_BUILD_TYPE=Debug
+	cmake --build build-tsan -j$(JOBS)
+	cd build-tsan && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" ctest --output-on-failure -j$(JOBS)
+
+stress: $(BUILD)/.configured
+	cmake --build $(BUILD) -j$(JOBS)
+	cd $(BUILD) && ctest --output-on-failure -L stress
+
+bench: | deps
+	cmake -S . -B $(BUILD) -DCTH_BUILD_BENCH=ON -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
+	cmake --build $(BUILD) -j$(JOBS)
+	$(BUILD)/bench/run-all
+
+clean:
+	rm -rf $(BUILD) build-asan build-tsan

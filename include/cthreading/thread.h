@@ -1,0 +1,249 @@
+/*
+ * cthreading/thread.h - Python's Thread and the threading module's
+ * module-level calls: current_thread, main_thread, enumerate, active_count,
+ * get_ident, get_native_id, stack_size, interrupt_main, and time.sleep.
+ *
+ * A thread is an opaque, reference-counted handle. cth_thread_create gives
+ * the caller one reference, cth_thread_free drops it; a started thread holds
+ * its own reference until it has finished, so freeing a running thread's
+ * handle detaches it (it runs on, and its memory goes when it ends), and a
+ * finished thread that nobody joined leaks nothing.
+ *
+ * Shutdown, as Python's: when main() returns or exit() is called, cthreading
+ * waits for every non-daemon thread before the process ends (an atexit
+ * handler installed when the library loads, so atexit handlers the program
+ * registers later run before it); daemon threads are abandoned. A program
+ * may do it earlier with cth_shutdown(). Once shutdown has begun, starting a
+ * thread fails with CTH_ESHUTDOWN.
+ */
+#ifndef CTHREADING_THREAD_H
+#define CTHREADING_THREAD_H
+
+#include <stdio.h>
+
+#include "base.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct cth_thread cth_thread_t;
+
+/* A thread's target: Thread(target=fn, args=(arg,)). Its return value is
+ * what cth_thread_join hands back (a thread reports failure through it). */
+typedef void *(*cth_thread_fn)(void *arg);
+
+/* Daemon flag: inherit the creating thread's (Python's daemon=None), or set. */
+typedef enum cth_daemon {
+    CTH_DAEMON_INHERIT = 0,
+    CTH_DAEMON_NO = 1,
+    CTH_DAEMON_YES = 2
+} cth_daemon_t;
+
+/* Options for cth_thread_create; zero-initialised (or NULL) means Python's
+ * defaults. */
+typedef struct cth_thread_opts {
+    const char *name;    /* NULL or "": "Thread-N"; copied */
+    cth_daemon_t daemon; /* default: inherit from the creating thread */
+    size_t stack_size;   /* 0: the value of cth_stack_size(), else as its rules */
+} cth_thread_opts;
+
+/* The life of a thread, as cth_dump_threads shows it. */
+typedef enum cth_thread_state {
+    CTH_THREAD_INITIAL = 0, /* created, not started */
+    CTH_THREAD_STARTED = 1, /* start() called, target not yet running */
+    CTH_THREAD_RUNNING = 2, /* running its target */
+    CTH_THREAD_FINISHED = 3 /* target returned */
+} cth_thread_state_t;
+
+/*
+ * cth_thread_create - Thread(target=fn, args=(arg,), name=, daemon=).
+ * Creates the handle; nothing runs until cth_thread_start. fn may be NULL (a
+ * thread that does nothing, as Python's target=None).
+ * Returns 0 and *thread; CTH_EINVAL for a NULL out-pointer or a bad stack
+ * size; CTH_ENOMEM.
+ */
+CTH_API int cth_thread_create(cth_thread_t **thread, cth_thread_fn fn, void *arg,
+                              const cth_thread_opts *opts);
+
+/*
+ * cth_thread_start - Thread.start(). On return the thread is alive, listed
+ * by cth_enumerate, and its ident is set (its native id is there as soon as
+ * anyone asks for it).
+ * Returns 0; CTH_EPERM if it was started before ("threads can only be
+ * started once") or is the main or an adopted thread; CTH_ESHUTDOWN once
+ * shutdown has begun; CTH_EAGAIN or CTH_ENOMEM when the OS cannot create a
+ * thread (then nothing of it is left registered); CTH_EINVAL for NULL.
+ */
+CTH_API int cth_thread_start(cth_thread_t *thread);
+
+/*
+ * cth_thread_run - Thread.run() called directly: run the target in the
+ * calling thread and store its result in *result (may be NULL). As in
+ * Python, the target is forgotten afterwards, so running again, or starting
+ * the thread later, calls nothing. Returns 0, or CTH_EINVAL for NULL.
+ */
+CTH_API int cth_thread_run(cth_thread_t *thread, void **result);
+
+/*
+ * cth_thread_join - Thread.join(timeout): wait until the thread has finished.
+ * Any number of threads may join, any number of times. A worker may join
+ * the main thread: it returns once the main thread has begun shutdown.
+ * *result (may be NULL) receives the target's return value (NULL for the
+ * main thread).
+ * Returns 0; CTH_ETIMEDOUT if the thread was still alive when the timeout
+ * expired (Python returns None and leaves is_alive() true); CTH_EINTR in an
+ * interrupted main thread; CTH_EPERM if the thread was never started
+ * ("cannot join thread before it is started") or is an adopted thread
+ * ("cannot join a dummy thread"); CTH_EDEADLK if it is the caller itself
+ * ("cannot join current thread"); CTH_EINVAL for NULL or a bad timeout.
+ * Unlike Python, a negative timeout other than CTH_FOREVER is CTH_EINVAL
+ * (DESIGN.md: one timeout rule everywhere).
+ */
+CTH_API int cth_thread_join(cth_thread_t *thread, double timeout, void **result);
+
+/* cth_thread_is_alive - Thread.is_alive(): started and not yet finished. */
+CTH_API bool cth_thread_is_alive(const cth_thread_t *thread);
+
+/* cth_thread_state - where the thread is in its life (see the enum). */
+CTH_API cth_thread_state_t cth_thread_state(const cth_thread_t *thread);
+
+/*
+ * cth_thread_get_name - Thread.name: copy the full name into buf (size
+ * bytes, NUL-terminated, truncated to fit; buf may be NULL when size is 0).
+ * Returns the full name's length, as snprintf does, or CTH_EINVAL for NULL.
+ */
+CTH_API int cth_thread_get_name(const cth_thread_t *thread, char *buf, size_t size);
+
+/*
+ * cth_thread_set_name - Thread.name = name. Keeps the full name (copied);
+ * pushes it to the OS truncated to its limit (15 bytes on Linux) so that
+ * top -H, ps -L and gdb show it: at once for a running thread, at start for
+ * one not yet started. Returns 0, CTH_EINVAL for NULL, CTH_ENOMEM.
+ */
+CTH_API int cth_thread_set_name(cth_thread_t *thread, const char *name);
+
+/* cth_thread_ident - Thread.ident: 0 before start, then the value
+ * cth_get_ident() returns in that thread, kept after it ends. */
+CTH_API unsigned long cth_thread_ident(const cth_thread_t *thread);
+
+/* cth_thread_native_id - Thread.native_id: the kernel's thread id (what ps
+ * -L shows), 0 before start, kept after the thread ends. */
+CTH_API long cth_thread_native_id(const cth_thread_t *thread);
+
+/* cth_thread_daemon - Thread.daemon: 1 for a daemon thread, 0 if not,
+ * CTH_EINVAL for NULL. */
+CTH_API int cth_thread_daemon(const cth_thread_t *thread);
+
+/* cth_thread_set_daemon - Thread.daemon = daemon, before start only.
+ * Returns 0; CTH_EPERM once started ("cannot set daemon status of active
+ * thread") and for the main or an adopted thread; CTH_EINVAL for NULL. */
+CTH_API int cth_thread_set_daemon(cth_thread_t *thread, bool daemon);
+
+/* cth_thread_ref - take one more reference to a thread handle (for another
+ * owner); returns thread. Each reference is dropped with cth_thread_free. */
+CTH_API cth_thread_t *cth_thread_ref(cth_thread_t *thread);
+
+/* cth_thread_free - drop one reference. A thread still running is not
+ * stopped: it runs on detached and its memory goes when it ends. NULL, the
+ * main thread and adopted threads are ignored (they are never freed by a
+ * caller). */
+CTH_API void cth_thread_free(cth_thread_t *thread);
+
+/* ---- module-level calls ---------------------------------------------------- */
+
+/*
+ * cth_current_thread - threading.current_thread(). In a thread cthreading
+ * did not create (pthread_create, a library's thread), a handle is made on
+ * first call, as Python's _DummyThread: named "Dummy-N", daemon, alive,
+ * listed by cth_enumerate, not joinable, and forgotten when the OS thread
+ * exits. The pointer is borrowed: valid while the calling thread lives (take
+ * a reference to keep it longer). NULL only if the adoption's memory could
+ * not be allocated.
+ */
+CTH_API cth_thread_t *cth_current_thread(void);
+
+/* cth_main_thread - threading.main_thread(): the thread that started the
+ * process, named "MainThread", non-daemon. Borrowed; lives as long as the
+ * process. */
+CTH_API cth_thread_t *cth_main_thread(void);
+
+/* cth_get_ident - threading.get_ident(): non-zero, unique among living
+ * threads, reusable after a thread ends. */
+CTH_API unsigned long cth_get_ident(void);
+
+/* cth_get_native_id - threading.get_native_id(): the kernel's thread id. */
+CTH_API long cth_get_native_id(void);
+
+/*
+ * cth_enumerate - threading.enumerate(): every alive thread (main, started
+ * threads that have not finished, adopted threads). Fills threads[0..cap)
+ * with new references (drop each with cth_thread_free; see
+ * cth_threads_free) and returns the number of alive threads, which may be
+ * larger than cap (then only cap are filled). threads may be NULL when cap
+ * is 0. CTH_EINVAL for NULL with cap > 0.
+ */
+CTH_API int cth_enumerate(cth_thread_t **threads, size_t cap);
+
+/* cth_threads_free - drop the references of n handles from cth_enumerate. */
+CTH_API void cth_threads_free(cth_thread_t **threads, size_t n);
+
+/* cth_active_count - threading.active_count(): the number of alive threads,
+ * what cth_enumerate would return. */
+CTH_API int cth_active_count(void);
+
+/*
+ * cth_stack_size - threading.stack_size(size): set the stack size for
+ * threads created afterwards (0 = the platform default), and return the
+ * previous value in *previous (may be NULL). Returns 0; CTH_EINVAL for a
+ * size between 1 and 32767 ("size not valid") or one the platform refuses.
+ */
+CTH_API int cth_stack_size(size_t size, size_t *previous);
+
+/* cth_get_stack_size - threading.stack_size() with no argument: the current
+ * setting, 0 meaning the platform default. */
+CTH_API size_t cth_get_stack_size(void);
+
+/*
+ * cth_interrupt_main - _thread.interrupt_main(signum): act, from any
+ * thread, as if signal signum had arrived in the main thread. If the program
+ * installed a handler for signum, the signal is sent to the main thread
+ * (pthread_kill) and the handler runs there; with SIG_DFL or SIG_IGN nothing
+ * runs and nothing dies, as in Python. Beyond Python (gh-74112): the main
+ * thread's current cthreading wait (join, sleep, lock, queue, event, ...)
+ * wakes with CTH_EINTR, or, if it is not waiting, its next one does at once.
+ * Returns 0, or CTH_EINVAL for signum < 1 or >= NSIG.
+ * The same CTH_EINTR is returned by a main-thread wait during which any
+ * signal handler ran (a real Ctrl-C with a SIGINT handler installed, say).
+ */
+CTH_API int cth_interrupt_main(int signum);
+
+/*
+ * cth_sleep - time.sleep(seconds): block the calling thread at least that
+ * long, measured on the monotonic clock across spurious wake-ups. 0 yields
+ * the processor. Returns 0; CTH_EINVAL for a negative or NaN value;
+ * CTH_EOVERFLOW above CTH_TIMEOUT_MAX; CTH_EINTR in an interrupted main
+ * thread (where Python would raise KeyboardInterrupt).
+ */
+CTH_API int cth_sleep(double seconds);
+
+/*
+ * cth_shutdown - threading._shutdown(): begin shutdown (new threads are
+ * refused with CTH_ESHUTDOWN from now on), mark the main thread finished
+ * (releasing threads that join it), then wait until every non-daemon
+ * thread other than the caller has finished, including ones started while
+ * it waits. Idempotent. Returns 0; CTH_ETIMEDOUT if non-daemon threads were
+ * still running when the timeout expired; CTH_EINTR in an interrupted main
+ * thread; CTH_EINVAL for a bad timeout. Called by the atexit handler too.
+ */
+CTH_API int cth_shutdown(double timeout);
+
+/* cth_dump_threads - write one line per alive thread to out: name, ident,
+ * native id, daemon, state (started, running, finished, adopted); then a
+ * count. Returns the number of threads listed, or CTH_EINVAL for NULL. */
+CTH_API int cth_dump_threads(FILE *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,47 @@
+/*
+ * error.c - names and descriptions of the CTH_E* codes.
+ * A static table; nothing to lock.
+ */
+#include "internal.h"
+
+struct err_entry {
+    int code;
+    const char *name;
+    const char *text;
+};
+
+static const struct err_entry err_table[] = {
+    {CTH_OK, "CTH_OK", "success"},
+    {CTH_EPERM, "CTH_EPERM", "operation not permitted in this state"},
+    {CTH_EINTR, "CTH_EINTR", "interrupted"},
+    {CTH_EAGAIN, "CTH_EAGAIN", "would block"},
+    {CTH_ENOMEM, "CTH_ENOMEM", "out of memory"},
+    {CTH_EINVAL, "CTH_EINVAL", "invalid argument"},
+    {CTH_EDEADLK, "CTH_EDEADLK", "would deadlock"},
+    {CTH_ERANGE, "CTH_ERANGE", "result out of range"},
+    {CTH_EOVERFLOW, "CTH_EOVERFLOW", "timeout too large"},
+    {CTH_ETIMEDOUT, "CTH_ETIMEDOUT", "timed out"},
+    {CTH_ECANCELED, "CTH_ECANCELED", "canceled"},
+    {CTH_EBROKEN, "CTH_EBROKEN", "broken barrier"},
+    {CTH_ESHUTDOWN, "CTH_ESHUTDOWN", "shut down"},
+};
+
+static const struct err_entry *err_find(int err)
+{
+    for (size_t i = 0; i < sizeof err_table / sizeof err_table[0]; i++)
+        if (err_table[i].code == err)
+            return &err_table[i];
+    return NULL;
+}
+
+CTH_API const char *cth_strerror(int err)
+{
+    const struct err_entry *e = err_find(err);
+    return e ? e->text : "unknown error";
+}
+
+CTH_API const char *cth_err_name(int err)
+{
+    const struct err_entry *e = err_find(err);
+    return e ? e->name : "CTH_E?";
+}

@@ -1,0 +1,139 @@
+/*
+ * internal.h - the platform layer and helpers shared by the modules.
+ * Nothing here is exported: every symbol is hidden (see the build) and
+ * carries the cth__ prefix.
+ */
+#ifndef CTH_INTERNAL_H
+#define CTH_INTERNAL_H
+
+#include <math.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "cthreading/base.h"
+
+/* ---- time ---------------------------------------------------------------- */
+
+/* A deadline is an absolute CLOCK_MONOTONIC time in nanoseconds. */
+#define CTH__NO_DEADLINE INT64_MAX
+
+/* Now, on CLOCK_MONOTONIC, in nanoseconds. */
+int64_t cth__now_ns(void);
+
+/* Validate a timeout (base.h): 0 if usable, else CTH_EINVAL or CTH_EOVERFLOW. */
+static inline int cth__check_timeout(double timeout)
+{
+    if (timeout >= 0) /* false for NaN */
+        return timeout <= CTH_TIMEOUT_MAX ? 0 : CTH_EOVERFLOW;
+    return timeout == CTH_FOREVER ? 0 : CTH_EINVAL;
+}
+
+/* Turn a validated timeout into a deadline: CTH_FOREVER gives
+ * CTH__NO_DEADLINE, 0 gives "now" (already due). */
+int64_t cth__deadline(double timeout);
+
+/* Validate and convert in one step: 0, CTH_EINVAL or CTH_EOVERFLOW. */
+static inline int cth__timeout_to_deadline(double timeout, int64_t *deadline)
+{
+    int err = cth__check_timeout(timeout);
+    if (err == 0)
+        *deadline = cth__deadline(timeout);
+    return err;
+}
+
+/* ---- futex ---------------------------------------------------------------- */
+
+/*
+ * Block while *addr == expected, until woken, the deadline passes, or the
+ * caller is interrupted. Returns 0 (woken, value changed, or spurious: the
+ * caller re-checks its condition), CTH_ETIMEDOUT once the deadline has passed,
+ * or CTH_EINTR in the main thread only, when cth_interrupt_main() was called
+ * or a signal handler ran in it during the wait. Other threads never see
+ * CTH_EINTR: a signal there is a spurious wake-up.
+ */
+int cth__futex_wait(_Atomic uint32_t *addr, uint32_t expected, int64_t deadline);
+
+/* Wake up to n threads blocked on addr (INT32_MAX: all of them). */
+void cth__futex_wake(_Atomic uint32_t *addr, int n);
+
+/* The platform's futex (src/linux/futex.c, or src/unix/futex_posix.c):
+ * sleep while *addr == expected until the absolute deadline; returns 0
+ * (woken, changed, spurious), CTH_ETIMEDOUT, or CTH_EINTR when a signal
+ * handler ran. */
+int cth__os_futex_wait(_Atomic uint32_t *addr, uint32_t expected, int64_t deadline);
+void cth__os_futex_wake(_Atomic uint32_t *addr, int n);
+
+/* ---- the main thread and its interruption ------------------------------------ */
+
+/* True when the caller is the process's main thread (its tid is the pid). */
+int cth__is_main_thread(void);
+
+/* Ask the main thread's current and next cthreading wait to return
+ * CTH_EINTR (the pending flag is consumed by the wait that reports it). */
+void cth__interrupt_main_wait(void);
+
+/* Forget a pending interruption (fork child). */
+void cth__interrupt_reset(void);
+
+/* ---- the OS thread layer ------------------------------------------------------ */
+
+/* The kernel's id for the calling thread (gettid). */
+long cth__os_tid(void);
+
+/* Push a name to the OS for the calling thread, truncated to its limit. */
+void cth__os_set_name_self(const char *name);
+
+/* ---- small helpers ------------------------------------------------------------ */
+
+#define CTH__UNUSED(x) ((void)(x))
+
+/* Spin-loop hint. */
+static inline void cth__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+#endif
+
+/* ---- thread identity for owner checks ------------------------------------------ */
+
+/* A per-thread address: unique among living threads, never 0, no system
+ * call. RLock stores it as its owner. */
+extern _Thread_local char cth__self_token_var __attribute__((tls_model("initial-exec")));
+static inline uintptr_t cth__self_token(void)
+{
+    return (uintptr_t)&cth__self_token_var;
+}
+
+/* ---- lock internals shared by cond.c ---------------------------------------------- */
+
+#include "cthreading/sync.h"
+
+/* Treat the public struct's plain word as the atomic it is. */
+#define CTH__ATOMIC_U32(p) ((_Atomic uint32_t *)(void *)(p))
+#define CTH__ATOMIC_UPTR(p) ((_Atomic uintptr_t *)(void *)(p))
+
+/* Release every level of an RLock the caller owns; the count is saved in
+ * *count (Python's _release_save). The caller has checked ownership. */
+void cth__rlock_release_save(cth_rlock_t *rlock, uint32_t *count);
+
+/* Re-acquire an RLock with a saved count (Python's _acquire_restore).
+ * Waits without limit and is not interrupted: returns 1 if an interruption
+ * of the main thread arrived meanwhile, else 0. */
+int cth__rlock_acquire_restore(cth_rlock_t *rlock, uint32_t count);
+
+/* Acquire a Lock without limit, riding out interruptions: returns 1 if an
+ * interruption of the main thread arrived meanwhile, else 0. */
+int cth__lock_acquire_uninterrupted(cth_lock_t *lock);
+
+/* ---- shutdown hooks ------------------------------------------------------------------ */
+
+/* Register fn(arg) to run once when shutdown begins, before the wait for
+ * non-daemon threads; hooks run in reverse order of registration (Python's
+ * threading._register_atexit). Returns 0, CTH_ENOMEM, or CTH_ESHUTDOWN when
+ * shutdown has already begun. */
+int cth__atexit_register(void (*fn)(void *), void *arg);

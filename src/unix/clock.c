@@ -1,0 +1,29 @@
+/*
+ * clock.c - the monotonic clock and timeout-to-deadline conversion.
+ * Deadlines are int64 nanoseconds on CLOCK_MONOTONIC; a timeout is
+ * validated by cth__check_timeout before it gets here.
+ */
+#include <time.h>
+
+#include "../internal.h"
+
+int64_t cth__now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t cth__deadline(double timeout)
+{
+    if (timeout == CTH_FOREVER)
+        return CTH__NO_DEADLINE;
+    int64_t now = cth__now_ns();
+    if (timeout == 0)
+        return now;
+    /* CTH_TIMEOUT_MAX seconds is 9.2e18 ns: add with saturation. */
+    double ns = ceil(timeout * 1e9);
+    if (ns >= (double)(CTH__NO_DEADLINE - now))
+        return CTH__NO_DEADLINE - 1;
+    return now + (int64_t)ns;
+}

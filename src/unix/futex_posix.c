@@ -1,0 +1,73 @@
+/*
+ * futex_posix.c - a futex emulated with POSIX mutexes and condition
+ * variables, for systems without one (build with -DCTH_POSIX_FUTEX=ON to use
+ * it on Linux too). Addresses hash into a fixed table of buckets; a wait
+ * sleeps on its bucket's condition (CLOCK_MONOTONIC), a wake broadcasts to
+ * the bucket, and sleepers on other addresses of the same bucket see a
+ * spurious wake-up, which every caller tolerates. A bucket's mutex is held
+ * from the value check to the sleep, so no wake-up is lost. Signals do not
+ * interrupt a condition wait, so CTH_EINTR comes only from
+ * cth_interrupt_main here.
+ */
+#include <pthread.h>
+#include <time.h>
+
+#include "../internal.h"
+
+#define NBUCKETS 64
+
+struct bucket {
+    pthread_mutex_t mutex;
+    pthread_cond_t cond;
+};
+
+static struct bucket buckets[NBUCKETS];
+static pthread_once_t buckets_once = PTHREAD_ONCE_INIT;
+
+static void buckets_init(void)
+{
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    for (int i = 0; i < NBUCKETS; i++) {
+        pthread_mutex_init(&buckets[i].mutex, NULL);
+        pthread_cond_init(&buckets[i].cond, &attr);
+    }
+    pthread_condattr_destroy(&attr);
+}
+
+static struct bucket *bucket_of(_Atomic uint32_t *addr)
+{
+    pthread_once(&buckets_once, buckets_init);
+    uintptr_t h = (uintptr_t)addr;
+    h ^= h >> 17;
+    h *= 0x9E3779B1u;
+    return &buckets[(h >> 7) % NBUCKETS];
+}
+
+int cth__os_futex_wait(_Atomic uint32_t *addr, uint32_t expected, int64_t deadline)
+{
+    struct bucket *b = bucket_of(addr);
+    int r = 0;
+    pthread_mutex_lock(&b->mutex);
+    if (atomic_load(addr) == expected) {
+        if (deadline == CTH__NO_DEADLINE) {
+            pthread_cond_wait(&b->cond, &b->mutex);
+        } else {
+            struct timespec ts = {(time_t)(deadline / 1000000000), (long)(deadline % 1000000000)};
+            if (pthread_cond_timedwait(&b->cond, &b->mutex, &ts) != 0 && cth__now_ns() >= deadline)
+                r = CTH_ETIMEDOUT;
+        }
+    }
+    pthread_mutex_unlock(&b->mutex);
+    return r;
+}
+
+void cth__os_futex_wake(_Atomic uint32_t *addr, int n)
+{
+    CTH__UNUSED(n);
+    struct bucket *b = bucket_of(addr);
+    pthread_mutex_lock(&b->mutex);
+    pthread_cond_broadcast(&b->cond);
+    pthread_mutex_unlock(&b->mutex);
+}

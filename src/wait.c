@@ -1,0 +1,62 @@
+/*
+ * wait.c - the one blocking primitive every cthreading wait goes through, and
+ * the main thread's interruption.
+ *
+ * A wait in the main thread publishes the address it sleeps on
+ * (main_wait_addr) and checks the pending flag before and after sleeping;
+ * cth__interrupt_main_wait() sets the flag, then wakes that address, so an
+ * interruption landing between the check and the sleep still wakes the
+ * sleeper. The main thread always sleeps with a deadline (at most an hour a
+ * slice): the kernel then reports EINTR whenever a signal handler ran,
+ * SA_RESTART or not (an untimed FUTEX_WAIT is restarted silently), and that
+ * becomes CTH_EINTR too. In other threads EINTR is a spurious wake-up.
+ */
+#include <limits.h>
+
+#include "internal.h"
+
+#define MAIN_SLICE_NS (3600LL * 1000000000LL)
+
+static _Atomic uint32_t interrupt_pending;
+static _Atomic(_Atomic uint32_t *) main_wait_addr;
+
+int cth__futex_wait(_Atomic uint32_t *addr, uint32_t expected, int64_t deadline)
+{
+    if (deadline != CTH__NO_DEADLINE && cth__now_ns() >= deadline)
+        return CTH_ETIMEDOUT;
+    if (!cth__is_main_thread()) {
+        int r = cth__os_futex_wait(addr, expected, deadline);
+        return r == CTH_EINTR ? 0 : r;
+    }
+    atomic_store(&main_wait_addr, addr);
+    int r = CTH_EINTR;
+    if (!atomic_exchange(&interrupt_pending, 0)) {
+        int64_t slice = cth__now_ns() + MAIN_SLICE_NS;
+        r = cth__os_futex_wait(addr, expected, deadline < slice ? deadline : slice);
+        if (r == CTH_ETIMEDOUT && deadline >= slice)
+            r = 0; /* only the slice ran out */
+        if (atomic_exchange(&interrupt_pending, 0))
+            r = CTH_EINTR;
+    }
+    atomic_store(&main_wait_addr, NULL);
+    return r;
+}
+
+void cth__futex_wake(_Atomic uint32_t *addr, int n)
+{
+    cth__os_futex_wake(addr, n);
+}
+
+void cth__interrupt_main_wait(void)
+{
+    atomic_store(&interrupt_pending, 1);
+    _Atomic uint32_t *addr = atomic_load(&main_wait_addr);
+    if (addr)
+        cth__os_futex_wake(addr, INT_MAX);
+}
+
+void cth__interrupt_reset(void)
+{
+    atomic_store(&interrupt_pending, 0);
+    atomic_store(&main_wait_addr, NULL);
+}
