@@ -55,7 +55,7 @@ static void check_fail_eq(const char *file, int line, const char *a, const char 
 #define CHECK_OK(call) CHECK_EQ((call), 0)
 
 /* Seconds on the monotonic clock, for "waited at least" checks. */
-static double check_now(void)
+__attribute__((unused)) static double check_now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -97,7 +97,7 @@ static void check_register(const char *name, check_fn fn, int is_child)
     static void child_##name(void)
 
 /* Stress scale: the CTH_STRESS_ITERS environment variable, or dflt. */
-static long check_iters(long dflt)
+__attribute__((unused)) static long check_iters(long dflt)
 {
     const char *s = getenv("CTH_STRESS_ITERS");
     return s && *s ? atol(s) : dflt;
@@ -108,7 +108,7 @@ static long check_iters(long dflt)
  * stderr captured into out (size bytes, NUL-terminated). Returns the wait
  * status (use WIFEXITED and friends).
  */
-static int check_run_child(const char *name, char *out, size_t size)
+__attribute__((unused)) static int check_run_child(const char *name, char *out, size_t size)
 {
     int fds[2];
     CHECK(pipe(fds) == 0);
