@@ -137,3 +137,17 @@ int cth__lock_acquire_uninterrupted(cth_lock_t *lock);
  * threading._register_atexit). Returns 0, CTH_ENOMEM, or CTH_ESHUTDOWN when
  * shutdown has already begun. */
 int cth__atexit_register(void (*fn)(void *), void *arg);
+
+/* ---- memory -------------------------------------------------------------------------- */
+
+/* Every allocation of the library goes through these, so that the fault
+ * injection of the tests (cth__fault_alloc_after) can make the k-th one fail. */
+void *cth__malloc(size_t size);
+void *cth__calloc(size_t n, size_t size);
+void *cth__realloc(void *p, size_t size);
+char *cth__strdup(const char *s);
+void cth__free(void *p);
+
+/* Fault injection, for tests: the next k allocations succeed, then each one
+ * fails until this is called again with a negative k (off, the default). */
+void cth__fault_alloc_after(long k);

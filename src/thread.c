@@ -128,8 +128,8 @@ __attribute__((constructor)) static void thread_module_init(void)
 
 static void thread_destroy(struct cth_thread *t)
 {
-    free(t->name);
-    free(t);
+    cth__free(t->name);
+    cth__free(t);
 }
 
 static void thread_unref(struct cth_thread *t)
@@ -169,7 +169,7 @@ static char *name_make(const char *prefix)
 {
     char buf[64];
     snprintf(buf, sizeof buf, "%s-%lu", prefix, atomic_fetch_add(&name_counter, 1) + 1);
-    return strdup(buf);
+    return cth__strdup(buf);
 }
 
 CTH_API int cth_thread_get_name(const cth_thread_t *t, char *buf, size_t size)
@@ -191,7 +191,7 @@ CTH_API int cth_thread_set_name(cth_thread_t *t, const char *name)
 {
     if (!t || !name)
         return CTH_EINVAL;
-    char *copy = strdup(name);
+    char *copy = cth__strdup(name);
     if (!copy)
         return CTH_ENOMEM;
     pthread_mutex_lock(&registry_lock);
@@ -212,7 +212,7 @@ CTH_API int cth_thread_set_name(cth_thread_t *t, const char *name)
     }
     pthread_mutex_unlock(&registry_lock);
     if (old != main_name)
-        free(old);
+        cth__free(old);
     return 0;
 }
 
@@ -239,12 +239,12 @@ CTH_API int cth_thread_create(cth_thread_t **out, cth_thread_fn fn, void *arg,
     if ((opts->stack_size && opts->stack_size < 32768) || opts->daemon > CTH_DAEMON_YES ||
         opts->daemon < CTH_DAEMON_INHERIT)
         return CTH_EINVAL;
-    struct cth_thread *t = calloc(1, sizeof *t);
+    struct cth_thread *t = cth__calloc(1, sizeof *t);
     if (!t)
         return CTH_ENOMEM;
-    t->name = opts->name && *opts->name ? strdup(opts->name) : name_make("Thread");
+    t->name = opts->name && *opts->name ? cth__strdup(opts->name) : name_make("Thread");
     if (!t->name) {
-        free(t);
+        cth__free(t);
         return CTH_ENOMEM;
     }
     atomic_init(&t->refs, 1);
@@ -485,12 +485,12 @@ CTH_API cth_thread_t *cth_current_thread(void)
     struct cth_thread *t = self_or_null();
     if (t)
         return t;
-    t = calloc(1, sizeof *t);
+    t = cth__calloc(1, sizeof *t);
     if (!t)
         return NULL;
     t->name = name_make("Dummy");
     if (!t->name) {
-        free(t);
+        cth__free(t);
         return NULL;
     }
     atomic_init(&t->refs, 1); /* the thread's own, dropped when it exits */
@@ -616,7 +616,7 @@ int cth__atexit_register(void (*fn)(void *), void *arg)
     if (shutdown_begun) {
         err = CTH_ESHUTDOWN;
     } else {
-        struct hook *h = realloc(hooks, (nhooks + 1) * sizeof *h);
+        struct hook *h = cth__realloc(hooks, (nhooks + 1) * sizeof *h);
         if (!h) {
             err = CTH_ENOMEM;
         } else {
@@ -644,7 +644,7 @@ CTH_API int cth_shutdown(double timeout)
         /* Hooks run once, newest first; none can be added now. */
         for (size_t i = nhooks; i-- > 0;)
             hooks[i].fn(hooks[i].arg);
-        free(hooks);
+        cth__free(hooks);
         hooks = NULL;
         nhooks = 0;
         /* The main thread is done: threads joining it are released. */

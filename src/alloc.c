@@ -1,0 +1,58 @@
+/*
+ * alloc.c - the library's allocation wrappers and their fault injection.
+ * With injection off (countdown < 0) they are plain malloc and friends; the
+ * countdown is one relaxed atomic, so the cost is a load per allocation.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+static _Atomic long alloc_countdown = -1;
+
+void cth__fault_alloc_after(long k)
+{
+    atomic_store(&alloc_countdown, k);
+}
+
+/* True when this allocation must fail. */
+static int alloc_fails(void)
+{
+    long k = atomic_load_explicit(&alloc_countdown, memory_order_relaxed);
+    while (k >= 0) {
+        if (k == 0)
+            return 1;
+        if (atomic_compare_exchange_weak(&alloc_countdown, &k, k - 1))
+            return 0;
+    }
+    return 0;
+}
+
+void *cth__malloc(size_t size)
+{
+    return alloc_fails() ? NULL : malloc(size);
+}
+
+void *cth__calloc(size_t n, size_t size)
+{
+    return alloc_fails() ? NULL : calloc(n, size);
+}
+
+void *cth__realloc(void *p, size_t size)
+{
+    return alloc_fails() ? NULL : realloc(p, size);
+}
+
+char *cth__strdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = cth__malloc(n);
+    if (d)
+        memcpy(d, s, n);
+    return d;
+}
+
+void cth__free(void *p)
+{
+    free(p);
+}
