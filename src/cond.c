@@ -139,7 +139,7 @@ CTH_API int cth_cond_wait(cth_cond_t *cond, double timeout)
         /* Notified: that wins; an interruption that came too is kept for
          * the main thread's next wait. */
         if (r == CTH_EINTR || interrupted)
-            cth__interrupt_main_wait();
+            cth__interrupt_post();
         return 0;
     }
     fifo_remove(cond, &w);

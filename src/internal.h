@@ -68,9 +68,14 @@ void cth__os_futex_wake(_Atomic uint32_t *addr, int n);
 /* True when the caller is the process's main thread (its tid is the pid). */
 int cth__is_main_thread(void);
 
-/* Ask the main thread's current and next cthreading wait to return
- * CTH_EINTR (the pending flag is consumed by the wait that reports it). */
-void cth__interrupt_main_wait(void);
+/* Mark an interruption pending for the main thread: its next cthreading
+ * wait, or the one it is in once woken, returns CTH_EINTR (the wait that
+ * reports it consumes it). */
+void cth__interrupt_post(void);
+
+/* Wake the main thread's current cthreading wait, if it is in one, so that
+ * it sees a posted interruption. */
+void cth__interrupt_wake(void);
 
 /* Forget a pending interruption (fork child). */
 void cth__interrupt_reset(void);

@@ -4,9 +4,8 @@
  *
  * A wait in the main thread publishes the address it sleeps on
  * (main_wait_addr) and checks the pending flag before and after sleeping;
- * cth__interrupt_main_wait() sets the flag, then wakes that address, so an
- * interruption landing between the check and the sleep still wakes the
- * sleeper. The main thread always sleeps with a deadline (at most an hour a
+ * an interruption posts the flag, then wakes that address, so one landing
+ * between the check and the sleep still wakes the sleeper. The main thread always sleeps with a deadline (at most an hour a
  * slice): the kernel then reports EINTR whenever a signal handler ran,
  * SA_RESTART or not (an untimed FUTEX_WAIT is restarted silently), and that
  * becomes CTH_EINTR too. In other threads EINTR is a spurious wake-up.
@@ -47,9 +46,13 @@ void cth__futex_wake(_Atomic uint32_t *addr, int n)
     cth__os_futex_wake(addr, n);
 }
 
-void cth__interrupt_main_wait(void)
+void cth__interrupt_post(void)
 {
     atomic_store(&interrupt_pending, 1);
+}
+
+void cth__interrupt_wake(void)
+{
     _Atomic uint32_t *addr = atomic_load(&main_wait_addr);
     if (addr)
         cth__os_futex_wake(addr, INT_MAX);
