@@ -152,7 +152,7 @@ CTH_API cth_thread_t *cth_thread_ref(cth_thread_t *t)
 
 CTH_API void cth_thread_free(cth_thread_t *t)
 {
-    if (!t || t->kind != KIND_NORMAL)
+    if (!t || t->kind == KIND_MAIN)
         return;
     thread_unref(t);
 }

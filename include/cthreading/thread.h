@@ -144,10 +144,11 @@ CTH_API int cth_thread_set_daemon(cth_thread_t *thread, bool daemon);
  * owner); returns thread. Each reference is dropped with cth_thread_free. */
 CTH_API cth_thread_t *cth_thread_ref(cth_thread_t *thread);
 
-/* cth_thread_free - drop one reference. A thread still running is not
- * stopped: it runs on detached and its memory goes when it ends. NULL, the
- * main thread and adopted threads are ignored (they are never freed by a
- * caller). */
+/* cth_thread_free - drop one reference (from cth_thread_create,
+ * cth_thread_ref or cth_enumerate). A thread still running is not stopped:
+ * it runs on detached and its memory goes when it ends. NULL and the main
+ * thread are ignored. The borrowed pointer of cth_current_thread is no
+ * reference: never free it. */
 CTH_API void cth_thread_free(cth_thread_t *thread);
 
 /* ---- module-level calls ---------------------------------------------------- */
