@@ -38,7 +38,7 @@ asan: | deps
 tsan: | deps
 	cmake -S . -B build-tsan -DCTH_SANITIZE=thread -DCTH_STRESS_ITERS=$(or $(STRESS),0.2) -DCMAKE_BUILD_TYPE=Debug
 	cmake --build build-tsan -j$(JOBS)
-	cd build-tsan && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" ctest --output-on-failure -j$(JOBS)
+	cd build-tsan && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 die_after_fork=0" ctest --output-on-failure -j$(JOBS)
 
 stress: $(BUILD)/.configured
 	cmake --build $(BUILD) -j$(JOBS)

@@ -12,7 +12,6 @@
 #ifndef CTH_BENCH_H
 #define CTH_BENCH_H
 
-#define _GNU_SOURCE
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -85,6 +85,9 @@ void cth__interrupt_reset(void);
 /* The kernel's id for the calling thread (gettid). */
 long cth__os_tid(void);
 
+/* In a fork child: forget the cached tid and pid. */
+void cth__os_after_fork_child(void);
+
 /* Push a name to the OS for the calling thread, truncated to its limit. */
 void cth__os_set_name_self(const char *name);
 

@@ -72,8 +72,10 @@ static struct hook {
 static size_t nhooks;
 
 static char main_name[] = "MainThread";
-static struct cth_thread main_thread = {.refs = 1, .state = CTH_THREAD_RUNNING, .kind = KIND_MAIN,
+static struct cth_thread initial_main = {.refs = 1, .state = CTH_THREAD_RUNNING, .kind = KIND_MAIN,
                                         .reaped = 2, .native_ready = 1, .name = main_name};
+/* The main thread: initial_main, or after a fork the thread that forked. */
+static struct cth_thread *main_thread = &initial_main;
 
 static _Thread_local struct cth_thread *tls_current;
 static _Thread_local _Atomic uint32_t tls_sleep_word;
@@ -109,19 +111,71 @@ static void registry_unlink(struct cth_thread *t)
 
 static void adopted_thread_exit(void *p);
 static void thread_atexit(void);
+static void thread_unref(struct cth_thread *t);
+static void fork_prepare(void);
+static void fork_parent(void);
+static void fork_child(void);
 
 __attribute__((constructor)) static void thread_module_init(void)
 {
     pthread_key_create(&adopted_key, adopted_thread_exit);
-    main_thread.pthread = pthread_self();
-    atomic_store(&main_thread.ident, (unsigned long)pthread_self());
-    atomic_store(&main_thread.native_id, cth__os_tid());
+    main_thread->pthread = pthread_self();
+    atomic_store(&main_thread->ident, (unsigned long)pthread_self());
+    atomic_store(&main_thread->native_id, cth__os_tid());
     pthread_mutex_lock(&registry_lock);
-    registry_link(&main_thread);
+    registry_link(main_thread);
     pthread_mutex_unlock(&registry_lock);
     if (cth__is_main_thread())
-        tls_current = &main_thread;
+        tls_current = main_thread;
     atexit(thread_atexit);
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+/* ---- fork ------------------------------------------------------------------------ */
+
+/* The registry lock is held across fork() so that the child gets it in a
+ * known state. In the child only the forking thread exists: it becomes the
+ * main thread (as Python's _after_fork), every other thread is finished and
+ * its running reference dropped, and nothing is pending. */
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&registry_lock);
+}
+
+static void fork_parent(void)
+{
+    pthread_mutex_unlock(&registry_lock);
+}
+
+static void fork_child(void)
+{
+    pthread_mutex_init(&registry_lock, NULL);
+    cth__os_after_fork_child();
+    cth__interrupt_reset();
+    struct cth_thread *self = tls_current ? tls_current : &initial_main;
+    while (registry_head) {
+        struct cth_thread *t = registry_head;
+        registry_unlink(t);
+        if (t == self)
+            continue;
+        atomic_store(&t->state, CTH_THREAD_FINISHED);
+        atomic_store(&t->reaped, 2); /* its OS thread is not in this process */
+        if (t->kind != KIND_MAIN)
+            thread_unref(t);
+    }
+    atomic_store(&nondaemon_alive, 0);
+    if (self->kind != KIND_MAIN) /* a worker or adopted thread forked */
+        self->kind = KIND_MAIN;
+    self->daemon = false;
+    self->pthread = pthread_self();
+    atomic_store(&self->state, CTH_THREAD_RUNNING);
+    atomic_store(&self->reaped, 2);
+    atomic_store(&self->ident, (unsigned long)pthread_self());
+    atomic_store(&self->native_id, cth__os_tid());
+    atomic_store(&self->native_ready, 1);
+    registry_link(self);
+    main_thread = self;
+    tls_current = self;
 }
 
 /* ---- references ---------------------------------------------------------------- */
@@ -223,7 +277,7 @@ static struct cth_thread *self_or_null(void)
     if (tls_current)
         return tls_current;
     if (cth__is_main_thread())
-        return &main_thread;
+        return main_thread;
     return NULL;
 }
 
@@ -515,7 +569,7 @@ CTH_API cth_thread_t *cth_current_thread(void)
 
 CTH_API cth_thread_t *cth_main_thread(void)
 {
-    return &main_thread;
+    return main_thread;
 }
 
 CTH_API unsigned long cth_get_ident(void)
@@ -588,7 +642,7 @@ CTH_API int cth_interrupt_main(int signum)
      * its wait, and a signal already pending is delivered as that wait's
      * system call returns. Either way one interruption, reported once. */
     cth__interrupt_post();
-    pthread_kill(main_thread.pthread, signum);
+    pthread_kill(main_thread->pthread, signum);
     cth__interrupt_wake();
     return 0;
 }
@@ -656,12 +710,12 @@ CTH_API int cth_shutdown(double timeout)
         nhooks = 0;
         /* The main thread is done: threads joining it are released. */
         pthread_mutex_lock(&registry_lock);
-        if (atomic_load(&main_thread.state) != CTH_THREAD_FINISHED) {
-            registry_unlink(&main_thread);
-            atomic_store(&main_thread.state, CTH_THREAD_FINISHED);
+        if (atomic_load(&main_thread->state) != CTH_THREAD_FINISHED) {
+            registry_unlink(main_thread);
+            atomic_store(&main_thread->state, CTH_THREAD_FINISHED);
         }
         pthread_mutex_unlock(&registry_lock);
-        cth__futex_wake(&main_thread.state, INT_MAX);
+        cth__futex_wake(&main_thread->state, INT_MAX);
     }
 
     struct cth_thread *self = self_or_null();

@@ -833,3 +833,66 @@ CTH_TEST(shutdown_with_timeout)
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     CHECK(strcmp(out, "ok\n") == 0);
 }
+
+/* In a fork child: the forking thread is the main thread, alone in the
+ * registry; threads work; old handles read as finished. Exits 0 if all
+ * holds (CHECK aborts otherwise). */
+static void check_fork_child(cth_thread_t *forker, cth_thread_t *other)
+{
+    CHECK(cth_main_thread() == forker);
+    CHECK(cth_current_thread() == forker);
+    CHECK_EQ(cth_active_count(), 1);
+    CHECK_EQ(cth_thread_native_id(forker), getpid());
+    CHECK_EQ(cth_thread_ident(forker), cth_get_ident());
+    CHECK(!cth_thread_is_alive(other));
+    CHECK_OK(cth_thread_join(other, 0, NULL));
+    cth_thread_t *t = start_thread(return_arg, (void *)"child", NULL);
+    void *r;
+    CHECK_OK(cth_thread_join(t, CTH_FOREVER, &r));
+    CHECK(strcmp(r, "child") == 0);
+    cth_thread_free(t);
+    CHECK_EQ(cth_sleep(0.01), 0); /* no stale interruption */
+}
+
+static cth_thread_t *fork_other;
+
+static void *fork_from_worker(void *arg)
+{
+    (void)arg;
+    pid_t pid = fork();
+    if (pid == 0) {
+        check_fork_child(cth_current_thread(), fork_other);
+        _exit(0);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    return (void *)(intptr_t)(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/* Python's _after_fork (test_threading's fork tests, adapted): fork from the
+ * main thread and from a worker while other threads run; the child's
+ * cthreading is usable. */
+CTH_TEST(fork_leaves_child_usable)
+{
+    atomic_store(&go_flag, 0);
+    fork_other = start_thread((cth_thread_fn)(void (*)(void))wait_flag, &go_flag, NULL);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        check_fork_child(cth_main_thread(), fork_other);
+        _exit(0);
+    }
+    int status;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+    cth_thread_t *w = start_thread(fork_from_worker, NULL, NULL);
+    void *ok;
+    CHECK_OK(cth_thread_join(w, CTH_FOREVER, &ok));
+    CHECK_EQ((intptr_t)ok, 1);
+    cth_thread_free(w);
+    CHECK(cth_thread_is_alive(fork_other)); /* the parent is untouched */
+    atomic_store(&go_flag, 1);
+    CHECK_OK(cth_thread_join(fork_other, CTH_FOREVER, NULL));
+    cth_thread_free(fork_other);
+}

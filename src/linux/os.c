@@ -1,9 +1,9 @@
 /*
  * os.c - the Linux thread layer: kernel thread ids, naming, and telling the
  * main thread apart (its tid is the pid, in a fork child too). The tid is
- * cached per thread and the pid per process; a fork child refreshes both.
+ * cached per thread and the pid per process; a fork child refreshes both
+ * (thread.c's fork handler calls cth__os_after_fork_child).
  */
-#include <pthread.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -14,15 +14,10 @@
 static _Thread_local long cached_tid;
 static _Atomic long cached_pid;
 
-static void os_after_fork_child(void)
+void cth__os_after_fork_child(void)
 {
     cached_tid = 0;
     atomic_store(&cached_pid, 0);
-}
-
-__attribute__((constructor)) static void os_init(void)
-{
-    pthread_atfork(NULL, NULL, os_after_fork_child);
 }
 
 long cth__os_tid(void)
