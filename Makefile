@@ -6,7 +6,7 @@ CMAKE_FLAGS ?=
 ARGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all run test asan tsan stress bench deps clean
+.PHONY: all run test asan tsan helgrind stress bench deps clean
 
 all: $(BUILD)/.configured
 	cmake --build $(BUILD) -j$(JOBS)
@@ -40,6 +40,15 @@ tsan: | deps
 	cmake --build build-tsan -j$(JOBS)
 	cd build-tsan && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 die_after_fork=0" ctest --output-on-failure -j$(JOBS)
 
+# The suite under valgrind's helgrind, with the futex code annotated and the
+# stress tests scaled well down (valgrind runs one thread at a time).
+HELGRIND = valgrind;--tool=helgrind;--error-exitcode=99;--quiet;--suppressions=$(CURDIR)/tests/helgrind.supp
+helgrind: | deps
+	cmake -S . -B build-helgrind -DCTH_VALGRIND=ON -DCTH_STRESS_ITERS=$(or $(STRESS),0.02) -DCMAKE_BUILD_TYPE=Debug \
+	  "-DCTH_TEST_WRAPPER=$(HELGRIND)" -DCTH_TEST_TIMEOUT=600
+	cmake --build build-helgrind -j$(JOBS)
+	cd build-helgrind && ctest --output-on-failure -j$(JOBS)
+
 stress: $(BUILD)/.configured
 	cmake --build $(BUILD) -j$(JOBS)
 	cd $(BUILD) && ctest --output-on-failure -L stress
@@ -50,4 +59,4 @@ bench: | deps
 	$(BUILD)/bench/run-all
 
 clean:
-	rm -rf $(BUILD) build-asan build-tsan
+	rm -rf $(BUILD) build-asan build-tsan build-helgrind

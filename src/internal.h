@@ -91,6 +91,22 @@ void cth__os_after_fork_child(void);
 /* Push a name to the OS for the calling thread, truncated to its limit. */
 void cth__os_set_name_self(const char *name);
 
+/* ---- valgrind annotations ------------------------------------------------------- */
+
+/* Happens-before edges that valgrind's helgrind cannot see, because they go
+ * through atomics and futexes rather than pthread calls: BEFORE on the
+ * releasing side, AFTER on the acquiring side, both naming the same address.
+ * Built in only with -DCTH_VALGRIND=ON (the helgrind CI run); otherwise
+ * nothing. */
+#ifdef CTH_VALGRIND
+#include <valgrind/helgrind.h>
+#define CTH__HAPPENS_BEFORE(addr) ANNOTATE_HAPPENS_BEFORE(addr)
+#define CTH__HAPPENS_AFTER(addr) ANNOTATE_HAPPENS_AFTER(addr)
+#else
+#define CTH__HAPPENS_BEFORE(addr) ((void)0)
+#define CTH__HAPPENS_AFTER(addr) ((void)0)
+#endif
+
 /* ---- small helpers ------------------------------------------------------------ */
 
 #define CTH__UNUSED(x) ((void)(x))

@@ -149,7 +149,8 @@ static void fork_parent(void)
 
 static void fork_child(void)
 {
-    pthread_mutex_init(&registry_lock, NULL);
+    /* The forking thread took the lock in fork_prepare and is the one that
+     * goes on in the child: it still holds it. */
     cth__os_after_fork_child();
     cth__interrupt_reset();
     struct cth_thread *self = tls_current ? tls_current : &initial_main;
@@ -176,6 +177,7 @@ static void fork_child(void)
     registry_link(self);
     main_thread = self;
     tls_current = self;
+    pthread_mutex_unlock(&registry_lock);
 }
 
 /* ---- references ---------------------------------------------------------------- */
@@ -326,6 +328,7 @@ static void thread_finish(struct cth_thread *t)
         atomic_fetch_sub(&nondaemon_alive, 1);
         cth__futex_wake(&nondaemon_alive, INT_MAX);
     }
+    CTH__HAPPENS_BEFORE(&t->state);
     atomic_store(&t->state, CTH_THREAD_FINISHED);
     pthread_mutex_unlock(&registry_lock);
     if (atomic_load(&t->join_waiters))
@@ -422,8 +425,10 @@ static int wait_state_finished(struct cth_thread *t, int64_t deadline)
 {
     for (;;) {
         uint32_t s = atomic_load(&t->state);
-        if (s == CTH_THREAD_FINISHED)
+        if (s == CTH_THREAD_FINISHED) {
+            CTH__HAPPENS_AFTER(&t->state);
             return 0;
+        }
         atomic_fetch_add(&t->join_waiters, 1);
         int r = atomic_load(&t->state) == s ? cth__futex_wait(&t->state, s, deadline) : 0;
         atomic_fetch_sub(&t->join_waiters, 1);
