@@ -6,7 +6,7 @@ CMAKE_FLAGS ?=
 ARGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all run test asan tsan helgrind stress bench deps clean
+.PHONY: all run test asan tsan helgrind stress bench docs deps clean
 
 all: $(BUILD)/.configured
 	cmake --build $(BUILD) -j$(JOBS)
@@ -57,6 +57,14 @@ bench: | deps
 	cmake -S . -B $(BUILD) -DCTH_BUILD_BENCH=ON -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
 	cmake --build $(BUILD) -j$(JOBS)
 	$(BUILD)/bench/run-all
+
+# The API reference (HTML and man pages) from the header comments; any
+# doxygen warning, such as an undocumented public symbol, fails it.
+docs: | deps
+	@command -v doxygen >/dev/null 2>&1 || $(SUDO) apt-get install -y -qq doxygen
+	mkdir -p $(BUILD)/docs
+	CTH_DOCS_OUT=$(BUILD)/docs doxygen docs/Doxyfile || { cat $(BUILD)/docs/warnings.log; exit 1; }
+	@echo "API reference: $(BUILD)/docs/html/index.html, man pages: $(BUILD)/docs/man/man3"
 
 clean:
 	rm -rf $(BUILD) build-asan build-tsan build-helgrind

@@ -34,6 +34,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* CTH_API marks the library's exported symbols (the build hides the rest). */
 #if defined(CTH_STATIC_DEFINE)
 #define CTH_API
 #elif defined(_WIN32)
@@ -47,24 +48,24 @@ extern "C" {
 #endif
 
 /* Error codes (negative). */
-#define CTH_OK 0
-#define CTH_EPERM (-EPERM)
-#define CTH_EINTR (-EINTR)
-#define CTH_EAGAIN (-EAGAIN)
-#define CTH_ENOMEM (-ENOMEM)
-#define CTH_EINVAL (-EINVAL)
-#define CTH_EDEADLK (-EDEADLK)
-#define CTH_ERANGE (-ERANGE)
-#define CTH_EOVERFLOW (-EOVERFLOW)
-#define CTH_ETIMEDOUT (-ETIMEDOUT)
-#define CTH_ECANCELED (-ECANCELED)
+#define CTH_OK 0 /* success */
+#define CTH_EPERM (-EPERM) /* not permitted now: Python's RuntimeError for misuse */
+#define CTH_EINTR (-EINTR) /* the main thread was interrupted (KeyboardInterrupt) */
+#define CTH_EAGAIN (-EAGAIN) /* would block, told not to wait (queue.Empty, queue.Full) */
+#define CTH_ENOMEM (-ENOMEM) /* out of memory (MemoryError) */
+#define CTH_EINVAL (-EINVAL) /* a bad argument (ValueError, TypeError) */
+#define CTH_EDEADLK (-EDEADLK) /* would deadlock: a thread joining itself */
+#define CTH_ERANGE (-ERANGE) /* a result out of range */
+#define CTH_EOVERFLOW (-EOVERFLOW) /* a timeout above CTH_TIMEOUT_MAX (OverflowError) */
+#define CTH_ETIMEDOUT (-ETIMEDOUT) /* the timeout expired */
+#define CTH_ECANCELED (-ECANCELED) /* canceled: a task dropped by a terminated pool */
 /* cthreading's own codes, in a range no errno reaches. */
-#define CTH_EBROKEN (-10001)   /* threading.BrokenBarrierError */
-#define CTH_ESHUTDOWN (-10002) /* queue.ShutDown; the library is shutting down */
+#define CTH_EBROKEN (-10001) /* a broken barrier (threading.BrokenBarrierError) */
+#define CTH_ESHUTDOWN (-10002) /* shut down (queue.ShutDown; the library at exit) */
 
 /* Timeouts, in seconds. */
-#define CTH_FOREVER (-1.0)
-#define CTH_TIMEOUT_MAX 9223372036.0
+#define CTH_FOREVER (-1.0) /* no time limit (Python's timeout=None or -1) */
+#define CTH_TIMEOUT_MAX 9223372036.0 /* the largest timeout (threading.TIMEOUT_MAX) */
 
 /*
  * cth_strerror - a short English description of an error code.

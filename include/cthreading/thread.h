@@ -27,6 +27,7 @@
 extern "C" {
 #endif
 
+/* A thread handle (Python's Thread object): opaque, reference-counted. */
 typedef struct cth_thread cth_thread_t;
 
 /* A thread's target: Thread(target=fn, args=(arg,)). Its return value is
