@@ -1,7 +1,8 @@
 /*
- * alloc.c - the library's allocation wrappers and their fault injection.
- * With injection off (countdown < 0) they are plain malloc and friends; the
- * countdown is one relaxed atomic, so the cost is a load per allocation.
+ * alloc.c - the library's allocation wrappers and the fault injection's
+ * countdowns. With injection off (countdown < 0) they are plain malloc and
+ * friends; the countdown is one relaxed atomic, so the cost is a load per
+ * allocation.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -15,17 +16,21 @@ void cth__fault_alloc_after(long k)
     atomic_store(&alloc_countdown, k);
 }
 
-/* True when this allocation must fail. */
-static int alloc_fails(void)
+int cth__fault_due(_Atomic long *countdown)
 {
-    long k = atomic_load_explicit(&alloc_countdown, memory_order_relaxed);
+    long k = atomic_load_explicit(countdown, memory_order_relaxed);
     while (k >= 0) {
         if (k == 0)
             return 1;
-        if (atomic_compare_exchange_weak(&alloc_countdown, &k, k - 1))
+        if (atomic_compare_exchange_weak(countdown, &k, k - 1))
             return 0;
     }
     return 0;
+}
+
+static int alloc_fails(void)
+{
+    return cth__fault_due(&alloc_countdown);
 }
 
 void *cth__malloc(size_t size)

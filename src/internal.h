@@ -175,3 +175,12 @@ void cth__free(void *p);
 /* Fault injection, for tests: the next k allocations succeed, then each one
  * fails until this is called again with a negative k (off, the default). */
 void cth__fault_alloc_after(long k);
+
+/* The same for the OS threads cthreading starts (cth_thread_start): the
+ * next k succeed, then each fails as if the OS had no thread left
+ * (CTH_EAGAIN), until called with a negative k. */
+void cth__fault_thread_start_after(long k);
+
+/* Fault injection's countdown: whether the event it counts must fail now.
+ * countdown < 0 is off (the default: one relaxed load). */
+int cth__fault_due(_Atomic long *countdown);

@@ -65,6 +65,8 @@ static _Atomic unsigned long name_counter;      /* "Thread-N" and "Dummy-N" */
 static _Atomic size_t default_stack_size;
 static bool shutdown_begun, shutdown_finalized; /* under registry_lock */
 
+static _Atomic long thread_start_countdown = -1; /* fault injection */
+
 static struct hook {
     void (*fn)(void *);
     void *arg;
@@ -388,7 +390,9 @@ CTH_API int cth_thread_start(cth_thread_t *t)
         if (!t->daemon)
             atomic_fetch_add(&nondaemon_alive, 1);
         cth_thread_ref(t); /* the thread's own reference */
-        int rc = pthread_create(&t->pthread, attrp, thread_bootstrap, t);
+        int rc = cth__fault_due(&thread_start_countdown)
+                     ? EAGAIN
+                     : pthread_create(&t->pthread, attrp, thread_bootstrap, t);
         if (rc != 0) {
             /* Nothing of it stays registered; it may be started again. */
             atomic_fetch_sub(&t->refs, 1);
@@ -405,6 +409,11 @@ CTH_API int cth_thread_start(cth_thread_t *t)
     if (attrp)
         pthread_attr_destroy(attrp);
     return err;
+}
+
+void cth__fault_thread_start_after(long k)
+{
+    atomic_store(&thread_start_countdown, k);
 }
 
 CTH_API int cth_thread_run(cth_thread_t *t, void **result)

@@ -516,6 +516,16 @@ CTH_TEST(failed_creation_cleans_up)
     CHECK_OK(cth_thread_start(t)); /* nothing was left behind */
     CHECK_OK(cth_thread_join(t, CTH_FOREVER, NULL));
     cth_thread_free(t);
+
+    /* The injected failure of the OS thread: EAGAIN, nothing registered,
+     * not counted as non-daemon (shutdown would wait for it forever). */
+    CHECK_OK(cth_thread_create(&t, return_arg, NULL, NULL));
+    cth__fault_thread_start_after(0);
+    CHECK_EQ(cth_thread_start(t), CTH_EAGAIN);
+    cth__fault_thread_start_after(-1);
+    CHECK_EQ(cth_active_count(), base);
+    CHECK_OK(cth_shutdown(0));
+    cth_thread_free(t);
 }
 
 /* test_leak_without_join: a finished thread that nobody joined, and a
