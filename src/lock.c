@@ -1,10 +1,24 @@
 /*
  * lock.c - Lock and RLock.
  *
- * Lock is the three-state futex lock (Drepper, "Futexes are tricky"): the
- * word is 0 unlocked, 1 locked, 2 locked and maybe waited on. Acquire is one
- * compare-and-swap when free; release is one exchange, plus a wake-up only
- * when the word said 2. Any thread may release.
+ * Lock is a futex lock in one word (_state) with eventual fairness, after
+ * Rust's std Mutex, Go's starvation mode and CPython 3.13's PyMutex:
+ *   bit 0 LOCKED   someone holds it;
+ *   bit 1 PARKED   a thread may sleep on _state (release must wake one);
+ *   bit 2 TICKET   the last release handed the lock to a hungry waiter,
+ *                  which has not picked it up yet (LOCKED stays set);
+ *   bits 3.. HUNGRY count: waiters that have waited over HUNGRY_NS and now
+ *                  sleep on _spare, the hand-off sequence word.
+ * Uncontended, acquire is one compare-and-swap 0 -> LOCKED and release one
+ * compare-and-swap LOCKED -> 0: no system call. A contended acquire spins
+ * briefly while the holder runs and nobody is parked, then parks on _state
+ * (setting PARKED). A waiter still waiting after HUNGRY_NS becomes hungry:
+ * from then on a release does not unlock but sets TICKET and wakes one
+ * hungry waiter, which takes the lock over without anyone barging in. A
+ * hungry waiter that gives up (timeout, interruption) takes a pending TICKET
+ * if there is one, so a handed-off lock is never stranded; the decision to
+ * hand off and the count of hungry waiters live in the same word, so they
+ * cannot disagree. Any thread may release.
  *
  * RLock is a Lock plus the owner's identity (a per-thread address, see
  * cth__self_token) and a recursion count. Only the owner writes the count;
@@ -18,24 +32,88 @@ _Thread_local char cth__self_token_var __attribute__((tls_model("initial-exec"))
 _Static_assert(sizeof(cth_lock_t) == 8, "cth_lock_t ABI");
 _Static_assert(sizeof(cth_rlock_t) == 24 || sizeof(void *) != 8, "cth_rlock_t ABI");
 
-#define SPIN_TRIES 100
+#define LOCKED 1u
+#define PARKED 2u
+#define TICKET 4u
+#define HUNGRY_ONE 8u
 
-static int lock_acquire_slow(_Atomic uint32_t *state, int64_t deadline)
+#define SPIN_TRIES 100
+#define HUNGRY_NS 1000000 /* 1 ms, as PyMutex's TIME_TO_BE_FAIR_NS */
+
+/* Wait for a hand-off as a hungry waiter (counted in HUNGRY already). */
+static int lock_wait_hungry(_Atomic uint32_t *state, _Atomic uint32_t *seq, int64_t deadline)
 {
+    for (;;) {
+        uint32_t q = atomic_load_explicit(seq, memory_order_acquire);
+        uint32_t s = atomic_load_explicit(state, memory_order_acquire);
+        int r = 0;
+        if (!(s & TICKET)) {
+            r = cth__futex_wait(seq, q, deadline);
+            s = atomic_load_explicit(state, memory_order_acquire);
+        }
+        /* Take the ticket if there is one; when giving up, leave anyway. */
+        do {
+            if (!(s & TICKET) && !r)
+                break;
+            uint32_t n = (s & TICKET) ? (s & ~TICKET) - HUNGRY_ONE : s - HUNGRY_ONE;
+            if (atomic_compare_exchange_weak_explicit(state, &s, n, memory_order_acquire,
+                                                      memory_order_acquire)) {
+                if (s & TICKET) {
+                    if (r == CTH_EINTR)
+                        cth__interrupt_main_wait(); /* keep it for the next wait */
+                    return 0;
+                }
+                return r;
+            }
+        } while (1);
+    }
+}
+
+static int lock_acquire_slow(cth_lock_t *lock, int64_t deadline)
+{
+    _Atomic uint32_t *state = CTH__ATOMIC_U32(&lock->_state);
+    uint32_t s;
+    /* Spin while the holder runs and nobody sleeps. */
     for (int i = 0; i < SPIN_TRIES; i++) {
-        uint32_t expected = 0;
-        if (atomic_load_explicit(state, memory_order_relaxed) == 0 &&
-            atomic_compare_exchange_weak_explicit(state, &expected, 1, memory_order_acquire,
-                                                  memory_order_relaxed))
-            return 0;
+        s = atomic_load_explicit(state, memory_order_relaxed);
+        if (!(s & LOCKED)) {
+            if (atomic_compare_exchange_weak_explicit(state, &s, s | LOCKED, memory_order_acquire,
+                                                      memory_order_relaxed))
+                return 0;
+            continue;
+        }
+        if (s != LOCKED)
+            break;
         cth__cpu_relax();
     }
-    while (atomic_exchange_explicit(state, 2, memory_order_acquire) != 0) {
-        int r = cth__futex_wait(state, 2, deadline);
-        if (r != 0)
+    int64_t hungry_at = cth__now_ns() + HUNGRY_NS;
+    s = atomic_load_explicit(state, memory_order_relaxed);
+    for (;;) {
+        if (!(s & LOCKED)) {
+            /* We may have slept: keep PARKED, others may sleep too. */
+            if (atomic_compare_exchange_weak_explicit(state, &s, s | LOCKED | PARKED,
+                                                      memory_order_acquire, memory_order_relaxed))
+                return 0;
+            continue;
+        }
+        int64_t now = cth__now_ns();
+        if (now >= hungry_at) {
+            if (atomic_compare_exchange_weak_explicit(state, &s, s + HUNGRY_ONE,
+                                                      memory_order_relaxed, memory_order_relaxed))
+                return lock_wait_hungry(state, CTH__ATOMIC_U32(&lock->_spare), deadline);
+            continue;
+        }
+        if (!(s & PARKED) &&
+            !atomic_compare_exchange_weak_explicit(state, &s, s | PARKED, memory_order_relaxed,
+                                                   memory_order_relaxed))
+            continue;
+        int r = cth__futex_wait(state, s | PARKED, deadline < hungry_at ? deadline : hungry_at);
+        if (r == CTH_ETIMEDOUT && deadline >= hungry_at)
+            r = 0; /* only the patience ran out: become hungry */
+        if (r)
             return r;
+        s = atomic_load_explicit(state, memory_order_relaxed);
     }
-    return 0;
 }
 
 CTH_API int cth_lock_init(cth_lock_t *lock)
@@ -43,7 +121,7 @@ CTH_API int cth_lock_init(cth_lock_t *lock)
     if (!lock)
         return CTH_EINVAL;
     atomic_store(CTH__ATOMIC_U32(&lock->_state), 0);
-    lock->_spare = 0;
+    atomic_store(CTH__ATOMIC_U32(&lock->_spare), 0);
     return 0;
 }
 
@@ -55,13 +133,13 @@ CTH_API int cth_lock_acquire(cth_lock_t *lock, double timeout)
     if (err)
         return err;
     _Atomic uint32_t *state = CTH__ATOMIC_U32(&lock->_state);
-    uint32_t expected = 0;
-    if (atomic_compare_exchange_strong_explicit(state, &expected, 1, memory_order_acquire,
-                                                memory_order_relaxed))
+    uint32_t s = atomic_load_explicit(state, memory_order_relaxed);
+    if (!(s & LOCKED) && atomic_compare_exchange_strong_explicit(
+                             state, &s, s | LOCKED, memory_order_acquire, memory_order_relaxed))
         return 0;
     if (timeout == 0)
         return CTH_EAGAIN;
-    return lock_acquire_slow(state, cth__deadline(timeout));
+    return lock_acquire_slow(lock, cth__deadline(timeout));
 }
 
 int cth__lock_acquire_uninterrupted(cth_lock_t *lock)
@@ -77,12 +155,29 @@ CTH_API int cth_lock_release(cth_lock_t *lock)
     if (!lock)
         return CTH_EINVAL;
     _Atomic uint32_t *state = CTH__ATOMIC_U32(&lock->_state);
-    uint32_t prev = atomic_exchange_explicit(state, 0, memory_order_release);
-    if (prev == 0)
-        return CTH_EPERM;
-    if (prev == 2)
-        cth__futex_wake(state, 1);
-    return 0;
+    uint32_t s = LOCKED;
+    if (atomic_compare_exchange_strong_explicit(state, &s, 0, memory_order_release,
+                                                memory_order_relaxed))
+        return 0;
+    for (;;) {
+        if (!(s & LOCKED) || (s & TICKET))
+            return CTH_EPERM; /* unlocked, or handed off and not yet taken */
+        if (s >= HUNGRY_ONE) {
+            /* Hand off: stay locked, give the ticket to a hungry waiter. */
+            if (atomic_compare_exchange_weak_explicit(state, &s, s | TICKET, memory_order_release,
+                                                      memory_order_relaxed)) {
+                _Atomic uint32_t *seq = CTH__ATOMIC_U32(&lock->_spare);
+                atomic_fetch_add_explicit(seq, 1, memory_order_release);
+                cth__futex_wake(seq, 1);
+                return 0;
+            }
+        } else if (atomic_compare_exchange_weak_explicit(state, &s, 0, memory_order_release,
+                                                         memory_order_relaxed)) {
+            if (s & PARKED)
+                cth__futex_wake(state, 1);
+            return 0;
+        }
+    }
 }
 
 CTH_API bool cth_lock_locked(const cth_lock_t *lock)
@@ -90,7 +185,8 @@ CTH_API bool cth_lock_locked(const cth_lock_t *lock)
     if (!lock)
         return false;
     return atomic_load_explicit(CTH__ATOMIC_U32(&((cth_lock_t *)lock)->_state),
-                                memory_order_relaxed) != 0;
+                                memory_order_relaxed) &
+           LOCKED;
 }
 
 /* ---- RLock ---------------------------------------------------------------- */

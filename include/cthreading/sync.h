@@ -172,6 +172,192 @@ CTH_API int cth_cond_notify(cth_cond_t *cond, int n);
 /* cth_cond_notify_all - Condition.notify_all(): as notify with n = all. */
 CTH_API int cth_cond_notify_all(cth_cond_t *cond);
 
+/* ---- Semaphore, BoundedSemaphore (threading.Semaphore, BoundedSemaphore) ---- */
+
+/*
+ * A counting semaphore. All-zero storage is a Semaphore of value 0.
+ * A BoundedSemaphore remembers its initial value and refuses a release that
+ * would pass it. Waiters are not served in any particular order, and a new
+ * acquirer may take a unit ahead of a woken one, as in Python.
+ */
+typedef struct cth_sem {
+    uint32_t _value;   /* the count */
+    uint32_t _waiters; /* threads parked in acquire */
+    uint32_t _max;     /* the bound (BoundedSemaphore only) */
+    uint32_t _bounded; /* 1 for a BoundedSemaphore */
+} cth_sem_t;
+
+/* Static initializers: Semaphore(v) and BoundedSemaphore(v), v >= 0. */
+#define CTH_SEM_INIT(v) {(uint32_t)(v), 0, 0, 0}
+#define CTH_BOUNDED_SEM_INIT(v) {(uint32_t)(v), 0, (uint32_t)(v), 1}
+
+/*
+ * cth_sem_init - Semaphore(value): a semaphore counting value units.
+ * cth_bounded_sem_init - BoundedSemaphore(value): the same, bounded by value.
+ * Returns 0; CTH_EINVAL for a NULL sem or a negative value (Python's
+ * ValueError "semaphore initial value must be >= 0"). Not thread-safe
+ * against concurrent use of *sem (it is an initialization).
+ */
+CTH_API int cth_sem_init(cth_sem_t *sem, int value);
+CTH_API int cth_bounded_sem_init(cth_sem_t *sem, int value);
+
+/*
+ * cth_sem_acquire - Semaphore.acquire(blocking, timeout): take one unit,
+ * waiting up to timeout seconds for one to be released.
+ * Returns 0 when a unit was taken; CTH_EAGAIN if timeout was 0 and the count
+ * was 0 (Python's acquire(False) returning False); CTH_ETIMEDOUT when a
+ * positive timeout expired; CTH_EINTR in an interrupted main thread;
+ * CTH_EINVAL for NULL or a bad timeout; CTH_EOVERFLOW for a timeout above
+ * CTH_TIMEOUT_MAX. Python's "can't specify timeout for non-blocking acquire"
+ * cannot arise: timeout 0 is the non-blocking call. Acquire ordering (the
+ * acquirer sees what the releaser wrote before release).
+ */
+CTH_API int cth_sem_acquire(cth_sem_t *sem, double timeout);
+
+/*
+ * cth_sem_release - Semaphore.release(n): add n units and wake up to n
+ * waiters. A Semaphore may go above its initial value; a BoundedSemaphore
+ * whose count would pass its initial value refuses the whole release and
+ * changes nothing.
+ * Returns 0; CTH_EINVAL for NULL, n < 1 (Python's ValueError "n must be one
+ * or more"), or a BoundedSemaphore released too many times (Python's
+ * ValueError "Semaphore released too many times"); CTH_EOVERFLOW when the
+ * count would pass INT_MAX (Python has no limit). Release ordering.
+ */
+CTH_API int cth_sem_release(cth_sem_t *sem, int n);
+
+/* cth_sem_value - the current count (Python's _value, shown by repr), 0 for
+ * NULL. A snapshot, racy once returned. */
+CTH_API int cth_sem_value(const cth_sem_t *sem);
+
+/* ---- Event (threading.Event) ---------------------------------------------------- */
+
+/* A flag threads wait on. 8 bytes; all-zero storage is an unset Event. */
+typedef struct cth_event {
+    uint32_t _word; /* bit 0: set; bit 1: waiters may sleep; bits 2..: generation */
+    uint32_t _spare;
+} cth_event_t;
+
+#define CTH_EVENT_INIT {0, 0}
+
+/* cth_event_init - make *event unset. 0, or CTH_EINVAL for NULL. */
+CTH_API int cth_event_init(cth_event_t *event);
+
+/*
+ * cth_event_set - Event.set(): set the flag and wake every waiter. A no-op
+ * when already set. Returns 0, or CTH_EINVAL for NULL. Release ordering: a
+ * waiter that returns 0 sees every write made before set().
+ */
+CTH_API int cth_event_set(cth_event_t *event);
+
+/* cth_event_clear - Event.clear(): reset the flag. 0, or CTH_EINVAL. */
+CTH_API int cth_event_clear(cth_event_t *event);
+
+/* cth_event_is_set - Event.is_set() (false for NULL). Acquire ordering. */
+CTH_API bool cth_event_is_set(const cth_event_t *event);
+
+/*
+ * cth_event_wait - Event.wait(timeout): return at once if the flag is set,
+ * else wait until set() is called or the timeout expires.
+ * Returns 0 when the flag was set, and for every waiter woken by a set(),
+ * even if clear() ran before it resumed (as Python does since gh-57711);
+ * CTH_ETIMEDOUT if the timeout expired (timeout 0 just checks: Python's
+ * wait(0) returning False); CTH_EINTR in an interrupted main thread;
+ * CTH_EINVAL for NULL or a bad timeout (Python treats negative timeouts as
+ * 0); CTH_EOVERFLOW above CTH_TIMEOUT_MAX.
+ */
+CTH_API int cth_event_wait(cth_event_t *event, double timeout);
+
+/* ---- Barrier (threading.Barrier) ------------------------------------------------- */
+
+/*
+ * The action a Barrier runs, in the last thread to arrive, before releasing
+ * the others. Return 0 to let them go; any other value breaks the barrier:
+ * every other waiter gets CTH_EBROKEN and the thread that ran the action
+ * gets the action's (negative) code, as Python re-raises the action's
+ * exception in that thread (a positive code is reported as CTH_EBROKEN).
+ * It runs with the barrier's internal lock held: it may read parties,
+ * n_waiting and broken, and call abort and reset, but must not wait on it.
+ */
+typedef int (*cth_barrier_action_fn)(void *arg);
+
+/*
+ * A reusable barrier for a fixed number of threads. The states are Python's:
+ * filling, draining, resetting, broken. All-zero storage is not usable
+ * (parties 0): initialize with cth_barrier_init or CTH_BARRIER_INIT.
+ */
+typedef struct cth_barrier {
+    cth_cond_t _cond;         /* guards everything below */
+    cth_barrier_action_fn _action;
+    void *_arg;
+    double _timeout;          /* the default timeout */
+    int32_t _parties;
+    int32_t _count;           /* threads inside wait */
+    int32_t _state;           /* 0 filling, 1 draining, -1 resetting, -2 broken */
+    uint32_t _cycle;          /* released cycles, mod 2^32 */
+} cth_barrier_t;
+
+/* Barrier(n): n parties, no action, no default timeout (n >= 1). */
+#define CTH_BARRIER_INIT(n) {CTH_COND_INIT, NULL, NULL, CTH_FOREVER, (n), 0, 0, 0}
+
+/* The timeout to pass to cth_barrier_wait for "the barrier's default"
+ * (Python's wait(timeout=None)). */
+#define CTH_BARRIER_DEFAULT_TIMEOUT (-2.0)
+
+/*
+ * cth_barrier_init - Barrier(parties, action, timeout).
+ * action (may be NULL) runs with arg in the last arriving thread of each
+ * cycle; default_timeout is used by waits given CTH_BARRIER_DEFAULT_TIMEOUT
+ * (CTH_FOREVER: none, Python's timeout=None).
+ * Returns 0; CTH_EINVAL for NULL, parties < 1 (Python's ValueError "parties
+ * must be > 0") or a bad default_timeout; CTH_EOVERFLOW for a default
+ * timeout above CTH_TIMEOUT_MAX. Not thread-safe against use of *barrier.
+ */
+CTH_API int cth_barrier_init(cth_barrier_t *barrier, int parties, cth_barrier_action_fn action,
+                             void *arg, double default_timeout);
+
+/*
+ * cth_barrier_wait - Barrier.wait(timeout): wait until parties threads have
+ * called it, then release them all. timeout is seconds, CTH_FOREVER, or
+ * CTH_BARRIER_DEFAULT_TIMEOUT for the barrier's default.
+ * Returns the caller's arrival index, 0 .. parties-1, distinct for each
+ * thread of a cycle (the last arrival, parties-1, has run the action).
+ * Returns CTH_EBROKEN if the barrier is or becomes broken (abort, reset
+ * while waiting, another waiter's timeout, a failing action), and
+ * breaks it itself when its own timeout expires (CTH_EBROKEN too, as
+ * Python raises BrokenBarrierError for everyone); the action's code for the
+ * thread whose action failed; CTH_EINTR in an interrupted main thread,
+ * which also breaks the barrier (Python leaves the others waiting, with one
+ * party fewer); CTH_EINVAL for NULL, an uninitialized barrier or a bad
+ * timeout; CTH_EOVERFLOW above CTH_TIMEOUT_MAX.
+ * A thread arriving while the previous cycle drains or a reset completes
+ * waits for that first (against the same timeout).
+ */
+CTH_API int cth_barrier_wait(cth_barrier_t *barrier, double timeout);
+
+/*
+ * cth_barrier_reset - Barrier.reset(): return to the empty, unbroken state.
+ * Threads waiting get CTH_EBROKEN; a broken barrier becomes usable again.
+ * Returns 0, or CTH_EINVAL for NULL or an uninitialized barrier.
+ */
+CTH_API int cth_barrier_reset(cth_barrier_t *barrier);
+
+/*
+ * cth_barrier_abort - Barrier.abort(): break the barrier; current and future
+ * waits return CTH_EBROKEN until cth_barrier_reset. 0, or CTH_EINVAL.
+ */
+CTH_API int cth_barrier_abort(cth_barrier_t *barrier);
+
+/* cth_barrier_parties - Barrier.parties (0 for NULL). */
+CTH_API int cth_barrier_parties(const cth_barrier_t *barrier);
+
+/* cth_barrier_n_waiting - Barrier.n_waiting: threads waiting in the current
+ * cycle (0 while draining, resetting or broken, and for NULL). A snapshot. */
+CTH_API int cth_barrier_n_waiting(const cth_barrier_t *barrier);
+
+/* cth_barrier_broken - Barrier.broken (false for NULL). A snapshot. */
+CTH_API bool cth_barrier_broken(const cth_barrier_t *barrier);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,129 @@
+/*
+ * bunch.h - helpers shared by the sync tests, after CPython's
+ * lock_tests.Bunch: start n threads running one function, wait until they
+ * have all started or all finished; and a check that a main-thread wait is
+ * woken with CTH_EINTR by cth_interrupt_main.
+ */
+#ifndef CTH_TESTS_BUNCH_H
+#define CTH_TESTS_BUNCH_H
+
+#include <signal.h>
+#include <stdatomic.h>
+
+#include "check.h"
+
+#define BUNCH_MAX 64
+
+struct bunch {
+    cth_thread_t *threads[BUNCH_MAX];
+    int n;
+    void (*fn)(void *);
+    void *arg;
+    atomic_int started, finished;
+};
+
+static void *bunch_run(void *p)
+{
+    struct bunch *b = p;
+    atomic_fetch_add(&b->started, 1);
+    b->fn(b->arg);
+    atomic_fetch_add(&b->finished, 1);
+    return NULL;
+}
+
+/* Start n threads running fn(arg); returns once all have started. */
+__attribute__((unused)) static void bunch_start(struct bunch *b, int n, void (*fn)(void *),
+                                                void *arg)
+{
+    CHECK(n <= BUNCH_MAX);
+    b->n = n;
+    b->fn = fn;
+    b->arg = arg;
+    atomic_init(&b->started, 0);
+    atomic_init(&b->finished, 0);
+    for (int i = 0; i < n; i++) {
+        CHECK_OK(cth_thread_create(&b->threads[i], bunch_run, b, NULL));
+        CHECK_OK(cth_thread_start(b->threads[i]));
+    }
+    while (atomic_load(&b->started) < n)
+        cth_sleep(0.001);
+}
+
+/* Join and free every thread of the bunch. */
+__attribute__((unused)) static void bunch_join(struct bunch *b)
+{
+    for (int i = 0; i < b->n; i++) {
+        CHECK_OK(cth_thread_join(b->threads[i], CTH_FOREVER, NULL));
+        cth_thread_free(b->threads[i]);
+    }
+    CHECK_EQ(atomic_load(&b->finished), b->n);
+}
+
+/* Give other threads time to run (lock_tests' wait_threads_blocked). */
+__attribute__((unused)) static void settle(void)
+{
+    cth_sleep(0.05);
+}
+
+/* Spin until *v reaches want, sleeping a little between looks. */
+__attribute__((unused)) static void wait_until(atomic_int *v, int want)
+{
+    while (atomic_load(v) < want)
+        cth_sleep(0.001);
+}
+
+static volatile sig_atomic_t bunch_sigint_seen;
+
+static void bunch_on_sigint(int sig)
+{
+    (void)sig;
+    bunch_sigint_seen = 1;
+}
+
+static void *bunch_interrupter(void *arg)
+{
+    (void)arg;
+    cth_sleep(0.1);
+    CHECK_OK(cth_interrupt_main(SIGINT));
+    return NULL;
+}
+
+/*
+ * With a SIGINT handler installed, run wait(arg) in the main thread while a
+ * worker calls cth_interrupt_main(SIGINT) after 0.1 s: the wait must return
+ * CTH_EINTR (it would otherwise block for good or for long). Returns once
+ * the handler has run, so no interruption is left pending.
+ */
+__attribute__((unused)) static void check_interrupted(int (*wait)(void *), void *arg)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = bunch_on_sigint;
+    CHECK(sigaction(SIGINT, &sa, NULL) == 0);
+    cth_thread_t *t;
+    CHECK_OK(cth_thread_create(&t, bunch_interrupter, NULL, NULL));
+    CHECK_OK(cth_thread_start(t));
+    double start = check_now();
+    CHECK_EQ(wait(arg), CTH_EINTR);
+    CHECK_WAITED_AT_LEAST(start, 0.1);
+    /* The signal itself may land during the join: it interrupts it too. */
+    int r;
+    while ((r = cth_thread_join(t, CTH_FOREVER, NULL)) == CTH_EINTR)
+        ;
+    CHECK_OK(r);
+    while (!bunch_sigint_seen)
+        ;
+    cth_thread_free(t);
+}
+
+/* The bad timeouts every blocking call must refuse: call(arg, timeout). */
+__attribute__((unused)) static void check_bad_timeouts(int (*call)(void *, double), void *arg)
+{
+    CHECK_EQ(call(arg, -0.5), CTH_EINVAL);
+    CHECK_EQ(call(arg, -100), CTH_EINVAL);
+    CHECK_EQ(call(arg, NAN), CTH_EINVAL);
+    CHECK_EQ(call(arg, CTH_TIMEOUT_MAX * 2), CTH_EOVERFLOW);
+    CHECK_EQ(call(arg, INFINITY), CTH_EOVERFLOW);
+}
+
+#endif

@@ -1,0 +1,229 @@
+/*
+ * stress_sync.c - long races on the sync objects, scaled by
+ * CTH_STRESS_ITERS: mutual exclusion under oversubscription with blocking,
+ * try and timed acquires mixed; no lost wake-up through notify and
+ * notify_all; Barrier generations over many rounds; Semaphore and Event
+ * hand-offs.
+ */
+#include "../bunch.h"
+
+#define THREADS 8
+
+static cth_lock_t mx_lock;
+static cth_rlock_t mx_rlock;
+static atomic_int inside;
+static long counter;
+static long mx_iters;
+
+static void enter_critical(void)
+{
+    CHECK_EQ(atomic_fetch_add(&inside, 1), 0);
+    counter++;
+    CHECK_EQ(atomic_fetch_sub(&inside, 1), 1);
+}
+
+static void mutex_fn(void *arg)
+{
+    long id = (long)(intptr_t)arg;
+    long done = 0;
+    for (long i = 0; done < mx_iters; i++) {
+        int r;
+        switch ((i + id) % 3) {
+        case 0: r = cth_lock_acquire(&mx_lock, CTH_FOREVER); break;
+        case 1: r = cth_lock_acquire(&mx_lock, 0); break;
+        default: r = cth_lock_acquire(&mx_lock, 0.0001); break;
+        }
+        if (r == 0) {
+            enter_critical();
+            done++;
+            CHECK_OK(cth_lock_release(&mx_lock));
+        } else {
+            CHECK(r == CTH_EAGAIN || r == CTH_ETIMEDOUT);
+        }
+    }
+}
+
+/* Mutual exclusion with more threads than cores, every kind of acquire. */
+CTH_TEST(lock_mutual_exclusion)
+{
+    mx_iters = check_iters(40000);
+    counter = 0;
+    struct bunch b[THREADS];
+    for (long i = 0; i < THREADS; i++)
+        bunch_start(&b[i], 1, mutex_fn, (void *)(intptr_t)i);
+    for (long i = 0; i < THREADS; i++)
+        bunch_join(&b[i]);
+    CHECK_EQ(counter, mx_iters * THREADS);
+    CHECK(!cth_lock_locked(&mx_lock));
+}
+
+static void rmutex_fn(void *arg)
+{
+    long id = (long)(intptr_t)arg;
+    long done = 0;
+    for (long i = 0; done < mx_iters; i++) {
+        int r = cth_rlock_acquire(&mx_rlock, (i + id) % 2 ? 0 : 0.0001);
+        if (r == 0) {
+            CHECK_OK(cth_rlock_acquire(&mx_rlock, CTH_FOREVER));
+            enter_critical();
+            done++;
+            CHECK_OK(cth_rlock_release(&mx_rlock));
+            CHECK_OK(cth_rlock_release(&mx_rlock));
+        }
+    }
+}
+
+/* The same for RLock, nested. */
+CTH_TEST(rlock_mutual_exclusion)
+{
+    mx_iters = check_iters(20000);
+    counter = 0;
+    struct bunch b[THREADS];
+    for (long i = 0; i < THREADS; i++)
+        bunch_start(&b[i], 1, rmutex_fn, (void *)(intptr_t)i);
+    for (long i = 0; i < THREADS; i++)
+        bunch_join(&b[i]);
+    CHECK_EQ(counter, mx_iters * THREADS);
+}
+
+/* No lost wake-up: producers add tokens and notify one (or all), consumers
+ * wait for tokens; every token is consumed and everyone finishes. */
+static cth_cond_t pc_cond = CTH_COND_INIT;
+static long tokens, consumed, per_thread;
+static int use_all;
+
+static void producer(void *arg)
+{
+    (void)arg;
+    for (long i = 0; i < per_thread; i++) {
+        CHECK_OK(cth_cond_acquire(&pc_cond, CTH_FOREVER));
+        tokens++;
+        CHECK_OK(use_all ? cth_cond_notify_all(&pc_cond) : cth_cond_notify(&pc_cond, 1));
+        CHECK_OK(cth_cond_release(&pc_cond));
+    }
+}
+
+static void consumer(void *arg)
+{
+    (void)arg;
+    for (long i = 0; i < per_thread; i++) {
+        CHECK_OK(cth_cond_acquire(&pc_cond, CTH_FOREVER));
+        while (tokens == 0)
+            CHECK_OK(cth_cond_wait(&pc_cond, CTH_FOREVER));
+        tokens--;
+        consumed++;
+        CHECK_OK(cth_cond_release(&pc_cond));
+    }
+}
+
+static void run_pc(int all)
+{
+    use_all = all;
+    per_thread = check_iters(20000);
+    tokens = consumed = 0;
+    struct bunch c, p;
+    bunch_start(&c, 4, consumer, NULL);
+    bunch_start(&p, 4, producer, NULL);
+    bunch_join(&p);
+    bunch_join(&c);
+    CHECK_EQ(consumed, 4 * per_thread);
+    CHECK_EQ(tokens, 0);
+}
+
+CTH_TEST(cond_notify_no_lost_wakeup) { run_pc(0); }
+CTH_TEST(cond_notify_all_no_lost_wakeup) { run_pc(1); }
+
+/* Barrier generations: every round, each thread writes its slot, waits,
+ * checks all slots of the round, waits again. */
+static cth_barrier_t gen_bar = CTH_BARRIER_INIT(THREADS / 2);
+static atomic_long slots[THREADS / 2];
+static long rounds;
+static atomic_int action_count;
+
+static int count_action(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&action_count, 1);
+    return 0;
+}
+
+static void barrier_fn(void *arg)
+{
+    long id = (long)(intptr_t)arg;
+    for (long r = 1; r <= rounds; r++) {
+        atomic_store(&slots[id], r);
+        int idx = cth_barrier_wait(&gen_bar, CTH_FOREVER);
+        CHECK(idx >= 0 && idx < THREADS / 2);
+        for (int i = 0; i < THREADS / 2; i++)
+            CHECK_EQ(atomic_load(&slots[i]), r);
+        CHECK(cth_barrier_wait(&gen_bar, CTH_FOREVER) >= 0);
+    }
+}
+
+CTH_TEST(barrier_generations)
+{
+    rounds = check_iters(3000);
+    CHECK_OK(cth_barrier_init(&gen_bar, THREADS / 2, count_action, NULL, CTH_FOREVER));
+    struct bunch b[THREADS / 2];
+    for (long i = 0; i < THREADS / 2; i++)
+        bunch_start(&b[i], 1, barrier_fn, (void *)(intptr_t)i);
+    for (long i = 0; i < THREADS / 2; i++)
+        bunch_join(&b[i]);
+    CHECK_EQ(atomic_load(&action_count), 2 * rounds);
+    CHECK(!cth_barrier_broken(&gen_bar));
+}
+
+/* Semaphore: units are conserved under every kind of acquire. */
+static cth_sem_t st_sem = CTH_BOUNDED_SEM_INIT(3);
+static atomic_int holders;
+
+static void sem_fn(void *arg)
+{
+    long id = (long)(intptr_t)arg;
+    for (long i = 0, done = 0; done < mx_iters; i++) {
+        int r = cth_sem_acquire(&st_sem, (i + id) % 3 == 0 ? CTH_FOREVER : (i % 2 ? 0 : 0.0001));
+        if (r)
+            continue;
+        CHECK(atomic_fetch_add(&holders, 1) < 3);
+        atomic_fetch_sub(&holders, 1);
+        done++;
+        CHECK_OK(cth_sem_release(&st_sem, 1));
+    }
+}
+
+CTH_TEST(sem_conservation)
+{
+    mx_iters = check_iters(20000);
+    struct bunch b[THREADS];
+    for (long i = 0; i < THREADS; i++)
+        bunch_start(&b[i], 1, sem_fn, (void *)(intptr_t)i);
+    for (long i = 0; i < THREADS; i++)
+        bunch_join(&b[i]);
+    CHECK_EQ(cth_sem_value(&st_sem), 3);
+}
+
+/* Event ping-pong: two events, strictly alternating; no wake-up lost. */
+static cth_event_t ping, pong;
+
+static void ponger(void *arg)
+{
+    (void)arg;
+    for (long i = 0; i < mx_iters; i++) {
+        CHECK_OK(cth_event_wait(&ping, CTH_FOREVER));
+        CHECK_OK(cth_event_clear(&ping));
+        CHECK_OK(cth_event_set(&pong));
+    }
+}
+
+CTH_TEST(event_ping_pong)
+{
+    mx_iters = check_iters(20000);
+    struct bunch b;
+    bunch_start(&b, 1, ponger, NULL);
+    for (long i = 0; i < mx_iters; i++) {
+        CHECK_OK(cth_event_set(&ping));
+        CHECK_OK(cth_event_wait(&pong, CTH_FOREVER));
+        CHECK_OK(cth_event_clear(&pong));
+    }
+    bunch_join(&b);
+}

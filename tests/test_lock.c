@@ -1,0 +1,336 @@
+/*
+ * test_lock.c - Lock and RLock, ported from CPython's Lib/test/lock_tests.py:
+ * BaseLockTests (run for both, through the small table of operations
+ * below), LockTests and RLockTests, plus the error cases and interruption.
+ */
+#include "bunch.h"
+
+struct ops {
+    void *obj;
+    int (*acquire)(void *, double);
+    int (*release)(void *);
+    bool (*locked)(const void *);
+};
+
+static int lock_acquire(void *l, double t) { return cth_lock_acquire(l, t); }
+static int lock_release(void *l) { return cth_lock_release(l); }
+static bool lock_locked(const void *l) { return cth_lock_locked(l); }
+static int rlock_acquire(void *l, double t) { return cth_rlock_acquire(l, t); }
+static int rlock_release(void *l) { return cth_rlock_release(l); }
+static bool rlock_locked(const void *l) { return cth_rlock_locked(l); }
+
+static cth_lock_t the_lock;
+static cth_rlock_t the_rlock;
+static struct ops LOCK = {&the_lock, lock_acquire, lock_release, lock_locked};
+static struct ops RLOCK = {&the_rlock, rlock_acquire, rlock_release, rlock_locked};
+
+/* test_constructor / test_acquire_destroy / test_acquire_release. */
+static void base_acquire_release(struct ops *o)
+{
+    CHECK(!o->locked(o->obj));
+    CHECK_OK(o->acquire(o->obj, CTH_FOREVER));
+    CHECK(o->locked(o->obj));
+    CHECK_OK(o->release(o->obj));
+    CHECK(!o->locked(o->obj));
+}
+CTH_TEST(lock_acquire_release) { base_acquire_release(&LOCK); }
+CTH_TEST(rlock_acquire_release) { base_acquire_release(&RLOCK); }
+
+static void try_other(void *arg)
+{
+    struct ops *o = arg;
+    CHECK_EQ(o->acquire(o->obj, 0), CTH_EAGAIN);
+}
+
+/* test_try_acquire / test_try_acquire_contended. */
+static void base_try_acquire(struct ops *o)
+{
+    CHECK_OK(o->acquire(o->obj, 0));
+    struct bunch b;
+    bunch_start(&b, 1, try_other, o);
+    bunch_join(&b);
+    CHECK_OK(o->release(o->obj));
+}
+CTH_TEST(lock_try_acquire) { base_try_acquire(&LOCK); }
+CTH_TEST(rlock_try_acquire) { base_try_acquire(&RLOCK); }
+
+static void acquire_release_fn(void *arg)
+{
+    struct ops *o = arg;
+    CHECK_OK(o->acquire(o->obj, CTH_FOREVER));
+    CHECK_OK(o->release(o->obj));
+}
+
+/* test_acquire_contended: 5 threads blocked in acquire all finish after
+ * one release. */
+static void base_acquire_contended(struct ops *o)
+{
+    CHECK_OK(o->acquire(o->obj, CTH_FOREVER));
+    struct bunch b;
+    bunch_start(&b, 5, acquire_release_fn, o);
+    settle();
+    CHECK_EQ(atomic_load(&b.finished), 0);
+    CHECK_OK(o->release(o->obj));
+    bunch_join(&b);
+    CHECK(!o->locked(o->obj));
+}
+CTH_TEST(lock_acquire_contended) { base_acquire_contended(&LOCK); }
+CTH_TEST(rlock_acquire_contended) { base_acquire_contended(&RLOCK); }
+
+/* test_with: a scoped acquire releases on the normal and the error path. */
+static int scoped(struct ops *o, int fail)
+{
+    CHECK_OK(o->acquire(o->obj, CTH_FOREVER));
+    int r = fail ? CTH_EINVAL : 0;
+    CHECK_OK(o->release(o->obj));
+    return r;
+}
+static void base_with(struct ops *o)
+{
+    CHECK_OK(scoped(o, 0));
+    CHECK(!o->locked(o->obj));
+    CHECK_EQ(scoped(o, 1), CTH_EINVAL);
+    CHECK(!o->locked(o->obj));
+    struct bunch b;
+    bunch_start(&b, 1, acquire_release_fn, o);
+    bunch_join(&b);
+}
+CTH_TEST(lock_with) { base_with(&LOCK); }
+CTH_TEST(rlock_with) { base_with(&RLOCK); }
+
+/* test_thread_leak: 15 threads lock and unlock; none is left behind. */
+static void base_thread_leak(struct ops *o)
+{
+    int before = cth_active_count();
+    for (int i = 0; i < 15; i++) {
+        struct bunch b;
+        bunch_start(&b, 1, acquire_release_fn, o);
+        bunch_join(&b);
+    }
+    CHECK_EQ(cth_active_count(), before);
+}
+CTH_TEST(lock_thread_leak) { base_thread_leak(&LOCK); }
+CTH_TEST(rlock_thread_leak) { base_thread_leak(&RLOCK); }
+
+static void timed_other(void *arg)
+{
+    struct ops *o = arg;
+    double start = check_now();
+    CHECK_EQ(o->acquire(o->obj, 0.5), CTH_ETIMEDOUT);
+    CHECK_WAITED_AT_LEAST(start, 0.5);
+}
+
+/* test_timeout: bad timeouts, TIMEOUT_MAX, and a 0.5 s timed failure. */
+static void base_timeout(struct ops *o)
+{
+    check_bad_timeouts(o->acquire, o->obj);
+    CHECK(!o->locked(o->obj));
+    CHECK_OK(o->acquire(o->obj, CTH_TIMEOUT_MAX));
+    CHECK_OK(o->release(o->obj));
+    CHECK_OK(o->acquire(o->obj, 0.01));
+    check_bad_timeouts(o->acquire, o->obj); /* refused while held too */
+    struct bunch b;
+    bunch_start(&b, 1, timed_other, o);
+    bunch_join(&b);
+    CHECK_OK(o->release(o->obj));
+}
+CTH_TEST(lock_timeout) { base_timeout(&LOCK); }
+CTH_TEST(rlock_timeout) { base_timeout(&RLOCK); }
+
+/* NULL handles. */
+CTH_TEST(null)
+{
+    CHECK_EQ(cth_lock_init(NULL), CTH_EINVAL);
+    CHECK_EQ(cth_lock_acquire(NULL, 0), CTH_EINVAL);
+    CHECK_EQ(cth_lock_release(NULL), CTH_EINVAL);
+    CHECK(!cth_lock_locked(NULL));
+    CHECK_EQ(cth_rlock_init(NULL), CTH_EINVAL);
+    CHECK_EQ(cth_rlock_acquire(NULL, 0), CTH_EINVAL);
+    CHECK_EQ(cth_rlock_release(NULL), CTH_EINVAL);
+    CHECK(!cth_rlock_locked(NULL));
+    CHECK(!cth_rlock_is_owned(NULL));
+    CHECK_EQ(cth_rlock_recursion_count(NULL), 0);
+    cth_lock_t l;
+    memset(&l, 0xff, sizeof l);
+    CHECK_OK(cth_lock_init(&l));
+    CHECK(!cth_lock_locked(&l));
+    cth_rlock_t r;
+    memset(&r, 0xff, sizeof r);
+    CHECK_OK(cth_rlock_init(&r));
+    CHECK(!cth_rlock_locked(&r));
+    CHECK_EQ(cth_rlock_recursion_count(&r), 0);
+}
+
+static cth_lock_t reacq;
+static atomic_int reacq_phase;
+
+static void reacquire_fn(void *arg)
+{
+    (void)arg;
+    CHECK_OK(cth_lock_acquire(&reacq, CTH_FOREVER));
+    atomic_store(&reacq_phase, 1);
+    CHECK_OK(cth_lock_acquire(&reacq, CTH_FOREVER)); /* blocks: not re-entrant */
+    atomic_store(&reacq_phase, 2);
+}
+
+/* LockTests.test_reacquire: the second acquire blocks until another thread
+ * releases. */
+CTH_TEST(lock_reacquire)
+{
+    struct bunch b;
+    bunch_start(&b, 1, reacquire_fn, NULL);
+    wait_until(&reacq_phase, 1);
+    settle();
+    CHECK_EQ(atomic_load(&reacq_phase), 1);
+    CHECK_OK(cth_lock_release(&reacq));
+    bunch_join(&b);
+    CHECK_EQ(atomic_load(&reacq_phase), 2);
+    CHECK_OK(cth_lock_release(&reacq));
+}
+
+static void acquire_only(void *arg)
+{
+    CHECK_OK(cth_lock_acquire(arg, CTH_FOREVER));
+}
+
+/* LockTests.test_different_thread: released by a thread that did not
+ * acquire it; releasing an unlocked lock is an error. */
+CTH_TEST(lock_different_thread)
+{
+    cth_lock_t l = CTH_LOCK_INIT;
+    struct bunch b;
+    bunch_start(&b, 1, acquire_only, &l);
+    bunch_join(&b);
+    CHECK(cth_lock_locked(&l));
+    CHECK_OK(cth_lock_release(&l));
+    CHECK(!cth_lock_locked(&l));
+    CHECK_EQ(cth_lock_release(&l), CTH_EPERM);
+}
+
+/* LockTests.test_state_after_timeout: after a timed-out acquire the lock is
+ * unlocked cleanly and re-acquirable. */
+CTH_TEST(lock_state_after_timeout)
+{
+    cth_lock_t l = CTH_LOCK_INIT;
+    CHECK_OK(cth_lock_acquire(&l, CTH_FOREVER));
+    CHECK_EQ(cth_lock_acquire(&l, 0.01), CTH_ETIMEDOUT);
+    CHECK_OK(cth_lock_release(&l));
+    CHECK(!cth_lock_locked(&l));
+    CHECK_OK(cth_lock_acquire(&l, 0));
+    CHECK_OK(cth_lock_release(&l));
+    CHECK_EQ(cth_lock_release(&l), CTH_EPERM);
+}
+
+/* RLockTests.test_reacquire / test_release_unacquired. */
+CTH_TEST(rlock_reacquire)
+{
+    cth_rlock_t r = CTH_RLOCK_INIT;
+    CHECK_EQ(cth_rlock_release(&r), CTH_EPERM);
+    CHECK_OK(cth_rlock_acquire(&r, CTH_FOREVER));
+    CHECK_OK(cth_rlock_acquire(&r, CTH_FOREVER));
+    CHECK_OK(cth_rlock_acquire(&r, 0));
+    CHECK_OK(cth_rlock_release(&r));
+    CHECK_OK(cth_rlock_release(&r));
+    CHECK(cth_rlock_locked(&r));
+    CHECK_OK(cth_rlock_release(&r));
+    CHECK(!cth_rlock_locked(&r));
+    CHECK_EQ(cth_rlock_release(&r), CTH_EPERM);
+}
+
+static cth_rlock_t rc_lock;
+static atomic_int rc_phase;
+
+static void recursion_other(void *arg)
+{
+    (void)arg;
+    CHECK_OK(cth_rlock_acquire(&rc_lock, CTH_FOREVER));
+    CHECK_EQ(cth_rlock_recursion_count(&rc_lock), 1);
+    atomic_store(&rc_phase, 1);
+    while (atomic_load(&rc_phase) != 2)
+        cth_sleep(0.001);
+    CHECK_OK(cth_rlock_release(&rc_lock));
+}
+
+/* RLockTests.test_recursion_count: per-owner count; another thread reads 0
+ * even while it holds the lock. */
+CTH_TEST(rlock_recursion_count)
+{
+    CHECK_EQ(cth_rlock_recursion_count(&rc_lock), 0);
+    CHECK_OK(cth_rlock_acquire(&rc_lock, CTH_FOREVER));
+    CHECK_EQ(cth_rlock_recursion_count(&rc_lock), 1);
+    CHECK_OK(cth_rlock_acquire(&rc_lock, CTH_FOREVER));
+    CHECK_EQ(cth_rlock_recursion_count(&rc_lock), 2);
+    CHECK_OK(cth_rlock_release(&rc_lock));
+    CHECK_EQ(cth_rlock_recursion_count(&rc_lock), 1);
+    CHECK_OK(cth_rlock_release(&rc_lock));
+    CHECK_EQ(cth_rlock_recursion_count(&rc_lock), 0);
+    struct bunch b;
+    bunch_start(&b, 1, recursion_other, NULL);
+    wait_until(&rc_phase, 1);
+    CHECK_EQ(cth_rlock_recursion_count(&rc_lock), 0);
+    CHECK(cth_rlock_locked(&rc_lock));
+    atomic_store(&rc_phase, 2);
+    bunch_join(&b);
+}
+
+static cth_rlock_t dt_lock;
+
+static void rlock_acquire_only(void *arg)
+{
+    (void)arg;
+    CHECK_OK(cth_rlock_acquire(&dt_lock, CTH_FOREVER));
+    CHECK(cth_rlock_is_owned(&dt_lock));
+}
+
+/* RLockTests.test_different_thread / test__is_owned: a non-owner cannot
+ * release; owned is true only in the owner, at every depth. */
+CTH_TEST(rlock_different_thread)
+{
+    CHECK(!cth_rlock_is_owned(&dt_lock));
+    struct bunch b;
+    bunch_start(&b, 1, rlock_acquire_only, NULL);
+    bunch_join(&b);
+    CHECK(cth_rlock_locked(&dt_lock));
+    CHECK(!cth_rlock_is_owned(&dt_lock));
+    CHECK_EQ(cth_rlock_release(&dt_lock), CTH_EPERM);
+    CHECK_EQ(cth_rlock_acquire(&dt_lock, 0), CTH_EAGAIN);
+    cth_rlock_t r = CTH_RLOCK_INIT;
+    CHECK_OK(cth_rlock_acquire(&r, CTH_FOREVER));
+    CHECK(cth_rlock_is_owned(&r));
+    CHECK_OK(cth_rlock_acquire(&r, CTH_FOREVER));
+    CHECK(cth_rlock_is_owned(&r));
+    CHECK_OK(cth_rlock_release(&r));
+    CHECK(cth_rlock_is_owned(&r));
+    CHECK_OK(cth_rlock_release(&r));
+    CHECK(!cth_rlock_is_owned(&r));
+}
+
+static int lock_wait_forever(void *l)
+{
+    return cth_lock_acquire(l, CTH_FOREVER);
+}
+static int rlock_wait_forever(void *l)
+{
+    return cth_rlock_acquire(l, CTH_FOREVER);
+}
+
+/* The main thread blocked in acquire wakes with CTH_EINTR. */
+CTH_TEST(lock_interrupt_main)
+{
+    cth_lock_t l = CTH_LOCK_INIT;
+    CHECK_OK(cth_lock_acquire(&l, 0));
+    check_interrupted(lock_wait_forever, &l);
+    CHECK_OK(cth_lock_release(&l));
+    CHECK(!cth_lock_locked(&l));
+}
+
+CTH_TEST(rlock_interrupt_main)
+{
+    static cth_rlock_t r;
+    struct bunch b;
+    dt_lock = r;
+    bunch_start(&b, 1, rlock_acquire_only, NULL); /* another thread owns dt_lock */
+    bunch_join(&b);
+    check_interrupted(rlock_wait_forever, &dt_lock);
+    CHECK(!cth_rlock_is_owned(&dt_lock));
+}

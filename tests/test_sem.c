@@ -1,0 +1,281 @@
+/*
+ * test_sem.c - Semaphore and BoundedSemaphore, ported from CPython's
+ * Lib/test/lock_tests.py (BaseSemaphoreTests, SemaphoreTests,
+ * BoundedSemaphoreTests), plus the error cases and interruption.
+ */
+#include "bunch.h"
+
+/* BaseSemaphoreTests.test_constructor: negative initial values. */
+CTH_TEST(constructor)
+{
+    cth_sem_t s;
+    CHECK_EQ(cth_sem_init(&s, -1), CTH_EINVAL);
+    CHECK_EQ(cth_sem_init(&s, -2147483647), CTH_EINVAL);
+    CHECK_EQ(cth_bounded_sem_init(&s, -1), CTH_EINVAL);
+    CHECK_EQ(cth_sem_init(NULL, 1), CTH_EINVAL);
+    CHECK_EQ(cth_bounded_sem_init(NULL, 1), CTH_EINVAL);
+    CHECK_OK(cth_sem_init(&s, 1));
+    CHECK_OK(cth_sem_init(&s, 0));
+    cth_sem_t zero;
+    memset(&zero, 0, sizeof zero); /* all-zero: a Semaphore of value 0 */
+    CHECK_EQ(cth_sem_value(&zero), 0);
+    CHECK_EQ(cth_sem_acquire(&zero, 0), CTH_EAGAIN);
+    CHECK_OK(cth_sem_release(&zero, 1));
+    CHECK_OK(cth_sem_acquire(&zero, 0));
+}
+
+/* BaseSemaphoreTests.test_acquire / test_acquire_destroy. */
+CTH_TEST(acquire)
+{
+    cth_sem_t s = CTH_SEM_INIT(1);
+    CHECK_OK(cth_sem_acquire(&s, CTH_FOREVER));
+    CHECK_OK(cth_sem_release(&s, 1));
+    cth_sem_t s2 = CTH_SEM_INIT(2);
+    CHECK_OK(cth_sem_acquire(&s2, CTH_FOREVER));
+    CHECK_OK(cth_sem_acquire(&s2, CTH_FOREVER));
+    CHECK_OK(cth_sem_release(&s2, 1));
+    CHECK_OK(cth_sem_release(&s2, 1));
+    CHECK_EQ(cth_sem_value(&s2), 2);
+    cth_sem_t s3 = CTH_SEM_INIT(3);
+    CHECK_OK(cth_sem_acquire(&s3, CTH_FOREVER)); /* destroyed while held: nothing to free */
+}
+
+struct contended {
+    cth_sem_t sem;
+    cth_lock_t lock;
+    int results1[16], n1;
+    int results2[16], n2;
+    atomic_int phase;
+};
+
+static void contended_fn(void *arg)
+{
+    struct contended *c = arg;
+    CHECK_OK(cth_sem_acquire(&c->sem, CTH_FOREVER));
+    cth_lock_acquire(&c->lock, CTH_FOREVER);
+    c->results1[c->n1++] = atomic_load(&c->phase);
+    cth_lock_release(&c->lock);
+    CHECK_OK(cth_sem_acquire(&c->sem, CTH_FOREVER));
+    cth_lock_acquire(&c->lock, CTH_FOREVER);
+    c->results2[c->n2++] = atomic_load(&c->phase);
+    cth_lock_release(&c->lock);
+}
+
+static int count_total(struct contended *c)
+{
+    cth_lock_acquire(&c->lock, CTH_FOREVER);
+    int n = c->n1 + c->n2;
+    cth_lock_release(&c->lock);
+    return n;
+}
+
+static void wait_total(struct contended *c, int want)
+{
+    double give_up = check_now() + 10;
+    while (count_total(c) < want && check_now() < give_up)
+        cth_sleep(0.001);
+    settle();
+}
+
+/* BaseSemaphoreTests.test_acquire_contended: value 7, 10 threads taking two
+ * units each: exactly 6 pass in phase 0 (7 units, one thread already on its
+ * second), 7 more after 7 releases, 6 more after 6. */
+CTH_TEST(acquire_contended)
+{
+    static struct contended c;
+    CHECK_OK(cth_sem_init(&c.sem, 7));
+    CHECK_OK(cth_sem_acquire(&c.sem, CTH_FOREVER));
+    struct bunch b;
+    bunch_start(&b, 10, contended_fn, &c);
+    wait_total(&c, 6);
+    CHECK_EQ(count_total(&c), 6);
+    atomic_store(&c.phase, 1);
+    for (int i = 0; i < 7; i++)
+        CHECK_OK(cth_sem_release(&c.sem, 1));
+    wait_total(&c, 13);
+    CHECK_EQ(count_total(&c), 13);
+    atomic_store(&c.phase, 2);
+    for (int i = 0; i < 6; i++)
+        CHECK_OK(cth_sem_release(&c.sem, 1));
+    wait_total(&c, 19);
+    CHECK_EQ(count_total(&c), 19);
+    CHECK_EQ(cth_sem_acquire(&c.sem, 0), CTH_EAGAIN);
+    CHECK_OK(cth_sem_release(&c.sem, 1));
+    bunch_join(&b);
+}
+
+/* BaseSemaphoreTests.test_multirelease: release(n) admits exactly n. */
+CTH_TEST(multirelease)
+{
+    static struct contended c;
+    CHECK_OK(cth_sem_init(&c.sem, 7));
+    CHECK_OK(cth_sem_acquire(&c.sem, CTH_FOREVER));
+    struct bunch b;
+    bunch_start(&b, 10, contended_fn, &c);
+    wait_total(&c, 6);
+    CHECK_EQ(count_total(&c), 6);
+    CHECK_OK(cth_sem_release(&c.sem, 7));
+    wait_total(&c, 13);
+    CHECK_EQ(count_total(&c), 13);
+    CHECK_OK(cth_sem_release(&c.sem, 6));
+    wait_total(&c, 19);
+    CHECK_EQ(count_total(&c), 19);
+    CHECK_EQ(cth_sem_acquire(&c.sem, 0), CTH_EAGAIN);
+    CHECK_OK(cth_sem_release(&c.sem, 1));
+    bunch_join(&b);
+    CHECK_EQ(cth_sem_release(&c.sem, 0), CTH_EINVAL); /* "n must be one or more" */
+    CHECK_EQ(cth_sem_release(&c.sem, -1), CTH_EINVAL);
+}
+
+/* BaseSemaphoreTests.test_try_acquire. */
+CTH_TEST(try_acquire)
+{
+    cth_sem_t s = CTH_SEM_INIT(2);
+    CHECK_OK(cth_sem_acquire(&s, 0));
+    CHECK_OK(cth_sem_acquire(&s, 0));
+    CHECK_EQ(cth_sem_acquire(&s, 0), CTH_EAGAIN);
+    CHECK_OK(cth_sem_release(&s, 1));
+    CHECK_OK(cth_sem_acquire(&s, 0));
+}
+
+static cth_sem_t try_sem;
+static atomic_int try_ok, try_fail;
+
+static void try_fn(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 2; i++) {
+        if (cth_sem_acquire(&try_sem, 0) == 0)
+            atomic_fetch_add(&try_ok, 1);
+        else
+            atomic_fetch_add(&try_fail, 1);
+    }
+}
+
+/* BaseSemaphoreTests.test_try_acquire_contended: 3 units left, 5 threads
+ * trying twice each: exactly 3 succeed. */
+CTH_TEST(try_acquire_contended)
+{
+    CHECK_OK(cth_sem_init(&try_sem, 4));
+    CHECK_OK(cth_sem_acquire(&try_sem, CTH_FOREVER));
+    struct bunch b;
+    bunch_start(&b, 5, try_fn, NULL);
+    bunch_join(&b);
+    CHECK_EQ(atomic_load(&try_ok), 3);
+    CHECK_EQ(atomic_load(&try_fail), 7);
+}
+
+static int sem_acquire_call(void *s, double t)
+{
+    return cth_sem_acquire(s, t);
+}
+
+/* BaseSemaphoreTests.test_acquire_timeout, and the bad timeouts. */
+CTH_TEST(acquire_timeout)
+{
+    cth_sem_t s = CTH_SEM_INIT(2);
+    check_bad_timeouts(sem_acquire_call, &s);
+    CHECK_OK(cth_sem_acquire(&s, 0.005));
+    CHECK_OK(cth_sem_acquire(&s, 0.005));
+    CHECK_EQ(cth_sem_acquire(&s, 0.005), CTH_ETIMEDOUT);
+    CHECK_OK(cth_sem_release(&s, 1));
+    CHECK_OK(cth_sem_acquire(&s, 0.005));
+    double start = check_now();
+    CHECK_EQ(cth_sem_acquire(&s, 0.5), CTH_ETIMEDOUT);
+    CHECK_WAITED_AT_LEAST(start, 0.5);
+    CHECK_OK(cth_sem_release(&s, 1));
+    CHECK_OK(cth_sem_acquire(&s, CTH_TIMEOUT_MAX)); /* exactly TIMEOUT_MAX is fine */
+    CHECK_EQ(cth_sem_acquire(NULL, 0), CTH_EINVAL);
+    CHECK_EQ(cth_sem_release(NULL, 1), CTH_EINVAL);
+    CHECK_EQ(cth_sem_value(NULL), 0);
+}
+
+static void default_fn(void *arg)
+{
+    cth_sem_t *s = arg;
+    CHECK_OK(cth_sem_acquire(s, CTH_FOREVER));
+    CHECK_OK(cth_sem_release(s, 1));
+}
+
+/* BaseSemaphoreTests.test_default_value: value 1 admits one at a time; a
+ * thread blocked on it goes once released. */
+CTH_TEST(default_value)
+{
+    cth_sem_t s = CTH_SEM_INIT(1);
+    CHECK_OK(cth_sem_acquire(&s, CTH_FOREVER));
+    struct bunch b;
+    bunch_start(&b, 1, default_fn, &s);
+    settle();
+    CHECK_EQ(atomic_load(&b.finished), 0);
+    CHECK_OK(cth_sem_release(&s, 1));
+    bunch_join(&b);
+}
+
+/* BaseSemaphoreTests.test_with: nested scoped acquires of value 2. */
+CTH_TEST(with)
+{
+    cth_sem_t s = CTH_SEM_INIT(2);
+    CHECK_OK(cth_sem_acquire(&s, CTH_FOREVER));
+    CHECK_OK(cth_sem_acquire(&s, CTH_FOREVER));
+    CHECK_EQ(cth_sem_acquire(&s, 0), CTH_EAGAIN);
+    CHECK_OK(cth_sem_release(&s, 1));
+    CHECK_OK(cth_sem_release(&s, 1));
+    CHECK_EQ(cth_sem_value(&s), 2);
+}
+
+/* SemaphoreTests.test_release_unacquired: may pass its initial value. */
+CTH_TEST(release_unacquired)
+{
+    cth_sem_t s = CTH_SEM_INIT(1);
+    CHECK_OK(cth_sem_release(&s, 1));
+    CHECK_EQ(cth_sem_value(&s), 2);
+    CHECK_OK(cth_sem_acquire(&s, CTH_FOREVER));
+    CHECK_OK(cth_sem_acquire(&s, CTH_FOREVER));
+    CHECK_OK(cth_sem_release(&s, 1));
+    CHECK_OK(cth_sem_release(&s, 1));
+    /* Beyond Python: the count stops at INT_MAX. */
+    cth_sem_t big = CTH_SEM_INIT(2147483647);
+    CHECK_EQ(cth_sem_release(&big, 1), CTH_EOVERFLOW);
+    CHECK_EQ(cth_sem_value(&big), 2147483647);
+}
+
+/* BoundedSemaphoreTests.test_release_unacquired: release beyond the initial
+ * value is refused, all or nothing. */
+CTH_TEST(bounded_release_unacquired)
+{
+    cth_sem_t s = CTH_BOUNDED_SEM_INIT(1);
+    CHECK_EQ(cth_sem_release(&s, 1), CTH_EINVAL);
+    CHECK_OK(cth_sem_acquire(&s, CTH_FOREVER));
+    CHECK_OK(cth_sem_release(&s, 1));
+    CHECK_EQ(cth_sem_release(&s, 1), CTH_EINVAL);
+    cth_sem_t s3;
+    CHECK_OK(cth_bounded_sem_init(&s3, 3));
+    CHECK_OK(cth_sem_acquire(&s3, 0));
+    CHECK_OK(cth_sem_acquire(&s3, 0));
+    CHECK_EQ(cth_sem_release(&s3, 3), CTH_EINVAL); /* 1 + 3 > 3: nothing changes */
+    CHECK_EQ(cth_sem_value(&s3), 1);
+    CHECK_OK(cth_sem_release(&s3, 2));
+    CHECK_EQ(cth_sem_value(&s3), 3);
+}
+
+/* Semaphore / BoundedSemaphore test_repr: the value a repr would show. */
+CTH_TEST(value)
+{
+    cth_sem_t s = CTH_SEM_INIT(3);
+    CHECK_EQ(cth_sem_value(&s), 3);
+    CHECK_OK(cth_sem_acquire(&s, 0));
+    CHECK_EQ(cth_sem_value(&s), 2);
+}
+
+static int sem_wait_forever(void *s)
+{
+    return cth_sem_acquire(s, CTH_FOREVER);
+}
+
+/* The main thread blocked in acquire wakes with CTH_EINTR. */
+CTH_TEST(interrupt_main)
+{
+    cth_sem_t s = CTH_SEM_INIT(0);
+    check_interrupted(sem_wait_forever, &s);
+    CHECK_EQ(cth_sem_value(&s), 0);
+}
