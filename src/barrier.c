@@ -71,7 +71,7 @@ static void barrier_lock(cth_barrier_t *b)
     while (cth_rlock_acquire(&b->_cond._own, CTH_FOREVER) == CTH_EINTR)
         interrupted = 1;
     if (interrupted)
-        cth__interrupt_main_wait();
+        cth__interrupt_post();
 }
 
 /* Python's _break: break it and tell everyone. */

@@ -60,7 +60,7 @@ static int lock_wait_hungry(_Atomic uint32_t *state, _Atomic uint32_t *seq, int6
                                                       memory_order_acquire)) {
                 if (s & TICKET) {
                     if (r == CTH_EINTR)
-                        cth__interrupt_main_wait(); /* keep it for the next wait */
+                        cth__interrupt_post(); /* keep it for the next wait */
                     return 0;
                 }
                 return r;
