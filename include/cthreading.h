@@ -33,5 +33,6 @@
 #include "cthreading/base.h"
 #include "cthreading/sync.h"
 #include "cthreading/thread.h"
+#include "cthreading/timer.h"
 
 #endif

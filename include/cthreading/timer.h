@@ -1,0 +1,172 @@
+/*
+ * cthreading/timer.h - Python's threading.Timer, plus periodic timers, on one
+ * shared timer service.
+ *
+ * CPython starts one thread per Timer. cthreading keeps every pending timer
+ * in one 4-ary min-heap served by one service thread that sleeps until the
+ * earliest deadline (started on first use); due timers are handed to a small
+ * elastic set of worker threads, a new one whenever none is idle, so a
+ * timer's function never waits behind another's and may block or run long.
+ * Idle workers exit after a few seconds. Scheduling and cancelling cost
+ * O(log n) and allocate nothing beyond the timer itself.
+ *
+ * A timer is an opaque handle: cth_timer_create gives the caller one
+ * reference, cth_timer_free drops it (and cancels the timer if it is still
+ * pending). The service holds its own reference while the timer is pending
+ * or running, so nothing dangles.
+ *
+ * Time is measured on the monotonic clock; a timer never fires early. Timers
+ * with the same deadline fire in the order they were started.
+ *
+ * Shutdown (cth_shutdown, or main returning): as Python, a pending
+ * non-daemon one-shot timer delays exit until it has fired and its function
+ * has returned (timers started by those functions are refused with
+ * CTH_ESHUTDOWN). Then every timer still pending (daemon timers and every
+ * periodic timer, which would never end) is cancelled: its state becomes
+ * CTH_TIMER_CANCELLED, its finished flag is set and its joiners return;
+ * nothing is dropped silently. Functions of daemon timers already running
+ * are abandoned, as daemon threads are.
+ *
+ * Differences from Python, on purpose (DESIGN.md): one service instead of a
+ * thread per timer; periodic timers (gh-73755); a negative or NaN interval is
+ * CTH_EINVAL (Python fires at once); the default name is "Timer-N" (Python's
+ * is "Thread-N"); the function returns nothing and takes one argument.
+ */
+#ifndef CTHREADING_TIMER_H
+#define CTHREADING_TIMER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "base.h"
+#include "thread.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct cth_timer cth_timer_t;
+
+/* A timer's function: Timer(interval, function, args=(arg,)). */
+typedef void (*cth_timer_fn)(void *arg);
+
+/* Options for cth_timer_create; zero-initialised (or NULL) means Python's
+ * defaults: a one-shot timer named "Timer-N", daemon flag inherited from the
+ * creating thread. */
+typedef struct cth_timer_opts {
+    const char *name;    /* NULL or "": "Timer-N"; copied */
+    double period;       /* 0: one-shot; > 0: periodic, seconds between calls */
+    cth_daemon_t daemon; /* default: inherit from the creating thread */
+} cth_timer_opts;
+
+/* The life of a timer. */
+typedef enum cth_timer_state {
+    CTH_TIMER_INITIAL = 0,  /* created, not started */
+    CTH_TIMER_PENDING = 1,  /* started, waiting for its deadline */
+    CTH_TIMER_RUNNING = 2,  /* fired: its function is running (or about to,
+                               on a worker); a cancel no longer stops it */
+    CTH_TIMER_FIRED = 3,    /* a one-shot timer whose function has returned */
+    CTH_TIMER_CANCELLED = 4 /* cancelled (by cth_timer_cancel, cth_timer_free or
+                               shutdown) before it fired; a periodic timer ends
+                               here once cancelled and its last call returned */
+} cth_timer_state_t;
+
+/*
+ * cth_timer_create - threading.Timer(interval, function, args=(arg,)).
+ * interval is in seconds (0 fires as soon as started); opts->period > 0
+ * makes a periodic timer whose first call comes interval seconds after start
+ * and each next one period seconds after the previous deadline (not after
+ * the previous call ended, so it does not drift). Nothing happens until
+ * cth_timer_start.
+ * Returns 0 and *timer; CTH_EINVAL for a NULL timer or fn, a negative or NaN
+ * interval or period; CTH_EOVERFLOW for one above CTH_TIMEOUT_MAX; CTH_ENOMEM.
+ */
+CTH_API int cth_timer_create(cth_timer_t **timer, double interval, cth_timer_fn fn, void *arg,
+                             const cth_timer_opts *opts);
+
+/*
+ * cth_timer_start - Timer.start(): schedule the timer interval seconds from
+ * now. Thread-safe; wakes the service thread only when this timer becomes
+ * the earliest. A timer cancelled before start finishes at once without
+ * calling its function (as Python's, whose thread then calls nothing).
+ * Returns 0; CTH_EPERM if started before ("threads can only be started
+ * once"); CTH_ESHUTDOWN once shutdown has begun; CTH_ENOMEM or CTH_EAGAIN
+ * if the service could not grow or start its thread (the timer is then left
+ * unstarted); CTH_EINVAL for NULL.
+ */
+CTH_API int cth_timer_start(cth_timer_t *timer);
+
+/*
+ * cth_timer_cancel - Timer.cancel(): stop the timer if it has not fired yet.
+ * Pending: its function never runs, it becomes CTH_TIMER_CANCELLED and its
+ * joiners return. Running: no effect on the call in progress (a periodic
+ * timer is not called again; this works from inside its own function).
+ * Finished: a no-op. Not started: the later start calls nothing. Always sets
+ * the finished flag, as Python's finished.set(). Thread-safe, callable from
+ * any timer's function. Returns 0, or CTH_EINVAL for NULL.
+ */
+CTH_API int cth_timer_cancel(cth_timer_t *timer);
+
+/*
+ * cth_timer_join - Timer.join(timeout): wait until the timer has fired and
+ * its function returned, or was cancelled (a periodic timer: cancelled and
+ * its last call returned).
+ * Returns 0; CTH_ETIMEDOUT if still pending or running at the timeout;
+ * CTH_EINTR in an interrupted main thread; CTH_EPERM before start ("cannot
+ * join thread before it is started"); CTH_EDEADLK from the timer's own
+ * function ("cannot join current thread"); CTH_EINVAL for NULL or a bad
+ * timeout.
+ */
+CTH_API int cth_timer_join(cth_timer_t *timer, double timeout);
+
+/* cth_timer_is_alive - Timer.is_alive(): pending or running its function.
+ * False for NULL. */
+CTH_API bool cth_timer_is_alive(const cth_timer_t *timer);
+
+/* cth_timer_finished - Timer.finished.is_set(): true once cancelled (at any
+ * time, even while its function runs, as Python) or once a one-shot timer's
+ * function has returned. False for NULL. */
+CTH_API bool cth_timer_finished(const cth_timer_t *timer);
+
+/* cth_timer_state - where the timer is in its life (see cth_timer_state_t);
+ * tells a fired timer from a cancelled one. CTH_TIMER_INITIAL for NULL. */
+CTH_API cth_timer_state_t cth_timer_state(const cth_timer_t *timer);
+
+/* cth_timer_interval - Timer.interval in seconds (NaN for NULL). */
+CTH_API double cth_timer_interval(const cth_timer_t *timer);
+
+/* cth_timer_period - the period in seconds, 0 for a one-shot timer (NaN for
+ * NULL). Python has none. */
+CTH_API double cth_timer_period(const cth_timer_t *timer);
+
+/* cth_timer_function - Timer.function (NULL for NULL). */
+CTH_API cth_timer_fn cth_timer_function(const cth_timer_t *timer);
+
+/* cth_timer_arg - Timer.args: the argument given at creation (NULL for NULL). */
+CTH_API void *cth_timer_arg(const cth_timer_t *timer);
+
+/* cth_timer_daemon - Timer.daemon: 1 or 0, or CTH_EINVAL for NULL. */
+CTH_API int cth_timer_daemon(const cth_timer_t *timer);
+
+/*
+ * cth_timer_get_name - Timer.name: copy the name into buf (size bytes,
+ * NUL-terminated, truncated to fit; buf may be NULL when size is 0).
+ * Returns the full name's length, as snprintf does, or CTH_EINVAL for NULL.
+ */
+CTH_API int cth_timer_get_name(const cth_timer_t *timer, char *buf, size_t size);
+
+/* cth_timer_current - the timer whose function the calling thread is
+ * running, or NULL (Python's current_thread() inside a Timer is the Timer).
+ * Borrowed: valid during the call. Lets a periodic function cancel itself. */
+CTH_API cth_timer_t *cth_timer_current(void);
+
+/* cth_timer_free - drop the caller's reference. A pending timer is
+ * cancelled first (its function never runs); a running one finishes its
+ * call (a periodic one is not called again) and its memory goes when it
+ * returns. NULL is ignored. Do not use the handle afterwards. */
+CTH_API void cth_timer_free(cth_timer_t *timer);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

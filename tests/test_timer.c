@@ -1,0 +1,575 @@
+/*
+ * test_timer.c - Timer (threading.Timer), periodic timers and the shared
+ * timer service. Python's own Timer tests are few (test_threading's
+ * TimerTests: test_init_immutable_default_args, and the Timer cases of
+ * ThreadTests); the rest follows PYTHON-REFERENCE.md 1.5 case by case.
+ */
+#include <math.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "cthreading.h"
+
+#define CTH__UNUSED_ARG(x) ((void)(x))
+
+/* A function that counts its calls and records when the last one began. */
+struct counter {
+    atomic_int calls;
+    _Atomic double last; /* check_now() at the start of the last call */
+};
+
+static void count_call(void *arg)
+{
+    struct counter *c = arg;
+    atomic_store(&c->last, check_now());
+    atomic_fetch_add(&c->calls, 1);
+}
+
+static const cth_timer_opts daemon_opts = {.daemon = CTH_DAEMON_YES};
+
+/* PYTHON-REFERENCE 1.5 run(): the function runs once, after at least the
+ * interval; the timer is alive until then, finished afterwards. */
+CTH_TEST(fires_once_after_interval)
+{
+    struct counter c = {0};
+    cth_timer_t *t;
+    CHECK_OK(cth_timer_create(&t, 0.05, count_call, &c, NULL));
+    CHECK_EQ(cth_timer_state(t), CTH_TIMER_INITIAL);
+    CHECK(!cth_timer_is_alive(t));
+    double start = check_now();
+    CHECK_OK(cth_timer_start(t));
+    CHECK(cth_timer_is_alive(t));
+    CHECK(!cth_timer_finished(t));
+    CHECK_OK(cth_timer_join(t, CTH_FOREVER));
+    CHECK_EQ(atomic_load(&c.calls), 1);
+    CHECK(atomic_load(&c.last) - start >= 0.05 - 0.001);
+    CHECK(!cth_timer_is_alive(t));
+    CHECK(cth_timer_finished(t));
+    CHECK_EQ(cth_timer_state(t), CTH_TIMER_FIRED);
+    cth_sleep(0.02);
+    CHECK_EQ(atomic_load(&c.calls), 1);
+    cth_timer_free(t);
+}
+
+/* A zero interval fires as soon as started (Python: "fires immediately"). */
+CTH_TEST(zero_interval)
+{
+    struct counter c = {0};
+    cth_timer_t *t;
+    CHECK_OK(cth_timer_create(&t, 0, count_call, &c, NULL));
+    CHECK_OK(cth_timer_start(t));
+    CHECK_OK(cth_timer_join(t, 5));
+    CHECK_EQ(atomic_load(&c.calls), 1);
+    cth_timer_free(t);
+}
+
+/* cancel() before the timer fires: the function never runs, the timer ends
+ * at once (its joiners return) and says it was cancelled. */
+CTH_TEST(cancel_before_firing)
+{
+    struct counter c = {0};
+    cth_timer_t *t;
+    CHECK_OK(cth_timer_create(&t, 0.1, count_call, &c, NULL));
+    CHECK_OK(cth_timer_start(t));
+    CHECK_OK(cth_timer_cancel(t));
+    CHECK(cth_timer_finished(t));
+    CHECK(!cth_timer_is_alive(t));
+    CHECK_EQ(cth_timer_state(t), CTH_TIMER_CANCELLED);
+    CHECK_OK(cth_timer_join(t, 0));
+    cth_sleep(0.2);
+    CHECK_EQ(atomic_load(&c.calls), 0);
+    cth_timer_free(t);
+}
+
+/* A function that blocks until its gate (a locked Lock) is released, and
+ * says when it has begun. */
+struct gated {
+    cth_lock_t gate;
+    atomic_int entered;
+    atomic_int left;
+};
+
+static void gated_call(void *arg)
+{
+    struct gated *g = arg;
+    atomic_fetch_add(&g->entered, 1);
+    CHECK_OK(cth_lock_acquire(&g->gate, CTH_FOREVER));
+    CHECK_OK(cth_lock_release(&g->gate));
+    atomic_fetch_add(&g->left, 1);
+}
+
+static void wait_for(atomic_int *v, int n)
+{
+    double start = check_now();
+    while (atomic_load(v) < n) {
+        CHECK(check_now() - start < 10);
+        cth_sleep(0.001);
+    }
+}
+
+/* cancel() while the function runs has no effect on that call (Python);
+ * the finished flag is set at once; the timer still counts as fired. */
+CTH_TEST(cancel_during_function)
+{
+    struct gated g = {CTH_LOCK_INIT, 0, 0};
+    CHECK_OK(cth_lock_acquire(&g.gate, CTH_FOREVER));
+    cth_timer_t *t;
+    CHECK_OK(cth_timer_create(&t, 0.01, gated_call, &g, NULL));
+    CHECK_OK(cth_timer_start(t));
+    wait_for(&g.entered, 1);
+    CHECK_EQ(cth_timer_state(t), CTH_TIMER_RUNNING);
+    CHECK_OK(cth_timer_cancel(t));
+    CHECK(cth_timer_finished(t));
+    CHECK(cth_timer_is_alive(t));
+    CHECK_EQ(cth_timer_join(t, 0.02), CTH_ETIMEDOUT);
+    CHECK_OK(cth_lock_release(&g.gate));
+    CHECK_OK(cth_timer_join(t, CTH_FOREVER));
+    CHECK_EQ(atomic_load(&g.left), 1);
+    CHECK_EQ(cth_timer_state(t), CTH_TIMER_FIRED);
+    cth_timer_free(t);
+}
+
+/* cancel() after the timer has fired is a no-op. */
+CTH_TEST(cancel_after_firing)
+{
+    struct counter c = {0};
+    cth_timer_t *t;
+    CHECK_OK(cth_timer_create(&t, 0, count_call, &c, NULL));
+    CHECK_OK(cth_timer_start(t));
+    CHECK_OK(cth_timer_join(t, CTH_FOREVER));
+    CHECK_OK(cth_timer_cancel(t));
+    CHECK_EQ(cth_timer_state(t), CTH_TIMER_FIRED);
+    CHECK_EQ(atomic_load(&c.calls), 1);
+    cth_timer_free(t);
+}
+
+/* PYTHON-REFERENCE 1.5: cancel() before start(): the later start runs
+ * nothing (Python's thread calls nothing and ends). */
+CTH_TEST(cancel_before_start)
+{
+    struct counter c = {0};
+    cth_timer_t *t;
+    CHECK_OK(cth_timer_create(&t, 0, count_call, &c, NULL));
+    CHECK_OK(cth_timer_cancel(t));
+    CHECK(cth_timer_finished(t));
+    CHECK_EQ(cth_timer_state(t), CTH_TIMER_INITIAL);
+    CHECK_OK(cth_timer_start(t));
+    CHECK_OK(cth_timer_join(t, CTH_FOREVER));
+    CHECK_EQ(cth_timer_state(t), CTH_TIMER_CANCELLED);
+    cth_sleep(0.05);
+    CHECK_EQ(atomic_load(&c.calls), 0);
+    CHECK_EQ(cth_timer_start(t), CTH_EPERM);
+    cth_timer_free(t);
+}
+
+/* One timer's function cancels another, still pending, timer. */
+static cth_timer_t *victim;
+static void cancel_victim(void *arg)
+{
+    CTH__UNUSED_ARG(arg);
+    CHECK_OK(cth_timer_cancel(victim));
+}
+
+CTH_TEST(cancel_from_another_timer)
+{
+    struct counter c = {0};
+    cth_timer_t *killer;
+    CHECK_OK(cth_timer_create(&victim, 0.2, count_call, &c, NULL));
+    CHECK_OK(cth_timer_create(&killer, 0.01, cancel_victim, NULL, NULL));
+    CHECK_OK(cth_timer_start(victim));
+    CHECK_OK(cth_timer_start(killer));
+    CHECK_OK(cth_timer_join(killer, CTH_FOREVER));
+    CHECK_OK(cth_timer_join(victim, CTH_FOREVER));
+    CHECK_EQ(cth_timer_state(victim), CTH_TIMER_CANCELLED);
+    cth_sleep(0.25);
+    CHECK_EQ(atomic_load(&c.calls), 0);
+    cth_timer_free(killer);
+    cth_timer_free(victim);
+}
+
+/* A periodic timer runs on its schedule (call k at or after start +
+ * interval + k * period, with no drift from the calls' own time) and
+ * cancels itself from its own function after 5 calls. */
+struct ticker {
+    double start, interval, period;
+    atomic_int calls;
+    atomic_int bad;
+};
+
+static void tick(void *arg)
+{
+    struct ticker *tk = arg;
+    int k = atomic_load(&tk->calls);
+    double due = tk->start + tk->interval + k * tk->period;
+    if (check_now() < due - 0.001)
+        atomic_store(&tk->bad, 1);
+    cth_sleep(tk->period / 2); /* long calls must not push the schedule */
+    if (atomic_fetch_add(&tk->calls, 1) + 1 == 5)
+        CHECK_OK(cth_timer_cancel(cth_timer_current()));
+}
+
+CTH_TEST(periodic_cancel_from_own_function)
+{
+    struct ticker tk = {.interval = 0.02, .period = 0.03};
+    cth_timer_opts opts = {.period = 0.03};
+    cth_timer_t *t;
+    CHECK_OK(cth_timer_create(&t, tk.interval, tick, &tk, &opts));
+    CHECK(fabs(cth_timer_period(t) - 0.03) < 1e-9);
+    tk.start = check_now();
+    CHECK_OK(cth_timer_start(t));
+    CHECK_OK(cth_timer_join(t, CTH_FOREVER));
+    CHECK_WAITED_AT_LEAST(tk.start, 0.02 + 4 * 0.03);
+    CHECK_EQ(atomic_load(&tk.calls), 5);
+    CHECK_EQ(atomic_load(&tk.bad), 0);
+    CHECK_EQ(cth_timer_state(t), CTH_TIMER_CANCELLED);
+    CHECK(cth_timer_finished(t));
+    cth_sleep(0.1);
+    CHECK_EQ(atomic_load(&tk.calls), 5);
+    cth_timer_free(t);
+}
+
+/* A periodic timer cancelled from outside, while pending, stops. */
+CTH_TEST(periodic_cancel_from_outside)
+{
+    struct counter c = {0};
+    cth_timer_opts opts = {.period = 0.01};
+    cth_timer_t *t;
+    CHECK_OK(cth_timer_create(&t, 0, count_call, &c, &opts));
+    CHECK_OK(cth_timer_start(t));
+    wait_for(&c.calls, 3);
+    CHECK_OK(cth_timer_cancel(t));
+    CHECK_OK(cth_timer_join(t, CTH_FOREVER));
+    int n = atomic_load(&c.calls);
+    cth_sleep(0.05);
+    CHECK_EQ(atomic_load(&c.calls), n);
+    CHECK_EQ(cth_timer_state(t), CTH_TIMER_CANCELLED);
+    cth_timer_free(t);
+}
+
+/* A function that blocks does not delay another timer: the second fires
+ * (and its function runs) while the first is still blocked. */
+CTH_TEST(blocking_function_does_not_delay_others)
+{
+    struct gated g = {CTH_LOCK_INIT, 0, 0};
+    CHECK_OK(cth_lock_acquire(&g.gate, CTH_FOREVER));
+    struct counter c = {0};
+    cth_timer_t *blocker, *other;
+    CHECK_OK(cth_timer_create(&blocker, 0, gated_call, &g, NULL));
+    CHECK_OK(cth_timer_create(&other, 0.05, count_call, &c, NULL));
+    CHECK_OK(cth_timer_start(blocker));
+    double start = check_now();
+    CHECK_OK(cth_timer_start(other));
+    CHECK_OK(cth_timer_join(other, 10));
+    CHECK_EQ(atomic_load(&c.calls), 1);
+    CHECK(atomic_load(&c.last) - start >= 0.05 - 0.001);
+    CHECK_EQ(atomic_load(&g.left), 0); /* the blocker is still blocked */
+    CHECK(cth_timer_is_alive(blocker));
+    CHECK_OK(cth_lock_release(&g.gate));
+    CHECK_OK(cth_timer_join(blocker, CTH_FOREVER));
+    cth_timer_free(blocker);
+    cth_timer_free(other);
+}
+
+/* Timers started one after another with the same interval fire in start
+ * order: when each function runs, every timer started before it has fired
+ * (its state is no longer pending). */
+#define ORDER_N 200
+static cth_timer_t *ordered[ORDER_N];
+static atomic_int order_bad;
+
+static void check_order(void *arg)
+{
+    long k = (long)(intptr_t)arg;
+    for (long j = 0; j < k; j++)
+        if (cth_timer_state(ordered[j]) == CTH_TIMER_PENDING)
+            atomic_store(&order_bad, 1);
+}
+
+CTH_TEST(same_interval_fires_in_start_order)
+{
+    for (long k = 0; k < ORDER_N; k++)
+        CHECK_OK(cth_timer_create(&ordered[k], 0.05, check_order, (void *)(intptr_t)k, NULL));
+    for (long k = 0; k < ORDER_N; k++)
+        CHECK_OK(cth_timer_start(ordered[k]));
+    for (long k = 0; k < ORDER_N; k++)
+        CHECK_OK(cth_timer_join(ordered[k], CTH_FOREVER));
+    CHECK_EQ(atomic_load(&order_bad), 0);
+    for (long k = 0; k < ORDER_N; k++)
+        cth_timer_free(ordered[k]);
+}
+
+/* Many timers with random intervals (0-200 ms) all fire exactly once and
+ * none early. */
+struct rnd_timer {
+    double due;
+    atomic_int calls;
+    atomic_int early;
+};
+
+static void rnd_call(void *arg)
+{
+    struct rnd_timer *r = arg;
+    if (check_now() < r->due)
+        atomic_store(&r->early, 1);
+    atomic_fetch_add(&r->calls, 1);
+}
+
+CTH_TEST(many_random_timers_fire_once)
+{
+    long n = check_iters(100000);
+    struct rnd_timer *r = calloc((size_t)n, sizeof *r);
+    cth_timer_t **t = calloc((size_t)n, sizeof *t);
+    CHECK(r && t);
+    srand(12345);
+    for (long i = 0; i < n; i++) {
+        double iv = (rand() % 200001) / 1e6;
+        CHECK_OK(cth_timer_create(&t[i], iv, rnd_call, &r[i], &daemon_opts));
+        r[i].due = check_now() + iv;
+        CHECK_OK(cth_timer_start(t[i]));
+    }
+    for (long i = 0; i < n; i++) {
+        CHECK_OK(cth_timer_join(t[i], CTH_FOREVER));
+        CHECK_EQ(atomic_load(&r[i].calls), 1);
+        CHECK_EQ(atomic_load(&r[i].early), 0);
+        cth_timer_free(t[i]);
+    }
+    free(r);
+    free(t);
+}
+
+/* Freeing a pending timer cancels it: its function never runs. */
+CTH_TEST(free_pending_cancels)
+{
+    struct counter c = {0};
+    cth_timer_t *t;
+    CHECK_OK(cth_timer_create(&t, 0.03, count_call, &c, NULL));
+    CHECK_OK(cth_timer_start(t));
+    cth_timer_free(t);
+    /* a periodic one too */
+    cth_timer_opts opts = {.period = 0.01};
+    CHECK_OK(cth_timer_create(&t, 0.03, count_call, &c, &opts));
+    CHECK_OK(cth_timer_start(t));
+    cth_timer_free(t);
+    cth_sleep(0.1);
+    CHECK_EQ(atomic_load(&c.calls), 0);
+}
+
+/* Freeing a running timer lets its call finish; the memory goes after. */
+CTH_TEST(free_running_timer)
+{
+    struct gated g = {CTH_LOCK_INIT, 0, 0};
+    CHECK_OK(cth_lock_acquire(&g.gate, CTH_FOREVER));
+    cth_timer_t *t;
+    CHECK_OK(cth_timer_create(&t, 0, gated_call, &g, NULL));
+    CHECK_OK(cth_timer_start(t));
+    wait_for(&g.entered, 1);
+    cth_timer_free(t);
+    CHECK_OK(cth_lock_release(&g.gate));
+    wait_for(&g.left, 1);
+}
+
+/* Errors: NULL handles and functions, bad intervals and periods, start
+ * twice, join before start, join timeout, join from its own function. */
+static void noop(void *arg)
+{
+    CTH__UNUSED_ARG(arg);
+}
+
+static atomic_int self_join_result;
+static void join_self(void *arg)
+{
+    CTH__UNUSED_ARG(arg);
+    atomic_store(&self_join_result, cth_timer_join(cth_timer_current(), 0));
+}
+
+CTH_TEST(errors)
+{
+    cth_timer_t *t;
+    CHECK_EQ(cth_timer_create(NULL, 1, noop, NULL, NULL), CTH_EINVAL);
+    CHECK_EQ(cth_timer_create(&t, 1, NULL, NULL, NULL), CTH_EINVAL);
+    CHECK_EQ(cth_timer_create(&t, -1, noop, NULL, NULL), CTH_EINVAL);
+    CHECK_EQ(cth_timer_create(&t, -0.5, noop, NULL, NULL), CTH_EINVAL);
+    CHECK_EQ(cth_timer_create(&t, NAN, noop, NULL, NULL), CTH_EINVAL);
+    CHECK_EQ(cth_timer_create(&t, 1e300, noop, NULL, NULL), CTH_EOVERFLOW);
+    cth_timer_opts bad = {.period = -1};
+    CHECK_EQ(cth_timer_create(&t, 1, noop, NULL, &bad), CTH_EINVAL);
+    bad.period = NAN;
+    CHECK_EQ(cth_timer_create(&t, 1, noop, NULL, &bad), CTH_EINVAL);
+    bad.period = 1e300;
+    CHECK_EQ(cth_timer_create(&t, 1, noop, NULL, &bad), CTH_EOVERFLOW);
+    bad = (cth_timer_opts){.daemon = (cth_daemon_t)7};
+    CHECK_EQ(cth_timer_create(&t, 1, noop, NULL, &bad), CTH_EINVAL);
+
+    CHECK_EQ(cth_timer_start(NULL), CTH_EINVAL);
+    CHECK_EQ(cth_timer_cancel(NULL), CTH_EINVAL);
+    CHECK_EQ(cth_timer_join(NULL, 1), CTH_EINVAL);
+    CHECK(!cth_timer_is_alive(NULL));
+    CHECK(!cth_timer_finished(NULL));
+    CHECK_EQ(cth_timer_state(NULL), CTH_TIMER_INITIAL);
+    CHECK(isnan(cth_timer_interval(NULL)));
+    CHECK(isnan(cth_timer_period(NULL)));
+    CHECK(cth_timer_function(NULL) == NULL);
+    CHECK(cth_timer_arg(NULL) == NULL);
+    CHECK_EQ(cth_timer_daemon(NULL), CTH_EINVAL);
+    CHECK_EQ(cth_timer_get_name(NULL, NULL, 0), CTH_EINVAL);
+    CHECK(cth_timer_current() == NULL);
+    cth_timer_free(NULL);
+
+    CHECK_OK(cth_timer_create(&t, 0.2, noop, NULL, NULL));
+    CHECK_EQ(cth_timer_join(t, 1), CTH_EPERM); /* join before start */
+    CHECK_OK(cth_timer_start(t));
+    CHECK_EQ(cth_timer_start(t), CTH_EPERM); /* start twice */
+    CHECK_EQ(cth_timer_join(t, -2), CTH_EINVAL);
+    CHECK_EQ(cth_timer_join(t, NAN), CTH_EINVAL);
+    CHECK_EQ(cth_timer_join(t, 1e300), CTH_EOVERFLOW);
+    double start = check_now();
+    CHECK_EQ(cth_timer_join(t, 0.05), CTH_ETIMEDOUT);
+    CHECK_WAITED_AT_LEAST(start, 0.05);
+    CHECK_EQ(cth_timer_join(t, 0), CTH_ETIMEDOUT);
+    CHECK_OK(cth_timer_join(t, CTH_FOREVER));
+    CHECK_EQ(cth_timer_start(t), CTH_EPERM); /* start after the end */
+    cth_timer_free(t);
+
+    CHECK_OK(cth_timer_create(&t, 0, join_self, NULL, NULL));
+    CHECK_OK(cth_timer_start(t));
+    CHECK_OK(cth_timer_join(t, CTH_FOREVER));
+    CHECK_EQ(atomic_load(&self_join_result), CTH_EDEADLK);
+    cth_timer_free(t);
+}
+
+/* The attributes: interval, function, args, name, daemon (Timer is a
+ * Thread: daemon inherited from the creator unless set). */
+static cth_timer_t *seen_current;
+static void record_current(void *arg)
+{
+    CTH__UNUSED_ARG(arg);
+    seen_current = cth_timer_current();
+}
+
+CTH_TEST(attributes)
+{
+    int x;
+    cth_timer_t *t, *u;
+    CHECK_OK(cth_timer_create(&t, 0.25, record_current, &x, NULL));
+    CHECK(cth_timer_interval(t) == 0.25);
+    CHECK(cth_timer_period(t) == 0);
+    CHECK(cth_timer_function(t) == record_current);
+    CHECK(cth_timer_arg(t) == &x);
+    CHECK_EQ(cth_timer_daemon(t), 0); /* the main thread is not a daemon */
+    char buf[32];
+    int len = cth_timer_get_name(t, buf, sizeof buf);
+    CHECK(len > 6 && strncmp(buf, "Timer-", 6) == 0);
+    CHECK_EQ(cth_timer_get_name(t, NULL, 0), len);
+    cth_timer_opts opts = {.name = "my-timer", .daemon = CTH_DAEMON_YES};
+    CHECK_OK(cth_timer_create(&u, 0, record_current, NULL, &opts));
+    CHECK_EQ(cth_timer_get_name(u, buf, 4), 8);
+    CHECK(strcmp(buf, "my-") == 0);
+    CHECK_EQ(cth_timer_daemon(u), 1);
+    CHECK_OK(cth_timer_start(u));
+    CHECK_OK(cth_timer_join(u, CTH_FOREVER));
+    CHECK(seen_current == u);
+    cth_timer_free(t);
+    cth_timer_free(u);
+}
+
+/* A join in the main thread wakes with CTH_EINTR on cth_interrupt_main
+ * (a SIGINT handler installed), here sent by another timer's function. */
+static volatile sig_atomic_t got_sigint;
+static void on_sigint(int sig)
+{
+    CTH__UNUSED_ARG(sig);
+    got_sigint = 1;
+}
+
+static void interrupt(void *arg)
+{
+    CTH__UNUSED_ARG(arg);
+    CHECK_OK(cth_interrupt_main(SIGINT));
+}
+
+CTH_TEST(join_interrupted_in_main_thread)
+{
+    signal(SIGINT, on_sigint);
+    cth_timer_t *longer, *irq;
+    CHECK_OK(cth_timer_create(&longer, 30, noop, NULL, &daemon_opts));
+    CHECK_OK(cth_timer_create(&irq, 0.05, interrupt, NULL, NULL));
+    CHECK_OK(cth_timer_start(longer));
+    CHECK_OK(cth_timer_start(irq));
+    double start = check_now();
+    CHECK_EQ(cth_timer_join(longer, CTH_FOREVER), CTH_EINTR);
+    CHECK_WAITED_AT_LEAST(start, 0.05);
+    CHECK(got_sigint);
+    CHECK(cth_timer_is_alive(longer));
+    CHECK_OK(cth_timer_join(irq, CTH_FOREVER));
+    cth_timer_free(longer);
+    cth_timer_free(irq);
+}
+
+/* Shutdown with pending timers: the non-daemon one-shot timer delays it
+ * until it has fired (Python's exit rule); then the daemon and periodic
+ * timers still pending are cancelled, their state says so, their joiners
+ * return, and new starts are refused. */
+static void say_fired(void *arg)
+{
+    printf("fired %s\n", (const char *)arg);
+    fflush(stdout);
+}
+
+CTH_CHILD(shutdown_cancels_pending)
+{
+    cth_timer_t *nd, *d, *p, *late;
+    cth_timer_opts periodic = {.period = 0.01, .daemon = CTH_DAEMON_NO};
+    CHECK_OK(cth_timer_create(&nd, 0.1, say_fired, "non-daemon", NULL));
+    CHECK_OK(cth_timer_create(&d, 30, say_fired, "daemon", &daemon_opts));
+    CHECK_OK(cth_timer_create(&p, 30, say_fired, "periodic", &periodic));
+    CHECK_OK(cth_timer_create(&late, 0, say_fired, "late", NULL));
+    CHECK_OK(cth_timer_start(nd));
+    CHECK_OK(cth_timer_start(d));
+    CHECK_OK(cth_timer_start(p));
+    CHECK_OK(cth_shutdown(CTH_FOREVER));
+    CHECK_EQ(cth_timer_state(nd), CTH_TIMER_FIRED);
+    CHECK_EQ(cth_timer_state(d), CTH_TIMER_CANCELLED);
+    CHECK_EQ(cth_timer_state(p), CTH_TIMER_CANCELLED);
+    CHECK(cth_timer_finished(d) && cth_timer_finished(p));
+    CHECK_OK(cth_timer_join(d, 0));
+    CHECK_OK(cth_timer_join(p, 0));
+    CHECK_EQ(cth_timer_start(late), CTH_ESHUTDOWN);
+    cth_timer_free(nd);
+    cth_timer_free(d);
+    cth_timer_free(p);
+    cth_timer_free(late);
+    printf("ok\n");
+}
+
+CTH_TEST(shutdown_cancels_pending)
+{
+    char out[1024];
+    int status = check_run_child("shutdown_cancels_pending", out, sizeof out);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK(strcmp(out, "fired non-daemon\nok\n") == 0);
+}
+
+/* Returning from main with pending timers: the non-daemon one fires first,
+ * the daemon one (an hour away) is cancelled: the exit does not wait for it
+ * (the test's timeout would catch that). */
+static cth_timer_t *kept[2]; /* kept by the program to its end */
+CTH_CHILD(return_from_main_with_pending)
+{
+    CHECK_OK(cth_timer_create(&kept[0], 0.1, say_fired, "non-daemon", NULL));
+    CHECK_OK(cth_timer_create(&kept[1], 3600, say_fired, "daemon", &daemon_opts));
+    CHECK_OK(cth_timer_start(kept[0]));
+    CHECK_OK(cth_timer_start(kept[1]));
+}
+
+CTH_TEST(return_from_main_with_pending)
+{
+    char out[1024];
+    double start = check_now();
+    int status = check_run_child("return_from_main_with_pending", out, sizeof out);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK(strcmp(out, "fired non-daemon\n") == 0); /* the daemon one: cancelled, no hour's wait */
+    CHECK_WAITED_AT_LEAST(start, 0.1);
+}
