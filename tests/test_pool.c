@@ -315,3 +315,349 @@ CTH_TEST(starmap)
     CHECK_EQ(cth_pool_starmap_async(p, mul, args, 0, N, 3, res, NULL, &r), CTH_EINVAL);
     cth_pool_free(p);
 }
+
+/* test_terminate: 10,000 queued slow tasks; terminate returns promptly,
+ * every AsyncResult finishes with CTH_ECANCELED (nothing hangs), and join
+ * completes */
+CTH_TEST(terminate)
+{
+    cth_pool_t *p = make_pool(2);
+    enum { N = 10000 };
+    static cth_result_t *r[N];
+    struct cbs c = {0};
+    cth_result_opts o = {on_ok, on_fail, &c};
+    for (int i = 0; i < N; i++)
+        CHECK_OK(cth_pool_apply_async(p, sleepy, IV(20), &o, &r[i]));
+    double t0 = check_now();
+    CHECK_OK(cth_pool_terminate(p));
+    CHECK(check_now() - t0 < 1.0);
+    int cancelled = 0;
+    for (int i = 0; i < N; i++) {
+        int err = cth_result_get(r[i], CTH_FOREVER, NULL);
+        CHECK(err == 0 || err == CTH_ECANCELED);
+        cancelled += err == CTH_ECANCELED;
+        cth_result_free(r[i]);
+    }
+    CHECK(cancelled >= N - 10);
+    CHECK_EQ(c.ok + c.fail, N);
+    CHECK_EQ(c.fail, cancelled);
+    CHECK_OK(cth_pool_terminate(p)); /* harmless to repeat */
+    CHECK_OK(cth_pool_close(p));
+    CHECK_OK(cth_pool_join(p));
+    /* test_context: a terminated pool refuses work ("Pool not running") */
+    cth_result_t *x;
+    CHECK_EQ(cth_pool_apply_async(p, sqr, IV(1), NULL, &x), CTH_EINVAL);
+    CHECK_EQ(cth_pool_apply(p, sqr, IV(1), NULL), CTH_EINVAL);
+    CHECK_EQ(cth_pool_terminate(NULL), CTH_EINVAL);
+    cth_pool_free(p);
+}
+
+struct blocking_map {
+    cth_pool_t *p;
+    _Atomic int ret;
+};
+
+static void *run_blocked_map(void *arg)
+{
+    struct blocking_map *b = arg;
+    static void *items[64];
+    for (int i = 0; i < 64; i++)
+        items[i] = IV(100);
+    atomic_store(&b->ret, cth_pool_map(b->p, sleepy, items, 64, 1, NULL));
+    return NULL;
+}
+
+/* departure: a blocking map whose chunks terminate drops returns
+ * CTH_ECANCELED instead of hanging */
+CTH_TEST(terminate_map)
+{
+    struct blocking_map b = {make_pool(2), 1};
+    cth_thread_t *t;
+    CHECK_OK(cth_thread_create(&t, run_blocked_map, &b, NULL));
+    CHECK_OK(cth_thread_start(t));
+    cth_sleep(0.15);
+    CHECK_OK(cth_pool_terminate(b.p));
+    CHECK_OK(cth_thread_join(t, CTH_FOREVER, NULL));
+    CHECK_EQ(b.ret, CTH_ECANCELED);
+    cth_thread_free(t);
+    cth_pool_free(b.p);
+}
+
+/* close/join: accepted work completes after close; submitting after close
+ * is "Pool not running"; join while running is ValueError */
+CTH_TEST(close_join)
+{
+    cth_pool_t *p = make_pool(2);
+    CHECK_EQ(cth_pool_join(p), CTH_EINVAL); /* "Pool is still running" */
+    cth_result_t *r[20];
+    for (int i = 0; i < 20; i++)
+        CHECK_OK(cth_pool_apply_async(p, sleepy, IV(10), NULL, &r[i]));
+    CHECK_OK(cth_pool_close(p));
+    CHECK_OK(cth_pool_close(p));
+    cth_result_t *x;
+    CHECK_EQ(cth_pool_apply_async(p, sqr, IV(1), NULL, &x), CTH_EINVAL);
+    void *items[2] = {IV(1), IV(2)};
+    CHECK_EQ(cth_pool_map(p, sqr, items, 2, 0, NULL), CTH_EINVAL);
+    CHECK_EQ(cth_pool_parallel_for(p, 2, NULL, NULL), CTH_EINVAL);
+    CHECK_OK(cth_pool_join(p));
+    for (int i = 0; i < 20; i++) {
+        CHECK(cth_result_ready(r[i]));
+        CHECK_OK(cth_result_get(r[i], 0, NULL));
+        cth_result_free(r[i]);
+    }
+    CHECK_OK(cth_pool_join(p)); /* again */
+    CHECK_EQ(cth_pool_join(NULL), CTH_EINVAL);
+    CHECK_EQ(cth_pool_close(NULL), CTH_EINVAL);
+    cth_pool_free(p);
+}
+
+/* the context manager's __exit__: freeing a running pool terminates it */
+CTH_TEST(free_running)
+{
+    cth_pool_t *p = make_pool(2);
+    cth_result_t *r[100];
+    for (int i = 0; i < 100; i++)
+        CHECK_OK(cth_pool_apply_async(p, sleepy, IV(20), NULL, &r[i]));
+    double t0 = check_now();
+    cth_pool_free(p); /* waits only for the 2 running tasks */
+    CHECK(check_now() - t0 < 1.0);
+    int cancelled = 0;
+    for (int i = 0; i < 100; i++) {
+        cancelled += cth_result_get(r[i], CTH_FOREVER, NULL) == CTH_ECANCELED;
+        cth_result_free(r[i]);
+    }
+    CHECK(cancelled >= 90);
+}
+
+static _Thread_local int init_done;
+static _Atomic int init_calls;
+
+static void initializer(void *arg)
+{
+    CHECK_EQ(VI(arg), 42);
+    init_done = 1;
+    atomic_fetch_add(&init_calls, 1);
+}
+
+static int check_init(void *arg, void **result)
+{
+    CHECK(init_done);
+    *result = arg;
+    return 0;
+}
+
+/* TestInitializers.test_pool_initializer: runs in each worker before tasks */
+CTH_TEST(initializer)
+{
+    cth_pool_t *p;
+    cth_pool_opts o = {.processes = 3, .initializer = initializer, .initarg = IV(42)};
+    CHECK_OK(cth_pool_create(&p, &o));
+    void *items[50];
+    for (int i = 0; i < 50; i++)
+        items[i] = IV(i);
+    CHECK_OK(cth_pool_map(p, check_init, items, 50, 1, NULL));
+    CHECK_OK(cth_pool_close(p));
+    CHECK_OK(cth_pool_join(p));
+    CHECK_EQ(init_calls, 3);
+    cth_pool_free(p);
+}
+
+static int worker_ident(void *arg, void **result)
+{
+    (void)arg;
+    CHECK(init_done);
+    *result = (void *)cth_get_ident();
+    cth_sleep(0.001);
+    return 0;
+}
+
+/* _TestPoolWorkerLifetime.test_pool_worker_lifetime: workers are replaced
+ * after maxtasksperchild tasks (the initializer runs in each), results stay
+ * right */
+CTH_TEST(maxtasksperchild)
+{
+    cth_pool_t *p;
+    cth_pool_opts o = {.processes = 2, .initializer = initializer, .initarg = IV(42),
+                       .maxtasksperchild = 3};
+    atomic_store(&init_calls, 0);
+    CHECK_OK(cth_pool_create(&p, &o));
+    enum { N = 30 };
+    cth_result_t *r[N];
+    for (int i = 0; i < N; i++)
+        CHECK_OK(cth_pool_apply_async(p, worker_ident, NULL, NULL, &r[i]));
+    for (int i = 0; i < N; i++) {
+        CHECK_OK(cth_result_get(r[i], CTH_FOREVER, NULL));
+        cth_result_free(r[i]);
+    }
+    CHECK(init_calls >= N / 3); /* each worker ran at most 3 tasks */
+    void *items[N], *res[N];
+    for (int i = 0; i < N; i++)
+        items[i] = IV(i);
+    CHECK_OK(cth_pool_map(p, sqr, items, N, 1, res));
+    for (int i = 0; i < N; i++)
+        CHECK_EQ(VI(res[i]), i * i);
+    CHECK_OK(cth_pool_close(p));
+    CHECK_OK(cth_pool_join(p));
+    cth_pool_free(p);
+}
+
+/* test_pool_worker_lifetime_early_close: maxtasks 1, close before the
+ * tasks finish, join does not hang and every result is right */
+CTH_TEST(maxtasksperchild_early_close)
+{
+    cth_pool_t *p;
+    cth_pool_opts o = {.processes = 1, .maxtasksperchild = 1};
+    CHECK_OK(cth_pool_create(&p, &o));
+    cth_result_t *r[6];
+    for (int i = 0; i < 6; i++)
+        CHECK_OK(cth_pool_apply_async(p, sleepy, IV(10 + i), NULL, &r[i]));
+    CHECK_OK(cth_pool_close(p));
+    CHECK_OK(cth_pool_join(p));
+    for (int i = 0; i < 6; i++) {
+        void *v;
+        CHECK_OK(cth_result_get(r[i], 0, &v));
+        CHECK_EQ(VI(v), 10 + i);
+        cth_result_free(r[i]);
+    }
+    cth_pool_free(p);
+}
+
+struct pf {
+    _Atomic int *hits;
+    size_t fail_at;
+};
+
+static int pf_body(void *arg, size_t i)
+{
+    struct pf *f = arg;
+    atomic_fetch_add(&f->hits[i], 1);
+    return i == f->fail_at ? -5 : 0;
+}
+
+/* parallel-for: every index exactly once; a failure returned after all */
+CTH_TEST(parallel_for)
+{
+    cth_pool_t *p = make_pool(2);
+    enum { N = 100003 };
+    static _Atomic int hits[N];
+    struct pf f = {hits, SIZE_MAX};
+    CHECK_OK(cth_pool_parallel_for(p, N, pf_body, &f));
+    for (int i = 0; i < N; i++)
+        CHECK_EQ(hits[i], 1);
+    f.fail_at = 5;
+    memset(hits, 0, sizeof hits);
+    CHECK_EQ(cth_pool_parallel_for(p, N, pf_body, &f), -5);
+    CHECK_OK(cth_pool_parallel_for(p, 0, pf_body, &f));
+    CHECK_OK(cth_pool_parallel_for(p, 1, pf_body, &f));
+    CHECK_EQ(cth_pool_parallel_for(NULL, 1, pf_body, &f), CTH_EINVAL);
+    CHECK_EQ(cth_pool_parallel_for(p, 1, NULL, &f), CTH_EINVAL);
+    cth_pool_free(p);
+}
+
+static cth_pool_t *nested_pool;
+
+static int nested(void *arg, void **result)
+{
+    void *items[8], *res[8];
+    for (int i = 0; i < 8; i++)
+        items[i] = IV(i);
+    CHECK_OK(cth_pool_map(nested_pool, sqr, items, 8, 1, res));
+    void *v;
+    CHECK_OK(cth_pool_apply(nested_pool, sqr, arg, &v));
+    cth_result_t *r;
+    CHECK_OK(cth_pool_apply_async(nested_pool, sqr, arg, NULL, &r));
+    CHECK_OK(cth_result_get(r, CTH_FOREVER, &v));
+    cth_result_free(r);
+    *result = IV(VI(v) + VI(res[7]));
+    return 0;
+}
+
+/* a task that submits to its own pool and waits does not deadlock, even
+ * with every worker doing it */
+CTH_TEST(nested)
+{
+    nested_pool = make_pool(2);
+    void *items[6], *res[6];
+    for (int i = 0; i < 6; i++)
+        items[i] = IV(i);
+    CHECK_OK(cth_pool_map(nested_pool, nested, items, 6, 1, res));
+    for (int i = 0; i < 6; i++)
+        CHECK_EQ(VI(res[i]), i * i + 49);
+    cth_pool_free(nested_pool);
+}
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+}
+
+static void *interrupter(void *arg)
+{
+    (void)arg;
+    cth_sleep(0.1);
+    cth_interrupt_main(SIGINT);
+    return NULL;
+}
+
+/* join t; the signal cth_interrupt_main also sends may interrupt it */
+static void join_quietly(cth_thread_t *t)
+{
+    int err;
+    while ((err = cth_thread_join(t, CTH_FOREVER, NULL)) == CTH_EINTR)
+        ;
+    CHECK_OK(err);
+}
+
+/* a main-thread get wakes with CTH_EINTR on cth_interrupt_main */
+CTH_TEST(get_interrupted)
+{
+    signal(SIGINT, on_sigint);
+    cth_pool_t *p = make_pool(1);
+    cth_result_t *r;
+    CHECK_OK(cth_pool_apply_async(p, sleepy, IV(600), NULL, &r));
+    cth_thread_t *t;
+    CHECK_OK(cth_thread_create(&t, interrupter, NULL, NULL));
+    CHECK_OK(cth_thread_start(t));
+    double t0 = check_now();
+    CHECK_EQ(cth_result_get(r, CTH_FOREVER, NULL), CTH_EINTR);
+    CHECK(check_now() - t0 < 0.5);
+    join_quietly(t);
+    cth_thread_free(t);
+    /* a blocking map is interrupted too: unclaimed chunks are dropped */
+    CHECK_OK(cth_thread_create(&t, interrupter, NULL, NULL));
+    CHECK_OK(cth_thread_start(t));
+    void *items[50];
+    for (int i = 0; i < 50; i++)
+        items[i] = IV(20);
+    CHECK_EQ(cth_pool_map(p, sleepy, items, 50, 1, NULL), CTH_EINTR);
+    join_quietly(t);
+    cth_thread_free(t);
+    CHECK_OK(cth_result_get(r, CTH_FOREVER, NULL));
+    cth_result_free(r);
+    cth_pool_free(p);
+}
+
+/* join from a worker of the pool is refused */
+static cth_pool_t *self_pool;
+static int join_self(void *arg, void **result)
+{
+    (void)arg;
+    *result = IV(cth_pool_join(self_pool));
+    return 0;
+}
+
+CTH_TEST(join_from_worker)
+{
+    self_pool = make_pool(1);
+    cth_result_t *r;
+    CHECK_OK(cth_pool_apply_async(self_pool, sleepy, IV(50), NULL, &r));
+    cth_result_t *r2;
+    CHECK_OK(cth_pool_apply_async(self_pool, join_self, NULL, NULL, &r2));
+    CHECK_OK(cth_pool_close(self_pool));
+    void *v;
+    CHECK_OK(cth_result_get(r2, CTH_FOREVER, &v));
+    CHECK_EQ(VI(v), CTH_EDEADLK);
+    cth_result_free(r);
+    cth_result_free(r2);
+    cth_pool_free(self_pool);
+}
