@@ -186,11 +186,11 @@ static int produce(void *ctx, void **item)
 CTH_TEST(imap_producer_bounded)
 {
     cth_pool_t *p = make_pool(2);
-    struct counter c = {0, 100000, -1, 0};
+    struct counter c = {0, 20000, -1, 0};
     cth_imap_t *it;
     CHECK_OK(cth_pool_imap_producer(p, sqr, produce, &c, 1, 16, &it));
     CHECK(c.next <= 16);
-    for (long i = 0; i < 100000; i++) {
+    for (long i = 0; i < 20000; i++) {
         void *v;
         CHECK_OK(cth_imap_next(it, CTH_FOREVER, &v));
         CHECK_EQ(VI(v), i * i);
