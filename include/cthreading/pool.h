@@ -1,0 +1,299 @@
+/*
+ * cthreading/pool.h - Python's multiprocessing.dummy.Pool
+ * (multiprocessing.pool.ThreadPool), its AsyncResult and its imap
+ * iterators, plus a parallel-for Python does not have.
+ *
+ * A pool owns N daemon worker threads named "PoolWorker-K". Work is handed
+ * out in chunks: a map over n items is one job whose chunks the workers
+ * claim from a shared atomic counter, so a map costs one allocation (none
+ * for the blocking calls) whatever n is, and an idle worker parks on a
+ * futex after a short spin, costing no CPU.
+ *
+ * Tasks. A task is `int fn(void *arg, void **result)`: it stores its value
+ * in *result and returns 0, or returns a negative code (a CTH_E* code or
+ * any negative int of the program's own) to fail, the way a Python task
+ * raises. The code reaches whoever waits, as Python re-raises the
+ * exception: cth_pool_apply and cth_result_get return it, error_callback
+ * receives it, map returns the first failure in completion order once
+ * every chunk has finished (no fail-fast, as Python), imap's next returns
+ * it at the item's position. A failing task never harms the pool.
+ *
+ * States, as Python's: RUN, then CLOSE (cth_pool_close: no new tasks, the
+ * accepted ones all run) or TERMINATE (cth_pool_terminate: queued tasks are
+ * dropped). Submitting to a pool that is not running is CTH_EINVAL
+ * (Python's ValueError "Pool not running").
+ *
+ * Departures from Python, on purpose (DESIGN.md):
+ * - terminate finishes every outstanding AsyncResult, map and imap item
+ *   with CTH_ECANCELED, so nothing waits forever (Python's get() hangs);
+ * - the imap iterators also read their input from a producer function with
+ *   a bound on the tasks in flight (Python reads it all at once, gh-84291);
+ * - callbacks return nothing, so a callback cannot kill the pool
+ *   (gh-83371); they run in the worker that finished the task (Python: the
+ *   result-handler thread) and should be quick;
+ * - maxtasksperchild exists for threads (Python has it for processes only);
+ * - a worker that waits on its own pool (cth_pool_apply, cth_pool_map,
+ *   cth_result_get, ... from inside a task) runs the awaited job's
+ *   unclaimed chunks itself, so nested use never deadlocks the pool.
+ *
+ * Blocking calls take a timeout (base.h) where Python's do, and in the main
+ * thread return CTH_EINTR when cth_interrupt_main() is called.
+ */
+#ifndef CTHREADING_POOL_H
+#define CTHREADING_POOL_H
+
+#include "base.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct cth_pool cth_pool_t;
+typedef struct cth_result cth_result_t;
+typedef struct cth_imap cth_imap_t;
+
+/* A task: store the value in *result and return 0, or return a negative
+ * code to fail (*result is then ignored). */
+typedef int (*cth_pool_fn)(void *arg, void **result);
+
+/* The body of a parallel-for: the work of one index; 0 or a negative code. */
+typedef int (*cth_pool_for_fn)(void *arg, size_t index);
+
+/* AsyncResult callbacks: callback(value, cb_arg) on success,
+ * error_callback(err, cb_arg) on failure; exactly one of them runs. */
+typedef void (*cth_pool_callback_fn)(void *value, void *cb_arg);
+typedef void (*cth_pool_error_callback_fn)(int err, void *cb_arg);
+
+/* An imap producer (Python's input iterator): store the next item in *item
+ * and return 1, return 0 at the end, or a negative code to fail (the code
+ * is delivered at that position and the iteration ends after it). */
+typedef int (*cth_imap_producer_fn)(void *ctx, void **item);
+
+/* Options of cth_pool_create; zero-initialised or NULL means Python's
+ * defaults. */
+typedef struct cth_pool_opts {
+    int processes;                  /* workers; 0 = the number of CPUs; < 0: CTH_EINVAL */
+    void (*initializer)(void *arg); /* run once in each worker before its first task */
+    void *initarg;                  /* initializer's argument (initargs) */
+    long maxtasksperchild;          /* tasks (chunks) before a worker is replaced;
+                                       0 = unlimited (Python's None); < 0: CTH_EINVAL */
+} cth_pool_opts;
+
+/* Callbacks of the _async calls (NULL: none). */
+typedef struct cth_result_opts {
+    cth_pool_callback_fn callback;
+    cth_pool_error_callback_fn error_callback;
+    void *cb_arg; /* passed to either callback */
+} cth_result_opts;
+
+/* The end of an imap iteration (Python's StopIteration): cth_imap_next's
+ * only positive return. */
+#define CTH_IMAP_END 1
+
+/* ---- the pool ----------------------------------------------------------------- */
+
+/*
+ * cth_pool_create - ThreadPool(processes, initializer, initargs) (and
+ * Pool's maxtasksperchild). Starts the workers before returning.
+ * Returns 0 and *pool; CTH_EINVAL for a NULL out-pointer, processes < 0 or
+ * maxtasksperchild < 0 (Python's ValueError); CTH_ENOMEM, CTH_EAGAIN (no
+ * thread), CTH_ESHUTDOWN (the library is shutting down).
+ */
+CTH_API int cth_pool_create(cth_pool_t **pool, const cth_pool_opts *opts);
+
+/* cth_pool_size - len(pool._pool): the number of workers, or CTH_EINVAL. */
+CTH_API int cth_pool_size(const cth_pool_t *pool);
+
+/*
+ * cth_pool_apply - Pool.apply(func, (arg,)): run fn(arg) on a worker and
+ * wait for it. Returns the task's own return (0 with *result set, may be
+ * NULL; or its negative code); CTH_EINVAL for NULL or a pool not running;
+ * CTH_ECANCELED if the pool was terminated before the task ran; CTH_EINTR
+ * in an interrupted main thread (the task still runs; its value is lost).
+ * No allocation.
+ */
+CTH_API int cth_pool_apply(cth_pool_t *pool, cth_pool_fn fn, void *arg, void **result);
+
+/*
+ * cth_pool_apply_async - Pool.apply_async(func, (arg,), callback=,
+ * error_callback=). Queues fn(arg) and returns at once with *res, an
+ * AsyncResult the caller owns (release it with cth_result_free, before or
+ * after it is ready). opts may be NULL. Returns 0; CTH_EINVAL for NULL
+ * arguments or a pool not running; CTH_ENOMEM.
+ */
+CTH_API int cth_pool_apply_async(cth_pool_t *pool, cth_pool_fn fn, void *arg,
+                                 const cth_result_opts *opts, cth_result_t **res);
+
+/*
+ * cth_pool_map - Pool.map(func, items, chunksize): fn(items[i], &results[i])
+ * for i in [0, n), spread over the workers in chunks of chunksize
+ * consecutive items (0 = Python's default, ceil(n / (4 x workers))), and
+ * wait for all of them. results (n slots, may be NULL) are in input order.
+ * Returns 0 when every task succeeded; else the first failure in
+ * completion order, returned only after every chunk has finished (as
+ * Python; a chunk stops at its first failing item, as Python's mapstar);
+ * CTH_ECANCELED if terminate dropped chunks; CTH_EINVAL for NULL fn, NULL
+ * items with n > 0, or a pool not running; CTH_EINTR in an interrupted main
+ * thread (chunks already claimed still run, and write into results: keep
+ * the arrays alive until the pool is joined). n = 0 returns 0 at once.
+ * No allocation.
+ */
+CTH_API int cth_pool_map(cth_pool_t *pool, cth_pool_fn fn, void *const *items, size_t n,
+                         size_t chunksize, void **results);
+
+/*
+ * cth_pool_map_async - Pool.map_async(func, items, chunksize, callback,
+ * error_callback): as cth_pool_map, without waiting. items and results
+ * must stay valid until the result is ready. cth_result_get's value is
+ * results; the callback receives results. Returns 0 and *res (the caller's
+ * to free); CTH_EINVAL, CTH_ENOMEM. An empty map is ready at once.
+ */
+CTH_API int cth_pool_map_async(cth_pool_t *pool, cth_pool_fn fn, void *const *items, size_t n,
+                               size_t chunksize, void **results, const cth_result_opts *opts,
+                               cth_result_t **res);
+
+/*
+ * cth_pool_starmap - Pool.starmap(func, [args...]): in C each item's
+ * arguments are a struct, and the items are an array of n structs of size
+ * bytes each: fn(&args[i], &results[i]). Otherwise as cth_pool_map
+ * (size 0 is CTH_EINVAL).
+ */
+CTH_API int cth_pool_starmap(cth_pool_t *pool, cth_pool_fn fn, const void *args, size_t size,
+                             size_t n, size_t chunksize, void **results);
+
+/* cth_pool_starmap_async - Pool.starmap_async: cth_pool_starmap without
+ * waiting, as cth_pool_map_async. */
+CTH_API int cth_pool_starmap_async(cth_pool_t *pool, cth_pool_fn fn, const void *args,
+                                   size_t size, size_t n, size_t chunksize, void **results,
+                                   const cth_result_opts *opts, cth_result_t **res);
+
+/*
+ * cth_pool_parallel_for - fn(arg, index) for every index in [0, n) on the
+ * workers and the calling thread together (Python has no equivalent;
+ * OpenMP's `parallel for` is the model). Indices go out in chunks from a
+ * shared atomic counter; nothing is allocated. The calling thread takes
+ * part, so tasks must not rely on the pool's initializer. Returns 0, or the
+ * first failure once every index has run (a chunk stops at its first
+ * failure); CTH_ECANCELED if terminate dropped chunks; CTH_EINVAL for NULL
+ * or a pool not running. n = 0 returns 0 at once.
+ */
+CTH_API int cth_pool_parallel_for(cth_pool_t *pool, size_t n, cth_pool_for_fn fn, void *arg);
+
+/*
+ * cth_pool_imap / cth_pool_imap_unordered - Pool.imap(func, items,
+ * chunksize) / Pool.imap_unordered: start fn over items[0..n) and return an
+ * iterator at once. imap yields the results in input order, each as soon
+ * as it and those before it are done; imap_unordered in completion order.
+ * chunksize 0 means Python's default of 1. items must stay valid until the
+ * iterator is freed. Returns 0 and *it (the caller's, see cth_imap_free);
+ * CTH_EINVAL for NULL or a pool not running; CTH_ENOMEM.
+ */
+CTH_API int cth_pool_imap(cth_pool_t *pool, cth_pool_fn fn, void *const *items, size_t n,
+                          size_t chunksize, cth_imap_t **it);
+CTH_API int cth_pool_imap_unordered(cth_pool_t *pool, cth_pool_fn fn, void *const *items,
+                                    size_t n, size_t chunksize, cth_imap_t **it);
+
+/*
+ * cth_pool_imap_producer / cth_pool_imap_unordered_producer - imap over an
+ * iterator: items come from producer(ctx), called only in the threads that
+ * create the iterator and call cth_imap_next, never concurrently. At most
+ * max_inflight items (0 = 4 x workers x chunksize) are read but not yet
+ * consumed by cth_imap_next, so an endless or huge input runs in bounded
+ * memory (Python reads its input eagerly: gh-84291; 3.15's buffersize).
+ * A producer failure is delivered at its position, after the items before
+ * it, and ends the iteration. Returns as cth_pool_imap.
+ */
+CTH_API int cth_pool_imap_producer(cth_pool_t *pool, cth_pool_fn fn,
+                                   cth_imap_producer_fn producer, void *ctx, size_t chunksize,
+                                   size_t max_inflight, cth_imap_t **it);
+CTH_API int cth_pool_imap_unordered_producer(cth_pool_t *pool, cth_pool_fn fn,
+                                             cth_imap_producer_fn producer, void *ctx,
+                                             size_t chunksize, size_t max_inflight,
+                                             cth_imap_t **it);
+
+/* cth_pool_close - Pool.close(): no more tasks; the accepted ones (and
+ * running imap iterations) complete, then the workers exit. Repeating it,
+ * or closing a terminated pool, is harmless. Returns 0 or CTH_EINVAL. */
+CTH_API int cth_pool_close(cth_pool_t *pool);
+
+/*
+ * cth_pool_terminate - Pool.terminate(): stop at once. Queued tasks and
+ * chunks are dropped and their AsyncResults, maps and imap items finish
+ * with CTH_ECANCELED (their error_callbacks run, in the calling thread);
+ * running tasks finish in the background (threads cannot be killed);
+ * returns promptly. Harmless to repeat. Returns 0 or CTH_EINVAL.
+ */
+CTH_API int cth_pool_terminate(cth_pool_t *pool);
+
+/*
+ * cth_pool_join - Pool.join(): wait for every worker to exit (after close:
+ * once all accepted work is done). Returns 0; CTH_EINVAL while the pool is
+ * still running (Python's ValueError "Pool is still running") or for NULL;
+ * CTH_EDEADLK from one of the pool's own workers; CTH_EINTR in an
+ * interrupted main thread.
+ */
+CTH_API int cth_pool_join(cth_pool_t *pool);
+
+/*
+ * cth_pool_free - the end of `with Pool() as p:` plus the memory: terminate
+ * a pool that was not closed (Python's __exit__ calls terminate), join it,
+ * and free it. AsyncResults stay valid (free them on their own); imap
+ * iterators must be freed before their pool. Must not be called from one of
+ * the pool's workers. NULL is ignored.
+ */
+CTH_API void cth_pool_free(cth_pool_t *pool);
+
+/* ---- AsyncResult ---------------------------------------------------------------- */
+
+/*
+ * cth_result_get - AsyncResult.get(timeout): wait until ready, then return
+ * the task's outcome: 0 with *value (may be NULL) set to its result (for
+ * map_async, the results array), or its negative code; CTH_ECANCELED after
+ * terminate. CTH_ETIMEDOUT if not ready within the timeout (Python's
+ * multiprocessing.TimeoutError); CTH_EINTR in an interrupted main thread;
+ * CTH_EINVAL / CTH_EOVERFLOW for NULL or a bad timeout. Any thread, any
+ * number of times.
+ */
+CTH_API int cth_result_get(cth_result_t *res, double timeout, void **value);
+
+/* cth_result_wait - AsyncResult.wait(timeout): wait until ready. Returns 0
+ * when ready (whatever the outcome), CTH_ETIMEDOUT, CTH_EINTR, CTH_EINVAL,
+ * CTH_EOVERFLOW. */
+CTH_API int cth_result_wait(cth_result_t *res, double timeout);
+
+/* cth_result_ready - AsyncResult.ready(): whether the task has finished
+ * (false for NULL). Acquire ordering: once true, the value is visible. */
+CTH_API bool cth_result_ready(const cth_result_t *res);
+
+/* cth_result_successful - AsyncResult.successful(): 1 if it finished
+ * without error, 0 if it failed; CTH_EAGAIN if not ready yet (Python's
+ * ValueError "not ready"); CTH_EINVAL for NULL. */
+CTH_API int cth_result_successful(const cth_result_t *res);
+
+/* cth_result_free - drop the caller's AsyncResult. A task still pending
+ * runs on (its callbacks too) and its memory goes when it finishes. NULL is
+ * ignored. */
+CTH_API void cth_result_free(cth_result_t *res);
+
+/* ---- imap iterators ------------------------------------------------------------- */
+
+/*
+ * cth_imap_next - IMapIterator.next(timeout): the next result. Returns 0
+ * with *value set; the task's negative code at its position (the iteration
+ * goes on, as Python's imap); CTH_IMAP_END after the last (StopIteration);
+ * CTH_ETIMEDOUT if none arrived within the timeout; CTH_EINTR in an
+ * interrupted main thread; CTH_EINVAL / CTH_EOVERFLOW for NULL or a bad
+ * timeout. One consumer at a time per iterator. A producer iterator reads
+ * its next items here, in the calling thread.
+ */
+CTH_API int cth_imap_next(cth_imap_t *it, double timeout, void **value);
+
+/* cth_imap_free - free an iterator, consumed or not. Waits (without limit,
+ * not interruptible) for its tasks already running; queued ones are
+ * skipped. NULL is ignored. */
+CTH_API void cth_imap_free(cth_imap_t *it);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

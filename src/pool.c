@@ -1,0 +1,642 @@
+/*
+ * pool.c - the thread pool: workers, the job queue, apply, map, starmap,
+ * parallel-for, close, terminate, join.
+ *
+ * State. pool->lock guards the queue of jobs (a doubly linked FIFO), the
+ * pool's state (RUN, CLOSE, TERMINATE; also read lock-free) and the list of
+ * worker threads. Jobs are described in pool_internal.h: a worker takes the
+ * oldest job with an unclaimed chunk under the lock, then keeps claiming
+ * that job's chunks lock-free from its atomic counter, each claim made
+ * while it still holds an unfinished chunk.
+ *
+ * Parking. `seq` is bumped (seq_cst) by every event a worker may wait for
+ * (a submission, close, terminate, the cache emptying); a worker reads it
+ * under the lock before looking for work, spins briefly on it, then
+ * announces itself in `sleepers` and futex-waits on it. A submitter bumps
+ * seq, then wakes only if sleepers is non-zero: the seq_cst pair makes a
+ * lost wake-up impossible and keeps the no-sleeper path free of syscalls.
+ *
+ * Cache. `cache` counts the jobs not yet completed (and imap iterators
+ * still reading their producer), as Python's job cache: a closed pool's
+ * workers exit once the queue is empty and the cache is zero.
+ *
+ * maxtasksperchild. A worker that has run that many chunks starts its
+ * replacement (appended to the thread list before it exits, so join sees
+ * it) and ends; if the replacement cannot start, it carries on.
+ */
+#include <stdio.h>
+#include <unistd.h>
+
+#include "cthreading/thread.h"
+#include "pool_internal.h"
+
+enum { POOL_RUN = 0, POOL_CLOSE = 1, POOL_TERMINATE = 2 };
+
+#define WORKER_SPIN 4000 /* pause iterations before parking (~20-40 us) */
+
+struct cth_pool {
+    cth_lock_t lock;
+    struct cth_result *head, *tail; /* queue (lock) */
+    _Atomic int state;              /* written under lock */
+    _Atomic uint32_t seq;
+    _Atomic uint32_t sleepers;
+    _Atomic size_t cache;
+    int nworkers;
+    void (*initializer)(void *);
+    void *initarg;
+    long maxtasks;
+    cth_thread_t **threads; /* every worker ever started (lock) */
+    size_t nthreads, cap;
+};
+
+static _Thread_local cth_pool_t *tls_pool; /* the pool the calling worker serves */
+static _Atomic unsigned worker_names;
+
+/* ---- the queue ----------------------------------------------------------------- */
+
+static void queue_unlink(cth_pool_t *p, struct cth_result *job)
+{
+    if (!job->linked)
+        return;
+    if (job->prev)
+        job->prev->next = job->next;
+    else
+        p->head = job->next;
+    if (job->next)
+        job->next->prev = job->prev;
+    else
+        p->tail = job->prev;
+    job->next = job->prev = NULL;
+    job->linked = false;
+}
+
+static void wake_workers(cth_pool_t *p, int n)
+{
+    atomic_fetch_add(&p->seq, 1);
+    if (atomic_load(&p->sleepers))
+        cth__futex_wake(&p->seq, n);
+}
+
+/* Claim the next chunk of a job the caller keeps alive; SIZE_MAX when none
+ * is left. The claimer of the last chunk unlinks the job. */
+static size_t job_claim(struct cth_result *job)
+{
+    if (atomic_load_explicit(&job->claim, memory_order_relaxed) >= job->nchunks)
+        return SIZE_MAX;
+    size_t c = atomic_fetch_add(&job->claim, 1);
+    if (c >= job->nchunks)
+        return SIZE_MAX;
+    if (c == job->nchunks - 1) {
+        cth__lock_acquire_uninterrupted(&job->pool->lock);
+        queue_unlink(job->pool, job);
+        cth_lock_release(&job->pool->lock);
+    }
+    return c;
+}
+
+/* Record a failure: the first one in completion order wins. */
+static void job_fail(struct cth_result *job, int err)
+{
+    int zero = 0;
+    atomic_compare_exchange_strong(&job->err, &zero, err);
+}
+
+static void job_run_chunk(struct cth_result *job, size_t c)
+{
+    size_t lo = c * job->chunksize;
+    size_t hi = lo + job->chunksize < job->n ? lo + job->chunksize : job->n;
+    switch (job->kind) {
+    case JOB_APPLY:
+    case JOB_MAP:
+    case JOB_STARMAP:
+        for (size_t i = lo; i < hi; i++) {
+            void *v = NULL;
+            const void *item = job->kind == JOB_STARMAP ? (const void *)(job->items + i * job->size)
+                                                        : ((void *const *)job->items)[i];
+            int r = job->fn((void *)item, &v);
+            if (r < 0) {
+                job_fail(job, r);
+                break;
+            }
+            if (job->results)
+                job->results[i] = v;
+        }
+        break;
+    case JOB_FOR:
+        for (size_t i = lo; i < hi; i++) {
+            int r = job->for_fn(job->arg, i);
+            if (r < 0) {
+                job_fail(job, r);
+                break;
+            }
+        }
+        break;
+    default:
+        cth__imap_run(job, lo, hi);
+        break;
+    }
+}
+
+/* k chunks of job are finished; the last one completes it. */
+static void job_finish(struct cth_result *job, size_t k)
+{
+    if (atomic_fetch_sub(&job->remaining, k) == k)
+        cth__job_complete(job);
+}
+
+/* Drop the chunks nobody claimed yet. The caller holds the pool lock and
+ * keeps the job alive. Returns the first dropped chunk, or SIZE_MAX. */
+static size_t job_cancel_locked(cth_pool_t *p, struct cth_result *job)
+{
+    size_t c = atomic_fetch_add(&job->claim, JOB_CANCEL_BIAS);
+    queue_unlink(p, job);
+    return c < job->nchunks ? c : SIZE_MAX;
+}
+
+/* Finish the dropped chunks [c, nchunks) with CTH_ECANCELED. */
+static void job_cancel_finish(struct cth_result *job, size_t c)
+{
+    if (job->kind == JOB_IMAP)
+        cth__imap_cancel(job, c * job->chunksize, job->n);
+    else
+        atomic_store(&job->err, CTH_ECANCELED);
+    job_finish(job, job->nchunks - c);
+}
+
+/* Run the job's unclaimed chunks in the calling thread. */
+static void job_help(struct cth_result *job)
+{
+    size_t c;
+    while ((c = job_claim(job)) != SIZE_MAX) {
+        job_run_chunk(job, c);
+        job_finish(job, 1);
+    }
+}
+
+void cth__job_setup(struct cth_result *job, cth_pool_t *pool, uint8_t kind, size_t n,
+                    size_t chunksize)
+{
+    job->pool = pool;
+    job->kind = kind;
+    job->n = n;
+    job->chunksize = chunksize ? chunksize : 1;
+    job->nchunks = (n + job->chunksize - 1) / job->chunksize;
+    atomic_init(&job->claim, 0);
+    atomic_init(&job->remaining, job->nchunks);
+    atomic_init(&job->err, 0);
+    atomic_init(&job->state, JOB_PENDING);
+    atomic_init(&job->refs, job->is_async ? 2 : 1);
+}
+
+int cth__pool_submit(cth_pool_t *p, struct cth_result *job, bool internal)
+{
+    cth__lock_acquire_uninterrupted(&p->lock);
+    int st = atomic_load(&p->state);
+    if (st == POOL_TERMINATE || (st == POOL_CLOSE && !internal)) {
+        cth_lock_release(&p->lock);
+        return CTH_EINVAL;
+    }
+    atomic_fetch_add(&p->cache, 1);
+    job->next = NULL;
+    job->prev = p->tail;
+    if (p->tail)
+        p->tail->next = job;
+    else
+        p->head = job;
+    p->tail = job;
+    job->linked = true;
+    cth_lock_release(&p->lock);
+    wake_workers(p, job->nchunks < (size_t)p->nworkers ? (int)job->nchunks : p->nworkers);
+    return 0;
+}
+
+bool cth__pool_running(const cth_pool_t *p)
+{
+    return atomic_load(&p->state) == POOL_RUN;
+}
+
+int cth__pool_workers(const cth_pool_t *p)
+{
+    return p->nworkers;
+}
+
+void cth__pool_cache_hold(cth_pool_t *p)
+{
+    atomic_fetch_add(&p->cache, 1);
+}
+
+void cth__pool_cache_release(cth_pool_t *p)
+{
+    if (atomic_fetch_sub(&p->cache, 1) == 1 && atomic_load(&p->state) == POOL_CLOSE)
+        wake_workers(p, INT32_MAX);
+}
+
+int cth__job_wait(struct cth_result *job, int64_t deadline)
+{
+    if (tls_pool == job->pool)
+        job_help(job);
+    for (int i = 0; i < WORKER_SPIN / 4; i++) {
+        if (atomic_load_explicit(&job->state, memory_order_acquire) == JOB_DONE)
+            return 0;
+        cth__cpu_relax();
+    }
+    for (;;) {
+        uint32_t s = atomic_load_explicit(&job->state, memory_order_acquire);
+        if (s == JOB_DONE)
+            return 0;
+        if (s == JOB_PENDING &&
+            !atomic_compare_exchange_strong(&job->state, &s, (uint32_t)JOB_WAITED))
+            continue;
+        int r = cth__futex_wait(&job->state, JOB_WAITED, deadline);
+        if (r < 0 && atomic_load_explicit(&job->state, memory_order_acquire) != JOB_DONE)
+            return r;
+    }
+}
+
+/* ---- workers -------------------------------------------------------------------- */
+
+/* Take a chunk of the oldest job that has one; NULL when the worker must
+ * exit. Parks while there is nothing to do. */
+static struct cth_result *take_work(cth_pool_t *p, size_t *chunk)
+{
+    cth__lock_acquire_uninterrupted(&p->lock);
+    for (;;) {
+        uint32_t seq = atomic_load(&p->seq);
+        int st = atomic_load(&p->state);
+        if (st == POOL_TERMINATE)
+            break;
+        for (struct cth_result *job = p->head; job; job = job->next) {
+            if (atomic_load_explicit(&job->claim, memory_order_relaxed) >= job->nchunks)
+                continue;
+            size_t c = atomic_fetch_add(&job->claim, 1);
+            if (c >= job->nchunks)
+                continue;
+            if (c == job->nchunks - 1)
+                queue_unlink(p, job);
+            cth_lock_release(&p->lock);
+            *chunk = c;
+            return job;
+        }
+        if (st == POOL_CLOSE && atomic_load(&p->cache) == 0)
+            break;
+        cth_lock_release(&p->lock);
+        int spin = 0;
+        while (spin < WORKER_SPIN && atomic_load_explicit(&p->seq, memory_order_relaxed) == seq) {
+            cth__cpu_relax();
+            spin++;
+        }
+        if (spin == WORKER_SPIN) {
+            atomic_fetch_add(&p->sleepers, 1);
+            cth__futex_wait(&p->seq, seq, CTH__NO_DEADLINE);
+            atomic_fetch_sub(&p->sleepers, 1);
+        }
+        cth__lock_acquire_uninterrupted(&p->lock);
+    }
+    cth_lock_release(&p->lock);
+    return NULL;
+}
+
+static int spawn_worker(cth_pool_t *p);
+
+/* A worker that has run maxtasks chunks: start the replacement. */
+static bool retire(cth_pool_t *p)
+{
+    if (atomic_load(&p->state) == POOL_TERMINATE)
+        return true;
+    return spawn_worker(p) == 0;
+}
+
+static void *worker_main(void *arg)
+{
+    cth_pool_t *p = arg;
+    tls_pool = p;
+    if (p->initializer)
+        p->initializer(p->initarg);
+    long done = 0;
+    struct cth_result *job;
+    size_t c;
+    while ((job = take_work(p, &c)) != NULL) {
+        for (;;) {
+            job_run_chunk(job, c);
+            if (p->maxtasks && ++done >= p->maxtasks) {
+                job_finish(job, 1);
+                if (retire(p))
+                    return NULL;
+                done = 0;
+                break;
+            }
+            size_t next = job_claim(job);
+            job_finish(job, 1);
+            if (next == SIZE_MAX)
+                break;
+            c = next;
+        }
+    }
+    return NULL;
+}
+
+static int spawn_worker(cth_pool_t *p)
+{
+    char name[32];
+    snprintf(name, sizeof name, "PoolWorker-%u", atomic_fetch_add(&worker_names, 1) + 1);
+    cth_thread_opts opts = {.name = name, .daemon = CTH_DAEMON_YES};
+    cth__lock_acquire_uninterrupted(&p->lock);
+    if (p->nthreads == p->cap) {
+        size_t cap = p->cap ? 2 * p->cap : 8;
+        cth_thread_t **t = cth__realloc(p->threads, cap * sizeof *t);
+        if (!t) {
+            cth_lock_release(&p->lock);
+            return CTH_ENOMEM;
+        }
+        p->threads = t;
+        p->cap = cap;
+    }
+    cth_thread_t *t;
+    int err = cth_thread_create(&t, worker_main, p, &opts);
+    if (err == 0) {
+        err = cth_thread_start(t);
+        if (err == 0)
+            p->threads[p->nthreads++] = t;
+        else
+            cth_thread_free(t);
+    }
+    cth_lock_release(&p->lock);
+    return err;
+}
+
+/* ---- the pool ------------------------------------------------------------------- */
+
+static int cpu_count(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+CTH_API int cth_pool_create(cth_pool_t **pool, const cth_pool_opts *opts)
+{
+    if (!pool)
+        return CTH_EINVAL;
+    cth_pool_opts o = opts ? *opts : (cth_pool_opts){0};
+    if (o.processes < 0 || o.maxtasksperchild < 0)
+        return CTH_EINVAL;
+    cth_pool_t *p = cth__calloc(1, sizeof *p);
+    if (!p)
+        return CTH_ENOMEM;
+    p->nworkers = o.processes ? o.processes : cpu_count();
+    p->initializer = o.initializer;
+    p->initarg = o.initarg;
+    p->maxtasks = o.maxtasksperchild;
+    for (int i = 0; i < p->nworkers; i++) {
+        int err = spawn_worker(p);
+        if (err) {
+            cth_pool_free(p);
+            return err;
+        }
+    }
+    *pool = p;
+    return 0;
+}
+
+CTH_API int cth_pool_size(const cth_pool_t *pool)
+{
+    return pool ? pool->nworkers : CTH_EINVAL;
+}
+
+/* Python's default chunksize: ceil(n / (4 x workers)). */
+static size_t default_chunksize(const cth_pool_t *p, size_t n)
+{
+    size_t d = 4 * (size_t)p->nworkers;
+    return n / d + (n % d != 0);
+}
+
+/* Run a job on the caller's stack to the end. An interruption drops the
+ * unclaimed chunks, waits for the running ones, and returns CTH_EINTR. */
+static int run_sync(cth_pool_t *p, struct cth_result *job, bool help)
+{
+    int err = cth__pool_submit(p, job, false);
+    if (err)
+        return err;
+    if (help)
+        job_help(job);
+    if (cth__job_wait(job, CTH__NO_DEADLINE) == CTH_EINTR) {
+        cth__lock_acquire_uninterrupted(&p->lock);
+        size_t c = job_cancel_locked(p, job);
+        cth_lock_release(&p->lock);
+        if (c != SIZE_MAX)
+            job_cancel_finish(job, c);
+        while (cth__job_wait(job, CTH__NO_DEADLINE) != 0)
+            ;
+        return CTH_EINTR;
+    }
+    return job->outcome;
+}
+
+CTH_API int cth_pool_apply(cth_pool_t *pool, cth_pool_fn fn, void *arg, void **result)
+{
+    if (!pool || !fn)
+        return CTH_EINVAL;
+    struct cth_result job = {.fn = fn, .arg = arg};
+    job.items = (const char *)&job.arg;
+    job.results = &job.value;
+    cth__job_setup(&job, pool, JOB_APPLY, 1, 1);
+    int err = run_sync(pool, &job, false);
+    if (err == 0 && result)
+        *result = job.value;
+    return err;
+}
+
+static int submit_async(cth_pool_t *pool, struct cth_result *job, const cth_result_opts *opts,
+                        cth_result_t **res)
+{
+    if (opts)
+        job->cb = *opts;
+    int err = cth__pool_submit(pool, job, false);
+    if (err) {
+        cth__free(job);
+        return err;
+    }
+    *res = job;
+    return 0;
+}
+
+CTH_API int cth_pool_apply_async(cth_pool_t *pool, cth_pool_fn fn, void *arg,
+                                 const cth_result_opts *opts, cth_result_t **res)
+{
+    if (!pool || !fn || !res)
+        return CTH_EINVAL;
+    struct cth_result *job = cth__malloc(sizeof *job);
+    if (!job)
+        return CTH_ENOMEM;
+    *job = (struct cth_result){.fn = fn, .arg = arg, .is_async = true};
+    job->items = (const char *)&job->arg;
+    job->results = &job->value;
+    cth__job_setup(job, pool, JOB_APPLY, 1, 1);
+    return submit_async(pool, job, opts, res);
+}
+
+static void map_setup(struct cth_result *job, cth_pool_t *pool, uint8_t kind, cth_pool_fn fn,
+                      const void *items, size_t size, size_t n, size_t chunksize,
+                      void **results)
+{
+    job->fn = fn;
+    job->items = items;
+    job->size = size;
+    job->results = results;
+    job->value = results;
+    cth__job_setup(job, pool, kind, n, chunksize ? chunksize : default_chunksize(pool, n));
+}
+
+static int map_sync(cth_pool_t *pool, uint8_t kind, cth_pool_fn fn, const void *items,
+                    size_t size, size_t n, size_t chunksize, void **results)
+{
+    if (!pool || !fn || (!items && n))
+        return CTH_EINVAL;
+    if (atomic_load(&pool->state) != POOL_RUN)
+        return CTH_EINVAL;
+    if (n == 0)
+        return 0;
+    struct cth_result job = {0};
+    map_setup(&job, pool, kind, fn, items, size, n, chunksize, results);
+    return run_sync(pool, &job, false);
+}
+
+static int map_async(cth_pool_t *pool, uint8_t kind, cth_pool_fn fn, const void *items,
+                     size_t size, size_t n, size_t chunksize, void **results,
+                     const cth_result_opts *opts, cth_result_t **res)
+{
+    if (!pool || !fn || (!items && n) || !res)
+        return CTH_EINVAL;
+    struct cth_result *job = cth__malloc(sizeof *job);
+    if (!job)
+        return CTH_ENOMEM;
+    *job = (struct cth_result){.is_async = true};
+    map_setup(job, pool, kind, fn, items, size, n, chunksize, results);
+    if (n == 0) {
+        /* Python's empty map_async: ready at once ([]), callback included. */
+        if (atomic_load(&pool->state) != POOL_RUN) {
+            cth__free(job);
+            return CTH_EINVAL;
+        }
+        if (opts)
+            job->cb = *opts;
+        atomic_fetch_add(&pool->cache, 1);
+        cth__job_complete(job);
+        *res = job;
+        return 0;
+    }
+    return submit_async(pool, job, opts, res);
+}
+
+CTH_API int cth_pool_map(cth_pool_t *pool, cth_pool_fn fn, void *const *items, size_t n,
+                         size_t chunksize, void **results)
+{
+    return map_sync(pool, JOB_MAP, fn, items, sizeof(void *), n, chunksize, results);
+}
+
+CTH_API int cth_pool_map_async(cth_pool_t *pool, cth_pool_fn fn, void *const *items, size_t n,
+                               size_t chunksize, void **results, const cth_result_opts *opts,
+                               cth_result_t **res)
+{
+    return map_async(pool, JOB_MAP, fn, items, sizeof(void *), n, chunksize, results, opts, res);
+}
+
+CTH_API int cth_pool_starmap(cth_pool_t *pool, cth_pool_fn fn, const void *args, size_t size,
+                             size_t n, size_t chunksize, void **results)
+{
+    if (size == 0)
+        return CTH_EINVAL;
+    return map_sync(pool, JOB_STARMAP, fn, args, size, n, chunksize, results);
+}
+
+CTH_API int cth_pool_starmap_async(cth_pool_t *pool, cth_pool_fn fn, const void *args,
+                                   size_t size, size_t n, size_t chunksize, void **results,
+                                   const cth_result_opts *opts, cth_result_t **res)
+{
+    if (size == 0)
+        return CTH_EINVAL;
+    return map_async(pool, JOB_STARMAP, fn, args, size, n, chunksize, results, opts, res);
+}
+
+CTH_API int cth_pool_parallel_for(cth_pool_t *pool, size_t n, cth_pool_for_fn fn, void *arg)
+{
+    if (!pool || !fn || atomic_load(&pool->state) != POOL_RUN)
+        return CTH_EINVAL;
+    if (n == 0)
+        return 0;
+    /* 8 chunks per thread (the caller included) balance a skewed loop. */
+    size_t d = 8 * ((size_t)pool->nworkers + 1);
+    struct cth_result job = {.for_fn = fn, .arg = arg};
+    cth__job_setup(&job, pool, JOB_FOR, n, n / d + (n % d != 0));
+    return run_sync(pool, &job, true);
+}
+
+CTH_API int cth_pool_close(cth_pool_t *pool)
+{
+    if (!pool)
+        return CTH_EINVAL;
+    cth__lock_acquire_uninterrupted(&pool->lock);
+    if (atomic_load(&pool->state) == POOL_RUN)
+        atomic_store(&pool->state, POOL_CLOSE);
+    cth_lock_release(&pool->lock);
+    wake_workers(pool, INT32_MAX);
+    return 0;
+}
+
+CTH_API int cth_pool_terminate(cth_pool_t *pool)
+{
+    if (!pool)
+        return CTH_EINVAL;
+    struct cth_result *dropped = NULL;
+    cth__lock_acquire_uninterrupted(&pool->lock);
+    atomic_store(&pool->state, POOL_TERMINATE);
+    while (pool->head) {
+        struct cth_result *job = pool->head;
+        size_t c = job_cancel_locked(pool, job);
+        if (c != SIZE_MAX) { /* alive until its dropped chunks are finished */
+            job->dropped_from = c;
+            job->next = dropped;
+            dropped = job;
+        }
+    }
+    cth_lock_release(&pool->lock);
+    wake_workers(pool, INT32_MAX);
+    while (dropped) {
+        struct cth_result *job = dropped;
+        dropped = job->next;
+        job->next = NULL;
+        job_cancel_finish(job, job->dropped_from);
+    }
+    return 0;
+}
+
+CTH_API int cth_pool_join(cth_pool_t *pool)
+{
+    if (!pool || atomic_load(&pool->state) == POOL_RUN)
+        return CTH_EINVAL;
+    if (tls_pool == pool)
+        return CTH_EDEADLK;
+    for (size_t i = 0;; i++) {
+        cth__lock_acquire_uninterrupted(&pool->lock);
+        cth_thread_t *t = i < pool->nthreads ? pool->threads[i] : NULL;
+        cth_lock_release(&pool->lock);
+        if (!t)
+            return 0;
+        int err = cth_thread_join(t, CTH_FOREVER, NULL);
+        if (err)
+            return err;
+    }
+}
+
+CTH_API void cth_pool_free(cth_pool_t *pool)
+{
+    if (!pool)
+        return;
+    if (atomic_load(&pool->state) == POOL_RUN)
+        cth_pool_terminate(pool);
+    while (cth_pool_join(pool) == CTH_EINTR)
+        ;
+    for (size_t i = 0; i < pool->nthreads; i++)
+        cth_thread_free(pool->threads[i]);
+    cth__free(pool->threads);
+    cth__free(pool);
+}

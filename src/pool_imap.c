@@ -1,0 +1,330 @@
+/*
+ * pool_imap.c - the imap and imap_unordered iterators (Python's
+ * IMapIterator and IMapUnorderedIterator), over an array or a producer.
+ *
+ * State. An iterator owns `cap` slots. Position p of the input is "in
+ * flight" from the moment it is read until cth_imap_next hands its result
+ * out; at most cap positions are in flight (cap = n for an array). imap
+ * keeps p's result in slot p % cap and yields slot `consumed % cap` once it
+ * is done (Python's _index/_unsorted reordering, without a dictionary);
+ * imap_unordered appends results to a FIFO ring of the same slots, in
+ * completion order. it->lock guards the slots, the FIFO, `end` and `jobs`;
+ * the condition over it wakes the consumer and cth_imap_free.
+ *
+ * Work. An array iterator submits one job over all n items. A producer
+ * iterator reads items in the consumer's thread (at creation and in each
+ * cth_imap_next) while fewer than cap are in flight, and submits each batch
+ * read as a job of its own, allocated with its items. Every job is freed
+ * when it completes; `jobs` counts those alive, and cth_imap_free waits for
+ * it to reach zero, after setting `cancelled` so the queued items are
+ * skipped (delivered as CTH_ECANCELED without running).
+ */
+#include "pool_internal.h"
+
+struct slot {
+    void *value;
+    int err;
+    bool done;
+};
+
+struct cth_imap {
+    cth_pool_t *pool;
+    cth_pool_fn fn;
+    bool ordered;
+    size_t chunksize;
+    void *const *items; /* array input */
+    cth_imap_producer_fn producer;
+    void *ctx;
+    bool holds_cache; /* a producer iterator keeps a closed pool's workers */
+    bool input_done;  /* the producer has ended (consumer thread only) */
+    size_t submitted; /* positions read (consumer thread only) */
+    size_t consumed;  /* positions handed out (lock) */
+    size_t end;       /* total positions once known, else SIZE_MAX (lock) */
+    size_t jobs;      /* jobs alive (lock) */
+    size_t cap;
+    struct slot *slots;
+    size_t fifo_head, fifo_count; /* imap_unordered (lock) */
+    _Atomic bool cancelled;
+    cth_lock_t lock;
+    cth_cond_t cond;
+};
+
+/* A job of a producer iterator, allocated with its items. */
+struct imap_batch {
+    struct cth_result job;
+    void *items[];
+};
+
+/* Store position pos's outcome; the caller holds it->lock. */
+static void deliver_locked(struct cth_imap *it, size_t pos, void *value, int err)
+{
+    struct slot *s;
+    if (it->ordered) {
+        s = &it->slots[pos % it->cap];
+    } else {
+        s = &it->slots[(it->fifo_head + it->fifo_count) % it->cap];
+        it->fifo_count++;
+    }
+    *s = (struct slot){value, err, true};
+    cth_cond_notify_all(&it->cond);
+}
+
+static void deliver(struct cth_imap *it, size_t pos, void *value, int err)
+{
+    cth__lock_acquire_uninterrupted(&it->lock);
+    deliver_locked(it, pos, value, err);
+    cth_lock_release(&it->lock);
+}
+
+void cth__imap_run(struct cth_result *job, size_t lo, size_t hi)
+{
+    struct cth_imap *it = job->arg;
+    void *const *items = (void *const *)job->items;
+    for (size_t i = lo; i < hi; i++) {
+        void *v = NULL;
+        int r = CTH_ECANCELED;
+        if (!atomic_load_explicit(&it->cancelled, memory_order_relaxed))
+            r = it->fn(items[i], &v);
+        deliver(it, job->base + i, r < 0 ? NULL : v, r < 0 ? r : 0);
+    }
+}
+
+void cth__imap_cancel(struct cth_result *job, size_t lo, size_t hi)
+{
+    struct cth_imap *it = job->arg;
+    cth__lock_acquire_uninterrupted(&it->lock);
+    for (size_t i = lo; i < hi; i++)
+        deliver_locked(it, job->base + i, NULL, CTH_ECANCELED);
+    cth_lock_release(&it->lock);
+}
+
+void cth__imap_job_done(struct cth_result *job)
+{
+    struct cth_imap *it = job->arg;
+    cth__pool_cache_release(job->pool);
+    cth__free(job); /* the job is the head of its allocation */
+    cth__lock_acquire_uninterrupted(&it->lock);
+    it->jobs--;
+    cth_cond_notify_all(&it->cond);
+    cth_lock_release(&it->lock);
+}
+
+/* Submit items[0..k) at position base as one job; on refusal (the pool was
+ * terminated) they are delivered as CTH_ECANCELED and false is returned. */
+static bool submit_job(struct cth_imap *it, struct cth_result *job, void *const *items,
+                       size_t base, size_t k)
+{
+    job->arg = it;
+    job->items = (const char *)items;
+    job->base = base;
+    cth__job_setup(job, it->pool, JOB_IMAP, k, it->chunksize);
+    cth__lock_acquire_uninterrupted(&it->lock);
+    it->jobs++;
+    cth_lock_release(&it->lock);
+    if (cth__pool_submit(it->pool, job, true) != 0) {
+        cth__imap_cancel(job, 0, k);
+        cth__lock_acquire_uninterrupted(&it->lock);
+        it->jobs--;
+        cth_lock_release(&it->lock);
+        cth__free(job);
+        return false;
+    }
+    return true;
+}
+
+/* The producer has ended at position pos (after delivering its error, if
+ * any). */
+static void input_ended(struct cth_imap *it, size_t end)
+{
+    it->input_done = true;
+    cth__lock_acquire_uninterrupted(&it->lock);
+    it->end = end;
+    cth_cond_notify_all(&it->cond);
+    cth_lock_release(&it->lock);
+    if (it->holds_cache) {
+        it->holds_cache = false;
+        cth__pool_cache_release(it->pool);
+    }
+}
+
+/* Read from the producer while fewer than cap positions are in flight. */
+static void refill(struct cth_imap *it)
+{
+    while (!it->input_done) {
+        cth__lock_acquire_uninterrupted(&it->lock);
+        size_t room = it->cap - (it->submitted - it->consumed);
+        cth_lock_release(&it->lock);
+        if (room == 0)
+            return;
+        struct imap_batch *b = cth__malloc(sizeof *b + room * sizeof(void *));
+        if (!b) { /* report it at this position, as a failing producer */
+            deliver(it, it->submitted, NULL, CTH_ENOMEM);
+            input_ended(it, ++it->submitted);
+            return;
+        }
+        b->job = (struct cth_result){0};
+        size_t k = 0;
+        int r = 1;
+        while (k < room && (r = it->producer(it->ctx, &b->items[k])) == 1)
+            k++;
+        size_t base = it->submitted;
+        it->submitted += k;
+        bool refused = false;
+        if (k)
+            refused = !submit_job(it, &b->job, b->items, base, k);
+        else
+            cth__free(b);
+        if (refused) {
+            input_ended(it, it->submitted);
+        } else if (r < 0) {
+            deliver(it, it->submitted, NULL, r);
+            input_ended(it, ++it->submitted);
+        } else if (r == 0) {
+            input_ended(it, it->submitted);
+        }
+    }
+}
+
+static int imap_create(cth_pool_t *pool, cth_pool_fn fn, void *const *items, size_t n,
+                       cth_imap_producer_fn producer, void *ctx, size_t chunksize,
+                       size_t max_inflight, bool ordered, cth_imap_t **out)
+{
+    if (!pool || !fn || !out || (!producer && !items && n))
+        return CTH_EINVAL;
+    if (!cth__pool_running(pool))
+        return CTH_EINVAL;
+    if (!chunksize)
+        chunksize = 1;
+    size_t cap = n;
+    if (producer)
+        cap = max_inflight ? max_inflight : 4 * (size_t)cth__pool_workers(pool) * chunksize;
+    struct cth_imap *it = cth__calloc(1, sizeof *it);
+    struct cth_result *job = producer || n == 0 ? NULL : cth__calloc(1, sizeof *job);
+    struct slot *slots = cap ? cth__calloc(cap, sizeof *slots) : NULL;
+    if (!it || (!producer && n && !job) || (cap && !slots)) {
+        cth__free(it);
+        cth__free(job);
+        cth__free(slots);
+        return CTH_ENOMEM;
+    }
+    *it = (struct cth_imap){.pool = pool, .fn = fn, .ordered = ordered, .chunksize = chunksize,
+                            .items = items, .producer = producer, .ctx = ctx, .cap = cap,
+                            .slots = slots, .end = producer ? SIZE_MAX : n};
+    cth_cond_init(&it->cond, &it->lock);
+    if (producer) {
+        /* Until its input ends, a producer iterator keeps a closed pool's
+         * workers, and its refills are accepted by a closed pool (Python
+         * has read its whole input by then). */
+        cth__pool_cache_hold(pool);
+        it->holds_cache = true;
+        refill(it);
+    } else if (job) {
+        submit_job(it, job, items, 0, n);
+    }
+    *out = it;
+    return 0;
+}
+
+CTH_API int cth_pool_imap(cth_pool_t *pool, cth_pool_fn fn, void *const *items, size_t n,
+                          size_t chunksize, cth_imap_t **it)
+{
+    return imap_create(pool, fn, items, n, NULL, NULL, chunksize, 0, true, it);
+}
+
+CTH_API int cth_pool_imap_unordered(cth_pool_t *pool, cth_pool_fn fn, void *const *items,
+                                    size_t n, size_t chunksize, cth_imap_t **it)
+{
+    return imap_create(pool, fn, items, n, NULL, NULL, chunksize, 0, false, it);
+}
+
+CTH_API int cth_pool_imap_producer(cth_pool_t *pool, cth_pool_fn fn,
+                                   cth_imap_producer_fn producer, void *ctx, size_t chunksize,
+                                   size_t max_inflight, cth_imap_t **it)
+{
+    if (!producer)
+        return CTH_EINVAL;
+    return imap_create(pool, fn, NULL, 0, producer, ctx, chunksize, max_inflight, true, it);
+}
+
+CTH_API int cth_pool_imap_unordered_producer(cth_pool_t *pool, cth_pool_fn fn,
+                                             cth_imap_producer_fn producer, void *ctx,
+                                             size_t chunksize, size_t max_inflight,
+                                             cth_imap_t **it)
+{
+    if (!producer)
+        return CTH_EINVAL;
+    return imap_create(pool, fn, NULL, 0, producer, ctx, chunksize, max_inflight, false, it);
+}
+
+/* Take the next outcome if there is one; the caller holds it->lock. */
+static bool take_locked(struct cth_imap *it, void **value, int *err)
+{
+    struct slot *s = &it->slots[(it->ordered ? it->consumed : it->fifo_head) % it->cap];
+    if (!s->done)
+        return false;
+    s->done = false;
+    if (!it->ordered) {
+        it->fifo_head = (it->fifo_head + 1) % it->cap;
+        it->fifo_count--;
+    }
+    it->consumed++;
+    *value = s->value;
+    *err = s->err;
+    return true;
+}
+
+CTH_API int cth_imap_next(cth_imap_t *it, double timeout, void **value)
+{
+    if (!it)
+        return CTH_EINVAL;
+    int64_t deadline;
+    int err = cth__timeout_to_deadline(timeout, &deadline);
+    if (err)
+        return err;
+    if (it->producer)
+        refill(it);
+    void *v = NULL;
+    cth__lock_acquire_uninterrupted(&it->lock);
+    for (;;) {
+        if (it->consumed == it->end) {
+            err = CTH_IMAP_END;
+            break;
+        }
+        if (take_locked(it, &v, &err))
+            break;
+        double left = -1.0;
+        if (deadline != CTH__NO_DEADLINE) {
+            int64_t ns = deadline - cth__now_ns();
+            left = ns > 0 ? (double)ns / 1e9 : 0.0;
+        }
+        int r = cth_cond_wait(&it->cond, left);
+        if (r == CTH_ETIMEDOUT || r == CTH_EINTR) {
+            /* a result that arrived with the timeout still counts */
+            if (it->consumed != it->end && take_locked(it, &v, &err))
+                break;
+            err = r;
+            break;
+        }
+    }
+    cth_lock_release(&it->lock);
+    if (err == 0 && value)
+        *value = v;
+    if (err != CTH_IMAP_END && err != CTH_ETIMEDOUT && err != CTH_EINTR && it->producer)
+        refill(it);
+    return err;
+}
+
+CTH_API void cth_imap_free(cth_imap_t *it)
+{
+    if (!it)
+        return;
+    atomic_store(&it->cancelled, true);
+    cth__lock_acquire_uninterrupted(&it->lock);
+    while (it->jobs)
+        cth_cond_wait(&it->cond, CTH_FOREVER);
+    cth_lock_release(&it->lock);
+    if (it->holds_cache)
+        cth__pool_cache_release(it->pool);
+    cth__free(it->slots);
+    cth__free(it);
+}

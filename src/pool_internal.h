@@ -1,0 +1,86 @@
+/*
+ * pool_internal.h - what pool.c, pool_result.c and pool_imap.c share: the
+ * job, which is also the AsyncResult (struct cth_result).
+ *
+ * A job is n items cut into nchunks chunks of chunksize. Workers claim
+ * chunk indices with a fetch_add on `claim`; `remaining` counts the chunks
+ * not finished, and whoever finishes (or cancels) the last one completes
+ * the job. A job sits in the pool's queue until the claimer of its last
+ * chunk (or terminate) unlinks it, under the pool lock; so a queued job is
+ * always alive, and a thread may claim another chunk lock-free while it
+ * holds an unfinished one (the job cannot complete meanwhile).
+ */
+#ifndef CTH_POOL_INTERNAL_H
+#define CTH_POOL_INTERNAL_H
+
+#include "cthreading/pool.h"
+#include "cthreading/sync.h"
+#include "internal.h"
+
+enum job_kind { JOB_APPLY, JOB_MAP, JOB_STARMAP, JOB_FOR, JOB_IMAP };
+
+/* job state word: the futex waiters sleep on */
+enum { JOB_PENDING = 0, JOB_WAITED = 1, JOB_DONE = 2 };
+
+/* claim is pushed past any chunk index by cancellation */
+#define JOB_CANCEL_BIAS (SIZE_MAX / 4)
+
+struct cth_result {
+    struct cth_result *next, *prev; /* the pool's queue (pool lock) */
+    bool linked;                    /* in the queue (pool lock) */
+    size_t dropped_from;            /* terminate's scratch: first dropped chunk */
+    bool is_async;                  /* heap, refcounted, callbacks */
+    uint8_t kind;                   /* enum job_kind */
+    cth_pool_t *pool;
+    cth_pool_fn fn;
+    cth_pool_for_fn for_fn;
+    void *arg;           /* apply's argument, parallel-for's arg, imap: the iterator */
+    const char *items;   /* map/imap: void *items[]; starmap: the structs */
+    size_t size;         /* starmap's struct size */
+    size_t base;         /* imap: the position of item 0 */
+    void **results;      /* map/starmap/apply: where values go (may be NULL) */
+    size_t n, chunksize, nchunks;
+    _Atomic size_t claim;     /* next chunk to hand out */
+    _Atomic size_t remaining; /* chunks not finished */
+    _Atomic int err;          /* first failure in completion order */
+    _Atomic uint32_t state;   /* JOB_PENDING, JOB_WAITED, JOB_DONE */
+    void *value;              /* apply's value; map_async: results */
+    int outcome;              /* the final code, written before JOB_DONE */
+    cth_result_opts cb;
+    _Atomic uint32_t refs; /* async: the caller's and the pool's */
+};
+
+/* Fill in the chunking fields of a job for n items. */
+void cth__job_setup(struct cth_result *job, cth_pool_t *pool, uint8_t kind, size_t n,
+                    size_t chunksize);
+
+/* Queue a job. internal: also accepted by a closed pool (an imap refill).
+ * Returns 0, or CTH_EINVAL when the pool does not take it. */
+int cth__pool_submit(cth_pool_t *pool, struct cth_result *job, bool internal);
+
+/* Whether the pool takes new work (state RUN). */
+bool cth__pool_running(const cth_pool_t *pool);
+
+/* The pool's number of workers. */
+int cth__pool_workers(const cth_pool_t *pool);
+
+/* Hold or release the pool's "cache" (Python's job cache): while it is not
+ * empty a closed pool keeps its workers. */
+void cth__pool_cache_hold(cth_pool_t *pool);
+void cth__pool_cache_release(cth_pool_t *pool);
+
+/* Wait until job is done; a worker of the job's pool runs unclaimed chunks
+ * itself first. Returns 0, CTH_ETIMEDOUT or CTH_EINTR. */
+int cth__job_wait(struct cth_result *job, int64_t deadline);
+
+/* Complete a job whose last chunk has finished (pool_result.c): the
+ * outcome, the callbacks, the wake-up, the memory. */
+void cth__job_complete(struct cth_result *job);
+
+/* imap hooks (pool_imap.c): run items [lo, hi) of an imap job; report them
+ * cancelled; the job has completed (free it). */
+void cth__imap_run(struct cth_result *job, size_t lo, size_t hi);
+void cth__imap_cancel(struct cth_result *job, size_t lo, size_t hi);
+void cth__imap_job_done(struct cth_result *job);
+
+#endif

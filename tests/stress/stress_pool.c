@@ -1,0 +1,130 @@
+/*
+ * stress_pool.c - no task is lost: a million tasks (scaled by
+ * CTH_STRESS_ITERS) over many apply_async batches, maps, imaps and
+ * parallel-fors, from two submitting threads at once, every result checked.
+ */
+#include <stdatomic.h>
+
+#include "check.h"
+
+#define IV(x) ((void *)(intptr_t)(x))
+#define VI(p) ((intptr_t)(p))
+
+static int triple(void *arg, void **result)
+{
+    *result = IV(VI(arg) * 3);
+    return 0;
+}
+
+static int mark(void *arg, size_t i)
+{
+    atomic_fetch_add(&((_Atomic unsigned char *)arg)[i], 1);
+    return 0;
+}
+
+struct submitter {
+    cth_pool_t *p;
+    long tasks;
+};
+
+static void *submit_all(void *arg)
+{
+    struct submitter *s = arg;
+    enum { BATCH = 1000 };
+    static _Thread_local void *items[BATCH], *res[BATCH];
+    static _Thread_local cth_result_t *r[BATCH];
+    for (long done = 0; done < s->tasks;) {
+        long k = s->tasks - done < BATCH ? s->tasks - done : BATCH;
+        for (long i = 0; i < k; i++)
+            items[i] = IV(done + i);
+        switch ((done / BATCH) % 4) {
+        case 0: /* apply_async, every result checked */
+            for (long i = 0; i < k; i++)
+                CHECK_OK(cth_pool_apply_async(s->p, triple, items[i], NULL, &r[i]));
+            for (long i = 0; i < k; i++) {
+                void *v;
+                CHECK_OK(cth_result_get(r[i], CTH_FOREVER, &v));
+                CHECK_EQ(VI(v), (done + i) * 3);
+                cth_result_free(r[i]);
+            }
+            break;
+        case 1: /* map with a small chunksize */
+            CHECK_OK(cth_pool_map(s->p, triple, items, (size_t)k, 7, res));
+            for (long i = 0; i < k; i++)
+                CHECK_EQ(VI(res[i]), (done + i) * 3);
+            break;
+        case 2: { /* imap_unordered: each value exactly once */
+            cth_imap_t *it;
+            CHECK_OK(cth_pool_imap_unordered(s->p, triple, items, (size_t)k, 3, &it));
+            long sum = 0;
+            void *v;
+            for (long i = 0; i < k; i++) {
+                CHECK_OK(cth_imap_next(it, CTH_FOREVER, &v));
+                sum += VI(v);
+            }
+            CHECK_EQ(cth_imap_next(it, CTH_FOREVER, &v), CTH_IMAP_END);
+            CHECK_EQ(sum, 3 * (k * done + k * (k - 1) / 2));
+            cth_imap_free(it);
+            break;
+        }
+        default: { /* parallel-for: every index once */
+            static _Thread_local _Atomic unsigned char hits[BATCH];
+            for (long i = 0; i < k; i++)
+                atomic_store(&hits[i], 0);
+            CHECK_OK(cth_pool_parallel_for(s->p, (size_t)k, mark, (void *)hits));
+            for (long i = 0; i < k; i++)
+                CHECK_EQ(atomic_load(&hits[i]), 1);
+            break;
+        }
+        }
+        done += k;
+    }
+    return NULL;
+}
+
+CTH_TEST(million_tasks)
+{
+    cth_pool_t *p;
+    cth_pool_opts o = {.processes = 3};
+    CHECK_OK(cth_pool_create(&p, &o));
+    long total = check_iters(1000000);
+    struct submitter s[2] = {{p, total / 2}, {p, total - total / 2}};
+    cth_thread_t *t[2];
+    for (int i = 0; i < 2; i++) {
+        CHECK_OK(cth_thread_create(&t[i], submit_all, &s[i], NULL));
+        CHECK_OK(cth_thread_start(t[i]));
+    }
+    for (int i = 0; i < 2; i++) {
+        CHECK_OK(cth_thread_join(t[i], CTH_FOREVER, NULL));
+        cth_thread_free(t[i]);
+    }
+    CHECK_OK(cth_pool_close(p));
+    CHECK_OK(cth_pool_join(p));
+    cth_pool_free(p);
+}
+
+/* terminate racing with submitters and running maps: every AsyncResult
+ * still finishes, with its value or CTH_ECANCELED */
+CTH_TEST(terminate_race)
+{
+    long rounds = check_iters(200);
+    for (long round = 0; round < rounds; round++) {
+        cth_pool_t *p;
+        cth_pool_opts o = {.processes = 2, .maxtasksperchild = round % 3 ? 0 : 5};
+        CHECK_OK(cth_pool_create(&p, &o));
+        enum { N = 200 };
+        cth_result_t *r[N];
+        for (long i = 0; i < N; i++)
+            CHECK_OK(cth_pool_apply_async(p, triple, IV(i), NULL, &r[i]));
+        if (round % 2)
+            cth_sleep(0.0001);
+        CHECK_OK(cth_pool_terminate(p));
+        for (long i = 0; i < N; i++) {
+            void *v = NULL;
+            int err = cth_result_get(r[i], CTH_FOREVER, &v);
+            CHECK(err == CTH_ECANCELED || (err == 0 && VI(v) == i * 3));
+            cth_result_free(r[i]);
+        }
+        cth_pool_free(p);
+    }
+}

@@ -1,0 +1,663 @@
+/*
+ * test_pool.c - the thread pool, AsyncResult, map, starmap, parallel-for,
+ * close/terminate/join, maxtasksperchild, initializer. Each test names the
+ * CPython test of Lib/test/_test_multiprocessing.py (_TestPool, TYPE
+ * 'threads') it mirrors. The imap iterators are in test_pool_imap.c.
+ */
+#include <signal.h>
+#include <stdatomic.h>
+
+#include "check.h"
+
+#define IV(x) ((void *)(intptr_t)(x))
+#define VI(p) ((intptr_t)(p))
+
+static int sqr(void *arg, void **result)
+{
+    intptr_t x = VI(arg);
+    *result = IV(x * x);
+    return 0;
+}
+
+/* sqr, but fails with -1000 - x for the x where x % 7 == 3 */
+static int sqr_or_fail(void *arg, void **result)
+{
+    intptr_t x = VI(arg);
+    if (x % 7 == 3)
+        return (int)(-1000 - x);
+    *result = IV(x * x);
+    return 0;
+}
+
+static int sleepy(void *arg, void **result)
+{
+    cth_sleep((double)VI(arg) / 1000.0);
+    *result = arg;
+    return 0;
+}
+
+static cth_pool_t *make_pool(int n)
+{
+    cth_pool_t *p;
+    cth_pool_opts o = {.processes = n};
+    CHECK_OK(cth_pool_create(&p, &o));
+    return p;
+}
+
+/* test_make_pool: processes -1 is an error, 0 is the CPU count, 3 gives 3 */
+CTH_TEST(make_pool)
+{
+    cth_pool_t *p;
+    cth_pool_opts o = {.processes = -1};
+    CHECK_EQ(cth_pool_create(&p, &o), CTH_EINVAL);
+    CHECK_EQ(cth_pool_create(NULL, NULL), CTH_EINVAL);
+    o = (cth_pool_opts){.maxtasksperchild = -1}; /* test_pool_maxtasksperchild_invalid */
+    CHECK_EQ(cth_pool_create(&p, &o), CTH_EINVAL);
+    CHECK_OK(cth_pool_create(&p, NULL));
+    CHECK_EQ(cth_pool_size(p), sysconf(_SC_NPROCESSORS_ONLN));
+    cth_pool_free(p);
+    p = make_pool(3);
+    CHECK_EQ(cth_pool_size(p), 3);
+    CHECK_EQ(cth_pool_size(NULL), CTH_EINVAL);
+    cth_pool_free(p);
+    cth_pool_free(NULL);
+}
+
+/* test_apply */
+CTH_TEST(apply)
+{
+    cth_pool_t *p = make_pool(2);
+    void *v = NULL;
+    CHECK_OK(cth_pool_apply(p, sqr, IV(5), &v));
+    CHECK_EQ(VI(v), 25);
+    CHECK_OK(cth_pool_apply(p, sqr, IV(7), NULL));
+    CHECK_EQ(cth_pool_apply(p, sqr_or_fail, IV(3), &v), -1003);
+    CHECK_EQ(cth_pool_apply(NULL, sqr, NULL, &v), CTH_EINVAL);
+    CHECK_EQ(cth_pool_apply(p, NULL, NULL, &v), CTH_EINVAL);
+    cth_pool_free(p);
+}
+
+/* test_async: get waits for the task; ready/successful/wait */
+CTH_TEST(apply_async)
+{
+    cth_pool_t *p = make_pool(2);
+    cth_result_t *r;
+    double t0 = check_now();
+    CHECK_OK(cth_pool_apply_async(p, sleepy, IV(200), NULL, &r));
+    CHECK(!cth_result_ready(r));
+    CHECK_EQ(cth_result_successful(r), CTH_EAGAIN); /* ValueError "not ready" */
+    void *v = NULL;
+    CHECK_OK(cth_result_get(r, CTH_FOREVER, &v));
+    CHECK_WAITED_AT_LEAST(t0, 0.2);
+    CHECK_EQ(VI(v), 200);
+    CHECK(cth_result_ready(r));
+    CHECK_EQ(cth_result_successful(r), 1);
+    CHECK_OK(cth_result_wait(r, 0));
+    CHECK_OK(cth_result_get(r, 0, NULL)); /* again, any number of times */
+    cth_result_free(r);
+    CHECK_EQ(cth_pool_apply_async(p, sqr, NULL, NULL, NULL), CTH_EINVAL);
+    CHECK_EQ(cth_pool_apply_async(NULL, sqr, NULL, NULL, &r), CTH_EINVAL);
+    CHECK_EQ(cth_result_get(NULL, 0, NULL), CTH_EINVAL);
+    CHECK_EQ(cth_result_wait(NULL, 0), CTH_EINVAL);
+    CHECK_EQ(cth_result_successful(NULL), CTH_EINVAL);
+    CHECK(!cth_result_ready(NULL));
+    cth_result_free(NULL);
+    cth_pool_free(p);
+}
+
+/* test_async_timeout: get(timeout) gives TimeoutError after the timeout */
+CTH_TEST(apply_async_timeout)
+{
+    cth_pool_t *p = make_pool(2);
+    cth_result_t *r;
+    CHECK_OK(cth_pool_apply_async(p, sleepy, IV(500), NULL, &r));
+    double t0 = check_now();
+    CHECK_EQ(cth_result_get(r, 0.2, NULL), CTH_ETIMEDOUT);
+    CHECK_WAITED_AT_LEAST(t0, 0.2);
+    CHECK_EQ(cth_result_wait(r, 0), CTH_ETIMEDOUT);
+    CHECK_EQ(cth_result_get(r, -2, NULL), CTH_EINVAL);
+    CHECK_EQ(cth_result_get(r, NAN, NULL), CTH_EINVAL);
+    CHECK_EQ(cth_result_wait(r, 1e300), CTH_EOVERFLOW);
+    cth_result_free(r); /* freed while pending: the task runs on */
+    cth_pool_free(p);
+}
+
+struct cbs {
+    _Atomic int ok, fail;
+    _Atomic intptr_t value;
+    _Atomic int err;
+};
+
+static void on_ok(void *value, void *cb_arg)
+{
+    struct cbs *c = cb_arg;
+    atomic_store(&c->value, VI(value));
+    atomic_fetch_add(&c->ok, 1);
+}
+
+static void on_fail(int err, void *cb_arg)
+{
+    struct cbs *c = cb_arg;
+    atomic_store(&c->err, err);
+    atomic_fetch_add(&c->fail, 1);
+}
+
+/* _TestPoolWorkerErrors.test_async_error_callback, and callbacks of
+ * apply_async: exactly one of them runs, before the result is ready */
+CTH_TEST(apply_async_callbacks)
+{
+    cth_pool_t *p = make_pool(2);
+    struct cbs c = {0};
+    cth_result_opts o = {on_ok, on_fail, &c};
+    cth_result_t *r;
+    CHECK_OK(cth_pool_apply_async(p, sqr, IV(6), &o, &r));
+    CHECK_OK(cth_result_wait(r, CTH_FOREVER));
+    CHECK_EQ(c.ok, 1);
+    CHECK_EQ(c.fail, 0);
+    CHECK_EQ(c.value, 36);
+    cth_result_free(r);
+    CHECK_OK(cth_pool_apply_async(p, sqr_or_fail, IV(10), &o, &r));
+    CHECK_EQ(cth_result_get(r, CTH_FOREVER, NULL), -1010);
+    CHECK_EQ(cth_result_successful(r), 0);
+    CHECK_EQ(c.ok, 1);
+    CHECK_EQ(c.fail, 1);
+    CHECK_EQ(c.err, -1010);
+    cth_result_free(r);
+    /* the pool keeps working after a failure */
+    void *v;
+    CHECK_OK(cth_pool_apply(p, sqr, IV(4), &v));
+    CHECK_EQ(VI(v), 16);
+    cth_pool_free(p);
+}
+
+/* test_map: equals a sequential map; 100 items with chunksize 20 */
+CTH_TEST(map)
+{
+    cth_pool_t *p = make_pool(4);
+    enum { N = 100 };
+    void *items[N], *res[N];
+    for (int i = 0; i < N; i++)
+        items[i] = IV(i);
+    size_t chunks[] = {0, 1, 20, 7, 1000};
+    for (size_t k = 0; k < sizeof chunks / sizeof chunks[0]; k++) {
+        memset(res, 0, sizeof res);
+        CHECK_OK(cth_pool_map(p, sqr, items, N, chunks[k], res));
+        for (int i = 0; i < N; i++)
+            CHECK_EQ(VI(res[i]), i * i);
+    }
+    CHECK_OK(cth_pool_map(p, sqr, items, N, 0, NULL)); /* results not wanted */
+    CHECK_EQ(cth_pool_map(p, NULL, items, N, 0, res), CTH_EINVAL);
+    CHECK_EQ(cth_pool_map(p, sqr, NULL, N, 0, res), CTH_EINVAL);
+    CHECK_EQ(cth_pool_map(NULL, sqr, items, N, 0, res), CTH_EINVAL);
+    cth_pool_free(p);
+}
+
+/* errors in tasks: map returns a task's failure; the pool keeps working */
+CTH_TEST(map_error)
+{
+    cth_pool_t *p = make_pool(2);
+    enum { N = 50 };
+    void *items[N], *res[N];
+    for (int i = 0; i < N; i++)
+        items[i] = IV(i);
+    int err = cth_pool_map(p, sqr_or_fail, items, N, 1, res);
+    CHECK(err <= -1003 && err >= -1000 - N && (-1000 - err) % 7 == 3);
+    CHECK_OK(cth_pool_map(p, sqr, items, N, 1, res));
+    CHECK_EQ(VI(res[N - 1]), (N - 1) * (N - 1));
+    cth_pool_free(p);
+}
+
+static int fail_fast_or_sleep(void *arg, void **result)
+{
+    (void)result;
+    if (VI(arg) == 0)
+        return -77;
+    cth_sleep(0.1);
+    return 0;
+}
+
+/* test_map_no_failfast: map returns the failure only after every task has
+ * finished; close and join do not deadlock afterwards */
+CTH_TEST(map_no_failfast)
+{
+    cth_pool_t *p = make_pool(2);
+    void *items[4] = {IV(0), IV(1), IV(2), IV(3)};
+    double t0 = check_now();
+    CHECK_EQ(cth_pool_map(p, fail_fast_or_sleep, items, 4, 1, NULL), -77);
+    CHECK_WAITED_AT_LEAST(t0, 0.2); /* 3 sleeps of 0.1 s on 2 workers */
+    CHECK_OK(cth_pool_close(p));
+    CHECK_OK(cth_pool_join(p));
+    cth_pool_free(p);
+}
+
+/* test_map_async and test_map_async_callbacks: get returns the list; the
+ * callback gets it, error_callback gets the failure, once each */
+CTH_TEST(map_async)
+{
+    cth_pool_t *p = make_pool(2);
+    enum { N = 30 };
+    void *items[N], *res[N];
+    for (int i = 0; i < N; i++)
+        items[i] = IV(i);
+    struct cbs c = {0};
+    cth_result_opts o = {on_ok, on_fail, &c};
+    cth_result_t *r;
+    CHECK_OK(cth_pool_map_async(p, sqr, items, N, 0, res, &o, &r));
+    void *v = NULL;
+    CHECK_OK(cth_result_get(r, CTH_FOREVER, &v));
+    CHECK(v == (void *)res);
+    for (int i = 0; i < N; i++)
+        CHECK_EQ(VI(res[i]), i * i);
+    CHECK_EQ(c.ok, 1);
+    CHECK_EQ(c.fail, 0);
+    CHECK_EQ(c.value, VI(res));
+    cth_result_free(r);
+    CHECK_OK(cth_pool_map_async(p, sqr_or_fail, items, N, 2, res, &o, &r));
+    int err = cth_result_get(r, CTH_FOREVER, &v);
+    CHECK(err <= -1003 && (-1000 - err) % 7 == 3);
+    CHECK_EQ(cth_result_successful(r), 0);
+    CHECK_EQ(c.ok, 1);
+    CHECK_EQ(c.fail, 1);
+    CHECK_EQ(c.err, err);
+    cth_result_free(r);
+    CHECK_EQ(cth_pool_map_async(p, sqr, items, N, 0, res, &o, NULL), CTH_EINVAL);
+    cth_pool_free(p);
+}
+
+/* test_empty_iterable and test_map_chunksize: map and map_async of []
+ * complete at once, with chunksize 1 too */
+CTH_TEST(map_empty)
+{
+    cth_pool_t *p = make_pool(2);
+    struct cbs c = {0};
+    cth_result_opts o = {on_ok, on_fail, &c};
+    CHECK_OK(cth_pool_map(p, sqr, NULL, 0, 0, NULL));
+    cth_result_t *r;
+    CHECK_OK(cth_pool_map_async(p, sqr, NULL, 0, 1, NULL, &o, &r));
+    CHECK(cth_result_ready(r));
+    CHECK_OK(cth_result_get(r, 0, NULL));
+    CHECK_EQ(c.ok, 1);
+    cth_result_free(r);
+    cth_pool_free(p);
+}
+
+struct pair {
+    int a, b;
+};
+
+static int mul(void *arg, void **result)
+{
+    struct pair *pr = arg;
+    *result = IV(pr->a * pr->b);
+    return 0;
+}
+
+/* test_starmap / test_starmap_async: tuples unpacked, order kept */
+CTH_TEST(starmap)
+{
+    cth_pool_t *p = make_pool(2);
+    enum { N = 40 };
+    struct pair args[N];
+    void *res[N];
+    for (int i = 0; i < N; i++)
+        args[i] = (struct pair){i, i + 1};
+    CHECK_OK(cth_pool_starmap(p, mul, args, sizeof args[0], N, 3, res));
+    for (int i = 0; i < N; i++)
+        CHECK_EQ(VI(res[i]), i * (i + 1));
+    memset(res, 0, sizeof res);
+    cth_result_t *r;
+    CHECK_OK(cth_pool_starmap_async(p, mul, args, sizeof args[0], N, 0, res, NULL, &r));
+    CHECK_OK(cth_result_get(r, CTH_FOREVER, NULL));
+    for (int i = 0; i < N; i++)
+        CHECK_EQ(VI(res[i]), i * (i + 1));
+    cth_result_free(r);
+    CHECK_EQ(cth_pool_starmap(p, mul, args, 0, N, 3, res), CTH_EINVAL);
+    CHECK_EQ(cth_pool_starmap_async(p, mul, args, 0, N, 3, res, NULL, &r), CTH_EINVAL);
+    cth_pool_free(p);
+}
+
+/* test_terminate: 10,000 queued slow tasks; terminate returns promptly,
+ * every AsyncResult finishes with CTH_ECANCELED (nothing hangs), and join
+ * completes */
+CTH_TEST(terminate)
+{
+    cth_pool_t *p = make_pool(2);
+    enum { N = 10000 };
+    static cth_result_t *r[N];
+    struct cbs c = {0};
+    cth_result_opts o = {on_ok, on_fail, &c};
+    for (int i = 0; i < N; i++)
+        CHECK_OK(cth_pool_apply_async(p, sleepy, IV(20), &o, &r[i]));
+    double t0 = check_now();
+    CHECK_OK(cth_pool_terminate(p));
+    CHECK(check_now() - t0 < 1.0);
+    int cancelled = 0;
+    for (int i = 0; i < N; i++) {
+        int err = cth_result_get(r[i], CTH_FOREVER, NULL);
+        CHECK(err == 0 || err == CTH_ECANCELED);
+        cancelled += err == CTH_ECANCELED;
+        cth_result_free(r[i]);
+    }
+    CHECK(cancelled >= N - 10);
+    CHECK_EQ(c.ok + c.fail, N);
+    CHECK_EQ(c.fail, cancelled);
+    CHECK_OK(cth_pool_terminate(p)); /* harmless to repeat */
+    CHECK_OK(cth_pool_close(p));
+    CHECK_OK(cth_pool_join(p));
+    /* test_context: a terminated pool refuses work ("Pool not running") */
+    cth_result_t *x;
+    CHECK_EQ(cth_pool_apply_async(p, sqr, IV(1), NULL, &x), CTH_EINVAL);
+    CHECK_EQ(cth_pool_apply(p, sqr, IV(1), NULL), CTH_EINVAL);
+    CHECK_EQ(cth_pool_terminate(NULL), CTH_EINVAL);
+    cth_pool_free(p);
+}
+
+struct blocking_map {
+    cth_pool_t *p;
+    _Atomic int ret;
+};
+
+static void *run_blocked_map(void *arg)
+{
+    struct blocking_map *b = arg;
+    static void *items[64];
+    for (int i = 0; i < 64; i++)
+        items[i] = IV(100);
+    atomic_store(&b->ret, cth_pool_map(b->p, sleepy, items, 64, 1, NULL));
+    return NULL;
+}
+
+/* departure: a blocking map whose chunks terminate drops returns
+ * CTH_ECANCELED instead of hanging */
+CTH_TEST(terminate_map)
+{
+    struct blocking_map b = {make_pool(2), 1};
+    cth_thread_t *t;
+    CHECK_OK(cth_thread_create(&t, run_blocked_map, &b, NULL));
+    CHECK_OK(cth_thread_start(t));
+    cth_sleep(0.15);
+    CHECK_OK(cth_pool_terminate(b.p));
+    CHECK_OK(cth_thread_join(t, CTH_FOREVER, NULL));
+    CHECK_EQ(b.ret, CTH_ECANCELED);
+    cth_thread_free(t);
+    cth_pool_free(b.p);
+}
+
+/* close/join: accepted work completes after close; submitting after close
+ * is "Pool not running"; join while running is ValueError */
+CTH_TEST(close_join)
+{
+    cth_pool_t *p = make_pool(2);
+    CHECK_EQ(cth_pool_join(p), CTH_EINVAL); /* "Pool is still running" */
+    cth_result_t *r[20];
+    for (int i = 0; i < 20; i++)
+        CHECK_OK(cth_pool_apply_async(p, sleepy, IV(10), NULL, &r[i]));
+    CHECK_OK(cth_pool_close(p));
+    CHECK_OK(cth_pool_close(p));
+    cth_result_t *x;
+    CHECK_EQ(cth_pool_apply_async(p, sqr, IV(1), NULL, &x), CTH_EINVAL);
+    void *items[2] = {IV(1), IV(2)};
+    CHECK_EQ(cth_pool_map(p, sqr, items, 2, 0, NULL), CTH_EINVAL);
+    CHECK_EQ(cth_pool_parallel_for(p, 2, NULL, NULL), CTH_EINVAL);
+    CHECK_OK(cth_pool_join(p));
+    for (int i = 0; i < 20; i++) {
+        CHECK(cth_result_ready(r[i]));
+        CHECK_OK(cth_result_get(r[i], 0, NULL));
+        cth_result_free(r[i]);
+    }
+    CHECK_OK(cth_pool_join(p)); /* again */
+    CHECK_EQ(cth_pool_join(NULL), CTH_EINVAL);
+    CHECK_EQ(cth_pool_close(NULL), CTH_EINVAL);
+    cth_pool_free(p);
+}
+
+/* the context manager's __exit__: freeing a running pool terminates it */
+CTH_TEST(free_running)
+{
+    cth_pool_t *p = make_pool(2);
+    cth_result_t *r[100];
+    for (int i = 0; i < 100; i++)
+        CHECK_OK(cth_pool_apply_async(p, sleepy, IV(20), NULL, &r[i]));
+    double t0 = check_now();
+    cth_pool_free(p); /* waits only for the 2 running tasks */
+    CHECK(check_now() - t0 < 1.0);
+    int cancelled = 0;
+    for (int i = 0; i < 100; i++) {
+        cancelled += cth_result_get(r[i], CTH_FOREVER, NULL) == CTH_ECANCELED;
+        cth_result_free(r[i]);
+    }
+    CHECK(cancelled >= 90);
+}
+
+static _Thread_local int init_done;
+static _Atomic int init_calls;
+
+static void initializer(void *arg)
+{
+    CHECK_EQ(VI(arg), 42);
+    init_done = 1;
+    atomic_fetch_add(&init_calls, 1);
+}
+
+static int check_init(void *arg, void **result)
+{
+    CHECK(init_done);
+    *result = arg;
+    return 0;
+}
+
+/* TestInitializers.test_pool_initializer: runs in each worker before tasks */
+CTH_TEST(initializer)
+{
+    cth_pool_t *p;
+    cth_pool_opts o = {.processes = 3, .initializer = initializer, .initarg = IV(42)};
+    CHECK_OK(cth_pool_create(&p, &o));
+    void *items[50];
+    for (int i = 0; i < 50; i++)
+        items[i] = IV(i);
+    CHECK_OK(cth_pool_map(p, check_init, items, 50, 1, NULL));
+    CHECK_OK(cth_pool_close(p));
+    CHECK_OK(cth_pool_join(p));
+    CHECK_EQ(init_calls, 3);
+    cth_pool_free(p);
+}
+
+static int worker_ident(void *arg, void **result)
+{
+    (void)arg;
+    CHECK(init_done);
+    *result = (void *)cth_get_ident();
+    cth_sleep(0.001);
+    return 0;
+}
+
+/* _TestPoolWorkerLifetime.test_pool_worker_lifetime: workers are replaced
+ * after maxtasksperchild tasks (the initializer runs in each), results stay
+ * right */
+CTH_TEST(maxtasksperchild)
+{
+    cth_pool_t *p;
+    cth_pool_opts o = {.processes = 2, .initializer = initializer, .initarg = IV(42),
+                       .maxtasksperchild = 3};
+    atomic_store(&init_calls, 0);
+    CHECK_OK(cth_pool_create(&p, &o));
+    enum { N = 30 };
+    cth_result_t *r[N];
+    for (int i = 0; i < N; i++)
+        CHECK_OK(cth_pool_apply_async(p, worker_ident, NULL, NULL, &r[i]));
+    for (int i = 0; i < N; i++) {
+        CHECK_OK(cth_result_get(r[i], CTH_FOREVER, NULL));
+        cth_result_free(r[i]);
+    }
+    CHECK(init_calls >= N / 3); /* each worker ran at most 3 tasks */
+    void *items[N], *res[N];
+    for (int i = 0; i < N; i++)
+        items[i] = IV(i);
+    CHECK_OK(cth_pool_map(p, sqr, items, N, 1, res));
+    for (int i = 0; i < N; i++)
+        CHECK_EQ(VI(res[i]), i * i);
+    CHECK_OK(cth_pool_close(p));
+    CHECK_OK(cth_pool_join(p));
+    cth_pool_free(p);
+}
+
+/* test_pool_worker_lifetime_early_close: maxtasks 1, close before the
+ * tasks finish, join does not hang and every result is right */
+CTH_TEST(maxtasksperchild_early_close)
+{
+    cth_pool_t *p;
+    cth_pool_opts o = {.processes = 1, .maxtasksperchild = 1};
+    CHECK_OK(cth_pool_create(&p, &o));
+    cth_result_t *r[6];
+    for (int i = 0; i < 6; i++)
+        CHECK_OK(cth_pool_apply_async(p, sleepy, IV(10 + i), NULL, &r[i]));
+    CHECK_OK(cth_pool_close(p));
+    CHECK_OK(cth_pool_join(p));
+    for (int i = 0; i < 6; i++) {
+        void *v;
+        CHECK_OK(cth_result_get(r[i], 0, &v));
+        CHECK_EQ(VI(v), 10 + i);
+        cth_result_free(r[i]);
+    }
+    cth_pool_free(p);
+}
+
+struct pf {
+    _Atomic int *hits;
+    size_t fail_at;
+};
+
+static int pf_body(void *arg, size_t i)
+{
+    struct pf *f = arg;
+    atomic_fetch_add(&f->hits[i], 1);
+    return i == f->fail_at ? -5 : 0;
+}
+
+/* parallel-for: every index exactly once; a failure returned after all */
+CTH_TEST(parallel_for)
+{
+    cth_pool_t *p = make_pool(2);
+    enum { N = 100003 };
+    static _Atomic int hits[N];
+    struct pf f = {hits, SIZE_MAX};
+    CHECK_OK(cth_pool_parallel_for(p, N, pf_body, &f));
+    for (int i = 0; i < N; i++)
+        CHECK_EQ(hits[i], 1);
+    f.fail_at = 5;
+    memset(hits, 0, sizeof hits);
+    CHECK_EQ(cth_pool_parallel_for(p, N, pf_body, &f), -5);
+    CHECK_OK(cth_pool_parallel_for(p, 0, pf_body, &f));
+    CHECK_OK(cth_pool_parallel_for(p, 1, pf_body, &f));
+    CHECK_EQ(cth_pool_parallel_for(NULL, 1, pf_body, &f), CTH_EINVAL);
+    CHECK_EQ(cth_pool_parallel_for(p, 1, NULL, &f), CTH_EINVAL);
+    cth_pool_free(p);
+}
+
+static cth_pool_t *nested_pool;
+
+static int nested(void *arg, void **result)
+{
+    void *items[8], *res[8];
+    for (int i = 0; i < 8; i++)
+        items[i] = IV(i);
+    CHECK_OK(cth_pool_map(nested_pool, sqr, items, 8, 1, res));
+    void *v;
+    CHECK_OK(cth_pool_apply(nested_pool, sqr, arg, &v));
+    cth_result_t *r;
+    CHECK_OK(cth_pool_apply_async(nested_pool, sqr, arg, NULL, &r));
+    CHECK_OK(cth_result_get(r, CTH_FOREVER, &v));
+    cth_result_free(r);
+    *result = IV(VI(v) + VI(res[7]));
+    return 0;
+}
+
+/* a task that submits to its own pool and waits does not deadlock, even
+ * with every worker doing it */
+CTH_TEST(nested)
+{
+    nested_pool = make_pool(2);
+    void *items[6], *res[6];
+    for (int i = 0; i < 6; i++)
+        items[i] = IV(i);
+    CHECK_OK(cth_pool_map(nested_pool, nested, items, 6, 1, res));
+    for (int i = 0; i < 6; i++)
+        CHECK_EQ(VI(res[i]), i * i + 49);
+    cth_pool_free(nested_pool);
+}
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+}
+
+static void *interrupter(void *arg)
+{
+    (void)arg;
+    cth_sleep(0.1);
+    cth_interrupt_main(SIGINT);
+    return NULL;
+}
+
+/* join t; the signal cth_interrupt_main also sends may interrupt it */
+static void join_quietly(cth_thread_t *t)
+{
+    int err;
+    while ((err = cth_thread_join(t, CTH_FOREVER, NULL)) == CTH_EINTR)
+        ;
+    CHECK_OK(err);
+}
+
+/* a main-thread get wakes with CTH_EINTR on cth_interrupt_main */
+CTH_TEST(get_interrupted)
+{
+    signal(SIGINT, on_sigint);
+    cth_pool_t *p = make_pool(1);
+    cth_result_t *r;
+    CHECK_OK(cth_pool_apply_async(p, sleepy, IV(600), NULL, &r));
+    cth_thread_t *t;
+    CHECK_OK(cth_thread_create(&t, interrupter, NULL, NULL));
+    CHECK_OK(cth_thread_start(t));
+    double t0 = check_now();
+    CHECK_EQ(cth_result_get(r, CTH_FOREVER, NULL), CTH_EINTR);
+    CHECK(check_now() - t0 < 0.5);
+    join_quietly(t);
+    cth_thread_free(t);
+    /* a blocking map is interrupted too: unclaimed chunks are dropped */
+    CHECK_OK(cth_thread_create(&t, interrupter, NULL, NULL));
+    CHECK_OK(cth_thread_start(t));
+    void *items[50];
+    for (int i = 0; i < 50; i++)
+        items[i] = IV(20);
+    CHECK_EQ(cth_pool_map(p, sleepy, items, 50, 1, NULL), CTH_EINTR);
+    join_quietly(t);
+    cth_thread_free(t);
+    CHECK_OK(cth_result_get(r, CTH_FOREVER, NULL));
+    cth_result_free(r);
+    cth_pool_free(p);
+}
+
+/* join from a worker of the pool is refused */
+static cth_pool_t *self_pool;
+static int join_self(void *arg, void **result)
+{
+    (void)arg;
+    *result = IV(cth_pool_join(self_pool));
+    return 0;
+}
+
+CTH_TEST(join_from_worker)
+{
+    self_pool = make_pool(1);
+    cth_result_t *r;
+    CHECK_OK(cth_pool_apply_async(self_pool, sleepy, IV(50), NULL, &r));
+    cth_result_t *r2;
+    CHECK_OK(cth_pool_apply_async(self_pool, join_self, NULL, NULL, &r2));
+    CHECK_OK(cth_pool_close(self_pool));
+    void *v;
+    CHECK_OK(cth_result_get(r2, CTH_FOREVER, &v));
+    CHECK_EQ(VI(v), CTH_EDEADLK);
+    cth_result_free(r);
+    cth_result_free(r2);
+    cth_pool_free(self_pool);
+}

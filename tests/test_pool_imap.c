@@ -1,0 +1,280 @@
+/*
+ * test_pool_imap.c - the imap / imap_unordered iterators, over arrays and
+ * producers. Each test names the CPython _TestPool test it mirrors.
+ */
+#include <stdatomic.h>
+
+#include "check.h"
+
+#define IV(x) ((void *)(intptr_t)(x))
+#define VI(p) ((intptr_t)(p))
+
+static int sqr(void *arg, void **result)
+{
+    intptr_t x = VI(arg);
+    if (x % 5 == 0)
+        cth_sleep(0.0005); /* some finish out of order */
+    *result = IV(x * x);
+    return 0;
+}
+
+static int fail_at_3(void *arg, void **result)
+{
+    if (VI(arg) == 3)
+        return -33;
+    *result = arg;
+    return 0;
+}
+
+static int sleepy(void *arg, void **result)
+{
+    cth_sleep((double)VI(arg) / 1000.0);
+    *result = arg;
+    return 0;
+}
+
+static cth_pool_t *make_pool(int n)
+{
+    cth_pool_t *p;
+    cth_pool_opts o = {.processes = n};
+    CHECK_OK(cth_pool_create(&p, &o));
+    return p;
+}
+
+/* test_imap: ordered; StopIteration after the last; 1000 items with
+ * chunksize 100 */
+CTH_TEST(imap)
+{
+    cth_pool_t *p = make_pool(4);
+    enum { N = 1000 };
+    static void *items[N];
+    for (int i = 0; i < N; i++)
+        items[i] = IV(i);
+    size_t chunks[] = {0, 1, 100};
+    for (size_t k = 0; k < 3; k++) {
+        cth_imap_t *it;
+        CHECK_OK(cth_pool_imap(p, sqr, items, N, chunks[k], &it));
+        for (int i = 0; i < N; i++) {
+            void *v;
+            CHECK_OK(cth_imap_next(it, CTH_FOREVER, &v));
+            CHECK_EQ(VI(v), i * i);
+        }
+        CHECK_EQ(cth_imap_next(it, CTH_FOREVER, NULL), CTH_IMAP_END);
+        CHECK_EQ(cth_imap_next(it, 0, NULL), CTH_IMAP_END);
+        cth_imap_free(it);
+    }
+    cth_pool_free(p);
+}
+
+/* test_imap_unordered: sorted results are correct (chunksize 1 and 100) */
+CTH_TEST(imap_unordered)
+{
+    cth_pool_t *p = make_pool(4);
+    enum { N = 1000 };
+    static void *items[N];
+    for (int i = 0; i < N; i++)
+        items[i] = IV(i);
+    size_t chunks[] = {1, 100};
+    for (size_t k = 0; k < 2; k++) {
+        static char seen[N];
+        memset(seen, 0, sizeof seen);
+        cth_imap_t *it;
+        CHECK_OK(cth_pool_imap_unordered(p, sqr, items, N, chunks[k], &it));
+        for (int i = 0; i < N; i++) {
+            void *v;
+            CHECK_OK(cth_imap_next(it, CTH_FOREVER, &v));
+            intptr_t x = (intptr_t)sqrt((double)VI(v));
+            CHECK_EQ(x * x, VI(v));
+            CHECK(!seen[x]);
+            seen[x] = 1;
+        }
+        CHECK_EQ(cth_imap_next(it, CTH_FOREVER, NULL), CTH_IMAP_END);
+        cth_imap_free(it);
+    }
+    cth_pool_free(p);
+}
+
+/* test_imap with a failing task: next() fails at that position and the
+ * iteration continues (chunksize 1) */
+CTH_TEST(imap_task_error)
+{
+    cth_pool_t *p = make_pool(2);
+    void *items[6] = {IV(0), IV(1), IV(2), IV(3), IV(4), IV(5)};
+    cth_imap_t *it;
+    CHECK_OK(cth_pool_imap(p, fail_at_3, items, 6, 1, &it));
+    for (int i = 0; i < 6; i++) {
+        void *v;
+        int r = cth_imap_next(it, CTH_FOREVER, &v);
+        if (i == 3) {
+            CHECK_EQ(r, -33);
+        } else {
+            CHECK_OK(r);
+            CHECK_EQ(VI(v), i);
+        }
+    }
+    CHECK_EQ(cth_imap_next(it, CTH_FOREVER, NULL), CTH_IMAP_END);
+    cth_imap_free(it);
+    /* unordered: the error arrives in the stream */
+    CHECK_OK(cth_pool_imap_unordered(p, fail_at_3, items, 6, 1, &it));
+    int errors = 0;
+    for (int i = 0; i < 6; i++)
+        errors += cth_imap_next(it, CTH_FOREVER, NULL) == -33;
+    CHECK_EQ(errors, 1);
+    CHECK_EQ(cth_imap_next(it, CTH_FOREVER, NULL), CTH_IMAP_END);
+    cth_imap_free(it);
+    cth_pool_free(p);
+}
+
+/* IMapIterator.next(timeout) raises TimeoutError after the timeout */
+CTH_TEST(imap_timeout)
+{
+    cth_pool_t *p = make_pool(1);
+    void *items[2] = {IV(400), IV(1)};
+    cth_imap_t *it;
+    CHECK_OK(cth_pool_imap(p, sleepy, items, 2, 1, &it));
+    double t0 = check_now();
+    CHECK_EQ(cth_imap_next(it, 0.1, NULL), CTH_ETIMEDOUT);
+    CHECK_WAITED_AT_LEAST(t0, 0.1);
+    CHECK_EQ(cth_imap_next(it, -3, NULL), CTH_EINVAL);
+    CHECK_EQ(cth_imap_next(NULL, 0, NULL), CTH_EINVAL);
+    void *v;
+    CHECK_OK(cth_imap_next(it, CTH_FOREVER, &v));
+    CHECK_EQ(VI(v), 400);
+    cth_imap_free(it); /* not consumed to the end */
+    cth_imap_free(NULL);
+    cth_pool_free(p);
+}
+
+/* test_empty_iterable: imap and imap_unordered of [] end at once; a closed
+ * pool refuses new iterations */
+CTH_TEST(imap_empty_and_closed)
+{
+    cth_pool_t *p = make_pool(2);
+    cth_imap_t *it;
+    CHECK_OK(cth_pool_imap(p, sqr, NULL, 0, 0, &it));
+    CHECK_EQ(cth_imap_next(it, 0, NULL), CTH_IMAP_END);
+    cth_imap_free(it);
+    CHECK_OK(cth_pool_imap_unordered(p, sqr, NULL, 0, 0, &it));
+    CHECK_EQ(cth_imap_next(it, 0, NULL), CTH_IMAP_END);
+    cth_imap_free(it);
+    CHECK_EQ(cth_pool_imap(p, NULL, NULL, 0, 0, &it), CTH_EINVAL);
+    CHECK_EQ(cth_pool_imap(p, sqr, NULL, 3, 0, &it), CTH_EINVAL);
+    CHECK_EQ(cth_pool_imap_producer(p, sqr, NULL, NULL, 0, 0, &it), CTH_EINVAL);
+    cth_pool_close(p);
+    CHECK_EQ(cth_pool_imap(p, sqr, NULL, 0, 0, &it), CTH_EINVAL);
+    cth_pool_free(p);
+}
+
+struct counter {
+    long next, limit, fail_at;
+    _Atomic long inflight_max;
+};
+
+static int produce(void *ctx, void **item)
+{
+    struct counter *c = ctx;
+    if (c->next == c->fail_at)
+        return -44;
+    if (c->next == c->limit)
+        return 0;
+    *item = IV(c->next++);
+    return 1;
+}
+
+/* the departure (gh-84291): imap over a producer reads at most
+ * max_inflight items ahead of the consumer */
+CTH_TEST(imap_producer_bounded)
+{
+    cth_pool_t *p = make_pool(2);
+    struct counter c = {0, 20000, -1, 0};
+    cth_imap_t *it;
+    CHECK_OK(cth_pool_imap_producer(p, sqr, produce, &c, 1, 16, &it));
+    CHECK(c.next <= 16);
+    for (long i = 0; i < 20000; i++) {
+        void *v;
+        CHECK_OK(cth_imap_next(it, CTH_FOREVER, &v));
+        CHECK_EQ(VI(v), i * i);
+        CHECK(c.next <= i + 1 + 16);
+    }
+    CHECK_EQ(cth_imap_next(it, CTH_FOREVER, NULL), CTH_IMAP_END);
+    cth_imap_free(it);
+    /* an endless producer, abandoned after a few items */
+    struct counter endless = {0, -1, -1, 0};
+    CHECK_OK(cth_pool_imap_unordered_producer(p, sqr, produce, &endless, 4, 0, &it));
+    for (int i = 0; i < 100; i++)
+        CHECK_OK(cth_imap_next(it, CTH_FOREVER, NULL));
+    cth_imap_free(it);
+    CHECK(endless.next <= 100 + 4 * 2 * 4);
+    cth_pool_free(p);
+}
+
+/* test_imap_handle_iterable_exception: the input failing at position 7:
+ * the items before it, then its error, then the end */
+CTH_TEST(imap_producer_error)
+{
+    cth_pool_t *p = make_pool(2);
+    for (int ordered = 0; ordered < 2; ordered++) {
+        struct counter c = {0, 100, 7, 0};
+        cth_imap_t *it;
+        if (ordered)
+            CHECK_OK(cth_pool_imap_producer(p, sqr, produce, &c, 2, 0, &it));
+        else
+            CHECK_OK(cth_pool_imap_unordered_producer(p, sqr, produce, &c, 2, 0, &it));
+        int ok = 0, err = 0;
+        for (int i = 0; i < 8; i++) {
+            void *v;
+            int r = cth_imap_next(it, CTH_FOREVER, &v);
+            if (r == 0) {
+                ok++;
+            } else {
+                CHECK_EQ(r, -44);
+                err++;
+            }
+            if (ordered && i < 7)
+                CHECK_EQ(VI(v), i * i);
+        }
+        CHECK_EQ(ok, 7);
+        CHECK_EQ(err, 1);
+        CHECK_EQ(cth_imap_next(it, CTH_FOREVER, NULL), CTH_IMAP_END);
+        cth_imap_free(it);
+    }
+    cth_pool_free(p);
+}
+
+/* a closed pool finishes a producer iteration begun before close (Python
+ * has read the input by then); terminate cancels what is left */
+CTH_TEST(imap_close_terminate)
+{
+    cth_pool_t *p = make_pool(2);
+    struct counter c = {0, 200, -1, 0};
+    cth_imap_t *it;
+    CHECK_OK(cth_pool_imap_producer(p, sqr, produce, &c, 1, 8, &it));
+    CHECK_OK(cth_pool_close(p));
+    for (long i = 0; i < 200; i++) {
+        void *v;
+        CHECK_OK(cth_imap_next(it, CTH_FOREVER, &v));
+        CHECK_EQ(VI(v), i * i);
+    }
+    CHECK_EQ(cth_imap_next(it, CTH_FOREVER, NULL), CTH_IMAP_END);
+    cth_imap_free(it);
+    CHECK_OK(cth_pool_join(p));
+    cth_pool_free(p);
+
+    p = make_pool(1);
+    static void *items[100];
+    for (int i = 0; i < 100; i++)
+        items[i] = IV(20);
+    CHECK_OK(cth_pool_imap(p, sleepy, items, 100, 1, &it));
+    cth_sleep(0.05);
+    CHECK_OK(cth_pool_terminate(p));
+    int cancelled = 0, n = 0, r;
+    while ((r = cth_imap_next(it, CTH_FOREVER, NULL)) != CTH_IMAP_END) {
+        CHECK(r == 0 || r == CTH_ECANCELED);
+        cancelled += r == CTH_ECANCELED;
+        n++;
+    }
+    CHECK_EQ(n, 100);
+    CHECK(cancelled >= 90);
+    cth_imap_free(it);
+    cth_pool_free(p);
+}
