@@ -31,7 +31,10 @@
 #define CTHREADING_H
 
 #include "cthreading/base.h"
+#include "cthreading/local.h"
+#include "cthreading/once.h"
 #include "cthreading/sync.h"
+#include "cthreading/synchronized.h"
 #include "cthreading/thread.h"
 
 #endif
