@@ -29,20 +29,18 @@
 #include "cthreading/local.h"
 #include "internal.h"
 
-struct entry {
-    void *value;
-    uint64_t gen; /* the owning local's generation; 0 = empty */
-};
+/* The entry and the table's head are declared in local.h for the inline
+ * fast path of cth_local_get. */
+typedef struct cth__local_entry entry_t;
 
 struct table {
-    size_t cap;       /* entries; changed by the owner, under reg_lock */
-    struct entry *e;  /* realloc'ed by the owner, under reg_lock */
+    size_t cap;   /* entries; changed by the owner, under reg_lock */
+    entry_t *e;   /* realloc'ed by the owner, under reg_lock */
     struct table *prev, *next;
 };
 
 struct cth_local {
-    uint32_t slot;
-    uint64_t gen;
+    struct cth__local_key key; /* first: read by the inline cth_local_get */
     cth_local_destructor destructor;
     cth_local_init_fn init;
     void *init_arg;
@@ -66,7 +64,26 @@ static uint64_t gen_counter;
 static pthread_key_t exit_key;
 static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
 
+/* The calling thread's table; its entries and size are mirrored in two
+ * exported thread-locals for the inline cth_local_get (fewer dependent
+ * loads than going through the table). Only the owner writes all three. */
 static _Thread_local struct table *tls_table __attribute__((tls_model("initial-exec")));
+CTH_API _Thread_local entry_t *cth__local_entries __attribute__((tls_model("initial-exec")));
+CTH_API _Thread_local size_t cth__local_cap __attribute__((tls_model("initial-exec")));
+
+static inline struct table *own_table(void)
+{
+    return tls_table;
+}
+
+/* Make t (may be NULL) the calling thread's table, or refresh the mirror
+ * after t's entries moved. */
+static inline void set_own_table(struct table *t)
+{
+    tls_table = t;
+    cth__local_entries = t ? t->e : NULL;
+    cth__local_cap = t ? t->cap : 0;
+}
 
 /* One collected value and the destructor to run on it. */
 struct victim {
@@ -101,7 +118,7 @@ static void thread_exit(void *p)
 {
     struct table *t = p;
     struct victim v[BATCH];
-    tls_table = t;
+    set_own_table(t);
     for (;;) {
         pthread_mutex_lock(&reg_lock);
         int n = collect_thread(t, v);
@@ -125,7 +142,7 @@ static void thread_exit(void *p)
                 pthread_cond_broadcast(&reg_cond);
         pthread_mutex_unlock(&reg_lock);
     }
-    tls_table = NULL;
+    set_own_table(NULL);
     cth__free(t->e);
     cth__free(t);
 }
@@ -142,7 +159,7 @@ static void exit_key_create(void)
 static int table_reserve(uint32_t slot)
 {
     pthread_once(&exit_key_once, exit_key_create);
-    struct table *t = tls_table;
+    struct table *t = own_table();
     size_t cap = t ? t->cap : 0;
     size_t want = cap * 2 > (size_t)slot + 1 ? cap * 2 : (size_t)slot + 1;
     if (want < 8)
@@ -153,33 +170,33 @@ static int table_reserve(uint32_t slot)
             return CTH_ENOMEM;
     }
     pthread_mutex_lock(&reg_lock);
-    struct entry *e = cth__realloc(t->e, want * sizeof *e);
+    entry_t *e = cth__realloc(t->e, want * sizeof *e);
     if (!e) {
         pthread_mutex_unlock(&reg_lock);
-        if (!tls_table)
+        if (!own_table())
             cth__free(t);
         return CTH_ENOMEM;
     }
     memset(e + cap, 0, (want - cap) * sizeof *e);
     t->e = e;
     t->cap = want;
-    if (!tls_table) {
+    if (!own_table()) {
         t->next = tables;
         if (tables)
             tables->prev = t;
         tables = t;
         pthread_setspecific(exit_key, t);
-        tls_table = t;
     }
+    set_own_table(t);
     pthread_mutex_unlock(&reg_lock);
     return 0;
 }
 
 /* The calling thread's entry of local, or NULL when its table is too short. */
-static inline struct entry *own_entry(const cth_local_t *local)
+static inline entry_t *own_entry(const cth_local_t *local)
 {
-    struct table *t = tls_table;
-    return t && local->slot < t->cap ? &t->e[local->slot] : NULL;
+    struct table *t = own_table();
+    return t && local->key.slot < t->cap ? &t->e[local->key.slot] : NULL;
 }
 
 /* ---- the API ----------------------------------------------------------------------------- */
@@ -213,10 +230,10 @@ CTH_API int cth_local_create(cth_local_t **local, cth_local_destructor destructo
         slots[nslots] = (struct slot){NULL, 0, NO_SLOT};
         free_slot = nslots++;
     }
-    l->slot = free_slot;
-    free_slot = slots[l->slot].next_free;
-    slots[l->slot].local = l;
-    l->gen = ++gen_counter;
+    l->key.slot = free_slot;
+    free_slot = slots[l->key.slot].next_free;
+    slots[l->key.slot].local = l;
+    l->key.gen = ++gen_counter;
     pthread_mutex_unlock(&reg_lock);
     *local = l;
     return 0;
@@ -231,11 +248,11 @@ CTH_API void cth_local_free(cth_local_t *local)
     for (;;) {
         int n = 0;
         for (struct table *t = tables; t && n < BATCH; t = t->next) {
-            if (local->slot >= t->cap || t->e[local->slot].gen != local->gen)
+            if (local->key.slot >= t->cap || t->e[local->key.slot].gen != local->key.gen)
                 continue;
-            v[n++].value = t->e[local->slot].value;
-            t->e[local->slot].value = NULL;
-            t->e[local->slot].gen = 0;
+            v[n++].value = t->e[local->key.slot].value;
+            t->e[local->key.slot].value = NULL;
+            t->e[local->key.slot].gen = 0;
         }
         if (n == 0)
             break;
@@ -245,26 +262,22 @@ CTH_API void cth_local_free(cth_local_t *local)
                 local->destructor(v[i].value);
         pthread_mutex_lock(&reg_lock);
     }
-    struct slot *s = &slots[local->slot];
+    struct slot *s = &slots[local->key.slot];
     while (s->pending) {
         pthread_cond_wait(&reg_cond, &reg_lock);
-        s = &slots[local->slot]; /* slots may have moved meanwhile */
+        s = &slots[local->key.slot]; /* slots may have moved meanwhile */
     }
     s->local = NULL;
     s->next_free = free_slot;
-    free_slot = local->slot;
+    free_slot = local->key.slot;
     pthread_mutex_unlock(&reg_lock);
     cth__free(local);
 }
 
-CTH_API void *cth_local_get(const cth_local_t *local)
+CTH_API void *cth__local_get_slow(const cth_local_t *local)
 {
-    if (!local)
-        return NULL;
-    struct table *t = tls_table;
-    if (t && local->slot < t->cap && t->e[local->slot].gen == local->gen)
-        return t->e[local->slot].value;
-    if (!local->init)
+    /* the inline fast path found no value */
+    if (!local || !local->init)
         return NULL;
     void *value = NULL;
     if (local->init(local->init_arg, &value) != 0 || !value)
@@ -281,18 +294,18 @@ CTH_API int cth_local_set(cth_local_t *local, void *value)
 {
     if (!local)
         return CTH_EINVAL;
-    struct entry *e = own_entry(local);
+    entry_t *e = own_entry(local);
     if (!e) {
         if (!value)
             return 0;
-        int err = table_reserve(local->slot);
+        int err = table_reserve(local->key.slot);
         if (err)
             return err;
         e = own_entry(local);
     }
-    void *old = e->gen == local->gen ? e->value : NULL;
+    void *old = e->gen == local->key.gen ? e->value : NULL;
     e->value = value;
-    e->gen = value ? local->gen : 0;
+    e->gen = value ? local->key.gen : 0;
     if (old && old != value && local->destructor)
         local->destructor(old);
     return 0;
@@ -302,8 +315,8 @@ CTH_API void *cth_local_take(cth_local_t *local)
 {
     if (!local)
         return NULL;
-    struct entry *e = own_entry(local);
-    if (!e || e->gen != local->gen)
+    entry_t *e = own_entry(local);
+    if (!e || e->gen != local->key.gen)
         return NULL;
     void *value = e->value;
     e->value = NULL;

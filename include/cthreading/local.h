@@ -88,10 +88,44 @@ CTH_API void cth_local_free(cth_local_t *local);
  * cth_local_get - the calling thread's value, or NULL when it has none (and
  * for a NULL local). With an initializer, a thread that has no value runs
  * init first and gets its result (NULL if init failed or made NULL; the next
- * get runs it again). No lock, no system call: a few loads. Python's
- * attribute read; where Python raises AttributeError, this returns NULL.
+ * get runs it again). Python's attribute read; where Python raises
+ * AttributeError, this returns NULL.
+ * Inline: the fast path is a handful of loads from the thread's table (no
+ * lock, no call); the cth__ declarations below are its private machinery,
+ * not API.
  */
-CTH_API void *cth_local_get(const cth_local_t *local);
+static inline void *cth_local_get(const cth_local_t *local);
+
+/* ---- private: the inline fast path of cth_local_get ---- */
+struct cth__local_entry {
+    void *value;
+    uint64_t gen; /* the owning local's generation, 0 = empty */
+};
+struct cth__local_key {
+    uint32_t slot;
+    uint64_t gen;
+};
+#ifdef __cplusplus
+#define CTH__THREAD_LOCAL thread_local
+#else
+#define CTH__THREAD_LOCAL _Thread_local
+#endif
+/* The calling thread's entries and their number (written by that thread). */
+CTH_API extern CTH__THREAD_LOCAL struct cth__local_entry *cth__local_entries
+    __attribute__((tls_model("initial-exec")));
+CTH_API extern CTH__THREAD_LOCAL size_t cth__local_cap __attribute__((tls_model("initial-exec")));
+CTH_API void *cth__local_get_slow(const cth_local_t *local);
+
+static inline void *cth_local_get(const cth_local_t *local)
+{
+    const struct cth__local_key *k = (const struct cth__local_key *)(const void *)local;
+    if (__builtin_expect(k && k->slot < cth__local_cap, 1)) {
+        const struct cth__local_entry *e = &cth__local_entries[k->slot];
+        if (__builtin_expect(e->gen == k->gen, 1))
+            return e->value;
+    }
+    return cth__local_get_slow(local);
+}
 
 /*
  * cth_local_set - set the calling thread's value (Python's attribute
