@@ -31,8 +31,11 @@
 #define CTHREADING_H
 
 #include "cthreading/base.h"
+#include "cthreading/local.h"
+#include "cthreading/once.h"
 #include "cthreading/pool.h"
 #include "cthreading/sync.h"
+#include "cthreading/synchronized.h"
 #include "cthreading/thread.h"
 #include "cthreading/timer.h"
 

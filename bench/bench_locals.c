@@ -1,0 +1,212 @@
+/*
+ * bench_locals.c - thread-local access and the once fast path.
+ * local get and set: a __thread variable (the floor, systems[0]) vs
+ * cth_local_get/set vs pthread_getspecific/setspecific vs Python's
+ * threading.local attribute (the model). once: pthread_once's fast path vs
+ * cth_once_call's (both already done) vs Python's lazy-init check under a
+ * lock. Nanoseconds per operation, lower is better; each loop has a compiler
+ * barrier per iteration so that no system's load is hoisted out of it.
+ */
+#include "bench.h"
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include <cthreading.h>
+
+#define N 20000000L
+#define BARRIER() __asm__ __volatile__("" ::: "memory")
+
+static __thread void *tls_var;
+static pthread_key_t key;
+static cth_local_t *local;
+static volatile uintptr_t sink;
+
+static double get_thread(void *ctx)
+{
+    (void)ctx;
+    uintptr_t s = 0;
+    double t0 = bench_now();
+    for (long i = 0; i < N; i++) {
+        s += (uintptr_t)tls_var;
+        BARRIER();
+    }
+    sink = s;
+    return (bench_now() - t0) / N * 1e9;
+}
+
+static double get_pthread(void *ctx)
+{
+    (void)ctx;
+    uintptr_t s = 0;
+    double t0 = bench_now();
+    for (long i = 0; i < N; i++) {
+        s += (uintptr_t)pthread_getspecific(key);
+        BARRIER();
+    }
+    sink = s;
+    return (bench_now() - t0) / N * 1e9;
+}
+
+static double get_cth(void *ctx)
+{
+    (void)ctx;
+    uintptr_t s = 0;
+    double t0 = bench_now();
+    for (long i = 0; i < N; i++) {
+        s += (uintptr_t)cth_local_get(local);
+        BARRIER();
+    }
+    sink = s;
+    return (bench_now() - t0) / N * 1e9;
+}
+
+static double set_thread(void *ctx)
+{
+    (void)ctx;
+    double t0 = bench_now();
+    for (long i = 0; i < N; i++) {
+        tls_var = (void *)(uintptr_t)(i | 1);
+        BARRIER();
+    }
+    return (bench_now() - t0) / N * 1e9;
+}
+
+static double set_pthread(void *ctx)
+{
+    (void)ctx;
+    double t0 = bench_now();
+    for (long i = 0; i < N; i++) {
+        pthread_setspecific(key, (void *)(uintptr_t)(i | 1));
+        BARRIER();
+    }
+    return (bench_now() - t0) / N * 1e9;
+}
+
+static double set_cth(void *ctx)
+{
+    (void)ctx;
+    double t0 = bench_now();
+    for (long i = 0; i < N; i++) {
+        cth_local_set(local, (void *)(uintptr_t)(i | 1));
+        BARRIER();
+    }
+    return (bench_now() - t0) / N * 1e9;
+}
+
+static double py_get(void *ctx)
+{
+    (void)ctx;
+    return bench_python("import threading, time\n"
+                        "loc = threading.local(); loc.x = 1\n"
+                        "n = 2000000\n"
+                        "t0 = time.perf_counter()\n"
+                        "for i in range(n): loc.x\n"
+                        "t1 = time.perf_counter()\n"
+                        "for i in range(n): pass\n"
+                        "t2 = time.perf_counter()\n"
+                        "print(max((t1 - t0) - (t2 - t1), 0) / n * 1e9)\n");
+}
+
+static double py_set(void *ctx)
+{
+    (void)ctx;
+    return bench_python("import threading, time\n"
+                        "loc = threading.local()\n"
+                        "n = 2000000\n"
+                        "t0 = time.perf_counter()\n"
+                        "for i in range(n): loc.x = i\n"
+                        "t1 = time.perf_counter()\n"
+                        "for i in range(n): pass\n"
+                        "t2 = time.perf_counter()\n"
+                        "print(max((t1 - t0) - (t2 - t1), 0) / n * 1e9)\n");
+}
+
+static pthread_once_t ponce = PTHREAD_ONCE_INIT;
+static cth_once_t conce = CTH_ONCE_INIT;
+static void pinit(void) {}
+static int cinit(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+static double once_pthread(void *ctx)
+{
+    (void)ctx;
+    double t0 = bench_now();
+    for (long i = 0; i < N; i++) {
+        pthread_once(&ponce, pinit);
+        BARRIER();
+    }
+    return (bench_now() - t0) / N * 1e9;
+}
+
+static double once_cth(void *ctx)
+{
+    (void)ctx;
+    double t0 = bench_now();
+    for (long i = 0; i < N; i++) {
+        cth_once_call(&conce, cinit, NULL);
+        BARRIER();
+    }
+    return (bench_now() - t0) / N * 1e9;
+}
+
+static double once_python(void *ctx)
+{
+    (void)ctx;
+    return bench_python("import threading, time\n"
+                        "lock = threading.Lock(); obj = None\n"
+                        "def get():\n"
+                        "    global obj\n"
+                        "    if obj is None:\n"
+                        "        with lock:\n"
+                        "            if obj is None: obj = object()\n"
+                        "    return obj\n"
+                        "n = 2000000\n"
+                        "t0 = time.perf_counter()\n"
+                        "for i in range(n): get()\n"
+                        "print((time.perf_counter() - t0) / n * 1e9)\n");
+}
+
+int main(void)
+{
+    int reps = bench_reps();
+    pthread_key_create(&key, NULL);
+    pthread_setspecific(key, &key);
+    cth_local_create(&local, NULL, NULL);
+    cth_local_set(local, &key);
+    tls_var = &key;
+
+    bench_heading("Thread-locals: get (ns per op, lower is better)");
+    struct bench_system get[] = {
+        {"__thread variable", get_thread, NULL},
+        {"cth_local_get", get_cth, NULL},
+        {"pthread_getspecific", get_pthread, NULL},
+        {"python threading.local", py_get, NULL},
+    };
+    bench_compare("local get", "latency", "ns", get, 4, reps, NULL);
+
+    bench_heading("Thread-locals: set (ns per op, lower is better)");
+    struct bench_system set[] = {
+        {"__thread variable", set_thread, NULL},
+        {"cth_local_set", set_cth, NULL},
+        {"pthread_setspecific", set_pthread, NULL},
+        {"python threading.local", py_set, NULL},
+    };
+    bench_compare("local set", "latency", "ns", set, 4, reps, NULL);
+
+    cth_once_call(&conce, cinit, NULL);
+    pthread_once(&ponce, pinit);
+    bench_heading("Once, fast path (done already; ns per call, lower is better)");
+    struct bench_system once[] = {
+        {"pthread_once", once_pthread, NULL},
+        {"cth_once_call", once_cth, NULL},
+        {"python lazy init (check, lock)", once_python, NULL},
+    };
+    bench_compare("once fast path", "latency", "ns", once, 3, reps, NULL);
+    cth_local_set(local, NULL);
+    cth_local_free(local);
+    return 0;
+}

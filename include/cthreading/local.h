@@ -1,0 +1,199 @@
+/*
+ * cthreading/local.h - Python's threading.local and Werkzeug's LocalStack:
+ * data that belongs to one thread.
+ *
+ * A cth_local_t is one thread-local variable: every thread that uses it sees
+ * its own value (a void *), set and got without any lock. It is the C form
+ * of one attribute of a threading.local() object; a program wanting several
+ * attributes keeps a struct as the value. A cth_local_stack_t is Werkzeug's
+ * LocalStack: a stack of items per thread (Flask keeps the current request
+ * on one, so that any code can read it without passing it around).
+ *
+ * Ownership. A local owns the values set in it: each value is handed to the
+ * local's destructor exactly once, when it is replaced (set), deleted, when
+ * its thread exits, or when the local is freed (for every thread's value
+ * still there), whichever comes first; cth_local_take gives a value back
+ * without destroying it. NULL is "no value" and is never destroyed.
+ *
+ * Limits. Unlike pthread keys (PTHREAD_KEYS_MAX, 1024 on Linux) there is no
+ * limit on the number of locals beyond memory: all of them share one pthread
+ * key, each thread keeping one array indexed by the local's slot. Threads
+ * cthreading did not create (pthread_create, another library's threads) work
+ * the same; their values are destroyed when they exit.
+ *
+ * Rules on shared data (the seed's "thread-safe objects"):
+ *   - data that several threads see and that can change is protected by a
+ *     lock wherever possible (cth_lock_t, or CTH_SYNCHRONIZED, once.h);
+ *   - a shared container is mutated in place under its lock, never rebound:
+ *     do not swap the pointer to a shared list or table for a new one while
+ *     other threads may hold the old one; change its contents under its lock;
+ *   - data that belongs to one thread goes in a local, and then needs no lock;
+ *   - something created once for everyone is a singleton (once.h).
+ */
+#ifndef CTHREADING_LOCAL_H
+#define CTHREADING_LOCAL_H
+
+#include "base.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- local (threading.local) ------------------------------------------------------ */
+
+typedef struct cth_local cth_local_t;
+
+/* Destroys one thread's value (never called with NULL). It runs in the
+ * exiting thread at thread exit, in the caller's thread for replaced or
+ * deleted values and at cth_local_free. It may use other locals. */
+typedef void (*cth_local_destructor)(void *value);
+
+/* A per-thread initializer: make the calling thread's first value in
+ * *value; return 0, or a negative code to leave the thread without a value
+ * (the next get tries again). The subclass __init__ of Python's local. */
+typedef int (*cth_local_init_fn)(void *arg, void **value);
+
+/* Options of cth_local_create; NULL means none. */
+typedef struct cth_local_opts {
+    cth_local_init_fn init; /* run by cth_local_get in a thread that has no value */
+    void *init_arg;         /* passed to init, in every thread (the constructor's args) */
+} cth_local_opts;
+
+/*
+ * cth_local_create - threading.local() (one attribute of it).
+ * destructor (may be NULL: values are simply forgotten) destroys values as
+ * described above. opts may give a per-thread initializer, Python's local
+ * subclass whose __init__ runs again, with the original arguments, the first
+ * time each thread touches the object.
+ * Returns 0 and *local; CTH_EINVAL for a NULL out-pointer, or an init_arg
+ * without init (Python's TypeError "Initialization arguments are not
+ * supported"); CTH_ENOMEM. Thread-safe.
+ */
+CTH_API int cth_local_create(cth_local_t **local, cth_local_destructor destructor,
+                             const cth_local_opts *opts);
+
+/*
+ * cth_local_free - destroy a local: every value still set in any thread goes
+ * to the destructor (here, in the caller's thread; a thread exiting at the
+ * same time may destroy its own value, and cth_local_free returns only once
+ * every destructor has finished). Each value is destroyed exactly once.
+ * The caller must make sure no thread uses the local any more (as for
+ * free()); calling it from the local's own destructor deadlocks. NULL is
+ * ignored. After it returns, the slot may serve a new local; values of the
+ * old one can never show through.
+ */
+CTH_API void cth_local_free(cth_local_t *local);
+
+/*
+ * cth_local_get - the calling thread's value, or NULL when it has none (and
+ * for a NULL local). With an initializer, a thread that has no value runs
+ * init first and gets its result (NULL if init failed or made NULL; the next
+ * get runs it again). Python's attribute read; where Python raises
+ * AttributeError, this returns NULL.
+ * Inline: the fast path is a handful of loads from the thread's table (no
+ * lock, no call); the cth__ declarations below are its private machinery,
+ * not API.
+ */
+static inline void *cth_local_get(const cth_local_t *local);
+
+/* ---- private: the inline fast path of cth_local_get ---- */
+struct cth__local_entry {
+    void *value;
+    uint64_t gen; /* the owning local's generation, 0 = empty */
+};
+struct cth__local_key {
+    uint32_t slot;
+    uint64_t gen;
+};
+#ifdef __cplusplus
+#define CTH__THREAD_LOCAL thread_local
+#else
+#define CTH__THREAD_LOCAL _Thread_local
+#endif
+/* The calling thread's entries and their number (written by that thread). */
+CTH_API extern CTH__THREAD_LOCAL struct cth__local_entry *cth__local_entries
+    __attribute__((tls_model("initial-exec")));
+CTH_API extern CTH__THREAD_LOCAL size_t cth__local_cap __attribute__((tls_model("initial-exec")));
+CTH_API void *cth__local_get_slow(const cth_local_t *local);
+
+static inline void *cth_local_get(const cth_local_t *local)
+{
+    const struct cth__local_key *k = (const struct cth__local_key *)(const void *)local;
+    if (__builtin_expect(k && k->slot < cth__local_cap, 1)) {
+        const struct cth__local_entry *e = &cth__local_entries[k->slot];
+        if (__builtin_expect(e->gen == k->gen, 1))
+            return e->value;
+    }
+    return cth__local_get_slow(local);
+}
+
+/*
+ * cth_local_set - set the calling thread's value (Python's attribute
+ * assignment). A previous, different value is passed to the destructor;
+ * NULL removes the value (destroying it, as cth_local_delete). No lock
+ * unless the thread's table must grow (its first value, or a local created
+ * after the table was sized). Returns 0; CTH_EINVAL for a NULL local;
+ * CTH_ENOMEM when the table could not grow (then nothing changed).
+ */
+CTH_API int cth_local_set(cth_local_t *local, void *value);
+
+/*
+ * cth_local_delete - `del local.attr`: destroy the calling thread's value.
+ * Returns 1 if there was one, 0 if there was none (Python's AttributeError),
+ * CTH_EINVAL for NULL.
+ */
+CTH_API int cth_local_delete(cth_local_t *local);
+
+/*
+ * cth_local_take - remove the calling thread's value and return it, without
+ * destroying it (ownership goes back to the caller); NULL if none.
+ */
+CTH_API void *cth_local_take(cth_local_t *local);
+
+/* ---- LocalStack (werkzeug.local.LocalStack) ------------------------------------ */
+
+typedef struct cth_local_stack cth_local_stack_t;
+
+/*
+ * cth_local_stack_create - LocalStack(): an empty stack in every thread.
+ * item_free (may be NULL) is called for each item still on a thread's stack
+ * when that thread exits, when the stack is released, and at
+ * cth_local_stack_free; items popped go back to the caller. opts is
+ * reserved, pass NULL. Returns 0 and *stack, CTH_EINVAL, CTH_ENOMEM.
+ */
+CTH_API int cth_local_stack_create(cth_local_stack_t **stack, void (*item_free)(void *item),
+                                   const void *opts);
+
+/* cth_local_stack_free - free the stack; items left on any thread's stack
+ * go to item_free (as cth_local_free). NULL is ignored. */
+CTH_API void cth_local_stack_free(cth_local_stack_t *stack);
+
+/*
+ * cth_local_stack_push - LocalStack.push(obj) on the calling thread's stack.
+ * Returns the new depth (>= 1); CTH_EINVAL for a NULL stack or item (NULL
+ * is what pop and top say for "empty"); CTH_ENOMEM (the stack unchanged).
+ */
+CTH_API int cth_local_stack_push(cth_local_stack_t *stack, void *item);
+
+/* cth_local_stack_pop - LocalStack.pop(): remove and return the top item of
+ * the calling thread's stack; NULL when it is empty (every time, no error,
+ * as Werkzeug's) or for a NULL stack. */
+CTH_API void *cth_local_stack_pop(cth_local_stack_t *stack);
+
+/* cth_local_stack_top - LocalStack.top: the calling thread's top item,
+ * NULL when empty. */
+CTH_API void *cth_local_stack_top(const cth_local_stack_t *stack);
+
+/* cth_local_stack_depth - the number of items on the calling thread's
+ * stack (0 for NULL). */
+CTH_API size_t cth_local_stack_depth(const cth_local_stack_t *stack);
+
+/* cth_local_stack_release - LocalStack.__release_local__() / release_local:
+ * empty the calling thread's stack, items to item_free. Returns the number
+ * of items released, CTH_EINVAL for NULL. */
+CTH_API int cth_local_stack_release(cth_local_stack_t *stack);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

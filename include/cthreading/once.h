@@ -1,0 +1,91 @@
+/*
+ * cthreading/once.h - run something exactly once: cth_once (Python's lazy
+ * initialisation under a lock, pthread_once with an argument, a result and
+ * retry after failure) and the singleton helper (the seed's
+ * Singleton.__new__, without its lock on every call).
+ *
+ * Both are caller-allocated with a static initializer, like the locks of
+ * sync.h; all-zero storage is a fresh once / an empty singleton. Once they
+ * have succeeded, a call is one acquire load: no lock, no write, no system
+ * call, so callers on every core never touch a shared cache line in write.
+ */
+#ifndef CTHREADING_ONCE_H
+#define CTHREADING_ONCE_H
+
+#include "base.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- once ------------------------------------------------------------------------- */
+
+/* 16 bytes (on 64-bit); zero is "not run yet". Fields are private. */
+typedef struct cth_once {
+    uint32_t _state;   /* 0 new, 1 running, 2 running with waiters, 3 done */
+    uint32_t _spare;
+    uintptr_t _runner; /* the running thread's token, for CTH_EDEADLK */
+} cth_once_t;
+
+#define CTH_ONCE_INIT {0, 0, 0}
+
+/* The function cth_once_call runs: 0 on success, a negative code on failure. */
+typedef int (*cth_once_fn)(void *arg);
+
+/*
+ * cth_once_call - run fn(arg) exactly once, successfully, for this once.
+ * The first caller runs it; every caller that comes while it runs waits
+ * until it has finished. If fn succeeds (returns 0) the once is done: every
+ * later call returns 0 at once (one acquire load), and everything fn wrote
+ * is visible to every caller that returns 0. If fn fails, the caller that ran
+ * it gets fn's code, the once is "not run" again, and one of the waiters (or
+ * the next caller) runs fn again: Python's lazy-init idiom
+ *     with lock:
+ *         if obj is None: obj = make()    # an exception leaves obj None
+ * Each caller that ran fn returns fn's result; a waiter returns 0 when
+ * another caller's run succeeded.
+ * Returns 0; fn's negative code; CTH_EDEADLK when fn (directly or not) calls
+ * cth_once_call on the same once (it would wait for itself); CTH_EINTR in an
+ * interrupted main thread while waiting for another caller's run; CTH_EINVAL
+ * for a NULL once or fn, or when fn returns a positive value (a bug: the
+ * once is left not run). fn(arg) may differ between callers; only the
+ * successful one matters. Thread-safe.
+ */
+CTH_API int cth_once_call(cth_once_t *once, cth_once_fn fn, void *arg);
+
+/* cth_once_done - whether the once has succeeded (false for NULL). Acquire:
+ * true means what fn wrote is visible. */
+CTH_API bool cth_once_done(const cth_once_t *once);
+
+/* ---- singleton ---------------------------------------------------------------------- */
+
+/* A lazily created shared instance; zero is empty. Fields are private. */
+typedef struct cth_singleton {
+    cth_once_t _once;
+    void *_instance;
+} cth_singleton_t;
+
+#define CTH_SINGLETON_INIT {CTH_ONCE_INIT, NULL}
+
+/* Creates the instance in *instance: 0, or a negative code on failure. */
+typedef int (*cth_singleton_ctor)(void *arg, void **instance);
+
+/*
+ * cth_singleton_get - the seed's Singleton: the first caller creates the
+ * instance with ctor(arg, &instance); every caller, now and later, gets the
+ * same pointer in *instance. Under a race ctor runs once (the others wait for
+ * it); if it fails, the code is returned to that caller and the next caller
+ * tries again (cth_once_call). After success a call is one acquire load.
+ * The singleton never frees the instance: it lives as long as the program,
+ * as a module-level object in Python does.
+ * Returns 0 and *instance; ctor's code; CTH_EINVAL for NULL arguments or
+ * a ctor that reported success with a NULL instance; CTH_EDEADLK, CTH_EINTR
+ * as cth_once_call.
+ */
+CTH_API int cth_singleton_get(cth_singleton_t *singleton, cth_singleton_ctor ctor, void *arg,
+                              void **instance);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

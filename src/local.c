@@ -1,0 +1,337 @@
+/*
+ * local.c - threading.local: any number of thread-local variables over ONE
+ * pthread key.
+ *
+ * State. Each thread that has set a value owns a table: an array of entries
+ * {value, gen} indexed by a local's slot. A local is a slot number plus a
+ * generation drawn from a global 64-bit counter that never repeats, so an
+ * entry belongs to a local only when its gen is the local's (0 = empty), and
+ * a slot freed and given to a new local can never show the old values.
+ * The thread's table pointer is a _Thread_local (initial-exec), so get and
+ * set are a few loads and stores with no lock.
+ *
+ * Ownership and the lock. One mutex (reg_lock, a pthread mutex: slow paths
+ * only) guards the list of tables, the slot records and every change of a
+ * table's size. The owning thread reads and writes its entries without the
+ * lock; other threads touch a table only under reg_lock, and only entries of
+ * a local being freed (which by contract no thread uses any more) or the
+ * table of a thread that is exiting. A value is destroyed by whoever clears
+ * its entry under reg_lock: the exiting thread (its pthread key destructor)
+ * or cth_local_free; so each value is destroyed exactly once. Destructors run
+ * outside the lock; a slot's `pending` counts the values of its local that
+ * an exiting thread has collected and not yet destroyed, and cth_local_free
+ * waits for it to reach 0 before the slot (and the destructor's owner) goes.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cthreading/local.h"
+#include "internal.h"
+
+/* The entry and the table's head are declared in local.h for the inline
+ * fast path of cth_local_get. */
+typedef struct cth__local_entry entry_t;
+
+struct table {
+    size_t cap;   /* entries; changed by the owner, under reg_lock */
+    entry_t *e;   /* realloc'ed by the owner, under reg_lock */
+    struct table *prev, *next;
+};
+
+struct cth_local {
+    struct cth__local_key key; /* first: read by the inline cth_local_get */
+    cth_local_destructor destructor;
+    cth_local_init_fn init;
+    void *init_arg;
+};
+
+struct slot {
+    cth_local_t *local; /* NULL: free */
+    uint32_t pending;   /* values collected by exiting threads, not yet destroyed */
+    uint32_t next_free;
+};
+
+#define NO_SLOT UINT32_MAX
+#define BATCH 64
+
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t reg_cond = PTHREAD_COND_INITIALIZER; /* a pending count fell to 0 */
+static struct table *tables;                               /* every thread's table */
+static struct slot *slots;
+static uint32_t nslots, slots_cap, free_slot = NO_SLOT;
+static uint64_t gen_counter;
+static pthread_key_t exit_key;
+static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
+
+/* The calling thread's table; its entries and size are mirrored in two
+ * exported thread-locals for the inline cth_local_get (fewer dependent
+ * loads than going through the table). Only the owner writes all three. */
+static _Thread_local struct table *tls_table __attribute__((tls_model("initial-exec")));
+CTH_API _Thread_local entry_t *cth__local_entries __attribute__((tls_model("initial-exec")));
+CTH_API _Thread_local size_t cth__local_cap __attribute__((tls_model("initial-exec")));
+
+static inline struct table *own_table(void)
+{
+    return tls_table;
+}
+
+/* Make t (may be NULL) the calling thread's table, or refresh the mirror
+ * after t's entries moved. */
+static inline void set_own_table(struct table *t)
+{
+    tls_table = t;
+    cth__local_entries = t ? t->e : NULL;
+    cth__local_cap = t ? t->cap : 0;
+}
+
+/* One collected value and the destructor to run on it. */
+struct victim {
+    void *value;
+    uint32_t slot;
+    cth_local_destructor destructor;
+};
+
+/* ---- thread exit --------------------------------------------------------------- */
+
+/* Under reg_lock: clear up to BATCH of t's values into out, counting them
+ * pending on their slots; returns how many. */
+static int collect_thread(struct table *t, struct victim *out)
+{
+    int n = 0;
+    for (size_t i = 0; i < t->cap && n < BATCH; i++) {
+        if (!t->e[i].gen)
+            continue;
+        struct slot *s = &slots[i];
+        out[n++] = (struct victim){t->e[i].value, (uint32_t)i, s->local->destructor};
+        s->pending++;
+        t->e[i].value = NULL;
+        t->e[i].gen = 0;
+    }
+    return n;
+}
+
+/* The pthread key's destructor: destroy every value the exiting thread
+ * still has (destructors may set other locals: loop until none is left),
+ * then drop its table. */
+static void thread_exit(void *p)
+{
+    struct table *t = p;
+    struct victim v[BATCH];
+    set_own_table(t);
+    for (;;) {
+        pthread_mutex_lock(&reg_lock);
+        int n = collect_thread(t, v);
+        if (n == 0) {
+            if (t->prev)
+                t->prev->next = t->next;
+            else
+                tables = t->next;
+            if (t->next)
+                t->next->prev = t->prev;
+            pthread_mutex_unlock(&reg_lock);
+            break;
+        }
+        pthread_mutex_unlock(&reg_lock);
+        for (int i = 0; i < n; i++)
+            if (v[i].destructor)
+                v[i].destructor(v[i].value);
+        pthread_mutex_lock(&reg_lock);
+        for (int i = 0; i < n; i++)
+            if (--slots[v[i].slot].pending == 0)
+                pthread_cond_broadcast(&reg_cond);
+        pthread_mutex_unlock(&reg_lock);
+    }
+    set_own_table(NULL);
+    cth__free(t->e);
+    cth__free(t);
+}
+
+static void exit_key_create(void)
+{
+    if (pthread_key_create(&exit_key, thread_exit) != 0)
+        abort(); /* only at the process's key limit, before any local exists */
+}
+
+/* ---- the calling thread's table ---------------------------------------------------- */
+
+/* Make the calling thread's table hold slot. 0 or CTH_ENOMEM. */
+static int table_reserve(uint32_t slot)
+{
+    pthread_once(&exit_key_once, exit_key_create);
+    struct table *t = own_table();
+    size_t cap = t ? t->cap : 0;
+    size_t want = cap * 2 > (size_t)slot + 1 ? cap * 2 : (size_t)slot + 1;
+    if (want < 8)
+        want = 8;
+    if (!t) {
+        t = cth__calloc(1, sizeof *t);
+        if (!t)
+            return CTH_ENOMEM;
+    }
+    pthread_mutex_lock(&reg_lock);
+    entry_t *e = cth__realloc(t->e, want * sizeof *e);
+    if (!e) {
+        pthread_mutex_unlock(&reg_lock);
+        if (!own_table())
+            cth__free(t);
+        return CTH_ENOMEM;
+    }
+    memset(e + cap, 0, (want - cap) * sizeof *e);
+    t->e = e;
+    t->cap = want;
+    if (!own_table()) {
+        t->next = tables;
+        if (tables)
+            tables->prev = t;
+        tables = t;
+        pthread_setspecific(exit_key, t);
+    }
+    set_own_table(t);
+    pthread_mutex_unlock(&reg_lock);
+    return 0;
+}
+
+/* The calling thread's entry of local, or NULL when its table is too short. */
+static inline entry_t *own_entry(const cth_local_t *local)
+{
+    struct table *t = own_table();
+    return t && local->key.slot < t->cap ? &t->e[local->key.slot] : NULL;
+}
+
+/* ---- the API ----------------------------------------------------------------------------- */
+
+CTH_API int cth_local_create(cth_local_t **local, cth_local_destructor destructor,
+                             const cth_local_opts *opts)
+{
+    if (!local || (opts && opts->init_arg && !opts->init))
+        return CTH_EINVAL;
+    cth_local_t *l = cth__calloc(1, sizeof *l);
+    if (!l)
+        return CTH_ENOMEM;
+    l->destructor = destructor;
+    if (opts) {
+        l->init = opts->init;
+        l->init_arg = opts->init_arg;
+    }
+    pthread_mutex_lock(&reg_lock);
+    if (free_slot == NO_SLOT) {
+        if (nslots == slots_cap) {
+            uint32_t cap = slots_cap ? slots_cap * 2 : 64;
+            struct slot *s = cap > slots_cap ? cth__realloc(slots, cap * sizeof *s) : NULL;
+            if (!s) {
+                pthread_mutex_unlock(&reg_lock);
+                cth__free(l);
+                return CTH_ENOMEM;
+            }
+            slots = s;
+            slots_cap = cap;
+        }
+        slots[nslots] = (struct slot){NULL, 0, NO_SLOT};
+        free_slot = nslots++;
+    }
+    l->key.slot = free_slot;
+    free_slot = slots[l->key.slot].next_free;
+    slots[l->key.slot].local = l;
+    l->key.gen = ++gen_counter;
+    pthread_mutex_unlock(&reg_lock);
+    *local = l;
+    return 0;
+}
+
+CTH_API void cth_local_free(cth_local_t *local)
+{
+    if (!local)
+        return;
+    struct victim v[BATCH];
+    pthread_mutex_lock(&reg_lock);
+    for (;;) {
+        int n = 0;
+        for (struct table *t = tables; t && n < BATCH; t = t->next) {
+            if (local->key.slot >= t->cap || t->e[local->key.slot].gen != local->key.gen)
+                continue;
+            v[n++].value = t->e[local->key.slot].value;
+            t->e[local->key.slot].value = NULL;
+            t->e[local->key.slot].gen = 0;
+        }
+        if (n == 0)
+            break;
+        pthread_mutex_unlock(&reg_lock);
+        if (local->destructor)
+            for (int i = 0; i < n; i++)
+                local->destructor(v[i].value);
+        pthread_mutex_lock(&reg_lock);
+    }
+    struct slot *s = &slots[local->key.slot];
+    while (s->pending) {
+        pthread_cond_wait(&reg_cond, &reg_lock);
+        s = &slots[local->key.slot]; /* slots may have moved meanwhile */
+    }
+    s->local = NULL;
+    s->next_free = free_slot;
+    free_slot = local->key.slot;
+    pthread_mutex_unlock(&reg_lock);
+    cth__free(local);
+}
+
+CTH_API void *cth__local_get_slow(const cth_local_t *local)
+{
+    /* the inline fast path found no value */
+    if (!local || !local->init)
+        return NULL;
+    void *value = NULL;
+    if (local->init(local->init_arg, &value) != 0 || !value)
+        return NULL;
+    if (cth_local_set((cth_local_t *)local, value) != 0) {
+        if (local->destructor)
+            local->destructor(value);
+        return NULL;
+    }
+    return value;
+}
+
+CTH_API int cth_local_set(cth_local_t *local, void *value)
+{
+    if (!local)
+        return CTH_EINVAL;
+    entry_t *e = own_entry(local);
+    if (!e) {
+        if (!value)
+            return 0;
+        int err = table_reserve(local->key.slot);
+        if (err)
+            return err;
+        e = own_entry(local);
+    }
+    void *old = e->gen == local->key.gen ? e->value : NULL;
+    e->value = value;
+    e->gen = value ? local->key.gen : 0;
+    if (old && old != value && local->destructor)
+        local->destructor(old);
+    return 0;
+}
+
+CTH_API void *cth_local_take(cth_local_t *local)
+{
+    if (!local)
+        return NULL;
+    entry_t *e = own_entry(local);
+    if (!e || e->gen != local->key.gen)
+        return NULL;
+    void *value = e->value;
+    e->value = NULL;
+    e->gen = 0;
+    return value;
+}
+
+CTH_API int cth_local_delete(cth_local_t *local)
+{
+    if (!local)
+        return CTH_EINVAL;
+    void *value = cth_local_take(local);
+    if (!value)
+        return 0;
+    if (local->destructor)
+        local->destructor(value);
+    return 1;
+}

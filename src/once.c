@@ -1,0 +1,103 @@
+/*
+ * once.c - cth_once_call and the singleton.
+ *
+ * The once's state word: NEW (0), RUNNING (1), RUNNING_WAITED (2: someone
+ * sleeps on the word), DONE (3). A caller that finds DONE returns after one
+ * acquire load. Otherwise it tries NEW -> RUNNING; the winner runs fn and
+ * then stores DONE (release: fn's writes are published) or, on failure, NEW
+ * again; either way it wakes everyone if the word said RUNNING_WAITED.
+ * Losers turn RUNNING into RUNNING_WAITED and sleep on the futex; woken, they
+ * look again: DONE returns 0, NEW makes them try to run fn themselves (the
+ * retry after a failure). _runner holds the running thread's token so that
+ * a recursive call can fail with CTH_EDEADLK instead of hanging.
+ */
+#include "cthreading/once.h"
+#include "internal.h"
+
+_Static_assert(sizeof(cth_once_t) == 16 || sizeof(void *) != 8, "cth_once_t ABI");
+
+enum { NEW, RUNNING, RUNNING_WAITED, DONE };
+
+static int once_slow(cth_once_t *once, cth_once_fn fn, void *arg)
+{
+    _Atomic uint32_t *state = CTH__ATOMIC_U32(&once->_state);
+    _Atomic uintptr_t *runner = CTH__ATOMIC_UPTR(&once->_runner);
+    uint32_t s = atomic_load_explicit(state, memory_order_acquire);
+    for (;;) {
+        if (s == DONE)
+            return 0;
+        if (s == NEW) {
+            if (!atomic_compare_exchange_weak_explicit(state, &s, RUNNING, memory_order_acquire,
+                                                       memory_order_acquire))
+                continue;
+            atomic_store_explicit(runner, cth__self_token(), memory_order_relaxed);
+            int r = fn(arg);
+            atomic_store_explicit(runner, 0, memory_order_relaxed);
+            if (r > 0)
+                r = CTH_EINVAL;
+            uint32_t prev = atomic_exchange_explicit(state, r == 0 ? DONE : NEW,
+                                                     memory_order_acq_rel);
+            if (prev == RUNNING_WAITED)
+                cth__futex_wake(state, INT32_MAX);
+            return r;
+        }
+        if (atomic_load_explicit(runner, memory_order_relaxed) == cth__self_token())
+            return CTH_EDEADLK;
+        if (s == RUNNING &&
+            !atomic_compare_exchange_weak_explicit(state, &s, RUNNING_WAITED,
+                                                   memory_order_acquire, memory_order_acquire))
+            continue;
+        int r = cth__futex_wait(state, RUNNING_WAITED, CTH__NO_DEADLINE);
+        if (r == CTH_EINTR)
+            return r;
+        s = atomic_load_explicit(state, memory_order_acquire);
+    }
+}
+
+CTH_API int cth_once_call(cth_once_t *once, cth_once_fn fn, void *arg)
+{
+    if (!once || !fn)
+        return CTH_EINVAL;
+    if (atomic_load_explicit(CTH__ATOMIC_U32(&once->_state), memory_order_acquire) == DONE)
+        return 0;
+    return once_slow(once, fn, arg);
+}
+
+CTH_API bool cth_once_done(const cth_once_t *once)
+{
+    return once &&
+           atomic_load_explicit(CTH__ATOMIC_U32(&once->_state), memory_order_acquire) == DONE;
+}
+
+struct singleton_call {
+    cth_singleton_t *singleton;
+    cth_singleton_ctor ctor;
+    void *arg;
+};
+
+static int singleton_create(void *p)
+{
+    struct singleton_call *c = p;
+    void *instance = NULL;
+    int r = c->ctor(c->arg, &instance);
+    if (r == 0 && !instance)
+        r = CTH_EINVAL;
+    if (r == 0)
+        c->singleton->_instance = instance; /* published by the once's release */
+    return r;
+}
+
+CTH_API int cth_singleton_get(cth_singleton_t *singleton, cth_singleton_ctor ctor, void *arg,
+                              void **instance)
+{
+    if (!singleton || !ctor || !instance)
+        return CTH_EINVAL;
+    if (!cth_once_done(&singleton->_once)) {
+        struct singleton_call c = {singleton, ctor, arg};
+        int r = cth_once_call(&singleton->_once, singleton_create, &c);
+        if (r)
+            return r;
+    }
+    *instance = singleton->_instance;
+    return 0;
+}

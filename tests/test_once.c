@@ -1,0 +1,234 @@
+/*
+ * test_once.c - cth_once_call and cth_singleton_get: exactly once under a
+ * 100-thread race, every caller waiting for the run, retry after failure
+ * (Python's lazy-init idiom), recursion detected, and the seed's Singleton.
+ */
+#include <stdatomic.h>
+
+#include "check.h"
+
+static atomic_int runs;
+static int initialized; /* written by the once's function only */
+
+static int slow_init(void *arg)
+{
+    atomic_fetch_add(&runs, 1);
+    cth_sleep(0.02); /* let the others pile up behind the run */
+    initialized = *(int *)arg;
+    return 0;
+}
+
+static cth_once_t race_once = CTH_ONCE_INIT;
+static atomic_int go;
+
+static void *race_caller(void *arg)
+{
+    while (!atomic_load(&go))
+        cth_sleep(0);
+    CHECK_OK(cth_once_call(&race_once, slow_init, arg));
+    CHECK_EQ(initialized, 7); /* visible to every caller that returned 0 */
+    CHECK(cth_once_done(&race_once));
+    return NULL;
+}
+
+/* 100 threads race to the once: the function runs exactly once and every
+ * caller returns only after it has finished. */
+CTH_TEST(once_under_100_thread_race)
+{
+    int seven = 7;
+    cth_thread_t *t[100];
+    for (int i = 0; i < 100; i++) {
+        CHECK_OK(cth_thread_create(&t[i], race_caller, &seven, NULL));
+        CHECK_OK(cth_thread_start(t[i]));
+    }
+    CHECK(!cth_once_done(&race_once));
+    atomic_store(&go, 1);
+    for (int i = 0; i < 100; i++) {
+        CHECK_OK(cth_thread_join(t[i], CTH_FOREVER, NULL));
+        cth_thread_free(t[i]);
+    }
+    CHECK_EQ(atomic_load(&runs), 1);
+    CHECK_OK(cth_once_call(&race_once, slow_init, &seven));
+    CHECK_EQ(atomic_load(&runs), 1);
+}
+
+static atomic_int attempts;
+
+static int fail_twice(void *arg)
+{
+    (void)arg;
+    int n = atomic_fetch_add(&attempts, 1);
+    cth_sleep(0.005);
+    return n < 2 ? CTH_ENOMEM : 0;
+}
+
+/* A failing run reports its code and leaves the once not run; the next
+ * call retries, and after the first success nothing runs again. */
+CTH_TEST(failure_reported_then_retried)
+{
+    cth_once_t once = CTH_ONCE_INIT;
+    CHECK_EQ(cth_once_call(&once, fail_twice, NULL), CTH_ENOMEM);
+    CHECK(!cth_once_done(&once));
+    CHECK_EQ(cth_once_call(&once, fail_twice, NULL), CTH_ENOMEM);
+    CHECK_OK(cth_once_call(&once, fail_twice, NULL));
+    CHECK(cth_once_done(&once));
+    CHECK_OK(cth_once_call(&once, fail_twice, NULL));
+    CHECK_EQ(atomic_load(&attempts), 3);
+}
+
+static cth_once_t flaky_once = CTH_ONCE_INIT;
+static atomic_int flaky_runs, flaky_fails;
+
+static int flaky(void *arg)
+{
+    (void)arg;
+    cth_sleep(0.002);
+    return atomic_fetch_add(&flaky_runs, 1) < 3 ? CTH_EAGAIN : 0;
+}
+
+static void *flaky_caller(void *arg)
+{
+    (void)arg;
+    int r;
+    while ((r = cth_once_call(&flaky_once, flaky, NULL)) != 0) {
+        CHECK_EQ(r, CTH_EAGAIN);
+        atomic_fetch_add(&flaky_fails, 1);
+    }
+    return NULL;
+}
+
+/* Under a race, waiters of a failed run retry it themselves: three
+ * failures, then one success, and no run after it. */
+CTH_TEST(waiters_retry_after_failure)
+{
+    cth_thread_t *t[20];
+    for (int i = 0; i < 20; i++) {
+        CHECK_OK(cth_thread_create(&t[i], flaky_caller, NULL, NULL));
+        CHECK_OK(cth_thread_start(t[i]));
+    }
+    for (int i = 0; i < 20; i++) {
+        CHECK_OK(cth_thread_join(t[i], CTH_FOREVER, NULL));
+        cth_thread_free(t[i]);
+    }
+    CHECK_EQ(atomic_load(&flaky_runs), 4);
+    CHECK_EQ(atomic_load(&flaky_fails), 3);
+}
+
+static int recursive(void *arg)
+{
+    return cth_once_call(arg, recursive, arg) == CTH_EDEADLK ? 0 : CTH_EINVAL;
+}
+
+static int positive(void *arg)
+{
+    (void)arg;
+    return 1;
+}
+
+CTH_TEST(errors)
+{
+    cth_once_t once = CTH_ONCE_INIT;
+    CHECK_EQ(cth_once_call(NULL, slow_init, NULL), CTH_EINVAL);
+    CHECK_EQ(cth_once_call(&once, NULL, NULL), CTH_EINVAL);
+    CHECK(!cth_once_done(NULL));
+    /* a positive result is a bug: CTH_EINVAL, and the once stays not run */
+    CHECK_EQ(cth_once_call(&once, positive, NULL), CTH_EINVAL);
+    CHECK(!cth_once_done(&once));
+    /* calling the once from its own function is detected */
+    CHECK_OK(cth_once_call(&once, recursive, &once));
+    CHECK(cth_once_done(&once));
+    /* zeroed storage is a fresh once */
+    cth_once_t zero;
+    memset(&zero, 0, sizeof zero);
+    int seven = 7;
+    CHECK_OK(cth_once_call(&zero, slow_init, &seven));
+    CHECK(cth_once_done(&zero));
+}
+
+/* ---- singleton ---- */
+
+struct config {
+    int port;
+};
+
+static atomic_int ctor_runs;
+
+static int make_config(void *arg, void **instance)
+{
+    atomic_fetch_add(&ctor_runs, 1);
+    cth_sleep(0.01);
+    struct config *c = malloc(sizeof *c);
+    if (!c)
+        return CTH_ENOMEM;
+    c->port = *(int *)arg;
+    *instance = c;
+    return 0;
+}
+
+static cth_singleton_t config_singleton = CTH_SINGLETON_INIT;
+
+static void *singleton_caller(void *arg)
+{
+    void *inst = NULL;
+    CHECK_OK(cth_singleton_get(&config_singleton, make_config, arg, &inst));
+    CHECK_EQ(((struct config *)inst)->port, 8080);
+    return inst;
+}
+
+/* The seed's Singleton: under a 50-thread race the constructor runs once
+ * and every caller gets the same pointer. */
+CTH_TEST(singleton_race)
+{
+    int port = 8080;
+    cth_thread_t *t[50];
+    for (int i = 0; i < 50; i++) {
+        CHECK_OK(cth_thread_create(&t[i], singleton_caller, &port, NULL));
+        CHECK_OK(cth_thread_start(t[i]));
+    }
+    void *first = NULL;
+    for (int i = 0; i < 50; i++) {
+        void *r;
+        CHECK_OK(cth_thread_join(t[i], CTH_FOREVER, &r));
+        cth_thread_free(t[i]);
+        if (!first)
+            first = r;
+        CHECK(r == first);
+    }
+    void *again;
+    CHECK_OK(cth_singleton_get(&config_singleton, make_config, &port, &again));
+    CHECK(again == first);
+    CHECK_EQ(atomic_load(&ctor_runs), 1);
+    free(first);
+}
+
+static int ctor_fails_once(void *arg, void **instance)
+{
+    if (atomic_fetch_add((atomic_int *)arg, 1) == 0)
+        return CTH_ENOMEM;
+    *instance = arg;
+    return 0;
+}
+
+static int ctor_null(void *arg, void **instance)
+{
+    (void)arg;
+    *instance = NULL;
+    return 0;
+}
+
+CTH_TEST(singleton_errors_and_retry)
+{
+    cth_singleton_t s = CTH_SINGLETON_INIT;
+    void *inst;
+    atomic_int calls = 0;
+    CHECK_EQ(cth_singleton_get(NULL, ctor_null, NULL, &inst), CTH_EINVAL);
+    CHECK_EQ(cth_singleton_get(&s, NULL, NULL, &inst), CTH_EINVAL);
+    CHECK_EQ(cth_singleton_get(&s, ctor_null, NULL, NULL), CTH_EINVAL);
+    CHECK_EQ(cth_singleton_get(&s, ctor_null, NULL, &inst), CTH_EINVAL); /* NULL instance */
+    CHECK_EQ(cth_singleton_get(&s, ctor_fails_once, &calls, &inst), CTH_ENOMEM);
+    CHECK_OK(cth_singleton_get(&s, ctor_fails_once, &calls, &inst));
+    CHECK(inst == &calls);
+    CHECK_OK(cth_singleton_get(&s, ctor_null, NULL, &inst)); /* done: ctor not called */
+    CHECK(inst == &calls);
+    CHECK_EQ(atomic_load(&calls), 2);
+}
