@@ -148,6 +148,14 @@ void *cth__realloc(void *p, size_t size);
 char *cth__strdup(const char *s);
 void cth__free(void *p);
 
+/* Whole pages straight from the kernel (mmap/munmap), for memory that must
+ * be obtained where malloc is forbidden (SimpleQueue's put, which may run in
+ * a signal handler): no lock is taken, only a system call, and the fault
+ * injection counts cth__page_alloc like the others. size is a multiple of
+ * the page size; cth__page_free takes the same size back. */
+void *cth__page_alloc(size_t size);
+void cth__page_free(void *p, size_t size);
+
 /* Fault injection, for tests: the next k allocations succeed, then each one
  * fails until this is called again with a negative k (off, the default). */
 void cth__fault_alloc_after(long k);
