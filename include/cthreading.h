@@ -31,6 +31,7 @@
 #define CTHREADING_H
 
 #include "cthreading/base.h"
+#include "cthreading/queue.h"
 #include "cthreading/sync.h"
 #include "cthreading/thread.h"
 
