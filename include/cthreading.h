@@ -34,6 +34,7 @@
 #include "cthreading/local.h"
 #include "cthreading/once.h"
 #include "cthreading/pool.h"
+#include "cthreading/queue.h"
 #include "cthreading/sync.h"
 #include "cthreading/synchronized.h"
 #include "cthreading/thread.h"

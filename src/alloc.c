@@ -6,6 +6,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "internal.h"
 
@@ -60,4 +61,18 @@ char *cth__strdup(const char *s)
 void cth__free(void *p)
 {
     free(p);
+}
+
+void *cth__page_alloc(size_t size)
+{
+    if (alloc_fails())
+        return NULL;
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+void cth__page_free(void *p, size_t size)
+{
+    if (p)
+        munmap(p, size);
 }

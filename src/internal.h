@@ -77,6 +77,11 @@ void cth__interrupt_post(void);
  * it sees a posted interruption. */
 void cth__interrupt_wake(void);
 
+/* Post, then wake: the main thread's current cthreading wait, or its next
+ * one, returns CTH_EINTR. A wait that consumed an interruption it cannot
+ * report (it succeeded anyway) calls this to keep it for the next wait. */
+void cth__interrupt_main_wait(void);
+
 /* Forget a pending interruption (fork child). */
 void cth__interrupt_reset(void);
 
@@ -171,6 +176,14 @@ void *cth__calloc(size_t n, size_t size);
 void *cth__realloc(void *p, size_t size);
 char *cth__strdup(const char *s);
 void cth__free(void *p);
+
+/* Whole pages straight from the kernel (mmap/munmap), for memory that must
+ * be obtained where malloc is forbidden (SimpleQueue's put, which may run in
+ * a signal handler): no lock is taken, only a system call, and the fault
+ * injection counts cth__page_alloc like the others. size is a multiple of
+ * the page size; cth__page_free takes the same size back. */
+void *cth__page_alloc(size_t size);
+void cth__page_free(void *p, size_t size);
 
 /* Fault injection, for tests: the next k allocations succeed, then each one
  * fails until this is called again with a negative k (off, the default). */

@@ -58,6 +58,12 @@ void cth__interrupt_wake(void)
         cth__os_futex_wake(addr, INT_MAX);
 }
 
+void cth__interrupt_main_wait(void)
+{
+    cth__interrupt_post();
+    cth__interrupt_wake();
+}
+
 void cth__interrupt_reset(void)
 {
     atomic_store(&interrupt_pending, 0);
