@@ -235,8 +235,8 @@ static void *join_shared(void *arg)
 
 CTH_TEST(join_timeout_and_many_joiners)
 {
-    double secs = 0.3;
-    shared_target = start_thread(sleep_arg_seconds, &secs, NULL);
+    atomic_store(&go_flag, 0);
+    shared_target = start_thread((cth_thread_fn)(void (*)(void))wait_flag, &go_flag, NULL);
     double t0 = check_now();
     CHECK_EQ(cth_thread_join(shared_target, 0.05, NULL), CTH_ETIMEDOUT);
     CHECK_WAITED_AT_LEAST(t0, 0.05);
@@ -245,6 +245,8 @@ CTH_TEST(join_timeout_and_many_joiners)
     cth_thread_t *joiners[10];
     for (int i = 0; i < 10; i++)
         joiners[i] = start_thread(join_shared, NULL, NULL);
+    cth_sleep(0.05);
+    atomic_store(&go_flag, 1);
     CHECK_OK(cth_thread_join(shared_target, CTH_FOREVER, NULL));
     for (int i = 0; i < 10; i++) {
         CHECK_OK(cth_thread_join(joiners[i], CTH_FOREVER, NULL));
