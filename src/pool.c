@@ -13,8 +13,10 @@
  * (a submission, close, terminate, the cache emptying); a worker reads it
  * under the lock before looking for work, spins briefly on it, then
  * announces itself in `sleepers` and futex-waits on it. A submitter bumps
- * seq, then wakes only if sleepers is non-zero: the seq_cst pair makes a
- * lost wake-up impossible and keeps the no-sleeper path free of syscalls.
+ * seq, then wakes only if sleepers is non-zero and, for a lone task, no
+ * worker is spinning (`spinners`; the spinner will take it): the seq_cst
+ * pairs make a lost wake-up impossible and keep the busy path free of
+ * syscalls.
  *
  * Cache. `cache` counts the jobs not yet completed (and imap iterators
  * still reading their producer), as Python's job cache: a closed pool's
@@ -40,6 +42,7 @@ struct cth_pool {
     _Atomic int state;              /* written under lock */
     _Atomic uint32_t seq;
     _Atomic uint32_t sleepers;
+    _Atomic uint32_t spinners;
     _Atomic size_t cache;
     int nworkers;
     void (*initializer)(void *);
@@ -70,10 +73,12 @@ static void queue_unlink(cth_pool_t *p, struct cth_result *job)
     job->linked = false;
 }
 
+/* Announce an event; wake up to n parked workers. A lone task (n == 1)
+ * wakes nobody while a worker is spinning: that one will take it. */
 static void wake_workers(cth_pool_t *p, int n)
 {
     atomic_fetch_add(&p->seq, 1);
-    if (atomic_load(&p->sleepers))
+    if (atomic_load(&p->sleepers) && (n > 1 || atomic_load(&p->spinners) == 0))
         cth__futex_wake(&p->seq, n);
 }
 
@@ -205,8 +210,10 @@ int cth__pool_submit(cth_pool_t *p, struct cth_result *job, bool internal)
         p->head = job;
     p->tail = job;
     job->linked = true;
+    /* read before unlocking: a worker may complete and free the job */
+    int wake = job->nchunks < (size_t)p->nworkers ? (int)job->nchunks : p->nworkers;
     cth_lock_release(&p->lock);
-    wake_workers(p, job->nchunks < (size_t)p->nworkers ? (int)job->nchunks : p->nworkers);
+    wake_workers(p, wake);
     return 0;
 }
 
@@ -280,15 +287,21 @@ static struct cth_result *take_work(cth_pool_t *p, size_t *chunk)
         if (st == POOL_CLOSE && atomic_load(&p->cache) == 0)
             break;
         cth_lock_release(&p->lock);
+        atomic_fetch_add(&p->spinners, 1);
         int spin = 0;
         while (spin < WORKER_SPIN && atomic_load_explicit(&p->seq, memory_order_relaxed) == seq) {
             cth__cpu_relax();
             spin++;
         }
         if (spin == WORKER_SPIN) {
+            /* sleepers up before spinners down, both before the futex
+             * re-reads seq: a submitter sees one or the other */
             atomic_fetch_add(&p->sleepers, 1);
+            atomic_fetch_sub(&p->spinners, 1);
             cth__futex_wait(&p->seq, seq, CTH__NO_DEADLINE);
             atomic_fetch_sub(&p->sleepers, 1);
+        } else {
+            atomic_fetch_sub(&p->spinners, 1);
         }
         cth__lock_acquire_uninterrupted(&p->lock);
     }

@@ -109,8 +109,8 @@ CTH_API int cth_pool_size(const cth_pool_t *pool);
  * wait for it. Returns the task's own return (0 with *result set, may be
  * NULL; or its negative code); CTH_EINVAL for NULL or a pool not running;
  * CTH_ECANCELED if the pool was terminated before the task ran; CTH_EINTR
- * in an interrupted main thread (the task still runs; its value is lost).
- * No allocation.
+ * in an interrupted main thread (a task not yet started is dropped, a
+ * running one is waited for and its value lost). No allocation.
  */
 CTH_API int cth_pool_apply(cth_pool_t *pool, cth_pool_fn fn, void *arg, void **result);
 
@@ -134,9 +134,8 @@ CTH_API int cth_pool_apply_async(cth_pool_t *pool, cth_pool_fn fn, void *arg,
  * Python; a chunk stops at its first failing item, as Python's mapstar);
  * CTH_ECANCELED if terminate dropped chunks; CTH_EINVAL for NULL fn, NULL
  * items with n > 0, or a pool not running; CTH_EINTR in an interrupted main
- * thread (chunks already claimed still run, and write into results: keep
- * the arrays alive until the pool is joined). n = 0 returns 0 at once.
- * No allocation.
+ * thread (the chunks not yet started are dropped; it returns once the
+ * running ones have finished). n = 0 returns 0 at once. No allocation.
  */
 CTH_API int cth_pool_map(cth_pool_t *pool, cth_pool_fn fn, void *const *items, size_t n,
                          size_t chunksize, void **results);
@@ -174,8 +173,9 @@ CTH_API int cth_pool_starmap_async(cth_pool_t *pool, cth_pool_fn fn, const void 
  * shared atomic counter; nothing is allocated. The calling thread takes
  * part, so tasks must not rely on the pool's initializer. Returns 0, or the
  * first failure once every index has run (a chunk stops at its first
- * failure); CTH_ECANCELED if terminate dropped chunks; CTH_EINVAL for NULL
- * or a pool not running. n = 0 returns 0 at once.
+ * failure); CTH_ECANCELED if terminate dropped chunks; CTH_EINTR as
+ * cth_pool_map; CTH_EINVAL for NULL or a pool not running. n = 0 returns 0
+ * at once.
  */
 CTH_API int cth_pool_parallel_for(cth_pool_t *pool, size_t n, cth_pool_for_fn fn, void *arg);
 
