@@ -6,7 +6,7 @@ CMAKE_FLAGS ?=
 ARGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all run test asan tsan helgrind stress bench docs deps clean
+.PHONY: all run test asan tsan helgrind stress soak fuzz bench docs deps clean
 
 all: $(BUILD)/.configured
 	cmake --build $(BUILD) -j$(JOBS)
@@ -53,6 +53,26 @@ stress: $(BUILD)/.configured
 	cmake --build $(BUILD) -j$(JOBS)
 	cd $(BUILD) && ctest --output-on-failure -L stress
 
+# The stress tests round after round for SOAK_SECONDS (default 10 minutes):
+# operations done, and non-zero exit at the first violation.
+SOAK_SECONDS ?= 600
+soak: $(BUILD)/.configured
+	cmake --build $(BUILD) -j$(JOBS)
+	tests/soak.sh $(BUILD) $(SOAK_SECONDS)
+
+# The libFuzzer target over the model's op interpreter (needs clang and
+# libclang-rt-dev), library instrumented, ASan+UBSan; runs FUZZ_SECONDS from
+# the seed corpus (new inputs go to build-fuzz/corpus).
+FUZZ_SECONDS ?= 60
+fuzz: | deps
+	cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCTH_FUZZ=ON -DCTH_SANITIZE=address \
+	  -DCMAKE_C_FLAGS=-fsanitize=fuzzer-no-link -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DCTH_BUILD_TESTS=OFF -DCTH_BUILD_EXAMPLES=OFF
+	cmake --build build-fuzz -j$(JOBS) --target fuzz_ops
+	mkdir -p build-fuzz/corpus
+	build-fuzz/tests/fuzz/fuzz_ops -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=60 \
+	  -print_final_stats=1 build-fuzz/corpus tests/fuzz/corpus
+
 bench: | deps
 	cmake -S . -B $(BUILD) -DCTH_BUILD_BENCH=ON -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
 	cmake --build $(BUILD) -j$(JOBS)
@@ -67,4 +87,4 @@ docs: | deps
 	@echo "API reference: $(BUILD)/docs/html/index.html, man pages: $(BUILD)/docs/man/man3"
 
 clean:
-	rm -rf $(BUILD) build-asan build-tsan build-helgrind
+	rm -rf $(BUILD) build-asan build-tsan build-helgrind build-fuzz
