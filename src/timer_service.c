@@ -40,6 +40,7 @@
  * frees the heap.
  */
 #include <limits.h>
+#include <pthread.h>
 
 #include "timer_service.h"
 
@@ -427,6 +428,49 @@ static void service_atexit(void *arg)
     cth_thread_free(th); /* detached; it exits on svc.stop */
 }
 
+/* fork(): the lock is held across it, so the child gets the service in a
+ * known state. Registered after thread.c's handlers (on first use), so this
+ * prepare runs before the registry's (the service takes the registry lock
+ * under its own) and this child handler after thread.c's has finished the
+ * other threads. In the child the service thread and the workers are gone:
+ * every pending or due timer is cancelled (its joiners return, as Python's
+ * _after_fork stops the Timer threads), idle workers are forgotten, and the
+ * next start starts a new service. A timer whose function was running in
+ * another thread at the fork stays CTH_TIMER_RUNNING in the child. */
+static void service_fork_prepare(void)
+{
+    cth__lock_acquire_uninterrupted(&svc.lock);
+}
+
+static void service_fork_parent(void)
+{
+    svc_unlock();
+}
+
+static void service_fork_child(void)
+{
+    cth_lock_init(&svc.lock);
+    while (svc.n) {
+        struct cth_timer *t = svc.heap[0].timer;
+        heap_remove(t);
+        finish(t, CTH_TIMER_CANCELLED);
+    }
+    while (svc.backlog_head)
+        finish(backlog_pop(), CTH_TIMER_CANCELLED);
+    while (svc.idle) {
+        struct worker *w = svc.idle;
+        svc.idle = w->next_idle;
+        cth__free(w);
+    }
+    svc.starting = 0;
+    svc.sleep_until = INT64_MIN;
+    atomic_store(&svc.nondaemon, 0);
+    if (svc.thread) {
+        cth_thread_free(svc.thread);
+        svc.thread = NULL;
+    }
+}
+
 /* Start the service thread on first use (lock held). */
 static int service_ensure(void)
 {
@@ -438,6 +482,7 @@ static int service_ensure(void)
         if (err)
             return err;
         svc.hook_registered = true;
+        pthread_atfork(service_fork_prepare, service_fork_parent, service_fork_child);
     }
     cth_thread_opts opts = {.name = "cth-timers", .daemon = CTH_DAEMON_YES};
     err = cth_thread_create(&svc.thread, service_main, NULL, &opts);
