@@ -26,6 +26,7 @@
  * replacement (appended to the thread list before it exits, so join sees
  * it) and ends; if the replacement cannot start, it carries on.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -50,6 +51,7 @@ struct cth_pool {
     long maxtasks;
     cth_thread_t **threads; /* every worker ever started (lock) */
     size_t nthreads, cap;
+    cth_pool_t *live_prev, *live_next; /* the live pools (live_lock), for fork */
 };
 
 static _Thread_local cth_pool_t *tls_pool; /* the pool the calling worker serves */
@@ -377,6 +379,67 @@ static int spawn_worker(cth_pool_t *p)
     return err;
 }
 
+/* ---- fork ------------------------------------------------------------------------ */
+
+/* In a fork child the workers are gone, so every pool inherited is marked
+ * terminated: submitting returns CTH_EINVAL ("Pool not running"), and
+ * cth_pool_free releases it (its workers count as finished). Results
+ * pending at the fork never complete in the child. The live pools are
+ * listed under live_lock, held across fork(). */
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+static cth_pool_t *live_head;
+static pthread_once_t live_once = PTHREAD_ONCE_INIT;
+
+static void live_fork_prepare(void)
+{
+    pthread_mutex_lock(&live_lock);
+}
+
+static void live_fork_parent(void)
+{
+    pthread_mutex_unlock(&live_lock);
+}
+
+static void live_fork_child(void)
+{
+    for (cth_pool_t *p = live_head; p; p = p->live_next) {
+        cth_lock_init(&p->lock); /* a worker may have held it */
+        atomic_store(&p->state, POOL_TERMINATE);
+        p->head = p->tail = NULL;
+        atomic_store(&p->sleepers, 0);
+        atomic_store(&p->spinners, 0);
+    }
+    pthread_mutex_unlock(&live_lock);
+}
+
+static void live_init(void)
+{
+    pthread_atfork(live_fork_prepare, live_fork_parent, live_fork_child);
+}
+
+static void live_link(cth_pool_t *p)
+{
+    pthread_once(&live_once, live_init);
+    pthread_mutex_lock(&live_lock);
+    p->live_next = live_head;
+    if (live_head)
+        live_head->live_prev = p;
+    live_head = p;
+    pthread_mutex_unlock(&live_lock);
+}
+
+static void live_unlink(cth_pool_t *p)
+{
+    pthread_mutex_lock(&live_lock);
+    if (p->live_prev)
+        p->live_prev->live_next = p->live_next;
+    else if (live_head == p)
+        live_head = p->live_next;
+    if (p->live_next)
+        p->live_next->live_prev = p->live_prev;
+    pthread_mutex_unlock(&live_lock);
+}
+
 /* ---- the pool ------------------------------------------------------------------- */
 
 static int cpu_count(void)
@@ -399,6 +462,7 @@ CTH_API int cth_pool_create(cth_pool_t **pool, const cth_pool_opts *opts)
     p->initializer = o.initializer;
     p->initarg = o.initarg;
     p->maxtasks = o.maxtasksperchild;
+    live_link(p);
     for (int i = 0; i < p->nworkers; i++) {
         int err = spawn_worker(p);
         if (err) {
@@ -648,6 +712,7 @@ CTH_API void cth_pool_free(cth_pool_t *pool)
         cth_pool_terminate(pool);
     while (cth_pool_join(pool) == CTH_EINTR)
         ;
+    live_unlink(pool);
     for (size_t i = 0; i < pool->nthreads; i++)
         cth_thread_free(pool->threads[i]);
     cth__free(pool->threads);
