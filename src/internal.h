@@ -73,6 +73,13 @@ int cth__is_main_thread(void);
  * reports it consumes it). */
 void cth__interrupt_post(void);
 
+/* Bracket the sending of a real signal that goes with a posted
+ * interruption (cth_interrupt_main): begin before posting, end once
+ * pthread_kill has returned. The main thread does not report the
+ * interruption before the signal has been delivered to it (wait.c). */
+void cth__interrupt_signal_begin(void);
+void cth__interrupt_signal_end(void);
+
 /* Wake the main thread's current cthreading wait, if it is in one, so that
  * it sees a posted interruption. */
 void cth__interrupt_wake(void);
