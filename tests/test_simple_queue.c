@@ -31,7 +31,11 @@ static cth_thread_t *spawn(void *(*fn)(void *), void *arg)
 
 static void reap(cth_thread_t *t)
 {
-    CHECK_OK(cth_thread_join(t, CTH_FOREVER, NULL));
+    int r;
+    /* An earlier interruption's signal may land during this wait: retry. */
+    while ((r = cth_thread_join(t, CTH_FOREVER, NULL)) == CTH_EINTR)
+        ;
+    CHECK_OK(r);
     cth_thread_free(t);
 }
 

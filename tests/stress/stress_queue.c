@@ -20,7 +20,11 @@ struct ctx {
     long per_producer;
     _Atomic unsigned char *seen[NP];
     _Atomic long received;
-    _Atomic int next_id;
+};
+
+struct targ {
+    struct ctx *c;
+    int id;
 };
 
 static void put_one(struct ctx *c, void *item)
@@ -33,8 +37,8 @@ static void put_one(struct ctx *c, void *item)
 
 static void *producer(void *arg)
 {
-    struct ctx *c = arg;
-    int id = atomic_fetch_add(&c->next_id, 1) % NP;
+    struct ctx *c = ((struct targ *)arg)->c;
+    int id = ((struct targ *)arg)->id;
     long s = 0;
     if (c->q && id % 2) {
         while (s < c->per_producer) {
@@ -73,8 +77,8 @@ static bool receive(struct ctx *c, void *item, long last[NP])
 
 static void *consumer(void *arg)
 {
-    struct ctx *c = arg;
-    int id = atomic_fetch_add(&c->next_id, 1) % NC;
+    struct ctx *c = ((struct targ *)arg)->c;
+    int id = ((struct targ *)arg)->id;
     long last[NP] = {-1, -1, -1, -1};
     for (;;) {
         if (c->q && id % 2) {
@@ -101,12 +105,15 @@ static void run_all(struct ctx *c)
     for (int p = 0; p < NP; p++)
         c->seen[p] = calloc((size_t)c->per_producer, 1);
     cth_thread_t *t[NP + NC];
+    struct targ args[NP + NC];
+    for (int i = 0; i < NP + NC; i++)
+        args[i] = (struct targ){c, i < NP ? i : i - NP};
     for (int i = 0; i < NC; i++) {
-        CHECK_OK(cth_thread_create(&t[NP + i], consumer, c, NULL));
+        CHECK_OK(cth_thread_create(&t[NP + i], consumer, &args[NP + i], NULL));
         CHECK_OK(cth_thread_start(t[NP + i]));
     }
     for (int i = 0; i < NP; i++) {
-        CHECK_OK(cth_thread_create(&t[i], producer, c, NULL));
+        CHECK_OK(cth_thread_create(&t[i], producer, &args[i], NULL));
         CHECK_OK(cth_thread_start(t[i]));
     }
     for (int i = 0; i < NP; i++)
