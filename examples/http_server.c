@@ -1,0 +1,474 @@
+/*
+ * http_server.c - a small HTTP/1.1 server on 127.0.0.1, the seed's Flask
+ * picture in C:
+ *   - a pool of worker threads serves the connections an accept loop hands
+ *     them through a queue (a Condition over a ring of sockets);
+ *   - each request pushes its context (method, path, request id) on a
+ *     LocalStack, and the handlers read it from there: nobody passes the
+ *     request around;
+ *   - the request counter is a synchronized block, the configuration a
+ *     singleton made by the first request, and each worker keeps its
+ *     response buffer in a thread-local.
+ * Pages: "/" (plain text), "/status" (JSON: requests served, active
+ * threads from cth_enumerate), anything else 404; GET and HEAD only.
+ * Connections are persistent (HTTP/1.1 keep-alive) unless the client sends
+ * "Connection: close".
+ *
+ *     http_server [--port N] [--threads N]
+ *
+ * Port 0 (the default) picks a free port; the first line printed is
+ * "listening on 127.0.0.1:PORT". SIGINT or SIGTERM stops it cleanly.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cthreading.h>
+
+#define QUEUE_CAP 256
+#define MAX_WORKERS 64
+#define REQ_MAX 8192
+#define IDLE_S 2
+
+/* ---- the configuration: a singleton --------------------------------------------- */
+
+struct config {
+    char server[64];
+    double started;
+};
+
+static double now(void);
+
+static int make_config(void *arg, void **instance)
+{
+    (void)arg;
+    struct config *c = calloc(1, sizeof *c);
+    if (!c)
+        return CTH_ENOMEM;
+    snprintf(c->server, sizeof c->server, "cthreading-http/1.0");
+    c->started = now();
+    *instance = c;
+    return 0;
+}
+
+static cth_singleton_t config_singleton = CTH_SINGLETON_INIT;
+static struct config *config_storage; /* kept to free at exit */
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static const struct config *config(void)
+{
+    void *c = NULL;
+    if (cth_singleton_get(&config_singleton, make_config, NULL, &c) != 0)
+        return NULL;
+    return c;
+}
+
+/* ---- the request counter: synchronized -------------------------------------------- */
+
+static unsigned long served;
+
+static unsigned long next_request_id(void)
+{
+    CTH_SYNCHRONIZED {
+        return ++served;
+    }
+    return 0;
+}
+
+static unsigned long requests_served(void)
+{
+    CTH_SYNCHRONIZED {
+        return served;
+    }
+    return 0;
+}
+
+/* ---- the request context: a LocalStack ------------------------------------------- */
+
+struct request {
+    char method[16];
+    char path[256];
+    unsigned long id;
+};
+
+static cth_local_stack_t *request_stack;
+
+/* Flask's `request`: the current thread's request, read from anywhere. */
+static const struct request *current_request(void)
+{
+    return cth_local_stack_top(request_stack);
+}
+
+/* ---- each worker's response buffer: a thread-local -------------------------------- */
+
+struct buffer {
+    size_t len, cap;
+    char *data;
+};
+
+static cth_local_t *out_buffer;
+
+static void buffer_free(void *p)
+{
+    struct buffer *b = p;
+    free(b->data);
+    free(b);
+}
+
+static int make_buffer(void *arg, void **value)
+{
+    (void)arg;
+    struct buffer *b = calloc(1, sizeof *b);
+    if (!b || !(b->data = malloc(b->cap = 16384))) {
+        free(b);
+        return CTH_ENOMEM;
+    }
+    *value = b;
+    return 0;
+}
+
+static void out(const char *fmt, ...)
+{
+    struct buffer *b = cth_local_get(out_buffer);
+    if (!b)
+        return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->data + b->len, b->cap - b->len, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+            return;
+        if ((size_t)n < b->cap - b->len) {
+            b->len += (size_t)n;
+            return;
+        }
+        char *d = realloc(b->data, b->cap * 2);
+        if (!d)
+            return;
+        b->data = d;
+        b->cap *= 2;
+    }
+}
+
+/* ---- the handlers: they take no request argument ---------------------------------- */
+
+static void page_index(void)
+{
+    const struct request *r = current_request();
+    char name[64];
+    cth_thread_get_name(cth_current_thread(), name, sizeof name);
+    out("Hello from %s\nrequest %lu: %s %s, served by %s\n", config()->server, r->id, r->method,
+        r->path, name);
+}
+
+static void page_status(void)
+{
+    const struct request *r = current_request();
+    cth_thread_t *threads[MAX_WORKERS + 8];
+    int n = cth_enumerate(threads, MAX_WORKERS + 8);
+    int shown = n < MAX_WORKERS + 8 ? n : MAX_WORKERS + 8;
+    out("{\"server\": \"%s\", \"request_id\": %lu, \"requests_served\": %lu, "
+        "\"uptime_s\": %.3f, \"active_threads\": %d, \"active_count\": %d, \"threads\": [",
+        config()->server, r->id, requests_served(), now() - config()->started, n,
+        cth_active_count());
+    for (int i = 0; i < shown; i++) {
+        char name[64];
+        cth_thread_get_name(threads[i], name, sizeof name);
+        out("%s\"%s\"", i ? ", " : "", name);
+    }
+    cth_threads_free(threads, (size_t)shown);
+    out("]}\n");
+}
+
+/* Route the current request; returns the status, the body is in the buffer. */
+static int dispatch(const char **type)
+{
+    const struct request *r = current_request();
+    *type = "text/plain; charset=utf-8";
+    if (strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0) {
+        out("method not allowed\n");
+        return 405;
+    }
+    if (strcmp(r->path, "/") == 0) {
+        page_index();
+        return 200;
+    }
+    if (strcmp(r->path, "/status") == 0) {
+        *type = "application/json";
+        page_status();
+        return 200;
+    }
+    out("not found: %s\n", r->path);
+    return 404;
+}
+
+/* ---- HTTP ------------------------------------------------------------------------- */
+
+static int send_all(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static const char *reason(int status)
+{
+    switch (status) {
+    case 200:
+        return "OK";
+    case 400:
+        return "Bad Request";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    default:
+        return "Internal Server Error";
+    }
+}
+
+/* Serve one parsed request head (NUL-terminated); returns whether the
+ * connection stays open. */
+static int serve_request(int fd, char *head)
+{
+    struct request req = {.id = next_request_id()};
+    int bad = sscanf(head, "%15s %255s", req.method, req.path) != 2;
+    int keep = strstr(head, "HTTP/1.1") != NULL;
+    for (char *p = head; (p = strchr(p, '\n')) != NULL; p++) {
+        if (strncasecmp(p + 1, "connection:", 11) == 0) {
+            const char *v = p + 12;
+            while (*v == ' ')
+                v++;
+            keep = strncasecmp(v, "close", 5) != 0 && (keep || strncasecmp(v, "keep-alive", 10) == 0);
+        }
+    }
+    struct buffer *b = cth_local_get(out_buffer);
+    if (!b)
+        return 0;
+    b->len = 0;
+    const char *type = "text/plain; charset=utf-8";
+    int status;
+    if (bad || cth_local_stack_push(request_stack, &req) < 1) {
+        out("bad request\n");
+        status = 400;
+        keep = 0;
+    } else {
+        status = dispatch(&type);
+        cth_local_stack_pop(request_stack);
+    }
+    char hdr[512];
+    int n = snprintf(hdr, sizeof hdr,
+                     "HTTP/1.1 %d %s\r\nServer: %s\r\nContent-Type: %s\r\n"
+                     "Content-Length: %zu\r\nX-Request-Id: %lu\r\nConnection: %s\r\n\r\n",
+                     status, reason(status), config()->server, type, b->len, req.id,
+                     keep ? "keep-alive" : "close");
+    if (send_all(fd, hdr, (size_t)n) != 0)
+        return 0;
+    if (strcmp(req.method, "HEAD") != 0 && send_all(fd, b->data, b->len) != 0)
+        return 0;
+    return keep;
+}
+
+/* Serve a connection until the client closes it or asks to. */
+static void serve_connection(int fd)
+{
+    char buf[REQ_MAX + 1];
+    size_t len = 0;
+    for (;;) {
+        char *end;
+        buf[len] = '\0';
+        while ((end = strstr(buf, "\r\n\r\n")) == NULL) {
+            if (len == REQ_MAX)
+                return;
+            ssize_t r = recv(fd, buf + len, REQ_MAX - len, 0);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0)
+                return;
+            len += (size_t)r;
+            buf[len] = '\0';
+        }
+        *end = '\0';
+        size_t used = (size_t)(end + 4 - buf);
+        if (!serve_request(fd, buf))
+            return;
+        memmove(buf, buf + used, len - used); /* pipelined requests */
+        len -= used;
+    }
+}
+
+/* ---- the worker pool: threads fed by the accept loop ------------------------------ */
+
+static cth_cond_t queue_cond = CTH_COND_INIT;
+static int queue[QUEUE_CAP];
+static size_t q_head, q_len;
+static int q_closed;
+
+static int queue_put(int fd)
+{
+    cth_cond_acquire(&queue_cond, CTH_FOREVER);
+    while (q_len == QUEUE_CAP && !q_closed)
+        cth_cond_wait(&queue_cond, CTH_FOREVER);
+    int ok = !q_closed;
+    if (ok) {
+        queue[(q_head + q_len++) % QUEUE_CAP] = fd;
+        cth_cond_notify_all(&queue_cond);
+    }
+    cth_cond_release(&queue_cond);
+    return ok;
+}
+
+/* The next connection, or -1 once the queue is closed and drained. */
+static int queue_get(void)
+{
+    cth_cond_acquire(&queue_cond, CTH_FOREVER);
+    while (q_len == 0 && !q_closed)
+        cth_cond_wait(&queue_cond, CTH_FOREVER);
+    int fd = -1;
+    if (q_len) {
+        fd = queue[q_head];
+        q_head = (q_head + 1) % QUEUE_CAP;
+        q_len--;
+        cth_cond_notify_all(&queue_cond);
+    }
+    cth_cond_release(&queue_cond);
+    return fd;
+}
+
+static void queue_close(void)
+{
+    cth_cond_acquire(&queue_cond, CTH_FOREVER);
+    q_closed = 1;
+    cth_cond_notify_all(&queue_cond);
+    cth_cond_release(&queue_cond);
+}
+
+static void *worker(void *arg)
+{
+    (void)arg;
+    int fd;
+    while ((fd = queue_get()) >= 0) {
+        serve_connection(fd);
+        close(fd);
+    }
+    return NULL;
+}
+
+/* ---- main: the accept loop ----------------------------------------------------------- */
+
+static volatile sig_atomic_t stopping;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stopping = 1;
+}
+
+int main(int argc, char **argv)
+{
+    int port = 0, nworkers = 4;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (strcmp(argv[i], "--port") == 0)
+            port = atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--threads") == 0)
+            nworkers = atoi(argv[i + 1]);
+    }
+    if (nworkers < 1 || nworkers > MAX_WORKERS || port < 0 || port > 65535) {
+        fprintf(stderr, "usage: %s [--port N] [--threads 1..%d]\n", argv[0], MAX_WORKERS);
+        return 2;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal; /* no SA_RESTART: accept() returns EINTR */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t alen = sizeof addr;
+    if (ls < 0 || bind(ls, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(ls, 512) != 0 ||
+        getsockname(ls, (struct sockaddr *)&addr, &alen) != 0) {
+        perror("http_server: listen");
+        return 1;
+    }
+
+    cth_local_opts bopts = {.init = make_buffer};
+    if (cth_local_stack_create(&request_stack, NULL, NULL) != 0 ||
+        cth_local_create(&out_buffer, buffer_free, &bopts) != 0 || !config()) {
+        fprintf(stderr, "http_server: out of memory\n");
+        return 1;
+    }
+    config_storage = (struct config *)config();
+
+    cth_thread_t *workers[MAX_WORKERS];
+    for (int i = 0; i < nworkers; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "worker-%d", i + 1);
+        cth_thread_opts opts = {.name = name};
+        if (cth_thread_create(&workers[i], worker, NULL, &opts) != 0 ||
+            cth_thread_start(workers[i]) != 0) {
+            fprintf(stderr, "http_server: cannot start workers\n");
+            return 1;
+        }
+    }
+    printf("listening on 127.0.0.1:%d\n", ntohs(addr.sin_port));
+    fflush(stdout);
+
+    while (!stopping) {
+        int fd = accept4(ls, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            perror("http_server: accept");
+            break;
+        }
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        /* an idle keep-alive connection is closed after IDLE_S seconds, so
+         * that a stopping server is never held up by a silent client */
+        struct timeval idle = {.tv_sec = IDLE_S};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &idle, sizeof idle);
+        if (!queue_put(fd))
+            close(fd);
+    }
+    close(ls);
+    /* stop: connections already queued are still served; idle keep-alive
+     * connections end when their clients close them */
+    queue_close();
+    for (int i = 0; i < nworkers; i++) {
+        cth_thread_join(workers[i], CTH_FOREVER, NULL);
+        cth_thread_free(workers[i]);
+    }
+    printf("served %lu requests\n", requests_served());
+    cth_local_free(out_buffer);
+    cth_local_stack_free(request_stack);
+    free(config_storage);
+    return 0;
+}
