@@ -1,8 +1,11 @@
 /*
  * http_server.c - a small HTTP/1.1 server on 127.0.0.1, the seed's Flask
  * picture in C:
- *   - a pool of worker threads serves the connections an accept loop hands
- *     them through a queue (a Condition over a ring of sockets);
+ *   - a pool of worker threads serves the requests; the main thread's
+ *     event loop (epoll) accepts connections and hands each connection that
+ *     has a request waiting to the workers through a queue (a Condition
+ *     over a ring), so a few workers serve any number of keep-alive
+ *     connections;
  *   - each request pushes its context (method, path, request id) on a
  *     LocalStack, and the handlers read it from there: nobody passes the
  *     request around;
@@ -29,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
@@ -36,7 +40,7 @@
 
 #include <cthreading.h>
 
-#define QUEUE_CAP 256
+#define QUEUE_CAP 1024
 #define MAX_WORKERS 64
 #define REQ_MAX 8192
 #define IDLE_S 2
@@ -294,70 +298,104 @@ static int serve_request(int fd, char *head)
     return keep;
 }
 
-/* Serve a connection until the client closes it or asks to. */
-static void serve_connection(int fd)
-{
+/* ---- connections ------------------------------------------------------------------ */
+
+/* A connection and the bytes read from it but not yet served. One worker
+ * at a time owns it (epoll's one-shot mode hands it to one). */
+struct conn {
+    int fd;
+    size_t len;
+    struct conn *prev, *next; /* all_conns, under conns_lock */
     char buf[REQ_MAX + 1];
-    size_t len = 0;
+};
+
+/* Every open connection, to free them at the end. A shared container: it is
+ * changed in place under its lock, never replaced (the seed's rule). */
+static cth_lock_t conns_lock = CTH_LOCK_INIT;
+static struct conn *all_conns;
+static int epfd;
+
+static void conn_close(struct conn *c)
+{
+    CTH_SYNCHRONIZED_ON(&conns_lock) {
+        if (c->prev)
+            c->prev->next = c->next;
+        else
+            all_conns = c->next;
+        if (c->next)
+            c->next->prev = c->prev;
+    }
+    close(c->fd); /* also leaves the epoll set */
+    free(c);
+}
+
+/* Serve the requests waiting on a connection: read until at least one whole
+ * head is there, serve every whole head buffered (pipelining); returns
+ * whether the connection stays open. */
+static int serve_connection(struct conn *c)
+{
     for (;;) {
         char *end;
-        buf[len] = '\0';
-        while ((end = strstr(buf, "\r\n\r\n")) == NULL) {
-            if (len == REQ_MAX)
-                return;
-            ssize_t r = recv(fd, buf + len, REQ_MAX - len, 0);
+        c->buf[c->len] = '\0';
+        while ((end = strstr(c->buf, "\r\n\r\n")) == NULL) {
+            if (c->len == REQ_MAX)
+                return 0;
+            ssize_t r = recv(c->fd, c->buf + c->len, REQ_MAX - c->len, 0);
             if (r < 0 && errno == EINTR)
                 continue;
             if (r <= 0)
-                return;
-            len += (size_t)r;
-            buf[len] = '\0';
+                return 0;
+            c->len += (size_t)r;
+            c->buf[c->len] = '\0';
         }
         *end = '\0';
-        size_t used = (size_t)(end + 4 - buf);
-        if (!serve_request(fd, buf))
-            return;
-        memmove(buf, buf + used, len - used); /* pipelined requests */
-        len -= used;
+        size_t used = (size_t)(end + 4 - c->buf);
+        if (!serve_request(c->fd, c->buf))
+            return 0;
+        memmove(c->buf, c->buf + used, c->len - used);
+        c->len -= used;
+        if (c->len == 0)
+            return 1; /* nothing more buffered: back to the event loop */
     }
 }
 
-/* ---- the worker pool: threads fed by the accept loop ------------------------------ */
+/* ---- the worker pool: threads fed by the event loop ------------------------------- */
 
 static cth_cond_t queue_cond = CTH_COND_INIT;
-static int queue[QUEUE_CAP];
+static struct conn *queue[QUEUE_CAP];
 static size_t q_head, q_len;
 static int q_closed;
 
-static int queue_put(int fd)
+static int queue_put(struct conn *c)
 {
     cth_cond_acquire(&queue_cond, CTH_FOREVER);
     while (q_len == QUEUE_CAP && !q_closed)
         cth_cond_wait(&queue_cond, CTH_FOREVER);
     int ok = !q_closed;
     if (ok) {
-        queue[(q_head + q_len++) % QUEUE_CAP] = fd;
-        cth_cond_notify_all(&queue_cond);
+        queue[(q_head + q_len++) % QUEUE_CAP] = c;
+        cth_cond_notify(&queue_cond, 1);
     }
     cth_cond_release(&queue_cond);
     return ok;
 }
 
-/* The next connection, or -1 once the queue is closed and drained. */
-static int queue_get(void)
+/* The next connection with a request waiting, or NULL once the queue is
+ * closed and drained. */
+static struct conn *queue_get(void)
 {
     cth_cond_acquire(&queue_cond, CTH_FOREVER);
     while (q_len == 0 && !q_closed)
         cth_cond_wait(&queue_cond, CTH_FOREVER);
-    int fd = -1;
+    struct conn *c = NULL;
     if (q_len) {
-        fd = queue[q_head];
+        c = queue[q_head];
         q_head = (q_head + 1) % QUEUE_CAP;
         q_len--;
-        cth_cond_notify_all(&queue_cond);
+        cth_cond_notify_all(&queue_cond); /* a full queue's producer */
     }
     cth_cond_release(&queue_cond);
-    return fd;
+    return c;
 }
 
 static void queue_close(void)
@@ -368,18 +406,26 @@ static void queue_close(void)
     cth_cond_release(&queue_cond);
 }
 
+/* Watch c for its next request (one-shot: one worker gets it). */
+static int conn_watch(struct conn *c, int op)
+{
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT, .data.ptr = c};
+    return epoll_ctl(epfd, op, c->fd, &ev);
+}
+
 static void *worker(void *arg)
 {
     (void)arg;
-    int fd;
-    while ((fd = queue_get()) >= 0) {
-        serve_connection(fd);
-        close(fd);
+    struct conn *c;
+    while ((c = queue_get()) != NULL) {
+        if (!serve_connection(c) || conn_watch(c, EPOLL_CTL_MOD) != 0)
+            conn_close(c);
+        /* else c now belongs to the event loop again: not touched here */
     }
     return NULL;
 }
 
-/* ---- main: the accept loop ----------------------------------------------------------- */
+/* ---- main: the event loop ------------------------------------------------------------ */
 
 static volatile sig_atomic_t stopping;
 
@@ -387,6 +433,37 @@ static void on_signal(int sig)
 {
     (void)sig;
     stopping = 1;
+}
+
+static void accept_all(int ls)
+{
+    for (;;) {
+        int fd = accept4(ls, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0)
+            return; /* EAGAIN: none left (or an error: try again on the next event) */
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        /* a client that sends half a request is dropped after IDLE_S
+         * seconds, so that it cannot hold a worker (or a stopping server) */
+        struct timeval idle = {.tv_sec = IDLE_S};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &idle, sizeof idle);
+        struct conn *c = malloc(sizeof *c);
+        if (!c) {
+            close(fd);
+            continue;
+        }
+        c->fd = fd;
+        c->len = 0;
+        c->prev = NULL;
+        CTH_SYNCHRONIZED_ON(&conns_lock) {
+            c->next = all_conns;
+            if (all_conns)
+                all_conns->prev = c;
+            all_conns = c;
+        }
+        if (conn_watch(c, EPOLL_CTL_ADD) != 0)
+            conn_close(c);
+    }
 }
 
 int main(int argc, char **argv)
@@ -404,18 +481,21 @@ int main(int argc, char **argv)
     }
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal; /* no SA_RESTART: accept() returns EINTR */
+    sa.sa_handler = on_signal; /* no SA_RESTART: epoll_wait returns EINTR */
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
-    int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     int one = 1;
     setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     socklen_t alen = sizeof addr;
-    if (ls < 0 || bind(ls, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(ls, 512) != 0 ||
-        getsockname(ls, (struct sockaddr *)&addr, &alen) != 0) {
+    epfd = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event lev = {.events = EPOLLIN, .data.ptr = NULL};
+    if (ls < 0 || epfd < 0 || bind(ls, (struct sockaddr *)&addr, sizeof addr) != 0 ||
+        listen(ls, 512) != 0 || getsockname(ls, (struct sockaddr *)&addr, &alen) != 0 ||
+        epoll_ctl(epfd, EPOLL_CTL_ADD, ls, &lev) != 0) {
         perror("http_server: listen");
         return 1;
     }
@@ -443,29 +523,31 @@ int main(int argc, char **argv)
     fflush(stdout);
 
     while (!stopping) {
-        int fd = accept4(ls, NULL, NULL, SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED)
-                continue;
-            perror("http_server: accept");
+        struct epoll_event ev[64];
+        int n = epoll_wait(epfd, ev, 64, -1);
+        if (n < 0 && errno != EINTR) {
+            perror("http_server: epoll_wait");
             break;
         }
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        /* an idle keep-alive connection is closed after IDLE_S seconds, so
-         * that a stopping server is never held up by a silent client */
-        struct timeval idle = {.tv_sec = IDLE_S};
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &idle, sizeof idle);
-        if (!queue_put(fd))
-            close(fd);
+        for (int i = 0; i < n; i++) {
+            struct conn *c = ev[i].data.ptr;
+            if (!c)
+                accept_all(ls);
+            else if (!queue_put(c))
+                conn_close(c);
+        }
     }
-    close(ls);
-    /* stop: connections already queued are still served; idle keep-alive
-     * connections end when their clients close them */
+    /* stop: requests already handed out are served; then every connection
+     * still open is closed */
     queue_close();
     for (int i = 0; i < nworkers; i++) {
         cth_thread_join(workers[i], CTH_FOREVER, NULL);
         cth_thread_free(workers[i]);
     }
+    while (all_conns)
+        conn_close(all_conns);
+    close(ls);
+    close(epfd);
     printf("served %lu requests\n", requests_served());
     cth_local_free(out_buffer);
     cth_local_stack_free(request_stack);
