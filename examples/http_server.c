@@ -33,6 +33,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
@@ -306,6 +307,7 @@ struct conn {
     int fd;
     size_t len;
     struct conn *prev, *next; /* all_conns, under conns_lock */
+    struct conn *rearm_next;  /* rearm_list, under rearm_lock */
     char buf[REQ_MAX + 1];
 };
 
@@ -314,6 +316,14 @@ struct conn {
 static cth_lock_t conns_lock = CTH_LOCK_INIT;
 static struct conn *all_conns;
 static int epfd;
+
+/* Connections served and waiting to be watched again. Only the event loop
+ * calls epoll_ctl: a worker hands a connection back through this list (and
+ * the eventfd wakes the loop), so every hand-off goes through a lock and
+ * never through the kernel alone. */
+static cth_lock_t rearm_lock = CTH_LOCK_INIT;
+static struct conn *rearm_list;
+static int rearm_fd;
 
 static void conn_close(struct conn *c)
 {
@@ -418,11 +428,42 @@ static void *worker(void *arg)
     (void)arg;
     struct conn *c;
     while ((c = queue_get()) != NULL) {
-        if (!serve_connection(c) || conn_watch(c, EPOLL_CTL_MOD) != 0)
+        if (!serve_connection(c)) {
             conn_close(c);
-        /* else c now belongs to the event loop again: not touched here */
+            continue;
+        }
+        int was_empty = 0;
+        CTH_SYNCHRONIZED_ON(&rearm_lock) {
+            was_empty = rearm_list == NULL;
+            c->rearm_next = rearm_list;
+            rearm_list = c;
+        }
+        if (was_empty) { /* the loop empties the list on each wake-up */
+            uint64_t one = 1;
+            if (write(rearm_fd, &one, sizeof one) < 0)
+                perror("http_server: eventfd");
+        }
     }
     return NULL;
+}
+
+/* The event loop: watch again the connections the workers handed back. */
+static void rearm_all(void)
+{
+    uint64_t count;
+    if (read(rearm_fd, &count, sizeof count) < 0 && errno != EAGAIN)
+        perror("http_server: eventfd");
+    struct conn *list = NULL;
+    CTH_SYNCHRONIZED_ON(&rearm_lock) {
+        list = rearm_list;
+        rearm_list = NULL;
+    }
+    while (list) {
+        struct conn *c = list;
+        list = c->rearm_next;
+        if (conn_watch(c, EPOLL_CTL_MOD) != 0)
+            conn_close(c);
+    }
 }
 
 /* ---- main: the event loop ------------------------------------------------------------ */
@@ -492,10 +533,13 @@ int main(int argc, char **argv)
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     socklen_t alen = sizeof addr;
     epfd = epoll_create1(EPOLL_CLOEXEC);
+    rearm_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     struct epoll_event lev = {.events = EPOLLIN, .data.ptr = NULL};
+    struct epoll_event rev = {.events = EPOLLIN, .data.ptr = &rearm_fd};
     if (ls < 0 || epfd < 0 || bind(ls, (struct sockaddr *)&addr, sizeof addr) != 0 ||
         listen(ls, 512) != 0 || getsockname(ls, (struct sockaddr *)&addr, &alen) != 0 ||
-        epoll_ctl(epfd, EPOLL_CTL_ADD, ls, &lev) != 0) {
+        rearm_fd < 0 || epoll_ctl(epfd, EPOLL_CTL_ADD, ls, &lev) != 0 ||
+        epoll_ctl(epfd, EPOLL_CTL_ADD, rearm_fd, &rev) != 0) {
         perror("http_server: listen");
         return 1;
     }
@@ -533,6 +577,8 @@ int main(int argc, char **argv)
             struct conn *c = ev[i].data.ptr;
             if (!c)
                 accept_all(ls);
+            else if (ev[i].data.ptr == &rearm_fd)
+                rearm_all();
             else if (!queue_put(c))
                 conn_close(c);
         }
@@ -547,6 +593,7 @@ int main(int argc, char **argv)
     while (all_conns)
         conn_close(all_conns);
     close(ls);
+    close(rearm_fd);
     close(epfd);
     printf("served %lu requests\n", requests_served());
     cth_local_free(out_buffer);
