@@ -164,7 +164,7 @@ static void uv_teardown(struct uv_ctx *c)
 {
     for (long i = 0; i < c->pending; i++)
         uv_close((uv_handle_t *)&c->background[i], on_uv_close);
-    for (int i = 0; i < OPS; i++)
+    for (unsigned i = 0; i < batch; i++) /* the handles the last batch set up */
         uv_close((uv_handle_t *)&c->ops[i], on_uv_close);
     uv_run(&c->loop, UV_RUN_NOWAIT);
     uv_loop_close(&c->loop);

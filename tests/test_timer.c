@@ -177,14 +177,13 @@ CTH_TEST(cancel_from_another_timer)
 {
     struct counter c = {0};
     cth_timer_t *killer;
-    CHECK_OK(cth_timer_create(&victim, 0.2, count_call, &c, NULL));
+    CHECK_OK(cth_timer_create(&victim, 5, count_call, &c, NULL));
     CHECK_OK(cth_timer_create(&killer, 0.01, cancel_victim, NULL, NULL));
     CHECK_OK(cth_timer_start(victim));
     CHECK_OK(cth_timer_start(killer));
     CHECK_OK(cth_timer_join(killer, CTH_FOREVER));
     CHECK_OK(cth_timer_join(victim, CTH_FOREVER));
     CHECK_EQ(cth_timer_state(victim), CTH_TIMER_CANCELLED);
-    cth_sleep(0.25);
     CHECK_EQ(atomic_load(&c.calls), 0);
     cth_timer_free(killer);
     cth_timer_free(victim);
@@ -340,21 +339,27 @@ CTH_TEST(many_random_timers_fire_once)
     free(t);
 }
 
-/* Freeing a pending timer cancels it: its function never runs. */
+/* Freeing a pending timer cancels it: its function never runs. A witness
+ * timer with the same interval, started after it, fires after it would
+ * have (start order), so once the witness has run the check is due. */
 CTH_TEST(free_pending_cancels)
 {
-    struct counter c = {0};
-    cth_timer_t *t;
-    CHECK_OK(cth_timer_create(&t, 0.03, count_call, &c, NULL));
+    struct counter c = {0}, w = {0};
+    cth_timer_t *t, *p, *witness;
+    cth_timer_opts periodic = {.period = 0.01};
+    CHECK_OK(cth_timer_create(&t, 0.5, count_call, &c, NULL));
+    CHECK_OK(cth_timer_create(&p, 0.5, count_call, &c, &periodic));
+    CHECK_OK(cth_timer_create(&witness, 0.5, count_call, &w, NULL));
     CHECK_OK(cth_timer_start(t));
+    CHECK_OK(cth_timer_start(p));
+    CHECK_OK(cth_timer_start(witness));
     cth_timer_free(t);
-    /* a periodic one too */
-    cth_timer_opts opts = {.period = 0.01};
-    CHECK_OK(cth_timer_create(&t, 0.03, count_call, &c, &opts));
-    CHECK_OK(cth_timer_start(t));
-    cth_timer_free(t);
-    cth_sleep(0.1);
+    cth_timer_free(p);
+    CHECK_OK(cth_timer_join(witness, CTH_FOREVER));
+    CHECK_EQ(atomic_load(&w.calls), 1);
+    cth_sleep(0.05);
     CHECK_EQ(atomic_load(&c.calls), 0);
+    cth_timer_free(witness);
 }
 
 /* Freeing a running timer lets its call finish; the memory goes after. */
