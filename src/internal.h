@@ -83,6 +83,11 @@ long cth__os_tid(void);
 /* Push a name to the OS for the calling thread, truncated to its limit. */
 void cth__os_set_name_self(const char *name);
 
+/* Ask the OS to end the calling thread's timed waits as close to their
+ * deadline as it can (Linux: a 1 ns timer slack instead of 50 us). The
+ * timer service's thread uses it. */
+void cth__os_precise_timeouts_self(void);
+
 /* ---- small helpers ------------------------------------------------------------ */
 
 #define CTH__UNUSED(x) ((void)(x))
