@@ -30,6 +30,11 @@ static void count_call(void *arg)
 
 static const cth_timer_opts daemon_opts = {.daemon = CTH_DAEMON_YES};
 
+static void noop(void *arg)
+{
+    CTH__UNUSED_ARG(arg);
+}
+
 /* PYTHON-REFERENCE 1.5 run(): the function runs once, after at least the
  * interval; the timer is alive until then, finished afterwards. */
 CTH_TEST(fires_once_after_interval)
@@ -376,13 +381,66 @@ CTH_TEST(free_running_timer)
     wait_for(&g.left, 1);
 }
 
-/* Errors: NULL handles and functions, bad intervals and periods, start
- * twice, join before start, join timeout, join from its own function. */
-static void noop(void *arg)
+/* The service thread's voluntary context switches, from /proc. */
+static long service_switches(void)
 {
-    CTH__UNUSED_ARG(arg);
+    cth_thread_t *all[64];
+    int n = cth_enumerate(all, 64);
+    CHECK(n > 0 && n <= 64);
+    long tid = 0;
+    for (int i = 0; i < n; i++) {
+        char name[32];
+        cth_thread_get_name(all[i], name, sizeof name);
+        if (strcmp(name, "cth-timers") == 0)
+            tid = cth_thread_native_id(all[i]);
+    }
+    cth_threads_free(all, (size_t)n);
+    CHECK(tid > 0);
+    char path[64], line[128];
+    snprintf(path, sizeof path, "/proc/self/task/%ld/status", tid);
+    FILE *f = fopen(path, "r");
+    CHECK(f);
+    long v = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "voluntary_ctxt_switches: %ld", &v) == 1)
+            break;
+    fclose(f);
+    CHECK(v >= 0);
+    return v;
 }
 
+/* No wake-ups while nothing is due: starting (and cancelling) timers that
+ * are not the earliest leaves the sleeping service thread alone; a new
+ * earliest timer wakes it. */
+CTH_TEST(no_wakeup_unless_earliest)
+{
+    enum { N = 1000 };
+    static cth_timer_t *t[N];
+    cth_timer_t *first, *soon;
+    CHECK_OK(cth_timer_create(&first, 30, noop, NULL, &daemon_opts));
+    CHECK_OK(cth_timer_start(first));
+    cth_sleep(0.05); /* the service thread is asleep until `first` */
+    long before = service_switches();
+    for (int i = 0; i < N; i++) {
+        CHECK_OK(cth_timer_create(&t[i], 31 + i * 0.01, noop, NULL, &daemon_opts));
+        CHECK_OK(cth_timer_start(t[i]));
+    }
+    for (int i = 0; i < N; i += 2)
+        CHECK_OK(cth_timer_cancel(t[i]));
+    cth_sleep(0.05);
+    CHECK_EQ(service_switches(), before);
+    CHECK_OK(cth_timer_create(&soon, 0.01, noop, NULL, &daemon_opts));
+    CHECK_OK(cth_timer_start(soon));
+    CHECK_OK(cth_timer_join(soon, CTH_FOREVER));
+    CHECK(service_switches() > before);
+    for (int i = 0; i < N; i++)
+        cth_timer_free(t[i]);
+    cth_timer_free(first);
+    cth_timer_free(soon);
+}
+
+/* Errors: NULL handles and functions, bad intervals and periods, start
+ * twice, join before start, join timeout, join from its own function. */
 static atomic_int self_join_result;
 static void join_self(void *arg)
 {
