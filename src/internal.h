@@ -103,6 +103,11 @@ void cth__os_after_fork_child(void);
 /* Push a name to the OS for the calling thread, truncated to its limit. */
 void cth__os_set_name_self(const char *name);
 
+/* Ask the OS to end the calling thread's timed waits as close to their
+ * deadline as it can (Linux: a 1 ns timer slack instead of 50 us). The
+ * timer service's thread uses it. */
+void cth__os_precise_timeouts_self(void);
+
 /* ---- valgrind annotations ------------------------------------------------------- */
 
 /* Happens-before edges that valgrind's helgrind cannot see, because they go
