@@ -73,6 +73,13 @@ int cth__is_main_thread(void);
  * reports it consumes it). */
 void cth__interrupt_post(void);
 
+/* Bracket the sending of a real signal that goes with a posted
+ * interruption (cth_interrupt_main): begin before posting, end once
+ * pthread_kill has returned. The main thread does not report the
+ * interruption before the signal has been delivered to it (wait.c). */
+void cth__interrupt_signal_begin(void);
+void cth__interrupt_signal_end(void);
+
 /* Wake the main thread's current cthreading wait, if it is in one, so that
  * it sees a posted interruption. */
 void cth__interrupt_wake(void);
@@ -95,6 +102,11 @@ void cth__os_after_fork_child(void);
 
 /* Push a name to the OS for the calling thread, truncated to its limit. */
 void cth__os_set_name_self(const char *name);
+
+/* Ask the OS to end the calling thread's timed waits as close to their
+ * deadline as it can (Linux: a 1 ns timer slack instead of 50 us). The
+ * timer service's thread uses it. */
+void cth__os_precise_timeouts_self(void);
 
 /* ---- valgrind annotations ------------------------------------------------------- */
 

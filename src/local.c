@@ -7,8 +7,10 @@
  * generation drawn from a global 64-bit counter that never repeats, so an
  * entry belongs to a local only when its gen is the local's (0 = empty), and
  * a slot freed and given to a new local can never show the old values.
- * The thread's table pointer is a _Thread_local (initial-exec), so get and
- * set are a few loads and stores with no lock.
+ * The thread's table pointer is a _Thread_local (initial-exec), and its
+ * entries and size are mirrored in two exported thread-locals that the
+ * inline cth_local_get of local.h reads: get is a few loads, no lock and no
+ * call; set takes no lock unless the table must grow.
  *
  * Ownership and the lock. One mutex (reg_lock, a pthread mutex: slow paths
  * only) guards the list of tables, the slot records and every change of a

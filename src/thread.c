@@ -649,14 +649,14 @@ CTH_API int cth_interrupt_main(int signum)
         return CTH_EINVAL;
     if (!(sa.sa_flags & SA_SIGINFO) && (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN))
         return 0; /* as Python: nothing runs, nothing dies */
-    /* The order matters. The flag goes first, so that a main thread about
-     * to sleep sees it. The signal goes next: if it interrupts the main
-     * thread's wait, that wait reports the flag and the signal together;
-     * if the main thread blocks the signal, the wake-up below still ends
-     * its wait, and a signal already pending is delivered as that wait's
-     * system call returns. Either way one interruption, reported once. */
+    /* The flag goes first, so that a main thread about to sleep sees it;
+     * the signal next, so that its handler runs in the main thread; the
+     * wake-up last, for a main thread that blocks the signal. wait.c makes
+     * sure the signal is not reported a second time. */
+    cth__interrupt_signal_begin();
     cth__interrupt_post();
     pthread_kill(main_thread->pthread, signum);
+    cth__interrupt_signal_end();
     cth__interrupt_wake();
     return 0;
 }

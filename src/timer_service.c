@@ -369,6 +369,7 @@ static void dispatch(struct cth_timer *t)
 static void *service_main(void *arg)
 {
     CTH__UNUSED(arg);
+    cth__os_precise_timeouts_self(); /* wake at the deadline, not 50 us after */
     svc_lock();
     while (!svc.stop) {
         if (svc.n && svc.heap[0].deadline <= cth__now_ns()) {

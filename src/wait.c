@@ -5,19 +5,43 @@
  * A wait in the main thread publishes the address it sleeps on
  * (main_wait_addr) and checks the pending flag before and after sleeping;
  * an interruption posts the flag, then wakes that address, so one landing
- * between the check and the sleep still wakes the sleeper. The main thread always sleeps with a deadline (at most an hour a
- * slice): the kernel then reports EINTR whenever a signal handler ran,
- * SA_RESTART or not (an untimed FUTEX_WAIT is restarted silently), and that
- * becomes CTH_EINTR too. In other threads EINTR is a spurious wake-up.
+ * between the check and the sleep still wakes the sleeper. The main thread
+ * always sleeps with a deadline (at most an hour a slice): the kernel then
+ * reports EINTR whenever a signal handler ran, SA_RESTART or not (an untimed
+ * FUTEX_WAIT is restarted silently), and that becomes CTH_EINTR too. In
+ * other threads EINTR is a spurious wake-up.
+ *
+ * cth_interrupt_main also sends the main thread a real signal, so that its
+ * handler runs. One interruption must be reported once: if the main thread
+ * took the flag before that signal reached it, the signal could land in its
+ * next wait and be reported again. So the sender counts itself in
+ * signals_in_flight from before posting until its pthread_kill has
+ * returned, and a main thread that takes the flag first waits for that
+ * count to drop, then makes one system call: a signal queued for a thread is
+ * delivered when it returns from the kernel, so the handler runs there,
+ * outside any wait.
  */
 #include <limits.h>
+#include <sched.h>
 
 #include "internal.h"
 
 #define MAIN_SLICE_NS (3600LL * 1000000000LL)
 
 static _Atomic uint32_t interrupt_pending;
+static _Atomic uint32_t signals_in_flight;
 static _Atomic(_Atomic uint32_t *) main_wait_addr;
+
+/* Take a posted interruption, with the signal sent along with it. */
+static int interrupt_take(void)
+{
+    if (!atomic_exchange(&interrupt_pending, 0))
+        return 0;
+    while (atomic_load(&signals_in_flight))
+        sched_yield();
+    sched_yield(); /* returning from it delivers a queued signal now */
+    return 1;
+}
 
 int cth__futex_wait(_Atomic uint32_t *addr, uint32_t expected, int64_t deadline)
 {
@@ -29,12 +53,12 @@ int cth__futex_wait(_Atomic uint32_t *addr, uint32_t expected, int64_t deadline)
     }
     atomic_store(&main_wait_addr, addr);
     int r = CTH_EINTR;
-    if (!atomic_exchange(&interrupt_pending, 0)) {
+    if (!interrupt_take()) {
         int64_t slice = cth__now_ns() + MAIN_SLICE_NS;
         r = cth__os_futex_wait(addr, expected, deadline < slice ? deadline : slice);
         if (r == CTH_ETIMEDOUT && deadline >= slice)
             r = 0; /* only the slice ran out */
-        if (atomic_exchange(&interrupt_pending, 0))
+        if (interrupt_take())
             r = CTH_EINTR;
     }
     atomic_store(&main_wait_addr, NULL);
@@ -49,6 +73,16 @@ void cth__futex_wake(_Atomic uint32_t *addr, int n)
 void cth__interrupt_post(void)
 {
     atomic_store(&interrupt_pending, 1);
+}
+
+void cth__interrupt_signal_begin(void)
+{
+    atomic_fetch_add(&signals_in_flight, 1);
+}
+
+void cth__interrupt_signal_end(void)
+{
+    atomic_fetch_sub(&signals_in_flight, 1);
 }
 
 void cth__interrupt_wake(void)
@@ -67,5 +101,6 @@ void cth__interrupt_main_wait(void)
 void cth__interrupt_reset(void)
 {
     atomic_store(&interrupt_pending, 0);
+    atomic_store(&signals_in_flight, 0);
     atomic_store(&main_wait_addr, NULL);
 }

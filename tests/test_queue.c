@@ -42,7 +42,12 @@ static cth_thread_t *spawn(void *(*fn)(void *), void *arg)
 static void *reap(cth_thread_t *t)
 {
     void *res;
-    CHECK_OK(cth_thread_join(t, CTH_FOREVER, &res));
+    int r;
+    /* The main thread: the signal of an earlier cth_interrupt_main may land
+     * during this wait (thread.h: any handler run is CTH_EINTR); retry. */
+    while ((r = cth_thread_join(t, CTH_FOREVER, &res)) == CTH_EINTR)
+        ;
+    CHECK_OK(r);
     cth_thread_free(t);
     return res;
 }

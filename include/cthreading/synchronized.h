@@ -48,7 +48,9 @@
  * kept pending, so the next cthreading wait reports CTH_EINTR. If the lock
  * cannot be acquired at all (a NULL pointer, an RLock at its recursion
  * limit), a block form skips its body, and CTH_GUARD leaves the guard not
- * held: test it with cth_guard_held(&name) where that can happen.
+ * held: test it with cth_guard_held(&name) where that can happen. (So a
+ * variable assigned only inside a block form may draw GCC's
+ * -Wmaybe-uninitialized: give it an initial value.)
  *
  * Portability. The release relies on the cleanup attribute of GCC and
  * Clang (and any compiler claiming __GNUC__); the per-site lock also uses a

@@ -1,0 +1,406 @@
+/*
+ * bench_timers.c - the timer service against its peers, in one run.
+ *
+ * 1. schedule+cancel cost per timer with 1,000 and 1,000,000 other timers
+ *    pending (their delays uniform in 1 ms .. 1 h): each measurement
+ *    schedules OPS timers with such delays in batches of min(pending,
+ *    50,000), cancelling 90% of each batch in random order (the 10% left are
+ *    cancelled after the clock stops, so the pending count stays put and at
+ *    most doubles during a batch). Systems: cthreading (create+start, then
+ *    cancel+free; thread-safe, a lock per call), libuv uv_timer_t
+ *    (uv_timer_init+start, then stop; single-threaded, caller-allocated: the
+ *    O(log n) reference) and POSIX timer_create+settime / timer_delete
+ *    (kernel timers: it runs out near 100,000, and how far it got is
+ *    printed). Memory per pending timer: malloc's bytes in use per timer for
+ *    cthreading, sizeof(uv_timer_t) for libuv (it allocates nothing).
+ * 2. Firing lateness (median, p99, max) of 10,000 timers spread over 2 s.
+ * 3. start+cancel+join of 1,000 timers: cthreading vs Python's
+ *    threading.Timer (a thread each), the model.
+ */
+#include "bench.h" /* first: it sets _GNU_SOURCE */
+
+#include <malloc.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <time.h>
+#ifdef HAVE_LIBUV
+#include <uv.h>
+#endif
+
+#include <cthreading.h>
+
+#define OPS 50000 /* timers scheduled per measurement, in batches */
+#define LATENESS_N 10000
+#define PY_N 1000
+
+static uint64_t rng = 88172645463325252ull;
+static uint64_t xorshift(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+
+/* A delay uniform in 1 ms .. 1 h, in seconds. */
+static double spread_delay(void)
+{
+    return 0.001 + (double)(xorshift() % 3599999000ull) / 1e6;
+}
+
+/* A random permutation of 0..batch-1: its first 90% are cancelled. */
+static unsigned order[OPS];
+static unsigned batch = OPS;
+static void shuffle(void)
+{
+    for (unsigned i = 0; i < batch; i++)
+        order[i] = i;
+    for (unsigned i = batch - 1; i > 0; i--) {
+        unsigned j = (unsigned)(xorshift() % (i + 1));
+        unsigned t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+}
+
+static size_t heap_in_use(void)
+{
+    struct mallinfo2 mi = mallinfo2();
+    return mi.uordblks + mi.hblkhd;
+}
+
+static void noop(void *arg)
+{
+    (void)arg;
+}
+
+/* ---- cthreading ------------------------------------------------------------------------------ */
+
+struct cth_ctx {
+    long pending;
+    cth_timer_t **background;
+    cth_timer_t *ops[OPS];
+    double bytes_per_timer;
+};
+
+static void cth_setup(struct cth_ctx *c)
+{
+    static const cth_timer_opts opts = {.daemon = CTH_DAEMON_YES};
+    c->background = malloc((size_t)c->pending * sizeof *c->background);
+    /* warm the service (its thread, the heap's first block) before measuring */
+    cth_timer_t *w;
+    cth_timer_create(&w, 3600, noop, NULL, &opts);
+    cth_timer_start(w);
+    size_t before = heap_in_use();
+    for (long i = 0; i < c->pending; i++) {
+        cth_timer_create(&c->background[i], spread_delay(), noop, NULL, &opts);
+        cth_timer_start(c->background[i]);
+    }
+    c->bytes_per_timer = (double)(heap_in_use() - before) / (double)c->pending;
+    cth_timer_free(w);
+}
+
+static void cth_teardown(struct cth_ctx *c)
+{
+    for (long i = 0; i < c->pending; i++)
+        cth_timer_free(c->background[i]);
+    free(c->background);
+}
+
+static double run_cth(void *ctx)
+{
+    struct cth_ctx *c = ctx;
+    static const cth_timer_opts opts = {.daemon = CTH_DAEMON_YES};
+    double dt = 0;
+    for (unsigned round = 0; round < OPS / batch; round++) {
+        shuffle();
+        double t0 = bench_now();
+        for (unsigned i = 0; i < batch; i++) {
+            cth_timer_create(&c->ops[i], spread_delay(), noop, NULL, &opts);
+            cth_timer_start(c->ops[i]);
+        }
+        for (unsigned i = 0; i < batch * 9 / 10; i++) {
+            cth_timer_cancel(c->ops[order[i]]);
+            cth_timer_free(c->ops[order[i]]);
+        }
+        dt += bench_now() - t0;
+        for (unsigned i = batch * 9 / 10; i < batch; i++)
+            cth_timer_free(c->ops[order[i]]);
+    }
+    return dt / OPS * 1e9;
+}
+
+/* ---- libuv ----------------------------------------------------------------------------------- */
+
+#ifdef HAVE_LIBUV
+struct uv_ctx {
+    long pending;
+    uv_loop_t loop;
+    uv_timer_t *background;
+    uv_timer_t ops[OPS];
+};
+
+static void uv_noop(uv_timer_t *t)
+{
+    (void)t;
+}
+
+static void uv_setup(struct uv_ctx *c)
+{
+    uv_loop_init(&c->loop);
+    c->background = malloc((size_t)c->pending * sizeof *c->background);
+    for (long i = 0; i < c->pending; i++) {
+        uv_timer_init(&c->loop, &c->background[i]);
+        uv_timer_start(&c->background[i], uv_noop, (uint64_t)(spread_delay() * 1000), 0);
+    }
+}
+
+static void on_uv_close(uv_handle_t *h)
+{
+    (void)h;
+}
+
+static void uv_teardown(struct uv_ctx *c)
+{
+    for (long i = 0; i < c->pending; i++)
+        uv_close((uv_handle_t *)&c->background[i], on_uv_close);
+    for (unsigned i = 0; i < batch; i++) /* the handles the last batch set up */
+        uv_close((uv_handle_t *)&c->ops[i], on_uv_close);
+    uv_run(&c->loop, UV_RUN_NOWAIT);
+    uv_loop_close(&c->loop);
+    free(c->background);
+}
+
+static double run_uv(void *ctx)
+{
+    struct uv_ctx *c = ctx;
+    double dt = 0;
+    for (unsigned round = 0; round < OPS / batch; round++) {
+        shuffle();
+        double t0 = bench_now();
+        for (unsigned i = 0; i < batch; i++) {
+            uv_timer_init(&c->loop, &c->ops[i]);
+            uv_timer_start(&c->ops[i], uv_noop, (uint64_t)(spread_delay() * 1000), 0);
+        }
+        for (unsigned i = 0; i < batch * 9 / 10; i++)
+            uv_timer_stop(&c->ops[order[i]]);
+        dt += bench_now() - t0;
+        for (unsigned i = batch * 9 / 10; i < batch; i++)
+            uv_timer_stop(&c->ops[order[i]]);
+    }
+    return dt / OPS * 1e9;
+}
+#endif
+
+/* ---- POSIX timer_create ---------------------------------------------------------------------- */
+
+struct posix_ctx {
+    long pending, got; /* asked for, created */
+    timer_t *background;
+    timer_t ops[OPS];
+};
+
+static int posix_arm(timer_t *t)
+{
+    struct sigevent sev = {.sigev_notify = SIGEV_NONE};
+    if (timer_create(CLOCK_MONOTONIC, &sev, t) != 0)
+        return -1;
+    double d = spread_delay();
+    struct itimerspec its = {.it_value = {(time_t)d, (long)((d - (double)(time_t)d) * 1e9)}};
+    timer_settime(*t, 0, &its, NULL);
+    return 0;
+}
+
+static void posix_setup(struct posix_ctx *c)
+{
+    c->background = malloc((size_t)c->pending * sizeof *c->background);
+    for (c->got = 0; c->got < c->pending; c->got++)
+        if (posix_arm(&c->background[c->got]) != 0)
+            break;
+}
+
+static void posix_teardown(struct posix_ctx *c)
+{
+    for (long i = 0; i < c->got; i++)
+        timer_delete(c->background[i]);
+    free(c->background);
+}
+
+static double run_posix(void *ctx)
+{
+    struct posix_ctx *c = ctx;
+    if (c->got < c->pending)
+        return NAN; /* could not even hold the background timers */
+    double dt = 0;
+    for (unsigned round = 0; round < OPS / batch; round++) {
+        shuffle();
+        unsigned made = 0;
+        double t0 = bench_now();
+        for (; made < batch; made++)
+            if (posix_arm(&c->ops[made]) != 0)
+                break;
+        for (unsigned i = 0; i < batch * 9 / 10; i++)
+            if (order[i] < made)
+                timer_delete(c->ops[order[i]]);
+        dt += bench_now() - t0;
+        for (unsigned i = batch * 9 / 10; i < batch; i++)
+            if (order[i] < made)
+                timer_delete(c->ops[order[i]]);
+        if (made < batch)
+            return NAN;
+    }
+    return dt / OPS * 1e9;
+}
+
+static void schedule_cancel(long pending, int reps)
+{
+    char name[64];
+    snprintf(name, sizeof name, "schedule+cancel, %ld pending", pending);
+    batch = pending < OPS ? (unsigned)pending : OPS;
+    static struct cth_ctx cc;
+    cc.pending = pending;
+    cth_setup(&cc);
+    static struct posix_ctx pc;
+    pc.pending = pending;
+    posix_setup(&pc);
+#ifdef HAVE_LIBUV
+    static struct uv_ctx uc;
+    uc.pending = pending;
+    uv_setup(&uc);
+#endif
+    struct bench_system sys[] = {
+#ifdef HAVE_LIBUV
+        {"libuv uv_timer_t (1 thread)", run_uv, &uc},
+#else
+        {"libuv uv_timer_t (1 thread)", NULL, NULL},
+#endif
+        {"cthreading", run_cth, &cc},
+        {"POSIX timer_create", run_posix, &pc},
+    };
+#ifndef HAVE_LIBUV
+    sys[0] = sys[1];
+#endif
+    bench_compare(name, "latency", "ns", sys, 3, reps, NULL);
+    printf("  %-34s cthreading %.0f bytes per pending timer (heap + timer); libuv %zu "
+           "(sizeof uv_timer_t)\n",
+           "", cc.bytes_per_timer,
+#ifdef HAVE_LIBUV
+           sizeof(uv_timer_t)
+#else
+           (size_t)0
+#endif
+    );
+    bench_record(name, "cthreading", "memory", cc.bytes_per_timer, "bytes", NAN);
+    if (pc.got < pending)
+        printf("  %-34s POSIX timer_create stopped at %ld timers (of %ld)\n", "", pc.got,
+               pending);
+    cth_teardown(&cc);
+    posix_teardown(&pc);
+#ifdef HAVE_LIBUV
+    uv_teardown(&uc);
+#endif
+}
+
+/* ---- lateness ------------------------------------------------------------------------------- */
+
+struct late {
+    double due;
+    double late;
+    atomic_int *left;
+};
+
+static void record_late(void *arg)
+{
+    struct late *l = arg;
+    l->late = bench_now() - l->due;
+    atomic_fetch_sub(l->left, 1);
+}
+
+static void lateness(void)
+{
+    static struct late l[LATENESS_N];
+    static cth_timer_t *t[LATENESS_N];
+    static double v[LATENESS_N];
+    atomic_int left = LATENESS_N;
+    for (int i = 0; i < LATENESS_N; i++) {
+        double d = (double)(xorshift() % 2000000) / 1e6;
+        l[i].left = &left;
+        cth_timer_create(&t[i], d, record_late, &l[i], NULL);
+        l[i].due = bench_now() + d;
+        cth_timer_start(t[i]);
+    }
+    for (int i = 0; i < LATENESS_N; i++) {
+        cth_timer_join(t[i], CTH_FOREVER);
+        cth_timer_free(t[i]);
+        v[i] = l[i].late * 1e6;
+    }
+    double med = bench_percentile(v, LATENESS_N, 50), p99 = bench_percentile(v, LATENESS_N, 99),
+           max = bench_percentile(v, LATENESS_N, 100);
+    printf("  %-34s %-28s median %.0f us, p99 %.0f us, max %.0f us\n",
+           "firing lateness, 10k over 2 s", "cthreading", med, p99, max);
+    bench_record("firing lateness", "cthreading", "median", med, "us", NAN);
+    bench_record("firing lateness", "cthreading", "p99", p99, "us", NAN);
+    bench_record("firing lateness", "cthreading", "max", max, "us", NAN);
+}
+
+/* ---- the Python model -------------------------------------------------------------------------- */
+
+static double run_cth_model(void *ctx)
+{
+    (void)ctx;
+    static cth_timer_t *t[PY_N];
+    double t0 = bench_now();
+    for (int i = 0; i < PY_N; i++) {
+        cth_timer_create(&t[i], 60, noop, NULL, NULL);
+        cth_timer_start(t[i]);
+    }
+    for (int i = 0; i < PY_N; i++)
+        cth_timer_cancel(t[i]);
+    for (int i = 0; i < PY_N; i++) {
+        cth_timer_join(t[i], CTH_FOREVER);
+        cth_timer_free(t[i]);
+    }
+    return (bench_now() - t0) / PY_N * 1e6;
+}
+
+static double run_python(void *ctx)
+{
+    (void)ctx;
+    return bench_python("import threading, time\n"
+                        "def f(): pass\n"
+                        "n = 1000\n"
+                        "t0 = time.perf_counter()\n"
+                        "ts = [threading.Timer(60, f) for i in range(n)]\n"
+                        "for t in ts: t.start()\n"
+                        "for t in ts: t.cancel()\n"
+                        "for t in ts: t.join()\n"
+                        "print((time.perf_counter() - t0) / n * 1e6)\n");
+}
+
+int main(int argc, char **argv)
+{
+    int reps = bench_reps();
+    if (argc > 1 && strcmp(argv[1], "lateness") == 0) { /* quick runs of one part */
+        lateness();
+        return 0;
+    }
+    if (argc > 2 && strcmp(argv[1], "schedule") == 0) {
+        schedule_cancel(atol(argv[2]), reps);
+        return 0;
+    }
+    bench_heading("Timers: schedule+cancel per timer, 90% cancelled (lower is better; libuv is "
+                  "single-threaded context)");
+    schedule_cancel(1000, reps);
+    schedule_cancel(1000000, reps);
+
+    bench_heading("Timers: firing lateness");
+    lateness();
+
+    bench_heading("Timers: start+cancel+join of 1,000 timers, per timer (lower is better)");
+    struct bench_system sys[] = {
+        {"cthreading", run_cth_model, NULL},
+        {"python threading.Timer", run_python, NULL},
+    };
+    bench_compare("Timer start+cancel+join", "latency", "us", sys, 2, reps < 3 ? reps : 3, NULL);
+    return 0;
+}

@@ -1,0 +1,95 @@
+/*
+ * headers.h - for the tests that keep the headers honest (test_docs.c,
+ * test_bad_input.c): read a file whole, find whole identifiers, and walk
+ * every function the public headers export (CTH_API) with its header's text.
+ */
+#ifndef CTH_TESTS_HEADERS_H
+#define CTH_TESTS_HEADERS_H
+
+#include <ctype.h>
+#include <dirent.h>
+
+#include "check.h"
+
+/* The whole file, NUL-terminated (malloc'd); aborts if it cannot be read. */
+static char *headers_slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "cannot open %s\n", path);
+        abort();
+    }
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    CHECK(buf && fread(buf, 1, (size_t)n, f) == (size_t)n);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+/* A file of the source tree, by its path from the top. */
+__attribute__((unused)) static char *headers_slurp_source(const char *relative)
+{
+    char path[2048];
+    snprintf(path, sizeof path, "%s/%s", CTH_SOURCE_DIR, relative);
+    return headers_slurp(path);
+}
+
+/* Whether word occurs in text as a whole identifier. */
+__attribute__((unused)) static int headers_has_word(const char *text, const char *word)
+{
+    size_t len = strlen(word);
+    for (const char *p = strstr(text, word); p; p = strstr(p + 1, word)) {
+        int before = p > text && (isalnum((unsigned char)p[-1]) || p[-1] == '_');
+        int after = isalnum((unsigned char)p[len]) || p[len] == '_';
+        if (!before && !after)
+            return 1;
+    }
+    return 0;
+}
+
+/* fn(name, header file name, header text, where the declaration starts). */
+typedef void (*headers_export_fn)(const char *name, const char *header, const char *text,
+                                  const char *at);
+
+/* Call fn for each function exported by include/cthreading/ (the public
+ * ones: names with the internal cth__ prefix are skipped). Returns how many. */
+__attribute__((unused)) static int headers_for_each_export(headers_export_fn fn)
+{
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/include/cthreading", CTH_SOURCE_DIR);
+    DIR *d = opendir(dir);
+    CHECK(d != NULL);
+    int count = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (n < 3 || strcmp(e->d_name + n - 2, ".h") != 0)
+            continue;
+        char path[2048];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        char *text = headers_slurp(path);
+        for (const char *p = strstr(text, "\nCTH_API "); p; p = strstr(p + 1, "\nCTH_API ")) {
+            const char *paren = strchr(p, '(');
+            const char *end = paren;
+            while (end > p && end[-1] == ' ')
+                end--;
+            const char *start = end;
+            while (start > p && (isalnum((unsigned char)start[-1]) || start[-1] == '_'))
+                start--;
+            char name[128];
+            snprintf(name, sizeof name, "%.*s", (int)(end - start), start);
+            if (strncmp(name, "cth__", 5) == 0)
+                continue;
+            fn(name, e->d_name, text, p + 1);
+            count++;
+        }
+        free(text);
+    }
+    closedir(d);
+    return count;
+}
+
+#endif
