@@ -24,6 +24,7 @@
 static cth_queue_t *exit_queue;
 static cth_pool_t *busy_pool, *idle_pool;
 static cth_result_t *busy_result;
+static cth_timer_t *oneshot, *periodic_timer, *daemon_timer; /* alive at exit, still referenced */
 
 static void *nondaemon_work(void *arg)
 {
@@ -81,16 +82,14 @@ static void start_everything(void)
         CHECK_OK(cth_thread_start(t));
         cth_thread_free(t);
     }
-    cth_timer_t *tm;
-    CHECK_OK(cth_timer_create(&tm, 0.05, oneshot_fired, NULL, NULL));
-    CHECK_OK(cth_timer_start(tm)); /* kept: freeing a pending timer cancels it */
+    CHECK_OK(cth_timer_create(&oneshot, 0.05, oneshot_fired, NULL, NULL));
+    CHECK_OK(cth_timer_start(oneshot)); /* kept: freeing a pending timer cancels it */
     cth_timer_opts periodic = {.period = 0.01};
-    CHECK_OK(cth_timer_create(&tm, 0.01, periodic_tick, &ticks, &periodic));
-    CHECK_OK(cth_timer_start(tm));
+    CHECK_OK(cth_timer_create(&periodic_timer, 0.01, periodic_tick, &ticks, &periodic));
+    CHECK_OK(cth_timer_start(periodic_timer));
     cth_timer_opts dtimer = {.daemon = CTH_DAEMON_YES};
-    cth_timer_t *dt;
-    CHECK_OK(cth_timer_create(&dt, 100, never_called, NULL, &dtimer));
-    CHECK_OK(cth_timer_start(dt));
+    CHECK_OK(cth_timer_create(&daemon_timer, 100, never_called, NULL, &dtimer));
+    CHECK_OK(cth_timer_start(daemon_timer));
     cth_pool_opts po = {.processes = 2};
     CHECK_OK(cth_pool_create(&busy_pool, &po));
     CHECK_OK(cth_pool_apply_async(busy_pool, long_task, NULL, NULL, &busy_result));
