@@ -180,6 +180,14 @@ CTH_TEST(fork_with_timers_and_pools)
         /* the inherited pool is not running; it can be freed */
         CHECK_EQ(cth_pool_apply_async(pool, triple, (void *)1, NULL, &res), CTH_EINVAL);
         cth_pool_free(pool);
+#ifdef __SANITIZE_THREAD__
+        /* TSan cannot start threads in the child of a threaded parent (its
+         * registry keeps the parent's thread ids: "dup thread with used
+         * id"); the plain and ASan builds check the rest. */
+        cth_timer_free(pending);
+        cth_timer_free(tick);
+        exit(0);
+#endif
         /* a new timer and a new pool work */
         atomic_int flag = 0;
         cth_timer_t *t;
