@@ -71,7 +71,7 @@ fuzz: | deps
 	cmake --build build-fuzz -j$(JOBS) --target fuzz_ops
 	mkdir -p build-fuzz/corpus
 	build-fuzz/tests/fuzz/fuzz_ops -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=60 \
-	  -print_final_stats=1 build-fuzz/corpus tests/fuzz/corpus
+	  -print_final_stats=1 -artifact_prefix=build-fuzz/ build-fuzz/corpus tests/fuzz/corpus
 
 bench: | deps
 	cmake -S . -B $(BUILD) -DCTH_BUILD_BENCH=ON -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)

@@ -21,6 +21,20 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+struct fuzz_job {
+    const struct model_cfg *cfg;
+    const uint8_t *const *prog;
+    const size_t *len;
+    cth_pool_t *pool;
+};
+
+static void *fuzz_thread(void *arg)
+{
+    struct fuzz_job *j = arg;
+    model_run(j->cfg, j->prog, j->len, j->pool);
+    return NULL;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static cth_pool_t *pool; /* one pool for every input: starting one costs threads */
@@ -41,6 +55,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         prog[i] = data + (size_t)i * each;
         len[i] = each < FUZZ_MAX_PROGRAM ? each : FUZZ_MAX_PROGRAM;
     }
-    model_run(&cfg, prog, len, pool);
+    /* Off the main thread: there every wait returns CTH_EINTR after a
+     * signal handler ran, and libFuzzer's -timeout is a SIGALRM. */
+    struct fuzz_job job = {&cfg, prog, len, pool};
+    cth_thread_t *th;
+    if (cth_thread_create(&th, fuzz_thread, &job, NULL) != 0 || cth_thread_start(th) != 0)
+        model_fail("thread start failed");
+    while (cth_thread_join(th, CTH_FOREVER, NULL) == CTH_EINTR)
+        ;
+    cth_thread_free(th);
     return 0;
 }
