@@ -33,6 +33,9 @@
  * most twice the size needed): nothing is allocated per schedule except when
  * the array doubles.
  *
+ * Fork: a child ends the timers pending at the fork as cancelled and starts
+ * a new service on its next start (service_after_fork_child).
+ *
  * Shutdown (the hook registered with cth__atexit_register on first use):
  * further starts get CTH_ESHUTDOWN; the hook waits until no non-daemon
  * one-shot timer is pending or running (Python's exit delay), then cancels
@@ -40,6 +43,7 @@
  * frees the heap.
  */
 #include <limits.h>
+#include <pthread.h>
 
 #include "timer_service.h"
 
@@ -428,6 +432,27 @@ static void service_atexit(void *arg)
     cth_thread_free(th); /* detached; it exits on svc.stop */
 }
 
+/* In a fork child only the forking thread survives: the service thread and
+ * the workers are gone. Pending timers end cancelled (as a Python child's
+ * Timer threads are gone); the service restarts on the next start. A timer
+ * whose function was running in another thread stays RUNNING in the child. */
+static void service_after_fork_child(void)
+{
+    cth_lock_init(&svc.lock);
+    while (svc.n) {
+        struct cth_timer *t = svc.heap[0].timer;
+        heap_remove(t);
+        finish(t, CTH_TIMER_CANCELLED);
+    }
+    while (svc.backlog_head)
+        finish(backlog_pop(), CTH_TIMER_CANCELLED);
+    atomic_store(&svc.nondaemon, 0); /* calls running elsewhere never end here */
+    svc.idle = NULL; /* their memory is lost with their threads */
+    svc.starting = 0;
+    svc.thread = NULL;
+    svc.sleep_until = INT64_MIN;
+}
+
 /* Start the service thread on first use (lock held). */
 static int service_ensure(void)
 {
@@ -439,6 +464,7 @@ static int service_ensure(void)
         if (err)
             return err;
         svc.hook_registered = true;
+        pthread_atfork(NULL, NULL, service_after_fork_child);
     }
     cth_thread_opts opts = {.name = "cth-timers", .daemon = CTH_DAEMON_YES};
     err = cth_thread_create(&svc.thread, service_main, NULL, &opts);

@@ -75,18 +75,22 @@ CTH_TEST(zero_interval)
  * at once (its joiners return) and says it was cancelled. */
 CTH_TEST(cancel_before_firing)
 {
-    struct counter c = {0};
-    cth_timer_t *t;
-    CHECK_OK(cth_timer_create(&t, 0.1, count_call, &c, NULL));
+    struct counter c = {0}, w = {0};
+    cth_timer_t *t, *witness; /* same interval, started after: fires after t would */
+    CHECK_OK(cth_timer_create(&t, 0.5, count_call, &c, NULL));
+    CHECK_OK(cth_timer_create(&witness, 0.5, count_call, &w, NULL));
     CHECK_OK(cth_timer_start(t));
+    CHECK_OK(cth_timer_start(witness));
     CHECK_OK(cth_timer_cancel(t));
     CHECK(cth_timer_finished(t));
     CHECK(!cth_timer_is_alive(t));
     CHECK_EQ(cth_timer_state(t), CTH_TIMER_CANCELLED);
     CHECK_OK(cth_timer_join(t, 0));
-    cth_sleep(0.2);
+    CHECK_OK(cth_timer_join(witness, CTH_FOREVER));
+    cth_sleep(0.05);
     CHECK_EQ(atomic_load(&c.calls), 0);
     cth_timer_free(t);
+    cth_timer_free(witness);
 }
 
 /* A function that blocks until its gate (a locked Lock) is released, and
@@ -419,8 +423,11 @@ CTH_TEST(no_wakeup_unless_earliest)
     cth_timer_t *first, *soon;
     CHECK_OK(cth_timer_create(&first, 30, noop, NULL, &daemon_opts));
     CHECK_OK(cth_timer_start(first));
-    cth_sleep(0.05); /* the service thread is asleep until `first` */
-    long before = service_switches();
+    long before = -1; /* wait until the service thread sleeps until `first` */
+    for (long now = service_switches(); now != before; now = service_switches()) {
+        before = now;
+        cth_sleep(0.05);
+    }
     for (int i = 0; i < N; i++) {
         CHECK_OK(cth_timer_create(&t[i], 31 + i * 0.01, noop, NULL, &daemon_opts));
         CHECK_OK(cth_timer_start(t[i]));
@@ -481,7 +488,7 @@ CTH_TEST(errors)
     CHECK(cth_timer_current() == NULL);
     cth_timer_free(NULL);
 
-    CHECK_OK(cth_timer_create(&t, 0.2, noop, NULL, NULL));
+    CHECK_OK(cth_timer_create(&t, 30, noop, NULL, &daemon_opts));
     CHECK_EQ(cth_timer_join(t, 1), CTH_EPERM); /* join before start */
     CHECK_OK(cth_timer_start(t));
     CHECK_EQ(cth_timer_start(t), CTH_EPERM); /* start twice */
@@ -492,6 +499,7 @@ CTH_TEST(errors)
     CHECK_EQ(cth_timer_join(t, 0.05), CTH_ETIMEDOUT);
     CHECK_WAITED_AT_LEAST(start, 0.05);
     CHECK_EQ(cth_timer_join(t, 0), CTH_ETIMEDOUT);
+    CHECK_OK(cth_timer_cancel(t));
     CHECK_OK(cth_timer_join(t, CTH_FOREVER));
     CHECK_EQ(cth_timer_start(t), CTH_EPERM); /* start after the end */
     cth_timer_free(t);
@@ -572,6 +580,33 @@ CTH_TEST(join_interrupted_in_main_thread)
     CHECK_OK(cth_timer_join(irq, CTH_FOREVER));
     cth_timer_free(longer);
     cth_timer_free(irq);
+}
+
+/* In a fork child, the timers pending at the fork end cancelled (their
+ * service is gone, as a Python child's Timer threads are) and new timers
+ * work (a new service starts). */
+CTH_TEST(fork_child)
+{
+    struct counter c = {0};
+    cth_timer_t *pending, *fresh;
+    CHECK_OK(cth_timer_create(&pending, 30, count_call, &c, &daemon_opts));
+    CHECK_OK(cth_timer_start(pending));
+    fflush(stdout);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        int ok = cth_timer_state(pending) == CTH_TIMER_CANCELLED &&
+                 cth_timer_join(pending, 0) == 0 && cth_timer_finished(pending);
+        ok = ok && cth_timer_create(&fresh, 0.01, count_call, &c, NULL) == 0 &&
+             cth_timer_start(fresh) == 0 && cth_timer_join(fresh, 10) == 0 &&
+             atomic_load(&c.calls) == 1;
+        _exit(ok ? 0 : 1);
+    }
+    int status;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK_EQ(cth_timer_state(pending), CTH_TIMER_PENDING); /* the parent's is untouched */
+    cth_timer_free(pending);
 }
 
 /* Shutdown with pending timers: the non-daemon one-shot timer delays it
