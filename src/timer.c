@@ -186,7 +186,10 @@ CTH_API void cth_timer_free(cth_timer_t *timer)
 {
     if (!timer)
         return;
-    if (atomic_load_explicit(&timer->state, memory_order_acquire) != CTH_TIMER_INITIAL)
+    /* Started and not yet done: cancel it first (a done timer is out of the
+     * service's hands, and so is an unstarted one). */
+    if (atomic_load_explicit(&timer->state, memory_order_acquire) != CTH_TIMER_INITIAL &&
+        atomic_load_explicit(&timer->done, memory_order_acquire) != 1)
         cth__timer_unschedule(timer);
     cth__timer_unref(timer);
 }

@@ -14,9 +14,13 @@
  * sequence for free, and at 1,000,000 pending its insert is O(1) on average
  * for random deadlines and its removal about log4(n) = 10 levels of
  * contiguous 16-byte entries. bench/bench_timers.c measures it against
- * libuv's binary heap, the O(log n) reference; a wheel would win only on
- * cancel-heavy loads where the heap's removal misses the cache, at the cost
- * of granularity or of re-cascading to stay exact.
+ * libuv's binary heap, the O(log n) reference: schedule+cancel (90% of
+ * them cancelled at random) at 1,000,000 pending costs 0.6-0.9x libuv's
+ * (645 vs 656 ns on a loaded 2-core VM), at 1,000 pending 1.6x (about
+ * 200 ns: the lock and malloc, which single-threaded libuv does without).
+ * A wheel would win only on cancel-heavy loads where the heap's removal
+ * misses the cache, at the cost of granularity (early or late firing) or
+ * of re-cascading to stay exact; the heap was fast enough to keep exact.
  *
  * The service thread (a daemon cth_thread, started on the first start) sleeps
  * on the futex word svc.wake until the earliest deadline. It publishes that
@@ -29,9 +33,11 @@
  * IDLE_NS. If a worker cannot be started (the OS refuses, or shutdown has
  * begun), the service thread runs the function itself, so nothing is lost.
  *
- * Memory: the timer (88 bytes) plus its heap entry (16 bytes, the array at
- * most twice the size needed): nothing is allocated per schedule except when
- * the array doubles.
+ * Memory: the timer (88 bytes, a 96-byte malloc chunk) plus its heap entry
+ * (16 bytes, the array at most twice the size needed, halved when a quarter
+ * full): 113 bytes per pending timer measured at 1,000,000. Nothing is
+ * allocated per schedule except when the array doubles (a copy under the
+ * lock: one pause of a few ms per doubling at a million).
  *
  * Fork: a child ends the timers pending at the fork as cancelled and starts
  * a new service on its next start (service_after_fork_child).
