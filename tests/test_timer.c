@@ -12,6 +12,7 @@
 
 #include "check.h"
 #include "cthreading.h"
+#include "internal.h"
 
 #define CTH__UNUSED_ARG(x) ((void)(x))
 
@@ -509,6 +510,47 @@ CTH_TEST(errors)
     CHECK_OK(cth_timer_join(t, CTH_FOREVER));
     CHECK_EQ(atomic_load(&self_join_result), CTH_EDEADLK);
     cth_timer_free(t);
+}
+
+/* Out of memory: creation fails cleanly; a start that cannot set up the
+ * service or grow the heap fails with CTH_ENOMEM and leaves the timer
+ * unstarted, so a later start works. */
+CTH_TEST(out_of_memory)
+{
+    cth_timer_t *t;
+    cth_timer_opts named = {.name = "named"};
+    cth__fault_alloc_after(0);
+    CHECK_EQ(cth_timer_create(&t, 0, noop, NULL, NULL), CTH_ENOMEM);
+    cth__fault_alloc_after(1); /* the timer, not its name */
+    CHECK_EQ(cth_timer_create(&t, 0, noop, NULL, &named), CTH_ENOMEM);
+    cth__fault_alloc_after(-1);
+
+    CHECK_OK(cth_timer_create(&t, 0, noop, NULL, NULL));
+    cth__fault_alloc_after(0); /* the first start sets up the service */
+    CHECK_EQ(cth_timer_start(t), CTH_ENOMEM);
+    cth__fault_alloc_after(-1);
+    CHECK_EQ(cth_timer_state(t), CTH_TIMER_INITIAL);
+    CHECK(!cth_timer_is_alive(t));
+    CHECK_OK(cth_timer_start(t));
+    CHECK_OK(cth_timer_join(t, CTH_FOREVER));
+    cth_timer_free(t);
+
+    enum { FULL = 64 }; /* the heap's first block */
+    static cth_timer_t *many[FULL];
+    for (int i = 0; i < FULL; i++) {
+        CHECK_OK(cth_timer_create(&many[i], 30, noop, NULL, &daemon_opts));
+        CHECK_OK(cth_timer_start(many[i]));
+    }
+    CHECK_OK(cth_timer_create(&t, 30, noop, NULL, &daemon_opts));
+    cth__fault_alloc_after(0);
+    CHECK_EQ(cth_timer_start(t), CTH_ENOMEM);
+    cth__fault_alloc_after(-1);
+    CHECK_EQ(cth_timer_state(t), CTH_TIMER_INITIAL);
+    CHECK_OK(cth_timer_start(t));
+    CHECK_EQ(cth_timer_state(t), CTH_TIMER_PENDING);
+    cth_timer_free(t);
+    for (int i = 0; i < FULL; i++)
+        cth_timer_free(many[i]);
 }
 
 /* The attributes: interval, function, args, name, daemon (Timer is a
