@@ -83,8 +83,10 @@ typedef enum cth_timer_state {
  * and each next one period seconds after the previous deadline (not after
  * the previous call ended, so it does not drift). Nothing happens until
  * cth_timer_start.
+ * opts (may be NULL) is read during the call only; its name is copied.
  * Returns 0 and *timer; CTH_EINVAL for a NULL timer or fn, a negative or NaN
- * interval or period; CTH_EOVERFLOW for one above CTH_TIMEOUT_MAX; CTH_ENOMEM.
+ * interval or period, or an unknown daemon value; CTH_EOVERFLOW for one
+ * above CTH_TIMEOUT_MAX; CTH_ENOMEM. Thread-safe.
  */
 CTH_API int cth_timer_create(cth_timer_t **timer, double interval, cth_timer_fn fn, void *arg,
                              const cth_timer_opts *opts);
