@@ -699,6 +699,32 @@ CTH_TEST(shutdown_cancels_pending)
     CHECK(strcmp(out, "fired non-daemon\nok\n") == 0);
 }
 
+/* An interrupted exit (Ctrl-C while shutdown waits for a non-daemon timer
+ * an hour away) stops waiting and cancels it; the exit goes on. */
+CTH_CHILD(shutdown_interrupted)
+{
+    signal(SIGINT, on_sigint);
+    cth_timer_t *nd, *irq;
+    CHECK_OK(cth_timer_create(&nd, 3600, say_fired, "non-daemon", NULL));
+    CHECK_OK(cth_timer_create(&irq, 0.1, interrupt, NULL, &daemon_opts));
+    CHECK_OK(cth_timer_start(nd));
+    CHECK_OK(cth_timer_start(irq));
+    cth_shutdown(CTH_FOREVER);
+    CHECK_EQ(cth_timer_state(nd), CTH_TIMER_CANCELLED);
+    CHECK(cth_timer_finished(nd));
+    cth_timer_free(nd);
+    cth_timer_free(irq);
+    printf("ok\n");
+}
+
+CTH_TEST(shutdown_interrupted)
+{
+    char out[1024];
+    int status = check_run_child("shutdown_interrupted", out, sizeof out);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK(strcmp(out, "ok\n") == 0);
+}
+
 /* Returning from main with pending timers: the non-daemon one fires first,
  * the daemon one (an hour away) is cancelled: the exit does not wait for it
  * (the test's timeout would catch that). */
