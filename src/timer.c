@@ -117,8 +117,10 @@ CTH_API int cth_timer_join(cth_timer_t *timer, double timeout)
                              &timer->done, &done, 2, memory_order_acquire, memory_order_acquire))
             continue;
         err = cth__futex_wait(&timer->done, 2, deadline);
+        if (err == CTH_ETIMEDOUT && atomic_load_explicit(&timer->done, memory_order_acquire) == 1)
+            return 0;
         if (err)
-            return atomic_load_explicit(&timer->done, memory_order_acquire) == 1 ? 0 : err;
+            return err; /* CTH_EINTR is reported even if it ended meanwhile */
     }
 }
 
@@ -186,7 +188,10 @@ CTH_API void cth_timer_free(cth_timer_t *timer)
 {
     if (!timer)
         return;
-    if (atomic_load_explicit(&timer->state, memory_order_acquire) != CTH_TIMER_INITIAL)
+    /* Started and not yet done: cancel it first (a done timer is out of the
+     * service's hands, and so is an unstarted one). */
+    if (atomic_load_explicit(&timer->state, memory_order_acquire) != CTH_TIMER_INITIAL &&
+        atomic_load_explicit(&timer->done, memory_order_acquire) != 1)
         cth__timer_unschedule(timer);
     cth__timer_unref(timer);
 }

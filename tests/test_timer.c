@@ -12,6 +12,7 @@
 
 #include "check.h"
 #include "cthreading.h"
+#include "internal.h"
 
 #define CTH__UNUSED_ARG(x) ((void)(x))
 
@@ -75,18 +76,22 @@ CTH_TEST(zero_interval)
  * at once (its joiners return) and says it was cancelled. */
 CTH_TEST(cancel_before_firing)
 {
-    struct counter c = {0};
-    cth_timer_t *t;
-    CHECK_OK(cth_timer_create(&t, 0.1, count_call, &c, NULL));
+    struct counter c = {0}, w = {0};
+    cth_timer_t *t, *witness; /* same interval, started after: fires after t would */
+    CHECK_OK(cth_timer_create(&t, 0.5, count_call, &c, NULL));
+    CHECK_OK(cth_timer_create(&witness, 0.5, count_call, &w, NULL));
     CHECK_OK(cth_timer_start(t));
+    CHECK_OK(cth_timer_start(witness));
     CHECK_OK(cth_timer_cancel(t));
     CHECK(cth_timer_finished(t));
     CHECK(!cth_timer_is_alive(t));
     CHECK_EQ(cth_timer_state(t), CTH_TIMER_CANCELLED);
     CHECK_OK(cth_timer_join(t, 0));
-    cth_sleep(0.2);
+    CHECK_OK(cth_timer_join(witness, CTH_FOREVER));
+    cth_sleep(0.05);
     CHECK_EQ(atomic_load(&c.calls), 0);
     cth_timer_free(t);
+    cth_timer_free(witness);
 }
 
 /* A function that blocks until its gate (a locked Lock) is released, and
@@ -419,8 +424,11 @@ CTH_TEST(no_wakeup_unless_earliest)
     cth_timer_t *first, *soon;
     CHECK_OK(cth_timer_create(&first, 30, noop, NULL, &daemon_opts));
     CHECK_OK(cth_timer_start(first));
-    cth_sleep(0.05); /* the service thread is asleep until `first` */
-    long before = service_switches();
+    long before = -1; /* wait until the service thread sleeps until `first` */
+    for (long now = service_switches(); now != before; now = service_switches()) {
+        before = now;
+        cth_sleep(0.05);
+    }
     for (int i = 0; i < N; i++) {
         CHECK_OK(cth_timer_create(&t[i], 31 + i * 0.01, noop, NULL, &daemon_opts));
         CHECK_OK(cth_timer_start(t[i]));
@@ -481,7 +489,7 @@ CTH_TEST(errors)
     CHECK(cth_timer_current() == NULL);
     cth_timer_free(NULL);
 
-    CHECK_OK(cth_timer_create(&t, 0.2, noop, NULL, NULL));
+    CHECK_OK(cth_timer_create(&t, 30, noop, NULL, &daemon_opts));
     CHECK_EQ(cth_timer_join(t, 1), CTH_EPERM); /* join before start */
     CHECK_OK(cth_timer_start(t));
     CHECK_EQ(cth_timer_start(t), CTH_EPERM); /* start twice */
@@ -492,6 +500,7 @@ CTH_TEST(errors)
     CHECK_EQ(cth_timer_join(t, 0.05), CTH_ETIMEDOUT);
     CHECK_WAITED_AT_LEAST(start, 0.05);
     CHECK_EQ(cth_timer_join(t, 0), CTH_ETIMEDOUT);
+    CHECK_OK(cth_timer_cancel(t));
     CHECK_OK(cth_timer_join(t, CTH_FOREVER));
     CHECK_EQ(cth_timer_start(t), CTH_EPERM); /* start after the end */
     cth_timer_free(t);
@@ -501,6 +510,47 @@ CTH_TEST(errors)
     CHECK_OK(cth_timer_join(t, CTH_FOREVER));
     CHECK_EQ(atomic_load(&self_join_result), CTH_EDEADLK);
     cth_timer_free(t);
+}
+
+/* Out of memory: creation fails cleanly; a start that cannot set up the
+ * service or grow the heap fails with CTH_ENOMEM and leaves the timer
+ * unstarted, so a later start works. */
+CTH_TEST(out_of_memory)
+{
+    cth_timer_t *t;
+    cth_timer_opts named = {.name = "named"};
+    cth__fault_alloc_after(0);
+    CHECK_EQ(cth_timer_create(&t, 0, noop, NULL, NULL), CTH_ENOMEM);
+    cth__fault_alloc_after(1); /* the timer, not its name */
+    CHECK_EQ(cth_timer_create(&t, 0, noop, NULL, &named), CTH_ENOMEM);
+    cth__fault_alloc_after(-1);
+
+    CHECK_OK(cth_timer_create(&t, 0, noop, NULL, NULL));
+    cth__fault_alloc_after(0); /* the first start sets up the service */
+    CHECK_EQ(cth_timer_start(t), CTH_ENOMEM);
+    cth__fault_alloc_after(-1);
+    CHECK_EQ(cth_timer_state(t), CTH_TIMER_INITIAL);
+    CHECK(!cth_timer_is_alive(t));
+    CHECK_OK(cth_timer_start(t));
+    CHECK_OK(cth_timer_join(t, CTH_FOREVER));
+    cth_timer_free(t);
+
+    enum { FULL = 64 }; /* the heap's first block */
+    static cth_timer_t *many[FULL];
+    for (int i = 0; i < FULL; i++) {
+        CHECK_OK(cth_timer_create(&many[i], 30, noop, NULL, &daemon_opts));
+        CHECK_OK(cth_timer_start(many[i]));
+    }
+    CHECK_OK(cth_timer_create(&t, 30, noop, NULL, &daemon_opts));
+    cth__fault_alloc_after(0);
+    CHECK_EQ(cth_timer_start(t), CTH_ENOMEM);
+    cth__fault_alloc_after(-1);
+    CHECK_EQ(cth_timer_state(t), CTH_TIMER_INITIAL);
+    CHECK_OK(cth_timer_start(t));
+    CHECK_EQ(cth_timer_state(t), CTH_TIMER_PENDING);
+    cth_timer_free(t);
+    for (int i = 0; i < FULL; i++)
+        cth_timer_free(many[i]);
 }
 
 /* The attributes: interval, function, args, name, daemon (Timer is a
@@ -574,6 +624,37 @@ CTH_TEST(join_interrupted_in_main_thread)
     cth_timer_free(irq);
 }
 
+/* In a fork child, the timers pending at the fork end cancelled (their
+ * service is gone, as a Python child's Timer threads are) and new timers
+ * work (a new service starts). */
+CTH_TEST(fork_child)
+{
+    struct counter c = {0};
+    cth_timer_t *pending, *fresh;
+    CHECK_OK(cth_timer_create(&pending, 30, count_call, &c, &daemon_opts));
+    CHECK_OK(cth_timer_start(pending));
+    fflush(stdout);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        int ok = cth_timer_state(pending) == CTH_TIMER_CANCELLED &&
+                 cth_timer_join(pending, 0) == 0 && cth_timer_finished(pending);
+#ifndef __SANITIZE_THREAD__ /* TSan cannot start threads after a multi-threaded fork */
+        ok = ok && cth_timer_create(&fresh, 0.01, count_call, &c, NULL) == 0 &&
+             cth_timer_start(fresh) == 0 && cth_timer_join(fresh, 10) == 0 &&
+             atomic_load(&c.calls) == 1;
+#else
+        (void)fresh;
+#endif
+        _exit(ok ? 0 : 1);
+    }
+    int status;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK_EQ(cth_timer_state(pending), CTH_TIMER_PENDING); /* the parent's is untouched */
+    cth_timer_free(pending);
+}
+
 /* Shutdown with pending timers: the non-daemon one-shot timer delays it
  * until it has fired (Python's exit rule); then the daemon and periodic
  * timers still pending are cancelled, their state says so, their joiners
@@ -616,6 +697,32 @@ CTH_TEST(shutdown_cancels_pending)
     int status = check_run_child("shutdown_cancels_pending", out, sizeof out);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     CHECK(strcmp(out, "fired non-daemon\nok\n") == 0);
+}
+
+/* An interrupted exit (Ctrl-C while shutdown waits for a non-daemon timer
+ * an hour away) stops waiting and cancels it; the exit goes on. */
+CTH_CHILD(shutdown_interrupted)
+{
+    signal(SIGINT, on_sigint);
+    cth_timer_t *nd, *irq;
+    CHECK_OK(cth_timer_create(&nd, 3600, say_fired, "non-daemon", NULL));
+    CHECK_OK(cth_timer_create(&irq, 0.1, interrupt, NULL, &daemon_opts));
+    CHECK_OK(cth_timer_start(nd));
+    CHECK_OK(cth_timer_start(irq));
+    cth_shutdown(CTH_FOREVER);
+    CHECK_EQ(cth_timer_state(nd), CTH_TIMER_CANCELLED);
+    CHECK(cth_timer_finished(nd));
+    cth_timer_free(nd);
+    cth_timer_free(irq);
+    printf("ok\n");
+}
+
+CTH_TEST(shutdown_interrupted)
+{
+    char out[1024];
+    int status = check_run_child("shutdown_interrupted", out, sizeof out);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK(strcmp(out, "ok\n") == 0);
 }
 
 /* Returning from main with pending timers: the non-daemon one fires first,

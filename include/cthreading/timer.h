@@ -27,6 +27,11 @@
  * nothing is dropped silently. Functions of daemon timers already running
  * are abandoned, as daemon threads are.
  *
+ * Fork: in the child, the timers pending at the fork end cancelled (their
+ * service thread is gone, as a Python child's Timer threads are) and new
+ * timers start a new service. A timer whose function was running in another
+ * thread at the fork stays CTH_TIMER_RUNNING in the child.
+ *
  * Differences from Python, on purpose (DESIGN.md): one service instead of a
  * thread per timer; periodic timers (gh-73755); a negative or NaN interval is
  * CTH_EINVAL (Python fires at once); the default name is "Timer-N" (Python's
@@ -78,8 +83,10 @@ typedef enum cth_timer_state {
  * and each next one period seconds after the previous deadline (not after
  * the previous call ended, so it does not drift). Nothing happens until
  * cth_timer_start.
+ * opts (may be NULL) is read during the call only; its name is copied.
  * Returns 0 and *timer; CTH_EINVAL for a NULL timer or fn, a negative or NaN
- * interval or period; CTH_EOVERFLOW for one above CTH_TIMEOUT_MAX; CTH_ENOMEM.
+ * interval or period, or an unknown daemon value; CTH_EOVERFLOW for one
+ * above CTH_TIMEOUT_MAX; CTH_ENOMEM. Thread-safe.
  */
 CTH_API int cth_timer_create(cth_timer_t **timer, double interval, cth_timer_fn fn, void *arg,
                              const cth_timer_opts *opts);
