@@ -26,6 +26,7 @@
  * replacement (appended to the thread list before it exits, so join sees
  * it) and ends; if the replacement cannot start, it carries on.
  */
+#include <sched.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -35,6 +36,14 @@
 enum { POOL_RUN = 0, POOL_CLOSE = 1, POOL_TERMINATE = 2 };
 
 #define WORKER_SPIN 4000 /* pause iterations before parking (~20-40 us) */
+#define RING_CAP 4096    /* lone async tasks queued lock-free; a power of 2 */
+
+/* A cell of the ring (Vyukov's bounded MPMC queue): seq == position when
+ * free for the push at that position, position + 1 once it holds a job. */
+struct ring_cell {
+    _Atomic size_t seq;
+    struct cth_result *job;
+};
 
 struct cth_pool {
     cth_lock_t lock;
@@ -44,7 +53,12 @@ struct cth_pool {
     _Atomic uint32_t sleepers;
     _Atomic uint32_t spinners;
     _Atomic size_t cache;
-    int nworkers;
+    _Atomic size_t listed;      /* jobs linked in the queue */
+    _Atomic uint32_t submitting; /* apply_async calls inside their ring push */
+    struct ring_cell *cells;     /* the ring of lone async tasks (RING_CAP) */
+    _Alignas(64) _Atomic size_t enq;
+    _Alignas(64) _Atomic size_t deq;
+    _Alignas(64) int nworkers;
     void (*initializer)(void *);
     void *initarg;
     long maxtasks;
@@ -71,6 +85,64 @@ static void queue_unlink(cth_pool_t *p, struct cth_result *job)
         p->tail = job->prev;
     job->next = job->prev = NULL;
     job->linked = false;
+    atomic_fetch_sub(&p->listed, 1);
+}
+
+/* ---- the ring ------------------------------------------------------------------ */
+
+/* Push a job; false when the ring is full. The publishing store is seq_cst,
+ * ordered before the submitter's look at sleepers (see the top). */
+static bool ring_push(cth_pool_t *p, struct cth_result *job)
+{
+    size_t pos = atomic_load_explicit(&p->enq, memory_order_relaxed);
+    for (;;) {
+        struct ring_cell *cell = &p->cells[pos & (RING_CAP - 1)];
+        size_t seq = atomic_load_explicit(&cell->seq, memory_order_acquire);
+        if (seq == pos) {
+            if (atomic_compare_exchange_weak_explicit(&p->enq, &pos, pos + 1,
+                                                      memory_order_relaxed,
+                                                      memory_order_relaxed)) {
+                cell->job = job;
+                atomic_store(&cell->seq, pos + 1);
+                return true;
+            }
+        } else if ((intptr_t)(seq - pos) < 0) {
+            return false;
+        } else {
+            pos = atomic_load_explicit(&p->enq, memory_order_relaxed);
+        }
+    }
+}
+
+/* Pop the oldest job, or NULL when the ring is empty (or its oldest push is
+ * not yet published: that submitter still counts in `submitting`). */
+static struct cth_result *ring_pop(cth_pool_t *p)
+{
+    size_t pos = atomic_load_explicit(&p->deq, memory_order_relaxed);
+    for (;;) {
+        struct ring_cell *cell = &p->cells[pos & (RING_CAP - 1)];
+        size_t seq = atomic_load(&cell->seq);
+        if (seq == pos + 1) {
+            if (atomic_compare_exchange_weak_explicit(&p->deq, &pos, pos + 1,
+                                                      memory_order_relaxed,
+                                                      memory_order_relaxed)) {
+                struct cth_result *job = cell->job;
+                atomic_store_explicit(&cell->seq, pos + RING_CAP, memory_order_release);
+                return job;
+            }
+        } else if ((intptr_t)(seq - (pos + 1)) < 0) {
+            return NULL;
+        } else {
+            pos = atomic_load_explicit(&p->deq, memory_order_relaxed);
+        }
+    }
+}
+
+/* Whether the ring holds a published job (seq_cst: see the top). */
+static bool ring_ready(cth_pool_t *p)
+{
+    size_t pos = atomic_load(&p->deq);
+    return atomic_load(&p->cells[pos & (RING_CAP - 1)].seq) == pos + 1;
 }
 
 /* Announce an event; wake up to n parked workers. A lone task (n == 1)
@@ -168,14 +240,34 @@ static void job_cancel_finish(struct cth_result *job, size_t c)
     job_finish(job, job->nchunks - c);
 }
 
+/* Run a chunk of a job the caller has claimed, and finish it. */
+static void job_run_one(struct cth_result *job, size_t c)
+{
+    job_run_chunk(job, c);
+    job_finish(job, 1);
+}
+
 /* Run the job's unclaimed chunks in the calling thread. */
 static void job_help(struct cth_result *job)
 {
     size_t c;
-    while ((c = job_claim(job)) != SIZE_MAX) {
-        job_run_chunk(job, c);
-        job_finish(job, 1);
+    while ((c = job_claim(job)) != SIZE_MAX)
+        job_run_one(job, c);
+}
+
+/* Pop a ring job to run (its only chunk is the caller's); once the pool is
+ * terminated, cancel whatever it pops instead. NULL when the ring is empty. */
+static struct cth_result *ring_take(cth_pool_t *p)
+{
+    struct cth_result *job;
+    while ((job = ring_pop(p)) != NULL) {
+        if (atomic_load(&p->state) != POOL_TERMINATE) {
+            atomic_store_explicit(&job->claim, 1, memory_order_relaxed);
+            return job;
+        }
+        job_cancel_finish(job, 0);
     }
+    return NULL;
 }
 
 void cth__job_setup(struct cth_result *job, cth_pool_t *pool, uint8_t kind, size_t n,
@@ -201,7 +293,6 @@ int cth__pool_submit(cth_pool_t *p, struct cth_result *job, bool internal)
         cth_lock_release(&p->lock);
         return CTH_EINVAL;
     }
-    atomic_fetch_add(&p->cache, 1);
     job->next = NULL;
     job->prev = p->tail;
     if (p->tail)
@@ -210,6 +301,7 @@ int cth__pool_submit(cth_pool_t *p, struct cth_result *job, bool internal)
         p->head = job;
     p->tail = job;
     job->linked = true;
+    atomic_fetch_add(&p->listed, 1);
     /* read before unlocking: a worker may complete and free the job */
     int wake = job->nchunks < (size_t)p->nworkers ? (int)job->nchunks : p->nworkers;
     cth_lock_release(&p->lock);
@@ -240,8 +332,16 @@ void cth__pool_cache_release(cth_pool_t *p)
 
 int cth__job_wait(struct cth_result *job, int64_t deadline)
 {
-    if (tls_pool == job->pool)
+    cth_pool_t *p = job->pool;
+    if (tls_pool == p && job->in_ring) {
+        /* a worker awaiting a lone task: run ring tasks until it is taken */
+        struct cth_result *other;
+        while (atomic_load_explicit(&job->state, memory_order_acquire) != JOB_DONE &&
+               (other = ring_take(p)) != NULL)
+            job_run_one(other, 0);
+    } else if (tls_pool == p) {
         job_help(job);
+    }
     for (int i = 0; i < WORKER_SPIN / 4; i++) {
         if (atomic_load_explicit(&job->state, memory_order_acquire) == JOB_DONE)
             return 0;
@@ -262,51 +362,79 @@ int cth__job_wait(struct cth_result *job, int64_t deadline)
 
 /* ---- workers -------------------------------------------------------------------- */
 
-/* Take a chunk of the oldest job that has one; NULL when the worker must
- * exit. Parks while there is nothing to do. */
+/* Claim a chunk of the oldest queued job that has one, under the lock. */
+static struct cth_result *list_take(cth_pool_t *p, size_t *chunk)
+{
+    struct cth_result *found = NULL;
+    cth__lock_acquire_uninterrupted(&p->lock);
+    for (struct cth_result *job = p->head; job; job = job->next) {
+        if (atomic_load_explicit(&job->claim, memory_order_relaxed) >= job->nchunks)
+            continue;
+        size_t c = atomic_fetch_add(&job->claim, 1);
+        if (c >= job->nchunks)
+            continue;
+        if (c == job->nchunks - 1)
+            queue_unlink(p, job);
+        *chunk = c;
+        found = job;
+        break;
+    }
+    cth_lock_release(&p->lock);
+    return found;
+}
+
+/* Whether a closed pool's worker may exit: nothing queued and nothing on
+ * its way. submitting is read before the ring: a submitter that comes later
+ * sees the closed state and refuses. */
+static bool may_exit(cth_pool_t *p)
+{
+    return atomic_load(&p->submitting) == 0 && !ring_ready(p) &&
+           atomic_load(&p->listed) == 0 && atomic_load(&p->cache) == 0;
+}
+
+/* Take a chunk to run: ring tasks first (while the queue holds a job, new
+ * lone tasks go to the queue, so the ring's are the older), then the
+ * queue's. NULL when the worker must exit. Spins, then parks while there
+ * is nothing to do. */
 static struct cth_result *take_work(cth_pool_t *p, size_t *chunk)
 {
-    cth__lock_acquire_uninterrupted(&p->lock);
     for (;;) {
         uint32_t seq = atomic_load(&p->seq);
         int st = atomic_load(&p->state);
         if (st == POOL_TERMINATE)
-            break;
-        for (struct cth_result *job = p->head; job; job = job->next) {
-            if (atomic_load_explicit(&job->claim, memory_order_relaxed) >= job->nchunks)
-                continue;
-            size_t c = atomic_fetch_add(&job->claim, 1);
-            if (c >= job->nchunks)
-                continue;
-            if (c == job->nchunks - 1)
-                queue_unlink(p, job);
-            cth_lock_release(&p->lock);
-            *chunk = c;
+            return NULL;
+        struct cth_result *job = ring_take(p);
+        if (job) {
+            /* more lone tasks and nobody to notice them: wake a sleeper */
+            if (ring_ready(p) && atomic_load(&p->sleepers) && !atomic_load(&p->spinners))
+                wake_workers(p, 1);
+            *chunk = 0;
             return job;
         }
-        if (st == POOL_CLOSE && atomic_load(&p->cache) == 0)
-            break;
-        cth_lock_release(&p->lock);
+        if (atomic_load(&p->listed) && (job = list_take(p, chunk)) != NULL)
+            return job;
+        if (st == POOL_CLOSE && may_exit(p))
+            return NULL;
         atomic_fetch_add(&p->spinners, 1);
         int spin = 0;
-        while (spin < WORKER_SPIN && atomic_load_explicit(&p->seq, memory_order_relaxed) == seq) {
+        while (spin < WORKER_SPIN && atomic_load_explicit(&p->seq, memory_order_relaxed) == seq &&
+               !ring_ready(p)) {
             cth__cpu_relax();
             spin++;
         }
         if (spin == WORKER_SPIN) {
-            /* sleepers up before spinners down, both before the futex
-             * re-reads seq: a submitter sees one or the other */
+            /* sleepers up before spinners down, both before the ring is
+             * looked at again and the futex re-reads seq: a submitter sees
+             * one or the other, or its task is seen here */
             atomic_fetch_add(&p->sleepers, 1);
             atomic_fetch_sub(&p->spinners, 1);
-            cth__futex_wait(&p->seq, seq, CTH__NO_DEADLINE);
+            if (!ring_ready(p))
+                cth__futex_wait(&p->seq, seq, CTH__NO_DEADLINE);
             atomic_fetch_sub(&p->sleepers, 1);
         } else {
             atomic_fetch_sub(&p->spinners, 1);
         }
-        cth__lock_acquire_uninterrupted(&p->lock);
     }
-    cth_lock_release(&p->lock);
-    return NULL;
 }
 
 static int spawn_worker(cth_pool_t *p);
@@ -393,8 +521,15 @@ CTH_API int cth_pool_create(cth_pool_t **pool, const cth_pool_opts *opts)
     if (o.processes < 0 || o.maxtasksperchild < 0)
         return CTH_EINVAL;
     cth_pool_t *p = cth__calloc(1, sizeof *p);
-    if (!p)
+    struct ring_cell *cells = cth__malloc(RING_CAP * sizeof *cells);
+    if (!p || !cells) {
+        cth__free(p);
+        cth__free(cells);
         return CTH_ENOMEM;
+    }
+    for (size_t i = 0; i < RING_CAP; i++)
+        atomic_init(&cells[i].seq, i);
+    p->cells = cells;
     p->nworkers = o.processes ? o.processes : cpu_count();
     p->initializer = o.initializer;
     p->initarg = o.initarg;
@@ -458,6 +593,32 @@ CTH_API int cth_pool_apply(cth_pool_t *pool, cth_pool_fn fn, void *arg, void **r
     return err;
 }
 
+/* Queue a lone async task in the ring. Returns 0, CTH_EINVAL (the pool is
+ * not running) or CTH_EAGAIN (the ring is full: use the queue). */
+static int ring_submit(cth_pool_t *p, struct cth_result *job)
+{
+    job->in_ring = true;
+    atomic_fetch_add(&p->submitting, 1);
+    int st = atomic_load(&p->state);
+    bool pushed = st == POOL_RUN && ring_push(p, job);
+    if (atomic_fetch_sub(&p->submitting, 1) == 1 && atomic_load(&p->state) != POOL_RUN) {
+        /* a closed pool's workers wait for the last submitter to leave */
+        wake_workers(p, INT32_MAX);
+    }
+    if (st != POOL_RUN)
+        return CTH_EINVAL;
+    if (!pushed) {
+        job->in_ring = false;
+        return CTH_EAGAIN;
+    }
+    /* a spinner sees the ring itself: no seq bump, no system call */
+    if (atomic_load(&p->sleepers) && !atomic_load(&p->spinners)) {
+        atomic_fetch_add(&p->seq, 1);
+        cth__futex_wake(&p->seq, 1);
+    }
+    return 0;
+}
+
 static int submit_async(cth_pool_t *pool, struct cth_result *job, const cth_result_opts *opts,
                         cth_result_t **res)
 {
@@ -484,7 +645,21 @@ CTH_API int cth_pool_apply_async(cth_pool_t *pool, cth_pool_fn fn, void *arg,
     job->items = (const char *)&job->arg;
     job->results = &job->value;
     cth__job_setup(job, pool, JOB_APPLY, 1, 1);
-    return submit_async(pool, job, opts, res);
+    if (opts)
+        job->cb = *opts;
+    /* the lock-free path: from outside the pool's workers (a waiting worker
+     * helps with queue jobs only) and while the queue is empty (FIFO) */
+    if (tls_pool != pool && atomic_load(&pool->listed) == 0) {
+        int err = ring_submit(pool, job);
+        if (err != CTH_EAGAIN) {
+            if (err)
+                cth__free(job);
+            else
+                *res = job;
+            return err;
+        }
+    }
+    return submit_async(pool, job, NULL, res);
 }
 
 static void map_setup(struct cth_result *job, cth_pool_t *pool, uint8_t kind, cth_pool_fn fn,
@@ -532,7 +707,6 @@ static int map_async(cth_pool_t *pool, uint8_t kind, cth_pool_fn fn, const void 
         }
         if (opts)
             job->cb = *opts;
-        atomic_fetch_add(&pool->cache, 1);
         cth__job_complete(job);
         *res = job;
         return 0;
@@ -613,6 +787,11 @@ CTH_API int cth_pool_terminate(cth_pool_t *pool)
     }
     cth_lock_release(&pool->lock);
     wake_workers(pool, INT32_MAX);
+    /* a submitter past its state check pushes, then leaves: wait for it,
+     * then cancel what the ring holds (workers cancel what they pop) */
+    while (atomic_load(&pool->submitting))
+        sched_yield();
+    ring_take(pool);
     while (dropped) {
         struct cth_result *job = dropped;
         dropped = job->next;
@@ -651,5 +830,6 @@ CTH_API void cth_pool_free(cth_pool_t *pool)
     for (size_t i = 0; i < pool->nthreads; i++)
         cth_thread_free(pool->threads[i]);
     cth__free(pool->threads);
+    cth__free(pool->cells);
     cth__free(pool);
 }

@@ -101,7 +101,6 @@ void cth__imap_cancel(struct cth_result *job, size_t lo, size_t hi)
 void cth__imap_job_done(struct cth_result *job)
 {
     struct cth_imap *it = job->arg;
-    cth__pool_cache_release(job->pool);
     cth__free(job); /* the job is the head of its allocation */
     cth__lock_acquire_uninterrupted(&it->lock);
     it->jobs--;

@@ -28,6 +28,7 @@ enum { JOB_PENDING = 0, JOB_WAITED = 1, JOB_DONE = 2 };
 struct cth_result {
     struct cth_result *next, *prev; /* the pool's queue (pool lock) */
     bool linked;                    /* in the queue (pool lock) */
+    bool in_ring;                   /* queued in the ring (set before the push) */
     size_t dropped_from;            /* terminate's scratch: first dropped chunk */
     bool is_async;                  /* heap, refcounted, callbacks */
     uint8_t kind;                   /* enum job_kind */
@@ -64,8 +65,9 @@ bool cth__pool_running(const cth_pool_t *pool);
 /* The pool's number of workers. */
 int cth__pool_workers(const cth_pool_t *pool);
 
-/* Hold or release the pool's "cache" (Python's job cache): while it is not
- * empty a closed pool keeps its workers. */
+/* Hold or release the pool's "cache" (in Python the job cache; here the
+ * imap iterators still reading their producer): while it is not empty a
+ * closed pool keeps its workers. */
 void cth__pool_cache_hold(cth_pool_t *pool);
 void cth__pool_cache_release(cth_pool_t *pool);
 

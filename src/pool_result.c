@@ -26,7 +26,6 @@ void cth__job_complete(struct cth_result *job)
         cth__imap_job_done(job);
         return;
     }
-    cth_pool_t *pool = job->pool;
     job->outcome = atomic_load(&job->err);
     if (job->is_async) {
         if (job->outcome == 0 && job->cb.callback)
@@ -34,7 +33,6 @@ void cth__job_complete(struct cth_result *job)
         else if (job->outcome != 0 && job->cb.error_callback)
             job->cb.error_callback(job->outcome, job->cb.cb_arg);
     }
-    cth__pool_cache_release(pool);
     bool is_async = job->is_async;
     if (atomic_exchange_explicit(&job->state, JOB_DONE, memory_order_acq_rel) == JOB_WAITED)
         cth__futex_wake(&job->state, INT32_MAX);
