@@ -64,6 +64,18 @@ struct cth_pool {
     long maxtasks;
     cth_thread_t **threads; /* every worker ever started (lock) */
     size_t nthreads, cap;
+    cth_lock_t free_lock;               /* guards the next four */
+    struct cth_result *free_results;    /* recycled AsyncResults (via next) */
+    struct result_block *blocks;        /* every block allocated */
+    size_t live;                        /* results and imap iterators alive */
+    bool dead;                          /* cth_pool_free has run */
+};
+
+#define RESULT_BLOCK 64 /* AsyncResults allocated at once */
+
+struct result_block {
+    struct result_block *next;
+    struct cth_result r[RESULT_BLOCK];
 };
 
 static _Thread_local cth_pool_t *tls_pool; /* the pool the calling worker serves */
@@ -347,6 +359,13 @@ int cth__job_wait(struct cth_result *job, int64_t deadline)
             return 0;
         cth__cpu_relax();
     }
+    /* Still not taken after the spin: the worker that was spinning when it
+     * was pushed (so nobody was woken) may have been preempted. Wake one. */
+    if (job->in_ring && atomic_load_explicit(&job->claim, memory_order_relaxed) == 0 &&
+        atomic_load(&p->sleepers)) {
+        atomic_fetch_add(&p->seq, 1);
+        cth__futex_wake(&p->seq, 1);
+    }
     for (;;) {
         uint32_t s = atomic_load_explicit(&job->state, memory_order_acquire);
         if (s == JOB_DONE)
@@ -505,6 +524,74 @@ static int spawn_worker(cth_pool_t *p)
     return err;
 }
 
+/* ---- memory ------------------------------------------------------------------- */
+
+static void pool_destroy(cth_pool_t *p)
+{
+    while (p->blocks) {
+        struct result_block *b = p->blocks;
+        p->blocks = b->next;
+        cth__free(b);
+    }
+    cth__free(p->threads);
+    cth__free(p->cells);
+    cth__free(p);
+}
+
+struct cth_result *cth__result_alloc(cth_pool_t *p)
+{
+    cth__lock_acquire_uninterrupted(&p->free_lock);
+    if (!p->free_results) {
+        struct result_block *b = cth__malloc(sizeof *b);
+        if (!b) {
+            cth_lock_release(&p->free_lock);
+            return NULL;
+        }
+        b->next = p->blocks;
+        p->blocks = b;
+        for (int i = 0; i < RESULT_BLOCK; i++) {
+            b->r[i].next = p->free_results;
+            p->free_results = &b->r[i];
+        }
+    }
+    struct cth_result *job = p->free_results;
+    p->free_results = job->next;
+    p->live++;
+    cth_lock_release(&p->free_lock);
+    return job;
+}
+
+/* Drop a count of live; the last one after cth_pool_free frees the pool. */
+static void pool_unref_locked(cth_pool_t *p)
+{
+    bool last = --p->live == 0 && p->dead;
+    cth_lock_release(&p->free_lock);
+    if (last)
+        pool_destroy(p);
+}
+
+void cth__result_release(struct cth_result *job)
+{
+    cth_pool_t *p = job->pool;
+    cth__lock_acquire_uninterrupted(&p->free_lock);
+    job->next = p->free_results;
+    p->free_results = job;
+    pool_unref_locked(p);
+}
+
+void cth__pool_ref(cth_pool_t *p)
+{
+    cth__lock_acquire_uninterrupted(&p->free_lock);
+    p->live++;
+    cth_lock_release(&p->free_lock);
+}
+
+void cth__pool_unref(cth_pool_t *p)
+{
+    cth__lock_acquire_uninterrupted(&p->free_lock);
+    pool_unref_locked(p);
+}
+
 /* ---- the pool ------------------------------------------------------------------- */
 
 static int cpu_count(void)
@@ -626,7 +713,7 @@ static int submit_async(cth_pool_t *pool, struct cth_result *job, const cth_resu
         job->cb = *opts;
     int err = cth__pool_submit(pool, job, false);
     if (err) {
-        cth__free(job);
+        cth__result_release(job);
         return err;
     }
     *res = job;
@@ -638,7 +725,7 @@ CTH_API int cth_pool_apply_async(cth_pool_t *pool, cth_pool_fn fn, void *arg,
 {
     if (!pool || !fn || !res)
         return CTH_EINVAL;
-    struct cth_result *job = cth__malloc(sizeof *job);
+    struct cth_result *job = cth__result_alloc(pool);
     if (!job)
         return CTH_ENOMEM;
     *job = (struct cth_result){.fn = fn, .arg = arg, .is_async = true};
@@ -647,13 +734,14 @@ CTH_API int cth_pool_apply_async(cth_pool_t *pool, cth_pool_fn fn, void *arg,
     cth__job_setup(job, pool, JOB_APPLY, 1, 1);
     if (opts)
         job->cb = *opts;
-    /* the lock-free path: from outside the pool's workers (a waiting worker
-     * helps with queue jobs only) and while the queue is empty (FIFO) */
+    /* the lock-free path: from outside the pool's workers (a worker that
+     * awaits its own task finds it in the queue and runs it: job_help) and
+     * while the queue is empty (FIFO) */
     if (tls_pool != pool && atomic_load(&pool->listed) == 0) {
         int err = ring_submit(pool, job);
         if (err != CTH_EAGAIN) {
             if (err)
-                cth__free(job);
+                cth__result_release(job);
             else
                 *res = job;
             return err;
@@ -694,7 +782,7 @@ static int map_async(cth_pool_t *pool, uint8_t kind, cth_pool_fn fn, const void 
 {
     if (!pool || !fn || (!items && n) || !res)
         return CTH_EINVAL;
-    struct cth_result *job = cth__malloc(sizeof *job);
+    struct cth_result *job = cth__result_alloc(pool);
     if (!job)
         return CTH_ENOMEM;
     *job = (struct cth_result){.is_async = true};
@@ -702,7 +790,7 @@ static int map_async(cth_pool_t *pool, uint8_t kind, cth_pool_fn fn, const void 
     if (n == 0) {
         /* Python's empty map_async: ready at once ([]), callback included. */
         if (atomic_load(&pool->state) != POOL_RUN) {
-            cth__free(job);
+            cth__result_release(job);
             return CTH_EINVAL;
         }
         if (opts)
@@ -829,7 +917,10 @@ CTH_API void cth_pool_free(cth_pool_t *pool)
         ;
     for (size_t i = 0; i < pool->nthreads; i++)
         cth_thread_free(pool->threads[i]);
-    cth__free(pool->threads);
-    cth__free(pool->cells);
-    cth__free(pool);
+    cth__lock_acquire_uninterrupted(&pool->free_lock);
+    pool->dead = true;
+    bool last = pool->live == 0;
+    cth_lock_release(&pool->free_lock);
+    if (last)
+        pool_destroy(pool);
 }

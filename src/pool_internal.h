@@ -55,6 +55,19 @@ struct cth_result {
 void cth__job_setup(struct cth_result *job, cth_pool_t *pool, uint8_t kind, size_t n,
                     size_t chunksize);
 
+/* An AsyncResult's memory, from the pool's free list (refilled a block of
+ * RESULT_BLOCK at a time); NULL when out of memory. The pool's memory stays
+ * until its last result is released. */
+struct cth_result *cth__result_alloc(cth_pool_t *pool);
+
+/* Give a result's memory back to its pool (job->pool). */
+void cth__result_release(struct cth_result *job);
+
+/* Keep the pool's memory past cth_pool_free (an imap iterator), and let it
+ * go. */
+void cth__pool_ref(cth_pool_t *pool);
+void cth__pool_unref(cth_pool_t *pool);
+
 /* Queue a job. internal: also accepted by a closed pool (an imap refill).
  * Returns 0, or CTH_EINVAL when the pool does not take it. */
 int cth__pool_submit(cth_pool_t *pool, struct cth_result *job, bool internal);

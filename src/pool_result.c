@@ -8,7 +8,7 @@
  * of JOB_DONE, so a reader that sees JOB_DONE (acquire) sees them. An async
  * result has two references, the caller's and the pool's; the pool's goes
  * when the job completes, after the callbacks and the wake-up, so whichever
- * drops the last one frees it. A blocking job (apply, map, parallel-for)
+ * drops the last one gives its memory back to the pool's free list. A blocking job (apply, map, parallel-for)
  * lives on its caller's stack: after the JOB_DONE store the completer
  * touches nothing but the futex address.
  */
@@ -17,7 +17,7 @@
 static void result_unref(struct cth_result *job)
 {
     if (atomic_fetch_sub(&job->refs, 1) == 1)
-        cth__free(job);
+        cth__result_release(job);
 }
 
 void cth__job_complete(struct cth_result *job)
