@@ -326,6 +326,11 @@ int main(void)
 #ifdef HAVE_OPENMP
     omp_set_num_threads(ncpu);
 #endif
+    /* the same 0.5 s window with no pool: what the sleeping main thread and
+     * the accounting cost on their own */
+    double b0 = bench_cpu();
+    cth_sleep(0.5);
+    double no_pool = bench_cpu() - b0;
     cth_pool_create(&pool, NULL);
 
     /* An idle pool, measured first, while the process has no other threads
@@ -339,7 +344,9 @@ int main(void)
     cth_sleep(0.5);
     double idle = bench_cpu() - c0;
     bench_heading("Pool: an idle pool after work (lower is better)");
-    printf("  idle pool of %d workers: %.3f ms CPU in 0.5 s\n", ncpu, idle * 1e3);
+    printf("  idle pool of %d workers: %.3f ms CPU in 0.5 s (no pool: %.3f ms)\n", ncpu,
+           idle * 1e3, no_pool * 1e3);
+    bench_record("idle pool", "no pool (baseline)", "cpu", no_pool * 1e3, "ms per 0.5 s", NAN);
     bench_record("idle pool", "cthreading", "cpu", idle * 1e3, "ms per 0.5 s", NAN);
 
     char title[160];

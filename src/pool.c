@@ -1,26 +1,50 @@
 /*
- * pool.c - the thread pool: workers, the job queue, apply, map, starmap,
- * parallel-for, close, terminate, join.
+ * pool.c - the thread pool: workers, the job queue and the task ring,
+ * apply, map, starmap, parallel-for, close, terminate, join, and the
+ * memory of AsyncResults.
  *
- * State. pool->lock guards the queue of jobs (a doubly linked FIFO), the
- * pool's state (RUN, CLOSE, TERMINATE; also read lock-free) and the list of
- * worker threads. Jobs are described in pool_internal.h: a worker takes the
- * oldest job with an unclaimed chunk under the lock, then keeps claiming
- * that job's chunks lock-free from its atomic counter, each claim made
- * while it still holds an unfinished chunk.
+ * State. pool->lock guards the queue of jobs (a doubly linked FIFO; `listed`
+ * mirrors its length for lock-free readers), the pool's state (RUN, CLOSE,
+ * TERMINATE; also read lock-free) and the list of worker threads. Jobs are
+ * described in pool_internal.h: a worker takes the oldest job with an
+ * unclaimed chunk under the lock, then keeps claiming that job's chunks
+ * lock-free from its atomic counter, each claim made while it still holds
+ * an unfinished chunk.
+ *
+ * The ring. A lone apply_async task submitted from outside the workers
+ * while the queue is empty goes instead into a bounded lock-free ring
+ * (Vyukov's MPMC queue, RING_CAP cells), and workers look there first: no
+ * lock on either side. While the queue holds a job, new lone tasks go to
+ * the queue too, so tasks still start in submission order; a full ring
+ * also sends them there. A ring task belongs to the thread that pops it;
+ * once the pool is terminated, whoever pops a task cancels it. `submitting`
+ * counts apply_async calls between their state check and their push:
+ * terminate waits for it to drop to zero before draining the ring, and a
+ * closed pool's worker exits only when it is zero (read before the ring),
+ * so no task is stranded.
  *
  * Parking. `seq` is bumped (seq_cst) by every event a worker may wait for
- * (a submission, close, terminate, the cache emptying); a worker reads it
- * under the lock before looking for work, spins briefly on it, then
- * announces itself in `sleepers` and futex-waits on it. A submitter bumps
- * seq, then wakes only if sleepers is non-zero and, for a lone task, no
- * worker is spinning (`spinners`; the spinner will take it): the seq_cst
- * pairs make a lost wake-up impossible and keep the busy path free of
- * syscalls.
+ * apart from a ring push (a queue submission, close, terminate, the cache
+ * emptying); a worker reads it before looking for work, spins briefly on it
+ * and on the ring, then announces itself in `sleepers`, looks at the ring
+ * once more and futex-waits on seq. A ring submitter wakes one worker (seq
+ * bump, then wake) only if one is parked, none is already being woken (see
+ * SLEEPER/WAKING) and none is spinning (`spinners`: the spinner sees the
+ * ring itself); a queue submitter bumps seq and wakes likewise for a lone
+ * task, up to one worker per chunk otherwise. The seq_cst pairs make
+ * a lost wake-up impossible and keep the busy path free of syscalls. A
+ * worker that takes a ring task and sees more wakes one more the same way; a get() whose ring task is still untaken after
+ * its spin (the spinner was preempted) wakes one too.
  *
- * Cache. `cache` counts the jobs not yet completed (and imap iterators
- * still reading their producer), as Python's job cache: a closed pool's
- * workers exit once the queue is empty and the cache is zero.
+ * Cache. `cache` counts the imap iterators still reading their producer
+ * (Python's job cache): a closed pool's workers exit once nothing is
+ * queued and the cache is zero.
+ *
+ * Memory. AsyncResults come from a free list refilled RESULT_BLOCK at a
+ * time and go back to it (free_lock guards the list, the blocks, `live`
+ * and `dead`). `live` counts the results and imap iterators alive; the
+ * pool's memory goes when cth_pool_free has run and live is zero, so both
+ * may outlive the pool.
  *
  * maxtasksperchild. A worker that has run that many chunks starts its
  * replacement (appended to the thread list before it exits, so join sees
@@ -45,6 +69,11 @@ struct ring_cell {
     struct cth_result *job;
 };
 
+/* Padding keeps the hot words apart: the line spinners poll (seq, the
+ * counters), the submitters' (submitting), the ring's two ends, and the
+ * free list. (Padding rather than _Alignas: the struct comes from malloc.) */
+#define PAD(name) char name[64]
+
 struct cth_pool {
     cth_lock_t lock;
     struct cth_result *head, *tail; /* queue (lock) */
@@ -53,22 +82,26 @@ struct cth_pool {
     _Atomic uint32_t sleepers;
     _Atomic uint32_t spinners;
     _Atomic size_t cache;
-    _Atomic size_t listed;      /* jobs linked in the queue */
+    _Atomic size_t listed; /* jobs linked in the queue */
+    PAD(pad0);
     _Atomic uint32_t submitting; /* apply_async calls inside their ring push */
-    struct ring_cell *cells;     /* the ring of lone async tasks (RING_CAP) */
-    _Alignas(64) _Atomic size_t enq;
-    _Alignas(64) _Atomic size_t deq;
-    _Alignas(64) int nworkers;
+    PAD(pad1);
+    _Atomic size_t enq;
+    PAD(pad2);
+    _Atomic size_t deq;
+    struct ring_cell *cells; /* the ring of lone async tasks (RING_CAP) */
+    int nworkers;
     void (*initializer)(void *);
     void *initarg;
     long maxtasks;
     cth_thread_t **threads; /* every worker ever started (lock) */
     size_t nthreads, cap;
-    cth_lock_t free_lock;               /* guards the next four */
-    struct cth_result *free_results;    /* recycled AsyncResults (via next) */
-    struct result_block *blocks;        /* every block allocated */
-    size_t live;                        /* results and imap iterators alive */
-    bool dead;                          /* cth_pool_free has run */
+    PAD(pad3);
+    cth_lock_t free_lock;            /* guards the next four */
+    struct cth_result *free_results; /* recycled AsyncResults (via next) */
+    struct result_block *blocks;     /* every block allocated */
+    size_t live;                     /* results and imap iterators alive */
+    bool dead;                       /* cth_pool_free has run */
 };
 
 #define RESULT_BLOCK 64 /* AsyncResults allocated at once */
@@ -157,12 +190,59 @@ static bool ring_ready(cth_pool_t *p)
     return atomic_load(&p->cells[pos & (RING_CAP - 1)].seq) == pos + 1;
 }
 
-/* Announce an event; wake up to n parked workers. A lone task (n == 1)
- * wakes nobody while a worker is spinning: that one will take it. */
+/* `sleepers` counts the workers in the parking path in two fields: those
+ * parked (SLEEPER units) and those being woken (WAKING units), a waker
+ * moving one from the first to the second. Each worker leaving takes a
+ * WAKING unit if there is one, else its own: the sum stays the number
+ * inside, and a WAKING unit always has a worker on its way out to take
+ * it. While one is on its way, lone tasks wake nobody more (no storm of
+ * wake-ups while the first is still coming). */
+#define SLEEPER 1u
+#define WAKING 0x10000u
+
+/* Claim a parked worker to wake: false if none, if one is already being
+ * woken, or (spinner_enough) if a worker is spinning and will see the work.
+ * The claim comes before the caller's seq bump, so the claimed worker's
+ * futex wait cannot miss it. */
+static bool claim_sleeper(cth_pool_t *p, bool spinner_enough)
+{
+    uint32_t w = atomic_load(&p->sleepers);
+    while ((w & (WAKING - 1)) && w < WAKING) {
+        if (spinner_enough && atomic_load(&p->spinners))
+            return false;
+        if (atomic_compare_exchange_weak(&p->sleepers, &w, w - SLEEPER + WAKING))
+            return true;
+    }
+    return false;
+}
+
+/* Wake one parked worker for a lone task (see claim_sleeper). */
+static void wake_one(cth_pool_t *p, bool spinner_enough)
+{
+    if (claim_sleeper(p, spinner_enough)) {
+        atomic_fetch_add(&p->seq, 1);
+        cth__futex_wake(&p->seq, 1);
+    }
+}
+
+/* A worker leaves the parking path. */
+static void leave_parking(cth_pool_t *p)
+{
+    uint32_t w = atomic_load(&p->sleepers);
+    while (!atomic_compare_exchange_weak(&p->sleepers, &w,
+                                         w >= WAKING ? w - WAKING : w - SLEEPER))
+        ;
+}
+
+/* Announce an event (seq, which spinners watch); wake up to n parked
+ * workers. A lone task (n == 1) wakes as wake_one does. */
 static void wake_workers(cth_pool_t *p, int n)
 {
+    bool one = n == 1 && claim_sleeper(p, true);
     atomic_fetch_add(&p->seq, 1);
-    if (atomic_load(&p->sleepers) && (n > 1 || atomic_load(&p->spinners) == 0))
+    if (one)
+        cth__futex_wake(&p->seq, 1);
+    else if (n > 1 && atomic_load(&p->sleepers))
         cth__futex_wake(&p->seq, n);
 }
 
@@ -361,11 +441,8 @@ int cth__job_wait(struct cth_result *job, int64_t deadline)
     }
     /* Still not taken after the spin: the worker that was spinning when it
      * was pushed (so nobody was woken) may have been preempted. Wake one. */
-    if (job->in_ring && atomic_load_explicit(&job->claim, memory_order_relaxed) == 0 &&
-        atomic_load(&p->sleepers)) {
-        atomic_fetch_add(&p->seq, 1);
-        cth__futex_wake(&p->seq, 1);
-    }
+    if (job->in_ring && atomic_load_explicit(&job->claim, memory_order_relaxed) == 0)
+        wake_one(p, false);
     for (;;) {
         uint32_t s = atomic_load_explicit(&job->state, memory_order_acquire);
         if (s == JOB_DONE)
@@ -425,8 +502,8 @@ static struct cth_result *take_work(cth_pool_t *p, size_t *chunk)
         struct cth_result *job = ring_take(p);
         if (job) {
             /* more lone tasks and nobody to notice them: wake a sleeper */
-            if (ring_ready(p) && atomic_load(&p->sleepers) && !atomic_load(&p->spinners))
-                wake_workers(p, 1);
+            if (ring_ready(p))
+                wake_one(p, true);
             *chunk = 0;
             return job;
         }
@@ -445,11 +522,11 @@ static struct cth_result *take_work(cth_pool_t *p, size_t *chunk)
             /* sleepers up before spinners down, both before the ring is
              * looked at again and the futex re-reads seq: a submitter sees
              * one or the other, or its task is seen here */
-            atomic_fetch_add(&p->sleepers, 1);
+            atomic_fetch_add(&p->sleepers, SLEEPER);
             atomic_fetch_sub(&p->spinners, 1);
             if (!ring_ready(p))
                 cth__futex_wait(&p->seq, seq, CTH__NO_DEADLINE);
-            atomic_fetch_sub(&p->sleepers, 1);
+            leave_parking(p);
         } else {
             atomic_fetch_sub(&p->spinners, 1);
         }
@@ -699,10 +776,7 @@ static int ring_submit(cth_pool_t *p, struct cth_result *job)
         return CTH_EAGAIN;
     }
     /* a spinner sees the ring itself: no seq bump, no system call */
-    if (atomic_load(&p->sleepers) && !atomic_load(&p->spinners)) {
-        atomic_fetch_add(&p->seq, 1);
-        cth__futex_wake(&p->seq, 1);
-    }
+    wake_one(p, true);
     return 0;
 }
 
