@@ -26,7 +26,8 @@
  * Parking. `seq` is bumped (seq_cst) by every event a worker may wait for
  * apart from a ring push (a queue submission, close, terminate, the cache
  * emptying); a worker reads it before looking for work, spins briefly on it
- * and on the ring, then announces itself in `sleepers`, looks at the ring
+ * and on the ring if no other worker is spinning (one spinner at most),
+ * then announces itself in `sleepers`, looks at the ring
  * once more and futex-waits on seq. A ring submitter wakes one worker (seq
  * bump, then wake) only if one is parked, none is already being woken (see
  * SLEEPER/WAKING) and none is spinning (`spinners`: the spinner sees the
@@ -511,19 +512,23 @@ static struct cth_result *take_work(cth_pool_t *p, size_t *chunk)
             return job;
         if (st == POOL_CLOSE && may_exit(p))
             return NULL;
-        atomic_fetch_add(&p->spinners, 1);
+        /* one spinner at a time (it wakes another if it finds more work):
+         * the others park at once, leaving the cores to the submitters */
+        uint32_t none = 0;
+        bool spinner = atomic_compare_exchange_strong(&p->spinners, &none, 1);
         int spin = 0;
-        while (spin < WORKER_SPIN && atomic_load_explicit(&p->seq, memory_order_relaxed) == seq &&
-               !ring_ready(p)) {
+        while (spinner && spin < WORKER_SPIN &&
+               atomic_load_explicit(&p->seq, memory_order_relaxed) == seq && !ring_ready(p)) {
             cth__cpu_relax();
             spin++;
         }
-        if (spin == WORKER_SPIN) {
+        if (!spinner || spin == WORKER_SPIN) {
             /* sleepers up before spinners down, both before the ring is
              * looked at again and the futex re-reads seq: a submitter sees
              * one or the other, or its task is seen here */
             atomic_fetch_add(&p->sleepers, SLEEPER);
-            atomic_fetch_sub(&p->spinners, 1);
+            if (spinner)
+                atomic_fetch_sub(&p->spinners, 1);
             if (!ring_ready(p))
                 cth__futex_wait(&p->seq, seq, CTH__NO_DEADLINE);
             leave_parking(p);
