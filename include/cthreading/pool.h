@@ -5,9 +5,12 @@
  *
  * A pool owns N daemon worker threads named "PoolWorker-K". Work is handed
  * out in chunks: a map over n items is one job whose chunks the workers
- * claim from a shared atomic counter, so a map costs one allocation (none
- * for the blocking calls) whatever n is, and an idle worker parks on a
- * futex after a short spin, costing no CPU.
+ * claim from a shared atomic counter, so a map costs one AsyncResult
+ * (none for the blocking calls) whatever n is. AsyncResults are recycled
+ * by their pool, so a steady stream of apply_async allocates nothing; lone
+ * tasks go through a lock-free ring. One idle worker spins briefly (~0.1
+ * ms) before parking on a futex, the others park at once: an idle pool
+ * costs no CPU.
  *
  * Tasks. A task is `int fn(void *arg, void **result)`: it stores its value
  * in *result and returns 0, or returns a negative code (a CTH_E* code or
