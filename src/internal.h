@@ -32,6 +32,10 @@ static inline int cth__check_timeout(double timeout)
  * CTH__NO_DEADLINE, 0 gives "now" (already due). */
 int64_t cth__deadline(double timeout);
 
+/* What is left of a deadline, as a timeout for a nested call: CTH_FOREVER
+ * for CTH__NO_DEADLINE, else the seconds to go (0 once it has passed). */
+double cth__timeout_left(int64_t deadline);
+
 /* Validate and convert in one step: 0, CTH_EINVAL or CTH_EOVERFLOW. */
 static inline int cth__timeout_to_deadline(double timeout, int64_t *deadline)
 {

@@ -48,7 +48,7 @@ static void tour_pool(void)
     say("the same jobs with Pool(%d).map:              %.2f s (results in order: %d..%d)", JOBS,
         tour_now() - t0, (int)(uintptr_t)out[0], (int)(uintptr_t)out[JOBS - 1]);
     cth_pool_close(pool);
-    cth_pool_join(pool);
+    cth_pool_join(pool, CTH_FOREVER);
     cth_pool_free(pool);
 
     static void *items[CPU_ITEMS], *res[CPU_ITEMS];
