@@ -37,6 +37,47 @@ _Static_assert(sizeof(cth_rlock_t) == 24 || sizeof(void *) != 8, "cth_rlock_t AB
 #define TICKET 4u
 #define HUNGRY_ONE 8u
 
+/* glibc tells whether the process has only ever had one thread; while it
+ * has, the fast paths need no atomic read-modify-write (glibc's own mutex
+ * does the same). Elsewhere the answer is always "no". */
+#if defined(__has_include)
+#if __has_include(<sys/single_threaded.h>)
+#include <sys/single_threaded.h>
+#define SINGLE_THREADED() __builtin_expect(__libc_single_threaded, 0)
+#endif
+#endif
+#ifndef SINGLE_THREADED
+#define SINGLE_THREADED() 0
+#endif
+
+/* Take a free lock nobody waits for (0 -> LOCKED); false otherwise. */
+static inline bool lock_take_fast(_Atomic uint32_t *state)
+{
+    uint32_t s = 0;
+    if (SINGLE_THREADED()) {
+        if (atomic_load_explicit(state, memory_order_relaxed) != 0)
+            return false;
+        atomic_store_explicit(state, LOCKED, memory_order_relaxed);
+        return true;
+    }
+    return atomic_compare_exchange_strong_explicit(state, &s, LOCKED, memory_order_acquire,
+                                                   memory_order_relaxed);
+}
+
+/* Release a lock nobody waits for (LOCKED -> 0); false otherwise. */
+static inline bool lock_give_fast(_Atomic uint32_t *state)
+{
+    uint32_t s = LOCKED;
+    if (SINGLE_THREADED()) {
+        if (atomic_load_explicit(state, memory_order_relaxed) != LOCKED)
+            return false;
+        atomic_store_explicit(state, 0, memory_order_relaxed);
+        return true;
+    }
+    return atomic_compare_exchange_strong_explicit(state, &s, 0, memory_order_release,
+                                                   memory_order_relaxed);
+}
+
 #define SPIN_TRIES 100
 #define HUNGRY_NS 1000000 /* 1 ms, as PyMutex's TIME_TO_BE_FAIR_NS */
 
@@ -69,7 +110,7 @@ static int lock_wait_hungry(_Atomic uint32_t *state, _Atomic uint32_t *seq, int6
     }
 }
 
-static int lock_acquire_slow(cth_lock_t *lock, int64_t deadline)
+static __attribute__((noinline)) int lock_acquire_slow(cth_lock_t *lock, int64_t deadline)
 {
     _Atomic uint32_t *state = CTH__ATOMIC_U32(&lock->_state);
     uint32_t s;
@@ -125,7 +166,9 @@ CTH_API int cth_lock_init(cth_lock_t *lock)
     return 0;
 }
 
-CTH_API int cth_lock_acquire(cth_lock_t *lock, double timeout)
+/* Everything but the uncontended case: argument errors, try, spin, park. Kept
+ * out of line so that the fast path below needs no stack frame. */
+static __attribute__((noinline)) int lock_acquire_contended(cth_lock_t *lock, double timeout)
 {
     if (!lock)
         return CTH_EINVAL;
@@ -142,6 +185,14 @@ CTH_API int cth_lock_acquire(cth_lock_t *lock, double timeout)
     return lock_acquire_slow(lock, cth__deadline(timeout));
 }
 
+CTH_API int cth_lock_acquire(cth_lock_t *lock, double timeout)
+{
+    if (__builtin_expect(lock && !cth__check_timeout(timeout), 1) &&
+        lock_take_fast(CTH__ATOMIC_U32(&lock->_state)))
+        return 0;
+    return lock_acquire_contended(lock, timeout);
+}
+
 int cth__lock_acquire_uninterrupted(cth_lock_t *lock)
 {
     int interrupted = 0;
@@ -150,15 +201,14 @@ int cth__lock_acquire_uninterrupted(cth_lock_t *lock)
     return interrupted;
 }
 
-CTH_API int cth_lock_release(cth_lock_t *lock)
+/* Release when someone may wait or the lock is not held: hand off, wake, or
+ * report the misuse. */
+static __attribute__((noinline)) int lock_release_contended(cth_lock_t *lock)
 {
     if (!lock)
         return CTH_EINVAL;
     _Atomic uint32_t *state = CTH__ATOMIC_U32(&lock->_state);
-    uint32_t s = LOCKED;
-    if (atomic_compare_exchange_strong_explicit(state, &s, 0, memory_order_release,
-                                                memory_order_relaxed))
-        return 0;
+    uint32_t s = atomic_load_explicit(state, memory_order_relaxed);
     for (;;) {
         if (!(s & LOCKED) || (s & TICKET))
             return CTH_EPERM; /* unlocked, or handed off and not yet taken */
@@ -178,6 +228,13 @@ CTH_API int cth_lock_release(cth_lock_t *lock)
             return 0;
         }
     }
+}
+
+CTH_API int cth_lock_release(cth_lock_t *lock)
+{
+    if (__builtin_expect(lock != NULL, 1) && lock_give_fast(CTH__ATOMIC_U32(&lock->_state)))
+        return 0;
+    return lock_release_contended(lock);
 }
 
 CTH_API bool cth_lock_locked(const cth_lock_t *lock)
@@ -213,26 +270,42 @@ CTH_API int cth_rlock_init(cth_rlock_t *rlock)
     return 0;
 }
 
-CTH_API int cth_rlock_acquire(cth_rlock_t *rlock, double timeout)
+/* RLock.acquire beyond the fast paths: errors, the count's overflow, and a
+ * lock held by another thread. */
+static __attribute__((noinline)) int rlock_acquire_slow(cth_rlock_t *rlock, double timeout)
 {
     if (!rlock)
         return CTH_EINVAL;
+    int err = cth__check_timeout(timeout);
+    if (err)
+        return err;
     uintptr_t me = cth__self_token();
-    if (rlock_owner(rlock) == me) {
-        int err = cth__check_timeout(timeout);
-        if (err)
-            return err;
-        if (rlock->_count == UINT32_MAX)
-            return CTH_EOVERFLOW;
-        rlock->_count++;
-        return 0;
-    }
-    int err = cth_lock_acquire(&rlock->_lock, timeout);
+    if (rlock_owner(rlock) == me)
+        return CTH_EOVERFLOW; /* the fast path takes every other recursion */
+    err = cth_lock_acquire(&rlock->_lock, timeout);
     if (err)
         return err;
     rlock_set_owner(rlock, me);
     rlock->_count = 1;
     return 0;
+}
+
+CTH_API int cth_rlock_acquire(cth_rlock_t *rlock, double timeout)
+{
+    if (__builtin_expect(rlock && !cth__check_timeout(timeout), 1)) {
+        uintptr_t me = cth__self_token();
+        if (rlock_owner(rlock) == me) {
+            if (__builtin_expect(rlock->_count != UINT32_MAX, 1)) {
+                rlock->_count++;
+                return 0;
+            }
+        } else if (lock_take_fast(CTH__ATOMIC_U32(&rlock->_lock._state))) {
+            rlock_set_owner(rlock, me);
+            rlock->_count = 1;
+            return 0;
+        }
+    }
+    return rlock_acquire_slow(rlock, timeout);
 }
 
 CTH_API int cth_rlock_release(cth_rlock_t *rlock)
@@ -243,7 +316,8 @@ CTH_API int cth_rlock_release(cth_rlock_t *rlock)
         return CTH_EPERM;
     if (--rlock->_count == 0) {
         rlock_set_owner(rlock, 0);
-        cth_lock_release(&rlock->_lock);
+        if (!lock_give_fast(CTH__ATOMIC_U32(&rlock->_lock._state)))
+            lock_release_contended(&rlock->_lock);
     }
     return 0;
 }
