@@ -32,7 +32,7 @@ _Thread_local char cth__self_token_var __attribute__((tls_model("initial-exec"))
 _Static_assert(sizeof(cth_lock_t) == 8, "cth_lock_t ABI");
 _Static_assert(sizeof(cth_rlock_t) == 24 || sizeof(void *) != 8, "cth_rlock_t ABI");
 
-#define LOCKED 1u
+#define LOCKED CTH__LOCK_LOCKED
 #define PARKED 2u
 #define TICKET 4u
 #define HUNGRY_ONE 8u
@@ -110,7 +110,11 @@ static int lock_wait_hungry(_Atomic uint32_t *state, _Atomic uint32_t *seq, int6
     }
 }
 
-static __attribute__((noinline)) int lock_acquire_slow(cth_lock_t *lock, int64_t deadline)
+/* The contended acquire: spin, park, turn hungry. keep is PARKED when the
+ * caller may have slept on _state (a requeued condition waiter), so that the
+ * flag survives its acquisition, else 0. */
+static __attribute__((noinline)) int lock_acquire_slow(cth_lock_t *lock, int64_t deadline,
+                                                       uint32_t keep)
 {
     _Atomic uint32_t *state = CTH__ATOMIC_U32(&lock->_state);
     uint32_t s;
@@ -118,8 +122,8 @@ static __attribute__((noinline)) int lock_acquire_slow(cth_lock_t *lock, int64_t
     for (int i = 0; i < SPIN_TRIES; i++) {
         s = atomic_load_explicit(state, memory_order_relaxed);
         if (!(s & LOCKED)) {
-            if (atomic_compare_exchange_weak_explicit(state, &s, s | LOCKED, memory_order_acquire,
-                                                      memory_order_relaxed))
+            if (atomic_compare_exchange_weak_explicit(state, &s, s | LOCKED | keep,
+                                                      memory_order_acquire, memory_order_relaxed))
                 return 0;
             continue;
         }
@@ -182,7 +186,7 @@ static __attribute__((noinline)) int lock_acquire_contended(cth_lock_t *lock, do
         return 0;
     if (timeout == 0)
         return CTH_EAGAIN;
-    return lock_acquire_slow(lock, cth__deadline(timeout));
+    return lock_acquire_slow(lock, cth__deadline(timeout), 0);
 }
 
 CTH_API int cth_lock_acquire(cth_lock_t *lock, double timeout)
@@ -197,6 +201,14 @@ int cth__lock_acquire_uninterrupted(cth_lock_t *lock)
 {
     int interrupted = 0;
     while (cth_lock_acquire(lock, CTH_FOREVER) == CTH_EINTR)
+        interrupted = 1;
+    return interrupted;
+}
+
+int cth__lock_acquire_woken(cth_lock_t *lock)
+{
+    int interrupted = 0;
+    while (lock_acquire_slow(lock, CTH__NO_DEADLINE, PARKED) == CTH_EINTR)
         interrupted = 1;
     return interrupted;
 }
@@ -239,11 +251,7 @@ CTH_API int cth_lock_release(cth_lock_t *lock)
 
 CTH_API bool cth_lock_locked(const cth_lock_t *lock)
 {
-    if (!lock)
-        return false;
-    return atomic_load_explicit(CTH__ATOMIC_U32(&((cth_lock_t *)lock)->_state),
-                                memory_order_relaxed) &
-           LOCKED;
+    return lock && cth__lock_held(lock);
 }
 
 /* ---- RLock ---------------------------------------------------------------- */
@@ -324,7 +332,7 @@ CTH_API int cth_rlock_release(cth_rlock_t *rlock)
 
 CTH_API bool cth_rlock_locked(const cth_rlock_t *rlock)
 {
-    return rlock && cth_lock_locked(&rlock->_lock);
+    return rlock && cth__lock_held(&rlock->_lock);
 }
 
 CTH_API bool cth_rlock_is_owned(const cth_rlock_t *rlock)
@@ -337,6 +345,13 @@ CTH_API unsigned cth_rlock_recursion_count(const cth_rlock_t *rlock)
     return cth_rlock_is_owned(rlock) ? rlock->_count : 0;
 }
 
+void cth__lock_requeue(cth_lock_t *lock, _Atomic uint32_t *from, uint32_t expected)
+{
+    _Atomic uint32_t *state = CTH__ATOMIC_U32(&lock->_state);
+    if (cth__futex_requeue(from, expected, state))
+        atomic_fetch_or_explicit(state, PARKED, memory_order_relaxed);
+}
+
 void cth__rlock_release_save(cth_rlock_t *rlock, uint32_t *count)
 {
     *count = rlock->_count;
@@ -347,7 +362,7 @@ void cth__rlock_release_save(cth_rlock_t *rlock, uint32_t *count)
 
 int cth__rlock_acquire_restore(cth_rlock_t *rlock, uint32_t count)
 {
-    int interrupted = cth__lock_acquire_uninterrupted(&rlock->_lock);
+    int interrupted = cth__lock_acquire_woken(&rlock->_lock);
     rlock_set_owner(rlock, cth__self_token());
     rlock->_count = count;
     return interrupted;
