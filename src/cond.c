@@ -19,8 +19,9 @@
  * requeued onto the lock's word (with the lock's PARKED flag set), and the
  * release of the lock wakes it, one waiter per release: notify_all makes a
  * chain, not a stampede. A waiter that had not gone to sleep yet costs the
- * notifier no system call at all. A woken waiter re-takes the lock keeping
- * PARKED set, since more requeued waiters may sleep behind it.
+ * notifier no system call at all. A waiter that slept and was notified
+ * re-takes the lock keeping PARKED set, since more requeued waiters may
+ * sleep behind it.
  */
 #include "internal.h"
 
@@ -142,19 +143,23 @@ CTH_API int cth_cond_wait(cth_cond_t *cond, double timeout)
         cth__rlock_release_save(cond_rlock(cond), &count);
 
     int r = 0;
+    bool requeued = false; /* whether a notify may have moved us to the lock */
     uint32_t v = AWAKE;
     if (atomic_compare_exchange_strong_explicit(&w.word, &v, SLEEPING, memory_order_acquire,
                                                 memory_order_acquire)) {
         do
             r = cth__futex_wait(&w.word, SLEEPING, deadline);
         while (!r && atomic_load_explicit(&w.word, memory_order_acquire) != NOTIFIED);
+        requeued = atomic_load_explicit(&w.word, memory_order_acquire) == NOTIFIED;
     }
 
     int interrupted;
-    if (cond->_kind == COND_LOCK)
+    if (cond->_kind != COND_LOCK)
+        interrupted = cth__rlock_acquire_restore(cond_rlock(cond), count, requeued);
+    else if (requeued)
         interrupted = cth__lock_acquire_woken((cth_lock_t *)cond->_lock);
     else
-        interrupted = cth__rlock_acquire_restore(cond_rlock(cond), count);
+        interrupted = cth__lock_acquire_uninterrupted((cth_lock_t *)cond->_lock);
 
     if (atomic_load_explicit(&w.word, memory_order_acquire) == NOTIFIED) {
         /* Notified: that wins; an interruption that came too is kept for

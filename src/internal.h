@@ -169,11 +169,12 @@ static inline bool cth__lock_held(const cth_lock_t *lock)
  * *count (Python's _release_save). The caller has checked ownership. */
 void cth__rlock_release_save(cth_rlock_t *rlock, uint32_t *count);
 
-/* Re-acquire an RLock with a saved count (Python's _acquire_restore), as
- * cth__lock_acquire_woken: without limit, not interrupted (returns 1 if an
- * interruption of the main thread arrived meanwhile, else 0), keeping the
- * lock's parked flag. */
-int cth__rlock_acquire_restore(cth_rlock_t *rlock, uint32_t count);
+/* Re-acquire an RLock with a saved count (Python's _acquire_restore):
+ * without limit, not interrupted (returns 1 if an interruption of the main
+ * thread arrived meanwhile, else 0); as cth__lock_acquire_woken when
+ * requeued (the caller's futex may have been requeued onto the lock's word),
+ * else as cth__lock_acquire_uninterrupted. */
+int cth__rlock_acquire_restore(cth_rlock_t *rlock, uint32_t count, bool requeued);
 
 /* Acquire a Lock after a wait whose futex may have been requeued onto the
  * lock's word (cth__futex_requeue): as cth__lock_acquire_uninterrupted, but

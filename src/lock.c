@@ -360,9 +360,10 @@ void cth__rlock_release_save(cth_rlock_t *rlock, uint32_t *count)
     cth_lock_release(&rlock->_lock);
 }
 
-int cth__rlock_acquire_restore(cth_rlock_t *rlock, uint32_t count)
+int cth__rlock_acquire_restore(cth_rlock_t *rlock, uint32_t count, bool requeued)
 {
-    int interrupted = cth__lock_acquire_woken(&rlock->_lock);
+    int interrupted = requeued ? cth__lock_acquire_woken(&rlock->_lock)
+                               : cth__lock_acquire_uninterrupted(&rlock->_lock);
     rlock_set_owner(rlock, cth__self_token());
     rlock->_count = count;
     return interrupted;
