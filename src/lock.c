@@ -10,7 +10,10 @@
  *   bits 3.. HUNGRY count: waiters that have waited over HUNGRY_NS and now
  *                  sleep on _spare, the hand-off sequence word.
  * Uncontended, acquire is one compare-and-swap 0 -> LOCKED and release one
- * compare-and-swap LOCKED -> 0: no system call. A contended acquire spins
+ * compare-and-swap LOCKED -> 0: no system call, no stack frame (everything
+ * else is out of line), and while the process has only ever had one thread
+ * a plain load and store instead (glibc's __libc_single_threaded, as its
+ * own mutex does). A contended acquire spins
  * briefly while the holder runs and nobody is parked, then parks on _state
  * (setting PARKED). A waiter still waiting after HUNGRY_NS becomes hungry:
  * from then on a release does not unlock but sets TICKET and wakes one
@@ -18,7 +21,10 @@
  * hungry waiter that gives up (timeout, interruption) takes a pending TICKET
  * if there is one, so a handed-off lock is never stranded; the decision to
  * hand off and the count of hungry waiters live in the same word, so they
- * cannot disagree. Any thread may release.
+ * cannot disagree. Any thread may release. A Condition's notify may move
+ * (requeue) a sleeping waiter from its own word onto _state, setting PARKED
+ * (cth__lock_requeue): the waiter is then woken by a release like any parked
+ * acquirer, and re-takes the lock keeping PARKED (cth__lock_acquire_woken).
  *
  * RLock is a Lock plus the owner's identity (a per-thread address, see
  * cth__self_token) and a recursion count. Only the owner writes the count;
