@@ -6,7 +6,13 @@
  * ~0, 50 ns and 1 us (and the longest wait any thread saw); lockskew (Go
  * issue 13086: the worst wait of a thread that sleeps 100 us between
  * attempts while another holds the lock 100 us at a time); Condition
- * ping-pong and Event set/wait round trips against a pthread cond.
+ * ping-pong and Event set/wait round trips against a pthread cond; notify
+ * with no waiter; notify_all to 8 waiters until all are through.
+ * The uncontended rows run twice: in a process that has only had one thread
+ * (where glibc's mutex skips its atomic instructions, and so does Lock),
+ * then with a second thread alive, as in any threaded program.
+ * `bench_locks [uncontended] [contended] [lockskew] [pingpong]` runs only
+ * the families named; about 25 s for all of them at the default 11 reps.
  */
 #include "bench.h"
 
@@ -362,6 +368,86 @@ static double run_signal_empty(void *ctx)
     return dt / UNCONTENDED_OPS * 1e9;
 }
 
+/* ---- notify_all ------------------------------------------------------------------------- */
+
+/* notify_all to 8 sleeping waiters, each of which then takes the lock and
+ * runs a 1 us critical section: the time until the last is through (us).
+ * Waking all at once makes them collide on the lock; a requeue or a chain
+ * of single wake-ups does not. */
+#define NA_WAITERS 8
+
+struct na {
+    int cth; /* 1: cthreading Condition over a Lock, 0: pthread */
+    int waiting, go;
+    double done_at; /* the last critical section's end, under the lock */
+};
+static struct na na_ctx;
+static cth_lock_t na_lock;
+static cth_cond_t na_cond = CTH_COND_INIT_LOCK(&na_lock);
+static pthread_mutex_t na_m = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t na_c = PTHREAD_COND_INITIALIZER;
+
+static void *na_waiter(void *arg)
+{
+    struct na *n = arg;
+    if (n->cth) {
+        cth_lock_acquire(&na_lock, CTH_FOREVER);
+        n->waiting++;
+        while (!n->go)
+            cth_cond_wait(&na_cond, CTH_FOREVER);
+        spin_work(1000 * spin_per_ns_x100 / 100);
+        n->done_at = bench_now();
+        cth_lock_release(&na_lock);
+    } else {
+        pthread_mutex_lock(&na_m);
+        n->waiting++;
+        while (!n->go)
+            pthread_cond_wait(&na_c, &na_m);
+        spin_work(1000 * spin_per_ns_x100 / 100);
+        n->done_at = bench_now();
+        pthread_mutex_unlock(&na_m);
+    }
+    return NULL;
+}
+
+static double run_notify_all(void *ctx)
+{
+    struct na *n = &na_ctx;
+    n->cth = ctx != NULL;
+    n->waiting = n->go = 0;
+    pthread_t t[NA_WAITERS];
+    for (int i = 0; i < NA_WAITERS; i++)
+        pthread_create(&t[i], NULL, na_waiter, n);
+    for (int ready = 0; ready < NA_WAITERS;) {
+        sleep_us(1000);
+        if (n->cth) {
+            cth_lock_acquire(&na_lock, CTH_FOREVER);
+            ready = n->waiting;
+            cth_lock_release(&na_lock);
+        } else {
+            pthread_mutex_lock(&na_m);
+            ready = n->waiting;
+            pthread_mutex_unlock(&na_m);
+        }
+    }
+    sleep_us(2000); /* let the last ones fall asleep */
+    double t0 = bench_now();
+    if (n->cth) {
+        cth_lock_acquire(&na_lock, CTH_FOREVER);
+        n->go = 1;
+        cth_cond_notify_all(&na_cond);
+        cth_lock_release(&na_lock);
+    } else {
+        pthread_mutex_lock(&na_m);
+        n->go = 1;
+        pthread_cond_broadcast(&na_c);
+        pthread_mutex_unlock(&na_m);
+    }
+    for (int i = 0; i < NA_WAITERS; i++)
+        pthread_join(t[i], NULL);
+    return (n->done_at - t0) * 1e6;
+}
+
 /* An idle thread that keeps the process multi-threaded while it lives. */
 static pthread_mutex_t idle_gate = PTHREAD_MUTEX_INITIALIZER;
 static void *idle_thread(void *arg)
@@ -462,6 +548,11 @@ static void family_pingpong(int reps)
         {"cthreading notify", run_notify_empty, NULL},
     };
     bench_compare("notify, no waiter", "latency", "ns", ne, 2, reps, NULL);
+    struct bench_system na[] = {
+        {"pthread_cond_broadcast", run_notify_all, NULL},
+        {"cthreading notify_all", run_notify_all, &na_ctx},
+    };
+    bench_compare("notify_all, 8 waiters, 1 us each", "all_through", "us", na, 2, reps, NULL);
 }
 
 /* The families, run in this order; `bench_locks NAME...` runs only those. */
