@@ -149,7 +149,9 @@ static __attribute__((noinline)) int lock_acquire_slow(cth_lock_t *lock, int64_t
         }
         int64_t now = cth__now_ns();
         if (now >= hungry_at) {
-            if (atomic_compare_exchange_weak_explicit(state, &s, s + HUNGRY_ONE,
+            /* Keep PARKED: the release that woke us cleared it, and others
+             * may still sleep on _state. */
+            if (atomic_compare_exchange_weak_explicit(state, &s, (s | PARKED) + HUNGRY_ONE,
                                                       memory_order_relaxed, memory_order_relaxed))
                 return lock_wait_hungry(state, CTH__ATOMIC_U32(&lock->_spare), deadline);
             continue;
@@ -161,8 +163,13 @@ static __attribute__((noinline)) int lock_acquire_slow(cth_lock_t *lock, int64_t
         int r = cth__futex_wait(state, s | PARKED, deadline < hungry_at ? deadline : hungry_at);
         if (r == CTH_ETIMEDOUT && deadline >= hungry_at)
             r = 0; /* only the patience ran out: become hungry */
-        if (r)
+        if (r) {
+            /* An interrupted main thread may have been woken by a release
+             * as well: pass that wake-up on rather than strand a sleeper. */
+            if (r == CTH_EINTR)
+                cth__futex_wake(state, 1);
             return r;
+        }
         s = atomic_load_explicit(state, memory_order_relaxed);
     }
 }
