@@ -98,14 +98,6 @@ static bool released(void *arg)
     return get_state(w->b) != FILLING || w->b->_cycle != w->cycle;
 }
 
-static double time_left(int64_t deadline)
-{
-    if (deadline == CTH__NO_DEADLINE)
-        return CTH_FOREVER;
-    int64_t left = deadline - cth__now_ns();
-    return left > 0 ? (double)left / 1e9 : 0;
-}
-
 /* The last arrival: run the action, then release everyone (Python's
  * _release). Returns 0 or the action's failure. */
 static int barrier_release(cth_barrier_t *b)
@@ -137,7 +129,7 @@ CTH_API int cth_barrier_wait(cth_barrier_t *barrier, double timeout)
     barrier_lock(b);
 
     /* Python's _enter: wait while the previous cycle drains or resets. */
-    int r = cth_cond_wait_for(&b->_cond, not_draining, b, time_left(deadline));
+    int r = cth_cond_wait_for(&b->_cond, not_draining, b, cth__timeout_left(deadline));
     if (r == 0) {
         barrier_break(b); /* our timeout ran out: it breaks the barrier */
         r = CTH_EBROKEN;
@@ -156,7 +148,7 @@ CTH_API int cth_barrier_wait(cth_barrier_t *barrier, double timeout)
     } else {
         /* Python's _wait. */
         struct waiting w = {b, b->_cycle};
-        r = cth_cond_wait_for(&b->_cond, released, &w, time_left(deadline));
+        r = cth_cond_wait_for(&b->_cond, released, &w, cth__timeout_left(deadline));
         if (r <= 0) {
             barrier_break(b); /* timeout or interruption */
             r = r == 0 ? CTH_EBROKEN : r;

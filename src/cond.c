@@ -186,13 +186,9 @@ CTH_API int cth_cond_wait_for(cth_cond_t *cond, cth_predicate_fn predicate, void
     for (;;) {
         if (predicate(arg))
             return 1;
-        double left = CTH_FOREVER;
-        if (deadline != CTH__NO_DEADLINE) {
-            int64_t now = cth__now_ns();
-            if (now >= deadline)
-                return 0;
-            left = (double)(deadline - now) / 1e9;
-        }
+        double left = cth__timeout_left(deadline);
+        if (left == 0)
+            return 0;
         err = cth_cond_wait(cond, left);
         if (err && err != CTH_ETIMEDOUT)
             return err;

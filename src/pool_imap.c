@@ -292,12 +292,7 @@ CTH_API int cth_imap_next(cth_imap_t *it, double timeout, void **value)
         }
         if (take_locked(it, &v, &err))
             break;
-        double left = -1.0;
-        if (deadline != CTH__NO_DEADLINE) {
-            int64_t ns = deadline - cth__now_ns();
-            left = ns > 0 ? (double)ns / 1e9 : 0.0;
-        }
-        int r = cth_cond_wait(&it->cond, left);
+        int r = cth_cond_wait(&it->cond, cth__timeout_left(deadline));
         if (r == CTH_ETIMEDOUT || r == CTH_EINTR) {
             /* a result that arrived with the timeout still counts */
             if (it->consumed != it->end && take_locked(it, &v, &err))

@@ -518,6 +518,8 @@ static void service_after_fork_child(void)
     while (svc.workers) {
         struct worker *w = svc.workers;
         svc.workers = w->next_all;
+        if (w->task) /* handed over, not yet taken up */
+            finish(w->task, CTH_TIMER_CANCELLED);
         cth__free(w);
     }
     svc.idle = NULL;
