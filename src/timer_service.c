@@ -436,6 +436,20 @@ static void *service_main(void *arg)
     return NULL;
 }
 
+
+/* Cancel every timer not yet running: pending in the heap or due in the
+ * backlog (lock held). */
+static void cancel_all_waiting(void)
+{
+    while (svc.n) {
+        struct cth_timer *t = svc.heap[0].timer;
+        heap_remove(t);
+        finish(t, CTH_TIMER_CANCELLED);
+    }
+    while (svc.backlog_head)
+        finish(backlog_pop(), CTH_TIMER_CANCELLED);
+}
+
 /* At shutdown: wait for non-daemon one-shot timers, then cancel the rest. */
 static void service_atexit(void *arg)
 {
@@ -450,13 +464,7 @@ static void service_atexit(void *arg)
         if (r == CTH_EINTR)
             break; /* interrupted exit: stop waiting, cancel what is left */
     }
-    while (svc.n) {
-        struct cth_timer *t = svc.heap[0].timer;
-        heap_remove(t);
-        finish(t, CTH_TIMER_CANCELLED);
-    }
-    while (svc.backlog_head)
-        finish(backlog_pop(), CTH_TIMER_CANCELLED);
+    cancel_all_waiting();
     svc.stop = true;
     atomic_fetch_add(&svc.wake, 1);
     cth__futex_wake(&svc.wake, 1);
@@ -495,13 +503,7 @@ static void service_fork_parent(void)
 static void service_after_fork_child(void)
 {
     cth_lock_init(&svc.lock); /* held by this thread; no parked waiter is here */
-    while (svc.n) {
-        struct cth_timer *t = svc.heap[0].timer;
-        heap_remove(t);
-        finish(t, CTH_TIMER_CANCELLED);
-    }
-    while (svc.backlog_head)
-        finish(backlog_pop(), CTH_TIMER_CANCELLED);
+    cancel_all_waiting();
     struct cth_timer *running = svc.running;
     svc.running = NULL;
     while (running) {
