@@ -18,22 +18,39 @@
  *
  * Sleeping. The getter holding get_lock that finds nothing spins briefly
  * (a put on a running thread usually lands within a microsecond, and
- * waking a sleeper costs 10-25 us), then sets `sleeping`, reads the `seq`
- * word, re-checks, and sleeps on `seq`. A put reads `sleeping` after
+ * waking a sleeper costs 10-25 us), then reads the `seq` word, sets
+ * `sleeping`, re-checks, and sleeps on `seq`. A put reads `sleeping` after
  * publishing; only the put that swaps it from 1 to 0 bumps `seq` and wakes
- * the getter, so one sleep costs at most one wake-up system call, however
- * many puts arrive before the getter runs again. The store and load on each
- * side are sequentially consistent, so one side always sees the other
- * (Dekker): no lost wake-up, and no system call on a put when nobody sleeps.
- * Only get_lock's holder ever sleeps on `seq`.
+ * the getter, so one sleep costs at most one wake-up system call. Invariants:
+ * (1) the put's publish (ready store, and the seq_cst CAS that linked a new
+ * segment) then read of `sleeping`, and the getter's store of `sleeping`
+ * then re-check (seq_cst loads of ready and next), are all seq_cst, so one
+ * side always sees the other (Dekker); (2) every clear of `sleeping` by a
+ * put is followed by a bump of `seq`, and the getter reads `seq` BEFORE it
+ * sets `sleeping`, so a put that clears this sleep's flag always changes
+ * `seq` from the value the getter waits on. Without (2) a put whose item is
+ * not at the head (an earlier slot still being written) could clear the
+ * flag and bump seq before the getter read it; the getter then slept, and
+ * the put of the head item, finding the flag clear, woke nobody.
+ * Only get_lock's holder ever sleeps on `seq`, and it clears `sleeping`
+ * before it lets go of get_lock.
  *
  * Reclamation. Segments the getter has moved past ([oldest, head)) are
  * retired; a stale producer may still hold a pointer to one, having read
- * `tail` before it moved on. Each put counts itself in `active` for its
- * whole duration; the getter reads `tail` and then `active`, and only when
- * active is 0 does it recycle the retired segments that precede that tail
- * (any put that starts later reads a tail at least as new). Recycled
- * segments are zeroed and kept as the spare, or unmapped.
+ * `tail` before it moved on. Each put counts itself in `active` from before
+ * it reads `tail` to after its last use of a segment; the getter reads
+ * `tail` and then `active` (both seq_cst), and only when active is 0 does
+ * it recycle retired segments before that tail: a put counted later reads
+ * a tail at least as new, tail only moves forward along `next`, so it
+ * cannot reach them (no ABA on a reused segment). `head` is never more than
+ * one segment past `tail`, so the walk from oldest stops at head or tail.
+ * A get recycles at most RECLAIM_MAX segments (zeroed into the one-entry
+ * spare, or unmapped), so it never holds get_lock long. Zeroing and the
+ * spare's release/acquire hand a recycled segment to the next producer.
+ *
+ * Test hooks: CTH__SQ_MAX_SLOTS and SQ_PREEMPT (below) are empty here;
+ * tests/stress/stress_queue.c compiles this file with tiny segments and
+ * preemption points to make the rare interleavings common.
  */
 #include <stddef.h>
 #include <string.h>
@@ -43,6 +60,17 @@
 
 #define SEG_BYTES 16384
 #define SPIN_TRIES 200
+#define RECLAIM_MAX 8 /* segments recycled per get, to bound its time holding get_lock */
+
+/* White-box test hooks, empty in the library: a test that #includes this file
+ * may cap the slots per segment (fast segment turnover) and define
+ * SQ_PREEMPT(point) to preempt threads at the racy points named in the code. */
+#ifndef CTH__SQ_MAX_SLOTS
+#define CTH__SQ_MAX_SLOTS UINT32_MAX
+#endif
+#ifndef SQ_PREEMPT
+#define SQ_PREEMPT(point) ((void)0)
+#endif
 
 struct slot {
     void *item;
@@ -55,7 +83,8 @@ struct seg {
     struct slot slots[];
 };
 
-#define SLOTS ((uint32_t)((SEG_BYTES - offsetof(struct seg, slots)) / sizeof(struct slot)))
+#define SLOTS_FIT ((uint32_t)((SEG_BYTES - offsetof(struct seg, slots)) / sizeof(struct slot)))
+#define SLOTS (SLOTS_FIT < CTH__SQ_MAX_SLOTS ? SLOTS_FIT : CTH__SQ_MAX_SLOTS)
 
 struct cth_simple_queue {
     /* shared with producers */
@@ -137,8 +166,10 @@ CTH_API int cth_simple_queue_put(cth_simple_queue_t *queue, void *item)
     atomic_fetch_add(&q->active, 1);
     for (;;) {
         struct seg *s = atomic_load(&q->tail);
+        SQ_PREEMPT(SQ_PUT_READ_TAIL);
         uint32_t i = atomic_fetch_add_explicit(&s->claimed, 1, memory_order_relaxed);
         if (i < SLOTS) {
+            SQ_PREEMPT(SQ_PUT_CLAIMED);
             s->slots[i].item = item;
             atomic_store(&s->slots[i].ready, 1);
             break;
@@ -150,9 +181,7 @@ CTH_API int cth_simple_queue_put(cth_simple_queue_t *queue, void *item)
                 atomic_fetch_sub(&q->active, 1);
                 return CTH_ENOMEM;
             }
-            if (atomic_compare_exchange_strong_explicit(&s->next, &next, fresh,
-                                                        memory_order_acq_rel,
-                                                        memory_order_acquire))
+            if (atomic_compare_exchange_strong(&s->next, &next, fresh))
                 next = fresh;
             else
                 seg_release(q, fresh); /* another put linked one first */
@@ -161,6 +190,7 @@ CTH_API int cth_simple_queue_put(cth_simple_queue_t *queue, void *item)
     }
     atomic_fetch_sub(&q->active, 1);
     atomic_fetch_add_explicit(&q->size, 1, memory_order_relaxed);
+    SQ_PREEMPT(SQ_PUT_PUBLISHED);
     if (atomic_load(&q->sleeping) && atomic_exchange(&q->sleeping, 0)) {
         atomic_fetch_add(&q->seq, 1);
         cth__futex_wake(&q->seq, 1);
@@ -175,7 +205,7 @@ static bool take(cth_simple_queue_t *q, void **item)
 {
     for (;;) {
         if (q->head_idx == SLOTS) {
-            struct seg *next = atomic_load_explicit(&q->head->next, memory_order_acquire);
+            struct seg *next = atomic_load(&q->head->next);
             if (!next)
                 return false;
             q->head = next;
@@ -192,19 +222,25 @@ static bool take(cth_simple_queue_t *q, void **item)
     }
 }
 
-/* Recycle the retired segments no put can still reach (get_lock held). */
+/* Recycle up to RECLAIM_MAX retired segments no put can still reach
+ * (get_lock held). */
 static void reclaim(cth_simple_queue_t *q)
 {
     if (q->oldest == q->head)
         return;
     struct seg *tail = atomic_load(&q->tail);
+    SQ_PREEMPT(SQ_GET_RECLAIM);
     if (atomic_load(&q->active) != 0)
         return;
-    while (q->oldest != q->head && q->oldest != tail) {
+    for (int n = 0; n < RECLAIM_MAX && q->oldest != q->head && q->oldest != tail; n++) {
         struct seg *s = q->oldest;
         q->oldest = atomic_load_explicit(&s->next, memory_order_relaxed);
-        memset(s, 0, SEG_BYTES);
-        seg_release(q, s);
+        if (atomic_load_explicit(&q->spare, memory_order_relaxed)) {
+            cth__page_free(s, SEG_BYTES);
+        } else {
+            memset(s, 0, SEG_BYTES);
+            seg_release(q, s);
+        }
     }
 }
 
@@ -245,9 +281,13 @@ CTH_API int cth_simple_queue_get(cth_simple_queue_t *queue, void **item, double 
             got = take(q, item);
         }
         if (!got) {
-            atomic_store(&q->sleeping, 1);
+            /* seq first: a put that clears `sleeping` bumps seq after this
+             * read, so the wait below returns at once (see Sleeping). */
             uint32_t seq = atomic_load(&q->seq);
+            atomic_store(&q->sleeping, 1);
+            SQ_PREEMPT(SQ_GET_SLEEPING);
             got = take(q, item);
+            SQ_PREEMPT(SQ_GET_RECHECKED);
             r = got ? 0 : cth__futex_wait(&q->seq, seq, deadline);
             atomic_store(&q->sleeping, 0);
         }
