@@ -117,6 +117,8 @@ void cth__os_precise_timeouts_self(void);
  * nothing. */
 #ifdef CTH_VALGRIND
 #include <valgrind/helgrind.h>
+
+#include "valgrind_atomics.h" /* every C11 atomic tells helgrind what it orders */
 #define CTH__HAPPENS_BEFORE(addr) ANNOTATE_HAPPENS_BEFORE(addr)
 #define CTH__HAPPENS_AFTER(addr) ANNOTATE_HAPPENS_AFTER(addr)
 #else
