@@ -110,11 +110,12 @@ void cth__os_precise_timeouts_self(void);
 
 /* ---- valgrind annotations ------------------------------------------------------- */
 
-/* Happens-before edges that valgrind's helgrind cannot see, because they go
- * through atomics and futexes rather than pthread calls: BEFORE on the
- * releasing side, AFTER on the acquiring side, both naming the same address.
- * Built in only with -DCTH_VALGRIND=ON (the helgrind CI run); otherwise
- * nothing. */
+/* Built in only with -DCTH_VALGRIND=ON (the helgrind CI run); otherwise
+ * nothing. There every C11 atomic operation tells helgrind what it orders
+ * (valgrind_atomics.h), which covers the futex code. The macros below add
+ * the happens-before edges that go through neither atomics nor the pthread
+ * calls helgrind knows (pthread_once): BEFORE on the releasing side, AFTER
+ * on the acquiring side, both naming the same address. */
 #ifdef CTH_VALGRIND
 #include <valgrind/helgrind.h>
 
