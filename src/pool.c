@@ -1,32 +1,58 @@
 /*
- * pool.c - the thread pool: workers, the job queue, apply, map, starmap,
- * parallel-for, close, terminate, join.
+ * pool.c - the thread pool: workers, the job queue and the task ring,
+ * apply, map, starmap, parallel-for, close, terminate, join, and the
+ * memory of AsyncResults.
  *
- * State. pool->lock guards the queue of jobs (a doubly linked FIFO), the
- * pool's state (RUN, CLOSE, TERMINATE; also read lock-free) and the list of
- * worker threads. Jobs are described in pool_internal.h: a worker takes the
- * oldest job with an unclaimed chunk under the lock, then keeps claiming
- * that job's chunks lock-free from its atomic counter, each claim made
- * while it still holds an unfinished chunk.
+ * State. pool->lock guards the queue of jobs (a doubly linked FIFO; `listed`
+ * mirrors its length for lock-free readers), the pool's state (RUN, CLOSE,
+ * TERMINATE; also read lock-free) and the list of worker threads. Jobs are
+ * described in pool_internal.h: a worker takes the oldest job with an
+ * unclaimed chunk under the lock, then keeps claiming that job's chunks
+ * lock-free from its atomic counter, each claim made while it still holds
+ * an unfinished chunk.
+ *
+ * The ring. A lone apply_async task submitted from outside the workers
+ * while the queue is empty goes instead into a bounded lock-free ring
+ * (Vyukov's MPMC queue, RING_CAP cells), and workers look there first: no
+ * lock on either side. While the queue holds a job, new lone tasks go to
+ * the queue too, so tasks still start in submission order; a full ring
+ * also sends them there. A ring task belongs to the thread that pops it;
+ * once the pool is terminated, whoever pops a task cancels it. `submitting`
+ * counts apply_async calls between their state check and their push:
+ * terminate waits for it to drop to zero before draining the ring, and a
+ * closed pool's worker exits only when it is zero (read before the ring),
+ * so no task is stranded.
  *
  * Parking. `seq` is bumped (seq_cst) by every event a worker may wait for
- * (a submission, close, terminate, the cache emptying); a worker reads it
- * under the lock before looking for work, spins briefly on it, then
- * announces itself in `sleepers` and futex-waits on it. A submitter bumps
- * seq, then wakes only if sleepers is non-zero and, for a lone task, no
- * worker is spinning (`spinners`; the spinner will take it): the seq_cst
- * pairs make a lost wake-up impossible and keep the busy path free of
- * syscalls.
+ * apart from a ring push (a queue submission, close, terminate, the cache
+ * emptying); a worker reads it before looking for work, spins briefly on it
+ * and on the ring if no other worker is spinning (one spinner at most),
+ * then announces itself in `sleepers`, looks at the ring
+ * once more and futex-waits on seq. A ring submitter wakes one worker (seq
+ * bump, then wake) only if one is parked, none is already being woken (see
+ * SLEEPER/WAKING) and none is spinning (`spinners`: the spinner sees the
+ * ring itself); a queue submitter bumps seq and wakes likewise for a lone
+ * task, up to one worker per chunk otherwise. The seq_cst pairs make
+ * a lost wake-up impossible and keep the busy path free of syscalls. A
+ * worker that takes a ring task and sees more wakes one more the same way; a get() whose ring task is still untaken after
+ * its spin (the spinner was preempted) wakes one too.
  *
- * Cache. `cache` counts the jobs not yet completed (and imap iterators
- * still reading their producer), as Python's job cache: a closed pool's
- * workers exit once the queue is empty and the cache is zero.
+ * Cache. `cache` counts the imap iterators still reading their producer
+ * (Python's job cache): a closed pool's workers exit once nothing is
+ * queued and the cache is zero.
+ *
+ * Memory. AsyncResults come from a free list refilled RESULT_BLOCK at a
+ * time and go back to it (free_lock guards the list, the blocks, `live`
+ * and `dead`). `live` counts the results and imap iterators alive; the
+ * pool's memory goes when cth_pool_free has run and live is zero, so both
+ * may outlive the pool.
  *
  * maxtasksperchild. A worker that has run that many chunks starts its
  * replacement (appended to the thread list before it exits, so join sees
  * it) and ends; if the replacement cannot start, it carries on.
  */
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -36,6 +62,19 @@
 enum { POOL_RUN = 0, POOL_CLOSE = 1, POOL_TERMINATE = 2 };
 
 #define WORKER_SPIN 4000 /* pause iterations before parking (~20-40 us) */
+#define RING_CAP 4096    /* lone async tasks queued lock-free; a power of 2 */
+
+/* A cell of the ring (Vyukov's bounded MPMC queue): seq == position when
+ * free for the push at that position, position + 1 once it holds a job. */
+struct ring_cell {
+    _Atomic size_t seq;
+    struct cth_result *job;
+};
+
+/* Padding keeps the hot words apart: the line spinners poll (seq, the
+ * counters), the submitters' (submitting), the ring's two ends, and the
+ * free list. (Padding rather than _Alignas: the struct comes from malloc.) */
+#define PAD(name) char name[64]
 
 struct cth_pool {
     cth_lock_t lock;
@@ -45,6 +84,14 @@ struct cth_pool {
     _Atomic uint32_t sleepers;
     _Atomic uint32_t spinners;
     _Atomic size_t cache;
+    _Atomic size_t listed; /* jobs linked in the queue */
+    PAD(pad0);
+    _Atomic uint32_t submitting; /* apply_async calls inside their ring push */
+    PAD(pad1);
+    _Atomic size_t enq;
+    PAD(pad2);
+    _Atomic size_t deq;
+    struct ring_cell *cells; /* the ring of lone async tasks (RING_CAP) */
     int nworkers;
     void (*initializer)(void *);
     void *initarg;
@@ -52,6 +99,19 @@ struct cth_pool {
     cth_thread_t **threads; /* every worker ever started (lock) */
     size_t nthreads, cap;
     cth_pool_t *live_prev, *live_next; /* the live pools (live_lock), for fork */
+    PAD(pad3);
+    cth_lock_t free_lock;            /* guards the next four */
+    struct cth_result *free_results; /* recycled AsyncResults (via next) */
+    struct result_block *blocks;     /* every block allocated */
+    size_t live;                     /* results and imap iterators alive */
+    bool dead;                       /* cth_pool_free has run */
+};
+
+#define RESULT_BLOCK 64 /* AsyncResults allocated at once */
+
+struct result_block {
+    struct result_block *next;
+    struct cth_result r[RESULT_BLOCK];
 };
 
 static _Thread_local cth_pool_t *tls_pool; /* the pool the calling worker serves */
@@ -73,14 +133,119 @@ static void queue_unlink(cth_pool_t *p, struct cth_result *job)
         p->tail = job->prev;
     job->next = job->prev = NULL;
     job->linked = false;
+    atomic_fetch_sub(&p->listed, 1);
 }
 
-/* Announce an event; wake up to n parked workers. A lone task (n == 1)
- * wakes nobody while a worker is spinning: that one will take it. */
+/* ---- the ring ------------------------------------------------------------------ */
+
+/* Push a job; false when the ring is full. The publishing store is seq_cst,
+ * ordered before the submitter's look at sleepers (see the top). */
+static bool ring_push(cth_pool_t *p, struct cth_result *job)
+{
+    size_t pos = atomic_load_explicit(&p->enq, memory_order_relaxed);
+    for (;;) {
+        struct ring_cell *cell = &p->cells[pos & (RING_CAP - 1)];
+        size_t seq = atomic_load_explicit(&cell->seq, memory_order_acquire);
+        if (seq == pos) {
+            if (atomic_compare_exchange_weak_explicit(&p->enq, &pos, pos + 1,
+                                                      memory_order_relaxed,
+                                                      memory_order_relaxed)) {
+                cell->job = job;
+                atomic_store(&cell->seq, pos + 1);
+                return true;
+            }
+        } else if ((intptr_t)(seq - pos) < 0) {
+            return false;
+        } else {
+            pos = atomic_load_explicit(&p->enq, memory_order_relaxed);
+        }
+    }
+}
+
+/* Pop the oldest job, or NULL when the ring is empty (or its oldest push is
+ * not yet published: that submitter still counts in `submitting`). */
+static struct cth_result *ring_pop(cth_pool_t *p)
+{
+    size_t pos = atomic_load_explicit(&p->deq, memory_order_relaxed);
+    for (;;) {
+        struct ring_cell *cell = &p->cells[pos & (RING_CAP - 1)];
+        size_t seq = atomic_load(&cell->seq);
+        if (seq == pos + 1) {
+            if (atomic_compare_exchange_weak_explicit(&p->deq, &pos, pos + 1,
+                                                      memory_order_relaxed,
+                                                      memory_order_relaxed)) {
+                struct cth_result *job = cell->job;
+                atomic_store_explicit(&cell->seq, pos + RING_CAP, memory_order_release);
+                return job;
+            }
+        } else if ((intptr_t)(seq - (pos + 1)) < 0) {
+            return NULL;
+        } else {
+            pos = atomic_load_explicit(&p->deq, memory_order_relaxed);
+        }
+    }
+}
+
+/* Whether the ring holds a published job (seq_cst: see the top). */
+static bool ring_ready(cth_pool_t *p)
+{
+    size_t pos = atomic_load(&p->deq);
+    return atomic_load(&p->cells[pos & (RING_CAP - 1)].seq) == pos + 1;
+}
+
+/* `sleepers` counts the workers in the parking path in two fields: those
+ * parked (SLEEPER units) and those being woken (WAKING units), a waker
+ * moving one from the first to the second. Each worker leaving takes a
+ * WAKING unit if there is one, else its own: the sum stays the number
+ * inside, and a WAKING unit always has a worker on its way out to take
+ * it. While one is on its way, lone tasks wake nobody more (no storm of
+ * wake-ups while the first is still coming). */
+#define SLEEPER 1u
+#define WAKING 0x10000u
+
+/* Claim a parked worker to wake: false if none, if one is already being
+ * woken, or (spinner_enough) if a worker is spinning and will see the work.
+ * The claim comes before the caller's seq bump, so the claimed worker's
+ * futex wait cannot miss it. */
+static bool claim_sleeper(cth_pool_t *p, bool spinner_enough)
+{
+    uint32_t w = atomic_load(&p->sleepers);
+    while ((w & (WAKING - 1)) && w < WAKING) {
+        if (spinner_enough && atomic_load(&p->spinners))
+            return false;
+        if (atomic_compare_exchange_weak(&p->sleepers, &w, w - SLEEPER + WAKING))
+            return true;
+    }
+    return false;
+}
+
+/* Wake one parked worker for a lone task (see claim_sleeper). */
+static void wake_one(cth_pool_t *p, bool spinner_enough)
+{
+    if (claim_sleeper(p, spinner_enough)) {
+        atomic_fetch_add(&p->seq, 1);
+        cth__futex_wake(&p->seq, 1);
+    }
+}
+
+/* A worker leaves the parking path. */
+static void leave_parking(cth_pool_t *p)
+{
+    uint32_t w = atomic_load(&p->sleepers);
+    while (!atomic_compare_exchange_weak(&p->sleepers, &w,
+                                         w >= WAKING ? w - WAKING : w - SLEEPER))
+        ;
+}
+
+/* Announce an event (seq, which spinners watch); wake up to n parked
+ * workers. A lone task (n == 1) wakes as wake_one does. */
 static void wake_workers(cth_pool_t *p, int n)
 {
+    bool one = n == 1 && claim_sleeper(p, true);
     atomic_fetch_add(&p->seq, 1);
-    if (atomic_load(&p->sleepers) && (n > 1 || atomic_load(&p->spinners) == 0))
+    if (one)
+        cth__futex_wake(&p->seq, 1);
+    else if (n > 1 && atomic_load(&p->sleepers))
         cth__futex_wake(&p->seq, n);
 }
 
@@ -170,14 +335,34 @@ static void job_cancel_finish(struct cth_result *job, size_t c)
     job_finish(job, job->nchunks - c);
 }
 
+/* Run a chunk of a job the caller has claimed, and finish it. */
+static void job_run_one(struct cth_result *job, size_t c)
+{
+    job_run_chunk(job, c);
+    job_finish(job, 1);
+}
+
 /* Run the job's unclaimed chunks in the calling thread. */
 static void job_help(struct cth_result *job)
 {
     size_t c;
-    while ((c = job_claim(job)) != SIZE_MAX) {
-        job_run_chunk(job, c);
-        job_finish(job, 1);
+    while ((c = job_claim(job)) != SIZE_MAX)
+        job_run_one(job, c);
+}
+
+/* Pop a ring job to run (its only chunk is the caller's); once the pool is
+ * terminated, cancel whatever it pops instead. NULL when the ring is empty. */
+static struct cth_result *ring_take(cth_pool_t *p)
+{
+    struct cth_result *job;
+    while ((job = ring_pop(p)) != NULL) {
+        if (atomic_load(&p->state) != POOL_TERMINATE) {
+            atomic_store_explicit(&job->claim, 1, memory_order_relaxed);
+            return job;
+        }
+        job_cancel_finish(job, 0);
     }
+    return NULL;
 }
 
 void cth__job_setup(struct cth_result *job, cth_pool_t *pool, uint8_t kind, size_t n,
@@ -203,7 +388,6 @@ int cth__pool_submit(cth_pool_t *p, struct cth_result *job, bool internal)
         cth_lock_release(&p->lock);
         return CTH_EINVAL;
     }
-    atomic_fetch_add(&p->cache, 1);
     job->next = NULL;
     job->prev = p->tail;
     if (p->tail)
@@ -212,6 +396,7 @@ int cth__pool_submit(cth_pool_t *p, struct cth_result *job, bool internal)
         p->head = job;
     p->tail = job;
     job->linked = true;
+    atomic_fetch_add(&p->listed, 1);
     /* read before unlocking: a worker may complete and free the job */
     int wake = job->nchunks < (size_t)p->nworkers ? (int)job->nchunks : p->nworkers;
     cth_lock_release(&p->lock);
@@ -242,13 +427,25 @@ void cth__pool_cache_release(cth_pool_t *p)
 
 int cth__job_wait(struct cth_result *job, int64_t deadline)
 {
-    if (tls_pool == job->pool)
+    cth_pool_t *p = job->pool;
+    if (tls_pool == p && job->in_ring) {
+        /* a worker awaiting a lone task: run ring tasks until it is taken */
+        struct cth_result *other;
+        while (atomic_load_explicit(&job->state, memory_order_acquire) != JOB_DONE &&
+               (other = ring_take(p)) != NULL)
+            job_run_one(other, 0);
+    } else if (tls_pool == p) {
         job_help(job);
+    }
     for (int i = 0; i < WORKER_SPIN / 4; i++) {
         if (atomic_load_explicit(&job->state, memory_order_acquire) == JOB_DONE)
             return 0;
         cth__cpu_relax();
     }
+    /* Still not taken after the spin: the worker that was spinning when it
+     * was pushed (so nobody was woken) may have been preempted. Wake one. */
+    if (job->in_ring && atomic_load_explicit(&job->claim, memory_order_relaxed) == 0)
+        wake_one(p, false);
     for (;;) {
         uint32_t s = atomic_load_explicit(&job->state, memory_order_acquire);
         if (s == JOB_DONE)
@@ -264,51 +461,83 @@ int cth__job_wait(struct cth_result *job, int64_t deadline)
 
 /* ---- workers -------------------------------------------------------------------- */
 
-/* Take a chunk of the oldest job that has one; NULL when the worker must
- * exit. Parks while there is nothing to do. */
+/* Claim a chunk of the oldest queued job that has one, under the lock. */
+static struct cth_result *list_take(cth_pool_t *p, size_t *chunk)
+{
+    struct cth_result *found = NULL;
+    cth__lock_acquire_uninterrupted(&p->lock);
+    for (struct cth_result *job = p->head; job; job = job->next) {
+        if (atomic_load_explicit(&job->claim, memory_order_relaxed) >= job->nchunks)
+            continue;
+        size_t c = atomic_fetch_add(&job->claim, 1);
+        if (c >= job->nchunks)
+            continue;
+        if (c == job->nchunks - 1)
+            queue_unlink(p, job);
+        *chunk = c;
+        found = job;
+        break;
+    }
+    cth_lock_release(&p->lock);
+    return found;
+}
+
+/* Whether a closed pool's worker may exit: nothing queued and nothing on
+ * its way. submitting is read before the ring: a submitter that comes later
+ * sees the closed state and refuses. */
+static bool may_exit(cth_pool_t *p)
+{
+    return atomic_load(&p->submitting) == 0 && !ring_ready(p) &&
+           atomic_load(&p->listed) == 0 && atomic_load(&p->cache) == 0;
+}
+
+/* Take a chunk to run: ring tasks first (while the queue holds a job, new
+ * lone tasks go to the queue, so the ring's are the older), then the
+ * queue's. NULL when the worker must exit. Spins, then parks while there
+ * is nothing to do. */
 static struct cth_result *take_work(cth_pool_t *p, size_t *chunk)
 {
-    cth__lock_acquire_uninterrupted(&p->lock);
     for (;;) {
         uint32_t seq = atomic_load(&p->seq);
         int st = atomic_load(&p->state);
         if (st == POOL_TERMINATE)
-            break;
-        for (struct cth_result *job = p->head; job; job = job->next) {
-            if (atomic_load_explicit(&job->claim, memory_order_relaxed) >= job->nchunks)
-                continue;
-            size_t c = atomic_fetch_add(&job->claim, 1);
-            if (c >= job->nchunks)
-                continue;
-            if (c == job->nchunks - 1)
-                queue_unlink(p, job);
-            cth_lock_release(&p->lock);
-            *chunk = c;
+            return NULL;
+        struct cth_result *job = ring_take(p);
+        if (job) {
+            /* more lone tasks and nobody to notice them: wake a sleeper */
+            if (ring_ready(p))
+                wake_one(p, true);
+            *chunk = 0;
             return job;
         }
-        if (st == POOL_CLOSE && atomic_load(&p->cache) == 0)
-            break;
-        cth_lock_release(&p->lock);
-        atomic_fetch_add(&p->spinners, 1);
+        if (atomic_load(&p->listed) && (job = list_take(p, chunk)) != NULL)
+            return job;
+        if (st == POOL_CLOSE && may_exit(p))
+            return NULL;
+        /* one spinner at a time (it wakes another if it finds more work):
+         * the others park at once, leaving the cores to the submitters */
+        uint32_t none = 0;
+        bool spinner = atomic_compare_exchange_strong(&p->spinners, &none, 1);
         int spin = 0;
-        while (spin < WORKER_SPIN && atomic_load_explicit(&p->seq, memory_order_relaxed) == seq) {
+        while (spinner && spin < WORKER_SPIN &&
+               atomic_load_explicit(&p->seq, memory_order_relaxed) == seq && !ring_ready(p)) {
             cth__cpu_relax();
             spin++;
         }
-        if (spin == WORKER_SPIN) {
-            /* sleepers up before spinners down, both before the futex
-             * re-reads seq: a submitter sees one or the other */
-            atomic_fetch_add(&p->sleepers, 1);
-            atomic_fetch_sub(&p->spinners, 1);
-            cth__futex_wait(&p->seq, seq, CTH__NO_DEADLINE);
-            atomic_fetch_sub(&p->sleepers, 1);
+        if (!spinner || spin == WORKER_SPIN) {
+            /* sleepers up before spinners down, both before the ring is
+             * looked at again and the futex re-reads seq: a submitter sees
+             * one or the other, or its task is seen here */
+            atomic_fetch_add(&p->sleepers, SLEEPER);
+            if (spinner)
+                atomic_fetch_sub(&p->spinners, 1);
+            if (!ring_ready(p))
+                cth__futex_wait(&p->seq, seq, CTH__NO_DEADLINE);
+            leave_parking(p);
         } else {
             atomic_fetch_sub(&p->spinners, 1);
         }
-        cth__lock_acquire_uninterrupted(&p->lock);
     }
-    cth_lock_release(&p->lock);
-    return NULL;
 }
 
 static int spawn_worker(cth_pool_t *p);
@@ -408,6 +637,7 @@ static void live_fork_child(void)
         p->head = p->tail = NULL;
         atomic_store(&p->sleepers, 0);
         atomic_store(&p->spinners, 0);
+        atomic_store(&p->submitting, 0); /* a push cut off by the fork */
     }
     pthread_mutex_unlock(&live_lock);
 }
@@ -440,6 +670,74 @@ static void live_unlink(cth_pool_t *p)
     pthread_mutex_unlock(&live_lock);
 }
 
+/* ---- memory ------------------------------------------------------------------- */
+
+static void pool_destroy(cth_pool_t *p)
+{
+    while (p->blocks) {
+        struct result_block *b = p->blocks;
+        p->blocks = b->next;
+        cth__free(b);
+    }
+    cth__free(p->threads);
+    cth__free(p->cells);
+    cth__free(p);
+}
+
+struct cth_result *cth__result_alloc(cth_pool_t *p)
+{
+    cth__lock_acquire_uninterrupted(&p->free_lock);
+    if (!p->free_results) {
+        struct result_block *b = cth__malloc(sizeof *b);
+        if (!b) {
+            cth_lock_release(&p->free_lock);
+            return NULL;
+        }
+        b->next = p->blocks;
+        p->blocks = b;
+        for (int i = 0; i < RESULT_BLOCK; i++) {
+            b->r[i].next = p->free_results;
+            p->free_results = &b->r[i];
+        }
+    }
+    struct cth_result *job = p->free_results;
+    p->free_results = job->next;
+    p->live++;
+    cth_lock_release(&p->free_lock);
+    return job;
+}
+
+/* Drop a count of live; the last one after cth_pool_free frees the pool. */
+static void pool_unref_locked(cth_pool_t *p)
+{
+    bool last = --p->live == 0 && p->dead;
+    cth_lock_release(&p->free_lock);
+    if (last)
+        pool_destroy(p);
+}
+
+void cth__result_release(struct cth_result *job)
+{
+    cth_pool_t *p = job->pool;
+    cth__lock_acquire_uninterrupted(&p->free_lock);
+    job->next = p->free_results;
+    p->free_results = job;
+    pool_unref_locked(p);
+}
+
+void cth__pool_ref(cth_pool_t *p)
+{
+    cth__lock_acquire_uninterrupted(&p->free_lock);
+    p->live++;
+    cth_lock_release(&p->free_lock);
+}
+
+void cth__pool_unref(cth_pool_t *p)
+{
+    cth__lock_acquire_uninterrupted(&p->free_lock);
+    pool_unref_locked(p);
+}
+
 /* ---- the pool ------------------------------------------------------------------- */
 
 static int cpu_count(void)
@@ -456,8 +754,15 @@ CTH_API int cth_pool_create(cth_pool_t **pool, const cth_pool_opts *opts)
     if (o.processes < 0 || o.maxtasksperchild < 0)
         return CTH_EINVAL;
     cth_pool_t *p = cth__calloc(1, sizeof *p);
-    if (!p)
+    struct ring_cell *cells = cth__malloc(RING_CAP * sizeof *cells);
+    if (!p || !cells) {
+        cth__free(p);
+        cth__free(cells);
         return CTH_ENOMEM;
+    }
+    for (size_t i = 0; i < RING_CAP; i++)
+        atomic_init(&cells[i].seq, i);
+    p->cells = cells;
     p->nworkers = o.processes ? o.processes : cpu_count();
     p->initializer = o.initializer;
     p->initarg = o.initarg;
@@ -522,6 +827,29 @@ CTH_API int cth_pool_apply(cth_pool_t *pool, cth_pool_fn fn, void *arg, void **r
     return err;
 }
 
+/* Queue a lone async task in the ring. Returns 0, CTH_EINVAL (the pool is
+ * not running) or CTH_EAGAIN (the ring is full: use the queue). */
+static int ring_submit(cth_pool_t *p, struct cth_result *job)
+{
+    job->in_ring = true;
+    atomic_fetch_add(&p->submitting, 1);
+    int st = atomic_load(&p->state);
+    bool pushed = st == POOL_RUN && ring_push(p, job);
+    if (atomic_fetch_sub(&p->submitting, 1) == 1 && atomic_load(&p->state) != POOL_RUN) {
+        /* a closed pool's workers wait for the last submitter to leave */
+        wake_workers(p, INT32_MAX);
+    }
+    if (st != POOL_RUN)
+        return CTH_EINVAL;
+    if (!pushed) {
+        job->in_ring = false;
+        return CTH_EAGAIN;
+    }
+    /* a spinner sees the ring itself: no seq bump, no system call */
+    wake_one(p, true);
+    return 0;
+}
+
 static int submit_async(cth_pool_t *pool, struct cth_result *job, const cth_result_opts *opts,
                         cth_result_t **res)
 {
@@ -529,7 +857,7 @@ static int submit_async(cth_pool_t *pool, struct cth_result *job, const cth_resu
         job->cb = *opts;
     int err = cth__pool_submit(pool, job, false);
     if (err) {
-        cth__free(job);
+        cth__result_release(job);
         return err;
     }
     *res = job;
@@ -541,14 +869,29 @@ CTH_API int cth_pool_apply_async(cth_pool_t *pool, cth_pool_fn fn, void *arg,
 {
     if (!pool || !fn || !res)
         return CTH_EINVAL;
-    struct cth_result *job = cth__malloc(sizeof *job);
+    struct cth_result *job = cth__result_alloc(pool);
     if (!job)
         return CTH_ENOMEM;
     *job = (struct cth_result){.fn = fn, .arg = arg, .is_async = true};
     job->items = (const char *)&job->arg;
     job->results = &job->value;
     cth__job_setup(job, pool, JOB_APPLY, 1, 1);
-    return submit_async(pool, job, opts, res);
+    if (opts)
+        job->cb = *opts;
+    /* the lock-free path: from outside the pool's workers (a worker that
+     * awaits its own task finds it in the queue and runs it: job_help) and
+     * while the queue is empty (FIFO) */
+    if (tls_pool != pool && atomic_load(&pool->listed) == 0) {
+        int err = ring_submit(pool, job);
+        if (err != CTH_EAGAIN) {
+            if (err)
+                cth__result_release(job);
+            else
+                *res = job;
+            return err;
+        }
+    }
+    return submit_async(pool, job, NULL, res);
 }
 
 static void map_setup(struct cth_result *job, cth_pool_t *pool, uint8_t kind, cth_pool_fn fn,
@@ -583,7 +926,7 @@ static int map_async(cth_pool_t *pool, uint8_t kind, cth_pool_fn fn, const void 
 {
     if (!pool || !fn || (!items && n) || !res)
         return CTH_EINVAL;
-    struct cth_result *job = cth__malloc(sizeof *job);
+    struct cth_result *job = cth__result_alloc(pool);
     if (!job)
         return CTH_ENOMEM;
     *job = (struct cth_result){.is_async = true};
@@ -591,12 +934,11 @@ static int map_async(cth_pool_t *pool, uint8_t kind, cth_pool_fn fn, const void 
     if (n == 0) {
         /* Python's empty map_async: ready at once ([]), callback included. */
         if (atomic_load(&pool->state) != POOL_RUN) {
-            cth__free(job);
+            cth__result_release(job);
             return CTH_EINVAL;
         }
         if (opts)
             job->cb = *opts;
-        atomic_fetch_add(&pool->cache, 1);
         cth__job_complete(job);
         *res = job;
         return 0;
@@ -677,6 +1019,11 @@ CTH_API int cth_pool_terminate(cth_pool_t *pool)
     }
     cth_lock_release(&pool->lock);
     wake_workers(pool, INT32_MAX);
+    /* a submitter past its state check pushes, then leaves: wait for it,
+     * then cancel what the ring holds (workers cancel what they pop) */
+    while (atomic_load(&pool->submitting))
+        sched_yield();
+    ring_take(pool);
     while (dropped) {
         struct cth_result *job = dropped;
         dropped = job->next;
@@ -715,6 +1062,10 @@ CTH_API void cth_pool_free(cth_pool_t *pool)
     live_unlink(pool);
     for (size_t i = 0; i < pool->nthreads; i++)
         cth_thread_free(pool->threads[i]);
-    cth__free(pool->threads);
-    cth__free(pool);
+    cth__lock_acquire_uninterrupted(&pool->free_lock);
+    pool->dead = true;
+    bool last = pool->live == 0;
+    cth_lock_release(&pool->free_lock);
+    if (last)
+        pool_destroy(pool);
 }

@@ -101,7 +101,6 @@ void cth__imap_cancel(struct cth_result *job, size_t lo, size_t hi)
 void cth__imap_job_done(struct cth_result *job)
 {
     struct cth_imap *it = job->arg;
-    cth__pool_cache_release(job->pool);
     cth__free(job); /* the job is the head of its allocation */
     cth__lock_acquire_uninterrupted(&it->lock);
     it->jobs--;
@@ -211,6 +210,7 @@ static int imap_create(cth_pool_t *pool, cth_pool_fn fn, void *const *items, siz
                             .items = items, .producer = producer, .ctx = ctx, .cap = cap,
                             .slots = slots, .end = producer ? SIZE_MAX : n};
     cth_cond_init(&it->cond, &it->lock);
+    cth__pool_ref(pool);
     if (producer) {
         /* Until its input ends, a producer iterator keeps a closed pool's
          * workers, and its refills are accepted by a closed pool (Python
@@ -325,6 +325,7 @@ CTH_API void cth_imap_free(cth_imap_t *it)
     cth_lock_release(&it->lock);
     if (it->holds_cache)
         cth__pool_cache_release(it->pool);
+    cth__pool_unref(it->pool);
     cth__free(it->slots);
     cth__free(it);
 }

@@ -28,6 +28,7 @@ enum { JOB_PENDING = 0, JOB_WAITED = 1, JOB_DONE = 2 };
 struct cth_result {
     struct cth_result *next, *prev; /* the pool's queue (pool lock) */
     bool linked;                    /* in the queue (pool lock) */
+    bool in_ring;                   /* queued in the ring (set before the push) */
     size_t dropped_from;            /* terminate's scratch: first dropped chunk */
     bool is_async;                  /* heap, refcounted, callbacks */
     uint8_t kind;                   /* enum job_kind */
@@ -54,6 +55,19 @@ struct cth_result {
 void cth__job_setup(struct cth_result *job, cth_pool_t *pool, uint8_t kind, size_t n,
                     size_t chunksize);
 
+/* An AsyncResult's memory, from the pool's free list (refilled a block of
+ * RESULT_BLOCK at a time); NULL when out of memory. The pool's memory stays
+ * until its last result is released. */
+struct cth_result *cth__result_alloc(cth_pool_t *pool);
+
+/* Give a result's memory back to its pool (job->pool). */
+void cth__result_release(struct cth_result *job);
+
+/* Keep the pool's memory past cth_pool_free (an imap iterator), and let it
+ * go. */
+void cth__pool_ref(cth_pool_t *pool);
+void cth__pool_unref(cth_pool_t *pool);
+
 /* Queue a job. internal: also accepted by a closed pool (an imap refill).
  * Returns 0, or CTH_EINVAL when the pool does not take it. */
 int cth__pool_submit(cth_pool_t *pool, struct cth_result *job, bool internal);
@@ -64,8 +78,9 @@ bool cth__pool_running(const cth_pool_t *pool);
 /* The pool's number of workers. */
 int cth__pool_workers(const cth_pool_t *pool);
 
-/* Hold or release the pool's "cache" (Python's job cache): while it is not
- * empty a closed pool keeps its workers. */
+/* Hold or release the pool's "cache" (in Python the job cache; here the
+ * imap iterators still reading their producer): while it is not empty a
+ * closed pool keeps its workers. */
 void cth__pool_cache_hold(cth_pool_t *pool);
 void cth__pool_cache_release(cth_pool_t *pool);
 

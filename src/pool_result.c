@@ -8,7 +8,7 @@
  * of JOB_DONE, so a reader that sees JOB_DONE (acquire) sees them. An async
  * result has two references, the caller's and the pool's; the pool's goes
  * when the job completes, after the callbacks and the wake-up, so whichever
- * drops the last one frees it. A blocking job (apply, map, parallel-for)
+ * drops the last one gives its memory back to the pool's free list. A blocking job (apply, map, parallel-for)
  * lives on its caller's stack: after the JOB_DONE store the completer
  * touches nothing but the futex address.
  */
@@ -17,7 +17,7 @@
 static void result_unref(struct cth_result *job)
 {
     if (atomic_fetch_sub(&job->refs, 1) == 1)
-        cth__free(job);
+        cth__result_release(job);
 }
 
 void cth__job_complete(struct cth_result *job)
@@ -26,7 +26,6 @@ void cth__job_complete(struct cth_result *job)
         cth__imap_job_done(job);
         return;
     }
-    cth_pool_t *pool = job->pool;
     job->outcome = atomic_load(&job->err);
     if (job->is_async) {
         if (job->outcome == 0 && job->cb.callback)
@@ -34,7 +33,6 @@ void cth__job_complete(struct cth_result *job)
         else if (job->outcome != 0 && job->cb.error_callback)
             job->cb.error_callback(job->outcome, job->cb.cb_arg);
     }
-    cth__pool_cache_release(pool);
     bool is_async = job->is_async;
     if (atomic_exchange_explicit(&job->state, JOB_DONE, memory_order_acq_rel) == JOB_WAITED)
         cth__futex_wake(&job->state, INT32_MAX);

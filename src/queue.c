@@ -1,7 +1,7 @@
 /*
  * queue.c - Queue, LifoQueue and PriorityQueue: one type with a kind.
  *
- * State. One cth_lock_t (the futex lock) guards everything: the storage (a
+ * State. One lock (a futex word, see qlock) guards everything: the storage (a
  * power-of-two ring used as a FIFO or a stack, or a binary heap of
  * (item, sequence) pairs for PriorityQueue, the sequence making it stable),
  * maxsize, the shutdown flag, the unfinished-task count, and two FIFO lists
@@ -32,6 +32,7 @@
 #include "internal.h"
 
 #define SPIN_TRIES 200
+#define LOCK_SPIN 64
 #define MIN_CAPACITY 16
 #define PREALLOC_MAX 1024
 #define MAX_WAKEUPS 16
@@ -57,7 +58,7 @@ struct hent {
 };
 
 struct cth_queue {
-    cth_lock_t lock;
+    _Atomic uint32_t lock; /* 0 free, 1 held, 2 held and a thread may sleep on it */
     cth_queue_kind kind;
     bool shutdown;
     long maxsize;
@@ -86,17 +87,33 @@ static void wakeups_flush(struct wakeups *wk)
     wk->n = 0;
 }
 
+/* The queue lock, held only for a few dozen instructions. Unfair on
+ * purpose: a running thread takes it ahead of a sleeping one, because
+ * handing it to a thread that is not running (a fair lock's hand-off) stalls
+ * every other thread behind it when there are more threads than cores. It
+ * waits on the platform futex, so an interruption of the main thread stays
+ * pending for the caller's next real wait. */
 static void qlock(cth_queue_t *q)
 {
-    /* The lock is held only briefly; an interruption that arrives while
-     * waiting for it is passed on to the caller's next wait. */
-    if (cth__lock_acquire_uninterrupted(&q->lock))
-        cth__interrupt_main_wait();
+    uint32_t s = 0;
+    if (atomic_compare_exchange_strong_explicit(&q->lock, &s, 1, memory_order_acquire,
+                                                memory_order_relaxed))
+        return;
+    for (int i = 0; i < LOCK_SPIN; i++) {
+        cth__cpu_relax();
+        s = atomic_load_explicit(&q->lock, memory_order_relaxed);
+        if (s == 0 && atomic_compare_exchange_weak_explicit(&q->lock, &s, 1, memory_order_acquire,
+                                                            memory_order_relaxed))
+            return;
+    }
+    while (atomic_exchange_explicit(&q->lock, 2, memory_order_acquire) != 0)
+        cth__os_futex_wait(&q->lock, 2, CTH__NO_DEADLINE);
 }
 
 static void qunlock(cth_queue_t *q)
 {
-    cth_lock_release(&q->lock);
+    if (atomic_exchange_explicit(&q->lock, 0, memory_order_release) == 2)
+        cth__os_futex_wake(&q->lock, 1);
 }
 
 /* ---- waiters -------------------------------------------------------------- */

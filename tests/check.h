@@ -158,6 +158,19 @@ __attribute__((unused)) static int check_run_child(const char *name, char *out, 
     return status;
 }
 
+/* Run CTH_CHILD(name) and check that it exits with status 0 having printed
+ * exactly `expected` (stdout and stderr together); on a mismatch, show both. */
+__attribute__((unused)) static void check_child_prints(const char *name, const char *expected)
+{
+    char out[4096];
+    int status = check_run_child(name, out, sizeof out);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || strcmp(out, expected) != 0) {
+        fprintf(stderr, "child %s: wait status %#x; printed:\n%s\nexpected:\n%s", name, status,
+                out, expected);
+        CHECK(!"the child exits 0 and prints what is expected");
+    }
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);

@@ -316,18 +316,27 @@ CTH_TEST(starmap)
     cth_pool_free(p);
 }
 
-static _Atomic int gate;
+static _Atomic int gate, gate_started;
 
-/* waits until the gate opens */
+/* counts itself started, then waits until the gate opens */
 static int gated(void *arg, void **result)
 {
+    atomic_fetch_add(&gate_started, 1);
     while (!atomic_load(&gate))
         cth_sleep(0.001);
     *result = arg;
     return 0;
 }
 
-/* test_terminate: 10,000 queued slow tasks; terminate returns promptly,
+/* Wait until n gated tasks have started. */
+static void wait_started(int n)
+{
+    while (atomic_load(&gate_started) < n)
+        cth_sleep(0.001);
+}
+
+/* test_terminate: 10,000 queued slow tasks; terminate returns without
+ * waiting for the running tasks (they are held until it has returned),
  * every AsyncResult finishes with CTH_ECANCELED (nothing hangs), and join
  * completes */
 CTH_TEST(terminate)
@@ -338,11 +347,11 @@ CTH_TEST(terminate)
     struct cbs c = {0};
     cth_result_opts o = {on_ok, on_fail, &c};
     atomic_store(&gate, 0);
+    atomic_store(&gate_started, 0);
     for (int i = 0; i < N; i++) /* the workers hold the first 2 until terminate */
         CHECK_OK(cth_pool_apply_async(p, i < 2 ? gated : sleepy, IV(20), &o, &r[i]));
-    double t0 = check_now();
+    wait_started(2);
     CHECK_OK(cth_pool_terminate(p));
-    CHECK(check_now() - t0 < 1.0);
     atomic_store(&gate, 1);
     int cancelled = 0;
     for (int i = 0; i < N; i++) {
@@ -424,22 +433,42 @@ CTH_TEST(close_join)
     cth_pool_free(p);
 }
 
-/* the context manager's __exit__: freeing a running pool terminates it */
+static void *free_pool_thread(void *arg)
+{
+    cth_pool_free(arg);
+    return NULL;
+}
+
+/* the context manager's __exit__: freeing a running pool terminates it
+ * (the queued tasks are cancelled; the running ones are waited for); the
+ * AsyncResults outlive the pool */
 CTH_TEST(free_running)
 {
     cth_pool_t *p = make_pool(2);
-    cth_result_t *r[100];
-    for (int i = 0; i < 100; i++)
-        CHECK_OK(cth_pool_apply_async(p, sleepy, IV(20), NULL, &r[i]));
-    double t0 = check_now();
-    cth_pool_free(p); /* waits only for the 2 running tasks */
-    CHECK(check_now() - t0 < 1.0);
+    enum { N = 100 };
+    cth_result_t *r[N];
+    atomic_store(&gate, 0);
+    atomic_store(&gate_started, 0);
+    for (int i = 0; i < N; i++)
+        CHECK_OK(cth_pool_apply_async(p, i < 2 ? gated : sleepy, IV(20), NULL, &r[i]));
+    wait_started(2);
+    cth_thread_t *t;
+    CHECK_OK(cth_thread_create(&t, free_pool_thread, p, NULL));
+    CHECK_OK(cth_thread_start(t));
+    /* the last task is cancelled by the free, which then waits for the
+     * gated two */
+    CHECK_EQ(cth_result_get(r[N - 1], CTH_FOREVER, NULL), CTH_ECANCELED);
+    atomic_store(&gate, 1);
+    CHECK_OK(cth_thread_join(t, CTH_FOREVER, NULL));
+    cth_thread_free(t);
     int cancelled = 0;
-    for (int i = 0; i < 100; i++) {
-        cancelled += cth_result_get(r[i], CTH_FOREVER, NULL) == CTH_ECANCELED;
+    for (int i = 0; i < N; i++) {
+        int err = cth_result_get(r[i], CTH_FOREVER, NULL);
+        CHECK(err == (i < 2 ? 0 : CTH_ECANCELED));
+        cancelled += err == CTH_ECANCELED;
         cth_result_free(r[i]);
     }
-    CHECK(cancelled >= 80);
+    CHECK_EQ(cancelled, N - 2);
 }
 
 static _Thread_local int init_done;

@@ -33,6 +33,20 @@ static int sleepy(void *arg, void **result)
     return 0;
 }
 
+static _Atomic int gate, gate_started;
+
+/* item 0 counts itself started and waits until the gate opens */
+static int gated_first(void *arg, void **result)
+{
+    if (VI(arg) == 0) {
+        atomic_fetch_add(&gate_started, 1);
+        while (!atomic_load(&gate))
+            cth_sleep(0.001);
+    }
+    *result = arg;
+    return 0;
+}
+
 static cth_pool_t *make_pool(int n)
 {
     cth_pool_t *p;
@@ -260,21 +274,64 @@ CTH_TEST(imap_close_terminate)
     CHECK_OK(cth_pool_join(p));
     cth_pool_free(p);
 
+    /* one worker held on item 0: terminate cancels the 99 others */
     p = make_pool(1);
     static void *items[100];
     for (int i = 0; i < 100; i++)
-        items[i] = IV(20);
-    CHECK_OK(cth_pool_imap(p, sleepy, items, 100, 1, &it));
-    cth_sleep(0.05);
+        items[i] = IV(i);
+    atomic_store(&gate, 0);
+    atomic_store(&gate_started, 0);
+    CHECK_OK(cth_pool_imap(p, gated_first, items, 100, 1, &it));
+    while (!atomic_load(&gate_started))
+        cth_sleep(0.001);
     CHECK_OK(cth_pool_terminate(p));
+    atomic_store(&gate, 1);
     int cancelled = 0, n = 0, r;
     while ((r = cth_imap_next(it, CTH_FOREVER, NULL)) != CTH_IMAP_END) {
-        CHECK(r == 0 || r == CTH_ECANCELED);
+        CHECK(r == (n == 0 ? 0 : CTH_ECANCELED));
         cancelled += r == CTH_ECANCELED;
         n++;
     }
     CHECK_EQ(n, 100);
-    CHECK(cancelled >= 50);
+    CHECK_EQ(cancelled, 99);
     cth_imap_free(it);
     cth_pool_free(p);
+}
+
+/* departure: freeing a pool with live iterators is safe; a running pool is
+ * terminated, so their queued items come out as CTH_ECANCELED, and they are
+ * freed after the pool */
+CTH_TEST(imap_outlives_pool)
+{
+    cth_pool_t *p = make_pool(1);
+    static void *items[50];
+    for (int i = 0; i < 50; i++)
+        items[i] = IV(i);
+    atomic_store(&gate, 0);
+    atomic_store(&gate_started, 0);
+    cth_imap_t *it, *prod;
+    CHECK_OK(cth_pool_imap(p, gated_first, items, 50, 1, &it));
+    struct counter c = {0, 1000000, -1, 0};
+    CHECK_OK(cth_pool_imap_producer(p, sqr, produce, &c, 1, 8, &prod));
+    while (!atomic_load(&gate_started))
+        cth_sleep(0.001);
+    atomic_store(&gate, 1); /* item 0 may finish before or during the free */
+    cth_pool_free(p);
+    int n = 0, r;
+    while ((r = cth_imap_next(it, CTH_FOREVER, NULL)) != CTH_IMAP_END) {
+        CHECK(r == 0 || r == CTH_ECANCELED);
+        CHECK(n > 0 || r == 0); /* item 0 had started: it ran */
+        n++;
+    }
+    CHECK_EQ(n, 50);
+    /* the producer iterator: its next reads are refused by the dead pool,
+     * so it ends after what it had read (each value or CTH_ECANCELED) */
+    n = 0;
+    while ((r = cth_imap_next(prod, CTH_FOREVER, NULL)) != CTH_IMAP_END) {
+        CHECK(r == 0 || r == CTH_ECANCELED);
+        n++;
+    }
+    CHECK(n >= 8);
+    cth_imap_free(it);
+    cth_imap_free(prod);
 }

@@ -727,10 +727,7 @@ CTH_CHILD(join_main_at_exit)
 
 CTH_TEST(join_main_on_shutdown)
 {
-    char out[256];
-    int status = check_run_child("join_main_at_exit", out, sizeof out);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    CHECK(strcmp(out, "end of main\nend of thread (0)\n") == 0);
+    check_child_prints("join_main_at_exit", "end of main\nend of thread (0)\n");
 }
 
 static void *slow_nondaemon(void *arg)
@@ -794,10 +791,7 @@ CTH_CHILD(daemons_at_exit)
 
 CTH_TEST(exit_abandons_daemons)
 {
-    char out[256];
-    int status = check_run_child("daemons_at_exit", out, sizeof out);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    CHECK(strcmp(out, "bye\n") == 0);
+    check_child_prints("daemons_at_exit", "bye\n");
 }
 
 /* test_start_new_thread_at_finalization: once shutdown is done, starting a
@@ -816,10 +810,7 @@ CTH_CHILD(start_after_shutdown)
 
 CTH_TEST(start_refused_after_shutdown)
 {
-    char out[256];
-    int status = check_run_child("start_after_shutdown", out, sizeof out);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    CHECK(strcmp(out, "refused\n") == 0);
+    check_child_prints("start_after_shutdown", "refused\n");
 }
 
 /* cth_shutdown with a timeout returns CTH_ETIMEDOUT while a non-daemon
@@ -840,10 +831,7 @@ CTH_CHILD(shutdown_timeout)
 
 CTH_TEST(shutdown_with_timeout)
 {
-    char out[256];
-    int status = check_run_child("shutdown_timeout", out, sizeof out);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    CHECK(strcmp(out, "ok\n") == 0);
+    check_child_prints("shutdown_timeout", "ok\n");
 }
 
 /* In a fork child: the forking thread is the main thread, alone in the

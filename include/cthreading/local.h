@@ -41,6 +41,8 @@ extern "C" {
 
 /* ---- local (threading.local) ------------------------------------------------------ */
 
+/* A thread-local variable (one attribute of Python's threading.local): an
+ * opaque handle. */
 typedef struct cth_local cth_local_t;
 
 /* Destroys one thread's value (never called with NULL). It runs in the
@@ -152,6 +154,7 @@ CTH_API void *cth_local_take(cth_local_t *local);
 
 /* ---- LocalStack (werkzeug.local.LocalStack) ------------------------------------ */
 
+/* Werkzeug's LocalStack: a stack per thread, an opaque handle. */
 typedef struct cth_local_stack cth_local_stack_t;
 
 /*

@@ -27,7 +27,7 @@ typedef struct cth_once {
     uintptr_t _runner; /* the running thread's token, for CTH_EDEADLK */
 } cth_once_t;
 
-#define CTH_ONCE_INIT {0, 0, 0}
+#define CTH_ONCE_INIT {0, 0, 0} /* a once that has not run */
 
 /* The function cth_once_call runs: 0 on success, a negative code on failure. */
 typedef int (*cth_once_fn)(void *arg);
@@ -65,7 +65,7 @@ typedef struct cth_singleton {
     void *_instance;
 } cth_singleton_t;
 
-#define CTH_SINGLETON_INIT {CTH_ONCE_INIT, NULL}
+#define CTH_SINGLETON_INIT {CTH_ONCE_INIT, NULL} /* a singleton not yet created */
 
 /* Creates the instance in *instance: 0, or a negative code on failure. */
 typedef int (*cth_singleton_ctor)(void *arg, void **instance);

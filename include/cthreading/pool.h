@@ -5,9 +5,12 @@
  *
  * A pool owns N daemon worker threads named "PoolWorker-K". Work is handed
  * out in chunks: a map over n items is one job whose chunks the workers
- * claim from a shared atomic counter, so a map costs one allocation (none
- * for the blocking calls) whatever n is, and an idle worker parks on a
- * futex after a short spin, costing no CPU.
+ * claim from a shared atomic counter, so a map costs one AsyncResult
+ * (none for the blocking calls) whatever n is. AsyncResults are recycled
+ * by their pool, so a steady stream of apply_async allocates nothing; lone
+ * tasks go through a lock-free ring. One idle worker spins briefly (~0.1
+ * ms) before parking on a futex, the others park at once: an idle pool
+ * costs no CPU.
  *
  * Tasks. A task is `int fn(void *arg, void **result)`: it stores its value
  * in *result and returns 0, or returns a negative code (a CTH_E* code or
@@ -48,8 +51,11 @@
 extern "C" {
 #endif
 
+/* A thread pool (Python's multiprocessing.pool.ThreadPool); opaque. */
 typedef struct cth_pool cth_pool_t;
+/* An AsyncResult (Python's ApplyResult / MapResult); opaque. */
 typedef struct cth_result cth_result_t;
+/* An imap iterator (Python's IMapIterator / IMapUnorderedIterator); opaque. */
 typedef struct cth_imap cth_imap_t;
 
 /* A task: store the value in *result and return 0, or return a negative
@@ -59,9 +65,11 @@ typedef int (*cth_pool_fn)(void *arg, void **result);
 /* The body of a parallel-for: the work of one index; 0 or a negative code. */
 typedef int (*cth_pool_for_fn)(void *arg, size_t index);
 
-/* AsyncResult callbacks: callback(value, cb_arg) on success,
- * error_callback(err, cb_arg) on failure; exactly one of them runs. */
+/* An AsyncResult's callback: callback(value, cb_arg) on success (exactly
+ * one of callback and error_callback runs). */
 typedef void (*cth_pool_callback_fn)(void *value, void *cb_arg);
+/* An AsyncResult's error_callback: error_callback(err, cb_arg) on failure,
+ * err being the task's negative code or CTH_ECANCELED. */
 typedef void (*cth_pool_error_callback_fn)(int err, void *cb_arg);
 
 /* An imap producer (Python's input iterator): store the next item in *item
@@ -81,9 +89,9 @@ typedef struct cth_pool_opts {
 
 /* Callbacks of the _async calls (NULL: none). */
 typedef struct cth_result_opts {
-    cth_pool_callback_fn callback;
-    cth_pool_error_callback_fn error_callback;
-    void *cb_arg; /* passed to either callback */
+    cth_pool_callback_fn callback;             /* on success, or NULL */
+    cth_pool_error_callback_fn error_callback; /* on failure, or NULL */
+    void *cb_arg;                              /* passed to either callback */
 } cth_result_opts;
 
 /* The end of an imap iteration (Python's StopIteration): cth_imap_next's
@@ -119,7 +127,9 @@ CTH_API int cth_pool_apply(cth_pool_t *pool, cth_pool_fn fn, void *arg, void **r
  * error_callback=). Queues fn(arg) and returns at once with *res, an
  * AsyncResult the caller owns (release it with cth_result_free, before or
  * after it is ready). opts may be NULL. Returns 0; CTH_EINVAL for NULL
- * arguments or a pool not running; CTH_ENOMEM.
+ * arguments or a pool not running; CTH_ENOMEM. Lone tasks go through a
+ * lock-free ring and wake no worker while one is spinning; tasks start in
+ * submission order.
  */
 CTH_API int cth_pool_apply_async(cth_pool_t *pool, cth_pool_fn fn, void *arg,
                                  const cth_result_opts *opts, cth_result_t **res);
@@ -180,32 +190,41 @@ CTH_API int cth_pool_starmap_async(cth_pool_t *pool, cth_pool_fn fn, const void 
 CTH_API int cth_pool_parallel_for(cth_pool_t *pool, size_t n, cth_pool_for_fn fn, void *arg);
 
 /*
- * cth_pool_imap / cth_pool_imap_unordered - Pool.imap(func, items,
- * chunksize) / Pool.imap_unordered: start fn over items[0..n) and return an
- * iterator at once. imap yields the results in input order, each as soon
- * as it and those before it are done; imap_unordered in completion order.
- * chunksize 0 means Python's default of 1. items must stay valid until the
- * iterator is freed. Returns 0 and *it (the caller's, see cth_imap_free);
+ * cth_pool_imap - Pool.imap(func, items, chunksize): start fn over
+ * items[0..n) and return an iterator at once, which yields the results in
+ * input order, each as soon as it and those before it are done. chunksize
+ * 0 means Python's default of 1. items must stay valid until the iterator
+ * is freed. Returns 0 and *it (the caller's, see cth_imap_free);
  * CTH_EINVAL for NULL or a pool not running; CTH_ENOMEM.
  */
 CTH_API int cth_pool_imap(cth_pool_t *pool, cth_pool_fn fn, void *const *items, size_t n,
                           size_t chunksize, cth_imap_t **it);
+
+/* cth_pool_imap_unordered - Pool.imap_unordered(func, items, chunksize):
+ * as cth_pool_imap, but the iterator yields the results in completion
+ * order. */
 CTH_API int cth_pool_imap_unordered(cth_pool_t *pool, cth_pool_fn fn, void *const *items,
                                     size_t n, size_t chunksize, cth_imap_t **it);
 
 /*
- * cth_pool_imap_producer / cth_pool_imap_unordered_producer - imap over an
- * iterator: items come from producer(ctx), called only in the threads that
+ * cth_pool_imap_producer - imap over an iterator: items come from producer(ctx), called only in the threads that
  * create the iterator and call cth_imap_next, never concurrently. At most
  * max_inflight items (0 = 4 x workers x chunksize) are read but not yet
  * consumed by cth_imap_next, so an endless or huge input runs in bounded
  * memory (Python reads its input eagerly: gh-84291; 3.15's buffersize).
  * A producer failure is delivered at its position, after the items before
- * it, and ends the iteration. Returns as cth_pool_imap.
+ * it, and ends the iteration. Until the producer has ended, the iterator
+ * keeps a closed pool's workers (its next reads are still accepted), so
+ * after cth_pool_close, cth_pool_join waits for the consumer to read the
+ * input to its end or to free the iterator. Returns as cth_pool_imap
+ * (CTH_EINVAL also for a NULL producer).
  */
 CTH_API int cth_pool_imap_producer(cth_pool_t *pool, cth_pool_fn fn,
                                    cth_imap_producer_fn producer, void *ctx, size_t chunksize,
                                    size_t max_inflight, cth_imap_t **it);
+
+/* cth_pool_imap_unordered_producer - cth_pool_imap_producer yielding the
+ * results in completion order, as cth_pool_imap_unordered. */
 CTH_API int cth_pool_imap_unordered_producer(cth_pool_t *pool, cth_pool_fn fn,
                                              cth_imap_producer_fn producer, void *ctx,
                                              size_t chunksize, size_t max_inflight,
@@ -219,7 +238,8 @@ CTH_API int cth_pool_close(cth_pool_t *pool);
 /*
  * cth_pool_terminate - Pool.terminate(): stop at once. Queued tasks and
  * chunks are dropped and their AsyncResults, maps and imap items finish
- * with CTH_ECANCELED (their error_callbacks run, in the calling thread);
+ * with CTH_ECANCELED (their error_callbacks run, in the calling thread
+ * or, for a task a worker was taking at that moment, in that worker);
  * running tasks finish in the background (threads cannot be killed);
  * returns promptly. Harmless to repeat. Returns 0 or CTH_EINVAL.
  */
@@ -237,9 +257,15 @@ CTH_API int cth_pool_join(cth_pool_t *pool);
 /*
  * cth_pool_free - the end of `with Pool() as p:` plus the memory: terminate
  * a pool that was not closed (Python's __exit__ calls terminate), join it,
- * and free it. AsyncResults stay valid (free them on their own); imap
- * iterators must be freed before their pool. Must not be called from one of
- * the pool's workers. NULL is ignored.
+ * and free it. AsyncResults and imap iterators stay valid and are freed on
+ * their own, before or after the pool (an iterator then yields what had
+ * run, CTH_ECANCELED for the rest, and reads no more input); the pool's
+ * memory, including the AsyncResults it recycles (it keeps as many as were
+ * ever outstanding at once, about 200 bytes each), goes with the last of
+ * them. A closed pool's join waits for its producer iterators to finish
+ * reading their input (cth_pool_imap_producer): free them first, or
+ * terminate. Must not be called from one of the pool's workers. NULL is
+ * ignored.
  */
 CTH_API void cth_pool_free(cth_pool_t *pool);
 

@@ -33,6 +33,7 @@ extern "C" {
 
 /* ---- Queue, LifoQueue, PriorityQueue --------------------------------------- */
 
+/* A Queue, LifoQueue or PriorityQueue (opaque; cth_queue_create makes one). */
 typedef struct cth_queue cth_queue_t;
 
 /* Which of Python's three classes the queue behaves as. */
@@ -47,14 +48,14 @@ typedef enum cth_queue_kind {
  * without a free function. The struct may grow: zero what you do not set.
  */
 typedef struct cth_queue_opts {
-    cth_queue_kind kind;
-    /* PriorityQueue only, required: negative, 0 or positive as a is lower
-     * than, equal to or higher than b (qsort's convention). Called with the
-     * queue's lock held: it must not call into the queue. */
-    int (*compare)(const void *a, const void *b);
-    /* Optional: receives each item the queue drops (immediate shutdown,
-     * freeing a non-empty queue). Called without the queue's lock held. */
-    void (*free_item)(void *item);
+    cth_queue_kind kind; /* FIFO (the default), LIFO or PRIORITY */
+    int (*compare)(const void *a, const void *b); /* PriorityQueue only, required:
+        negative, 0 or positive as a is lower than, equal to or higher than b
+        (qsort's convention). Called with the queue's lock held: it must not
+        call into the queue. */
+    void (*free_item)(void *item); /* Optional: receives each item the queue
+        drops (immediate shutdown, freeing a non-empty queue). Called without
+        the queue's lock held. */
 } cth_queue_opts;
 
 /*
@@ -219,8 +220,8 @@ typedef struct cth_simple_queue cth_simple_queue_t;
 
 /* Options of cth_simple_queue_create (NULL: none). */
 typedef struct cth_simple_queue_opts {
-    /* Optional: receives each item left in the queue when it is freed. */
-    void (*free_item)(void *item);
+    void (*free_item)(void *item); /* Optional: receives each item left in the
+        queue when it is freed. */
 } cth_simple_queue_opts;
 
 /* cth_simple_queue_create - SimpleQueue(). Returns 0, CTH_EINVAL for a NULL

@@ -1,5 +1,5 @@
 /*
- * cthreading/synchronized.h - the seed's @synchronized decorator and
+ * cthreading/synchronized.h - the seed's synchronized decorator and
  * Python's `with lock:`, in C: a lock held for a block or a scope and
  * released on every way out of it, return, break, continue and goto
  * included.
@@ -22,7 +22,7 @@
  *     }
  *
  * The three forms:
- *   CTH_SYNCHRONIZED { block }         the seed's @synchronized: a static Lock
+ *   CTH_SYNCHRONIZED { block }         the seed's decorator: a static Lock
  *                                      per site, shared by all threads that
  *                                      reach this line; put the whole function
  *                                      body in it to synchronize the function.

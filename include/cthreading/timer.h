@@ -50,6 +50,7 @@
 extern "C" {
 #endif
 
+/* A timer (Python's threading.Timer): an opaque handle. */
 typedef struct cth_timer cth_timer_t;
 
 /* A timer's function: Timer(interval, function, args=(arg,)). */

@@ -128,3 +128,69 @@ CTH_TEST(terminate_race)
         cth_pool_free(p);
     }
 }
+
+/* apply_async from two threads racing with close (even rounds) or terminate
+ * (odd rounds), through the lock-free ring: every call is refused with
+ * CTH_EINVAL or accepted, every accepted task finishes (with its value;
+ * after terminate also CTH_ECANCELED), and join returns: nothing stranded
+ * in the ring, no worker left asleep */
+struct racer {
+    cth_pool_t *p;
+    cth_result_t **r;
+    long n, accepted;
+};
+
+static void *race_submit(void *arg)
+{
+    struct racer *s = arg;
+    for (s->accepted = 0; s->accepted < s->n; s->accepted++) {
+        int err = cth_pool_apply_async(s->p, triple, IV(s->accepted), NULL,
+                                       &s->r[s->accepted]);
+        if (err) {
+            CHECK_EQ(err, CTH_EINVAL);
+            break;
+        }
+    }
+    return NULL;
+}
+
+CTH_TEST(close_terminate_race_submitters)
+{
+    long rounds = check_iters(100);
+    enum { N = 20000 };
+    static cth_result_t *r[2][N];
+    for (long round = 0; round < rounds; round++) {
+        cth_pool_t *p;
+        cth_pool_opts o = {.processes = 2};
+        CHECK_OK(cth_pool_create(&p, &o));
+        struct racer s[2];
+        cth_thread_t *t[2];
+        for (int k = 0; k < 2; k++) {
+            s[k] = (struct racer){p, r[k], N, 0};
+            CHECK_OK(cth_thread_create(&t[k], race_submit, &s[k], NULL));
+            CHECK_OK(cth_thread_start(t[k]));
+        }
+        cth_sleep(0.0002 * (double)(round % 5));
+        if (round % 2)
+            CHECK_OK(cth_pool_terminate(p));
+        else
+            CHECK_OK(cth_pool_close(p));
+        for (int k = 0; k < 2; k++) {
+            CHECK_OK(cth_thread_join(t[k], CTH_FOREVER, NULL));
+            cth_thread_free(t[k]);
+        }
+        CHECK_OK(cth_pool_join(p));
+        for (int k = 0; k < 2; k++) {
+            for (long i = 0; i < s[k].accepted; i++) {
+                void *v = NULL;
+                int err = cth_result_get(r[k][i], CTH_FOREVER, &v);
+                if (round % 2)
+                    CHECK(err == CTH_ECANCELED || (err == 0 && VI(v) == i * 3));
+                else
+                    CHECK(err == 0 && VI(v) == i * 3);
+                cth_result_free(r[k][i]);
+            }
+        }
+        cth_pool_free(p);
+    }
+}
