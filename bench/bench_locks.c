@@ -6,7 +6,13 @@
  * ~0, 50 ns and 1 us (and the longest wait any thread saw); lockskew (Go
  * issue 13086: the worst wait of a thread that sleeps 100 us between
  * attempts while another holds the lock 100 us at a time); Condition
- * ping-pong and Event set/wait round trips against a pthread cond.
+ * ping-pong and Event set/wait round trips against a pthread cond; notify
+ * with no waiter; notify_all to 8 waiters until all are through.
+ * The uncontended rows run twice: in a process that has only had one thread
+ * (where glibc's mutex skips its atomic instructions, and so does Lock),
+ * then with a second thread alive, as in any threaded program.
+ * `bench_locks [uncontended] [contended] [lockskew] [pingpong]` runs only
+ * the families named; about 25 s for all of them at the default 11 reps.
  */
 #include "bench.h"
 
@@ -33,23 +39,14 @@ static pthread_mutex_t p_rmutex;
 
 static void c_lock_lock(void *l) { cth_lock_acquire(l, CTH_FOREVER); }
 static void c_lock_unlock(void *l) { cth_lock_release(l); }
-static void c_rlock_lock(void *l) { cth_rlock_acquire(l, CTH_FOREVER); }
-static void c_rlock_unlock(void *l) { cth_rlock_release(l); }
 static void p_lock(void *l) { pthread_mutex_lock(l); }
 static void p_unlock(void *l) { pthread_mutex_unlock(l); }
 #ifdef HAVE_GLIB
 static GMutex g_mutex;
-static void g_lock(void *l) { g_mutex_lock(l); }
-static void g_unlock(void *l) { g_mutex_unlock(l); }
 #endif
 
 static struct lockops OPS_CTH = {c_lock_lock, c_lock_unlock, &c_lock};
-static struct lockops OPS_RCTH = {c_rlock_lock, c_rlock_unlock, &c_rlock};
 static struct lockops OPS_PTH = {p_lock, p_unlock, &p_mutex};
-static struct lockops OPS_RPTH = {p_lock, p_unlock, &p_rmutex};
-#ifdef HAVE_GLIB
-static struct lockops OPS_GLIB = {g_lock, g_unlock, &g_mutex};
-#endif
 
 /* Uncontended: ns per acquire+release, the calls inlined where possible. */
 static double run_unc_cth(void *ctx)
@@ -371,34 +368,134 @@ static double run_signal_empty(void *ctx)
     return dt / UNCONTENDED_OPS * 1e9;
 }
 
-int main(void)
+/* ---- notify_all ------------------------------------------------------------------------- */
+
+/* notify_all to 8 sleeping waiters, each of which then takes the lock and
+ * runs a 1 us critical section: the time until the last is through (us).
+ * Waking all at once makes them collide on the lock; a requeue or a chain
+ * of single wake-ups does not. */
+#define NA_WAITERS 8
+
+struct na {
+    int cth; /* 1: cthreading Condition over a Lock, 0: pthread */
+    int waiting, go;
+    double done_at; /* the last critical section's end, under the lock */
+};
+static struct na na_ctx;
+static cth_lock_t na_lock;
+static cth_cond_t na_cond = CTH_COND_INIT_LOCK(&na_lock);
+static pthread_mutex_t na_m = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t na_c = PTHREAD_COND_INITIALIZER;
+
+static void *na_waiter(void *arg)
 {
-    int reps = bench_reps();
-    pthread_mutexattr_t attr;
-    pthread_mutexattr_init(&attr);
-    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
-    pthread_mutex_init(&p_rmutex, &attr);
-    calibrate();
+    struct na *n = arg;
+    if (n->cth) {
+        cth_lock_acquire(&na_lock, CTH_FOREVER);
+        n->waiting++;
+        while (!n->go)
+            cth_cond_wait(&na_cond, CTH_FOREVER);
+        spin_work(1000 * spin_per_ns_x100 / 100);
+        n->done_at = bench_now();
+        cth_lock_release(&na_lock);
+    } else {
+        pthread_mutex_lock(&na_m);
+        n->waiting++;
+        while (!n->go)
+            pthread_cond_wait(&na_c, &na_m);
+        spin_work(1000 * spin_per_ns_x100 / 100);
+        n->done_at = bench_now();
+        pthread_mutex_unlock(&na_m);
+    }
+    return NULL;
+}
 
+static double run_notify_all(void *ctx)
+{
+    struct na *n = &na_ctx;
+    n->cth = ctx != NULL;
+    n->waiting = n->go = 0;
+    pthread_t t[NA_WAITERS];
+    for (int i = 0; i < NA_WAITERS; i++)
+        pthread_create(&t[i], NULL, na_waiter, n);
+    for (int ready = 0; ready < NA_WAITERS;) {
+        sleep_us(1000);
+        if (n->cth) {
+            cth_lock_acquire(&na_lock, CTH_FOREVER);
+            ready = n->waiting;
+            cth_lock_release(&na_lock);
+        } else {
+            pthread_mutex_lock(&na_m);
+            ready = n->waiting;
+            pthread_mutex_unlock(&na_m);
+        }
+    }
+    sleep_us(2000); /* let the last ones fall asleep */
+    double t0 = bench_now();
+    if (n->cth) {
+        cth_lock_acquire(&na_lock, CTH_FOREVER);
+        n->go = 1;
+        cth_cond_notify_all(&na_cond);
+        cth_lock_release(&na_lock);
+    } else {
+        pthread_mutex_lock(&na_m);
+        n->go = 1;
+        pthread_cond_broadcast(&na_c);
+        pthread_mutex_unlock(&na_m);
+    }
+    for (int i = 0; i < NA_WAITERS; i++)
+        pthread_join(t[i], NULL);
+    return (n->done_at - t0) * 1e6;
+}
+
+/* An idle thread that keeps the process multi-threaded while it lives. */
+static pthread_mutex_t idle_gate = PTHREAD_MUTEX_INITIALIZER;
+static void *idle_thread(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&idle_gate);
+    pthread_mutex_unlock(&idle_gate);
+    return NULL;
+}
+
+/* Uncontended rows, twice: first in a process that has only ever had one
+ * thread, where glibc's mutex (and cthreading's Lock) skip the atomic
+ * instructions, then with a second thread alive, the case of any threaded
+ * program. */
+static void family_uncontended(int reps)
+{
+    static const char *when[] = {"lock uncontended", "lock uncontended, 2 threads alive"};
+    static const char *rwhen[] = {"rlock uncontended", "rlock uncontended, 2 threads alive"};
+    pthread_t idle;
     bench_heading("Locks: uncontended acquire+release, ns (lower is better)");
-    struct bench_system unc[] = {
-        {"pthread_mutex", run_unc_pth, &p_mutex},
-        {"cthreading Lock", run_unc_cth, NULL},
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1) {
+            pthread_mutex_lock(&idle_gate);
+            pthread_create(&idle, NULL, idle_thread, NULL);
+        }
+        struct bench_system unc[] = {
+            {"pthread_mutex", run_unc_pth, &p_mutex},
+            {"cthreading Lock", run_unc_cth, NULL},
 #ifdef HAVE_GLIB
-        {"GLib GMutex (context)", run_unc_glib, NULL},
+            {"GLib GMutex (context)", run_unc_glib, NULL},
 #endif
-        {"python threading.Lock", run_py_lock, NULL},
-    };
-    bench_compare("lock uncontended", "latency", "ns", unc, (int)(sizeof unc / sizeof unc[0]),
-                  reps, NULL);
-    struct bench_system runc[] = {
-        {"pthread_mutex recursive", run_unc_pth, &p_rmutex},
-        {"cthreading RLock", run_unc_rcth, NULL},
-    };
-    bench_compare("rlock uncontended", "latency", "ns", runc, 2, reps, NULL);
-    (void)OPS_RCTH;
-    (void)OPS_RPTH;
+            {"python threading.Lock", run_py_lock, NULL},
+        };
+        /* Python's number does not depend on our threads: measure it once. */
+        int n = (int)(sizeof unc / sizeof unc[0]) - pass;
+        bench_compare(when[pass], "latency", "ns", unc, n, reps, NULL);
+        struct bench_system runc[] = {
+            {"pthread_mutex recursive", run_unc_pth, &p_rmutex},
+            {"cthreading RLock", run_unc_rcth, NULL},
+        };
+        bench_compare(rwhen[pass], "latency", "ns", runc, 2, reps, NULL);
+    }
+    pthread_mutex_unlock(&idle_gate);
+    pthread_join(idle, NULL);
+}
 
+static void family_contended(int reps)
+{
     bench_heading("Locks: contended, M ops per CPU second (higher is better)");
     static const int nthreads[] = {2, 4, 8};
     static const unsigned cs_ns[] = {0, 50, 1000};
@@ -424,7 +521,10 @@ int main(void)
                          NAN);
         }
     }
+}
 
+static void family_lockskew(int reps)
+{
     bench_heading("Locks: lockskew, worst wait of the polite thread, us (lower is better)");
     static struct skew sp = {.ops = &OPS_PTH}, sc = {.ops = &OPS_CTH};
     struct bench_system skew[] = {
@@ -432,7 +532,10 @@ int main(void)
         {"cthreading Lock", run_skew, &sc},
     };
     bench_compare("lockskew", "worst_wait", "us", skew, 2, reps, NULL);
+}
 
+static void family_pingpong(int reps)
+{
     bench_heading("Conditions and events: round trip between two threads, us (lower is better)");
     struct bench_system pp[] = {
         {"pthread mutex+cond", run_pp_pth, NULL},
@@ -445,5 +548,38 @@ int main(void)
         {"cthreading notify", run_notify_empty, NULL},
     };
     bench_compare("notify, no waiter", "latency", "ns", ne, 2, reps, NULL);
+    struct bench_system na[] = {
+        {"pthread_cond_broadcast", run_notify_all, NULL},
+        {"cthreading notify_all", run_notify_all, &na_ctx},
+    };
+    bench_compare("notify_all, 8 waiters, 1 us each", "all_through", "us", na, 2, reps, NULL);
+}
+
+/* The families, run in this order; `bench_locks NAME...` runs only those. */
+static const struct {
+    const char *name;
+    void (*run)(int reps);
+} families[] = {
+    {"uncontended", family_uncontended},
+    {"contended", family_contended},
+    {"lockskew", family_lockskew},
+    {"pingpong", family_pingpong},
+};
+
+int main(int argc, char **argv)
+{
+    int reps = bench_reps();
+    pthread_mutexattr_t attr;
+    pthread_mutexattr_init(&attr);
+    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutex_init(&p_rmutex, &attr);
+    calibrate();
+    for (size_t f = 0; f < sizeof families / sizeof families[0]; f++) {
+        int wanted = argc < 2;
+        for (int i = 1; i < argc; i++)
+            wanted |= strcmp(argv[i], families[f].name) == 0;
+        if (wanted)
+            families[f].run(reps);
+    }
     return 0;
 }

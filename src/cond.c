@@ -2,15 +2,26 @@
  * cond.c - Condition.
  *
  * Like Python's Condition, each wait puts a waiter of its own in a FIFO and
- * sleeps on it; notify(n) takes the n oldest waiters off the FIFO and wakes
- * each one. The waiter lives on the waiting thread's stack and the FIFO is
- * guarded by the condition's own lock, which both wait (while queueing and
- * after waking) and notify (always) hold, so no second lock is needed and a
- * waiter's memory outlives every notify that touches it. A wait returns 0
- * only when a notify marked its waiter: wake-ups of the futex alone are
- * never mistaken for a notification. A waiter that times out takes itself
- * off the FIFO once it has the lock again; if a notify got to it first, it
- * reports the notification instead.
+ * sleeps on it; notify(n) takes the n oldest waiters off the FIFO and marks
+ * each one notified. The waiter lives on the waiting thread's stack and the
+ * FIFO is guarded by the condition's own lock, which both wait (while
+ * queueing and after waking) and notify (always) hold, so no second lock is
+ * needed and a waiter's memory outlives every notify that touches it. A wait
+ * returns 0 only when a notify marked its waiter: wake-ups of the futex
+ * alone are never mistaken for a notification. A waiter that times out
+ * takes itself off the FIFO once it has the lock again; if a notify got to
+ * it first, it reports the notification instead.
+ *
+ * The waiter's word is AWAKE, SLEEPING (it is about to sleep, or sleeps, on
+ * the word) or NOTIFIED. Notify does not wake a sleeping waiter: the
+ * notifier holds the lock the waiter must take next, so waking it would only
+ * make it collide with the notifier and sleep again. Instead the waiter is
+ * requeued onto the lock's word (with the lock's PARKED flag set), and the
+ * release of the lock wakes it, one waiter per release: notify_all makes a
+ * chain, not a stampede. A waiter that had not gone to sleep yet costs the
+ * notifier no system call at all. A waiter that slept and was notified
+ * re-takes the lock keeping PARKED set, since more requeued waiters may
+ * sleep behind it.
  */
 #include "internal.h"
 
@@ -18,14 +29,22 @@ _Static_assert(sizeof(cth_cond_t) == 56 || sizeof(void *) != 8, "cth_cond_t ABI"
 
 enum { COND_OWN_RLOCK = 0, COND_LOCK = 1, COND_RLOCK = 2 };
 
+enum { AWAKE = 0, SLEEPING = 1, NOTIFIED = 2 };
+
 struct waiter {
     struct waiter *next, *prev;
-    _Atomic uint32_t notified;
+    _Atomic uint32_t word; /* AWAKE, SLEEPING, NOTIFIED */
 };
 
 static cth_rlock_t *cond_rlock(cth_cond_t *cond)
 {
     return cond->_kind == COND_RLOCK ? (cth_rlock_t *)cond->_lock : &cond->_own;
+}
+
+/* The plain lock under the condition's Lock or RLock. */
+static cth_lock_t *cond_plain_lock(cth_cond_t *cond)
+{
+    return cond->_kind == COND_LOCK ? (cth_lock_t *)cond->_lock : &cond_rlock(cond)->_lock;
 }
 
 CTH_API int cth_cond_init(cth_cond_t *cond, cth_lock_t *lock)
@@ -71,11 +90,12 @@ CTH_API int cth_cond_release(cth_cond_t *cond)
 
 /* Python's _is_owned: an RLock must be the caller's; a plain Lock only has
  * to be held by someone (Python's weak check for Lock). */
-static bool cond_is_owned(cth_cond_t *cond)
+static inline bool cond_is_owned(cth_cond_t *cond)
 {
     if (cond->_kind == COND_LOCK)
-        return cth_lock_locked((cth_lock_t *)cond->_lock);
-    return cth_rlock_is_owned(cond_rlock(cond));
+        return cth__lock_held((cth_lock_t *)cond->_lock);
+    return atomic_load_explicit(CTH__ATOMIC_UPTR(&cond_rlock(cond)->_owner),
+                                memory_order_relaxed) == cth__self_token();
 }
 
 static void fifo_push(cth_cond_t *cond, struct waiter *w)
@@ -113,7 +133,7 @@ CTH_API int cth_cond_wait(cth_cond_t *cond, double timeout)
         return CTH_EPERM;
 
     struct waiter w;
-    atomic_init(&w.notified, 0);
+    atomic_init(&w.word, AWAKE);
     fifo_push(cond, &w);
 
     uint32_t count = 0;
@@ -123,19 +143,25 @@ CTH_API int cth_cond_wait(cth_cond_t *cond, double timeout)
         cth__rlock_release_save(cond_rlock(cond), &count);
 
     int r = 0;
-    while (!atomic_load_explicit(&w.notified, memory_order_acquire)) {
-        r = cth__futex_wait(&w.notified, 0, deadline);
-        if (r != 0)
-            break;
+    bool requeued = false; /* whether a notify may have moved us to the lock */
+    uint32_t v = AWAKE;
+    if (atomic_compare_exchange_strong_explicit(&w.word, &v, SLEEPING, memory_order_acquire,
+                                                memory_order_acquire)) {
+        do
+            r = cth__futex_wait(&w.word, SLEEPING, deadline);
+        while (!r && atomic_load_explicit(&w.word, memory_order_acquire) != NOTIFIED);
+        requeued = atomic_load_explicit(&w.word, memory_order_acquire) == NOTIFIED;
     }
 
     int interrupted;
-    if (cond->_kind == COND_LOCK)
-        interrupted = cth__lock_acquire_uninterrupted((cth_lock_t *)cond->_lock);
+    if (cond->_kind != COND_LOCK)
+        interrupted = cth__rlock_acquire_restore(cond_rlock(cond), count, requeued);
+    else if (requeued)
+        interrupted = cth__lock_acquire_woken((cth_lock_t *)cond->_lock);
     else
-        interrupted = cth__rlock_acquire_restore(cond_rlock(cond), count);
+        interrupted = cth__lock_acquire_uninterrupted((cth_lock_t *)cond->_lock);
 
-    if (atomic_load_explicit(&w.notified, memory_order_acquire)) {
+    if (atomic_load_explicit(&w.word, memory_order_acquire) == NOTIFIED) {
         /* Notified: that wins; an interruption that came too is kept for
          * the main thread's next wait. */
         if (r == CTH_EINTR || interrupted)
@@ -173,7 +199,8 @@ CTH_API int cth_cond_wait_for(cth_cond_t *cond, cth_predicate_fn predicate, void
     }
 }
 
-CTH_API int cth_cond_notify(cth_cond_t *cond, int n)
+/* Notify when there is a waiter, or an error to report. */
+static __attribute__((noinline)) int cond_notify_slow(cth_cond_t *cond, int n)
 {
     if (!cond)
         return CTH_EINVAL;
@@ -182,10 +209,18 @@ CTH_API int cth_cond_notify(cth_cond_t *cond, int n)
     while (n-- > 0 && cond->_head) {
         struct waiter *w = cond->_head;
         fifo_remove(cond, w);
-        atomic_store_explicit(&w->notified, 1, memory_order_release);
-        cth__futex_wake(&w->notified, 1);
+        if (atomic_exchange_explicit(&w->word, NOTIFIED, memory_order_release) == SLEEPING)
+            cth__lock_requeue(cond_plain_lock(cond), &w->word, NOTIFIED);
     }
     return 0;
+}
+
+CTH_API int cth_cond_notify(cth_cond_t *cond, int n)
+{
+    /* Nobody waiting (and the caller may notify): nothing to do. */
+    if (__builtin_expect(cond && !cond->_head, 1) && cond_is_owned(cond))
+        return 0;
+    return cond_notify_slow(cond, n);
 }
 
 CTH_API int cth_cond_notify_all(cth_cond_t *cond)

@@ -32,6 +32,10 @@ static inline int cth__check_timeout(double timeout)
  * CTH__NO_DEADLINE, 0 gives "now" (already due). */
 int64_t cth__deadline(double timeout);
 
+/* What is left of a deadline, as a timeout for a nested call: CTH_FOREVER
+ * for CTH__NO_DEADLINE, else the seconds to go (0 once it has passed). */
+double cth__timeout_left(int64_t deadline);
+
 /* Validate and convert in one step: 0, CTH_EINVAL or CTH_EOVERFLOW. */
 static inline int cth__timeout_to_deadline(double timeout, int64_t *deadline)
 {
@@ -55,6 +59,14 @@ int cth__futex_wait(_Atomic uint32_t *addr, uint32_t expected, int64_t deadline)
 
 /* Wake up to n threads blocked on addr (INT32_MAX: all of them). */
 void cth__futex_wake(_Atomic uint32_t *addr, int n);
+
+/* Move one thread blocked on from onto to, waking none, if *from still
+ * equals expected; it is then woken by a cth__futex_wake of to. Returns how
+ * many moved (0 or 1). Where the platform cannot requeue, it wakes the
+ * threads on from instead and returns 0: they find their word changed and
+ * carry on as if woken from to.
+ * (Linux: FUTEX_CMP_REQUEUE; src/unix/futex_posix.c: a wake.) */
+int cth__futex_requeue(_Atomic uint32_t *from, uint32_t expected, _Atomic uint32_t *to);
 
 /* The platform's futex (src/linux/futex.c, or src/unix/futex_posix.c):
  * sleep while *addr == expected until the absolute deadline; returns 0
@@ -161,14 +173,38 @@ static inline uintptr_t cth__self_token(void)
 #define CTH__ATOMIC_U32(p) ((_Atomic uint32_t *)(void *)(p))
 #define CTH__ATOMIC_UPTR(p) ((_Atomic uintptr_t *)(void *)(p))
 
+/* Bit 0 of a Lock's word: someone holds it (lock.c has the other bits). */
+#define CTH__LOCK_LOCKED 1u
+
+/* cth_lock_locked without the call and the NULL check. */
+static inline bool cth__lock_held(const cth_lock_t *lock)
+{
+    return atomic_load_explicit(CTH__ATOMIC_U32(&((cth_lock_t *)lock)->_state),
+                                memory_order_relaxed) &
+           CTH__LOCK_LOCKED;
+}
+
 /* Release every level of an RLock the caller owns; the count is saved in
  * *count (Python's _release_save). The caller has checked ownership. */
 void cth__rlock_release_save(cth_rlock_t *rlock, uint32_t *count);
 
-/* Re-acquire an RLock with a saved count (Python's _acquire_restore).
- * Waits without limit and is not interrupted: returns 1 if an interruption
- * of the main thread arrived meanwhile, else 0. */
-int cth__rlock_acquire_restore(cth_rlock_t *rlock, uint32_t count);
+/* Re-acquire an RLock with a saved count (Python's _acquire_restore):
+ * without limit, not interrupted (returns 1 if an interruption of the main
+ * thread arrived meanwhile, else 0); as cth__lock_acquire_woken when
+ * requeued (the caller's futex may have been requeued onto the lock's word),
+ * else as cth__lock_acquire_uninterrupted. */
+int cth__rlock_acquire_restore(cth_rlock_t *rlock, uint32_t count, bool requeued);
+
+/* Acquire a Lock after a wait whose futex may have been requeued onto the
+ * lock's word (cth__futex_requeue): as cth__lock_acquire_uninterrupted, but
+ * the lock is taken with its parked flag set, since other requeued threads
+ * may still sleep on it and the release that woke the caller cleared it. */
+int cth__lock_acquire_woken(cth_lock_t *lock);
+
+/* Move the thread sleeping on *from (if *from still equals expected) onto
+ * the lock's word, to be woken by a release of the lock, as if it had
+ * parked in cth_lock_acquire. The caller holds the lock. */
+void cth__lock_requeue(cth_lock_t *lock, _Atomic uint32_t *from, uint32_t expected);
 
 /* Acquire a Lock without limit, riding out interruptions: returns 1 if an
  * interruption of the main thread arrived meanwhile, else 0. */

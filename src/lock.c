@@ -10,7 +10,10 @@
  *   bits 3.. HUNGRY count: waiters that have waited over HUNGRY_NS and now
  *                  sleep on _spare, the hand-off sequence word.
  * Uncontended, acquire is one compare-and-swap 0 -> LOCKED and release one
- * compare-and-swap LOCKED -> 0: no system call. A contended acquire spins
+ * compare-and-swap LOCKED -> 0: no system call, no stack frame (everything
+ * else is out of line), and while the process has only ever had one thread
+ * a plain load and store instead (glibc's __libc_single_threaded, as its
+ * own mutex does). A contended acquire spins
  * briefly while the holder runs and nobody is parked, then parks on _state
  * (setting PARKED). A waiter still waiting after HUNGRY_NS becomes hungry:
  * from then on a release does not unlock but sets TICKET and wakes one
@@ -18,7 +21,10 @@
  * hungry waiter that gives up (timeout, interruption) takes a pending TICKET
  * if there is one, so a handed-off lock is never stranded; the decision to
  * hand off and the count of hungry waiters live in the same word, so they
- * cannot disagree. Any thread may release.
+ * cannot disagree. Any thread may release. A Condition's notify may move
+ * (requeue) a sleeping waiter from its own word onto _state, setting PARKED
+ * (cth__lock_requeue): the waiter is then woken by a release like any parked
+ * acquirer, and re-takes the lock keeping PARKED (cth__lock_acquire_woken).
  *
  * RLock is a Lock plus the owner's identity (a per-thread address, see
  * cth__self_token) and a recursion count. Only the owner writes the count;
@@ -32,10 +38,51 @@ _Thread_local char cth__self_token_var __attribute__((tls_model("initial-exec"))
 _Static_assert(sizeof(cth_lock_t) == 8, "cth_lock_t ABI");
 _Static_assert(sizeof(cth_rlock_t) == 24 || sizeof(void *) != 8, "cth_rlock_t ABI");
 
-#define LOCKED 1u
+#define LOCKED CTH__LOCK_LOCKED
 #define PARKED 2u
 #define TICKET 4u
 #define HUNGRY_ONE 8u
+
+/* glibc tells whether the process has only ever had one thread; while it
+ * has, the fast paths need no atomic read-modify-write (glibc's own mutex
+ * does the same). Elsewhere the answer is always "no". */
+#if defined(__has_include)
+#if __has_include(<sys/single_threaded.h>)
+#include <sys/single_threaded.h>
+#define SINGLE_THREADED() __builtin_expect(__libc_single_threaded, 0)
+#endif
+#endif
+#ifndef SINGLE_THREADED
+#define SINGLE_THREADED() 0
+#endif
+
+/* Take a free lock nobody waits for (0 -> LOCKED); false otherwise. */
+static inline bool lock_take_fast(_Atomic uint32_t *state)
+{
+    uint32_t s = 0;
+    if (SINGLE_THREADED()) {
+        if (atomic_load_explicit(state, memory_order_relaxed) != 0)
+            return false;
+        atomic_store_explicit(state, LOCKED, memory_order_relaxed);
+        return true;
+    }
+    return atomic_compare_exchange_strong_explicit(state, &s, LOCKED, memory_order_acquire,
+                                                   memory_order_relaxed);
+}
+
+/* Release a lock nobody waits for (LOCKED -> 0); false otherwise. */
+static inline bool lock_give_fast(_Atomic uint32_t *state)
+{
+    uint32_t s = LOCKED;
+    if (SINGLE_THREADED()) {
+        if (atomic_load_explicit(state, memory_order_relaxed) != LOCKED)
+            return false;
+        atomic_store_explicit(state, 0, memory_order_relaxed);
+        return true;
+    }
+    return atomic_compare_exchange_strong_explicit(state, &s, 0, memory_order_release,
+                                                   memory_order_relaxed);
+}
 
 #define SPIN_TRIES 100
 #define HUNGRY_NS 1000000 /* 1 ms, as PyMutex's TIME_TO_BE_FAIR_NS */
@@ -69,7 +116,11 @@ static int lock_wait_hungry(_Atomic uint32_t *state, _Atomic uint32_t *seq, int6
     }
 }
 
-static int lock_acquire_slow(cth_lock_t *lock, int64_t deadline)
+/* The contended acquire: spin, park, turn hungry. keep is PARKED when the
+ * caller may have slept on _state (a requeued condition waiter), so that the
+ * flag survives its acquisition, else 0. */
+static __attribute__((noinline)) int lock_acquire_slow(cth_lock_t *lock, int64_t deadline,
+                                                       uint32_t keep)
 {
     _Atomic uint32_t *state = CTH__ATOMIC_U32(&lock->_state);
     uint32_t s;
@@ -77,8 +128,8 @@ static int lock_acquire_slow(cth_lock_t *lock, int64_t deadline)
     for (int i = 0; i < SPIN_TRIES; i++) {
         s = atomic_load_explicit(state, memory_order_relaxed);
         if (!(s & LOCKED)) {
-            if (atomic_compare_exchange_weak_explicit(state, &s, s | LOCKED, memory_order_acquire,
-                                                      memory_order_relaxed))
+            if (atomic_compare_exchange_weak_explicit(state, &s, s | LOCKED | keep,
+                                                      memory_order_acquire, memory_order_relaxed))
                 return 0;
             continue;
         }
@@ -98,7 +149,9 @@ static int lock_acquire_slow(cth_lock_t *lock, int64_t deadline)
         }
         int64_t now = cth__now_ns();
         if (now >= hungry_at) {
-            if (atomic_compare_exchange_weak_explicit(state, &s, s + HUNGRY_ONE,
+            /* Keep PARKED: the release that woke us cleared it, and others
+             * may still sleep on _state. */
+            if (atomic_compare_exchange_weak_explicit(state, &s, (s | PARKED) + HUNGRY_ONE,
                                                       memory_order_relaxed, memory_order_relaxed))
                 return lock_wait_hungry(state, CTH__ATOMIC_U32(&lock->_spare), deadline);
             continue;
@@ -110,8 +163,13 @@ static int lock_acquire_slow(cth_lock_t *lock, int64_t deadline)
         int r = cth__futex_wait(state, s | PARKED, deadline < hungry_at ? deadline : hungry_at);
         if (r == CTH_ETIMEDOUT && deadline >= hungry_at)
             r = 0; /* only the patience ran out: become hungry */
-        if (r)
+        if (r) {
+            /* An interrupted main thread may have been woken by a release
+             * as well: pass that wake-up on rather than strand a sleeper. */
+            if (r == CTH_EINTR)
+                cth__futex_wake(state, 1);
             return r;
+        }
         s = atomic_load_explicit(state, memory_order_relaxed);
     }
 }
@@ -125,7 +183,9 @@ CTH_API int cth_lock_init(cth_lock_t *lock)
     return 0;
 }
 
-CTH_API int cth_lock_acquire(cth_lock_t *lock, double timeout)
+/* Everything but the uncontended case: argument errors, try, spin, park. Kept
+ * out of line so that the fast path below needs no stack frame. */
+static __attribute__((noinline)) int lock_acquire_contended(cth_lock_t *lock, double timeout)
 {
     if (!lock)
         return CTH_EINVAL;
@@ -139,7 +199,15 @@ CTH_API int cth_lock_acquire(cth_lock_t *lock, double timeout)
         return 0;
     if (timeout == 0)
         return CTH_EAGAIN;
-    return lock_acquire_slow(lock, cth__deadline(timeout));
+    return lock_acquire_slow(lock, cth__deadline(timeout), 0);
+}
+
+CTH_API int cth_lock_acquire(cth_lock_t *lock, double timeout)
+{
+    if (__builtin_expect(lock && !cth__check_timeout(timeout), 1) &&
+        lock_take_fast(CTH__ATOMIC_U32(&lock->_state)))
+        return 0;
+    return lock_acquire_contended(lock, timeout);
 }
 
 int cth__lock_acquire_uninterrupted(cth_lock_t *lock)
@@ -150,15 +218,22 @@ int cth__lock_acquire_uninterrupted(cth_lock_t *lock)
     return interrupted;
 }
 
-CTH_API int cth_lock_release(cth_lock_t *lock)
+int cth__lock_acquire_woken(cth_lock_t *lock)
+{
+    int interrupted = 0;
+    while (lock_acquire_slow(lock, CTH__NO_DEADLINE, PARKED) == CTH_EINTR)
+        interrupted = 1;
+    return interrupted;
+}
+
+/* Release when someone may wait or the lock is not held: hand off, wake, or
+ * report the misuse. */
+static __attribute__((noinline)) int lock_release_contended(cth_lock_t *lock)
 {
     if (!lock)
         return CTH_EINVAL;
     _Atomic uint32_t *state = CTH__ATOMIC_U32(&lock->_state);
-    uint32_t s = LOCKED;
-    if (atomic_compare_exchange_strong_explicit(state, &s, 0, memory_order_release,
-                                                memory_order_relaxed))
-        return 0;
+    uint32_t s = atomic_load_explicit(state, memory_order_relaxed);
     for (;;) {
         if (!(s & LOCKED) || (s & TICKET))
             return CTH_EPERM; /* unlocked, or handed off and not yet taken */
@@ -180,13 +255,16 @@ CTH_API int cth_lock_release(cth_lock_t *lock)
     }
 }
 
+CTH_API int cth_lock_release(cth_lock_t *lock)
+{
+    if (__builtin_expect(lock != NULL, 1) && lock_give_fast(CTH__ATOMIC_U32(&lock->_state)))
+        return 0;
+    return lock_release_contended(lock);
+}
+
 CTH_API bool cth_lock_locked(const cth_lock_t *lock)
 {
-    if (!lock)
-        return false;
-    return atomic_load_explicit(CTH__ATOMIC_U32(&((cth_lock_t *)lock)->_state),
-                                memory_order_relaxed) &
-           LOCKED;
+    return lock && cth__lock_held(lock);
 }
 
 /* ---- RLock ---------------------------------------------------------------- */
@@ -213,26 +291,42 @@ CTH_API int cth_rlock_init(cth_rlock_t *rlock)
     return 0;
 }
 
-CTH_API int cth_rlock_acquire(cth_rlock_t *rlock, double timeout)
+/* RLock.acquire beyond the fast paths: errors, the count's overflow, and a
+ * lock held by another thread. */
+static __attribute__((noinline)) int rlock_acquire_slow(cth_rlock_t *rlock, double timeout)
 {
     if (!rlock)
         return CTH_EINVAL;
+    int err = cth__check_timeout(timeout);
+    if (err)
+        return err;
     uintptr_t me = cth__self_token();
-    if (rlock_owner(rlock) == me) {
-        int err = cth__check_timeout(timeout);
-        if (err)
-            return err;
-        if (rlock->_count == UINT32_MAX)
-            return CTH_EOVERFLOW;
-        rlock->_count++;
-        return 0;
-    }
-    int err = cth_lock_acquire(&rlock->_lock, timeout);
+    if (rlock_owner(rlock) == me)
+        return CTH_EOVERFLOW; /* the fast path takes every other recursion */
+    err = cth_lock_acquire(&rlock->_lock, timeout);
     if (err)
         return err;
     rlock_set_owner(rlock, me);
     rlock->_count = 1;
     return 0;
+}
+
+CTH_API int cth_rlock_acquire(cth_rlock_t *rlock, double timeout)
+{
+    if (__builtin_expect(rlock && !cth__check_timeout(timeout), 1)) {
+        uintptr_t me = cth__self_token();
+        if (rlock_owner(rlock) == me) {
+            if (__builtin_expect(rlock->_count != UINT32_MAX, 1)) {
+                rlock->_count++;
+                return 0;
+            }
+        } else if (lock_take_fast(CTH__ATOMIC_U32(&rlock->_lock._state))) {
+            rlock_set_owner(rlock, me);
+            rlock->_count = 1;
+            return 0;
+        }
+    }
+    return rlock_acquire_slow(rlock, timeout);
 }
 
 CTH_API int cth_rlock_release(cth_rlock_t *rlock)
@@ -243,14 +337,15 @@ CTH_API int cth_rlock_release(cth_rlock_t *rlock)
         return CTH_EPERM;
     if (--rlock->_count == 0) {
         rlock_set_owner(rlock, 0);
-        cth_lock_release(&rlock->_lock);
+        if (!lock_give_fast(CTH__ATOMIC_U32(&rlock->_lock._state)))
+            lock_release_contended(&rlock->_lock);
     }
     return 0;
 }
 
 CTH_API bool cth_rlock_locked(const cth_rlock_t *rlock)
 {
-    return rlock && cth_lock_locked(&rlock->_lock);
+    return rlock && cth__lock_held(&rlock->_lock);
 }
 
 CTH_API bool cth_rlock_is_owned(const cth_rlock_t *rlock)
@@ -263,6 +358,13 @@ CTH_API unsigned cth_rlock_recursion_count(const cth_rlock_t *rlock)
     return cth_rlock_is_owned(rlock) ? rlock->_count : 0;
 }
 
+void cth__lock_requeue(cth_lock_t *lock, _Atomic uint32_t *from, uint32_t expected)
+{
+    _Atomic uint32_t *state = CTH__ATOMIC_U32(&lock->_state);
+    if (cth__futex_requeue(from, expected, state))
+        atomic_fetch_or_explicit(state, PARKED, memory_order_relaxed);
+}
+
 void cth__rlock_release_save(cth_rlock_t *rlock, uint32_t *count)
 {
     *count = rlock->_count;
@@ -271,9 +373,10 @@ void cth__rlock_release_save(cth_rlock_t *rlock, uint32_t *count)
     cth_lock_release(&rlock->_lock);
 }
 
-int cth__rlock_acquire_restore(cth_rlock_t *rlock, uint32_t count)
+int cth__rlock_acquire_restore(cth_rlock_t *rlock, uint32_t count, bool requeued)
 {
-    int interrupted = cth__lock_acquire_uninterrupted(&rlock->_lock);
+    int interrupted = requeued ? cth__lock_acquire_woken(&rlock->_lock)
+                               : cth__lock_acquire_uninterrupted(&rlock->_lock);
     rlock_set_owner(rlock, cth__self_token());
     rlock->_count = count;
     return interrupted;

@@ -1033,9 +1033,15 @@ CTH_API int cth_pool_terminate(cth_pool_t *pool)
     return 0;
 }
 
-CTH_API int cth_pool_join(cth_pool_t *pool)
+CTH_API int cth_pool_join(cth_pool_t *pool, double timeout)
 {
-    if (!pool || atomic_load(&pool->state) == POOL_RUN)
+    if (!pool)
+        return CTH_EINVAL;
+    int64_t deadline;
+    int err = cth__timeout_to_deadline(timeout, &deadline);
+    if (err)
+        return err;
+    if (atomic_load(&pool->state) == POOL_RUN)
         return CTH_EINVAL;
     if (tls_pool == pool)
         return CTH_EDEADLK;
@@ -1045,7 +1051,7 @@ CTH_API int cth_pool_join(cth_pool_t *pool)
         cth_lock_release(&pool->lock);
         if (!t)
             return 0;
-        int err = cth_thread_join(t, CTH_FOREVER, NULL);
+        err = cth_thread_join(t, cth__timeout_left(deadline), NULL);
         if (err)
             return err;
     }
@@ -1057,7 +1063,7 @@ CTH_API void cth_pool_free(cth_pool_t *pool)
         return;
     if (atomic_load(&pool->state) == POOL_RUN)
         cth_pool_terminate(pool);
-    while (cth_pool_join(pool) == CTH_EINTR)
+    while (cth_pool_join(pool, CTH_FOREVER) == CTH_EINTR)
         ;
     live_unlink(pool);
     for (size_t i = 0; i < pool->nthreads; i++)

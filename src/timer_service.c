@@ -39,8 +39,10 @@
  * allocated per schedule except when the array doubles (a copy under the
  * lock: one pause of a few ms per doubling at a million).
  *
- * Fork: a child ends the timers pending at the fork as cancelled and starts
- * a new service on its next start (service_after_fork_child).
+ * Fork: the lock is held across fork(); a child ends the timers pending or
+ * running elsewhere at the fork as cancelled, frees the gone workers'
+ * records, and starts a new service on its next start
+ * (service_after_fork_child).
  *
  * Shutdown (the hook registered with cth__atexit_register on first use):
  * further starts get CTH_ESHUTDOWN; the hook waits until no non-daemon
@@ -64,6 +66,7 @@ struct heap_entry {
 
 struct worker {
     struct worker *next_idle;
+    struct worker *prev_all, *next_all; /* svc.workers: every worker alive */
     struct cth_timer *task; /* handed over by the service, under the lock */
     _Atomic uint32_t word;  /* 0 while idle; 1 when handed a task or told to stop */
 };
@@ -77,6 +80,8 @@ static struct {
     uint32_t backlog_len;
     uint32_t starting;        /* workers started that have not taken work yet */
     struct worker *idle;      /* idle workers, a stack */
+    struct worker *workers;   /* every worker alive (for a fork child) */
+    struct cth_timer *running; /* timers whose function runs now, linked by next */
     _Atomic uint32_t wake;    /* the service thread sleeps on it */
     int64_t sleep_until;      /* its sleep's deadline; INT64_MIN while awake */
     _Atomic uint32_t nondaemon; /* non-daemon one-shot timers pending or running */
@@ -243,14 +248,24 @@ static int64_t next_deadline(int64_t prev, int64_t period, int64_t now)
     return next;
 }
 
-/* Run a fired timer's function (lock held; released during the call). */
+/* Run a fired timer's function (lock held; released during the call). While
+ * it runs the timer is on svc.running, linked through `next` (a running
+ * timer is in no backlog), so that a fork child can end it. */
 static void run_timer(struct cth_timer *t)
 {
+    t->next = svc.running;
+    svc.running = t;
     svc_unlock();
     running_here = t;
     t->fn(t->arg);
     running_here = NULL;
     svc_lock();
+    for (struct cth_timer **p = &svc.running; *p; p = &(*p)->next) {
+        if (*p == t) {
+            *p = t->next;
+            break;
+        }
+    }
     if (t->period_ns == 0) {
         finish(t, CTH_TIMER_FIRED);
     } else if (t->cancel_requested || svc.closed || heap_reserve() != 0) {
@@ -310,6 +325,25 @@ static bool idle_wait(struct worker *w)
     return false;
 }
 
+static void worker_link(struct worker *w)
+{
+    w->prev_all = NULL;
+    w->next_all = svc.workers;
+    if (svc.workers)
+        svc.workers->prev_all = w;
+    svc.workers = w;
+}
+
+static void worker_unlink(struct worker *w)
+{
+    if (w->prev_all)
+        w->prev_all->next_all = w->next_all;
+    else
+        svc.workers = w->next_all;
+    if (w->next_all)
+        w->next_all->prev_all = w->prev_all;
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
@@ -326,6 +360,7 @@ static void *worker_main(void *arg)
         if (t)
             run_timer(t);
     }
+    worker_unlink(w);
     svc_unlock();
     cth__free(w);
     return NULL;
@@ -338,6 +373,7 @@ static int spawn_worker(void)
     if (!w)
         return CTH_ENOMEM;
     svc.starting++;
+    worker_link(w);
     svc_unlock();
     cth_thread_t *th;
     cth_thread_opts opts = {.name = "cth-timer-work", .daemon = CTH_DAEMON_YES};
@@ -349,6 +385,7 @@ static int spawn_worker(void)
     svc_lock();
     if (err) {
         svc.starting--;
+        worker_unlink(w);
         cth__free(w);
     }
     return err;
@@ -438,13 +475,26 @@ static void service_atexit(void *arg)
     cth_thread_free(th); /* detached; it exits on svc.stop */
 }
 
-/* In a fork child only the forking thread survives: the service thread and
- * the workers are gone. Pending timers end cancelled (as a Python child's
- * Timer threads are gone); the service restarts on the next start. A timer
- * whose function was running in another thread stays RUNNING in the child. */
+/* fork(): the service's lock is held across it, so the child finds the
+ * service consistent. In the child only the forking thread survives: the
+ * service thread and the workers are gone. Pending timers end cancelled (as
+ * a Python child's Timer threads are gone), and so do timers whose function
+ * was running in another thread (it never returns there), so joiners are
+ * released; the gone threads' records are freed; the service restarts on
+ * the next start. A timer whose function is the one that forked runs on. */
+static void service_fork_prepare(void)
+{
+    svc_lock();
+}
+
+static void service_fork_parent(void)
+{
+    svc_unlock();
+}
+
 static void service_after_fork_child(void)
 {
-    cth_lock_init(&svc.lock);
+    cth_lock_init(&svc.lock); /* held by this thread; no parked waiter is here */
     while (svc.n) {
         struct cth_timer *t = svc.heap[0].timer;
         heap_remove(t);
@@ -452,9 +502,27 @@ static void service_after_fork_child(void)
     }
     while (svc.backlog_head)
         finish(backlog_pop(), CTH_TIMER_CANCELLED);
-    atomic_store(&svc.nondaemon, 0); /* calls running elsewhere never end here */
-    svc.idle = NULL; /* their memory is lost with their threads */
+    struct cth_timer *running = svc.running;
+    svc.running = NULL;
+    while (running) {
+        struct cth_timer *t = running;
+        running = t->next;
+        if (t == running_here) {
+            t->next = svc.running; /* ours: it goes on here */
+            svc.running = t;
+        } else {
+            finish(t, CTH_TIMER_CANCELLED);
+        }
+    }
+    atomic_store(&svc.nondaemon, running_here && counts_for_exit(running_here) ? 1 : 0);
+    while (svc.workers) {
+        struct worker *w = svc.workers;
+        svc.workers = w->next_all;
+        cth__free(w);
+    }
+    svc.idle = NULL;
     svc.starting = 0;
+    cth_thread_free(svc.thread); /* its thread is gone (thread.c's handler ran first) */
     svc.thread = NULL;
     svc.sleep_until = INT64_MIN;
 }
@@ -470,7 +538,7 @@ static int service_ensure(void)
         if (err)
             return err;
         svc.hook_registered = true;
-        pthread_atfork(NULL, NULL, service_after_fork_child);
+        pthread_atfork(service_fork_prepare, service_fork_parent, service_after_fork_child);
     }
     cth_thread_opts opts = {.name = "cth-timers", .daemon = CTH_DAEMON_YES};
     err = cth_thread_create(&svc.thread, service_main, NULL, &opts);

@@ -23,6 +23,7 @@
  */
 #include <limits.h>
 #include <sched.h>
+#include <time.h>
 
 #include "internal.h"
 
@@ -85,11 +86,25 @@ void cth__interrupt_signal_end(void)
     atomic_fetch_sub(&signals_in_flight, 1);
 }
 
+/* A wake can be lost: the main thread may have checked the flag and not
+ * yet gone to sleep (its futex word did not change, so the sleep goes
+ * ahead; the POSIX emulation's window, from the check to its bucket's lock,
+ * is the wider). So wake again, a little later each time, for as long as
+ * the main thread is in a wait and has not taken the interruption, up to
+ * about a second; when it was asleep, the first wake suffices. */
+#define WAKE_TRIES 200
+#define WAKE_PAUSE_NS 5000000L /* 5 ms */
+
 void cth__interrupt_wake(void)
 {
-    _Atomic uint32_t *addr = atomic_load(&main_wait_addr);
-    if (addr)
+    for (int i = 0; i < WAKE_TRIES; i++) {
+        _Atomic uint32_t *addr = atomic_load(&main_wait_addr);
+        if (!addr || !atomic_load(&interrupt_pending))
+            return;
         cth__os_futex_wake(addr, INT_MAX);
+        struct timespec pause = {0, i == 0 ? 20000L : WAKE_PAUSE_NS};
+        nanosleep(&pause, NULL);
+    }
 }
 
 void cth__interrupt_main_wait(void)

@@ -100,10 +100,12 @@ __attribute__((unused)) static void check_interrupted(int (*wait)(void *), void 
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = bunch_on_sigint;
     CHECK(sigaction(SIGINT, &sa, NULL) == 0);
+    /* The clock starts before the interrupter does: it may run its 0.1 s
+     * before this thread gets the CPU back from starting it. */
+    double start = check_now();
     cth_thread_t *t;
     CHECK_OK(cth_thread_create(&t, bunch_interrupter, NULL, NULL));
     CHECK_OK(cth_thread_start(t));
-    double start = check_now();
     CHECK_EQ(wait(arg), CTH_EINTR);
     CHECK_WAITED_AT_LEAST(start, 0.1);
     /* The signal itself may land during the join: it interrupts it too. */

@@ -363,7 +363,7 @@ CTH_TEST(pool)
              CTH_EINVAL);
     CHECK_EQ(cth_pool_close(NULL), CTH_EINVAL);
     CHECK_EQ(cth_pool_terminate(NULL), CTH_EINVAL);
-    CHECK_EQ(cth_pool_join(NULL), CTH_EINVAL);
+    CHECK_EQ(cth_pool_join(NULL, CTH_FOREVER), CTH_EINVAL);
     cth_pool_free(NULL);
     CHECK_EQ(cth_result_get(NULL, 0, &value), CTH_EINVAL);
     CHECK_EQ(cth_result_wait(NULL, 0), CTH_EINVAL);
@@ -384,7 +384,8 @@ CTH_TEST(pool)
     CHECK_EQ(cth_pool_parallel_for(p, 2, NULL, NULL), CTH_EINVAL);
     CHECK_EQ(cth_pool_imap(p, identity, items, 2, 1, NULL), CTH_EINVAL);
     CHECK_EQ(cth_pool_imap_producer(p, identity, NULL, NULL, 1, 4, &it), CTH_EINVAL);
-    CHECK_EQ(cth_pool_join(p), CTH_EINVAL); /* still running */
+    CHECK_EQ(cth_pool_join(p, CTH_FOREVER), CTH_EINVAL); /* still running */
+    CHECK_BAD_TIMEOUTS(cth_pool_join(p, timeout));
 
     CHECK_OK(cth_pool_apply_async(p, identity, items, NULL, &r));
     CHECK_BAD_TIMEOUTS(cth_result_get(r, timeout, &value));
@@ -404,7 +405,7 @@ CTH_TEST(pool)
     CHECK_OK(cth_pool_close(p));
     CHECK_EQ(cth_pool_apply(p, identity, NULL, &value), CTH_EINVAL);
     CHECK_EQ(cth_pool_map(p, identity, items, 2, 0, results), CTH_EINVAL);
-    CHECK_OK(cth_pool_join(p));
+    CHECK_OK(cth_pool_join(p, CTH_FOREVER));
     CHECK_OK(cth_pool_terminate(p));
     cth_pool_free(p);
 }

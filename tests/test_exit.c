@@ -213,7 +213,7 @@ CTH_TEST(fork_with_timers_and_pools)
         for (uintptr_t i = 0; i < 100; i++)
             CHECK_EQ((uintptr_t)results[i], 3 * i);
         CHECK_OK(cth_pool_close(p2));
-        CHECK_OK(cth_pool_join(p2));
+        CHECK_OK(cth_pool_join(p2, CTH_FOREVER));
         cth_pool_free(p2);
         cth_timer_free(pending);
         cth_timer_free(tick);

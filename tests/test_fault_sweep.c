@@ -136,7 +136,7 @@ static int pool_scenario(void)
         cth_result_free(res[i]);
     }
     CHECK_OK(cth_pool_close(p));
-    CHECK_OK(cth_pool_join(p));
+    CHECK_OK(cth_pool_join(p, CTH_FOREVER));
     cth_pool_free(p);
     return failures;
 }

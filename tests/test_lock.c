@@ -273,6 +273,30 @@ CTH_TEST(rlock_recursion_count)
     bunch_join(&b);
 }
 
+/* The recursion count's limit (no Python test: Python's count has none):
+ * the acquire that would pass UINT32_MAX levels is refused with
+ * CTH_EOVERFLOW and changes nothing. Four billion acquires would take too
+ * long, so the test sets the count through the private field, as only a
+ * test may. */
+CTH_TEST(rlock_recursion_overflow)
+{
+    cth_rlock_t r = CTH_RLOCK_INIT;
+    CHECK_OK(cth_rlock_acquire(&r, CTH_FOREVER));
+    r._count = UINT32_MAX - 1;
+    CHECK_OK(cth_rlock_acquire(&r, CTH_FOREVER));
+    CHECK_EQ(cth_rlock_recursion_count(&r), UINT32_MAX);
+    CHECK_EQ(cth_rlock_acquire(&r, CTH_FOREVER), CTH_EOVERFLOW);
+    CHECK_EQ(cth_rlock_acquire(&r, 0), CTH_EOVERFLOW);
+    CHECK_EQ(cth_rlock_recursion_count(&r), UINT32_MAX);
+    CHECK(cth_rlock_is_owned(&r));
+    CHECK_OK(cth_rlock_release(&r));
+    CHECK_EQ(cth_rlock_recursion_count(&r), UINT32_MAX - 1);
+    r._count = 1;
+    CHECK_OK(cth_rlock_release(&r));
+    CHECK(!cth_rlock_locked(&r));
+    CHECK_EQ(cth_rlock_release(&r), CTH_EPERM);
+}
+
 static cth_rlock_t dt_lock;
 
 static void rlock_acquire_only(void *arg)

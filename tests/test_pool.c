@@ -226,7 +226,7 @@ CTH_TEST(map_no_failfast)
     CHECK_EQ(cth_pool_map(p, fail_fast_or_sleep, items, 4, 1, NULL), -77);
     CHECK_WAITED_AT_LEAST(t0, 0.2); /* 3 sleeps of 0.1 s on 2 workers */
     CHECK_OK(cth_pool_close(p));
-    CHECK_OK(cth_pool_join(p));
+    CHECK_OK(cth_pool_join(p, CTH_FOREVER));
     cth_pool_free(p);
 }
 
@@ -365,7 +365,7 @@ CTH_TEST(terminate)
     CHECK_EQ(c.fail, cancelled);
     CHECK_OK(cth_pool_terminate(p)); /* harmless to repeat */
     CHECK_OK(cth_pool_close(p));
-    CHECK_OK(cth_pool_join(p));
+    CHECK_OK(cth_pool_join(p, CTH_FOREVER));
     /* test_context: a terminated pool refuses work ("Pool not running") */
     cth_result_t *x;
     CHECK_EQ(cth_pool_apply_async(p, sqr, IV(1), NULL, &x), CTH_EINVAL);
@@ -410,7 +410,7 @@ CTH_TEST(terminate_map)
 CTH_TEST(close_join)
 {
     cth_pool_t *p = make_pool(2);
-    CHECK_EQ(cth_pool_join(p), CTH_EINVAL); /* "Pool is still running" */
+    CHECK_EQ(cth_pool_join(p, CTH_FOREVER), CTH_EINVAL); /* "Pool is still running" */
     cth_result_t *r[20];
     for (int i = 0; i < 20; i++)
         CHECK_OK(cth_pool_apply_async(p, sleepy, IV(10), NULL, &r[i]));
@@ -421,14 +421,14 @@ CTH_TEST(close_join)
     void *items[2] = {IV(1), IV(2)};
     CHECK_EQ(cth_pool_map(p, sqr, items, 2, 0, NULL), CTH_EINVAL);
     CHECK_EQ(cth_pool_parallel_for(p, 2, NULL, NULL), CTH_EINVAL);
-    CHECK_OK(cth_pool_join(p));
+    CHECK_OK(cth_pool_join(p, CTH_FOREVER));
     for (int i = 0; i < 20; i++) {
         CHECK(cth_result_ready(r[i]));
         CHECK_OK(cth_result_get(r[i], 0, NULL));
         cth_result_free(r[i]);
     }
-    CHECK_OK(cth_pool_join(p)); /* again */
-    CHECK_EQ(cth_pool_join(NULL), CTH_EINVAL);
+    CHECK_OK(cth_pool_join(p, CTH_FOREVER)); /* again */
+    CHECK_EQ(cth_pool_join(NULL, CTH_FOREVER), CTH_EINVAL);
     CHECK_EQ(cth_pool_close(NULL), CTH_EINVAL);
     cth_pool_free(p);
 }
@@ -499,7 +499,7 @@ CTH_TEST(initializer)
         items[i] = IV(i);
     CHECK_OK(cth_pool_map(p, check_init, items, 50, 1, NULL));
     CHECK_OK(cth_pool_close(p));
-    CHECK_OK(cth_pool_join(p));
+    CHECK_OK(cth_pool_join(p, CTH_FOREVER));
     CHECK_EQ(init_calls, 3);
     cth_pool_free(p);
 }
@@ -539,7 +539,7 @@ CTH_TEST(maxtasksperchild)
     for (int i = 0; i < N; i++)
         CHECK_EQ(VI(res[i]), i * i);
     CHECK_OK(cth_pool_close(p));
-    CHECK_OK(cth_pool_join(p));
+    CHECK_OK(cth_pool_join(p, CTH_FOREVER));
     cth_pool_free(p);
 }
 
@@ -554,7 +554,7 @@ CTH_TEST(maxtasksperchild_early_close)
     for (int i = 0; i < 6; i++)
         CHECK_OK(cth_pool_apply_async(p, sleepy, IV(10 + i), NULL, &r[i]));
     CHECK_OK(cth_pool_close(p));
-    CHECK_OK(cth_pool_join(p));
+    CHECK_OK(cth_pool_join(p, CTH_FOREVER));
     for (int i = 0; i < 6; i++) {
         void *v;
         CHECK_OK(cth_result_get(r[i], 0, &v));
@@ -684,7 +684,7 @@ static cth_pool_t *self_pool;
 static int join_self(void *arg, void **result)
 {
     (void)arg;
-    *result = IV(cth_pool_join(self_pool));
+    *result = IV(cth_pool_join(self_pool, CTH_FOREVER));
     return 0;
 }
 

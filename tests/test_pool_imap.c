@@ -271,7 +271,7 @@ CTH_TEST(imap_close_terminate)
     }
     CHECK_EQ(cth_imap_next(it, CTH_FOREVER, NULL), CTH_IMAP_END);
     cth_imap_free(it);
-    CHECK_OK(cth_pool_join(p));
+    CHECK_OK(cth_pool_join(p, CTH_FOREVER));
     cth_pool_free(p);
 
     /* one worker held on item 0: terminate cancels the 99 others */

@@ -26,14 +26,17 @@ static int crunch(void *arg, void **result)
 
 static void tour_pool(void)
 {
-    enum { JOBS = 8, CPU_ITEMS = 2000 };
+    enum { JOBS = 8, CPU_ITEMS = 8000 };
     void *jobs[JOBS], *out[JOBS];
     for (int i = 0; i < JOBS; i++)
         jobs[i] = (void *)(uintptr_t)(i + 1);
 
     double t0 = tour_now();
-    for (int i = 0; i < JOBS; i++)
+    for (int i = 0; i < JOBS; i++) {
+        tour_progress("jobs one by one", i, JOBS);
         fetch(jobs[i], &out[i]);
+    }
+    tour_progress("jobs one by one", JOBS, JOBS);
     double serial = tour_now() - t0;
     say("%d I/O-bound jobs of 0.1 s, one by one:      %.2f s", JOBS, serial);
 
@@ -45,15 +48,19 @@ static void tour_pool(void)
     say("the same jobs with Pool(%d).map:              %.2f s (results in order: %d..%d)", JOBS,
         tour_now() - t0, (int)(uintptr_t)out[0], (int)(uintptr_t)out[JOBS - 1]);
     cth_pool_close(pool);
-    cth_pool_join(pool);
+    cth_pool_join(pool, CTH_FOREVER);
     cth_pool_free(pool);
 
     static void *items[CPU_ITEMS], *res[CPU_ITEMS];
     for (int i = 0; i < CPU_ITEMS; i++)
         items[i] = (void *)(uintptr_t)i;
     t0 = tour_now();
-    for (int i = 0; i < CPU_ITEMS; i++)
+    for (int i = 0; i < CPU_ITEMS; i++) {
+        if (i % 100 == 0)
+            tour_progress("CPU-bound items in one thread", i, CPU_ITEMS);
         crunch(items[i], &res[i]);
+    }
+    tour_progress("CPU-bound items in one thread", CPU_ITEMS, CPU_ITEMS);
     double one = tour_now() - t0;
     cth_pool_create(&pool, NULL); /* one worker per CPU */
     t0 = tour_now();

@@ -247,12 +247,15 @@ CTH_API int cth_pool_terminate(cth_pool_t *pool);
 
 /*
  * cth_pool_join - Pool.join(): wait for every worker to exit (after close:
- * once all accepted work is done). Returns 0; CTH_EINVAL while the pool is
- * still running (Python's ValueError "Pool is still running") or for NULL;
- * CTH_EDEADLK from one of the pool's own workers; CTH_EINTR in an
- * interrupted main thread.
+ * once all accepted work is done). Beyond Python, with a timeout (DESIGN:
+ * every blocking call takes one). Returns 0; CTH_ETIMEDOUT if workers were
+ * still running when the timeout expired (join again later); CTH_EINVAL
+ * while the pool is still running (Python's ValueError "Pool is still
+ * running"), for NULL or a bad timeout (CTH_EOVERFLOW above
+ * CTH_TIMEOUT_MAX); CTH_EDEADLK from one of the pool's own workers;
+ * CTH_EINTR in an interrupted main thread.
  */
-CTH_API int cth_pool_join(cth_pool_t *pool);
+CTH_API int cth_pool_join(cth_pool_t *pool, double timeout);
 
 /*
  * cth_pool_free - the end of `with Pool() as p:` plus the memory: terminate

@@ -31,6 +31,7 @@ typedef struct cth_lock {
     uint32_t _spare;
 } cth_lock_t;
 
+/* Static initializer of an unlocked Lock (as zeroing it). */
 #define CTH_LOCK_INIT {0, 0}
 
 /* cth_lock_init - make *lock unlocked (the same as CTH_LOCK_INIT or zeroing).
@@ -72,6 +73,7 @@ typedef struct cth_rlock {
     uint32_t _spare;
 } cth_rlock_t;
 
+/* Static initializer of an unowned RLock (as zeroing it). */
 #define CTH_RLOCK_INIT {CTH_LOCK_INIT, 0, 0, 0}
 
 /* cth_rlock_init - make *rlock unlocked. 0, or CTH_EINVAL for NULL. */
@@ -120,8 +122,11 @@ typedef struct cth_cond {
     cth_rlock_t _own;
 } cth_cond_t;
 
+/* Static initializer of Condition(): over an RLock of its own (as zeroing). */
 #define CTH_COND_INIT {NULL, 0, 0, NULL, NULL, CTH_RLOCK_INIT}
+/* Static initializer of Condition(lock) over the cth_lock_t at lockp. */
 #define CTH_COND_INIT_LOCK(lockp) {(lockp), 1, 0, NULL, NULL, CTH_RLOCK_INIT}
+/* Static initializer of Condition(rlock) over the cth_rlock_t at rlockp. */
 #define CTH_COND_INIT_RLOCK(rlockp) {(rlockp), 2, 0, NULL, NULL, CTH_RLOCK_INIT}
 
 /* cth_cond_init - Condition(lock): over *lock, or over an RLock of its own
@@ -131,10 +136,14 @@ CTH_API int cth_cond_init(cth_cond_t *cond, cth_lock_t *lock);
 /* cth_cond_init_rlock - Condition(rlock). 0, or CTH_EINVAL for NULL. */
 CTH_API int cth_cond_init_rlock(cth_cond_t *cond, cth_rlock_t *rlock);
 
-/* cth_cond_acquire / cth_cond_release - acquire and release the underlying
- * lock (Condition.acquire/release, the `with` statement); the codes are those
- * of the lock's own calls. */
+/* cth_cond_acquire - Condition.acquire(blocking, timeout) (entering the
+ * `with` statement): acquire the underlying Lock or RLock, with the codes of
+ * cth_lock_acquire / cth_rlock_acquire; CTH_EINVAL for a NULL cond. */
 CTH_API int cth_cond_acquire(cth_cond_t *cond, double timeout);
+
+/* cth_cond_release - Condition.release() (leaving the `with` statement):
+ * release the underlying Lock or RLock, with the codes of cth_lock_release /
+ * cth_rlock_release; CTH_EINVAL for a NULL cond. */
 CTH_API int cth_cond_release(cth_cond_t *cond);
 
 /*
@@ -187,18 +196,25 @@ typedef struct cth_sem {
     uint32_t _bounded; /* 1 for a BoundedSemaphore */
 } cth_sem_t;
 
-/* Static initializers: Semaphore(v) and BoundedSemaphore(v), v >= 0. */
+/* Static initializer of Semaphore(v), v >= 0. */
 #define CTH_SEM_INIT(v) {(uint32_t)(v), 0, 0, 0}
+/* Static initializer of BoundedSemaphore(v), v >= 0. */
 #define CTH_BOUNDED_SEM_INIT(v) {(uint32_t)(v), 0, (uint32_t)(v), 1}
 
 /*
  * cth_sem_init - Semaphore(value): a semaphore counting value units.
- * cth_bounded_sem_init - BoundedSemaphore(value): the same, bounded by value.
  * Returns 0; CTH_EINVAL for a NULL sem or a negative value (Python's
  * ValueError "semaphore initial value must be >= 0"). Not thread-safe
  * against concurrent use of *sem (it is an initialization).
  */
 CTH_API int cth_sem_init(cth_sem_t *sem, int value);
+
+/*
+ * cth_bounded_sem_init - BoundedSemaphore(value): as cth_sem_init, and a
+ * release that would take the count above value is refused (see
+ * cth_sem_release). Returns 0; CTH_EINVAL for a NULL sem or a negative
+ * value. Not thread-safe against concurrent use of *sem.
+ */
 CTH_API int cth_bounded_sem_init(cth_sem_t *sem, int value);
 
 /*
@@ -238,6 +254,7 @@ typedef struct cth_event {
     uint32_t _spare;
 } cth_event_t;
 
+/* Static initializer of an unset Event (as zeroing it). */
 #define CTH_EVENT_INIT {0, 0}
 
 /* cth_event_init - make *event unset. 0, or CTH_EINVAL for NULL. */

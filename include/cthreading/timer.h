@@ -27,10 +27,10 @@
  * nothing is dropped silently. Functions of daemon timers already running
  * are abandoned, as daemon threads are.
  *
- * Fork: in the child, the timers pending at the fork end cancelled (their
- * service thread is gone, as a Python child's Timer threads are) and new
- * timers start a new service. A timer whose function was running in another
- * thread at the fork stays CTH_TIMER_RUNNING in the child.
+ * Fork: in the child, the timers pending at the fork, and those whose
+ * function was running in another thread (it never returns there), end
+ * CTH_TIMER_CANCELLED (their threads are gone, as a Python child's Timer
+ * threads are), releasing their joiners; new timers start a new service.
  *
  * Differences from Python, on purpose (DESIGN.md): one service instead of a
  * thread per timer; periodic timers (gh-73755); a negative or NaN interval is

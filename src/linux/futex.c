@@ -1,6 +1,7 @@
 /*
  * futex.c - the platform futex on Linux: FUTEX_WAIT_BITSET with an absolute
- * CLOCK_MONOTONIC deadline, and FUTEX_WAKE, both process-private.
+ * CLOCK_MONOTONIC deadline, FUTEX_WAKE and FUTEX_CMP_REQUEUE, all
+ * process-private.
  */
 #include <linux/futex.h>
 #include <sys/syscall.h>
@@ -31,4 +32,11 @@ int cth__os_futex_wait(_Atomic uint32_t *addr, uint32_t expected, int64_t deadli
 void cth__os_futex_wake(_Atomic uint32_t *addr, int n)
 {
     syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, n, NULL, NULL, 0);
+}
+
+int cth__futex_requeue(_Atomic uint32_t *from, uint32_t expected, _Atomic uint32_t *to)
+{
+    long r = syscall(SYS_futex, (uint32_t *)from, FUTEX_CMP_REQUEUE | FUTEX_PRIVATE_FLAG, 0,
+                     (void *)(uintptr_t)1, (uint32_t *)to, expected);
+    return r > 0 ? (int)r : 0; /* EAGAIN: *from changed, its sleeper is gone */
 }

@@ -27,3 +27,11 @@ int64_t cth__deadline(double timeout)
         return CTH__NO_DEADLINE - 1;
     return now + (int64_t)ns;
 }
+
+double cth__timeout_left(int64_t deadline)
+{
+    if (deadline == CTH__NO_DEADLINE)
+        return CTH_FOREVER;
+    int64_t left = deadline - cth__now_ns();
+    return left > 0 ? (double)left / 1e9 : 0;
+}

@@ -105,7 +105,7 @@ static void model_runs(struct model_cfg cfg, long ops, double seconds, bool with
         free(prog[i]);
     if (pool) {
         CHECK_OK(cth_pool_close(pool));
-        CHECK_OK(cth_pool_join(pool));
+        CHECK_OK(cth_pool_join(pool, CTH_FOREVER));
         cth_pool_free(pool);
     }
     printf("runs: %d\nops: %ld\n", runs, total);

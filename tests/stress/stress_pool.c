@@ -99,7 +99,7 @@ CTH_TEST(million_tasks)
         cth_thread_free(t[i]);
     }
     CHECK_OK(cth_pool_close(p));
-    CHECK_OK(cth_pool_join(p));
+    CHECK_OK(cth_pool_join(p, CTH_FOREVER));
     cth_pool_free(p);
 }
 
@@ -179,7 +179,7 @@ CTH_TEST(close_terminate_race_submitters)
             CHECK_OK(cth_thread_join(t[k], CTH_FOREVER, NULL));
             cth_thread_free(t[k]);
         }
-        CHECK_OK(cth_pool_join(p));
+        CHECK_OK(cth_pool_join(p, CTH_FOREVER));
         for (int k = 0; k < 2; k++) {
             for (long i = 0; i < s[k].accepted; i++) {
                 void *v = NULL;

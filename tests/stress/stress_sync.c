@@ -2,8 +2,10 @@
  * stress_sync.c - long races on the sync objects, scaled by
  * CTH_STRESS_ITERS: mutual exclusion under oversubscription with blocking,
  * try and timed acquires mixed; no lost wake-up through notify and
- * notify_all; Barrier generations over many rounds; Semaphore and Event
- * hand-offs.
+ * notify_all; exactly as many successful waits as notifications reached
+ * waiters, with timed waits, notify(n), notify_all and plain users of the
+ * Condition's Lock racing (the requeue of notified waiters onto the lock);
+ * Barrier generations over many rounds; Semaphore and Event hand-offs.
  */
 #include "../bunch.h"
 
@@ -132,6 +134,96 @@ static void run_pc(int all)
 
 CTH_TEST(cond_notify_no_lost_wakeup) { run_pc(0); }
 CTH_TEST(cond_notify_all_no_lost_wakeup) { run_pc(1); }
+
+/* Exact delivery: waiters wait with short timeouts; notifiers notify(n) or
+ * notify_all and count how many waiters each reached (`waiting` is the
+ * FIFO's length: a waiter counts itself in, and is counted out by the
+ * notify that reaches it or by itself when its wait times out); other threads take the Condition's Lock
+ * directly, blocking, trying and timing out. Every notification that
+ * reached a waiter must be one wait returning 0, no more, no fewer, and
+ * nobody may hang on the lock (a lost wake-up of a requeued waiter). */
+static cth_lock_t ex_lock;
+static cth_cond_t ex_cond = CTH_COND_INIT_LOCK(&ex_lock);
+static long waiting, delivered, woken;
+static atomic_int ex_stop;
+
+static void ex_waiter(void *arg)
+{
+    long id = (long)(intptr_t)arg;
+    for (long i = 0; !atomic_load(&ex_stop); i++) {
+        CHECK_OK(cth_cond_acquire(&ex_cond, CTH_FOREVER));
+        waiting++;
+        int r = cth_cond_wait(&ex_cond, (i + id) % 4 ? 0.0005 : CTH_FOREVER);
+        if (r == 0) {
+            woken++; /* the notifier took it off `waiting` */
+        } else {
+            CHECK_EQ(r, CTH_ETIMEDOUT);
+            waiting--;
+        }
+        CHECK_OK(cth_cond_release(&ex_cond));
+    }
+}
+
+static void ex_notifier(void *arg)
+{
+    long id = (long)(intptr_t)arg;
+    for (long i = 0; i < mx_iters; i++) {
+        CHECK_OK(cth_cond_acquire(&ex_cond, CTH_FOREVER));
+        int n = (int)((i + id) % 4);
+        long reach = n == 3 ? waiting : (waiting < n ? waiting : n);
+        CHECK_OK(n == 3 ? cth_cond_notify_all(&ex_cond) : cth_cond_notify(&ex_cond, n));
+        delivered += reach;
+        waiting -= reach;
+        CHECK_OK(cth_cond_release(&ex_cond));
+        if (i % 16 == 0)
+            cth_sleep(0.0001);
+    }
+}
+
+static void ex_locker(void *arg)
+{
+    long id = (long)(intptr_t)arg;
+    for (long i = 0; !atomic_load(&ex_stop); i++) {
+        int r = cth_lock_acquire(&ex_lock, (i + id) % 3 == 0 ? 0 : (i + id) % 3 == 1 ? 0.0001 : CTH_FOREVER);
+        if (r == 0)
+            CHECK_OK(cth_lock_release(&ex_lock));
+        else
+            CHECK(r == CTH_EAGAIN || r == CTH_ETIMEDOUT);
+    }
+}
+
+CTH_TEST(cond_exact_delivery)
+{
+    mx_iters = check_iters(20000);
+    struct bunch w[4], n[2], l[2];
+    for (int i = 0; i < 4; i++)
+        bunch_start(&w[i], 1, ex_waiter, (void *)(intptr_t)i);
+    for (int i = 0; i < 2; i++)
+        bunch_start(&l[i], 1, ex_locker, (void *)(intptr_t)i);
+    for (int i = 0; i < 2; i++)
+        bunch_start(&n[i], 1, ex_notifier, (void *)(intptr_t)i);
+    for (int i = 0; i < 2; i++)
+        bunch_join(&n[i]);
+    /* Wake the untimed waiters until every waiter has seen the stop. */
+    atomic_store(&ex_stop, 1);
+    for (int left = 4; left > 0;) {
+        CHECK_OK(cth_cond_acquire(&ex_cond, CTH_FOREVER));
+        delivered += waiting;
+        waiting = 0;
+        CHECK_OK(cth_cond_notify_all(&ex_cond));
+        CHECK_OK(cth_cond_release(&ex_cond));
+        left = 0;
+        for (int i = 0; i < 4; i++)
+            left += atomic_load(&w[i].finished) == 0;
+        cth_sleep(0.001);
+    }
+    for (int i = 0; i < 4; i++)
+        bunch_join(&w[i]);
+    for (int i = 0; i < 2; i++)
+        bunch_join(&l[i]);
+    CHECK_EQ(woken, delivered);
+    CHECK(woken > 0);
+}
 
 /* Barrier generations: every round, each thread writes its slot, waits,
  * checks all slots of the round, waits again. */
