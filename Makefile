@@ -40,8 +40,10 @@ tsan: | deps
 	cmake --build build-tsan -j$(JOBS)
 	cd build-tsan && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 die_after_fork=0" ctest --output-on-failure -j$(JOBS)
 
-# The suite under valgrind's helgrind, with the futex code annotated and the
-# stress tests scaled well down (valgrind runs one thread at a time).
+# The suite under valgrind's helgrind, the stress tests scaled well down
+# (valgrind runs one thread at a time). CTH_VALGRIND builds make every C11
+# atomic tell helgrind what it orders (src/valgrind_atomics.h), which covers
+# the futex code; tests/helgrind.supp justifies each of its entries.
 HELGRIND = valgrind;--tool=helgrind;--error-exitcode=99;--quiet;--suppressions=$(CURDIR)/tests/helgrind.supp
 helgrind: | deps
 	cmake -S . -B build-helgrind -DCTH_VALGRIND=ON -DCTH_STRESS_ITERS=$(or $(STRESS),0.02) -DCMAKE_BUILD_TYPE=Debug \

@@ -122,13 +122,16 @@ void cth__os_precise_timeouts_self(void);
 
 /* ---- valgrind annotations ------------------------------------------------------- */
 
-/* Happens-before edges that valgrind's helgrind cannot see, because they go
- * through atomics and futexes rather than pthread calls: BEFORE on the
- * releasing side, AFTER on the acquiring side, both naming the same address.
- * Built in only with -DCTH_VALGRIND=ON (the helgrind CI run); otherwise
- * nothing. */
+/* Built in only with -DCTH_VALGRIND=ON (the helgrind CI run); otherwise
+ * nothing. There every C11 atomic operation tells helgrind what it orders
+ * (valgrind_atomics.h), which covers the futex code. The macros below add
+ * the happens-before edges that go through neither atomics nor the pthread
+ * calls helgrind knows (pthread_once): BEFORE on the releasing side, AFTER
+ * on the acquiring side, both naming the same address. */
 #ifdef CTH_VALGRIND
 #include <valgrind/helgrind.h>
+
+#include "valgrind_atomics.h" /* every C11 atomic tells helgrind what it orders */
 #define CTH__HAPPENS_BEFORE(addr) ANNOTATE_HAPPENS_BEFORE(addr)
 #define CTH__HAPPENS_AFTER(addr) ANNOTATE_HAPPENS_AFTER(addr)
 #else

@@ -153,6 +153,7 @@ static void exit_key_create(void)
 {
     if (pthread_key_create(&exit_key, thread_exit) != 0)
         abort(); /* only at the process's key limit, before any local exists */
+    CTH__HAPPENS_BEFORE(&exit_key_once); /* helgrind does not see pthread_once order */
 }
 
 /* ---- the calling thread's table ---------------------------------------------------- */
@@ -161,6 +162,7 @@ static void exit_key_create(void)
 static int table_reserve(uint32_t slot)
 {
     pthread_once(&exit_key_once, exit_key_create);
+    CTH__HAPPENS_AFTER(&exit_key_once);
     struct table *t = own_table();
     size_t cap = t ? t->cap : 0;
     size_t want = cap * 2 > (size_t)slot + 1 ? cap * 2 : (size_t)slot + 1;

@@ -330,7 +330,6 @@ static void thread_finish(struct cth_thread *t)
         atomic_fetch_sub(&nondaemon_alive, 1);
         cth__futex_wake(&nondaemon_alive, INT_MAX);
     }
-    CTH__HAPPENS_BEFORE(&t->state);
     atomic_store(&t->state, CTH_THREAD_FINISHED);
     pthread_mutex_unlock(&registry_lock);
     if (atomic_load(&t->join_waiters))
@@ -434,10 +433,8 @@ static int wait_state_finished(struct cth_thread *t, int64_t deadline)
 {
     for (;;) {
         uint32_t s = atomic_load(&t->state);
-        if (s == CTH_THREAD_FINISHED) {
-            CTH__HAPPENS_AFTER(&t->state);
+        if (s == CTH_THREAD_FINISHED)
             return 0;
-        }
         atomic_fetch_add(&t->join_waiters, 1);
         int r = atomic_load(&t->state) == s ? cth__futex_wait(&t->state, s, deadline) : 0;
         atomic_fetch_sub(&t->join_waiters, 1);

@@ -23,6 +23,17 @@
 
 #include <cthreading.h>
 
+/* In the helgrind build (-DCTH_VALGRIND=ON) the tests' own atomics tell
+ * helgrind what they order, as the library's do (src/valgrind_atomics.h);
+ * RUNNING_ON_VALGRIND lets a test that valgrind cannot run skip itself. */
+#ifdef CTH_VALGRIND
+#include <valgrind/valgrind.h>
+
+#include "valgrind_atomics.h"
+#else
+#define RUNNING_ON_VALGRIND 0
+#endif
+
 static void check_fail(const char *file, int line, const char *what)
 {
     fprintf(stderr, "%s:%d: check failed: %s\n", file, line, what);

@@ -145,6 +145,13 @@ static void set_flag(void *arg)
 /* Python: test_threading.ThreadTests.test_after_fork / _after_fork. */
 CTH_TEST(fork_with_timers_and_pools)
 {
+    if (RUNNING_ON_VALGRIND) {
+        /* helgrind does not know that the other threads are gone in a fork
+         * child: the after-fork handlers resetting their state look like
+         * races with them. The other builds check it. */
+        printf("skipped under valgrind\n");
+        return;
+    }
     cth_timer_t *pending;
     CHECK_OK(cth_timer_create(&pending, 60, never_called, NULL, NULL));
     CHECK_OK(cth_timer_start(pending));

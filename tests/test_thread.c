@@ -10,15 +10,6 @@
 #include "check.h"
 #include "internal.h"
 
-#if defined(__has_include)
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#endif
-#endif
-#ifndef RUNNING_ON_VALGRIND
-#define RUNNING_ON_VALGRIND 0
-#endif
-
 static void *return_arg(void *arg)
 {
     return arg;
