@@ -164,9 +164,16 @@ static void *consumer(void *arg)
             void *items[BATCH];
             int n = cth_queue_get_many(c->q, items, BATCH, CTH_FOREVER);
             CHECK(n >= 1);
+            /* Sentinels come after every item, one per consumer; a batch may
+             * hold several: keep one, give the others back. */
+            int stops = 0;
             for (int i = 0; i < n; i++)
-                if (!receive(c, items[i], last))
-                    return NULL; /* one sentinel per consumer: never mixed with later items */
+                stops += !receive(c, items[i], last);
+            if (stops) {
+                while (--stops > 0)
+                    put_one(c, NULL);
+                return NULL;
+            }
         } else {
             void *item;
             if (c->q)
