@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -156,6 +157,23 @@ __attribute__((unused)) static int check_run_child(const char *name, char *out, 
     int status;
     CHECK(waitpid(pid, &status, 0) == pid);
     return status;
+}
+
+/* A SIGINT handler that does nothing: installed, it lets
+ * cth_interrupt_main(SIGINT) interrupt the main thread without killing it. */
+__attribute__((unused)) static void check_sigint_noop(int sig)
+{
+    (void)sig;
+}
+
+/* A thread body for interruption tests: after 0.1 s, interrupt the main
+ * thread (install check_sigint_noop for SIGINT first). */
+__attribute__((unused)) static void *check_interrupter(void *arg)
+{
+    (void)arg;
+    cth_sleep(0.1);
+    CHECK_OK(cth_interrupt_main(SIGINT));
+    return NULL;
 }
 
 /* Run CTH_CHILD(name) and check that it exits with status 0 having printed

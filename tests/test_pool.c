@@ -628,19 +628,6 @@ CTH_TEST(nested)
     cth_pool_free(nested_pool);
 }
 
-static void on_sigint(int sig)
-{
-    (void)sig;
-}
-
-static void *interrupter(void *arg)
-{
-    (void)arg;
-    cth_sleep(0.1);
-    cth_interrupt_main(SIGINT);
-    return NULL;
-}
-
 /* join t; the signal cth_interrupt_main also sends may interrupt it */
 static void join_quietly(cth_thread_t *t)
 {
@@ -653,12 +640,12 @@ static void join_quietly(cth_thread_t *t)
 /* a main-thread get wakes with CTH_EINTR on cth_interrupt_main */
 CTH_TEST(get_interrupted)
 {
-    signal(SIGINT, on_sigint);
+    signal(SIGINT, check_sigint_noop);
     cth_pool_t *p = make_pool(1);
     cth_result_t *r;
     CHECK_OK(cth_pool_apply_async(p, sleepy, IV(600), NULL, &r));
     cth_thread_t *t;
-    CHECK_OK(cth_thread_create(&t, interrupter, NULL, NULL));
+    CHECK_OK(cth_thread_create(&t, check_interrupter, NULL, NULL));
     CHECK_OK(cth_thread_start(t));
     double t0 = check_now();
     CHECK_EQ(cth_result_get(r, CTH_FOREVER, NULL), CTH_EINTR);
@@ -666,7 +653,7 @@ CTH_TEST(get_interrupted)
     join_quietly(t);
     cth_thread_free(t);
     /* a blocking map is interrupted too: unclaimed chunks are dropped */
-    CHECK_OK(cth_thread_create(&t, interrupter, NULL, NULL));
+    CHECK_OK(cth_thread_create(&t, check_interrupter, NULL, NULL));
     CHECK_OK(cth_thread_start(t));
     void *items[50];
     for (int i = 0; i < 50; i++)

@@ -443,36 +443,23 @@ CTH_TEST(free_nonempty)
 
 /* ---- CTH_EINTR ------------------------------------------------------------- */
 
-static void on_sigint(int sig)
-{
-    (void)sig;
-}
-
-static void *interrupter(void *arg)
-{
-    (void)arg;
-    cth_sleep(0.1);
-    CHECK_OK(cth_interrupt_main(SIGINT));
-    return NULL;
-}
-
 /* Beyond Python (gh-74112): the main thread blocked in get, put or join
  * wakes with CTH_EINTR on cth_interrupt_main, and the queue is unchanged. */
 CTH_TEST(interrupt_main)
 {
     struct sigaction sa = {0};
-    sa.sa_handler = on_sigint;
+    sa.sa_handler = check_sigint_noop;
     sigaction(SIGINT, &sa, NULL);
     cth_queue_t *q = make(CTH_QUEUE_FIFO, 1);
     void *p;
-    cth_thread_t *t = spawn(interrupter, NULL);
+    cth_thread_t *t = spawn(check_interrupter, NULL);
     CHECK_EQ(cth_queue_get(q, &p, CTH_FOREVER), CTH_EINTR);
     reap(t);
     CHECK_OK(cth_queue_put(q, I2P(1), 0));
-    t = spawn(interrupter, NULL);
+    t = spawn(check_interrupter, NULL);
     CHECK_EQ(cth_queue_put(q, I2P(2), 10), CTH_EINTR);
     reap(t);
-    t = spawn(interrupter, NULL);
+    t = spawn(check_interrupter, NULL);
     CHECK_EQ(cth_queue_join(q, CTH_FOREVER), CTH_EINTR);
     reap(t);
     CHECK_EQ(cth_queue_qsize(q), 1);

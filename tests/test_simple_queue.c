@@ -363,28 +363,15 @@ CTH_TEST(put_from_signal_handler)
 
 /* ---- CTH_EINTR ------------------------------------------------------------------- */
 
-static void on_sigint(int sig)
-{
-    (void)sig;
-}
-
-static void *interrupter(void *arg)
-{
-    (void)arg;
-    cth_sleep(0.1);
-    CHECK_OK(cth_interrupt_main(SIGINT));
-    return NULL;
-}
-
 /* The main thread blocked in get wakes with CTH_EINTR on cth_interrupt_main. */
 CTH_TEST(interrupt_main)
 {
     struct sigaction sa = {0};
-    sa.sa_handler = on_sigint;
+    sa.sa_handler = check_sigint_noop;
     sigaction(SIGINT, &sa, NULL);
     cth_simple_queue_t *q = make();
     void *p;
-    cth_thread_t *t = spawn(interrupter, NULL);
+    cth_thread_t *t = spawn(check_interrupter, NULL);
     double t0 = check_now();
     CHECK_EQ(cth_simple_queue_get(q, &p, CTH_FOREVER), CTH_EINTR);
     CHECK_WAITED_AT_LEAST(t0, 0.1);
