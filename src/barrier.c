@@ -121,21 +121,17 @@ CTH_API int cth_barrier_wait(cth_barrier_t *barrier, double timeout)
         return CTH_EINVAL;
     if (timeout == CTH_BARRIER_DEFAULT_TIMEOUT)
         timeout = barrier->_timeout;
-    int64_t deadline;
-    int err = cth__timeout_to_deadline(timeout, &deadline);
+    int err = cth__check_timeout(timeout);
     if (err)
         return err;
     cth_barrier_t *b = barrier;
     barrier_lock(b);
 
-    /* Python's _enter: wait while the previous cycle drains or resets. */
-    int r = cth_cond_wait_for(&b->_cond, not_draining, b, cth__timeout_left(deadline));
-    if (r == 0) {
-        barrier_break(b); /* our timeout ran out: it breaks the barrier */
-        r = CTH_EBROKEN;
-    } else if (r == 1) {
+    /* Python's _enter: wait, without limit, while the previous cycle drains
+     * or resets; the timeout counts from our arrival in this cycle. */
+    int r = cth_cond_wait_for(&b->_cond, not_draining, b, CTH_FOREVER);
+    if (r == 1)
         r = get_state(b) == BROKEN ? CTH_EBROKEN : 0;
-    }
     if (r) {
         cth_cond_release(&b->_cond);
         return r;
@@ -148,7 +144,7 @@ CTH_API int cth_barrier_wait(cth_barrier_t *barrier, double timeout)
     } else {
         /* Python's _wait. */
         struct waiting w = {b, b->_cycle};
-        r = cth_cond_wait_for(&b->_cond, released, &w, cth__timeout_left(deadline));
+        r = cth_cond_wait_for(&b->_cond, released, &w, timeout);
         if (r <= 0) {
             barrier_break(b); /* timeout or interruption */
             r = r == 0 ? CTH_EBROKEN : r;

@@ -16,12 +16,14 @@
  * the word) or NOTIFIED. Notify does not wake a sleeping waiter: the
  * notifier holds the lock the waiter must take next, so waking it would only
  * make it collide with the notifier and sleep again. Instead the waiter is
- * requeued onto the lock's word (with the lock's PARKED flag set), and the
- * release of the lock wakes it, one waiter per release: notify_all makes a
- * chain, not a stampede. A waiter that had not gone to sleep yet costs the
- * notifier no system call at all. A waiter that slept and was notified
- * re-takes the lock keeping PARKED set, since more requeued waiters may
- * sleep behind it.
+ * counted among the lock's waiters and requeued onto the lock's word, and
+ * the release of the lock wakes it, one waiter per release: notify_all makes
+ * a chain, not a stampede. A waiter that had not gone to sleep yet (or had
+ * stopped: a timeout, an interruption) costs the notifier no system call
+ * and is not counted. Whether the notifier counted it, the waiter learns
+ * from its word: the notifier turns SLEEPING into NOTIFIED only after
+ * counting, and a waiter that stops sleeping turns SLEEPING back into AWAKE
+ * itself, so exactly one of the two changes it.
  */
 #include "internal.h"
 
@@ -125,12 +127,12 @@ CTH_API int cth_cond_wait(cth_cond_t *cond, double timeout)
 {
     if (!cond)
         return CTH_EINVAL;
+    if (!cond_is_owned(cond))
+        return CTH_EPERM; /* checked first, as Python does */
     int64_t deadline;
     int err = cth__timeout_to_deadline(timeout, &deadline);
     if (err)
         return err;
-    if (!cond_is_owned(cond))
-        return CTH_EPERM;
 
     struct waiter w;
     atomic_init(&w.word, AWAKE);
@@ -143,20 +145,22 @@ CTH_API int cth_cond_wait(cth_cond_t *cond, double timeout)
         cth__rlock_release_save(cond_rlock(cond), &count);
 
     int r = 0;
-    bool requeued = false; /* whether a notify may have moved us to the lock */
+    bool counted = false; /* whether a notify counted us a waiter of the lock */
     uint32_t v = AWAKE;
     if (atomic_compare_exchange_strong_explicit(&w.word, &v, SLEEPING, memory_order_acquire,
                                                 memory_order_acquire)) {
         do
             r = cth__futex_wait(&w.word, SLEEPING, deadline);
-        while (!r && atomic_load_explicit(&w.word, memory_order_acquire) != NOTIFIED);
-        requeued = atomic_load_explicit(&w.word, memory_order_acquire) == NOTIFIED;
+        while (!r && atomic_load_explicit(&w.word, memory_order_acquire) == SLEEPING);
+        v = SLEEPING;
+        counted = !atomic_compare_exchange_strong_explicit(&w.word, &v, AWAKE, memory_order_acquire,
+                                                           memory_order_acquire);
     }
 
     int interrupted;
     if (cond->_kind != COND_LOCK)
-        interrupted = cth__rlock_acquire_restore(cond_rlock(cond), count, requeued);
-    else if (requeued)
+        interrupted = cth__rlock_acquire_restore(cond_rlock(cond), count, counted);
+    else if (counted)
         interrupted = cth__lock_acquire_woken((cth_lock_t *)cond->_lock);
     else
         interrupted = cth__lock_acquire_uninterrupted((cth_lock_t *)cond->_lock);
@@ -177,21 +181,25 @@ CTH_API int cth_cond_wait_for(cth_cond_t *cond, cth_predicate_fn predicate, void
 {
     if (!cond || !predicate)
         return CTH_EINVAL;
+    /* Python's wait_for: the predicate first, then wait(timeout) and the
+     * predicate again until it holds or the total timeout has passed (so a
+     * timeout of 0 still waits once: the lock is released and re-taken). */
+    if (predicate(arg))
+        return 1;
+    if (!cond_is_owned(cond))
+        return CTH_EPERM;
     int64_t deadline;
     int err = cth__timeout_to_deadline(timeout, &deadline);
     if (err)
         return err;
-    if (!cond_is_owned(cond))
-        return CTH_EPERM;
     for (;;) {
-        if (predicate(arg))
-            return 1;
-        double left = cth__timeout_left(deadline);
-        if (left == 0)
-            return 0;
-        err = cth_cond_wait(cond, left);
+        err = cth_cond_wait(cond, cth__timeout_left(deadline));
         if (err && err != CTH_ETIMEDOUT)
             return err;
+        if (predicate(arg))
+            return 1;
+        if (cth__timeout_left(deadline) == 0)
+            return 0;
     }
 }
 
@@ -205,8 +213,16 @@ static __attribute__((noinline)) int cond_notify_slow(cth_cond_t *cond, int n)
     while (n-- > 0 && cond->_head) {
         struct waiter *w = cond->_head;
         fifo_remove(cond, w);
+        uint32_t v = AWAKE;
+        if (atomic_compare_exchange_strong_explicit(&w->word, &v, NOTIFIED, memory_order_release,
+                                                    memory_order_relaxed))
+            continue; /* not asleep: it finds NOTIFIED when it has the lock */
+        cth_lock_t *lock = cond_plain_lock(cond);
+        cth__lock_add_waiter(lock);
         if (atomic_exchange_explicit(&w->word, NOTIFIED, memory_order_release) == SLEEPING)
-            cth__lock_requeue(cond_plain_lock(cond), &w->word, NOTIFIED);
+            cth__lock_requeue(lock, &w->word, NOTIFIED);
+        else
+            cth__lock_remove_waiter(lock); /* it stopped sleeping meanwhile */
     }
     return 0;
 }

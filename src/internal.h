@@ -190,20 +190,28 @@ void cth__rlock_release_save(cth_rlock_t *rlock, uint32_t *count);
 
 /* Re-acquire an RLock with a saved count (Python's _acquire_restore):
  * without limit, not interrupted (returns 1 if an interruption of the main
- * thread arrived meanwhile, else 0); as cth__lock_acquire_woken when
- * requeued (the caller's futex may have been requeued onto the lock's word),
+ * thread arrived meanwhile, else 0); as cth__lock_acquire_woken when a
+ * notify counted the caller a waiter of the lock (cth__lock_add_waiter),
  * else as cth__lock_acquire_uninterrupted. */
-int cth__rlock_acquire_restore(cth_rlock_t *rlock, uint32_t count, bool requeued);
+int cth__rlock_acquire_restore(cth_rlock_t *rlock, uint32_t count, bool counted);
 
-/* Acquire a Lock after a wait whose futex may have been requeued onto the
- * lock's word (cth__futex_requeue): as cth__lock_acquire_uninterrupted, but
- * the lock is taken with its parked flag set, since other requeued threads
- * may still sleep on it and the release that woke the caller cleared it. */
+/* Acquire a Lock as a waiter that cth__lock_add_waiter counted (a notified
+ * Condition waiter, whose futex may have been requeued onto the lock's
+ * word): as cth__lock_acquire_uninterrupted otherwise. */
 int cth__lock_acquire_woken(cth_lock_t *lock);
+
+/* Count one more waiter of the lock, on behalf of a Condition waiter that
+ * sleeps on its own word and is about to be notified; that waiter then must
+ * take the lock with cth__lock_acquire_woken. The caller holds the lock. */
+void cth__lock_add_waiter(cth_lock_t *lock);
+
+/* Undo cth__lock_add_waiter when the waiter turned out not to sleep. */
+void cth__lock_remove_waiter(cth_lock_t *lock);
 
 /* Move the thread sleeping on *from (if *from still equals expected) onto
  * the lock's word, to be woken by a release of the lock, as if it had
- * parked in cth_lock_acquire. The caller holds the lock. */
+ * parked in cth_lock_acquire; it must have been counted with
+ * cth__lock_add_waiter. The caller holds the lock. */
 void cth__lock_requeue(cth_lock_t *lock, _Atomic uint32_t *from, uint32_t expected);
 
 /* Acquire a Lock without limit, riding out interruptions: returns 1 if an

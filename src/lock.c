@@ -1,30 +1,36 @@
 /*
  * lock.c - Lock and RLock.
  *
- * Lock is a futex lock in one word (_state) with eventual fairness, after
- * Rust's std Mutex, Go's starvation mode and CPython 3.13's PyMutex:
+ * Lock is a futex lock with eventual fairness, after Rust's std Mutex, Go's
+ * starvation mode and CPython 3.13's PyMutex. Its word _state holds:
  *   bit 0 LOCKED   someone holds it;
- *   bit 1 PARKED   a thread may sleep on _state (release must wake one);
- *   bit 2 TICKET   the last release handed the lock to a hungry waiter,
- *                  which has not picked it up yet (LOCKED stays set);
- *   bits 3.. HUNGRY count: waiters that have waited over HUNGRY_NS and now
- *                  sleep on _spare, the hand-off sequence word.
+ *   bit 1 PARKED   a waiter may sleep on _state (a release must wake one);
+ *   bit 2 TICKET   the last release handed the lock to the waiters: LOCKED
+ *                  stays set and the first waiter to look takes it over;
+ *   bits 3.. WAITERS: threads that stopped spinning and have neither taken
+ *                  the lock nor given up (asleep or about to look again).
+ * _spare holds when the longest waiter began waiting, as far as known (in
+ * units of 1024 ns, wrapping; 0: nobody recorded).
  * Uncontended, acquire is one compare-and-swap 0 -> LOCKED and release one
  * compare-and-swap LOCKED -> 0: no system call, no stack frame (everything
  * else is out of line), and while the process has only ever had one thread
- * a plain load and store instead (glibc's __libc_single_threaded, as its
- * own mutex does). A contended acquire spins
- * briefly while the holder runs and nobody is parked, then parks on _state
- * (setting PARKED). A waiter still waiting after HUNGRY_NS becomes hungry:
- * from then on a release does not unlock but sets TICKET and wakes one
- * hungry waiter, which takes the lock over without anyone barging in. A
- * hungry waiter that gives up (timeout, interruption) takes a pending TICKET
- * if there is one, so a handed-off lock is never stranded; the decision to
- * hand off and the count of hungry waiters live in the same word, so they
- * cannot disagree. Any thread may release. A Condition's notify may move
- * (requeue) a sleeping waiter from its own word onto _state, setting PARKED
- * (cth__lock_requeue): the waiter is then woken by a release like any parked
- * acquirer, and re-takes the lock keeping PARKED (cth__lock_acquire_woken).
+ * a plain load and store instead (glibc's __libc_single_threaded, as its own
+ * mutex does). A contended acquire spins briefly while the holder runs and
+ * nobody waits, then counts itself in WAITERS and parks on _state. A newcomer
+ * may barge in ahead of the waiters (that is where the throughput comes
+ * from), but not for long: a release that finds a waiter recorded in _spare
+ * as waiting for over HANDOFF_NS does not unlock but sets TICKET, and the
+ * releasing thread, should it want the lock back at once, has to wait like
+ * anyone else. The decision is the releaser's, not the waiter's, because the
+ * starved waiter may be the thread that cannot run: woken, it often sits
+ * queued on the busy holder's CPU until the holder blocks; the hand-off is
+ * what makes the holder block. TICKET is only set while WAITERS counts
+ * someone, every counted waiter sleeps on _state or is about to look at it,
+ * and a waiter that gives up (timeout, interruption) takes a pending TICKET
+ * rather than leave it, so a handed-off lock is never stranded. Any thread
+ * may release. A Condition's notify counts a sleeping waiter in WAITERS and
+ * moves (requeues) it from its own word onto _state (cth__lock_requeue): a
+ * release wakes it like any parked acquirer.
  *
  * RLock is a Lock plus the owner's identity (a per-thread address, see
  * cth__self_token) and a recursion count. Only the owner writes the count;
@@ -41,7 +47,8 @@ _Static_assert(sizeof(cth_rlock_t) == 24 || sizeof(void *) != 8, "cth_rlock_t AB
 #define LOCKED CTH__LOCK_LOCKED
 #define PARKED 2u
 #define TICKET 4u
-#define HUNGRY_ONE 8u
+#define WAITER 8u /* one counted waiter */
+#define WAITERS(s) ((s) / WAITER)
 
 /* glibc tells whether the process has only ever had one thread; while it
  * has, the fast paths need no atomic read-modify-write (glibc's own mutex
@@ -85,92 +92,140 @@ static inline bool lock_give_fast(_Atomic uint32_t *state)
 }
 
 #define SPIN_TRIES 100
-#define HUNGRY_NS 1000000 /* 1 ms, as PyMutex's TIME_TO_BE_FAIR_NS */
+#define HANDOFF_NS 1000000 /* 1 ms, as PyMutex's TIME_TO_BE_FAIR_NS */
+#define LATE_NS 1000000
+#define CLOCK_EVERY 4
 
-/* Wait for a hand-off as a hungry waiter (counted in HUNGRY already). */
-static int lock_wait_hungry(_Atomic uint32_t *state, _Atomic uint32_t *seq, int64_t deadline)
+static _Thread_local unsigned release_tick __attribute__((tls_model("initial-exec")));
+
+/* The clock of _spare: 1024 ns units, never 0. Differences are taken modulo
+ * 2^32 (73 minutes); a waiter recorded longer ago than that merely waits one
+ * more round before it is recorded again. */
+static uint32_t since_now(void)
 {
-    for (;;) {
-        uint32_t q = atomic_load_explicit(seq, memory_order_acquire);
-        uint32_t s = atomic_load_explicit(state, memory_order_acquire);
-        int r = 0;
-        if (!(s & TICKET)) {
-            r = cth__futex_wait(seq, q, deadline);
-            s = atomic_load_explicit(state, memory_order_acquire);
-        }
-        /* Take the ticket if there is one; when giving up, leave anyway. */
-        do {
-            if (!(s & TICKET) && !r)
-                break;
-            uint32_t n = (s & TICKET) ? (s & ~TICKET) - HUNGRY_ONE : s - HUNGRY_ONE;
-            if (atomic_compare_exchange_weak_explicit(state, &s, n, memory_order_acquire,
-                                                      memory_order_acquire)) {
-                if (s & TICKET) {
-                    if (r == CTH_EINTR)
-                        cth__interrupt_post(); /* keep it for the next wait */
-                    return 0;
-                }
-                return r;
-            }
-        } while (1);
-    }
+    return (uint32_t)((uint64_t)cth__now_ns() >> 10) | 1u;
 }
 
-/* The contended acquire: spin, park, turn hungry. keep is PARKED when the
- * caller may have slept on _state (a requeued condition waiter), so that the
- * flag survives its acquisition, else 0. */
-static __attribute__((noinline)) int lock_acquire_slow(cth_lock_t *lock, int64_t deadline,
-                                                       uint32_t keep)
+/* Record `me` as the longest waiter's start if nobody is recorded. */
+static void since_record(_Atomic uint32_t *since, uint32_t me)
+{
+    uint32_t none = 0;
+    if (atomic_load_explicit(since, memory_order_relaxed) == 0)
+        atomic_compare_exchange_strong_explicit(since, &none, me, memory_order_relaxed,
+                                                memory_order_relaxed);
+}
+
+/* We stop waiting: if we took a hand-off, or the record is ours (or there
+ * is none), the others have waited at least since now, or nobody is left. */
+static void since_leave(_Atomic uint32_t *since, uint32_t me, uint32_t waiters_left, bool handoff)
+{
+    uint32_t t = atomic_load_explicit(since, memory_order_relaxed);
+    if (handoff || t == me || t == 0)
+        atomic_compare_exchange_strong_explicit(since, &t, waiters_left ? since_now() : 0,
+                                                memory_order_relaxed, memory_order_relaxed);
+}
+
+/* The state once a counted waiter has taken the lock (free, or handed over
+ * by TICKET): it no longer counts; PARKED stays while others are counted,
+ * since they may sleep and the release that woke us cleared it. */
+static uint32_t taken_by_waiter(uint32_t s)
+{
+    uint32_t n = ((s - WAITER) & ~TICKET) | LOCKED;
+    return WAITERS(n) ? n | PARKED : n & ~PARKED;
+}
+
+/* A counted waiter waits for the lock: parks on _state until it is free or
+ * handed over, and takes it. At the deadline it still takes a free lock; on
+ * an interruption it leaves it to the others. Either way it takes a pending
+ * TICKET rather than strand it (an interruption is then kept for the main
+ * thread's next wait). A TICKET it saw when it joined is not for it (it is
+ * typically the releaser that set it, back for more) until it has slept
+ * once: the waiters counted before the hand-off are either awake and about
+ * to look, or asleep ahead of it in the futex's queue, where the release
+ * woke the first. That sleep lasts LATE_NS at most, so that a TICKET whose
+ * waiters all count as late (a newer TICKET they took for the one they saw)
+ * costs a short delay, never a hang. */
+static int lock_wait_counted(cth_lock_t *lock, int64_t deadline, bool eligible)
 {
     _Atomic uint32_t *state = CTH__ATOMIC_U32(&lock->_state);
-    uint32_t s;
-    /* Spin while the holder runs and nobody sleeps. */
-    for (int i = 0; i < SPIN_TRIES; i++) {
-        s = atomic_load_explicit(state, memory_order_relaxed);
-        if (!(s & LOCKED)) {
-            if (atomic_compare_exchange_weak_explicit(state, &s, s | LOCKED | keep,
-                                                      memory_order_acquire, memory_order_relaxed))
-                return 0;
-            continue;
-        }
-        if (s != LOCKED)
-            break;
-        cth__cpu_relax();
-    }
-    int64_t hungry_at = cth__now_ns() + HUNGRY_NS;
-    s = atomic_load_explicit(state, memory_order_relaxed);
+    _Atomic uint32_t *since = CTH__ATOMIC_U32(&lock->_spare);
+    uint32_t me = since_now();
+    uint32_t s = atomic_load_explicit(state, memory_order_relaxed);
+    int r = 0;
     for (;;) {
-        if (!(s & LOCKED)) {
-            /* We may have slept: keep PARKED, others may sleep too. */
-            if (atomic_compare_exchange_weak_explicit(state, &s, s | LOCKED | PARKED,
-                                                      memory_order_acquire, memory_order_relaxed))
-                return 0;
-            continue;
+        if ((s & TICKET) ? eligible || r : !(s & LOCKED) && r != CTH_EINTR) {
+            uint32_t n = taken_by_waiter(s);
+            if (!atomic_compare_exchange_weak_explicit(state, &s, n, memory_order_acquire,
+                                                       memory_order_relaxed))
+                continue;
+            since_leave(since, me, WAITERS(n), s & TICKET);
+            if (r == CTH_EINTR)
+                cth__interrupt_post();
+            return 0;
         }
-        int64_t now = cth__now_ns();
-        if (now >= hungry_at) {
-            /* Keep PARKED: the release that woke us cleared it, and others
-             * may still sleep on _state. */
-            if (atomic_compare_exchange_weak_explicit(state, &s, (s | PARKED) + HUNGRY_ONE,
-                                                      memory_order_relaxed, memory_order_relaxed))
-                return lock_wait_hungry(state, CTH__ATOMIC_U32(&lock->_spare), deadline);
-            continue;
+        if (r) {
+            /* Give up. The others may sleep: keep PARKED for them, and if
+             * the lock is free, pass on the wake-up a release meant for a
+             * waiter, which may have been us. */
+            uint32_t n = s - WAITER;
+            n = WAITERS(n) ? n | PARKED : n & ~PARKED;
+            if (!atomic_compare_exchange_weak_explicit(state, &s, n, memory_order_relaxed,
+                                                       memory_order_relaxed))
+                continue;
+            since_leave(since, me, WAITERS(n), false);
+            if (!(s & LOCKED) && WAITERS(n))
+                cth__futex_wake(state, 1);
+            return r;
         }
         if (!(s & PARKED) &&
             !atomic_compare_exchange_weak_explicit(state, &s, s | PARKED, memory_order_relaxed,
                                                    memory_order_relaxed))
             continue;
-        int r = cth__futex_wait(state, s | PARKED, deadline < hungry_at ? deadline : hungry_at);
-        if (r == CTH_ETIMEDOUT && deadline >= hungry_at)
-            r = 0; /* only the patience ran out: become hungry */
-        if (r) {
-            /* An interrupted main thread may have been woken by a release
-             * as well: pass that wake-up on rather than strand a sleeper. */
-            if (r == CTH_EINTR)
-                cth__futex_wake(state, 1);
-            return r;
+        since_record(since, me);
+        int64_t until = deadline;
+        if (!eligible) {
+            /* The waiters the TICKET is for go first; should none of them
+             * take it within LATE_NS, take it ourselves. */
+            int64_t late = cth__now_ns() + LATE_NS;
+            until = deadline < late ? deadline : late;
         }
+        r = cth__futex_wait(state, s | PARKED, until);
+        if (r == CTH_ETIMEDOUT && until != deadline)
+            r = 0;
+        eligible = true;
         s = atomic_load_explicit(state, memory_order_relaxed);
+    }
+}
+
+/* The contended acquire: spin while the holder runs and nobody sleeps, then
+ * count ourselves a waiter and wait. */
+static __attribute__((noinline)) int lock_acquire_slow(cth_lock_t *lock, int64_t deadline)
+{
+    _Atomic uint32_t *state = CTH__ATOMIC_U32(&lock->_state);
+    uint32_t s;
+    for (int i = 0; i < SPIN_TRIES; i++) {
+        s = atomic_load_explicit(state, memory_order_relaxed);
+        if (!(s & LOCKED)) {
+            if (atomic_compare_exchange_weak_explicit(state, &s, s | LOCKED, memory_order_acquire,
+                                                      memory_order_relaxed))
+                return 0;
+            continue;
+        }
+        if (s & (PARKED | TICKET))
+            break; /* someone sleeps, or the lock is promised */
+        cth__cpu_relax();
+    }
+    s = atomic_load_explicit(state, memory_order_relaxed);
+    for (;;) {
+        if (!(s & LOCKED)) {
+            if (atomic_compare_exchange_weak_explicit(state, &s, s | LOCKED, memory_order_acquire,
+                                                      memory_order_relaxed))
+                return 0;
+        } else if (atomic_compare_exchange_weak_explicit(state, &s, s + WAITER,
+                                                         memory_order_relaxed,
+                                                         memory_order_relaxed)) {
+            return lock_wait_counted(lock, deadline, !(s & TICKET));
+        }
     }
 }
 
@@ -199,7 +254,7 @@ static __attribute__((noinline)) int lock_acquire_contended(cth_lock_t *lock, do
         return 0;
     if (timeout == 0)
         return CTH_EAGAIN;
-    return lock_acquire_slow(lock, cth__deadline(timeout), 0);
+    return lock_acquire_slow(lock, cth__deadline(timeout));
 }
 
 CTH_API int cth_lock_acquire(cth_lock_t *lock, double timeout)
@@ -220,34 +275,39 @@ int cth__lock_acquire_uninterrupted(cth_lock_t *lock)
 
 int cth__lock_acquire_woken(cth_lock_t *lock)
 {
-    int interrupted = 0;
-    while (lock_acquire_slow(lock, CTH__NO_DEADLINE, PARKED) == CTH_EINTR)
-        interrupted = 1;
-    return interrupted;
+    if (lock_wait_counted(lock, CTH__NO_DEADLINE, true) == 0)
+        return 0;
+    /* Interrupted while the lock was held: we left the count, so wait on
+     * as a newcomer. */
+    cth__lock_acquire_uninterrupted(lock);
+    return 1;
 }
 
-/* Release when someone may wait or the lock is not held: hand off, wake, or
- * report the misuse. */
+/* Release when someone may wait or the lock is not held: unlock and wake a
+ * sleeper, or hand the lock to the waiters, or report the misuse. */
 static __attribute__((noinline)) int lock_release_contended(cth_lock_t *lock)
 {
     if (!lock)
         return CTH_EINVAL;
     _Atomic uint32_t *state = CTH__ATOMIC_U32(&lock->_state);
+    _Atomic uint32_t *since = CTH__ATOMIC_U32(&lock->_spare);
     uint32_t s = atomic_load_explicit(state, memory_order_relaxed);
+    /* Whether a counted waiter has waited over HANDOFF_NS. Reading the
+     * clock costs as much as the rest of a short critical section, so a
+     * release that is not about to make a system call anyway looks only
+     * every CLOCK_EVERY-th time. */
+    bool starving = false;
+    if (WAITERS(s)) {
+        uint32_t t = atomic_load_explicit(since, memory_order_relaxed);
+        if (t && ((s & PARKED) || ++release_tick % CLOCK_EVERY == 0))
+            starving = since_now() - t >= (uint32_t)(HANDOFF_NS >> 10);
+    }
     for (;;) {
         if (!(s & LOCKED) || (s & TICKET))
             return CTH_EPERM; /* unlocked, or handed off and not yet taken */
-        if (s >= HUNGRY_ONE) {
-            /* Hand off: stay locked, give the ticket to a hungry waiter. */
-            if (atomic_compare_exchange_weak_explicit(state, &s, s | TICKET, memory_order_release,
-                                                      memory_order_relaxed)) {
-                _Atomic uint32_t *seq = CTH__ATOMIC_U32(&lock->_spare);
-                atomic_fetch_add_explicit(seq, 1, memory_order_release);
-                cth__futex_wake(seq, 1);
-                return 0;
-            }
-        } else if (atomic_compare_exchange_weak_explicit(state, &s, 0, memory_order_release,
-                                                         memory_order_relaxed)) {
+        uint32_t n = (starving && WAITERS(s)) ? (s | TICKET) & ~PARKED : s & ~(LOCKED | PARKED);
+        if (atomic_compare_exchange_weak_explicit(state, &s, n, memory_order_release,
+                                                  memory_order_relaxed)) {
             if (s & PARKED)
                 cth__futex_wake(state, 1);
             return 0;
@@ -358,11 +418,33 @@ CTH_API unsigned cth_rlock_recursion_count(const cth_rlock_t *rlock)
     return cth_rlock_is_owned(rlock) ? rlock->_count : 0;
 }
 
-void cth__lock_requeue(cth_lock_t *lock, _Atomic uint32_t *from, uint32_t expected)
+void cth__lock_add_waiter(cth_lock_t *lock)
 {
     _Atomic uint32_t *state = CTH__ATOMIC_U32(&lock->_state);
-    if (cth__futex_requeue(from, expected, state))
-        atomic_fetch_or_explicit(state, PARKED, memory_order_relaxed);
+    uint32_t s = atomic_load_explicit(state, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(state, &s, (s + WAITER) | PARKED,
+                                                  memory_order_relaxed, memory_order_relaxed))
+        ;
+}
+
+void cth__lock_remove_waiter(cth_lock_t *lock)
+{
+    _Atomic uint32_t *state = CTH__ATOMIC_U32(&lock->_state);
+    uint32_t s = atomic_load_explicit(state, memory_order_relaxed);
+    uint32_t n;
+    do {
+        n = s - WAITER;
+        /* Handed to the waiters while we counted one too many, and nobody
+         * else is counted: nobody would take it, so unlock instead. */
+        if ((n & TICKET) && !WAITERS(n))
+            n &= ~(TICKET | LOCKED);
+    } while (!atomic_compare_exchange_weak_explicit(state, &s, n, memory_order_release,
+                                                    memory_order_relaxed));
+}
+
+void cth__lock_requeue(cth_lock_t *lock, _Atomic uint32_t *from, uint32_t expected)
+{
+    cth__futex_requeue(from, expected, CTH__ATOMIC_U32(&lock->_state));
 }
 
 void cth__rlock_release_save(cth_rlock_t *rlock, uint32_t *count)
@@ -373,9 +455,9 @@ void cth__rlock_release_save(cth_rlock_t *rlock, uint32_t *count)
     cth_lock_release(&rlock->_lock);
 }
 
-int cth__rlock_acquire_restore(cth_rlock_t *rlock, uint32_t count, bool requeued)
+int cth__rlock_acquire_restore(cth_rlock_t *rlock, uint32_t count, bool counted)
 {
-    int interrupted = requeued ? cth__lock_acquire_woken(&rlock->_lock)
+    int interrupted = counted ? cth__lock_acquire_woken(&rlock->_lock)
                                : cth__lock_acquire_uninterrupted(&rlock->_lock);
     rlock_set_owner(rlock, cth__self_token());
     rlock->_count = count;

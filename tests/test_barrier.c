@@ -384,3 +384,38 @@ CTH_TEST(interrupt_main)
     CHECK(cth_barrier_broken(&b));
     CHECK_EQ(cth_barrier_n_waiting(&b), 0);
 }
+
+#define THOUSAND 1000
+static cth_barrier_t kbar;
+static atomic_int kpass[N]; /* the pass each thread is in */
+static atomic_int knext;
+
+static void thousand_fn(void *arg)
+{
+    (void)arg;
+    int me = atomic_fetch_add(&knext, 1);
+    for (int i = 0; i < THOUSAND; i++) {
+        atomic_store(&kpass[me], i);
+        /* Strict order: nobody is more than one pass ahead or behind. */
+        for (int j = 0; j < N; j++) {
+            int other = atomic_load(&kpass[j]);
+            CHECK(other >= i - 1 && other <= i + 1);
+        }
+        CHECK(cth_barrier_wait(&kbar, CTH_FOREVER) >= 0);
+    }
+}
+
+/* _TestBarrier.test_thousand (multiprocessing, threads): 1000 passes with
+ * N threads, in strict order. */
+CTH_TEST(thousand)
+{
+    CHECK_OK(cth_barrier_init(&kbar, N, NULL, NULL, CTH_FOREVER));
+    struct bunch b;
+    for (int i = 0; i < N; i++)
+        atomic_store(&kpass[i], 0);
+    atomic_store(&knext, 0);
+    bunch_start(&b, N, thousand_fn, NULL);
+    bunch_join(&b);
+    CHECK_EQ(cth_barrier_n_waiting(&kbar), 0);
+    CHECK(!cth_barrier_broken(&kbar));
+}

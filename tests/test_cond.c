@@ -278,3 +278,138 @@ CTH_TEST(interrupt_main)
     cth_cond_t c = CTH_COND_INIT;
     check_interrupted(cond_wait_forever, &c);
 }
+
+/* Python checks the lock before anything else: waiting on an unowned
+ * condition is CTH_EPERM (RuntimeError) whatever the timeout. */
+CTH_TEST(unacquired_wait_checked_before_timeout)
+{
+    cth_cond_t c = CTH_COND_INIT;
+    CHECK_EQ(cth_cond_wait(&c, -5), CTH_EPERM);
+    CHECK_EQ(cth_cond_wait(&c, NAN), CTH_EPERM);
+    CHECK_EQ(cth_cond_wait(&c, CTH_TIMEOUT_MAX * 2), CTH_EPERM);
+    CHECK_OK(cth_cond_acquire(&c, 0));
+    CHECK_EQ(cth_cond_wait(&c, -5), CTH_EINVAL);
+    CHECK_EQ(cth_cond_wait(&c, CTH_TIMEOUT_MAX * 2), CTH_EOVERFLOW);
+    CHECK_OK(cth_cond_release(&c));
+}
+
+static int pred_calls;
+
+static bool counted_true(void *arg)
+{
+    pred_calls++;
+    return *(bool *)arg;
+}
+
+/* Condition.wait_for evaluates the predicate first: a true one returns at
+ * once, even without the lock (Python never gets to wait); a false one
+ * waits once even for timeout 0 (releasing and re-taking the lock), then
+ * evaluates the predicate again; an unowned condition with a false
+ * predicate is CTH_EPERM, checked before the timeout. */
+CTH_TEST(waitfor_predicate_first)
+{
+    cth_cond_t c = CTH_COND_INIT;
+    bool yes = true, no = false;
+    pred_calls = 0;
+    CHECK_EQ(cth_cond_wait_for(&c, counted_true, &yes, NAN), 1);
+    CHECK_EQ(pred_calls, 1);
+    CHECK_EQ(cth_cond_wait_for(&c, counted_true, &no, -5), CTH_EPERM);
+    CHECK_EQ(pred_calls, 2);
+    CHECK_OK(cth_cond_acquire(&c, 0));
+    CHECK_OK(cth_cond_acquire(&c, 0)); /* two levels, restored after the wait */
+    pred_calls = 0;
+    CHECK_EQ(cth_cond_wait_for(&c, counted_true, &no, 0), 0);
+    CHECK_EQ(pred_calls, 2);
+    CHECK_EQ(cth_rlock_recursion_count(&c._own), 2);
+    CHECK_EQ(cth_cond_wait_for(&c, counted_true, &no, -5), CTH_EINVAL);
+    CHECK_OK(cth_cond_release(&c));
+    CHECK_OK(cth_cond_release(&c));
+}
+
+static cth_cond_t ncond6 = CTH_COND_INIT;
+static int woken6, waiting6;
+
+static void notify_n_fn(void *arg)
+{
+    (void)arg;
+    CHECK_OK(cth_cond_acquire(&ncond6, CTH_FOREVER));
+    waiting6++;
+    CHECK_OK(cth_cond_wait(&ncond6, CTH_FOREVER));
+    woken6++;
+    CHECK_OK(cth_cond_release(&ncond6));
+}
+
+static void wait_woken6(int want)
+{
+    for (;;) {
+        CHECK_OK(cth_cond_acquire(&ncond6, CTH_FOREVER));
+        int n = woken6;
+        CHECK_OK(cth_cond_release(&ncond6));
+        if (n >= want)
+            break;
+        cth_sleep(0.001);
+    }
+    settle(); /* and no more than that */
+    CHECK_OK(cth_cond_acquire(&ncond6, CTH_FOREVER));
+    CHECK_EQ(woken6, want);
+    CHECK_OK(cth_cond_release(&ncond6));
+}
+
+/* _TestCondition.test_notify_n (multiprocessing, threads): of 6 sleepers,
+ * notify(2) wakes 2, notify(4) the other 4, and notify(3) then has no
+ * effect. */
+CTH_TEST(notify_n)
+{
+    woken6 = waiting6 = 0;
+    struct bunch b;
+    bunch_start(&b, 6, notify_n_fn, NULL);
+    for (;;) {
+        CHECK_OK(cth_cond_acquire(&ncond6, CTH_FOREVER));
+        if (waiting6 == 6)
+            break; /* all six wait: each counted itself, then waited */
+        CHECK_OK(cth_cond_release(&ncond6));
+        cth_sleep(0.001);
+    }
+    CHECK_OK(cth_cond_release(&ncond6));
+    settle();
+    CHECK_EQ(woken6, 0);
+    CHECK_OK(cth_cond_acquire(&ncond6, CTH_FOREVER));
+    CHECK_OK(cth_cond_notify(&ncond6, 2));
+    CHECK_OK(cth_cond_release(&ncond6));
+    wait_woken6(2);
+    CHECK_OK(cth_cond_acquire(&ncond6, CTH_FOREVER));
+    CHECK_OK(cth_cond_notify(&ncond6, 4));
+    CHECK_OK(cth_cond_release(&ncond6));
+    wait_woken6(6);
+    CHECK_OK(cth_cond_acquire(&ncond6, CTH_FOREVER));
+    CHECK_OK(cth_cond_notify(&ncond6, 3));
+    CHECK_OK(cth_cond_release(&ncond6));
+    bunch_join(&b);
+    CHECK_EQ(woken6, 6);
+}
+
+static void notify_later(void *arg)
+{
+    cth_cond_t *c = arg;
+    cth_sleep(0.05);
+    CHECK_OK(cth_cond_acquire(c, CTH_FOREVER));
+    CHECK_OK(cth_cond_notify(c, 1));
+    CHECK_OK(cth_cond_release(c));
+}
+
+/* _TestCondition.test_wait_result: wait(0) and wait(0.1) are false (time
+ * out), and a wait is true when notified. */
+CTH_TEST(wait_result)
+{
+    cth_cond_t c = CTH_COND_INIT;
+    CHECK_OK(cth_cond_acquire(&c, CTH_FOREVER));
+    CHECK_EQ(cth_cond_wait(&c, 0), CTH_ETIMEDOUT);
+    double start = check_now();
+    CHECK_EQ(cth_cond_wait(&c, 0.1), CTH_ETIMEDOUT);
+    CHECK_WAITED_AT_LEAST(start, 0.1);
+    struct bunch b;
+    bunch_start(&b, 1, notify_later, &c);
+    CHECK_OK(cth_cond_wait(&c, 60));
+    CHECK_OK(cth_cond_release(&c));
+    bunch_join(&b);
+}

@@ -19,10 +19,18 @@ static int rlock_acquire(void *l, double t) { return cth_rlock_acquire(l, t); }
 static int rlock_release(void *l) { return cth_rlock_release(l); }
 static bool rlock_locked(const void *l) { return cth_rlock_locked(l); }
 
+/* ConditionAsRLockTests: a Condition (its default lock is an RLock) used
+ * as a lock through its own acquire and release. */
+static int cond_acquire(void *c, double t) { return cth_cond_acquire(c, t); }
+static int cond_release(void *c) { return cth_cond_release(c); }
+static bool cond_locked(const void *c) { return cth_rlock_locked(&((const cth_cond_t *)c)->_own); }
+
 static cth_lock_t the_lock;
 static cth_rlock_t the_rlock;
+static cth_cond_t the_cond = CTH_COND_INIT;
 static struct ops LOCK = {&the_lock, lock_acquire, lock_release, lock_locked};
 static struct ops RLOCK = {&the_rlock, rlock_acquire, rlock_release, rlock_locked};
+static struct ops COND = {&the_cond, cond_acquire, cond_release, cond_locked};
 
 /* test_constructor / test_acquire_destroy / test_acquire_release. */
 static void base_acquire_release(struct ops *o)
@@ -35,6 +43,7 @@ static void base_acquire_release(struct ops *o)
 }
 CTH_TEST(lock_acquire_release) { base_acquire_release(&LOCK); }
 CTH_TEST(rlock_acquire_release) { base_acquire_release(&RLOCK); }
+CTH_TEST(cond_as_rlock_acquire_release) { base_acquire_release(&COND); }
 
 static void try_other(void *arg)
 {
@@ -53,6 +62,7 @@ static void base_try_acquire(struct ops *o)
 }
 CTH_TEST(lock_try_acquire) { base_try_acquire(&LOCK); }
 CTH_TEST(rlock_try_acquire) { base_try_acquire(&RLOCK); }
+CTH_TEST(cond_as_rlock_try_acquire) { base_try_acquire(&COND); }
 
 static void acquire_release_fn(void *arg)
 {
@@ -76,6 +86,7 @@ static void base_acquire_contended(struct ops *o)
 }
 CTH_TEST(lock_acquire_contended) { base_acquire_contended(&LOCK); }
 CTH_TEST(rlock_acquire_contended) { base_acquire_contended(&RLOCK); }
+CTH_TEST(cond_as_rlock_acquire_contended) { base_acquire_contended(&COND); }
 
 /* test_with: a scoped acquire releases on the normal and the error path. */
 static int scoped(struct ops *o, int fail)
@@ -97,6 +108,7 @@ static void base_with(struct ops *o)
 }
 CTH_TEST(lock_with) { base_with(&LOCK); }
 CTH_TEST(rlock_with) { base_with(&RLOCK); }
+CTH_TEST(cond_as_rlock_with) { base_with(&COND); }
 
 /* test_thread_leak: 15 threads lock and unlock; none is left behind. */
 static void base_thread_leak(struct ops *o)
@@ -111,6 +123,7 @@ static void base_thread_leak(struct ops *o)
 }
 CTH_TEST(lock_thread_leak) { base_thread_leak(&LOCK); }
 CTH_TEST(rlock_thread_leak) { base_thread_leak(&RLOCK); }
+CTH_TEST(cond_as_rlock_thread_leak) { base_thread_leak(&COND); }
 
 static void timed_other(void *arg)
 {
@@ -136,6 +149,7 @@ static void base_timeout(struct ops *o)
 }
 CTH_TEST(lock_timeout) { base_timeout(&LOCK); }
 CTH_TEST(rlock_timeout) { base_timeout(&RLOCK); }
+CTH_TEST(cond_as_rlock_timeout) { base_timeout(&COND); }
 
 /* NULL handles. */
 CTH_TEST(null)
@@ -357,4 +371,169 @@ CTH_TEST(rlock_interrupt_main)
     bunch_join(&b);
     check_interrupted(rlock_wait_forever, &dt_lock);
     CHECK(!cth_rlock_is_owned(&dt_lock));
+}
+
+/* Eventual fairness (Go issue 13086, "lockskew"): a hog holds the lock for
+ * 100 us at a time and re-takes it at once; another thread, sleeping 100 us
+ * between attempts, must still get it again and again: a waiter that has
+ * waited over 1 ms is handed the lock. The hog gives up after 60 s, which
+ * only a lock without hand-off would need (its polite thread can starve for
+ * 100 ms per attempt). */
+struct skew {
+    cth_lock_t lock;
+    atomic_int done;
+    atomic_int hog_gave_up;
+};
+
+static void skew_hog(void *arg)
+{
+    struct skew *s = arg;
+    double give_up = check_now() + 60;
+    while (!atomic_load(&s->done)) {
+        if (check_now() > give_up) {
+            atomic_store(&s->hog_gave_up, 1);
+            return;
+        }
+        CHECK_OK(cth_lock_acquire(&s->lock, CTH_FOREVER));
+        double t0 = check_now();
+        while (check_now() - t0 < 100e-6)
+            ;
+        CHECK_OK(cth_lock_release(&s->lock));
+    }
+}
+
+CTH_TEST(lock_no_starvation)
+{
+    struct skew s = {CTH_LOCK_INIT, 0, 0};
+    struct bunch b;
+    bunch_start(&b, 1, skew_hog, &s);
+    for (int i = 0; i < 50; i++) {
+        CHECK_OK(cth_sleep(100e-6));
+        CHECK_OK(cth_lock_acquire(&s.lock, CTH_FOREVER));
+        CHECK_OK(cth_lock_release(&s.lock));
+    }
+    atomic_store(&s.done, 1);
+    bunch_join(&b);
+    CHECK_EQ(atomic_load(&s.hog_gave_up), 0);
+}
+
+/* Hand-offs racing timeouts: while holders keep the lock for a few ms (so
+ * that every waiter is due a hand-off), waiters give up after 1-3 ms or
+ * wait on; whatever the interleaving, a handed-off lock is never stranded
+ * (each acquire either gets it or times out, and the lock is free at the
+ * end) and the critical section is never shared. */
+struct handoff {
+    cth_lock_t lock;
+    atomic_int inside;
+    atomic_long taken, timed_out;
+    long rounds;
+};
+
+static void handoff_worker(void *arg)
+{
+    struct handoff *h = arg;
+    for (long i = 0; i < h->rounds; i++) {
+        double timeout = (i % 3 == 0) ? CTH_FOREVER : 0.001 * (1 + i % 3);
+        int r = cth_lock_acquire(&h->lock, timeout);
+        if (r == CTH_ETIMEDOUT) {
+            atomic_fetch_add(&h->timed_out, 1);
+            continue;
+        }
+        CHECK_OK(r);
+        CHECK_EQ(atomic_fetch_add(&h->inside, 1), 0);
+        double t0 = check_now();
+        while (check_now() - t0 < 0.002 * (i % 2))
+            ;
+        CHECK_EQ(atomic_fetch_sub(&h->inside, 1), 1);
+        atomic_fetch_add(&h->taken, 1);
+        CHECK_OK(cth_lock_release(&h->lock));
+    }
+}
+
+CTH_TEST(lock_handoff_races_timeouts)
+{
+    struct handoff h = {.lock = CTH_LOCK_INIT, .rounds = check_iters(60)};
+    struct bunch b;
+    bunch_start(&b, 4, handoff_worker, &h);
+    bunch_join(&b);
+    CHECK_EQ(atomic_load(&h.taken) + atomic_load(&h.timed_out), 4 * h.rounds);
+    CHECK(!cth_lock_locked(&h.lock));
+    CHECK_OK(cth_lock_acquire(&h.lock, 0));
+    CHECK_OK(cth_lock_release(&h.lock));
+}
+
+/* A Condition's notified waiters are counted among the lock's waiters:
+ * with the notifier holding the lock past the hand-off age, the waiters it
+ * notified still get the lock, one release at a time, and nothing is left
+ * counted once they are through (the lock is then free and uncontended). */
+struct condhand {
+    cth_lock_t lock;
+    cth_cond_t cond;
+    int go, waiting;
+    atomic_int through;
+};
+
+static void condhand_waiter(void *arg)
+{
+    struct condhand *c = arg;
+    CHECK_OK(cth_cond_acquire(&c->cond, CTH_FOREVER));
+    c->waiting++;
+    while (!c->go)
+        CHECK_OK(cth_cond_wait(&c->cond, CTH_FOREVER));
+    atomic_fetch_add(&c->through, 1);
+    CHECK_OK(cth_cond_release(&c->cond));
+}
+
+CTH_TEST(cond_notified_waiters_take_the_lock_in_turn)
+{
+    struct condhand c = {.lock = CTH_LOCK_INIT};
+    CHECK_OK(cth_cond_init(&c.cond, &c.lock));
+    struct bunch b;
+    bunch_start(&b, 5, condhand_waiter, &c);
+    for (;;) {
+        CHECK_OK(cth_cond_acquire(&c.cond, CTH_FOREVER));
+        if (c.waiting == 5)
+            break; /* all five wait: each counted itself, then waited */
+        CHECK_OK(cth_cond_release(&c.cond));
+        CHECK_OK(cth_sleep(0.001));
+    }
+    c.go = 1;
+    CHECK_OK(cth_cond_notify_all(&c.cond));
+    double t0 = check_now();
+    while (check_now() - t0 < 0.003)
+        ; /* hold the lock past the hand-off age */
+    CHECK_OK(cth_cond_release(&c.cond));
+    bunch_join(&b);
+    CHECK_EQ(atomic_load(&c.through), 5);
+    /* White-box: free, nobody left counted as a waiter, nobody parked. */
+    CHECK_EQ(c.lock._state, 0u);
+}
+
+static void cond_acquire_only(void *arg)
+{
+    CHECK_OK(cth_cond_acquire(arg, CTH_FOREVER));
+}
+
+/* ConditionAsRLockTests: the RLock suite's test_reacquire,
+ * test_release_unacquired and test_different_thread through a Condition. */
+CTH_TEST(cond_as_rlock_reacquire_and_owner)
+{
+    cth_cond_t c = CTH_COND_INIT;
+    CHECK_EQ(cth_cond_release(&c), CTH_EPERM);
+    CHECK_OK(cth_cond_acquire(&c, CTH_FOREVER));
+    CHECK_OK(cth_cond_acquire(&c, CTH_FOREVER));
+    CHECK_OK(cth_cond_acquire(&c, 0));
+    CHECK_EQ(cth_rlock_recursion_count(&c._own), 3);
+    CHECK_OK(cth_cond_release(&c));
+    CHECK_OK(cth_cond_release(&c));
+    CHECK(cth_rlock_locked(&c._own));
+    CHECK_OK(cth_cond_release(&c));
+    CHECK(!cth_rlock_locked(&c._own));
+    CHECK_EQ(cth_cond_release(&c), CTH_EPERM);
+    struct bunch b;
+    bunch_start(&b, 1, cond_acquire_only, &c);
+    bunch_join(&b);
+    CHECK(cth_rlock_locked(&c._own));
+    CHECK_EQ(cth_cond_release(&c), CTH_EPERM); /* held by a thread that is gone */
+    CHECK_EQ(cth_cond_acquire(&c, 0), CTH_EAGAIN);
 }

@@ -279,3 +279,32 @@ CTH_TEST(interrupt_main)
     check_interrupted(sem_wait_forever, &s);
     CHECK_EQ(cth_sem_value(&s), 0);
 }
+
+static void sem_acquire_fn(void *arg)
+{
+    CHECK_OK(cth_sem_acquire(arg, CTH_FOREVER));
+}
+
+static void sem_release_fn(void *arg)
+{
+    CHECK_OK(cth_sem_release(arg, 1));
+}
+
+/* test_threading's test_BoundedSemaphore_limit: for limits 1..9, N threads
+ * acquire, then N threads release, then one release more is refused. */
+CTH_TEST(bounded_limit)
+{
+    for (int limit = 1; limit < 10; limit++) {
+        cth_sem_t s;
+        CHECK_OK(cth_bounded_sem_init(&s, limit));
+        struct bunch b;
+        bunch_start(&b, limit, sem_acquire_fn, &s);
+        bunch_join(&b);
+        CHECK_EQ(cth_sem_value(&s), 0);
+        bunch_start(&b, limit, sem_release_fn, &s);
+        bunch_join(&b);
+        CHECK_EQ(cth_sem_value(&s), limit);
+        CHECK_EQ(cth_sem_release(&s, 1), CTH_EINVAL);
+        CHECK_EQ(cth_sem_value(&s), limit);
+    }
+}

@@ -153,7 +153,8 @@ CTH_API int cth_cond_release(cth_cond_t *cond);
  * Returns 0 when notified, CTH_ETIMEDOUT when the timeout expired first
  * (timeout 0 just checks), CTH_EINTR in an interrupted main thread,
  * CTH_EPERM if the caller does not hold the lock (for a plain Lock, as in
- * Python: if nobody holds it), CTH_EINVAL / CTH_EOVERFLOW for bad arguments.
+ * Python: if nobody holds it; checked before the timeout, as Python checks
+ * only the lock), CTH_EINVAL / CTH_EOVERFLOW for bad arguments.
  */
 CTH_API int cth_cond_wait(cth_cond_t *cond, double timeout);
 
@@ -163,7 +164,10 @@ typedef bool (*cth_predicate_fn)(void *arg);
 /*
  * cth_cond_wait_for - Condition.wait_for(predicate, timeout): evaluate
  * predicate(arg) first, then wait until it is true or the total timeout has
- * passed, re-evaluating after each wake-up, always with the lock held.
+ * passed, re-evaluating after each wake-up, always with the lock held. As
+ * in Python, a predicate already true returns 1 before anything is checked
+ * but the NULL arguments, and a false one waits at least once, even with
+ * timeout 0 (the lock is released and re-taken), then evaluates it again.
  * Returns 1 if the predicate's last value was true, 0 if it was still false
  * when the timeout expired, or a negative code as cth_cond_wait.
  */
@@ -344,11 +348,13 @@ CTH_API int cth_barrier_init(cth_barrier_t *barrier, int parties, cth_barrier_ac
  * breaks it itself when its own timeout expires (CTH_EBROKEN too, as
  * Python raises BrokenBarrierError for everyone); the action's code for the
  * thread whose action failed; CTH_EINTR in an interrupted main thread,
- * which also breaks the barrier (Python leaves the others waiting, with one
- * party fewer); CTH_EINVAL for NULL, an uninitialized barrier or a bad
- * timeout; CTH_EOVERFLOW above CTH_TIMEOUT_MAX.
+ * which also breaks the barrier once the thread has arrived (Python leaves
+ * the others waiting, with one party fewer); CTH_EINVAL for NULL, an
+ * uninitialized barrier or a bad timeout; CTH_EOVERFLOW above
+ * CTH_TIMEOUT_MAX.
  * A thread arriving while the previous cycle drains or a reset completes
- * waits for that first (against the same timeout).
+ * waits for that first, without limit and without breaking anything (as
+ * Python's _enter); its timeout counts from then on.
  */
 CTH_API int cth_barrier_wait(cth_barrier_t *barrier, double timeout);
 
