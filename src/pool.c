@@ -740,8 +740,13 @@ void cth__pool_unref(cth_pool_t *p)
 
 /* ---- the pool ------------------------------------------------------------------- */
 
+/* Python's os.process_cpu_count() or 1: the CPUs the calling thread may
+ * run on (its affinity mask), else the CPUs online. */
 static int cpu_count(void)
 {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+        return CPU_COUNT(&set);
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (int)n : 1;
 }

@@ -80,7 +80,8 @@ typedef int (*cth_imap_producer_fn)(void *ctx, void **item);
 /* Options of cth_pool_create; zero-initialised or NULL means Python's
  * defaults. */
 typedef struct cth_pool_opts {
-    int processes;                  /* workers; 0 = the number of CPUs; < 0: CTH_EINVAL */
+    int processes;                  /* workers; 0 = os.process_cpu_count(): the CPUs
+                                       the calling thread may run on; < 0: CTH_EINVAL */
     void (*initializer)(void *arg); /* run once in each worker before its first task */
     void *initarg;                  /* initializer's argument (initargs) */
     long maxtasksperchild;          /* tasks (chunks) before a worker is replaced;
