@@ -372,7 +372,7 @@ void cth__job_setup(struct cth_result *job, cth_pool_t *pool, uint8_t kind, size
     job->kind = kind;
     job->n = n;
     job->chunksize = chunksize ? chunksize : 1;
-    job->nchunks = (n + job->chunksize - 1) / job->chunksize;
+    job->nchunks = n / job->chunksize + (n % job->chunksize != 0); /* any chunksize */
     atomic_init(&job->claim, 0);
     atomic_init(&job->remaining, job->nchunks);
     atomic_init(&job->err, 0);

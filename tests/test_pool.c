@@ -224,7 +224,7 @@ CTH_TEST(map)
     void *items[N], *res[N];
     for (int i = 0; i < N; i++)
         items[i] = IV(i);
-    size_t chunks[] = {0, 1, 20, 7, 1000};
+    size_t chunks[] = {0, 1, 20, 7, 1000, SIZE_MAX}; /* any size: one chunk */
     for (size_t k = 0; k < sizeof chunks / sizeof chunks[0]; k++) {
         memset(res, 0, sizeof res);
         CHECK_OK(cth_pool_map(p, sqr, items, N, chunks[k], res));
