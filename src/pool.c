@@ -34,8 +34,9 @@
  * ring itself); a queue submitter bumps seq and wakes likewise for a lone
  * task, up to one worker per chunk otherwise. The seq_cst pairs make
  * a lost wake-up impossible and keep the busy path free of syscalls. A
- * worker that takes a ring task and sees more wakes one more the same way; a get() whose ring task is still untaken after
- * its spin (the spinner was preempted) wakes one too.
+ * worker that takes a ring task and sees more wakes one more the same way;
+ * a get() whose ring task is still untaken after its spin (the spinner was
+ * preempted) wakes one too.
  *
  * Cache. `cache` counts the imap iterators still reading their producer
  * (Python's job cache): a closed pool's workers exit once nothing is

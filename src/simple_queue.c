@@ -22,9 +22,10 @@
  * turn to wait (the other blocking getters wait for that lock, within their
  * deadline); its holder spins briefly (a put on a running thread usually
  * lands within a microsecond, and waking a sleeper costs 10-25 us), then
- * reads the `seq` word, sets `sleeping`, re-checks, and sleeps on `seq`. A put reads `sleeping` after
- * publishing; only the put that swaps it from 1 to 0 bumps `seq` and wakes
- * the getter, so one sleep costs at most one wake-up system call. Invariants:
+ * reads the `seq` word, sets `sleeping`, re-checks, and sleeps on `seq`. A
+ * put reads `sleeping` after publishing; only the put that swaps it from 1
+ * to 0 bumps `seq` and wakes the getter, so one sleep costs at most one
+ * wake-up system call. Invariants:
  * (1) the put's publish (ready store, and the seq_cst CAS that linked a new
  * segment) then read of `sleeping`, and the getter's store of `sleeping`
  * then re-check (seq_cst loads of ready and next), are all seq_cst, so one
