@@ -8,17 +8,19 @@
  * keeps p's result in slot p % cap and yields slot `consumed % cap` once it
  * is done (Python's _index/_unsorted reordering, without a dictionary);
  * imap_unordered appends results to a FIFO ring of the same slots, in
- * completion order. it->lock guards the slots, the FIFO, `consumed`, `end`,
- * `finished` and `jobs`; the condition over it wakes the consumer and
- * cth_imap_free.
+ * completion order. it->lock guards the slots (but see Chunks), the FIFO,
+ * `consumed`, `end`, `finished` and `jobs`; the condition over it wakes the
+ * consumer and cth_imap_free.
  *
- * Chunks. A chunk's values wait in its job's `results` until the whole
- * chunk has run, and are then delivered together, under one lock. A chunk
- * that fails (a task's code, or CTH_ECANCELED) delivers its code once, at
- * its first position, in place of all its items. As in Python, where imap
- * with chunksize > 1 is a generator over the chunks, with chunksize > 1
- * that outcome is the iteration's last (its slot is marked `last`: taking
- * it sets `finished`); with chunksize 1 the iteration goes on after it.
+ * Chunks. A chunk of several items keeps its values (in their slots for
+ * imap, written by its worker without the lock while not done; in the
+ * job's `results` for imap_unordered) until the whole chunk has run, and
+ * then delivers them together, under one lock. A chunk that
+ * fails (a task's code, or CTH_ECANCELED) delivers its code once, at its
+ * first position, in place of all its items. As in Python, where imap with
+ * chunksize > 1 is a generator over the chunks, with chunksize > 1 that
+ * outcome is the iteration's last (its slot is marked `last`: taking it
+ * sets `finished`); with chunksize 1 the iteration goes on after it.
  *
  * Work. An array iterator submits one job over all n items. A producer
  * iterator reads items in the consumer's thread (at creation and in each
@@ -64,25 +66,46 @@ struct cth_imap {
     cth_cond_t cond;
 };
 
-/* A job of an iterator, allocated with the values of its chunks before
- * delivery (job.results) and, for a producer, its items: values[n], then
- * items[n]. */
+/* A job of an iterator, allocated with room for the n values of its chunks
+ * before delivery (job.results: imap_unordered with chunksize > 1, see
+ * value_home) and, for a producer, its n items after them (batch_items). */
 struct imap_batch {
     struct cth_result job;
-    void *values[];
+    void *buf[];
 };
 
-static struct imap_batch *batch_alloc(size_t n, bool with_items)
+/* Whether the job keeps its chunks' values in job.results. */
+static bool keeps_values(const struct cth_imap *it)
 {
-    size_t per = (with_items ? 2 : 1) * sizeof(void *);
-    if (n > (SIZE_MAX - sizeof(struct imap_batch)) / per)
+    return it->chunksize > 1 && !it->ordered;
+}
+
+static struct imap_batch *batch_alloc(const struct cth_imap *it, size_t n)
+{
+    size_t per = (keeps_values(it) + (it->producer != NULL)) * sizeof(void *);
+    if (per && n > (SIZE_MAX - sizeof(struct imap_batch)) / per)
         return NULL;
     struct imap_batch *b = cth__malloc(sizeof *b + n * per);
     if (b) {
         b->job = (struct cth_result){0};
-        b->job.results = b->values;
+        b->job.results = b->buf;
     }
     return b;
+}
+
+static void **batch_items(const struct cth_imap *it, struct imap_batch *b, size_t n)
+{
+    return b->buf + (keeps_values(it) ? n : 0);
+}
+
+/* Where item i of a chunk of several keeps its value until the chunk is
+ * delivered: its own slot for imap (whose `done` is only set then; the
+ * slot is free, its last position consumed before this one was read),
+ * job.results for imap_unordered (whose slots are taken in completion
+ * order). */
+static void **value_home(struct cth_imap *it, struct cth_result *job, size_t i)
+{
+    return it->ordered ? &it->slots[(job->base + i) % it->cap].value : &job->results[i];
 }
 
 /* Store position pos's outcome; the caller holds it->lock. */
@@ -98,17 +121,19 @@ static void deliver_locked(struct cth_imap *it, size_t pos, void *value, int err
     *s = (struct slot){value, err, true, last};
 }
 
-/* Deliver the chunk of items [lo, hi) of job: their values, or err once at
- * position lo (the last outcome with chunksize > 1). The caller holds
- * it->lock. */
+/* Deliver the chunk of items [lo, hi) of job: their values (value, for a
+ * chunk of one; else from value_home), or err once at position lo (the
+ * last outcome with chunksize > 1). The caller holds it->lock. */
 static void deliver_chunk_locked(struct cth_imap *it, struct cth_result *job, size_t lo,
-                                 size_t hi, int err)
+                                 size_t hi, int err, void *value)
 {
     if (err) {
         deliver_locked(it, job->base + lo, NULL, err, it->chunksize > 1);
+    } else if (hi - lo == 1) {
+        deliver_locked(it, job->base + lo, value, 0, false);
     } else {
         for (size_t i = lo; i < hi; i++)
-            deliver_locked(it, job->base + i, job->results[i], 0, false);
+            deliver_locked(it, job->base + i, *value_home(it, job, i), 0, false);
     }
     cth_cond_notify_all(&it->cond);
 }
@@ -118,20 +143,20 @@ void cth__imap_run(struct cth_result *job, size_t lo, size_t hi)
     struct cth_imap *it = job->arg;
     void *const *items = (void *const *)job->items;
     int err = 0;
+    void *v = NULL;
     for (size_t i = lo; i < hi && !err; i++) {
         if (atomic_load_explicit(&it->cancelled, memory_order_relaxed)) {
             err = CTH_ECANCELED;
             continue;
         }
-        void *v = NULL;
         int r = it->fn(items[i], &v);
         if (r < 0)
             err = r; /* the chunk stops here, as Python's mapstar */
-        else
-            job->results[i] = v;
+        else if (hi - lo > 1)
+            *value_home(it, job, i) = v;
     }
     cth__lock_acquire_uninterrupted(&it->lock);
-    deliver_chunk_locked(it, job, lo, hi, err);
+    deliver_chunk_locked(it, job, lo, hi, err, v);
     cth_lock_release(&it->lock);
 }
 
@@ -141,7 +166,7 @@ void cth__imap_cancel(struct cth_result *job, size_t lo, size_t hi)
     cth__lock_acquire_uninterrupted(&it->lock);
     for (size_t c = lo; c < hi; c += job->chunksize)
         deliver_chunk_locked(it, job, c, c + job->chunksize < hi ? c + job->chunksize : hi,
-                             CTH_ECANCELED);
+                             CTH_ECANCELED, NULL);
     cth_lock_release(&it->lock);
 }
 
@@ -215,12 +240,12 @@ static void refill(struct cth_imap *it)
         room -= room % it->chunksize;
         if (room == 0)
             return;
-        struct imap_batch *b = batch_alloc(room, true);
+        struct imap_batch *b = batch_alloc(it, room);
         if (!b) { /* report it at this position, as a failing producer */
             input_failed(it, CTH_ENOMEM);
             return;
         }
-        void **items = b->values + room;
+        void **items = batch_items(it, b, room);
         size_t k = 0;
         int r = 1;
         while (k < room && (r = it->producer(it->ctx, &items[k])) == 1)
@@ -261,18 +286,22 @@ static int imap_create(cth_pool_t *pool, cth_pool_fn fn, void *const *items, siz
                                      : 4 * (size_t)cth__pool_workers(pool);
         cap = chunks > SIZE_MAX / chunksize ? SIZE_MAX : chunks * chunksize;
     }
-    struct cth_imap *it = cth__calloc(1, sizeof *it);
-    struct imap_batch *b = producer || n == 0 ? NULL : batch_alloc(n, false);
+    struct cth_imap *it = cth__malloc(sizeof *it);
     struct slot *slots = cap ? cth__calloc(cap, sizeof *slots) : NULL;
-    if (!it || (!producer && n && !b) || (cap && !slots)) {
+    struct imap_batch *b = NULL;
+    if (it) {
+        *it = (struct cth_imap){.pool = pool, .fn = fn, .ordered = ordered,
+                                .chunksize = chunksize, .items = items, .producer = producer,
+                                .ctx = ctx, .cap = cap, .slots = slots,
+                                .end = producer ? SIZE_MAX : n};
+        if (!producer && n)
+            b = batch_alloc(it, n);
+    }
+    if (!it || (cap && !slots) || (!producer && n && !b)) {
         cth__free(it);
-        cth__free(b);
         cth__free(slots);
         return CTH_ENOMEM;
     }
-    *it = (struct cth_imap){.pool = pool, .fn = fn, .ordered = ordered, .chunksize = chunksize,
-                            .items = items, .producer = producer, .ctx = ctx, .cap = cap,
-                            .slots = slots, .end = producer ? SIZE_MAX : n};
     cth_cond_init(&it->cond, &it->lock);
     cth__pool_ref(pool);
     if (producer) {

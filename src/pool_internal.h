@@ -39,8 +39,8 @@ struct cth_result {
     const char *items;   /* map/imap: void *items[]; starmap: the structs */
     size_t size;         /* starmap's struct size */
     size_t base;         /* imap: the position of item 0 */
-    void **results;      /* map/starmap/apply: where values go (may be NULL); imap:
-                            its chunks' values until delivered */
+    void **results;      /* map/starmap/apply: where values go (may be NULL);
+                            imap_unordered: its chunks' values until delivered */
     size_t n, chunksize, nchunks;
     _Atomic size_t claim;     /* next chunk to hand out */
     _Atomic size_t remaining; /* chunks not finished */
