@@ -34,8 +34,9 @@
  * ring itself); a queue submitter bumps seq and wakes likewise for a lone
  * task, up to one worker per chunk otherwise. The seq_cst pairs make
  * a lost wake-up impossible and keep the busy path free of syscalls. A
- * worker that takes a ring task and sees more wakes one more the same way; a get() whose ring task is still untaken after
- * its spin (the spinner was preempted) wakes one too.
+ * worker that takes a ring task and sees more wakes one more the same way;
+ * a get() whose ring task is still untaken after its spin (the spinner was
+ * preempted) wakes one too.
  *
  * Cache. `cache` counts the imap iterators still reading their producer
  * (Python's job cache): a closed pool's workers exit once nothing is
@@ -372,7 +373,7 @@ void cth__job_setup(struct cth_result *job, cth_pool_t *pool, uint8_t kind, size
     job->kind = kind;
     job->n = n;
     job->chunksize = chunksize ? chunksize : 1;
-    job->nchunks = (n + job->chunksize - 1) / job->chunksize;
+    job->nchunks = n / job->chunksize + (n % job->chunksize != 0); /* any chunksize */
     atomic_init(&job->claim, 0);
     atomic_init(&job->remaining, job->nchunks);
     atomic_init(&job->err, 0);
@@ -740,8 +741,13 @@ void cth__pool_unref(cth_pool_t *p)
 
 /* ---- the pool ------------------------------------------------------------------- */
 
+/* Python's os.process_cpu_count() or 1: the CPUs the calling thread may
+ * run on (its affinity mask), else the CPUs online. */
 static int cpu_count(void)
 {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+        return CPU_COUNT(&set);
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (int)n : 1;
 }

@@ -8,16 +8,31 @@
  * keeps p's result in slot p % cap and yields slot `consumed % cap` once it
  * is done (Python's _index/_unsorted reordering, without a dictionary);
  * imap_unordered appends results to a FIFO ring of the same slots, in
- * completion order. it->lock guards the slots, the FIFO, `end` and `jobs`;
- * the condition over it wakes the consumer and cth_imap_free.
+ * completion order. it->lock guards the slots (but see Chunks), the FIFO,
+ * `consumed`, `end`, `finished` and `jobs`; the condition over it wakes the
+ * consumer and cth_imap_free.
+ *
+ * Chunks. A chunk of several items keeps its values (in their slots for
+ * imap, written by its worker without the lock while not done; in the
+ * job's `results` for imap_unordered) until the whole chunk has run, and
+ * then delivers them together, under one lock. A chunk that
+ * fails (a task's code, or CTH_ECANCELED) delivers its code once, at its
+ * first position, in place of all its items. As in Python, where imap with
+ * chunksize > 1 is a generator over the chunks, with chunksize > 1 that
+ * outcome is the iteration's last (its slot is marked `last`: taking it
+ * sets `finished`); with chunksize 1 the iteration goes on after it.
  *
  * Work. An array iterator submits one job over all n items. A producer
  * iterator reads items in the consumer's thread (at creation and in each
- * cth_imap_next) while fewer than cap are in flight, and submits each batch
- * read as a job of its own, allocated with its items. Every job is freed
- * when it completes; `jobs` counts those alive, and cth_imap_free waits for
- * it to reach zero, after setting `cancelled` so the queued items are
- * skipped (delivered as CTH_ECANCELED without running).
+ * cth_imap_next) in whole chunks while fewer than cap (a whole number of
+ * chunks) are in flight, and submits each batch read as a job of its own,
+ * allocated with its items. A producer failure is delivered at the
+ * position after the last whole chunk read (the items of a chunk it cut
+ * short are dropped, as Python's _get_tasks drops them) and ends the input.
+ * Every job is freed when it completes; `jobs` counts those alive, and
+ * cth_imap_free waits for it to reach zero, after setting `cancelled` so
+ * the queued items are skipped (delivered as CTH_ECANCELED without
+ * running).
  */
 #include "pool_internal.h"
 
@@ -25,6 +40,7 @@ struct slot {
     void *value;
     int err;
     bool done;
+    bool last; /* the iteration ends once this is taken */
 };
 
 struct cth_imap {
@@ -38,8 +54,9 @@ struct cth_imap {
     bool holds_cache; /* a producer iterator keeps a closed pool's workers */
     bool input_done;  /* the producer has ended (consumer thread only) */
     size_t submitted; /* positions read (consumer thread only) */
-    size_t consumed;  /* positions handed out (lock) */
+    size_t consumed;  /* outcomes handed out (lock) */
     size_t end;       /* total positions once known, else SIZE_MAX (lock) */
+    bool finished;    /* a `last` outcome was handed out (lock) */
     size_t jobs;      /* jobs alive (lock) */
     size_t cap;
     struct slot *slots;
@@ -49,14 +66,50 @@ struct cth_imap {
     cth_cond_t cond;
 };
 
-/* A job of a producer iterator, allocated with its items. */
+/* A job of an iterator, allocated with room for the n values of its chunks
+ * before delivery (job.results: imap_unordered with chunksize > 1, see
+ * value_home) and, for a producer, its n items after them (batch_items). */
 struct imap_batch {
     struct cth_result job;
-    void *items[];
+    void *buf[];
 };
 
+/* Whether the job keeps its chunks' values in job.results. */
+static bool keeps_values(const struct cth_imap *it)
+{
+    return it->chunksize > 1 && !it->ordered;
+}
+
+static struct imap_batch *batch_alloc(const struct cth_imap *it, size_t n)
+{
+    size_t per = (keeps_values(it) + (it->producer != NULL)) * sizeof(void *);
+    if (per && n > (SIZE_MAX - sizeof(struct imap_batch)) / per)
+        return NULL;
+    struct imap_batch *b = cth__malloc(sizeof *b + n * per);
+    if (b) {
+        b->job = (struct cth_result){0};
+        b->job.results = b->buf;
+    }
+    return b;
+}
+
+static void **batch_items(const struct cth_imap *it, struct imap_batch *b, size_t n)
+{
+    return b->buf + (keeps_values(it) ? n : 0);
+}
+
+/* Where item i of a chunk of several keeps its value until the chunk is
+ * delivered: its own slot for imap (whose `done` is only set then; the
+ * slot is free, its last position consumed before this one was read),
+ * job.results for imap_unordered (whose slots are taken in completion
+ * order). */
+static void **value_home(struct cth_imap *it, struct cth_result *job, size_t i)
+{
+    return it->ordered ? &it->slots[(job->base + i) % it->cap].value : &job->results[i];
+}
+
 /* Store position pos's outcome; the caller holds it->lock. */
-static void deliver_locked(struct cth_imap *it, size_t pos, void *value, int err)
+static void deliver_locked(struct cth_imap *it, size_t pos, void *value, int err, bool last)
 {
     struct slot *s;
     if (it->ordered) {
@@ -65,36 +118,55 @@ static void deliver_locked(struct cth_imap *it, size_t pos, void *value, int err
         s = &it->slots[(it->fifo_head + it->fifo_count) % it->cap];
         it->fifo_count++;
     }
-    *s = (struct slot){value, err, true};
-    cth_cond_notify_all(&it->cond);
+    *s = (struct slot){value, err, true, last};
 }
 
-static void deliver(struct cth_imap *it, size_t pos, void *value, int err)
+/* Deliver the chunk of items [lo, hi) of job: their values (value, for a
+ * chunk of one; else from value_home), or err once at position lo (the
+ * last outcome with chunksize > 1). The caller holds it->lock. */
+static void deliver_chunk_locked(struct cth_imap *it, struct cth_result *job, size_t lo,
+                                 size_t hi, int err, void *value)
 {
-    cth__lock_acquire_uninterrupted(&it->lock);
-    deliver_locked(it, pos, value, err);
-    cth_lock_release(&it->lock);
+    if (err) {
+        deliver_locked(it, job->base + lo, NULL, err, it->chunksize > 1);
+    } else if (hi - lo == 1) {
+        deliver_locked(it, job->base + lo, value, 0, false);
+    } else {
+        for (size_t i = lo; i < hi; i++)
+            deliver_locked(it, job->base + i, *value_home(it, job, i), 0, false);
+    }
+    cth_cond_notify_all(&it->cond);
 }
 
 void cth__imap_run(struct cth_result *job, size_t lo, size_t hi)
 {
     struct cth_imap *it = job->arg;
     void *const *items = (void *const *)job->items;
-    for (size_t i = lo; i < hi; i++) {
-        void *v = NULL;
-        int r = CTH_ECANCELED;
-        if (!atomic_load_explicit(&it->cancelled, memory_order_relaxed))
-            r = it->fn(items[i], &v);
-        deliver(it, job->base + i, r < 0 ? NULL : v, r < 0 ? r : 0);
+    int err = 0;
+    void *v = NULL;
+    for (size_t i = lo; i < hi && !err; i++) {
+        if (atomic_load_explicit(&it->cancelled, memory_order_relaxed)) {
+            err = CTH_ECANCELED;
+            continue;
+        }
+        int r = it->fn(items[i], &v);
+        if (r < 0)
+            err = r; /* the chunk stops here, as Python's mapstar */
+        else if (hi - lo > 1)
+            *value_home(it, job, i) = v;
     }
+    cth__lock_acquire_uninterrupted(&it->lock);
+    deliver_chunk_locked(it, job, lo, hi, err, v);
+    cth_lock_release(&it->lock);
 }
 
 void cth__imap_cancel(struct cth_result *job, size_t lo, size_t hi)
 {
     struct cth_imap *it = job->arg;
     cth__lock_acquire_uninterrupted(&it->lock);
-    for (size_t i = lo; i < hi; i++)
-        deliver_locked(it, job->base + i, NULL, CTH_ECANCELED);
+    for (size_t c = lo; c < hi; c += job->chunksize)
+        deliver_chunk_locked(it, job, c, c + job->chunksize < hi ? c + job->chunksize : hi,
+                             CTH_ECANCELED, NULL);
     cth_lock_release(&it->lock);
 }
 
@@ -131,8 +203,8 @@ static bool submit_job(struct cth_imap *it, struct cth_result *job, void *const 
     return true;
 }
 
-/* The producer has ended at position pos (after delivering its error, if
- * any). */
+/* The input has ended (or the iteration has: no more is read), end being
+ * the number of positions. Consumer thread. */
 static void input_ended(struct cth_imap *it, size_t end)
 {
     it->input_done = true;
@@ -146,41 +218,53 @@ static void input_ended(struct cth_imap *it, size_t end)
     }
 }
 
-/* Read from the producer while fewer than cap positions are in flight. */
+/* The input failed with err: deliver it at the next position (Python's
+ * _guarded_task_generation re-raises it there), which ends the input. */
+static void input_failed(struct cth_imap *it, int err)
+{
+    cth__lock_acquire_uninterrupted(&it->lock);
+    deliver_locked(it, it->submitted, NULL, err, it->chunksize > 1);
+    cth_cond_notify_all(&it->cond);
+    cth_lock_release(&it->lock);
+    input_ended(it, ++it->submitted);
+}
+
+/* Read from the producer, in whole chunks, while fewer than cap positions
+ * are in flight. */
 static void refill(struct cth_imap *it)
 {
     while (!it->input_done) {
         cth__lock_acquire_uninterrupted(&it->lock);
         size_t room = it->cap - (it->submitted - it->consumed);
         cth_lock_release(&it->lock);
+        room -= room % it->chunksize;
         if (room == 0)
             return;
-        struct imap_batch *b = cth__malloc(sizeof *b + room * sizeof(void *));
+        struct imap_batch *b = batch_alloc(it, room);
         if (!b) { /* report it at this position, as a failing producer */
-            deliver(it, it->submitted, NULL, CTH_ENOMEM);
-            input_ended(it, ++it->submitted);
+            input_failed(it, CTH_ENOMEM);
             return;
         }
-        b->job = (struct cth_result){0};
+        void **items = batch_items(it, b, room);
         size_t k = 0;
         int r = 1;
-        while (k < room && (r = it->producer(it->ctx, &b->items[k])) == 1)
+        while (k < room && (r = it->producer(it->ctx, &items[k])) == 1)
             k++;
+        if (r < 0) /* Python's _get_tasks drops a chunk the failure cut short */
+            k -= k % it->chunksize;
         size_t base = it->submitted;
         it->submitted += k;
         bool refused = false;
         if (k)
-            refused = !submit_job(it, &b->job, b->items, base, k);
+            refused = !submit_job(it, &b->job, items, base, k);
         else
             cth__free(b);
-        if (refused) {
+        if (refused)
             input_ended(it, it->submitted);
-        } else if (r < 0) {
-            deliver(it, it->submitted, NULL, r);
-            input_ended(it, ++it->submitted);
-        } else if (r == 0) {
+        else if (r < 0)
+            input_failed(it, r);
+        else if (r == 0)
             input_ended(it, it->submitted);
-        }
     }
 }
 
@@ -195,20 +279,29 @@ static int imap_create(cth_pool_t *pool, cth_pool_fn fn, void *const *items, siz
     if (!chunksize)
         chunksize = 1;
     size_t cap = n;
-    if (producer)
-        cap = max_inflight ? max_inflight : 4 * (size_t)cth__pool_workers(pool) * chunksize;
-    struct cth_imap *it = cth__calloc(1, sizeof *it);
-    struct cth_result *job = producer || n == 0 ? NULL : cth__calloc(1, sizeof *job);
+    if (producer) {
+        /* a whole number of chunks (SIZE_MAX, which cannot be allocated,
+         * if that overflows) */
+        size_t chunks = max_inflight ? max_inflight / chunksize + (max_inflight % chunksize != 0)
+                                     : 4 * (size_t)cth__pool_workers(pool);
+        cap = chunks > SIZE_MAX / chunksize ? SIZE_MAX : chunks * chunksize;
+    }
+    struct cth_imap *it = cth__malloc(sizeof *it);
     struct slot *slots = cap ? cth__calloc(cap, sizeof *slots) : NULL;
-    if (!it || (!producer && n && !job) || (cap && !slots)) {
+    struct imap_batch *b = NULL;
+    if (it) {
+        *it = (struct cth_imap){.pool = pool, .fn = fn, .ordered = ordered,
+                                .chunksize = chunksize, .items = items, .producer = producer,
+                                .ctx = ctx, .cap = cap, .slots = slots,
+                                .end = producer ? SIZE_MAX : n};
+        if (!producer && n)
+            b = batch_alloc(it, n);
+    }
+    if (!it || (cap && !slots) || (!producer && n && !b)) {
         cth__free(it);
-        cth__free(job);
         cth__free(slots);
         return CTH_ENOMEM;
     }
-    *it = (struct cth_imap){.pool = pool, .fn = fn, .ordered = ordered, .chunksize = chunksize,
-                            .items = items, .producer = producer, .ctx = ctx, .cap = cap,
-                            .slots = slots, .end = producer ? SIZE_MAX : n};
     cth_cond_init(&it->cond, &it->lock);
     cth__pool_ref(pool);
     if (producer) {
@@ -218,8 +311,8 @@ static int imap_create(cth_pool_t *pool, cth_pool_fn fn, void *const *items, siz
         cth__pool_cache_hold(pool);
         it->holds_cache = true;
         refill(it);
-    } else if (job) {
-        submit_job(it, job, items, 0, n);
+    } else if (b) {
+        submit_job(it, &b->job, items, 0, n);
     }
     *out = it;
     return 0;
@@ -268,6 +361,7 @@ static bool take_locked(struct cth_imap *it, void **value, int *err)
         it->fifo_count--;
     }
     it->consumed++;
+    it->finished = s->last;
     *value = s->value;
     *err = s->err;
     return true;
@@ -286,7 +380,7 @@ CTH_API int cth_imap_next(cth_imap_t *it, double timeout, void **value)
     void *v = NULL;
     cth__lock_acquire_uninterrupted(&it->lock);
     for (;;) {
-        if (it->consumed == it->end) {
+        if (it->consumed == it->end || it->finished) {
             err = CTH_IMAP_END;
             break;
         }
@@ -301,9 +395,12 @@ CTH_API int cth_imap_next(cth_imap_t *it, double timeout, void **value)
             break;
         }
     }
+    bool finished = it->finished;
     cth_lock_release(&it->lock);
     if (err == 0 && value)
         *value = v;
+    if (it->producer && finished && !it->input_done)
+        input_ended(it, it->submitted); /* the iteration is over: read no more */
     if (err != CTH_IMAP_END && err != CTH_ETIMEDOUT && err != CTH_EINTR && it->producer)
         refill(it);
     return err;

@@ -39,7 +39,8 @@ struct cth_result {
     const char *items;   /* map/imap: void *items[]; starmap: the structs */
     size_t size;         /* starmap's struct size */
     size_t base;         /* imap: the position of item 0 */
-    void **results;      /* map/starmap/apply: where values go (may be NULL) */
+    void **results;      /* map/starmap/apply: where values go (may be NULL);
+                            imap_unordered: its chunks' values until delivered */
     size_t n, chunksize, nchunks;
     _Atomic size_t claim;     /* next chunk to hand out */
     _Atomic size_t remaining; /* chunks not finished */
@@ -92,8 +93,9 @@ int cth__job_wait(struct cth_result *job, int64_t deadline);
  * outcome, the callbacks, the wake-up, the memory. */
 void cth__job_complete(struct cth_result *job);
 
-/* imap hooks (pool_imap.c): run items [lo, hi) of an imap job; report them
- * cancelled; the job has completed (free it). */
+/* imap hooks (pool_imap.c): run the chunk of items [lo, hi) of an imap
+ * job; report the chunks of [lo, hi) cancelled (lo starts a chunk); the
+ * job has completed (free it). */
 void cth__imap_run(struct cth_result *job, size_t lo, size_t hi);
 void cth__imap_cancel(struct cth_result *job, size_t lo, size_t hi);
 void cth__imap_job_done(struct cth_result *job);

@@ -11,17 +11,21 @@
  * cache, else mmap) with a compare-and-swap on `next` (losers give theirs
  * back) and helps move `tail` forward. No producer ever waits for another.
  *
- * Getters take turns on `get_lock` (a cth_lock_t); the holder owns `head`,
- * `head_idx` and `oldest`, and reads slots in order. A claimed slot that is
- * not ready yet ends the scan: the get waits (or reports empty) until its
- * producer publishes it.
+ * Getters take turns on `get_lock` (a cth_lock_t), held only to take one
+ * item (and recycle a bounded number of segments), never while waiting: the
+ * holder owns `head`, `head_idx` and `oldest`, and reads slots in order. A
+ * claimed slot that is not ready yet ends the scan: the get waits (or
+ * reports empty) until its producer publishes it. So get_nowait reports
+ * empty only when no published item is there, whoever else is waiting.
  *
- * Sleeping. The getter holding get_lock that finds nothing spins briefly
- * (a put on a running thread usually lands within a microsecond, and
- * waking a sleeper costs 10-25 us), then reads the `seq` word, sets
- * `sleeping`, re-checks, and sleeps on `seq`. A put reads `sleeping` after
- * publishing; only the put that swaps it from 1 to 0 bumps `seq` and wakes
- * the getter, so one sleep costs at most one wake-up system call. Invariants:
+ * Sleeping. A get that finds nothing and may wait takes `sleep_lock`, the
+ * turn to wait (the other blocking getters wait for that lock, within their
+ * deadline); its holder spins briefly (a put on a running thread usually
+ * lands within a microsecond, and waking a sleeper costs 10-25 us), then
+ * reads the `seq` word, sets `sleeping`, re-checks, and sleeps on `seq`. A
+ * put reads `sleeping` after publishing; only the put that swaps it from 1
+ * to 0 bumps `seq` and wakes the getter, so one sleep costs at most one
+ * wake-up system call. Invariants:
  * (1) the put's publish (ready store, and the seq_cst CAS that linked a new
  * segment) then read of `sleeping`, and the getter's store of `sleeping`
  * then re-check (seq_cst loads of ready and next), are all seq_cst, so one
@@ -32,8 +36,9 @@
  * not at the head (an earlier slot still being written) could clear the
  * flag and bump seq before the getter read it; the getter then slept, and
  * the put of the head item, finding the flag clear, woke nobody.
- * Only get_lock's holder ever sleeps on `seq`, and it clears `sleeping`
- * before it lets go of get_lock.
+ * Only sleep_lock's holder ever sleeps on `seq`, and it clears `sleeping`
+ * before it lets go of sleep_lock. A get_nowait may take the item a put
+ * woke the sleeper for: the sleeper then finds nothing and sleeps again.
  *
  * Reclamation. Segments the getter has moved past ([oldest, head)) are
  * retired; a stale producer may still hold a pointer to one, having read
@@ -91,13 +96,14 @@ struct cth_simple_queue {
     _Atomic(struct seg *) tail;
     _Atomic(struct seg *) spare;
     _Atomic uint32_t active;
-    _Atomic uint32_t sleeping; /* get_lock's holder sleeps (or is about to) on seq */
+    _Atomic uint32_t sleeping; /* sleep_lock's holder sleeps (or is about to) on seq */
     _Atomic uint32_t seq;
     _Atomic long size;
-    /* getters' side, guarded by get_lock */
+    /* getters' side: get_lock guards the next three */
     cth_lock_t get_lock;
     struct seg *head, *oldest;
     uint32_t head_idx;
+    cth_lock_t sleep_lock; /* the turn of a blocking getter to wait */
     void (*free_item)(void *);
 };
 
@@ -244,14 +250,42 @@ static void reclaim(cth_simple_queue_t *q)
     }
 }
 
-/* Acquire get_lock within what is left of the deadline. */
-static int lock_until(cth_lock_t *lock, double timeout, int64_t deadline)
+/* One attempt: take the oldest published item, holding get_lock for just
+ * that (and a bounded reclaim), so the lock is only ever held briefly. */
+static bool try_take(cth_simple_queue_t *q, void **item)
 {
-    if (timeout > 0 && deadline != CTH__NO_DEADLINE) {
-        int64_t left = deadline - cth__now_ns();
-        timeout = left > 0 ? (double)left / 1e9 : 0;
+    cth__lock_acquire_uninterrupted(&q->get_lock);
+    bool got = take(q, item);
+    reclaim(q);
+    cth_lock_release(&q->get_lock);
+    return got;
+}
+
+/* Wait for an item until the deadline, as the holder of sleep_lock (the
+ * only thread in the sleeping protocol). Returns 0, CTH_ETIMEDOUT or
+ * CTH_EINTR. */
+static int wait_item(cth_simple_queue_t *q, void **item, int64_t deadline)
+{
+    for (;;) {
+        for (int i = 0; i < SPIN_TRIES; i++) {
+            if (atomic_load_explicit(&q->size, memory_order_relaxed) > 0 && try_take(q, item))
+                return 0;
+            cth__cpu_relax();
+        }
+        /* seq first: a put that clears `sleeping` bumps seq after this
+         * read, so the wait below returns at once (see Sleeping). */
+        uint32_t seq = atomic_load(&q->seq);
+        atomic_store(&q->sleeping, 1);
+        SQ_PREEMPT(SQ_GET_SLEEPING);
+        bool got = try_take(q, item);
+        SQ_PREEMPT(SQ_GET_RECHECKED);
+        int r = got ? 0 : cth__futex_wait(&q->seq, seq, deadline);
+        atomic_store(&q->sleeping, 0);
+        if (got)
+            return 0;
+        if (r != 0)
+            return try_take(q, item) ? 0 : r;
     }
-    return cth_lock_acquire(lock, timeout);
 }
 
 CTH_API int cth_simple_queue_get(cth_simple_queue_t *queue, void **item, double timeout)
@@ -263,44 +297,20 @@ CTH_API int cth_simple_queue_get(cth_simple_queue_t *queue, void **item, double 
     int r = cth__timeout_to_deadline(timeout, &deadline);
     if (r)
         return r;
-    r = lock_until(&q->get_lock, timeout, deadline);
-    if (r)
-        return r == CTH_EAGAIN && timeout > 0 ? CTH_ETIMEDOUT : r;
-    for (;;) {
-        if (take(q, item)) {
-            r = 0;
-            break;
-        }
-        if (timeout == 0) {
-            r = CTH_EAGAIN;
-            break;
-        }
-        bool got = false;
-        for (int i = 0; i < SPIN_TRIES && !got; i++) {
-            cth__cpu_relax();
-            got = take(q, item);
-        }
-        if (!got) {
-            /* seq first: a put that clears `sleeping` bumps seq after this
-             * read, so the wait below returns at once (see Sleeping). */
-            uint32_t seq = atomic_load(&q->seq);
-            atomic_store(&q->sleeping, 1);
-            SQ_PREEMPT(SQ_GET_SLEEPING);
-            got = take(q, item);
-            SQ_PREEMPT(SQ_GET_RECHECKED);
-            r = got ? 0 : cth__futex_wait(&q->seq, seq, deadline);
-            atomic_store(&q->sleeping, 0);
-        }
-        if (got)
-            break;
-        if (r != 0) {
-            if (take(q, item))
-                r = 0;
-            break;
-        }
+    if (try_take(q, item))
+        return 0;
+    if (timeout == 0)
+        return CTH_EAGAIN;
+    /* the turn to sleep, within what is left of the deadline */
+    if (timeout > 0 && deadline != CTH__NO_DEADLINE) {
+        int64_t left = deadline - cth__now_ns();
+        timeout = left > 0 ? (double)left / 1e9 : 0;
     }
-    reclaim(q);
-    cth_lock_release(&q->get_lock);
+    r = cth_lock_acquire(&q->sleep_lock, timeout);
+    if (r) /* an item that came meanwhile still counts */
+        return try_take(q, item) ? 0 : r == CTH_EAGAIN ? CTH_ETIMEDOUT : r;
+    r = wait_item(q, item, deadline);
+    cth_lock_release(&q->sleep_lock);
     return r;
 }
 

@@ -592,6 +592,15 @@ static void op_pool_map(struct model_thread *t, uint8_t prm)
         model_check_result(0, (uintptr_t)items[i], results[i], "map");
 }
 
+/* Whether the chunk of chunksize cs holding item j has a failing task. */
+static bool model_chunk_fails(void *const *items, size_t n, size_t j, size_t cs)
+{
+    for (size_t i = j - j % cs; i < n && i < j - j % cs + cs; i++)
+        if (((uintptr_t)items[i] & 0xff) == 0x42)
+            return true;
+    return false;
+}
+
 static void op_pool_imap(struct model_thread *t, uint8_t prm)
 {
     struct model_world *w = t->w;
@@ -599,25 +608,39 @@ static void op_pool_imap(struct model_thread *t, uint8_t prm)
         return;
     size_t n = prm % 16;
     bool ordered = prm & 16;
+    size_t cs = (size_t)(prm >> 6); /* 0 is 1 */
     void *items[16] = {0};
     bool seen[16] = {0};
     for (size_t i = 0; i < n; i++)
         items[i] = (void *)model_pool_arg(t, (uint8_t)(prm * 3 + i * 11));
     cth_imap_t *it;
-    int rc = ordered ? cth_pool_imap(w->pool, model_task, items, n, (size_t)(prm >> 6), &it)
-                     : cth_pool_imap_unordered(w->pool, model_task, items, n, (size_t)(prm >> 6),
-                                               &it);
+    int rc = ordered ? cth_pool_imap(w->pool, model_task, items, n, cs, &it)
+                     : cth_pool_imap_unordered(w->pool, model_task, items, n, cs, &it);
     MODEL_CHECK(rc == 0, "imap returned %d", rc);
+    /* with chunksize > 1 a failing chunk gives -77 once, in place of its
+     * items, and ends the iteration (PYTHON-REFERENCE 1.16) */
+    bool chunked = cs > 1, chunk_failed = false;
     for (size_t k = 0;; k++) {
         void *value = NULL;
         rc = cth_imap_next(it, MODEL_LONG_TIMEOUT, &value);
         MODEL_CHECK(rc != CTH_ETIMEDOUT, "imap next did not finish in %g s", MODEL_LONG_TIMEOUT);
         if (rc == CTH_IMAP_END) {
-            MODEL_CHECK(k == n, "imap ended after %zu of %zu", k, n);
+            MODEL_CHECK(k == n || chunk_failed, "imap ended after %zu of %zu", k, n);
             break;
         }
-        MODEL_CHECK(k < n, "imap yielded more than %zu", n);
+        MODEL_CHECK(k < n && !chunk_failed, "imap yielded more than expected (%zu of %zu)", k, n);
+        if (chunked && rc != 0) {
+            bool any = false;
+            for (size_t j = 0; j < n; j += cs)
+                any |= model_chunk_fails(items, n, j, cs) && (!ordered || j == k);
+            MODEL_CHECK(rc == -77 && any, "imap (chunksize %zu) failed with %d at %zu", cs, rc,
+                        k);
+            chunk_failed = true;
+            continue;
+        }
         if (ordered) {
+            MODEL_CHECK(!chunked || !model_chunk_fails(items, n, k, cs),
+                        "imap yielded %zu of a failing chunk", k);
             model_check_result(rc, (uintptr_t)items[k], value, "imap");
             continue;
         }
@@ -630,6 +653,8 @@ static void op_pool_imap(struct model_thread *t, uint8_t prm)
                 break;
         }
         MODEL_CHECK(j < n, "imap_unordered yielded %d / %p, matching no item", rc, value);
+        MODEL_CHECK(!chunked || !model_chunk_fails(items, n, j, cs),
+                    "imap_unordered yielded item %zu of a failing chunk", j);
         seen[j] = true;
     }
     cth_imap_free(it);

@@ -4,6 +4,8 @@
  * CPython test of Lib/test/_test_multiprocessing.py (_TestPool, TYPE
  * 'threads') it mirrors. The imap iterators are in test_pool_imap.c.
  */
+#include <limits.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 
@@ -44,23 +46,67 @@ static cth_pool_t *make_pool(int n)
     return p;
 }
 
-/* test_make_pool: processes -1 is an error, 0 is the CPU count, 3 gives 3 */
+/* The CPUs the calling thread may run on: os.process_cpu_count(). */
+static int process_cpu_count(void)
+{
+    cpu_set_t set;
+    CHECK_OK(sched_getaffinity(0, sizeof set, &set));
+    return CPU_COUNT(&set);
+}
+
+/* test_make_pool: processes -1 is an error, the default is
+ * os.process_cpu_count(), 3 gives 3. In C, processes 0 is the default
+ * (Python's None), not Python's ValueError: see pool.h. */
 CTH_TEST(make_pool)
 {
     cth_pool_t *p;
     cth_pool_opts o = {.processes = -1};
     CHECK_EQ(cth_pool_create(&p, &o), CTH_EINVAL);
+    o = (cth_pool_opts){.processes = INT_MIN};
+    CHECK_EQ(cth_pool_create(&p, &o), CTH_EINVAL);
     CHECK_EQ(cth_pool_create(NULL, NULL), CTH_EINVAL);
-    o = (cth_pool_opts){.maxtasksperchild = -1}; /* test_pool_maxtasksperchild_invalid */
+    /* test_pool_maxtasksperchild_invalid: -1 (0 is None here) */
+    o = (cth_pool_opts){.maxtasksperchild = -1};
+    CHECK_EQ(cth_pool_create(&p, &o), CTH_EINVAL);
+    o = (cth_pool_opts){.processes = 2, .maxtasksperchild = LONG_MIN};
     CHECK_EQ(cth_pool_create(&p, &o), CTH_EINVAL);
     CHECK_OK(cth_pool_create(&p, NULL));
-    CHECK_EQ(cth_pool_size(p), sysconf(_SC_NPROCESSORS_ONLN));
+    CHECK_EQ(cth_pool_size(p), process_cpu_count());
+    cth_pool_free(p);
+    o = (cth_pool_opts){0};
+    CHECK_OK(cth_pool_create(&p, &o));
+    CHECK_EQ(cth_pool_size(p), process_cpu_count());
     cth_pool_free(p);
     p = make_pool(3);
     CHECK_EQ(cth_pool_size(p), 3);
     CHECK_EQ(cth_pool_size(NULL), CTH_EINVAL);
     cth_pool_free(p);
     cth_pool_free(NULL);
+}
+
+/* processes=None is os.process_cpu_count() (3.13), which respects the CPU
+ * affinity: a thread allowed one CPU gets a pool of one worker. */
+CTH_TEST(default_size_follows_affinity)
+{
+    cpu_set_t saved, one;
+    CHECK_OK(sched_getaffinity(0, sizeof saved, &saved));
+    int cpu = 0;
+    while (!CPU_ISSET(cpu, &saved))
+        cpu++;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    if (sched_setaffinity(0, sizeof one, &one) != 0) {
+        printf("skipped: sched_setaffinity refused\n");
+        return;
+    }
+    cth_pool_t *p;
+    CHECK_OK(cth_pool_create(&p, NULL));
+    CHECK_OK(sched_setaffinity(0, sizeof saved, &saved));
+    CHECK_EQ(cth_pool_size(p), 1);
+    void *v = NULL;
+    CHECK_OK(cth_pool_apply(p, sqr, IV(4), &v));
+    CHECK_EQ(VI(v), 16);
+    cth_pool_free(p);
 }
 
 /* test_apply */
@@ -178,7 +224,7 @@ CTH_TEST(map)
     void *items[N], *res[N];
     for (int i = 0; i < N; i++)
         items[i] = IV(i);
-    size_t chunks[] = {0, 1, 20, 7, 1000};
+    size_t chunks[] = {0, 1, 20, 7, 1000, SIZE_MAX}; /* any size: one chunk */
     for (size_t k = 0; k < sizeof chunks / sizeof chunks[0]; k++) {
         memset(res, 0, sizeof res);
         CHECK_OK(cth_pool_map(p, sqr, items, N, chunks[k], res));

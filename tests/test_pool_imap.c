@@ -64,8 +64,8 @@ CTH_TEST(imap)
     static void *items[N];
     for (int i = 0; i < N; i++)
         items[i] = IV(i);
-    size_t chunks[] = {0, 1, 100};
-    for (size_t k = 0; k < 3; k++) {
+    size_t chunks[] = {0, 1, 100, 7, SIZE_MAX};
+    for (size_t k = 0; k < 5; k++) {
         cth_imap_t *it;
         CHECK_OK(cth_pool_imap(p, sqr, items, N, chunks[k], &it));
         for (int i = 0; i < N; i++) {
@@ -212,6 +212,18 @@ CTH_TEST(imap_producer_bounded)
     }
     CHECK_EQ(cth_imap_next(it, CTH_FOREVER, NULL), CTH_IMAP_END);
     cth_imap_free(it);
+    /* the bound is rounded up to whole chunks: 6 with chunksize 4 is 8 */
+    c = (struct counter){0, 1000, -1, 0};
+    CHECK_OK(cth_pool_imap_producer(p, sqr, produce, &c, 4, 6, &it));
+    CHECK(c.next <= 8);
+    for (long i = 0; i < 1000; i++) {
+        void *v;
+        CHECK_OK(cth_imap_next(it, CTH_FOREVER, &v));
+        CHECK_EQ(VI(v), i * i);
+        CHECK(c.next <= i + 1 + 8);
+    }
+    CHECK_EQ(cth_imap_next(it, CTH_FOREVER, NULL), CTH_IMAP_END);
+    cth_imap_free(it);
     /* an endless producer, abandoned after a few items */
     struct counter endless = {0, -1, -1, 0};
     CHECK_OK(cth_pool_imap_unordered_producer(p, sqr, produce, &endless, 4, 0, &it));
@@ -222,33 +234,162 @@ CTH_TEST(imap_producer_bounded)
     cth_pool_free(p);
 }
 
-/* test_imap_handle_iterable_exception: the input failing at position 7:
- * the items before it, then its error, then the end */
-CTH_TEST(imap_producer_error)
+/* exception_throwing_generator(total, when): 0, 1, ... total - 1, failing
+ * (SayWhenError: -44) where it would yield `when` (at once for -1). */
+static struct counter say_when(long total, long when)
 {
-    cth_pool_t *p = make_pool(2);
-    for (int ordered = 0; ordered < 2; ordered++) {
-        struct counter c = {0, 100, 7, 0};
-        cth_imap_t *it;
-        if (ordered)
-            CHECK_OK(cth_pool_imap_producer(p, sqr, produce, &c, 2, 0, &it));
-        else
-            CHECK_OK(cth_pool_imap_unordered_producer(p, sqr, produce, &c, 2, 0, &it));
-        int ok = 0, err = 0;
-        for (int i = 0; i < 8; i++) {
-            void *v;
-            int r = cth_imap_next(it, CTH_FOREVER, &v);
-            if (r == 0) {
-                ok++;
-            } else {
-                CHECK_EQ(r, -44);
-                err++;
-            }
-            if (ordered && i < 7)
+    return (struct counter){0, total, when < 0 ? 0 : when, 0};
+}
+
+/* Python's sqr; item 4 raises ValueError (-55) for the task tests */
+static int sqr_fail_at_4(void *arg, void **result)
+{
+    if (VI(arg) == 4)
+        return -55;
+    return sqr(arg, result);
+}
+
+/* test_imap_handle_iterable_exception: the input failing at its start, at 3
+ * with chunksize 1 (3 values, then the error), and at 7 with chunksize 2 (6
+ * values) and 4 (4 values): the error comes right after the last complete
+ * chunk, the items read into the chunk it cut short being dropped
+ * (_get_tasks, _guarded_task_generation); then the iteration ends. Beyond
+ * CPython, with every bound on the items read ahead (rounded up to whole
+ * chunks). */
+CTH_TEST(imap_handle_iterable_exception)
+{
+    cth_pool_t *p = make_pool(4);
+    cth_imap_t *it;
+    /* SayWhenError seen at the very first of the iterable; again, to make
+     * sure it's reentrant */
+    for (int k = 0; k < 2; k++) {
+        struct counter c = say_when(1, -1);
+        CHECK_OK(cth_pool_imap_producer(p, sqr, produce, &c, 1, 0, &it));
+        CHECK_EQ(cth_imap_next(it, CTH_FOREVER, NULL), -44);
+        CHECK_EQ(cth_imap_next(it, CTH_FOREVER, NULL), CTH_IMAP_END);
+        cth_imap_free(it);
+    }
+    /* SayWhenError seen at start of problematic chunk's results */
+    struct {
+        long total, when;
+        size_t chunksize;
+        int values;
+    } cases[] = {{10, 3, 1, 3}, {20, 7, 2, 6}, {20, 7, 4, 4}};
+    size_t bounds[] = {0, 1, 3, 5};
+    for (size_t k = 0; k < 3; k++) {
+        for (size_t b = 0; b < 4; b++) {
+            struct counter c = say_when(cases[k].total, cases[k].when);
+            CHECK_OK(cth_pool_imap_producer(p, sqr, produce, &c, cases[k].chunksize, bounds[b],
+                                            &it));
+            for (int i = 0; i < cases[k].values; i++) {
+                void *v;
+                CHECK_OK(cth_imap_next(it, CTH_FOREVER, &v));
                 CHECK_EQ(VI(v), i * i);
+            }
+            CHECK_EQ(cth_imap_next(it, CTH_FOREVER, NULL), -44);
+            CHECK_EQ(cth_imap_next(it, CTH_FOREVER, NULL), CTH_IMAP_END);
+            CHECK_EQ(cth_imap_next(it, 0, NULL), CTH_IMAP_END);
+            cth_imap_free(it);
         }
-        CHECK_EQ(ok, 7);
-        CHECK_EQ(err, 1);
+    }
+    cth_pool_free(p);
+}
+
+/* Take values from an unordered iterator until it fails with err: each must
+ * be the square of a distinct number below total (expected_values). Returns
+ * how many came. */
+static int unordered_until_error(cth_imap_t *it, long total, int err)
+{
+    static char seen[64];
+    memset(seen, 0, sizeof seen);
+    for (long i = 0; i < total; i++) {
+        void *v;
+        int r = cth_imap_next(it, CTH_FOREVER, &v);
+        if (r == err)
+            return (int)i;
+        CHECK_OK(r);
+        intptr_t x = (intptr_t)sqrt((double)VI(v));
+        CHECK(x * x == VI(v) && x < total && !seen[x]);
+        seen[x] = 1;
+    }
+    CHECK(!"no error"); /* with self.assertRaises(SayWhenError) */
+    return -1;
+}
+
+/* test_imap_unordered_handle_iterable_exception: the error surfaces among
+ * correct values. Then, per PYTHON-REFERENCE 1.16: with chunksize 1 the
+ * iteration goes on to the values before the error and ends; with
+ * chunksize > 1 (a generator over the chunks) it ends at the error. */
+CTH_TEST(imap_unordered_handle_iterable_exception)
+{
+    cth_pool_t *p = make_pool(4);
+    cth_imap_t *it;
+    for (int k = 0; k < 2; k++) {
+        struct counter c = say_when(1, -1);
+        CHECK_OK(cth_pool_imap_unordered_producer(p, sqr, produce, &c, 1, 0, &it));
+        CHECK_EQ(cth_imap_next(it, CTH_FOREVER, NULL), -44);
+        CHECK_EQ(cth_imap_next(it, CTH_FOREVER, NULL), CTH_IMAP_END);
+        cth_imap_free(it);
+    }
+    struct counter c = say_when(10, 3);
+    CHECK_OK(cth_pool_imap_unordered_producer(p, sqr, produce, &c, 1, 0, &it));
+    int before = unordered_until_error(it, 10, -44);
+    CHECK(before <= 3);
+    for (; before < 3; before++)
+        CHECK_OK(cth_imap_next(it, CTH_FOREVER, NULL));
+    CHECK_EQ(cth_imap_next(it, CTH_FOREVER, NULL), CTH_IMAP_END);
+    cth_imap_free(it);
+
+    c = say_when(20, 7);
+    CHECK_OK(cth_pool_imap_unordered_producer(p, sqr, produce, &c, 2, 0, &it));
+    CHECK(unordered_until_error(it, 20, -44) <= 6); /* item 6 was dropped */
+    CHECK_EQ(cth_imap_next(it, CTH_FOREVER, NULL), CTH_IMAP_END);
+    cth_imap_free(it);
+    cth_pool_free(p);
+}
+
+/* A failing task with chunksize > 1 (PYTHON-REFERENCE 1.16, probed: [0, 1,
+ * 2, ValueError] for chunksize 3 and a failure at item 4): its chunk loses
+ * all its items, its error comes in their place, and the iteration ends;
+ * for arrays and producers. imap_unordered likewise: the error arrives in
+ * completion order, no item of its chunk comes, and the iteration ends. */
+CTH_TEST(imap_chunk_task_error)
+{
+    cth_pool_t *p = make_pool(4);
+    static void *items[10];
+    for (int i = 0; i < 10; i++)
+        items[i] = IV(i);
+    for (int producer = 0; producer < 2; producer++) {
+        cth_imap_t *it;
+        struct counter c = {0, 10, -1, 0};
+        if (producer)
+            CHECK_OK(cth_pool_imap_producer(p, sqr_fail_at_4, produce, &c, 3, 0, &it));
+        else
+            CHECK_OK(cth_pool_imap(p, sqr_fail_at_4, items, 10, 3, &it));
+        for (int i = 0; i < 3; i++) {
+            void *v;
+            CHECK_OK(cth_imap_next(it, CTH_FOREVER, &v));
+            CHECK_EQ(VI(v), i * i);
+        }
+        CHECK_EQ(cth_imap_next(it, CTH_FOREVER, NULL), -55);
+        CHECK_EQ(cth_imap_next(it, CTH_FOREVER, NULL), CTH_IMAP_END);
+        cth_imap_free(it);
+
+        c = (struct counter){0, 10, -1, 0};
+        if (producer)
+            CHECK_OK(cth_pool_imap_unordered_producer(p, sqr_fail_at_4, produce, &c, 3, 0, &it));
+        else
+            CHECK_OK(cth_pool_imap_unordered(p, sqr_fail_at_4, items, 10, 3, &it));
+        char seen[10] = {0};
+        int r;
+        void *v;
+        while ((r = cth_imap_next(it, CTH_FOREVER, &v)) == 0) {
+            intptr_t x = (intptr_t)sqrt((double)VI(v));
+            CHECK(x * x == VI(v) && x < 10 && !seen[x]);
+            CHECK(x < 3 || x > 5); /* not of the failing chunk */
+            seen[x] = 1;
+        }
+        CHECK_EQ(r, -55);
         CHECK_EQ(cth_imap_next(it, CTH_FOREVER, NULL), CTH_IMAP_END);
         cth_imap_free(it);
     }
@@ -294,6 +435,26 @@ CTH_TEST(imap_close_terminate)
     }
     CHECK_EQ(n, 100);
     CHECK_EQ(cancelled, 99);
+    cth_imap_free(it);
+    cth_pool_free(p);
+
+    /* with chunksize > 1 a cancelled chunk fails as a failing task's does:
+     * chunk 0 (running) gives its 10 values, then CTH_ECANCELED, the end */
+    p = make_pool(1);
+    atomic_store(&gate, 0);
+    atomic_store(&gate_started, 0);
+    CHECK_OK(cth_pool_imap(p, gated_first, items, 100, 10, &it));
+    while (!atomic_load(&gate_started))
+        cth_sleep(0.001);
+    CHECK_OK(cth_pool_terminate(p));
+    atomic_store(&gate, 1);
+    for (int i = 0; i < 10; i++) {
+        void *v;
+        CHECK_OK(cth_imap_next(it, CTH_FOREVER, &v));
+        CHECK_EQ(VI(v), i);
+    }
+    CHECK_EQ(cth_imap_next(it, CTH_FOREVER, NULL), CTH_ECANCELED);
+    CHECK_EQ(cth_imap_next(it, CTH_FOREVER, NULL), CTH_IMAP_END);
     cth_imap_free(it);
     cth_pool_free(p);
 }

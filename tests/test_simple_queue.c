@@ -126,9 +126,54 @@ CTH_TEST(order)
     cth_simple_queue_free(c.q);
 }
 
+/* ---- Empty only when empty ------------------------------------------------------ */
+
+struct blocked_ctx {
+    cth_simple_queue_t *q;
+    _Atomic int started;
+    long got;
+};
+
+static void *blocked_getter(void *arg)
+{
+    struct blocked_ctx *c = arg;
+    atomic_store(&c->started, 1);
+    c->got = get_int(c->q, CTH_FOREVER);
+    return NULL;
+}
+
+/* PYTHON-REFERENCE 1.15: get raises Empty only when the queue is empty (block
+ * False) or the timeout expired, never because another getter is blocked:
+ * with one thread blocked in get() and two items put, get_nowait, get(0)
+ * and a timed get each find an item (test_many_threads_nonblock's
+ * premise). */
+CTH_TEST(nowait_beside_blocked_getter)
+{
+    for (int round = 0; round < 50; round++) {
+        for (int form = 0; form < 3; form++) {
+            struct blocked_ctx c = {.q = make()};
+            cth_thread_t *t = spawn(blocked_getter, &c);
+            while (!atomic_load(&c.started))
+                cth_sleep(0.0001);
+            cth_sleep(0.002); /* most often it is asleep in get by now */
+            CHECK_OK(cth_simple_queue_put(c.q, I2P(1)));
+            CHECK_OK(cth_simple_queue_put(c.q, I2P(2)));
+            void *p = NULL;
+            if (form == 0)
+                CHECK_OK(cth_simple_queue_get_nowait(c.q, &p));
+            else
+                CHECK_OK(cth_simple_queue_get(c.q, &p, form == 1 ? 0 : 5.0));
+            reap(t);
+            CHECK_EQ(P2I(p) + c.got, 3); /* one item each */
+            CHECK(cth_simple_queue_empty(c.q));
+            cth_simple_queue_free(c.q);
+        }
+    }
+}
+
 /* ---- test_many_threads (and _nonblock, _timeout) ---------------------------- */
 
-enum { GET_BLOCK, GET_NONBLOCK, GET_TIMEOUT };
+enum { GET_BLOCK, GET_NONBLOCK, GET_TIMEOUT, GET_MIXED };
 
 struct many_ctx {
     cth_simple_queue_t *q;
@@ -151,10 +196,12 @@ static void *many_producer(void *arg)
 static void *many_consumer(void *arg)
 {
     struct many_ctx *c = arg;
+    static _Atomic int next_consumer;
+    int mode = c->mode == GET_MIXED ? atomic_fetch_add(&next_consumer, 1) % 3 : c->mode;
     for (;;) {
         void *p;
         int r;
-        switch (c->mode) {
+        switch (mode) {
         case GET_BLOCK:
             r = cth_simple_queue_get(c->q, &p, CTH_FOREVER);
             break;
@@ -220,6 +267,13 @@ CTH_TEST(many_threads_nonblock)
 CTH_TEST(many_threads_timeout)
 {
     many_threads(GET_TIMEOUT, 1000);
+}
+
+/* The three kinds of consumer together: the non-blocking and timed gets
+ * take items while blocking getters sleep, and none is lost. */
+CTH_TEST(many_threads_mixed)
+{
+    many_threads(GET_MIXED, 10000);
 }
 
 /* ---- the C guarantees ---------------------------------------------------------- */

@@ -19,7 +19,9 @@
  * exception: cth_pool_apply and cth_result_get return it, error_callback
  * receives it, map returns the first failure in completion order once
  * every chunk has finished (no fail-fast, as Python), imap's next returns
- * it at the item's position. A failing task never harms the pool.
+ * it at the item's position (with chunksize > 1, in place of its whole
+ * chunk, and the iteration ends there, as Python's). A failing task never
+ * harms the pool.
  *
  * States, as Python's: RUN, then CLOSE (cth_pool_close: no new tasks, the
  * accepted ones all run) or TERMINATE (cth_pool_terminate: queued tasks are
@@ -27,8 +29,18 @@
  * (Python's ValueError "Pool not running").
  *
  * Departures from Python, on purpose (DESIGN.md):
+ * - 0 stands for Python's default: processes 0 is os.process_cpu_count()
+ *   and maxtasksperchild 0 unlimited (Python's None), map's chunksize 0 the
+ *   computed one (None), imap's chunksize 0 is 1 (Python's default). Python
+ *   raises ValueError for an explicit 0 there, but C has no None and an
+ *   options struct is zero-initialised, so 0 cannot mean "invalid" without
+ *   making every struct that leaves a field out invalid. Negative
+ *   processes and maxtasksperchild are CTH_EINVAL, as Python's ValueError;
+ *   chunksize is a size_t;
  * - terminate finishes every outstanding AsyncResult, map and imap item
  *   with CTH_ECANCELED, so nothing waits forever (Python's get() hangs);
+ *   with chunksize > 1 a cancelled imap chunk ends the iteration, as a
+ *   failing one does;
  * - the imap iterators also read their input from a producer function with
  *   a bound on the tasks in flight (Python reads it all at once, gh-84291);
  * - callbacks return nothing, so a callback cannot kill the pool
@@ -74,13 +86,15 @@ typedef void (*cth_pool_error_callback_fn)(int err, void *cb_arg);
 
 /* An imap producer (Python's input iterator): store the next item in *item
  * and return 1, return 0 at the end, or a negative code to fail (the code
- * is delivered at that position and the iteration ends after it). */
+ * is delivered after the last whole chunk read, and the iteration ends
+ * after it: see cth_pool_imap_producer). */
 typedef int (*cth_imap_producer_fn)(void *ctx, void **item);
 
 /* Options of cth_pool_create; zero-initialised or NULL means Python's
  * defaults. */
 typedef struct cth_pool_opts {
-    int processes;                  /* workers; 0 = the number of CPUs; < 0: CTH_EINVAL */
+    int processes;                  /* workers; 0 = os.process_cpu_count(): the CPUs
+                                       the calling thread may run on; < 0: CTH_EINVAL */
     void (*initializer)(void *arg); /* run once in each worker before its first task */
     void *initarg;                  /* initializer's argument (initargs) */
     long maxtasksperchild;          /* tasks (chunks) before a worker is replaced;
@@ -193,7 +207,13 @@ CTH_API int cth_pool_parallel_for(cth_pool_t *pool, size_t n, cth_pool_for_fn fn
  * cth_pool_imap - Pool.imap(func, items, chunksize): start fn over
  * items[0..n) and return an iterator at once, which yields the results in
  * input order, each as soon as it and those before it are done. chunksize
- * 0 means Python's default of 1. items must stay valid until the iterator
+ * 0 means Python's default of 1 (Python: ValueError; see Departures).
+ * Failures, as Python's: with chunksize 1 a failing task's code comes at
+ * its position and the iteration goes on; with chunksize > 1 the tasks run
+ * in chunks of chunksize consecutive items (a chunk stops at its first
+ * failure), a chunk's values come once all of it has run, and a failing
+ * chunk yields its code once in place of all its items, after which the
+ * iteration ends (CTH_IMAP_END). items must stay valid until the iterator
  * is freed. Returns 0 and *it (the caller's, see cth_imap_free);
  * CTH_EINVAL for NULL or a pool not running; CTH_ENOMEM.
  */
@@ -202,18 +222,22 @@ CTH_API int cth_pool_imap(cth_pool_t *pool, cth_pool_fn fn, void *const *items, 
 
 /* cth_pool_imap_unordered - Pool.imap_unordered(func, items, chunksize):
  * as cth_pool_imap, but the iterator yields the results in completion
- * order. */
+ * order (a chunk's together); a failure arrives in that order too. */
 CTH_API int cth_pool_imap_unordered(cth_pool_t *pool, cth_pool_fn fn, void *const *items,
                                     size_t n, size_t chunksize, cth_imap_t **it);
 
 /*
- * cth_pool_imap_producer - imap over an iterator: items come from producer(ctx), called only in the threads that
- * create the iterator and call cth_imap_next, never concurrently. At most
- * max_inflight items (0 = 4 x workers x chunksize) are read but not yet
- * consumed by cth_imap_next, so an endless or huge input runs in bounded
- * memory (Python reads its input eagerly: gh-84291; 3.15's buffersize).
- * A producer failure is delivered at its position, after the items before
- * it, and ends the iteration. Until the producer has ended, the iterator
+ * cth_pool_imap_producer - imap over an iterator: items come from
+ * producer(ctx), called only in the threads that create the iterator and
+ * call cth_imap_next, never concurrently, in whole chunks. At most
+ * max_inflight items (0 = 4 x workers x chunksize; rounded up to a whole
+ * number of chunks) are read but not yet consumed by cth_imap_next, so an
+ * endless or huge input runs in bounded memory (Python reads its input
+ * eagerly: gh-84291; 3.15's buffersize). A producer failure, as Python's
+ * (test_imap_handle_iterable_exception): the items read into a chunk it
+ * cut short are dropped, never run; its code comes right after the last
+ * whole chunk (with chunksize 1, at its own position), and the iteration
+ * ends after it. Until the producer has ended, the iterator
  * keeps a closed pool's workers (its next reads are still accepted), so
  * after cth_pool_close, cth_pool_join waits for the consumer to read the
  * input to its end or to free the iterator. Returns as cth_pool_imap
@@ -308,8 +332,10 @@ CTH_API void cth_result_free(cth_result_t *res);
 
 /*
  * cth_imap_next - IMapIterator.next(timeout): the next result. Returns 0
- * with *value set; the task's negative code at its position (the iteration
- * goes on, as Python's imap); CTH_IMAP_END after the last (StopIteration);
+ * with *value set; a task's negative code at its position (with chunksize
+ * 1 the iteration goes on; with chunksize > 1 it is the failing chunk's
+ * one outcome and the last: see cth_pool_imap); the producer's code (see
+ * cth_pool_imap_producer); CTH_IMAP_END after the last (StopIteration);
  * CTH_ETIMEDOUT if none arrived within the timeout; CTH_EINTR in an
  * interrupted main thread; CTH_EINVAL / CTH_EOVERFLOW for NULL or a bad
  * timeout. One consumer at a time per iterator. A producer iterator reads

@@ -244,7 +244,8 @@ CTH_API int cth_simple_queue_put(cth_simple_queue_t *queue, void *item);
  * cth_simple_queue_get - SimpleQueue.get(block=True, timeout): take the
  * oldest item into *item, waiting up to timeout seconds while empty.
  * Returns 0; CTH_EAGAIN when empty and timeout is 0 (get_nowait, Python's
- * Empty); CTH_ETIMEDOUT when a positive timeout expired (Empty); CTH_EINTR;
+ * Empty; only then, whatever other getters are waiting); CTH_ETIMEDOUT
+ * when a positive timeout expired (Empty); CTH_EINTR;
  * CTH_EINVAL for NULL arguments or a negative/NaN timeout (ValueError);
  * CTH_EOVERFLOW. Getters take turns on an internal lock; fairness among
  * them is not promised (nor is it in Python). Not async-signal-safe.

@@ -178,6 +178,9 @@ static void *consumer(void *arg)
             void *item;
             if (c->q)
                 CHECK_OK(cth_queue_get(c->q, &item, CTH_FOREVER));
+            else if (c->tiny && id % 2) /* get_nowait beside the sleeping getters */
+                while (tiny_sq_get_nowait(c->sq, &item) == CTH_EAGAIN)
+                    sched_yield();
             else if (c->tiny)
                 CHECK_OK(tiny_sq_get(c->sq, &item, CTH_FOREVER));
             else
@@ -257,7 +260,8 @@ CTH_TEST(simple_queue_no_loss)
  * cores, a segment every 4 items, threads yielding where a put has read tail,
  * claimed a slot or published, and where the getter checks `active`, has
  * announced it will sleep, or has re-checked before sleeping: covers a stale
- * producer racing segment reuse and the sleep/wake-up handshake. */
+ * producer racing segment reuse and the sleep/wake-up handshake, with one
+ * getter using get_nowait (it may take the item a sleeper was woken for). */
 CTH_TEST(simple_queue_tiny_segments_no_loss)
 {
     struct ctx c = {.np = MAXP, .nc = 3, .tiny = true};
