@@ -21,11 +21,33 @@
  *
  * Helgrind joins every "before" on an address into the next "after" on it,
  * so an acquire sees all earlier releases of the object, not only the one
- * it read from; this may hide a race that TSan (which models C11 exactly)
- * still catches, but it never invents one. Blocking in the kernel (futexes)
- * needs nothing more: every wait is followed by an atomic load of the word
- * the waker changed. Fences are not modelled (sem.c's only one orders a
- * Dekker-style check, not data).
+ * it read from (and those of any earlier object at that address); this may
+ * hide a race that TSan (which models C11 exactly) still catches, but it
+ * never invents one. Blocking in the kernel (futexes) orders nothing more:
+ * every wait is followed by an atomic load of the word the waker changed.
+ * Fences are not modelled (sem.c's only one orders a Dekker-style check,
+ * not data).
+ *
+ * Futex wakes. Valgrind takes every futex system call for a read of its
+ * word, FUTEX_WAKE included, though the kernel reads nothing for a wake (a
+ * private futex is known by its address alone). And a wake may come after
+ * its waiter has left: queue.c completes a waiter under the queue's lock and
+ * wakes it once the lock is released, and meanwhile the waiter can see its
+ * word change, return, and reuse that stack for other data (the lock's
+ * release wakes the same way, while another thread may free the lock). That
+ * is harmless: at worst a spurious wake-up, which every wait allows. But
+ * helgrind renews stack memory (checked again, as new) when the stack
+ * pointer moves down over it past the 128-byte red zone, so the late wake
+ * "reads" the data of the waiter's next frames, and the waiter's next write
+ * there is reported as a race with that read, from
+ * whatever function then uses those bytes (cth__hg_pre or cth__hg_post in a
+ * Barrier's or a Condition's wait, cth_lock_acquire, ...). Taking the word
+ * out of checking before the call is not enough: valgrind may switch
+ * threads between the two, and the waiter renew the bytes meanwhile, which
+ * the model stress test hits. So on x86-64 src/linux/futex.c makes each wake
+ * from outside the simulated CPU (VALGRIND_NON_SIMD_CALL2): the kernel sees
+ * the same call, valgrind no read. Waits and requeues need nothing: they
+ * name a word that is live and already out of checking by its atomics.
  *
  * GCC only (the builtins and statement expressions are GNU C, marked
  * __extension__ for -Wpedantic). Each macro names its temporaries after
