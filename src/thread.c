@@ -465,16 +465,17 @@ CTH_API int cth_thread_join(cth_thread_t *t, double timeout, void **result)
 {
     if (!t)
         return CTH_EINVAL;
+    /* Python's order: the thread's state, then the timeout. */
+    if (t->kind == KIND_ADOPTED)
+        return CTH_EPERM;
+    if (atomic_load(&t->state) == CTH_THREAD_INITIAL)
+        return CTH_EPERM;
+    if (t == self_or_null())
+        return CTH_EDEADLK;
     int64_t deadline;
     int err = cth__timeout_to_deadline(timeout, &deadline);
     if (err)
         return err;
-    if (t->kind == KIND_ADOPTED)
-        return CTH_EPERM;
-    if (t == self_or_null())
-        return CTH_EDEADLK;
-    if (atomic_load(&t->state) == CTH_THREAD_INITIAL)
-        return CTH_EPERM;
     err = wait_state_finished(t, deadline);
     if (!err && t->kind == KIND_NORMAL)
         err = wait_reaped(t, deadline);

@@ -101,14 +101,15 @@ CTH_API int cth_timer_join(cth_timer_t *timer, double timeout)
 {
     if (!timer)
         return CTH_EINVAL;
-    int64_t deadline;
-    int err = cth__timeout_to_deadline(timeout, &deadline);
-    if (err)
-        return err;
+    /* Python's order (Thread.join): the state, then the timeout. */
     if (atomic_load_explicit(&timer->state, memory_order_acquire) == CTH_TIMER_INITIAL)
         return CTH_EPERM;
     if (cth__timer_running_here() == timer)
         return CTH_EDEADLK;
+    int64_t deadline;
+    int err = cth__timeout_to_deadline(timeout, &deadline);
+    if (err)
+        return err;
     for (;;) {
         uint32_t done = atomic_load_explicit(&timer->done, memory_order_acquire);
         if (done == 1)

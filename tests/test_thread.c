@@ -251,17 +251,21 @@ CTH_TEST(join_timeout_and_many_joiners)
 
 static void *join_self(void *arg)
 {
-    (void)arg;
-    return (void *)(intptr_t)cth_thread_join(cth_current_thread(), CTH_FOREVER, NULL);
+    return (void *)(intptr_t)cth_thread_join(cth_current_thread(), *(double *)arg, NULL);
 }
 
 /* ThreadingExceptionTests: start twice, join self, join before start, set
- * daemon after start; and bad arguments. */
+ * daemon after start; and bad arguments. As Thread.join, the state is
+ * checked before the timeout (test_joining_inactive_thread,
+ * test_joining_current_thread, test_thread.py's test_join_from_self). */
 CTH_TEST(misuse_errors)
 {
     cth_thread_t *t;
-    CHECK_OK(cth_thread_create(&t, join_self, NULL, NULL));
+    double forever = CTH_FOREVER, bad = -5;
+    CHECK_OK(cth_thread_create(&t, join_self, &forever, NULL));
     CHECK_EQ(cth_thread_join(t, CTH_FOREVER, NULL), CTH_EPERM); /* before start */
+    CHECK_EQ(cth_thread_join(t, -5, NULL), CTH_EPERM);           /* the state first */
+    CHECK_EQ(cth_thread_join(t, NAN, NULL), CTH_EPERM);
     CHECK_OK(cth_thread_set_daemon(t, true));
     CHECK_OK(cth_thread_set_daemon(t, false));
     CHECK_OK(cth_thread_start(t));
@@ -276,9 +280,14 @@ CTH_TEST(misuse_errors)
     CHECK_EQ(cth_thread_join(t, 1e300, NULL), CTH_EOVERFLOW);
     CHECK_EQ(cth_thread_join(t, INFINITY, NULL), CTH_EOVERFLOW);
     cth_thread_free(t);
+    t = start_thread(join_self, &bad, NULL);
+    CHECK_OK(cth_thread_join(t, CTH_FOREVER, &r));
+    CHECK_EQ((intptr_t)r, CTH_EDEADLK); /* join of itself, a bad timeout: the state first */
+    cth_thread_free(t);
 
     /* The main thread joining itself; main cannot be started or reconfigured. */
     CHECK_EQ(cth_thread_join(cth_main_thread(), CTH_FOREVER, NULL), CTH_EDEADLK);
+    CHECK_EQ(cth_thread_join(cth_main_thread(), NAN, NULL), CTH_EDEADLK);
     CHECK_EQ(cth_thread_start(cth_main_thread()), CTH_EPERM);
     CHECK_EQ(cth_thread_set_daemon(cth_main_thread(), true), CTH_EPERM);
 
@@ -438,7 +447,7 @@ struct foreign_result {
     unsigned long ident;
     cth_thread_t *seen;
     char name[64];
-    int daemon, alive, join_err, listed;
+    int daemon, alive, join_err, join_bad_timeout_err, listed;
     cth_thread_state_t state;
 };
 
@@ -453,6 +462,7 @@ static void *foreign_body(void *arg)
     fr->alive = cth_thread_is_alive(me);
     fr->state = cth_thread_state(me);
     fr->join_err = cth_thread_join(me, 0, NULL);
+    fr->join_bad_timeout_err = cth_thread_join(me, -5, NULL);
     CHECK(cth_current_thread() == me); /* the same handle every time */
     cth_thread_t *list[64];
     int n = cth_enumerate(list, 64);
@@ -480,6 +490,7 @@ CTH_TEST(foreign_thread)
     CHECK_EQ(fr.alive, 1);
     CHECK_EQ(fr.state, CTH_THREAD_RUNNING);
     CHECK_EQ(fr.join_err, CTH_EPERM);
+    CHECK_EQ(fr.join_bad_timeout_err, CTH_EPERM); /* "cannot join a dummy thread" first */
     CHECK_EQ(fr.listed, 1);
     CHECK_EQ(cth_active_count(), base);
 }

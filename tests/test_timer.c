@@ -448,12 +448,16 @@ CTH_TEST(no_wakeup_unless_earliest)
 }
 
 /* Errors: NULL handles and functions, bad intervals and periods, start
- * twice, join before start, join timeout, join from its own function. */
-static atomic_int self_join_result;
+ * twice, join before start, join timeout, join from its own function. As
+ * Thread.join, the state is checked before the timeout
+ * (ThreadingExceptionTests.test_joining_inactive_thread and
+ * test_joining_current_thread). */
+static atomic_int self_join_result, self_join_bad_timeout_result;
 static void join_self(void *arg)
 {
     CTH__UNUSED_ARG(arg);
     atomic_store(&self_join_result, cth_timer_join(cth_timer_current(), 0));
+    atomic_store(&self_join_bad_timeout_result, cth_timer_join(cth_timer_current(), -5));
 }
 
 CTH_TEST(errors)
@@ -491,6 +495,8 @@ CTH_TEST(errors)
 
     CHECK_OK(cth_timer_create(&t, 30, noop, NULL, &daemon_opts));
     CHECK_EQ(cth_timer_join(t, 1), CTH_EPERM); /* join before start */
+    CHECK_EQ(cth_timer_join(t, -5), CTH_EPERM);
+    CHECK_EQ(cth_timer_join(t, NAN), CTH_EPERM);
     CHECK_OK(cth_timer_start(t));
     CHECK_EQ(cth_timer_start(t), CTH_EPERM); /* start twice */
     CHECK_EQ(cth_timer_join(t, -2), CTH_EINVAL);
@@ -509,6 +515,7 @@ CTH_TEST(errors)
     CHECK_OK(cth_timer_start(t));
     CHECK_OK(cth_timer_join(t, CTH_FOREVER));
     CHECK_EQ(atomic_load(&self_join_result), CTH_EDEADLK);
+    CHECK_EQ(atomic_load(&self_join_bad_timeout_result), CTH_EDEADLK);
     cth_timer_free(t);
 }
 

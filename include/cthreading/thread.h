@@ -97,9 +97,10 @@ CTH_API int cth_thread_run(cth_thread_t *thread, void **result);
  * interrupted main thread; CTH_EPERM if the thread was never started
  * ("cannot join thread before it is started") or is an adopted thread
  * ("cannot join a dummy thread"); CTH_EDEADLK if it is the caller itself
- * ("cannot join current thread"); CTH_EINVAL for NULL or a bad timeout.
- * Unlike Python, a negative timeout other than CTH_FOREVER is CTH_EINVAL
- * (DESIGN.md: one timeout rule everywhere).
+ * ("cannot join current thread"); CTH_EINVAL for NULL or a bad timeout. As
+ * in Python, the thread's state is checked first: these errors come before
+ * the timeout's. Unlike Python, a negative timeout other than CTH_FOREVER is
+ * CTH_EINVAL (DESIGN.md: one timeout rule everywhere).
  */
 CTH_API int cth_thread_join(cth_thread_t *thread, double timeout, void **result);
 

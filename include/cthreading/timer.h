@@ -123,7 +123,7 @@ CTH_API int cth_timer_cancel(cth_timer_t *timer);
  * CTH_EINTR in an interrupted main thread; CTH_EPERM before start ("cannot
  * join thread before it is started"); CTH_EDEADLK from the timer's own
  * function ("cannot join current thread"); CTH_EINVAL for NULL or a bad
- * timeout.
+ * timeout. As Thread.join, the state is checked before the timeout.
  */
 CTH_API int cth_timer_join(cth_timer_t *timer, double timeout);
 
