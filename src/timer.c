@@ -55,8 +55,7 @@ CTH_API int cth_timer_create(cth_timer_t **timer, double interval, cth_timer_fn 
     } else if (opts->daemon == CTH_DAEMON_NO) {
         daemon = false;
     } else if (opts->daemon == CTH_DAEMON_INHERIT) {
-        cth_thread_t *self = cth_current_thread();
-        daemon = self && cth_thread_daemon(self) == 1;
+        daemon = cth__inherited_daemon(); /* as a thread's: Timer is a Thread */
     } else {
         return CTH_EINVAL;
     }

@@ -546,6 +546,41 @@ CTH_TEST(free_without_join)
     CHECK_OK(cth_shutdown(CTH_FOREVER)); /* waits for the detached one */
 }
 
+/* A target that leaves by pthread_exit (C's, no Python equivalent) ends its
+ * thread as if it had returned NULL: its joiners return, it is neither alive
+ * nor listed, its thread-local values are destroyed, and shutdown does not
+ * wait for it. */
+static atomic_int locals_destroyed;
+static void count_destroyed(void *value)
+{
+    (void)value;
+    atomic_fetch_add(&locals_destroyed, 1);
+}
+
+static void *leave_by_pthread_exit(void *arg)
+{
+    CHECK_OK(cth_local_set(arg, &locals_destroyed));
+    pthread_exit((void *)1);
+}
+
+CTH_TEST(pthread_exit_ends_the_thread)
+{
+    int base = cth_active_count();
+    cth_local_t *local;
+    CHECK_OK(cth_local_create(&local, count_destroyed, NULL));
+    cth_thread_t *t = start_thread(leave_by_pthread_exit, local, NULL);
+    void *r = &r;
+    CHECK_OK(cth_thread_join(t, CTH_FOREVER, &r));
+    CHECK(r == NULL);
+    CHECK(!cth_thread_is_alive(t));
+    CHECK_EQ(cth_thread_state(t), CTH_THREAD_FINISHED);
+    CHECK_EQ(cth_active_count(), base);
+    CHECK_EQ(atomic_load(&locals_destroyed), 1);
+    CHECK_OK(cth_shutdown(0)); /* nothing left to wait for */
+    cth_thread_free(t);
+    cth_local_free(local);
+}
+
 /* A reference from enumerate keeps a handle usable after its creator freed
  * it; join through it works. */
 CTH_TEST(reference_outlives_creator)
@@ -806,16 +841,22 @@ CTH_TEST(exit_abandons_daemons)
 }
 
 /* test_start_new_thread_at_finalization: once shutdown is done, starting a
- * thread fails cleanly; shutdown is idempotent; main is finished. */
+ * thread fails cleanly; shutdown is idempotent; main is finished. Starting
+ * a thread started before is still "threads can only be started once"
+ * (ThreadingExceptionTests.test_start_thread_again: start() checks that
+ * first). */
 CTH_CHILD(start_after_shutdown)
 {
+    cth_thread_t *t, *done = start_thread(return_arg, NULL, NULL);
+    CHECK_OK(cth_thread_join(done, CTH_FOREVER, NULL));
     CHECK_OK(cth_shutdown(CTH_FOREVER));
     CHECK_OK(cth_shutdown(0));
     CHECK(!cth_thread_is_alive(cth_main_thread()));
-    cth_thread_t *t;
     CHECK_OK(cth_thread_create(&t, NULL, NULL, NULL));
     CHECK_EQ(cth_thread_start(t), CTH_ESHUTDOWN);
+    CHECK_EQ(cth_thread_start(done), CTH_EPERM);
     cth_thread_free(t);
+    cth_thread_free(done);
     printf("refused\n");
 }
 
