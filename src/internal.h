@@ -218,13 +218,44 @@ void cth__lock_requeue(cth_lock_t *lock, _Atomic uint32_t *from, uint32_t expect
  * interruption of the main thread arrived meanwhile, else 0. */
 int cth__lock_acquire_uninterrupted(cth_lock_t *lock);
 
-/* ---- shutdown hooks ------------------------------------------------------------------ */
+/* ---- shutdown and the library's own threads (thread.c) ------------------------------ */
 
-/* Register fn(arg) to run once when shutdown begins, before the wait for
- * non-daemon threads; hooks run in reverse order of registration (Python's
- * threading._register_atexit). Returns 0, CTH_ENOMEM, or CTH_ESHUTDOWN when
- * shutdown has already begun. */
-int cth__atexit_register(void (*fn)(void *), void *arg);
+#include "cthreading/thread.h"
+
+/* Admit new work while shutdown has not finished its wait for the non-daemon
+ * threads: CTH_ESHUTDOWN once it has (new threads are refused from then on),
+ * else 0. With `nondaemon`, the work counts as one more non-daemon thread
+ * that shutdown waits for, until cth__shutdown_release (timer_service.c: a
+ * pending non-daemon one-shot timer is a live non-daemon Timer thread). */
+int cth__shutdown_admit(bool nondaemon);
+void cth__shutdown_release(void);
+
+/* Register fn(arg) to run once shutdown has finished waiting for the
+ * non-daemon threads (new threads are refused by then), newest first; fn must
+ * not call cth_shutdown. Returns 0, CTH_ENOMEM, or CTH_ESHUTDOWN once that
+ * wait is over. */
+int cth__finalizer_register(void (*fn)(void *), void *arg);
+
+/* Create a thread of the library itself (the timer service's): a daemon that
+ * cth_enumerate and cth_active_count do not list. As cth_thread_create. */
+int cth__thread_create_internal(cth_thread_t **thread, cth_thread_fn fn, void *arg,
+                                const char *name);
+
+/* The calling thread runs a timer's function from begin to end (Python runs
+ * it in the Timer's own thread): a hidden thread is listed meanwhile; threads
+ * and timers created with CTH_DAEMON_INHERIT inherit `daemon`; if `counted`
+ * (admitted as non-daemon), the caller's own cth_shutdown does not wait for
+ * that share. */
+void cth__thread_timer_begin(bool daemon, bool counted);
+void cth__thread_timer_end(void);
+
+/* The daemon flag CTH_DAEMON_INHERIT gives in the calling thread: its own,
+ * its timer's (above), or true in a thread cthreading did not start. */
+bool cth__inherited_daemon(void);
+
+/* Destroy the calling thread's cth_local values now (local.c), as a thread
+ * that ends does, before it counts as finished; the thread may set new ones. */
+void cth__local_thread_exit(void);
 
 /* ---- memory -------------------------------------------------------------------------- */
 

@@ -18,8 +18,10 @@
  * lock; other threads touch a table only under reg_lock, and only entries of
  * a local being freed (which by contract no thread uses any more) or the
  * table of a thread that is exiting. A value is destroyed by whoever clears
- * its entry under reg_lock: the exiting thread (its pthread key destructor)
- * or cth_local_free; so each value is destroyed exactly once. Destructors run
+ * its entry under reg_lock: the exiting thread (its pthread key destructor,
+ * or cth__local_thread_exit, which a cthreading thread calls before it counts
+ * as finished and a timer worker after each function) or cth_local_free; so
+ * each value is destroyed exactly once. Destructors run
  * outside the lock; a slot's `pending` counts the values of its local that
  * an exiting thread has collected and not yet destroyed, and cth_local_free
  * waits for it to reach 0 before the slot (and the destructor's owner) goes.
@@ -147,6 +149,15 @@ static void thread_exit(void *p)
     set_own_table(NULL);
     cth__free(t->e);
     cth__free(t);
+}
+
+void cth__local_thread_exit(void)
+{
+    struct table *t = own_table();
+    if (t) {
+        pthread_setspecific(exit_key, NULL);
+        thread_exit(t);
+    }
 }
 
 static void exit_key_create(void)

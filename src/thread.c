@@ -22,8 +22,24 @@
  * the thread itself, and cth_thread_native_id waits the few microseconds
  * until it is there, so start() never sleeps.
  *
- * Shutdown counts the started non-daemon threads (nondaemon_alive, a futex
- * word) and waits for it to drop to the caller's own share.
+ * Shutdown counts the started non-daemon threads and the pending or running
+ * non-daemon one-shot timers (nondaemon_alive, a futex word; admission and
+ * the check that ends the wait are both under registry_lock) and waits for it
+ * to drop to the caller's own share; then new threads are refused and the
+ * finalizers run (the timer service's close). When main() returns or calls
+ * exit(), it runs before any atexit handler (Python runs threading._shutdown
+ * before atexit's): from a thread_local destructor of the main thread, which
+ * glibc's exit() runs first (main_exit_dtor); an atexit handler installed
+ * when the library loads covers exit() from another thread and C libraries
+ * without such destructors.
+ *
+ * A thread ends (thread_end) when its target returns, or by pthread_exit in
+ * it (a cleanup handler): its cth_local values are destroyed, then it leaves
+ * the registry and is FINISHED.
+ *
+ * The library's own threads (the timer service's) are hidden: linked in the
+ * registry, so that a fork child ends them, but not listed or counted; a
+ * timer worker is listed while it runs a timer's function.
  */
 #include <limits.h>
 #include <pthread.h>
@@ -46,6 +62,7 @@ struct cth_thread {
     _Atomic uint32_t native_ready; /* futex: native_id published */
     enum thread_kind kind;
     bool daemon;
+    bool hidden; /* the library's own thread, not listed (under registry_lock) */
     cth_thread_fn fn;
     void *arg;
     void *result;
@@ -59,19 +76,23 @@ struct cth_thread {
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct cth_thread *registry_head, *registry_tail; /* alive threads, oldest first */
-static int registry_count;
-static _Atomic uint32_t nondaemon_alive;        /* started non-daemon threads, main excluded */
+static int registry_count; /* listed (not hidden) threads */
+/* Started non-daemon threads (main excluded) plus pending or running
+ * non-daemon one-shot timers; shutdowns waiting on it count themselves in
+ * nondaemon_waiters. */
+static _Atomic uint32_t nondaemon_alive, nondaemon_waiters;
 static _Atomic unsigned long name_counter;      /* "Thread-N" and "Dummy-N" */
 static _Atomic size_t default_stack_size;
 static bool shutdown_begun, shutdown_finalized; /* under registry_lock */
+static _Atomic uint32_t finalizers_done;         /* futex: the finalizers have run */
 
 static _Atomic long thread_start_countdown = -1; /* fault injection */
 
 static struct hook {
     void (*fn)(void *);
     void *arg;
-} *hooks;
-static size_t nhooks;
+} *finalizers; /* under registry_lock */
+static size_t nfinalizers;
 
 static char main_name[] = "MainThread";
 static struct cth_thread initial_main = {.refs = 1, .state = CTH_THREAD_RUNNING, .kind = KIND_MAIN,
@@ -80,6 +101,11 @@ static struct cth_thread initial_main = {.refs = 1, .state = CTH_THREAD_RUNNING,
 static struct cth_thread *main_thread = &initial_main;
 
 static _Thread_local struct cth_thread *tls_current;
+/* Set while the thread runs a timer's function (cth__thread_timer_begin). */
+static _Thread_local struct {
+    bool active, daemon, counted;
+    bool listed; /* a hidden thread, listed meanwhile */
+} tls_timer;
 static _Thread_local _Atomic uint32_t tls_sleep_word;
 static pthread_key_t adopted_key;
 
@@ -94,7 +120,7 @@ static void registry_link(struct cth_thread *t)
     else
         registry_head = t;
     registry_tail = t;
-    registry_count++;
+    registry_count += !t->hidden;
 }
 
 static void registry_unlink(struct cth_thread *t)
@@ -108,15 +134,21 @@ static void registry_unlink(struct cth_thread *t)
     else
         registry_tail = t->prev;
     t->prev = t->next = NULL;
-    registry_count--;
+    registry_count -= !t->hidden;
 }
 
 static void adopted_thread_exit(void *p);
 static void thread_atexit(void);
+static void main_exit_dtor(void *unused);
 static void thread_unref(struct cth_thread *t);
 static void fork_prepare(void);
 static void fork_parent(void);
 static void fork_child(void);
+
+/* The C++ ABI's registration of a thread_local destructor (glibc); weak, so
+ * that without it only the atexit handler is there. */
+extern int __cxa_thread_atexit_impl(void (*fn)(void *), void *obj, void *dso_symbol)
+    __attribute__((weak));
 
 __attribute__((constructor)) static void thread_module_init(void)
 {
@@ -127,9 +159,12 @@ __attribute__((constructor)) static void thread_module_init(void)
     pthread_mutex_lock(&registry_lock);
     registry_link(main_thread);
     pthread_mutex_unlock(&registry_lock);
-    if (cth__is_main_thread())
-        tls_current = main_thread;
     atexit(thread_atexit);
+    if (cth__is_main_thread()) {
+        tls_current = main_thread;
+        if (__cxa_thread_atexit_impl) /* the address names this library's module */
+            __cxa_thread_atexit_impl(main_exit_dtor, NULL, &registry_lock);
+    }
     pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
@@ -156,9 +191,11 @@ static void fork_child(void)
     cth__os_after_fork_child();
     cth__interrupt_reset();
     struct cth_thread *self = tls_current ? tls_current : &initial_main;
+    uint32_t gone = 0; /* counted threads: all gone, self becomes main */
     while (registry_head) {
         struct cth_thread *t = registry_head;
         registry_unlink(t);
+        gone += t->kind == KIND_NORMAL && !t->daemon;
         if (t == self)
             continue;
         atomic_store(&t->state, CTH_THREAD_FINISHED);
@@ -166,10 +203,15 @@ static void fork_child(void)
         if (t->kind != KIND_MAIN)
             thread_unref(t);
     }
-    atomic_store(&nondaemon_alive, 0);
+    /* The timers' share stays: the timer service's child handler (it runs
+     * next) ends the timers the fork left behind, releasing theirs. */
+    atomic_fetch_sub(&nondaemon_alive, gone);
+    atomic_store(&nondaemon_waiters, 0);
     if (self->kind != KIND_MAIN) /* a worker or adopted thread forked */
         self->kind = KIND_MAIN;
     self->daemon = false;
+    self->hidden = false;
+    tls_timer.listed = false;
     self->pthread = pthread_self();
     atomic_store(&self->state, CTH_THREAD_RUNNING);
     atomic_store(&self->reaped, 2);
@@ -310,14 +352,27 @@ CTH_API int cth_thread_create(cth_thread_t **out, cth_thread_fn fn, void *arg,
     t->fn = fn;
     t->arg = arg;
     t->stack_size = opts->stack_size;
-    if (opts->daemon == CTH_DAEMON_INHERIT) {
-        struct cth_thread *self = self_or_null();
-        t->daemon = self ? self->daemon : true; /* a foreign thread counts as a daemon */
-    } else {
-        t->daemon = opts->daemon == CTH_DAEMON_YES;
-    }
+    t->daemon = opts->daemon == CTH_DAEMON_INHERIT ? cth__inherited_daemon()
+                                                   : opts->daemon == CTH_DAEMON_YES;
     *out = t;
     return 0;
+}
+
+int cth__thread_create_internal(cth_thread_t **out, cth_thread_fn fn, void *arg, const char *name)
+{
+    cth_thread_opts opts = {.name = name, .daemon = CTH_DAEMON_YES};
+    int err = cth_thread_create(out, fn, arg, &opts);
+    if (!err)
+        (*out)->hidden = true; /* not started: nobody else sees it yet */
+    return err;
+}
+
+bool cth__inherited_daemon(void)
+{
+    if (tls_timer.active)
+        return tls_timer.daemon;
+    struct cth_thread *self = self_or_null();
+    return self ? self->daemon : true; /* a foreign thread counts as a daemon */
 }
 
 /* The thread leaves the registry and is FINISHED; joiners and shutdown are
@@ -326,14 +381,29 @@ static void thread_finish(struct cth_thread *t)
 {
     pthread_mutex_lock(&registry_lock);
     registry_unlink(t);
-    if (!t->daemon && t->kind == KIND_NORMAL) {
-        atomic_fetch_sub(&nondaemon_alive, 1);
-        cth__futex_wake(&nondaemon_alive, INT_MAX);
-    }
+    if (!t->daemon && t->kind == KIND_NORMAL)
+        cth__shutdown_release();
     atomic_store(&t->state, CTH_THREAD_FINISHED);
     pthread_mutex_unlock(&registry_lock);
     if (atomic_load(&t->join_waiters))
         cth__futex_wake(&t->state, INT_MAX);
+}
+
+/* The thread's end: its locals go before it counts as finished, as Python
+ * clears a thread's state before join or shutdown see it done (bpo-36402). */
+static void thread_end(struct cth_thread *t)
+{
+    cth__local_thread_exit();
+    thread_finish(t);
+    tls_current = NULL;
+    thread_unref(t);
+}
+
+/* pthread_exit (or a cancellation) in the target: the thread ends as if the
+ * target had returned NULL. */
+static void thread_left_target(void *p)
+{
+    thread_end(p);
 }
 
 static void *thread_bootstrap(void *p)
@@ -351,13 +421,24 @@ static void *thread_bootstrap(void *p)
 
     cth_thread_fn fn = t->fn;
     t->fn = NULL;
+    pthread_cleanup_push(thread_left_target, t);
     if (fn)
         t->result = fn(t->arg);
-
-    thread_finish(t);
-    tls_current = NULL;
-    thread_unref(t);
+    pthread_cleanup_pop(0);
+    thread_end(t);
     return NULL;
+}
+
+/* Under registry_lock: 0, counting a non-daemon thread, or CTH_ESHUTDOWN
+ * once shutdown has finished waiting (Python: "can't create new thread at
+ * interpreter shutdown"). */
+static int admit_locked(bool nondaemon)
+{
+    if (shutdown_finalized)
+        return CTH_ESHUTDOWN;
+    if (nondaemon)
+        atomic_fetch_add(&nondaemon_alive, 1);
+    return 0;
 }
 
 CTH_API int cth_thread_start(cth_thread_t *t)
@@ -377,17 +458,13 @@ CTH_API int cth_thread_start(cth_thread_t *t)
         attrp = &attr;
     }
 
+    /* Python's order: "threads can only be started once", then shutdown.
+     * A thread leaves INITIAL only here, under the lock. */
     pthread_mutex_lock(&registry_lock);
-    int err = 0;
-    uint32_t initial = CTH_THREAD_INITIAL;
-    if (shutdown_finalized)
-        err = CTH_ESHUTDOWN;
-    else if (!atomic_compare_exchange_strong(&t->state, &initial, CTH_THREAD_STARTED))
-        err = CTH_EPERM;
+    int err = atomic_load(&t->state) != CTH_THREAD_INITIAL ? CTH_EPERM : admit_locked(!t->daemon);
     if (!err) {
+        atomic_store(&t->state, CTH_THREAD_STARTED);
         registry_link(t);
-        if (!t->daemon)
-            atomic_fetch_add(&nondaemon_alive, 1);
         cth_thread_ref(t); /* the thread's own reference */
         int rc = cth__fault_due(&thread_start_countdown)
                      ? EAGAIN
@@ -396,7 +473,7 @@ CTH_API int cth_thread_start(cth_thread_t *t)
             /* Nothing of it stays registered; it may be started again. */
             atomic_fetch_sub(&t->refs, 1);
             if (!t->daemon)
-                atomic_fetch_sub(&nondaemon_alive, 1);
+                cth__shutdown_release();
             registry_unlink(t);
             atomic_store(&t->state, CTH_THREAD_INITIAL);
             err = rc == ENOMEM ? CTH_ENOMEM : rc == EINVAL ? CTH_EINVAL : CTH_EAGAIN;
@@ -465,16 +542,17 @@ CTH_API int cth_thread_join(cth_thread_t *t, double timeout, void **result)
 {
     if (!t)
         return CTH_EINVAL;
+    /* Python's order: the thread's state, then the timeout. */
+    if (t->kind == KIND_ADOPTED)
+        return CTH_EPERM;
+    if (atomic_load(&t->state) == CTH_THREAD_INITIAL)
+        return CTH_EPERM;
+    if (t == self_or_null())
+        return CTH_EDEADLK;
     int64_t deadline;
     int err = cth__timeout_to_deadline(timeout, &deadline);
     if (err)
         return err;
-    if (t->kind == KIND_ADOPTED)
-        return CTH_EPERM;
-    if (t == self_or_null())
-        return CTH_EDEADLK;
-    if (atomic_load(&t->state) == CTH_THREAD_INITIAL)
-        return CTH_EPERM;
     err = wait_state_finished(t, deadline);
     if (!err && t->kind == KIND_NORMAL)
         err = wait_reaped(t, deadline);
@@ -600,7 +678,8 @@ CTH_API int cth_enumerate(cth_thread_t **threads, size_t cap)
     pthread_mutex_lock(&registry_lock);
     size_t i = 0;
     for (struct cth_thread *t = registry_head; t && i < cap; t = t->next)
-        threads[i++] = cth_thread_ref(t);
+        if (!t->hidden)
+            threads[i++] = cth_thread_ref(t);
     int n = registry_count;
     pthread_mutex_unlock(&registry_lock);
     return n;
@@ -681,23 +760,78 @@ CTH_API int cth_sleep(double seconds)
 
 /* ---- shutdown ------------------------------------------------------------------------------- */
 
-int cth__atexit_register(void (*fn)(void *), void *arg)
+int cth__shutdown_admit(bool nondaemon)
+{
+    pthread_mutex_lock(&registry_lock);
+    int err = admit_locked(nondaemon);
+    pthread_mutex_unlock(&registry_lock);
+    return err;
+}
+
+void cth__shutdown_release(void)
+{
+    atomic_fetch_sub(&nondaemon_alive, 1);
+    if (atomic_load(&nondaemon_waiters)) /* seq_cst: pairs with the waiter's count */
+        cth__futex_wake(&nondaemon_alive, INT_MAX);
+}
+
+int cth__finalizer_register(void (*fn)(void *), void *arg)
 {
     pthread_mutex_lock(&registry_lock);
     int err = 0;
-    if (shutdown_begun) {
+    if (shutdown_finalized) {
         err = CTH_ESHUTDOWN;
     } else {
-        struct hook *h = cth__realloc(hooks, (nhooks + 1) * sizeof *h);
+        struct hook *h = cth__realloc(finalizers, (nfinalizers + 1) * sizeof *h);
         if (!h) {
             err = CTH_ENOMEM;
         } else {
-            hooks = h;
-            hooks[nhooks++] = (struct hook){fn, arg};
+            finalizers = h;
+            finalizers[nfinalizers++] = (struct hook){fn, arg};
         }
     }
     pthread_mutex_unlock(&registry_lock);
     return err;
+}
+
+void cth__thread_timer_begin(bool daemon, bool counted)
+{
+    struct cth_thread *self = tls_current;
+    tls_timer.active = true;
+    tls_timer.daemon = daemon;
+    tls_timer.counted = counted;
+    if (self && self->hidden) {
+        pthread_mutex_lock(&registry_lock);
+        self->hidden = false;
+        registry_count++;
+        pthread_mutex_unlock(&registry_lock);
+        tls_timer.listed = true;
+    }
+}
+
+void cth__thread_timer_end(void)
+{
+    if (tls_timer.listed) {
+        pthread_mutex_lock(&registry_lock);
+        tls_current->hidden = true;
+        registry_count--;
+        pthread_mutex_unlock(&registry_lock);
+    }
+    tls_timer.active = tls_timer.counted = tls_timer.listed = false;
+}
+
+/* Wait until nondaemon_alive is at most own. */
+static int wait_nondaemon(uint32_t own, int64_t deadline)
+{
+    uint32_t n;
+    while ((n = atomic_load(&nondaemon_alive)) > own) {
+        atomic_fetch_add(&nondaemon_waiters, 1);
+        int err = cth__futex_wait(&nondaemon_alive, n, deadline);
+        atomic_fetch_sub(&nondaemon_waiters, 1);
+        if (err)
+            return err;
+    }
+    return 0;
 }
 
 CTH_API int cth_shutdown(double timeout)
@@ -707,40 +841,54 @@ CTH_API int cth_shutdown(double timeout)
     if (err)
         return err;
 
+    /* The first call marks the main thread done: threads joining it are
+     * released. */
     pthread_mutex_lock(&registry_lock);
     bool first = !shutdown_begun;
     shutdown_begun = true;
+    if (first && atomic_load(&main_thread->state) != CTH_THREAD_FINISHED) {
+        registry_unlink(main_thread);
+        atomic_store(&main_thread->state, CTH_THREAD_FINISHED);
+    }
     pthread_mutex_unlock(&registry_lock);
+    if (first)
+        cth__futex_wake(&main_thread->state, INT_MAX);
 
-    if (first) {
-        /* Hooks run once, newest first; none can be added now. */
-        for (size_t i = nhooks; i-- > 0;)
-            hooks[i].fn(hooks[i].arg);
-        cth__free(hooks);
-        hooks = NULL;
-        nhooks = 0;
-        /* The main thread is done: threads joining it are released. */
+    /* The caller's own share: itself, if a running non-daemon thread; the
+     * timer whose function it runs, if counted. */
+    struct cth_thread *self = self_or_null();
+    uint32_t own = (self && self->kind == KIND_NORMAL && !self->daemon &&
+                    atomic_load(&self->state) == CTH_THREAD_RUNNING) +
+                   tls_timer.counted;
+    /* Admission and the last check are under the lock: nothing counted
+     * slips in between the wait's end and the refusal of new threads. */
+    struct hook *run = NULL;
+    size_t nrun = 0;
+    bool finalize = false, waited = false;
+    while (!waited) {
+        if ((err = wait_nondaemon(own, deadline)) != 0)
+            return err;
         pthread_mutex_lock(&registry_lock);
-        if (atomic_load(&main_thread->state) != CTH_THREAD_FINISHED) {
-            registry_unlink(main_thread);
-            atomic_store(&main_thread->state, CTH_THREAD_FINISHED);
+        waited = atomic_load(&nondaemon_alive) <= own;
+        if (waited && !shutdown_finalized) {
+            shutdown_finalized = finalize = true;
+            run = finalizers;
+            nrun = nfinalizers;
+            finalizers = NULL;
+            nfinalizers = 0;
         }
         pthread_mutex_unlock(&registry_lock);
-        cth__futex_wake(&main_thread->state, INT_MAX);
     }
-
-    struct cth_thread *self = self_or_null();
-    uint32_t own = self && self->kind == KIND_NORMAL && !self->daemon &&
-                   atomic_load(&self->state) == CTH_THREAD_RUNNING;
-    uint32_t n;
-    while ((n = atomic_load(&nondaemon_alive)) > own) {
-        err = cth__futex_wait(&nondaemon_alive, n, deadline);
-        if (err)
+    if (finalize) { /* once, newest first; none can be added now */
+        for (size_t i = nrun; i-- > 0;)
+            run[i].fn(run[i].arg);
+        cth__free(run);
+        atomic_store(&finalizers_done, 1);
+        cth__futex_wake(&finalizers_done, INT_MAX);
+    }
+    while (!atomic_load(&finalizers_done))
+        if ((err = cth__futex_wait(&finalizers_done, 0, deadline)) != 0)
             return err;
-    }
-    pthread_mutex_lock(&registry_lock);
-    shutdown_finalized = true;
-    pthread_mutex_unlock(&registry_lock);
     return 0;
 }
 
@@ -749,6 +897,20 @@ static void thread_atexit(void)
 {
     while (cth_shutdown(CTH_FOREVER) == CTH_EINTR)
         ;
+}
+
+/* glibc's exit() runs the calling thread's thread_local destructors first,
+ * before the atexit handlers: registered in the main thread, this one runs
+ * the shutdown before every atexit handler of the program, whenever
+ * registered (Python runs threading._shutdown before atexit's), when main()
+ * returns or calls exit() (or ends by pthread_exit). The atexit handler then
+ * finds it done. Only the main thread has it: glibc leaves a thread's
+ * registrations allocated in a fork child where that thread is gone, and
+ * LeakSanitizer reports them. */
+static void main_exit_dtor(void *unused)
+{
+    (void)unused;
+    thread_atexit();
 }
 
 /* ---- dump ------------------------------------------------------------------------------------- */
@@ -775,9 +937,13 @@ CTH_API int cth_dump_threads(FILE *out)
         return CTH_EINVAL;
     pthread_mutex_lock(&registry_lock);
     int n = 0;
-    for (struct cth_thread *t = registry_head; t; t = t->next, n++)
+    for (struct cth_thread *t = registry_head; t; t = t->next) {
+        if (t->hidden)
+            continue;
         fprintf(out, "%-24s ident=%#lx native_id=%ld%s %s\n", t->name, atomic_load(&t->ident),
                 cth_thread_native_id(t), t->daemon ? " daemon" : "", state_word(t));
+        n++;
+    }
     fprintf(out, "%d thread%s\n", n, n == 1 ? "" : "s");
     pthread_mutex_unlock(&registry_lock);
     return n;

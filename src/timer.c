@@ -55,8 +55,7 @@ CTH_API int cth_timer_create(cth_timer_t **timer, double interval, cth_timer_fn 
     } else if (opts->daemon == CTH_DAEMON_NO) {
         daemon = false;
     } else if (opts->daemon == CTH_DAEMON_INHERIT) {
-        cth_thread_t *self = cth_current_thread();
-        daemon = self && cth_thread_daemon(self) == 1;
+        daemon = cth__inherited_daemon(); /* as a thread's: Timer is a Thread */
     } else {
         return CTH_EINVAL;
     }
@@ -101,14 +100,15 @@ CTH_API int cth_timer_join(cth_timer_t *timer, double timeout)
 {
     if (!timer)
         return CTH_EINVAL;
-    int64_t deadline;
-    int err = cth__timeout_to_deadline(timeout, &deadline);
-    if (err)
-        return err;
+    /* Python's order (Thread.join): the state, then the timeout. */
     if (atomic_load_explicit(&timer->state, memory_order_acquire) == CTH_TIMER_INITIAL)
         return CTH_EPERM;
     if (cth__timer_running_here() == timer)
         return CTH_EDEADLK;
+    int64_t deadline;
+    int err = cth__timeout_to_deadline(timeout, &deadline);
+    if (err)
+        return err;
     for (;;) {
         uint32_t done = atomic_load_explicit(&timer->done, memory_order_acquire);
         if (done == 1)

@@ -22,16 +22,21 @@
  * misses the cache, at the cost of granularity (early or late firing) or
  * of re-cascading to stay exact; the heap was fast enough to keep exact.
  *
- * The service thread (a daemon cth_thread, started on the first start) sleeps
- * on the futex word svc.wake until the earliest deadline. It publishes that
- * deadline in svc.sleep_until; a start wakes it (bumping svc.wake) only when
- * the new timer goes to the top of the heap earlier than that, so nothing
- * wakes it while nothing is due. Due timers go straight to an idle worker
- * (direct hand-off on the worker's own futex word) or, when none is idle,
- * to the backlog while the service starts a new worker (daemon cth_thread):
- * a timer never waits behind another's function. Idle workers exit after
- * IDLE_NS. If a worker cannot be started (the OS refuses, or shutdown has
- * begun), the service thread runs the function itself, so nothing is lost.
+ * The service thread (a daemon cth_thread, started on the first start)
+ * sleeps on the futex word svc.wake until the earliest deadline. It publishes
+ * that deadline in svc.sleep_until; a start wakes it (bumping svc.wake) only
+ * when the new timer goes to the top of the heap earlier than that, so
+ * nothing wakes it while nothing is due. Due timers go straight to an idle
+ * worker (direct hand-off on the worker's own futex word) or, when none is
+ * idle, to the backlog while the service starts a new worker (a daemon
+ * cth_thread): a timer never waits behind another's function. Idle workers
+ * exit after IDLE_NS. If a worker cannot be started (the OS refuses, or
+ * shutdown is over), the service thread runs the function itself, so nothing
+ * is lost. These threads are the library's own: cth_enumerate does not list
+ * them, except one running a timer's function, which then acts as Python's
+ * Timer thread would (run_timer): it is listed, what it creates inherits the
+ * timer's daemon flag, and the cth_local values the function set are
+ * destroyed when it returns.
  *
  * Memory: the timer (88 bytes, a 96-byte malloc chunk) plus its heap entry
  * (16 bytes, the array at most twice the size needed, halved when a quarter
@@ -44,11 +49,14 @@
  * records, and starts a new service on its next start
  * (service_after_fork_child).
  *
- * Shutdown (the hook registered with cth__atexit_register on first use):
- * further starts get CTH_ESHUTDOWN; the hook waits until no non-daemon
- * one-shot timer is pending or running (Python's exit delay), then cancels
- * every timer left, stops the service thread and the idle workers, and
- * frees the heap.
+ * Shutdown: a non-daemon one-shot timer is a non-daemon Timer thread in
+ * Python, alive from its start until its function has returned: it is
+ * admitted and counted by thread.c (cth__shutdown_admit) and released when
+ * it ends, so cth_shutdown waits for it as for a thread, timers started
+ * during the wait included. Once that wait is over new starts are refused,
+ * and the finalizer registered on first use (service_close) cancels every
+ * timer left (daemon and periodic ones), stops the service thread and the
+ * idle workers, and frees the heap.
  */
 #include <limits.h>
 #include <pthread.h>
@@ -84,8 +92,7 @@ static struct {
     struct cth_timer *running; /* timers whose function runs now, linked by next */
     _Atomic uint32_t wake;    /* the service thread sleeps on it */
     int64_t sleep_until;      /* its sleep's deadline; INT64_MIN while awake */
-    _Atomic uint32_t nondaemon; /* non-daemon one-shot timers pending or running */
-    bool hook_registered, closed, stop;
+    bool finalizer_registered, closed, stop;
     cth_thread_t *thread;
 } svc = {.sleep_until = INT64_MIN};
 
@@ -209,6 +216,8 @@ void cth__timer_unref(struct cth_timer *t)
     }
 }
 
+/* Whether shutdown waits for the timer: a non-daemon one-shot timer (a
+ * periodic one would never end; it is cancelled at shutdown). */
 static bool counts_for_exit(const struct cth_timer *t)
 {
     return !t->daemon && t->period_ns == 0;
@@ -220,8 +229,8 @@ static void finish(struct cth_timer *t, cth_timer_state_t state)
 {
     atomic_store_explicit(&t->state, state, memory_order_release);
     atomic_store_explicit(&t->finished, true, memory_order_release);
-    if (counts_for_exit(t) && atomic_fetch_sub(&svc.nondaemon, 1) == 1 && svc.closed)
-        cth__futex_wake(&svc.nondaemon, INT_MAX);
+    if (counts_for_exit(t))
+        cth__shutdown_release();
     /* done: 0 running, 2 running with joiners asleep, 1 done. */
     if (atomic_exchange_explicit(&t->done, 1, memory_order_release) == 2)
         cth__futex_wake(&t->done, INT_MAX);
@@ -257,7 +266,10 @@ static void run_timer(struct cth_timer *t)
     svc.running = t;
     svc_unlock();
     running_here = t;
+    cth__thread_timer_begin(t->daemon, counts_for_exit(t));
     t->fn(t->arg);
+    cth__local_thread_exit(); /* a Timer's thread ends with its function */
+    cth__thread_timer_end();
     running_here = NULL;
     svc_lock();
     for (struct cth_timer **p = &svc.running; *p; p = &(*p)->next) {
@@ -376,8 +388,7 @@ static int spawn_worker(void)
     worker_link(w);
     svc_unlock();
     cth_thread_t *th;
-    cth_thread_opts opts = {.name = "cth-timer-work", .daemon = CTH_DAEMON_YES};
-    int err = cth_thread_create(&th, worker_main, w, &opts);
+    int err = cth__thread_create_internal(&th, worker_main, w, "cth-timer-work");
     if (!err) {
         err = cth_thread_start(th);
         cth_thread_free(th); /* detached: it frees itself when it ends */
@@ -450,20 +461,13 @@ static void cancel_all_waiting(void)
         finish(backlog_pop(), CTH_TIMER_CANCELLED);
 }
 
-/* At shutdown: wait for non-daemon one-shot timers, then cancel the rest. */
-static void service_atexit(void *arg)
+/* The finalizer, once shutdown's wait is over (no non-daemon one-shot timer
+ * is left, no timer can start): cancel the rest, stop the threads. */
+static void service_close(void *arg)
 {
     CTH__UNUSED(arg);
     svc_lock();
     svc.closed = true;
-    uint32_t n;
-    while ((n = atomic_load(&svc.nondaemon)) > 0) {
-        svc_unlock();
-        int r = cth__futex_wait(&svc.nondaemon, n, CTH__NO_DEADLINE);
-        svc_lock();
-        if (r == CTH_EINTR)
-            break; /* interrupted exit: stop waiting, cancel what is left */
-    }
     cancel_all_waiting();
     svc.stop = true;
     atomic_fetch_add(&svc.wake, 1);
@@ -516,7 +520,6 @@ static void service_after_fork_child(void)
             finish(t, CTH_TIMER_CANCELLED);
         }
     }
-    atomic_store(&svc.nondaemon, running_here && counts_for_exit(running_here) ? 1 : 0);
     while (svc.workers) {
         struct worker *w = svc.workers;
         svc.workers = w->next_all;
@@ -537,15 +540,14 @@ static int service_ensure(void)
     if (svc.thread)
         return 0;
     int err = 0;
-    if (!svc.hook_registered) {
-        err = cth__atexit_register(service_atexit, NULL);
+    if (!svc.finalizer_registered) {
+        err = cth__finalizer_register(service_close, NULL);
         if (err)
             return err;
-        svc.hook_registered = true;
+        svc.finalizer_registered = true;
         pthread_atfork(service_fork_prepare, service_fork_parent, service_after_fork_child);
     }
-    cth_thread_opts opts = {.name = "cth-timers", .daemon = CTH_DAEMON_YES};
-    err = cth_thread_create(&svc.thread, service_main, NULL, &opts);
+    err = cth__thread_create_internal(&svc.thread, service_main, NULL, "cth-timers");
     if (err)
         return err;
     err = cth_thread_start(svc.thread);
@@ -562,21 +564,26 @@ int cth__timer_schedule(struct cth_timer *t)
 {
     int64_t deadline = cth__deadline(t->interval);
     svc_lock();
-    int err = 0;
-    if (t->started) {
-        err = CTH_EPERM;
-    } else if (svc.closed) {
-        err = CTH_ESHUTDOWN;
-    } else if (t->cancel_requested) {
+    /* Python's order: "threads can only be started once", then shutdown.
+     * Admission under svc.lock: service_close, which runs once no more is
+     * admitted, finds every admitted timer in the heap. */
+    bool counted = counts_for_exit(t) && !t->cancel_requested;
+    int err = t->started ? CTH_EPERM : cth__shutdown_admit(counted);
+    if (err) {
+        svc_unlock();
+        return err;
+    }
+    if (t->cancel_requested) {
         /* Cancelled before start: Python's thread starts and calls nothing. */
         t->started = true;
         atomic_store_explicit(&t->state, CTH_TIMER_CANCELLED, memory_order_release);
         atomic_store_explicit(&t->done, 1, memory_order_release);
-    } else if (!(err = service_ensure()) && !(err = heap_reserve())) {
+    } else if ((err = service_ensure()) != 0 || (err = heap_reserve()) != 0) {
+        if (counted)
+            cth__shutdown_release();
+    } else {
         t->started = true;
         atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed); /* the service's */
-        if (counts_for_exit(t))
-            atomic_fetch_add(&svc.nondaemon, 1);
         t->deadline = deadline;
         atomic_store_explicit(&t->state, CTH_TIMER_PENDING, memory_order_release);
         heap_push(t);

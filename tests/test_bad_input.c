@@ -78,7 +78,6 @@ CTH_TEST(thread)
 
     /* Bad timeouts and bad names on a real thread leave it untouched. */
     CHECK_OK(cth_thread_create(&t, noop, NULL, NULL));
-    CHECK_BAD_TIMEOUTS(cth_thread_join(t, timeout, NULL));
     CHECK_BAD_TIMEOUTS(cth_sleep(timeout));
     CHECK_BAD_TIMEOUTS(cth_shutdown(timeout));
     char before[32], after[32];
@@ -93,6 +92,7 @@ CTH_TEST(thread)
     CHECK_EQ(cth_thread_start(cth_main_thread()), CTH_EPERM);
     CHECK_EQ(cth_thread_join(cth_current_thread(), 0, NULL), CTH_EDEADLK);
     CHECK_OK(cth_thread_start(t));
+    CHECK_BAD_TIMEOUTS(cth_thread_join(t, timeout, NULL)); /* started: the state is checked first */
     CHECK_EQ(cth_thread_start(t), CTH_EPERM);
     CHECK_EQ(cth_thread_set_daemon(t, true), CTH_EPERM);
     CHECK_OK(cth_thread_join(t, CTH_FOREVER, NULL));

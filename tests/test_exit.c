@@ -7,7 +7,11 @@
  * pending, a pool is busy and another idle, and daemon threads are blocked
  * in a queue's get, exits with status 0 once the non-daemon work is done
  * (the thread and the one-shot timer both report), abandons the daemon work
- * without a crash, and prints nothing else (stderr included).
+ * without a crash, and prints nothing else (stderr included). The order at
+ * exit: the wait comes before the program's atexit handlers; while it waits,
+ * threads and timers keep working (a non-daemon thread may still start a
+ * timer, which fires); exit() from another thread or a timer's function;
+ * thread-local values of a thread alive at exit (test_finalization_shutdown).
  *
  * fork (Python: threading._after_fork, test_threading's
  * test_reinit_tls_after_fork / test_after_fork): the child of a program with
@@ -129,6 +133,219 @@ CTH_TEST(exit_with_everything_alive_return)
 CTH_TEST(exit_with_everything_alive_exit)
 {
     check_clean_exit("call_exit");
+}
+
+/* ---- the order at exit ------------------------------------------------------------------ */
+
+/* Python's Py_Finalize waits for the non-daemon threads (threading._shutdown)
+ * before it runs the atexit handlers (PYTHON-REFERENCE 1.3); test_threading's
+ * test_join_nondaemon_on_shutdown, with an atexit handler that looks: a
+ * handler the program registered after cthreading loaded, before or after it
+ * started the thread, finds the thread's work done, whether main returns or
+ * calls exit(). */
+static atomic_int work_done;
+
+static void *slow_work(void *arg)
+{
+    (void)arg;
+    cth_sleep(0.1);
+    atomic_store(&work_done, 1);
+    return NULL;
+}
+
+static void start_slow_work(void)
+{
+    cth_thread_t *t;
+    CHECK_OK(cth_thread_create(&t, slow_work, NULL, NULL));
+    CHECK_OK(cth_thread_start(t));
+    cth_thread_free(t);
+}
+
+static void report_work(void)
+{
+    printf("atexit: the work is %s\n", atomic_load(&work_done) ? "done" : "NOT done");
+}
+
+CTH_CHILD(atexit_before_start)
+{
+    atexit(report_work);
+    start_slow_work();
+}
+
+CTH_CHILD(atexit_after_start)
+{
+    start_slow_work();
+    atexit(report_work);
+}
+
+CTH_CHILD(atexit_after_start_exit)
+{
+    start_slow_work();
+    atexit(report_work);
+    exit(0);
+}
+
+CTH_TEST(atexit_handlers_run_after_the_wait)
+{
+    check_child_prints("atexit_before_start", "atexit: the work is done\n");
+    check_child_prints("atexit_after_start", "atexit: the work is done\n");
+    check_child_prints("atexit_after_start_exit", "atexit: the work is done\n");
+}
+
+/* exit() from a non-daemon thread, or from a non-daemon timer's function,
+ * while another non-daemon thread works: the exit waits for that one (not
+ * for the caller itself, nor for its own timer, which would never end) and
+ * succeeds. (Its atexit handler runs after those registered later: the
+ * shutdown goes first only when main() returns or calls exit().) */
+static void *slow_work_reported(void *arg)
+{
+    slow_work(arg);
+    printf("the slow work is done\n");
+    return NULL;
+}
+
+static void *exit_from_thread(void *arg)
+{
+    (void)arg;
+    cth_sleep(0.02);
+    exit(0);
+}
+
+static void exit_from_timer(void *arg)
+{
+    (void)arg;
+    exit(0);
+}
+
+static void start_slow_work_reported(void)
+{
+    cth_thread_t *t;
+    CHECK_OK(cth_thread_create(&t, slow_work_reported, NULL, NULL));
+    CHECK_OK(cth_thread_start(t));
+    cth_thread_free(t);
+}
+
+CTH_CHILD(exit_in_thread)
+{
+    start_slow_work_reported();
+    cth_thread_t *t;
+    CHECK_OK(cth_thread_create(&t, exit_from_thread, NULL, NULL));
+    CHECK_OK(cth_thread_start(t));
+    cth_thread_join(t, CTH_FOREVER, NULL); /* the process ends meanwhile */
+}
+
+CTH_CHILD(exit_in_timer)
+{
+    start_slow_work_reported();
+    cth_timer_t *t;
+    CHECK_OK(cth_timer_create(&t, 0.02, exit_from_timer, NULL, NULL));
+    CHECK_OK(cth_timer_start(t));
+    cth_timer_join(t, CTH_FOREVER); /* the process ends meanwhile */
+}
+
+CTH_TEST(exit_from_another_thread)
+{
+    check_child_prints("exit_in_thread", "the slow work is done\n");
+    check_child_prints("exit_in_timer", "the slow work is done\n");
+}
+
+/* A Timer is a thread (PYTHON-REFERENCE 1.3 and 1.5): while the exit waits
+ * for a non-daemon thread, that thread may still start a (non-daemon) timer,
+ * which fires and is waited for; a daemon timer due meanwhile fires, and a
+ * periodic one keeps ticking: the timers left are cancelled only once the
+ * wait is over. */
+static atomic_int late_ticks;
+static cth_timer_t *late_timer, *late_daemon, *late_periodic; /* alive at exit */
+
+static void say(void *arg)
+{
+    printf("%s\n", (const char *)arg);
+}
+
+static void late_tick(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&late_ticks, 1);
+}
+
+static void *start_timer_late(void *arg)
+{
+    (void)arg;
+    cth_sleep(0.3); /* main has returned: the exit waits for this thread */
+    int seen = atomic_load(&late_ticks);
+    cth_sleep(0.05);
+    if (atomic_load(&late_ticks) > seen)
+        printf("the periodic timer still ticks\n");
+    CHECK_OK(cth_timer_create(&late_timer, 0.05, say, "the late timer fired", NULL));
+    CHECK_OK(cth_timer_start(late_timer));
+    return NULL;
+}
+
+CTH_CHILD(timers_during_the_wait)
+{
+    cth_timer_opts daemon = {.daemon = CTH_DAEMON_YES}, periodic = {.period = 0.01};
+    CHECK_OK(cth_timer_create(&late_daemon, 0.1, say, "the daemon timer fired", &daemon));
+    CHECK_OK(cth_timer_start(late_daemon));
+    CHECK_OK(cth_timer_create(&late_periodic, 0.01, late_tick, NULL, &periodic));
+    CHECK_OK(cth_timer_start(late_periodic));
+    cth_thread_t *t;
+    CHECK_OK(cth_thread_create(&t, start_timer_late, NULL, NULL));
+    CHECK_OK(cth_thread_start(t));
+    cth_thread_free(t);
+}
+
+CTH_TEST(timers_run_while_exit_waits)
+{
+    check_child_prints("timers_during_the_wait", "the daemon timer fired\n"
+                                                 "the periodic timer still ticks\n"
+                                                 "the late timer fired\n");
+}
+
+/* test_threading's test_finalization_shutdown (bpo-36402): the exit waits
+ * until a non-daemon thread, still running when main returns, has destroyed
+ * its thread-local values (their destructor is slow); a daemon thread that
+ * holds such values and runs on is abandoned without a crash. */
+static cth_local_t *exit_local;
+
+static void slow_destructor(void *value)
+{
+    cth_sleep(0.05);
+    printf("destroyed the %s thread's value\n", (const char *)value);
+}
+
+static void *set_local_and_linger(void *arg)
+{
+    cth_sleep(0.02);
+    CHECK_OK(cth_local_set(exit_local, arg));
+    cth_sleep(0.02);
+    return NULL;
+}
+
+static void *set_local_forever(void *arg)
+{
+    CHECK_OK(cth_local_set(exit_local, arg));
+    for (;;)
+        cth_sleep(0.001);
+    return NULL;
+}
+
+CTH_CHILD(finalization_shutdown)
+{
+    CHECK_OK(cth_local_create(&exit_local, slow_destructor, NULL));
+    cth_thread_t *t;
+    CHECK_OK(cth_thread_create(&t, set_local_and_linger, "non-daemon", NULL));
+    CHECK_OK(cth_thread_start(t));
+    cth_thread_free(t);
+    cth_thread_opts daemon = {.daemon = CTH_DAEMON_YES};
+    CHECK_OK(cth_thread_create(&t, set_local_forever, "daemon", &daemon));
+    CHECK_OK(cth_thread_start(t));
+    cth_thread_free(t);
+    cth_sleep(0.01);
+}
+
+CTH_TEST(finalization_shutdown)
+{
+    check_child_prints("finalization_shutdown", "destroyed the non-daemon thread's value\n");
 }
 
 static int triple(void *arg, void **result)

@@ -251,17 +251,21 @@ CTH_TEST(join_timeout_and_many_joiners)
 
 static void *join_self(void *arg)
 {
-    (void)arg;
-    return (void *)(intptr_t)cth_thread_join(cth_current_thread(), CTH_FOREVER, NULL);
+    return (void *)(intptr_t)cth_thread_join(cth_current_thread(), *(double *)arg, NULL);
 }
 
 /* ThreadingExceptionTests: start twice, join self, join before start, set
- * daemon after start; and bad arguments. */
+ * daemon after start; and bad arguments. As Thread.join, the state is
+ * checked before the timeout (test_joining_inactive_thread,
+ * test_joining_current_thread, test_thread.py's test_join_from_self). */
 CTH_TEST(misuse_errors)
 {
     cth_thread_t *t;
-    CHECK_OK(cth_thread_create(&t, join_self, NULL, NULL));
+    double forever = CTH_FOREVER, bad = -5;
+    CHECK_OK(cth_thread_create(&t, join_self, &forever, NULL));
     CHECK_EQ(cth_thread_join(t, CTH_FOREVER, NULL), CTH_EPERM); /* before start */
+    CHECK_EQ(cth_thread_join(t, -5, NULL), CTH_EPERM);           /* the state first */
+    CHECK_EQ(cth_thread_join(t, NAN, NULL), CTH_EPERM);
     CHECK_OK(cth_thread_set_daemon(t, true));
     CHECK_OK(cth_thread_set_daemon(t, false));
     CHECK_OK(cth_thread_start(t));
@@ -276,9 +280,14 @@ CTH_TEST(misuse_errors)
     CHECK_EQ(cth_thread_join(t, 1e300, NULL), CTH_EOVERFLOW);
     CHECK_EQ(cth_thread_join(t, INFINITY, NULL), CTH_EOVERFLOW);
     cth_thread_free(t);
+    t = start_thread(join_self, &bad, NULL);
+    CHECK_OK(cth_thread_join(t, CTH_FOREVER, &r));
+    CHECK_EQ((intptr_t)r, CTH_EDEADLK); /* join of itself, a bad timeout: the state first */
+    cth_thread_free(t);
 
     /* The main thread joining itself; main cannot be started or reconfigured. */
     CHECK_EQ(cth_thread_join(cth_main_thread(), CTH_FOREVER, NULL), CTH_EDEADLK);
+    CHECK_EQ(cth_thread_join(cth_main_thread(), NAN, NULL), CTH_EDEADLK);
     CHECK_EQ(cth_thread_start(cth_main_thread()), CTH_EPERM);
     CHECK_EQ(cth_thread_set_daemon(cth_main_thread(), true), CTH_EPERM);
 
@@ -438,7 +447,7 @@ struct foreign_result {
     unsigned long ident;
     cth_thread_t *seen;
     char name[64];
-    int daemon, alive, join_err, listed;
+    int daemon, alive, join_err, join_bad_timeout_err, listed;
     cth_thread_state_t state;
 };
 
@@ -453,6 +462,7 @@ static void *foreign_body(void *arg)
     fr->alive = cth_thread_is_alive(me);
     fr->state = cth_thread_state(me);
     fr->join_err = cth_thread_join(me, 0, NULL);
+    fr->join_bad_timeout_err = cth_thread_join(me, -5, NULL);
     CHECK(cth_current_thread() == me); /* the same handle every time */
     cth_thread_t *list[64];
     int n = cth_enumerate(list, 64);
@@ -480,6 +490,7 @@ CTH_TEST(foreign_thread)
     CHECK_EQ(fr.alive, 1);
     CHECK_EQ(fr.state, CTH_THREAD_RUNNING);
     CHECK_EQ(fr.join_err, CTH_EPERM);
+    CHECK_EQ(fr.join_bad_timeout_err, CTH_EPERM); /* "cannot join a dummy thread" first */
     CHECK_EQ(fr.listed, 1);
     CHECK_EQ(cth_active_count(), base);
 }
@@ -533,6 +544,41 @@ CTH_TEST(free_without_join)
         cth_sleep(0.001);
     cth_thread_free(t); /* finished, never joined */
     CHECK_OK(cth_shutdown(CTH_FOREVER)); /* waits for the detached one */
+}
+
+/* A target that leaves by pthread_exit (C's, no Python equivalent) ends its
+ * thread as if it had returned NULL: its joiners return, it is neither alive
+ * nor listed, its thread-local values are destroyed, and shutdown does not
+ * wait for it. */
+static atomic_int locals_destroyed;
+static void count_destroyed(void *value)
+{
+    (void)value;
+    atomic_fetch_add(&locals_destroyed, 1);
+}
+
+static void *leave_by_pthread_exit(void *arg)
+{
+    CHECK_OK(cth_local_set(arg, &locals_destroyed));
+    pthread_exit((void *)1);
+}
+
+CTH_TEST(pthread_exit_ends_the_thread)
+{
+    int base = cth_active_count();
+    cth_local_t *local;
+    CHECK_OK(cth_local_create(&local, count_destroyed, NULL));
+    cth_thread_t *t = start_thread(leave_by_pthread_exit, local, NULL);
+    void *r = &r;
+    CHECK_OK(cth_thread_join(t, CTH_FOREVER, &r));
+    CHECK(r == NULL);
+    CHECK(!cth_thread_is_alive(t));
+    CHECK_EQ(cth_thread_state(t), CTH_THREAD_FINISHED);
+    CHECK_EQ(cth_active_count(), base);
+    CHECK_EQ(atomic_load(&locals_destroyed), 1);
+    CHECK_OK(cth_shutdown(0)); /* nothing left to wait for */
+    cth_thread_free(t);
+    cth_local_free(local);
 }
 
 /* A reference from enumerate keeps a handle usable after its creator freed
@@ -795,16 +841,22 @@ CTH_TEST(exit_abandons_daemons)
 }
 
 /* test_start_new_thread_at_finalization: once shutdown is done, starting a
- * thread fails cleanly; shutdown is idempotent; main is finished. */
+ * thread fails cleanly; shutdown is idempotent; main is finished. Starting
+ * a thread started before is still "threads can only be started once"
+ * (ThreadingExceptionTests.test_start_thread_again: start() checks that
+ * first). */
 CTH_CHILD(start_after_shutdown)
 {
+    cth_thread_t *t, *done = start_thread(return_arg, NULL, NULL);
+    CHECK_OK(cth_thread_join(done, CTH_FOREVER, NULL));
     CHECK_OK(cth_shutdown(CTH_FOREVER));
     CHECK_OK(cth_shutdown(0));
     CHECK(!cth_thread_is_alive(cth_main_thread()));
-    cth_thread_t *t;
     CHECK_OK(cth_thread_create(&t, NULL, NULL, NULL));
     CHECK_EQ(cth_thread_start(t), CTH_ESHUTDOWN);
+    CHECK_EQ(cth_thread_start(done), CTH_EPERM);
     cth_thread_free(t);
+    cth_thread_free(done);
     printf("refused\n");
 }
 

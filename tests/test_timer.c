@@ -4,6 +4,7 @@
  * TimerTests: test_init_immutable_default_args, and the Timer cases of
  * ThreadTests); the rest follows PYTHON-REFERENCE.md 1.5 case by case.
  */
+#include <dirent.h>
 #include <math.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -386,31 +387,41 @@ CTH_TEST(free_running_timer)
     wait_for(&g.left, 1);
 }
 
-/* The service thread's voluntary context switches, from /proc. */
+/* The service thread's voluntary context switches, from /proc (it is the
+ * library's own thread: cth_enumerate does not list it), or -1 until it has
+ * named itself. */
+static long try_service_switches(void)
+{
+    DIR *dir = opendir("/proc/self/task");
+    CHECK(dir);
+    long v = -1;
+    for (struct dirent *e; v < 0 && (e = readdir(dir)) != NULL;) {
+        char path[300], line[128];
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue; /* "." and ".." */
+        bool service = fgets(line, sizeof line, f) && strcmp(line, "cth-timers\n") == 0;
+        fclose(f);
+        if (!service)
+            continue;
+        snprintf(path, sizeof path, "/proc/self/task/%s/status", e->d_name);
+        f = fopen(path, "r");
+        CHECK(f);
+        while (fgets(line, sizeof line, f))
+            if (sscanf(line, "voluntary_ctxt_switches: %ld", &v) == 1)
+                break;
+        fclose(f);
+    }
+    closedir(dir);
+    return v;
+}
+
 static long service_switches(void)
 {
-    cth_thread_t *all[64];
-    int n = cth_enumerate(all, 64);
-    CHECK(n > 0 && n <= 64);
-    long tid = 0;
-    for (int i = 0; i < n; i++) {
-        char name[32];
-        cth_thread_get_name(all[i], name, sizeof name);
-        if (strcmp(name, "cth-timers") == 0)
-            tid = cth_thread_native_id(all[i]);
-    }
-    cth_threads_free(all, (size_t)n);
-    CHECK(tid > 0);
-    char path[64], line[128];
-    snprintf(path, sizeof path, "/proc/self/task/%ld/status", tid);
-    FILE *f = fopen(path, "r");
-    CHECK(f);
-    long v = -1;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "voluntary_ctxt_switches: %ld", &v) == 1)
-            break;
-    fclose(f);
-    CHECK(v >= 0);
+    long v;
+    while ((v = try_service_switches()) < 0)
+        cth_sleep(0.001);
     return v;
 }
 
@@ -448,12 +459,16 @@ CTH_TEST(no_wakeup_unless_earliest)
 }
 
 /* Errors: NULL handles and functions, bad intervals and periods, start
- * twice, join before start, join timeout, join from its own function. */
-static atomic_int self_join_result;
+ * twice, join before start, join timeout, join from its own function. As
+ * Thread.join, the state is checked before the timeout
+ * (ThreadingExceptionTests.test_joining_inactive_thread and
+ * test_joining_current_thread). */
+static atomic_int self_join_result, self_join_bad_timeout_result;
 static void join_self(void *arg)
 {
     CTH__UNUSED_ARG(arg);
     atomic_store(&self_join_result, cth_timer_join(cth_timer_current(), 0));
+    atomic_store(&self_join_bad_timeout_result, cth_timer_join(cth_timer_current(), -5));
 }
 
 CTH_TEST(errors)
@@ -491,6 +506,8 @@ CTH_TEST(errors)
 
     CHECK_OK(cth_timer_create(&t, 30, noop, NULL, &daemon_opts));
     CHECK_EQ(cth_timer_join(t, 1), CTH_EPERM); /* join before start */
+    CHECK_EQ(cth_timer_join(t, -5), CTH_EPERM);
+    CHECK_EQ(cth_timer_join(t, NAN), CTH_EPERM);
     CHECK_OK(cth_timer_start(t));
     CHECK_EQ(cth_timer_start(t), CTH_EPERM); /* start twice */
     CHECK_EQ(cth_timer_join(t, -2), CTH_EINVAL);
@@ -509,6 +526,7 @@ CTH_TEST(errors)
     CHECK_OK(cth_timer_start(t));
     CHECK_OK(cth_timer_join(t, CTH_FOREVER));
     CHECK_EQ(atomic_load(&self_join_result), CTH_EDEADLK);
+    CHECK_EQ(atomic_load(&self_join_bad_timeout_result), CTH_EDEADLK);
     cth_timer_free(t);
 }
 
@@ -586,6 +604,117 @@ CTH_TEST(attributes)
     CHECK(seen_current == u);
     cth_timer_free(t);
     cth_timer_free(u);
+}
+
+/* enumerate() lists the alive Threads (PYTHON-REFERENCE 1.1), and a Python
+ * Timer is one only from its start until its function returns: the timer
+ * service's own threads are never listed, the worker running a timer's
+ * function is listed meanwhile (as the Timer's thread), and once the timer
+ * has fired and been joined the count is what it was (test_threading's
+ * test_enumerate_after_join, and the thread count its threading_helper
+ * checks around each test). What the function creates inherits the timer's
+ * daemon flag, as from the Timer's thread (1.2, 1.5). */
+struct look {
+    int count, listed, thread_daemon, timer_daemon;
+};
+
+static void look_around(void *arg)
+{
+    struct look *l = arg;
+    cth_thread_t *me = cth_current_thread(), *all[64];
+    int n = cth_enumerate(all, 64);
+    CHECK(n > 0 && n <= 64);
+    l->count = n;
+    for (int i = 0; i < n; i++)
+        l->listed += all[i] == me;
+    cth_threads_free(all, (size_t)n);
+    cth_thread_t *t;
+    CHECK_OK(cth_thread_create(&t, NULL, NULL, NULL));
+    l->thread_daemon = cth_thread_daemon(t);
+    cth_thread_free(t);
+    cth_timer_t *tm;
+    CHECK_OK(cth_timer_create(&tm, 1, noop, NULL, NULL));
+    l->timer_daemon = cth_timer_daemon(tm);
+    cth_timer_free(tm);
+}
+
+static int count_listed_named(const char *prefix)
+{
+    cth_thread_t *all[64];
+    int n = cth_enumerate(all, 64), found = 0;
+    CHECK(n > 0 && n <= 64);
+    for (int i = 0; i < n; i++) {
+        char name[32];
+        cth_thread_get_name(all[i], name, sizeof name);
+        found += strncmp(name, prefix, strlen(prefix)) == 0;
+    }
+    cth_threads_free(all, (size_t)n);
+    return found;
+}
+
+CTH_TEST(enumerate_and_inheritance)
+{
+    CHECK_EQ(cth_active_count(), 1);
+    for (int daemon = 0; daemon <= 1; daemon++) {
+        struct look l = {0};
+        cth_timer_opts opts = {.daemon = daemon ? CTH_DAEMON_YES : CTH_DAEMON_NO};
+        cth_timer_t *t;
+        CHECK_OK(cth_timer_create(&t, 0, look_around, &l, &opts));
+        CHECK_OK(cth_timer_start(t));
+        CHECK_OK(cth_timer_join(t, CTH_FOREVER));
+        CHECK_EQ(l.count, 2); /* main and the timer's thread */
+        CHECK_EQ(l.listed, 1);
+        CHECK_EQ(l.thread_daemon, daemon);
+        CHECK_EQ(l.timer_daemon, daemon);
+        CHECK_EQ(cth_active_count(), 1);
+        cth_timer_free(t);
+    }
+    cth_timer_t *pending;
+    CHECK_OK(cth_timer_create(&pending, 30, noop, NULL, &daemon_opts));
+    CHECK_OK(cth_timer_start(pending));
+    CHECK_EQ(cth_active_count(), 1); /* the service thread and idle workers live on */
+    CHECK_EQ(count_listed_named("cth-"), 0);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    CHECK(f != NULL);
+    CHECK_EQ(cth_dump_threads(f), 1);
+    fclose(f);
+    CHECK(strstr(buf, "cth-") == NULL);
+    free(buf);
+    cth_timer_free(pending);
+}
+
+/* A Python Timer's thread ends with its function (1.5): the thread-local
+ * values the function set are destroyed when it returns, and the next
+ * timer's function (here on the same worker) starts without them
+ * (test_threading_local's test_local_refs, for timers). */
+static atomic_int timer_locals_destroyed;
+static void count_timer_local(void *value)
+{
+    CTH__UNUSED_ARG(value);
+    atomic_fetch_add(&timer_locals_destroyed, 1);
+}
+
+static void use_local(void *arg)
+{
+    CHECK(cth_local_get(arg) == NULL);
+    CHECK_OK(cth_local_set(arg, &timer_locals_destroyed));
+}
+
+CTH_TEST(timer_locals_end_with_the_function)
+{
+    cth_local_t *local;
+    CHECK_OK(cth_local_create(&local, count_timer_local, NULL));
+    for (int i = 1; i <= 3; i++) {
+        cth_timer_t *t;
+        CHECK_OK(cth_timer_create(&t, 0, use_local, local, NULL));
+        CHECK_OK(cth_timer_start(t));
+        CHECK_OK(cth_timer_join(t, CTH_FOREVER));
+        CHECK_EQ(atomic_load(&timer_locals_destroyed), i);
+        cth_timer_free(t);
+    }
+    cth_local_free(local);
 }
 
 /* A join in the main thread wakes with CTH_EINTR on cth_interrupt_main
@@ -696,8 +825,10 @@ CTH_TEST(shutdown_cancels_pending)
     check_child_prints("shutdown_cancels_pending", "fired non-daemon\nok\n");
 }
 
-/* An interrupted exit (Ctrl-C while shutdown waits for a non-daemon timer
- * an hour away) stops waiting and cancels it; the exit goes on. */
+/* An interrupted shutdown (Ctrl-C while it waits for a non-daemon timer an
+ * hour away) returns CTH_EINTR and leaves the timer pending, as it leaves a
+ * non-daemon thread running (the timer counts as one); once the timer is
+ * cancelled, shutdown completes. */
 CTH_CHILD(shutdown_interrupted)
 {
     signal(SIGINT, on_sigint);
@@ -706,7 +837,10 @@ CTH_CHILD(shutdown_interrupted)
     CHECK_OK(cth_timer_create(&irq, 0.1, interrupt, NULL, &daemon_opts));
     CHECK_OK(cth_timer_start(nd));
     CHECK_OK(cth_timer_start(irq));
-    cth_shutdown(CTH_FOREVER);
+    CHECK_EQ(cth_shutdown(CTH_FOREVER), CTH_EINTR);
+    CHECK_EQ(cth_timer_state(nd), CTH_TIMER_PENDING);
+    CHECK_OK(cth_timer_cancel(nd));
+    CHECK_OK(cth_shutdown(CTH_FOREVER));
     CHECK_EQ(cth_timer_state(nd), CTH_TIMER_CANCELLED);
     CHECK(cth_timer_finished(nd));
     cth_timer_free(nd);

@@ -10,11 +10,23 @@
  * finished thread that nobody joined leaks nothing.
  *
  * Shutdown, as Python's: when main() returns or exit() is called, cthreading
- * waits for every non-daemon thread before the process ends (an atexit
- * handler installed when the library loads, so atexit handlers the program
- * registers later run before it); daemon threads are abandoned. A program
- * may do it earlier with cth_shutdown(). Once shutdown has begun, starting a
- * thread fails with CTH_ESHUTDOWN.
+ * waits for every non-daemon thread (and non-daemon one-shot timer, see
+ * timer.h), including ones started during that wait, before the process
+ * ends; daemon threads are abandoned. When main() returns or calls exit(),
+ * this runs before the program's atexit handlers, whenever they were
+ * registered, as Python runs threading._shutdown before atexit's (glibc's
+ * exit() runs the main thread's thread_local destructors first, and
+ * cthreading registers one when it loads in the main thread). exit() called
+ * from another thread (or with a C library without such destructors) runs it
+ * from an atexit handler installed when the library loads: after the
+ * handlers registered later, though still before the process ends. A program
+ * may shut down earlier with cth_shutdown(). Once that wait is over, starting
+ * a thread fails with CTH_ESHUTDOWN (Python: "can't create new thread at
+ * interpreter shutdown"). The main thread ending by pthread_exit shuts down
+ * too, the process living on while other threads run.
+ *
+ * A target may end its thread with pthread_exit: the thread ends as if the
+ * target had returned NULL.
  */
 #ifndef CTHREADING_THREAD_H
 #define CTHREADING_THREAD_H
@@ -72,9 +84,11 @@ CTH_API int cth_thread_create(cth_thread_t **thread, cth_thread_fn fn, void *arg
  * by cth_enumerate, and its ident is set (its native id is there as soon as
  * anyone asks for it).
  * Returns 0; CTH_EPERM if it was started before ("threads can only be
- * started once") or is the main or an adopted thread; CTH_ESHUTDOWN once
- * shutdown has begun; CTH_EAGAIN or CTH_ENOMEM when the OS cannot create a
- * thread (then nothing of it is left registered); CTH_EINVAL for NULL.
+ * started once", checked first) or is the main or an adopted thread;
+ * CTH_ESHUTDOWN once shutdown has finished waiting for the non-daemon
+ * threads (a thread started during that wait is waited for too); CTH_EAGAIN
+ * or CTH_ENOMEM when the OS cannot create a thread (then nothing of it is
+ * left registered); CTH_EINVAL for NULL.
  */
 CTH_API int cth_thread_start(cth_thread_t *thread);
 
@@ -97,9 +111,10 @@ CTH_API int cth_thread_run(cth_thread_t *thread, void **result);
  * interrupted main thread; CTH_EPERM if the thread was never started
  * ("cannot join thread before it is started") or is an adopted thread
  * ("cannot join a dummy thread"); CTH_EDEADLK if it is the caller itself
- * ("cannot join current thread"); CTH_EINVAL for NULL or a bad timeout.
- * Unlike Python, a negative timeout other than CTH_FOREVER is CTH_EINVAL
- * (DESIGN.md: one timeout rule everywhere).
+ * ("cannot join current thread"); CTH_EINVAL for NULL or a bad timeout. As
+ * in Python, the thread's state is checked first: these errors come before
+ * the timeout's. Unlike Python, a negative timeout other than CTH_FOREVER is
+ * CTH_EINVAL (DESIGN.md: one timeout rule everywhere).
  */
 CTH_API int cth_thread_join(cth_thread_t *thread, double timeout, void **result);
 
@@ -179,7 +194,9 @@ CTH_API long cth_get_native_id(void);
 
 /*
  * cth_enumerate - threading.enumerate(): every alive thread (main, started
- * threads that have not finished, adopted threads). Fills threads[0..cap)
+ * threads that have not finished, adopted threads). The timer service's own
+ * threads are not listed, except a worker while it runs a timer's function
+ * (in Python that is the Timer's thread; see timer.h). Fills threads[0..cap)
  * with new references (drop each with cth_thread_free; see
  * cth_threads_free) and returns the number of alive threads, which may be
  * larger than cap (then only cap are filled). threads may be NULL when cap
@@ -230,13 +247,17 @@ CTH_API int cth_interrupt_main(int signum);
 CTH_API int cth_sleep(double seconds);
 
 /*
- * cth_shutdown - threading._shutdown(): begin shutdown (new threads are
- * refused with CTH_ESHUTDOWN from now on), mark the main thread finished
- * (releasing threads that join it), then wait until every non-daemon
- * thread other than the caller has finished, including ones started while
- * it waits. Idempotent. Returns 0; CTH_ETIMEDOUT if non-daemon threads were
- * still running when the timeout expired; CTH_EINTR in an interrupted main
- * thread; CTH_EINVAL for a bad timeout. Called by the atexit handler too.
+ * cth_shutdown - threading._shutdown(): mark the main thread finished
+ * (releasing threads that join it), then wait until every non-daemon thread
+ * other than the caller has finished, its cth_local values destroyed,
+ * including ones started while it waits, and every non-daemon one-shot timer
+ * has fired or been cancelled (timer.h); then refuse new threads and timers
+ * with CTH_ESHUTDOWN and cancel the timers still pending. Idempotent; the
+ * calls after the first wait again for what is left. Returns 0;
+ * CTH_ETIMEDOUT if non-daemon threads were still running when the timeout
+ * expired; CTH_EINTR in an interrupted main thread (nothing is refused yet:
+ * call it again); CTH_EINVAL for a bad timeout. It runs by itself at exit
+ * (see the top of this file), waiting through interruptions.
  */
 CTH_API int cth_shutdown(double timeout);
 

@@ -18,14 +18,26 @@
  * Time is measured on the monotonic clock; a timer never fires early. Timers
  * with the same deadline fire in the order they were started.
  *
- * Shutdown (cth_shutdown, or main returning): as Python, a pending
- * non-daemon one-shot timer delays exit until it has fired and its function
- * has returned (timers started by those functions are refused with
- * CTH_ESHUTDOWN). Then every timer still pending (daemon timers and every
- * periodic timer, which would never end) is cancelled: its state becomes
- * CTH_TIMER_CANCELLED, its finished flag is set and its joiners return;
- * nothing is dropped silently. Functions of daemon timers already running
- * are abandoned, as daemon threads are.
+ * Where it shows, a timer stands in for Python's Timer thread. Its daemon
+ * flag is inherited from the creating thread unless set. While its function
+ * runs, the worker running it is listed by cth_enumerate (the service's
+ * threads are not otherwise; it is named "cth-timer-work" and is the
+ * cth_current_thread() there); threads and timers the function creates with
+ * CTH_DAEMON_INHERIT inherit the timer's flag; the cth_local values it sets
+ * are destroyed when it returns, as its thread would end. Pending timers are
+ * not listed (in Python each is a thread, alive while it waits).
+ *
+ * Shutdown (cth_shutdown, or main returning): as Python, a non-daemon
+ * one-shot timer counts as a non-daemon thread from its start until its
+ * function has returned, so it delays exit until then, like one started
+ * during the wait (by a non-daemon thread, or by such a timer's function).
+ * Meanwhile the other timers keep firing. Once the wait is over, starts are
+ * refused with CTH_ESHUTDOWN and every timer still pending (daemon timers,
+ * and every periodic timer, which would never end) is cancelled: its state
+ * becomes CTH_TIMER_CANCELLED, its finished flag is set and its joiners
+ * return; nothing is dropped silently. Functions of daemon timers already
+ * running are abandoned, as daemon threads are. An interrupted cth_shutdown
+ * leaves pending timers as they are, as it leaves threads running.
  *
  * Fork: in the child, the timers pending at the fork, and those whose
  * function was running in another thread (it never returns there), end
@@ -35,7 +47,9 @@
  * Differences from Python, on purpose (DESIGN.md): one service instead of a
  * thread per timer; periodic timers (gh-73755); a negative or NaN interval is
  * CTH_EINVAL (Python fires at once); the default name is "Timer-N" (Python's
- * is "Thread-N"); the function returns nothing and takes one argument.
+ * is "Thread-N"); the function returns nothing and takes one argument; a
+ * pending timer is no thread, so cth_enumerate and cth_active_count do not
+ * count it.
  */
 #ifndef CTHREADING_TIMER_H
 #define CTHREADING_TIMER_H
@@ -98,7 +112,8 @@ CTH_API int cth_timer_create(cth_timer_t **timer, double interval, cth_timer_fn 
  * the earliest. A timer cancelled before start finishes at once without
  * calling its function (as Python's, whose thread then calls nothing).
  * Returns 0; CTH_EPERM if started before ("threads can only be started
- * once"); CTH_ESHUTDOWN once shutdown has begun; CTH_ENOMEM or CTH_EAGAIN
+ * once", checked first); CTH_ESHUTDOWN once shutdown has finished waiting
+ * for the non-daemon threads and timers; CTH_ENOMEM or CTH_EAGAIN
  * if the service could not grow or start its thread (the timer is then left
  * unstarted); CTH_EINVAL for NULL.
  */
@@ -123,7 +138,7 @@ CTH_API int cth_timer_cancel(cth_timer_t *timer);
  * CTH_EINTR in an interrupted main thread; CTH_EPERM before start ("cannot
  * join thread before it is started"); CTH_EDEADLK from the timer's own
  * function ("cannot join current thread"); CTH_EINVAL for NULL or a bad
- * timeout.
+ * timeout. As Thread.join, the state is checked before the timeout.
  */
 CTH_API int cth_timer_join(cth_timer_t *timer, double timeout);
 
