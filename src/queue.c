@@ -1,41 +1,90 @@
 /*
  * queue.c - Queue, LifoQueue and PriorityQueue: one type with a kind.
  *
- * State. One lock (a futex word, see qlock) guards everything: the storage (a
- * power-of-two ring used as a FIFO or a stack, or a binary heap of
- * (item, sequence) pairs for PriorityQueue, the sequence making it stable),
- * maxsize, the shutdown flag, the unfinished-task count, and two FIFO lists
- * of parked waiters: getters (waiting for an item) and putters (waiting for
- * a slot). A waiter lives on its thread's stack.
+ * Two halves. Every kind has the slow path: one lock guarding maxsize, the
+ * shutdown flag and two FIFO lists of parked waiters, getters (waiting for
+ * an item) and putters (waiting for a slot), each living on its thread's
+ * stack. LifoQueue and PriorityQueue keep their items under that lock too
+ * (an array used as a stack, or a binary heap of (item, sequence) pairs, the
+ * sequence making it stable) and always take it. A FIFO Queue keeps its
+ * items in a ring its puts and gets reach without the lock (the fast path);
+ * they take the lock only to park, to grow the ring, or when a flag sends
+ * them there.
  *
- * Direct hand-off (as Go's channels do). Invariants, with the lock held:
- * getters are parked only while the storage is empty, and putters only while
- * it is full (so a put finding a parked getter gives it the item without
- * touching the storage, and a get that frees a slot moves the oldest parked
- * putter's item in). The thread that hands off marks the waiter done with
- * one atomic exchange; only if the waiter had already gone to sleep on its
- * futex word is it woken, with one system call, made after the lock is
- * released. A waiter that was handed its item never takes the lock again:
- * each blocked consumer is woken exactly once per item it can take. Before
- * sleeping a waiter spins a bounded number of times on its word, so a
- * hand-off between two running threads costs no system call; past that it
- * parks, so oversubscribed threads never spin behind a preempted one.
+ * The ring (after Vyukov's bounded MPMC queue). Two counters, tail (next
+ * put position) and head (next get position), on cache lines of their own,
+ * and a power-of-two array of cells, each an item and a turn number. A put
+ * claims positions with one compare-and-swap on tail, writes the item and
+ * publishes it by setting the cell's turn to position + 1; a get claims with
+ * one compare-and-swap on head, reads, and frees the cell for the next lap
+ * (turn = position + capacity). A put may claim only below head_seen +
+ * bound, where bound is min(maxsize, capacity) and head_seen a copy of head
+ * kept on the producers' line (refreshed from head only when the copy says
+ * full), so producers rarely read the consumers' line and a position is
+ * claimed only once the get of the previous lap has claimed its cell; a get
+ * claims a position once its cell is published, or, for a batch, below
+ * tail. Either side may then wait for the other to finish with that cell: a
+ * thread between its claim and its write, a few instructions, spinning and
+ * then yielding the processor, since it may be preempted there. Nothing
+ * else waits without parking. qsize is tail - head.
  *
- * A waiter whose timeout expires (or that is interrupted) takes the lock
- * again: if a hand-off reached it first, it keeps that result; else it
- * unlinks itself. Join waiters sleep on a sequence word bumped when the
- * unfinished count reaches 0 (or on an immediate shutdown).
+ * Flags. Bit 63 of tail (SLOW) sends every put to the lock: set while
+ * getters are parked or after shutdown. Bit 63 of head sends every get to
+ * the lock: set while putters are parked, and for good after an immediate
+ * shutdown. A compare-and-swap that finds the flag fails, so the decision
+ * and the claim cannot disagree, and the fast path reads nothing more. A
+ * getter parks only after setting tail's flag by compare-and-swap from a
+ * value equal to head (the ring is empty and stays so: nobody puts without
+ * the lock now), a putter only after setting head's flag while the queue is
+ * full by maxsize; every release of the lock clears a flag nothing needs.
+ * Holding the lock, a thread claims past the flags.
+ *
+ * Direct hand-off (as Go's channels do). A put under the lock gives its
+ * items to parked getters first (the ring is empty then), and a get under
+ * the lock moves the oldest parked putters' items into the slots it freed.
+ * The thread that hands off marks the waiter done with one atomic exchange;
+ * only if the waiter had already gone to sleep on its futex word is it
+ * woken, with one system call, made after the lock is released. Each
+ * blocked consumer is woken exactly once per item it can take. Before
+ * parking, a blocked put or get retries the ring a bounded number of times,
+ * and a parked waiter spins a while on its word before sleeping, so hand-offs
+ * between running threads cost no system call while oversubscribed threads
+ * never spin behind a preempted one. A waiter whose timeout expires (or that
+ * is interrupted) takes the lock again: if a hand-off reached it first, it
+ * keeps that result; else it unlinks itself.
+ *
+ * Growing. When the ring is full but maxsize allows more (or the queue is
+ * unbounded), the lock holder freezes it: it sets both flags, waits until
+ * every claimed cell has been written or read (so that no thread is inside
+ * the ring), copies the items to a ring twice as large at the same
+ * positions, publishes it, and restores the counters. Old rings are kept
+ * until the queue is freed (together less than the last one), because a
+ * thread may still read a cell's turn from one before its compare-and-swap
+ * fails; a thread whose compare-and-swap succeeds reads the ring pointer
+ * again after it, and gets the ring that holds its position.
+ *
+ * Tasks. No counter is added to the fast path: the puts are tail plus
+ * extra_puts (items handed straight to parked getters, and every put of the
+ * other kinds), and task_done counts in done, on its own line; the
+ * unfinished count is the difference. Join waiters sleep on a sequence word
+ * bumped when it reaches 0 (or on an immediate shutdown).
  */
+#include <sched.h>
 #include <string.h>
 
 #include "cthreading/queue.h"
 #include "internal.h"
 
-#define SPIN_TRIES 200
-#define LOCK_SPIN 64
+#define SPIN_TRIES 200   /* a parked waiter's spins on its word before it sleeps */
+#define FAST_TRIES 100   /* retries of the ring before a blocked put or get parks */
+#define TURN_SPINS 100   /* spins on a cell another thread is busy with, then yields */
 #define MIN_CAPACITY 16
 #define PREALLOC_MAX 1024
 #define MAX_WAKEUPS 16
+#define LINE 128 /* two cache lines: adjacent-line prefetchers pair them */
+
+#define SLOW ((uint64_t)1 << 63) /* on tail or head: take the lock */
+#define POS(word) ((word) & ~SLOW)
 
 enum { W_WAITING = 0, W_SLEEPING = 1, W_DONE = 2 };
 
@@ -57,21 +106,48 @@ struct hent {
     uint64_t seq;
 };
 
+struct cell {
+    _Atomic uint64_t turn; /* position: free for its put; position + 1: holds its item */
+    void *item;
+};
+
+struct ring {
+    uint64_t cap;        /* a power of two */
+    struct ring *older;  /* the ring this one replaced, freed with the queue */
+    struct cell cells[];
+};
+
 struct cth_queue {
-    _Atomic uint32_t lock; /* 0 free, 1 held, 2 held and a thread may sleep on it */
+    /* Set at creation, or changed only while the ring is frozen. */
     cth_queue_kind kind;
-    bool shutdown;
-    long maxsize;
-    size_t count, cap, head; /* head: the ring's first slot */
-    void **ring;             /* FIFO, LIFO */
-    struct hent *heap;       /* PRIORITY */
-    uint64_t seq;            /* next PriorityQueue sequence number */
     int (*compare)(const void *, const void *);
     void (*free_item)(void *);
+    void *mem;                  /* the allocation this struct is aligned in */
+    _Atomic(struct ring *) ring; /* FIFO */
+    _Atomic uint64_t bound;     /* FIFO: min(maxsize, ring capacity) */
+
+    /* The producers' line. */
+    _Alignas(LINE) _Atomic uint64_t tail;
+    _Atomic uint64_t head_seen; /* a past value of POS(head) */
+
+    /* The consumers' line. */
+    _Alignas(LINE) _Atomic uint64_t head;
+
+    /* task_done's line. */
+    _Alignas(LINE) _Atomic uint64_t done; /* task_done calls, plus items an
+                                             immediate shutdown removed */
+
+    /* The slow path: guarded by the lock but for the atomics. */
+    _Alignas(LINE) cth_lock_t lock;
+    bool shutdown, drained; /* drained: an immediate shutdown emptied the ring */
+    long maxsize;
     struct waiter_list getters, putters;
-    long unfinished;
-    uint32_t joiners;
-    _Atomic uint32_t join_seq;
+    _Atomic uint64_t extra_puts;
+    _Atomic uint32_t joiners, join_seq;
+    size_t count, cap; /* LIFO, PRIORITY */
+    void **stack;      /* LIFO */
+    struct hent *heap; /* PRIORITY */
+    uint64_t seq;      /* next PriorityQueue sequence number */
 };
 
 /* Futex words to wake once the lock is released. */
@@ -87,33 +163,32 @@ static void wakeups_flush(struct wakeups *wk)
     wk->n = 0;
 }
 
-/* The queue lock, held only for a few dozen instructions. Unfair on
- * purpose: a running thread takes it ahead of a sleeping one, because
- * handing it to a thread that is not running (a fair lock's hand-off) stalls
- * every other thread behind it when there are more threads than cores. It
- * waits on the platform futex, so an interruption of the main thread stays
- * pending for the caller's next real wait. */
+/* ---- the lock ----------------------------------------------------------------- */
+
+/* An interruption of the main thread that arrives while it waits for the
+ * lock stays pending for its next real wait. */
 static void qlock(cth_queue_t *q)
 {
-    uint32_t s = 0;
-    if (atomic_compare_exchange_strong_explicit(&q->lock, &s, 1, memory_order_acquire,
-                                                memory_order_relaxed))
-        return;
-    for (int i = 0; i < LOCK_SPIN; i++) {
-        cth__cpu_relax();
-        s = atomic_load_explicit(&q->lock, memory_order_relaxed);
-        if (s == 0 && atomic_compare_exchange_weak_explicit(&q->lock, &s, 1, memory_order_acquire,
-                                                            memory_order_relaxed))
-            return;
-    }
-    while (atomic_exchange_explicit(&q->lock, 2, memory_order_acquire) != 0)
-        cth__os_futex_wait(&q->lock, 2, CTH__NO_DEADLINE);
+    if (cth__lock_acquire_uninterrupted(&q->lock))
+        cth__interrupt_main_wait();
 }
 
+static void clear_slow(_Atomic uint64_t *word)
+{
+    if (atomic_load_explicit(word, memory_order_relaxed) & SLOW)
+        atomic_fetch_and_explicit(word, ~SLOW, memory_order_release);
+}
+
+/* Release the lock, first clearing the flags nothing needs any more. */
 static void qunlock(cth_queue_t *q)
 {
-    if (atomic_exchange_explicit(&q->lock, 0, memory_order_release) == 2)
-        cth__os_futex_wake(&q->lock, 1);
+    if (q->kind == CTH_QUEUE_FIFO) {
+        if (!q->shutdown && !q->getters.head)
+            clear_slow(&q->tail);
+        if (!q->drained && !q->putters.head)
+            clear_slow(&q->head);
+    }
+    cth_lock_release(&q->lock);
 }
 
 /* ---- waiters -------------------------------------------------------------- */
@@ -192,6 +267,259 @@ static int waiter_wait(cth_queue_t *q, struct waiter_list *l, struct waiter *w, 
     return waiter_result(w);
 }
 
+/* ---- the ring (FIFO) ------------------------------------------------------------ */
+
+/* Wait for a cell another thread has claimed to reach turn: that thread is
+ * between its claim and its write, so spin, then yield to it. */
+static void await_turn(_Atomic uint64_t *turn, uint64_t want)
+{
+    for (int i = 0; atomic_load_explicit(turn, memory_order_acquire) != want; i++) {
+        if (i < TURN_SPINS)
+            cth__cpu_relax();
+        else
+            sched_yield();
+    }
+}
+
+static struct ring *ring_alloc(uint64_t cap)
+{
+    struct ring *r = cth__malloc(sizeof *r + cap * sizeof(struct cell));
+    if (r) {
+        r->cap = cap;
+        r->older = NULL;
+    }
+    return r;
+}
+
+/* Claim up to n positions to put at: returns how many (the first in *pos),
+ * 0 when there is no room (full by maxsize, or the ring must grow), or -1
+ * when the flag sends the caller to the lock (never when locked: the lock
+ * holder claims past the flags). */
+static int claim_put(cth_queue_t *q, int n, bool locked, uint64_t *pos)
+{
+    uint64_t t = atomic_load_explicit(&q->tail, memory_order_relaxed);
+    for (;;) {
+        if ((t & SLOW) && !locked)
+            return -1;
+        uint64_t p = POS(t);
+        uint64_t bound = atomic_load_explicit(&q->bound, memory_order_relaxed);
+        uint64_t room = atomic_load_explicit(&q->head_seen, memory_order_relaxed) + bound - p;
+        if ((int64_t)room < n) { /* the copy may be out of date */
+            uint64_t h = atomic_load_explicit(&q->head, memory_order_acquire);
+            room = POS(h) + bound - p;
+            if ((int64_t)room <= 0)
+                return (h & SLOW) && !locked ? -1 : 0; /* putters are parked: join them */
+            atomic_store_explicit(&q->head_seen, POS(h), memory_order_relaxed);
+        }
+        uint64_t k = room < (uint64_t)n ? room : (uint64_t)n;
+        /* Acquire: after a freeze, the ring is read again below. */
+        if (atomic_compare_exchange_weak_explicit(&q->tail, &t, t + k, memory_order_acquire,
+                                                  memory_order_relaxed)) {
+            *pos = p;
+            return (int)k;
+        }
+    }
+}
+
+/* Write items to the k positions claimed from p on. */
+static void ring_write(cth_queue_t *q, uint64_t p, void *const *items, int k)
+{
+    struct ring *r = atomic_load_explicit(&q->ring, memory_order_acquire);
+    uint64_t mask = r->cap - 1;
+    for (int i = 0; i < k; i++, p++) {
+        struct cell *c = &r->cells[p & mask];
+        await_turn(&c->turn, p); /* the previous lap's get may still be reading */
+        c->item = items[i];
+        atomic_store_explicit(&c->turn, p + 1, memory_order_release);
+    }
+}
+
+/* Claim up to n positions to get from, as claim_put: 0 when empty, -1 when
+ * sent to the lock (also when empty and tail's flag is set: parked getters
+ * or a shutdown are the lock's business). */
+static int claim_get(cth_queue_t *q, int n, bool locked, uint64_t *pos)
+{
+    uint64_t h = atomic_load_explicit(&q->head, memory_order_relaxed);
+    for (;;) {
+        if ((h & SLOW) && !locked)
+            return -1;
+        uint64_t p = POS(h);
+        struct ring *r = atomic_load_explicit(&q->ring, memory_order_acquire);
+        uint64_t turn = atomic_load_explicit(&r->cells[p & (r->cap - 1)].turn,
+                                             memory_order_acquire);
+        int64_t d = (int64_t)(turn - (p + 1));
+        if (d > 0) { /* taken already: head has moved on */
+            h = atomic_load_explicit(&q->head, memory_order_relaxed);
+            continue;
+        }
+        uint64_t k = 1;
+        if (d < 0 || n > 1) {
+            /* Not yet published, or a batch: count what puts have claimed
+             * (a claimed cell is written soon). */
+            uint64_t t = atomic_load_explicit(&q->tail, memory_order_acquire);
+            uint64_t avail = POS(t) - p;
+            if ((int64_t)avail <= 0) {
+                if (d == 0) { /* published, so head has moved on */
+                    h = atomic_load_explicit(&q->head, memory_order_relaxed);
+                    continue;
+                }
+                return (t & SLOW) && !locked ? -1 : 0;
+            }
+            k = avail < (uint64_t)n ? avail : (uint64_t)n;
+        }
+        if (atomic_compare_exchange_weak_explicit(&q->head, &h, h + k, memory_order_acquire,
+                                                  memory_order_relaxed)) {
+            *pos = p;
+            return (int)k;
+        }
+    }
+}
+
+/* Read the k items claimed from p on, freeing their cells. */
+static void ring_read(cth_queue_t *q, uint64_t p, void **items, int k)
+{
+    struct ring *r = atomic_load_explicit(&q->ring, memory_order_acquire);
+    uint64_t cap = r->cap;
+    for (int i = 0; i < k; i++, p++) {
+        struct cell *c = &r->cells[p & (cap - 1)];
+        await_turn(&c->turn, p + 1); /* its put may still be writing */
+        items[i] = c->item;
+        atomic_store_explicit(&c->turn, p + cap, memory_order_release);
+    }
+}
+
+static int fifo_put_fast(cth_queue_t *q, void *const *items, int n)
+{
+    uint64_t p;
+    int k = claim_put(q, n, false, &p);
+    if (k > 0)
+        ring_write(q, p, items, k);
+    return k;
+}
+
+static int fifo_get_fast(cth_queue_t *q, void **items, int n)
+{
+    uint64_t p;
+    int k = claim_get(q, n, false, &p);
+    if (k > 0)
+        ring_read(q, p, items, k);
+    return k;
+}
+
+static uint64_t fifo_count(cth_queue_t *q)
+{
+    uint64_t h = POS(atomic_load_explicit(&q->head, memory_order_acquire));
+    return POS(atomic_load_explicit(&q->tail, memory_order_acquire)) - h;
+}
+
+/* Wait until no thread is inside the ring (both flags set, so nobody
+ * claims): every position below tail written, every one below head read. */
+static void ring_quiesce(struct ring *r, uint64_t head, uint64_t tail)
+{
+    uint64_t cap = r->cap;
+    for (uint64_t p = tail - cap; p != tail; p++)
+        await_turn(&r->cells[p & (cap - 1)].turn, (int64_t)(p - head) < 0 ? p + cap : p + 1);
+}
+
+static uint64_t fifo_bound(long maxsize, uint64_t cap)
+{
+    return maxsize > 0 && (uint64_t)maxsize < cap ? (uint64_t)maxsize : cap;
+}
+
+/* The lock held and no room found for k more items: grow the ring if it
+ * is what is full. Returns 0 (grown, or room appeared: try again), 1 (full
+ * by maxsize) or CTH_ENOMEM. */
+static int fifo_grow(cth_queue_t *q, uint64_t k)
+{
+    long m = q->maxsize;
+    if (m > 0 && fifo_count(q) >= (uint64_t)m)
+        return 1;
+    uint64_t t = atomic_fetch_or_explicit(&q->tail, SLOW, memory_order_acq_rel);
+    uint64_t h = atomic_fetch_or_explicit(&q->head, SLOW, memory_order_acq_rel);
+    uint64_t tail = POS(t), head = POS(h);
+    struct ring *old = atomic_load_explicit(&q->ring, memory_order_relaxed);
+    int r = 0;
+    if (m > 0 && tail - head >= (uint64_t)m) {
+        r = 1;
+    } else if (tail - head >= old->cap) {
+        uint64_t need = tail - head + k, cap = old->cap;
+        if (m > 0 && need > (uint64_t)m)
+            need = (uint64_t)m;
+        while (cap < need)
+            cap *= 2;
+        struct ring *nr = ring_alloc(cap);
+        if (!nr) {
+            r = CTH_ENOMEM;
+        } else {
+            ring_quiesce(old, head, tail);
+            for (uint64_t p = head; p != head + cap; p++) {
+                struct cell *c = &nr->cells[p & (cap - 1)];
+                bool full = p - head < tail - head;
+                c->item = full ? old->cells[p & (old->cap - 1)].item : NULL;
+                atomic_store_explicit(&c->turn, full ? p + 1 : p, memory_order_relaxed);
+            }
+            nr->older = old;
+            atomic_store_explicit(&q->ring, nr, memory_order_release);
+            atomic_store_explicit(&q->bound, fifo_bound(m, cap), memory_order_relaxed);
+        }
+    }
+    atomic_store_explicit(&q->head, h, memory_order_release);
+    atomic_store_explicit(&q->tail, t, memory_order_release);
+    return r;
+}
+
+/* Put up to n items into the ring (lock held), growing it as maxsize
+ * allows: how many, or CTH_ENOMEM when none could be stored. */
+static int fifo_push(cth_queue_t *q, void *const *items, int n)
+{
+    int done = 0;
+    while (done < n) {
+        uint64_t p;
+        int k = claim_put(q, n - done, true, &p);
+        if (k > 0) {
+            ring_write(q, p, items + done, k);
+            done += k;
+            continue;
+        }
+        int r = fifo_grow(q, (uint64_t)(n - done));
+        if (r != 0)
+            return done ? done : r > 0 ? 0 : r;
+    }
+    return done;
+}
+
+/* The lock held, a get found the ring empty: set tail's flag so that puts
+ * come to the lock, if the ring is still empty. False if it is not. */
+static bool fifo_mark_empty(cth_queue_t *q)
+{
+    for (;;) {
+        uint64_t h = atomic_load_explicit(&q->head, memory_order_acquire);
+        uint64_t t = atomic_load_explicit(&q->tail, memory_order_acquire);
+        if (POS(t) != POS(h))
+            return false;
+        if ((t & SLOW) || atomic_compare_exchange_weak_explicit(&q->tail, &t, t | SLOW,
+                                                                memory_order_acq_rel,
+                                                                memory_order_relaxed))
+            return true;
+    }
+}
+
+/* The same for a put that found the queue full: set head's flag so that
+ * gets come to the lock (and refill), if it is still full. */
+static bool fifo_mark_full(cth_queue_t *q)
+{
+    for (;;) {
+        uint64_t h = atomic_load_explicit(&q->head, memory_order_acquire);
+        uint64_t t = atomic_load_explicit(&q->tail, memory_order_acquire);
+        if (POS(t) - POS(h) < (uint64_t)q->maxsize)
+            return false;
+        if ((h & SLOW) || atomic_compare_exchange_weak_explicit(&q->head, &h, h | SLOW,
+                                                                memory_order_acq_rel,
+                                                                memory_order_relaxed))
+            return true;
+    }
+}
+
 /* ---- storage (lock held) ---------------------------------------------------- */
 
 static int before(const cth_queue_t *q, const struct hent *a, const struct hent *b)
@@ -200,7 +528,8 @@ static int before(const cth_queue_t *q, const struct hent *a, const struct hent 
     return c < 0 || (c == 0 && a->seq < b->seq);
 }
 
-/* Make room for k more items. 0 or CTH_ENOMEM (nothing changed). */
+/* LIFO, PRIORITY: make room for k more items. 0 or CTH_ENOMEM (nothing
+ * changed). */
 static int store_reserve(cth_queue_t *q, size_t k)
 {
     if (q->count + k <= q->cap)
@@ -214,26 +543,17 @@ static int store_reserve(cth_queue_t *q, size_t k)
             return CTH_ENOMEM;
         q->heap = h;
     } else {
-        void **r = cth__malloc(cap * sizeof *r);
-        if (!r)
+        void **s = cth__realloc(q->stack, cap * sizeof *s);
+        if (!s)
             return CTH_ENOMEM;
-        for (size_t i = 0; i < q->count; i++)
-            r[i] = q->ring[(q->head + i) & (q->cap - 1)];
-        cth__free(q->ring);
-        q->ring = r;
-        q->head = 0;
+        q->stack = s;
     }
     q->cap = cap;
     return 0;
 }
 
-/* Add an item; the room has been reserved. */
-static void store_push(cth_queue_t *q, void *item)
+static void heap_push(cth_queue_t *q, void *item)
 {
-    if (q->kind != CTH_QUEUE_PRIORITY) {
-        q->ring[(q->head + q->count++) & (q->cap - 1)] = item;
-        return;
-    }
     struct hent e = {item, q->seq++};
     size_t i = q->count++;
     while (i > 0) {
@@ -246,22 +566,9 @@ static void store_push(cth_queue_t *q, void *item)
     q->heap[i] = e;
 }
 
-/* Remove the next item; the store is not empty. */
-static void *store_pop(cth_queue_t *q)
+static void *heap_pop(cth_queue_t *q)
 {
-    void *item;
-    switch (q->kind) {
-    case CTH_QUEUE_FIFO:
-        item = q->ring[q->head];
-        q->head = (q->head + 1) & (q->cap - 1);
-        q->count--;
-        return item;
-    case CTH_QUEUE_LIFO:
-        return q->ring[(q->head + --q->count) & (q->cap - 1)];
-    default:
-        break;
-    }
-    item = q->heap[0].item;
+    void *item = q->heap[0].item;
     struct hent last = q->heap[--q->count];
     size_t i = 0, n = q->count;
     for (;;) {
@@ -280,12 +587,51 @@ static void *store_pop(cth_queue_t *q)
     return item;
 }
 
-/* Free slots under maxsize (SIZE_MAX when unbounded). */
-static size_t room(const cth_queue_t *q)
+static size_t store_count(cth_queue_t *q)
 {
-    if (q->maxsize <= 0)
-        return SIZE_MAX;
-    return q->count < (size_t)q->maxsize ? (size_t)q->maxsize - q->count : 0;
+    return q->kind == CTH_QUEUE_FIFO ? (size_t)fifo_count(q) : q->count;
+}
+
+/* Store up to n items, as many as maxsize and memory allow: how many, or
+ * CTH_ENOMEM when none could be stored though there was room. */
+static int store_push(cth_queue_t *q, void *const *items, int n)
+{
+    if (q->kind == CTH_QUEUE_FIFO)
+        return fifo_push(q, items, n);
+    size_t k = (size_t)n;
+    if (q->maxsize > 0)
+        k = q->count >= (size_t)q->maxsize ? 0 : (size_t)q->maxsize - q->count;
+    if (k > (size_t)n)
+        k = (size_t)n;
+    if (k && store_reserve(q, k) != 0) {
+        k = q->cap - q->count < k ? q->cap - q->count : k;
+        if (k == 0)
+            return CTH_ENOMEM;
+    }
+    for (size_t i = 0; i < k; i++) {
+        if (q->kind == CTH_QUEUE_PRIORITY)
+            heap_push(q, items[i]);
+        else
+            q->stack[q->count++] = items[i];
+    }
+    atomic_fetch_add_explicit(&q->extra_puts, k, memory_order_relaxed);
+    return (int)k;
+}
+
+/* Take up to n items, in the order gets return them: how many (0: empty). */
+static int store_pop(cth_queue_t *q, void **items, int n)
+{
+    if (q->kind == CTH_QUEUE_FIFO) {
+        uint64_t p;
+        int k = claim_get(q, n, true, &p);
+        if (k > 0)
+            ring_read(q, p, items, k);
+        return k;
+    }
+    int k = 0;
+    while (k < n && q->count > 0)
+        items[k++] = q->kind == CTH_QUEUE_PRIORITY ? heap_pop(q) : q->stack[--q->count];
+    return k;
 }
 
 /* Move parked putters' items into free slots, oldest putter first. Never
@@ -294,17 +640,10 @@ static void refill(cth_queue_t *q, struct wakeups *wk)
 {
     while (q->putters.head) {
         struct waiter *w = q->putters.head;
-        size_t k = room(q);
-        if (k > (size_t)w->n)
-            k = (size_t)w->n;
-        if (k && store_reserve(q, k) != 0)
-            k = q->cap - q->count < k ? q->cap - q->count : k;
-        if (k == 0)
+        int k = store_push(q, w->items, w->n);
+        if (k <= 0)
             return;
-        for (size_t i = 0; i < k; i++)
-            store_push(q, w->items[i]);
-        q->unfinished += (long)k;
-        w->done = (int)k;
+        w->done = k;
         complete(&q->putters, w, 0, wk);
     }
 }
@@ -321,18 +660,13 @@ static int offer(cth_queue_t *q, void *const *items, int n, struct wakeups *wk)
         memcpy(w->items, items + i, (size_t)k * sizeof *items);
         w->done = k;
         i += k;
-        q->unfinished += k;
+        atomic_fetch_add_explicit(&q->extra_puts, (uint64_t)k, memory_order_relaxed);
         complete(&q->getters, w, 0, wk);
     }
-    size_t k = room(q);
-    if (k > (size_t)(n - i))
-        k = (size_t)(n - i);
-    if (k && store_reserve(q, k) != 0)
-        return i ? i : CTH_ENOMEM;
-    for (size_t j = 0; j < k; j++)
-        store_push(q, items[i + (int)j]);
-    q->unfinished += (long)k;
-    return i + (int)k;
+    if (i == n)
+        return i;
+    int r = store_push(q, items + i, n - i);
+    return r < 0 ? (i ? i : r) : i + r;
 }
 
 /* ---- create / free ------------------------------------------------------------ */
@@ -347,9 +681,11 @@ CTH_API int cth_queue_create(cth_queue_t **queue, long maxsize, const cth_queue_
     if ((unsigned)opts->kind > CTH_QUEUE_PRIORITY ||
         (opts->kind == CTH_QUEUE_PRIORITY && !opts->compare))
         return CTH_EINVAL;
-    cth_queue_t *q = cth__calloc(1, sizeof *q);
-    if (!q)
+    void *mem = cth__calloc(1, sizeof(cth_queue_t) + LINE);
+    if (!mem)
         return CTH_ENOMEM;
+    cth_queue_t *q = (cth_queue_t *)(((uintptr_t)mem + LINE - 1) & ~(uintptr_t)(LINE - 1));
+    q->mem = mem;
     q->kind = opts->kind;
     q->maxsize = maxsize;
     q->compare = opts->compare;
@@ -357,8 +693,18 @@ CTH_API int cth_queue_create(cth_queue_t **queue, long maxsize, const cth_queue_
     size_t cap = MIN_CAPACITY;
     while (maxsize > 0 && cap < (size_t)maxsize && cap < PREALLOC_MAX)
         cap *= 2;
-    if (store_reserve(q, cap) != 0) {
-        cth__free(q);
+    if (q->kind == CTH_QUEUE_FIFO) {
+        struct ring *r = ring_alloc(cap);
+        if (!r) {
+            cth__free(mem);
+            return CTH_ENOMEM;
+        }
+        for (uint64_t i = 0; i < cap; i++)
+            atomic_store_explicit(&r->cells[i].turn, i, memory_order_relaxed);
+        atomic_store_explicit(&q->ring, r, memory_order_relaxed);
+        atomic_store_explicit(&q->bound, fifo_bound(maxsize, cap), memory_order_relaxed);
+    } else if (store_reserve(q, cap) != 0) {
+        cth__free(mem);
         return CTH_ENOMEM;
     }
     *queue = q;
@@ -376,17 +722,23 @@ CTH_API void cth_queue_free(cth_queue_t *queue)
 {
     if (!queue)
         return;
-    while (queue->count) {
-        drop_item(queue, store_pop(queue));
+    void *item;
+    while (store_pop(queue, &item, 1) > 0)
+        drop_item(queue, item);
+    struct ring *r = atomic_load_explicit(&queue->ring, memory_order_relaxed);
+    while (r) {
+        struct ring *older = r->older;
+        cth__free(r);
+        r = older;
     }
-    cth__free(queue->ring);
+    cth__free(queue->stack);
     cth__free(queue->heap);
-    cth__free(queue);
+    cth__free(queue->mem);
 }
 
 /* ---- put / get ------------------------------------------------------------------ */
 
-static int queue_put(cth_queue_t *q, void *const *items, int n, double timeout)
+static int put_locked(cth_queue_t *q, void *const *items, int n, double timeout)
 {
     qlock(q);
     if (q->shutdown) {
@@ -394,50 +746,88 @@ static int queue_put(cth_queue_t *q, void *const *items, int n, double timeout)
         return CTH_ESHUTDOWN;
     }
     int r = cth__check_timeout(timeout);
-    if (r == 0 && n > 0) {
-        struct wakeups wk = {.n = 0};
+    struct wakeups wk = {.n = 0};
+    while (r == 0 && n > 0) {
         r = offer(q, items, n, &wk);
-        if (r == 0 && timeout != 0) {
+        if (r != 0) {
+            break;
+        } else if (timeout == 0) {
+            r = CTH_EAGAIN;
+        } else if (q->kind != CTH_QUEUE_FIFO || fifo_mark_full(q)) {
             struct waiter w = {.items = (void **)items, .n = n};
             int64_t deadline = cth__deadline(timeout);
             list_append(&q->putters, &w);
             qunlock(q);
             wakeups_flush(&wk);
             return waiter_wait(q, &q->putters, &w, deadline);
-        }
-        qunlock(q);
-        wakeups_flush(&wk);
-        return r == 0 ? CTH_EAGAIN : r;
+        } /* else a get made room meanwhile: again */
     }
     qunlock(q);
+    wakeups_flush(&wk);
     return r;
 }
 
-static int queue_get(cth_queue_t *q, void **items, int n, double timeout)
+static int get_locked(cth_queue_t *q, void **items, int n, double timeout)
 {
     qlock(q);
-    int r = q->shutdown && q->count == 0 ? CTH_ESHUTDOWN : cth__check_timeout(timeout);
-    if (r == 0 && n > 0) {
-        if (q->count > 0) {
+    int r = q->shutdown && store_count(q) == 0 ? CTH_ESHUTDOWN : cth__check_timeout(timeout);
+    while (r == 0 && n > 0) {
+        r = store_pop(q, items, n);
+        if (r > 0) {
             struct wakeups wk = {.n = 0};
-            while (r < n && q->count > 0)
-                items[r++] = store_pop(q);
             refill(q, &wk);
             qunlock(q);
             wakeups_flush(&wk);
             return r;
-        }
-        if (timeout != 0) {
+        } else if (q->shutdown) {
+            r = CTH_ESHUTDOWN; /* emptied since the check above */
+        } else if (timeout == 0) {
+            r = CTH_EAGAIN;
+        } else if (q->kind != CTH_QUEUE_FIFO || fifo_mark_empty(q)) {
             struct waiter w = {.items = items, .n = n};
             int64_t deadline = cth__deadline(timeout);
             list_append(&q->getters, &w);
             qunlock(q);
             return waiter_wait(q, &q->getters, &w, deadline);
-        }
-        r = CTH_EAGAIN;
+        } /* else a put arrived meanwhile: again */
     }
     qunlock(q);
     return r;
+}
+
+/* FIFO first tries the ring, and while a blocking call finds no room (no
+ * item), retries it a while before parking. Every other case, and every
+ * argument and state check, is the lock's. */
+static int queue_put(cth_queue_t *q, void *const *items, int n, double timeout)
+{
+    if (q->kind == CTH_QUEUE_FIFO && n > 0 && cth__check_timeout(timeout) == 0) {
+        for (int i = 0;; i++) {
+            int r = fifo_put_fast(q, items, n);
+            if (r > 0)
+                return r;
+            if (r < 0 || timeout == 0 || i == FAST_TRIES)
+                break;
+            cth__cpu_relax();
+        }
+    }
+    return put_locked(q, items, n, timeout);
+}
+
+static int queue_get(cth_queue_t *q, void **items, int n, double timeout)
+{
+    if (q->kind == CTH_QUEUE_FIFO && n > 0 && cth__check_timeout(timeout) == 0) {
+        for (int i = 0;; i++) {
+            int r = fifo_get_fast(q, items, n);
+            if (r > 0)
+                return r;
+            if (r < 0 || i == FAST_TRIES)
+                break;
+            if (timeout == 0)
+                return CTH_EAGAIN; /* empty, and tail's flag says not shut down */
+            cth__cpu_relax();
+        }
+    }
+    return get_locked(q, items, n, timeout);
 }
 
 CTH_API int cth_queue_put(cth_queue_t *queue, void *item, double timeout)
@@ -486,6 +876,8 @@ CTH_API long cth_queue_qsize(cth_queue_t *queue)
 {
     if (!queue)
         return CTH_EINVAL;
+    if (queue->kind == CTH_QUEUE_FIFO)
+        return (long)fifo_count(queue);
     qlock(queue);
     long n = (long)queue->count;
     qunlock(queue);
@@ -502,7 +894,7 @@ CTH_API bool cth_queue_full(cth_queue_t *queue)
     if (!queue)
         return false;
     qlock(queue);
-    bool full = queue->maxsize > 0 && queue->count >= (size_t)queue->maxsize;
+    bool full = queue->maxsize > 0 && store_count(queue) >= (size_t)queue->maxsize;
     qunlock(queue);
     return full;
 }
@@ -524,6 +916,10 @@ CTH_API int cth_queue_set_maxsize(cth_queue_t *queue, long maxsize)
     struct wakeups wk = {.n = 0};
     qlock(queue);
     queue->maxsize = maxsize;
+    if (queue->kind == CTH_QUEUE_FIFO) {
+        struct ring *r = atomic_load_explicit(&queue->ring, memory_order_relaxed);
+        atomic_store_explicit(&queue->bound, fifo_bound(maxsize, r->cap), memory_order_relaxed);
+    }
     refill(queue, &wk);
     qunlock(queue);
     wakeups_flush(&wk);
@@ -532,39 +928,56 @@ CTH_API int cth_queue_set_maxsize(cth_queue_t *queue, long maxsize)
 
 /* ---- task_done / join ------------------------------------------------------------- */
 
-/* Release every join (lock held); returns whether a wake-up is due. */
-static bool release_joiners(cth_queue_t *q)
+static uint64_t puts_so_far(cth_queue_t *q)
 {
-    if (q->joiners == 0)
-        return false;
+    return POS(atomic_load(&q->tail)) + atomic_load(&q->extra_puts);
+}
+
+static uint64_t unfinished(cth_queue_t *q)
+{
+    uint64_t done = atomic_load(&q->done);
+    return puts_so_far(q) - done;
+}
+
+/* Release every join; joiners re-check the count. */
+static void release_joiners(cth_queue_t *q)
+{
+    if (atomic_load(&q->joiners) == 0)
+        return;
     atomic_fetch_add_explicit(&q->join_seq, 1, memory_order_release);
-    return true;
+    cth__futex_wake(&q->join_seq, INT32_MAX);
+}
+
+/* Count k tasks done, at most as many as are unfinished; how many were. */
+static uint64_t count_done(cth_queue_t *q, uint64_t k, bool *now_zero)
+{
+    uint64_t done = atomic_load(&q->done), left;
+    do {
+        left = puts_so_far(q) - done;
+        if (k > left)
+            k = left;
+        if (k == 0)
+            break;
+    } while (!atomic_compare_exchange_weak(&q->done, &done, done + k));
+    *now_zero = k > 0 && k == left;
+    return k;
 }
 
 CTH_API int cth_queue_task_done(cth_queue_t *queue)
 {
     if (!queue)
         return CTH_EINVAL;
-    qlock(queue);
-    if (queue->unfinished <= 0) {
-        qunlock(queue);
+    bool zero;
+    if (count_done(queue, 1, &zero) == 0)
         return CTH_EINVAL;
-    }
-    bool wake = --queue->unfinished == 0 && release_joiners(queue);
-    qunlock(queue);
-    if (wake)
-        cth__futex_wake(&queue->join_seq, INT32_MAX);
+    if (zero)
+        release_joiners(queue);
     return 0;
 }
 
 CTH_API long cth_queue_unfinished_tasks(cth_queue_t *queue)
 {
-    if (!queue)
-        return 0;
-    qlock(queue);
-    long n = queue->unfinished;
-    qunlock(queue);
-    return n;
+    return queue ? (long)unfinished(queue) : 0;
 }
 
 CTH_API int cth_queue_join(cth_queue_t *queue, double timeout)
@@ -573,25 +986,17 @@ CTH_API int cth_queue_join(cth_queue_t *queue, double timeout)
         return CTH_EINVAL;
     int64_t deadline;
     int r = cth__timeout_to_deadline(timeout, &deadline);
-    if (r)
-        return r;
-    qlock(queue);
-    while (queue->unfinished > 0) {
-        if (timeout == 0) {
-            r = CTH_ETIMEDOUT;
-            break;
-        }
+    while (r == 0 && unfinished(queue) > 0) {
+        if (timeout == 0)
+            return CTH_ETIMEDOUT;
         uint32_t seq = atomic_load_explicit(&queue->join_seq, memory_order_acquire);
-        queue->joiners++;
-        qunlock(queue);
-        r = cth__futex_wait(&queue->join_seq, seq, deadline);
-        qlock(queue);
-        queue->joiners--;
-        if (r != 0 && queue->unfinished > 0)
-            break;
-        r = 0;
+        atomic_fetch_add(&queue->joiners, 1);
+        if (unfinished(queue) > 0)
+            r = cth__futex_wait(&queue->join_seq, seq, deadline);
+        atomic_fetch_sub(&queue->joiners, 1);
+        if (r != 0 && unfinished(queue) == 0)
+            r = 0; /* done as the wait ended */
     }
-    qunlock(queue);
     return r;
 }
 
@@ -602,37 +1007,50 @@ CTH_API int cth_queue_shutdown(cth_queue_t *queue, bool immediate)
     if (!queue)
         return CTH_EINVAL;
     struct wakeups wk = {.n = 0};
-    void **ring = NULL;
+    void **stack = NULL;
     struct hent *heap = NULL;
-    size_t n = 0, head = 0, cap = 0;
-    bool wake_joiners = false;
+    struct ring *ring = NULL;
+    uint64_t first = 0, n = 0;
     qlock(queue);
     queue->shutdown = true;
+    if (queue->kind == CTH_QUEUE_FIFO)
+        atomic_fetch_or_explicit(&queue->tail, SLOW, memory_order_acq_rel);
     while (queue->putters.head)
         complete(&queue->putters, queue->putters.head, CTH_ESHUTDOWN, &wk);
     while (queue->getters.head)
         complete(&queue->getters, queue->getters.head, CTH_ESHUTDOWN, &wk);
-    if (immediate) {
+    if (immediate && queue->kind == CTH_QUEUE_FIFO) {
+        /* Close the ring for good, then wait for the gets inside it; its
+         * items are freed outside the lock (nothing touches the ring now). */
+        uint64_t h = atomic_fetch_or_explicit(&queue->head, SLOW, memory_order_acq_rel);
+        uint64_t t = atomic_load_explicit(&queue->tail, memory_order_acquire);
+        ring = atomic_load_explicit(&queue->ring, memory_order_relaxed);
+        first = POS(h);
+        n = POS(t) - first;
+        ring_quiesce(ring, first, POS(t));
+        atomic_store_explicit(&queue->head, POS(t) | SLOW, memory_order_release);
+        queue->drained = true;
+    } else if (immediate) {
         /* Take the storage away whole; its items are freed outside the lock. */
-        ring = queue->ring;
+        stack = queue->stack;
         heap = queue->heap;
         n = queue->count;
-        head = queue->head;
-        cap = queue->cap;
-        queue->ring = NULL;
+        queue->stack = NULL;
         queue->heap = NULL;
-        queue->count = queue->cap = queue->head = 0;
-        queue->unfinished = queue->unfinished > (long)n ? queue->unfinished - (long)n : 0;
-        wake_joiners = release_joiners(queue);
+        queue->count = queue->cap = 0;
     }
     qunlock(queue);
     wakeups_flush(&wk);
-    if (wake_joiners)
-        cth__futex_wake(&queue->join_seq, INT32_MAX);
-    for (size_t i = 0; i < n; i++) {
-        drop_item(queue, heap ? heap[i].item : ring[(head + i) & (cap - 1)]);
+    if (immediate) {
+        bool zero;
+        count_done(queue, n, &zero);
+        release_joiners(queue);
     }
-    cth__free(ring);
+    for (uint64_t i = 0; i < n; i++) {
+        drop_item(queue, ring ? ring->cells[(first + i) & (ring->cap - 1)].item
+                              : heap ? heap[i].item : stack[i]);
+    }
+    cth__free(stack);
     cth__free(heap);
     return 0;
 }
