@@ -68,6 +68,11 @@
  * other kinds), and task_done counts in done, on its own line; the
  * unfinished count is the difference. Join waiters sleep on a sequence word
  * bumped when it reaches 0 (or on an immediate shutdown).
+ *
+ * Test hooks: CTH__Q_MIN_CAPACITY and Q_PREEMPT (below) are plain here;
+ * tests/stress/stress_queue.c compiles this file with a two-cell first ring
+ * and preemption points, to make growing and the claim-to-write windows
+ * common.
  */
 #include <sched.h>
 #include <string.h>
@@ -78,7 +83,16 @@
 #define SPIN_TRIES 200   /* a parked waiter's spins on its word before it sleeps */
 #define FAST_TRIES 100   /* retries of the ring before a blocked put or get parks */
 #define TURN_SPINS 100   /* spins on a cell another thread is busy with, then yields */
-#define MIN_CAPACITY 16
+/* White-box test hooks: a test that #includes this file may shrink the
+ * first ring and define Q_PREEMPT(point) to preempt threads at the racy
+ * points named in the code. */
+#ifndef CTH__Q_MIN_CAPACITY
+#define CTH__Q_MIN_CAPACITY 16
+#endif
+#ifndef Q_PREEMPT
+#define Q_PREEMPT(point) ((void)0)
+#endif
+#define MIN_CAPACITY CTH__Q_MIN_CAPACITY
 #define PREALLOC_MAX 1024
 #define MAX_WAKEUPS 16
 #define LINE 128 /* two cache lines: adjacent-line prefetchers pair them */
@@ -312,8 +326,9 @@ static int claim_put(cth_queue_t *q, int n, bool locked, uint64_t *pos)
             atomic_store_explicit(&q->head_seen, POS(h), memory_order_relaxed);
         }
         uint64_t k = room < (uint64_t)n ? room : (uint64_t)n;
+        Q_PREEMPT(Q_PUT_CLAIMING);
         /* Acquire: after a freeze, the ring is read again below. */
-        if (atomic_compare_exchange_weak_explicit(&q->tail, &t, t + k, memory_order_acquire,
+        if (atomic_compare_exchange_weak_explicit(&q->tail, &t, t + k, memory_order_acq_rel,
                                                   memory_order_relaxed)) {
             *pos = p;
             return (int)k;
@@ -324,6 +339,7 @@ static int claim_put(cth_queue_t *q, int n, bool locked, uint64_t *pos)
 /* Write items to the k positions claimed from p on. */
 static void ring_write(cth_queue_t *q, uint64_t p, void *const *items, int k)
 {
+    Q_PREEMPT(Q_PUT_CLAIMED);
     struct ring *r = atomic_load_explicit(&q->ring, memory_order_acquire);
     uint64_t mask = r->cap - 1;
     for (int i = 0; i < k; i++, p++) {
@@ -367,7 +383,8 @@ static int claim_get(cth_queue_t *q, int n, bool locked, uint64_t *pos)
             }
             k = avail < (uint64_t)n ? avail : (uint64_t)n;
         }
-        if (atomic_compare_exchange_weak_explicit(&q->head, &h, h + k, memory_order_acquire,
+        Q_PREEMPT(Q_GET_CLAIMING);
+        if (atomic_compare_exchange_weak_explicit(&q->head, &h, h + k, memory_order_acq_rel,
                                                   memory_order_relaxed)) {
             *pos = p;
             return (int)k;
@@ -378,6 +395,7 @@ static int claim_get(cth_queue_t *q, int n, bool locked, uint64_t *pos)
 /* Read the k items claimed from p on, freeing their cells. */
 static void ring_read(cth_queue_t *q, uint64_t p, void **items, int k)
 {
+    Q_PREEMPT(Q_GET_CLAIMED);
     struct ring *r = atomic_load_explicit(&q->ring, memory_order_acquire);
     uint64_t cap = r->cap;
     for (int i = 0; i < k; i++, p++) {
@@ -451,6 +469,7 @@ static int fifo_grow(cth_queue_t *q, uint64_t k)
         if (!nr) {
             r = CTH_ENOMEM;
         } else {
+            Q_PREEMPT(Q_FROZEN);
             ring_quiesce(old, head, tail);
             for (uint64_t p = head; p != head + cap; p++) {
                 struct cell *c = &nr->cells[p & (cap - 1)];
@@ -803,8 +822,12 @@ static int queue_put(cth_queue_t *q, void *const *items, int n, double timeout)
     if (q->kind == CTH_QUEUE_FIFO && n > 0 && cth__check_timeout(timeout) == 0) {
         for (int i = 0;; i++) {
             int r = fifo_put_fast(q, items, n);
-            if (r > 0)
+            if (r == n)
                 return r;
+            if (r > 0) { /* the rest may need the ring to grow, or not fit */
+                int more = put_locked(q, items + r, n - r, 0);
+                return more > 0 ? r + more : r;
+            }
             if (r < 0 || timeout == 0 || i == FAST_TRIES)
                 break;
             cth__cpu_relax();
