@@ -20,13 +20,16 @@
  * (turn = position + capacity). A put may claim only below head_seen +
  * bound, where bound is min(maxsize, capacity) and head_seen a copy of head
  * kept on the producers' line (refreshed from head only when the copy says
- * full), so producers rarely read the consumers' line and a position is
- * claimed only once the get of the previous lap has claimed its cell; a get
- * claims a position once its cell is published, or, for a batch, below
- * tail. Either side may then wait for the other to finish with that cell: a
- * thread between its claim and its write, a few instructions, spinning and
- * then yielding the processor, since it may be preempted there. Nothing
- * else waits without parking. qsize is tail - head.
+ * full), so producers rarely read the consumers' line. Without the lock, a
+ * thread claims only cells that are ready for it (free for a put, published
+ * for a get; a batch, the ready run of them), so it never waits once it has
+ * claimed, and nobody waits behind a thread that waits. A cell is still
+ * busy only while a thread is between its claim and its write, a few
+ * instructions: a blocked put or get spins on it as on a full or empty
+ * queue. The lock holder claims busy cells too (a get_nowait must not miss
+ * an item whose put has returned because an earlier put is still writing),
+ * then waits for them, spinning, then yielding the processor, since that
+ * thread may have been preempted there. qsize is tail - head.
  *
  * Flags. Bit 63 of tail (SLOW) sends every put to the lock: set while
  * getters are parked or after shutdown. Bit 63 of head sends every get to
@@ -46,12 +49,13 @@
  * only if the waiter had already gone to sleep on its futex word is it
  * woken, with one system call, made after the lock is released. Each
  * blocked consumer is woken exactly once per item it can take. Before
- * parking, a blocked put or get retries the ring a bounded number of times,
- * and a parked waiter spins a while on its word before sleeping, so hand-offs
- * between running threads cost no system call while oversubscribed threads
- * never spin behind a preempted one. A waiter whose timeout expires (or that
- * is interrupted) takes the lock again: if a hand-off reached it first, it
- * keeps that result; else it unlinks itself.
+ * parking, a blocked put or get retries the ring, and a parked waiter
+ * watches its word, for a number of iterations that adapts (see spin_*): so
+ * hand-offs between running threads cost no system call, while threads
+ * that outnumber the cores do not spin behind one that is not running. A
+ * waiter whose timeout expires (or that is interrupted) takes the lock
+ * again: if a hand-off reached it first, it keeps that result; else it
+ * unlinks itself.
  *
  * Growing. When the ring is full but maxsize allows more (or the queue is
  * unbounded), the lock holder freezes it: it sets both flags, waits until
@@ -81,7 +85,8 @@
 #include "internal.h"
 
 #define SPIN_TRIES 200   /* a parked waiter's spins on its word before it sleeps */
-#define FAST_TRIES 100   /* retries of the ring before a blocked put or get parks */
+#define SPIN_MIN 8       /* the spin budget's range (pause instructions, see spin_*) */
+#define SPIN_MAX 512
 #define TURN_SPINS 100   /* spins on a cell another thread is busy with, then yields */
 /* White-box test hooks: a test that #includes this file may shrink the
  * first ring and define Q_PREEMPT(point) to preempt threads at the racy
@@ -132,7 +137,7 @@ struct ring {
 };
 
 struct cth_queue {
-    /* Set at creation, or changed only while the ring is frozen. */
+    /* Read-mostly: set at creation, ring while frozen, bound under the lock. */
     cth_queue_kind kind;
     int (*compare)(const void *, const void *);
     void (*free_item)(void *);
@@ -158,6 +163,7 @@ struct cth_queue {
     struct waiter_list getters, putters;
     _Atomic uint64_t extra_puts;
     _Atomic uint32_t joiners, join_seq;
+    _Atomic uint32_t spin; /* the spin budget */
     size_t count, cap; /* LIFO, PRIORITY */
     void **stack;      /* LIFO */
     struct hent *heap; /* PRIORITY */
@@ -203,6 +209,32 @@ static void qunlock(cth_queue_t *q)
             clear_slow(&q->head);
     }
     cth_lock_release(&q->lock);
+}
+
+/* ---- spinning ------------------------------------------------------------- */
+
+/* How long a blocked put or get spins, retrying the ring, and a parked
+ * waiter, watching its word, before sleeping: a budget per queue that
+ * doubles when a spin succeeds late in it and halves when one fails. It
+ * stays high while the threads on both sides run (a hand-off then costs no
+ * system call) and drops to a few iterations when the other side is not
+ * running (more threads than cores, or a busy machine), where spinning only
+ * takes the processor from the thread being waited for. */
+static uint32_t spin_budget(cth_queue_t *q)
+{
+    return atomic_load_explicit(&q->spin, memory_order_relaxed);
+}
+
+static void spin_paid(cth_queue_t *q, uint32_t budget, uint32_t used)
+{
+    if (used > budget / 2 && budget < SPIN_MAX)
+        atomic_store_explicit(&q->spin, budget * 2, memory_order_relaxed);
+}
+
+static void spin_wasted(cth_queue_t *q, uint32_t budget)
+{
+    if (budget > SPIN_MIN)
+        atomic_store_explicit(&q->spin, budget / 2, memory_order_relaxed);
 }
 
 /* ---- waiters -------------------------------------------------------------- */
@@ -305,27 +337,48 @@ static struct ring *ring_alloc(uint64_t cap)
     return r;
 }
 
+/* What a claim returns besides a count (0: no room, or empty). */
+enum { CLAIM_SLOW = -1, /* a flag sends the caller to the lock */
+       CLAIM_BUSY = -2  /* the cell is still in use by a thread between claim and access */ };
+
 /* Claim up to n positions to put at: returns how many (the first in *pos),
- * 0 when there is no room (full by maxsize, or the ring must grow), or -1
- * when the flag sends the caller to the lock (never when locked: the lock
- * holder claims past the flags). */
+ * 0 when there is no room (full by maxsize, or the ring must grow),
+ * CLAIM_SLOW, or CLAIM_BUSY when the get of the previous lap has claimed the
+ * cell at tail but not finished reading it. Without the lock only cells
+ * ready for the put are claimed, so that a thread never waits after
+ * claiming and nobody waits behind a thread that waits; the lock holder
+ * claims past the flags and busy cells, and ring_write waits for them. */
 static int claim_put(cth_queue_t *q, int n, bool locked, uint64_t *pos)
 {
     uint64_t t = atomic_load_explicit(&q->tail, memory_order_relaxed);
     for (;;) {
         if ((t & SLOW) && !locked)
-            return -1;
+            return CLAIM_SLOW;
         uint64_t p = POS(t);
         uint64_t bound = atomic_load_explicit(&q->bound, memory_order_relaxed);
         uint64_t room = atomic_load_explicit(&q->head_seen, memory_order_relaxed) + bound - p;
         if ((int64_t)room < n) { /* the copy may be out of date */
             uint64_t h = atomic_load_explicit(&q->head, memory_order_acquire);
             room = POS(h) + bound - p;
-            if ((int64_t)room <= 0)
-                return (h & SLOW) && !locked ? -1 : 0; /* putters are parked: join them */
+            if ((int64_t)room <= 0) /* full; if putters are parked, join them */
+                return (h & SLOW) && !locked ? CLAIM_SLOW : 0;
             atomic_store_explicit(&q->head_seen, POS(h), memory_order_relaxed);
         }
         uint64_t k = room < (uint64_t)n ? room : (uint64_t)n;
+        if (!locked) {
+            struct ring *r = atomic_load_explicit(&q->ring, memory_order_acquire);
+            uint64_t i = 0, turn = p;
+            while (i < k && (turn = atomic_load_explicit(&r->cells[(p + i) & (r->cap - 1)].turn,
+                                                         memory_order_acquire)) == p + i)
+                i++;
+            if (i == 0 && (int64_t)(turn - p) > 0) { /* taken already: tail moved on */
+                t = atomic_load_explicit(&q->tail, memory_order_relaxed);
+                continue;
+            }
+            if (i == 0)
+                return CLAIM_BUSY;
+            k = i;
+        }
         Q_PREEMPT(Q_PUT_CLAIMING);
         /* Acquire: after a freeze, the ring is read again below. */
         if (atomic_compare_exchange_weak_explicit(&q->tail, &t, t + k, memory_order_acq_rel,
@@ -350,37 +403,38 @@ static void ring_write(cth_queue_t *q, uint64_t p, void *const *items, int k)
     }
 }
 
-/* Claim up to n positions to get from, as claim_put: 0 when empty, -1 when
- * sent to the lock (also when empty and tail's flag is set: parked getters
- * or a shutdown are the lock's business). */
+/* Claim up to n positions to get from, as claim_put: 0 when empty,
+ * CLAIM_SLOW also when empty with tail's flag set (parked getters or a
+ * shutdown are the lock's business), CLAIM_BUSY when the cell at head is
+ * claimed by a put that has not published it yet. Without the lock only
+ * published cells are claimed; the lock holder also claims cells puts have
+ * claimed, and ring_read waits for them. */
 static int claim_get(cth_queue_t *q, int n, bool locked, uint64_t *pos)
 {
     uint64_t h = atomic_load_explicit(&q->head, memory_order_relaxed);
     for (;;) {
         if ((h & SLOW) && !locked)
-            return -1;
+            return CLAIM_SLOW;
         uint64_t p = POS(h);
         struct ring *r = atomic_load_explicit(&q->ring, memory_order_acquire);
-        uint64_t turn = atomic_load_explicit(&r->cells[p & (r->cap - 1)].turn,
-                                             memory_order_acquire);
+        uint64_t mask = r->cap - 1, k = 1;
+        uint64_t turn = atomic_load_explicit(&r->cells[p & mask].turn, memory_order_acquire);
         int64_t d = (int64_t)(turn - (p + 1));
         if (d > 0) { /* taken already: head has moved on */
             h = atomic_load_explicit(&q->head, memory_order_relaxed);
             continue;
         }
-        uint64_t k = 1;
-        if (d < 0 || n > 1) {
-            /* Not yet published, or a batch: count what puts have claimed
-             * (a claimed cell is written soon). */
+        if (d == 0) {
+            while (k < (uint64_t)n && atomic_load_explicit(&r->cells[(p + k) & mask].turn,
+                                                           memory_order_acquire) == p + k + 1)
+                k++;
+        } else {
             uint64_t t = atomic_load_explicit(&q->tail, memory_order_acquire);
             uint64_t avail = POS(t) - p;
-            if ((int64_t)avail <= 0) {
-                if (d == 0) { /* published, so head has moved on */
-                    h = atomic_load_explicit(&q->head, memory_order_relaxed);
-                    continue;
-                }
-                return (t & SLOW) && !locked ? -1 : 0;
-            }
+            if ((int64_t)avail <= 0)
+                return (t & SLOW) && !locked ? CLAIM_SLOW : 0;
+            if (!locked)
+                return CLAIM_BUSY;
             k = avail < (uint64_t)n ? avail : (uint64_t)n;
         }
         Q_PREEMPT(Q_GET_CLAIMING);
@@ -422,6 +476,18 @@ static int fifo_get_fast(cth_queue_t *q, void **items, int n)
     if (k > 0)
         ring_read(q, p, items, k);
     return k;
+}
+
+/* Whether a get may succeed now: the cell at head is published, head has
+ * moved on, or its flag is set. What a spinning get watches, so as not to
+ * read the producers' line. */
+static bool fifo_get_ready(cth_queue_t *q)
+{
+    uint64_t h = atomic_load_explicit(&q->head, memory_order_relaxed);
+    struct ring *r = atomic_load_explicit(&q->ring, memory_order_acquire);
+    uint64_t turn = atomic_load_explicit(&r->cells[POS(h) & (r->cap - 1)].turn,
+                                         memory_order_relaxed);
+    return (h & SLOW) || (int64_t)(turn - (POS(h) + 1)) >= 0;
 }
 
 static uint64_t fifo_count(cth_queue_t *q)
@@ -709,6 +775,7 @@ CTH_API int cth_queue_create(cth_queue_t **queue, long maxsize, const cth_queue_
     q->maxsize = maxsize;
     q->compare = opts->compare;
     q->free_item = opts->free_item;
+    atomic_store_explicit(&q->spin, SPIN_MAX / 4, memory_order_relaxed);
     size_t cap = MIN_CAPACITY;
     while (maxsize > 0 && cap < (size_t)maxsize && cap < PREALLOC_MAX)
         cap *= 2;
@@ -814,23 +881,32 @@ static int get_locked(cth_queue_t *q, void **items, int n, double timeout)
     return r;
 }
 
+/* Whether a fast put or get that failed may succeed on a retry. */
+static bool retryable(int r)
+{
+    return r == 0 || r == CLAIM_BUSY;
+}
+
 /* FIFO first tries the ring, and while a blocking call finds no room (no
- * item), retries it a while before parking. Every other case, and every
- * argument and state check, is the lock's. */
+ * item), retries it for the spin budget before parking. Every other case,
+ * and every argument and state check, is the lock's. */
 static int queue_put(cth_queue_t *q, void *const *items, int n, double timeout)
 {
     if (q->kind == CTH_QUEUE_FIFO && n > 0 && cth__check_timeout(timeout) == 0) {
-        for (int i = 0;; i++) {
-            int r = fifo_put_fast(q, items, n);
-            if (r == n)
-                return r;
-            if (r > 0) { /* the rest may need the ring to grow, or not fit */
-                int more = put_locked(q, items + r, n - r, 0);
-                return more > 0 ? r + more : r;
-            }
-            if (r < 0 || timeout == 0 || i == FAST_TRIES)
-                break;
+        int r = fifo_put_fast(q, items, n);
+        uint32_t budget = retryable(r) && timeout != 0 ? spin_budget(q) : 0;
+        for (uint32_t i = 1; i <= budget && retryable(r); i++) {
             cth__cpu_relax();
+            if ((r = fifo_put_fast(q, items, n)) > 0)
+                spin_paid(q, budget, i);
+        }
+        if (retryable(r) && budget)
+            spin_wasted(q, budget);
+        if (r == n)
+            return r;
+        if (r > 0) { /* the rest: the ring may have to grow, or they do not fit */
+            int more = put_locked(q, items + r, n - r, 0);
+            return more > 0 ? r + more : r;
         }
     }
     return put_locked(q, items, n, timeout);
@@ -839,16 +915,19 @@ static int queue_put(cth_queue_t *q, void *const *items, int n, double timeout)
 static int queue_get(cth_queue_t *q, void **items, int n, double timeout)
 {
     if (q->kind == CTH_QUEUE_FIFO && n > 0 && cth__check_timeout(timeout) == 0) {
-        for (int i = 0;; i++) {
-            int r = fifo_get_fast(q, items, n);
-            if (r > 0)
-                return r;
-            if (r < 0 || i == FAST_TRIES)
-                break;
-            if (timeout == 0)
-                return CTH_EAGAIN; /* empty, and tail's flag says not shut down */
+        int r = fifo_get_fast(q, items, n);
+        if (r == 0 && timeout == 0)
+            return CTH_EAGAIN; /* empty, and tail's flag says not shut down */
+        uint32_t budget = retryable(r) && timeout != 0 ? spin_budget(q) : 0;
+        for (uint32_t i = 1; i <= budget && retryable(r); i++) {
             cth__cpu_relax();
+            if (fifo_get_ready(q) && (r = fifo_get_fast(q, items, n)) > 0)
+                spin_paid(q, budget, i);
         }
+        if (retryable(r) && budget)
+            spin_wasted(q, budget);
+        if (r > 0)
+            return r;
     }
     return get_locked(q, items, n, timeout);
 }
