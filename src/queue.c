@@ -84,7 +84,6 @@
 #include "cthreading/queue.h"
 #include "internal.h"
 
-#define SPIN_TRIES 200   /* a parked waiter's spins on its word before it sleeps */
 #define SPIN_MIN 8       /* the spin budget's range (pause instructions, see spin_*) */
 #define SPIN_MAX 512
 #define TURN_SPINS 100   /* spins on a cell another thread is busy with, then yields */
@@ -126,13 +125,14 @@ struct hent {
 };
 
 struct cell {
-    _Atomic uint64_t turn; /* position: free for its put; position + 1: holds its item */
+    _Atomic uint64_t turn; /* see lap_of */
     void *item;
 };
 
 struct ring {
+    uint64_t base;       /* the first position it holds */
     uint64_t cap;        /* a power of two */
-    struct ring *older;  /* the ring this one replaced, freed with the queue */
+    struct ring *older;  /* the ring before it, freed with the queue */
     struct cell cells[];
 };
 
@@ -142,8 +142,8 @@ struct cth_queue {
     int (*compare)(const void *, const void *);
     void (*free_item)(void *);
     void *mem;                  /* the allocation this struct is aligned in */
-    _Atomic(struct ring *) ring; /* FIFO */
-    _Atomic uint64_t bound;     /* FIFO: min(maxsize, ring capacity) */
+    _Atomic(struct ring *) ring; /* FIFO: the newest ring */
+    _Atomic uint64_t maxlen;    /* FIFO: maxsize as a bound on tail - head */
 
     /* The producers' line. */
     _Alignas(LINE) _Atomic uint64_t tail;
@@ -163,7 +163,7 @@ struct cth_queue {
     struct waiter_list getters, putters;
     _Atomic uint64_t extra_puts;
     _Atomic uint32_t joiners, join_seq;
-    _Atomic uint32_t spin; /* the spin budget */
+    _Atomic uint32_t spin, park_spin; /* spin budgets (spin_*) */
     size_t count, cap; /* LIFO, PRIORITY */
     void **stack;      /* LIFO */
     struct hent *heap; /* PRIORITY */
@@ -213,28 +213,29 @@ static void qunlock(cth_queue_t *q)
 
 /* ---- spinning ------------------------------------------------------------- */
 
-/* How long a blocked put or get spins, retrying the ring, and a parked
- * waiter, watching its word, before sleeping: a budget per queue that
- * doubles when a spin succeeds late in it and halves when one fails. It
- * stays high while the threads on both sides run (a hand-off then costs no
- * system call) and drops to a few iterations when the other side is not
- * running (more threads than cores, or a busy machine), where spinning only
- * takes the processor from the thread being waited for. */
-static uint32_t spin_budget(cth_queue_t *q)
+/* How long a blocked put or get spins, retrying the ring (budget spin), and
+ * a parked waiter, watching its word (budget park_spin), before sleeping:
+ * budgets per queue, each doubling when a spin succeeds late in it and
+ * halving when one fails. A budget stays high while the threads on both
+ * sides run (a hand-off then costs no system call) and drops to a few
+ * iterations when the other side is not running (more threads than cores, a
+ * busy machine), where spinning only takes the processor from the thread
+ * being waited for. */
+static uint32_t spin_budget(_Atomic uint32_t *budget)
 {
-    return atomic_load_explicit(&q->spin, memory_order_relaxed);
+    return atomic_load_explicit(budget, memory_order_relaxed);
 }
 
-static void spin_paid(cth_queue_t *q, uint32_t budget, uint32_t used)
+static void spin_paid(_Atomic uint32_t *budget, uint32_t was, uint32_t used)
 {
-    if (used > budget / 2 && budget < SPIN_MAX)
-        atomic_store_explicit(&q->spin, budget * 2, memory_order_relaxed);
+    if (used > was / 2 && was < SPIN_MAX)
+        atomic_store_explicit(budget, was * 2, memory_order_relaxed);
 }
 
-static void spin_wasted(cth_queue_t *q, uint32_t budget)
+static void spin_wasted(_Atomic uint32_t *budget, uint32_t was)
 {
-    if (budget > SPIN_MIN)
-        atomic_store_explicit(&q->spin, budget / 2, memory_order_relaxed);
+    if (was > SPIN_MIN)
+        atomic_store_explicit(budget, was / 2, memory_order_relaxed);
 }
 
 /* ---- waiters -------------------------------------------------------------- */
@@ -286,11 +287,15 @@ static int waiter_result(struct waiter *w)
  * published (a count or a code), or CTH_ETIMEDOUT / CTH_EINTR. */
 static int waiter_wait(cth_queue_t *q, struct waiter_list *l, struct waiter *w, int64_t deadline)
 {
-    for (int i = 0; i < SPIN_TRIES; i++) {
-        if (atomic_load_explicit(&w->state, memory_order_acquire) == W_DONE)
+    uint32_t budget = spin_budget(&q->park_spin);
+    for (uint32_t i = 0; i < budget; i++) {
+        if (atomic_load_explicit(&w->state, memory_order_acquire) == W_DONE) {
+            spin_paid(&q->park_spin, budget, i);
             return waiter_result(w);
+        }
         cth__cpu_relax();
     }
+    spin_wasted(&q->park_spin, budget);
     uint32_t expected = W_WAITING;
     if (!atomic_compare_exchange_strong_explicit(&w->state, &expected, W_SLEEPING,
                                                  memory_order_acquire, memory_order_acquire))
@@ -327,14 +332,48 @@ static void await_turn(_Atomic uint64_t *turn, uint64_t want)
     }
 }
 
-static struct ring *ring_alloc(uint64_t cap)
+/* A ring for the positions from base on, its cells free for their first
+ * lap (all zero). */
+static struct ring *ring_alloc(uint64_t cap, uint64_t base, struct ring *older)
 {
-    struct ring *r = cth__malloc(sizeof *r + cap * sizeof(struct cell));
+    struct ring *r = cth__calloc(1, sizeof *r + cap * sizeof(struct cell));
     if (r) {
         r->cap = cap;
-        r->older = NULL;
+        r->base = base;
+        r->older = older;
     }
     return r;
+}
+
+/* The ring that holds position p: the newest one whose base is not above it. */
+static struct ring *ring_for(cth_queue_t *q, uint64_t p)
+{
+    struct ring *r = atomic_load_explicit(&q->ring, memory_order_acquire);
+    while ((int64_t)(p - r->base) < 0)
+        r = r->older;
+    return r;
+}
+
+static struct cell *cell_at(struct ring *r, uint64_t p)
+{
+    return &r->cells[(p - r->base) & (r->cap - 1)];
+}
+
+/* A cell's turn while it is free for the put at p: its lap's first offset.
+ * Plus 1 once that put has published, plus cap once its get has read. */
+static uint64_t lap_of(struct ring *r, uint64_t p)
+{
+    return (p - r->base) & ~(r->cap - 1);
+}
+
+/* How many puts may claim from p on, head being (a past value of) head, in
+ * the newest ring r: below head + maxsize, and below the first position
+ * whose cell in r still holds an item no get has claimed. */
+static int64_t put_room(cth_queue_t *q, struct ring *r, uint64_t head, uint64_t p)
+{
+    uint64_t by_size = head + atomic_load_explicit(&q->maxlen, memory_order_relaxed);
+    uint64_t by_ring = ((int64_t)(head - r->base) > 0 ? head : r->base) + r->cap;
+    return (int64_t)((int64_t)(by_size - by_ring) < 0 ? by_size - p : by_ring - p);
 }
 
 /* What a claim returns besides a count (0: no room, or empty). */
@@ -355,23 +394,27 @@ static int claim_put(cth_queue_t *q, int n, bool locked, uint64_t *pos)
         if ((t & SLOW) && !locked)
             return CLAIM_SLOW;
         uint64_t p = POS(t);
-        uint64_t bound = atomic_load_explicit(&q->bound, memory_order_relaxed);
-        uint64_t room = atomic_load_explicit(&q->head_seen, memory_order_relaxed) + bound - p;
-        if ((int64_t)room < n) { /* the copy may be out of date */
+        struct ring *r = atomic_load_explicit(&q->ring, memory_order_acquire);
+        if ((int64_t)(p - r->base) < 0) { /* a newer ring than this tail: out of date */
+            t = atomic_load_explicit(&q->tail, memory_order_relaxed);
+            continue;
+        }
+        int64_t room = put_room(q, r, atomic_load_explicit(&q->head_seen, memory_order_relaxed), p);
+        if (room < n) { /* the copy of head may be out of date */
             uint64_t h = atomic_load_explicit(&q->head, memory_order_acquire);
-            room = POS(h) + bound - p;
-            if ((int64_t)room <= 0) /* full; if putters are parked, join them */
+            room = put_room(q, r, POS(h), p);
+            if (room <= 0) /* full; if putters are parked, join them */
                 return (h & SLOW) && !locked ? CLAIM_SLOW : 0;
             atomic_store_explicit(&q->head_seen, POS(h), memory_order_relaxed);
         }
-        uint64_t k = room < (uint64_t)n ? room : (uint64_t)n;
+        uint64_t k = room < n ? (uint64_t)room : (uint64_t)n;
         if (!locked) {
-            struct ring *r = atomic_load_explicit(&q->ring, memory_order_acquire);
-            uint64_t i = 0, turn = p;
-            while (i < k && (turn = atomic_load_explicit(&r->cells[(p + i) & (r->cap - 1)].turn,
-                                                         memory_order_acquire)) == p + i)
+            uint64_t i = 0, turn = 0, lap = 0;
+            while (i < k && (turn = atomic_load_explicit(&cell_at(r, p + i)->turn,
+                                                         memory_order_acquire)) ==
+                                (lap = lap_of(r, p + i)))
                 i++;
-            if (i == 0 && (int64_t)(turn - p) > 0) { /* taken already: tail moved on */
+            if (i == 0 && (int64_t)(turn - lap) > 0) { /* taken already: tail moved on */
                 t = atomic_load_explicit(&q->tail, memory_order_relaxed);
                 continue;
             }
@@ -380,7 +423,6 @@ static int claim_put(cth_queue_t *q, int n, bool locked, uint64_t *pos)
             k = i;
         }
         Q_PREEMPT(Q_PUT_CLAIMING);
-        /* Acquire: after a freeze, the ring is read again below. */
         if (atomic_compare_exchange_weak_explicit(&q->tail, &t, t + k, memory_order_acq_rel,
                                                   memory_order_relaxed)) {
             *pos = p;
@@ -393,13 +435,13 @@ static int claim_put(cth_queue_t *q, int n, bool locked, uint64_t *pos)
 static void ring_write(cth_queue_t *q, uint64_t p, void *const *items, int k)
 {
     Q_PREEMPT(Q_PUT_CLAIMED);
-    struct ring *r = atomic_load_explicit(&q->ring, memory_order_acquire);
-    uint64_t mask = r->cap - 1;
     for (int i = 0; i < k; i++, p++) {
-        struct cell *c = &r->cells[p & mask];
-        await_turn(&c->turn, p); /* the previous lap's get may still be reading */
+        struct ring *r = ring_for(q, p);
+        struct cell *c = cell_at(r, p);
+        uint64_t lap = lap_of(r, p);
+        await_turn(&c->turn, lap); /* the previous lap's get may still be reading */
         c->item = items[i];
-        atomic_store_explicit(&c->turn, p + 1, memory_order_release);
+        atomic_store_explicit(&c->turn, lap + 1, memory_order_release);
     }
 }
 
@@ -415,18 +457,19 @@ static int claim_get(cth_queue_t *q, int n, bool locked, uint64_t *pos)
     for (;;) {
         if ((h & SLOW) && !locked)
             return CLAIM_SLOW;
-        uint64_t p = POS(h);
-        struct ring *r = atomic_load_explicit(&q->ring, memory_order_acquire);
-        uint64_t mask = r->cap - 1, k = 1;
-        uint64_t turn = atomic_load_explicit(&r->cells[p & mask].turn, memory_order_acquire);
-        int64_t d = (int64_t)(turn - (p + 1));
+        uint64_t p = POS(h), k = 1;
+        struct ring *r = ring_for(q, p);
+        uint64_t lap = lap_of(r, p);
+        uint64_t turn = atomic_load_explicit(&cell_at(r, p)->turn, memory_order_acquire);
+        int64_t d = (int64_t)(turn - (lap + 1));
         if (d > 0) { /* taken already: head has moved on */
             h = atomic_load_explicit(&q->head, memory_order_relaxed);
             continue;
         }
-        if (d == 0) {
-            while (k < (uint64_t)n && atomic_load_explicit(&r->cells[(p + k) & mask].turn,
-                                                           memory_order_acquire) == p + k + 1)
+        if (d == 0) { /* and the published cells after it, in this ring */
+            while (k < (uint64_t)n && atomic_load_explicit(&cell_at(r, p + k)->turn,
+                                                           memory_order_acquire) ==
+                                          lap_of(r, p + k) + 1)
                 k++;
         } else {
             uint64_t t = atomic_load_explicit(&q->tail, memory_order_acquire);
@@ -450,13 +493,13 @@ static int claim_get(cth_queue_t *q, int n, bool locked, uint64_t *pos)
 static void ring_read(cth_queue_t *q, uint64_t p, void **items, int k)
 {
     Q_PREEMPT(Q_GET_CLAIMED);
-    struct ring *r = atomic_load_explicit(&q->ring, memory_order_acquire);
-    uint64_t cap = r->cap;
     for (int i = 0; i < k; i++, p++) {
-        struct cell *c = &r->cells[p & (cap - 1)];
-        await_turn(&c->turn, p + 1); /* its put may still be writing */
+        struct ring *r = ring_for(q, p);
+        struct cell *c = cell_at(r, p);
+        uint64_t lap = lap_of(r, p);
+        await_turn(&c->turn, lap + 1); /* its put may still be writing */
         items[i] = c->item;
-        atomic_store_explicit(&c->turn, p + cap, memory_order_release);
+        atomic_store_explicit(&c->turn, lap + r->cap, memory_order_release);
     }
 }
 
@@ -484,10 +527,9 @@ static int fifo_get_fast(cth_queue_t *q, void **items, int n)
 static bool fifo_get_ready(cth_queue_t *q)
 {
     uint64_t h = atomic_load_explicit(&q->head, memory_order_relaxed);
-    struct ring *r = atomic_load_explicit(&q->ring, memory_order_acquire);
-    uint64_t turn = atomic_load_explicit(&r->cells[POS(h) & (r->cap - 1)].turn,
-                                         memory_order_relaxed);
-    return (h & SLOW) || (int64_t)(turn - (POS(h) + 1)) >= 0;
+    struct ring *r = ring_for(q, POS(h));
+    uint64_t turn = atomic_load_explicit(&cell_at(r, POS(h))->turn, memory_order_relaxed);
+    return (h & SLOW) || (int64_t)(turn - (lap_of(r, POS(h)) + 1)) >= 0;
 }
 
 static uint64_t fifo_count(cth_queue_t *q)
@@ -496,59 +538,40 @@ static uint64_t fifo_count(cth_queue_t *q)
     return POS(atomic_load_explicit(&q->tail, memory_order_acquire)) - h;
 }
 
-/* Wait until no thread is inside the ring (both flags set, so nobody
- * claims): every position below tail written, every one below head read. */
-static void ring_quiesce(struct ring *r, uint64_t head, uint64_t tail)
+/* maxsize as a bound on tail - head. */
+static uint64_t fifo_maxlen(long maxsize)
 {
-    uint64_t cap = r->cap;
-    for (uint64_t p = tail - cap; p != tail; p++)
-        await_turn(&r->cells[p & (cap - 1)].turn, (int64_t)(p - head) < 0 ? p + cap : p + 1);
+    return maxsize > 0 ? (uint64_t)maxsize : UINT64_MAX >> 2;
 }
 
-static uint64_t fifo_bound(long maxsize, uint64_t cap)
-{
-    return maxsize > 0 && (uint64_t)maxsize < cap ? (uint64_t)maxsize : cap;
-}
-
-/* The lock held and no room found for k more items: grow the ring if it
- * is what is full. Returns 0 (grown, or room appeared: try again), 1 (full
- * by maxsize) or CTH_ENOMEM. */
+/* The lock held and no room found for k more items: if the newest ring is
+ * what is full, link a larger one after it, for the positions from tail on
+ * (tail's flag is held meanwhile so that tail stays put). Returns 0 (grown,
+ * or room appeared: try again), 1 (full by maxsize) or CTH_ENOMEM. */
 static int fifo_grow(cth_queue_t *q, uint64_t k)
 {
     long m = q->maxsize;
     if (m > 0 && fifo_count(q) >= (uint64_t)m)
         return 1;
     uint64_t t = atomic_fetch_or_explicit(&q->tail, SLOW, memory_order_acq_rel);
-    uint64_t h = atomic_fetch_or_explicit(&q->head, SLOW, memory_order_acq_rel);
-    uint64_t tail = POS(t), head = POS(h);
+    uint64_t tail = POS(t), head = POS(atomic_load_explicit(&q->head, memory_order_acquire));
     struct ring *old = atomic_load_explicit(&q->ring, memory_order_relaxed);
     int r = 0;
     if (m > 0 && tail - head >= (uint64_t)m) {
         r = 1;
-    } else if (tail - head >= old->cap) {
-        uint64_t need = tail - head + k, cap = old->cap;
-        if (m > 0 && need > (uint64_t)m)
-            need = (uint64_t)m;
-        while (cap < need)
+    } else if (put_room(q, old, head, tail) <= 0) {
+        uint64_t cap = old->cap * 2, most = 1;
+        while (cap < k)
             cap *= 2;
-        struct ring *nr = ring_alloc(cap);
-        if (!nr) {
-            r = CTH_ENOMEM;
-        } else {
-            Q_PREEMPT(Q_FROZEN);
-            ring_quiesce(old, head, tail);
-            for (uint64_t p = head; p != head + cap; p++) {
-                struct cell *c = &nr->cells[p & (cap - 1)];
-                bool full = p - head < tail - head;
-                c->item = full ? old->cells[p & (old->cap - 1)].item : NULL;
-                atomic_store_explicit(&c->turn, full ? p + 1 : p, memory_order_relaxed);
-            }
-            nr->older = old;
+        while (m > 0 && most < (uint64_t)m)
+            most *= 2;
+        struct ring *nr = ring_alloc(m > 0 && most < cap ? most : cap, tail, old);
+        Q_PREEMPT(Q_FROZEN);
+        if (nr)
             atomic_store_explicit(&q->ring, nr, memory_order_release);
-            atomic_store_explicit(&q->bound, fifo_bound(m, cap), memory_order_relaxed);
-        }
+        else
+            r = CTH_ENOMEM;
     }
-    atomic_store_explicit(&q->head, h, memory_order_release);
     atomic_store_explicit(&q->tail, t, memory_order_release);
     return r;
 }
@@ -776,19 +799,18 @@ CTH_API int cth_queue_create(cth_queue_t **queue, long maxsize, const cth_queue_
     q->compare = opts->compare;
     q->free_item = opts->free_item;
     atomic_store_explicit(&q->spin, SPIN_MAX / 4, memory_order_relaxed);
+    atomic_store_explicit(&q->park_spin, SPIN_MAX / 2, memory_order_relaxed);
     size_t cap = MIN_CAPACITY;
     while (maxsize > 0 && cap < (size_t)maxsize && cap < PREALLOC_MAX)
         cap *= 2;
     if (q->kind == CTH_QUEUE_FIFO) {
-        struct ring *r = ring_alloc(cap);
+        struct ring *r = ring_alloc(cap, 0, NULL);
         if (!r) {
             cth__free(mem);
             return CTH_ENOMEM;
         }
-        for (uint64_t i = 0; i < cap; i++)
-            atomic_store_explicit(&r->cells[i].turn, i, memory_order_relaxed);
         atomic_store_explicit(&q->ring, r, memory_order_relaxed);
-        atomic_store_explicit(&q->bound, fifo_bound(maxsize, cap), memory_order_relaxed);
+        atomic_store_explicit(&q->maxlen, fifo_maxlen(maxsize), memory_order_relaxed);
     } else if (store_reserve(q, cap) != 0) {
         cth__free(mem);
         return CTH_ENOMEM;
@@ -894,14 +916,14 @@ static int queue_put(cth_queue_t *q, void *const *items, int n, double timeout)
 {
     if (q->kind == CTH_QUEUE_FIFO && n > 0 && cth__check_timeout(timeout) == 0) {
         int r = fifo_put_fast(q, items, n);
-        uint32_t budget = retryable(r) && timeout != 0 ? spin_budget(q) : 0;
+        uint32_t budget = retryable(r) && timeout != 0 ? spin_budget(&q->spin) : 0;
         for (uint32_t i = 1; i <= budget && retryable(r); i++) {
             cth__cpu_relax();
             if ((r = fifo_put_fast(q, items, n)) > 0)
-                spin_paid(q, budget, i);
+                spin_paid(&q->spin, budget, i);
         }
         if (retryable(r) && budget)
-            spin_wasted(q, budget);
+            spin_wasted(&q->spin, budget);
         if (r == n)
             return r;
         if (r > 0) { /* the rest: the ring may have to grow, or they do not fit */
@@ -918,14 +940,14 @@ static int queue_get(cth_queue_t *q, void **items, int n, double timeout)
         int r = fifo_get_fast(q, items, n);
         if (r == 0 && timeout == 0)
             return CTH_EAGAIN; /* empty, and tail's flag says not shut down */
-        uint32_t budget = retryable(r) && timeout != 0 ? spin_budget(q) : 0;
+        uint32_t budget = retryable(r) && timeout != 0 ? spin_budget(&q->spin) : 0;
         for (uint32_t i = 1; i <= budget && retryable(r); i++) {
             cth__cpu_relax();
             if (fifo_get_ready(q) && (r = fifo_get_fast(q, items, n)) > 0)
-                spin_paid(q, budget, i);
+                spin_paid(&q->spin, budget, i);
         }
         if (retryable(r) && budget)
-            spin_wasted(q, budget);
+            spin_wasted(&q->spin, budget);
         if (r > 0)
             return r;
     }
@@ -1018,10 +1040,8 @@ CTH_API int cth_queue_set_maxsize(cth_queue_t *queue, long maxsize)
     struct wakeups wk = {.n = 0};
     qlock(queue);
     queue->maxsize = maxsize;
-    if (queue->kind == CTH_QUEUE_FIFO) {
-        struct ring *r = atomic_load_explicit(&queue->ring, memory_order_relaxed);
-        atomic_store_explicit(&queue->bound, fifo_bound(maxsize, r->cap), memory_order_relaxed);
-    }
+    if (queue->kind == CTH_QUEUE_FIFO)
+        atomic_store_explicit(&queue->maxlen, fifo_maxlen(maxsize), memory_order_relaxed);
     refill(queue, &wk);
     qunlock(queue);
     wakeups_flush(&wk);
@@ -1111,7 +1131,7 @@ CTH_API int cth_queue_shutdown(cth_queue_t *queue, bool immediate)
     struct wakeups wk = {.n = 0};
     void **stack = NULL;
     struct hent *heap = NULL;
-    struct ring *ring = NULL;
+    bool fifo = false;
     uint64_t first = 0, n = 0;
     qlock(queue);
     queue->shutdown = true;
@@ -1122,15 +1142,18 @@ CTH_API int cth_queue_shutdown(cth_queue_t *queue, bool immediate)
     while (queue->getters.head)
         complete(&queue->getters, queue->getters.head, CTH_ESHUTDOWN, &wk);
     if (immediate && queue->kind == CTH_QUEUE_FIFO) {
-        /* Close the ring for good, then wait for the gets inside it; its
-         * items are freed outside the lock (nothing touches the ring now). */
+        /* Close the ring for good and wait for the puts still writing; the
+         * items are freed outside the lock (nobody touches their cells now). */
         uint64_t h = atomic_fetch_or_explicit(&queue->head, SLOW, memory_order_acq_rel);
-        uint64_t t = atomic_load_explicit(&queue->tail, memory_order_acquire);
-        ring = atomic_load_explicit(&queue->ring, memory_order_relaxed);
+        uint64_t t = POS(atomic_load_explicit(&queue->tail, memory_order_acquire));
+        fifo = true;
         first = POS(h);
-        n = POS(t) - first;
-        ring_quiesce(ring, first, POS(t));
-        atomic_store_explicit(&queue->head, POS(t) | SLOW, memory_order_release);
+        n = t - first;
+        for (uint64_t p = first; p != t; p++) {
+            struct ring *r = ring_for(queue, p);
+            await_turn(&cell_at(r, p)->turn, lap_of(r, p) + 1);
+        }
+        atomic_store_explicit(&queue->head, t | SLOW, memory_order_release);
         queue->drained = true;
     } else if (immediate) {
         /* Take the storage away whole; its items are freed outside the lock. */
@@ -1149,8 +1172,9 @@ CTH_API int cth_queue_shutdown(cth_queue_t *queue, bool immediate)
         release_joiners(queue);
     }
     for (uint64_t i = 0; i < n; i++) {
-        drop_item(queue, ring ? ring->cells[(first + i) & (ring->cap - 1)].item
-                              : heap ? heap[i].item : stack[i]);
+        drop_item(queue, fifo   ? cell_at(ring_for(queue, first + i), first + i)->item
+                         : heap ? heap[i].item
+                                : stack[i]);
     }
     cth__free(stack);
     cth__free(heap);
