@@ -13,23 +13,24 @@
  *
  * The ring (after Vyukov's bounded MPMC queue). Two counters, tail (next
  * put position) and head (next get position), on cache lines of their own,
- * and a power-of-two array of cells, each an item and a turn number. A put
- * claims positions with one compare-and-swap on tail, writes the item and
- * publishes it by setting the cell's turn to position + 1; a get claims with
- * one compare-and-swap on head, reads, and frees the cell for the next lap
- * (turn = position + capacity). A put may claim only below head_seen +
- * bound, where bound is min(maxsize, capacity) and head_seen a copy of head
- * kept on the producers' line (refreshed from head only when the copy says
- * full), so producers rarely read the consumers' line. Without the lock, a
- * thread claims only cells that are ready for it (free for a put, published
- * for a get; a batch, the ready run of them), so it never waits once it has
- * claimed, and nobody waits behind a thread that waits. A cell is still
- * busy only while a thread is between its claim and its write, a few
- * instructions: a blocked put or get spins on it as on a full or empty
- * queue. The lock holder claims busy cells too (a get_nowait must not miss
- * an item whose put has returned because an earlier put is still writing),
- * then waits for them, spinning, then yielding the processor, since that
- * thread may have been preempted there. qsize is tail - head.
+ * and a power-of-two array of cells, each an item and a turn number that
+ * says, for the cell's current lap, whether it is free for its put,
+ * published, or read (lap_of). A put claims positions with one
+ * compare-and-swap on tail, writes the item and publishes it; a get claims
+ * with one compare-and-swap on head, reads, and frees the cell for the next
+ * lap. A put may claim only below head + maxsize and below the first
+ * position whose cell still holds an unclaimed item, reckoned from
+ * head_seen, a copy of head kept on the producers' line (refreshed from head
+ * only when the copy says full), so producers rarely read the consumers'
+ * line. Without the lock, a thread claims only cells that are ready for it
+ * (free for a put, published for a get; a batch, the ready run of them), so
+ * it never waits once it has claimed, and nobody waits behind a thread that
+ * waits. A cell is busy only while a thread is between its claim and its
+ * access, a few instructions: a blocked put or get spins on it as on a full
+ * or empty queue. The lock holder claims busy cells too (a get_nowait must
+ * not miss an item whose put has returned because an earlier put is still
+ * writing), then waits for them, spinning, then yielding the processor,
+ * since that thread may have been preempted there. qsize is tail - head.
  *
  * Flags. Bit 63 of tail (SLOW) sends every put to the lock: set while
  * getters are parked or after shutdown. Bit 63 of head sends every get to
@@ -57,15 +58,18 @@
  * again: if a hand-off reached it first, it keeps that result; else it
  * unlinks itself.
  *
- * Growing. When the ring is full but maxsize allows more (or the queue is
- * unbounded), the lock holder freezes it: it sets both flags, waits until
- * every claimed cell has been written or read (so that no thread is inside
- * the ring), copies the items to a ring twice as large at the same
- * positions, publishes it, and restores the counters. Old rings are kept
- * until the queue is freed (together less than the last one), because a
- * thread may still read a cell's turn from one before its compare-and-swap
- * fails; a thread whose compare-and-swap succeeds reads the ring pointer
- * again after it, and gets the ring that holds its position.
+ * Growing. When the newest ring is full but maxsize allows more (or the
+ * queue is unbounded), the lock holder links a ring twice as large after it,
+ * holding the positions from tail on: it sets tail's flag so that tail
+ * stays put, publishes the ring, and clears the flag. Nothing is copied and
+ * nobody waits; gets finish the older ring, then go on in the new one (each
+ * ring knows its first position, so a position's ring is found from the
+ * newest back). A fresh ring is zeroed memory, which reads as every cell
+ * free for its first lap. Rings are freed with the queue (together less
+ * than twice the newest), since a thread may still read from an older one.
+ * A put whose claim matched a tail from before a link (the flag set and
+ * cleared in between) finds its cell in the new ring: it looks the ring up
+ * again after claiming.
  *
  * Tasks. No counter is added to the fast path: the puts are tail plus
  * extra_puts (items handed straight to parked getters, and every put of the
@@ -86,7 +90,7 @@
 
 #define SPIN_MIN 8       /* the spin budgets' range (pause instructions, see spin_*) */
 #define PARK_SPIN_MIN 64
-#define SPIN_MAX 512
+#define SPIN_MAX 128
 #define TURN_SPINS 100   /* spins on a cell another thread is busy with, then yields */
 /* White-box test hooks: a test that #includes this file may shrink the
  * first ring and define Q_PREEMPT(point) to preempt threads at the racy
@@ -138,7 +142,7 @@ struct ring {
 };
 
 struct cth_queue {
-    /* Read-mostly: set at creation, ring while frozen, bound under the lock. */
+    /* Read-mostly: set at creation, or changed under the lock. */
     cth_queue_kind kind;
     int (*compare)(const void *, const void *);
     void (*free_item)(void *);
