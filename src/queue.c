@@ -30,7 +30,10 @@
  * or empty queue. The lock holder claims busy cells too (a get_nowait must
  * not miss an item whose put has returned because an earlier put is still
  * writing), then waits for them, spinning, then yielding the processor,
- * since that thread may have been preempted there. qsize is tail - head.
+ * since that thread may have been preempted there. A get that finds the
+ * ring empty and spins waits first for a whole cache line of cells to be
+ * published, so that the line crosses between cores once, not once per
+ * item. qsize is tail - head.
  *
  * Flags. Bit 63 of tail (SLOW) sends every put to the lock: set while
  * getters are parked or after shutdown. Bit 63 of head sends every get to
@@ -134,11 +137,14 @@ struct cell {
     void *item;
 };
 
+#define CELLS_PER_LINE 4 /* cells in a 64-byte cache line */
+
 struct ring {
     uint64_t base;       /* the first position it holds */
     uint64_t cap;        /* a power of two */
     struct ring *older;  /* the ring before it, freed with the queue */
-    struct cell cells[];
+    void *mem;           /* the allocation it is aligned in */
+    _Alignas(64) struct cell cells[]; /* lines of cells start on cache lines */
 };
 
 struct cth_queue {
@@ -345,12 +351,14 @@ static void await_turn(_Atomic uint64_t *turn, uint64_t want)
  * lap (all zero). */
 static struct ring *ring_alloc(uint64_t cap, uint64_t base, struct ring *older)
 {
-    struct ring *r = cth__calloc(1, sizeof *r + cap * sizeof(struct cell));
-    if (r) {
-        r->cap = cap;
-        r->base = base;
-        r->older = older;
-    }
+    void *mem = cth__calloc(1, sizeof(struct ring) + cap * sizeof(struct cell) + 63);
+    if (!mem)
+        return NULL;
+    struct ring *r = (struct ring *)(((uintptr_t)mem + 63) & ~(uintptr_t)63);
+    r->mem = mem;
+    r->cap = cap;
+    r->base = base;
+    r->older = older;
     return r;
 }
 
@@ -548,15 +556,22 @@ static inline __attribute__((always_inline)) int fifo_get_fast(cth_queue_t *q, v
     return k;
 }
 
-/* Whether a get may succeed now: the cell at head is published, head has
- * moved on, or its flag is set. What a spinning get watches, so as not to
- * read the producers' line. */
-static bool fifo_get_ready(cth_queue_t *q)
+/* Whether a get may succeed now: the cell at head is published (with line:
+ * so is the last cell of its cache line), head has moved on, or its flag is
+ * set. What a spinning get watches, so as not to read the producers' line.
+ * Waiting for a whole line lets the put fill it before the get takes it:
+ * read cell by cell as it is written, a line goes back and forth between
+ * the two cores once per item (measured: 3 times fewer items a second when
+ * the cores are far apart). */
+static bool fifo_get_ready(cth_queue_t *q, bool line)
 {
     uint64_t h = atomic_load_explicit(&q->head, memory_order_relaxed);
-    struct ring *r = ring_for(q, POS(h));
-    uint64_t turn = atomic_load_explicit(&cell_at(r, POS(h))->turn, memory_order_relaxed);
-    return (h & SLOW) || (int64_t)(turn - (lap_of(r, POS(h)) + 1)) >= 0;
+    uint64_t p = POS(h);
+    struct ring *r = ring_for(q, p);
+    if (line && r->cap >= CELLS_PER_LINE)
+        p += CELLS_PER_LINE - 1 - ((p - r->base) & (CELLS_PER_LINE - 1));
+    uint64_t turn = atomic_load_explicit(&cell_at(r, p)->turn, memory_order_relaxed);
+    return (h & SLOW) || (int64_t)(turn - (lap_of(r, p) + 1)) >= 0;
 }
 
 static uint64_t fifo_count(cth_queue_t *q)
@@ -865,7 +880,7 @@ CTH_API void cth_queue_free(cth_queue_t *queue)
     struct ring *r = atomic_load_explicit(&queue->ring, memory_order_relaxed);
     while (r) {
         struct ring *older = r->older;
-        cth__free(r);
+        cth__free(r->mem);
         r = older;
     }
     cth__free(queue->stack);
@@ -966,9 +981,11 @@ static __attribute__((noinline)) int get_more(cth_queue_t *q, void **items, int 
                                               double timeout, int r)
 {
     uint32_t budget = retryable(r) && timeout != 0 ? spin_budget(&q->spin) : 0;
+    /* First half of the budget: wait for a line, where the queue holds a few. */
+    bool line = atomic_load_explicit(&q->maxlen, memory_order_relaxed) >= 4 * CELLS_PER_LINE;
     for (uint32_t i = 1; i <= budget && retryable(r); i++) {
         cth__cpu_relax();
-        if (fifo_get_ready(q) && (r = fifo_get_fast(q, items, n)) > 0)
+        if (fifo_get_ready(q, line && i <= budget / 2) && (r = fifo_get_fast(q, items, n)) > 0)
             spin_paid(&q->spin, budget, i);
     }
     if (retryable(r) && budget)
