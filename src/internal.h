@@ -153,8 +153,6 @@ static inline void cth__cpu_relax(void)
 #endif
 }
 
-#endif
-
 /* ---- thread identity for owner checks ------------------------------------------ */
 
 /* A per-thread address: unique among living threads, never 0, no system
@@ -287,3 +285,5 @@ void cth__fault_thread_start_after(long k);
 /* Fault injection's countdown: whether the event it counts must fail now.
  * countdown < 0 is off (the default: one relaxed load). */
 int cth__fault_due(_Atomic long *countdown);
+
+#endif

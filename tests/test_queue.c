@@ -341,6 +341,88 @@ CTH_TEST(growing_maxsize_releases_putter)
     cth_queue_free(q);
 }
 
+/* ---- the FIFO ring: growing, bounds above its first capacity ------------------ */
+
+/* An unbounded Queue's ring grows with items wrapped around its end (head
+ * not at 0), by single puts and inside one put_many, keeping the order. */
+CTH_TEST(ring_grows_in_order)
+{
+    cth_queue_t *q = make(CTH_QUEUE_FIFO, 0);
+    long next_in = 0, next_out = 0;
+    for (; next_in < 10; next_in++)
+        CHECK_OK(cth_queue_put(q, I2P(next_in), 0));
+    for (; next_out < 7; next_out++)
+        CHECK_EQ(get_int(q, 0), next_out);
+    for (; next_in < 110; next_in++)
+        CHECK_OK(cth_queue_put(q, I2P(next_in), 0));
+    CHECK_EQ(cth_queue_qsize(q), 103);
+    static void *batch[3000];
+    for (int i = 0; i < 3000; i++)
+        batch[i] = I2P(next_in + i);
+    CHECK_EQ(cth_queue_put_many(q, batch, 3000, 0), 3000);
+    next_in += 3000;
+    CHECK_EQ(cth_queue_qsize(q), next_in - next_out);
+    CHECK_EQ(cth_queue_unfinished_tasks(q), next_in);
+    while (next_out < next_in) {
+        int n = cth_queue_get_many(q, batch, 1000, 0);
+        CHECK(n >= 1);
+        for (int i = 0; i < n; i++)
+            CHECK_EQ(P2I(batch[i]), next_out++);
+    }
+    void *p;
+    CHECK_EQ(cth_queue_get_nowait(q, &p), CTH_EAGAIN);
+    cth_queue_free(q);
+}
+
+/* A maxsize above the first ring (1024 slots) and not a power of two is
+ * exact: the ring grows to hold it and not one item more; raising maxsize
+ * lets more in. */
+CTH_TEST(bound_above_first_ring)
+{
+    cth_queue_t *q = make(CTH_QUEUE_FIFO, 1500);
+    for (long i = 0; i < 1500; i++)
+        CHECK_OK(cth_queue_put_nowait(q, I2P(i)));
+    CHECK(cth_queue_full(q));
+    CHECK_EQ(cth_queue_put_nowait(q, I2P(-1)), CTH_EAGAIN);
+    void *batch[8] = {0};
+    CHECK_EQ(cth_queue_put_many(q, batch, 8, 0), CTH_EAGAIN);
+    CHECK_OK(cth_queue_set_maxsize(q, 1503));
+    CHECK_EQ(cth_queue_put_many(q, batch, 8, 0), 3);
+    CHECK(cth_queue_full(q));
+    CHECK_EQ(cth_queue_qsize(q), 1503);
+    for (long i = 0; i < 1500; i++)
+        CHECK_EQ(get_int(q, 0), i);
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ(get_int(q, 0), 0);
+    CHECK(cth_queue_empty(q));
+    cth_queue_free(q);
+}
+
+static void *put_many_forever(void *arg)
+{
+    static void *batch[2000];
+    for (int i = 0; i < 2000; i++)
+        batch[i] = I2P(i + 1);
+    return I2P(cth_queue_put_many(arg, batch, 2000, CTH_FOREVER));
+}
+
+/* A put_many parked on a full queue moves all its items in when maxsize is
+ * raised past the ring's capacity (the ring grows under the lock). */
+CTH_TEST(raised_maxsize_grows_ring_for_parked_put_many)
+{
+    cth_queue_t *q = make(CTH_QUEUE_FIFO, 1);
+    CHECK_OK(cth_queue_put(q, I2P(0), 0));
+    cth_thread_t *t = spawn(put_many_forever, q);
+    cth_sleep(0.05);
+    CHECK_EQ(cth_queue_qsize(q), 1);
+    CHECK_OK(cth_queue_set_maxsize(q, 5000));
+    CHECK_EQ(P2I(reap(t)), 2000);
+    CHECK_EQ(cth_queue_qsize(q), 2001);
+    for (long i = 0; i <= 2000; i++)
+        CHECK_EQ(get_int(q, 0), i);
+    cth_queue_free(q);
+}
+
 /* ---- C additions: priority stability, bulk calls, free functions ----------- */
 
 struct pitem {
@@ -394,9 +476,12 @@ CTH_TEST(put_many_get_many)
     }
 }
 
+static cth_event_t getter_started;
+
 static void *get_many_waiter(void *arg)
 {
     void *out[8];
+    CHECK_OK(cth_event_set(&getter_started));
     int n = cth_queue_get_many(arg, out, 8, CTH_FOREVER);
     CHECK_EQ(n, 3);
     for (int i = 0; i < n; i++)
@@ -408,8 +493,10 @@ static void *get_many_waiter(void *arg)
 CTH_TEST(get_many_hand_off)
 {
     cth_queue_t *q = make(CTH_QUEUE_FIFO, 2);
+    CHECK_OK(cth_event_init(&getter_started));
     cth_thread_t *t = spawn(get_many_waiter, q);
-    cth_sleep(0.05);
+    CHECK_OK(cth_event_wait(&getter_started, CTH_FOREVER));
+    cth_sleep(0.1); /* it parks meanwhile */
     void *in[3] = {I2P(1), I2P(2), I2P(3)};
     CHECK_EQ(cth_queue_put_many(q, in, 3, 0), 3); /* none stored: handed off */
     reap(t);

@@ -20,7 +20,15 @@
  * PriorityQueue is stable (items that compare equal leave in the order they
  * were put); a timeout is validated on every put, bounded or not (Python
  * ignores a negative timeout on an unbounded queue); put_many/get_many move
- * several items under one lock round trip.
+ * several items at once.
+ *
+ * Speed. A FIFO Queue keeps its items in a ring that puts and gets reach
+ * without a lock (one compare-and-swap each) while nobody waits; a blocked
+ * put or get spins briefly, then parks, and is handed its item or slot
+ * directly, woken once. LifoQueue and PriorityQueue take a lock on every
+ * call. A thread that has to wait for another (an item still being
+ * written, a slot still being read) spins briefly, then yields the
+ * processor or sleeps: threads that outnumber the cores do not stall.
  */
 #ifndef CTHREADING_QUEUE_H
 #define CTHREADING_QUEUE_H
@@ -111,27 +119,30 @@ CTH_API int cth_queue_get(cth_queue_t *queue, void **item, double timeout);
 CTH_API int cth_queue_get_nowait(cth_queue_t *queue, void **item);
 
 /*
- * cth_queue_put_many - put items[0..n) in order, as many as fit, under one
- * lock round trip (Python has no such call). Waits up to timeout only while
- * not even one item fits. Returns the number put (1..n; 0 when n is 0), or
- * an error code as cth_queue_put when none was put. The items not put still
- * belong to the caller. CTH_EINVAL for a NULL queue, NULL items with n > 0,
- * or n < 0.
+ * cth_queue_put_many - put items[0..n) in order, as many as fit (Python has
+ * no such call): one claim on a FIFO's ring, or one lock round trip. Waits
+ * up to timeout only while not even one item fits. Returns the number put
+ * (1..n; 0 when n is 0), or an error code as cth_queue_put when none was
+ * put. The items not put still belong to the caller. Another thread's items
+ * may come between them when a FIFO's ring had to grow during the call.
+ * CTH_EINVAL for a NULL queue, NULL items with n > 0, or n < 0.
  */
 CTH_API int cth_queue_put_many(cth_queue_t *queue, void *const *items, int n, double timeout);
 
 /*
  * cth_queue_get_many - take up to n items into items[], in the order gets
- * would return them, under one lock round trip. Waits up to timeout only
- * while the queue is empty. Returns the number taken (1..n; 0 when n is 0),
- * or an error code as cth_queue_get. CTH_EINVAL as cth_queue_put_many.
+ * would return them (one claim on a FIFO's ring, or one lock round trip).
+ * Waits up to timeout only while the queue is empty. Returns the number
+ * taken (1..n; 0 when n is 0), or an error code as cth_queue_get. CTH_EINVAL
+ * as cth_queue_put_many.
  */
 CTH_API int cth_queue_get_many(cth_queue_t *queue, void **items, int n, double timeout);
 
 /*
  * cth_queue_qsize - Queue.qsize(): the number of items, a snapshot (racy
  * once returned, as in Python). CTH_EINVAL for NULL. Parked putters' items
- * are not counted: they are not in the queue yet.
+ * are not counted: they are not in the queue yet; a put (get) that is
+ * running counts as done once it has claimed its slot (item).
  */
 CTH_API long cth_queue_qsize(cth_queue_t *queue);
 
@@ -148,10 +159,11 @@ CTH_API long cth_queue_maxsize(cth_queue_t *queue);
 
 /*
  * cth_queue_set_maxsize - assign the maxsize attribute, as Python allows.
- * Later puts honour it; items already in the queue stay (a queue may hold
- * more than a lowered maxsize until gets drain it). Raising it (or making
- * the queue unbounded) lets waiting putters in at once. Returns 0 or
- * CTH_EINVAL for NULL.
+ * Later puts honour it (a put running meanwhile may still see the old
+ * value, as in Python, where the assignment takes no lock); items already
+ * in the queue stay (a queue may hold more than a lowered maxsize until gets
+ * drain it). Raising it (or making the queue unbounded) lets waiting putters
+ * in at once. Returns 0 or CTH_EINVAL for NULL.
  */
 CTH_API int cth_queue_set_maxsize(cth_queue_t *queue, long maxsize);
 

@@ -1,8 +1,14 @@
 /*
  * stress_queue.c - no loss, no duplicate, FIFO per producer: 4 producers and
  * 4 consumers pass millions of items stamped (producer, sequence) through a
- * small bounded Queue (half of each side using put_many/get_many); then the
- * same through a SimpleQueue; then through a white-box SimpleQueue (its
+ * small bounded Queue (half of each side using put_many/get_many), then an
+ * unbounded one (its ring grows under traffic); then through a white-box
+ * Queue (its source compiled in here) whose first ring has two cells, with
+ * threads yielding at its racy points, 16 producers on 2 cores, over many
+ * fresh queues so that rings grow (and maxsize changes) under traffic all
+ * the time; an immediate shutdown in the middle of traffic, where every item
+ * put is received or freed exactly once; then the same through a
+ * SimpleQueue; then through a white-box SimpleQueue (its
  * source compiled in here) with 4-slot segments, so segments are linked,
  * retired, zeroed and reused every few items, and threads yielding at its
  * racy points, with 16 producers on 2 cores. For a SimpleQueue, a watchdog
@@ -16,10 +22,11 @@
 
 #include "check.h"
 
-/* ---- the white-box SimpleQueue: tiny segments, preemption points ---------------- */
+/* ---- the white-box SimpleQueue and Queue: tiny storage, preemption points -------- */
 
 enum { SQ_PUT_READ_TAIL, SQ_PUT_CLAIMED, SQ_PUT_PUBLISHED, SQ_GET_RECLAIM, SQ_GET_SLEEPING,
        SQ_GET_RECHECKED };
+enum { Q_PUT_CLAIMING, Q_PUT_CLAIMED, Q_GET_CLAIMING, Q_GET_CLAIMED, Q_FROZEN };
 
 /* Yield at one racy point in four (per-thread xorshift), so a thread is often
  * preempted just there while the others run. */
@@ -60,6 +67,64 @@ bool tiny_sq_empty(cth_simple_queue_t *queue);
 #undef cth_simple_queue_qsize
 #undef cth_simple_queue_empty
 
+#define CTH__Q_MIN_CAPACITY 2
+#define Q_PREEMPT(point) sq_preempt(point)
+#define cth_queue_create tiny_q_create
+#define cth_queue_free tiny_q_free
+#define cth_queue_put tiny_q_put
+#define cth_queue_put_nowait tiny_q_put_nowait
+#define cth_queue_get tiny_q_get
+#define cth_queue_get_nowait tiny_q_get_nowait
+#define cth_queue_put_many tiny_q_put_many
+#define cth_queue_get_many tiny_q_get_many
+#define cth_queue_qsize tiny_q_qsize
+#define cth_queue_empty tiny_q_empty
+#define cth_queue_full tiny_q_full
+#define cth_queue_maxsize tiny_q_maxsize
+#define cth_queue_set_maxsize tiny_q_set_maxsize
+#define cth_queue_task_done tiny_q_task_done
+#define cth_queue_unfinished_tasks tiny_q_unfinished_tasks
+#define cth_queue_join tiny_q_join
+#define cth_queue_shutdown tiny_q_shutdown
+#define cth_queue_is_shutdown tiny_q_is_shutdown
+int tiny_q_create(cth_queue_t **queue, long maxsize, const cth_queue_opts *opts);
+void tiny_q_free(cth_queue_t *queue);
+int tiny_q_put(cth_queue_t *queue, void *item, double timeout);
+int tiny_q_put_nowait(cth_queue_t *queue, void *item);
+int tiny_q_get(cth_queue_t *queue, void **item, double timeout);
+int tiny_q_get_nowait(cth_queue_t *queue, void **item);
+int tiny_q_put_many(cth_queue_t *queue, void *const *items, int n, double timeout);
+int tiny_q_get_many(cth_queue_t *queue, void **items, int n, double timeout);
+long tiny_q_qsize(cth_queue_t *queue);
+bool tiny_q_empty(cth_queue_t *queue);
+bool tiny_q_full(cth_queue_t *queue);
+long tiny_q_maxsize(cth_queue_t *queue);
+int tiny_q_set_maxsize(cth_queue_t *queue, long maxsize);
+int tiny_q_task_done(cth_queue_t *queue);
+long tiny_q_unfinished_tasks(cth_queue_t *queue);
+int tiny_q_join(cth_queue_t *queue, double timeout);
+int tiny_q_shutdown(cth_queue_t *queue, bool immediate);
+bool tiny_q_is_shutdown(cth_queue_t *queue);
+#include "queue.c"
+#undef cth_queue_create
+#undef cth_queue_free
+#undef cth_queue_put
+#undef cth_queue_put_nowait
+#undef cth_queue_get
+#undef cth_queue_get_nowait
+#undef cth_queue_put_many
+#undef cth_queue_get_many
+#undef cth_queue_qsize
+#undef cth_queue_empty
+#undef cth_queue_full
+#undef cth_queue_maxsize
+#undef cth_queue_set_maxsize
+#undef cth_queue_task_done
+#undef cth_queue_unfinished_tasks
+#undef cth_queue_join
+#undef cth_queue_shutdown
+#undef cth_queue_is_shutdown
+
 /* ---- the no-loss test ------------------------------------------------------------- */
 
 #define MAXP 16
@@ -70,7 +135,8 @@ bool tiny_sq_empty(cth_simple_queue_t *queue);
 struct ctx {
     cth_queue_t *q;
     cth_simple_queue_t *sq; /* the library's, or with tiny set the white-box one */
-    bool tiny;
+    bool tiny;              /* the white-box Queue or SimpleQueue */
+    bool churn;             /* a thread changes the Queue's maxsize meanwhile */
     int np, nc;
     long per_producer;
     _Atomic unsigned char *seen[MAXP];
@@ -86,7 +152,8 @@ struct targ {
 static void put_one(struct ctx *c, void *item)
 {
     if (c->q)
-        CHECK_OK(cth_queue_put(c->q, item, CTH_FOREVER));
+        CHECK_OK(c->tiny ? tiny_q_put(c->q, item, CTH_FOREVER)
+                         : cth_queue_put(c->q, item, CTH_FOREVER));
     else
         CHECK_OK(c->tiny ? tiny_sq_put(c->sq, item) : cth_simple_queue_put(c->sq, item));
 }
@@ -112,6 +179,19 @@ static void *watchdog(void *arg)
     return NULL;
 }
 
+/* Change maxsize all the time (shrinking, growing, unbounded): the ring
+ * grows and the bound moves under traffic. */
+static void *churner(void *arg)
+{
+    struct ctx *c = arg;
+    static const long sizes[] = {1, 3, 0, 50, 2, 1000, -1, 5};
+    for (unsigned i = 0; !atomic_load(&c->done); i++) {
+        CHECK_OK(tiny_q_set_maxsize(c->q, sizes[i % 8]));
+        sched_yield();
+    }
+    return NULL;
+}
+
 static void *producer(void *arg)
 {
     struct ctx *c = ((struct targ *)arg)->c;
@@ -125,7 +205,8 @@ static void *producer(void *arg)
                 batch[n] = STAMP(id, s + n);
                 n++;
             }
-            int r = cth_queue_put_many(c->q, batch, n, CTH_FOREVER);
+            int r = c->tiny ? tiny_q_put_many(c->q, batch, n, CTH_FOREVER)
+                            : cth_queue_put_many(c->q, batch, n, CTH_FOREVER);
             CHECK(r >= 1 && r <= n);
             s += r;
         }
@@ -162,7 +243,8 @@ static void *consumer(void *arg)
     for (;;) {
         if (c->q && id % 2) {
             void *items[BATCH];
-            int n = cth_queue_get_many(c->q, items, BATCH, CTH_FOREVER);
+            int n = c->tiny ? tiny_q_get_many(c->q, items, BATCH, CTH_FOREVER)
+                            : cth_queue_get_many(c->q, items, BATCH, CTH_FOREVER);
             CHECK(n >= 1);
             /* Sentinels come after every item, one per consumer; a batch may
              * hold several: keep one, give the others back. */
@@ -177,7 +259,8 @@ static void *consumer(void *arg)
         } else {
             void *item;
             if (c->q)
-                CHECK_OK(cth_queue_get(c->q, &item, CTH_FOREVER));
+                CHECK_OK(c->tiny ? tiny_q_get(c->q, &item, CTH_FOREVER)
+                                 : cth_queue_get(c->q, &item, CTH_FOREVER));
             else if (c->tiny && id % 2) /* get_nowait beside the sleeping getters */
                 while (tiny_sq_get_nowait(c->sq, &item) == CTH_EAGAIN)
                     sched_yield();
@@ -210,8 +293,8 @@ static void run_all(struct ctx *c)
         CHECK_OK(cth_thread_start(t[i]));
     }
     cth_thread_t *watch = NULL;
-    if (c->sq) {
-        CHECK_OK(cth_thread_create(&watch, watchdog, c, NULL));
+    if (c->sq || c->churn) {
+        CHECK_OK(cth_thread_create(&watch, c->sq ? watchdog : churner, c, NULL));
         CHECK_OK(cth_thread_start(watch));
     }
     for (int i = 0; i < NP; i++)
@@ -244,6 +327,162 @@ CTH_TEST(bounded_queue_no_loss)
     run_all(&c);
     CHECK(cth_queue_empty(c.q));
     cth_queue_free(c.q);
+}
+
+/* The same through an unbounded Queue: its ring grows under traffic. */
+CTH_TEST(unbounded_queue_no_loss)
+{
+    struct ctx c = {.np = 4, .nc = 4};
+    c.per_producer = check_iters(500000);
+    CHECK_OK(cth_queue_create(&c.q, 0, NULL));
+    run_all(&c);
+    CHECK(cth_queue_empty(c.q));
+    cth_queue_free(c.q);
+}
+
+/* The white-box Queue: 16 producers and 4 consumers on 2 cores, threads
+ * yielding between reading a counter and claiming, between claiming and
+ * writing or reading a cell, and with the ring frozen; each round on a fresh
+ * queue whose first ring has two cells, unbounded, bounded by 7 or by 100,
+ * or with maxsize changing all the time. Covers growing while puts and gets
+ * are inside the ring, counters read before a freeze and compared after it,
+ * waits for a preempted claimer, and the flags of parked waiters. */
+CTH_TEST(queue_tiny_ring_no_loss)
+{
+    long rounds = check_iters(40);
+    for (long r = 0; r < rounds; r++) {
+        static const long sizes[] = {0, 7, 100, 3};
+        struct ctx c = {.np = MAXP, .nc = 4, .tiny = true, .churn = r % 4 == 3};
+        c.per_producer = 400;
+        CHECK_OK(tiny_q_create(&c.q, sizes[r % 4], NULL));
+        run_all(&c);
+        CHECK(tiny_q_empty(c.q));
+        tiny_q_free(c.q);
+    }
+}
+
+/* ---- an immediate shutdown in the middle of traffic ----------------------------- */
+
+struct sd_ctx {
+    cth_queue_t *q;
+    bool tiny;
+    long per_producer;
+    long put[MAXP];                  /* how many each producer put */
+    _Atomic unsigned char *seen[MAXP]; /* received or freed */
+    _Atomic long received, freed;
+};
+
+static struct sd_ctx *sd_current;
+
+static void sd_mark(struct sd_ctx *c, void *item)
+{
+    uintptr_t v = (uintptr_t)item;
+    int p = (int)(v >> 40);
+    long s = (long)(v & ((1ULL << 40) - 1)) - 1;
+    CHECK(p >= 0 && p < MAXP && s >= 0 && s < c->per_producer);
+    CHECK_EQ(atomic_exchange(&c->seen[p][s], 1), 0);
+}
+
+static void sd_free_item(void *item)
+{
+    sd_mark(sd_current, item);
+    atomic_fetch_add(&sd_current->freed, 1);
+}
+
+static void *sd_producer(void *arg)
+{
+    struct targ *a = arg;
+    struct sd_ctx *c = (struct sd_ctx *)(void *)a->c;
+    long s = 0;
+    for (; s < c->per_producer; s++) {
+        void *item = STAMP(a->id, s);
+        int r = c->tiny ? tiny_q_put(c->q, item, CTH_FOREVER) : cth_queue_put(c->q, item, CTH_FOREVER);
+        if (r == CTH_ESHUTDOWN)
+            break;
+        CHECK_OK(r);
+    }
+    c->put[a->id] = s;
+    return NULL;
+}
+
+static void *sd_consumer(void *arg)
+{
+    struct targ *a = arg;
+    struct sd_ctx *c = (struct sd_ctx *)(void *)a->c;
+    long last[MAXP];
+    for (int p = 0; p < MAXP; p++)
+        last[p] = -1;
+    for (;;) {
+        void *items[BATCH];
+        int n = a->id % 2 ? (c->tiny ? tiny_q_get_many(c->q, items, BATCH, CTH_FOREVER)
+                                     : cth_queue_get_many(c->q, items, BATCH, CTH_FOREVER))
+                          : (c->tiny ? tiny_q_get(c->q, items, CTH_FOREVER)
+                                     : cth_queue_get(c->q, items, CTH_FOREVER)) == 0;
+        if (n == CTH_ESHUTDOWN || n == 0)
+            return NULL;
+        CHECK(n >= 1);
+        for (int i = 0; i < n; i++) {
+            uintptr_t v = (uintptr_t)items[i];
+            int p = (int)(v >> 40);
+            long s = (long)(v & ((1ULL << 40) - 1)) - 1;
+            CHECK(p >= 0 && p < MAXP && s > last[p]); /* in order per producer */
+            last[p] = s;
+            sd_mark(c, items[i]);
+            atomic_fetch_add(&c->received, 1);
+        }
+    }
+}
+
+/* Producers and consumers (half with get_many) run through a bounded Queue
+ * until an immediate shutdown: every item a put accepted is received or
+ * handed to the free function exactly once, no other item shows up, every
+ * thread leaves with CTH_ESHUTDOWN, and the unfinished count is what the
+ * consumers took (the removed items are subtracted). */
+static void shutdown_under_traffic(bool tiny, int np, long maxsize)
+{
+    static struct sd_ctx c;
+    c = (struct sd_ctx){.tiny = tiny, .per_producer = check_iters(200000)};
+    sd_current = &c;
+    cth_queue_opts o = {.free_item = sd_free_item};
+    CHECK_OK(tiny ? tiny_q_create(&c.q, maxsize, &o) : cth_queue_create(&c.q, maxsize, &o));
+    for (int p = 0; p < np; p++)
+        c.seen[p] = calloc((size_t)c.per_producer, 1);
+    cth_thread_t *t[2 * MAXP];
+    struct targ args[2 * MAXP];
+    int nc = 4;
+    for (int i = 0; i < np + nc; i++) {
+        args[i] = (struct targ){(struct ctx *)(void *)&c, i < np ? i : i - np};
+        CHECK_OK(cth_thread_create(&t[i], i < np ? sd_producer : sd_consumer, &args[i], NULL));
+        CHECK_OK(cth_thread_start(t[i]));
+    }
+    while (atomic_load(&c.received) < c.per_producer / 4)
+        cth_sleep(0.001);
+    CHECK_OK(tiny ? tiny_q_shutdown(c.q, true) : cth_queue_shutdown(c.q, true));
+    for (int i = 0; i < np + nc; i++) {
+        CHECK_OK(cth_thread_join(t[i], CTH_FOREVER, NULL));
+        cth_thread_free(t[i]);
+    }
+    long total = 0;
+    for (int p = 0; p < np; p++) {
+        total += c.put[p];
+        for (long s = 0; s < c.per_producer; s++)
+            CHECK_EQ(c.seen[p][s], s < c.put[p]);
+        free((void *)c.seen[p]);
+    }
+    CHECK_EQ(atomic_load(&c.received) + atomic_load(&c.freed), total);
+    CHECK_EQ(tiny ? tiny_q_qsize(c.q) : cth_queue_qsize(c.q), 0);
+    CHECK_EQ(tiny ? tiny_q_unfinished_tasks(c.q) : cth_queue_unfinished_tasks(c.q),
+             atomic_load(&c.received));
+    tiny ? tiny_q_free(c.q) : cth_queue_free(c.q);
+    CHECK_EQ(atomic_load(&c.freed) + atomic_load(&c.received), total); /* free dropped nothing more */
+}
+
+CTH_TEST(queue_shutdown_immediate_under_traffic)
+{
+    shutdown_under_traffic(false, 4, 64);
+    shutdown_under_traffic(false, 4, 0);
+    shutdown_under_traffic(true, MAXP, 100);
+    shutdown_under_traffic(true, MAXP, 0);
 }
 
 CTH_TEST(simple_queue_no_loss)
