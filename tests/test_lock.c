@@ -379,6 +379,14 @@ CTH_TEST(rlock_interrupt_main)
  * waited over 1 ms is handed the lock. The hog gives up after 60 s, which
  * only a lock without hand-off would need (its polite thread can starve for
  * 100 ms per attempt). */
+/* Keep the CPU (and whatever lock is held) for `seconds`, without sleeping. */
+static void busy_for(double seconds)
+{
+    double t0 = check_now();
+    while (check_now() - t0 < seconds)
+        ;
+}
+
 struct skew {
     cth_lock_t lock;
     atomic_int done;
@@ -395,9 +403,7 @@ static void skew_hog(void *arg)
             return;
         }
         CHECK_OK(cth_lock_acquire(&s->lock, CTH_FOREVER));
-        double t0 = check_now();
-        while (check_now() - t0 < 100e-6)
-            ;
+        busy_for(100e-6);
         CHECK_OK(cth_lock_release(&s->lock));
     }
 }
@@ -441,9 +447,7 @@ static void handoff_worker(void *arg)
         }
         CHECK_OK(r);
         CHECK_EQ(atomic_fetch_add(&h->inside, 1), 0);
-        double t0 = check_now();
-        while (check_now() - t0 < 0.002 * (i % 2))
-            ;
+        busy_for(0.002 * (i % 2));
         CHECK_EQ(atomic_fetch_sub(&h->inside, 1), 1);
         atomic_fetch_add(&h->taken, 1);
         CHECK_OK(cth_lock_release(&h->lock));
@@ -499,9 +503,7 @@ CTH_TEST(cond_notified_waiters_take_the_lock_in_turn)
     }
     c.go = 1;
     CHECK_OK(cth_cond_notify_all(&c.cond));
-    double t0 = check_now();
-    while (check_now() - t0 < 0.003)
-        ; /* hold the lock past the hand-off age */
+    busy_for(0.003); /* hold the lock past the hand-off age */
     CHECK_OK(cth_cond_release(&c.cond));
     bunch_join(&b);
     CHECK_EQ(atomic_load(&c.through), 5);
