@@ -11,12 +11,18 @@
  *                  the lock nor given up (asleep or about to look again).
  * _spare holds when the longest waiter began waiting, as far as known (in
  * units of 1024 ns, wrapping; 0: nobody recorded).
- * Uncontended, acquire is one compare-and-swap 0 -> LOCKED and release one
+ * Uncontended, acquire is one atomic OR of LOCKED and release one
  * compare-and-swap LOCKED -> 0: no system call, no stack frame (everything
  * else is out of line), and while the process has only ever had one thread
  * a plain load and store instead (glibc's __libc_single_threaded, as its own
  * mutex does). A contended acquire spins briefly while the holder runs and
- * nobody waits, then counts itself in WAITERS and parks on _state. A newcomer
+ * nobody waits, then counts itself in WAITERS, backs off (pauses doubling,
+ * longer when others wait too), and only then parks on _state. The back-off
+ * is what keeps a busy lock fast: a waiter that parks at once sets PARKED,
+ * and the holder, releasing and re-taking the lock every few hundred
+ * nanoseconds, pays a futex wake for every such try while the waiter, whose
+ * futex wait finds the word changed, never really sleeps; a waiter that
+ * backs off leaves the holder alone with its cache line. A newcomer
  * may barge in ahead of the waiters (that is where the throughput comes
  * from), but not for long: a release that finds a waiter recorded in _spare
  * as waiting for over HANDOFF_NS does not unlock but sets TICKET, and the
@@ -63,18 +69,21 @@ _Static_assert(sizeof(cth_rlock_t) == 24 || sizeof(void *) != 8, "cth_rlock_t AB
 #define SINGLE_THREADED() 0
 #endif
 
-/* Take a free lock nobody waits for (0 -> LOCKED); false otherwise. */
+/* Take the lock if it is free, waiters or not; false otherwise. One atomic
+ * OR of LOCKED: if LOCKED was already set (a holder, or a pending TICKET,
+ * which always comes with LOCKED) it changes nothing. Unlike a
+ * compare-and-swap from an expected value it never needs a second try, nor
+ * a read that would fetch the contended cache line twice. */
 static inline bool lock_take_fast(_Atomic uint32_t *state)
 {
-    uint32_t s = 0;
     if (SINGLE_THREADED()) {
-        if (atomic_load_explicit(state, memory_order_relaxed) != 0)
+        uint32_t s = atomic_load_explicit(state, memory_order_relaxed);
+        if (s & LOCKED)
             return false;
-        atomic_store_explicit(state, LOCKED, memory_order_relaxed);
+        atomic_store_explicit(state, s | LOCKED, memory_order_relaxed);
         return true;
     }
-    return atomic_compare_exchange_strong_explicit(state, &s, LOCKED, memory_order_acquire,
-                                                   memory_order_relaxed);
+    return !(atomic_fetch_or_explicit(state, LOCKED, memory_order_acquire) & LOCKED);
 }
 
 /* Release a lock nobody waits for (LOCKED -> 0); false otherwise. */
@@ -92,6 +101,8 @@ static inline bool lock_give_fast(_Atomic uint32_t *state)
 }
 
 #define SPIN_TRIES 100
+#define BACKOFF_ALONE 32u   /* pause rounds a lone waiter backs off, doubling */
+#define BACKOFF_CROWD 2048u /* ... and one of several waiters */
 #define HANDOFF_NS 1000000 /* 1 ms, as PyMutex's TIME_TO_BE_FAIR_NS */
 #define LATE_NS 1000000
 #define CLOCK_EVERY 4
@@ -152,6 +163,7 @@ static int lock_wait_counted(cth_lock_t *lock, int64_t deadline, bool eligible)
     uint32_t me = since_now();
     uint32_t s = atomic_load_explicit(state, memory_order_relaxed);
     int r = 0;
+    unsigned backoff = 1;
     for (;;) {
         if ((s & TICKET) ? eligible || r : !(s & LOCKED) && r != CTH_EINTR) {
             uint32_t n = taken_by_waiter(s);
@@ -177,6 +189,14 @@ static int lock_wait_counted(cth_lock_t *lock, int64_t deadline, bool eligible)
                 cth__futex_wake(state, 1);
             return r;
         }
+        if (backoff <= (WAITERS(s) > 1 ? BACKOFF_CROWD : BACKOFF_ALONE) &&
+            (!(s & TICKET) || eligible)) {
+            for (unsigned i = 0; i < backoff; i++)
+                cth__cpu_relax();
+            backoff *= 2;
+            s = atomic_load_explicit(state, memory_order_relaxed);
+            continue;
+        }
         if (!(s & PARKED) &&
             !atomic_compare_exchange_weak_explicit(state, &s, s | PARKED, memory_order_relaxed,
                                                    memory_order_relaxed))
@@ -193,6 +213,7 @@ static int lock_wait_counted(cth_lock_t *lock, int64_t deadline, bool eligible)
         if (r == CTH_ETIMEDOUT && until != deadline)
             r = 0;
         eligible = true;
+        backoff = 1;
         s = atomic_load_explicit(state, memory_order_relaxed);
     }
 }
@@ -211,8 +232,8 @@ static __attribute__((noinline)) int lock_acquire_slow(cth_lock_t *lock, int64_t
                 return 0;
             continue;
         }
-        if (s & (PARKED | TICKET))
-            break; /* someone sleeps, or the lock is promised */
+        if (s != LOCKED)
+            break; /* others wait already, or the lock is promised */
         cth__cpu_relax();
     }
     s = atomic_load_explicit(state, memory_order_relaxed);

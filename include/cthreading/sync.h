@@ -34,6 +34,20 @@ typedef struct cth_lock {
 /* Static initializer of an unlocked Lock (as zeroing it). */
 #define CTH_LOCK_INIT {0, 0}
 
+/*
+ * How Lock (and RLock, built on it) schedules its waiters: uncontended,
+ * acquire and release are one atomic instruction each and never a system
+ * call. A thread that finds the lock held spins for a microsecond or two
+ * while nobody else waits, then backs off for a few more, then sleeps. A
+ * thread that arrives while others sleep may take the lock ahead of them
+ * (that is where a busy lock's throughput comes from), but not for long:
+ * once a waiter has waited over about a millisecond, the next release hands
+ * the lock to the waiters instead of unlocking it, and the releasing thread,
+ * if it wants the lock back, queues like anyone else. No waiter starves
+ * (CPython 3.13's PyMutex, Go's starvation mode and Rust's parking_lot do the
+ * same); order among waiters is otherwise not first-come first-served.
+ */
+
 /* cth_lock_init - make *lock unlocked (the same as CTH_LOCK_INIT or zeroing).
  * Returns 0, or CTH_EINVAL for a NULL lock. */
 CTH_API int cth_lock_init(cth_lock_t *lock);
