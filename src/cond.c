@@ -13,12 +13,14 @@
  * it first, it reports the notification instead.
  *
  * The waiter's word is AWAKE, SLEEPING (it is about to sleep, or sleeps, on
- * the word) or NOTIFIED. Notify does not wake a sleeping waiter: the
- * notifier holds the lock the waiter must take next, so waking it would only
- * make it collide with the notifier and sleep again. Instead the waiter is
- * counted among the lock's waiters and requeued onto the lock's word, and
- * the release of the lock wakes it, one waiter per release: notify_all makes
- * a chain, not a stampede. A waiter that had not gone to sleep yet (or had
+ * the word), WOKEN or NOTIFIED. A notify wakes the first sleeping waiter it
+ * takes (WOKEN): a thread woken takes tens of microseconds to run, by which
+ * time the notifier has usually released the lock, and one system call per
+ * notify is all a ping-pong pays. Every further sleeping waiter of the same
+ * notify is not woken, since all of them would collide on the lock, but
+ * counted among the lock's waiters and requeued onto the lock's word
+ * (NOTIFIED), and each release of the lock wakes one: notify_all makes a
+ * chain, not a stampede. A waiter that had not gone to sleep yet (or had
  * stopped: a timeout, an interruption) costs the notifier no system call
  * and is not counted. Whether the notifier counted it, the waiter learns
  * from its word: the notifier turns SLEEPING into NOTIFIED only after
@@ -31,11 +33,11 @@ _Static_assert(sizeof(cth_cond_t) == 56 || sizeof(void *) != 8, "cth_cond_t ABI"
 
 enum { COND_OWN_RLOCK = 0, COND_LOCK = 1, COND_RLOCK = 2 };
 
-enum { AWAKE = 0, SLEEPING = 1, NOTIFIED = 2 };
+enum { AWAKE = 0, SLEEPING = 1, NOTIFIED = 2, WOKEN = 3 };
 
 struct waiter {
     struct waiter *next, *prev;
-    _Atomic uint32_t word; /* AWAKE, SLEEPING, NOTIFIED */
+    _Atomic uint32_t word; /* AWAKE, SLEEPING, NOTIFIED, WOKEN */
 };
 
 static cth_rlock_t *cond_rlock(cth_cond_t *cond)
@@ -154,7 +156,8 @@ CTH_API int cth_cond_wait(cth_cond_t *cond, double timeout)
         while (!r && atomic_load_explicit(&w.word, memory_order_acquire) == SLEEPING);
         v = SLEEPING;
         counted = !atomic_compare_exchange_strong_explicit(&w.word, &v, AWAKE, memory_order_acquire,
-                                                           memory_order_acquire);
+                                                           memory_order_acquire) &&
+                  v == NOTIFIED;
     }
 
     int interrupted;
@@ -165,7 +168,7 @@ CTH_API int cth_cond_wait(cth_cond_t *cond, double timeout)
     else
         interrupted = cth__lock_acquire_uninterrupted((cth_lock_t *)cond->_lock);
 
-    if (atomic_load_explicit(&w.word, memory_order_acquire) == NOTIFIED) {
+    if (atomic_load_explicit(&w.word, memory_order_acquire) >= NOTIFIED) {
         /* Notified: that wins; an interruption that came too is kept for
          * the main thread's next wait. */
         if (r == CTH_EINTR || interrupted)
@@ -210,6 +213,7 @@ static __attribute__((noinline)) int cond_notify_slow(cth_cond_t *cond, int n)
         return CTH_EINVAL;
     if (!cond_is_owned(cond))
         return CTH_EPERM;
+    bool woke = false;
     while (n-- > 0 && cond->_head) {
         struct waiter *w = cond->_head;
         fifo_remove(cond, w);
@@ -217,6 +221,12 @@ static __attribute__((noinline)) int cond_notify_slow(cth_cond_t *cond, int n)
         if (atomic_compare_exchange_strong_explicit(&w->word, &v, NOTIFIED, memory_order_release,
                                                     memory_order_relaxed))
             continue; /* not asleep: it finds NOTIFIED when it has the lock */
+        if (!woke) {
+            woke = true;
+            if (atomic_exchange_explicit(&w->word, WOKEN, memory_order_release) == SLEEPING)
+                cth__futex_wake(&w->word, 1);
+            continue;
+        }
         cth_lock_t *lock = cond_plain_lock(cond);
         cth__lock_add_waiter(lock);
         if (atomic_exchange_explicit(&w->word, NOTIFIED, memory_order_release) == SLEEPING)

@@ -413,3 +413,38 @@ CTH_TEST(wait_result)
     CHECK_OK(cth_cond_release(&c));
     bunch_join(&b);
 }
+
+static atomic_int notifier_done;
+
+static void notify_then_hold(void *arg)
+{
+    cth_cond_t *c = arg;
+    cth_sleep(0.02);
+    CHECK_OK(cth_cond_acquire(c, CTH_FOREVER));
+    CHECK_OK(cth_cond_notify(c, 1));
+    cth_sleep(0.05); /* the waiter is woken now, and must wait for the lock */
+    atomic_store(&notifier_done, 1);
+    CHECK_OK(cth_cond_release(c));
+}
+
+/* A notify wakes the first sleeping waiter at once, but the waiter returns
+ * only once it holds the lock again: after the notifier released it, over
+ * a plain Lock and over the default RLock alike. */
+CTH_TEST(woken_waiter_waits_for_the_lock)
+{
+    cth_lock_t lock = CTH_LOCK_INIT;
+    cth_cond_t over_lock = CTH_COND_INIT_LOCK(&lock);
+    cth_cond_t over_rlock = CTH_COND_INIT;
+    cth_cond_t *conds[] = {&over_lock, &over_rlock};
+    for (int i = 0; i < 2; i++) {
+        atomic_store(&notifier_done, 0);
+        CHECK_OK(cth_cond_acquire(conds[i], CTH_FOREVER));
+        struct bunch b;
+        bunch_start(&b, 1, notify_then_hold, conds[i]);
+        CHECK_OK(cth_cond_wait(conds[i], 60));
+        CHECK_EQ(atomic_load(&notifier_done), 1);
+        CHECK_OK(cth_cond_notify(conds[i], 1)); /* CTH_EPERM unless we hold it */
+        CHECK_OK(cth_cond_release(conds[i]));
+        bunch_join(&b);
+    }
+}
