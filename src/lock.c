@@ -16,8 +16,9 @@
  * else is out of line), and while the process has only ever had one thread
  * a plain load and store instead (glibc's __libc_single_threaded, as its own
  * mutex does). A contended acquire spins briefly while the holder runs and
- * nobody waits, then counts itself in WAITERS, backs off (pauses doubling,
- * longer when others wait too), and only then parks on _state. The back-off
+ * nobody waits, then counts itself in WAITERS, backs off (longer when
+ * others wait too), and only then parks on _state. Both wait in pauses
+ * that double between looks at the lock. The back-off
  * is what keeps a busy lock fast: a waiter that parks at once sets PARKED,
  * and the holder, releasing and re-taking the lock every few hundred
  * nanoseconds, pays a futex wake for every such try while the waiter, whose
@@ -100,9 +101,12 @@ static inline bool lock_give_fast(_Atomic uint32_t *state)
                                                    memory_order_relaxed);
 }
 
-#define SPIN_TRIES 100
-#define BACKOFF_ALONE 32u   /* pause rounds a lone waiter backs off, doubling */
-#define BACKOFF_CROWD 2048u /* ... and one of several waiters */
+/* Spinning and backing off wait in pause instructions (about 20 ns each
+ * here), doubling from one look at the lock to the next, so that a waiter
+ * reads the holder's cache line a few times, not hundreds. */
+#define SPIN_PAUSES_MAX 256u /* the first spin: ~10 us, 9 looks */
+#define BACKOFF_ALONE 32u    /* a lone counted waiter, before it parks */
+#define BACKOFF_CROWD 2048u  /* one of several counted waiters */
 #define HANDOFF_NS 1000000 /* 1 ms, as PyMutex's TIME_TO_BE_FAIR_NS */
 #define LATE_NS 1000000
 #define CLOCK_EVERY 4
@@ -224,7 +228,7 @@ static __attribute__((noinline)) int lock_acquire_slow(cth_lock_t *lock, int64_t
 {
     _Atomic uint32_t *state = CTH__ATOMIC_U32(&lock->_state);
     uint32_t s;
-    for (int i = 0; i < SPIN_TRIES; i++) {
+    for (unsigned pauses = 1; pauses <= SPIN_PAUSES_MAX; pauses *= 2) {
         s = atomic_load_explicit(state, memory_order_relaxed);
         if (!(s & LOCKED)) {
             if (atomic_compare_exchange_weak_explicit(state, &s, s | LOCKED, memory_order_acquire,
@@ -234,7 +238,8 @@ static __attribute__((noinline)) int lock_acquire_slow(cth_lock_t *lock, int64_t
         }
         if (s != LOCKED)
             break; /* others wait already, or the lock is promised */
-        cth__cpu_relax();
+        for (unsigned i = 0; i < pauses; i++)
+            cth__cpu_relax();
     }
     s = atomic_load_explicit(state, memory_order_relaxed);
     for (;;) {
