@@ -6,7 +6,7 @@ CMAKE_FLAGS ?=
 ARGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all run test asan tsan helgrind stress soak fuzz bench docs deps clean
+.PHONY: all run test asan tsan helgrind posix stress soak fuzz bench docs deps clean
 
 all: $(BUILD)/.configured
 	cmake --build $(BUILD) -j$(JOBS)
@@ -53,6 +53,13 @@ helgrind: | deps
 	  "-DCTH_TEST_WRAPPER=$(HELGRIND)" -DCTH_TEST_TIMEOUT=600
 	cmake --build build-helgrind -j$(JOBS)
 	cd build-helgrind && ctest --output-on-failure -j$(JOBS)
+
+# The suite over the POSIX futex emulation (mutex+cond buckets) that systems
+# without a Linux futex use.
+posix: | deps
+	cmake -S . -B build-posix -DCTH_POSIX_FUTEX=ON -DCTH_STRESS_ITERS=$(or $(STRESS),0.2)
+	cmake --build build-posix -j$(JOBS)
+	cd build-posix && ctest --output-on-failure -j$(JOBS)
 
 stress: $(BUILD)/.configured
 	cmake --build $(BUILD) -j$(JOBS)

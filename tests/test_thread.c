@@ -687,6 +687,12 @@ CTH_TEST(interrupt_main_noop_and_invalid)
  * the wait return CTH_EINTR, as a real Ctrl-C would. */
 CTH_TEST(real_signal_interrupts_main_wait)
 {
+#ifdef CTH_POSIX_FUTEX
+    /* The POSIX futex emulation sleeps in pthread_cond_timedwait, which a
+     * signal handler does not interrupt (src/unix/futex_posix.c). */
+    printf("skipped with the POSIX futex emulation\n");
+    return;
+#endif
     struct sigaction sa = {.sa_handler = on_signal, .sa_flags = SA_RESTART};
     sigemptyset(&sa.sa_mask);
     sigaction(SIGUSR1, &sa, NULL);

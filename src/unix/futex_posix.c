@@ -6,7 +6,8 @@
  * the bucket, and sleepers on other addresses of the same bucket see a
  * spurious wake-up, which every caller tolerates. A requeue is a wake (the
  * sleepers see their word changed). A bucket's mutex is held
- * from the value check to the sleep, so no wake-up is lost. Signals do not
+ * from the value check to the sleep, so no wake-up is lost; fork takes
+ * every bucket first, and the child starts with fresh ones. Signals do not
  * interrupt a condition wait, so CTH_EINTR comes only from
  * cth_interrupt_main here.
  */
@@ -25,7 +26,7 @@ struct bucket {
 static struct bucket buckets[NBUCKETS];
 static pthread_once_t buckets_once = PTHREAD_ONCE_INIT;
 
-static void buckets_init(void)
+static void buckets_make(void)
 {
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
@@ -35,6 +36,37 @@ static void buckets_init(void)
         pthread_cond_init(&buckets[i].cond, &attr);
     }
     pthread_condattr_destroy(&attr);
+}
+
+/* fork() may come while another thread holds a bucket's mutex; the child
+ * would then block for ever on its next futex call. So fork waits until
+ * no bucket is held, and the child, whose other threads (and the sleepers
+ * on the buckets' conditions) are gone, starts with fresh buckets. Other
+ * fork handlers (the library's, the program's) may use futexes, so these
+ * must be the outermost: registered first, at load, before any other
+ * constructor of the library, their prepare runs last and their parent and
+ * child handlers first. */
+static void buckets_lock_all(void)
+{
+    for (int i = 0; i < NBUCKETS; i++)
+        pthread_mutex_lock(&buckets[i].mutex);
+}
+
+static void buckets_unlock_all(void)
+{
+    for (int i = NBUCKETS - 1; i >= 0; i--)
+        pthread_mutex_unlock(&buckets[i].mutex);
+}
+
+static void buckets_init(void)
+{
+    buckets_make();
+    pthread_atfork(buckets_lock_all, buckets_unlock_all, buckets_make);
+}
+
+__attribute__((constructor(101))) static void futex_posix_load(void)
+{
+    pthread_once(&buckets_once, buckets_init);
 }
 
 static struct bucket *bucket_of(_Atomic uint32_t *addr)
