@@ -7,6 +7,7 @@
 #ifndef CTH_TESTS_BUNCH_H
 #define CTH_TESTS_BUNCH_H
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 
@@ -126,6 +127,76 @@ __attribute__((unused)) static void check_bad_timeouts(int (*call)(void *, doubl
     CHECK_EQ(call(arg, NAN), CTH_EINVAL);
     CHECK_EQ(call(arg, CTH_TIMEOUT_MAX * 2), CTH_EOVERFLOW);
     CHECK_EQ(call(arg, INFINITY), CTH_EOVERFLOW);
+}
+
+/*
+ * A timed wait keeps one deadline across its wake-ups (DESIGN.md: every
+ * wait loops on spurious wake-ups and EINTR against one deadline): a worker
+ * runs call(arg, timeout), which must time out, while this thread sends it
+ * SIGUSR1 every 2 ms (a handler without SA_RESTART, so each signal ends the
+ * worker's sleep early, a spurious wake-up). The call must return
+ * CTH_ETIMEDOUT (no spurious success) after at least timeout seconds. A
+ * timeout restarted at each wake-up would never expire while the signals
+ * go on: the signaller gives up after 30 s, which only such a wait needs.
+ */
+struct deadline_ctx {
+    int (*call)(void *, double);
+    void *arg;
+    double timeout, waited;
+    int result;
+    pthread_t self;
+    atomic_int ready, done;
+};
+
+static void deadline_noop(int sig)
+{
+    (void)sig;
+}
+
+static void deadline_worker(void *p)
+{
+    struct deadline_ctx *d = p;
+    d->self = pthread_self();
+    atomic_store(&d->ready, 1);
+    double start = check_now();
+    d->result = d->call(d->arg, d->timeout);
+    d->waited = check_now() - start;
+    atomic_store(&d->done, 1);
+}
+
+__attribute__((unused)) static void check_deadline_under_signals(int (*call)(void *, double),
+                                                                 void *arg, double timeout)
+{
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = deadline_noop; /* no SA_RESTART */
+    CHECK(sigaction(SIGUSR1, &sa, &old) == 0);
+    static struct deadline_ctx d;
+    memset(&d, 0, sizeof d);
+    d.call = call;
+    d.arg = arg;
+    d.timeout = timeout;
+    struct bunch b;
+    bunch_start(&b, 1, deadline_worker, &d);
+    wait_until(&d.ready, 1);
+    double give_up = check_now() + 30;
+    int gave_up = 0;
+    long sent = 0;
+    while (!atomic_load(&d.done)) {
+        if (check_now() > give_up) {
+            gave_up = 1;
+            break;
+        }
+        CHECK(pthread_kill(d.self, SIGUSR1) == 0); /* valid until joined */
+        sent++;
+        cth_sleep(0.002);
+    }
+    bunch_join(&b);
+    CHECK(sigaction(SIGUSR1, &old, NULL) == 0);
+    CHECK_EQ(gave_up, 0);
+    CHECK(sent > 0);
+    CHECK_EQ(d.result, CTH_ETIMEDOUT);
+    CHECK(d.waited >= timeout - 0.001);
 }
 
 #endif

@@ -419,3 +419,32 @@ CTH_TEST(thousand)
     CHECK_EQ(cth_barrier_n_waiting(&kbar), 0);
     CHECK(!cth_barrier_broken(&kbar));
 }
+
+static int positive_action(void *arg)
+{
+    (void)arg;
+    return 1;
+}
+
+/* The failing action of spec 1.11 ("if the action raises, the barrier
+ * breaks"), for an action that fails with a positive value: its thread
+ * gets CTH_EBROKEN (sync.h: a positive code is reported as CTH_EBROKEN),
+ * as do the others; the barrier stays broken until reset. */
+CTH_TEST(action_fails_positive)
+{
+    CHECK_OK(cth_barrier_init(&bar, N, positive_action, NULL, CTH_FOREVER));
+    atomic_store(&broken_count, 0);
+    atomic_store(&ok_count, 0);
+    atomic_store(&other_count, 0);
+    struct bunch b;
+    bunch_start(&b, N, failing_fn, NULL);
+    bunch_join(&b);
+    CHECK_EQ(atomic_load(&broken_count), N);
+    CHECK_EQ(atomic_load(&ok_count), 0);
+    CHECK_EQ(atomic_load(&other_count), 0);
+    CHECK(cth_barrier_broken(&bar));
+    CHECK_EQ(cth_barrier_n_waiting(&bar), 0);
+    CHECK_EQ(cth_barrier_wait(&bar, 0), CTH_EBROKEN);
+    CHECK_OK(cth_barrier_reset(&bar));
+    CHECK(!cth_barrier_broken(&bar));
+}

@@ -126,3 +126,50 @@ CTH_TEST(interrupt_main)
     check_interrupted(event_wait_forever, &e);
     CHECK(!cth_event_is_set(&e));
 }
+
+static cth_event_t gen_ev;
+static atomic_int gen_returned;
+
+static void gen_old_waiter(void *arg)
+{
+    (void)arg;
+    CHECK_OK(cth_event_wait(&gen_ev, 60));
+    atomic_fetch_add(&gen_returned, 1);
+}
+
+/* The other side of EventTests.test_set_and_clear (PYTHON-REFERENCE 1.10:
+ * False only on timeout, and only the waiters a set() woke see it): a wait
+ * that starts after set() and clear() have both run finds the flag clear
+ * and times out, while the waiters that set() woke return success. */
+CTH_TEST(wait_after_set_and_clear)
+{
+    struct bunch b;
+    bunch_start(&b, 3, gen_old_waiter, NULL);
+    settle();
+    CHECK_OK(cth_event_set(&gen_ev));
+    CHECK_OK(cth_event_clear(&gen_ev));
+    CHECK_EQ(cth_event_wait(&gen_ev, 0), CTH_ETIMEDOUT);
+    double start = check_now();
+    CHECK_EQ(cth_event_wait(&gen_ev, 0.1), CTH_ETIMEDOUT);
+    CHECK_WAITED_AT_LEAST(start, 0.1);
+    bunch_join(&b);
+    CHECK_EQ(atomic_load(&gen_returned), 3);
+    CHECK(!cth_event_is_set(&gen_ev));
+    /* A second round on the same event: set() again wakes a new waiter. */
+    atomic_store(&gen_returned, 0);
+    bunch_start(&b, 1, gen_old_waiter, NULL);
+    settle();
+    CHECK_EQ(atomic_load(&gen_returned), 0);
+    CHECK_OK(cth_event_set(&gen_ev));
+    bunch_join(&b);
+    CHECK_EQ(atomic_load(&gen_returned), 1);
+}
+
+/* EventTests.test_timeout's wait(0.5) with spurious wake-ups (signals):
+ * still false (CTH_ETIMEDOUT), after at least the timeout. */
+CTH_TEST(timeout_under_signals)
+{
+    static cth_event_t e;
+    check_deadline_under_signals(event_wait_call, &e, 0.2);
+    CHECK(!cth_event_is_set(&e));
+}

@@ -539,3 +539,157 @@ CTH_TEST(cond_as_rlock_reacquire_and_owner)
     CHECK_EQ(cth_cond_release(&c), CTH_EPERM); /* held by a thread that is gone */
     CHECK_EQ(cth_cond_acquire(&c, 0), CTH_EAGAIN);
 }
+
+/* BaseLockTests.test_acquire_destroy: a lock is dropped while held. C has
+ * no destroy call: storage holding a held Lock or RLock may be freed with no
+ * call at all (nothing leaks: the sanitizer runs check it), and storage that
+ * held one may be initialized again, which makes it an unlocked lock that
+ * works as new, whatever it held before. */
+CTH_TEST(lock_acquire_destroy)
+{
+    cth_lock_t *l = malloc(sizeof *l);
+    CHECK(l);
+    CHECK_OK(cth_lock_init(l));
+    CHECK_OK(cth_lock_acquire(l, CTH_FOREVER));
+    free(l); /* dropped while held */
+    cth_lock_t reused = CTH_LOCK_INIT;
+    CHECK_OK(cth_lock_acquire(&reused, CTH_FOREVER));
+    CHECK_OK(cth_lock_init(&reused)); /* the storage again, as a new lock */
+    CHECK(!cth_lock_locked(&reused));
+    base_acquire_release(&(struct ops){&reused, lock_acquire, lock_release, lock_locked});
+    base_acquire_contended(&(struct ops){&reused, lock_acquire, lock_release, lock_locked});
+}
+
+CTH_TEST(rlock_acquire_destroy)
+{
+    cth_rlock_t *r = malloc(sizeof *r);
+    CHECK(r);
+    CHECK_OK(cth_rlock_init(r));
+    CHECK_OK(cth_rlock_acquire(r, CTH_FOREVER));
+    CHECK_OK(cth_rlock_acquire(r, CTH_FOREVER));
+    free(r); /* dropped while held, two levels deep */
+    cth_rlock_t reused = CTH_RLOCK_INIT;
+    CHECK_OK(cth_rlock_acquire(&reused, CTH_FOREVER));
+    CHECK_OK(cth_rlock_acquire(&reused, CTH_FOREVER));
+    CHECK_OK(cth_rlock_init(&reused));
+    CHECK(!cth_rlock_locked(&reused));
+    CHECK(!cth_rlock_is_owned(&reused));
+    CHECK_EQ(cth_rlock_recursion_count(&reused), 0);
+    CHECK_EQ(cth_rlock_release(&reused), CTH_EPERM);
+    base_acquire_release(&(struct ops){&reused, rlock_acquire, rlock_release, rlock_locked});
+    base_acquire_contended(&(struct ops){&reused, rlock_acquire, rlock_release, rlock_locked});
+}
+
+/* An RLock held by another thread that stays alive (lock_tests' Bunch with
+ * wait_before_exit=True) until the test lets it go. */
+struct held_rlock {
+    cth_rlock_t *rlock;
+    atomic_int holding, let_go;
+};
+
+static void hold_rlock_fn(void *arg)
+{
+    struct held_rlock *h = arg;
+    CHECK_OK(cth_rlock_acquire(h->rlock, CTH_FOREVER));
+    CHECK_OK(cth_rlock_acquire(h->rlock, CTH_FOREVER));
+    atomic_store(&h->holding, 1);
+    while (!atomic_load(&h->let_go))
+        cth_sleep(0.001);
+    /* Whatever the other thread tried, the two levels are still ours. */
+    CHECK(cth_rlock_is_owned(h->rlock));
+    CHECK_EQ(cth_rlock_recursion_count(h->rlock), 2);
+    CHECK_OK(cth_rlock_release(h->rlock));
+    CHECK_OK(cth_rlock_release(h->rlock));
+}
+
+/* RLockTests.test_different_thread, with the owner alive as in Python: a
+ * thread that does not own the RLock cannot release it, does not own it and
+ * cannot take it without waiting; the owner's levels are untouched. */
+CTH_TEST(rlock_different_thread_owner_alive)
+{
+    cth_rlock_t r = CTH_RLOCK_INIT;
+    struct held_rlock h = {.rlock = &r};
+    struct bunch b;
+    bunch_start(&b, 1, hold_rlock_fn, &h);
+    wait_until(&h.holding, 1);
+    CHECK_EQ(cth_rlock_release(&r), CTH_EPERM);
+    CHECK_EQ(cth_rlock_release(&r), CTH_EPERM);
+    CHECK(cth_rlock_locked(&r));
+    CHECK(!cth_rlock_is_owned(&r));
+    CHECK_EQ(cth_rlock_recursion_count(&r), 0);
+    CHECK_EQ(cth_rlock_acquire(&r, 0), CTH_EAGAIN);
+    CHECK_EQ(cth_rlock_acquire(&r, 0.01), CTH_ETIMEDOUT);
+    atomic_store(&h.let_go, 1);
+    bunch_join(&b);
+    CHECK(!cth_rlock_locked(&r));
+}
+
+static bool never(void *arg)
+{
+    (void)arg;
+    return false;
+}
+
+/* The "release every level, save the state" step of a Condition over this
+ * RLock (cth_cond_wait and cth_cond_wait_for are the C face of
+ * _release_save) is refused with CTH_EPERM and changes nothing. */
+static void check_release_save_refused(cth_cond_t *c, cth_rlock_t *r)
+{
+    bool was_locked = cth_rlock_locked(r);
+    CHECK_EQ(cth_cond_wait(c, 0), CTH_EPERM);
+    CHECK_EQ(cth_cond_wait(c, 0.01), CTH_EPERM);
+    CHECK_EQ(cth_cond_wait(c, CTH_FOREVER), CTH_EPERM);
+    CHECK_EQ(cth_cond_wait_for(c, never, NULL, 0.01), CTH_EPERM);
+    CHECK_EQ(cth_rlock_locked(r), was_locked);
+    CHECK(!cth_rlock_is_owned(r));
+}
+
+/* RLockTests.test_release_save_unacquired: _release_save of an RLock the
+ * caller does not own is an error: fresh, after balanced acquire/release
+ * pairs, and (beyond Python's test) while another thread owns it. For an
+ * explicit RLock and for a Condition's own. */
+CTH_TEST(rlock_release_save_unacquired)
+{
+    cth_rlock_t r = CTH_RLOCK_INIT;
+    cth_cond_t over_rlock;
+    CHECK_OK(cth_cond_init_rlock(&over_rlock, &r));
+    cth_cond_t own = CTH_COND_INIT;
+    struct {
+        cth_cond_t *c;
+        cth_rlock_t *r;
+    } cases[] = {{&over_rlock, &r}, {&own, &own._own}};
+    for (int i = 0; i < 2; i++) {
+        cth_cond_t *c = cases[i].c;
+        check_release_save_refused(c, cases[i].r);
+        CHECK_OK(cth_cond_acquire(c, CTH_FOREVER));
+        CHECK_OK(cth_cond_acquire(c, CTH_FOREVER));
+        CHECK_OK(cth_cond_release(c));
+        CHECK_OK(cth_cond_acquire(c, CTH_FOREVER));
+        CHECK_OK(cth_cond_release(c));
+        CHECK_OK(cth_cond_release(c));
+        check_release_save_refused(c, cases[i].r);
+        struct held_rlock h = {.rlock = cases[i].r};
+        struct bunch b;
+        bunch_start(&b, 1, hold_rlock_fn, &h);
+        wait_until(&h.holding, 1);
+        check_release_save_refused(c, cases[i].r);
+        CHECK_EQ(cth_cond_notify(c, 1), CTH_EPERM);
+        atomic_store(&h.let_go, 1);
+        bunch_join(&b);
+        CHECK(!cth_rlock_locked(cases[i].r));
+    }
+}
+
+/* A timed acquire of a held Lock or RLock keeps one deadline across
+ * spurious wake-ups (signals): it times out after at least its timeout. */
+CTH_TEST(lock_timeout_under_signals)
+{
+    static cth_lock_t l;
+    CHECK_OK(cth_lock_acquire(&l, 0));
+    check_deadline_under_signals(lock_acquire, &l, 0.2);
+    CHECK_OK(cth_lock_release(&l));
+    static cth_rlock_t r;
+    CHECK_OK(cth_rlock_acquire(&r, 0));
+    check_deadline_under_signals(rlock_acquire, &r, 0.2);
+    CHECK_OK(cth_rlock_release(&r));
+}

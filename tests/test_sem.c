@@ -5,6 +5,14 @@
  */
 #include "bunch.h"
 
+/* BaseSemaphoreTests runs for Semaphore and BoundedSemaphore alike: the
+ * base tests below are helpers taking the kind, and each has a CTH_TEST
+ * per kind. */
+static void make(cth_sem_t *s, int value, bool bounded)
+{
+    CHECK_OK(bounded ? cth_bounded_sem_init(s, value) : cth_sem_init(s, value));
+}
+
 /* BaseSemaphoreTests.test_constructor: negative initial values. */
 CTH_TEST(constructor)
 {
@@ -25,20 +33,23 @@ CTH_TEST(constructor)
 }
 
 /* BaseSemaphoreTests.test_acquire / test_acquire_destroy. */
-CTH_TEST(acquire)
+static void base_acquire(bool bounded)
 {
-    cth_sem_t s = CTH_SEM_INIT(1);
+    cth_sem_t s, s2, s3;
+    make(&s, 1, bounded);
     CHECK_OK(cth_sem_acquire(&s, CTH_FOREVER));
     CHECK_OK(cth_sem_release(&s, 1));
-    cth_sem_t s2 = CTH_SEM_INIT(2);
+    make(&s2, 2, bounded);
     CHECK_OK(cth_sem_acquire(&s2, CTH_FOREVER));
     CHECK_OK(cth_sem_acquire(&s2, CTH_FOREVER));
     CHECK_OK(cth_sem_release(&s2, 1));
     CHECK_OK(cth_sem_release(&s2, 1));
     CHECK_EQ(cth_sem_value(&s2), 2);
-    cth_sem_t s3 = CTH_SEM_INIT(3);
+    make(&s3, 3, bounded);
     CHECK_OK(cth_sem_acquire(&s3, CTH_FOREVER)); /* destroyed while held: nothing to free */
 }
+CTH_TEST(acquire) { base_acquire(false); }
+CTH_TEST(bounded_acquire) { base_acquire(true); }
 
 struct contended {
     cth_sem_t sem;
@@ -80,10 +91,11 @@ static void wait_total(struct contended *c, int want)
 /* BaseSemaphoreTests.test_acquire_contended: value 7, 10 threads taking two
  * units each: exactly 6 pass in phase 0 (7 units, one thread already on its
  * second), 7 more after 7 releases, 6 more after 6. */
-CTH_TEST(acquire_contended)
+static void base_acquire_contended(bool bounded)
 {
     static struct contended c;
-    CHECK_OK(cth_sem_init(&c.sem, 7));
+    memset(&c, 0, sizeof c); /* the same storage for both kinds */
+    make(&c.sem, 7, bounded);
     CHECK_OK(cth_sem_acquire(&c.sem, CTH_FOREVER));
     struct bunch b;
     bunch_start(&b, 10, contended_fn, &c);
@@ -103,12 +115,15 @@ CTH_TEST(acquire_contended)
     CHECK_OK(cth_sem_release(&c.sem, 1));
     bunch_join(&b);
 }
+CTH_TEST(acquire_contended) { base_acquire_contended(false); }
+CTH_TEST(bounded_acquire_contended) { base_acquire_contended(true); }
 
 /* BaseSemaphoreTests.test_multirelease: release(n) admits exactly n. */
-CTH_TEST(multirelease)
+static void base_multirelease(bool bounded)
 {
     static struct contended c;
-    CHECK_OK(cth_sem_init(&c.sem, 7));
+    memset(&c, 0, sizeof c); /* the same storage for both kinds */
+    make(&c.sem, 7, bounded);
     CHECK_OK(cth_sem_acquire(&c.sem, CTH_FOREVER));
     struct bunch b;
     bunch_start(&b, 10, contended_fn, &c);
@@ -126,17 +141,22 @@ CTH_TEST(multirelease)
     CHECK_EQ(cth_sem_release(&c.sem, 0), CTH_EINVAL); /* "n must be one or more" */
     CHECK_EQ(cth_sem_release(&c.sem, -1), CTH_EINVAL);
 }
+CTH_TEST(multirelease) { base_multirelease(false); }
+CTH_TEST(bounded_multirelease) { base_multirelease(true); }
 
 /* BaseSemaphoreTests.test_try_acquire. */
-CTH_TEST(try_acquire)
+static void base_try_acquire(bool bounded)
 {
-    cth_sem_t s = CTH_SEM_INIT(2);
+    cth_sem_t s;
+    make(&s, 2, bounded);
     CHECK_OK(cth_sem_acquire(&s, 0));
     CHECK_OK(cth_sem_acquire(&s, 0));
     CHECK_EQ(cth_sem_acquire(&s, 0), CTH_EAGAIN);
     CHECK_OK(cth_sem_release(&s, 1));
     CHECK_OK(cth_sem_acquire(&s, 0));
 }
+CTH_TEST(try_acquire) { base_try_acquire(false); }
+CTH_TEST(bounded_try_acquire) { base_try_acquire(true); }
 
 static cth_sem_t try_sem;
 static atomic_int try_ok, try_fail;
@@ -154,9 +174,11 @@ static void try_fn(void *arg)
 
 /* BaseSemaphoreTests.test_try_acquire_contended: 3 units left, 5 threads
  * trying twice each: exactly 3 succeed. */
-CTH_TEST(try_acquire_contended)
+static void base_try_acquire_contended(bool bounded)
 {
-    CHECK_OK(cth_sem_init(&try_sem, 4));
+    make(&try_sem, 4, bounded);
+    atomic_store(&try_ok, 0);
+    atomic_store(&try_fail, 0);
     CHECK_OK(cth_sem_acquire(&try_sem, CTH_FOREVER));
     struct bunch b;
     bunch_start(&b, 5, try_fn, NULL);
@@ -164,6 +186,8 @@ CTH_TEST(try_acquire_contended)
     CHECK_EQ(atomic_load(&try_ok), 3);
     CHECK_EQ(atomic_load(&try_fail), 7);
 }
+CTH_TEST(try_acquire_contended) { base_try_acquire_contended(false); }
+CTH_TEST(bounded_try_acquire_contended) { base_try_acquire_contended(true); }
 
 static int sem_acquire_call(void *s, double t)
 {
@@ -171,9 +195,10 @@ static int sem_acquire_call(void *s, double t)
 }
 
 /* BaseSemaphoreTests.test_acquire_timeout, and the bad timeouts. */
-CTH_TEST(acquire_timeout)
+static void base_acquire_timeout(bool bounded)
 {
-    cth_sem_t s = CTH_SEM_INIT(2);
+    cth_sem_t s;
+    make(&s, 2, bounded);
     check_bad_timeouts(sem_acquire_call, &s);
     CHECK_OK(cth_sem_acquire(&s, 0.005));
     CHECK_OK(cth_sem_acquire(&s, 0.005));
@@ -189,6 +214,8 @@ CTH_TEST(acquire_timeout)
     CHECK_EQ(cth_sem_release(NULL, 1), CTH_EINVAL);
     CHECK_EQ(cth_sem_value(NULL), 0);
 }
+CTH_TEST(acquire_timeout) { base_acquire_timeout(false); }
+CTH_TEST(bounded_acquire_timeout) { base_acquire_timeout(true); }
 
 static void default_fn(void *arg)
 {
@@ -199,9 +226,10 @@ static void default_fn(void *arg)
 
 /* BaseSemaphoreTests.test_default_value: value 1 admits one at a time; a
  * thread blocked on it goes once released. */
-CTH_TEST(default_value)
+static void base_default_value(bool bounded)
 {
-    cth_sem_t s = CTH_SEM_INIT(1);
+    cth_sem_t s;
+    make(&s, 1, bounded);
     CHECK_OK(cth_sem_acquire(&s, CTH_FOREVER));
     struct bunch b;
     bunch_start(&b, 1, default_fn, &s);
@@ -210,11 +238,14 @@ CTH_TEST(default_value)
     CHECK_OK(cth_sem_release(&s, 1));
     bunch_join(&b);
 }
+CTH_TEST(default_value) { base_default_value(false); }
+CTH_TEST(bounded_default_value) { base_default_value(true); }
 
 /* BaseSemaphoreTests.test_with: nested scoped acquires of value 2. */
-CTH_TEST(with)
+static void base_with(bool bounded)
 {
-    cth_sem_t s = CTH_SEM_INIT(2);
+    cth_sem_t s;
+    make(&s, 2, bounded);
     CHECK_OK(cth_sem_acquire(&s, CTH_FOREVER));
     CHECK_OK(cth_sem_acquire(&s, CTH_FOREVER));
     CHECK_EQ(cth_sem_acquire(&s, 0), CTH_EAGAIN);
@@ -222,6 +253,8 @@ CTH_TEST(with)
     CHECK_OK(cth_sem_release(&s, 1));
     CHECK_EQ(cth_sem_value(&s), 2);
 }
+CTH_TEST(with) { base_with(false); }
+CTH_TEST(bounded_with) { base_with(true); }
 
 /* SemaphoreTests.test_release_unacquired: may pass its initial value. */
 CTH_TEST(release_unacquired)
@@ -308,3 +341,51 @@ CTH_TEST(bounded_limit)
         CHECK_EQ(cth_sem_value(&s), limit);
     }
 }
+
+/* BoundedSemaphoreTests.test_constructor (BaseSemaphoreTests'): initial
+ * values -1 and -sys.maxsize (here the most negative int) are refused. */
+CTH_TEST(bounded_constructor)
+{
+    cth_sem_t s;
+    CHECK_EQ(cth_bounded_sem_init(&s, -1), CTH_EINVAL);
+    CHECK_EQ(cth_bounded_sem_init(&s, -2147483647), CTH_EINVAL);
+    CHECK_EQ(cth_bounded_sem_init(&s, -2147483647 - 1), CTH_EINVAL);
+    CHECK_EQ(cth_sem_init(&s, -2147483647 - 1), CTH_EINVAL);
+    CHECK_OK(cth_bounded_sem_init(&s, 0));
+    CHECK_EQ(cth_sem_value(&s), 0);
+    CHECK_EQ(cth_sem_acquire(&s, 0), CTH_EAGAIN);
+    CHECK_EQ(cth_sem_release(&s, 1), CTH_EINVAL); /* bound 0 */
+}
+
+/* BoundedSemaphoreTests.test_repr: "value=3/3", then "value=2/3" after an
+ * acquire, as cth_sem_value reads it (the bound has no getter); and
+ * SemaphoreTests.test_repr's "value=4" after two releases. */
+CTH_TEST(bounded_value)
+{
+    cth_sem_t s = CTH_BOUNDED_SEM_INIT(3);
+    CHECK_EQ(cth_sem_value(&s), 3);
+    CHECK_OK(cth_sem_acquire(&s, 0));
+    CHECK_EQ(cth_sem_value(&s), 2);
+    CHECK_OK(cth_sem_release(&s, 1));
+    CHECK_EQ(cth_sem_release(&s, 1), CTH_EINVAL);
+    CHECK_EQ(cth_sem_value(&s), 3);
+    cth_sem_t u = CTH_SEM_INIT(3);
+    CHECK_OK(cth_sem_acquire(&u, 0));
+    CHECK_OK(cth_sem_release(&u, 1));
+    CHECK_OK(cth_sem_release(&u, 1));
+    CHECK_EQ(cth_sem_value(&u), 4);
+}
+
+/* A timed acquire keeps one deadline across its wake-ups (PYTHON-REFERENCE
+ * 1.9: "a timeout is a deadline kept across wakeups"): woken early again
+ * and again by signals, acquire(0.2) on an empty semaphore still times out,
+ * after at least 0.2 s. */
+static void check_sem_deadline(bool bounded)
+{
+    static cth_sem_t s;
+    make(&s, 0, bounded);
+    check_deadline_under_signals(sem_acquire_call, &s, 0.2);
+    CHECK_EQ(cth_sem_value(&s), 0);
+}
+CTH_TEST(acquire_timeout_is_a_deadline) { check_sem_deadline(false); }
+CTH_TEST(bounded_acquire_timeout_is_a_deadline) { check_sem_deadline(true); }
