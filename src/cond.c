@@ -25,7 +25,11 @@
  * and is not counted. Whether the notifier counted it, the waiter learns
  * from its word: the notifier turns SLEEPING into NOTIFIED only after
  * counting, and a waiter that stops sleeping turns SLEEPING back into AWAKE
- * itself, so exactly one of the two changes it.
+ * itself, so only one of the two leaves SLEEPING. (The notifier's exchange
+ * may still overwrite the AWAKE the waiter just wrote: the waiter then reads
+ * itself notified, and uncounted, which it is.) Each notify call wakes one
+ * waiter at most; a run of notify(1) calls under one hold of the lock wakes
+ * one each, as pthread_cond_signal would.
  */
 #include "internal.h"
 
@@ -214,7 +218,7 @@ static __attribute__((noinline)) int cond_notify_slow(cth_cond_t *cond, int n)
     if (!cond_is_owned(cond))
         return CTH_EPERM;
     bool woke = false;
-    while (n-- > 0 && cond->_head) {
+    for (; n > 0 && cond->_head; n--) {
         struct waiter *w = cond->_head;
         fifo_remove(cond, w);
         uint32_t v = AWAKE;

@@ -150,6 +150,8 @@ static inline void cth__cpu_relax(void)
     __builtin_ia32_pause();
 #elif defined(__aarch64__)
     __asm__ __volatile__("yield");
+#else
+    __asm__ __volatile__("" ::: "memory"); /* keeps a pause loop from vanishing */
 #endif
 }
 

@@ -35,9 +35,10 @@
  * someone, every counted waiter sleeps on _state or is about to look at it,
  * and a waiter that gives up (timeout, interruption) takes a pending TICKET
  * rather than leave it, so a handed-off lock is never stranded. Any thread
- * may release. A Condition's notify counts a sleeping waiter in WAITERS and
- * moves (requeues) it from its own word onto _state (cth__lock_requeue): a
- * release wakes it like any parked acquirer.
+ * may release. A Condition's notify wakes the first sleeping waiter it takes
+ * (that one comes back as an uncounted newcomer), and counts every further
+ * one in WAITERS and moves (requeues) it from its own word onto _state
+ * (cth__lock_requeue): a release wakes it like any parked acquirer.
  *
  * RLock is a Lock plus the owner's identity (a per-thread address, see
  * cth__self_token) and a recursion count. Only the owner writes the count;
@@ -107,6 +108,7 @@ static inline bool lock_give_fast(_Atomic uint32_t *state)
 #define SPIN_PAUSES_MAX 256u /* the first spin: ~10 us, 9 looks */
 #define BACKOFF_ALONE 32u    /* a lone counted waiter, before it parks */
 #define BACKOFF_CROWD 2048u  /* one of several counted waiters */
+#define BACKOFF_SLACK_NS 200000 /* no back-off when the deadline is nearer */
 #define HANDOFF_NS 1000000 /* 1 ms, as PyMutex's TIME_TO_BE_FAIR_NS */
 #define LATE_NS 1000000
 #define CLOCK_EVERY 4
@@ -116,9 +118,14 @@ static _Thread_local unsigned release_tick __attribute__((tls_model("initial-exe
 /* The clock of _spare: 1024 ns units, never 0. Differences are taken modulo
  * 2^32 (73 minutes); a waiter recorded longer ago than that merely waits one
  * more round before it is recorded again. */
+static uint32_t since_of(int64_t ns)
+{
+    return (uint32_t)((uint64_t)ns >> 10) | 1u;
+}
+
 static uint32_t since_now(void)
 {
-    return (uint32_t)((uint64_t)cth__now_ns() >> 10) | 1u;
+    return since_of(cth__now_ns());
 }
 
 /* Record `me` as the longest waiter's start if nobody is recorded. */
@@ -164,7 +171,10 @@ static int lock_wait_counted(cth_lock_t *lock, int64_t deadline, bool eligible)
 {
     _Atomic uint32_t *state = CTH__ATOMIC_U32(&lock->_state);
     _Atomic uint32_t *since = CTH__ATOMIC_U32(&lock->_spare);
-    uint32_t me = since_now();
+    int64_t entered = cth__now_ns();
+    uint32_t me = since_of(entered);
+    /* Backing off (up to ~80 us) would overshoot a near deadline. */
+    bool may_back_off = deadline - entered > BACKOFF_SLACK_NS;
     uint32_t s = atomic_load_explicit(state, memory_order_relaxed);
     int r = 0;
     unsigned backoff = 1;
@@ -193,7 +203,7 @@ static int lock_wait_counted(cth_lock_t *lock, int64_t deadline, bool eligible)
                 cth__futex_wake(state, 1);
             return r;
         }
-        if (backoff <= (WAITERS(s) > 1 ? BACKOFF_CROWD : BACKOFF_ALONE) &&
+        if (may_back_off && backoff <= (WAITERS(s) > 1 ? BACKOFF_CROWD : BACKOFF_ALONE) &&
             (!(s & TICKET) || eligible)) {
             for (unsigned i = 0; i < backoff; i++)
                 cth__cpu_relax();
@@ -222,8 +232,8 @@ static int lock_wait_counted(cth_lock_t *lock, int64_t deadline, bool eligible)
     }
 }
 
-/* The contended acquire: spin while the holder runs and nobody sleeps, then
- * count ourselves a waiter and wait. */
+/* The contended acquire: spin while the holder runs and nobody else is
+ * counted a waiter, then count ourselves one and wait. */
 static __attribute__((noinline)) int lock_acquire_slow(cth_lock_t *lock, int64_t deadline)
 {
     _Atomic uint32_t *state = CTH__ATOMIC_U32(&lock->_state);

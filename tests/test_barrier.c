@@ -79,6 +79,8 @@ static void run_multipass(int n)
 {
     CHECK_OK(cth_barrier_init(&bar, N, NULL, NULL, CTH_FOREVER));
     cycles = n;
+    for (int i = 0; i < 20; i++)
+        atomic_store(&phase_count[i], 0); /* as results_reset, below */
     struct bunch b;
     bunch_start(&b, N, multipass_fn, NULL);
     bunch_join(&b);
@@ -191,6 +193,14 @@ CTH_TEST(action_fails)
 
 static atomic_int results1, results2, results3;
 
+/* The tests may also run one after another in one process (no argument). */
+static void results_reset(void)
+{
+    atomic_store(&results1, 0);
+    atomic_store(&results2, 0);
+    atomic_store(&results3, 0);
+}
+
 static void abort_fn(void *arg)
 {
     (void)arg;
@@ -212,6 +222,7 @@ static void abort_fn(void *arg)
  * CTH_EBROKEN, and the barrier is broken. */
 CTH_TEST(abort)
 {
+    results_reset();
     CHECK_OK(cth_barrier_init(&bar, N, NULL, NULL, CTH_FOREVER));
     struct bunch b;
     bunch_start(&b, N, abort_fn, NULL);
@@ -244,8 +255,7 @@ static void reset_fn(void *arg)
 CTH_TEST(reset)
 {
     CHECK_OK(cth_barrier_init(&bar, N, NULL, NULL, CTH_FOREVER));
-    atomic_store(&results1, 0);
-    atomic_store(&results3, 0);
+    results_reset();
     struct bunch b;
     bunch_start(&b, N, reset_fn, NULL);
     bunch_join(&b);
@@ -277,6 +287,7 @@ static void abort_and_reset_fn(void *arg)
 /* BarrierTests.test_abort_and_reset: a broken barrier is reset and reused. */
 CTH_TEST(abort_and_reset)
 {
+    results_reset();
     CHECK_OK(cth_barrier_init(&bar, N, NULL, NULL, CTH_FOREVER));
     CHECK_OK(cth_barrier_init(&bar2, N, NULL, NULL, CTH_FOREVER));
     struct bunch b;

@@ -649,13 +649,8 @@ CTH_TEST(notify_n_le_0_with_waiters)
     check_notify_le_0(-1000);
 }
 
-/* The same for n = INT_MIN.
- * LIBRARY BUG, found by this test, not fixed here: with a waiter queued,
- * cond_notify_slow's loop `while (n-- > 0 && cond->_head)` decrements
- * INT_MIN, a signed overflow (undefined behaviour). The UBSan build
- * (-DCTH_SANITIZE=address) fails this test with "signed integer overflow:
- * -2147483648 - 1 cannot be represented in type 'int'" at src/cond.c; the
- * plain build passes, as the wrapped value happens to stop the loop. */
+/* The same for n = INT_MIN, the far end: notify's count must not be
+ * decremented past it (a signed overflow that UBSan reports). */
 CTH_TEST(notify_int_min_with_waiters)
 {
     check_notify_le_0(-2147483647 - 1);
