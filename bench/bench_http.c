@@ -171,6 +171,8 @@ int main(void)
         reps = 1;
     printf("\nHTTP server under wrk (-t2 -c32, %d s a run, keep-alive; every response checked)\n",
            seconds());
+    if (system("command -v wrk >/dev/null 2>&1") != 0)
+        printf("  wrk is not on the PATH (Debian: apt-get install wrk): every row is n/a\n");
     bench_heading("requests per second (higher is better)");
     struct bench_system sys[] = {
         {"cthreading http_server (4 workers)", run_cthreading, NULL},

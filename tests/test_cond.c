@@ -367,21 +367,27 @@ static void wait_woken6(int want)
     CHECK_OK(cth_cond_release(&ncond6));
 }
 
+/* Start k waiters on ncond6; return holding its lock once all k wait. */
+static void start_waiters6(struct bunch *b, int k)
+{
+    woken6 = waiting6 = 0;
+    bunch_start(b, k, notify_n_fn, NULL);
+    for (;;) {
+        CHECK_OK(cth_cond_acquire(&ncond6, CTH_FOREVER));
+        if (waiting6 == k)
+            return; /* all wait: each counted itself, then waited */
+        CHECK_OK(cth_cond_release(&ncond6));
+        cth_sleep(0.001);
+    }
+}
+
 /* _TestCondition.test_notify_n (multiprocessing, threads): of 6 sleepers,
  * notify(2) wakes 2, notify(4) the other 4, and notify(3) then has no
  * effect. */
 CTH_TEST(notify_n)
 {
-    woken6 = waiting6 = 0;
     struct bunch b;
-    bunch_start(&b, 6, notify_n_fn, NULL);
-    for (;;) {
-        CHECK_OK(cth_cond_acquire(&ncond6, CTH_FOREVER));
-        if (waiting6 == 6)
-            break; /* all six wait: each counted itself, then waited */
-        CHECK_OK(cth_cond_release(&ncond6));
-        cth_sleep(0.001);
-    }
+    start_waiters6(&b, 6);
     CHECK_OK(cth_cond_release(&ncond6));
     settle();
     CHECK_EQ(woken6, 0);
@@ -590,56 +596,26 @@ CTH_TEST(wait_releases_every_level)
     }
 }
 
-static cth_cond_t le0_cond = CTH_COND_INIT;
-static int le0_waiting, le0_woken;
-
-static void le0_waiter(void *arg)
-{
-    (void)arg;
-    CHECK_OK(cth_cond_acquire(&le0_cond, CTH_FOREVER));
-    le0_waiting++;
-    CHECK_OK(cth_cond_wait(&le0_cond, CTH_FOREVER));
-    le0_woken++;
-    CHECK_OK(cth_cond_release(&le0_cond));
-}
-
 /* notify(n) with n <= 0 does nothing (PYTHON-REFERENCE 1.8, probed), also
  * when threads wait: none of them wakes; notify(1) then wakes one. The
  * most negative n is the test after this one. */
 static void check_notify_le_0(int n)
 {
-    le0_waiting = le0_woken = 0;
     struct bunch b;
-    bunch_start(&b, 2, le0_waiter, NULL);
-    for (;;) {
-        CHECK_OK(cth_cond_acquire(&le0_cond, CTH_FOREVER));
-        if (le0_waiting == 2)
-            break; /* both queued */
-        CHECK_OK(cth_cond_release(&le0_cond));
-        cth_sleep(0.001);
-    }
-    CHECK_OK(cth_cond_notify(&le0_cond, n));
-    CHECK_OK(cth_cond_release(&le0_cond));
+    start_waiters6(&b, 2);
+    CHECK_OK(cth_cond_notify(&ncond6, n));
+    CHECK_OK(cth_cond_release(&ncond6));
     settle();
-    CHECK_OK(cth_cond_acquire(&le0_cond, CTH_FOREVER));
-    CHECK_EQ(le0_woken, 0);
-    CHECK_OK(cth_cond_notify(&le0_cond, 1));
-    CHECK_OK(cth_cond_release(&le0_cond));
-    for (;;) {
-        CHECK_OK(cth_cond_acquire(&le0_cond, CTH_FOREVER));
-        int w = le0_woken;
-        CHECK_OK(cth_cond_release(&le0_cond));
-        if (w == 1)
-            break;
-        cth_sleep(0.001);
-    }
-    settle();
-    CHECK_OK(cth_cond_acquire(&le0_cond, CTH_FOREVER));
-    CHECK_EQ(le0_woken, 1);
-    CHECK_OK(cth_cond_notify_all(&le0_cond));
-    CHECK_OK(cth_cond_release(&le0_cond));
+    CHECK_OK(cth_cond_acquire(&ncond6, CTH_FOREVER));
+    CHECK_EQ(woken6, 0);
+    CHECK_OK(cth_cond_notify(&ncond6, 1));
+    CHECK_OK(cth_cond_release(&ncond6));
+    wait_woken6(1);
+    CHECK_OK(cth_cond_acquire(&ncond6, CTH_FOREVER));
+    CHECK_OK(cth_cond_notify_all(&ncond6));
+    CHECK_OK(cth_cond_release(&ncond6));
     bunch_join(&b);
-    CHECK_EQ(le0_woken, 2);
+    CHECK_EQ(woken6, 2);
 }
 
 CTH_TEST(notify_n_le_0_with_waiters)
