@@ -38,7 +38,7 @@ typedef struct cth_lock {
  * How Lock (and RLock, built on it) schedules its waiters: uncontended,
  * acquire and release are one atomic instruction each and never a system
  * call. A thread that finds the lock held spins for up to about 10 us
- * while nobody else waits, then backs off for up to about 80 us (a few us
+ * while nobody else waits, then backs off for up to about 80 us (about 1 us
  * when it waits alone; not at all when its timeout is under 0.2 ms away),
  * looking at the lock now and then, and only then sleeps. A thread that
  * arrives while others sleep may take the lock ahead of them (that is
