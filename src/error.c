@@ -1,6 +1,7 @@
 /*
- * error.c - names and descriptions of the CTH_E* codes.
- * A static table; nothing to lock.
+ * error.c - names and descriptions of the CTH_E* codes, the calling thread's
+ * last task error, and the version. A static table and one thread-local int;
+ * nothing to lock.
  */
 #include "internal.h"
 
@@ -18,12 +19,13 @@ static const struct err_entry err_table[] = {
     {CTH_ENOMEM, "CTH_ENOMEM", "out of memory"},
     {CTH_EINVAL, "CTH_EINVAL", "invalid argument"},
     {CTH_EDEADLK, "CTH_EDEADLK", "would deadlock"},
-    {CTH_ERANGE, "CTH_ERANGE", "result out of range"},
-    {CTH_EOVERFLOW, "CTH_EOVERFLOW", "timeout too large"},
+    {CTH_ENOENT, "CTH_ENOENT", "no such value"},
+    {CTH_EOVERFLOW, "CTH_EOVERFLOW", "value too large"},
     {CTH_ETIMEDOUT, "CTH_ETIMEDOUT", "timed out"},
     {CTH_ECANCELED, "CTH_ECANCELED", "canceled"},
     {CTH_EBROKEN, "CTH_EBROKEN", "broken barrier"},
     {CTH_ESHUTDOWN, "CTH_ESHUTDOWN", "shut down"},
+    {CTH_ETASK, "CTH_ETASK", "the task failed"},
 };
 
 static const struct err_entry *err_find(int err)
@@ -44,4 +46,27 @@ CTH_API const char *cth_err_name(int err)
 {
     const struct err_entry *e = err_find(err);
     return e ? e->name : "CTH_E?";
+}
+
+static _Thread_local int last_task_error;
+
+CTH_API int cth_task_error(void)
+{
+    return last_task_error;
+}
+
+int cth__task_failed(int value)
+{
+    last_task_error = value;
+    return CTH_ETASK;
+}
+
+CTH_API unsigned cth_version(void)
+{
+    return CTH_VERSION_HEX;
+}
+
+CTH_API const char *cth_version_string(void)
+{
+    return CTH_VERSION_STRING;
 }

@@ -45,6 +45,13 @@ static inline int cth__timeout_to_deadline(double timeout, int64_t *deadline)
     return err;
 }
 
+/* ---- callbacks ------------------------------------------------------------ */
+
+/* A user callback returned the nonzero value: record it as the calling
+ * thread's cth_task_error() and return CTH_ETASK, the code the blocking
+ * call hands back (base.h's callback rule). */
+int cth__task_failed(int value);
+
 /* ---- futex ---------------------------------------------------------------- */
 
 /*

@@ -1,23 +1,45 @@
 /*
  * cthreading/base.h - what every cthreading module shares: the export macro,
- * error codes, and the timeout convention.
+ * the version, error codes, the calling conventions and the timeouts.
  *
- * Errors. Every call returns an int: 0 (or a documented non-negative value)
- * on success, a negative CTH_E* code on failure. Where POSIX has the errno,
- * the code is its negation (CTH_EINVAL == -EINVAL); codes of cthreading's
- * own (CTH_EBROKEN, CTH_ESHUTDOWN) live in a reserved range below -10000.
- * Python's exceptions map onto them the same way in every module:
+ * Return values. A call that can fail returns 0 on success or a negative
+ * CTH_E* code; a few return a documented non-negative value on success
+ * instead of 0 (Barrier.wait's index, cth_imap_next's CTH_IMAP_END). A query
+ * that cannot fail returns bool, a count (size_t) or a pointer, and answers
+ * a NULL handle with false, 0 or NULL. No call returns 1/0 for true/false.
+ *
+ * Callbacks. Every user callback that can fail (pool tasks, imap producers,
+ * once functions, singleton constructors, local initializers, barrier
+ * actions) returns int: 0 is success, any other value its failure. The
+ * caller then sees CTH_ETASK, never the callback's value itself, so a task
+ * returning -1 does not read as CTH_EPERM; the value, unchanged, is on the
+ * AsyncResult (cth_result_task_error) and, for the blocking calls, in the
+ * calling thread's cth_task_error(), as errno is. Every callback takes the
+ * user's context pointer as its first argument; callback types end in _fn,
+ * every other public type in _t.
+ *
+ * Arguments. The object first, then the inputs, then the outputs, then the
+ * timeout last. A new handle comes back through the first argument of
+ * cth_*_create only. Sizes and counts are size_t. Items a container or a
+ * local must drop are handed to the cth_free_fn given as opts.free_item.
+ *
+ * Errors. Where POSIX has the errno, a code is its negation (CTH_EINVAL ==
+ * -EINVAL); cthreading's own codes (CTH_EBROKEN, CTH_ESHUTDOWN, CTH_ETASK)
+ * live in a reserved range below -10000. Python's exceptions map onto them
+ * the same way in every module:
  *
  *   would block, told not to wait (Lock.acquire(False), queue.Empty/Full)  CTH_EAGAIN
  *   a timeout that expired                                                  CTH_ETIMEDOUT
  *   RuntimeError for misuse (start twice, release an unheld lock, ...)      CTH_EPERM
  *   join of the calling thread itself                                       CTH_EDEADLK
  *   ValueError, TypeError for bad arguments                                 CTH_EINVAL
- *   OverflowError (a timeout above CTH_TIMEOUT_MAX)                         CTH_EOVERFLOW
+ *   AttributeError (delete a thread-local value that is not there)          CTH_ENOENT
+ *   OverflowError (a timeout, count or recursion beyond its limit)          CTH_EOVERFLOW
  *   threading.BrokenBarrierError                                            CTH_EBROKEN
  *   queue.ShutDown, or the library shutting down                           CTH_ESHUTDOWN
  *   a pool terminated before the task ran                                   CTH_ECANCELED
  *   the main thread interrupted (cth_interrupt_main, a signal handler)     CTH_EINTR
+ *   the exception a task or callback raised                                CTH_ETASK
  *
  * Timeouts. A timeout is a double number of seconds, relative, as in Python:
  * 0 means "do not wait", CTH_FOREVER (-1) means no limit, any other negative
@@ -47,6 +69,14 @@
 extern "C" {
 #endif
 
+/* The version of these headers; cth_version() gives the library's. */
+#define CTH_VERSION_MAJOR 0
+#define CTH_VERSION_MINOR 1
+#define CTH_VERSION_PATCH 0
+#define CTH_VERSION_STRING "0.1.0"
+/* The version as one number, comparable with <: 0x000100 for 0.1.0. */
+#define CTH_VERSION_HEX ((CTH_VERSION_MAJOR << 16) | (CTH_VERSION_MINOR << 8) | CTH_VERSION_PATCH)
+
 /* Error codes (negative). */
 #define CTH_OK 0 /* success */
 #define CTH_EPERM (-EPERM) /* not permitted now: Python's RuntimeError for misuse */
@@ -55,17 +85,49 @@ extern "C" {
 #define CTH_ENOMEM (-ENOMEM) /* out of memory (MemoryError) */
 #define CTH_EINVAL (-EINVAL) /* a bad argument (ValueError, TypeError) */
 #define CTH_EDEADLK (-EDEADLK) /* would deadlock: a thread joining itself */
-#define CTH_ERANGE (-ERANGE) /* a result out of range */
-#define CTH_EOVERFLOW (-EOVERFLOW) /* a timeout above CTH_TIMEOUT_MAX (OverflowError) */
+#define CTH_ENOENT (-ENOENT) /* no such value (AttributeError) */
+#define CTH_EOVERFLOW (-EOVERFLOW) /* a value beyond its limit (OverflowError) */
 #define CTH_ETIMEDOUT (-ETIMEDOUT) /* the timeout expired */
 #define CTH_ECANCELED (-ECANCELED) /* canceled: a task dropped by a terminated pool */
 /* cthreading's own codes, in a range no errno reaches. */
 #define CTH_EBROKEN (-10001) /* a broken barrier (threading.BrokenBarrierError) */
 #define CTH_ESHUTDOWN (-10002) /* shut down (queue.ShutDown; the library at exit) */
+#define CTH_ETASK (-10003) /* a task or callback failed: its value is cth_task_error() */
 
 /* Timeouts, in seconds. */
 #define CTH_FOREVER (-1.0) /* no time limit (Python's timeout=None or -1) */
 #define CTH_TIMEOUT_MAX 9223372036.0 /* the largest timeout (threading.TIMEOUT_MAX) */
+
+/*
+ * cth_free_fn - frees an item a container or a local drops (opts.free_item
+ * of queues, locals and LocalStacks).
+ */
+typedef void (*cth_free_fn)(void *item);
+
+/*
+ * cth_version - the library's version as CTH_VERSION_HEX computes it (the
+ * headers a program was built with may be older). Thread-safe.
+ */
+CTH_API unsigned cth_version(void);
+
+/* cth_version_string - the library's version, "0.1.0"; static, never NULL. */
+CTH_API const char *cth_version_string(void);
+
+/*
+ * cth_task_error - the value the calling thread's last failed callback
+ * returned: set whenever a blocking call (cth_pool_apply, cth_pool_map,
+ * cth_imap_next, cth_once_call, cth_singleton_get, cth_barrier_wait,
+ * cth_local_get, ...) returns CTH_ETASK, and left alone by every other
+ * return, as errno is. 0 in a thread that never saw CTH_ETASK.
+ * In Python, the exception the blocking call re-raised.
+ */
+CTH_API int cth_task_error(void);
+
+/*
+ * cth_monotonic - seconds on CLOCK_MONOTONIC, the clock every timeout is
+ * measured on; only differences are meaningful. Python's time.monotonic().
+ */
+CTH_API double cth_monotonic(void);
 
 /*
  * cth_strerror - a short English description of an error code.

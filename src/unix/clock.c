@@ -35,3 +35,8 @@ double cth__timeout_left(int64_t deadline)
     int64_t left = deadline - cth__now_ns();
     return left > 0 ? (double)left / 1e9 : 0;
 }
+
+CTH_API double cth_monotonic(void)
+{
+    return (double)cth__now_ns() / 1e9;
+}
