@@ -44,11 +44,13 @@ static void add_count(cth_barrier_t *b, int32_t d)
     atomic_store_explicit(ATOMIC_I32(&b->_count), get_count(b) + d, memory_order_relaxed);
 }
 
-CTH_API int cth_barrier_init(cth_barrier_t *barrier, int parties, cth_barrier_action_fn action,
+CTH_API int cth_barrier_init(cth_barrier_t *barrier, size_t parties, cth_barrier_action_fn action,
                              void *arg, double default_timeout)
 {
-    if (!barrier || parties < 1)
+    if (!barrier || parties == 0)
         return CTH_EINVAL;
+    if (parties > INT32_MAX)
+        return CTH_EOVERFLOW;
     int err = cth__check_timeout(default_timeout);
     if (err)
         return err;
@@ -56,7 +58,7 @@ CTH_API int cth_barrier_init(cth_barrier_t *barrier, int parties, cth_barrier_ac
     barrier->_action = action;
     barrier->_arg = arg;
     barrier->_timeout = default_timeout;
-    barrier->_parties = parties;
+    barrier->_parties = (int32_t)parties;
     set_state(barrier, FILLING);
     atomic_store(ATOMIC_I32(&barrier->_count), 0);
     barrier->_cycle = 0;
@@ -99,14 +101,15 @@ static bool released(void *arg)
 }
 
 /* The last arrival: run the action, then release everyone (Python's
- * _release). Returns 0 or the action's failure. */
+ * _release). Returns 0, or CTH_ETASK when the action failed (its value is
+ * then the calling thread's cth_task_error()) and broke the barrier. */
 static int barrier_release(cth_barrier_t *b)
 {
     if (b->_action) {
-        int rc = b->_action(b->_arg);
-        if (rc) {
+        int value = b->_action(b->_arg);
+        if (value) {
             barrier_break(b);
-            return rc < 0 ? rc : CTH_EBROKEN;
+            return cth__task_failed(value);
         }
     }
     set_state(b, DRAINING);
@@ -130,8 +133,8 @@ CTH_API int cth_barrier_wait(cth_barrier_t *barrier, double timeout)
     /* Python's _enter: wait, without limit, while the previous cycle drains
      * or resets; the timeout counts from our arrival in this cycle. */
     int r = cth_cond_wait_for(&b->_cond, not_draining, b, CTH_FOREVER);
-    if (r == 1)
-        r = get_state(b) == BROKEN ? CTH_EBROKEN : 0;
+    if (r == 0 && get_state(b) == BROKEN)
+        r = CTH_EBROKEN;
     if (r) {
         cth_cond_release(&b->_cond);
         return r;
@@ -145,9 +148,9 @@ CTH_API int cth_barrier_wait(cth_barrier_t *barrier, double timeout)
         /* Python's _wait. */
         struct waiting w = {b, b->_cycle};
         r = cth_cond_wait_for(&b->_cond, released, &w, timeout);
-        if (r <= 0) {
+        if (r) {
             barrier_break(b); /* timeout or interruption */
-            r = r == 0 ? CTH_EBROKEN : r;
+            r = r == CTH_ETIMEDOUT ? CTH_EBROKEN : r;
         } else {
             /* Released is released, even if aborted before we resumed. */
             r = b->_cycle != w.cycle ? 0 : CTH_EBROKEN;
@@ -190,16 +193,16 @@ CTH_API int cth_barrier_abort(cth_barrier_t *barrier)
     return 0;
 }
 
-CTH_API int cth_barrier_parties(const cth_barrier_t *barrier)
+CTH_API size_t cth_barrier_parties(const cth_barrier_t *barrier)
 {
-    return barrier ? barrier->_parties : 0;
+    return barrier && barrier->_parties > 0 ? (size_t)barrier->_parties : 0;
 }
 
-CTH_API int cth_barrier_n_waiting(const cth_barrier_t *barrier)
+CTH_API size_t cth_barrier_n_waiting(const cth_barrier_t *barrier)
 {
     if (!barrier || get_state(barrier) != FILLING)
         return 0;
-    return get_count(barrier);
+    return (size_t)get_count(barrier);
 }
 
 CTH_API bool cth_barrier_broken(const cth_barrier_t *barrier)

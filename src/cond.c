@@ -35,8 +35,6 @@
 
 _Static_assert(sizeof(cth_cond_t) == 56 || sizeof(void *) != 8, "cth_cond_t ABI");
 
-enum { COND_OWN_RLOCK = 0, COND_LOCK = 1, COND_RLOCK = 2 };
-
 enum { AWAKE = 0, SLEEPING = 1, NOTIFIED = 2, WOKEN = 3 };
 
 struct waiter {
@@ -46,13 +44,13 @@ struct waiter {
 
 static cth_rlock_t *cond_rlock(cth_cond_t *cond)
 {
-    return cond->_kind == COND_RLOCK ? (cth_rlock_t *)cond->_lock : &cond->_own;
+    return cond->_kind == CTH__COND_RLOCK ? (cth_rlock_t *)cond->_lock : &cond->_own;
 }
 
 /* The plain lock under the condition's Lock or RLock. */
 static cth_lock_t *cond_plain_lock(cth_cond_t *cond)
 {
-    return cond->_kind == COND_LOCK ? (cth_lock_t *)cond->_lock : &cond_rlock(cond)->_lock;
+    return cond->_kind == CTH__COND_LOCK ? (cth_lock_t *)cond->_lock : &cond_rlock(cond)->_lock;
 }
 
 CTH_API int cth_cond_init(cth_cond_t *cond, cth_lock_t *lock)
@@ -60,7 +58,7 @@ CTH_API int cth_cond_init(cth_cond_t *cond, cth_lock_t *lock)
     if (!cond)
         return CTH_EINVAL;
     cond->_lock = lock;
-    cond->_kind = lock ? COND_LOCK : COND_OWN_RLOCK;
+    cond->_kind = lock ? CTH__COND_LOCK : CTH__COND_OWN_RLOCK;
     cond->_spare = 0;
     cond->_head = cond->_tail = NULL;
     return cth_rlock_init(&cond->_own);
@@ -73,7 +71,7 @@ CTH_API int cth_cond_init_rlock(cth_cond_t *cond, cth_rlock_t *rlock)
     int err = cth_cond_init(cond, NULL);
     if (rlock) {
         cond->_lock = rlock;
-        cond->_kind = COND_RLOCK;
+        cond->_kind = CTH__COND_RLOCK;
     }
     return err;
 }
@@ -82,7 +80,7 @@ CTH_API int cth_cond_acquire(cth_cond_t *cond, double timeout)
 {
     if (!cond)
         return CTH_EINVAL;
-    if (cond->_kind == COND_LOCK)
+    if (cond->_kind == CTH__COND_LOCK)
         return cth_lock_acquire((cth_lock_t *)cond->_lock, timeout);
     return cth_rlock_acquire(cond_rlock(cond), timeout);
 }
@@ -91,7 +89,7 @@ CTH_API int cth_cond_release(cth_cond_t *cond)
 {
     if (!cond)
         return CTH_EINVAL;
-    if (cond->_kind == COND_LOCK)
+    if (cond->_kind == CTH__COND_LOCK)
         return cth_lock_release((cth_lock_t *)cond->_lock);
     return cth_rlock_release(cond_rlock(cond));
 }
@@ -100,7 +98,7 @@ CTH_API int cth_cond_release(cth_cond_t *cond)
  * to be held by someone (Python's weak check for Lock). */
 static inline bool cond_is_owned(cth_cond_t *cond)
 {
-    if (cond->_kind == COND_LOCK)
+    if (cond->_kind == CTH__COND_LOCK)
         return cth__lock_held((cth_lock_t *)cond->_lock);
     return atomic_load_explicit(CTH__ATOMIC_UPTR(&cond_rlock(cond)->_owner),
                                 memory_order_relaxed) == cth__self_token();
@@ -145,7 +143,7 @@ CTH_API int cth_cond_wait(cth_cond_t *cond, double timeout)
     fifo_push(cond, &w);
 
     uint32_t count = 0;
-    if (cond->_kind == COND_LOCK)
+    if (cond->_kind == CTH__COND_LOCK)
         cth_lock_release((cth_lock_t *)cond->_lock);
     else
         cth__rlock_release_save(cond_rlock(cond), &count);
@@ -165,7 +163,7 @@ CTH_API int cth_cond_wait(cth_cond_t *cond, double timeout)
     }
 
     int interrupted;
-    if (cond->_kind != COND_LOCK)
+    if (cond->_kind != CTH__COND_LOCK)
         interrupted = cth__rlock_acquire_restore(cond_rlock(cond), count, counted);
     else if (counted)
         interrupted = cth__lock_acquire_woken((cth_lock_t *)cond->_lock);
@@ -183,7 +181,7 @@ CTH_API int cth_cond_wait(cth_cond_t *cond, double timeout)
     return interrupted ? CTH_EINTR : r;
 }
 
-CTH_API int cth_cond_wait_for(cth_cond_t *cond, cth_predicate_fn predicate, void *arg,
+CTH_API int cth_cond_wait_for(cth_cond_t *cond, cth_cond_predicate_fn predicate, void *arg,
                               double timeout)
 {
     if (!cond || !predicate)
@@ -192,7 +190,7 @@ CTH_API int cth_cond_wait_for(cth_cond_t *cond, cth_predicate_fn predicate, void
      * predicate again until it holds or the total timeout has passed (so a
      * timeout of 0 still waits once: the lock is released and re-taken). */
     if (predicate(arg))
-        return 1;
+        return 0;
     if (!cond_is_owned(cond))
         return CTH_EPERM;
     int64_t deadline;
@@ -204,14 +202,14 @@ CTH_API int cth_cond_wait_for(cth_cond_t *cond, cth_predicate_fn predicate, void
         if (err && err != CTH_ETIMEDOUT)
             return err;
         if (predicate(arg))
-            return 1;
-        if (cth__timeout_left(deadline) == 0)
             return 0;
+        if (cth__timeout_left(deadline) == 0)
+            return CTH_ETIMEDOUT;
     }
 }
 
 /* Notify when there is a waiter, or an error to report. */
-static __attribute__((noinline)) int cond_notify_slow(cth_cond_t *cond, int n)
+static __attribute__((noinline)) int cond_notify_slow(cth_cond_t *cond, size_t n)
 {
     if (!cond)
         return CTH_EINVAL;
@@ -241,7 +239,7 @@ static __attribute__((noinline)) int cond_notify_slow(cth_cond_t *cond, int n)
     return 0;
 }
 
-CTH_API int cth_cond_notify(cth_cond_t *cond, int n)
+CTH_API int cth_cond_notify(cth_cond_t *cond, size_t n)
 {
     /* Nobody waiting (and the caller may notify): nothing to do. */
     if (__builtin_expect(cond && !cond->_head, 1) && cond_is_owned(cond))
@@ -251,5 +249,5 @@ CTH_API int cth_cond_notify(cth_cond_t *cond, int n)
 
 CTH_API int cth_cond_notify_all(cth_cond_t *cond)
 {
-    return cth_cond_notify(cond, 0x7fffffff);
+    return cth_cond_notify(cond, SIZE_MAX);
 }

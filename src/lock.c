@@ -9,8 +9,8 @@
  *                  stays set and the first waiter to look takes it over;
  *   bits 3.. WAITERS: threads that stopped spinning and have neither taken
  *                  the lock nor given up (asleep or about to look again).
- * _spare holds when the longest waiter began waiting, as far as known (in
- * units of 1024 ns, wrapping; 0: nobody recorded).
+ * _oldest_wait holds when the longest waiter began waiting, as far as known
+ * (in units of 1024 ns, wrapping; 0: nobody recorded).
  * Uncontended, acquire is one atomic OR of LOCKED and release one
  * compare-and-swap LOCKED -> 0: no system call, no stack frame (everything
  * else is out of line), and while the process has only ever had one thread
@@ -25,10 +25,10 @@
  * futex wait finds the word changed, never really sleeps; a waiter that
  * backs off leaves the holder alone with its cache line. A newcomer
  * may barge in ahead of the waiters (that is where the throughput comes
- * from), but not for long: a release that finds a waiter recorded in _spare
- * as waiting for over HANDOFF_NS does not unlock but sets TICKET, and the
- * releasing thread, should it want the lock back at once, has to wait like
- * anyone else. The decision is the releaser's, not the waiter's, because the
+ * from), but not for long: a release that finds a waiter recorded in
+ * _oldest_wait as waiting for over HANDOFF_NS does not unlock but sets
+ * TICKET, and the releasing thread, should it want the lock back at once,
+ * has to wait like anyone else. The decision is the releaser's, not the waiter's, because the
  * starved waiter may be the thread that cannot run: woken, it often sits
  * queued on the busy holder's CPU until the holder blocks; the hand-off is
  * what makes the holder block. TICKET is only set while WAITERS counts
@@ -115,9 +115,9 @@ static inline bool lock_give_fast(_Atomic uint32_t *state)
 
 static _Thread_local unsigned release_tick __attribute__((tls_model("initial-exec")));
 
-/* The clock of _spare: 1024 ns units, never 0. Differences are taken modulo
- * 2^32 (73 minutes); a waiter recorded longer ago than that merely waits one
- * more round before it is recorded again. */
+/* The clock of _oldest_wait: 1024 ns units, never 0. Differences are taken
+ * modulo 2^32 (73 minutes); a waiter recorded longer ago than that merely
+ * waits one more round before it is recorded again. */
 static uint32_t since_of(int64_t ns)
 {
     return (uint32_t)((uint64_t)ns >> 10) | 1u;
@@ -170,7 +170,7 @@ static uint32_t taken_by_waiter(uint32_t s)
 static int lock_wait_counted(cth_lock_t *lock, int64_t deadline, bool eligible)
 {
     _Atomic uint32_t *state = CTH__ATOMIC_U32(&lock->_state);
-    _Atomic uint32_t *since = CTH__ATOMIC_U32(&lock->_spare);
+    _Atomic uint32_t *since = CTH__ATOMIC_U32(&lock->_oldest_wait);
     int64_t entered = cth__now_ns();
     uint32_t me = since_of(entered);
     /* Backing off (up to ~80 us) would overshoot a near deadline. */
@@ -270,7 +270,7 @@ CTH_API int cth_lock_init(cth_lock_t *lock)
     if (!lock)
         return CTH_EINVAL;
     atomic_store(CTH__ATOMIC_U32(&lock->_state), 0);
-    atomic_store(CTH__ATOMIC_U32(&lock->_spare), 0);
+    atomic_store(CTH__ATOMIC_U32(&lock->_oldest_wait), 0);
     return 0;
 }
 
@@ -326,7 +326,7 @@ static __attribute__((noinline)) int lock_release_contended(cth_lock_t *lock)
     if (!lock)
         return CTH_EINVAL;
     _Atomic uint32_t *state = CTH__ATOMIC_U32(&lock->_state);
-    _Atomic uint32_t *since = CTH__ATOMIC_U32(&lock->_spare);
+    _Atomic uint32_t *since = CTH__ATOMIC_U32(&lock->_oldest_wait);
     uint32_t s = atomic_load_explicit(state, memory_order_relaxed);
     /* Whether a counted waiter has waited over HANDOFF_NS. Reading the
      * clock costs as much as the rest of a short critical section, so a
@@ -449,7 +449,7 @@ CTH_API bool cth_rlock_is_owned(const cth_rlock_t *rlock)
     return rlock && rlock_owner(rlock) == cth__self_token();
 }
 
-CTH_API unsigned cth_rlock_recursion_count(const cth_rlock_t *rlock)
+CTH_API size_t cth_rlock_recursion_count(const cth_rlock_t *rlock)
 {
     return cth_rlock_is_owned(rlock) ? rlock->_count : 0;
 }

@@ -9,20 +9,23 @@
  * in _waiters before its last look at the count, a releaser publishes the
  * count before its look at _waiters, so at least one of them sees the other
  * and no wake-up is lost; the kernel re-checks the count before sleeping.
- * _max and _bounded are written only at initialization.
+ * _max and _bounded are written only at initialization. cth_sem_init and
+ * release keep the count within COUNT_MAX (INT32_MAX), the limit the
+ * header documents.
  */
-#include <limits.h>
-
 #include "internal.h"
 
 _Static_assert(sizeof(cth_sem_t) == 16, "cth_sem_t ABI");
 
 #define SPIN_TRIES 64
+#define COUNT_MAX ((uint32_t)INT32_MAX) /* the count's limit, as documented */
 
-static int sem_init(cth_sem_t *sem, int value, bool bounded)
+static int sem_init(cth_sem_t *sem, size_t value, bool bounded)
 {
-    if (!sem || value < 0)
+    if (!sem)
         return CTH_EINVAL;
+    if (value > COUNT_MAX)
+        return CTH_EOVERFLOW;
     atomic_store(CTH__ATOMIC_U32(&sem->_value), (uint32_t)value);
     atomic_store(CTH__ATOMIC_U32(&sem->_waiters), 0);
     sem->_max = bounded ? (uint32_t)value : 0;
@@ -30,12 +33,12 @@ static int sem_init(cth_sem_t *sem, int value, bool bounded)
     return 0;
 }
 
-CTH_API int cth_sem_init(cth_sem_t *sem, int value)
+CTH_API int cth_sem_init(cth_sem_t *sem, size_t value)
 {
     return sem_init(sem, value, false);
 }
 
-CTH_API int cth_bounded_sem_init(cth_sem_t *sem, int value)
+CTH_API int cth_bounded_sem_init(cth_sem_t *sem, size_t value)
 {
     return sem_init(sem, value, true);
 }
@@ -82,26 +85,26 @@ CTH_API int cth_sem_acquire(cth_sem_t *sem, double timeout)
     return r;
 }
 
-CTH_API int cth_sem_release(cth_sem_t *sem, int n)
+CTH_API int cth_sem_release(cth_sem_t *sem, size_t n)
 {
-    if (!sem || n < 1)
+    if (!sem || n == 0)
         return CTH_EINVAL;
     _Atomic uint32_t *value = CTH__ATOMIC_U32(&sem->_value);
-    uint32_t limit = sem->_bounded ? sem->_max : (uint32_t)INT_MAX;
+    uint32_t limit = sem->_bounded ? sem->_max : COUNT_MAX;
     uint32_t v = atomic_load_explicit(value, memory_order_relaxed);
     do {
-        if (v > limit || (uint32_t)n > limit - v)
+        if (v > limit || n > limit - v)
             return sem->_bounded ? CTH_EINVAL : CTH_EOVERFLOW;
     } while (!atomic_compare_exchange_weak(value, &v, v + (uint32_t)n));
     if (atomic_load(CTH__ATOMIC_U32(&sem->_waiters)) > 0)
-        cth__futex_wake(value, n);
+        cth__futex_wake(value, n > INT32_MAX ? INT32_MAX : (int)n);
     return 0;
 }
 
-CTH_API int cth_sem_value(const cth_sem_t *sem)
+CTH_API size_t cth_sem_value(const cth_sem_t *sem)
 {
     if (!sem)
         return 0;
-    return (int)atomic_load_explicit(CTH__ATOMIC_U32(&((cth_sem_t *)sem)->_value),
-                                     memory_order_relaxed);
+    return atomic_load_explicit(CTH__ATOMIC_U32(&((cth_sem_t *)sem)->_value),
+                                memory_order_relaxed);
 }

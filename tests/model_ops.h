@@ -457,7 +457,7 @@ static void op_sem_acquire(struct model_thread *t, uint8_t prm)
         t->sem_held++;
         atomic_fetch_add(&w->sem_acquires, 1);
     }
-    int v = cth_sem_value(&w->sem);
+    int v = (int)cth_sem_value(&w->sem);
     MODEL_CHECK(v >= 0, "sem value %d", v);
     if (w->cfg.sem_bounded)
         MODEL_CHECK(v <= w->cfg.sem_init, "bounded sem value %d above %d", v, w->cfg.sem_init);
@@ -834,7 +834,7 @@ static long model_run(const struct model_cfg *cfg, const uint8_t *const *prog,
     }
 
     /* semaphore: value = initial + releases - acquires, within bounds */
-    int v = cth_sem_value(&w->sem);
+    int v = (int)cth_sem_value(&w->sem);
     long want = cfg->sem_init + atomic_load(&w->sem_releases) - atomic_load(&w->sem_acquires);
     MODEL_CHECK(v == want, "sem value %d, expected %ld", v, want);
     MODEL_CHECK(!cfg->sem_bounded || v <= cfg->sem_init, "bounded sem value %d above bound", v);

@@ -6,18 +6,32 @@
 
 #define N 5
 
+/* The 0.1.0 signatures: size_t parties and counts. */
+_Static_assert(_Generic(&cth_barrier_init,
+                        int (*)(cth_barrier_t *, size_t, cth_barrier_action_fn, void *, double): 1,
+                        default: 0),
+               "cth_barrier_init(barrier, size_t parties, action, arg, default_timeout)");
+_Static_assert(_Generic(&cth_barrier_parties, size_t (*)(const cth_barrier_t *): 1, default: 0),
+               "size_t cth_barrier_parties(const cth_barrier_t *)");
+_Static_assert(_Generic(&cth_barrier_n_waiting, size_t (*)(const cth_barrier_t *): 1, default: 0),
+               "size_t cth_barrier_n_waiting(const cth_barrier_t *)");
+
 static cth_barrier_t bar;
 
-/* BarrierTests.test_constructor: parties 0 and -1, bad default timeouts. */
+/* BarrierTests.test_constructor: parties 0 (Python's -1 has no size_t;
+ * parties past INT_MAX are CTH_EOVERFLOW), bad default timeouts. */
 CTH_TEST(constructor)
 {
     cth_barrier_t b;
     CHECK_EQ(cth_barrier_init(&b, 0, NULL, NULL, CTH_FOREVER), CTH_EINVAL);
-    CHECK_EQ(cth_barrier_init(&b, -1, NULL, NULL, CTH_FOREVER), CTH_EINVAL);
+    CHECK_EQ(cth_barrier_init(&b, (size_t)INT32_MAX + 1, NULL, NULL, CTH_FOREVER), CTH_EOVERFLOW);
+    CHECK_EQ(cth_barrier_init(&b, SIZE_MAX, NULL, NULL, CTH_FOREVER), CTH_EOVERFLOW);
     CHECK_EQ(cth_barrier_init(NULL, 1, NULL, NULL, CTH_FOREVER), CTH_EINVAL);
     CHECK_EQ(cth_barrier_init(&b, 1, NULL, NULL, -3), CTH_EINVAL);
     CHECK_EQ(cth_barrier_init(&b, 1, NULL, NULL, NAN), CTH_EINVAL);
     CHECK_EQ(cth_barrier_init(&b, 1, NULL, NULL, INFINITY), CTH_EOVERFLOW);
+    CHECK_OK(cth_barrier_init(&b, INT32_MAX, NULL, NULL, CTH_FOREVER));
+    CHECK_EQ(cth_barrier_parties(&b), INT32_MAX);
     CHECK_OK(cth_barrier_init(&b, 3, NULL, NULL, 1.5));
     CHECK_EQ(cth_barrier_parties(&b), 3);
     CHECK_EQ(cth_barrier_n_waiting(&b), 0);
@@ -30,6 +44,7 @@ CTH_TEST(constructor)
     CHECK_EQ(cth_barrier_wait(&z, 0), CTH_EINVAL);
     CHECK_EQ(cth_barrier_reset(&z), CTH_EINVAL);
     CHECK_EQ(cth_barrier_abort(&z), CTH_EINVAL);
+    CHECK_EQ(cth_barrier_parties(&z), 0);
     CHECK_EQ(cth_barrier_wait(NULL, 0), CTH_EINVAL);
     CHECK_EQ(cth_barrier_reset(NULL), CTH_EINVAL);
     CHECK_EQ(cth_barrier_abort(NULL), CTH_EINVAL);
@@ -155,40 +170,65 @@ CTH_TEST(action)
     CHECK_EQ(atomic_load(&released_before_action), 0);
 }
 
-static atomic_int broken_count, ok_count, other_count;
+static atomic_int broken_count, ok_count, task_count;
 static cth_barrier_t bar2;
 
+/* An action failing with the value at arg. */
 static int failing_action(void *arg)
 {
-    (void)arg;
-    return CTH_ECANCELED;
+    return *(int *)arg;
 }
 
 static void failing_fn(void *arg)
 {
-    (void)arg;
     int r = cth_barrier_wait(&bar, CTH_FOREVER);
-    if (r == CTH_EBROKEN)
+    if (r == CTH_EBROKEN) {
         atomic_fetch_add(&broken_count, 1);
-    else if (r == CTH_ECANCELED)
-        atomic_fetch_add(&other_count, 1);
-    else
+    } else if (r == CTH_ETASK) {
+        CHECK_EQ(cth_task_error(), *(int *)arg); /* the action's value, unchanged */
+        atomic_fetch_add(&task_count, 1);
+    } else {
         atomic_fetch_add(&ok_count, 1);
+    }
 }
 
-/* BarrierTests.test_abort's cousin for the action: a failing action breaks
- * the barrier; its thread gets the action's code, the others CTH_EBROKEN. */
-CTH_TEST(action_fails)
+/* BarrierTests.test_action_exception: a failing action breaks the barrier;
+ * its thread gets CTH_ETASK with the action's value in cth_task_error()
+ * (Python re-raises the exception there), the others CTH_EBROKEN. Any
+ * nonzero value is a failure: negative, positive, or one that looks like a
+ * library code. */
+static void check_action_fails(int value)
 {
-    CHECK_OK(cth_barrier_init(&bar, N, failing_action, NULL, CTH_FOREVER));
+    atomic_store(&broken_count, 0);
+    atomic_store(&ok_count, 0);
+    atomic_store(&task_count, 0);
+    CHECK_OK(cth_barrier_init(&bar, N, failing_action, &value, CTH_FOREVER));
     struct bunch b;
-    bunch_start(&b, N, failing_fn, NULL);
+    bunch_start(&b, N, failing_fn, &value);
     bunch_join(&b);
-    CHECK_EQ(atomic_load(&other_count), 1);
+    CHECK_EQ(atomic_load(&task_count), 1);
     CHECK_EQ(atomic_load(&broken_count), N - 1);
     CHECK_EQ(atomic_load(&ok_count), 0);
     CHECK(cth_barrier_broken(&bar));
     CHECK_EQ(cth_barrier_wait(&bar, CTH_FOREVER), CTH_EBROKEN);
+}
+
+CTH_TEST(action_fails)
+{
+    check_action_fails(-1);
+    check_action_fails(5);
+    check_action_fails(CTH_EBROKEN);
+    /* One party: the waiter is the action's thread. */
+    cth_barrier_t one;
+    int value = 7;
+    CHECK_OK(cth_barrier_init(&one, 1, failing_action, &value, CTH_FOREVER));
+    CHECK_EQ(cth_barrier_wait(&one, 0), CTH_ETASK);
+    CHECK_EQ(cth_task_error(), 7);
+    CHECK_EQ(cth_barrier_wait(&one, 0), CTH_EBROKEN);
+    CHECK_EQ(cth_task_error(), 7); /* other returns leave it alone */
+    CHECK_OK(cth_barrier_reset(&one));
+    value = 0; /* the action succeeds now */
+    CHECK_EQ(cth_barrier_wait(&one, 0), 0);
 }
 
 static atomic_int results1, results2, results3;
@@ -431,29 +471,13 @@ CTH_TEST(thousand)
     CHECK(!cth_barrier_broken(&kbar));
 }
 
-static int positive_action(void *arg)
-{
-    (void)arg;
-    return 1;
-}
-
 /* The failing action of spec 1.11 ("if the action raises, the barrier
- * breaks"), for an action that fails with a positive value: its thread
- * gets CTH_EBROKEN (sync.h: a positive code is reported as CTH_EBROKEN),
- * as do the others; the barrier stays broken until reset. */
+ * breaks"), for an action that fails with a positive value: a failure like
+ * any other (CTH_ETASK in its thread, with the value; CTH_EBROKEN in the
+ * others, not a success); the barrier stays broken until reset. */
 CTH_TEST(action_fails_positive)
 {
-    CHECK_OK(cth_barrier_init(&bar, N, positive_action, NULL, CTH_FOREVER));
-    atomic_store(&broken_count, 0);
-    atomic_store(&ok_count, 0);
-    atomic_store(&other_count, 0);
-    struct bunch b;
-    bunch_start(&b, N, failing_fn, NULL);
-    bunch_join(&b);
-    CHECK_EQ(atomic_load(&broken_count), N);
-    CHECK_EQ(atomic_load(&ok_count), 0);
-    CHECK_EQ(atomic_load(&other_count), 0);
-    CHECK(cth_barrier_broken(&bar));
+    check_action_fails(1);
     CHECK_EQ(cth_barrier_n_waiting(&bar), 0);
     CHECK_EQ(cth_barrier_wait(&bar, 0), CTH_EBROKEN);
     CHECK_OK(cth_barrier_reset(&bar));

@@ -5,6 +5,11 @@
  */
 #include "bunch.h"
 
+/* The 0.1.0 signature: the recursion count is a size_t. */
+_Static_assert(_Generic(&cth_rlock_recursion_count, size_t (*)(const cth_rlock_t *): 1,
+                        default: 0),
+               "size_t cth_rlock_recursion_count(const cth_rlock_t *)");
+
 struct ops {
     void *obj;
     int (*acquire)(void *, double);

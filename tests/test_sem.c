@@ -5,21 +5,36 @@
  */
 #include "bunch.h"
 
+/* The 0.1.0 signatures: size_t values and counts. */
+_Static_assert(_Generic(&cth_sem_init, int (*)(cth_sem_t *, size_t): 1, default: 0),
+               "cth_sem_init(sem, size_t value)");
+_Static_assert(_Generic(&cth_bounded_sem_init, int (*)(cth_sem_t *, size_t): 1, default: 0),
+               "cth_bounded_sem_init(sem, size_t value)");
+_Static_assert(_Generic(&cth_sem_release, int (*)(cth_sem_t *, size_t): 1, default: 0),
+               "cth_sem_release(sem, size_t n)");
+_Static_assert(_Generic(&cth_sem_value, size_t (*)(const cth_sem_t *): 1, default: 0),
+               "size_t cth_sem_value(const cth_sem_t *)");
+
 /* BaseSemaphoreTests runs for Semaphore and BoundedSemaphore alike: the
  * base tests below are helpers taking the kind, and each has a CTH_TEST
  * per kind. */
-static void make(cth_sem_t *s, int value, bool bounded)
+static void make(cth_sem_t *s, size_t value, bool bounded)
 {
     CHECK_OK(bounded ? cth_bounded_sem_init(s, value) : cth_sem_init(s, value));
 }
 
-/* BaseSemaphoreTests.test_constructor: negative initial values. */
+/* BaseSemaphoreTests.test_constructor: Python's negative initial values
+ * cannot be written with a size_t; the value's far end, past the count's
+ * 32-bit limit, is CTH_EOVERFLOW and changes nothing. */
 CTH_TEST(constructor)
 {
-    cth_sem_t s;
-    CHECK_EQ(cth_sem_init(&s, -1), CTH_EINVAL);
-    CHECK_EQ(cth_sem_init(&s, -2147483647), CTH_EINVAL);
-    CHECK_EQ(cth_bounded_sem_init(&s, -1), CTH_EINVAL);
+    cth_sem_t s = CTH_SEM_INIT(5);
+    CHECK_EQ(cth_sem_init(&s, (size_t)INT32_MAX + 1), CTH_EOVERFLOW);
+    CHECK_EQ(cth_sem_init(&s, SIZE_MAX), CTH_EOVERFLOW);
+    CHECK_EQ(cth_bounded_sem_init(&s, (size_t)INT32_MAX + 1), CTH_EOVERFLOW);
+    CHECK_EQ(cth_sem_value(&s), 5);
+    CHECK_OK(cth_sem_init(&s, INT32_MAX));
+    CHECK_EQ(cth_sem_value(&s), INT32_MAX);
     CHECK_EQ(cth_sem_init(NULL, 1), CTH_EINVAL);
     CHECK_EQ(cth_bounded_sem_init(NULL, 1), CTH_EINVAL);
     CHECK_OK(cth_sem_init(&s, 1));
@@ -139,7 +154,9 @@ static void base_multirelease(bool bounded)
     CHECK_OK(cth_sem_release(&c.sem, 1));
     bunch_join(&b);
     CHECK_EQ(cth_sem_release(&c.sem, 0), CTH_EINVAL); /* "n must be one or more" */
-    CHECK_EQ(cth_sem_release(&c.sem, -1), CTH_EINVAL);
+    CHECK_EQ(cth_sem_value(&c.sem), 0); /* the refused release changed nothing */
+    CHECK_EQ(cth_sem_release(&c.sem, SIZE_MAX), bounded ? CTH_EINVAL : CTH_EOVERFLOW);
+    CHECK_EQ(cth_sem_value(&c.sem), 0);
 }
 CTH_TEST(multirelease) { base_multirelease(false); }
 CTH_TEST(bounded_multirelease) { base_multirelease(true); }
@@ -266,10 +283,15 @@ CTH_TEST(release_unacquired)
     CHECK_OK(cth_sem_acquire(&s, CTH_FOREVER));
     CHECK_OK(cth_sem_release(&s, 1));
     CHECK_OK(cth_sem_release(&s, 1));
-    /* Beyond Python: the count stops at INT_MAX. */
+    /* Beyond Python: the count stops at INT32_MAX. */
     cth_sem_t big = CTH_SEM_INIT(2147483647);
     CHECK_EQ(cth_sem_release(&big, 1), CTH_EOVERFLOW);
     CHECK_EQ(cth_sem_value(&big), 2147483647);
+    cth_sem_t near = CTH_SEM_INIT(1);
+    CHECK_EQ(cth_sem_release(&near, (size_t)INT32_MAX), CTH_EOVERFLOW);
+    CHECK_EQ(cth_sem_release(&near, (size_t)UINT32_MAX + 2), CTH_EOVERFLOW); /* no wrap */
+    CHECK_OK(cth_sem_release(&near, (size_t)INT32_MAX - 1));
+    CHECK_EQ(cth_sem_value(&near), INT32_MAX);
 }
 
 /* BoundedSemaphoreTests.test_release_unacquired: release beyond the initial
@@ -342,15 +364,16 @@ CTH_TEST(bounded_limit)
     }
 }
 
-/* BoundedSemaphoreTests.test_constructor (BaseSemaphoreTests'): initial
- * values -1 and -sys.maxsize (here the most negative int) are refused. */
+/* BoundedSemaphoreTests.test_constructor (BaseSemaphoreTests'): Python's
+ * -1 and -sys.maxsize have no size_t; values past the 32-bit limit are
+ * refused with CTH_EOVERFLOW; 0 and the limit itself are fine. */
 CTH_TEST(bounded_constructor)
 {
     cth_sem_t s;
-    CHECK_EQ(cth_bounded_sem_init(&s, -1), CTH_EINVAL);
-    CHECK_EQ(cth_bounded_sem_init(&s, -2147483647), CTH_EINVAL);
-    CHECK_EQ(cth_bounded_sem_init(&s, -2147483647 - 1), CTH_EINVAL);
-    CHECK_EQ(cth_sem_init(&s, -2147483647 - 1), CTH_EINVAL);
+    CHECK_EQ(cth_bounded_sem_init(&s, (size_t)INT32_MAX + 1), CTH_EOVERFLOW);
+    CHECK_EQ(cth_bounded_sem_init(&s, SIZE_MAX), CTH_EOVERFLOW);
+    CHECK_OK(cth_bounded_sem_init(&s, INT32_MAX));
+    CHECK_EQ(cth_sem_release(&s, 1), CTH_EINVAL); /* at its bound */
     CHECK_OK(cth_bounded_sem_init(&s, 0));
     CHECK_EQ(cth_sem_value(&s), 0);
     CHECK_EQ(cth_sem_acquire(&s, 0), CTH_EAGAIN);

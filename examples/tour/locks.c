@@ -63,7 +63,7 @@ static void tour_locks(void)
     cth_rlock_t r = CTH_RLOCK_INIT;
     cth_rlock_acquire(&r, CTH_FOREVER);
     cth_rlock_acquire(&r, CTH_FOREVER);
-    say("an RLock taken twice by its owner: recursion count %u", cth_rlock_recursion_count(&r));
+    say("an RLock taken twice by its owner: recursion count %zu", cth_rlock_recursion_count(&r));
     cth_rlock_release(&r);
     cth_rlock_release(&r);
 

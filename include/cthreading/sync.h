@@ -28,7 +28,7 @@ extern "C" {
 /* A non-recursive lock: 8 bytes; zero is unlocked. */
 typedef struct cth_lock {
     uint32_t _state;
-    uint32_t _spare;
+    uint32_t _oldest_wait; /* when the longest waiter began waiting (lock.c) */
 } cth_lock_t;
 
 /* Static initializer of an unlocked Lock (as zeroing it). */
@@ -111,15 +111,17 @@ CTH_API int cth_rlock_acquire(cth_rlock_t *rlock, double timeout);
  */
 CTH_API int cth_rlock_release(cth_rlock_t *rlock);
 
-/* cth_rlock_locked - RLock.locked() (3.14): whether any thread owns it. */
+/* cth_rlock_locked - RLock.locked() (3.14): whether any thread owns it
+ * (false for NULL). A snapshot, racy once returned. */
 CTH_API bool cth_rlock_locked(const cth_rlock_t *rlock);
 
-/* cth_rlock_is_owned - RLock._is_owned(): whether the caller owns it. */
+/* cth_rlock_is_owned - RLock._is_owned(): whether the caller owns it
+ * (false for NULL). */
 CTH_API bool cth_rlock_is_owned(const cth_rlock_t *rlock);
 
-/* cth_rlock_recursion_count - RLock._recursion_count(): the caller's count,
- * 0 when another thread (or nobody) owns it. */
-CTH_API unsigned cth_rlock_recursion_count(const cth_rlock_t *rlock);
+/* cth_rlock_recursion_count - RLock._recursion_count(): how many times the
+ * caller holds it; 0 when another thread (or nobody) owns it, and for NULL. */
+CTH_API size_t cth_rlock_recursion_count(const cth_rlock_t *rlock);
 
 /* ---- Condition (threading.Condition) ---------------------------------------- */
 
@@ -131,19 +133,24 @@ CTH_API unsigned cth_rlock_recursion_count(const cth_rlock_t *rlock);
  */
 typedef struct cth_cond {
     void *_lock;     /* the cth_lock_t or cth_rlock_t, NULL: _own */
-    uint32_t _kind;  /* 0 own RLock, 1 Lock, 2 RLock */
+    uint32_t _kind;  /* CTH__COND_OWN_RLOCK, CTH__COND_LOCK or CTH__COND_RLOCK */
     uint32_t _spare;
     void *_head;     /* FIFO of waiters, guarded by the lock */
     void *_tail;
     cth_rlock_t _own;
 } cth_cond_t;
 
+/* The lock a Condition is over (its _kind; private). */
+#define CTH__COND_OWN_RLOCK 0 /* an RLock of its own, _own */
+#define CTH__COND_LOCK 1      /* the caller's cth_lock_t at _lock */
+#define CTH__COND_RLOCK 2     /* the caller's cth_rlock_t at _lock */
+
 /* Static initializer of Condition(): over an RLock of its own (as zeroing). */
-#define CTH_COND_INIT {NULL, 0, 0, NULL, NULL, CTH_RLOCK_INIT}
+#define CTH_COND_INIT {NULL, CTH__COND_OWN_RLOCK, 0, NULL, NULL, CTH_RLOCK_INIT}
 /* Static initializer of Condition(lock) over the cth_lock_t at lockp. */
-#define CTH_COND_INIT_LOCK(lockp) {(lockp), 1, 0, NULL, NULL, CTH_RLOCK_INIT}
+#define CTH_COND_INIT_LOCK(lockp) {(lockp), CTH__COND_LOCK, 0, NULL, NULL, CTH_RLOCK_INIT}
 /* Static initializer of Condition(rlock) over the cth_rlock_t at rlockp. */
-#define CTH_COND_INIT_RLOCK(rlockp) {(rlockp), 2, 0, NULL, NULL, CTH_RLOCK_INIT}
+#define CTH_COND_INIT_RLOCK(rlockp) {(rlockp), CTH__COND_RLOCK, 0, NULL, NULL, CTH_RLOCK_INIT}
 
 /* cth_cond_init - Condition(lock): over *lock, or over an RLock of its own
  * when lock is NULL. Returns 0, or CTH_EINVAL for a NULL cond. */
@@ -174,31 +181,37 @@ CTH_API int cth_cond_release(cth_cond_t *cond);
  */
 CTH_API int cth_cond_wait(cth_cond_t *cond, double timeout);
 
-/* A predicate for cth_cond_wait_for: true when the awaited state holds. */
-typedef bool (*cth_predicate_fn)(void *arg);
+/* A predicate for cth_cond_wait_for, given its arg: true when the awaited
+ * state holds. It runs with the condition's lock held and cannot fail. */
+typedef bool (*cth_cond_predicate_fn)(void *arg);
 
 /*
  * cth_cond_wait_for - Condition.wait_for(predicate, timeout): evaluate
  * predicate(arg) first, then wait until it is true or the total timeout has
  * passed, re-evaluating after each wake-up, always with the lock held. As
- * in Python, a predicate already true returns 1 before anything is checked
+ * in Python, a predicate already true returns 0 before anything is checked
  * but the NULL arguments, and a false one waits at least once, even with
  * timeout 0 (the lock is released and re-taken), then evaluates it again.
- * Returns 1 if the predicate's last value was true, 0 if it was still false
- * when the timeout expired, or a negative code as cth_cond_wait.
+ * Returns 0 when the predicate is true (Python's wait_for returning True);
+ * CTH_ETIMEDOUT when the timeout expired with the predicate still false
+ * (Python's returning False); CTH_EINTR in an interrupted main thread;
+ * CTH_EPERM if the caller does not hold the lock (as cth_cond_wait);
+ * CTH_EINVAL for a NULL cond or predicate or a bad timeout; CTH_EOVERFLOW
+ * for a timeout above CTH_TIMEOUT_MAX.
  */
-CTH_API int cth_cond_wait_for(cth_cond_t *cond, cth_predicate_fn predicate, void *arg,
+CTH_API int cth_cond_wait_for(cth_cond_t *cond, cth_cond_predicate_fn predicate, void *arg,
                               double timeout);
 
 /*
  * cth_cond_notify - Condition.notify(n): wake the n longest-waiting threads
- * (fewer if fewer wait; n <= 0 does nothing). The caller must hold the lock.
- * Returns 0, CTH_EPERM if the lock is not held, CTH_EINVAL for NULL.
+ * (fewer if fewer wait; n == 0 notifies nobody). The caller must hold the
+ * lock. Returns 0, CTH_EPERM if the lock is not held, CTH_EINVAL for NULL.
  * With no waiter it costs a load.
  */
-CTH_API int cth_cond_notify(cth_cond_t *cond, int n);
+CTH_API int cth_cond_notify(cth_cond_t *cond, size_t n);
 
-/* cth_cond_notify_all - Condition.notify_all(): as notify with n = all. */
+/* cth_cond_notify_all - Condition.notify_all(): as notify with n = all.
+ * Returns 0, CTH_EPERM if the lock is not held, CTH_EINVAL for NULL. */
 CTH_API int cth_cond_notify_all(cth_cond_t *cond);
 
 /* ---- Semaphore, BoundedSemaphore (threading.Semaphore, BoundedSemaphore) ---- */
@@ -216,26 +229,28 @@ typedef struct cth_sem {
     uint32_t _bounded; /* 1 for a BoundedSemaphore */
 } cth_sem_t;
 
-/* Static initializer of Semaphore(v), v >= 0. */
+/* Static initializer of Semaphore(v), 0 <= v <= INT32_MAX. */
 #define CTH_SEM_INIT(v) {(uint32_t)(v), 0, 0, 0}
-/* Static initializer of BoundedSemaphore(v), v >= 0. */
+/* Static initializer of BoundedSemaphore(v), 0 <= v <= INT32_MAX. */
 #define CTH_BOUNDED_SEM_INIT(v) {(uint32_t)(v), 0, (uint32_t)(v), 1}
 
 /*
  * cth_sem_init - Semaphore(value): a semaphore counting value units.
- * Returns 0; CTH_EINVAL for a NULL sem or a negative value (Python's
- * ValueError "semaphore initial value must be >= 0"). Not thread-safe
- * against concurrent use of *sem (it is an initialization).
+ * Returns 0; CTH_EINVAL for a NULL sem; CTH_EOVERFLOW for a value above
+ * INT32_MAX, the count's limit (Python has none; its ValueError for a
+ * negative value cannot arise with a size_t). Not thread-safe against
+ * concurrent use of *sem (it is an initialization).
  */
-CTH_API int cth_sem_init(cth_sem_t *sem, int value);
+CTH_API int cth_sem_init(cth_sem_t *sem, size_t value);
 
 /*
  * cth_bounded_sem_init - BoundedSemaphore(value): as cth_sem_init, and a
  * release that would take the count above value is refused (see
- * cth_sem_release). Returns 0; CTH_EINVAL for a NULL sem or a negative
- * value. Not thread-safe against concurrent use of *sem.
+ * cth_sem_release). Returns 0; CTH_EINVAL for a NULL sem; CTH_EOVERFLOW
+ * for a value above INT32_MAX. Not thread-safe against concurrent use of
+ * *sem.
  */
-CTH_API int cth_bounded_sem_init(cth_sem_t *sem, int value);
+CTH_API int cth_bounded_sem_init(cth_sem_t *sem, size_t value);
 
 /*
  * cth_sem_acquire - Semaphore.acquire(blocking, timeout): take one unit,
@@ -255,16 +270,17 @@ CTH_API int cth_sem_acquire(cth_sem_t *sem, double timeout);
  * waiters. A Semaphore may go above its initial value; a BoundedSemaphore
  * whose count would pass its initial value refuses the whole release and
  * changes nothing.
- * Returns 0; CTH_EINVAL for NULL, n < 1 (Python's ValueError "n must be one
+ * Returns 0; CTH_EINVAL for NULL, n == 0 (Python's ValueError "n must be one
  * or more"), or a BoundedSemaphore released too many times (Python's
  * ValueError "Semaphore released too many times"); CTH_EOVERFLOW when the
- * count would pass INT_MAX (Python has no limit). Release ordering.
+ * count of a Semaphore would pass INT32_MAX (Python has no limit); a
+ * refused release changes nothing. Release ordering.
  */
-CTH_API int cth_sem_release(cth_sem_t *sem, int n);
+CTH_API int cth_sem_release(cth_sem_t *sem, size_t n);
 
 /* cth_sem_value - the current count (Python's _value, shown by repr), 0 for
  * NULL. A snapshot, racy once returned. */
-CTH_API int cth_sem_value(const cth_sem_t *sem);
+CTH_API size_t cth_sem_value(const cth_sem_t *sem);
 
 /* ---- Event (threading.Event) ---------------------------------------------------- */
 
@@ -308,13 +324,14 @@ CTH_API int cth_event_wait(cth_event_t *event, double timeout);
 /* ---- Barrier (threading.Barrier) ------------------------------------------------- */
 
 /*
- * The action a Barrier runs, in the last thread to arrive, before releasing
- * the others. Return 0 to let them go; any other value breaks the barrier:
- * every other waiter gets CTH_EBROKEN and the thread that ran the action
- * gets the action's (negative) code, as Python re-raises the action's
- * exception in that thread (a positive code is reported as CTH_EBROKEN).
- * It runs with the barrier's internal lock held: it may read parties,
- * n_waiting and broken, and call abort and reset, but must not wait on it.
+ * The action a Barrier runs with its arg, in the last thread to arrive,
+ * before releasing the others. Return 0 to let them go; any other value
+ * (positive or negative) is its failure and breaks the barrier: every other
+ * waiter gets CTH_EBROKEN and the thread that ran the action gets CTH_ETASK
+ * with the value in its cth_task_error(), as Python re-raises the action's
+ * exception in that thread. It runs with the barrier's internal lock held:
+ * it may read parties, n_waiting and broken, and call abort and reset, but
+ * must not wait on the barrier.
  */
 typedef int (*cth_barrier_action_fn)(void *arg);
 
@@ -334,7 +351,7 @@ typedef struct cth_barrier {
     uint32_t _cycle;          /* released cycles, mod 2^32 */
 } cth_barrier_t;
 
-/* Barrier(n): n parties, no action, no default timeout (n >= 1). */
+/* Barrier(n): n parties, no action, no default timeout (1 <= n <= INT_MAX). */
 #define CTH_BARRIER_INIT(n) {CTH_COND_INIT, NULL, NULL, CTH_FOREVER, (n), 0, 0, 0}
 
 /* The timeout to pass to cth_barrier_wait for "the barrier's default"
@@ -346,11 +363,12 @@ typedef struct cth_barrier {
  * action (may be NULL) runs with arg in the last arriving thread of each
  * cycle; default_timeout is used by waits given CTH_BARRIER_DEFAULT_TIMEOUT
  * (CTH_FOREVER: none, Python's timeout=None).
- * Returns 0; CTH_EINVAL for NULL, parties < 1 (Python's ValueError "parties
- * must be > 0") or a bad default_timeout; CTH_EOVERFLOW for a default
- * timeout above CTH_TIMEOUT_MAX. Not thread-safe against use of *barrier.
+ * Returns 0; CTH_EINVAL for NULL, parties == 0 (Python's ValueError "parties
+ * must be > 0") or a bad default_timeout; CTH_EOVERFLOW for parties above
+ * INT_MAX or a default timeout above CTH_TIMEOUT_MAX. A refused init
+ * changes nothing. Not thread-safe against use of *barrier.
  */
-CTH_API int cth_barrier_init(cth_barrier_t *barrier, int parties, cth_barrier_action_fn action,
+CTH_API int cth_barrier_init(cth_barrier_t *barrier, size_t parties, cth_barrier_action_fn action,
                              void *arg, double default_timeout);
 
 /*
@@ -362,12 +380,13 @@ CTH_API int cth_barrier_init(cth_barrier_t *barrier, int parties, cth_barrier_ac
  * Returns CTH_EBROKEN if the barrier is or becomes broken (abort, reset
  * while waiting, another waiter's timeout, a failing action), and
  * breaks it itself when its own timeout expires (CTH_EBROKEN too, as
- * Python raises BrokenBarrierError for everyone); the action's code for the
- * thread whose action failed; CTH_EINTR in an interrupted main thread,
- * which also breaks the barrier once the thread has arrived (Python leaves
- * the others waiting, with one party fewer); CTH_EINVAL for NULL, an
- * uninitialized barrier or a bad timeout; CTH_EOVERFLOW above
- * CTH_TIMEOUT_MAX.
+ * Python raises BrokenBarrierError for everyone); CTH_ETASK for the thread
+ * whose action failed (its cth_task_error() holds the action's value, as
+ * Python re-raises the action's exception there); CTH_EINTR in an
+ * interrupted main thread, which also breaks the barrier once the thread
+ * has arrived (Python leaves the others waiting, with one party fewer);
+ * CTH_EINVAL for NULL, an uninitialized barrier or a bad timeout;
+ * CTH_EOVERFLOW above CTH_TIMEOUT_MAX.
  * A thread arriving while the previous cycle drains or a reset completes
  * waits for that first, without limit and without breaking anything (as
  * Python's _enter); its timeout counts from then on.
@@ -388,11 +407,11 @@ CTH_API int cth_barrier_reset(cth_barrier_t *barrier);
 CTH_API int cth_barrier_abort(cth_barrier_t *barrier);
 
 /* cth_barrier_parties - Barrier.parties (0 for NULL). */
-CTH_API int cth_barrier_parties(const cth_barrier_t *barrier);
+CTH_API size_t cth_barrier_parties(const cth_barrier_t *barrier);
 
 /* cth_barrier_n_waiting - Barrier.n_waiting: threads waiting in the current
  * cycle (0 while draining, resetting or broken, and for NULL). A snapshot. */
-CTH_API int cth_barrier_n_waiting(const cth_barrier_t *barrier);
+CTH_API size_t cth_barrier_n_waiting(const cth_barrier_t *barrier);
 
 /* cth_barrier_broken - Barrier.broken (false for NULL). A snapshot. */
 CTH_API bool cth_barrier_broken(const cth_barrier_t *barrier);
