@@ -10,6 +10,10 @@
  * look again: DONE returns 0, NEW makes them try to run fn themselves (the
  * retry after a failure). _runner holds the running thread's token so that
  * a recursive call can fail with CTH_EDEADLK instead of hanging.
+ * once_run hands fn's failing value back to its caller: cth_once_call turns
+ * it into CTH_ETASK and the thread's cth_task_error(), and the singleton
+ * does the same for its constructor's value but reports a constructor that
+ * "succeeded" with a NULL instance as CTH_EINVAL.
  */
 #include "cthreading/once.h"
 #include "internal.h"
@@ -18,7 +22,10 @@ _Static_assert(sizeof(cth_once_t) == 16 || sizeof(void *) != 8, "cth_once_t ABI"
 
 enum { NEW, RUNNING, RUNNING_WAITED, DONE };
 
-static int once_slow(cth_once_t *once, cth_once_fn fn, void *arg)
+/* Run fn unless the once is done. Returns 0 when it is done, CTH_ETASK
+ * when this caller ran fn and fn failed (its value in *failed; the once is
+ * NEW again), CTH_EDEADLK or CTH_EINTR. */
+static int once_run(cth_once_t *once, cth_once_fn fn, void *arg, int *failed)
 {
     _Atomic uint32_t *state = CTH__ATOMIC_U32(&once->_state);
     _Atomic uintptr_t *runner = CTH__ATOMIC_UPTR(&once->_runner);
@@ -31,15 +38,16 @@ static int once_slow(cth_once_t *once, cth_once_fn fn, void *arg)
                                                        memory_order_acquire))
                 continue;
             atomic_store_explicit(runner, cth__self_token(), memory_order_relaxed);
-            int r = fn(arg);
+            int value = fn(arg);
             atomic_store_explicit(runner, 0, memory_order_relaxed);
-            if (r > 0)
-                r = CTH_EINVAL;
-            uint32_t prev = atomic_exchange_explicit(state, r == 0 ? DONE : NEW,
+            uint32_t prev = atomic_exchange_explicit(state, value == 0 ? DONE : NEW,
                                                      memory_order_acq_rel);
             if (prev == RUNNING_WAITED)
                 cth__futex_wake(state, INT32_MAX);
-            return r;
+            if (value == 0)
+                return 0;
+            *failed = value;
+            return CTH_ETASK;
         }
         if (atomic_load_explicit(runner, memory_order_relaxed) == cth__self_token())
             return CTH_EDEADLK;
@@ -60,7 +68,9 @@ CTH_API int cth_once_call(cth_once_t *once, cth_once_fn fn, void *arg)
         return CTH_EINVAL;
     if (atomic_load_explicit(CTH__ATOMIC_U32(&once->_state), memory_order_acquire) == DONE)
         return 0;
-    return once_slow(once, fn, arg);
+    int value = 0;
+    int r = once_run(once, fn, arg, &value);
+    return r == CTH_ETASK ? cth__task_failed(value) : r;
 }
 
 CTH_API bool cth_once_done(const cth_once_t *once)
@@ -71,30 +81,36 @@ CTH_API bool cth_once_done(const cth_once_t *once)
 
 struct singleton_call {
     cth_singleton_t *singleton;
-    cth_singleton_ctor ctor;
+    cth_singleton_fn ctor;
     void *arg;
+    bool null_instance; /* ctor returned 0 but no instance */
 };
 
 static int singleton_create(void *p)
 {
     struct singleton_call *c = p;
     void *instance = NULL;
-    int r = c->ctor(c->arg, &instance);
-    if (r == 0 && !instance)
-        r = CTH_EINVAL;
-    if (r == 0)
+    int value = c->ctor(c->arg, &instance);
+    if (value == 0 && !instance) {
+        c->null_instance = true;
+        return 1; /* a failure all the same: the singleton stays empty */
+    }
+    if (value == 0)
         c->singleton->_instance = instance; /* published by the once's release */
-    return r;
+    return value;
 }
 
-CTH_API int cth_singleton_get(cth_singleton_t *singleton, cth_singleton_ctor ctor, void *arg,
+CTH_API int cth_singleton_get(cth_singleton_t *singleton, cth_singleton_fn ctor, void *arg,
                               void **instance)
 {
     if (!singleton || !ctor || !instance)
         return CTH_EINVAL;
     if (!cth_once_done(&singleton->_once)) {
-        struct singleton_call c = {singleton, ctor, arg};
-        int r = cth_once_call(&singleton->_once, singleton_create, &c);
+        struct singleton_call c = {singleton, ctor, arg, false};
+        int value = 0;
+        int r = once_run(&singleton->_once, singleton_create, &c, &value);
+        if (r == CTH_ETASK)
+            return c.null_instance ? CTH_EINVAL : cth__task_failed(value);
         if (r)
             return r;
     }

@@ -7,6 +7,17 @@
 
 #include "check.h"
 
+/* The 0.1.0 signatures: int callbacks, the singleton's named cth_singleton_fn. */
+_Static_assert(_Generic(&cth_once_call, int (*)(cth_once_t *, cth_once_fn, void *): 1,
+                        default: 0),
+               "cth_once_call(once, fn, arg)");
+_Static_assert(_Generic(&cth_singleton_get,
+                        int (*)(cth_singleton_t *, cth_singleton_fn, void *, void **): 1,
+                        default: 0),
+               "cth_singleton_get(singleton, ctor, arg, &instance)");
+_Static_assert(_Generic((cth_singleton_fn)0, int (*)(void *, void **): 1, default: 0),
+               "cth_singleton_fn: int (*)(void *arg, void **instance)");
+
 static atomic_int runs;
 static int initialized; /* written by the once's function only */
 
@@ -62,14 +73,17 @@ static int fail_twice(void *arg)
     return n < 2 ? CTH_ENOMEM : 0;
 }
 
-/* A failing run reports its code and leaves the once not run; the next
- * call retries, and after the first success nothing runs again. */
+/* A failing run is CTH_ETASK with its value in cth_task_error(), and
+ * leaves the once not run; the next call retries, and after the first
+ * success nothing runs again. */
 CTH_TEST(failure_reported_then_retried)
 {
     cth_once_t once = CTH_ONCE_INIT;
-    CHECK_EQ(cth_once_call(&once, fail_twice, NULL), CTH_ENOMEM);
+    CHECK_EQ(cth_once_call(&once, fail_twice, NULL), CTH_ETASK);
+    CHECK_EQ(cth_task_error(), CTH_ENOMEM);
     CHECK(!cth_once_done(&once));
-    CHECK_EQ(cth_once_call(&once, fail_twice, NULL), CTH_ENOMEM);
+    CHECK_EQ(cth_once_call(&once, fail_twice, NULL), CTH_ETASK);
+    CHECK_EQ(cth_task_error(), CTH_ENOMEM);
     CHECK_OK(cth_once_call(&once, fail_twice, NULL));
     CHECK(cth_once_done(&once));
     CHECK_OK(cth_once_call(&once, fail_twice, NULL));
@@ -91,7 +105,8 @@ static void *flaky_caller(void *arg)
     (void)arg;
     int r;
     while ((r = cth_once_call(&flaky_once, flaky, NULL)) != 0) {
-        CHECK_EQ(r, CTH_EAGAIN);
+        CHECK_EQ(r, CTH_ETASK); /* only the caller that ran it sees the failure */
+        CHECK_EQ(cth_task_error(), CTH_EAGAIN);
         atomic_fetch_add(&flaky_fails, 1);
     }
     return NULL;
@@ -116,13 +131,13 @@ CTH_TEST(waiters_retry_after_failure)
 
 static int recursive(void *arg)
 {
-    return cth_once_call(arg, recursive, arg) == CTH_EDEADLK ? 0 : CTH_EINVAL;
+    return cth_once_call(arg, recursive, arg) == CTH_EDEADLK ? 0 : 1;
 }
 
-static int positive(void *arg)
+/* A function failing with the value at arg. */
+static int failing(void *arg)
 {
-    (void)arg;
-    return 1;
+    return *(int *)arg;
 }
 
 CTH_TEST(errors)
@@ -131,9 +146,16 @@ CTH_TEST(errors)
     CHECK_EQ(cth_once_call(NULL, slow_init, NULL), CTH_EINVAL);
     CHECK_EQ(cth_once_call(&once, NULL, NULL), CTH_EINVAL);
     CHECK(!cth_once_done(NULL));
-    /* a positive result is a bug: CTH_EINVAL, and the once stays not run */
-    CHECK_EQ(cth_once_call(&once, positive, NULL), CTH_EINVAL);
-    CHECK(!cth_once_done(&once));
+    /* any nonzero value is a failure, kept unchanged in cth_task_error(),
+     * and the once stays not run: -1 is not CTH_EPERM, 5 is no success */
+    int values[] = {-1, 5, 1, CTH_EINVAL, INT32_MIN};
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+        CHECK_EQ(cth_once_call(&once, failing, &values[i]), CTH_ETASK);
+        CHECK_EQ(cth_task_error(), values[i]);
+        CHECK(!cth_once_done(&once));
+    }
+    CHECK_EQ(cth_once_call(NULL, failing, &values[0]), CTH_EINVAL);
+    CHECK_EQ(cth_task_error(), INT32_MIN); /* other returns leave it alone */
     /* calling the once from its own function is detected */
     CHECK_OK(cth_once_call(&once, recursive, &once));
     CHECK(cth_once_done(&once));
@@ -216,6 +238,13 @@ static int ctor_null(void *arg, void **instance)
     return 0;
 }
 
+static int ctor_positive(void *arg, void **instance)
+{
+    (void)arg;
+    *instance = arg; /* set, but the ctor failed: not kept */
+    return 5;
+}
+
 CTH_TEST(singleton_errors_and_retry)
 {
     cth_singleton_t s = CTH_SINGLETON_INIT;
@@ -224,8 +253,14 @@ CTH_TEST(singleton_errors_and_retry)
     CHECK_EQ(cth_singleton_get(NULL, ctor_null, NULL, &inst), CTH_EINVAL);
     CHECK_EQ(cth_singleton_get(&s, NULL, NULL, &inst), CTH_EINVAL);
     CHECK_EQ(cth_singleton_get(&s, ctor_null, NULL, NULL), CTH_EINVAL);
-    CHECK_EQ(cth_singleton_get(&s, ctor_null, NULL, &inst), CTH_EINVAL); /* NULL instance */
-    CHECK_EQ(cth_singleton_get(&s, ctor_fails_once, &calls, &inst), CTH_ENOMEM);
+    CHECK_EQ(cth_singleton_get(&s, ctor_positive, &calls, &inst), CTH_ETASK);
+    CHECK_EQ(cth_task_error(), 5); /* a positive value is a failure too */
+    /* A NULL instance is the library's CTH_EINVAL: cth_task_error() is not
+     * touched and the singleton stays empty. */
+    CHECK_EQ(cth_singleton_get(&s, ctor_null, NULL, &inst), CTH_EINVAL);
+    CHECK_EQ(cth_task_error(), 5);
+    CHECK_EQ(cth_singleton_get(&s, ctor_fails_once, &calls, &inst), CTH_ETASK);
+    CHECK_EQ(cth_task_error(), CTH_ENOMEM);
     CHECK_OK(cth_singleton_get(&s, ctor_fails_once, &calls, &inst));
     CHECK(inst == &calls);
     CHECK_OK(cth_singleton_get(&s, ctor_null, NULL, &inst)); /* done: ctor not called */

@@ -29,7 +29,8 @@ typedef struct cth_once {
 
 #define CTH_ONCE_INIT {0, 0, 0} /* a once that has not run */
 
-/* The function cth_once_call runs: 0 on success, a negative code on failure. */
+/* The function cth_once_call runs, given its arg: 0 on success, any other
+ * value (positive or negative) is its failure. */
 typedef int (*cth_once_fn)(void *arg);
 
 /*
@@ -37,19 +38,18 @@ typedef int (*cth_once_fn)(void *arg);
  * The first caller runs it; every caller that comes while it runs waits
  * until it has finished. If fn succeeds (returns 0) the once is done: every
  * later call returns 0 at once (one acquire load), and everything fn wrote
- * is visible to every caller that returns 0. If fn fails, the caller that ran
- * it gets fn's code, the once is "not run" again, and one of the waiters (or
+ * is visible to every caller that returns 0. If fn fails (returns nonzero),
+ * the caller that ran it gets CTH_ETASK with fn's value in its
+ * cth_task_error(), the once is "not run" again, and one of the waiters (or
  * the next caller) runs fn again: Python's lazy-init idiom
  *     with lock:
  *         if obj is None: obj = make()    # an exception leaves obj None
- * Each caller that ran fn returns fn's result; a waiter returns 0 when
- * another caller's run succeeded.
- * Returns 0; fn's negative code; CTH_EDEADLK when fn (directly or not) calls
- * cth_once_call on the same once (it would wait for itself); CTH_EINTR in an
- * interrupted main thread while waiting for another caller's run; CTH_EINVAL
- * for a NULL once or fn, or when fn returns a positive value (a bug: the
- * once is left not run). fn(arg) may differ between callers; only the
- * successful one matters. Thread-safe.
+ * A waiter returns 0 when another caller's run succeeded.
+ * Returns 0; CTH_ETASK when this caller ran fn and it failed; CTH_EDEADLK
+ * when fn (directly or not) calls cth_once_call on the same once (it would
+ * wait for itself); CTH_EINTR in an interrupted main thread while waiting
+ * for another caller's run; CTH_EINVAL for a NULL once or fn. fn(arg) may
+ * differ between callers; only the successful one matters. Thread-safe.
  */
 CTH_API int cth_once_call(cth_once_t *once, cth_once_fn fn, void *arg);
 
@@ -67,22 +67,25 @@ typedef struct cth_singleton {
 
 #define CTH_SINGLETON_INIT {CTH_ONCE_INIT, NULL} /* a singleton not yet created */
 
-/* Creates the instance in *instance: 0, or a negative code on failure. */
-typedef int (*cth_singleton_ctor)(void *arg, void **instance);
+/* Creates the instance, given its arg, and stores it in *instance: 0 on
+ * success, any other value (positive or negative) is its failure. */
+typedef int (*cth_singleton_fn)(void *arg, void **instance);
 
 /*
  * cth_singleton_get - the seed's Singleton: the first caller creates the
  * instance with ctor(arg, &instance); every caller, now and later, gets the
  * same pointer in *instance. Under a race ctor runs once (the others wait for
- * it); if it fails, the code is returned to that caller and the next caller
- * tries again (cth_once_call). After success a call is one acquire load.
- * The singleton never frees the instance: it lives as long as the program,
- * as a module-level object in Python does.
- * Returns 0 and *instance; ctor's code; CTH_EINVAL for NULL arguments or
- * a ctor that reported success with a NULL instance; CTH_EDEADLK, CTH_EINTR
- * as cth_once_call.
+ * it); if it fails (returns nonzero), that caller gets CTH_ETASK with ctor's
+ * value in its cth_task_error(), and the next caller tries again
+ * (cth_once_call). After success a call is one acquire load. The singleton
+ * never frees the instance: it lives as long as the program, as a
+ * module-level object in Python does.
+ * Returns 0 and *instance; CTH_ETASK when this caller ran ctor and it
+ * failed; CTH_EINVAL for NULL arguments or a ctor that returned 0 with a
+ * NULL instance (the singleton stays empty); CTH_EDEADLK, CTH_EINTR as
+ * cth_once_call. *instance is written only on success.
  */
-CTH_API int cth_singleton_get(cth_singleton_t *singleton, cth_singleton_ctor ctor, void *arg,
+CTH_API int cth_singleton_get(cth_singleton_t *singleton, cth_singleton_fn ctor, void *arg,
                               void **instance);
 
 #ifdef __cplusplus
