@@ -52,10 +52,14 @@
  * variable assigned only inside a block form may draw GCC's
  * -Wmaybe-uninitialized: give it an initial value.)
  *
- * Portability. The release relies on the cleanup attribute of GCC and
- * Clang (and any compiler claiming __GNUC__); the per-site lock also uses a
- * GNU statement expression. Elsewhere these macros are not defined; the
- * portable fallback is the explicit form, which this header always offers:
+ * Portability. The macros are C only: the release relies on the cleanup
+ * attribute of GCC and Clang (and any compiler claiming __GNUC__), the
+ * choice between Lock and RLock on C11's _Generic, and the per-site lock on
+ * a GNU statement expression. They compile without warnings under -Wall
+ * -Wextra -Wpedantic (the guard variable is marked unused: only its cleanup
+ * reads it). In C++, or with another compiler, these macros are not
+ * defined (C++ has its own scope guards); the functions below are, and
+ * the portable fallback is the explicit form:
  *     cth_guard_t g = cth_guard_lock(&lock);
  *     ... every exit path calls cth_guard_release(&g) before leaving ...
  *     cth_guard_release(&g);
@@ -95,10 +99,10 @@ CTH_API cth_guard_t cth_guard_rlock(cth_rlock_t *rlock);
  * nothing. NULL is ignored. The cleanup function of the macros. */
 CTH_API void cth_guard_release(cth_guard_t *guard);
 
-/* cth_guard_held - whether the guard holds its lock. */
+/* cth_guard_held - whether the guard holds its lock (false for NULL). */
 CTH_API bool cth_guard_held(const cth_guard_t *guard);
 
-#if defined(__GNUC__) || defined(__clang__)
+#if !defined(__cplusplus) && (defined(__GNUC__) || defined(__clang__))
 
 #define CTH__SYNC_CAT2(a, b) a##b
 #define CTH__SYNC_CAT(a, b) CTH__SYNC_CAT2(a, b)
@@ -108,7 +112,7 @@ CTH_API bool cth_guard_held(const cth_guard_t *guard);
     _Generic((p), cth_lock_t *: cth_guard_lock, cth_rlock_t *: cth_guard_rlock)(p)
 
 #define CTH_GUARD(name, p)                                                                         \
-    cth_guard_t name __attribute__((cleanup(cth_guard_release))) = CTH__GUARD_ACQUIRE(p)
+    cth_guard_t name __attribute__((cleanup(cth_guard_release), unused)) = CTH__GUARD_ACQUIRE(p)
 
 #define CTH__SYNCHRONIZED_ON(g, p)                                                                 \
     for (CTH_GUARD(g, p); g._pass++ == 0 && cth_guard_held(&g);)
