@@ -62,7 +62,7 @@ static int queue_scenario(void)
 {
     int failures = 0;
     cth_queue_t *q;
-    cth_queue_opts o = {.free_item = q_free_item};
+    cth_queue_opts_t o = {.free_item = q_free_item};
     if (fault_rc(cth_queue_create(&q, 0, &o), &failures))
         return failures;
     long put = 0;
