@@ -477,29 +477,30 @@ CTH_TEST(local_once_guard)
 {
     cth_local_t *l = (cth_local_t *)1;
     int value;
-    CHECK_EQ(cth_local_create(NULL, free_nothing, NULL), CTH_EINVAL);
-    CHECK_EQ(cth_local_create(&l, free_nothing, &(cth_local_opts){.init_arg = &value}), CTH_EINVAL);
+    CHECK_EQ(cth_local_create(NULL, &(cth_local_opts_t){.free_item = free_nothing}), CTH_EINVAL);
+    cth_local_opts_t arg_without_init = {.free_item = free_nothing, .init_arg = &value};
+    CHECK_EQ(cth_local_create(&l, &arg_without_init), CTH_EINVAL);
     cth_local_free(NULL);
     CHECK(cth_local_get(NULL) == NULL);
     CHECK_EQ(cth_local_set(NULL, &value), CTH_EINVAL);
     CHECK_EQ(cth_local_delete(NULL), CTH_EINVAL);
     CHECK(cth_local_take(NULL) == NULL);
-    CHECK_OK(cth_local_create(&l, free_nothing, NULL));
+    CHECK_OK(cth_local_create(&l, &(cth_local_opts_t){.free_item = free_nothing}));
     CHECK(cth_local_get(l) == NULL);
     CHECK_OK(cth_local_set(l, &value));
     CHECK(cth_local_take(l) == &value);
-    CHECK_OK(cth_local_delete(l)); /* nothing to delete is fine */
+    CHECK_EQ(cth_local_delete(l), CTH_ENOENT); /* nothing to delete */
     cth_local_free(l);
 
     cth_local_stack_t *s = (cth_local_stack_t *)1;
-    CHECK_EQ(cth_local_stack_create(NULL, NULL, NULL), CTH_EINVAL);
+    CHECK_EQ(cth_local_stack_create(NULL, NULL), CTH_EINVAL);
     cth_local_stack_free(NULL);
     CHECK_EQ(cth_local_stack_push(NULL, &value), CTH_EINVAL);
     CHECK(cth_local_stack_pop(NULL) == NULL);
     CHECK(cth_local_stack_top(NULL) == NULL);
     CHECK_EQ(cth_local_stack_depth(NULL), 0);
-    CHECK_EQ(cth_local_stack_release(NULL), CTH_EINVAL);
-    CHECK_OK(cth_local_stack_create(&s, NULL, NULL));
+    CHECK_EQ(cth_local_stack_release(NULL), 0);
+    CHECK_OK(cth_local_stack_create(&s, NULL));
     CHECK_EQ(cth_local_stack_push(s, NULL), CTH_EINVAL);
     CHECK_EQ(cth_local_stack_depth(s), 0);
     CHECK(cth_local_stack_pop(s) == NULL);

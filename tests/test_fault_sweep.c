@@ -236,7 +236,8 @@ static int local_thread_scenario(void)
     struct local_job jobs[4] = {0};
     cth_local_t *local[3] = {0};
     for (int i = 0; i < 3; i++)
-        fault_rc(cth_local_create(&local[i], destroy_value, NULL), &failures);
+        fault_rc(cth_local_create(&local[i], &(cth_local_opts_t){.free_item = destroy_value}),
+                 &failures);
     atomic_store(&destroyed, 0);
     cth_thread_t *th[4] = {0};
     int expect = 0;
