@@ -175,7 +175,7 @@ int main(void)
     int reps = bench_reps();
     pthread_key_create(&key, NULL);
     pthread_setspecific(key, &key);
-    cth_local_create(&local, NULL, NULL);
+    cth_local_create(&local, NULL);
     cth_local_set(local, &key);
     tls_var = &key;
 

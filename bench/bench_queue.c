@@ -157,7 +157,7 @@ static double run_once(void *ctx)
         return NAN; /* GAsyncQueue has no bound */
     r->per = (r->lat ? LAT_ITEMS : items_for(r->cap, ITEMS)) / r->p;
     if (r->sys == SYS_CTH)
-        cth_queue_create(&r->q, r->cap, NULL);
+        cth_queue_create(&r->q, (size_t)r->cap, NULL);
     else if (r->sys == SYS_RING)
         ring_init(&r->ring, r->cap);
 #ifdef HAVE_GLIB

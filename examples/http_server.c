@@ -278,7 +278,7 @@ static int serve_request(int fd, char *head)
     b->len = 0;
     const char *type = "text/plain; charset=utf-8";
     int status;
-    if (bad || cth_local_stack_push(request_stack, &req) < 1) {
+    if (bad || cth_local_stack_push(request_stack, &req) != 0) {
         out("bad request\n");
         status = 400;
         keep = 0;
@@ -544,9 +544,9 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    cth_local_opts bopts = {.init = make_buffer};
-    if (cth_local_stack_create(&request_stack, NULL, NULL) != 0 ||
-        cth_local_create(&out_buffer, buffer_free, &bopts) != 0 || !config()) {
+    cth_local_opts_t bopts = {.free_item = buffer_free, .init = make_buffer};
+    if (cth_local_stack_create(&request_stack, NULL) != 0 ||
+        cth_local_create(&out_buffer, &bopts) != 0 || !config()) {
         fprintf(stderr, "http_server: out of memory\n");
         return 1;
     }

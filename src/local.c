@@ -17,14 +17,16 @@
  * table's size. The owning thread reads and writes its entries without the
  * lock; other threads touch a table only under reg_lock, and only entries of
  * a local being freed (which by contract no thread uses any more) or the
- * table of a thread that is exiting. A value is destroyed by whoever clears
- * its entry under reg_lock: the exiting thread (its pthread key destructor,
- * or cth__local_thread_exit, which a cthreading thread calls before it counts
- * as finished and a timer worker after each function) or cth_local_free; so
- * each value is destroyed exactly once. Destructors run
- * outside the lock; a slot's `pending` counts the values of its local that
- * an exiting thread has collected and not yet destroyed, and cth_local_free
- * waits for it to reach 0 before the slot (and the destructor's owner) goes.
+ * table of a thread that is exiting. A value is freed (handed to the local's
+ * free_item) by whoever clears its entry under reg_lock: the exiting thread
+ * (its pthread key destructor, or cth__local_thread_exit, which a cthreading
+ * thread calls before it counts as finished and a timer worker after each
+ * function) or cth_local_free; so each value is freed exactly once.
+ * free_item runs outside the lock; a slot's `pending` counts the values of
+ * its local that an exiting thread has collected and not yet freed, and
+ * cth_local_free waits for it to reach 0 before the slot (and the local
+ * whose free_item it is) goes. A failed initializer's value becomes the
+ * thread's cth_task_error().
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -45,7 +47,7 @@ struct table {
 
 struct cth_local {
     struct cth__local_key key; /* first: read by the inline cth_local_get */
-    cth_local_destructor destructor;
+    cth_free_fn free_item;
     cth_local_init_fn init;
     void *init_arg;
 };
@@ -89,11 +91,11 @@ static inline void set_own_table(struct table *t)
     cth__local_cap = t ? t->cap : 0;
 }
 
-/* One collected value and the destructor to run on it. */
+/* One collected value and the free_item to run on it. */
 struct victim {
     void *value;
     uint32_t slot;
-    cth_local_destructor destructor;
+    cth_free_fn free_item;
 };
 
 /* ---- thread exit --------------------------------------------------------------- */
@@ -107,7 +109,7 @@ static int collect_thread(struct table *t, struct victim *out)
         if (!t->e[i].gen)
             continue;
         struct slot *s = &slots[i];
-        out[n++] = (struct victim){t->e[i].value, (uint32_t)i, s->local->destructor};
+        out[n++] = (struct victim){t->e[i].value, (uint32_t)i, s->local->free_item};
         s->pending++;
         t->e[i].value = NULL;
         t->e[i].gen = 0;
@@ -115,8 +117,8 @@ static int collect_thread(struct table *t, struct victim *out)
     return n;
 }
 
-/* The pthread key's destructor: destroy every value the exiting thread
- * still has (destructors may set other locals: loop until none is left),
+/* The pthread key's destructor: free every value the exiting thread still
+ * has (free_item may set other locals: loop until none is left),
  * then drop its table. */
 static void thread_exit(void *p)
 {
@@ -138,8 +140,8 @@ static void thread_exit(void *p)
         }
         pthread_mutex_unlock(&reg_lock);
         for (int i = 0; i < n; i++)
-            if (v[i].destructor)
-                v[i].destructor(v[i].value);
+            if (v[i].free_item)
+                v[i].free_item(v[i].value);
         pthread_mutex_lock(&reg_lock);
         for (int i = 0; i < n; i++)
             if (--slots[v[i].slot].pending == 0)
@@ -216,16 +218,15 @@ static inline entry_t *own_entry(const cth_local_t *local)
 
 /* ---- the API ----------------------------------------------------------------------------- */
 
-CTH_API int cth_local_create(cth_local_t **local, cth_local_destructor destructor,
-                             const cth_local_opts *opts)
+CTH_API int cth_local_create(cth_local_t **local, const cth_local_opts_t *opts)
 {
     if (!local || (opts && opts->init_arg && !opts->init))
         return CTH_EINVAL;
     cth_local_t *l = cth__calloc(1, sizeof *l);
     if (!l)
         return CTH_ENOMEM;
-    l->destructor = destructor;
     if (opts) {
+        l->free_item = opts->free_item;
         l->init = opts->init;
         l->init_arg = opts->init_arg;
     }
@@ -272,9 +273,9 @@ CTH_API void cth_local_free(cth_local_t *local)
         if (n == 0)
             break;
         pthread_mutex_unlock(&reg_lock);
-        if (local->destructor)
+        if (local->free_item)
             for (int i = 0; i < n; i++)
-                local->destructor(v[i].value);
+                local->free_item(v[i].value);
         pthread_mutex_lock(&reg_lock);
     }
     struct slot *s = &slots[local->key.slot];
@@ -295,11 +296,16 @@ CTH_API void *cth__local_get_slow(const cth_local_t *local)
     if (!local || !local->init)
         return NULL;
     void *value = NULL;
-    if (local->init(local->init_arg, &value) != 0 || !value)
+    int failed = local->init(local->init_arg, &value);
+    if (failed) {
+        cth__task_failed(failed); /* the value for cth_task_error() */
+        return NULL;
+    }
+    if (!value)
         return NULL;
     if (cth_local_set((cth_local_t *)local, value) != 0) {
-        if (local->destructor)
-            local->destructor(value);
+        if (local->free_item)
+            local->free_item(value);
         return NULL;
     }
     return value;
@@ -321,8 +327,8 @@ CTH_API int cth_local_set(cth_local_t *local, void *value)
     void *old = e->gen == local->key.gen ? e->value : NULL;
     e->value = value;
     e->gen = value ? local->key.gen : 0;
-    if (old && old != value && local->destructor)
-        local->destructor(old);
+    if (old && old != value && local->free_item)
+        local->free_item(old);
     return 0;
 }
 
@@ -345,8 +351,8 @@ CTH_API int cth_local_delete(cth_local_t *local)
         return CTH_EINVAL;
     void *value = cth_local_take(local);
     if (!value)
-        return 0;
-    if (local->destructor)
-        local->destructor(value);
-    return 1;
+        return CTH_ENOENT;
+    if (local->free_item)
+        local->free_item(value);
+    return 0;
 }

@@ -2,10 +2,11 @@
  * local_stack.c - Werkzeug's LocalStack over a cth_local.
  *
  * Each thread's value is a growable array of items (struct stack_vec); the
- * local's destructor hands the items left on it to item_free, top first,
- * and frees the array, so a thread's stack goes when the thread exits or the
- * LocalStack is freed (local.c guarantees exactly once). Each array keeps
- * its own copy of item_free because a local's destructor has no context.
+ * local's free_item (vec_destroy) hands the items left on it to the stack's
+ * free_item, top first, and frees the array, so a thread's stack goes when
+ * the thread exits or the LocalStack is freed (local.c guarantees exactly
+ * once). Each array keeps its own copy of the stack's free_item because a
+ * cth_free_fn has no context.
  * A popped-empty array is kept for the thread's next push (a request loop
  * pushes and pops once per request: no allocation in steady state).
  * Everything here touches only the calling thread's array: no lock.
@@ -14,14 +15,14 @@
 #include "internal.h"
 
 struct stack_vec {
-    void (*item_free)(void *item);
+    cth_free_fn item_free;
     size_t n, cap;
     void **items;
 };
 
 struct cth_local_stack {
     cth_local_t *local;
-    void (*item_free)(void *item);
+    cth_free_fn item_free;
 };
 
 /* Hand the items of v to item_free, top first; v stays, empty. */
@@ -44,16 +45,16 @@ static void vec_destroy(void *p)
     cth__free(v);
 }
 
-CTH_API int cth_local_stack_create(cth_local_stack_t **stack, void (*item_free)(void *item),
-                                   const void *opts)
+CTH_API int cth_local_stack_create(cth_local_stack_t **stack,
+                                   const cth_local_stack_opts_t *opts)
 {
-    if (!stack || opts)
+    if (!stack)
         return CTH_EINVAL;
     cth_local_stack_t *s = cth__malloc(sizeof *s);
     if (!s)
         return CTH_ENOMEM;
-    s->item_free = item_free;
-    int err = cth_local_create(&s->local, vec_destroy, NULL);
+    s->item_free = opts ? opts->free_item : NULL;
+    int err = cth_local_create(&s->local, &(cth_local_opts_t){.free_item = vec_destroy});
     if (err) {
         cth__free(s);
         return err;
@@ -95,7 +96,7 @@ CTH_API int cth_local_stack_push(cth_local_stack_t *stack, void *item)
         v->cap = cap;
     }
     v->items[v->n++] = item;
-    return v->n > INT32_MAX ? INT32_MAX : (int)v->n;
+    return 0;
 }
 
 CTH_API void *cth_local_stack_pop(cth_local_stack_t *stack)
@@ -116,11 +117,8 @@ CTH_API size_t cth_local_stack_depth(const cth_local_stack_t *stack)
     return v ? v->n : 0;
 }
 
-CTH_API int cth_local_stack_release(cth_local_stack_t *stack)
+CTH_API size_t cth_local_stack_release(cth_local_stack_t *stack)
 {
-    if (!stack)
-        return CTH_EINVAL;
-    struct stack_vec *v = cth_local_get(stack->local);
-    size_t n = v ? vec_release(v) : 0;
-    return n > INT32_MAX ? INT32_MAX : (int)n;
+    struct stack_vec *v = stack ? cth_local_get(stack->local) : NULL;
+    return v ? vec_release(v) : 0;
 }

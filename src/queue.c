@@ -85,6 +85,7 @@
  * and preemption points, to make growing and the claim-to-write windows
  * common.
  */
+#include <limits.h>
 #include <sched.h>
 #include <string.h>
 
@@ -149,9 +150,9 @@ struct ring {
 
 struct cth_queue {
     /* Read-mostly: set at creation, or changed under the lock. */
-    cth_queue_kind kind;
-    int (*compare)(const void *, const void *);
-    void (*free_item)(void *);
+    cth_queue_kind_t kind;
+    cth_compare_fn compare;
+    cth_free_fn free_item;
     void *mem;                  /* the allocation this struct is aligned in */
     _Atomic(struct ring *) ring; /* FIFO: the newest ring */
     _Atomic uint64_t maxlen;    /* FIFO: maxsize as a bound on tail - head */
@@ -823,9 +824,23 @@ static int offer(cth_queue_t *q, void *const *items, int n, struct wakeups *wk)
 
 /* ---- create / free ------------------------------------------------------------ */
 
-CTH_API int cth_queue_create(cth_queue_t **queue, long maxsize, const cth_queue_opts *opts)
+/* The public size_t maxsize as the lock-guarded long (0: unbounded). */
+static long maxsize_in(size_t maxsize)
 {
-    static const cth_queue_opts defaults;
+    return maxsize > LONG_MAX ? LONG_MAX : (long)maxsize;
+}
+
+/* The public size_t n of put_many/get_many as the internal int count. */
+static int count_in(size_t n)
+{
+    return n > INT_MAX ? INT_MAX : (int)n;
+}
+
+CTH_API int cth_queue_create(cth_queue_t **queue, size_t maxsize_arg,
+                             const cth_queue_opts_t *opts)
+{
+    static const cth_queue_opts_t defaults;
+    long maxsize = maxsize_in(maxsize_arg);
     if (!queue)
         return CTH_EINVAL;
     if (!opts)
@@ -1043,63 +1058,84 @@ CTH_API int cth_queue_get_nowait(cth_queue_t *queue, void **item)
     return cth_queue_get(queue, item, 0);
 }
 
-CTH_API int cth_queue_put_many(cth_queue_t *queue, void *const *items, int n, double timeout)
+/* put_many/get_many: the internal calls return a count or a code. */
+static int count_out(int r, size_t *count)
 {
-    if (!queue || n < 0 || (n > 0 && !items))
-        return CTH_EINVAL;
-    return queue_put(queue, items, n, timeout);
+    *count = r > 0 ? (size_t)r : 0;
+    return r > 0 ? 0 : r;
 }
 
-CTH_API int cth_queue_get_many(cth_queue_t *queue, void **items, int n, double timeout)
+CTH_API int cth_queue_put_many(cth_queue_t *queue, void *const *items, size_t n, size_t *put,
+                               double timeout)
 {
-    if (!queue || n < 0 || (n > 0 && !items))
+    if (put)
+        *put = 0;
+    if (!queue || !put || (n > 0 && !items))
         return CTH_EINVAL;
-    return queue_get(queue, items, n, timeout);
+    return count_out(queue_put(queue, items, count_in(n), timeout), put);
+}
+
+CTH_API int cth_queue_get_many(cth_queue_t *queue, void **items, size_t n, size_t *got,
+                               double timeout)
+{
+    if (got)
+        *got = 0;
+    if (!queue || !got || (n > 0 && !items))
+        return CTH_EINVAL;
+    return count_out(queue_get(queue, items, count_in(n), timeout), got);
 }
 
 /* ---- sizes ------------------------------------------------------------------------ */
 
-CTH_API long cth_queue_qsize(cth_queue_t *queue)
+/* The queries take a const queue, as they change nothing one can see; the
+ * lock they take is the queue's state all the same: they cast const away
+ * (a queue is never a const object: cth_queue_create allocates it). */
+
+CTH_API size_t cth_queue_qsize(const cth_queue_t *queue)
 {
-    if (!queue)
-        return CTH_EINVAL;
-    if (queue->kind == CTH_QUEUE_FIFO)
-        return (long)fifo_count(queue);
-    qlock(queue);
-    long n = (long)queue->count;
-    qunlock(queue);
+    cth_queue_t *q = (cth_queue_t *)queue;
+    if (!q)
+        return 0;
+    if (q->kind == CTH_QUEUE_FIFO)
+        return (size_t)fifo_count(q);
+    qlock(q);
+    size_t n = q->count;
+    qunlock(q);
     return n;
 }
 
-CTH_API bool cth_queue_empty(cth_queue_t *queue)
+CTH_API bool cth_queue_empty(const cth_queue_t *queue)
 {
-    return !queue || cth_queue_qsize(queue) == 0;
+    return cth_queue_qsize(queue) == 0;
 }
 
-CTH_API bool cth_queue_full(cth_queue_t *queue)
+CTH_API bool cth_queue_full(const cth_queue_t *queue)
 {
-    if (!queue)
+    cth_queue_t *q = (cth_queue_t *)queue;
+    if (!q)
         return false;
-    qlock(queue);
-    bool full = queue->maxsize > 0 && store_count(queue) >= (size_t)queue->maxsize;
-    qunlock(queue);
+    qlock(q);
+    bool full = q->maxsize > 0 && store_count(q) >= (size_t)q->maxsize;
+    qunlock(q);
     return full;
 }
 
-CTH_API long cth_queue_maxsize(cth_queue_t *queue)
+CTH_API size_t cth_queue_maxsize(const cth_queue_t *queue)
 {
-    if (!queue)
+    cth_queue_t *q = (cth_queue_t *)queue;
+    if (!q)
         return 0;
-    qlock(queue);
-    long m = queue->maxsize;
-    qunlock(queue);
-    return m;
+    qlock(q);
+    long m = q->maxsize;
+    qunlock(q);
+    return (size_t)m;
 }
 
-CTH_API int cth_queue_set_maxsize(cth_queue_t *queue, long maxsize)
+CTH_API int cth_queue_set_maxsize(cth_queue_t *queue, size_t maxsize_arg)
 {
     if (!queue)
         return CTH_EINVAL;
+    long maxsize = maxsize_in(maxsize_arg);
     struct wakeups wk = {.n = 0};
     qlock(queue);
     queue->maxsize = maxsize;
@@ -1160,9 +1196,9 @@ CTH_API int cth_queue_task_done(cth_queue_t *queue)
     return 0;
 }
 
-CTH_API long cth_queue_unfinished_tasks(cth_queue_t *queue)
+CTH_API size_t cth_queue_unfinished_tasks(const cth_queue_t *queue)
 {
-    return queue ? (long)unfinished(queue) : 0;
+    return queue ? (size_t)unfinished((cth_queue_t *)queue) : 0;
 }
 
 CTH_API int cth_queue_join(cth_queue_t *queue, double timeout)
@@ -1244,12 +1280,13 @@ CTH_API int cth_queue_shutdown(cth_queue_t *queue, bool immediate)
     return 0;
 }
 
-CTH_API bool cth_queue_is_shutdown(cth_queue_t *queue)
+CTH_API bool cth_queue_is_shutdown(const cth_queue_t *queue)
 {
-    if (!queue)
+    cth_queue_t *q = (cth_queue_t *)queue;
+    if (!q)
         return false;
-    qlock(queue);
-    bool s = queue->shutdown;
-    qunlock(queue);
+    qlock(q);
+    bool s = q->shutdown;
+    qunlock(q);
     return s;
 }

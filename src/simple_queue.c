@@ -104,7 +104,7 @@ struct cth_simple_queue {
     struct seg *head, *oldest;
     uint32_t head_idx;
     cth_lock_t sleep_lock; /* the turn of a blocking getter to wait */
-    void (*free_item)(void *);
+    cth_free_fn free_item;
 };
 
 /* ---- segments ----------------------------------------------------------------- */
@@ -127,7 +127,8 @@ static void seg_release(cth_simple_queue_t *q, struct seg *s)
 
 /* ---- create / free ------------------------------------------------------------- */
 
-CTH_API int cth_simple_queue_create(cth_simple_queue_t **queue, const cth_simple_queue_opts *opts)
+CTH_API int cth_simple_queue_create(cth_simple_queue_t **queue,
+                                    const cth_simple_queue_opts_t *opts)
 {
     if (!queue)
         return CTH_EINVAL;
@@ -319,15 +320,15 @@ CTH_API int cth_simple_queue_get_nowait(cth_simple_queue_t *queue, void **item)
     return cth_simple_queue_get(queue, item, 0);
 }
 
-CTH_API long cth_simple_queue_qsize(cth_simple_queue_t *queue)
+CTH_API size_t cth_simple_queue_qsize(const cth_simple_queue_t *queue)
 {
     if (!queue)
-        return CTH_EINVAL;
+        return 0;
     long n = atomic_load_explicit(&queue->size, memory_order_relaxed);
-    return n > 0 ? n : 0;
+    return n > 0 ? (size_t)n : 0;
 }
 
-CTH_API bool cth_simple_queue_empty(cth_simple_queue_t *queue)
+CTH_API bool cth_simple_queue_empty(const cth_simple_queue_t *queue)
 {
-    return !queue || cth_simple_queue_qsize(queue) == 0;
+    return cth_simple_queue_qsize(queue) == 0;
 }

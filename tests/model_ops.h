@@ -78,8 +78,8 @@ enum model_op {
 
 /* The configuration of a run; model_cfg_decode makes one from bytes. */
 struct model_cfg {
-    cth_queue_kind kind;
-    long maxsize;      /* <= 0: unbounded */
+    cth_queue_kind_t kind;
+    long maxsize;      /* 0: unbounded */
     int nthreads;      /* 1 .. MODEL_MAX_THREADS */
     int sem_init;      /* >= 0 */
     int sem_bounded;   /* BoundedSemaphore */
@@ -167,7 +167,7 @@ static void *model_xalloc(size_t n, size_t size)
 static inline struct model_cfg model_cfg_decode(uint8_t a, uint8_t b)
 {
     struct model_cfg c;
-    c.kind = (cth_queue_kind)(a % 3);
+    c.kind = (cth_queue_kind_t)(a % 3);
     c.maxsize = (a >> 2) % 5;
     c.nthreads = 1 + b % 4;
     c.sem_init = (b >> 2) % 4;
@@ -321,10 +321,12 @@ static void op_put_many(struct model_thread *t, uint8_t prm)
     for (int k = 0; k < n; k++)
         items[k] = model_next_item(t, k);
     int done = atomic_load(&w->shutdown_done);
-    int rc = cth_queue_put_many(w->q, items, n, timeout);
+    size_t put = 99;
+    int code = cth_queue_put_many(w->q, items, (size_t)n, &put, timeout);
+    MODEL_CHECK(code <= 0 && (code == 0) == (put > 0), "put_many returned %d, put %zu", code, put);
+    int rc = code ? code : (int)put; /* the count, or the error */
     model_check_put_code(w, rc, timeout, done, atomic_load(&w->shutdown_started));
     MODEL_CHECK(rc <= n, "put_many of %d put %d", n, rc);
-    MODEL_CHECK(rc != 0, "put_many of %d returned 0", n);
     if (model_strict(w)) {
         long room = w->cfg.maxsize > 0 ? w->cfg.maxsize - w->mlen : n;
         int want = done ? CTH_ESHUTDOWN
@@ -364,7 +366,10 @@ static void op_get_many(struct model_thread *t, uint8_t prm)
     void *items[3] = {0};
     long mlen = w->mlen;
     int done = atomic_load(&w->shutdown_done);
-    int rc = cth_queue_get_many(w->q, items, n, timeout);
+    size_t got = 99;
+    int code = cth_queue_get_many(w->q, items, (size_t)n, &got, timeout);
+    MODEL_CHECK(code <= 0 && (code == 0) == (got > 0), "get_many returned %d, got %zu", code, got);
+    int rc = code ? code : (int)got; /* the count, or the error */
     model_check_get_code(rc, timeout, atomic_load(&w->shutdown_started));
     MODEL_CHECK(rc != 0 && rc <= n, "get_many of %d returned %d", n, rc);
     if (model_strict(w)) {
@@ -397,7 +402,7 @@ static void op_join(struct model_thread *t, uint8_t prm)
     if (t->outstanding > 0 && !atomic_load(&w->shutdown_started))
         MODEL_CHECK(rc == CTH_ETIMEDOUT, "join returned 0 while this thread owes task_done");
     if (model_strict(w)) {
-        long unfinished = cth_queue_unfinished_tasks(w->q);
+        long unfinished = (long)cth_queue_unfinished_tasks(w->q);
         MODEL_CHECK((rc == 0) == (unfinished == 0), "join returned %d with %ld unfinished", rc,
                     unfinished);
     }
@@ -406,11 +411,11 @@ static void op_join(struct model_thread *t, uint8_t prm)
 static void op_size(struct model_thread *t)
 {
     struct model_world *w = t->w;
-    long n = cth_queue_qsize(w->q);
+    long n = (long)cth_queue_qsize(w->q);
     MODEL_CHECK(n >= 0, "qsize %ld", n);
     if (w->cfg.maxsize > 0)
         MODEL_CHECK(n <= w->cfg.maxsize, "qsize %ld above maxsize %ld", n, w->cfg.maxsize);
-    MODEL_CHECK(cth_queue_maxsize(w->q) == w->cfg.maxsize, "maxsize changed");
+    MODEL_CHECK((long)cth_queue_maxsize(w->q) == w->cfg.maxsize, "maxsize changed");
     if (model_strict(w)) {
         MODEL_CHECK(n == w->mlen, "qsize %ld, the model has %ld", n, w->mlen);
         MODEL_CHECK(cth_queue_empty(w->q) == (w->mlen == 0), "empty() disagrees with the model");
@@ -436,7 +441,7 @@ static void op_shutdown(struct model_thread *t, uint8_t prm)
                         atomic_load(&w->nfreed) - before, w->mlen);
             w->mlen = 0;
         }
-        MODEL_CHECK(cth_queue_qsize(w->q) == w->mlen, "qsize after shutdown");
+        MODEL_CHECK((long)cth_queue_qsize(w->q) == w->mlen, "qsize after shutdown");
     }
 }
 
@@ -789,8 +794,8 @@ static long model_run(const struct model_cfg *cfg, const uint8_t *const *prog,
     w->freed = model_xalloc((size_t)w->capfreed, sizeof *w->freed);
     w->rounds = model_xalloc((size_t)(cfg->barrier_rounds * cfg->nthreads), sizeof *w->rounds);
     model_current = w;
-    cth_queue_opts qo = {cfg->kind, model_compare, model_free_item};
-    MODEL_CHECK(cth_queue_create(&w->q, cfg->maxsize, &qo) == 0, "queue create failed");
+    cth_queue_opts_t qo = {cfg->kind, model_compare, model_free_item};
+    MODEL_CHECK(cth_queue_create(&w->q, (size_t)cfg->maxsize, &qo) == 0, "queue create failed");
     MODEL_CHECK((cfg->sem_bounded ? cth_bounded_sem_init(&w->sem, cfg->sem_init)
                                   : cth_sem_init(&w->sem, cfg->sem_init)) == 0,
                 "sem init failed");
@@ -880,7 +885,7 @@ static long model_run(const struct model_cfg *cfg, const uint8_t *const *prog,
     MODEL_CHECK(got == puts, "%ld items put, %ld accounted for: lost items", puts, got);
     /* unfinished tasks: puts - task_done - dropped by an immediate shutdown
      * (drained items are still unfinished) */
-    long unfinished = cth_queue_unfinished_tasks(w->q);
+    long unfinished = (long)cth_queue_unfinished_tasks(w->q);
     long expect = puts - atomic_load(&w->task_dones) - nfreed;
     MODEL_CHECK(unfinished == expect, "unfinished tasks %ld, expected %ld", unfinished, expect);
     for (long i = 0; i < ndrained; i++)

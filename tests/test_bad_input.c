@@ -246,16 +246,17 @@ CTH_TEST(queue)
     void *item = (void *)1;
     void *items[2] = {item, item};
     CHECK_EQ(cth_queue_create(NULL, 1, NULL), CTH_EINVAL);
-    CHECK_EQ(cth_queue_create(&q, 1, &(cth_queue_opts){.kind = CTH_QUEUE_PRIORITY}), CTH_EINVAL);
-    CHECK_EQ(cth_queue_create(&q, 1, &(cth_queue_opts){.kind = (cth_queue_kind)7}), CTH_EINVAL);
+    CHECK_EQ(cth_queue_create(&q, 1, &(cth_queue_opts_t){.kind = CTH_QUEUE_PRIORITY}), CTH_EINVAL);
+    CHECK_EQ(cth_queue_create(&q, 1, &(cth_queue_opts_t){.kind = (cth_queue_kind_t)7}), CTH_EINVAL);
     cth_queue_free(NULL);
     CHECK_EQ(cth_queue_put(NULL, item, 0), CTH_EINVAL);
     CHECK_EQ(cth_queue_put_nowait(NULL, item), CTH_EINVAL);
     CHECK_EQ(cth_queue_get(NULL, &item, 0), CTH_EINVAL);
     CHECK_EQ(cth_queue_get_nowait(NULL, &item), CTH_EINVAL);
-    CHECK_EQ(cth_queue_put_many(NULL, items, 2, 0), CTH_EINVAL);
-    CHECK_EQ(cth_queue_get_many(NULL, items, 2, 0), CTH_EINVAL);
-    CHECK_EQ(cth_queue_qsize(NULL), CTH_EINVAL);
+    size_t n;
+    CHECK_EQ(cth_queue_put_many(NULL, items, 2, &n, 0), CTH_EINVAL);
+    CHECK_EQ(cth_queue_get_many(NULL, items, 2, &n, 0), CTH_EINVAL);
+    CHECK_EQ(cth_queue_qsize(NULL), 0);
     CHECK(cth_queue_empty(NULL));
     CHECK(!cth_queue_full(NULL));
     CHECK_EQ(cth_queue_maxsize(NULL), 0);
@@ -266,22 +267,22 @@ CTH_TEST(queue)
     CHECK_EQ(cth_queue_shutdown(NULL, true), CTH_EINVAL);
     CHECK(!cth_queue_is_shutdown(NULL));
 
-    CHECK_OK(cth_queue_create(&q, 1, &(cth_queue_opts){.kind = CTH_QUEUE_PRIORITY,
+    CHECK_OK(cth_queue_create(&q, 1, &(cth_queue_opts_t){.kind = CTH_QUEUE_PRIORITY,
                                                        .compare = cmp_ptr}));
     CHECK_BAD_TIMEOUTS(cth_queue_put(q, item, timeout));
-    CHECK_BAD_TIMEOUTS(cth_queue_put_many(q, items, 1, timeout));
+    CHECK_BAD_TIMEOUTS(cth_queue_put_many(q, items, 1, &n, timeout));
     CHECK_EQ(cth_queue_qsize(q), 0); /* nothing went in */
     CHECK_EQ(cth_queue_unfinished_tasks(q), 0);
     CHECK_EQ(cth_queue_get(q, NULL, 0), CTH_EINVAL);
     CHECK_EQ(cth_queue_get_nowait(q, NULL), CTH_EINVAL);
-    CHECK_EQ(cth_queue_put_many(q, NULL, 2, 0), CTH_EINVAL);
-    CHECK_EQ(cth_queue_get_many(q, NULL, 2, 0), CTH_EINVAL);
-    CHECK_EQ(cth_queue_put_many(q, items, -1, 0), CTH_EINVAL);
-    CHECK_EQ(cth_queue_get_many(q, items, -1, 0), CTH_EINVAL);
+    CHECK_EQ(cth_queue_put_many(q, NULL, 2, &n, 0), CTH_EINVAL);
+    CHECK_EQ(cth_queue_get_many(q, NULL, 2, &n, 0), CTH_EINVAL);
+    CHECK_EQ(cth_queue_put_many(q, items, 2, NULL, 0), CTH_EINVAL);
+    CHECK_EQ(cth_queue_get_many(q, items, 2, NULL, 0), CTH_EINVAL);
     CHECK_EQ(cth_queue_task_done(q), CTH_EINVAL); /* too many */
     CHECK_OK(cth_queue_put_nowait(q, item));
     CHECK_BAD_TIMEOUTS(cth_queue_get(q, &item, timeout));
-    CHECK_BAD_TIMEOUTS(cth_queue_get_many(q, items, 1, timeout));
+    CHECK_BAD_TIMEOUTS(cth_queue_get_many(q, items, 1, &n, timeout));
     CHECK_BAD_TIMEOUTS(cth_queue_join(q, timeout));
     CHECK_EQ(cth_queue_qsize(q), 1); /* nothing came out */
     CHECK(cth_queue_full(q));
@@ -304,7 +305,7 @@ CTH_TEST(simple_queue)
     CHECK_EQ(cth_simple_queue_put(NULL, NULL), CTH_EINVAL);
     CHECK_EQ(cth_simple_queue_get(NULL, &item, 0), CTH_EINVAL);
     CHECK_EQ(cth_simple_queue_get_nowait(NULL, &item), CTH_EINVAL);
-    CHECK_EQ(cth_simple_queue_qsize(NULL), CTH_EINVAL);
+    CHECK_EQ(cth_simple_queue_qsize(NULL), 0);
     CHECK(cth_simple_queue_empty(NULL));
     CHECK_OK(cth_simple_queue_create(&q, NULL));
     CHECK_EQ(cth_simple_queue_get(q, NULL, 0), CTH_EINVAL);
@@ -474,29 +475,30 @@ CTH_TEST(local_once_guard)
 {
     cth_local_t *l = (cth_local_t *)1;
     int value;
-    CHECK_EQ(cth_local_create(NULL, free_nothing, NULL), CTH_EINVAL);
-    CHECK_EQ(cth_local_create(&l, free_nothing, &(cth_local_opts){.init_arg = &value}), CTH_EINVAL);
+    CHECK_EQ(cth_local_create(NULL, &(cth_local_opts_t){.free_item = free_nothing}), CTH_EINVAL);
+    cth_local_opts_t arg_without_init = {.free_item = free_nothing, .init_arg = &value};
+    CHECK_EQ(cth_local_create(&l, &arg_without_init), CTH_EINVAL);
     cth_local_free(NULL);
     CHECK(cth_local_get(NULL) == NULL);
     CHECK_EQ(cth_local_set(NULL, &value), CTH_EINVAL);
     CHECK_EQ(cth_local_delete(NULL), CTH_EINVAL);
     CHECK(cth_local_take(NULL) == NULL);
-    CHECK_OK(cth_local_create(&l, free_nothing, NULL));
+    CHECK_OK(cth_local_create(&l, &(cth_local_opts_t){.free_item = free_nothing}));
     CHECK(cth_local_get(l) == NULL);
     CHECK_OK(cth_local_set(l, &value));
     CHECK(cth_local_take(l) == &value);
-    CHECK_OK(cth_local_delete(l)); /* nothing to delete is fine */
+    CHECK_EQ(cth_local_delete(l), CTH_ENOENT); /* nothing to delete */
     cth_local_free(l);
 
     cth_local_stack_t *s = (cth_local_stack_t *)1;
-    CHECK_EQ(cth_local_stack_create(NULL, NULL, NULL), CTH_EINVAL);
+    CHECK_EQ(cth_local_stack_create(NULL, NULL), CTH_EINVAL);
     cth_local_stack_free(NULL);
     CHECK_EQ(cth_local_stack_push(NULL, &value), CTH_EINVAL);
     CHECK(cth_local_stack_pop(NULL) == NULL);
     CHECK(cth_local_stack_top(NULL) == NULL);
     CHECK_EQ(cth_local_stack_depth(NULL), 0);
-    CHECK_EQ(cth_local_stack_release(NULL), CTH_EINVAL);
-    CHECK_OK(cth_local_stack_create(&s, NULL, NULL));
+    CHECK_EQ(cth_local_stack_release(NULL), 0);
+    CHECK_OK(cth_local_stack_create(&s, NULL));
     CHECK_EQ(cth_local_stack_push(s, NULL), CTH_EINVAL);
     CHECK_EQ(cth_local_stack_depth(s), 0);
     CHECK(cth_local_stack_pop(s) == NULL);

@@ -331,7 +331,7 @@ static void *set_local_forever(void *arg)
 
 CTH_CHILD(finalization_shutdown)
 {
-    CHECK_OK(cth_local_create(&exit_local, slow_destructor, NULL));
+    CHECK_OK(cth_local_create(&exit_local, &(cth_local_opts_t){.free_item = slow_destructor}));
     cth_thread_t *t;
     CHECK_OK(cth_thread_create(&t, set_local_and_linger, "non-daemon", NULL));
     CHECK_OK(cth_thread_start(t));

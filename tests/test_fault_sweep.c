@@ -62,7 +62,7 @@ static int queue_scenario(void)
 {
     int failures = 0;
     cth_queue_t *q;
-    cth_queue_opts o = {.free_item = q_free_item};
+    cth_queue_opts_t o = {.free_item = q_free_item};
     if (fault_rc(cth_queue_create(&q, 0, &o), &failures))
         return failures;
     long put = 0;
@@ -236,7 +236,8 @@ static int local_thread_scenario(void)
     struct local_job jobs[4] = {0};
     cth_local_t *local[3] = {0};
     for (int i = 0; i < 3; i++)
-        fault_rc(cth_local_create(&local[i], destroy_value, NULL), &failures);
+        fault_rc(cth_local_create(&local[i], &(cth_local_opts_t){.free_item = destroy_value}),
+                 &failures);
     atomic_store(&destroyed, 0);
     cth_thread_t *th[4] = {0};
     int expect = 0;

@@ -58,7 +58,7 @@ CTH_TEST(value_invisible_in_other_thread)
 {
     cth_local_t *l;
     atomic_store(&destroyed, 0);
-    CHECK_OK(cth_local_create(&l, count_free, NULL));
+    CHECK_OK(cth_local_create(&l, &(cth_local_opts_t){.free_item = count_free}));
     CHECK(cth_local_get(l) == NULL);
     CHECK_OK(cth_local_set(l, new_int(1)));
     run_threads(3, check_unset_then_set, l);
@@ -69,13 +69,14 @@ CTH_TEST(value_invisible_in_other_thread)
 }
 
 /* Werkzeug test_basic_local: delete works; deleting a missing attribute is
- * an error (here: 0, nothing deleted). Also set's ownership rules. */
+ * an error (Python's AttributeError: CTH_ENOENT, nothing deleted). Also
+ * set's ownership rules. */
 CTH_TEST(set_replace_delete_take)
 {
     cth_local_t *l;
     atomic_store(&destroyed, 0);
-    CHECK_OK(cth_local_create(&l, count_free, NULL));
-    CHECK_EQ(cth_local_delete(l), 0);
+    CHECK_OK(cth_local_create(&l, &(cth_local_opts_t){.free_item = count_free}));
+    CHECK_EQ(cth_local_delete(l), CTH_ENOENT);
     int *a = new_int(1), *b = new_int(2);
     CHECK_OK(cth_local_set(l, a));
     CHECK_OK(cth_local_set(l, a)); /* the same pointer: not destroyed */
@@ -83,10 +84,11 @@ CTH_TEST(set_replace_delete_take)
     CHECK_OK(cth_local_set(l, b)); /* a replaced: destroyed */
     CHECK_EQ(atomic_load(&destroyed), 1);
     CHECK(cth_local_get(l) == b);
-    CHECK_EQ(cth_local_delete(l), 1);
+    CHECK_OK(cth_local_delete(l));
     CHECK_EQ(atomic_load(&destroyed), 2);
     CHECK(cth_local_get(l) == NULL);
-    CHECK_EQ(cth_local_delete(l), 0);
+    CHECK_EQ(cth_local_delete(l), CTH_ENOENT);
+    CHECK_EQ(atomic_load(&destroyed), 2);
     int *c = new_int(3);
     CHECK_OK(cth_local_set(l, c));
     CHECK(cth_local_take(l) == c); /* back to us, not destroyed */
@@ -104,23 +106,24 @@ CTH_TEST(set_replace_delete_take)
 
 CTH_TEST(null_and_bad_arguments)
 {
-    CHECK_EQ(cth_local_create(NULL, NULL, NULL), CTH_EINVAL);
+    CHECK_EQ(cth_local_create(NULL, NULL), CTH_EINVAL);
     cth_local_t *l;
     /* test_threading_local.test_arguments: local(1) without a custom
      * __init__ is a TypeError; here init_arg without init. */
-    cth_local_opts bad = {.init = NULL, .init_arg = &bad};
-    CHECK_EQ(cth_local_create(&l, NULL, &bad), CTH_EINVAL);
+    cth_local_opts_t bad = {.init = NULL, .init_arg = &bad};
+    CHECK_EQ(cth_local_create(&l, &bad), CTH_EINVAL);
     CHECK(cth_local_get(NULL) == NULL);
     CHECK_EQ(cth_local_set(NULL, &l), CTH_EINVAL);
     CHECK_EQ(cth_local_delete(NULL), CTH_EINVAL);
     CHECK(cth_local_take(NULL) == NULL);
     cth_local_free(NULL);
-    /* a local without destructor simply forgets values */
-    CHECK_OK(cth_local_create(&l, NULL, NULL));
+    /* a local without free_item simply forgets values */
+    CHECK_OK(cth_local_create(&l, NULL));
     int x;
     CHECK_OK(cth_local_set(l, &x));
     CHECK_OK(cth_local_set(l, &l));
-    CHECK_EQ(cth_local_delete(l), 1);
+    CHECK_OK(cth_local_delete(l));
+    CHECK_EQ(cth_local_delete(l), CTH_ENOENT);
     CHECK_OK(cth_local_set(l, &x));
     cth_local_free(l);
 }
@@ -149,8 +152,8 @@ CTH_TEST(destructor_once_at_exit_and_at_free)
 {
     cth_local_t *l, *other;
     atomic_store(&destroyed, 0);
-    CHECK_OK(cth_local_create(&l, count_free, NULL));
-    CHECK_OK(cth_local_create(&other, count_free, NULL));
+    CHECK_OK(cth_local_create(&l, &(cth_local_opts_t){.free_item = count_free}));
+    CHECK_OK(cth_local_create(&other, &(cth_local_opts_t){.free_item = count_free}));
     run_threads(5, set_value, l);
     CHECK_EQ(atomic_load(&destroyed), 5);
 
@@ -169,7 +172,7 @@ CTH_TEST(destructor_once_at_exit_and_at_free)
     cth_local_free(doomed);
     CHECK_EQ(atomic_load(&destroyed), 10); /* 4 threads' + ours, here */
     /* a new local may take the freed slot: the old values never show */
-    CHECK_OK(cth_local_create(&other, count_free, NULL));
+    CHECK_OK(cth_local_create(&other, &(cth_local_opts_t){.free_item = count_free}));
     CHECK(cth_local_get(other) == NULL);
     CHECK_OK(cth_lock_release(&gate));
     for (int i = 0; i < 4; i++) {
@@ -191,7 +194,7 @@ CTH_TEST(local_refs)
     for (int k = 0; k < 3; k++) {
         cth_local_t *l;
         atomic_store(&destroyed, 0);
-        CHECK_OK(cth_local_create(&l, count_free, NULL));
+        CHECK_OK(cth_local_create(&l, &(cth_local_opts_t){.free_item = count_free}));
         run_threads(counts[k], set_value, l);
         CHECK_EQ(atomic_load(&destroyed), counts[k]);
         cth_local_free(l);
@@ -227,40 +230,102 @@ CTH_TEST(derived_init_per_thread)
 {
     int arg = 42;
     cth_local_t *l;
-    cth_local_opts opts = {.init = make_thread_value, .init_arg = &arg};
+    cth_local_opts_t opts = {.free_item = count_free, .init = make_thread_value, .init_arg = &arg};
     atomic_store(&inits, 0);
     atomic_store(&destroyed, 0);
-    CHECK_OK(cth_local_create(&l, count_free, &opts));
+    CHECK_OK(cth_local_create(&l, &opts));
     run_threads(10, derived_thread, l);
     CHECK_EQ(atomic_load(&inits), 10);
     CHECK_EQ(atomic_load(&destroyed), 10);
     /* after delete, the next get initializes again */
     CHECK_EQ(*(int *)cth_local_get(l), 42);
-    CHECK_EQ(cth_local_delete(l), 1);
+    CHECK_OK(cth_local_delete(l));
     CHECK_EQ(*(int *)cth_local_get(l), 42);
     CHECK_EQ(atomic_load(&inits), 12);
     cth_local_free(l);
     CHECK_EQ(atomic_load(&destroyed), 12);
 }
 
+/* Fails with the values of failures[] in turn, then makes 5. */
+struct failing {
+    const int *failures;
+    int n, calls;
+};
+
 static int failing_init(void *arg, void **value)
 {
-    (void)value;
-    return atomic_fetch_add((atomic_int *)arg, 1) == 0 ? CTH_ENOMEM : (*value = new_int(5), 0);
+    struct failing *f = arg;
+    if (f->calls < f->n)
+        return f->failures[f->calls++];
+    f->calls++;
+    *value = new_int(5);
+    return 0;
 }
 
-/* A failing initializer leaves the thread without a value; get retries. */
+/* An initializer's nonzero return is its failure, whatever the sign: the
+ * thread is left without a value, get returns NULL with cth_task_error()
+ * holding the value unchanged (-1 does not read as CTH_EPERM), and the next
+ * get runs init again. Nothing reaches free_item meanwhile. */
 CTH_TEST(init_failure_retried)
 {
-    atomic_int calls = 0;
+    static const int failures[] = {-1, 7, CTH_ENOMEM};
+    struct failing f = {failures, 3, 0};
     cth_local_t *l;
-    cth_local_opts opts = {.init = failing_init, .init_arg = &calls};
-    CHECK_OK(cth_local_create(&l, free, &opts));
-    CHECK(cth_local_get(l) == NULL);
+    atomic_store(&destroyed, 0);
+    cth_local_opts_t opts = {.free_item = count_free, .init = failing_init, .init_arg = &f};
+    CHECK_OK(cth_local_create(&l, &opts));
+    for (int i = 0; i < 3; i++) {
+        CHECK(cth_local_get(l) == NULL);
+        CHECK_EQ(cth_task_error(), failures[i]);
+        CHECK_EQ(f.calls, i + 1);
+        CHECK_EQ(cth_local_delete(l), CTH_ENOENT); /* no value was stored */
+    }
     CHECK_EQ(*(int *)cth_local_get(l), 5);
-    CHECK_EQ(atomic_load(&calls), 2);
+    CHECK_EQ(cth_task_error(), CTH_ENOMEM); /* a success leaves it alone, as errno */
+    CHECK_EQ(f.calls, 4);
+    CHECK_EQ(atomic_load(&destroyed), 0);
+    cth_local_free(l);
+    CHECK_EQ(atomic_load(&destroyed), 1);
+}
+
+static int thread_task_error;
+
+static void *init_fails_in_thread(void *arg)
+{
+    CHECK(cth_local_get(arg) == NULL);
+    thread_task_error = cth_task_error();
+    return NULL;
+}
+
+/* cth_task_error() is the calling thread's: a failure in another thread
+ * leaves this thread's alone. */
+CTH_TEST(init_failure_is_per_thread)
+{
+    static const int failures[] = {7};
+    struct failing f = {failures, 1, 0};
+    cth_local_t *l;
+    CHECK_OK(cth_local_create(&l, &(cth_local_opts_t){.init = failing_init, .init_arg = &f}));
+    int before = cth_task_error();
+    run_threads(1, init_fails_in_thread, l);
+    CHECK_EQ(thread_task_error, 7);
+    CHECK_EQ(cth_task_error(), before);
+    int *v = cth_local_get(l); /* the second call succeeds, here */
+    CHECK(v && *v == 5);
+    free(cth_local_take(l));
     cth_local_free(l);
 }
+
+/* The 0.1.0 signatures, checked at compile time: one way to give the free
+ * function (opts.free_item), delete's codes. */
+_Static_assert(_Generic(&cth_local_create, int (*)(cth_local_t **, const cth_local_opts_t *): 1,
+                        default: 0),
+               "cth_local_create(&local, opts)");
+_Static_assert(_Generic(((cth_local_opts_t *)0)->free_item, cth_free_fn: 1, default: 0),
+               "opts.free_item is a cth_free_fn");
+_Static_assert(_Generic(((cth_local_opts_t *)0)->init, cth_local_init_fn: 1, default: 0),
+               "opts.init is a cth_local_init_fn");
+_Static_assert(_Generic(&cth_local_delete, int (*)(cth_local_t *): 1, default: 0),
+               "int cth_local_delete(cth_local_t *)");
 
 /* No limit on the number of locals beyond memory (pthread keys stop near
  * 1024): 100,000 of them, each with a value in two threads. */
@@ -286,7 +351,7 @@ CTH_TEST(hundred_thousand_locals)
     many = malloc((size_t)many_n * sizeof *many);
     CHECK(many);
     for (int i = 0; i < many_n; i++)
-        CHECK_OK(cth_local_create(&many[i], NULL, NULL));
+        CHECK_OK(cth_local_create(&many[i], NULL));
     use_many(NULL);
     run_threads(1, use_many, NULL);
     for (int i = 0; i < many_n; i++)
@@ -300,10 +365,10 @@ CTH_TEST(slot_reuse_generation)
 {
     for (int round = 0; round < 100; round++) {
         cth_local_t *a, *b;
-        CHECK_OK(cth_local_create(&a, NULL, NULL));
+        CHECK_OK(cth_local_create(&a, NULL));
         CHECK_OK(cth_local_set(a, &round));
         cth_local_free(a);
-        CHECK_OK(cth_local_create(&b, NULL, NULL));
+        CHECK_OK(cth_local_create(&b, NULL));
         CHECK(cth_local_get(b) == NULL);
         cth_local_free(b);
     }
@@ -324,8 +389,8 @@ CTH_TEST(destructor_sets_other_local)
 {
     cth_local_t *first;
     atomic_store(&destroyed, 0);
-    CHECK_OK(cth_local_create(&first, chained_free, NULL));
-    CHECK_OK(cth_local_create(&second, count_free, NULL));
+    CHECK_OK(cth_local_create(&first, &(cth_local_opts_t){.free_item = chained_free}));
+    CHECK_OK(cth_local_create(&second, &(cth_local_opts_t){.free_item = count_free}));
     run_threads(3, set_value, first);
     CHECK_EQ(atomic_load(&destroyed), 6);
     cth_local_free(first);
@@ -345,7 +410,7 @@ CTH_TEST(adopted_thread)
 {
     cth_local_t *l;
     atomic_store(&destroyed, 0);
-    CHECK_OK(cth_local_create(&l, count_free, NULL));
+    CHECK_OK(cth_local_create(&l, &(cth_local_opts_t){.free_item = count_free}));
     for (int i = 0; i < 4; i++) {
         pthread_t t;
         CHECK_OK(pthread_create(&t, NULL, foreign, l));
@@ -373,9 +438,9 @@ CTH_TEST(out_of_memory)
 {
     cth_local_t *l;
     cth__fault_alloc_after(0);
-    CHECK_EQ(cth_local_create(&l, NULL, NULL), CTH_ENOMEM);
+    CHECK_EQ(cth_local_create(&l, NULL), CTH_ENOMEM);
     cth__fault_alloc_after(-1);
-    CHECK_OK(cth_local_create(&l, count_free, NULL));
+    CHECK_OK(cth_local_create(&l, &(cth_local_opts_t){.free_item = count_free}));
     /* a fresh thread has no table: its first set must allocate */
     pthread_t t;
     CHECK_OK(pthread_create(&t, NULL, set_without_memory, l));
@@ -384,7 +449,7 @@ CTH_TEST(out_of_memory)
     cth_local_t *big[100];
     CHECK_OK(cth_local_set(l, new_int(1)));
     for (int i = 0; i < 100; i++)
-        CHECK_OK(cth_local_create(&big[i], NULL, NULL));
+        CHECK_OK(cth_local_create(&big[i], NULL));
     cth__fault_alloc_after(0);
     int r = cth_local_set(big[99], &r);
     cth__fault_alloc_after(-1);
@@ -417,7 +482,7 @@ CTH_TEST(free_races_thread_exit)
         atomic_store(&destroyed, 0);
         atomic_store(&arrived, 0);
         for (int i = 0; i < 4; i++)
-            CHECK_OK(cth_local_create(&ls[i], count_free, NULL));
+            CHECK_OK(cth_local_create(&ls[i], &(cth_local_opts_t){.free_item = count_free}));
         cth_thread_t *t[4];
         for (int i = 0; i < 4; i++) {
             CHECK_OK(cth_thread_create(&t[i], exit_with_values, ls, NULL));

@@ -4,6 +4,7 @@
  * FailingQueueTest) ported case by case, plus the C-only behaviour (error
  * codes, CTH_EINTR, put_many/get_many, stability, free functions).
  */
+#include <limits.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -21,11 +22,11 @@ static int cmp_int(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static const cth_queue_kind kinds[3] = {CTH_QUEUE_FIFO, CTH_QUEUE_LIFO, CTH_QUEUE_PRIORITY};
+static const cth_queue_kind_t kinds[3] = {CTH_QUEUE_FIFO, CTH_QUEUE_LIFO, CTH_QUEUE_PRIORITY};
 
-static cth_queue_t *make(cth_queue_kind kind, long maxsize)
+static cth_queue_t *make(cth_queue_kind_t kind, size_t maxsize)
 {
-    cth_queue_opts o = {.kind = kind, .compare = cmp_int};
+    cth_queue_opts_t o = {.kind = kind, .compare = cmp_int};
     cth_queue_t *q = NULL;
     CHECK_OK(cth_queue_create(&q, maxsize, &o));
     return q;
@@ -50,6 +51,24 @@ static void *reap(cth_thread_t *t)
     CHECK_OK(r);
     cth_thread_free(t);
     return res;
+}
+
+/* put_many / get_many as one number: the count moved, or the error code
+ * (the calls' *put / *got is checked to be 0 on an error). */
+static long put_many(cth_queue_t *q, void *const *items, size_t n, double timeout)
+{
+    size_t put = 12345;
+    int r = cth_queue_put_many(q, items, n, &put, timeout);
+    CHECK(r <= 0 && (r == 0 || put == 0));
+    return r ? r : (long)put;
+}
+
+static long get_many(cth_queue_t *q, void **items, size_t n, double timeout)
+{
+    size_t got = 12345;
+    int r = cth_queue_get_many(q, items, n, &got, timeout);
+    CHECK(r <= 0 && (r == 0 || got == 0));
+    return r ? r : (long)got;
 }
 
 static long get_int(cth_queue_t *q, double timeout)
@@ -100,7 +119,7 @@ static void blocking_get(cth_queue_t *q, double timeout)
 }
 
 /* BaseQueueTestMixin.basic_queue_test */
-static void basic_queue_test(cth_queue_t *q, cth_queue_kind kind)
+static void basic_queue_test(cth_queue_t *q, cth_queue_kind_t kind)
 {
     static const long order[3][3] = {{111, 333, 222}, {222, 333, 111}, {111, 222, 333}};
     CHECK_EQ(cth_queue_qsize(q), 0);
@@ -223,6 +242,59 @@ CTH_TEST(join_timeout)
 
 /* ---- argument checks ------------------------------------------------------- */
 
+/* The 0.1.0 signatures, checked at compile time: size_t sizes, const
+ * queries, the counts of put_many/get_many as outputs before the timeout. */
+#define SIGNATURE_IS(fn, type) _Generic(&(fn), type: 1, default: 0)
+_Static_assert(SIGNATURE_IS(cth_queue_create,
+                            int (*)(cth_queue_t **, size_t, const cth_queue_opts_t *)),
+               "cth_queue_create(&q, size_t maxsize, opts)");
+_Static_assert(SIGNATURE_IS(cth_queue_put_many,
+                            int (*)(cth_queue_t *, void *const *, size_t, size_t *, double)),
+               "cth_queue_put_many(q, items, size_t n, &put, timeout)");
+_Static_assert(SIGNATURE_IS(cth_queue_get_many,
+                            int (*)(cth_queue_t *, void **, size_t, size_t *, double)),
+               "cth_queue_get_many(q, items, size_t n, &got, timeout)");
+_Static_assert(SIGNATURE_IS(cth_queue_set_maxsize, int (*)(cth_queue_t *, size_t)),
+               "cth_queue_set_maxsize(q, size_t)");
+_Static_assert(SIGNATURE_IS(cth_queue_qsize, size_t (*)(const cth_queue_t *)), "qsize");
+_Static_assert(SIGNATURE_IS(cth_queue_maxsize, size_t (*)(const cth_queue_t *)), "maxsize");
+_Static_assert(SIGNATURE_IS(cth_queue_unfinished_tasks, size_t (*)(const cth_queue_t *)),
+               "unfinished_tasks");
+_Static_assert(SIGNATURE_IS(cth_queue_empty, bool (*)(const cth_queue_t *)), "empty");
+_Static_assert(SIGNATURE_IS(cth_queue_full, bool (*)(const cth_queue_t *)), "full");
+_Static_assert(SIGNATURE_IS(cth_queue_is_shutdown, bool (*)(const cth_queue_t *)),
+               "is_shutdown");
+_Static_assert(_Generic((cth_compare_fn)0, int (*)(const void *, const void *): 1, default: 0),
+               "cth_compare_fn has qsort's shape");
+_Static_assert(_Generic(((cth_queue_opts_t *)0)->compare, cth_compare_fn: 1, default: 0) &&
+                   _Generic(((cth_queue_opts_t *)0)->free_item, cth_free_fn: 1, default: 0) &&
+                   _Generic(((cth_queue_opts_t *)0)->kind, cth_queue_kind_t: 1, default: 0),
+               "cth_queue_opts_t's fields");
+
+/* Queries answer a NULL queue with 0 / false, and take a const queue. */
+CTH_TEST(queries_null_and_const)
+{
+    CHECK_EQ(cth_queue_qsize(NULL), 0);
+    CHECK_EQ(cth_queue_maxsize(NULL), 0);
+    CHECK_EQ(cth_queue_unfinished_tasks(NULL), 0);
+    CHECK(cth_queue_empty(NULL));
+    CHECK(!cth_queue_full(NULL));
+    CHECK(!cth_queue_is_shutdown(NULL));
+    for (int k = 0; k < 3; k++) {
+        cth_queue_t *q = make(kinds[k], 2);
+        CHECK_OK(cth_queue_put(q, I2P(1), 0));
+        CHECK_OK(cth_queue_put(q, I2P(2), 0));
+        const cth_queue_t *cq = q;
+        CHECK_EQ(cth_queue_qsize(cq), 2);
+        CHECK_EQ(cth_queue_maxsize(cq), 2);
+        CHECK_EQ(cth_queue_unfinished_tasks(cq), 2);
+        CHECK(!cth_queue_empty(cq));
+        CHECK(cth_queue_full(cq));
+        CHECK(!cth_queue_is_shutdown(cq));
+        cth_queue_free(q);
+    }
+}
+
 /* test_negative_timeout_raises_exception, and the other bad arguments. */
 CTH_TEST(bad_arguments)
 {
@@ -240,29 +312,37 @@ CTH_TEST(bad_arguments)
         CHECK_OK(cth_queue_put(q, I2P(1), 0));
         CHECK_EQ(cth_queue_get(q, &p, -1.5), CTH_EINVAL);
         CHECK_EQ(cth_queue_qsize(q), 1);
-        CHECK_EQ(cth_queue_put_many(q, NULL, 1, 0), CTH_EINVAL);
-        CHECK_EQ(cth_queue_put_many(q, &p, -1, 0), CTH_EINVAL);
-        CHECK_EQ(cth_queue_get_many(q, NULL, 1, 0), CTH_EINVAL);
-        CHECK_EQ(cth_queue_get_many(q, &p, -1, 0), CTH_EINVAL);
-        CHECK_EQ(cth_queue_put_many(q, NULL, 0, 0), 0);
-        CHECK_EQ(cth_queue_get_many(q, NULL, 0, 0), 0);
+        size_t n = 7;
+        CHECK_EQ(cth_queue_put_many(q, NULL, 1, &n, 0), CTH_EINVAL);
+        CHECK_EQ(n, 0); /* the count is 0 on every error */
+        CHECK_EQ(cth_queue_put_many(q, &p, 1, NULL, 0), CTH_EINVAL);
+        CHECK_EQ(cth_queue_get_many(q, NULL, 1, &n, 0), CTH_EINVAL);
+        CHECK_EQ(cth_queue_get_many(q, &p, 1, NULL, 0), CTH_EINVAL);
+        CHECK_EQ(cth_queue_qsize(q), 1);
+        n = 7;
+        CHECK_OK(cth_queue_put_many(q, NULL, 0, &n, 0));
+        CHECK_EQ(n, 0);
+        n = 7;
+        CHECK_OK(cth_queue_get_many(q, NULL, 0, &n, 0));
+        CHECK_EQ(n, 0);
         cth_queue_free(q);
     }
     void *p;
     cth_queue_t *q = NULL;
     CHECK_EQ(cth_queue_create(NULL, 0, NULL), CTH_EINVAL);
-    cth_queue_opts o = {.kind = CTH_QUEUE_PRIORITY};
+    cth_queue_opts_t o = {.kind = CTH_QUEUE_PRIORITY};
     CHECK_EQ(cth_queue_create(&q, 0, &o), CTH_EINVAL); /* no compare */
-    o.kind = (cth_queue_kind)7;
+    o.kind = (cth_queue_kind_t)7;
     CHECK_EQ(cth_queue_create(&q, 0, &o), CTH_EINVAL);
     CHECK(q == NULL);
     CHECK_EQ(cth_queue_put(NULL, NULL, 0), CTH_EINVAL);
     CHECK_EQ(cth_queue_put_nowait(NULL, NULL), CTH_EINVAL);
     CHECK_EQ(cth_queue_get(NULL, &p, 0), CTH_EINVAL);
     CHECK_EQ(cth_queue_get_nowait(NULL, &p), CTH_EINVAL);
-    CHECK_EQ(cth_queue_put_many(NULL, &p, 1, 0), CTH_EINVAL);
-    CHECK_EQ(cth_queue_get_many(NULL, &p, 1, 0), CTH_EINVAL);
-    CHECK_EQ(cth_queue_qsize(NULL), CTH_EINVAL);
+    size_t n;
+    CHECK_EQ(cth_queue_put_many(NULL, &p, 1, &n, 0), CTH_EINVAL);
+    CHECK_EQ(cth_queue_get_many(NULL, &p, 1, &n, 0), CTH_EINVAL);
+    CHECK_EQ(cth_queue_qsize(NULL), 0); /* a query: 0, never an error code */
     CHECK(cth_queue_empty(NULL));
     CHECK(!cth_queue_full(NULL));
     CHECK_EQ(cth_queue_maxsize(NULL), 0);
@@ -275,17 +355,36 @@ CTH_TEST(bad_arguments)
     cth_queue_free(NULL);
 }
 
-/* maxsize <= 0 is unbounded (probed with -5); full() is then always false. */
-CTH_TEST(negative_maxsize_unbounded)
+/* maxsize 0 is unbounded (Python's maxsize <= 0), and so is (size_t)-1, a
+ * port of Queue(-1): kept as LONG_MAX, a bound no queue reaches. full() is
+ * then always false. */
+CTH_TEST(zero_maxsize_unbounded)
 {
-    cth_queue_t *q = make(CTH_QUEUE_FIFO, -5);
-    CHECK_EQ(cth_queue_maxsize(q), -5);
-    for (int i = 0; i < 3000; i++)
-        CHECK_OK(cth_queue_put(q, I2P(i), 0));
+    for (int k = 0; k < 3; k++) {
+        size_t sizes[2] = {0, (size_t)-1};
+        for (int s = 0; s < 2; s++) {
+            cth_queue_t *q = make(kinds[k], sizes[s]);
+            CHECK(cth_queue_maxsize(q) == (s ? (size_t)LONG_MAX : 0));
+            for (int i = 0; i < 3000; i++)
+                CHECK_OK(cth_queue_put(q, I2P(i), 0));
+            CHECK(!cth_queue_full(q));
+            CHECK_EQ(cth_queue_qsize(q), 3000);
+            CHECK_EQ(get_int(q, 0), kinds[k] == CTH_QUEUE_LIFO ? 2999 : 0);
+            cth_queue_free(q);
+        }
+    }
+    /* set_maxsize takes the same values: 0 and (size_t)-1 unbound it. */
+    cth_queue_t *q = make(CTH_QUEUE_FIFO, 1);
+    CHECK_OK(cth_queue_put(q, I2P(1), 0));
+    CHECK(cth_queue_full(q));
+    CHECK_OK(cth_queue_set_maxsize(q, (size_t)-1));
+    CHECK(cth_queue_maxsize(q) == (size_t)LONG_MAX);
     CHECK(!cth_queue_full(q));
-    CHECK_EQ(cth_queue_qsize(q), 3000);
-    for (int i = 0; i < 3000; i++)
-        CHECK_EQ(get_int(q, 0), i);
+    CHECK_OK(cth_queue_put(q, I2P(2), 0));
+    CHECK_OK(cth_queue_set_maxsize(q, 0));
+    CHECK_EQ(cth_queue_maxsize(q), 0);
+    CHECK_OK(cth_queue_put(q, I2P(3), 0));
+    CHECK_EQ(cth_queue_qsize(q), 3);
     cth_queue_free(q);
 }
 
@@ -359,14 +458,14 @@ CTH_TEST(ring_grows_in_order)
     static void *batch[3000];
     for (int i = 0; i < 3000; i++)
         batch[i] = I2P(next_in + i);
-    CHECK_EQ(cth_queue_put_many(q, batch, 3000, 0), 3000);
+    CHECK_EQ(put_many(q, batch, 3000, 0), 3000);
     next_in += 3000;
     CHECK_EQ(cth_queue_qsize(q), next_in - next_out);
     CHECK_EQ(cth_queue_unfinished_tasks(q), next_in);
     while (next_out < next_in) {
-        int n = cth_queue_get_many(q, batch, 1000, 0);
+        long n = get_many(q, batch, 1000, 0);
         CHECK(n >= 1);
-        for (int i = 0; i < n; i++)
+        for (long i = 0; i < n; i++)
             CHECK_EQ(P2I(batch[i]), next_out++);
     }
     void *p;
@@ -385,9 +484,9 @@ CTH_TEST(bound_above_first_ring)
     CHECK(cth_queue_full(q));
     CHECK_EQ(cth_queue_put_nowait(q, I2P(-1)), CTH_EAGAIN);
     void *batch[8] = {0};
-    CHECK_EQ(cth_queue_put_many(q, batch, 8, 0), CTH_EAGAIN);
+    CHECK_EQ(put_many(q, batch, 8, 0), CTH_EAGAIN);
     CHECK_OK(cth_queue_set_maxsize(q, 1503));
-    CHECK_EQ(cth_queue_put_many(q, batch, 8, 0), 3);
+    CHECK_EQ(put_many(q, batch, 8, 0), 3);
     CHECK(cth_queue_full(q));
     CHECK_EQ(cth_queue_qsize(q), 1503);
     for (long i = 0; i < 1500; i++)
@@ -403,7 +502,7 @@ static void *put_many_forever(void *arg)
     static void *batch[2000];
     for (int i = 0; i < 2000; i++)
         batch[i] = I2P(i + 1);
-    return I2P(cth_queue_put_many(arg, batch, 2000, CTH_FOREVER));
+    return I2P(put_many(arg, batch, 2000, CTH_FOREVER));
 }
 
 /* A put_many parked on a full queue moves all its items in when maxsize is
@@ -440,7 +539,7 @@ CTH_TEST(priority_stable)
 {
     enum { N = 300 };
     static struct pitem items[N];
-    cth_queue_opts o = {.kind = CTH_QUEUE_PRIORITY, .compare = cmp_prio};
+    cth_queue_opts_t o = {.kind = CTH_QUEUE_PRIORITY, .compare = cmp_prio};
     cth_queue_t *q;
     CHECK_OK(cth_queue_create(&q, 0, &o));
     for (int i = 0; i < N; i++) {
@@ -464,14 +563,28 @@ CTH_TEST(put_many_get_many)
     for (int k = 0; k < 3; k++) {
         cth_queue_t *q = make(kinds[k], 4);
         void *in[6] = {I2P(1), I2P(2), I2P(3), I2P(4), I2P(5), I2P(6)}, *out[6];
-        CHECK_EQ(cth_queue_put_many(q, in, 6, 0), 4); /* as many as fit */
-        CHECK_EQ(cth_queue_put_many(q, in + 4, 2, 0), CTH_EAGAIN);
+        size_t n = 0;
+        CHECK_OK(cth_queue_put_many(q, in, 6, &n, 0)); /* as many as fit */
+        CHECK_EQ(n, 4);
+        n = 7;
+        CHECK_EQ(cth_queue_put_many(q, in + 4, 2, &n, 0), CTH_EAGAIN);
+        CHECK_EQ(n, 0);
         CHECK_EQ(cth_queue_unfinished_tasks(q), 4);
-        CHECK_EQ(cth_queue_get_many(q, out, 3, 0), 3);
+        CHECK_OK(cth_queue_get_many(q, out, 3, &n, 0));
+        CHECK_EQ(n, 3);
         long first = kinds[k] == CTH_QUEUE_LIFO ? 4 : 1;
         CHECK_EQ(P2I(out[0]), first);
-        CHECK_EQ(cth_queue_get_many(q, out, 6, 0), 1);
-        CHECK_EQ(cth_queue_get_many(q, out, 6, 0), CTH_EAGAIN);
+        CHECK_OK(cth_queue_get_many(q, out, 6, &n, 0));
+        CHECK_EQ(n, 1);
+        n = 7;
+        CHECK_EQ(cth_queue_get_many(q, out, 6, &n, 0), CTH_EAGAIN);
+        CHECK_EQ(n, 0);
+        /* An n beyond INT_MAX is a bound like any other (at most INT_MAX
+         * move per call): here as many as fit, or as there are. */
+        CHECK_OK(cth_queue_put_many(q, in, SIZE_MAX, &n, 0));
+        CHECK_EQ(n, 4);
+        CHECK_OK(cth_queue_get_many(q, out, SIZE_MAX, &n, 0));
+        CHECK_EQ(n, 4);
         cth_queue_free(q);
     }
 }
@@ -482,9 +595,9 @@ static void *get_many_waiter(void *arg)
 {
     void *out[8];
     CHECK_OK(cth_event_set(&getter_started));
-    int n = cth_queue_get_many(arg, out, 8, CTH_FOREVER);
+    long n = get_many(arg, out, 8, CTH_FOREVER);
     CHECK_EQ(n, 3);
-    for (int i = 0; i < n; i++)
+    for (long i = 0; i < n; i++)
         CHECK_EQ(P2I(out[i]), i + 1);
     return NULL;
 }
@@ -498,7 +611,7 @@ CTH_TEST(get_many_hand_off)
     CHECK_OK(cth_event_wait(&getter_started, CTH_FOREVER));
     cth_sleep(0.1); /* it parks meanwhile */
     void *in[3] = {I2P(1), I2P(2), I2P(3)};
-    CHECK_EQ(cth_queue_put_many(q, in, 3, 0), 3); /* none stored: handed off */
+    CHECK_EQ(put_many(q, in, 3, 0), 3); /* none stored: handed off */
     reap(t);
     CHECK_EQ(cth_queue_qsize(q), 0);
     CHECK_EQ(cth_queue_unfinished_tasks(q), 3);
@@ -517,7 +630,7 @@ CTH_TEST(free_nonempty)
 {
     for (int k = 0; k < 3; k++) {
         atomic_store(&freed, 0);
-        cth_queue_opts o = {.kind = kinds[k], .compare = cmp_int, .free_item = count_free};
+        cth_queue_opts_t o = {.kind = kinds[k], .compare = cmp_int, .free_item = count_free};
         cth_queue_t *q;
         CHECK_OK(cth_queue_create(&q, 0, &o));
         for (int i = 0; i < 100; i++)
@@ -574,7 +687,7 @@ CTH_TEST(failing_queue)
             CHECK_EQ(cth_queue_put(q, I2P(100), 0.01), CTH_ENOMEM);
             CHECK_EQ(cth_queue_put(q, I2P(100), CTH_FOREVER), CTH_ENOMEM);
             void *many[2] = {I2P(100), I2P(101)};
-            CHECK_EQ(cth_queue_put_many(q, many, 2, 0), CTH_ENOMEM);
+            CHECK_EQ(put_many(q, many, 2, 0), CTH_ENOMEM);
             cth__fault_alloc_after(-1);
             CHECK_EQ(cth_queue_qsize(q), 16);
             CHECK_EQ(cth_queue_unfinished_tasks(q), 16);
@@ -632,7 +745,7 @@ CTH_TEST(shutdown_immediate)
 {
     for (int k = 0; k < 3; k++) {
         atomic_store(&freed, 0);
-        cth_queue_opts o = {.kind = kinds[k], .compare = cmp_int, .free_item = count_free};
+        cth_queue_opts_t o = {.kind = kinds[k], .compare = cmp_int, .free_item = count_free};
         cth_queue_t *q;
         void *p;
         CHECK_OK(cth_queue_create(&q, QUEUE_SIZE, &o));

@@ -91,11 +91,28 @@ CTH_TEST(bad_arguments)
     CHECK_EQ(cth_simple_queue_put(NULL, NULL), CTH_EINVAL);
     CHECK_EQ(cth_simple_queue_get(NULL, &p, 0), CTH_EINVAL);
     CHECK_EQ(cth_simple_queue_get_nowait(NULL, &p), CTH_EINVAL);
-    CHECK_EQ(cth_simple_queue_qsize(NULL), CTH_EINVAL);
+    CHECK_EQ(cth_simple_queue_qsize(NULL), 0); /* a query: 0, never an error code */
     CHECK(cth_simple_queue_empty(NULL));
     cth_simple_queue_free(NULL);
+    const cth_simple_queue_t *cq = q; /* the queries take a const queue */
+    CHECK_EQ(cth_simple_queue_qsize(cq), 1);
+    CHECK(!cth_simple_queue_empty(cq));
     cth_simple_queue_free(q);
 }
+
+/* The 0.1.0 signatures, checked at compile time. */
+_Static_assert(_Generic(&cth_simple_queue_qsize, size_t (*)(const cth_simple_queue_t *): 1,
+                        default: 0),
+               "size_t cth_simple_queue_qsize(const cth_simple_queue_t *)");
+_Static_assert(_Generic(&cth_simple_queue_empty, bool (*)(const cth_simple_queue_t *): 1,
+                        default: 0),
+               "bool cth_simple_queue_empty(const cth_simple_queue_t *)");
+_Static_assert(_Generic(&cth_simple_queue_create,
+                        int (*)(cth_simple_queue_t **, const cth_simple_queue_opts_t *): 1,
+                        default: 0),
+               "cth_simple_queue_create(&q, opts)");
+_Static_assert(_Generic(((cth_simple_queue_opts_t *)0)->free_item, cth_free_fn: 1, default: 0),
+               "opts.free_item is a cth_free_fn");
 
 struct order_ctx {
     cth_simple_queue_t *q;
@@ -288,7 +305,7 @@ static void count_free(void *item)
 /* Nothing is lost: freeing a non-empty queue hands its items to free_item. */
 CTH_TEST(free_nonempty)
 {
-    cth_simple_queue_opts o = {.free_item = count_free};
+    cth_simple_queue_opts_t o = {.free_item = count_free};
     cth_simple_queue_t *q;
     CHECK_OK(cth_simple_queue_create(&q, &o));
     for (int i = 0; i < 3000; i++)

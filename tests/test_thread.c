@@ -567,7 +567,7 @@ CTH_TEST(pthread_exit_ends_the_thread)
 {
     int base = cth_active_count();
     cth_local_t *local;
-    CHECK_OK(cth_local_create(&local, count_destroyed, NULL));
+    CHECK_OK(cth_local_create(&local, &(cth_local_opts_t){.free_item = count_destroyed}));
     cth_thread_t *t = start_thread(leave_by_pthread_exit, local, NULL);
     void *r = &r;
     CHECK_OK(cth_thread_join(t, CTH_FOREVER, &r));

@@ -705,7 +705,7 @@ static void use_local(void *arg)
 CTH_TEST(timer_locals_end_with_the_function)
 {
     cth_local_t *local;
-    CHECK_OK(cth_local_create(&local, count_timer_local, NULL));
+    CHECK_OK(cth_local_create(&local, &(cth_local_opts_t){.free_item = count_timer_local}));
     for (int i = 1; i <= 3; i++) {
         cth_timer_t *t;
         CHECK_OK(cth_timer_create(&t, 0, use_local, local, NULL));

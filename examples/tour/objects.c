@@ -77,8 +77,8 @@ static void tour_objects(void)
     }
     say("4 threads x 100000 calls of a synchronized counter: %ld (no update lost)", hits);
 
-    cth_local_create(&who, NULL, NULL);
-    cth_local_stack_create(&requests, NULL, NULL);
+    cth_local_create(&who, NULL);
+    cth_local_stack_create(&requests, NULL);
     cth_local_set(who, "main");
     const char *names[2] = {"worker-a", "worker-b"};
     for (int i = 0; i < 2; i++) {

@@ -74,7 +74,7 @@ static void tour_queue(void)
     for (int i = 0; i < 3; i++)
         raise(SIGUSR1);
     signal(SIGUSR1, SIG_DFL);
-    say("SimpleQueue filled by a signal handler: qsize %ld", cth_simple_queue_qsize(sq));
+    say("SimpleQueue filled by a signal handler: qsize %zu", cth_simple_queue_qsize(sq));
     cth_simple_queue_free(sq);
 }
 

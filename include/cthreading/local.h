@@ -10,10 +10,11 @@
  * on one, so that any code can read it without passing it around).
  *
  * Ownership. A local owns the values set in it: each value is handed to the
- * local's destructor exactly once, when it is replaced (set), deleted, when
- * its thread exits, or when the local is freed (for every thread's value
- * still there), whichever comes first; cth_local_take gives a value back
- * without destroying it. NULL is "no value" and is never destroyed.
+ * local's free function (opts.free_item) exactly once, when it is replaced
+ * (set), deleted, when its thread exits, or when the local is freed (for
+ * every thread's value still there), whichever comes first; cth_local_take
+ * gives a value back without freeing it. NULL is "no value" and is never
+ * freed.
  *
  * Limits. Unlike pthread keys (PTHREAD_KEYS_MAX, 1024 on Linux) there is no
  * limit on the number of locals beyond memory: all of them share one pthread
@@ -45,42 +46,48 @@ extern "C" {
  * opaque handle. */
 typedef struct cth_local cth_local_t;
 
-/* Destroys one thread's value (never called with NULL). It runs in the
- * exiting thread at thread exit, in the caller's thread for replaced or
- * deleted values and at cth_local_free. It may use other locals. */
-typedef void (*cth_local_destructor)(void *value);
-
-/* A per-thread initializer: make the calling thread's first value in
- * *value; return 0, or a negative code to leave the thread without a value
- * (the next get tries again). The subclass __init__ of Python's local. */
+/*
+ * cth_local_init_fn - a per-thread initializer, the subclass __init__ of
+ * Python's local: make the calling thread's first value in *value and
+ * return 0; any nonzero return is its failure (Python's exception in
+ * __init__): the thread is left without a value, cth_local_get returns NULL
+ * and the value returned is the thread's cth_task_error() (the next get
+ * runs init again).
+ */
 typedef int (*cth_local_init_fn)(void *arg, void **value);
 
-/* Options of cth_local_create; NULL means none. */
+/* Options of cth_local_create; NULL means none. The struct may grow: zero
+ * what you do not set. */
 typedef struct cth_local_opts {
-    cth_local_init_fn init; /* run by cth_local_get in a thread that has no value */
-    void *init_arg;         /* passed to init, in every thread (the constructor's args) */
-} cth_local_opts;
+    cth_free_fn free_item; /* Optional: frees one thread's value (never called
+        with NULL), as described above; without it values are forgotten. It
+        runs in the exiting thread at thread exit, in the caller's thread for
+        replaced or deleted values and at cth_local_free. It may use other
+        locals. */
+    cth_local_init_fn init; /* Optional: run by cth_local_get in a thread that
+        has no value */
+    void *init_arg; /* passed to init, in every thread (the constructor's args) */
+} cth_local_opts_t;
 
 /*
  * cth_local_create - threading.local() (one attribute of it).
- * destructor (may be NULL: values are simply forgotten) destroys values as
- * described above. opts may give a per-thread initializer, Python's local
- * subclass whose __init__ runs again, with the original arguments, the first
- * time each thread touches the object.
+ * opts (may be NULL) gives the free function of the values and a
+ * per-thread initializer, Python's local subclass whose __init__ runs
+ * again, with the original arguments, the first time each thread touches
+ * the object.
  * Returns 0 and *local; CTH_EINVAL for a NULL out-pointer, or an init_arg
  * without init (Python's TypeError "Initialization arguments are not
  * supported"); CTH_ENOMEM. Thread-safe.
  */
-CTH_API int cth_local_create(cth_local_t **local, cth_local_destructor destructor,
-                             const cth_local_opts *opts);
+CTH_API int cth_local_create(cth_local_t **local, const cth_local_opts_t *opts);
 
 /*
  * cth_local_free - destroy a local: every value still set in any thread goes
- * to the destructor (here, in the caller's thread; a thread exiting at the
- * same time may destroy its own value, and cth_local_free returns only once
- * every destructor has finished). Each value is destroyed exactly once.
+ * to free_item (here, in the caller's thread; a thread exiting at the same
+ * time may free its own value, and cth_local_free returns only once every
+ * free_item call has finished). Each value is freed exactly once.
  * The caller must make sure no thread uses the local any more (as for
- * free()); calling it from the local's own destructor deadlocks. NULL is
+ * free()); calling it from the local's own free_item deadlocks. NULL is
  * ignored. After it returns, the slot may serve a new local; values of the
  * old one can never show through.
  */
@@ -89,9 +96,11 @@ CTH_API void cth_local_free(cth_local_t *local);
 /*
  * cth_local_get - the calling thread's value, or NULL when it has none (and
  * for a NULL local). With an initializer, a thread that has no value runs
- * init first and gets its result (NULL if init failed or made NULL; the next
- * get runs it again). Python's attribute read; where Python raises
- * AttributeError, this returns NULL.
+ * init first and gets its result; NULL if init made NULL, if memory ran out
+ * storing its value (which then goes to free_item), or if init failed, and
+ * then the thread's cth_task_error() holds the value init returned. The
+ * next get runs init again. Python's attribute read; where Python raises
+ * AttributeError (or __init__'s exception), this returns NULL.
  * Inline: the fast path is a handful of loads from the thread's table (no
  * lock, no call); the cth__ declarations below are its private machinery,
  * not API.
@@ -131,8 +140,8 @@ static inline void *cth_local_get(const cth_local_t *local)
 
 /*
  * cth_local_set - set the calling thread's value (Python's attribute
- * assignment). A previous, different value is passed to the destructor;
- * NULL removes the value (destroying it, as cth_local_delete). No lock
+ * assignment). A previous, different value is passed to free_item;
+ * NULL removes the value (freeing it, as cth_local_delete). No lock
  * unless the thread's table must grow (its first value, or a local created
  * after the table was sized). Returns 0; CTH_EINVAL for a NULL local;
  * CTH_ENOMEM when the table could not grow (then nothing changed).
@@ -140,15 +149,16 @@ static inline void *cth_local_get(const cth_local_t *local)
 CTH_API int cth_local_set(cth_local_t *local, void *value);
 
 /*
- * cth_local_delete - `del local.attr`: destroy the calling thread's value.
- * Returns 1 if there was one, 0 if there was none (Python's AttributeError),
- * CTH_EINVAL for NULL.
+ * cth_local_delete - `del local.attr`: free the calling thread's value.
+ * Returns 0 when there was one (it went to free_item); CTH_ENOENT when the
+ * thread had none (Python's AttributeError); CTH_EINVAL for NULL.
  */
 CTH_API int cth_local_delete(cth_local_t *local);
 
 /*
  * cth_local_take - remove the calling thread's value and return it, without
- * destroying it (ownership goes back to the caller); NULL if none.
+ * freeing it (ownership goes back to the caller); NULL if none, or for a
+ * NULL local.
  */
 CTH_API void *cth_local_take(cth_local_t *local);
 
@@ -157,24 +167,32 @@ CTH_API void *cth_local_take(cth_local_t *local);
 /* Werkzeug's LocalStack: a stack per thread, an opaque handle. */
 typedef struct cth_local_stack cth_local_stack_t;
 
+/* Options of cth_local_stack_create; NULL means none. The struct may grow:
+ * zero what you do not set. */
+typedef struct cth_local_stack_opts {
+    cth_free_fn free_item; /* Optional: called for each item still on a
+        thread's stack when that thread exits, when the stack is released,
+        and at cth_local_stack_free (top first); items popped go back to the
+        caller instead. */
+} cth_local_stack_opts_t;
+
 /*
  * cth_local_stack_create - LocalStack(): an empty stack in every thread.
- * item_free (may be NULL) is called for each item still on a thread's stack
- * when that thread exits, when the stack is released, and at
- * cth_local_stack_free; items popped go back to the caller. opts is
- * reserved, pass NULL. Returns 0 and *stack, CTH_EINVAL, CTH_ENOMEM.
+ * opts (may be NULL) gives the free function of the items left behind.
+ * Returns 0 and *stack; CTH_EINVAL for a NULL out-pointer; CTH_ENOMEM.
  */
-CTH_API int cth_local_stack_create(cth_local_stack_t **stack, void (*item_free)(void *item),
-                                   const void *opts);
+CTH_API int cth_local_stack_create(cth_local_stack_t **stack,
+                                   const cth_local_stack_opts_t *opts);
 
 /* cth_local_stack_free - free the stack; items left on any thread's stack
- * go to item_free (as cth_local_free). NULL is ignored. */
+ * go to free_item (as cth_local_free). NULL is ignored. */
 CTH_API void cth_local_stack_free(cth_local_stack_t *stack);
 
 /*
- * cth_local_stack_push - LocalStack.push(obj) on the calling thread's stack.
- * Returns the new depth (>= 1); CTH_EINVAL for a NULL stack or item (NULL
- * is what pop and top say for "empty"); CTH_ENOMEM (the stack unchanged).
+ * cth_local_stack_push - LocalStack.push(obj) on the calling thread's stack
+ * (the new depth is cth_local_stack_depth). Returns 0; CTH_EINVAL for a
+ * NULL stack or item (NULL is what pop and top say for "empty");
+ * CTH_ENOMEM (the stack unchanged).
  */
 CTH_API int cth_local_stack_push(cth_local_stack_t *stack, void *item);
 
@@ -192,9 +210,9 @@ CTH_API void *cth_local_stack_top(const cth_local_stack_t *stack);
 CTH_API size_t cth_local_stack_depth(const cth_local_stack_t *stack);
 
 /* cth_local_stack_release - LocalStack.__release_local__() / release_local:
- * empty the calling thread's stack, items to item_free. Returns the number
- * of items released, CTH_EINVAL for NULL. */
-CTH_API int cth_local_stack_release(cth_local_stack_t *stack);
+ * empty the calling thread's stack, items to free_item (top first). Returns
+ * the number of items released (0 for an empty stack, or a NULL one). */
+CTH_API size_t cth_local_stack_release(cth_local_stack_t *stack);
 
 #ifdef __cplusplus
 }

@@ -6,8 +6,8 @@
  * Both are opaque handles made by cth_*_create and released by cth_*_free.
  * They hold `void *` items they do not own: put hands an item over, get hands
  * it back. An item a queue must drop (cth_queue_shutdown with immediate, or
- * freeing a queue that still holds items) goes to the free function given in
- * the options, so nothing is lost; without one it is simply forgotten.
+ * freeing a queue that still holds items) goes to the cth_free_fn given as
+ * opts.free_item, so nothing is lost; without one it is simply forgotten.
  *
  * Python's exceptions become codes (base.h): queue.Empty and queue.Full are
  * CTH_EAGAIN when the call was told not to wait (timeout 0, Python's
@@ -49,31 +49,40 @@ typedef enum cth_queue_kind {
     CTH_QUEUE_FIFO = 0,     /* queue.Queue: first in, first out */
     CTH_QUEUE_LIFO = 1,     /* queue.LifoQueue: last in, first out */
     CTH_QUEUE_PRIORITY = 2  /* queue.PriorityQueue: lowest first (by compare) */
-} cth_queue_kind;
+} cth_queue_kind_t;
+
+/*
+ * cth_compare_fn - orders two items, qsort's convention: negative, 0 or
+ * positive as a is lower than, equal to or higher than b. No context
+ * argument (as qsort's), so that a qsort comparator serves unchanged.
+ */
+typedef int (*cth_compare_fn)(const void *a, const void *b);
 
 /*
  * Options of cth_queue_create; NULL options (or all-zero) are a FIFO Queue
  * without a free function. The struct may grow: zero what you do not set.
  */
 typedef struct cth_queue_opts {
-    cth_queue_kind kind; /* FIFO (the default), LIFO or PRIORITY */
-    int (*compare)(const void *a, const void *b); /* PriorityQueue only, required:
-        negative, 0 or positive as a is lower than, equal to or higher than b
-        (qsort's convention). Called with the queue's lock held: it must not
-        call into the queue. */
-    void (*free_item)(void *item); /* Optional: receives each item the queue
-        drops (immediate shutdown, freeing a non-empty queue). Called without
-        the queue's lock held. */
-} cth_queue_opts;
+    cth_queue_kind_t kind; /* FIFO (the default), LIFO or PRIORITY */
+    cth_compare_fn compare; /* PriorityQueue only, required (the lowest item
+        leaves first). Called with the queue's lock held: it must not call
+        into the queue. */
+    cth_free_fn free_item; /* Optional: receives each item the queue drops
+        (immediate shutdown, freeing a non-empty queue). Called without the
+        queue's lock held. */
+} cth_queue_opts_t;
 
 /*
  * cth_queue_create - Queue(maxsize) / LifoQueue(maxsize) /
- * PriorityQueue(maxsize). maxsize <= 0 means unbounded, as in Python.
+ * PriorityQueue(maxsize). maxsize 0 means unbounded (Python's maxsize <= 0);
+ * a maxsize above LONG_MAX is kept as LONG_MAX, a bound no queue reaches, so
+ * that (size_t)-1 (a C port of Python's Queue(-1)) is unbounded as well.
+ * opts may be NULL (a FIFO Queue, no free function).
  * On success *queue is a new queue the caller owns (release it with
  * cth_queue_free). Returns 0; CTH_EINVAL for a NULL queue pointer, an
  * unknown kind, or a PriorityQueue without compare; CTH_ENOMEM.
  */
-CTH_API int cth_queue_create(cth_queue_t **queue, long maxsize, const cth_queue_opts *opts);
+CTH_API int cth_queue_create(cth_queue_t **queue, size_t maxsize, const cth_queue_opts_t *opts);
 
 /*
  * cth_queue_free - release the queue. Items still in it go to the free
@@ -121,51 +130,58 @@ CTH_API int cth_queue_get_nowait(cth_queue_t *queue, void **item);
 /*
  * cth_queue_put_many - put items[0..n) in order, as many as fit (Python has
  * no such call): one claim on a FIFO's ring, or one lock round trip. Waits
- * up to timeout only while not even one item fits. Returns the number put
- * (1..n; 0 when n is 0), or an error code as cth_queue_put when none was
- * put. The items not put still belong to the caller. Another thread's items
- * may come between them when a FIFO's ring had to grow during the call.
- * CTH_EINVAL for a NULL queue, NULL items with n > 0, or n < 0.
+ * up to timeout only while not even one item fits. Returns 0 with *put set
+ * to the number put (1..n; 0 when n is 0), or an error code as
+ * cth_queue_put when none was put (*put is then 0). The items not put
+ * (items[*put..n)) still belong to the caller. Another thread's items may
+ * come between them when a FIFO's ring had to grow during the call. An n
+ * above INT_MAX puts at most INT_MAX items (a partial put, as when the
+ * queue fills). CTH_EINVAL for a NULL queue or put, or NULL items with
+ * n > 0.
  */
-CTH_API int cth_queue_put_many(cth_queue_t *queue, void *const *items, int n, double timeout);
+CTH_API int cth_queue_put_many(cth_queue_t *queue, void *const *items, size_t n, size_t *put,
+                               double timeout);
 
 /*
  * cth_queue_get_many - take up to n items into items[], in the order gets
  * would return them (one claim on a FIFO's ring, or one lock round trip).
- * Waits up to timeout only while the queue is empty. Returns the number
- * taken (1..n; 0 when n is 0), or an error code as cth_queue_get. CTH_EINVAL
- * as cth_queue_put_many.
+ * Waits up to timeout only while the queue is empty. Returns 0 with *got
+ * set to the number taken (1..n; 0 when n is 0), or an error code as
+ * cth_queue_get (*got is then 0). At most INT_MAX items per call.
+ * CTH_EINVAL for a NULL queue or got, or NULL items with n > 0.
  */
-CTH_API int cth_queue_get_many(cth_queue_t *queue, void **items, int n, double timeout);
+CTH_API int cth_queue_get_many(cth_queue_t *queue, void **items, size_t n, size_t *got,
+                               double timeout);
 
 /*
  * cth_queue_qsize - Queue.qsize(): the number of items, a snapshot (racy
- * once returned, as in Python). CTH_EINVAL for NULL. Parked putters' items
- * are not counted: they are not in the queue yet; a put (get) that is
- * running counts as done once it has claimed its slot (item).
+ * once returned, as in Python). 0 for NULL. Parked putters' items are not
+ * counted: they are not in the queue yet; a put (get) that is running
+ * counts as done once it has claimed its slot (item).
  */
-CTH_API long cth_queue_qsize(cth_queue_t *queue);
+CTH_API size_t cth_queue_qsize(const cth_queue_t *queue);
 
 /* cth_queue_empty - Queue.empty(): qsize == 0 (true for NULL). Racy. */
-CTH_API bool cth_queue_empty(cth_queue_t *queue);
+CTH_API bool cth_queue_empty(const cth_queue_t *queue);
 
 /* cth_queue_full - Queue.full(): 0 < maxsize <= qsize; always false when
  * unbounded (and for NULL). Racy. */
-CTH_API bool cth_queue_full(cth_queue_t *queue);
+CTH_API bool cth_queue_full(const cth_queue_t *queue);
 
-/* cth_queue_maxsize - the maxsize attribute (<= 0: unbounded; the value
- * given, not normalised). 0 for NULL. */
-CTH_API long cth_queue_maxsize(cth_queue_t *queue);
+/* cth_queue_maxsize - the maxsize attribute (0: unbounded; the value given,
+ * but above LONG_MAX: LONG_MAX, see cth_queue_create). 0 for NULL. */
+CTH_API size_t cth_queue_maxsize(const cth_queue_t *queue);
 
 /*
  * cth_queue_set_maxsize - assign the maxsize attribute, as Python allows.
  * Later puts honour it (a put running meanwhile may still see the old
  * value, as in Python, where the assignment takes no lock); items already
  * in the queue stay (a queue may hold more than a lowered maxsize until gets
- * drain it). Raising it (or making the queue unbounded) lets waiting putters
- * in at once. Returns 0 or CTH_EINVAL for NULL.
+ * drain it). Raising it (or making the queue unbounded: 0) lets waiting
+ * putters in at once; values as cth_queue_create's. Returns 0 or CTH_EINVAL
+ * for NULL.
  */
-CTH_API int cth_queue_set_maxsize(cth_queue_t *queue, long maxsize);
+CTH_API int cth_queue_set_maxsize(cth_queue_t *queue, size_t maxsize);
 
 /*
  * cth_queue_task_done - Queue.task_done(): one item taken earlier has been
@@ -177,7 +193,7 @@ CTH_API int cth_queue_task_done(cth_queue_t *queue);
 
 /* cth_queue_unfinished_tasks - the unfinished_tasks attribute: items put
  * and not yet marked done. 0 for NULL. */
-CTH_API long cth_queue_unfinished_tasks(cth_queue_t *queue);
+CTH_API size_t cth_queue_unfinished_tasks(const cth_queue_t *queue);
 
 /*
  * cth_queue_join - Queue.join(): wait until every item put has been marked
@@ -202,7 +218,7 @@ CTH_API int cth_queue_join(cth_queue_t *queue, double timeout);
 CTH_API int cth_queue_shutdown(cth_queue_t *queue, bool immediate);
 
 /* cth_queue_is_shutdown - the is_shutdown attribute (false for NULL). */
-CTH_API bool cth_queue_is_shutdown(cth_queue_t *queue);
+CTH_API bool cth_queue_is_shutdown(const cth_queue_t *queue);
 
 /* ---- SimpleQueue -------------------------------------------------------------- */
 
@@ -230,15 +246,17 @@ CTH_API bool cth_queue_is_shutdown(cth_queue_t *queue);
  */
 typedef struct cth_simple_queue cth_simple_queue_t;
 
-/* Options of cth_simple_queue_create (NULL: none). */
+/* Options of cth_simple_queue_create (NULL: none). The struct may grow:
+ * zero what you do not set. */
 typedef struct cth_simple_queue_opts {
-    void (*free_item)(void *item); /* Optional: receives each item left in the
-        queue when it is freed. */
-} cth_simple_queue_opts;
+    cth_free_fn free_item; /* Optional: receives each item left in the queue
+        when it is freed. */
+} cth_simple_queue_opts_t;
 
-/* cth_simple_queue_create - SimpleQueue(). Returns 0, CTH_EINVAL for a NULL
- * pointer, CTH_ENOMEM. */
-CTH_API int cth_simple_queue_create(cth_simple_queue_t **queue, const cth_simple_queue_opts *opts);
+/* cth_simple_queue_create - SimpleQueue(). opts may be NULL. Returns 0,
+ * CTH_EINVAL for a NULL queue pointer, CTH_ENOMEM. */
+CTH_API int cth_simple_queue_create(cth_simple_queue_t **queue,
+                                    const cth_simple_queue_opts_t *opts);
 
 /* cth_simple_queue_free - release the queue; items left go to free_item.
  * No thread may use it any more. NULL is ignored. */
@@ -268,11 +286,12 @@ CTH_API int cth_simple_queue_get(cth_simple_queue_t *queue, void **item, double 
 CTH_API int cth_simple_queue_get_nowait(cth_simple_queue_t *queue, void **item);
 
 /* cth_simple_queue_qsize - SimpleQueue.qsize(): completed puts minus gets, a
- * snapshot. CTH_EINVAL for NULL. Async-signal-safe. */
-CTH_API long cth_simple_queue_qsize(cth_simple_queue_t *queue);
+ * snapshot. 0 for NULL. Async-signal-safe. */
+CTH_API size_t cth_simple_queue_qsize(const cth_simple_queue_t *queue);
 
-/* cth_simple_queue_empty - SimpleQueue.empty(): qsize == 0 (true for NULL). */
-CTH_API bool cth_simple_queue_empty(cth_simple_queue_t *queue);
+/* cth_simple_queue_empty - SimpleQueue.empty(): qsize == 0 (true for NULL).
+ * Async-signal-safe. */
+CTH_API bool cth_simple_queue_empty(const cth_simple_queue_t *queue);
 
 #ifdef __cplusplus
 }

@@ -38,8 +38,9 @@ static void *short_lived(void *arg)
         CHECK_OK(cth_local_set(locals[i], new_value()));
     for (int i = 0; i < NLOCALS; i += 3)
         CHECK_OK(cth_local_set(locals[i], new_value())); /* replaces: old destroyed */
-    CHECK(cth_local_stack_push(stack, new_value()) == 1);
-    CHECK(cth_local_stack_push(stack, new_value()) == 2);
+    CHECK_OK(cth_local_stack_push(stack, new_value()));
+    CHECK_OK(cth_local_stack_push(stack, new_value()));
+    CHECK_EQ(cth_local_stack_depth(stack), 2);
     return NULL;
 }
 
@@ -47,8 +48,8 @@ static void *short_lived(void *arg)
 CTH_TEST(threads_come_and_go)
 {
     for (int i = 0; i < NLOCALS; i++)
-        CHECK_OK(cth_local_create(&locals[i], count_free, NULL));
-    CHECK_OK(cth_local_stack_create(&stack, count_free, NULL));
+        CHECK_OK(cth_local_create(&locals[i], &(cth_local_opts_t){.free_item = count_free}));
+    CHECK_OK(cth_local_stack_create(&stack, &(cth_local_stack_opts_t){.free_item = count_free}));
     long rounds = check_iters(300);
     for (long r = 0; r < rounds; r++) {
         cth_thread_t *t[4];
@@ -83,7 +84,7 @@ static void *churner(void *arg)
     while (!atomic_load(&stop)) {
         CTH_SYNCHRONIZED_ON(&churn_lock) {
             cth_local_t *old = atomic_load(&churn_local), *l;
-            CHECK_OK(cth_local_create(&l, count_free, NULL));
+            CHECK_OK(cth_local_create(&l, &(cth_local_opts_t){.free_item = count_free}));
             atomic_store(&churn_local, l);
             cth_local_free(old);
         }
@@ -108,7 +109,7 @@ static void *setter(void *arg)
 CTH_TEST(free_while_threads_exit)
 {
     cth_local_t *l;
-    CHECK_OK(cth_local_create(&l, count_free, NULL));
+    CHECK_OK(cth_local_create(&l, &(cth_local_opts_t){.free_item = count_free}));
     atomic_store(&churn_local, l);
     cth_thread_t *c;
     CHECK_OK(cth_thread_create(&c, churner, NULL, NULL));

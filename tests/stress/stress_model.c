@@ -111,7 +111,7 @@ static void model_runs(struct model_cfg cfg, long ops, double seconds, bool with
     printf("runs: %d\nops: %ld\n", runs, total);
 }
 
-static struct model_cfg cfg_of(cth_queue_kind kind, long maxsize)
+static struct model_cfg cfg_of(cth_queue_kind_t kind, long maxsize)
 {
     return (struct model_cfg){kind, maxsize, THREADS, 2, 0, 3, 20};
 }
@@ -152,7 +152,7 @@ CTH_TEST(sequential)
 {
     /* one thread: every return value predicted by the sequential model */
     for (int kind = 0; kind < 3; kind++) {
-        struct model_cfg c = cfg_of((cth_queue_kind)kind, kind == 1 ? 0 : 3);
+        struct model_cfg c = cfg_of((cth_queue_kind_t)kind, kind == 1 ? 0 : 3);
         c.nthreads = 1;
         c.parties = 1;
         c.sem_bounded = kind & 1;

@@ -51,13 +51,13 @@ static void sq_preempt(int point)
 #define cth_simple_queue_get_nowait tiny_sq_get_nowait
 #define cth_simple_queue_qsize tiny_sq_qsize
 #define cth_simple_queue_empty tiny_sq_empty
-int tiny_sq_create(cth_simple_queue_t **queue, const cth_simple_queue_opts *opts);
+int tiny_sq_create(cth_simple_queue_t **queue, const cth_simple_queue_opts_t *opts);
 void tiny_sq_free(cth_simple_queue_t *queue);
 int tiny_sq_put(cth_simple_queue_t *queue, void *item);
 int tiny_sq_get(cth_simple_queue_t *queue, void **item, double timeout);
 int tiny_sq_get_nowait(cth_simple_queue_t *queue, void **item);
-long tiny_sq_qsize(cth_simple_queue_t *queue);
-bool tiny_sq_empty(cth_simple_queue_t *queue);
+size_t tiny_sq_qsize(const cth_simple_queue_t *queue);
+bool tiny_sq_empty(const cth_simple_queue_t *queue);
 #include "simple_queue.c"
 #undef cth_simple_queue_create
 #undef cth_simple_queue_free
@@ -87,24 +87,25 @@ bool tiny_sq_empty(cth_simple_queue_t *queue);
 #define cth_queue_join tiny_q_join
 #define cth_queue_shutdown tiny_q_shutdown
 #define cth_queue_is_shutdown tiny_q_is_shutdown
-int tiny_q_create(cth_queue_t **queue, long maxsize, const cth_queue_opts *opts);
+int tiny_q_create(cth_queue_t **queue, size_t maxsize, const cth_queue_opts_t *opts);
 void tiny_q_free(cth_queue_t *queue);
 int tiny_q_put(cth_queue_t *queue, void *item, double timeout);
 int tiny_q_put_nowait(cth_queue_t *queue, void *item);
 int tiny_q_get(cth_queue_t *queue, void **item, double timeout);
 int tiny_q_get_nowait(cth_queue_t *queue, void **item);
-int tiny_q_put_many(cth_queue_t *queue, void *const *items, int n, double timeout);
-int tiny_q_get_many(cth_queue_t *queue, void **items, int n, double timeout);
-long tiny_q_qsize(cth_queue_t *queue);
-bool tiny_q_empty(cth_queue_t *queue);
-bool tiny_q_full(cth_queue_t *queue);
-long tiny_q_maxsize(cth_queue_t *queue);
-int tiny_q_set_maxsize(cth_queue_t *queue, long maxsize);
+int tiny_q_put_many(cth_queue_t *queue, void *const *items, size_t n, size_t *put,
+                    double timeout);
+int tiny_q_get_many(cth_queue_t *queue, void **items, size_t n, size_t *got, double timeout);
+size_t tiny_q_qsize(const cth_queue_t *queue);
+bool tiny_q_empty(const cth_queue_t *queue);
+bool tiny_q_full(const cth_queue_t *queue);
+size_t tiny_q_maxsize(const cth_queue_t *queue);
+int tiny_q_set_maxsize(cth_queue_t *queue, size_t maxsize);
 int tiny_q_task_done(cth_queue_t *queue);
-long tiny_q_unfinished_tasks(cth_queue_t *queue);
+size_t tiny_q_unfinished_tasks(const cth_queue_t *queue);
 int tiny_q_join(cth_queue_t *queue, double timeout);
 int tiny_q_shutdown(cth_queue_t *queue, bool immediate);
-bool tiny_q_is_shutdown(cth_queue_t *queue);
+bool tiny_q_is_shutdown(const cth_queue_t *queue);
 #include "queue.c"
 #undef cth_queue_create
 #undef cth_queue_free
@@ -184,7 +185,7 @@ static void *watchdog(void *arg)
 static void *churner(void *arg)
 {
     struct ctx *c = arg;
-    static const long sizes[] = {1, 3, 0, 50, 2, 1000, -1, 5};
+    static const size_t sizes[] = {1, 3, 0, 50, 2, 1000, SIZE_MAX, 5};
     for (unsigned i = 0; !atomic_load(&c->done); i++) {
         CHECK_OK(tiny_q_set_maxsize(c->q, sizes[i % 8]));
         sched_yield();
@@ -205,10 +206,11 @@ static void *producer(void *arg)
                 batch[n] = STAMP(id, s + n);
                 n++;
             }
-            int r = c->tiny ? tiny_q_put_many(c->q, batch, n, CTH_FOREVER)
-                            : cth_queue_put_many(c->q, batch, n, CTH_FOREVER);
-            CHECK(r >= 1 && r <= n);
-            s += r;
+            size_t put;
+            CHECK_OK(c->tiny ? tiny_q_put_many(c->q, batch, (size_t)n, &put, CTH_FOREVER)
+                             : cth_queue_put_many(c->q, batch, (size_t)n, &put, CTH_FOREVER));
+            CHECK(put >= 1 && put <= (size_t)n);
+            s += (long)put;
         }
     } else {
         for (; s < c->per_producer; s++)
@@ -243,8 +245,10 @@ static void *consumer(void *arg)
     for (;;) {
         if (c->q && id % 2) {
             void *items[BATCH];
-            int n = c->tiny ? tiny_q_get_many(c->q, items, BATCH, CTH_FOREVER)
-                            : cth_queue_get_many(c->q, items, BATCH, CTH_FOREVER);
+            size_t got;
+            CHECK_OK(c->tiny ? tiny_q_get_many(c->q, items, BATCH, &got, CTH_FOREVER)
+                             : cth_queue_get_many(c->q, items, BATCH, &got, CTH_FOREVER));
+            int n = (int)got;
             CHECK(n >= 1);
             /* Sentinels come after every item, one per consumer; a batch may
              * hold several: keep one, give the others back. */
@@ -414,12 +418,15 @@ static void *sd_consumer(void *arg)
         last[p] = -1;
     for (;;) {
         void *items[BATCH];
-        int n = a->id % 2 ? (c->tiny ? tiny_q_get_many(c->q, items, BATCH, CTH_FOREVER)
-                                     : cth_queue_get_many(c->q, items, BATCH, CTH_FOREVER))
+        size_t got = 1;
+        int r = a->id % 2 ? (c->tiny ? tiny_q_get_many(c->q, items, BATCH, &got, CTH_FOREVER)
+                                     : cth_queue_get_many(c->q, items, BATCH, &got, CTH_FOREVER))
                           : (c->tiny ? tiny_q_get(c->q, items, CTH_FOREVER)
-                                     : cth_queue_get(c->q, items, CTH_FOREVER)) == 0;
-        if (n == CTH_ESHUTDOWN || n == 0)
+                                     : cth_queue_get(c->q, items, CTH_FOREVER));
+        if (r == CTH_ESHUTDOWN)
             return NULL;
+        CHECK_OK(r);
+        int n = (int)got;
         CHECK(n >= 1);
         for (int i = 0; i < n; i++) {
             uintptr_t v = (uintptr_t)items[i];
@@ -438,12 +445,12 @@ static void *sd_consumer(void *arg)
  * handed to the free function exactly once, no other item shows up, every
  * thread leaves with CTH_ESHUTDOWN, and the unfinished count is what the
  * consumers took (the removed items are subtracted). */
-static void shutdown_under_traffic(bool tiny, int np, long maxsize)
+static void shutdown_under_traffic(bool tiny, int np, size_t maxsize)
 {
     static struct sd_ctx c;
     c = (struct sd_ctx){.tiny = tiny, .per_producer = check_iters(200000)};
     sd_current = &c;
-    cth_queue_opts o = {.free_item = sd_free_item};
+    cth_queue_opts_t o = {.free_item = sd_free_item};
     CHECK_OK(tiny ? tiny_q_create(&c.q, maxsize, &o) : cth_queue_create(&c.q, maxsize, &o));
     for (int p = 0; p < np; p++)
         c.seen[p] = calloc((size_t)c.per_producer, 1);
