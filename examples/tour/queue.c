@@ -51,7 +51,7 @@ static void tour_queue(void)
         cth_thread_start(t[2 + i]);
     }
     for (int i = 2; i < 4; i++)
-        cth_thread_join(t[i], CTH_FOREVER, NULL);
+        cth_thread_join(t[i], NULL, CTH_FOREVER);
     cth_queue_join(q, CTH_FOREVER); /* every item taken and marked done */
     double dt = tour_now() - t0;
     long expect = 2L * ITEMS * (ITEMS + 1) / 2 + 1000000L * ITEMS;
@@ -61,7 +61,7 @@ static void tour_queue(void)
         atomic_load(&total) == expect ? "nothing lost" : "MISMATCH");
     cth_queue_shutdown(q, false);
     for (int i = 0; i < 2; i++)
-        cth_thread_join(t[i], CTH_FOREVER, NULL);
+        cth_thread_join(t[i], NULL, CTH_FOREVER);
     void *item;
     say("after shutdown(): put -> %s, get -> %s", cth_err_name(cth_queue_put(q, NULL, 0)),
         cth_err_name(cth_queue_get(q, &item, 0)));

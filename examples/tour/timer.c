@@ -31,12 +31,13 @@ static void tour_timer(void)
     cth_timer_t *fires, *cancelled, *periodic;
     cth_timer_create(&fires, 0.3, ring, "tea", NULL);
     cth_timer_create(&cancelled, 0.5, ring, "alarm", NULL);
-    cth_timer_opts every = {.period = 0.2};
+    cth_timer_opts_t every = {.period = 0.2};
     cth_timer_create(&periodic, 0.1, tick, NULL, &every);
     cth_timer_start(fires);
     cth_timer_start(cancelled);
     cth_timer_start(periodic);
-    say("[%.2f s] started 3 timers on one shared service; the main thread runs on", tour_now() - t0);
+    say("[%.2f s] started 3 timers on one shared service; the main thread runs on",
+        tour_now() - t0);
 
     cth_sleep(0.35); /* the synchronous form: this thread waits */
     say("[%.2f s] main slept 0.35 s meanwhile (time.sleep): 'tea' is %s", tour_now() - t0,
@@ -47,8 +48,8 @@ static void tour_timer(void)
         cth_timer_finished(cancelled) ? "yes" : "no");
     cth_timer_join(periodic, CTH_FOREVER);
     cth_sleep(0.25);
-    say("[%.2f s] 'alarm' never rang; the periodic timer stopped after %d ticks", tour_now() - t0,
-        atomic_load(&ticks));
+    say("[%.2f s] 'alarm' never rang; the periodic timer stopped after %d ticks",
+        tour_now() - t0, atomic_load(&ticks));
     cth_timer_free(fires);
     cth_timer_free(cancelled);
     cth_timer_free(periodic);
