@@ -53,8 +53,6 @@ struct config {
     double started;
 };
 
-static double now(void);
-
 static int make_config(void *arg, void **instance)
 {
     (void)arg;
@@ -62,20 +60,13 @@ static int make_config(void *arg, void **instance)
     if (!c)
         return CTH_ENOMEM;
     snprintf(c->server, sizeof c->server, "cthreading-http/1.0");
-    c->started = now();
+    c->started = cth_monotonic();
     *instance = c;
     return 0;
 }
 
 static cth_singleton_t config_singleton = CTH_SINGLETON_INIT;
 static struct config *config_storage; /* kept to free at exit */
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static const struct config *config(void)
 {
@@ -192,7 +183,7 @@ static void page_status(void)
     size_t shown = n < MAX_WORKERS + 8 ? n : MAX_WORKERS + 8;
     out("{\"server\": \"%s\", \"request_id\": %lu, \"requests_served\": %lu, "
         "\"uptime_s\": %.3f, \"active_threads\": %zu, \"active_count\": %zu, \"threads\": [",
-        config()->server, r->id, requests_served(), now() - config()->started, n,
+        config()->server, r->id, requests_served(), cth_monotonic() - config()->started, n,
         cth_active_count());
     for (size_t i = 0; i < shown; i++) {
         char name[64];

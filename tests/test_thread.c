@@ -680,6 +680,47 @@ CTH_TEST(sleep)
     CHECK_EQ(cth_sleep(1e19), CTH_EOVERFLOW);
 }
 
+static double clock_monotonic_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* time.monotonic: cth_monotonic reads CLOCK_MONOTONIC, never goes back, and
+ * is the clock the timeouts are measured on: a sleep or a timed-out join of
+ * t seconds has waited at least t by it, with no slack beyond a nanosecond
+ * of double rounding. */
+CTH_TEST(monotonic)
+{
+    double before = clock_monotonic_seconds();
+    double now = cth_monotonic();
+    double after = clock_monotonic_seconds();
+    CHECK(before - 1e-9 <= now && now <= after + 1e-9);
+
+    double last = cth_monotonic();
+    for (int i = 0; i < 100000; i++) {
+        double t = cth_monotonic();
+        CHECK(t >= last);
+        last = t;
+    }
+    static const double naps[] = {0.001, 0.01, 0.03};
+    for (size_t i = 0; i < sizeof naps / sizeof naps[0]; i++) {
+        double t0 = cth_monotonic();
+        CHECK_OK(cth_sleep(naps[i]));
+        CHECK(cth_monotonic() - t0 >= naps[i] - 1e-9);
+    }
+
+    atomic_store(&go_flag, 0);
+    cth_thread_t *t = start_thread((cth_thread_fn)(void (*)(void))wait_flag, &go_flag, NULL);
+    double t0 = cth_monotonic();
+    CHECK_EQ(cth_thread_join(t, NULL, 0.02), CTH_ETIMEDOUT);
+    CHECK(cth_monotonic() - t0 >= 0.02 - 1e-9);
+    atomic_store(&go_flag, 1);
+    CHECK_OK(cth_thread_join(t, NULL, CTH_FOREVER));
+    cth_thread_free(t);
+}
+
 static atomic_int handler_runs;
 static void on_signal(int sig)
 {

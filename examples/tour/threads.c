@@ -56,18 +56,18 @@ static void tour_threads(void)
     say("after join, active_count() = %zu", cth_active_count());
 
     say("sleep(0.2) blocks only the calling thread, synchronously...");
-    double t0 = tour_now();
+    double t0 = cth_monotonic();
     cth_sleep(0.2);
-    say("...slept %.3f s", tour_now() - t0);
+    say("...slept %.3f s", cth_monotonic() - t0);
 
     say("interrupt_main: a worker interrupts the main thread's 10 s sleep");
     signal(SIGINT, on_sigint);
     cth_thread_t *w;
     cth_thread_create(&w, interrupter, NULL, NULL);
     cth_thread_start(w);
-    t0 = tour_now();
+    t0 = cth_monotonic();
     int r = cth_sleep(10);
-    say("sleep returned %s after %.3f s", cth_err_name(r), tour_now() - t0);
+    say("sleep returned %s after %.3f s", cth_err_name(r), cth_monotonic() - t0);
     cth_thread_join(w, NULL, CTH_FOREVER);
     cth_thread_free(w);
     signal(SIGINT, SIG_DFL);
