@@ -20,6 +20,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include <cthreading.h>
+
 #define BENCH_MAX_REPS 101
 
 /* One system of a comparison: run() performs one measurement and returns
@@ -32,9 +34,7 @@ struct bench_system {
 
 __attribute__((unused)) static double bench_now(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    return cth_monotonic();
 }
 
 /* CPU seconds used by the whole process so far (user + system). */

@@ -37,7 +37,7 @@ static double run_cthreading(void *ctx)
         cth_thread_t *t;
         cth_thread_create(&t, empty, NULL, NULL);
         cth_thread_start(t);
-        cth_thread_join(t, CTH_FOREVER, NULL);
+        cth_thread_join(t, NULL, CTH_FOREVER);
         cth_thread_free(t);
     }
     return (bench_now() - t0) / BATCH * 1e6;

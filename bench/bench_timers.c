@@ -86,7 +86,7 @@ struct cth_ctx {
 
 static void cth_setup(struct cth_ctx *c)
 {
-    static const cth_timer_opts opts = {.daemon = CTH_DAEMON_YES};
+    static const cth_timer_opts_t opts = {.daemon = CTH_DAEMON_YES};
     c->background = malloc((size_t)c->pending * sizeof *c->background);
     /* warm the service (its thread, the heap's first block) before measuring */
     cth_timer_t *w;
@@ -111,7 +111,7 @@ static void cth_teardown(struct cth_ctx *c)
 static double run_cth(void *ctx)
 {
     struct cth_ctx *c = ctx;
-    static const cth_timer_opts opts = {.daemon = CTH_DAEMON_YES};
+    static const cth_timer_opts_t opts = {.daemon = CTH_DAEMON_YES};
     double dt = 0;
     for (unsigned round = 0; round < OPS / batch; round++) {
         shuffle();

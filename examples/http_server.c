@@ -53,8 +53,6 @@ struct config {
     double started;
 };
 
-static double now(void);
-
 static int make_config(void *arg, void **instance)
 {
     (void)arg;
@@ -62,20 +60,13 @@ static int make_config(void *arg, void **instance)
     if (!c)
         return CTH_ENOMEM;
     snprintf(c->server, sizeof c->server, "cthreading-http/1.0");
-    c->started = now();
+    c->started = cth_monotonic();
     *instance = c;
     return 0;
 }
 
 static cth_singleton_t config_singleton = CTH_SINGLETON_INIT;
 static struct config *config_storage; /* kept to free at exit */
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static const struct config *config(void)
 {
@@ -188,18 +179,18 @@ static void page_status(void)
 {
     const struct request *r = current_request();
     cth_thread_t *threads[MAX_WORKERS + 8];
-    int n = cth_enumerate(threads, MAX_WORKERS + 8);
-    int shown = n < MAX_WORKERS + 8 ? n : MAX_WORKERS + 8;
+    size_t n = cth_enumerate(threads, MAX_WORKERS + 8);
+    size_t shown = n < MAX_WORKERS + 8 ? n : MAX_WORKERS + 8;
     out("{\"server\": \"%s\", \"request_id\": %lu, \"requests_served\": %lu, "
-        "\"uptime_s\": %.3f, \"active_threads\": %d, \"active_count\": %d, \"threads\": [",
-        config()->server, r->id, requests_served(), now() - config()->started, n,
+        "\"uptime_s\": %.3f, \"active_threads\": %zu, \"active_count\": %zu, \"threads\": [",
+        config()->server, r->id, requests_served(), cth_monotonic() - config()->started, n,
         cth_active_count());
-    for (int i = 0; i < shown; i++) {
+    for (size_t i = 0; i < shown; i++) {
         char name[64];
         cth_thread_get_name(threads[i], name, sizeof name);
         out("%s\"%s\"", i ? ", " : "", name);
     }
-    cth_threads_free(threads, (size_t)shown);
+    cth_threads_free(threads, shown);
     out("]}\n");
 }
 
@@ -556,7 +547,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < nworkers; i++) {
         char name[32];
         snprintf(name, sizeof name, "worker-%d", i + 1);
-        cth_thread_opts opts = {.name = name};
+        cth_thread_opts_t opts = {.name = name};
         if (cth_thread_create(&workers[i], worker, NULL, &opts) != 0 ||
             cth_thread_start(workers[i]) != 0) {
             fprintf(stderr, "http_server: cannot start workers\n");
@@ -587,7 +578,7 @@ int main(int argc, char **argv)
      * still open is closed */
     queue_close();
     for (int i = 0; i < nworkers; i++) {
-        cth_thread_join(workers[i], CTH_FOREVER, NULL);
+        cth_thread_join(workers[i], NULL, CTH_FOREVER);
         cth_thread_free(workers[i]);
     }
     while (all_conns)

@@ -17,10 +17,10 @@
  *     int main(void)
  *     {
  *         cth_thread_t *t;
- *         cth_thread_opts opts = {.name = "worker"};
+ *         cth_thread_opts_t opts = {.name = "worker"};
  *         cth_thread_create(&t, work, "a thread", &opts);
  *         cth_thread_start(t);
- *         cth_thread_join(t, CTH_FOREVER, NULL);
+ *         cth_thread_join(t, NULL, CTH_FOREVER);
  *         cth_thread_free(t);
  *     }
  *

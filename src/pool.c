@@ -584,7 +584,7 @@ static int spawn_worker(cth_pool_t *p)
 {
     char name[32];
     snprintf(name, sizeof name, "PoolWorker-%u", atomic_fetch_add(&worker_names, 1) + 1);
-    cth_thread_opts opts = {.name = name, .daemon = CTH_DAEMON_YES};
+    cth_thread_opts_t opts = {.name = name, .daemon = CTH_DAEMON_YES};
     cth__lock_acquire_uninterrupted(&p->lock);
     if (p->nthreads == p->cap) {
         size_t cap = p->cap ? 2 * p->cap : 8;
@@ -1057,7 +1057,7 @@ CTH_API int cth_pool_join(cth_pool_t *pool, double timeout)
         cth_lock_release(&pool->lock);
         if (!t)
             return 0;
-        err = cth_thread_join(t, cth__timeout_left(deadline), NULL);
+        err = cth_thread_join(t, NULL, cth__timeout_left(deadline));
         if (err)
             return err;
     }

@@ -272,14 +272,19 @@ static char *name_make(const char *prefix)
     return cth__strdup(buf);
 }
 
-CTH_API int cth_thread_get_name(const cth_thread_t *t, char *buf, size_t size)
+CTH_API size_t cth_thread_get_name(const cth_thread_t *t, char *buf, size_t size)
 {
-    if (!t || (!buf && size))
-        return CTH_EINVAL;
+    if (!buf)
+        size = 0;
+    if (!t) {
+        if (size)
+            buf[0] = '\0';
+        return 0;
+    }
     pthread_mutex_lock(&registry_lock);
-    int len = (int)strlen(t->name);
+    size_t len = strlen(t->name);
     if (size) {
-        size_t n = (size_t)len < size - 1 ? (size_t)len : size - 1;
+        size_t n = len < size - 1 ? len : size - 1;
         memcpy(buf, t->name, n);
         buf[n] = '\0';
     }
@@ -328,12 +333,12 @@ static struct cth_thread *self_or_null(void)
 }
 
 CTH_API int cth_thread_create(cth_thread_t **out, cth_thread_fn fn, void *arg,
-                              const cth_thread_opts *opts)
+                              const cth_thread_opts_t *opts)
 {
     if (!out)
         return CTH_EINVAL;
     *out = NULL;
-    cth_thread_opts dflt = {0};
+    cth_thread_opts_t dflt = {0};
     if (!opts)
         opts = &dflt;
     if ((opts->stack_size && opts->stack_size < 32768) || opts->daemon > CTH_DAEMON_YES ||
@@ -360,7 +365,7 @@ CTH_API int cth_thread_create(cth_thread_t **out, cth_thread_fn fn, void *arg,
 
 int cth__thread_create_internal(cth_thread_t **out, cth_thread_fn fn, void *arg, const char *name)
 {
-    cth_thread_opts opts = {.name = name, .daemon = CTH_DAEMON_YES};
+    cth_thread_opts_t opts = {.name = name, .daemon = CTH_DAEMON_YES};
     int err = cth_thread_create(out, fn, arg, &opts);
     if (!err)
         (*out)->hidden = true; /* not started: nobody else sees it yet */
@@ -538,7 +543,7 @@ static int wait_reaped(struct cth_thread *t, int64_t deadline)
     return 0;
 }
 
-CTH_API int cth_thread_join(cth_thread_t *t, double timeout, void **result)
+CTH_API int cth_thread_join(cth_thread_t *t, void **result, double timeout)
 {
     if (!t)
         return CTH_EINVAL;
@@ -594,9 +599,9 @@ CTH_API long cth_thread_native_id(const cth_thread_t *t)
     return atomic_load(&m->native_id);
 }
 
-CTH_API int cth_thread_daemon(const cth_thread_t *t)
+CTH_API bool cth_thread_daemon(const cth_thread_t *t)
 {
-    return t ? (int)t->daemon : CTH_EINVAL;
+    return t && t->daemon;
 }
 
 CTH_API int cth_thread_set_daemon(cth_thread_t *t, bool daemon)
@@ -671,24 +676,24 @@ CTH_API long cth_get_native_id(void)
     return cth__os_tid();
 }
 
-CTH_API int cth_enumerate(cth_thread_t **threads, size_t cap)
+CTH_API size_t cth_enumerate(cth_thread_t **threads, size_t cap)
 {
-    if (!threads && cap)
-        return CTH_EINVAL;
+    if (!threads)
+        cap = 0;
     pthread_mutex_lock(&registry_lock);
     size_t i = 0;
     for (struct cth_thread *t = registry_head; t && i < cap; t = t->next)
         if (!t->hidden)
             threads[i++] = cth_thread_ref(t);
-    int n = registry_count;
+    size_t n = (size_t)registry_count;
     pthread_mutex_unlock(&registry_lock);
     return n;
 }
 
-CTH_API int cth_active_count(void)
+CTH_API size_t cth_active_count(void)
 {
     pthread_mutex_lock(&registry_lock);
-    int n = registry_count;
+    size_t n = (size_t)registry_count;
     pthread_mutex_unlock(&registry_lock);
     return n;
 }
@@ -946,5 +951,5 @@ CTH_API int cth_dump_threads(FILE *out)
     }
     fprintf(out, "%d thread%s\n", n, n == 1 ? "" : "s");
     pthread_mutex_unlock(&registry_lock);
-    return n;
+    return 0;
 }

@@ -34,7 +34,7 @@ static int check_period(double period, int64_t *ns)
 }
 
 CTH_API int cth_timer_create(cth_timer_t **timer, double interval, cth_timer_fn fn, void *arg,
-                             const cth_timer_opts *opts)
+                             const cth_timer_opts_t *opts)
 {
     if (!timer || !fn)
         return CTH_EINVAL;
@@ -42,7 +42,7 @@ CTH_API int cth_timer_create(cth_timer_t **timer, double interval, cth_timer_fn 
         return CTH_EINVAL; /* negative or NaN (CTH_FOREVER too: a timer needs a time) */
     if (interval > CTH_TIMEOUT_MAX)
         return CTH_EOVERFLOW;
-    static const cth_timer_opts defaults = {0};
+    static const cth_timer_opts_t defaults = {0};
     if (!opts)
         opts = &defaults;
     int64_t period_ns;
@@ -147,12 +147,12 @@ CTH_API cth_timer_state_t cth_timer_state(const cth_timer_t *timer)
 
 CTH_API double cth_timer_interval(const cth_timer_t *timer)
 {
-    return timer ? timer->interval : NAN;
+    return timer ? timer->interval : 0;
 }
 
 CTH_API double cth_timer_period(const cth_timer_t *timer)
 {
-    return timer ? (double)timer->period_ns / 1e9 : NAN;
+    return timer ? (double)timer->period_ns / 1e9 : 0;
 }
 
 CTH_API cth_timer_fn cth_timer_function(const cth_timer_t *timer)
@@ -165,18 +165,23 @@ CTH_API void *cth_timer_arg(const cth_timer_t *timer)
     return timer ? timer->arg : NULL;
 }
 
-CTH_API int cth_timer_daemon(const cth_timer_t *timer)
+CTH_API bool cth_timer_daemon(const cth_timer_t *timer)
 {
-    return timer ? timer->daemon : CTH_EINVAL;
+    return timer && timer->daemon;
 }
 
-CTH_API int cth_timer_get_name(const cth_timer_t *timer, char *buf, size_t size)
+CTH_API size_t cth_timer_get_name(const cth_timer_t *timer, char *buf, size_t size)
 {
-    if (!timer || (!buf && size))
-        return CTH_EINVAL;
-    if (timer->name)
-        return snprintf(buf, size, "%s", timer->name);
-    return snprintf(buf, size, "Timer-%u", (unsigned)timer->number);
+    if (!buf)
+        size = 0;
+    int len;
+    if (!timer)
+        len = snprintf(buf, size, "%s", "");
+    else if (timer->name)
+        len = snprintf(buf, size, "%s", timer->name);
+    else
+        len = snprintf(buf, size, "Timer-%u", (unsigned)timer->number);
+    return len > 0 ? (size_t)len : 0;
 }
 
 CTH_API cth_timer_t *cth_timer_current(void)

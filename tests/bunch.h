@@ -54,7 +54,7 @@ __attribute__((unused)) static void bunch_start(struct bunch *b, int n, void (*f
 __attribute__((unused)) static void bunch_join(struct bunch *b)
 {
     for (int i = 0; i < b->n; i++) {
-        CHECK_OK(cth_thread_join(b->threads[i], CTH_FOREVER, NULL));
+        CHECK_OK(cth_thread_join(b->threads[i], NULL, CTH_FOREVER));
         cth_thread_free(b->threads[i]);
     }
     CHECK_EQ(atomic_load(&b->finished), b->n);
@@ -111,7 +111,7 @@ __attribute__((unused)) static void check_interrupted(int (*wait)(void *), void 
     CHECK_WAITED_AT_LEAST(start, 0.1);
     /* The signal itself may land during the join: it interrupts it too. */
     int r;
-    while ((r = cth_thread_join(t, CTH_FOREVER, NULL)) == CTH_EINTR)
+    while ((r = cth_thread_join(t, NULL, CTH_FOREVER)) == CTH_EINTR)
         ;
     CHECK_OK(r);
     while (!bunch_sigint_seen)

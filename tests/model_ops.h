@@ -735,7 +735,7 @@ static void model_start(cth_thread_t **th, cth_thread_fn fn, void *arg)
 
 static void model_join(cth_thread_t *th)
 {
-    int rc = cth_thread_join(th, CTH_FOREVER, NULL);
+    int rc = cth_thread_join(th, NULL, CTH_FOREVER);
     MODEL_CHECK(rc == 0, "thread join returned %d", rc);
     cth_thread_free(th);
 }

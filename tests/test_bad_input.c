@@ -38,6 +38,11 @@ CTH_TEST(base)
     CHECK(cth_strerror(12345) != NULL);
     CHECK(cth_strerror(INT32_MIN) != NULL);
     CHECK(strcmp(cth_strerror(CTH_EBROKEN), cth_strerror(CTH_ESHUTDOWN)) != 0);
+    /* The calls that cannot fail, called once so the coverage sees them. */
+    CHECK_EQ(cth_version(), CTH_VERSION_HEX);
+    CHECK(strcmp(cth_version_string(), CTH_VERSION_STRING) == 0);
+    CHECK_EQ(cth_task_error(), 0); /* no CTH_ETASK seen in this thread */
+    CHECK(cth_monotonic() > 0);
 }
 
 static void *noop(void *arg)
@@ -49,25 +54,25 @@ CTH_TEST(thread)
 {
     cth_thread_t *t = (cth_thread_t *)1;
     CHECK_EQ(cth_thread_create(NULL, noop, NULL, NULL), CTH_EINVAL);
-    CHECK_EQ(cth_thread_create(&t, noop, NULL, &(cth_thread_opts){.stack_size = 1}), CTH_EINVAL);
+    CHECK_EQ(cth_thread_create(&t, noop, NULL, &(cth_thread_opts_t){.stack_size = 1}), CTH_EINVAL);
     CHECK(t == NULL);
-    CHECK_EQ(cth_thread_create(&t, noop, NULL, &(cth_thread_opts){.daemon = (cth_daemon_t)-1}),
+    CHECK_EQ(cth_thread_create(&t, noop, NULL, &(cth_thread_opts_t){.daemon = (cth_daemon_t)-1}),
              CTH_EINVAL);
     CHECK_EQ(cth_thread_start(NULL), CTH_EINVAL);
     CHECK_EQ(cth_thread_run(NULL, NULL), CTH_EINVAL);
-    CHECK_EQ(cth_thread_join(NULL, 0, NULL), CTH_EINVAL);
+    CHECK_EQ(cth_thread_join(NULL, NULL, 0), CTH_EINVAL);
     CHECK(!cth_thread_is_alive(NULL));
     CHECK_EQ(cth_thread_state(NULL), CTH_THREAD_INITIAL);
-    CHECK_EQ(cth_thread_get_name(NULL, NULL, 0), CTH_EINVAL);
+    CHECK_EQ(cth_thread_get_name(NULL, NULL, 0), 0);
     CHECK_EQ(cth_thread_set_name(NULL, "x"), CTH_EINVAL);
     CHECK_EQ(cth_thread_ident(NULL), 0);
     CHECK_EQ(cth_thread_native_id(NULL), 0);
-    CHECK_EQ(cth_thread_daemon(NULL), CTH_EINVAL);
+    CHECK(!cth_thread_daemon(NULL));
     CHECK_EQ(cth_thread_set_daemon(NULL, true), CTH_EINVAL);
     CHECK(cth_thread_ref(NULL) == NULL);
     cth_thread_free(NULL);
     cth_threads_free(NULL, 3);
-    CHECK_EQ(cth_enumerate(NULL, 1), CTH_EINVAL);
+    CHECK_EQ(cth_enumerate(NULL, 1), cth_active_count()); /* NULL array: only counts */
     CHECK_EQ(cth_stack_size(1, NULL), CTH_EINVAL);
     CHECK_EQ(cth_get_stack_size(), 0); /* unchanged */
     CHECK_EQ(cth_interrupt_main(0), CTH_EINVAL);
@@ -83,19 +88,19 @@ CTH_TEST(thread)
     char before[32], after[32];
     cth_thread_get_name(t, before, sizeof before);
     CHECK_EQ(cth_thread_set_name(t, NULL), CTH_EINVAL);
-    CHECK_EQ(cth_thread_get_name(t, NULL, 4), CTH_EINVAL);
+    CHECK_EQ(cth_thread_get_name(t, NULL, 4), strlen(before)); /* NULL buf: size 0 */
     cth_thread_get_name(t, after, sizeof after);
     CHECK(strcmp(before, after) == 0);
     CHECK_EQ(cth_thread_state(t), CTH_THREAD_INITIAL);
     /* Misuse by state: join before start; start of main or self. */
-    CHECK_EQ(cth_thread_join(t, 0, NULL), CTH_EPERM);
+    CHECK_EQ(cth_thread_join(t, NULL, 0), CTH_EPERM);
     CHECK_EQ(cth_thread_start(cth_main_thread()), CTH_EPERM);
-    CHECK_EQ(cth_thread_join(cth_current_thread(), 0, NULL), CTH_EDEADLK);
+    CHECK_EQ(cth_thread_join(cth_current_thread(), NULL, 0), CTH_EDEADLK);
     CHECK_OK(cth_thread_start(t));
-    CHECK_BAD_TIMEOUTS(cth_thread_join(t, timeout, NULL)); /* started: the state is checked first */
+    CHECK_BAD_TIMEOUTS(cth_thread_join(t, NULL, timeout)); /* started: the state is checked first */
     CHECK_EQ(cth_thread_start(t), CTH_EPERM);
     CHECK_EQ(cth_thread_set_daemon(t, true), CTH_EPERM);
-    CHECK_OK(cth_thread_join(t, CTH_FOREVER, NULL));
+    CHECK_OK(cth_thread_join(t, NULL, CTH_FOREVER));
     cth_thread_free(t);
     /* The calls that cannot fail, called once so the coverage sees them. */
     CHECK(cth_get_ident() != 0);
@@ -422,20 +427,20 @@ CTH_TEST(timer)
     CHECK_EQ(cth_timer_create(&t, -1, tick, NULL, NULL), CTH_EINVAL);
     CHECK_EQ(cth_timer_create(&t, NAN, tick, NULL, NULL), CTH_EINVAL);
     CHECK_EQ(cth_timer_create(&t, 1e300, tick, NULL, NULL), CTH_EOVERFLOW);
-    CHECK_EQ(cth_timer_create(&t, 0.1, tick, NULL, &(cth_timer_opts){.period = -1}), CTH_EINVAL);
-    CHECK_EQ(cth_timer_create(&t, 0.1, tick, NULL, &(cth_timer_opts){.period = NAN}), CTH_EINVAL);
+    CHECK_EQ(cth_timer_create(&t, 0.1, tick, NULL, &(cth_timer_opts_t){.period = -1}), CTH_EINVAL);
+    CHECK_EQ(cth_timer_create(&t, 0.1, tick, NULL, &(cth_timer_opts_t){.period = NAN}), CTH_EINVAL);
     CHECK_EQ(cth_timer_start(NULL), CTH_EINVAL);
     CHECK_EQ(cth_timer_cancel(NULL), CTH_EINVAL);
     CHECK_EQ(cth_timer_join(NULL, 0), CTH_EINVAL);
     CHECK(!cth_timer_is_alive(NULL));
     CHECK(!cth_timer_finished(NULL));
     CHECK_EQ(cth_timer_state(NULL), CTH_TIMER_INITIAL);
-    CHECK(isnan(cth_timer_interval(NULL)));
-    CHECK(isnan(cth_timer_period(NULL)) || cth_timer_period(NULL) == 0);
+    CHECK(cth_timer_interval(NULL) == 0);
+    CHECK(cth_timer_period(NULL) == 0);
     CHECK(cth_timer_function(NULL) == NULL);
     CHECK(cth_timer_arg(NULL) == NULL);
-    CHECK_EQ(cth_timer_daemon(NULL), CTH_EINVAL);
-    CHECK_EQ(cth_timer_get_name(NULL, NULL, 0), CTH_EINVAL);
+    CHECK(!cth_timer_daemon(NULL));
+    CHECK_EQ(cth_timer_get_name(NULL, NULL, 0), 0);
     CHECK(cth_timer_current() == NULL); /* not inside a timer's function */
     cth_timer_free(NULL);
 

@@ -76,7 +76,7 @@ static atomic_int ticks;
 static void start_everything(void)
 {
     cth_thread_t *t;
-    cth_thread_opts daemon = {.daemon = CTH_DAEMON_YES};
+    cth_thread_opts_t daemon = {.daemon = CTH_DAEMON_YES};
     CHECK_OK(cth_thread_create(&t, nondaemon_work, NULL, NULL));
     CHECK_OK(cth_thread_start(t));
     cth_thread_free(t);
@@ -88,10 +88,10 @@ static void start_everything(void)
     }
     CHECK_OK(cth_timer_create(&oneshot, 0.05, oneshot_fired, NULL, NULL));
     CHECK_OK(cth_timer_start(oneshot)); /* kept: freeing a pending timer cancels it */
-    cth_timer_opts periodic = {.period = 0.01};
+    cth_timer_opts_t periodic = {.period = 0.01};
     CHECK_OK(cth_timer_create(&periodic_timer, 0.01, periodic_tick, &ticks, &periodic));
     CHECK_OK(cth_timer_start(periodic_timer));
-    cth_timer_opts dtimer = {.daemon = CTH_DAEMON_YES};
+    cth_timer_opts_t dtimer = {.daemon = CTH_DAEMON_YES};
     CHECK_OK(cth_timer_create(&daemon_timer, 100, never_called, NULL, &dtimer));
     CHECK_OK(cth_timer_start(daemon_timer));
     cth_pool_opts po = {.processes = 2};
@@ -231,7 +231,7 @@ CTH_CHILD(exit_in_thread)
     cth_thread_t *t;
     CHECK_OK(cth_thread_create(&t, exit_from_thread, NULL, NULL));
     CHECK_OK(cth_thread_start(t));
-    cth_thread_join(t, CTH_FOREVER, NULL); /* the process ends meanwhile */
+    cth_thread_join(t, NULL, CTH_FOREVER); /* the process ends meanwhile */
 }
 
 CTH_CHILD(exit_in_timer)
@@ -283,7 +283,7 @@ static void *start_timer_late(void *arg)
 
 CTH_CHILD(timers_during_the_wait)
 {
-    cth_timer_opts daemon = {.daemon = CTH_DAEMON_YES}, periodic = {.period = 0.01};
+    cth_timer_opts_t daemon = {.daemon = CTH_DAEMON_YES}, periodic = {.period = 0.01};
     CHECK_OK(cth_timer_create(&late_daemon, 0.1, say, "the daemon timer fired", &daemon));
     CHECK_OK(cth_timer_start(late_daemon));
     CHECK_OK(cth_timer_create(&late_periodic, 0.01, late_tick, NULL, &periodic));
@@ -336,7 +336,7 @@ CTH_CHILD(finalization_shutdown)
     CHECK_OK(cth_thread_create(&t, set_local_and_linger, "non-daemon", NULL));
     CHECK_OK(cth_thread_start(t));
     cth_thread_free(t);
-    cth_thread_opts daemon = {.daemon = CTH_DAEMON_YES};
+    cth_thread_opts_t daemon = {.daemon = CTH_DAEMON_YES};
     CHECK_OK(cth_thread_create(&t, set_local_forever, "daemon", &daemon));
     CHECK_OK(cth_thread_start(t));
     cth_thread_free(t);
@@ -372,7 +372,7 @@ CTH_TEST(fork_with_timers_and_pools)
     cth_timer_t *pending;
     CHECK_OK(cth_timer_create(&pending, 60, never_called, NULL, NULL));
     CHECK_OK(cth_timer_start(pending));
-    cth_timer_opts periodic = {.period = 0.001};
+    cth_timer_opts_t periodic = {.period = 0.001};
     cth_timer_t *tick;
     CHECK_OK(cth_timer_create(&tick, 0.001, periodic_tick, &ticks, &periodic));
     CHECK_OK(cth_timer_start(tick));
@@ -392,11 +392,11 @@ CTH_TEST(fork_with_timers_and_pools)
     if (pid == 0) {
         /* only this thread is left */
         cth_thread_t *list[8];
-        int n = cth_enumerate(list, 8);
+        size_t n = cth_enumerate(list, 8);
         CHECK_EQ(n, 1);
         CHECK(list[0] == cth_current_thread());
         CHECK(list[0] == cth_main_thread());
-        cth_threads_free(list, (size_t)n);
+        cth_threads_free(list, n);
         /* inherited timers: cancelled, their joiners return */
         CHECK_OK(cth_timer_join(pending, 1.0));
         CHECK_EQ(cth_timer_state(pending), CTH_TIMER_CANCELLED);

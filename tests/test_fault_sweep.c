@@ -254,7 +254,7 @@ static int local_thread_scenario(void)
     for (int i = 0; i < 4; i++) {
         if (!th[i])
             continue;
-        CHECK_OK(cth_thread_join(th[i], CTH_FOREVER, NULL));
+        CHECK_OK(cth_thread_join(th[i], NULL, CTH_FOREVER));
         cth_thread_free(th[i]);
         failures += jobs[i].failures;
         expect += jobs[i].set;

@@ -194,7 +194,7 @@ CTH_TEST(concurrent_clients_unique_ids)
         CHECK_OK(cth_thread_start(t[i]));
     }
     for (int i = 0; i < CLIENTS; i++) {
-        CHECK_OK(cth_thread_join(t[i], CTH_FOREVER, NULL));
+        CHECK_OK(cth_thread_join(t[i], NULL, CTH_FOREVER));
         cth_thread_free(t[i]);
     }
     for (long id = 1; id <= CLIENTS * n; id++)

@@ -37,7 +37,7 @@ static void run_threads(int n, cth_thread_fn fn, void *arg)
         CHECK_OK(cth_thread_start(t[i]));
     }
     for (int i = 0; i < n; i++) {
-        CHECK_OK(cth_thread_join(t[i], CTH_FOREVER, NULL));
+        CHECK_OK(cth_thread_join(t[i], NULL, CTH_FOREVER));
         cth_thread_free(t[i]);
     }
 }
@@ -176,7 +176,7 @@ CTH_TEST(destructor_once_at_exit_and_at_free)
     CHECK(cth_local_get(other) == NULL);
     CHECK_OK(cth_lock_release(&gate));
     for (int i = 0; i < 4; i++) {
-        CHECK_OK(cth_thread_join(t[i], CTH_FOREVER, NULL));
+        CHECK_OK(cth_thread_join(t[i], NULL, CTH_FOREVER));
         cth_thread_free(t[i]);
     }
     CHECK_EQ(atomic_load(&destroyed), 10); /* nothing destroyed twice at exit */
@@ -495,7 +495,7 @@ CTH_TEST(free_races_thread_exit)
             cth_local_free(ls[i]);
         CHECK_EQ(atomic_load(&destroyed), 16);
         for (int i = 0; i < 4; i++) {
-            CHECK_OK(cth_thread_join(t[i], CTH_FOREVER, NULL));
+            CHECK_OK(cth_thread_join(t[i], NULL, CTH_FOREVER));
             cth_thread_free(t[i]);
         }
         CHECK_EQ(atomic_load(&destroyed), 16);

@@ -114,7 +114,7 @@ CTH_TEST(per_thread_stacks)
         CHECK_OK(cth_thread_start(t[i]));
     }
     for (int i = 0; i < 8; i++) {
-        CHECK_OK(cth_thread_join(t[i], CTH_FOREVER, NULL));
+        CHECK_OK(cth_thread_join(t[i], NULL, CTH_FOREVER));
         cth_thread_free(t[i]);
     }
     CHECK_EQ(atomic_load(&items_freed), 16);

@@ -118,7 +118,7 @@ CTH_TEST(cond_as_rlock_with) { base_with(&COND); }
 /* test_thread_leak: 15 threads lock and unlock; none is left behind. */
 static void base_thread_leak(struct ops *o)
 {
-    int before = cth_active_count();
+    size_t before = cth_active_count();
     for (int i = 0; i < 15; i++) {
         struct bunch b;
         bunch_start(&b, 1, acquire_release_fn, o);

@@ -55,7 +55,7 @@ CTH_TEST(once_under_100_thread_race)
     CHECK(!cth_once_done(&race_once));
     atomic_store(&go, 1);
     for (int i = 0; i < 100; i++) {
-        CHECK_OK(cth_thread_join(t[i], CTH_FOREVER, NULL));
+        CHECK_OK(cth_thread_join(t[i], NULL, CTH_FOREVER));
         cth_thread_free(t[i]);
     }
     CHECK_EQ(atomic_load(&runs), 1);
@@ -122,7 +122,7 @@ CTH_TEST(waiters_retry_after_failure)
         CHECK_OK(cth_thread_start(t[i]));
     }
     for (int i = 0; i < 20; i++) {
-        CHECK_OK(cth_thread_join(t[i], CTH_FOREVER, NULL));
+        CHECK_OK(cth_thread_join(t[i], NULL, CTH_FOREVER));
         cth_thread_free(t[i]);
     }
     CHECK_EQ(atomic_load(&flaky_runs), 4);
@@ -210,7 +210,7 @@ CTH_TEST(singleton_race)
     void *first = NULL;
     for (int i = 0; i < 50; i++) {
         void *r;
-        CHECK_OK(cth_thread_join(t[i], CTH_FOREVER, &r));
+        CHECK_OK(cth_thread_join(t[i], &r, CTH_FOREVER));
         cth_thread_free(t[i]);
         if (!first)
             first = r;

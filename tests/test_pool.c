@@ -445,7 +445,7 @@ CTH_TEST(terminate_map)
     CHECK_OK(cth_thread_start(t));
     cth_sleep(0.15);
     CHECK_OK(cth_pool_terminate(b.p));
-    CHECK_OK(cth_thread_join(t, CTH_FOREVER, NULL));
+    CHECK_OK(cth_thread_join(t, NULL, CTH_FOREVER));
     CHECK_EQ(b.ret, CTH_ECANCELED);
     cth_thread_free(t);
     cth_pool_free(b.p);
@@ -505,7 +505,7 @@ CTH_TEST(free_running)
      * gated two */
     CHECK_EQ(cth_result_get(r[N - 1], CTH_FOREVER, NULL), CTH_ECANCELED);
     atomic_store(&gate, 1);
-    CHECK_OK(cth_thread_join(t, CTH_FOREVER, NULL));
+    CHECK_OK(cth_thread_join(t, NULL, CTH_FOREVER));
     cth_thread_free(t);
     int cancelled = 0;
     for (int i = 0; i < N; i++) {
@@ -678,7 +678,7 @@ CTH_TEST(nested)
 static void join_quietly(cth_thread_t *t)
 {
     int err;
-    while ((err = cth_thread_join(t, CTH_FOREVER, NULL)) == CTH_EINTR)
+    while ((err = cth_thread_join(t, NULL, CTH_FOREVER)) == CTH_EINTR)
         ;
     CHECK_OK(err);
 }

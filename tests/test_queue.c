@@ -46,7 +46,7 @@ static void *reap(cth_thread_t *t)
     int r;
     /* The main thread: the signal of an earlier cth_interrupt_main may land
      * during this wait (thread.h: any handler run is CTH_EINTR); retry. */
-    while ((r = cth_thread_join(t, CTH_FOREVER, &res)) == CTH_EINTR)
+    while ((r = cth_thread_join(t, &res, CTH_FOREVER)) == CTH_EINTR)
         ;
     CHECK_OK(r);
     cth_thread_free(t);

@@ -33,7 +33,7 @@ static void reap(cth_thread_t *t)
 {
     int r;
     /* An earlier interruption's signal may land during this wait: retry. */
-    while ((r = cth_thread_join(t, CTH_FOREVER, NULL)) == CTH_EINTR)
+    while ((r = cth_thread_join(t, NULL, CTH_FOREVER)) == CTH_EINTR)
         ;
     CHECK_OK(r);
     cth_thread_free(t);

@@ -58,7 +58,7 @@ CTH_TEST(mutual_exclusion)
         CHECK_OK(cth_thread_start(t[i]));
     }
     for (int i = 0; i < THREADS; i++) {
-        CHECK_OK(cth_thread_join(t[i], CTH_FOREVER, NULL));
+        CHECK_OK(cth_thread_join(t[i], NULL, CTH_FOREVER));
         cth_thread_free(t[i]);
     }
     CHECK_EQ(counter_site, THREADS * n);
@@ -218,6 +218,6 @@ CTH_TEST(interruption_kept_pending)
     }
     CHECK_EQ(ran, 1);
     CHECK_EQ(cth_sleep(5), CTH_EINTR);
-    CHECK_OK(cth_thread_join(t, CTH_FOREVER, NULL));
+    CHECK_OK(cth_thread_join(t, NULL, CTH_FOREVER));
     cth_thread_free(t);
 }

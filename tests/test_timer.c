@@ -30,7 +30,7 @@ static void count_call(void *arg)
     atomic_fetch_add(&c->calls, 1);
 }
 
-static const cth_timer_opts daemon_opts = {.daemon = CTH_DAEMON_YES};
+static const cth_timer_opts_t daemon_opts = {.daemon = CTH_DAEMON_YES};
 
 static void noop(void *arg)
 {
@@ -224,7 +224,7 @@ static void tick(void *arg)
 CTH_TEST(periodic_cancel_from_own_function)
 {
     struct ticker tk = {.interval = 0.02, .period = 0.03};
-    cth_timer_opts opts = {.period = 0.03};
+    cth_timer_opts_t opts = {.period = 0.03};
     cth_timer_t *t;
     CHECK_OK(cth_timer_create(&t, tk.interval, tick, &tk, &opts));
     CHECK(fabs(cth_timer_period(t) - 0.03) < 1e-9);
@@ -245,7 +245,7 @@ CTH_TEST(periodic_cancel_from_own_function)
 CTH_TEST(periodic_cancel_from_outside)
 {
     struct counter c = {0};
-    cth_timer_opts opts = {.period = 0.01};
+    cth_timer_opts_t opts = {.period = 0.01};
     cth_timer_t *t;
     CHECK_OK(cth_timer_create(&t, 0, count_call, &c, &opts));
     CHECK_OK(cth_timer_start(t));
@@ -357,7 +357,7 @@ CTH_TEST(free_pending_cancels)
 {
     struct counter c = {0}, w = {0};
     cth_timer_t *t, *p, *witness;
-    cth_timer_opts periodic = {.period = 0.01};
+    cth_timer_opts_t periodic = {.period = 0.01};
     CHECK_OK(cth_timer_create(&t, 0.5, count_call, &c, NULL));
     CHECK_OK(cth_timer_create(&p, 0.5, count_call, &c, &periodic));
     CHECK_OK(cth_timer_create(&witness, 0.5, count_call, &w, NULL));
@@ -480,13 +480,13 @@ CTH_TEST(errors)
     CHECK_EQ(cth_timer_create(&t, -0.5, noop, NULL, NULL), CTH_EINVAL);
     CHECK_EQ(cth_timer_create(&t, NAN, noop, NULL, NULL), CTH_EINVAL);
     CHECK_EQ(cth_timer_create(&t, 1e300, noop, NULL, NULL), CTH_EOVERFLOW);
-    cth_timer_opts bad = {.period = -1};
+    cth_timer_opts_t bad = {.period = -1};
     CHECK_EQ(cth_timer_create(&t, 1, noop, NULL, &bad), CTH_EINVAL);
     bad.period = NAN;
     CHECK_EQ(cth_timer_create(&t, 1, noop, NULL, &bad), CTH_EINVAL);
     bad.period = 1e300;
     CHECK_EQ(cth_timer_create(&t, 1, noop, NULL, &bad), CTH_EOVERFLOW);
-    bad = (cth_timer_opts){.daemon = (cth_daemon_t)7};
+    bad = (cth_timer_opts_t){.daemon = (cth_daemon_t)7};
     CHECK_EQ(cth_timer_create(&t, 1, noop, NULL, &bad), CTH_EINVAL);
 
     CHECK_EQ(cth_timer_start(NULL), CTH_EINVAL);
@@ -495,12 +495,15 @@ CTH_TEST(errors)
     CHECK(!cth_timer_is_alive(NULL));
     CHECK(!cth_timer_finished(NULL));
     CHECK_EQ(cth_timer_state(NULL), CTH_TIMER_INITIAL);
-    CHECK(isnan(cth_timer_interval(NULL)));
-    CHECK(isnan(cth_timer_period(NULL)));
+    CHECK(cth_timer_interval(NULL) == 0); /* queries answer NULL with 0 */
+    CHECK(cth_timer_period(NULL) == 0);
     CHECK(cth_timer_function(NULL) == NULL);
     CHECK(cth_timer_arg(NULL) == NULL);
-    CHECK_EQ(cth_timer_daemon(NULL), CTH_EINVAL);
-    CHECK_EQ(cth_timer_get_name(NULL, NULL, 0), CTH_EINVAL);
+    CHECK(!cth_timer_daemon(NULL)); /* false, not CTH_EINVAL */
+    CHECK_EQ(cth_timer_get_name(NULL, NULL, 0), 0);
+    char empty[4] = "xyz";
+    CHECK_EQ(cth_timer_get_name(NULL, empty, sizeof empty), 0);
+    CHECK(empty[0] == '\0');
     CHECK(cth_timer_current() == NULL);
     cth_timer_free(NULL);
 
@@ -536,7 +539,7 @@ CTH_TEST(errors)
 CTH_TEST(out_of_memory)
 {
     cth_timer_t *t;
-    cth_timer_opts named = {.name = "named"};
+    cth_timer_opts_t named = {.name = "named"};
     cth__fault_alloc_after(0);
     CHECK_EQ(cth_timer_create(&t, 0, noop, NULL, NULL), CTH_ENOMEM);
     cth__fault_alloc_after(1); /* the timer, not its name */
@@ -580,6 +583,18 @@ static void record_current(void *arg)
     seen_current = cth_timer_current();
 }
 
+/* The 0.1.0 signatures, checked at compile time. */
+_Static_assert(_Generic(&cth_timer_daemon, bool (*)(const cth_timer_t *): 1, default: 0),
+               "bool cth_timer_daemon(const cth_timer_t *)");
+_Static_assert(_Generic(&cth_timer_get_name,
+                        size_t (*)(const cth_timer_t *, char *, size_t): 1, default: 0),
+               "size_t cth_timer_get_name(const cth_timer_t *, char *, size_t)");
+_Static_assert(_Generic(&cth_timer_create,
+                        int (*)(cth_timer_t **, double, cth_timer_fn, void *,
+                                const cth_timer_opts_t *): 1,
+                        default: 0),
+               "cth_timer_create(&timer, interval, fn, arg, opts)");
+
 CTH_TEST(attributes)
 {
     int x;
@@ -589,16 +604,17 @@ CTH_TEST(attributes)
     CHECK(cth_timer_period(t) == 0);
     CHECK(cth_timer_function(t) == record_current);
     CHECK(cth_timer_arg(t) == &x);
-    CHECK_EQ(cth_timer_daemon(t), 0); /* the main thread is not a daemon */
+    CHECK(cth_timer_daemon(t) == false); /* the main thread is not a daemon */
     char buf[32];
-    int len = cth_timer_get_name(t, buf, sizeof buf);
+    size_t len = cth_timer_get_name(t, buf, sizeof buf);
     CHECK(len > 6 && strncmp(buf, "Timer-", 6) == 0);
     CHECK_EQ(cth_timer_get_name(t, NULL, 0), len);
-    cth_timer_opts opts = {.name = "my-timer", .daemon = CTH_DAEMON_YES};
+    CHECK_EQ(cth_timer_get_name(t, NULL, sizeof buf), len); /* NULL buf: size 0 */
+    cth_timer_opts_t opts = {.name = "my-timer", .daemon = CTH_DAEMON_YES};
     CHECK_OK(cth_timer_create(&u, 0, record_current, NULL, &opts));
     CHECK_EQ(cth_timer_get_name(u, buf, 4), 8);
     CHECK(strcmp(buf, "my-") == 0);
-    CHECK_EQ(cth_timer_daemon(u), 1);
+    CHECK(cth_timer_daemon(u) == true);
     CHECK_OK(cth_timer_start(u));
     CHECK_OK(cth_timer_join(u, CTH_FOREVER));
     CHECK(seen_current == u);
@@ -622,12 +638,12 @@ static void look_around(void *arg)
 {
     struct look *l = arg;
     cth_thread_t *me = cth_current_thread(), *all[64];
-    int n = cth_enumerate(all, 64);
+    size_t n = cth_enumerate(all, 64);
     CHECK(n > 0 && n <= 64);
-    l->count = n;
-    for (int i = 0; i < n; i++)
+    l->count = (int)n;
+    for (size_t i = 0; i < n; i++)
         l->listed += all[i] == me;
-    cth_threads_free(all, (size_t)n);
+    cth_threads_free(all, n);
     cth_thread_t *t;
     CHECK_OK(cth_thread_create(&t, NULL, NULL, NULL));
     l->thread_daemon = cth_thread_daemon(t);
@@ -641,14 +657,15 @@ static void look_around(void *arg)
 static int count_listed_named(const char *prefix)
 {
     cth_thread_t *all[64];
-    int n = cth_enumerate(all, 64), found = 0;
+    size_t n = cth_enumerate(all, 64);
+    int found = 0;
     CHECK(n > 0 && n <= 64);
-    for (int i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++) {
         char name[32];
         cth_thread_get_name(all[i], name, sizeof name);
         found += strncmp(name, prefix, strlen(prefix)) == 0;
     }
-    cth_threads_free(all, (size_t)n);
+    cth_threads_free(all, n);
     return found;
 }
 
@@ -657,7 +674,7 @@ CTH_TEST(enumerate_and_inheritance)
     CHECK_EQ(cth_active_count(), 1);
     for (int daemon = 0; daemon <= 1; daemon++) {
         struct look l = {0};
-        cth_timer_opts opts = {.daemon = daemon ? CTH_DAEMON_YES : CTH_DAEMON_NO};
+        cth_timer_opts_t opts = {.daemon = daemon ? CTH_DAEMON_YES : CTH_DAEMON_NO};
         cth_timer_t *t;
         CHECK_OK(cth_timer_create(&t, 0, look_around, &l, &opts));
         CHECK_OK(cth_timer_start(t));
@@ -678,8 +695,9 @@ CTH_TEST(enumerate_and_inheritance)
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
     CHECK(f != NULL);
-    CHECK_EQ(cth_dump_threads(f), 1);
+    CHECK_OK(cth_dump_threads(f));
     fclose(f);
+    CHECK(strstr(buf, "\n1 thread\n") != NULL); /* main only */
     CHECK(strstr(buf, "cth-") == NULL);
     free(buf);
     cth_timer_free(pending);
@@ -797,7 +815,7 @@ static void say_fired(void *arg)
 CTH_CHILD(shutdown_cancels_pending)
 {
     cth_timer_t *nd, *d, *p, *late;
-    cth_timer_opts periodic = {.period = 0.01, .daemon = CTH_DAEMON_NO};
+    cth_timer_opts_t periodic = {.period = 0.01, .daemon = CTH_DAEMON_NO};
     CHECK_OK(cth_timer_create(&nd, 0.1, say_fired, "non-daemon", NULL));
     CHECK_OK(cth_timer_create(&d, 30, say_fired, "daemon", &daemon_opts));
     CHECK_OK(cth_timer_create(&p, 30, say_fired, "periodic", &periodic));

@@ -72,7 +72,7 @@ static void tour_locks(void)
     say("Condition.wait_for: worker %d, the last through the Barrier, filled the box", box - 1);
     cth_cond_release(&box_cond);
     for (int i = 0; i < WORKERS; i++) {
-        cth_thread_join(t[i], CTH_FOREVER, NULL);
+        cth_thread_join(t[i], NULL, CTH_FOREVER);
         cth_thread_free(t[i]);
     }
     say("a Lock kept %d x 100000 increments exact: counter = %ld", WORKERS, counter);

@@ -72,7 +72,7 @@ static void tour_objects(void)
         cth_thread_start(t[i]);
     }
     for (int i = 0; i < 4; i++) {
-        cth_thread_join(t[i], CTH_FOREVER, NULL);
+        cth_thread_join(t[i], NULL, CTH_FOREVER);
         cth_thread_free(t[i]);
     }
     say("4 threads x 100000 calls of a synchronized counter: %ld (no update lost)", hits);
@@ -84,7 +84,7 @@ static void tour_objects(void)
     for (int i = 0; i < 2; i++) {
         cth_thread_create(&t[i], worker, (void *)names[i], NULL);
         cth_thread_start(t[i]);
-        cth_thread_join(t[i], CTH_FOREVER, NULL); /* one after the other, for a tidy log */
+        cth_thread_join(t[i], NULL, CTH_FOREVER); /* one after the other, for a tidy log */
         cth_thread_free(t[i]);
     }
     say("in main, the local still says \"%s\": each thread sees its own value",

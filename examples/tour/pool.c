@@ -31,22 +31,22 @@ static void tour_pool(void)
     for (int i = 0; i < JOBS; i++)
         jobs[i] = (void *)(uintptr_t)(i + 1);
 
-    double t0 = tour_now();
+    double t0 = cth_monotonic();
     for (int i = 0; i < JOBS; i++) {
         tour_progress("jobs one by one", i, JOBS);
         fetch(jobs[i], &out[i]);
     }
     tour_progress("jobs one by one", JOBS, JOBS);
-    double serial = tour_now() - t0;
+    double serial = cth_monotonic() - t0;
     say("%d I/O-bound jobs of 0.1 s, one by one:      %.2f s", JOBS, serial);
 
     cth_pool_t *pool;
     cth_pool_opts opts = {.processes = JOBS};
     cth_pool_create(&pool, &opts);
-    t0 = tour_now();
+    t0 = cth_monotonic();
     cth_pool_map(pool, fetch, jobs, JOBS, 0, out);
     say("the same jobs with Pool(%d).map:              %.2f s (results in order: %d..%d)", JOBS,
-        tour_now() - t0, (int)(uintptr_t)out[0], (int)(uintptr_t)out[JOBS - 1]);
+        cth_monotonic() - t0, (int)(uintptr_t)out[0], (int)(uintptr_t)out[JOBS - 1]);
     cth_pool_close(pool);
     cth_pool_join(pool, CTH_FOREVER);
     cth_pool_free(pool);
@@ -54,18 +54,18 @@ static void tour_pool(void)
     static void *items[CPU_ITEMS], *res[CPU_ITEMS];
     for (int i = 0; i < CPU_ITEMS; i++)
         items[i] = (void *)(uintptr_t)i;
-    t0 = tour_now();
+    t0 = cth_monotonic();
     for (int i = 0; i < CPU_ITEMS; i++) {
         if (i % 100 == 0)
             tour_progress("CPU-bound items in one thread", i, CPU_ITEMS);
         crunch(items[i], &res[i]);
     }
     tour_progress("CPU-bound items in one thread", CPU_ITEMS, CPU_ITEMS);
-    double one = tour_now() - t0;
+    double one = cth_monotonic() - t0;
     cth_pool_create(&pool, NULL); /* one worker per CPU */
-    t0 = tour_now();
+    t0 = cth_monotonic();
     cth_pool_map(pool, crunch, items, CPU_ITEMS, 0, res);
-    double all = tour_now() - t0;
+    double all = cth_monotonic() - t0;
     say("CPU-bound map of %d items: 1 thread %.2f s, Pool(%d) %.2f s: %.1fx", CPU_ITEMS, one,
         cth_pool_size(pool), all, one / all);
     say("(CPython's GIL keeps that at about 1x; here every worker has its own core)");

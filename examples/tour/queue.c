@@ -43,7 +43,7 @@ static void tour_queue(void)
 {
     cth_queue_create(&q, 16, NULL);
     cth_thread_t *t[4];
-    double t0 = tour_now();
+    double t0 = cth_monotonic();
     for (int i = 0; i < 2; i++) {
         cth_thread_create(&t[i], consume, NULL, NULL);
         cth_thread_start(t[i]);
@@ -51,9 +51,9 @@ static void tour_queue(void)
         cth_thread_start(t[2 + i]);
     }
     for (int i = 2; i < 4; i++)
-        cth_thread_join(t[i], CTH_FOREVER, NULL);
+        cth_thread_join(t[i], NULL, CTH_FOREVER);
     cth_queue_join(q, CTH_FOREVER); /* every item taken and marked done */
-    double dt = tour_now() - t0;
+    double dt = cth_monotonic() - t0;
     long expect = 2L * ITEMS * (ITEMS + 1) / 2 + 1000000L * ITEMS;
     say("2 producers, 2 consumers, Queue(maxsize=16): %d items in %.3f s (%.2f M items/s)",
         2 * ITEMS, dt, 2 * ITEMS / dt / 1e6);
@@ -61,7 +61,7 @@ static void tour_queue(void)
         atomic_load(&total) == expect ? "nothing lost" : "MISMATCH");
     cth_queue_shutdown(q, false);
     for (int i = 0; i < 2; i++)
-        cth_thread_join(t[i], CTH_FOREVER, NULL);
+        cth_thread_join(t[i], NULL, CTH_FOREVER);
     void *item;
     say("after shutdown(): put -> %s, get -> %s", cth_err_name(cth_queue_put(q, NULL, 0)),
         cth_err_name(cth_queue_get(q, &item, 0)));

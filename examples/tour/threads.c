@@ -38,37 +38,37 @@ static void tour_threads(void)
     cth_thread_t *t[3];
     const char *who[3] = {"first", "second", "third"};
     for (int i = 0; i < 3; i++) {
-        cth_thread_opts opts = {.name = i == 2 ? "worker-three" : NULL};
+        cth_thread_opts_t opts = {.name = i == 2 ? "worker-three" : NULL};
         cth_thread_create(&t[i], greet, (void *)who[i], &opts);
         say("created %s: ident %lu before start (0 until started)", who[i], cth_thread_ident(t[i]));
     }
     for (int i = 0; i < 3; i++)
         cth_thread_start(t[i]);
-    say("active_count() = %d; enumerate():", cth_active_count());
+    say("active_count() = %zu; enumerate():", cth_active_count());
     cth_dump_threads(stdout);
     for (int i = 0; i < 3; i++) {
         void *result;
-        cth_thread_join(t[i], CTH_FOREVER, &result);
+        cth_thread_join(t[i], &result, CTH_FOREVER);
         say("joined %s: returned \"%s\", alive: %s", who[i], (const char *)result,
             cth_thread_is_alive(t[i]) ? "yes" : "no");
         cth_thread_free(t[i]);
     }
-    say("after join, active_count() = %d", cth_active_count());
+    say("after join, active_count() = %zu", cth_active_count());
 
     say("sleep(0.2) blocks only the calling thread, synchronously...");
-    double t0 = tour_now();
+    double t0 = cth_monotonic();
     cth_sleep(0.2);
-    say("...slept %.3f s", tour_now() - t0);
+    say("...slept %.3f s", cth_monotonic() - t0);
 
     say("interrupt_main: a worker interrupts the main thread's 10 s sleep");
     signal(SIGINT, on_sigint);
     cth_thread_t *w;
     cth_thread_create(&w, interrupter, NULL, NULL);
     cth_thread_start(w);
-    t0 = tour_now();
+    t0 = cth_monotonic();
     int r = cth_sleep(10);
-    say("sleep returned %s after %.3f s", cth_err_name(r), tour_now() - t0);
-    cth_thread_join(w, CTH_FOREVER, NULL);
+    say("sleep returned %s after %.3f s", cth_err_name(r), cth_monotonic() - t0);
+    cth_thread_join(w, NULL, CTH_FOREVER);
     cth_thread_free(w);
     signal(SIGINT, SIG_DFL);
 }

@@ -12,7 +12,7 @@ static double t0;
 
 static void ring(void *arg)
 {
-    say("  [%.2f s] timer '%s' fired on a worker thread", tour_now() - t0, (const char *)arg);
+    say("  [%.2f s] timer '%s' fired on a worker thread", cth_monotonic() - t0, (const char *)arg);
 }
 
 static atomic_int ticks;
@@ -20,35 +20,36 @@ static void tick(void *arg)
 {
     (void)arg;
     int n = atomic_fetch_add(&ticks, 1) + 1;
-    say("  [%.2f s] periodic tick %d", tour_now() - t0, n);
+    say("  [%.2f s] periodic tick %d", cth_monotonic() - t0, n);
     if (n == 3)
         cth_timer_cancel(cth_timer_current()); /* a periodic timer stops itself */
 }
 
 static void tour_timer(void)
 {
-    t0 = tour_now();
+    t0 = cth_monotonic();
     cth_timer_t *fires, *cancelled, *periodic;
     cth_timer_create(&fires, 0.3, ring, "tea", NULL);
     cth_timer_create(&cancelled, 0.5, ring, "alarm", NULL);
-    cth_timer_opts every = {.period = 0.2};
+    cth_timer_opts_t every = {.period = 0.2};
     cth_timer_create(&periodic, 0.1, tick, NULL, &every);
     cth_timer_start(fires);
     cth_timer_start(cancelled);
     cth_timer_start(periodic);
-    say("[%.2f s] started 3 timers on one shared service; the main thread runs on", tour_now() - t0);
+    say("[%.2f s] started 3 timers on one shared service; the main thread runs on",
+        cth_monotonic() - t0);
 
     cth_sleep(0.35); /* the synchronous form: this thread waits */
-    say("[%.2f s] main slept 0.35 s meanwhile (time.sleep): 'tea' is %s", tour_now() - t0,
+    say("[%.2f s] main slept 0.35 s meanwhile (time.sleep): 'tea' is %s", cth_monotonic() - t0,
         cth_timer_state(fires) == CTH_TIMER_FIRED ? "fired" : "not fired yet");
     cth_timer_cancel(cancelled);
-    say("[%.2f s] cancelled 'alarm' before its 0.5 s: state %s, finished %s", tour_now() - t0,
+    say("[%.2f s] cancelled 'alarm' before its 0.5 s: state %s, finished %s", cth_monotonic() - t0,
         cth_timer_state(cancelled) == CTH_TIMER_CANCELLED ? "cancelled" : "?",
         cth_timer_finished(cancelled) ? "yes" : "no");
     cth_timer_join(periodic, CTH_FOREVER);
     cth_sleep(0.25);
-    say("[%.2f s] 'alarm' never rang; the periodic timer stopped after %d ticks", tour_now() - t0,
-        atomic_load(&ticks));
+    say("[%.2f s] 'alarm' never rang; the periodic timer stopped after %d ticks",
+        cth_monotonic() - t0, atomic_load(&ticks));
     cth_timer_free(fires);
     cth_timer_free(cancelled);
     cth_timer_free(periodic);

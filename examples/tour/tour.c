@@ -4,7 +4,6 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "tour.h"
@@ -22,13 +21,6 @@ void tour_register(int order, const char *name, const char *heading, tour_fn fn)
 {
     if (nsections < (int)(sizeof sections / sizeof sections[0]))
         sections[nsections++] = (struct section){order, name, heading, fn};
-}
-
-double tour_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 int tour_is_tty(void)
@@ -60,7 +52,7 @@ int main(int argc, char **argv)
             printf("%-10s %s\n", sections[i].name, sections[i].heading);
         return 0;
     }
-    double start = tour_now();
+    double start = cth_monotonic();
     int ran = 0;
     for (int i = 0; i < nsections; i++) {
         if (argc > 1 && strcmp(argv[1], sections[i].name) != 0)
@@ -74,6 +66,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "tour: no section named '%s' (try --list)\n", argv[1]);
         return 2;
     }
-    printf("tour done: %d section%s in %.2f s\n", ran, ran == 1 ? "" : "s", tour_now() - start);
+    printf("tour done: %d section%s in %.2f s\n", ran, ran == 1 ? "" : "s",
+           cth_monotonic() - start);
     return 0;
 }

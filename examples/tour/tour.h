@@ -23,9 +23,6 @@ void tour_register(int order, const char *name, const char *heading, tour_fn fn)
 /* Print a line of the tour, indented under its section. */
 #define say(...) (printf("  "), printf(__VA_ARGS__), printf("\n"))
 
-/* Seconds on the monotonic clock. */
-double tour_now(void);
-
 /* Whether stdout is a terminal (progress lines are drawn only there). */
 int tour_is_tty(void);
 

@@ -59,7 +59,7 @@ typedef struct cth_thread_opts {
     const char *name;    /* NULL or "": "Thread-N"; copied */
     cth_daemon_t daemon; /* default: inherit from the creating thread */
     size_t stack_size;   /* 0: the value of cth_stack_size(), else as its rules */
-} cth_thread_opts;
+} cth_thread_opts_t;
 
 /* The life of a thread, as cth_dump_threads shows it. */
 typedef enum cth_thread_state {
@@ -73,11 +73,12 @@ typedef enum cth_thread_state {
  * cth_thread_create - Thread(target=fn, args=(arg,), name=, daemon=).
  * Creates the handle; nothing runs until cth_thread_start. fn may be NULL (a
  * thread that does nothing, as Python's target=None).
- * Returns 0 and *thread; CTH_EINVAL for a NULL out-pointer or a bad stack
- * size; CTH_ENOMEM.
+ * opts (may be NULL) is read during the call only; its name is copied.
+ * Returns 0 and *thread; CTH_EINVAL for a NULL out-pointer, a bad stack
+ * size or an unknown daemon value; CTH_ENOMEM.
  */
 CTH_API int cth_thread_create(cth_thread_t **thread, cth_thread_fn fn, void *arg,
-                              const cth_thread_opts *opts);
+                              const cth_thread_opts_t *opts);
 
 /*
  * cth_thread_start - Thread.start(). On return the thread is alive, listed
@@ -104,8 +105,9 @@ CTH_API int cth_thread_run(cth_thread_t *thread, void **result);
  * cth_thread_join - Thread.join(timeout): wait until the thread has finished.
  * Any number of threads may join, any number of times. A worker may join
  * the main thread: it returns once the main thread has begun shutdown.
- * *result (may be NULL) receives the target's return value (NULL for the
- * main thread).
+ * On success *result (may be NULL) receives the target's return value (NULL
+ * for the main thread); on any error it is left alone. The timeout comes
+ * last, as in every cthreading wait.
  * Returns 0; CTH_ETIMEDOUT if the thread was still alive when the timeout
  * expired (Python returns None and leaves is_alive() true); CTH_EINTR in an
  * interrupted main thread; CTH_EPERM if the thread was never started
@@ -114,22 +116,26 @@ CTH_API int cth_thread_run(cth_thread_t *thread, void **result);
  * ("cannot join current thread"); CTH_EINVAL for NULL or a bad timeout. As
  * in Python, the thread's state is checked first: these errors come before
  * the timeout's. Unlike Python, a negative timeout other than CTH_FOREVER is
- * CTH_EINVAL (DESIGN.md: one timeout rule everywhere).
+ * CTH_EINVAL (base.h: one timeout rule everywhere).
  */
-CTH_API int cth_thread_join(cth_thread_t *thread, double timeout, void **result);
+CTH_API int cth_thread_join(cth_thread_t *thread, void **result, double timeout);
 
-/* cth_thread_is_alive - Thread.is_alive(): started and not yet finished. */
+/* cth_thread_is_alive - Thread.is_alive(): started and not yet finished.
+ * False for NULL. */
 CTH_API bool cth_thread_is_alive(const cth_thread_t *thread);
 
-/* cth_thread_state - where the thread is in its life (see the enum). */
+/* cth_thread_state - where the thread is in its life (see the enum).
+ * CTH_THREAD_INITIAL for NULL. */
 CTH_API cth_thread_state_t cth_thread_state(const cth_thread_t *thread);
 
 /*
  * cth_thread_get_name - Thread.name: copy the full name into buf (size
- * bytes, NUL-terminated, truncated to fit; buf may be NULL when size is 0).
- * Returns the full name's length, as snprintf does, or CTH_EINVAL for NULL.
+ * bytes, NUL-terminated, truncated to fit; a NULL buf copies nothing, as
+ * size 0). Returns the full name's length, as snprintf does (a return >=
+ * size means it was truncated). A NULL thread has the empty name: 0, and
+ * buf, if size is not 0, gets "".
  */
-CTH_API int cth_thread_get_name(const cth_thread_t *thread, char *buf, size_t size);
+CTH_API size_t cth_thread_get_name(const cth_thread_t *thread, char *buf, size_t size);
 
 /*
  * cth_thread_set_name - Thread.name = name. Keeps the full name (copied);
@@ -139,17 +145,17 @@ CTH_API int cth_thread_get_name(const cth_thread_t *thread, char *buf, size_t si
  */
 CTH_API int cth_thread_set_name(cth_thread_t *thread, const char *name);
 
-/* cth_thread_ident - Thread.ident: 0 before start, then the value
- * cth_get_ident() returns in that thread, kept after it ends. */
+/* cth_thread_ident - Thread.ident: 0 before start (and for NULL), then the
+ * value cth_get_ident() returns in that thread, kept after it ends. */
 CTH_API unsigned long cth_thread_ident(const cth_thread_t *thread);
 
 /* cth_thread_native_id - Thread.native_id: the kernel's thread id (what ps
- * -L shows), 0 before start, kept after the thread ends. */
+ * -L shows), 0 before start (and for NULL), kept after the thread ends. */
 CTH_API long cth_thread_native_id(const cth_thread_t *thread);
 
-/* cth_thread_daemon - Thread.daemon: 1 for a daemon thread, 0 if not,
- * CTH_EINVAL for NULL. */
-CTH_API int cth_thread_daemon(const cth_thread_t *thread);
+/* cth_thread_daemon - Thread.daemon: true for a daemon thread; false for a
+ * non-daemon one and for NULL. */
+CTH_API bool cth_thread_daemon(const cth_thread_t *thread);
 
 /* cth_thread_set_daemon - Thread.daemon = daemon, before start only.
  * Returns 0; CTH_EPERM once started ("cannot set daemon status of active
@@ -157,7 +163,8 @@ CTH_API int cth_thread_daemon(const cth_thread_t *thread);
 CTH_API int cth_thread_set_daemon(cth_thread_t *thread, bool daemon);
 
 /* cth_thread_ref - take one more reference to a thread handle (for another
- * owner); returns thread. Each reference is dropped with cth_thread_free. */
+ * owner); returns thread (NULL for NULL). Each reference is dropped with
+ * cth_thread_free. */
 CTH_API cth_thread_t *cth_thread_ref(cth_thread_t *thread);
 
 /* cth_thread_free - drop one reference (from cth_thread_create,
@@ -194,22 +201,23 @@ CTH_API long cth_get_native_id(void);
 
 /*
  * cth_enumerate - threading.enumerate(): every alive thread (main, started
- * threads that have not finished, adopted threads). The timer service's own
- * threads are not listed, except a worker while it runs a timer's function
- * (in Python that is the Timer's thread; see timer.h). Fills threads[0..cap)
- * with new references (drop each with cth_thread_free; see
- * cth_threads_free) and returns the number of alive threads, which may be
- * larger than cap (then only cap are filled). threads may be NULL when cap
- * is 0. CTH_EINVAL for NULL with cap > 0.
+ * threads that have not finished, adopted threads), oldest first. The timer
+ * service's own threads are not listed, except a worker while it runs a
+ * timer's function (in Python that is the Timer's thread; see timer.h).
+ * Returns the number of alive threads and stores new references to the
+ * first min(cap, that number) of them in threads[] (drop each with
+ * cth_thread_free, or all with cth_threads_free(threads, min(cap, n))). With
+ * threads NULL or cap 0 it only counts, as cth_active_count. Cannot fail.
  */
-CTH_API int cth_enumerate(cth_thread_t **threads, size_t cap);
+CTH_API size_t cth_enumerate(cth_thread_t **threads, size_t cap);
 
-/* cth_threads_free - drop the references of n handles from cth_enumerate. */
+/* cth_threads_free - drop the references of threads[0..n) (from
+ * cth_enumerate); NULL entries and a NULL array are ignored. */
 CTH_API void cth_threads_free(cth_thread_t **threads, size_t n);
 
 /* cth_active_count - threading.active_count(): the number of alive threads,
  * what cth_enumerate would return. */
-CTH_API int cth_active_count(void);
+CTH_API size_t cth_active_count(void);
 
 /*
  * cth_stack_size - threading.stack_size(size): set the stack size for
@@ -263,7 +271,7 @@ CTH_API int cth_shutdown(double timeout);
 
 /* cth_dump_threads - write one line per alive thread to out: name, ident,
  * native id, daemon, state (started, running, finished, adopted); then a
- * count. Returns the number of threads listed, or CTH_EINVAL for NULL. */
+ * line with their count. Returns 0, or CTH_EINVAL for a NULL out. */
 CTH_API int cth_dump_threads(FILE *out);
 
 #ifdef __cplusplus

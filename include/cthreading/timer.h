@@ -44,7 +44,7 @@
  * CTH_TIMER_CANCELLED (their threads are gone, as a Python child's Timer
  * threads are), releasing their joiners; new timers start a new service.
  *
- * Differences from Python, on purpose (DESIGN.md): one service instead of a
+ * Differences from Python, on purpose: one service instead of a
  * thread per timer; periodic timers (gh-73755); a negative or NaN interval is
  * CTH_EINVAL (Python fires at once); the default name is "Timer-N" (Python's
  * is "Thread-N"); the function returns nothing and takes one argument; a
@@ -77,7 +77,7 @@ typedef struct cth_timer_opts {
     const char *name;    /* NULL or "": "Timer-N"; copied */
     double period;       /* 0: one-shot; > 0: periodic, seconds between calls */
     cth_daemon_t daemon; /* default: inherit from the creating thread */
-} cth_timer_opts;
+} cth_timer_opts_t;
 
 /* The life of a timer. */
 typedef enum cth_timer_state {
@@ -104,7 +104,7 @@ typedef enum cth_timer_state {
  * above CTH_TIMEOUT_MAX; CTH_ENOMEM. Thread-safe.
  */
 CTH_API int cth_timer_create(cth_timer_t **timer, double interval, cth_timer_fn fn, void *arg,
-                             const cth_timer_opts *opts);
+                             const cth_timer_opts_t *opts);
 
 /*
  * cth_timer_start - Timer.start(): schedule the timer interval seconds from
@@ -155,10 +155,10 @@ CTH_API bool cth_timer_finished(const cth_timer_t *timer);
  * tells a fired timer from a cancelled one. CTH_TIMER_INITIAL for NULL. */
 CTH_API cth_timer_state_t cth_timer_state(const cth_timer_t *timer);
 
-/* cth_timer_interval - Timer.interval in seconds (NaN for NULL). */
+/* cth_timer_interval - Timer.interval in seconds (0 for NULL). */
 CTH_API double cth_timer_interval(const cth_timer_t *timer);
 
-/* cth_timer_period - the period in seconds, 0 for a one-shot timer (NaN for
+/* cth_timer_period - the period in seconds, 0 for a one-shot timer (and for
  * NULL). Python has none. */
 CTH_API double cth_timer_period(const cth_timer_t *timer);
 
@@ -168,15 +168,18 @@ CTH_API cth_timer_fn cth_timer_function(const cth_timer_t *timer);
 /* cth_timer_arg - Timer.args: the argument given at creation (NULL for NULL). */
 CTH_API void *cth_timer_arg(const cth_timer_t *timer);
 
-/* cth_timer_daemon - Timer.daemon: 1 or 0, or CTH_EINVAL for NULL. */
-CTH_API int cth_timer_daemon(const cth_timer_t *timer);
+/* cth_timer_daemon - Timer.daemon: true for a daemon timer; false for a
+ * non-daemon one and for NULL. */
+CTH_API bool cth_timer_daemon(const cth_timer_t *timer);
 
 /*
  * cth_timer_get_name - Timer.name: copy the name into buf (size bytes,
- * NUL-terminated, truncated to fit; buf may be NULL when size is 0).
- * Returns the full name's length, as snprintf does, or CTH_EINVAL for NULL.
+ * NUL-terminated, truncated to fit; a NULL buf copies nothing, as size 0).
+ * Returns the full name's length, as snprintf does (a return >= size means
+ * it was truncated). A NULL timer has the empty name: 0, and buf, if size
+ * is not 0, gets "".
  */
-CTH_API int cth_timer_get_name(const cth_timer_t *timer, char *buf, size_t size);
+CTH_API size_t cth_timer_get_name(const cth_timer_t *timer, char *buf, size_t size);
 
 /* cth_timer_current - the timer whose function the calling thread is
  * running, or NULL (Python's current_thread() inside a Timer is the Timer).

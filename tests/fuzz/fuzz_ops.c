@@ -61,7 +61,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cth_thread_t *th;
     if (cth_thread_create(&th, fuzz_thread, &job, NULL) != 0 || cth_thread_start(th) != 0)
         model_fail("thread start failed");
-    while (cth_thread_join(th, CTH_FOREVER, NULL) == CTH_EINTR)
+    while (cth_thread_join(th, NULL, CTH_FOREVER) == CTH_EINTR)
         ;
     cth_thread_free(th);
     return 0;

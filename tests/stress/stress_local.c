@@ -61,7 +61,7 @@ CTH_TEST(threads_come_and_go)
         for (int i = 0; i < 2; i++)
             CHECK_OK(pthread_create(&p[i], NULL, short_lived, NULL));
         for (int i = 0; i < 4; i++) {
-            CHECK_OK(cth_thread_join(t[i], CTH_FOREVER, NULL));
+            CHECK_OK(cth_thread_join(t[i], NULL, CTH_FOREVER));
             cth_thread_free(t[i]);
         }
         for (int i = 0; i < 2; i++)
@@ -122,12 +122,12 @@ CTH_TEST(free_while_threads_exit)
             CHECK_OK(cth_thread_start(t[i]));
         }
         for (int i = 0; i < 3; i++) {
-            CHECK_OK(cth_thread_join(t[i], CTH_FOREVER, NULL));
+            CHECK_OK(cth_thread_join(t[i], NULL, CTH_FOREVER));
             cth_thread_free(t[i]);
         }
     }
     atomic_store(&stop, 1);
-    CHECK_OK(cth_thread_join(c, CTH_FOREVER, NULL));
+    CHECK_OK(cth_thread_join(c, NULL, CTH_FOREVER));
     cth_thread_free(c);
     cth_local_free(atomic_load(&churn_local));
     CHECK_EQ(atomic_load(&destroyed), atomic_load(&made));

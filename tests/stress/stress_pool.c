@@ -95,7 +95,7 @@ CTH_TEST(million_tasks)
         CHECK_OK(cth_thread_start(t[i]));
     }
     for (int i = 0; i < 2; i++) {
-        CHECK_OK(cth_thread_join(t[i], CTH_FOREVER, NULL));
+        CHECK_OK(cth_thread_join(t[i], NULL, CTH_FOREVER));
         cth_thread_free(t[i]);
     }
     CHECK_OK(cth_pool_close(p));
@@ -176,7 +176,7 @@ CTH_TEST(close_terminate_race_submitters)
         else
             CHECK_OK(cth_pool_close(p));
         for (int k = 0; k < 2; k++) {
-            CHECK_OK(cth_thread_join(t[k], CTH_FOREVER, NULL));
+            CHECK_OK(cth_thread_join(t[k], NULL, CTH_FOREVER));
             cth_thread_free(t[k]);
         }
         CHECK_OK(cth_pool_join(p, CTH_FOREVER));

@@ -302,17 +302,17 @@ static void run_all(struct ctx *c)
         CHECK_OK(cth_thread_start(watch));
     }
     for (int i = 0; i < NP; i++)
-        CHECK_OK(cth_thread_join(t[i], CTH_FOREVER, NULL));
+        CHECK_OK(cth_thread_join(t[i], NULL, CTH_FOREVER));
     for (int i = 0; i < NC; i++)
         put_one(c, NULL);
     for (int i = 0; i < NP + NC; i++) {
         if (i >= NP)
-            CHECK_OK(cth_thread_join(t[i], CTH_FOREVER, NULL));
+            CHECK_OK(cth_thread_join(t[i], NULL, CTH_FOREVER));
         cth_thread_free(t[i]);
     }
     if (watch) {
         atomic_store(&c->done, true);
-        CHECK_OK(cth_thread_join(watch, CTH_FOREVER, NULL));
+        CHECK_OK(cth_thread_join(watch, NULL, CTH_FOREVER));
         cth_thread_free(watch);
     }
     CHECK_EQ(atomic_load(&c->received), NP * c->per_producer);
@@ -466,7 +466,7 @@ static void shutdown_under_traffic(bool tiny, int np, size_t maxsize)
         cth_sleep(0.001);
     CHECK_OK(tiny ? tiny_q_shutdown(c.q, true) : cth_queue_shutdown(c.q, true));
     for (int i = 0; i < np + nc; i++) {
-        CHECK_OK(cth_thread_join(t[i], CTH_FOREVER, NULL));
+        CHECK_OK(cth_thread_join(t[i], NULL, CTH_FOREVER));
         cth_thread_free(t[i]);
     }
     long total = 0;

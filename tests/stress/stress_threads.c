@@ -16,9 +16,10 @@ static void *body(void *arg)
     atomic_fetch_add(&ran, 1);
     if ((intptr_t)arg % 7 == 0) {
         cth_thread_t *list[WAVE * 2 + 8];
-        int n = cth_enumerate(list, sizeof list / sizeof list[0]);
+        size_t cap = sizeof list / sizeof list[0];
+        size_t n = cth_enumerate(list, cap);
         CHECK(n >= 1);
-        cth_threads_free(list, (size_t)(n < (int)(sizeof list / sizeof list[0]) ? n : (int)(sizeof list / sizeof list[0])));
+        cth_threads_free(list, n < cap ? n : cap);
     }
     return arg;
 }
@@ -41,7 +42,7 @@ CTH_TEST(ten_thousand_in_waves)
                 continue;
             }
             void *r;
-            CHECK_OK(cth_thread_join(wave[i], CTH_FOREVER, &r));
+            CHECK_OK(cth_thread_join(wave[i], &r, CTH_FOREVER));
             CHECK(!cth_thread_is_alive(wave[i]));
             cth_thread_free(wave[i]);
         }

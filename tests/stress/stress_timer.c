@@ -33,7 +33,7 @@ static void *churn(void *arg)
     long n = check_iters(20000);
     struct item *items = calloc((size_t)n, sizeof *items);
     CHECK(items);
-    static const cth_timer_opts opts = {.daemon = CTH_DAEMON_YES};
+    static const cth_timer_opts_t opts = {.daemon = CTH_DAEMON_YES};
     for (long i = 0; i < n; i++) {
         double iv = (rand_r(&seed) % 50000) / 1e6;
         CHECK_OK(cth_timer_create(&items[i].t, iv, fire, &items[i], &opts));
@@ -65,7 +65,7 @@ CTH_TEST(concurrent_churn)
         CHECK_OK(cth_thread_start(th[i]));
     }
     for (int i = 0; i < THREADS; i++) {
-        CHECK_OK(cth_thread_join(th[i], CTH_FOREVER, NULL));
+        CHECK_OK(cth_thread_join(th[i], NULL, CTH_FOREVER));
         cth_thread_free(th[i]);
     }
 }
@@ -81,7 +81,7 @@ static void ptick(void *arg)
 CTH_TEST(periodic_free_while_ticking)
 {
     long n = check_iters(2000);
-    cth_timer_opts opts = {.period = 0.001, .daemon = CTH_DAEMON_YES};
+    cth_timer_opts_t opts = {.period = 0.001, .daemon = CTH_DAEMON_YES};
     unsigned seed = 7;
     for (long i = 0; i < n; i++) {
         cth_timer_t *t;
