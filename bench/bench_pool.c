@@ -96,7 +96,7 @@ static double run_cth_for(void *ctx)
 {
     (void)ctx;
     double t0 = bench_now();
-    cth_pool_parallel_for(pool, map_n, for_body, NULL);
+    cth_pool_parallel_for(pool, for_body, NULL, map_n);
     return (bench_now() - t0) * 1e3;
 }
 
@@ -226,7 +226,7 @@ static double run_cth_rt(void *ctx)
         double t0 = bench_now();
         cth_result_t *r;
         cth_pool_apply_async(pool, empty_task, NULL, NULL, &r);
-        cth_result_get(r, CTH_FOREVER, NULL);
+        cth_result_get(r, NULL, CTH_FOREVER);
         s[i] = (bench_now() - t0) * 1e6;
         cth_result_free(r);
     }
@@ -281,7 +281,7 @@ static double run_cth_pipe(void *ctx)
     for (int i = 0; i < PIPE_N; i++)
         cth_pool_apply_async(pool, empty_task, NULL, NULL, &r[i]);
     for (int i = 0; i < PIPE_N; i++) {
-        cth_result_get(r[i], CTH_FOREVER, NULL);
+        cth_result_get(r[i], NULL, CTH_FOREVER);
         cth_result_free(r[i]);
     }
     return (bench_now() - t0) / PIPE_N * 1e6;

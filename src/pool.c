@@ -52,6 +52,7 @@
  * replacement (appended to the thread list before it exits, so join sees
  * it) and ends; if the replacement cannot start, it carries on.
  */
+#include <limits.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
@@ -93,10 +94,10 @@ struct cth_pool {
     PAD(pad2);
     _Atomic size_t deq;
     struct ring_cell *cells; /* the ring of lone async tasks (RING_CAP) */
-    int nworkers;
-    void (*initializer)(void *);
+    size_t nworkers;         /* at most INT_MAX */
+    cth_pool_initializer_fn initializer;
     void *initarg;
-    long maxtasks;
+    size_t maxtasks;
     cth_thread_t **threads; /* every worker ever started (lock) */
     size_t nthreads, cap;
     cth_pool_t *live_prev, *live_next; /* the live pools (live_lock), for fork */
@@ -267,11 +268,14 @@ static size_t job_claim(struct cth_result *job)
     return c;
 }
 
-/* Record a failure: the first one in completion order wins. */
-static void job_fail(struct cth_result *job, int err)
+/* Record a task's failure, its nonzero value: the first one in completion
+ * order wins, and its value is written before the caller finishes the
+ * chunk, so whoever completes the job sees it. */
+static void job_fail(struct cth_result *job, int value)
 {
     int zero = 0;
-    atomic_compare_exchange_strong(&job->err, &zero, err);
+    if (atomic_compare_exchange_strong(&job->err, &zero, CTH_ETASK))
+        job->task_error = value;
 }
 
 static void job_run_chunk(struct cth_result *job, size_t c)
@@ -287,7 +291,7 @@ static void job_run_chunk(struct cth_result *job, size_t c)
             const void *item = job->kind == JOB_STARMAP ? (const void *)(job->items + i * job->size)
                                                         : ((void *const *)job->items)[i];
             int r = job->fn((void *)item, &v);
-            if (r < 0) {
+            if (r != 0) {
                 job_fail(job, r);
                 break;
             }
@@ -298,7 +302,7 @@ static void job_run_chunk(struct cth_result *job, size_t c)
     case JOB_FOR:
         for (size_t i = lo; i < hi; i++) {
             int r = job->for_fn(job->arg, i);
-            if (r < 0) {
+            if (r != 0) {
                 job_fail(job, r);
                 break;
             }
@@ -399,7 +403,7 @@ int cth__pool_submit(cth_pool_t *p, struct cth_result *job, bool internal)
     job->linked = true;
     atomic_fetch_add(&p->listed, 1);
     /* read before unlocking: a worker may complete and free the job */
-    int wake = job->nchunks < (size_t)p->nworkers ? (int)job->nchunks : p->nworkers;
+    int wake = (int)(job->nchunks < p->nworkers ? job->nchunks : p->nworkers);
     cth_lock_release(&p->lock);
     wake_workers(p, wake);
     return 0;
@@ -410,7 +414,7 @@ bool cth__pool_running(const cth_pool_t *p)
     return atomic_load(&p->state) == POOL_RUN;
 }
 
-int cth__pool_workers(const cth_pool_t *p)
+size_t cth__pool_workers(const cth_pool_t *p)
 {
     return p->nworkers;
 }
@@ -557,7 +561,7 @@ static void *worker_main(void *arg)
     tls_pool = p;
     if (p->initializer)
         p->initializer(p->initarg);
-    long done = 0;
+    size_t done = 0;
     struct cth_result *job;
     size_t c;
     while ((job = take_work(p, &c)) != NULL) {
@@ -752,13 +756,13 @@ static int cpu_count(void)
     return n > 0 ? (int)n : 1;
 }
 
-CTH_API int cth_pool_create(cth_pool_t **pool, const cth_pool_opts *opts)
+CTH_API int cth_pool_create(cth_pool_t **pool, const cth_pool_opts_t *opts)
 {
     if (!pool)
         return CTH_EINVAL;
-    cth_pool_opts o = opts ? *opts : (cth_pool_opts){0};
-    if (o.processes < 0 || o.maxtasksperchild < 0)
-        return CTH_EINVAL;
+    cth_pool_opts_t o = opts ? *opts : (cth_pool_opts_t){0};
+    if (o.processes > INT_MAX)
+        return CTH_EOVERFLOW;
     cth_pool_t *p = cth__calloc(1, sizeof *p);
     struct ring_cell *cells = cth__malloc(RING_CAP * sizeof *cells);
     if (!p || !cells) {
@@ -769,12 +773,12 @@ CTH_API int cth_pool_create(cth_pool_t **pool, const cth_pool_opts *opts)
     for (size_t i = 0; i < RING_CAP; i++)
         atomic_init(&cells[i].seq, i);
     p->cells = cells;
-    p->nworkers = o.processes ? o.processes : cpu_count();
+    p->nworkers = o.processes ? o.processes : (size_t)cpu_count();
     p->initializer = o.initializer;
     p->initarg = o.initarg;
     p->maxtasks = o.maxtasksperchild;
     live_link(p);
-    for (int i = 0; i < p->nworkers; i++) {
+    for (size_t i = 0; i < p->nworkers; i++) {
         int err = spawn_worker(p);
         if (err) {
             cth_pool_free(p);
@@ -785,20 +789,22 @@ CTH_API int cth_pool_create(cth_pool_t **pool, const cth_pool_opts *opts)
     return 0;
 }
 
-CTH_API int cth_pool_size(const cth_pool_t *pool)
+CTH_API size_t cth_pool_size(const cth_pool_t *pool)
 {
-    return pool ? pool->nworkers : CTH_EINVAL;
+    return pool ? pool->nworkers : 0;
 }
 
 /* Python's default chunksize: ceil(n / (4 x workers)). */
 static size_t default_chunksize(const cth_pool_t *p, size_t n)
 {
-    size_t d = 4 * (size_t)p->nworkers;
+    size_t d = 4 * p->nworkers;
     return n / d + (n % d != 0);
 }
 
 /* Run a job on the caller's stack to the end. An interruption drops the
- * unclaimed chunks, waits for the running ones, and returns CTH_EINTR. */
+ * unclaimed chunks, waits for the running ones, and returns CTH_EINTR. A
+ * failed task makes it CTH_ETASK with the task's value in the caller's
+ * cth_task_error(). */
 static int run_sync(cth_pool_t *p, struct cth_result *job, bool help)
 {
     int err = cth__pool_submit(p, job, false);
@@ -816,6 +822,8 @@ static int run_sync(cth_pool_t *p, struct cth_result *job, bool help)
             ;
         return CTH_EINTR;
     }
+    if (job->outcome == CTH_ETASK)
+        return cth__task_failed(job->task_error);
     return job->outcome;
 }
 
@@ -856,7 +864,7 @@ static int ring_submit(cth_pool_t *p, struct cth_result *job)
     return 0;
 }
 
-static int submit_async(cth_pool_t *pool, struct cth_result *job, const cth_result_opts *opts,
+static int submit_async(cth_pool_t *pool, struct cth_result *job, const cth_result_opts_t *opts,
                         cth_result_t **res)
 {
     if (opts)
@@ -871,7 +879,7 @@ static int submit_async(cth_pool_t *pool, struct cth_result *job, const cth_resu
 }
 
 CTH_API int cth_pool_apply_async(cth_pool_t *pool, cth_pool_fn fn, void *arg,
-                                 const cth_result_opts *opts, cth_result_t **res)
+                                 const cth_result_opts_t *opts, cth_result_t **res)
 {
     if (!pool || !fn || !res)
         return CTH_EINVAL;
@@ -927,8 +935,8 @@ static int map_sync(cth_pool_t *pool, uint8_t kind, cth_pool_fn fn, const void *
 }
 
 static int map_async(cth_pool_t *pool, uint8_t kind, cth_pool_fn fn, const void *items,
-                     size_t size, size_t n, size_t chunksize, void **results,
-                     const cth_result_opts *opts, cth_result_t **res)
+                     size_t size, size_t n, size_t chunksize, const cth_result_opts_t *opts,
+                     void **results, cth_result_t **res)
 {
     if (!pool || !fn || (!items && n) || !res)
         return CTH_EINVAL;
@@ -959,14 +967,14 @@ CTH_API int cth_pool_map(cth_pool_t *pool, cth_pool_fn fn, void *const *items, s
 }
 
 CTH_API int cth_pool_map_async(cth_pool_t *pool, cth_pool_fn fn, void *const *items, size_t n,
-                               size_t chunksize, void **results, const cth_result_opts *opts,
+                               size_t chunksize, const cth_result_opts_t *opts, void **results,
                                cth_result_t **res)
 {
-    return map_async(pool, JOB_MAP, fn, items, sizeof(void *), n, chunksize, results, opts, res);
+    return map_async(pool, JOB_MAP, fn, items, sizeof(void *), n, chunksize, opts, results, res);
 }
 
-CTH_API int cth_pool_starmap(cth_pool_t *pool, cth_pool_fn fn, const void *args, size_t size,
-                             size_t n, size_t chunksize, void **results)
+CTH_API int cth_pool_starmap(cth_pool_t *pool, cth_pool_fn fn, const void *args, size_t n,
+                             size_t size, size_t chunksize, void **results)
 {
     if (size == 0)
         return CTH_EINVAL;
@@ -974,22 +982,23 @@ CTH_API int cth_pool_starmap(cth_pool_t *pool, cth_pool_fn fn, const void *args,
 }
 
 CTH_API int cth_pool_starmap_async(cth_pool_t *pool, cth_pool_fn fn, const void *args,
-                                   size_t size, size_t n, size_t chunksize, void **results,
-                                   const cth_result_opts *opts, cth_result_t **res)
+                                   size_t n, size_t size, size_t chunksize,
+                                   const cth_result_opts_t *opts, void **results,
+                                   cth_result_t **res)
 {
     if (size == 0)
         return CTH_EINVAL;
-    return map_async(pool, JOB_STARMAP, fn, args, size, n, chunksize, results, opts, res);
+    return map_async(pool, JOB_STARMAP, fn, args, size, n, chunksize, opts, results, res);
 }
 
-CTH_API int cth_pool_parallel_for(cth_pool_t *pool, size_t n, cth_pool_for_fn fn, void *arg)
+CTH_API int cth_pool_parallel_for(cth_pool_t *pool, cth_pool_for_fn fn, void *arg, size_t n)
 {
     if (!pool || !fn || atomic_load(&pool->state) != POOL_RUN)
         return CTH_EINVAL;
     if (n == 0)
         return 0;
     /* 8 chunks per thread (the caller included) balance a skewed loop. */
-    size_t d = 8 * ((size_t)pool->nworkers + 1);
+    size_t d = 8 * (pool->nworkers + 1);
     struct cth_result job = {.for_fn = fn, .arg = arg};
     cth__job_setup(&job, pool, JOB_FOR, n, n / d + (n % d != 0));
     return run_sync(pool, &job, true);

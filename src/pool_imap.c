@@ -15,18 +15,21 @@
  * Chunks. A chunk of several items keeps its values (in their slots for
  * imap, written by its worker without the lock while not done; in the
  * job's `results` for imap_unordered) until the whole chunk has run, and
- * then delivers them together, under one lock. A chunk that
- * fails (a task's code, or CTH_ECANCELED) delivers its code once, at its
- * first position, in place of all its items. As in Python, where imap with
- * chunksize > 1 is a generator over the chunks, with chunksize > 1 that
- * outcome is the iteration's last (its slot is marked `last`: taking it
- * sets `finished`); with chunksize 1 the iteration goes on after it.
+ * then delivers them together, under one lock. A chunk that fails
+ * (CTH_ETASK with the failing task's value, or CTH_ECANCELED) delivers its
+ * code once, at its first position, in place of all its items;
+ * cth_imap_next hands a task's value over in cth_task_error(). As in
+ * Python, where imap with chunksize > 1 is a generator over the chunks,
+ * with chunksize > 1 that outcome is the iteration's last (its slot is
+ * marked `last`: taking it sets `finished`); with chunksize 1 the
+ * iteration goes on after it.
  *
  * Work. An array iterator submits one job over all n items. A producer
  * iterator reads items in the consumer's thread (at creation and in each
  * cth_imap_next) in whole chunks while fewer than cap (a whole number of
  * chunks) are in flight, and submits each batch read as a job of its own,
- * allocated with its items. A producer failure is delivered at the
+ * allocated with its items. A producer failure (CTH_ETASK with the
+ * producer's value, or CTH_ENOMEM for a batch) is delivered at the
  * position after the last whole chunk read (the items of a chunk it cut
  * short are dropped, as Python's _get_tasks drops them) and ends the input.
  * Every job is freed when it completes; `jobs` counts those alive, and
@@ -38,7 +41,8 @@
 
 struct slot {
     void *value;
-    int err;
+    int err;        /* 0, CTH_ETASK, CTH_ECANCELED or CTH_ENOMEM */
+    int task_error; /* with CTH_ETASK: the task's or the producer's value */
     bool done;
     bool last; /* the iteration ends once this is taken */
 };
@@ -109,7 +113,8 @@ static void **value_home(struct cth_imap *it, struct cth_result *job, size_t i)
 }
 
 /* Store position pos's outcome; the caller holds it->lock. */
-static void deliver_locked(struct cth_imap *it, size_t pos, void *value, int err, bool last)
+static void deliver_locked(struct cth_imap *it, size_t pos, void *value, int err, int task_error,
+                           bool last)
 {
     struct slot *s;
     if (it->ordered) {
@@ -118,22 +123,23 @@ static void deliver_locked(struct cth_imap *it, size_t pos, void *value, int err
         s = &it->slots[(it->fifo_head + it->fifo_count) % it->cap];
         it->fifo_count++;
     }
-    *s = (struct slot){value, err, true, last};
+    *s = (struct slot){value, err, task_error, true, last};
 }
 
 /* Deliver the chunk of items [lo, hi) of job: their values (value, for a
- * chunk of one; else from value_home), or err once at position lo (the
- * last outcome with chunksize > 1). The caller holds it->lock. */
+ * chunk of one; else from value_home), or err (with task_error) once at
+ * position lo (the last outcome with chunksize > 1). The caller holds
+ * it->lock. */
 static void deliver_chunk_locked(struct cth_imap *it, struct cth_result *job, size_t lo,
-                                 size_t hi, int err, void *value)
+                                 size_t hi, int err, int task_error, void *value)
 {
     if (err) {
-        deliver_locked(it, job->base + lo, NULL, err, it->chunksize > 1);
+        deliver_locked(it, job->base + lo, NULL, err, task_error, it->chunksize > 1);
     } else if (hi - lo == 1) {
-        deliver_locked(it, job->base + lo, value, 0, false);
+        deliver_locked(it, job->base + lo, value, 0, 0, false);
     } else {
         for (size_t i = lo; i < hi; i++)
-            deliver_locked(it, job->base + i, *value_home(it, job, i), 0, false);
+            deliver_locked(it, job->base + i, *value_home(it, job, i), 0, 0, false);
     }
     cth_cond_notify_all(&it->cond);
 }
@@ -142,7 +148,7 @@ void cth__imap_run(struct cth_result *job, size_t lo, size_t hi)
 {
     struct cth_imap *it = job->arg;
     void *const *items = (void *const *)job->items;
-    int err = 0;
+    int err = 0, task_error = 0;
     void *v = NULL;
     for (size_t i = lo; i < hi && !err; i++) {
         if (atomic_load_explicit(&it->cancelled, memory_order_relaxed)) {
@@ -150,13 +156,15 @@ void cth__imap_run(struct cth_result *job, size_t lo, size_t hi)
             continue;
         }
         int r = it->fn(items[i], &v);
-        if (r < 0)
-            err = r; /* the chunk stops here, as Python's mapstar */
-        else if (hi - lo > 1)
+        if (r != 0) { /* the chunk stops here, as Python's mapstar */
+            err = CTH_ETASK;
+            task_error = r;
+        } else if (hi - lo > 1) {
             *value_home(it, job, i) = v;
+        }
     }
     cth__lock_acquire_uninterrupted(&it->lock);
-    deliver_chunk_locked(it, job, lo, hi, err, v);
+    deliver_chunk_locked(it, job, lo, hi, err, task_error, v);
     cth_lock_release(&it->lock);
 }
 
@@ -166,7 +174,7 @@ void cth__imap_cancel(struct cth_result *job, size_t lo, size_t hi)
     cth__lock_acquire_uninterrupted(&it->lock);
     for (size_t c = lo; c < hi; c += job->chunksize)
         deliver_chunk_locked(it, job, c, c + job->chunksize < hi ? c + job->chunksize : hi,
-                             CTH_ECANCELED, NULL);
+                             CTH_ECANCELED, 0, NULL);
     cth_lock_release(&it->lock);
 }
 
@@ -218,12 +226,13 @@ static void input_ended(struct cth_imap *it, size_t end)
     }
 }
 
-/* The input failed with err: deliver it at the next position (Python's
- * _guarded_task_generation re-raises it there), which ends the input. */
-static void input_failed(struct cth_imap *it, int err)
+/* The input failed with err (CTH_ETASK: the producer returned task_error):
+ * deliver it at the next position (Python's _guarded_task_generation
+ * re-raises it there), which ends the input. */
+static void input_failed(struct cth_imap *it, int err, int task_error)
 {
     cth__lock_acquire_uninterrupted(&it->lock);
-    deliver_locked(it, it->submitted, NULL, err, it->chunksize > 1);
+    deliver_locked(it, it->submitted, NULL, err, task_error, it->chunksize > 1);
     cth_cond_notify_all(&it->cond);
     cth_lock_release(&it->lock);
     input_ended(it, ++it->submitted);
@@ -242,15 +251,16 @@ static void refill(struct cth_imap *it)
             return;
         struct imap_batch *b = batch_alloc(it, room);
         if (!b) { /* report it at this position, as a failing producer */
-            input_failed(it, CTH_ENOMEM);
+            input_failed(it, CTH_ENOMEM, 0);
             return;
         }
         void **items = batch_items(it, b, room);
         size_t k = 0;
-        int r = 1;
-        while (k < room && (r = it->producer(it->ctx, &items[k])) == 1)
+        int r = 0;
+        bool end = false;
+        while (k < room && (r = it->producer(it->ctx, &items[k], &end)) == 0 && !end)
             k++;
-        if (r < 0) /* Python's _get_tasks drops a chunk the failure cut short */
+        if (r != 0) /* Python's _get_tasks drops a chunk the failure cut short */
             k -= k % it->chunksize;
         size_t base = it->submitted;
         it->submitted += k;
@@ -261,9 +271,9 @@ static void refill(struct cth_imap *it)
             cth__free(b);
         if (refused)
             input_ended(it, it->submitted);
-        else if (r < 0)
-            input_failed(it, r);
-        else if (r == 0)
+        else if (r != 0)
+            input_failed(it, CTH_ETASK, r);
+        else if (end)
             input_ended(it, it->submitted);
     }
 }
@@ -283,7 +293,7 @@ static int imap_create(cth_pool_t *pool, cth_pool_fn fn, void *const *items, siz
         /* a whole number of chunks (SIZE_MAX, which cannot be allocated,
          * if that overflows) */
         size_t chunks = max_inflight ? max_inflight / chunksize + (max_inflight % chunksize != 0)
-                                     : 4 * (size_t)cth__pool_workers(pool);
+                                     : 4 * cth__pool_workers(pool);
         cap = chunks > SIZE_MAX / chunksize ? SIZE_MAX : chunks * chunksize;
     }
     struct cth_imap *it = cth__malloc(sizeof *it);
@@ -350,7 +360,7 @@ CTH_API int cth_pool_imap_unordered_producer(cth_pool_t *pool, cth_pool_fn fn,
 }
 
 /* Take the next outcome if there is one; the caller holds it->lock. */
-static bool take_locked(struct cth_imap *it, void **value, int *err)
+static bool take_locked(struct cth_imap *it, void **value, int *err, int *task_error)
 {
     struct slot *s = &it->slots[(it->ordered ? it->consumed : it->fifo_head) % it->cap];
     if (!s->done)
@@ -364,10 +374,11 @@ static bool take_locked(struct cth_imap *it, void **value, int *err)
     it->finished = s->last;
     *value = s->value;
     *err = s->err;
+    *task_error = s->task_error;
     return true;
 }
 
-CTH_API int cth_imap_next(cth_imap_t *it, double timeout, void **value)
+CTH_API int cth_imap_next(cth_imap_t *it, void **value, double timeout)
 {
     if (!it)
         return CTH_EINVAL;
@@ -378,18 +389,19 @@ CTH_API int cth_imap_next(cth_imap_t *it, double timeout, void **value)
     if (it->producer)
         refill(it);
     void *v = NULL;
+    int task_error = 0;
     cth__lock_acquire_uninterrupted(&it->lock);
     for (;;) {
         if (it->consumed == it->end || it->finished) {
             err = CTH_IMAP_END;
             break;
         }
-        if (take_locked(it, &v, &err))
+        if (take_locked(it, &v, &err, &task_error))
             break;
         int r = cth_cond_wait(&it->cond, cth__timeout_left(deadline));
         if (r == CTH_ETIMEDOUT || r == CTH_EINTR) {
             /* a result that arrived with the timeout still counts */
-            if (it->consumed != it->end && take_locked(it, &v, &err))
+            if (it->consumed != it->end && take_locked(it, &v, &err, &task_error))
                 break;
             err = r;
             break;
@@ -403,6 +415,8 @@ CTH_API int cth_imap_next(cth_imap_t *it, double timeout, void **value)
         input_ended(it, it->submitted); /* the iteration is over: read no more */
     if (err != CTH_IMAP_END && err != CTH_ETIMEDOUT && err != CTH_EINTR && it->producer)
         refill(it);
+    if (err == CTH_ETASK) /* after refill: the producer may make blocking calls */
+        return cth__task_failed(task_error);
     return err;
 }
 

@@ -44,11 +44,15 @@ struct cth_result {
     size_t n, chunksize, nchunks;
     _Atomic size_t claim;     /* next chunk to hand out */
     _Atomic size_t remaining; /* chunks not finished */
-    _Atomic int err;          /* first failure in completion order */
+    _Atomic int err;          /* the first failure in completion order: CTH_ETASK
+                                 (or CTH_ECANCELED, which overrides it) */
+    int task_error;           /* that first failing task's value: written by the
+                                 thread that set err to CTH_ETASK, before it
+                                 finishes its chunk */
     _Atomic uint32_t state;   /* JOB_PENDING, JOB_WAITED, JOB_DONE */
     void *value;              /* apply's value; map_async: results */
     int outcome;              /* the final code, written before JOB_DONE */
-    cth_result_opts cb;
+    cth_result_opts_t cb;
     _Atomic uint32_t refs; /* async: the caller's and the pool's */
 };
 
@@ -77,7 +81,7 @@ int cth__pool_submit(cth_pool_t *pool, struct cth_result *job, bool internal);
 bool cth__pool_running(const cth_pool_t *pool);
 
 /* The pool's number of workers. */
-int cth__pool_workers(const cth_pool_t *pool);
+size_t cth__pool_workers(const cth_pool_t *pool);
 
 /* Hold or release the pool's "cache" (in Python the job cache; here the
  * imap iterators still reading their producer): while it is not empty a

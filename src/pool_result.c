@@ -8,9 +8,12 @@
  * of JOB_DONE, so a reader that sees JOB_DONE (acquire) sees them. An async
  * result has two references, the caller's and the pool's; the pool's goes
  * when the job completes, after the callbacks and the wake-up, so whichever
- * drops the last one gives its memory back to the pool's free list. A blocking job (apply, map, parallel-for)
- * lives on its caller's stack: after the JOB_DONE store the completer
- * touches nothing but the futex address.
+ * drops the last one gives its memory back to the pool's free list. A
+ * blocking job (apply, map, parallel-for) lives on its caller's stack:
+ * after the JOB_DONE store the completer touches nothing but the futex
+ * address. A failed job's outcome is CTH_ETASK and its first failing
+ * task's value stays in task_error; whoever reports CTH_ETASK (get, the
+ * error callback) puts that value in its thread's cth_task_error().
  */
 #include "pool_internal.h"
 
@@ -28,10 +31,16 @@ void cth__job_complete(struct cth_result *job)
     }
     job->outcome = atomic_load(&job->err);
     if (job->is_async) {
-        if (job->outcome == 0 && job->cb.callback)
-            job->cb.callback(job->value, job->cb.cb_arg);
-        else if (job->outcome != 0 && job->cb.error_callback)
-            job->cb.error_callback(job->outcome, job->cb.cb_arg);
+        if (job->outcome == 0 && job->cb.callback) {
+            job->cb.callback(job->cb.cb_arg, job->value);
+        } else if (job->outcome != 0 && job->cb.error_callback) {
+            /* the callback sees the task's value in cth_task_error() (0 for
+             * CTH_ECANCELED); the thread's own value comes back after it */
+            int saved = cth_task_error();
+            cth__task_failed(job->outcome == CTH_ETASK ? job->task_error : 0);
+            job->cb.error_callback(job->cb.cb_arg, job->outcome);
+            cth__task_failed(saved);
+        }
     }
     bool is_async = job->is_async;
     if (atomic_exchange_explicit(&job->state, JOB_DONE, memory_order_acq_rel) == JOB_WAITED)
@@ -50,7 +59,7 @@ static int result_wait(cth_result_t *res, double timeout)
     return cth__job_wait(res, deadline);
 }
 
-CTH_API int cth_result_get(cth_result_t *res, double timeout, void **value)
+CTH_API int cth_result_get(cth_result_t *res, void **value, double timeout)
 {
     if (!res)
         return CTH_EINVAL;
@@ -59,6 +68,8 @@ CTH_API int cth_result_get(cth_result_t *res, double timeout, void **value)
         return err;
     if (res->outcome == 0 && value)
         *value = res->value;
+    if (res->outcome == CTH_ETASK)
+        return cth__task_failed(res->task_error);
     return res->outcome;
 }
 
@@ -75,13 +86,16 @@ CTH_API bool cth_result_ready(const cth_result_t *res)
                       JOB_DONE;
 }
 
-CTH_API int cth_result_successful(const cth_result_t *res)
+CTH_API bool cth_result_successful(const cth_result_t *res)
 {
-    if (!res)
-        return CTH_EINVAL;
-    if (!cth_result_ready(res))
-        return CTH_EAGAIN;
-    return res->outcome == 0;
+    return cth_result_ready(res) && res->outcome == 0;
+}
+
+CTH_API int cth_result_task_error(const cth_result_t *res)
+{
+    if (!cth_result_ready(res) || res->outcome != CTH_ETASK)
+        return 0;
+    return res->task_error;
 }
 
 CTH_API void cth_result_free(cth_result_t *res)

@@ -525,10 +525,17 @@ static int model_task(void *arg, void **result)
     return 0;
 }
 
+/* Whether rc is the failure of model_task: CTH_ETASK, -77 in cth_task_error(). */
+static bool model_task_failed(int rc)
+{
+    return rc == CTH_ETASK && cth_task_error() == -77;
+}
+
 static void model_check_result(int rc, uintptr_t arg, void *value, const char *what)
 {
     if ((arg & 0xff) == 0x42)
-        MODEL_CHECK(rc == -77, "%s of failing task %lu returned %d", what, (unsigned long)arg, rc);
+        MODEL_CHECK(model_task_failed(rc), "%s of failing task %lu returned %d", what,
+                    (unsigned long)arg, rc);
     else {
         MODEL_CHECK(rc == 0, "%s of task %lu returned %d", what, (unsigned long)arg, rc);
         MODEL_CHECK((uintptr_t)value == arg * 3 + 1, "%s of task %lu gave %lu", what,
@@ -543,11 +550,11 @@ static void op_pool_collect(struct model_thread *t, uint8_t prm)
     int i = t->npending - 1;
     void *value = NULL;
     double timeout = prm & 1 ? MODEL_SMALL_TIMEOUT : 0;
-    int rc = cth_result_get(t->pending[i], timeout, &value);
+    int rc = cth_result_get(t->pending[i], &value, timeout);
     if (rc == CTH_ETIMEDOUT) {
         if (!(prm & 2))
             return;
-        rc = cth_result_get(t->pending[i], MODEL_LONG_TIMEOUT, &value);
+        rc = cth_result_get(t->pending[i], &value, MODEL_LONG_TIMEOUT);
         MODEL_CHECK(rc != CTH_ETIMEDOUT, "a pool task did not finish in %g s", MODEL_LONG_TIMEOUT);
     }
     model_check_result(rc, t->pending_arg[i], value, "AsyncResult.get");
@@ -589,10 +596,11 @@ static void op_pool_map(struct model_thread *t, uint8_t prm)
         uintptr_t a = model_pool_arg(t, (uint8_t)(prm + i * 5));
         items[i] = (void *)a;
         if ((a & 0xff) == 0x42)
-            want = -77;
+            want = CTH_ETASK;
     }
     int rc = cth_pool_map(w->pool, model_task, items, n, (size_t)(prm >> 6), results);
     MODEL_CHECK(rc == want, "map of %zu returned %d, expected %d", n, rc, want);
+    MODEL_CHECK(rc == 0 || model_task_failed(rc), "map's task error is %d", cth_task_error());
     for (size_t i = 0; rc == 0 && i < n; i++)
         model_check_result(0, (uintptr_t)items[i], results[i], "map");
 }
@@ -622,12 +630,12 @@ static void op_pool_imap(struct model_thread *t, uint8_t prm)
     int rc = ordered ? cth_pool_imap(w->pool, model_task, items, n, cs, &it)
                      : cth_pool_imap_unordered(w->pool, model_task, items, n, cs, &it);
     MODEL_CHECK(rc == 0, "imap returned %d", rc);
-    /* with chunksize > 1 a failing chunk gives -77 once, in place of its
-     * items, and ends the iteration (PYTHON-REFERENCE 1.16) */
+    /* with chunksize > 1 a failing chunk gives CTH_ETASK (-77) once, in
+     * place of its items, and ends the iteration (as Python's chunks) */
     bool chunked = cs > 1, chunk_failed = false;
     for (size_t k = 0;; k++) {
         void *value = NULL;
-        rc = cth_imap_next(it, MODEL_LONG_TIMEOUT, &value);
+        rc = cth_imap_next(it, &value, MODEL_LONG_TIMEOUT);
         MODEL_CHECK(rc != CTH_ETIMEDOUT, "imap next did not finish in %g s", MODEL_LONG_TIMEOUT);
         if (rc == CTH_IMAP_END) {
             MODEL_CHECK(k == n || chunk_failed, "imap ended after %zu of %zu", k, n);
@@ -638,8 +646,8 @@ static void op_pool_imap(struct model_thread *t, uint8_t prm)
             bool any = false;
             for (size_t j = 0; j < n; j += cs)
                 any |= model_chunk_fails(items, n, j, cs) && (!ordered || j == k);
-            MODEL_CHECK(rc == -77 && any, "imap (chunksize %zu) failed with %d at %zu", cs, rc,
-                        k);
+            MODEL_CHECK(model_task_failed(rc) && any, "imap (chunksize %zu) failed with %d at %zu",
+                        cs, rc, k);
             chunk_failed = true;
             continue;
         }
@@ -654,7 +662,9 @@ static void op_pool_imap(struct model_thread *t, uint8_t prm)
         for (; j < n; j++) {
             uintptr_t a = (uintptr_t)items[j];
             bool fails = (a & 0xff) == 0x42;
-            if (!seen[j] && (rc == 0 ? !fails && (uintptr_t)value == a * 3 + 1 : fails && rc == -77))
+            bool matches = rc == 0 ? !fails && (uintptr_t)value == a * 3 + 1
+                                   : fails && model_task_failed(rc);
+            if (!seen[j] && matches)
                 break;
         }
         MODEL_CHECK(j < n, "imap_unordered yielded %d / %p, matching no item", rc, value);

@@ -335,11 +335,12 @@ static int for_body(void *arg, size_t index)
     return 0;
 }
 
-static int producer_end(void *ctx, void **item)
+static int producer_end(void *ctx, void **item, bool *end)
 {
     (void)ctx;
     (void)item;
-    return CTH_IMAP_END;
+    *end = true;
+    return 0;
 }
 
 CTH_TEST(pool)
@@ -349,17 +350,17 @@ CTH_TEST(pool)
     cth_imap_t *it = (cth_imap_t *)1;
     void *items[2] = {NULL, NULL}, *results[2], *value;
     CHECK_EQ(cth_pool_create(NULL, NULL), CTH_EINVAL);
-    CHECK_EQ(cth_pool_create(&p, &(cth_pool_opts){.processes = -1}), CTH_EINVAL);
-    CHECK_EQ(cth_pool_create(&p, &(cth_pool_opts){.maxtasksperchild = -1}), CTH_EINVAL);
-    CHECK_EQ(cth_pool_size(NULL), CTH_EINVAL);
+    CHECK_EQ(cth_pool_create(&p, &(cth_pool_opts_t){.processes = SIZE_MAX}), CTH_EOVERFLOW);
+    CHECK_EQ(cth_pool_size(NULL), 0);
     CHECK_EQ(cth_pool_apply(NULL, identity, NULL, &value), CTH_EINVAL);
     CHECK_EQ(cth_pool_apply_async(NULL, identity, NULL, NULL, &r), CTH_EINVAL);
     CHECK_EQ(cth_pool_map(NULL, identity, items, 2, 0, results), CTH_EINVAL);
-    CHECK_EQ(cth_pool_map_async(NULL, identity, items, 2, 0, results, NULL, &r), CTH_EINVAL);
-    CHECK_EQ(cth_pool_starmap(NULL, identity, items, sizeof items[0], 2, 0, results), CTH_EINVAL);
-    CHECK_EQ(cth_pool_starmap_async(NULL, identity, items, sizeof items[0], 2, 0, results, NULL, &r),
-             CTH_EINVAL);
-    CHECK_EQ(cth_pool_parallel_for(NULL, 2, for_body, NULL), CTH_EINVAL);
+    CHECK_EQ(cth_pool_map_async(NULL, identity, items, 2, 0, NULL, results, &r), CTH_EINVAL);
+    CHECK_EQ(cth_pool_starmap(NULL, identity, items, 2, sizeof items[0], 0, results), CTH_EINVAL);
+    CHECK_EQ(
+        cth_pool_starmap_async(NULL, identity, items, 2, sizeof items[0], 0, NULL, results, &r),
+        CTH_EINVAL);
+    CHECK_EQ(cth_pool_parallel_for(NULL, for_body, NULL, 2), CTH_EINVAL);
     CHECK_EQ(cth_pool_imap(NULL, identity, items, 2, 1, &it), CTH_EINVAL);
     CHECK_EQ(cth_pool_imap_unordered(NULL, identity, items, 2, 1, &it), CTH_EINVAL);
     CHECK_EQ(cth_pool_imap_producer(NULL, identity, producer_end, NULL, 1, 4, &it), CTH_EINVAL);
@@ -369,40 +370,42 @@ CTH_TEST(pool)
     CHECK_EQ(cth_pool_terminate(NULL), CTH_EINVAL);
     CHECK_EQ(cth_pool_join(NULL, CTH_FOREVER), CTH_EINVAL);
     cth_pool_free(NULL);
-    CHECK_EQ(cth_result_get(NULL, 0, &value), CTH_EINVAL);
+    CHECK_EQ(cth_result_get(NULL, &value, 0), CTH_EINVAL);
     CHECK_EQ(cth_result_wait(NULL, 0), CTH_EINVAL);
     CHECK(!cth_result_ready(NULL));
-    CHECK_EQ(cth_result_successful(NULL), CTH_EINVAL);
+    CHECK(!cth_result_successful(NULL));
+    CHECK_EQ(cth_result_task_error(NULL), 0);
     cth_result_free(NULL);
-    CHECK_EQ(cth_imap_next(NULL, 0, &value), CTH_EINVAL);
+    CHECK_EQ(cth_imap_next(NULL, &value, 0), CTH_EINVAL);
     cth_imap_free(NULL);
 
-    CHECK_OK(cth_pool_create(&p, &(cth_pool_opts){.processes = 2}));
+    CHECK_OK(cth_pool_create(&p, &(cth_pool_opts_t){.processes = 2}));
     CHECK_EQ(cth_pool_size(p), 2);
     CHECK_EQ(cth_pool_apply(p, NULL, NULL, &value), CTH_EINVAL);
     CHECK_EQ(cth_pool_apply_async(p, NULL, NULL, NULL, &r), CTH_EINVAL);
     CHECK_EQ(cth_pool_apply_async(p, identity, NULL, NULL, NULL), CTH_EINVAL);
     CHECK_EQ(cth_pool_map(p, NULL, items, 2, 0, results), CTH_EINVAL);
     CHECK_EQ(cth_pool_map(p, identity, NULL, 2, 0, results), CTH_EINVAL);
-    CHECK_EQ(cth_pool_starmap(p, identity, items, 0, 2, 0, results), CTH_EINVAL);
-    CHECK_EQ(cth_pool_parallel_for(p, 2, NULL, NULL), CTH_EINVAL);
+    CHECK_EQ(cth_pool_starmap(p, identity, items, 2, 0, 0, results), CTH_EINVAL);
+    CHECK_EQ(cth_pool_parallel_for(p, NULL, NULL, 2), CTH_EINVAL);
     CHECK_EQ(cth_pool_imap(p, identity, items, 2, 1, NULL), CTH_EINVAL);
     CHECK_EQ(cth_pool_imap_producer(p, identity, NULL, NULL, 1, 4, &it), CTH_EINVAL);
     CHECK_EQ(cth_pool_join(p, CTH_FOREVER), CTH_EINVAL); /* still running */
     CHECK_BAD_TIMEOUTS(cth_pool_join(p, timeout));
 
     CHECK_OK(cth_pool_apply_async(p, identity, items, NULL, &r));
-    CHECK_BAD_TIMEOUTS(cth_result_get(r, timeout, &value));
+    CHECK_BAD_TIMEOUTS(cth_result_get(r, &value, timeout));
     CHECK_BAD_TIMEOUTS(cth_result_wait(r, timeout));
-    CHECK_OK(cth_result_get(r, CTH_FOREVER, &value));
+    CHECK_OK(cth_result_get(r, &value, CTH_FOREVER));
     CHECK(value == items);
-    CHECK_EQ(cth_result_successful(r), 1);
+    CHECK(cth_result_successful(r));
+    CHECK_EQ(cth_result_task_error(r), 0);
     cth_result_free(r);
     CHECK_OK(cth_pool_imap(p, identity, items, 2, 1, &it));
-    CHECK_BAD_TIMEOUTS(cth_imap_next(it, timeout, &value));
-    CHECK_OK(cth_imap_next(it, CTH_FOREVER, &value));
-    CHECK_OK(cth_imap_next(it, CTH_FOREVER, NULL)); /* the value may be dropped */
-    CHECK_EQ(cth_imap_next(it, CTH_FOREVER, &value), CTH_IMAP_END);
+    CHECK_BAD_TIMEOUTS(cth_imap_next(it, &value, timeout));
+    CHECK_OK(cth_imap_next(it, &value, CTH_FOREVER));
+    CHECK_OK(cth_imap_next(it, NULL, CTH_FOREVER)); /* the value may be dropped */
+    CHECK_EQ(cth_imap_next(it, &value, CTH_FOREVER), CTH_IMAP_END);
     cth_imap_free(it);
 
     /* Closed: no more work; join works. */

@@ -94,7 +94,7 @@ static void start_everything(void)
     cth_timer_opts_t dtimer = {.daemon = CTH_DAEMON_YES};
     CHECK_OK(cth_timer_create(&daemon_timer, 100, never_called, NULL, &dtimer));
     CHECK_OK(cth_timer_start(daemon_timer));
-    cth_pool_opts po = {.processes = 2};
+    cth_pool_opts_t po = {.processes = 2};
     CHECK_OK(cth_pool_create(&busy_pool, &po));
     CHECK_OK(cth_pool_apply_async(busy_pool, long_task, NULL, NULL, &busy_result));
     CHECK_OK(cth_pool_create(&idle_pool, &po));
@@ -376,7 +376,7 @@ CTH_TEST(fork_with_timers_and_pools)
     cth_timer_t *tick;
     CHECK_OK(cth_timer_create(&tick, 0.001, periodic_tick, &ticks, &periodic));
     CHECK_OK(cth_timer_start(tick));
-    cth_pool_opts po = {.processes = 2};
+    cth_pool_opts_t po = {.processes = 2};
     cth_pool_t *pool;
     CHECK_OK(cth_pool_create(&pool, &po));
     cth_result_t *res;
@@ -447,7 +447,7 @@ CTH_TEST(fork_with_timers_and_pools)
         cth_sleep(0.001);
     CHECK_OK(cth_pool_apply_async(pool, triple, (void *)5, NULL, &res));
     void *v;
-    CHECK_OK(cth_result_get(res, CTH_FOREVER, &v));
+    CHECK_OK(cth_result_get(res, &v, CTH_FOREVER));
     CHECK_EQ((uintptr_t)v, 15);
     cth_result_free(res);
     cth_timer_free(pending);

@@ -103,7 +103,7 @@ static int pool_scenario(void)
 {
     int failures = 0;
     cth_pool_t *p;
-    cth_pool_opts po = {.processes = 2};
+    cth_pool_opts_t po = {.processes = 2};
     if (fault_rc(cth_pool_create(&p, &po), &failures))
         return failures;
     cth_result_t *res[8];
@@ -120,10 +120,10 @@ static int pool_scenario(void)
     if (fault_rc(cth_pool_imap(p, triple, items, 10, 0, &it), &failures) == 0) {
         void *v;
         for (uintptr_t i = 0; i < 10; i++) {
-            CHECK_OK(cth_imap_next(it, CTH_FOREVER, &v));
+            CHECK_OK(cth_imap_next(it, &v, CTH_FOREVER));
             CHECK_EQ((uintptr_t)v, 3 * i);
         }
-        CHECK_EQ(cth_imap_next(it, CTH_FOREVER, &v), CTH_IMAP_END);
+        CHECK_EQ(cth_imap_next(it, &v, CTH_FOREVER), CTH_IMAP_END);
         cth_imap_free(it);
     }
     faults_off();
@@ -131,7 +131,7 @@ static int pool_scenario(void)
         if (!ok[i])
             continue;
         void *v;
-        CHECK_OK(cth_result_get(res[i], CTH_FOREVER, &v)); /* no task lost */
+        CHECK_OK(cth_result_get(res[i], &v, CTH_FOREVER)); /* no task lost */
         CHECK_EQ((uintptr_t)v, 3 * i);
         cth_result_free(res[i]);
     }

@@ -14,6 +14,43 @@
 #define IV(x) ((void *)(intptr_t)(x))
 #define VI(p) ((intptr_t)(p))
 
+/* The 0.1.0 signatures, at compile time: outputs after inputs, the
+ * timeout last, n before size, callbacks' context first, size_t counts. */
+#define HAS_TYPE(x, type) _Generic((x), type: 1, default: 0)
+_Static_assert(HAS_TYPE(&cth_result_get, int (*)(cth_result_t *, void **, double)),
+               "cth_result_get(res, &value, timeout)");
+_Static_assert(HAS_TYPE(&cth_pool_map_async,
+                        int (*)(cth_pool_t *, cth_pool_fn, void *const *, size_t, size_t,
+                                const cth_result_opts_t *, void **, cth_result_t **)),
+               "cth_pool_map_async(pool, fn, items, n, chunksize, opts, results, &res)");
+_Static_assert(HAS_TYPE(&cth_pool_starmap, int (*)(cth_pool_t *, cth_pool_fn, const void *, size_t,
+                                                   size_t, size_t, void **)),
+               "cth_pool_starmap(pool, fn, args, n, size, chunksize, results)");
+_Static_assert(HAS_TYPE(&cth_pool_starmap_async,
+                        int (*)(cth_pool_t *, cth_pool_fn, const void *, size_t, size_t, size_t,
+                                const cth_result_opts_t *, void **, cth_result_t **)),
+               "cth_pool_starmap_async(pool, fn, args, n, size, chunksize, opts, results, &res)");
+_Static_assert(HAS_TYPE(&cth_pool_parallel_for,
+                        int (*)(cth_pool_t *, cth_pool_for_fn, void *, size_t)),
+               "cth_pool_parallel_for(pool, fn, arg, n)");
+_Static_assert(HAS_TYPE(&cth_pool_size, size_t (*)(const cth_pool_t *)), "size_t pool_size");
+_Static_assert(HAS_TYPE(&cth_result_successful, bool (*)(const cth_result_t *)),
+               "bool successful");
+_Static_assert(HAS_TYPE(&cth_result_task_error, int (*)(const cth_result_t *)),
+               "int cth_result_task_error(const cth_result_t *)");
+_Static_assert(HAS_TYPE((cth_pool_error_callback_fn)0, void (*)(void *, int)),
+               "error_callback(cb_arg, err)");
+_Static_assert(HAS_TYPE((cth_pool_callback_fn)0, void (*)(void *, void *)),
+               "callback(cb_arg, value)");
+_Static_assert(HAS_TYPE((cth_pool_initializer_fn)0, void (*)(void *)), "initializer(arg)");
+_Static_assert(HAS_TYPE(((cth_pool_opts_t){0}).processes, size_t), "processes is a size_t");
+_Static_assert(HAS_TYPE(((cth_pool_opts_t){0}).maxtasksperchild, size_t),
+               "maxtasksperchild is a size_t");
+_Static_assert(HAS_TYPE(((cth_pool_opts_t){0}).initializer, cth_pool_initializer_fn),
+               "initializer is a cth_pool_initializer_fn");
+_Static_assert(HAS_TYPE(((cth_result_opts_t){0}).error_callback, cth_pool_error_callback_fn),
+               "cth_result_opts_t");
+
 static int sqr(void *arg, void **result)
 {
     intptr_t x = VI(arg);
@@ -31,6 +68,19 @@ static int sqr_or_fail(void *arg, void **result)
     return 0;
 }
 
+/* fails with its argument as the value (0 succeeds, storing 0) */
+static int return_arg(void *arg, void **result)
+{
+    *result = arg;
+    return (int)VI(arg);
+}
+
+/* return_arg for starmap: the argument is a pointer to the item */
+static int return_deref(void *arg, void **result)
+{
+    return return_arg(*(void **)arg, result);
+}
+
 static int sleepy(void *arg, void **result)
 {
     cth_sleep((double)VI(arg) / 1000.0);
@@ -38,10 +88,10 @@ static int sleepy(void *arg, void **result)
     return 0;
 }
 
-static cth_pool_t *make_pool(int n)
+static cth_pool_t *make_pool(size_t n)
 {
     cth_pool_t *p;
-    cth_pool_opts o = {.processes = n};
+    cth_pool_opts_t o = {.processes = n};
     CHECK_OK(cth_pool_create(&p, &o));
     return p;
 }
@@ -54,32 +104,37 @@ static int process_cpu_count(void)
     return CPU_COUNT(&set);
 }
 
-/* test_make_pool: processes -1 is an error, the default is
- * os.process_cpu_count(), 3 gives 3. In C, processes 0 is the default
- * (Python's None), not Python's ValueError: see pool.h. */
+/* test_make_pool: the default is os.process_cpu_count(), 3 gives 3. In C,
+ * processes 0 is the default (Python's None), not Python's ValueError, and
+ * processes is a size_t, so no negative value exists: see pool.h. A count
+ * no int holds is CTH_EOVERFLOW, before any thread starts. */
 CTH_TEST(make_pool)
 {
-    cth_pool_t *p;
-    cth_pool_opts o = {.processes = -1};
-    CHECK_EQ(cth_pool_create(&p, &o), CTH_EINVAL);
-    o = (cth_pool_opts){.processes = INT_MIN};
-    CHECK_EQ(cth_pool_create(&p, &o), CTH_EINVAL);
+    cth_pool_t *p = NULL;
+    cth_pool_opts_t o = {.processes = (size_t)INT_MAX + 1};
+    CHECK_EQ(cth_pool_create(&p, &o), CTH_EOVERFLOW);
+    o = (cth_pool_opts_t){.processes = SIZE_MAX}; /* what -1 turns into */
+    CHECK_EQ(cth_pool_create(&p, &o), CTH_EOVERFLOW);
+    CHECK(p == NULL);
     CHECK_EQ(cth_pool_create(NULL, NULL), CTH_EINVAL);
-    /* test_pool_maxtasksperchild_invalid: -1 (0 is None here) */
-    o = (cth_pool_opts){.maxtasksperchild = -1};
-    CHECK_EQ(cth_pool_create(&p, &o), CTH_EINVAL);
-    o = (cth_pool_opts){.processes = 2, .maxtasksperchild = LONG_MIN};
-    CHECK_EQ(cth_pool_create(&p, &o), CTH_EINVAL);
+    /* test_pool_maxtasksperchild_invalid has no counterpart: a size_t;
+     * SIZE_MAX is as good as unlimited */
+    o = (cth_pool_opts_t){.processes = 1, .maxtasksperchild = SIZE_MAX};
+    CHECK_OK(cth_pool_create(&p, &o));
+    void *v = NULL;
+    CHECK_OK(cth_pool_apply(p, sqr, IV(3), &v));
+    CHECK_EQ(VI(v), 9);
+    cth_pool_free(p);
     CHECK_OK(cth_pool_create(&p, NULL));
     CHECK_EQ(cth_pool_size(p), process_cpu_count());
     cth_pool_free(p);
-    o = (cth_pool_opts){0};
+    o = (cth_pool_opts_t){0};
     CHECK_OK(cth_pool_create(&p, &o));
     CHECK_EQ(cth_pool_size(p), process_cpu_count());
     cth_pool_free(p);
     p = make_pool(3);
     CHECK_EQ(cth_pool_size(p), 3);
-    CHECK_EQ(cth_pool_size(NULL), CTH_EINVAL);
+    CHECK_EQ(cth_pool_size(NULL), 0); /* a query: NULL is 0 */
     cth_pool_free(p);
     cth_pool_free(NULL);
 }
@@ -117,9 +172,33 @@ CTH_TEST(apply)
     CHECK_OK(cth_pool_apply(p, sqr, IV(5), &v));
     CHECK_EQ(VI(v), 25);
     CHECK_OK(cth_pool_apply(p, sqr, IV(7), NULL));
-    CHECK_EQ(cth_pool_apply(p, sqr_or_fail, IV(3), &v), -1003);
+    CHECK_EQ(cth_pool_apply(p, sqr_or_fail, IV(3), &v), CTH_ETASK);
+    CHECK_EQ(cth_task_error(), -1003);
     CHECK_EQ(cth_pool_apply(NULL, sqr, NULL, &v), CTH_EINVAL);
     CHECK_EQ(cth_pool_apply(p, NULL, NULL, &v), CTH_EINVAL);
+    CHECK_EQ(cth_task_error(), -1003); /* other errors leave it alone */
+    cth_pool_free(p);
+}
+
+/* Any nonzero task return is the task's failure: -1 is CTH_ETASK (not
+ * CTH_EPERM, which -1 happens to equal), a positive value fails too, and
+ * the value, unchanged, is the thread's cth_task_error(); *result is left
+ * alone by a failure. */
+CTH_TEST(apply_task_error)
+{
+    cth_pool_t *p = make_pool(2);
+    int values[] = {-1, 1, 42, INT_MIN, INT_MAX, CTH_ECANCELED, CTH_ETIMEDOUT};
+    for (size_t k = 0; k < sizeof values / sizeof values[0]; k++) {
+        void *v = IV(-7);
+        CHECK_EQ(cth_pool_apply(p, return_arg, IV(values[k]), &v), CTH_ETASK);
+        CHECK_EQ(cth_task_error(), values[k]);
+        CHECK_EQ(VI(v), -7);
+    }
+    CHECK(CTH_EPERM == -1 && CTH_ETASK != -1);
+    void *v = IV(-7);
+    CHECK_OK(cth_pool_apply(p, return_arg, IV(0), &v));
+    CHECK_EQ(VI(v), 0);
+    CHECK_EQ(cth_task_error(), CTH_ETIMEDOUT); /* success leaves it alone */
     cth_pool_free(p);
 }
 
@@ -131,21 +210,24 @@ CTH_TEST(apply_async)
     double t0 = check_now();
     CHECK_OK(cth_pool_apply_async(p, sleepy, IV(200), NULL, &r));
     CHECK(!cth_result_ready(r));
-    CHECK_EQ(cth_result_successful(r), CTH_EAGAIN); /* ValueError "not ready" */
+    CHECK(!cth_result_successful(r)); /* Python: ValueError "not ready" */
+    CHECK_EQ(cth_result_task_error(r), 0);
     void *v = NULL;
-    CHECK_OK(cth_result_get(r, CTH_FOREVER, &v));
+    CHECK_OK(cth_result_get(r, &v, CTH_FOREVER));
     CHECK_WAITED_AT_LEAST(t0, 0.2);
     CHECK_EQ(VI(v), 200);
     CHECK(cth_result_ready(r));
-    CHECK_EQ(cth_result_successful(r), 1);
+    CHECK(cth_result_successful(r));
+    CHECK_EQ(cth_result_task_error(r), 0);
     CHECK_OK(cth_result_wait(r, 0));
-    CHECK_OK(cth_result_get(r, 0, NULL)); /* again, any number of times */
+    CHECK_OK(cth_result_get(r, NULL, 0)); /* again, any number of times */
     cth_result_free(r);
     CHECK_EQ(cth_pool_apply_async(p, sqr, NULL, NULL, NULL), CTH_EINVAL);
     CHECK_EQ(cth_pool_apply_async(NULL, sqr, NULL, NULL, &r), CTH_EINVAL);
-    CHECK_EQ(cth_result_get(NULL, 0, NULL), CTH_EINVAL);
+    CHECK_EQ(cth_result_get(NULL, NULL, 0), CTH_EINVAL);
     CHECK_EQ(cth_result_wait(NULL, 0), CTH_EINVAL);
-    CHECK_EQ(cth_result_successful(NULL), CTH_EINVAL);
+    CHECK(!cth_result_successful(NULL));
+    CHECK_EQ(cth_result_task_error(NULL), 0);
     CHECK(!cth_result_ready(NULL));
     cth_result_free(NULL);
     cth_pool_free(p);
@@ -158,11 +240,11 @@ CTH_TEST(apply_async_timeout)
     cth_result_t *r;
     CHECK_OK(cth_pool_apply_async(p, sleepy, IV(500), NULL, &r));
     double t0 = check_now();
-    CHECK_EQ(cth_result_get(r, 0.2, NULL), CTH_ETIMEDOUT);
+    CHECK_EQ(cth_result_get(r, NULL, 0.2), CTH_ETIMEDOUT);
     CHECK_WAITED_AT_LEAST(t0, 0.2);
     CHECK_EQ(cth_result_wait(r, 0), CTH_ETIMEDOUT);
-    CHECK_EQ(cth_result_get(r, -2, NULL), CTH_EINVAL);
-    CHECK_EQ(cth_result_get(r, NAN, NULL), CTH_EINVAL);
+    CHECK_EQ(cth_result_get(r, NULL, -2), CTH_EINVAL);
+    CHECK_EQ(cth_result_get(r, NULL, NAN), CTH_EINVAL);
     CHECK_EQ(cth_result_wait(r, 1e300), CTH_EOVERFLOW);
     cth_result_free(r); /* freed while pending: the task runs on */
     cth_pool_free(p);
@@ -172,19 +254,21 @@ struct cbs {
     _Atomic int ok, fail;
     _Atomic intptr_t value;
     _Atomic int err;
+    _Atomic int task_error; /* cth_task_error() inside error_callback */
 };
 
-static void on_ok(void *value, void *cb_arg)
+static void on_ok(void *cb_arg, void *value)
 {
     struct cbs *c = cb_arg;
     atomic_store(&c->value, VI(value));
     atomic_fetch_add(&c->ok, 1);
 }
 
-static void on_fail(int err, void *cb_arg)
+static void on_fail(void *cb_arg, int err)
 {
     struct cbs *c = cb_arg;
     atomic_store(&c->err, err);
+    atomic_store(&c->task_error, cth_task_error());
     atomic_fetch_add(&c->fail, 1);
 }
 
@@ -194,7 +278,7 @@ CTH_TEST(apply_async_callbacks)
 {
     cth_pool_t *p = make_pool(2);
     struct cbs c = {0};
-    cth_result_opts o = {on_ok, on_fail, &c};
+    cth_result_opts_t o = {on_ok, on_fail, &c};
     cth_result_t *r;
     CHECK_OK(cth_pool_apply_async(p, sqr, IV(6), &o, &r));
     CHECK_OK(cth_result_wait(r, CTH_FOREVER));
@@ -203,14 +287,18 @@ CTH_TEST(apply_async_callbacks)
     CHECK_EQ(c.value, 36);
     cth_result_free(r);
     CHECK_OK(cth_pool_apply_async(p, sqr_or_fail, IV(10), &o, &r));
-    CHECK_EQ(cth_result_get(r, CTH_FOREVER, NULL), -1010);
-    CHECK_EQ(cth_result_successful(r), 0);
+    void *v = IV(-7);
+    CHECK_EQ(cth_result_get(r, &v, CTH_FOREVER), CTH_ETASK);
+    CHECK_EQ(VI(v), -7); /* a failure sets no value */
+    CHECK_EQ(cth_task_error(), -1010); /* get re-raises: the blocking call */
+    CHECK_EQ(cth_result_task_error(r), -1010);
+    CHECK(!cth_result_successful(r));
     CHECK_EQ(c.ok, 1);
     CHECK_EQ(c.fail, 1);
-    CHECK_EQ(c.err, -1010);
+    CHECK_EQ(c.err, CTH_ETASK);
+    CHECK_EQ(c.task_error, -1010); /* cth_task_error() inside the callback */
     cth_result_free(r);
     /* the pool keeps working after a failure */
-    void *v;
     CHECK_OK(cth_pool_apply(p, sqr, IV(4), &v));
     CHECK_EQ(VI(v), 16);
     cth_pool_free(p);
@@ -238,7 +326,9 @@ CTH_TEST(map)
     cth_pool_free(p);
 }
 
-/* errors in tasks: map returns a task's failure; the pool keeps working */
+/* errors in tasks: map returns CTH_ETASK, a failing task's value in
+ * cth_task_error(); -1 and positive returns are failures too; the pool
+ * keeps working */
 CTH_TEST(map_error)
 {
     cth_pool_t *p = make_pool(2);
@@ -246,8 +336,24 @@ CTH_TEST(map_error)
     void *items[N], *res[N];
     for (int i = 0; i < N; i++)
         items[i] = IV(i);
-    int err = cth_pool_map(p, sqr_or_fail, items, N, 1, res);
-    CHECK(err <= -1003 && err >= -1000 - N && (-1000 - err) % 7 == 3);
+    CHECK_EQ(cth_pool_map(p, sqr_or_fail, items, N, 1, res), CTH_ETASK);
+    int value = cth_task_error();
+    CHECK(value <= -1003 && value >= -1000 - N && (-1000 - value) % 7 == 3);
+    /* one failing item among successes: -1, then a positive value */
+    int values[] = {-1, 17};
+    for (size_t k = 0; k < 2; k++) {
+        for (int i = 0; i < N; i++)
+            items[i] = IV(i == 30 ? values[k] : 0);
+        for (size_t cs = 0; cs < 3; cs++) { /* chunksize 0 (computed), 1, 2 */
+            CHECK_EQ(cth_pool_map(p, return_arg, items, N, cs, res), CTH_ETASK);
+            CHECK_EQ(cth_task_error(), values[k]);
+        }
+        /* starmap over the same pointers as structs of one member */
+        CHECK_EQ(cth_pool_starmap(p, return_deref, items, N, sizeof items[0], 0, res), CTH_ETASK);
+        CHECK_EQ(cth_task_error(), values[k]);
+    }
+    for (int i = 0; i < N; i++)
+        items[i] = IV(i);
     CHECK_OK(cth_pool_map(p, sqr, items, N, 1, res));
     CHECK_EQ(VI(res[N - 1]), (N - 1) * (N - 1));
     cth_pool_free(p);
@@ -269,7 +375,8 @@ CTH_TEST(map_no_failfast)
     cth_pool_t *p = make_pool(2);
     void *items[4] = {IV(0), IV(1), IV(2), IV(3)};
     double t0 = check_now();
-    CHECK_EQ(cth_pool_map(p, fail_fast_or_sleep, items, 4, 1, NULL), -77);
+    CHECK_EQ(cth_pool_map(p, fail_fast_or_sleep, items, 4, 1, NULL), CTH_ETASK);
+    CHECK_EQ(cth_task_error(), -77);
     CHECK_WAITED_AT_LEAST(t0, 0.2); /* 3 sleeps of 0.1 s on 2 workers */
     CHECK_OK(cth_pool_close(p));
     CHECK_OK(cth_pool_join(p, CTH_FOREVER));
@@ -286,11 +393,11 @@ CTH_TEST(map_async)
     for (int i = 0; i < N; i++)
         items[i] = IV(i);
     struct cbs c = {0};
-    cth_result_opts o = {on_ok, on_fail, &c};
+    cth_result_opts_t o = {on_ok, on_fail, &c};
     cth_result_t *r;
-    CHECK_OK(cth_pool_map_async(p, sqr, items, N, 0, res, &o, &r));
+    CHECK_OK(cth_pool_map_async(p, sqr, items, N, 0, &o, res, &r));
     void *v = NULL;
-    CHECK_OK(cth_result_get(r, CTH_FOREVER, &v));
+    CHECK_OK(cth_result_get(r, &v, CTH_FOREVER));
     CHECK(v == (void *)res);
     for (int i = 0; i < N; i++)
         CHECK_EQ(VI(res[i]), i * i);
@@ -298,15 +405,38 @@ CTH_TEST(map_async)
     CHECK_EQ(c.fail, 0);
     CHECK_EQ(c.value, VI(res));
     cth_result_free(r);
-    CHECK_OK(cth_pool_map_async(p, sqr_or_fail, items, N, 2, res, &o, &r));
-    int err = cth_result_get(r, CTH_FOREVER, &v);
-    CHECK(err <= -1003 && (-1000 - err) % 7 == 3);
-    CHECK_EQ(cth_result_successful(r), 0);
+    CHECK_OK(cth_pool_map_async(p, sqr_or_fail, items, N, 2, &o, res, &r));
+    CHECK_EQ(cth_result_get(r, &v, CTH_FOREVER), CTH_ETASK);
+    int value = cth_result_task_error(r);
+    CHECK(value <= -1003 && (-1000 - value) % 7 == 3);
+    CHECK_EQ(cth_task_error(), value); /* the recorded one, for get too */
+    CHECK(!cth_result_successful(r));
     CHECK_EQ(c.ok, 1);
     CHECK_EQ(c.fail, 1);
-    CHECK_EQ(c.err, err);
+    CHECK_EQ(c.err, CTH_ETASK);
+    CHECK_EQ(c.task_error, value);
     cth_result_free(r);
-    CHECK_EQ(cth_pool_map_async(p, sqr, items, N, 0, res, &o, NULL), CTH_EINVAL);
+    /* a single failure returning -1, then a positive value: the value
+     * comes through unchanged, for starmap_async too */
+    int values[] = {-1, 3};
+    for (size_t k = 0; k < 2; k++) {
+        void *fail_items[N];
+        for (int i = 0; i < N; i++)
+            fail_items[i] = IV(i == N - 1 ? values[k] : 0);
+        c = (struct cbs){0};
+        CHECK_OK(cth_pool_map_async(p, return_arg, fail_items, N, 0, &o, res, &r));
+        CHECK_EQ(cth_result_get(r, NULL, CTH_FOREVER), CTH_ETASK);
+        CHECK_EQ(cth_result_task_error(r), values[k]);
+        CHECK_EQ(c.err, CTH_ETASK);
+        CHECK_EQ(c.task_error, values[k]);
+        cth_result_free(r);
+        CHECK_OK(cth_pool_starmap_async(p, return_deref, fail_items, N, sizeof fail_items[0], 0,
+                                        NULL, res, &r));
+        CHECK_OK(cth_result_wait(r, CTH_FOREVER));
+        CHECK_EQ(cth_result_task_error(r), values[k]);
+        cth_result_free(r);
+    }
+    CHECK_EQ(cth_pool_map_async(p, sqr, items, N, 0, &o, res, NULL), CTH_EINVAL);
     cth_pool_free(p);
 }
 
@@ -316,12 +446,12 @@ CTH_TEST(map_empty)
 {
     cth_pool_t *p = make_pool(2);
     struct cbs c = {0};
-    cth_result_opts o = {on_ok, on_fail, &c};
+    cth_result_opts_t o = {on_ok, on_fail, &c};
     CHECK_OK(cth_pool_map(p, sqr, NULL, 0, 0, NULL));
     cth_result_t *r;
-    CHECK_OK(cth_pool_map_async(p, sqr, NULL, 0, 1, NULL, &o, &r));
+    CHECK_OK(cth_pool_map_async(p, sqr, NULL, 0, 1, &o, NULL, &r));
     CHECK(cth_result_ready(r));
-    CHECK_OK(cth_result_get(r, 0, NULL));
+    CHECK_OK(cth_result_get(r, NULL, 0));
     CHECK_EQ(c.ok, 1);
     cth_result_free(r);
     cth_pool_free(p);
@@ -347,18 +477,18 @@ CTH_TEST(starmap)
     void *res[N];
     for (int i = 0; i < N; i++)
         args[i] = (struct pair){i, i + 1};
-    CHECK_OK(cth_pool_starmap(p, mul, args, sizeof args[0], N, 3, res));
+    CHECK_OK(cth_pool_starmap(p, mul, args, N, sizeof args[0], 3, res));
     for (int i = 0; i < N; i++)
         CHECK_EQ(VI(res[i]), i * (i + 1));
     memset(res, 0, sizeof res);
     cth_result_t *r;
-    CHECK_OK(cth_pool_starmap_async(p, mul, args, sizeof args[0], N, 0, res, NULL, &r));
-    CHECK_OK(cth_result_get(r, CTH_FOREVER, NULL));
+    CHECK_OK(cth_pool_starmap_async(p, mul, args, N, sizeof args[0], 0, NULL, res, &r));
+    CHECK_OK(cth_result_get(r, NULL, CTH_FOREVER));
     for (int i = 0; i < N; i++)
         CHECK_EQ(VI(res[i]), i * (i + 1));
     cth_result_free(r);
-    CHECK_EQ(cth_pool_starmap(p, mul, args, 0, N, 3, res), CTH_EINVAL);
-    CHECK_EQ(cth_pool_starmap_async(p, mul, args, 0, N, 3, res, NULL, &r), CTH_EINVAL);
+    CHECK_EQ(cth_pool_starmap(p, mul, args, N, 0, 3, res), CTH_EINVAL);
+    CHECK_EQ(cth_pool_starmap_async(p, mul, args, N, 0, 3, NULL, res, &r), CTH_EINVAL);
     cth_pool_free(p);
 }
 
@@ -381,6 +511,66 @@ static void wait_started(int n)
         cth_sleep(0.001);
 }
 
+/* apply_async of tasks returning -1 and a positive value: CTH_ETASK, the
+ * value on the result and in error_callback's cth_task_error(); the value
+ * is the result's own, whoever reads it, and a result not yet ready has
+ * none. */
+CTH_TEST(apply_async_task_error)
+{
+    cth_pool_t *p = make_pool(2);
+    int values[] = {-1, 1, 1000};
+    for (size_t k = 0; k < sizeof values / sizeof values[0]; k++) {
+        struct cbs c = {0};
+        cth_result_opts_t o = {.error_callback = on_fail, .cb_arg = &c};
+        cth_result_t *r;
+        CHECK_OK(cth_pool_apply_async(p, return_arg, IV(values[k]), &o, &r));
+        CHECK_OK(cth_result_wait(r, CTH_FOREVER));
+        CHECK_EQ(cth_result_task_error(r), values[k]);
+        CHECK(!cth_result_successful(r));
+        CHECK_EQ(c.fail, 1);
+        CHECK_EQ(c.err, CTH_ETASK);
+        CHECK_EQ(c.task_error, values[k]);
+        CHECK_EQ(cth_result_get(r, NULL, 0), CTH_ETASK);
+        CHECK_EQ(cth_task_error(), values[k]);
+        cth_result_free(r);
+    }
+    /* not ready: no value yet, not successful */
+    atomic_store(&gate, 0);
+    cth_result_t *r;
+    CHECK_OK(cth_pool_apply_async(p, gated, IV(5), NULL, &r));
+    CHECK(!cth_result_ready(r));
+    CHECK(!cth_result_successful(r));
+    CHECK_EQ(cth_result_task_error(r), 0);
+    atomic_store(&gate, 1);
+    CHECK_OK(cth_result_get(r, NULL, CTH_FOREVER));
+    CHECK(cth_result_successful(r));
+    CHECK_EQ(cth_result_task_error(r), 0);
+    cth_result_free(r);
+    /* cancelled: CTH_ECANCELED, no task value, error_callback without one */
+    struct cbs c = {0};
+    cth_result_opts_t o = {.error_callback = on_fail, .cb_arg = &c};
+    atomic_store(&gate, 0);
+    atomic_store(&gate_started, 0);
+    cth_result_t *held[2], *dropped;
+    for (int i = 0; i < 2; i++)
+        CHECK_OK(cth_pool_apply_async(p, gated, IV(i), NULL, &held[i]));
+    wait_started(2);
+    CHECK_OK(cth_pool_apply_async(p, return_arg, IV(9), &o, &dropped));
+    CHECK_OK(cth_pool_terminate(p)); /* runs the error_callback here */
+    CHECK_EQ(cth_task_error(), 1000); /* this thread's value came back */
+    atomic_store(&gate, 1);
+    CHECK_EQ(cth_result_get(dropped, NULL, CTH_FOREVER), CTH_ECANCELED);
+    CHECK_EQ(cth_result_task_error(dropped), 0);
+    CHECK_EQ(c.err, CTH_ECANCELED);
+    CHECK_EQ(c.task_error, 0);
+    cth_result_free(dropped);
+    for (int i = 0; i < 2; i++) {
+        CHECK_OK(cth_result_get(held[i], NULL, CTH_FOREVER));
+        cth_result_free(held[i]);
+    }
+    cth_pool_free(p);
+}
+
 /* test_terminate: 10,000 queued slow tasks; terminate returns without
  * waiting for the running tasks (they are held until it has returned),
  * every AsyncResult finishes with CTH_ECANCELED (nothing hangs), and join
@@ -391,7 +581,7 @@ CTH_TEST(terminate)
     enum { N = 10000 };
     static cth_result_t *r[N];
     struct cbs c = {0};
-    cth_result_opts o = {on_ok, on_fail, &c};
+    cth_result_opts_t o = {on_ok, on_fail, &c};
     atomic_store(&gate, 0);
     atomic_store(&gate_started, 0);
     for (int i = 0; i < N; i++) /* the workers hold the first 2 until terminate */
@@ -401,7 +591,7 @@ CTH_TEST(terminate)
     atomic_store(&gate, 1);
     int cancelled = 0;
     for (int i = 0; i < N; i++) {
-        int err = cth_result_get(r[i], CTH_FOREVER, NULL);
+        int err = cth_result_get(r[i], NULL, CTH_FOREVER);
         CHECK(err == 0 || err == CTH_ECANCELED);
         cancelled += err == CTH_ECANCELED;
         cth_result_free(r[i]);
@@ -466,11 +656,11 @@ CTH_TEST(close_join)
     CHECK_EQ(cth_pool_apply_async(p, sqr, IV(1), NULL, &x), CTH_EINVAL);
     void *items[2] = {IV(1), IV(2)};
     CHECK_EQ(cth_pool_map(p, sqr, items, 2, 0, NULL), CTH_EINVAL);
-    CHECK_EQ(cth_pool_parallel_for(p, 2, NULL, NULL), CTH_EINVAL);
+    CHECK_EQ(cth_pool_parallel_for(p, NULL, NULL, 2), CTH_EINVAL);
     CHECK_OK(cth_pool_join(p, CTH_FOREVER));
     for (int i = 0; i < 20; i++) {
         CHECK(cth_result_ready(r[i]));
-        CHECK_OK(cth_result_get(r[i], 0, NULL));
+        CHECK_OK(cth_result_get(r[i], NULL, 0));
         cth_result_free(r[i]);
     }
     CHECK_OK(cth_pool_join(p, CTH_FOREVER)); /* again */
@@ -503,13 +693,13 @@ CTH_TEST(free_running)
     CHECK_OK(cth_thread_start(t));
     /* the last task is cancelled by the free, which then waits for the
      * gated two */
-    CHECK_EQ(cth_result_get(r[N - 1], CTH_FOREVER, NULL), CTH_ECANCELED);
+    CHECK_EQ(cth_result_get(r[N - 1], NULL, CTH_FOREVER), CTH_ECANCELED);
     atomic_store(&gate, 1);
     CHECK_OK(cth_thread_join(t, NULL, CTH_FOREVER));
     cth_thread_free(t);
     int cancelled = 0;
     for (int i = 0; i < N; i++) {
-        int err = cth_result_get(r[i], CTH_FOREVER, NULL);
+        int err = cth_result_get(r[i], NULL, CTH_FOREVER);
         CHECK(err == (i < 2 ? 0 : CTH_ECANCELED));
         cancelled += err == CTH_ECANCELED;
         cth_result_free(r[i]);
@@ -538,7 +728,7 @@ static int check_init(void *arg, void **result)
 CTH_TEST(initializer)
 {
     cth_pool_t *p;
-    cth_pool_opts o = {.processes = 3, .initializer = initializer, .initarg = IV(42)};
+    cth_pool_opts_t o = {.processes = 3, .initializer = initializer, .initarg = IV(42)};
     CHECK_OK(cth_pool_create(&p, &o));
     void *items[50];
     for (int i = 0; i < 50; i++)
@@ -565,7 +755,7 @@ static int worker_ident(void *arg, void **result)
 CTH_TEST(maxtasksperchild)
 {
     cth_pool_t *p;
-    cth_pool_opts o = {.processes = 2, .initializer = initializer, .initarg = IV(42),
+    cth_pool_opts_t o = {.processes = 2, .initializer = initializer, .initarg = IV(42),
                        .maxtasksperchild = 3};
     atomic_store(&init_calls, 0);
     CHECK_OK(cth_pool_create(&p, &o));
@@ -574,7 +764,7 @@ CTH_TEST(maxtasksperchild)
     for (int i = 0; i < N; i++)
         CHECK_OK(cth_pool_apply_async(p, worker_ident, NULL, NULL, &r[i]));
     for (int i = 0; i < N; i++) {
-        CHECK_OK(cth_result_get(r[i], CTH_FOREVER, NULL));
+        CHECK_OK(cth_result_get(r[i], NULL, CTH_FOREVER));
         cth_result_free(r[i]);
     }
     CHECK(init_calls >= N / 3); /* each worker ran at most 3 tasks */
@@ -594,7 +784,7 @@ CTH_TEST(maxtasksperchild)
 CTH_TEST(maxtasksperchild_early_close)
 {
     cth_pool_t *p;
-    cth_pool_opts o = {.processes = 1, .maxtasksperchild = 1};
+    cth_pool_opts_t o = {.processes = 1, .maxtasksperchild = 1};
     CHECK_OK(cth_pool_create(&p, &o));
     cth_result_t *r[6];
     for (int i = 0; i < 6; i++)
@@ -603,7 +793,7 @@ CTH_TEST(maxtasksperchild_early_close)
     CHECK_OK(cth_pool_join(p, CTH_FOREVER));
     for (int i = 0; i < 6; i++) {
         void *v;
-        CHECK_OK(cth_result_get(r[i], 0, &v));
+        CHECK_OK(cth_result_get(r[i], &v, 0));
         CHECK_EQ(VI(v), 10 + i);
         cth_result_free(r[i]);
     }
@@ -613,13 +803,14 @@ CTH_TEST(maxtasksperchild_early_close)
 struct pf {
     _Atomic int *hits;
     size_t fail_at;
+    int value; /* what index fail_at returns */
 };
 
 static int pf_body(void *arg, size_t i)
 {
     struct pf *f = arg;
     atomic_fetch_add(&f->hits[i], 1);
-    return i == f->fail_at ? -5 : 0;
+    return i == f->fail_at ? f->value : 0;
 }
 
 /* parallel-for: every index exactly once; a failure returned after all */
@@ -628,17 +819,26 @@ CTH_TEST(parallel_for)
     cth_pool_t *p = make_pool(2);
     enum { N = 100003 };
     static _Atomic int hits[N];
-    struct pf f = {hits, SIZE_MAX};
-    CHECK_OK(cth_pool_parallel_for(p, N, pf_body, &f));
+    struct pf f = {hits, SIZE_MAX, -5};
+    CHECK_OK(cth_pool_parallel_for(p, pf_body, &f, N));
     for (int i = 0; i < N; i++)
         CHECK_EQ(hits[i], 1);
     f.fail_at = 5;
     memset(hits, 0, sizeof hits);
-    CHECK_EQ(cth_pool_parallel_for(p, N, pf_body, &f), -5);
-    CHECK_OK(cth_pool_parallel_for(p, 0, pf_body, &f));
-    CHECK_OK(cth_pool_parallel_for(p, 1, pf_body, &f));
-    CHECK_EQ(cth_pool_parallel_for(NULL, 1, pf_body, &f), CTH_EINVAL);
-    CHECK_EQ(cth_pool_parallel_for(p, 1, NULL, &f), CTH_EINVAL);
+    CHECK_EQ(cth_pool_parallel_for(p, pf_body, &f, N), CTH_ETASK);
+    CHECK_EQ(cth_task_error(), -5);
+    /* -1 and a positive value fail too, unchanged */
+    f.value = -1;
+    CHECK_EQ(cth_pool_parallel_for(p, pf_body, &f, N), CTH_ETASK);
+    CHECK_EQ(cth_task_error(), -1);
+    f.value = 8;
+    f.fail_at = N - 1;
+    CHECK_EQ(cth_pool_parallel_for(p, pf_body, &f, N), CTH_ETASK);
+    CHECK_EQ(cth_task_error(), 8);
+    CHECK_OK(cth_pool_parallel_for(p, pf_body, &f, 0));
+    CHECK_OK(cth_pool_parallel_for(p, pf_body, &f, 1));
+    CHECK_EQ(cth_pool_parallel_for(NULL, pf_body, &f, 1), CTH_EINVAL);
+    CHECK_EQ(cth_pool_parallel_for(p, NULL, &f, 1), CTH_EINVAL);
     cth_pool_free(p);
 }
 
@@ -654,7 +854,7 @@ static int nested(void *arg, void **result)
     CHECK_OK(cth_pool_apply(nested_pool, sqr, arg, &v));
     cth_result_t *r;
     CHECK_OK(cth_pool_apply_async(nested_pool, sqr, arg, NULL, &r));
-    CHECK_OK(cth_result_get(r, CTH_FOREVER, &v));
+    CHECK_OK(cth_result_get(r, &v, CTH_FOREVER));
     cth_result_free(r);
     *result = IV(VI(v) + VI(res[7]));
     return 0;
@@ -694,7 +894,7 @@ CTH_TEST(get_interrupted)
     CHECK_OK(cth_thread_create(&t, check_interrupter, NULL, NULL));
     CHECK_OK(cth_thread_start(t));
     double t0 = check_now();
-    CHECK_EQ(cth_result_get(r, CTH_FOREVER, NULL), CTH_EINTR);
+    CHECK_EQ(cth_result_get(r, NULL, CTH_FOREVER), CTH_EINTR);
     CHECK(check_now() - t0 < 0.5);
     join_quietly(t);
     cth_thread_free(t);
@@ -707,7 +907,7 @@ CTH_TEST(get_interrupted)
     CHECK_EQ(cth_pool_map(p, sleepy, items, 50, 1, NULL), CTH_EINTR);
     join_quietly(t);
     cth_thread_free(t);
-    CHECK_OK(cth_result_get(r, CTH_FOREVER, NULL));
+    CHECK_OK(cth_result_get(r, NULL, CTH_FOREVER));
     cth_result_free(r);
     cth_pool_free(p);
 }
@@ -730,7 +930,7 @@ CTH_TEST(join_from_worker)
     CHECK_OK(cth_pool_apply_async(self_pool, join_self, NULL, NULL, &r2));
     CHECK_OK(cth_pool_close(self_pool));
     void *v;
-    CHECK_OK(cth_result_get(r2, CTH_FOREVER, &v));
+    CHECK_OK(cth_result_get(r2, &v, CTH_FOREVER));
     CHECK_EQ(VI(v), CTH_EDEADLK);
     cth_result_free(r);
     cth_result_free(r2);

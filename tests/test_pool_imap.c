@@ -9,6 +9,21 @@
 #define IV(x) ((void *)(intptr_t)(x))
 #define VI(p) ((intptr_t)(p))
 
+/* The 0.1.0 signatures, at compile time: the value before the timeout, the
+ * producer's end flag. */
+#define HAS_TYPE(x, type) _Generic((x), type: 1, default: 0)
+_Static_assert(HAS_TYPE(&cth_imap_next, int (*)(cth_imap_t *, void **, double)),
+               "cth_imap_next(it, &value, timeout)");
+_Static_assert(HAS_TYPE((cth_imap_producer_fn)0, int (*)(void *, void **, bool *)),
+               "producer(ctx, &item, &end)");
+
+/* call fails with CTH_ETASK, value in the thread's cth_task_error() */
+#define CHECK_TASK_FAILED(call, value)                                                             \
+    do {                                                                                           \
+        CHECK_EQ((call), CTH_ETASK);                                                               \
+        CHECK_EQ(cth_task_error(), (value));                                                       \
+    } while (0)
+
 static int sqr(void *arg, void **result)
 {
     intptr_t x = VI(arg);
@@ -47,10 +62,10 @@ static int gated_first(void *arg, void **result)
     return 0;
 }
 
-static cth_pool_t *make_pool(int n)
+static cth_pool_t *make_pool(size_t n)
 {
     cth_pool_t *p;
-    cth_pool_opts o = {.processes = n};
+    cth_pool_opts_t o = {.processes = n};
     CHECK_OK(cth_pool_create(&p, &o));
     return p;
 }
@@ -70,11 +85,11 @@ CTH_TEST(imap)
         CHECK_OK(cth_pool_imap(p, sqr, items, N, chunks[k], &it));
         for (int i = 0; i < N; i++) {
             void *v;
-            CHECK_OK(cth_imap_next(it, CTH_FOREVER, &v));
+            CHECK_OK(cth_imap_next(it, &v, CTH_FOREVER));
             CHECK_EQ(VI(v), i * i);
         }
-        CHECK_EQ(cth_imap_next(it, CTH_FOREVER, NULL), CTH_IMAP_END);
-        CHECK_EQ(cth_imap_next(it, 0, NULL), CTH_IMAP_END);
+        CHECK_EQ(cth_imap_next(it, NULL, CTH_FOREVER), CTH_IMAP_END);
+        CHECK_EQ(cth_imap_next(it, NULL, 0), CTH_IMAP_END);
         cth_imap_free(it);
     }
     cth_pool_free(p);
@@ -96,20 +111,21 @@ CTH_TEST(imap_unordered)
         CHECK_OK(cth_pool_imap_unordered(p, sqr, items, N, chunks[k], &it));
         for (int i = 0; i < N; i++) {
             void *v;
-            CHECK_OK(cth_imap_next(it, CTH_FOREVER, &v));
+            CHECK_OK(cth_imap_next(it, &v, CTH_FOREVER));
             intptr_t x = (intptr_t)sqrt((double)VI(v));
             CHECK_EQ(x * x, VI(v));
             CHECK(!seen[x]);
             seen[x] = 1;
         }
-        CHECK_EQ(cth_imap_next(it, CTH_FOREVER, NULL), CTH_IMAP_END);
+        CHECK_EQ(cth_imap_next(it, NULL, CTH_FOREVER), CTH_IMAP_END);
         cth_imap_free(it);
     }
     cth_pool_free(p);
 }
 
-/* test_imap with a failing task: next() fails at that position and the
- * iteration continues (chunksize 1) */
+/* test_imap with a failing task: next() fails at that position, with
+ * CTH_ETASK and the task's value in cth_task_error(), and the iteration
+ * continues (chunksize 1) */
 CTH_TEST(imap_task_error)
 {
     cth_pool_t *p = make_pool(2);
@@ -118,24 +134,75 @@ CTH_TEST(imap_task_error)
     CHECK_OK(cth_pool_imap(p, fail_at_3, items, 6, 1, &it));
     for (int i = 0; i < 6; i++) {
         void *v;
-        int r = cth_imap_next(it, CTH_FOREVER, &v);
+        int r = cth_imap_next(it, &v, CTH_FOREVER);
         if (i == 3) {
-            CHECK_EQ(r, -33);
+            CHECK_EQ(r, CTH_ETASK);
+            CHECK_EQ(cth_task_error(), -33);
         } else {
             CHECK_OK(r);
             CHECK_EQ(VI(v), i);
         }
     }
-    CHECK_EQ(cth_imap_next(it, CTH_FOREVER, NULL), CTH_IMAP_END);
+    CHECK_EQ(cth_imap_next(it, NULL, CTH_FOREVER), CTH_IMAP_END);
     cth_imap_free(it);
     /* unordered: the error arrives in the stream */
     CHECK_OK(cth_pool_imap_unordered(p, fail_at_3, items, 6, 1, &it));
     int errors = 0;
-    for (int i = 0; i < 6; i++)
-        errors += cth_imap_next(it, CTH_FOREVER, NULL) == -33;
+    for (int i = 0; i < 6; i++) {
+        int r = cth_imap_next(it, NULL, CTH_FOREVER);
+        CHECK(r == 0 || (r == CTH_ETASK && cth_task_error() == -33));
+        errors += r == CTH_ETASK;
+    }
     CHECK_EQ(errors, 1);
-    CHECK_EQ(cth_imap_next(it, CTH_FOREVER, NULL), CTH_IMAP_END);
+    CHECK_EQ(cth_imap_next(it, NULL, CTH_FOREVER), CTH_IMAP_END);
     cth_imap_free(it);
+    cth_pool_free(p);
+}
+
+/* fails with its argument as the value (0 succeeds, storing 0) */
+static int return_arg(void *arg, void **result)
+{
+    *result = arg;
+    return (int)VI(arg);
+}
+
+/* Any nonzero task return is a failure, -1 (not CTH_EPERM) and positive
+ * values included, ordered and unordered, chunked or not: CTH_ETASK, the
+ * value unchanged in cth_task_error(). */
+CTH_TEST(imap_task_error_values)
+{
+    cth_pool_t *p = make_pool(2);
+    int values[] = {-1, 1, 99};
+    for (size_t k = 0; k < 3; k++) {
+        void *items[4] = {IV(0), IV(0), IV(values[k]), IV(0)};
+        for (int ordered = 0; ordered < 2; ordered++) {
+            for (size_t cs = 1; cs <= 2; cs++) {
+                cth_imap_t *it;
+                if (ordered)
+                    CHECK_OK(cth_pool_imap(p, return_arg, items, 4, cs, &it));
+                else
+                    CHECK_OK(cth_pool_imap_unordered(p, return_arg, items, 4, cs, &it));
+                int r, ok = 0, failed = 0;
+                while ((r = cth_imap_next(it, NULL, CTH_FOREVER)) != CTH_IMAP_END) {
+                    if (r == CTH_ETASK) {
+                        CHECK_EQ(cth_task_error(), values[k]);
+                        failed++;
+                    } else {
+                        CHECK_OK(r);
+                        ok++;
+                    }
+                }
+                CHECK_EQ(failed, 1);
+                /* chunksize 1: the 3 others; 2: the failing chunk yields
+                 * once and ends the iteration, (in order) after chunk 0 */
+                if (cs == 1)
+                    CHECK_EQ(ok, 3);
+                else if (ordered)
+                    CHECK_EQ(ok, 2);
+                cth_imap_free(it);
+            }
+        }
+    }
     cth_pool_free(p);
 }
 
@@ -147,12 +214,12 @@ CTH_TEST(imap_timeout)
     cth_imap_t *it;
     CHECK_OK(cth_pool_imap(p, sleepy, items, 2, 1, &it));
     double t0 = check_now();
-    CHECK_EQ(cth_imap_next(it, 0.1, NULL), CTH_ETIMEDOUT);
+    CHECK_EQ(cth_imap_next(it, NULL, 0.1), CTH_ETIMEDOUT);
     CHECK_WAITED_AT_LEAST(t0, 0.1);
-    CHECK_EQ(cth_imap_next(it, -3, NULL), CTH_EINVAL);
-    CHECK_EQ(cth_imap_next(NULL, 0, NULL), CTH_EINVAL);
+    CHECK_EQ(cth_imap_next(it, NULL, -3), CTH_EINVAL);
+    CHECK_EQ(cth_imap_next(NULL, NULL, 0), CTH_EINVAL);
     void *v;
-    CHECK_OK(cth_imap_next(it, CTH_FOREVER, &v));
+    CHECK_OK(cth_imap_next(it, &v, CTH_FOREVER));
     CHECK_EQ(VI(v), 400);
     cth_imap_free(it); /* not consumed to the end */
     cth_imap_free(NULL);
@@ -166,10 +233,10 @@ CTH_TEST(imap_empty_and_closed)
     cth_pool_t *p = make_pool(2);
     cth_imap_t *it;
     CHECK_OK(cth_pool_imap(p, sqr, NULL, 0, 0, &it));
-    CHECK_EQ(cth_imap_next(it, 0, NULL), CTH_IMAP_END);
+    CHECK_EQ(cth_imap_next(it, NULL, 0), CTH_IMAP_END);
     cth_imap_free(it);
     CHECK_OK(cth_pool_imap_unordered(p, sqr, NULL, 0, 0, &it));
-    CHECK_EQ(cth_imap_next(it, 0, NULL), CTH_IMAP_END);
+    CHECK_EQ(cth_imap_next(it, NULL, 0), CTH_IMAP_END);
     cth_imap_free(it);
     CHECK_EQ(cth_pool_imap(p, NULL, NULL, 0, 0, &it), CTH_EINVAL);
     CHECK_EQ(cth_pool_imap(p, sqr, NULL, 3, 0, &it), CTH_EINVAL);
@@ -182,17 +249,21 @@ CTH_TEST(imap_empty_and_closed)
 struct counter {
     long next, limit, fail_at;
     _Atomic long inflight_max;
+    int fail_value; /* what the producer returns at fail_at (0: -44) */
 };
 
-static int produce(void *ctx, void **item)
+static int produce(void *ctx, void **item, bool *end)
 {
     struct counter *c = ctx;
+    CHECK(!*end); /* false on entry */
     if (c->next == c->fail_at)
-        return -44;
-    if (c->next == c->limit)
+        return c->fail_value ? c->fail_value : -44;
+    if (c->next == c->limit) {
+        *end = true;
         return 0;
+    }
     *item = IV(c->next++);
-    return 1;
+    return 0;
 }
 
 /* the departure (gh-84291): imap over a producer reads at most
@@ -200,35 +271,35 @@ static int produce(void *ctx, void **item)
 CTH_TEST(imap_producer_bounded)
 {
     cth_pool_t *p = make_pool(2);
-    struct counter c = {0, 20000, -1, 0};
+    struct counter c = {0, 20000, -1, 0, 0};
     cth_imap_t *it;
     CHECK_OK(cth_pool_imap_producer(p, sqr, produce, &c, 1, 16, &it));
     CHECK(c.next <= 16);
     for (long i = 0; i < 20000; i++) {
         void *v;
-        CHECK_OK(cth_imap_next(it, CTH_FOREVER, &v));
+        CHECK_OK(cth_imap_next(it, &v, CTH_FOREVER));
         CHECK_EQ(VI(v), i * i);
         CHECK(c.next <= i + 1 + 16);
     }
-    CHECK_EQ(cth_imap_next(it, CTH_FOREVER, NULL), CTH_IMAP_END);
+    CHECK_EQ(cth_imap_next(it, NULL, CTH_FOREVER), CTH_IMAP_END);
     cth_imap_free(it);
     /* the bound is rounded up to whole chunks: 6 with chunksize 4 is 8 */
-    c = (struct counter){0, 1000, -1, 0};
+    c = (struct counter){0, 1000, -1, 0, 0};
     CHECK_OK(cth_pool_imap_producer(p, sqr, produce, &c, 4, 6, &it));
     CHECK(c.next <= 8);
     for (long i = 0; i < 1000; i++) {
         void *v;
-        CHECK_OK(cth_imap_next(it, CTH_FOREVER, &v));
+        CHECK_OK(cth_imap_next(it, &v, CTH_FOREVER));
         CHECK_EQ(VI(v), i * i);
         CHECK(c.next <= i + 1 + 8);
     }
-    CHECK_EQ(cth_imap_next(it, CTH_FOREVER, NULL), CTH_IMAP_END);
+    CHECK_EQ(cth_imap_next(it, NULL, CTH_FOREVER), CTH_IMAP_END);
     cth_imap_free(it);
     /* an endless producer, abandoned after a few items */
-    struct counter endless = {0, -1, -1, 0};
+    struct counter endless = {0, -1, -1, 0, 0};
     CHECK_OK(cth_pool_imap_unordered_producer(p, sqr, produce, &endless, 4, 0, &it));
     for (int i = 0; i < 100; i++)
-        CHECK_OK(cth_imap_next(it, CTH_FOREVER, NULL));
+        CHECK_OK(cth_imap_next(it, NULL, CTH_FOREVER));
     cth_imap_free(it);
     CHECK(endless.next <= 100 + 4 * 2 * 4);
     cth_pool_free(p);
@@ -238,7 +309,7 @@ CTH_TEST(imap_producer_bounded)
  * (SayWhenError: -44) where it would yield `when` (at once for -1). */
 static struct counter say_when(long total, long when)
 {
-    return (struct counter){0, total, when < 0 ? 0 : when, 0};
+    return (struct counter){0, total, when < 0 ? 0 : when, 0, 0};
 }
 
 /* Python's sqr; item 4 raises ValueError (-55) for the task tests */
@@ -265,8 +336,8 @@ CTH_TEST(imap_handle_iterable_exception)
     for (int k = 0; k < 2; k++) {
         struct counter c = say_when(1, -1);
         CHECK_OK(cth_pool_imap_producer(p, sqr, produce, &c, 1, 0, &it));
-        CHECK_EQ(cth_imap_next(it, CTH_FOREVER, NULL), -44);
-        CHECK_EQ(cth_imap_next(it, CTH_FOREVER, NULL), CTH_IMAP_END);
+        CHECK_TASK_FAILED(cth_imap_next(it, NULL, CTH_FOREVER), -44);
+        CHECK_EQ(cth_imap_next(it, NULL, CTH_FOREVER), CTH_IMAP_END);
         cth_imap_free(it);
     }
     /* SayWhenError seen at start of problematic chunk's results */
@@ -283,30 +354,80 @@ CTH_TEST(imap_handle_iterable_exception)
                                             &it));
             for (int i = 0; i < cases[k].values; i++) {
                 void *v;
-                CHECK_OK(cth_imap_next(it, CTH_FOREVER, &v));
+                CHECK_OK(cth_imap_next(it, &v, CTH_FOREVER));
                 CHECK_EQ(VI(v), i * i);
             }
-            CHECK_EQ(cth_imap_next(it, CTH_FOREVER, NULL), -44);
-            CHECK_EQ(cth_imap_next(it, CTH_FOREVER, NULL), CTH_IMAP_END);
-            CHECK_EQ(cth_imap_next(it, 0, NULL), CTH_IMAP_END);
+            CHECK_TASK_FAILED(cth_imap_next(it, NULL, CTH_FOREVER), -44);
+            CHECK_EQ(cth_imap_next(it, NULL, CTH_FOREVER), CTH_IMAP_END);
+            CHECK_EQ(cth_imap_next(it, NULL, 0), CTH_IMAP_END);
             cth_imap_free(it);
         }
     }
     cth_pool_free(p);
 }
 
-/* Take values from an unordered iterator until it fails with err: each must
- * be the square of a distinct number below total (expected_values). Returns
- * how many came. */
-static int unordered_until_error(cth_imap_t *it, long total, int err)
+/* The producer protocol: 0 with *end set ends the input (an item stored
+ * with it is not used); any nonzero return, -1 (not CTH_EPERM) and positive
+ * values included, is its failure: CTH_ETASK after the items before it,
+ * the value in cth_task_error(), then the end. */
+CTH_TEST(imap_producer_failure_and_end)
+{
+    cth_pool_t *p = make_pool(2);
+    cth_imap_t *it;
+    /* an empty input: the first call ends it */
+    for (int ordered = 0; ordered < 2; ordered++) {
+        struct counter c = {0, 0, -1, 0, 0};
+        if (ordered)
+            CHECK_OK(cth_pool_imap_producer(p, sqr, produce, &c, 1, 0, &it));
+        else
+            CHECK_OK(cth_pool_imap_unordered_producer(p, sqr, produce, &c, 3, 0, &it));
+        CHECK_EQ(cth_imap_next(it, NULL, CTH_FOREVER), CTH_IMAP_END);
+        cth_imap_free(it);
+    }
+    /* 5 items then the end, chunks of 2: the last chunk is cut short */
+    struct counter c = {0, 5, -1, 0, 0};
+    CHECK_OK(cth_pool_imap_producer(p, sqr, produce, &c, 2, 0, &it));
+    for (int i = 0; i < 5; i++) {
+        void *v;
+        CHECK_OK(cth_imap_next(it, &v, CTH_FOREVER));
+        CHECK_EQ(VI(v), i * i);
+    }
+    CHECK_EQ(cth_imap_next(it, NULL, CTH_FOREVER), CTH_IMAP_END);
+    cth_imap_free(it);
+    /* failures: -1, 1, a large value; at once and after 3 items */
+    int values[] = {-1, 1, 123456};
+    for (size_t k = 0; k < 3; k++) {
+        for (long when = 0; when <= 3; when += 3) {
+            c = (struct counter){0, 10, when, 0, values[k]};
+            CHECK_OK(cth_pool_imap_producer(p, sqr, produce, &c, 1, 0, &it));
+            for (long i = 0; i < when; i++) {
+                void *v;
+                CHECK_OK(cth_imap_next(it, &v, CTH_FOREVER));
+                CHECK_EQ(VI(v), i * i);
+            }
+            CHECK_TASK_FAILED(cth_imap_next(it, NULL, CTH_FOREVER), values[k]);
+            CHECK_EQ(cth_imap_next(it, NULL, CTH_FOREVER), CTH_IMAP_END);
+            CHECK_EQ(cth_task_error(), values[k]); /* the end leaves it alone */
+            cth_imap_free(it);
+        }
+    }
+    cth_pool_free(p);
+}
+
+/* Take values from an unordered iterator until it fails with CTH_ETASK
+ * and the producer's value: each must be the square of a distinct number
+ * below total (expected_values). Returns how many came. */
+static int unordered_until_error(cth_imap_t *it, long total, int value)
 {
     static char seen[64];
     memset(seen, 0, sizeof seen);
     for (long i = 0; i < total; i++) {
         void *v;
-        int r = cth_imap_next(it, CTH_FOREVER, &v);
-        if (r == err)
+        int r = cth_imap_next(it, &v, CTH_FOREVER);
+        if (r == CTH_ETASK) {
+            CHECK_EQ(cth_task_error(), value);
             return (int)i;
+        }
         CHECK_OK(r);
         intptr_t x = (intptr_t)sqrt((double)VI(v));
         CHECK(x * x == VI(v) && x < total && !seen[x]);
@@ -317,7 +438,7 @@ static int unordered_until_error(cth_imap_t *it, long total, int err)
 }
 
 /* test_imap_unordered_handle_iterable_exception: the error surfaces among
- * correct values. Then, per PYTHON-REFERENCE 1.16: with chunksize 1 the
+ * correct values. Then, as Python's IMapIterator: with chunksize 1 the
  * iteration goes on to the values before the error and ends; with
  * chunksize > 1 (a generator over the chunks) it ends at the error. */
 CTH_TEST(imap_unordered_handle_iterable_exception)
@@ -327,8 +448,8 @@ CTH_TEST(imap_unordered_handle_iterable_exception)
     for (int k = 0; k < 2; k++) {
         struct counter c = say_when(1, -1);
         CHECK_OK(cth_pool_imap_unordered_producer(p, sqr, produce, &c, 1, 0, &it));
-        CHECK_EQ(cth_imap_next(it, CTH_FOREVER, NULL), -44);
-        CHECK_EQ(cth_imap_next(it, CTH_FOREVER, NULL), CTH_IMAP_END);
+        CHECK_TASK_FAILED(cth_imap_next(it, NULL, CTH_FOREVER), -44);
+        CHECK_EQ(cth_imap_next(it, NULL, CTH_FOREVER), CTH_IMAP_END);
         cth_imap_free(it);
     }
     struct counter c = say_when(10, 3);
@@ -336,20 +457,20 @@ CTH_TEST(imap_unordered_handle_iterable_exception)
     int before = unordered_until_error(it, 10, -44);
     CHECK(before <= 3);
     for (; before < 3; before++)
-        CHECK_OK(cth_imap_next(it, CTH_FOREVER, NULL));
-    CHECK_EQ(cth_imap_next(it, CTH_FOREVER, NULL), CTH_IMAP_END);
+        CHECK_OK(cth_imap_next(it, NULL, CTH_FOREVER));
+    CHECK_EQ(cth_imap_next(it, NULL, CTH_FOREVER), CTH_IMAP_END);
     cth_imap_free(it);
 
     c = say_when(20, 7);
     CHECK_OK(cth_pool_imap_unordered_producer(p, sqr, produce, &c, 2, 0, &it));
     CHECK(unordered_until_error(it, 20, -44) <= 6); /* item 6 was dropped */
-    CHECK_EQ(cth_imap_next(it, CTH_FOREVER, NULL), CTH_IMAP_END);
+    CHECK_EQ(cth_imap_next(it, NULL, CTH_FOREVER), CTH_IMAP_END);
     cth_imap_free(it);
     cth_pool_free(p);
 }
 
-/* A failing task with chunksize > 1 (PYTHON-REFERENCE 1.16, probed: [0, 1,
- * 2, ValueError] for chunksize 3 and a failure at item 4): its chunk loses
+/* A failing task with chunksize > 1 (Python gives [0, 1, 2, ValueError]
+ * for chunksize 3 and a failure at item 4): its chunk loses
  * all its items, its error comes in their place, and the iteration ends;
  * for arrays and producers. imap_unordered likewise: the error arrives in
  * completion order, no item of its chunk comes, and the iteration ends. */
@@ -361,21 +482,21 @@ CTH_TEST(imap_chunk_task_error)
         items[i] = IV(i);
     for (int producer = 0; producer < 2; producer++) {
         cth_imap_t *it;
-        struct counter c = {0, 10, -1, 0};
+        struct counter c = {0, 10, -1, 0, 0};
         if (producer)
             CHECK_OK(cth_pool_imap_producer(p, sqr_fail_at_4, produce, &c, 3, 0, &it));
         else
             CHECK_OK(cth_pool_imap(p, sqr_fail_at_4, items, 10, 3, &it));
         for (int i = 0; i < 3; i++) {
             void *v;
-            CHECK_OK(cth_imap_next(it, CTH_FOREVER, &v));
+            CHECK_OK(cth_imap_next(it, &v, CTH_FOREVER));
             CHECK_EQ(VI(v), i * i);
         }
-        CHECK_EQ(cth_imap_next(it, CTH_FOREVER, NULL), -55);
-        CHECK_EQ(cth_imap_next(it, CTH_FOREVER, NULL), CTH_IMAP_END);
+        CHECK_TASK_FAILED(cth_imap_next(it, NULL, CTH_FOREVER), -55);
+        CHECK_EQ(cth_imap_next(it, NULL, CTH_FOREVER), CTH_IMAP_END);
         cth_imap_free(it);
 
-        c = (struct counter){0, 10, -1, 0};
+        c = (struct counter){0, 10, -1, 0, 0};
         if (producer)
             CHECK_OK(cth_pool_imap_unordered_producer(p, sqr_fail_at_4, produce, &c, 3, 0, &it));
         else
@@ -383,14 +504,15 @@ CTH_TEST(imap_chunk_task_error)
         char seen[10] = {0};
         int r;
         void *v;
-        while ((r = cth_imap_next(it, CTH_FOREVER, &v)) == 0) {
+        while ((r = cth_imap_next(it, &v, CTH_FOREVER)) == 0) {
             intptr_t x = (intptr_t)sqrt((double)VI(v));
             CHECK(x * x == VI(v) && x < 10 && !seen[x]);
             CHECK(x < 3 || x > 5); /* not of the failing chunk */
             seen[x] = 1;
         }
-        CHECK_EQ(r, -55);
-        CHECK_EQ(cth_imap_next(it, CTH_FOREVER, NULL), CTH_IMAP_END);
+        CHECK_EQ(r, CTH_ETASK);
+        CHECK_EQ(cth_task_error(), -55);
+        CHECK_EQ(cth_imap_next(it, NULL, CTH_FOREVER), CTH_IMAP_END);
         cth_imap_free(it);
     }
     cth_pool_free(p);
@@ -401,16 +523,16 @@ CTH_TEST(imap_chunk_task_error)
 CTH_TEST(imap_close_terminate)
 {
     cth_pool_t *p = make_pool(2);
-    struct counter c = {0, 200, -1, 0};
+    struct counter c = {0, 200, -1, 0, 0};
     cth_imap_t *it;
     CHECK_OK(cth_pool_imap_producer(p, sqr, produce, &c, 1, 8, &it));
     CHECK_OK(cth_pool_close(p));
     for (long i = 0; i < 200; i++) {
         void *v;
-        CHECK_OK(cth_imap_next(it, CTH_FOREVER, &v));
+        CHECK_OK(cth_imap_next(it, &v, CTH_FOREVER));
         CHECK_EQ(VI(v), i * i);
     }
-    CHECK_EQ(cth_imap_next(it, CTH_FOREVER, NULL), CTH_IMAP_END);
+    CHECK_EQ(cth_imap_next(it, NULL, CTH_FOREVER), CTH_IMAP_END);
     cth_imap_free(it);
     CHECK_OK(cth_pool_join(p, CTH_FOREVER));
     cth_pool_free(p);
@@ -428,7 +550,7 @@ CTH_TEST(imap_close_terminate)
     CHECK_OK(cth_pool_terminate(p));
     atomic_store(&gate, 1);
     int cancelled = 0, n = 0, r;
-    while ((r = cth_imap_next(it, CTH_FOREVER, NULL)) != CTH_IMAP_END) {
+    while ((r = cth_imap_next(it, NULL, CTH_FOREVER)) != CTH_IMAP_END) {
         CHECK(r == (n == 0 ? 0 : CTH_ECANCELED));
         cancelled += r == CTH_ECANCELED;
         n++;
@@ -450,11 +572,11 @@ CTH_TEST(imap_close_terminate)
     atomic_store(&gate, 1);
     for (int i = 0; i < 10; i++) {
         void *v;
-        CHECK_OK(cth_imap_next(it, CTH_FOREVER, &v));
+        CHECK_OK(cth_imap_next(it, &v, CTH_FOREVER));
         CHECK_EQ(VI(v), i);
     }
-    CHECK_EQ(cth_imap_next(it, CTH_FOREVER, NULL), CTH_ECANCELED);
-    CHECK_EQ(cth_imap_next(it, CTH_FOREVER, NULL), CTH_IMAP_END);
+    CHECK_EQ(cth_imap_next(it, NULL, CTH_FOREVER), CTH_ECANCELED);
+    CHECK_EQ(cth_imap_next(it, NULL, CTH_FOREVER), CTH_IMAP_END);
     cth_imap_free(it);
     cth_pool_free(p);
 }
@@ -472,14 +594,14 @@ CTH_TEST(imap_outlives_pool)
     atomic_store(&gate_started, 0);
     cth_imap_t *it, *prod;
     CHECK_OK(cth_pool_imap(p, gated_first, items, 50, 1, &it));
-    struct counter c = {0, 1000000, -1, 0};
+    struct counter c = {0, 1000000, -1, 0, 0};
     CHECK_OK(cth_pool_imap_producer(p, sqr, produce, &c, 1, 8, &prod));
     while (!atomic_load(&gate_started))
         cth_sleep(0.001);
     atomic_store(&gate, 1); /* item 0 may finish before or during the free */
     cth_pool_free(p);
     int n = 0, r;
-    while ((r = cth_imap_next(it, CTH_FOREVER, NULL)) != CTH_IMAP_END) {
+    while ((r = cth_imap_next(it, NULL, CTH_FOREVER)) != CTH_IMAP_END) {
         CHECK(r == 0 || r == CTH_ECANCELED);
         CHECK(n > 0 || r == 0); /* item 0 had started: it ran */
         n++;
@@ -488,7 +610,7 @@ CTH_TEST(imap_outlives_pool)
     /* the producer iterator: its next reads are refused by the dead pool,
      * so it ends after what it had read (each value or CTH_ECANCELED) */
     n = 0;
-    while ((r = cth_imap_next(prod, CTH_FOREVER, NULL)) != CTH_IMAP_END) {
+    while ((r = cth_imap_next(prod, NULL, CTH_FOREVER)) != CTH_IMAP_END) {
         CHECK(r == 0 || r == CTH_ECANCELED);
         n++;
     }

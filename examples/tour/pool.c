@@ -41,7 +41,7 @@ static void tour_pool(void)
     say("%d I/O-bound jobs of 0.1 s, one by one:      %.2f s", JOBS, serial);
 
     cth_pool_t *pool;
-    cth_pool_opts opts = {.processes = JOBS};
+    cth_pool_opts_t opts = {.processes = JOBS};
     cth_pool_create(&pool, &opts);
     t0 = cth_monotonic();
     cth_pool_map(pool, fetch, jobs, JOBS, 0, out);
@@ -66,7 +66,7 @@ static void tour_pool(void)
     t0 = cth_monotonic();
     cth_pool_map(pool, crunch, items, CPU_ITEMS, 0, res);
     double all = cth_monotonic() - t0;
-    say("CPU-bound map of %d items: 1 thread %.2f s, Pool(%d) %.2f s: %.1fx", CPU_ITEMS, one,
+    say("CPU-bound map of %d items: 1 thread %.2f s, Pool(%zu) %.2f s: %.1fx", CPU_ITEMS, one,
         cth_pool_size(pool), all, one / all);
     say("(CPython's GIL keeps that at about 1x; here every worker has its own core)");
     cth_pool_free(pool); /* like leaving `with Pool() as p:`: terminate + join */

@@ -13,30 +13,33 @@
  * costs no CPU.
  *
  * Tasks. A task is `int fn(void *arg, void **result)`: it stores its value
- * in *result and returns 0, or returns a negative code (a CTH_E* code or
- * any negative int of the program's own) to fail, the way a Python task
- * raises. The code reaches whoever waits, as Python re-raises the
- * exception: cth_pool_apply and cth_result_get return it, error_callback
- * receives it, map returns the first failure in completion order once
- * every chunk has finished (no fail-fast, as Python), imap's next returns
- * it at the item's position (with chunksize > 1, in place of its whole
- * chunk, and the iteration ends there, as Python's). A failing task never
- * harms the pool.
+ * in *result and returns 0, or returns any other value (positive or
+ * negative, a code of the program's own) to fail, the way a Python task
+ * raises. Whoever waits sees CTH_ETASK, never the task's value itself (so a
+ * task returning -1 does not read as CTH_EPERM); the value, unchanged, is
+ * on the AsyncResult (cth_result_task_error) and, after a blocking call, in
+ * the calling thread's cth_task_error() (base.h), as Python re-raises the
+ * exception: cth_pool_apply and cth_result_get return CTH_ETASK,
+ * error_callback receives it, map returns it for the first failure in
+ * completion order once every chunk has finished (no fail-fast, as
+ * Python), imap's next returns it at the item's position (with chunksize >
+ * 1, in place of its whole chunk, and the iteration ends there, as
+ * Python's). A failing task never harms the pool.
  *
  * States, as Python's: RUN, then CLOSE (cth_pool_close: no new tasks, the
  * accepted ones all run) or TERMINATE (cth_pool_terminate: queued tasks are
  * dropped). Submitting to a pool that is not running is CTH_EINVAL
  * (Python's ValueError "Pool not running").
  *
- * Departures from Python, on purpose (DESIGN.md):
+ * Departures from Python, on purpose:
  * - 0 stands for Python's default: processes 0 is os.process_cpu_count()
  *   and maxtasksperchild 0 unlimited (Python's None), map's chunksize 0 the
  *   computed one (None), imap's chunksize 0 is 1 (Python's default). Python
  *   raises ValueError for an explicit 0 there, but C has no None and an
  *   options struct is zero-initialised, so 0 cannot mean "invalid" without
- *   making every struct that leaves a field out invalid. Negative
- *   processes and maxtasksperchild are CTH_EINVAL, as Python's ValueError;
- *   chunksize is a size_t;
+ *   making every struct that leaves a field out invalid. processes,
+ *   maxtasksperchild and chunksize are size_t, so Python's ValueError for
+ *   a negative value has no counterpart;
  * - terminate finishes every outstanding AsyncResult, map and imap item
  *   with CTH_ECANCELED, so nothing waits forever (Python's get() hangs);
  *   with chunksize > 1 a cancelled imap chunk ends the iteration, as a
@@ -45,7 +48,8 @@
  *   a bound on the tasks in flight (Python reads it all at once, gh-84291);
  * - callbacks return nothing, so a callback cannot kill the pool
  *   (gh-83371); they run in the worker that finished the task (Python: the
- *   result-handler thread) and should be quick;
+ *   result-handler thread) and should be quick; as every cthreading
+ *   callback they take their context pointer (cb_arg) first;
  * - maxtasksperchild exists for threads (Python has it for processes only);
  * - a worker that waits on its own pool (cth_pool_apply, cth_pool_map,
  *   cth_result_get, ... from inside a task) runs the awaited job's
@@ -70,43 +74,53 @@ typedef struct cth_result cth_result_t;
 /* An imap iterator (Python's IMapIterator / IMapUnorderedIterator); opaque. */
 typedef struct cth_imap cth_imap_t;
 
-/* A task: store the value in *result and return 0, or return a negative
- * code to fail (*result is then ignored). */
+/* A task: store the value in *result and return 0, or return any nonzero
+ * value to fail (*result is then ignored): the waiter sees CTH_ETASK and
+ * the value in cth_task_error() / cth_result_task_error(). */
 typedef int (*cth_pool_fn)(void *arg, void **result);
 
-/* The body of a parallel-for: the work of one index; 0 or a negative code. */
+/* The body of a parallel-for: the work of one index; 0, or any nonzero
+ * value to fail (as cth_pool_fn). */
 typedef int (*cth_pool_for_fn)(void *arg, size_t index);
 
-/* An AsyncResult's callback: callback(value, cb_arg) on success (exactly
+/* An AsyncResult's callback: callback(cb_arg, value) on success (exactly
  * one of callback and error_callback runs). */
-typedef void (*cth_pool_callback_fn)(void *value, void *cb_arg);
-/* An AsyncResult's error_callback: error_callback(err, cb_arg) on failure,
- * err being the task's negative code or CTH_ECANCELED. */
-typedef void (*cth_pool_error_callback_fn)(int err, void *cb_arg);
+typedef void (*cth_pool_callback_fn)(void *cb_arg, void *value);
+/* An AsyncResult's error_callback: error_callback(cb_arg, err) on failure,
+ * err being CTH_ETASK (a task failed; while the callback runs, its thread's
+ * cth_task_error() holds the task's value, as does cth_result_task_error)
+ * or CTH_ECANCELED (the pool was terminated first; cth_task_error() is 0
+ * meanwhile). The thread's own cth_task_error() comes back afterwards. */
+typedef void (*cth_pool_error_callback_fn)(void *cb_arg, int err);
 
 /* An imap producer (Python's input iterator): store the next item in *item
- * and return 1, return 0 at the end, or a negative code to fail (the code
- * is delivered after the last whole chunk read, and the iteration ends
- * after it: see cth_pool_imap_producer). */
-typedef int (*cth_imap_producer_fn)(void *ctx, void **item);
+ * and return 0; at the end of the input set *end (false on entry) to true
+ * and return 0; return any nonzero value to fail (cth_imap_next delivers
+ * CTH_ETASK, with cth_task_error() set to the value, after the last whole
+ * chunk read, and the iteration ends after it: see cth_pool_imap_producer). */
+typedef int (*cth_imap_producer_fn)(void *ctx, void **item, bool *end);
+
+/* A pool's initializer: run in each worker, initializer(initarg), before
+ * its first task. It cannot fail. */
+typedef void (*cth_pool_initializer_fn)(void *arg);
 
 /* Options of cth_pool_create; zero-initialised or NULL means Python's
  * defaults. */
 typedef struct cth_pool_opts {
-    int processes;                  /* workers; 0 = os.process_cpu_count(): the CPUs
-                                       the calling thread may run on; < 0: CTH_EINVAL */
-    void (*initializer)(void *arg); /* run once in each worker before its first task */
-    void *initarg;                  /* initializer's argument (initargs) */
-    long maxtasksperchild;          /* tasks (chunks) before a worker is replaced;
-                                       0 = unlimited (Python's None); < 0: CTH_EINVAL */
-} cth_pool_opts;
+    size_t processes;                    /* workers; 0 = os.process_cpu_count(): the
+                                            CPUs the calling thread may run on */
+    size_t maxtasksperchild;             /* tasks (chunks) before a worker is replaced;
+                                            0 = unlimited (Python's None) */
+    cth_pool_initializer_fn initializer; /* run once in each worker, or NULL */
+    void *initarg;                       /* initializer's argument (initargs) */
+} cth_pool_opts_t;
 
 /* Callbacks of the _async calls (NULL: none). */
 typedef struct cth_result_opts {
     cth_pool_callback_fn callback;             /* on success, or NULL */
     cth_pool_error_callback_fn error_callback; /* on failure, or NULL */
-    void *cb_arg;                              /* passed to either callback */
-} cth_result_opts;
+    void *cb_arg;                              /* passed first to either callback */
+} cth_result_opts_t;
 
 /* The end of an imap iteration (Python's StopIteration): cth_imap_next's
  * only positive return. */
@@ -117,19 +131,23 @@ typedef struct cth_result_opts {
 /*
  * cth_pool_create - ThreadPool(processes, initializer, initargs) (and
  * Pool's maxtasksperchild). Starts the workers before returning.
- * Returns 0 and *pool; CTH_EINVAL for a NULL out-pointer, processes < 0 or
- * maxtasksperchild < 0 (Python's ValueError); CTH_ENOMEM, CTH_EAGAIN (no
- * thread), CTH_ESHUTDOWN (the library is shutting down).
+ * pool: where the new pool goes; opts: NULL or zero fields for Python's
+ * defaults (see cth_pool_opts_t).
+ * Returns 0 and *pool; CTH_EINVAL for a NULL pool; CTH_EOVERFLOW for
+ * processes above INT_MAX; CTH_ENOMEM, CTH_EAGAIN (no thread),
+ * CTH_ESHUTDOWN (the library is shutting down).
  */
-CTH_API int cth_pool_create(cth_pool_t **pool, const cth_pool_opts *opts);
+CTH_API int cth_pool_create(cth_pool_t **pool, const cth_pool_opts_t *opts);
 
-/* cth_pool_size - len(pool._pool): the number of workers, or CTH_EINVAL. */
-CTH_API int cth_pool_size(const cth_pool_t *pool);
+/* cth_pool_size - len(pool._pool): the number of workers; 0 for NULL. */
+CTH_API size_t cth_pool_size(const cth_pool_t *pool);
 
 /*
- * cth_pool_apply - Pool.apply(func, (arg,)): run fn(arg) on a worker and
- * wait for it. Returns the task's own return (0 with *result set, may be
- * NULL; or its negative code); CTH_EINVAL for NULL or a pool not running;
+ * cth_pool_apply - Pool.apply(func, (arg,)): run fn(arg, &value) on a
+ * worker and wait for it; result (may be NULL) receives the value.
+ * Returns 0 with *result set (the value may be NULL); CTH_ETASK if the task
+ * returned nonzero (that value in cth_task_error()); CTH_EINVAL for NULL
+ * pool or fn, or a pool not running (ValueError "Pool not running");
  * CTH_ECANCELED if the pool was terminated before the task ran; CTH_EINTR
  * in an interrupted main thread (a task not yet started is dropped, a
  * running one is waited for and its value lost). No allocation.
@@ -140,24 +158,26 @@ CTH_API int cth_pool_apply(cth_pool_t *pool, cth_pool_fn fn, void *arg, void **r
  * cth_pool_apply_async - Pool.apply_async(func, (arg,), callback=,
  * error_callback=). Queues fn(arg) and returns at once with *res, an
  * AsyncResult the caller owns (release it with cth_result_free, before or
- * after it is ready). opts may be NULL. Returns 0; CTH_EINVAL for NULL
- * arguments or a pool not running; CTH_ENOMEM. Lone tasks go through a
- * lock-free ring and wake no worker while one is spinning; tasks start in
- * submission order.
+ * after it is ready). opts (the callbacks) may be NULL. Returns 0; CTH_EINVAL
+ * for NULL pool, fn or res, or a pool not running; CTH_ENOMEM. The task's
+ * outcome is cth_result_get's (CTH_ETASK: see cth_result_task_error). Lone
+ * tasks go through a lock-free ring and wake no worker while one is
+ * spinning; tasks start in submission order.
  */
 CTH_API int cth_pool_apply_async(cth_pool_t *pool, cth_pool_fn fn, void *arg,
-                                 const cth_result_opts *opts, cth_result_t **res);
+                                 const cth_result_opts_t *opts, cth_result_t **res);
 
 /*
  * cth_pool_map - Pool.map(func, items, chunksize): fn(items[i], &results[i])
  * for i in [0, n), spread over the workers in chunks of chunksize
  * consecutive items (0 = Python's default, ceil(n / (4 x workers))), and
  * wait for all of them. results (n slots, may be NULL) are in input order.
- * Returns 0 when every task succeeded; else the first failure in
- * completion order, returned only after every chunk has finished (as
- * Python; a chunk stops at its first failing item, as Python's mapstar);
- * CTH_ECANCELED if terminate dropped chunks; CTH_EINVAL for NULL fn, NULL
- * items with n > 0, or a pool not running; CTH_EINTR in an interrupted main
+ * Returns 0 when every task succeeded; CTH_ETASK when one failed, only
+ * after every chunk has finished (as Python; a chunk stops at its first
+ * failing item, as Python's mapstar), with cth_task_error() set to the
+ * value of the first failure in completion order; CTH_ECANCELED if
+ * terminate dropped chunks; CTH_EINVAL for NULL pool or fn, NULL items
+ * with n > 0, or a pool not running; CTH_EINTR in an interrupted main
  * thread (the chunks not yet started are dropped; it returns once the
  * running ones have finished). n = 0 returns 0 at once. No allocation.
  */
@@ -166,56 +186,62 @@ CTH_API int cth_pool_map(cth_pool_t *pool, cth_pool_fn fn, void *const *items, s
 
 /*
  * cth_pool_map_async - Pool.map_async(func, items, chunksize, callback,
- * error_callback): as cth_pool_map, without waiting. items and results
- * must stay valid until the result is ready. cth_result_get's value is
- * results; the callback receives results. Returns 0 and *res (the caller's
- * to free); CTH_EINVAL, CTH_ENOMEM. An empty map is ready at once.
+ * error_callback): as cth_pool_map, without waiting; opts (the callbacks)
+ * may be NULL. items and results must stay valid until the result is
+ * ready. cth_result_get's value is results; the callback receives results.
+ * A failure is CTH_ETASK with cth_result_task_error() the value of the
+ * first failing task in completion order. Returns 0 and *res (the
+ * caller's to free); CTH_EINVAL (as cth_pool_map, or a NULL res),
+ * CTH_ENOMEM. An empty map is ready at once.
  */
 CTH_API int cth_pool_map_async(cth_pool_t *pool, cth_pool_fn fn, void *const *items, size_t n,
-                               size_t chunksize, void **results, const cth_result_opts *opts,
+                               size_t chunksize, const cth_result_opts_t *opts, void **results,
                                cth_result_t **res);
 
 /*
  * cth_pool_starmap - Pool.starmap(func, [args...]): in C each item's
  * arguments are a struct, and the items are an array of n structs of size
- * bytes each: fn(&args[i], &results[i]). Otherwise as cth_pool_map
- * (size 0 is CTH_EINVAL).
+ * bytes each (as calloc's count and size): fn(&args[i], &results[i]).
+ * Otherwise as cth_pool_map (size 0 is CTH_EINVAL).
  */
-CTH_API int cth_pool_starmap(cth_pool_t *pool, cth_pool_fn fn, const void *args, size_t size,
-                             size_t n, size_t chunksize, void **results);
+CTH_API int cth_pool_starmap(cth_pool_t *pool, cth_pool_fn fn, const void *args, size_t n,
+                             size_t size, size_t chunksize, void **results);
 
 /* cth_pool_starmap_async - Pool.starmap_async: cth_pool_starmap without
  * waiting, as cth_pool_map_async. */
 CTH_API int cth_pool_starmap_async(cth_pool_t *pool, cth_pool_fn fn, const void *args,
-                                   size_t size, size_t n, size_t chunksize, void **results,
-                                   const cth_result_opts *opts, cth_result_t **res);
+                                   size_t n, size_t size, size_t chunksize,
+                                   const cth_result_opts_t *opts, void **results,
+                                   cth_result_t **res);
 
 /*
  * cth_pool_parallel_for - fn(arg, index) for every index in [0, n) on the
  * workers and the calling thread together (Python has no equivalent;
  * OpenMP's `parallel for` is the model). Indices go out in chunks from a
  * shared atomic counter; nothing is allocated. The calling thread takes
- * part, so tasks must not rely on the pool's initializer. Returns 0, or the
- * first failure once every index has run (a chunk stops at its first
- * failure); CTH_ECANCELED if terminate dropped chunks; CTH_EINTR as
- * cth_pool_map; CTH_EINVAL for NULL or a pool not running. n = 0 returns 0
- * at once.
+ * part, so fn must not rely on the pool's initializer. Returns 0;
+ * CTH_ETASK once every index has run if fn returned nonzero (a chunk stops
+ * at its first failure), with cth_task_error() set to the first failure's
+ * value in completion order; CTH_ECANCELED if terminate dropped chunks;
+ * CTH_EINTR as cth_pool_map; CTH_EINVAL for NULL pool or fn, or a pool not
+ * running. n = 0 returns 0 at once.
  */
-CTH_API int cth_pool_parallel_for(cth_pool_t *pool, size_t n, cth_pool_for_fn fn, void *arg);
+CTH_API int cth_pool_parallel_for(cth_pool_t *pool, cth_pool_for_fn fn, void *arg, size_t n);
 
 /*
  * cth_pool_imap - Pool.imap(func, items, chunksize): start fn over
  * items[0..n) and return an iterator at once, which yields the results in
  * input order, each as soon as it and those before it are done. chunksize
  * 0 means Python's default of 1 (Python: ValueError; see Departures).
- * Failures, as Python's: with chunksize 1 a failing task's code comes at
- * its position and the iteration goes on; with chunksize > 1 the tasks run
- * in chunks of chunksize consecutive items (a chunk stops at its first
+ * Failures, as Python's: with chunksize 1 a failing task gives CTH_ETASK
+ * at its position and the iteration goes on; with chunksize > 1 the tasks
+ * run in chunks of chunksize consecutive items (a chunk stops at its first
  * failure), a chunk's values come once all of it has run, and a failing
- * chunk yields its code once in place of all its items, after which the
+ * chunk yields CTH_ETASK once in place of all its items, after which the
  * iteration ends (CTH_IMAP_END). items must stay valid until the iterator
  * is freed. Returns 0 and *it (the caller's, see cth_imap_free);
- * CTH_EINVAL for NULL or a pool not running; CTH_ENOMEM.
+ * CTH_EINVAL for NULL pool, fn or it, NULL items with n > 0, or a pool not
+ * running; CTH_ENOMEM.
  */
 CTH_API int cth_pool_imap(cth_pool_t *pool, cth_pool_fn fn, void *const *items, size_t n,
                           size_t chunksize, cth_imap_t **it);
@@ -228,19 +254,20 @@ CTH_API int cth_pool_imap_unordered(cth_pool_t *pool, cth_pool_fn fn, void *cons
 
 /*
  * cth_pool_imap_producer - imap over an iterator: items come from
- * producer(ctx), called only in the threads that create the iterator and
- * call cth_imap_next, never concurrently, in whole chunks. At most
- * max_inflight items (0 = 4 x workers x chunksize; rounded up to a whole
- * number of chunks) are read but not yet consumed by cth_imap_next, so an
- * endless or huge input runs in bounded memory (Python reads its input
- * eagerly: gh-84291; 3.15's buffersize). A producer failure, as Python's
- * (test_imap_handle_iterable_exception): the items read into a chunk it
- * cut short are dropped, never run; its code comes right after the last
+ * producer(ctx, &item, &end), called only in the threads that create the
+ * iterator and call cth_imap_next, never concurrently, in whole chunks. At
+ * most max_inflight items (0 = 4 x workers x chunksize; rounded up to a
+ * whole number of chunks) are read but not yet consumed by cth_imap_next,
+ * so an endless or huge input runs in bounded memory (Python reads its
+ * input eagerly: gh-84291; 3.15's buffersize). A producer failure (a
+ * nonzero return), as Python's (test_imap_handle_iterable_exception): the
+ * items read into a chunk it cut short are dropped, never run; CTH_ETASK,
+ * with cth_task_error() the producer's value, comes right after the last
  * whole chunk (with chunksize 1, at its own position), and the iteration
- * ends after it. Until the producer has ended, the iterator
- * keeps a closed pool's workers (its next reads are still accepted), so
- * after cth_pool_close, cth_pool_join waits for the consumer to read the
- * input to its end or to free the iterator. Returns as cth_pool_imap
+ * ends after it. Until the producer has ended, the iterator keeps a closed
+ * pool's workers (its next reads are still accepted), so after
+ * cth_pool_close, cth_pool_join waits for the consumer to read the input
+ * to its end or to free the iterator. Returns as cth_pool_imap
  * (CTH_EINVAL also for a NULL producer).
  */
 CTH_API int cth_pool_imap_producer(cth_pool_t *pool, cth_pool_fn fn,
@@ -256,7 +283,8 @@ CTH_API int cth_pool_imap_unordered_producer(cth_pool_t *pool, cth_pool_fn fn,
 
 /* cth_pool_close - Pool.close(): no more tasks; the accepted ones (and
  * running imap iterations) complete, then the workers exit. Repeating it,
- * or closing a terminated pool, is harmless. Returns 0 or CTH_EINVAL. */
+ * or closing a terminated pool, is harmless. Returns 0, or CTH_EINVAL for
+ * NULL. */
 CTH_API int cth_pool_close(cth_pool_t *pool);
 
 /*
@@ -265,14 +293,14 @@ CTH_API int cth_pool_close(cth_pool_t *pool);
  * with CTH_ECANCELED (their error_callbacks run, in the calling thread
  * or, for a task a worker was taking at that moment, in that worker);
  * running tasks finish in the background (threads cannot be killed);
- * returns promptly. Harmless to repeat. Returns 0 or CTH_EINVAL.
+ * returns promptly. Harmless to repeat. Returns 0, or CTH_EINVAL for NULL.
  */
 CTH_API int cth_pool_terminate(cth_pool_t *pool);
 
 /*
  * cth_pool_join - Pool.join(): wait for every worker to exit (after close:
- * once all accepted work is done). Beyond Python, with a timeout (DESIGN:
- * every blocking call takes one). Returns 0; CTH_ETIMEDOUT if workers were
+ * once all accepted work is done). Beyond Python, with a timeout (every
+ * blocking call takes one). Returns 0; CTH_ETIMEDOUT if workers were
  * still running when the timeout expired (join again later); CTH_EINVAL
  * while the pool is still running (Python's ValueError "Pool is still
  * running"), for NULL or a bad timeout (CTH_EOVERFLOW above
@@ -300,17 +328,19 @@ CTH_API void cth_pool_free(cth_pool_t *pool);
 
 /*
  * cth_result_get - AsyncResult.get(timeout): wait until ready, then return
- * the task's outcome: 0 with *value (may be NULL) set to its result (for
- * map_async, the results array), or its negative code; CTH_ECANCELED after
- * terminate. CTH_ETIMEDOUT if not ready within the timeout (Python's
- * multiprocessing.TimeoutError); CTH_EINTR in an interrupted main thread;
- * CTH_EINVAL / CTH_EOVERFLOW for NULL or a bad timeout. Any thread, any
- * number of times.
+ * the task's outcome: 0 with *value (value may be NULL) set to its result
+ * (for map_async, the results array); CTH_ETASK if a task failed (its
+ * value in cth_task_error() and cth_result_task_error(), as Python
+ * re-raises the exception); CTH_ECANCELED after terminate. CTH_ETIMEDOUT
+ * if not ready within the timeout (Python's multiprocessing.TimeoutError);
+ * CTH_EINTR in an interrupted main thread; CTH_EINVAL / CTH_EOVERFLOW for
+ * NULL res or a bad timeout. Any thread, any number of times.
  */
-CTH_API int cth_result_get(cth_result_t *res, double timeout, void **value);
+CTH_API int cth_result_get(cth_result_t *res, void **value, double timeout);
 
 /* cth_result_wait - AsyncResult.wait(timeout): wait until ready. Returns 0
- * when ready (whatever the outcome), CTH_ETIMEDOUT, CTH_EINTR, CTH_EINVAL,
+ * when ready (whatever the outcome; Python returns None either way),
+ * CTH_ETIMEDOUT, CTH_EINTR, CTH_EINVAL (NULL res or a bad timeout),
  * CTH_EOVERFLOW. */
 CTH_API int cth_result_wait(cth_result_t *res, double timeout);
 
@@ -318,10 +348,17 @@ CTH_API int cth_result_wait(cth_result_t *res, double timeout);
  * (false for NULL). Acquire ordering: once true, the value is visible. */
 CTH_API bool cth_result_ready(const cth_result_t *res);
 
-/* cth_result_successful - AsyncResult.successful(): 1 if it finished
- * without error, 0 if it failed; CTH_EAGAIN if not ready yet (Python's
- * ValueError "not ready"); CTH_EINVAL for NULL. */
-CTH_API int cth_result_successful(const cth_result_t *res);
+/* cth_result_successful - AsyncResult.successful(): true only when the
+ * result is ready and succeeded; false when it failed, while it is not
+ * ready yet (where Python raises ValueError "not ready": ask
+ * cth_result_ready to tell the two apart), and for NULL. */
+CTH_API bool cth_result_successful(const cth_result_t *res);
+
+/* cth_result_task_error - the failed task's own nonzero value when the
+ * result is ready with CTH_ETASK (for map_async / starmap_async, the first
+ * failure in completion order, the one recorded); 0 otherwise (success,
+ * CTH_ECANCELED, not ready, NULL). In Python, the exception get() raises. */
+CTH_API int cth_result_task_error(const cth_result_t *res);
 
 /* cth_result_free - drop the caller's AsyncResult. A task still pending
  * runs on (its callbacks too) and its memory goes when it finishes. NULL is
@@ -332,20 +369,23 @@ CTH_API void cth_result_free(cth_result_t *res);
 
 /*
  * cth_imap_next - IMapIterator.next(timeout): the next result. Returns 0
- * with *value set; a task's negative code at its position (with chunksize
- * 1 the iteration goes on; with chunksize > 1 it is the failing chunk's
- * one outcome and the last: see cth_pool_imap); the producer's code (see
- * cth_pool_imap_producer); CTH_IMAP_END after the last (StopIteration);
- * CTH_ETIMEDOUT if none arrived within the timeout; CTH_EINTR in an
- * interrupted main thread; CTH_EINVAL / CTH_EOVERFLOW for NULL or a bad
- * timeout. One consumer at a time per iterator. A producer iterator reads
- * its next items here, in the calling thread.
+ * with *value (value may be NULL) set; CTH_ETASK at a failing task's
+ * position (with chunksize 1 the iteration goes on; with chunksize > 1 it
+ * is the failing chunk's one outcome and the last: see cth_pool_imap) or
+ * for a failing producer (see cth_pool_imap_producer), its value in
+ * cth_task_error(); CTH_ECANCELED for an item terminate dropped;
+ * CTH_ENOMEM where a producer iterator could not read on;
+ * CTH_IMAP_END after the last (StopIteration); CTH_ETIMEDOUT if none
+ * arrived within the timeout; CTH_EINTR in an interrupted main thread;
+ * CTH_EINVAL / CTH_EOVERFLOW for NULL it or a bad timeout. One consumer at
+ * a time per iterator. A producer iterator reads its next items here, in
+ * the calling thread.
  */
-CTH_API int cth_imap_next(cth_imap_t *it, double timeout, void **value);
+CTH_API int cth_imap_next(cth_imap_t *it, void **value, double timeout);
 
-/* cth_imap_free - free an iterator, consumed or not. Waits (without limit,
- * not interruptible) for its tasks already running; queued ones are
- * skipped. NULL is ignored. */
+/* cth_imap_free - free an iterator, consumed or not (Python: the iterator
+ * garbage-collected). Waits (without limit, not interruptible) for its
+ * tasks already running; queued ones are skipped. NULL is ignored. */
 CTH_API void cth_imap_free(cth_imap_t *it);
 
 #ifdef __cplusplus

@@ -41,7 +41,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 2)
         return 0;
     if (!pool) {
-        cth_pool_opts po = {.processes = 2};
+        cth_pool_opts_t po = {.processes = 2};
         if (cth_pool_create(&pool, &po) != 0)
             model_fail("pool create failed");
     }

@@ -71,7 +71,7 @@ static void model_runs(struct model_cfg cfg, long ops, double seconds, bool with
     model_seed();
     cth_pool_t *pool = NULL;
     if (with_pool) {
-        cth_pool_opts po = {.processes = 3};
+        cth_pool_opts_t po = {.processes = 3};
         CHECK_OK(cth_pool_create(&pool, &po));
     }
     uint8_t *prog[MODEL_MAX_THREADS];

@@ -43,7 +43,7 @@ static void *submit_all(void *arg)
                 CHECK_OK(cth_pool_apply_async(s->p, triple, items[i], NULL, &r[i]));
             for (long i = 0; i < k; i++) {
                 void *v;
-                CHECK_OK(cth_result_get(r[i], CTH_FOREVER, &v));
+                CHECK_OK(cth_result_get(r[i], &v, CTH_FOREVER));
                 CHECK_EQ(VI(v), (done + i) * 3);
                 cth_result_free(r[i]);
             }
@@ -59,10 +59,10 @@ static void *submit_all(void *arg)
             long sum = 0;
             void *v;
             for (long i = 0; i < k; i++) {
-                CHECK_OK(cth_imap_next(it, CTH_FOREVER, &v));
+                CHECK_OK(cth_imap_next(it, &v, CTH_FOREVER));
                 sum += VI(v);
             }
-            CHECK_EQ(cth_imap_next(it, CTH_FOREVER, &v), CTH_IMAP_END);
+            CHECK_EQ(cth_imap_next(it, &v, CTH_FOREVER), CTH_IMAP_END);
             CHECK_EQ(sum, 3 * (k * done + k * (k - 1) / 2));
             cth_imap_free(it);
             break;
@@ -71,7 +71,7 @@ static void *submit_all(void *arg)
             static _Thread_local _Atomic unsigned char hits[BATCH];
             for (long i = 0; i < k; i++)
                 atomic_store(&hits[i], 0);
-            CHECK_OK(cth_pool_parallel_for(s->p, (size_t)k, mark, (void *)hits));
+            CHECK_OK(cth_pool_parallel_for(s->p, mark, (void *)hits, (size_t)k));
             for (long i = 0; i < k; i++)
                 CHECK_EQ(atomic_load(&hits[i]), 1);
             break;
@@ -85,7 +85,7 @@ static void *submit_all(void *arg)
 CTH_TEST(million_tasks)
 {
     cth_pool_t *p;
-    cth_pool_opts o = {.processes = 3};
+    cth_pool_opts_t o = {.processes = 3};
     CHECK_OK(cth_pool_create(&p, &o));
     long total = check_iters(1000000);
     struct submitter s[2] = {{p, total / 2}, {p, total - total / 2}};
@@ -110,7 +110,7 @@ CTH_TEST(terminate_race)
     long rounds = check_iters(200);
     for (long round = 0; round < rounds; round++) {
         cth_pool_t *p;
-        cth_pool_opts o = {.processes = 2, .maxtasksperchild = round % 3 ? 0 : 5};
+        cth_pool_opts_t o = {.processes = 2, .maxtasksperchild = round % 3 ? 0 : 5};
         CHECK_OK(cth_pool_create(&p, &o));
         enum { N = 200 };
         cth_result_t *r[N];
@@ -121,7 +121,7 @@ CTH_TEST(terminate_race)
         CHECK_OK(cth_pool_terminate(p));
         for (long i = 0; i < N; i++) {
             void *v = NULL;
-            int err = cth_result_get(r[i], CTH_FOREVER, &v);
+            int err = cth_result_get(r[i], &v, CTH_FOREVER);
             CHECK(err == CTH_ECANCELED || (err == 0 && VI(v) == i * 3));
             cth_result_free(r[i]);
         }
@@ -161,7 +161,7 @@ CTH_TEST(close_terminate_race_submitters)
     static cth_result_t *r[2][N];
     for (long round = 0; round < rounds; round++) {
         cth_pool_t *p;
-        cth_pool_opts o = {.processes = 2};
+        cth_pool_opts_t o = {.processes = 2};
         CHECK_OK(cth_pool_create(&p, &o));
         struct racer s[2];
         cth_thread_t *t[2];
@@ -183,7 +183,7 @@ CTH_TEST(close_terminate_race_submitters)
         for (int k = 0; k < 2; k++) {
             for (long i = 0; i < s[k].accepted; i++) {
                 void *v = NULL;
-                int err = cth_result_get(r[k][i], CTH_FOREVER, &v);
+                int err = cth_result_get(r[k][i], &v, CTH_FOREVER);
                 if (round % 2)
                     CHECK(err == CTH_ECANCELED || (err == 0 && VI(v) == i * 3));
                 else
