@@ -11,7 +11,7 @@
  * Everything here touches only the calling thread's array: no lock.
  */
 #include "cthreading/local.h"
-#include "internal.h"
+#include "alloc.h"
 
 struct stack_vec {
     void (*item_free)(void *item);

@@ -12,7 +12,8 @@
  * a recursive call can fail with CTH_EDEADLK instead of hanging.
  */
 #include "cthreading/once.h"
-#include "internal.h"
+#include "lockword.h"
+#include "wait.h"
 
 _Static_assert(sizeof(cth_once_t) == 16 || sizeof(void *) != 8, "cth_once_t ABI");
 

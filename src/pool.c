@@ -55,9 +55,9 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
-#include <unistd.h>
 
 #include "cthreading/thread.h"
+#include "platform.h"
 #include "pool_internal.h"
 
 enum { POOL_RUN = 0, POOL_CLOSE = 1, POOL_TERMINATE = 2 };
@@ -741,17 +741,6 @@ void cth__pool_unref(cth_pool_t *p)
 
 /* ---- the pool ------------------------------------------------------------------- */
 
-/* Python's os.process_cpu_count() or 1: the CPUs the calling thread may
- * run on (its affinity mask), else the CPUs online. */
-static int cpu_count(void)
-{
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
-        return CPU_COUNT(&set);
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (int)n : 1;
-}
-
 CTH_API int cth_pool_create(cth_pool_t **pool, const cth_pool_opts *opts)
 {
     if (!pool)
@@ -769,7 +758,8 @@ CTH_API int cth_pool_create(cth_pool_t **pool, const cth_pool_opts *opts)
     for (size_t i = 0; i < RING_CAP; i++)
         atomic_init(&cells[i].seq, i);
     p->cells = cells;
-    p->nworkers = o.processes ? o.processes : cpu_count();
+    /* Python's os.process_cpu_count(): the CPUs the affinity mask allows. */
+    p->nworkers = o.processes ? o.processes : cth__os_cpu_count();
     p->initializer = o.initializer;
     p->initarg = o.initarg;
     p->maxtasks = o.maxtasksperchild;

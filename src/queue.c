@@ -89,7 +89,10 @@
 #include <string.h>
 
 #include "cthreading/queue.h"
-#include "internal.h"
+#include "alloc.h"
+#include "deadline.h"
+#include "lockword.h"
+#include "wait.h"
 
 #define SPIN_MIN 8       /* the spin budgets' range (pause instructions, see spin_*) */
 #define PARK_SPIN_MIN 64

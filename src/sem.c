@@ -13,7 +13,9 @@
  */
 #include <limits.h>
 
-#include "internal.h"
+#include "cthreading/sync.h"
+#include "deadline.h"
+#include "wait.h"
 
 _Static_assert(sizeof(cth_sem_t) == 16, "cth_sem_t ABI");
 

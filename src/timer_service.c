@@ -61,7 +61,12 @@
 #include <limits.h>
 #include <pthread.h>
 
+#include "alloc.h"
+#include "deadline.h"
+#include "lockword.h"
+#include "runtime.h"
 #include "timer_service.h"
+#include "wait.h"
 
 #define IDLE_NS (2LL * 1000000000LL) /* an idle worker exits after this */
 #define HEAP_MIN 64u
@@ -266,10 +271,10 @@ static void run_timer(struct cth_timer *t)
     svc.running = t;
     svc_unlock();
     running_here = t;
-    cth__thread_timer_begin(t->daemon, counts_for_exit(t));
+    cth__thread_act_begin(t->daemon, counts_for_exit(t));
     t->fn(t->arg);
-    cth__local_thread_exit(); /* a Timer's thread ends with its function */
-    cth__thread_timer_end();
+    cth__runtime_thread_exit(); /* a Timer's thread ends with its function */
+    cth__thread_act_end();
     running_here = NULL;
     svc_lock();
     for (struct cth_timer **p = &svc.running; *p; p = &(*p)->next) {
@@ -529,7 +534,7 @@ static void service_after_fork_child(void)
     }
     svc.idle = NULL;
     svc.starting = 0;
-    cth_thread_free(svc.thread); /* its thread is gone (thread.c's handler ran first) */
+    cth_thread_free(svc.thread); /* its thread is gone (the runtime's handler ran first) */
     svc.thread = NULL;
     svc.sleep_until = INT64_MIN;
 }
@@ -545,7 +550,7 @@ static int service_ensure(void)
         if (err)
             return err;
         svc.finalizer_registered = true;
-        pthread_atfork(service_fork_prepare, service_fork_parent, service_after_fork_child);
+        cth__runtime_on_fork(service_fork_prepare, service_fork_parent, service_after_fork_child);
     }
     err = cth__thread_create_internal(&svc.thread, service_main, NULL, "cth-timers");
     if (err)

@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 #include "check.h"
-#include "internal.h"
+#include "alloc.h"
 
 #define I2P(i) ((void *)(intptr_t)(i))
 #define P2I(p) ((long)(intptr_t)(p))

@@ -13,7 +13,7 @@
 
 #include "check.h"
 #include "cthreading.h"
-#include "internal.h"
+#include "alloc.h"
 
 #define CTH__UNUSED_ARG(x) ((void)(x))
 
