@@ -538,8 +538,8 @@ static void check_fifo(cth_cond_t *c)
         bunch_join(&b[i]);
 }
 
-/* Condition's waiters form a FIFO (PYTHON-REFERENCE 1.8: "wakes up to n
- * waiters in FIFO order"; lock_tests has no test of its own for the order):
+/* Condition's waiters form a FIFO (docs/python-semantics.md,
+ * Condition; lock_tests has no test of its own for the order):
  * notify(1) wakes the longest waiting, notify(2) the two longest; over the
  * default RLock and over a Lock. */
 CTH_TEST(notify_fifo)
@@ -596,7 +596,7 @@ CTH_TEST(wait_releases_every_level)
     }
 }
 
-/* notify(n) with n <= 0 does nothing (PYTHON-REFERENCE 1.8, probed), also
+/* notify(n) with n <= 0 does nothing (probed in Python), also
  * when threads wait: none of them wakes; notify(1) then wakes one. The
  * most negative n is the test after this one. */
 static void check_notify_le_0(int n)
@@ -643,7 +643,7 @@ static bool never(void *arg)
     return false;
 }
 
-/* Python's quirk for a Condition over a plain Lock (PYTHON-REFERENCE 1.8):
+/* Python's quirk for a Condition over a plain Lock (docs/python-semantics.md):
  * "owned" means locked by anyone, so a thread that does not hold the Lock
  * but finds it held may notify and wait; wait(0) lets the Lock go and takes
  * it again, so it is held afterwards. Once it is unlocked, both are errors. */
@@ -689,7 +689,7 @@ static void nag(void *arg)
     }
 }
 
-/* wait_for's timeout is one total deadline (PYTHON-REFERENCE 1.8), not a
+/* wait_for's timeout is one total deadline (as in Python), not a
  * timeout per wait: with a notification every 5 ms and a predicate never
  * true, wait_for(0.1) still returns false. A timeout restarted at each
  * wake-up would never expire while the notifications go on; the notifier
@@ -721,7 +721,7 @@ static int cond_timed_wait(void *c, double t)
 /* ConditionTests.test_timeout with spurious wake-ups (signals): a wait
  * nobody notifies returns CTH_ETIMEDOUT, never a false success, after at
  * least its timeout (CPython has no spurious wake-ups, and its tests assume
- * so: PYTHON-REFERENCE 1.8). */
+ * so). */
 CTH_TEST(timeout_under_signals)
 {
     static cth_cond_t c = CTH_COND_INIT;

@@ -28,7 +28,7 @@
  * dropped). Submitting to a pool that is not running is CTH_EINVAL
  * (Python's ValueError "Pool not running").
  *
- * Departures from Python, on purpose (DESIGN.md):
+ * Departures from Python, on purpose:
  * - 0 stands for Python's default: processes 0 is os.process_cpu_count()
  *   and maxtasksperchild 0 unlimited (Python's None), map's chunksize 0 the
  *   computed one (None), imap's chunksize 0 is 1 (Python's default). Python

@@ -114,7 +114,7 @@ CTH_API int cth_thread_run(cth_thread_t *thread, void **result);
  * ("cannot join current thread"); CTH_EINVAL for NULL or a bad timeout. As
  * in Python, the thread's state is checked first: these errors come before
  * the timeout's. Unlike Python, a negative timeout other than CTH_FOREVER is
- * CTH_EINVAL (DESIGN.md: one timeout rule everywhere).
+ * CTH_EINVAL (base.h: one timeout rule everywhere).
  */
 CTH_API int cth_thread_join(cth_thread_t *thread, double timeout, void **result);
 

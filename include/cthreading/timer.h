@@ -44,7 +44,7 @@
  * CTH_TIMER_CANCELLED (their threads are gone, as a Python child's Timer
  * threads are), releasing their joiners; new timers start a new service.
  *
- * Differences from Python, on purpose (DESIGN.md): one service instead of a
+ * Differences from Python, on purpose: one service instead of a
  * thread per timer; periodic timers (gh-73755); a negative or NaN interval is
  * CTH_EINVAL (Python fires at once); the default name is "Timer-N" (Python's
  * is "Thread-N"); the function returns nothing and takes one argument; a
