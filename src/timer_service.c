@@ -11,16 +11,12 @@
  *
  * Why a heap and not a hierarchical wheel: a 4-ary heap is exact (never early,
  * never late by design, no cascading or granularity), ties break on the start
- * sequence for free, and at 1,000,000 pending its insert is O(1) on average
- * for random deadlines and its removal about log4(n) = 10 levels of
- * contiguous 16-byte entries. bench/bench_timers.c measures it against
- * libuv's binary heap, the O(log n) reference: schedule+cancel (90% of
- * them cancelled at random) at 1,000,000 pending costs 0.6-0.9x libuv's
- * (645 vs 656 ns on a loaded 2-core VM), at 1,000 pending 1.6x (about
- * 200 ns: the lock and malloc, which single-threaded libuv does without).
- * A wheel would win only on cancel-heavy loads where the heap's removal
- * misses the cache, at the cost of granularity (early or late firing) or
- * of re-cascading to stay exact; the heap was fast enough to keep exact.
+ * sequence for free, its insert is O(1) on average for random deadlines and
+ * its removal log4(n) levels of contiguous 16-byte entries.
+ * bench/bench_timers.c measures it against libuv's binary heap, the O(log n)
+ * reference. A wheel would win only on cancel-heavy loads where the heap's
+ * removal misses the cache, at the cost of granularity (early or late
+ * firing) or of re-cascading to stay exact.
  *
  * The service thread (a daemon cth_thread, started on the first start)
  * sleeps on the futex word svc.wake until the earliest deadline. It publishes
@@ -38,11 +34,10 @@
  * timer's daemon flag, and the cth_local values the function set are
  * destroyed when it returns.
  *
- * Memory: the timer (88 bytes, a 96-byte malloc chunk) plus its heap entry
- * (16 bytes, the array at most twice the size needed, halved when a quarter
- * full): 113 bytes per pending timer measured at 1,000,000. Nothing is
- * allocated per schedule except when the array doubles (a copy under the
- * lock: one pause of a few ms per doubling at a million).
+ * Memory: the timer plus its heap entry (16 bytes; the array at most twice
+ * the size needed, halved when a quarter full). Nothing is allocated per
+ * schedule except when the array doubles (a copy under the lock: one pause
+ * per doubling).
  *
  * Fork: the lock is held across fork(); a child ends the timers pending or
  * running elsewhere at the fork as cancelled, frees the gone workers'
