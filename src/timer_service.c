@@ -46,7 +46,7 @@
  *
  * Shutdown: a non-daemon one-shot timer is a non-daemon Timer thread in
  * Python, alive from its start until its function has returned: it is
- * admitted and counted by thread.c (cth__shutdown_admit) and released when
+ * admitted and counted by the runtime (cth__shutdown_admit) and released when
  * it ends, so cth_shutdown waits for it as for a thread, timers started
  * during the wait included. Once that wait is over new starts are refused,
  * and the finalizer registered on first use (service_close) cancels every
