@@ -1,6 +1,6 @@
 /*
  * bench.h - the benchmark harness (header-only; each bench_<family>.c
- * includes it once). BENCHMARKS.md's method: every system of a family runs
+ * includes it once), after docs/benchmarking.md: every system of a family runs
  * in one program, interleaved A B A B ..., BENCH_REPS repetitions (default
  * 11, env CTH_BENCH_REPS), and the table reports each system's median value
  * and its median ratio to the baseline (systems[0]) of the same repetition,

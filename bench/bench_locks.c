@@ -1,6 +1,6 @@
 /*
  * bench_locks.c - Lock, RLock, Condition, Event against pthreads, GLib and
- * Python's threading.Lock (BENCHMARKS.md's method: interleaved systems,
+ * Python's threading.Lock (docs/benchmarking.md: interleaved systems,
  * median ratios). Families: uncontended acquire+release; contended
  * throughput per CPU second at 2, 4 and 8 threads with critical sections of
  * ~0, 50 ns and 1 us (and the longest wait any thread saw); lockskew (Go

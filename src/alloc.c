@@ -8,7 +8,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "internal.h"
+#include "alloc.h"
 
 static _Atomic long alloc_countdown = -1;
 

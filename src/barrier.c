@@ -16,7 +16,10 @@
  * (Python checks the state alone, and such a waiter gets
  * BrokenBarrierError: a race its test suite escapes through the GIL).
  */
-#include "internal.h"
+#include "cthreading/sync.h"
+#include "deadline.h"
+#include "task_error.h"
+#include "wait.h"
 
 _Static_assert(sizeof(cth_barrier_t) == 96 || sizeof(void *) != 8, "cth_barrier_t ABI");
 

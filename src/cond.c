@@ -31,7 +31,9 @@
  * waiter at most; a run of notify(1) calls under one hold of the lock wakes
  * one each, as pthread_cond_signal would.
  */
-#include "internal.h"
+#include "deadline.h"
+#include "lockword.h"
+#include "wait.h"
 
 _Static_assert(sizeof(cth_cond_t) == 56 || sizeof(void *) != 8, "cth_cond_t ABI");
 

@@ -3,7 +3,8 @@
  * last task error, and the version. A static table and one thread-local int;
  * nothing to lock.
  */
-#include "internal.h"
+#include "cthreading/base.h"
+#include "task_error.h"
 
 struct err_entry {
     int code;

@@ -12,7 +12,9 @@
  * clear() touches bit 0 only. (The generation wraps after 2^30 sets: a
  * waiter that slept through exactly that many would miss them.)
  */
-#include "internal.h"
+#include "cthreading/sync.h"
+#include "deadline.h"
+#include "wait.h"
 
 _Static_assert(sizeof(cth_event_t) == 8, "cth_event_t ABI");
 

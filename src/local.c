@@ -19,21 +19,24 @@
  * a local being freed (which by contract no thread uses any more) or the
  * table of a thread that is exiting. A value is freed (handed to the local's
  * free_item) by whoever clears its entry under reg_lock: the exiting thread
- * (its pthread key destructor, or cth__local_thread_exit, which a cthreading
- * thread calls before it counts as finished and a timer worker after each
- * function) or cth_local_free; so each value is freed exactly once.
- * free_item runs outside the lock; a slot's `pending` counts the values of
- * its local that an exiting thread has collected and not yet freed, and
- * cth_local_free waits for it to reach 0 before the slot (and the local
- * whose free_item it is) goes. A failed initializer's value becomes the
- * thread's cth_task_error().
+ * (its pthread key destructor, or thread_exit_now, the runtime's thread-exit
+ * hook: a cthreading thread runs it before it counts as finished, a timer
+ * worker after each function) or cth_local_free; so each value is freed
+ * exactly once. free_item runs outside the lock; a slot's `pending` counts
+ * the values of its local that an exiting thread has collected and not yet
+ * freed, and cth_local_free waits for it to reach 0 before the slot (and
+ * the local whose free_item it is) goes. A failed initializer's value
+ * becomes the thread's cth_task_error().
  */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cthreading/local.h"
-#include "internal.h"
+#include "alloc.h"
+#include "platform.h"
+#include "runtime.h"
+#include "task_error.h"
 
 /* The entry and the table's head are declared in local.h for the inline
  * fast path of cth_local_get. */
@@ -153,13 +156,20 @@ static void thread_exit(void *p)
     cth__free(t);
 }
 
-void cth__local_thread_exit(void)
+/* The runtime's thread-exit hook: a cthreading thread's values go before it
+ * counts as finished, and a timer worker's after each Timer function. */
+static void thread_exit_now(void)
 {
     struct table *t = own_table();
     if (t) {
         pthread_setspecific(exit_key, NULL);
         thread_exit(t);
     }
+}
+
+__attribute__((constructor)) static void local_module_init(void)
+{
+    cth__runtime_on_thread_exit(thread_exit_now);
 }
 
 static void exit_key_create(void)

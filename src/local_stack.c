@@ -12,7 +12,7 @@
  * Everything here touches only the calling thread's array: no lock.
  */
 #include "cthreading/local.h"
-#include "internal.h"
+#include "alloc.h"
 
 struct stack_vec {
     cth_free_fn item_free;

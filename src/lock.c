@@ -45,7 +45,9 @@
  * the owner field is atomic so that other threads can read it to learn that
  * they are not the owner.
  */
-#include "internal.h"
+#include "deadline.h"
+#include "lockword.h"
+#include "wait.h"
 
 _Thread_local char cth__self_token_var __attribute__((tls_model("initial-exec")));
 

@@ -16,7 +16,9 @@
  * "succeeded" with a NULL instance as CTH_EINVAL.
  */
 #include "cthreading/once.h"
-#include "internal.h"
+#include "lockword.h"
+#include "task_error.h"
+#include "wait.h"
 
 _Static_assert(sizeof(cth_once_t) == 16 || sizeof(void *) != 8, "cth_once_t ABI");
 

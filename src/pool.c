@@ -56,9 +56,9 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
-#include <unistd.h>
 
 #include "cthreading/thread.h"
+#include "platform.h"
 #include "pool_internal.h"
 
 enum { POOL_RUN = 0, POOL_CLOSE = 1, POOL_TERMINATE = 2 };
@@ -67,7 +67,12 @@ enum { POOL_RUN = 0, POOL_CLOSE = 1, POOL_TERMINATE = 2 };
 #define RING_CAP 4096    /* lone async tasks queued lock-free; a power of 2 */
 
 /* A cell of the ring (Vyukov's bounded MPMC queue): seq == position when
- * free for the push at that position, position + 1 once it holds a job. */
+ * free for the push at that position, position + 1 once it holds a job.
+ * queue.c's ring is the same algorithm but not shared on purpose: this one
+ * is fixed-size and best-effort (a full or busy ring sends the task to the
+ * locked job queue), one item per operation, and its push must be ordered
+ * before the look at `sleepers`; queue.c's grows by linking rings, claims
+ * batches, honours maxsize and takes busy cells under its lock. */
 struct ring_cell {
     _Atomic size_t seq;
     struct cth_result *job;
@@ -745,17 +750,6 @@ void cth__pool_unref(cth_pool_t *p)
 
 /* ---- the pool ------------------------------------------------------------------- */
 
-/* Python's os.process_cpu_count() or 1: the CPUs the calling thread may
- * run on (its affinity mask), else the CPUs online. */
-static int cpu_count(void)
-{
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
-        return CPU_COUNT(&set);
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (int)n : 1;
-}
-
 CTH_API int cth_pool_create(cth_pool_t **pool, const cth_pool_opts_t *opts)
 {
     if (!pool)
@@ -773,7 +767,8 @@ CTH_API int cth_pool_create(cth_pool_t **pool, const cth_pool_opts_t *opts)
     for (size_t i = 0; i < RING_CAP; i++)
         atomic_init(&cells[i].seq, i);
     p->cells = cells;
-    p->nworkers = o.processes ? o.processes : (size_t)cpu_count();
+    /* Python's os.process_cpu_count(): the CPUs the affinity mask allows. */
+    p->nworkers = o.processes ? o.processes : (size_t)cth__os_cpu_count();
     p->initializer = o.initializer;
     p->initarg = o.initarg;
     p->maxtasks = o.maxtasksperchild;

@@ -15,7 +15,11 @@
 
 #include "cthreading/pool.h"
 #include "cthreading/sync.h"
-#include "internal.h"
+#include "alloc.h"
+#include "deadline.h"
+#include "lockword.h"
+#include "task_error.h"
+#include "wait.h"
 
 enum job_kind { JOB_APPLY, JOB_MAP, JOB_STARMAP, JOB_FOR, JOB_IMAP };
 

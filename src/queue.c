@@ -90,7 +90,10 @@
 #include <string.h>
 
 #include "cthreading/queue.h"
-#include "internal.h"
+#include "alloc.h"
+#include "deadline.h"
+#include "lockword.h"
+#include "wait.h"
 
 #define SPIN_MIN 8       /* the spin budgets' range (pause instructions, see spin_*) */
 #define PARK_SPIN_MIN 64
@@ -133,6 +136,11 @@ struct hent {
     uint64_t seq;
 };
 
+/* A cell of the ring. pool.c's task ring is the same algorithm (Vyukov's)
+ * but not shared on purpose: it is a fixed-size best-effort side path that
+ * may refuse an item, where this ring must take every put allowed by
+ * maxsize (it grows), claims batches, carries the SLOW flags on its
+ * counters, and lets the lock holder claim busy cells. */
 struct cell {
     _Atomic uint64_t turn; /* see lap_of */
     void *item;
@@ -235,8 +243,7 @@ static void qunlock(cth_queue_t *q)
  * being waited for. A parked waiter keeps a higher floor: besides catching
  * hand-offs, a short spin before sleeping keeps the scheduler (Linux's
  * EEVDF) from running it ahead of the thread that woke it, which can then
- * go on filling (emptying) the queue: measured on one core, half as many
- * sleeps at capacity 16 as with the low floor. */
+ * go on filling (emptying) the queue instead of sleeping again. */
 static uint32_t spin_budget(_Atomic uint32_t *budget)
 {
     return atomic_load_explicit(budget, memory_order_relaxed);
@@ -562,8 +569,7 @@ static inline __attribute__((always_inline)) int fifo_get_fast(cth_queue_t *q, v
  * set. What a spinning get watches, so as not to read the producers' line.
  * Waiting for a whole line lets the put fill it before the get takes it:
  * read cell by cell as it is written, a line goes back and forth between
- * the two cores once per item (measured: 3 times fewer items a second when
- * the cores are far apart). */
+ * the two cores once per item. */
 static bool fifo_get_ready(cth_queue_t *q, bool line)
 {
     uint64_t h = atomic_load_explicit(&q->head, memory_order_relaxed);

@@ -13,7 +13,11 @@
  * release keep the count within COUNT_MAX (INT32_MAX), the limit the
  * header documents.
  */
-#include "internal.h"
+#include <limits.h>
+
+#include "cthreading/sync.h"
+#include "deadline.h"
+#include "wait.h"
 
 _Static_assert(sizeof(cth_sem_t) == 16, "cth_sem_t ABI");
 

@@ -61,7 +61,10 @@
 #include <string.h>
 
 #include "cthreading/queue.h"
-#include "internal.h"
+#include "alloc.h"
+#include "deadline.h"
+#include "lockword.h"
+#include "wait.h"
 
 #define SEG_BYTES 16384
 #define SPIN_TRIES 200

@@ -7,7 +7,8 @@
  * interruption for the next wait instead (a block cannot report an error).
  */
 #include "cthreading/synchronized.h"
-#include "internal.h"
+#include "lockword.h"
+#include "wait.h"
 
 enum { KIND_LOCK = 1, KIND_RLOCK = 2 };
 

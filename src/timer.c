@@ -11,9 +11,14 @@
  * that finishing pays a wake-up only when someone waits), 1 done.
  */
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 
+#include "alloc.h"
+#include "deadline.h"
+#include "runtime.h"
 #include "timer_service.h"
+#include "wait.h"
 
 static _Atomic uint32_t timer_counter;
 

@@ -11,16 +11,12 @@
  *
  * Why a heap and not a hierarchical wheel: a 4-ary heap is exact (never early,
  * never late by design, no cascading or granularity), ties break on the start
- * sequence for free, and at 1,000,000 pending its insert is O(1) on average
- * for random deadlines and its removal about log4(n) = 10 levels of
- * contiguous 16-byte entries. bench/bench_timers.c measures it against
- * libuv's binary heap, the O(log n) reference: schedule+cancel (90% of
- * them cancelled at random) at 1,000,000 pending costs 0.6-0.9x libuv's
- * (645 vs 656 ns on a loaded 2-core VM), at 1,000 pending 1.6x (about
- * 200 ns: the lock and malloc, which single-threaded libuv does without).
- * A wheel would win only on cancel-heavy loads where the heap's removal
- * misses the cache, at the cost of granularity (early or late firing) or
- * of re-cascading to stay exact; the heap was fast enough to keep exact.
+ * sequence for free, its insert is O(1) on average for random deadlines and
+ * its removal log4(n) levels of contiguous 16-byte entries.
+ * bench/bench_timers.c measures it against libuv's binary heap, the O(log n)
+ * reference. A wheel would win only on cancel-heavy loads where the heap's
+ * removal misses the cache, at the cost of granularity (early or late
+ * firing) or of re-cascading to stay exact.
  *
  * The service thread (a daemon cth_thread, started on the first start)
  * sleeps on the futex word svc.wake until the earliest deadline. It publishes
@@ -38,11 +34,10 @@
  * timer's daemon flag, and the cth_local values the function set are
  * destroyed when it returns.
  *
- * Memory: the timer (88 bytes, a 96-byte malloc chunk) plus its heap entry
- * (16 bytes, the array at most twice the size needed, halved when a quarter
- * full): 113 bytes per pending timer measured at 1,000,000. Nothing is
- * allocated per schedule except when the array doubles (a copy under the
- * lock: one pause of a few ms per doubling at a million).
+ * Memory: the timer plus its heap entry (16 bytes; the array at most twice
+ * the size needed, halved when a quarter full). Nothing is allocated per
+ * schedule except when the array doubles (a copy under the lock: one pause
+ * per doubling).
  *
  * Fork: the lock is held across fork(); a child ends the timers pending or
  * running elsewhere at the fork as cancelled, frees the gone workers'
@@ -51,7 +46,7 @@
  *
  * Shutdown: a non-daemon one-shot timer is a non-daemon Timer thread in
  * Python, alive from its start until its function has returned: it is
- * admitted and counted by thread.c (cth__shutdown_admit) and released when
+ * admitted and counted by the runtime (cth__shutdown_admit) and released when
  * it ends, so cth_shutdown waits for it as for a thread, timers started
  * during the wait included. Once that wait is over new starts are refused,
  * and the finalizer registered on first use (service_close) cancels every
@@ -61,7 +56,12 @@
 #include <limits.h>
 #include <pthread.h>
 
+#include "alloc.h"
+#include "deadline.h"
+#include "lockword.h"
+#include "runtime.h"
 #include "timer_service.h"
+#include "wait.h"
 
 #define IDLE_NS (2LL * 1000000000LL) /* an idle worker exits after this */
 #define HEAP_MIN 64u
@@ -266,10 +266,10 @@ static void run_timer(struct cth_timer *t)
     svc.running = t;
     svc_unlock();
     running_here = t;
-    cth__thread_timer_begin(t->daemon, counts_for_exit(t));
+    cth__thread_act_begin(t->daemon, counts_for_exit(t));
     t->fn(t->arg);
-    cth__local_thread_exit(); /* a Timer's thread ends with its function */
-    cth__thread_timer_end();
+    cth__runtime_thread_exit(); /* a Timer's thread ends with its function */
+    cth__thread_act_end();
     running_here = NULL;
     svc_lock();
     for (struct cth_timer **p = &svc.running; *p; p = &(*p)->next) {
@@ -529,7 +529,7 @@ static void service_after_fork_child(void)
     }
     svc.idle = NULL;
     svc.starting = 0;
-    cth_thread_free(svc.thread); /* its thread is gone (thread.c's handler ran first) */
+    cth_thread_free(svc.thread); /* its thread is gone (the runtime's handler ran first) */
     svc.thread = NULL;
     svc.sleep_until = INT64_MIN;
 }
@@ -545,7 +545,7 @@ static int service_ensure(void)
         if (err)
             return err;
         svc.finalizer_registered = true;
-        pthread_atfork(service_fork_prepare, service_fork_parent, service_after_fork_child);
+        cth__runtime_on_fork(service_fork_prepare, service_fork_parent, service_after_fork_child);
     }
     err = cth__thread_create_internal(&svc.thread, service_main, NULL, "cth-timers");
     if (err)

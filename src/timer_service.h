@@ -5,8 +5,8 @@
 #ifndef CTH_TIMER_SERVICE_H
 #define CTH_TIMER_SERVICE_H
 
-#include "internal.h"
 #include "cthreading/timer.h"
+#include "platform.h"
 
 #define CTH__TIMER_NOT_IN_HEAP UINT32_MAX
 

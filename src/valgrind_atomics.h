@@ -1,7 +1,7 @@
 /*
  * valgrind_atomics.h - C11 atomics that valgrind's helgrind understands.
  * Included only in -DCTH_VALGRIND=ON builds (the helgrind CI run), by
- * internal.h for the library and by tests/check.h for the tests; other
+ * platform.h for the library and by tests/check.h for the tests; other
  * builds never see it, so it costs them nothing.
  *
  * Helgrind knows pthread calls, not C11 atomics or futexes. Left alone it

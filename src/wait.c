@@ -25,7 +25,7 @@
 #include <sched.h>
 #include <time.h>
 
-#include "internal.h"
+#include "wait.h"
 
 #define MAIN_SLICE_NS (3600LL * 1000000000LL)
 

@@ -130,7 +130,7 @@ __attribute__((unused)) static void check_bad_timeouts(int (*call)(void *, doubl
 }
 
 /*
- * A timed wait keeps one deadline across its wake-ups (DESIGN.md: every
+ * A timed wait keeps one deadline across its wake-ups (docs/design.md: every
  * wait loops on spurious wake-ups and EINTR against one deadline): a worker
  * runs call(arg, timeout), which must time out, while this thread sends it
  * SIGUSR1 every 2 ms (a handler without SA_RESTART, so each signal ends the

@@ -13,8 +13,8 @@
  * always ends; a violation prints what broke and aborts (the stress test
  * has printed its seed; libFuzzer keeps the input).
  *
- * The checks are Python's semantics (PYTHON-REFERENCE.md 1.9, 1.11, 1.15,
- * 1.16):
+ * The checks are Python's semantics (docs/python-semantics.md: Semaphore,
+ * Barrier, queue, Pool):
  * - each call returns one of the codes its contract allows (Full/Empty as
  *   CTH_EAGAIN or CTH_ETIMEDOUT, ShutDown only once shutdown has begun, and
  *   always once it has completed);
@@ -631,7 +631,8 @@ static void op_pool_imap(struct model_thread *t, uint8_t prm)
                      : cth_pool_imap_unordered(w->pool, model_task, items, n, cs, &it);
     MODEL_CHECK(rc == 0, "imap returned %d", rc);
     /* with chunksize > 1 a failing chunk gives CTH_ETASK (-77) once, in
-     * place of its items, and ends the iteration (as Python's chunks) */
+     * place of its items, and ends the iteration (docs/python-semantics.md,
+     * Pool) */
     bool chunked = cs > 1, chunk_failed = false;
     for (size_t k = 0;; k++) {
         void *value = NULL;

@@ -545,8 +545,8 @@ static void check_fifo(cth_cond_t *c)
         bunch_join(&b[i]);
 }
 
-/* Condition's waiters form a FIFO (PYTHON-REFERENCE 1.8: "wakes up to n
- * waiters in FIFO order"; lock_tests has no test of its own for the order):
+/* Condition's waiters form a FIFO (docs/python-semantics.md,
+ * Condition; lock_tests has no test of its own for the order):
  * notify(1) wakes the longest waiting, notify(2) the two longest; over the
  * default RLock and over a Lock. */
 CTH_TEST(notify_fifo)
@@ -647,7 +647,7 @@ static bool never(void *arg)
     return false;
 }
 
-/* Python's quirk for a Condition over a plain Lock (PYTHON-REFERENCE 1.8):
+/* Python's quirk for a Condition over a plain Lock (docs/python-semantics.md):
  * "owned" means locked by anyone, so a thread that does not hold the Lock
  * but finds it held may notify and wait; wait(0) lets the Lock go and takes
  * it again, so it is held afterwards. Once it is unlocked, both are errors. */
@@ -693,7 +693,7 @@ static void nag(void *arg)
     }
 }
 
-/* wait_for's timeout is one total deadline (PYTHON-REFERENCE 1.8), not a
+/* wait_for's timeout is one total deadline (as in Python), not a
  * timeout per wait: with a notification every 5 ms and a predicate never
  * true, wait_for(0.1) still returns false (CTH_ETIMEDOUT). A timeout restarted at each
  * wake-up would never expire while the notifications go on; the notifier
@@ -725,7 +725,7 @@ static int cond_timed_wait(void *c, double t)
 /* ConditionTests.test_timeout with spurious wake-ups (signals): a wait
  * nobody notifies returns CTH_ETIMEDOUT, never a false success, after at
  * least its timeout (CPython has no spurious wake-ups, and its tests assume
- * so: PYTHON-REFERENCE 1.8). */
+ * so). */
 CTH_TEST(timeout_under_signals)
 {
     static cth_cond_t c = CTH_COND_INIT;

@@ -137,8 +137,8 @@ static void gen_old_waiter(void *arg)
     atomic_fetch_add(&gen_returned, 1);
 }
 
-/* The other side of EventTests.test_set_and_clear (PYTHON-REFERENCE 1.10:
- * False only on timeout, and only the waiters a set() woke see it): a wait
+/* The other side of EventTests.test_set_and_clear (docs/python-semantics.md,
+ * Event: false only on timeout, and only the waiters a set() woke see it): a wait
  * that starts after set() and clear() have both run finds the flag clear
  * and times out, while the waiters that set() woke return success. */
 CTH_TEST(wait_after_set_and_clear)

@@ -138,7 +138,7 @@ CTH_TEST(exit_with_everything_alive_exit)
 /* ---- the order at exit ------------------------------------------------------------------ */
 
 /* Python's Py_Finalize waits for the non-daemon threads (threading._shutdown)
- * before it runs the atexit handlers (PYTHON-REFERENCE 1.3); test_threading's
+ * before it runs the atexit handlers (docs/python-semantics.md); test_threading's
  * test_join_nondaemon_on_shutdown, with an atexit handler that looks: a
  * handler the program registered after cthreading loaded, before or after it
  * started the thread, finds the thread's work done, whether main returns or
@@ -249,7 +249,7 @@ CTH_TEST(exit_from_another_thread)
     check_child_prints("exit_in_timer", "the slow work is done\n");
 }
 
-/* A Timer is a thread (PYTHON-REFERENCE 1.3 and 1.5): while the exit waits
+/* A Timer is a thread (docs/python-semantics.md): while the exit waits
  * for a non-daemon thread, that thread may still start a (non-daemon) timer,
  * which fires and is waited for; a daemon timer due meanwhile fires, and a
  * periodic one keeps ticking: the timers left are cancelled only once the

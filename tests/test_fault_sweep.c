@@ -13,7 +13,8 @@
 #include <stdint.h>
 
 #include "check.h"
-#include "internal.h"
+#include "alloc.h"
+#include "runtime.h"
 
 /* A call under injected faults: success, or out of memory / threads. */
 static int fault_rc(int rc, int *failures)

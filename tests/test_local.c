@@ -9,7 +9,7 @@
 #include <stdatomic.h>
 
 #include "check.h"
-#include "internal.h"
+#include "alloc.h"
 
 static atomic_int destroyed;
 

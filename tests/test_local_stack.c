@@ -7,7 +7,7 @@
 #include <stdatomic.h>
 
 #include "check.h"
-#include "internal.h"
+#include "alloc.h"
 
 static atomic_int items_freed;
 

@@ -438,7 +438,7 @@ static int unordered_until_error(cth_imap_t *it, long total, int value)
 }
 
 /* test_imap_unordered_handle_iterable_exception: the error surfaces among
- * correct values. Then, as Python's IMapIterator: with chunksize 1 the
+ * correct values. Then, as Python does: with chunksize 1 the
  * iteration goes on to the values before the error and ends; with
  * chunksize > 1 (a generator over the chunks) it ends at the error. */
 CTH_TEST(imap_unordered_handle_iterable_exception)
@@ -469,8 +469,8 @@ CTH_TEST(imap_unordered_handle_iterable_exception)
     cth_pool_free(p);
 }
 
-/* A failing task with chunksize > 1 (Python gives [0, 1, 2, ValueError]
- * for chunksize 3 and a failure at item 4): its chunk loses
+/* A failing task with chunksize > 1 (Python, probed: [0, 1, 2,
+ * ValueError] for chunksize 3 and a failure at item 4): its chunk loses
  * all its items, its error comes in their place, and the iteration ends;
  * for arrays and producers. imap_unordered likewise: the error arrives in
  * completion order, no item of its chunk comes, and the iteration ends. */

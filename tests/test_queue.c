@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 #include "check.h"
-#include "internal.h"
+#include "alloc.h"
 
 #define QUEUE_SIZE 5
 #define I2P(i) ((void *)(intptr_t)(i))

@@ -399,10 +399,10 @@ CTH_TEST(bounded_value)
     CHECK_EQ(cth_sem_value(&u), 4);
 }
 
-/* A timed acquire keeps one deadline across its wake-ups (PYTHON-REFERENCE
- * 1.9: "a timeout is a deadline kept across wakeups"): woken early again
- * and again by signals, acquire(0.2) on an empty semaphore still times out,
- * after at least 0.2 s. */
+/* A timed acquire keeps one deadline across its wake-ups
+ * (docs/python-semantics.md, Semaphore): woken early again and again by
+ * signals, acquire(0.2) on an empty semaphore still times out, after at
+ * least 0.2 s. */
 static void check_sem_deadline(bool bounded)
 {
     static cth_sem_t s;

@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 #include "check.h"
-#include "internal.h"
+#include "alloc.h"
 
 #define I2P(i) ((void *)(intptr_t)(i))
 #define P2I(p) ((long)(intptr_t)(p))
@@ -159,7 +159,7 @@ static void *blocked_getter(void *arg)
     return NULL;
 }
 
-/* PYTHON-REFERENCE 1.15: get raises Empty only when the queue is empty (block
+/* Python's SimpleQueue: get raises Empty only when the queue is empty (block
  * False) or the timeout expired, never because another getter is blocked:
  * with one thread blocked in get() and two items put, get_nowait, get(0)
  * and a timed get each find an item (test_many_threads_nonblock's

@@ -8,7 +8,8 @@
 #include <stdatomic.h>
 
 #include "check.h"
-#include "internal.h"
+#include "alloc.h"
+#include "runtime.h"
 
 static void *return_arg(void *arg)
 {

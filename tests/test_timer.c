@@ -2,7 +2,7 @@
  * test_timer.c - Timer (threading.Timer), periodic timers and the shared
  * timer service. Python's own Timer tests are few (test_threading's
  * TimerTests: test_init_immutable_default_args, and the Timer cases of
- * ThreadTests); the rest follows PYTHON-REFERENCE.md 1.5 case by case.
+ * ThreadTests); the rest follows docs/python-semantics.md, Timer, case by case.
  */
 #include <dirent.h>
 #include <math.h>
@@ -13,7 +13,7 @@
 
 #include "check.h"
 #include "cthreading.h"
-#include "internal.h"
+#include "alloc.h"
 
 #define CTH__UNUSED_ARG(x) ((void)(x))
 
@@ -37,7 +37,7 @@ static void noop(void *arg)
     CTH__UNUSED_ARG(arg);
 }
 
-/* PYTHON-REFERENCE 1.5 run(): the function runs once, after at least the
+/* Python's Timer.run(): the function runs once, after at least the
  * interval; the timer is alive until then, finished afterwards. */
 CTH_TEST(fires_once_after_interval)
 {
@@ -157,7 +157,7 @@ CTH_TEST(cancel_after_firing)
     cth_timer_free(t);
 }
 
-/* PYTHON-REFERENCE 1.5: cancel() before start(): the later start runs
+/* Python's Timer: cancel() before start(): the later start runs
  * nothing (Python's thread calls nothing and ends). */
 CTH_TEST(cancel_before_start)
 {
@@ -622,7 +622,7 @@ CTH_TEST(attributes)
     cth_timer_free(u);
 }
 
-/* enumerate() lists the alive Threads (PYTHON-REFERENCE 1.1), and a Python
+/* enumerate() lists the alive Threads (docs/python-semantics.md), and a Python
  * Timer is one only from its start until its function returns: the timer
  * service's own threads are never listed, the worker running a timer's
  * function is listed meanwhile (as the Timer's thread), and once the timer

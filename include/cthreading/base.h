@@ -14,39 +14,17 @@
  * caller then sees CTH_ETASK, never the callback's value itself, so a task
  * returning -1 does not read as CTH_EPERM; the value, unchanged, is on the
  * AsyncResult (cth_result_task_error) and, for the blocking calls, in the
- * calling thread's cth_task_error(), as errno is. Every callback takes the
- * user's context pointer as its first argument; callback types end in _fn,
- * every other public type in _t.
- *
- * Arguments. The object first, then the inputs, then the outputs, then the
- * timeout last. A new handle comes back through the first argument of
- * cth_*_create only. Sizes and counts are size_t. Items a container or a
- * local must drop are handed to the cth_free_fn given as opts.free_item.
+ * calling thread's cth_task_error(), as errno is. Arguments and names:
+ * docs/design.md (Names).
  *
  * Errors. Where POSIX has the errno, a code is its negation (CTH_EINVAL ==
- * -EINVAL); cthreading's own codes (CTH_EBROKEN, CTH_ESHUTDOWN, CTH_ETASK)
- * live in a reserved range below -10000. Python's exceptions map onto them
- * the same way in every module:
+ * -EINVAL); cthreading's own codes live in a reserved range below -10000.
+ * Python's exceptions map onto them the same way in every module: the table
+ * is in docs/design.md (Errors).
  *
- *   would block, told not to wait (Lock.acquire(False), queue.Empty/Full)  CTH_EAGAIN
- *   a timeout that expired                                                  CTH_ETIMEDOUT
- *   RuntimeError for misuse (start twice, release an unheld lock, ...)      CTH_EPERM
- *   join of the calling thread itself                                       CTH_EDEADLK
- *   ValueError, TypeError for bad arguments                                 CTH_EINVAL
- *   AttributeError (delete a thread-local value that is not there)          CTH_ENOENT
- *   OverflowError (a timeout, count or recursion beyond its limit)          CTH_EOVERFLOW
- *   threading.BrokenBarrierError                                            CTH_EBROKEN
- *   queue.ShutDown, or the library shutting down                           CTH_ESHUTDOWN
- *   a pool terminated before the task ran                                   CTH_ECANCELED
- *   the main thread interrupted (cth_interrupt_main, a signal handler)     CTH_EINTR
- *   the exception a task or callback raised                                CTH_ETASK
- *
- * Timeouts. A timeout is a double number of seconds, relative, as in Python:
- * 0 means "do not wait", CTH_FOREVER (-1) means no limit, any other negative
- * value or NaN is CTH_EINVAL, a value above CTH_TIMEOUT_MAX (Python's
- * threading.TIMEOUT_MAX on Linux; +inf included) is CTH_EOVERFLOW. Inside,
- * the timeout becomes one deadline on CLOCK_MONOTONIC and every wait loops
- * on spurious wake-ups against that deadline; the wall clock is never used.
+ * Timeouts. Seconds, a double, relative, as in Python: 0 does not wait,
+ * CTH_FOREVER (-1) has no limit, another negative value or NaN is CTH_EINVAL,
+ * one above CTH_TIMEOUT_MAX is CTH_EOVERFLOW (docs/design.md, Time).
  */
 #ifndef CTHREADING_BASE_H
 #define CTHREADING_BASE_H

@@ -22,14 +22,7 @@
  * cthreading did not create (pthread_create, another library's threads) work
  * the same; their values are destroyed when they exit.
  *
- * Rules on shared data (the seed's "thread-safe objects"):
- *   - data that several threads see and that can change is protected by a
- *     lock wherever possible (cth_lock_t, or CTH_SYNCHRONIZED, once.h);
- *   - a shared container is mutated in place under its lock, never rebound:
- *     do not swap the pointer to a shared list or table for a new one while
- *     other threads may hold the old one; change its contents under its lock;
- *   - data that belongs to one thread goes in a local, and then needs no lock;
- *   - something created once for everyone is a singleton (once.h).
+ * docs/design.md (local.h) gives the rules on shared data it goes with.
  */
 #ifndef CTHREADING_LOCAL_H
 #define CTHREADING_LOCAL_H

@@ -4,13 +4,8 @@
  * iterators, plus a parallel-for Python does not have.
  *
  * A pool owns N daemon worker threads named "PoolWorker-K". Work is handed
- * out in chunks: a map over n items is one job whose chunks the workers
- * claim from a shared atomic counter, so a map costs one AsyncResult
- * (none for the blocking calls) whatever n is. AsyncResults are recycled
- * by their pool, so a steady stream of apply_async allocates nothing; lone
- * tasks go through a lock-free ring. One idle worker spins briefly (~0.1
- * ms) before parking on a futex, the others park at once: an idle pool
- * costs no CPU.
+ * out in chunks claimed from a shared counter; an idle pool costs no CPU
+ * (docs/design.md, pool.h).
  *
  * Tasks. A task is `int fn(void *arg, void **result)`: it stores its value
  * in *result and returns 0, or returns any other value (positive or
@@ -26,37 +21,9 @@
  * 1, in place of its whole chunk, and the iteration ends there, as
  * Python's). A failing task never harms the pool.
  *
- * States, as Python's: RUN, then CLOSE (cth_pool_close: no new tasks, the
- * accepted ones all run) or TERMINATE (cth_pool_terminate: queued tasks are
- * dropped). Submitting to a pool that is not running is CTH_EINVAL
- * (Python's ValueError "Pool not running").
- *
- * Departures from Python, on purpose:
- * - 0 stands for Python's default: processes 0 is os.process_cpu_count()
- *   and maxtasksperchild 0 unlimited (Python's None), map's chunksize 0 the
- *   computed one (None), imap's chunksize 0 is 1 (Python's default). Python
- *   raises ValueError for an explicit 0 there, but C has no None and an
- *   options struct is zero-initialised, so 0 cannot mean "invalid" without
- *   making every struct that leaves a field out invalid. processes,
- *   maxtasksperchild and chunksize are size_t, so Python's ValueError for
- *   a negative value has no counterpart;
- * - terminate finishes every outstanding AsyncResult, map and imap item
- *   with CTH_ECANCELED, so nothing waits forever (Python's get() hangs);
- *   with chunksize > 1 a cancelled imap chunk ends the iteration, as a
- *   failing one does;
- * - the imap iterators also read their input from a producer function with
- *   a bound on the tasks in flight (Python reads it all at once, gh-84291);
- * - callbacks return nothing, so a callback cannot kill the pool
- *   (gh-83371); they run in the worker that finished the task (Python: the
- *   result-handler thread) and should be quick; as every cthreading
- *   callback they take their context pointer (cb_arg) first;
- * - maxtasksperchild exists for threads (Python has it for processes only);
- * - a worker that waits on its own pool (cth_pool_apply, cth_pool_map,
- *   cth_result_get, ... from inside a task) runs the awaited job's
- *   unclaimed chunks itself, so nested use never deadlocks the pool.
- *
- * Blocking calls take a timeout (base.h) where Python's do, and in the main
- * thread return CTH_EINTR when cth_interrupt_main() is called.
+ * States, as Python's: RUN, then CLOSE (no new tasks, the accepted ones all
+ * run) or TERMINATE (queued tasks are dropped). Blocking calls take a
+ * timeout (base.h). Departures from Python, on purpose: docs/design.md.
  */
 #ifndef CTHREADING_POOL_H
 #define CTHREADING_POOL_H

@@ -22,13 +22,7 @@
  * ignores a negative timeout on an unbounded queue); put_many/get_many move
  * several items at once.
  *
- * Speed. A FIFO Queue keeps its items in a ring that puts and gets reach
- * without a lock (one compare-and-swap each) while nobody waits; a blocked
- * put or get spins briefly, then parks, and is handed its item or slot
- * directly, woken once. LifoQueue and PriorityQueue take a lock on every
- * call. A thread that has to wait for another (an item still being
- * written, a slot still being read) spins briefly, then yields the
- * processor or sleeps: threads that outnumber the cores do not stall.
+ * Speed: docs/design.md (queue.h).
  */
 #ifndef CTHREADING_QUEUE_H
 #define CTHREADING_QUEUE_H

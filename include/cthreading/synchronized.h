@@ -10,60 +10,18 @@
  *         CTH_SYNCHRONIZED {               // a lock of its own, for this site
  *             return ++served;             // released on the way out
  *         }
- *         return -1; // not reached (the block always runs, see below)
+ *         return -1; // not reached (the block always runs: docs/design.md)
  *     }
  *
- *     CTH_SYNCHRONIZED_ON(&table_lock) { ... }    // a given Lock or RLock
+ * CTH_SYNCHRONIZED_ON(p) { ... } is `with lock:` on a given Lock or RLock;
+ * CTH_GUARD(name, p); holds p until the enclosing scope ends.
  *
- *     void f(void)
- *     {
- *         CTH_GUARD(g, &rlock);            // held until f's scope ends
- *         ...                               // cth_guard_release(&g) ends it early
- *     }
- *
- * The three forms:
- *   CTH_SYNCHRONIZED { block }         the seed's decorator: a static Lock
- *                                      per site, shared by all threads that
- *                                      reach this line; put the whole function
- *                                      body in it to synchronize the function.
- *   CTH_SYNCHRONIZED_ON(p) { block }   `with lock:` on p, a cth_lock_t * or a
- *                                      cth_rlock_t * (chosen by _Generic).
- *   CTH_GUARD(name, p);                a scope guard: a declaration; the lock
- *                                      is held from here to the end of the
- *                                      enclosing scope.
- *
- * break and continue. The two block forms are a one-pass `for` statement
- * (the only way C lets a macro open a block with a declaration). So a
- * `break` or `continue` directly inside the block leaves the block (the lock
- * is released) and goes on after it: it does NOT reach a loop around the
- * block, as it would in Python's `with`. Where the body must break out of
- * an enclosing loop, use CTH_GUARD in a plain `{ }` block: it hides no loop,
- * so break, continue, return and goto mean what they always mean, and the
- * lock is released whichever way the scope is left. `return` works the
- * same in all three forms.
- *
- * Acquiring. The lock is acquired without limit. In the main thread an
- * interruption (cth_interrupt_main, a signal handler) during the wait does
- * not abandon the block: the lock is still acquired and the interruption is
- * kept pending, so the next cthreading wait reports CTH_EINTR. If the lock
- * cannot be acquired at all (a NULL pointer, an RLock at its recursion
- * limit), a block form skips its body, and CTH_GUARD leaves the guard not
- * held: test it with cth_guard_held(&name) where that can happen. (So a
- * variable assigned only inside a block form may draw GCC's
- * -Wmaybe-uninitialized: give it an initial value.)
- *
- * Portability. The macros are C only: the release relies on the cleanup
- * attribute of GCC and Clang (and any compiler claiming __GNUC__), the
- * choice between Lock and RLock on C11's _Generic, and the per-site lock on
- * a GNU statement expression. They compile without warnings under -Wall
- * -Wextra -Wpedantic (the guard variable is marked unused: only its cleanup
- * reads it). In C++, or with another compiler, these macros are not
- * defined (C++ has its own scope guards); the functions below are, and
- * the portable fallback is the explicit form:
- *     cth_guard_t g = cth_guard_lock(&lock);
- *     ... every exit path calls cth_guard_release(&g) before leaving ...
- *     cth_guard_release(&g);
- * (cth_guard_release is idempotent, so calling it twice is harmless.)
+ * break and continue leave the block (a one-pass `for`), not a loop around
+ * it: use CTH_GUARD in a plain { } block there. The lock is acquired without
+ * limit, an interruption kept pending. The macros are C only, for GCC and
+ * Clang (the cleanup attribute, _Generic): in C++ and elsewhere use
+ * cth_guard_lock/cth_guard_release. docs/design.md (synchronized.h) has the
+ * details.
  */
 #ifndef CTHREADING_SYNCHRONIZED_H
 #define CTHREADING_SYNCHRONIZED_H

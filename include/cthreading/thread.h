@@ -11,19 +11,10 @@
  *
  * Shutdown, as Python's: when main() returns or exit() is called, cthreading
  * waits for every non-daemon thread (and non-daemon one-shot timer, see
- * timer.h), including ones started during that wait, before the process
- * ends; daemon threads are abandoned. When main() returns or calls exit(),
- * this runs before the program's atexit handlers, whenever they were
- * registered, as Python runs threading._shutdown before atexit's (glibc's
- * exit() runs the main thread's thread_local destructors first, and
- * cthreading registers one when it loads in the main thread). exit() called
- * from another thread (or with a C library without such destructors) runs it
- * from an atexit handler installed when the library loads: after the
- * handlers registered later, though still before the process ends. A program
- * may shut down earlier with cth_shutdown(). Once that wait is over, starting
- * a thread fails with CTH_ESHUTDOWN (Python: "can't create new thread at
- * interpreter shutdown"). The main thread ending by pthread_exit shuts down
- * too, the process living on while other threads run.
+ * timer.h), including ones started during that wait, before the program's
+ * atexit handlers run; daemon threads are abandoned. A program may shut down
+ * earlier with cth_shutdown(). Once that wait is over, starting a thread
+ * fails with CTH_ESHUTDOWN. docs/design.md (thread.h) has the details.
  *
  * A target may end its thread with pthread_exit: the thread ends as if the
  * target had returned NULL.

@@ -18,38 +18,9 @@
  * Time is measured on the monotonic clock; a timer never fires early. Timers
  * with the same deadline fire in the order they were started.
  *
- * Where it shows, a timer stands in for Python's Timer thread. Its daemon
- * flag is inherited from the creating thread unless set. While its function
- * runs, the worker running it is listed by cth_enumerate (the service's
- * threads are not otherwise; it is named "cth-timer-work" and is the
- * cth_current_thread() there); threads and timers the function creates with
- * CTH_DAEMON_INHERIT inherit the timer's flag; the cth_local values it sets
- * are destroyed when it returns, as its thread would end. Pending timers are
- * not listed (in Python each is a thread, alive while it waits).
- *
- * Shutdown (cth_shutdown, or main returning): as Python, a non-daemon
- * one-shot timer counts as a non-daemon thread from its start until its
- * function has returned, so it delays exit until then, like one started
- * during the wait (by a non-daemon thread, or by such a timer's function).
- * Meanwhile the other timers keep firing. Once the wait is over, starts are
- * refused with CTH_ESHUTDOWN and every timer still pending (daemon timers,
- * and every periodic timer, which would never end) is cancelled: its state
- * becomes CTH_TIMER_CANCELLED, its finished flag is set and its joiners
- * return; nothing is dropped silently. Functions of daemon timers already
- * running are abandoned, as daemon threads are. An interrupted cth_shutdown
- * leaves pending timers as they are, as it leaves threads running.
- *
- * Fork: in the child, the timers pending at the fork, and those whose
- * function was running in another thread (it never returns there), end
- * CTH_TIMER_CANCELLED (their threads are gone, as a Python child's Timer
- * threads are), releasing their joiners; new timers start a new service.
- *
- * Differences from Python, on purpose: one service instead of a
- * thread per timer; periodic timers (gh-73755); a negative or NaN interval is
- * CTH_EINVAL (Python fires at once); the default name is "Timer-N" (Python's
- * is "Thread-N"); the function returns nothing and takes one argument; a
- * pending timer is no thread, so cth_enumerate and cth_active_count do not
- * count it.
+ * Where it shows, a timer stands in for Python's Timer thread (its daemon
+ * flag, enumerate, cth_local values, shutdown, fork); that, and the
+ * differences from Python, on purpose: docs/design.md (timer.h).
  */
 #ifndef CTHREADING_TIMER_H
 #define CTHREADING_TIMER_H

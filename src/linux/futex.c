@@ -8,7 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../internal.h"
+#include "../platform.h"
 
 int cth__os_futex_wait(_Atomic uint32_t *addr, uint32_t expected, int64_t deadline)
 {

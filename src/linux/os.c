@@ -1,15 +1,20 @@
 /*
- * os.c - the Linux thread layer: kernel thread ids, naming, and telling the
- * main thread apart (its tid is the pid, in a fork child too). The tid is
- * cached per thread and the pid per process; a fork child refreshes both
- * (thread.c's fork handler calls cth__os_after_fork_child).
+ * os.c - the Linux thread layer: kernel thread ids, naming, telling the
+ * main thread apart (its tid is the pid, in a fork child too), the CPUs the
+ * affinity mask allows, timer slack, and glibc's registration of a thread's
+ * exit destructor. The tid is cached per thread and the pid per process; a
+ * fork child refreshes both (the runtime's fork handler calls
+ * cth__os_after_fork_child). src/unix/os.c is the portable counterpart.
  */
+#include <sched.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "../internal.h"
+#include "../platform.h"
+
+#define NAME_MAX_BYTES 16 /* the kernel's limit, TASK_COMM_LEN, with the NUL */
 
 static _Thread_local long cached_tid;
 static _Atomic long cached_pid;
@@ -39,13 +44,40 @@ int cth__is_main_thread(void)
 
 void cth__os_set_name_self(const char *name)
 {
-    char buf[16]; /* the kernel's limit, TASK_COMM_LEN, with the NUL */
+    char buf[NAME_MAX_BYTES];
     strncpy(buf, name, sizeof buf - 1);
     buf[sizeof buf - 1] = '\0';
     prctl(PR_SET_NAME, buf, 0, 0, 0);
 }
 
+void cth__os_set_name(pthread_t thread, const char *name)
+{
+    char buf[NAME_MAX_BYTES];
+    strncpy(buf, name, sizeof buf - 1);
+    buf[sizeof buf - 1] = '\0';
+    pthread_setname_np(thread, buf);
+}
+
 void cth__os_precise_timeouts_self(void)
 {
     prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
+}
+
+int cth__os_cpu_count(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+        return CPU_COUNT(&set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+/* The C++ ABI's registration of a thread_local destructor (glibc); weak, so
+ * that without it the caller falls back on its atexit handler. */
+extern int __cxa_thread_atexit_impl(void (*fn)(void *), void *obj, void *dso_symbol)
+    __attribute__((weak));
+
+bool cth__os_at_thread_exit(void (*fn)(void *), void *arg, void *dso)
+{
+    return __cxa_thread_atexit_impl && __cxa_thread_atexit_impl(fn, arg, dso) == 0;
 }

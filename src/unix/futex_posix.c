@@ -14,7 +14,7 @@
 #include <pthread.h>
 #include <time.h>
 
-#include "../internal.h"
+#include "../platform.h"
 
 #define NBUCKETS 64
 

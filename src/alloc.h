@@ -1,0 +1,36 @@
+/*
+ * alloc.h - every allocation of the library, and the tests' fault injection
+ * (src/alloc.c).
+ */
+#ifndef CTH_ALLOC_H
+#define CTH_ALLOC_H
+
+#include <stddef.h>
+
+#include "platform.h"
+
+/* Every allocation of the library goes through these, so that the fault
+ * injection of the tests (cth__fault_alloc_after) can make the k-th one fail. */
+void *cth__malloc(size_t size);
+void *cth__calloc(size_t n, size_t size);
+void *cth__realloc(void *p, size_t size);
+char *cth__strdup(const char *s);
+void cth__free(void *p);
+
+/* Whole pages straight from the kernel (mmap/munmap), for memory that must
+ * be obtained where malloc is forbidden (SimpleQueue's put, which may run in
+ * a signal handler): no lock is taken, only a system call, and the fault
+ * injection counts cth__page_alloc like the others. size is a multiple of
+ * the page size; cth__page_free takes the same size back. */
+void *cth__page_alloc(size_t size);
+void cth__page_free(void *p, size_t size);
+
+/* Fault injection, for tests: the next k allocations succeed, then each one
+ * fails until this is called again with a negative k (off, the default). */
+void cth__fault_alloc_after(long k);
+
+/* Fault injection's countdown: whether the event it counts must fail now.
+ * countdown < 0 is off (the default: one relaxed load). */
+int cth__fault_due(_Atomic long *countdown);
+
+#endif

@@ -1,0 +1,68 @@
+/*
+ * lockword.h - the Lock's word and the calls on it that lock.c offers the
+ * rest of the library: Condition (cond.c) parks its waiters on a lock's word
+ * and saves and restores an RLock; every module that guards its own state
+ * with a cth_lock_t takes it without being interrupted.
+ */
+#ifndef CTH_LOCKWORD_H
+#define CTH_LOCKWORD_H
+
+#include "cthreading/sync.h"
+#include "platform.h"
+
+/* A per-thread address: unique among living threads, never 0, no system
+ * call (lock.c defines it). RLock, Condition and once store it as an owner. */
+extern _Thread_local char cth__self_token_var __attribute__((tls_model("initial-exec")));
+static inline uintptr_t cth__self_token(void)
+{
+    return (uintptr_t)&cth__self_token_var;
+}
+
+/* Bit 0 of a Lock's word: someone holds it (lock.c has the other bits). */
+#define CTH__LOCK_LOCKED 1u
+
+/* cth_lock_locked without the call and the NULL check. */
+static inline bool cth__lock_held(const cth_lock_t *lock)
+{
+    return atomic_load_explicit(CTH__ATOMIC_U32(&((cth_lock_t *)lock)->_state),
+                                memory_order_relaxed) &
+           CTH__LOCK_LOCKED;
+}
+
+/* Acquire a Lock without limit, riding out interruptions: returns 1 if an
+ * interruption of the main thread arrived meanwhile, else 0. */
+int cth__lock_acquire_uninterrupted(cth_lock_t *lock);
+
+/* ---- for Condition ---------------------------------------------------------------- */
+
+/* Release every level of an RLock the caller owns; the count is saved in
+ * *count (Python's _release_save). The caller has checked ownership. */
+void cth__rlock_release_save(cth_rlock_t *rlock, uint32_t *count);
+
+/* Re-acquire an RLock with a saved count (Python's _acquire_restore):
+ * without limit, not interrupted (returns 1 if an interruption of the main
+ * thread arrived meanwhile, else 0); as cth__lock_acquire_woken when a
+ * notify counted the caller a waiter of the lock (cth__lock_add_waiter),
+ * else as cth__lock_acquire_uninterrupted. */
+int cth__rlock_acquire_restore(cth_rlock_t *rlock, uint32_t count, bool counted);
+
+/* Acquire a Lock as a waiter that cth__lock_add_waiter counted (a notified
+ * Condition waiter, whose futex may have been requeued onto the lock's
+ * word): as cth__lock_acquire_uninterrupted otherwise. */
+int cth__lock_acquire_woken(cth_lock_t *lock);
+
+/* Count one more waiter of the lock, on behalf of a Condition waiter that
+ * sleeps on its own word and is about to be notified; that waiter then must
+ * take the lock with cth__lock_acquire_woken. The caller holds the lock. */
+void cth__lock_add_waiter(cth_lock_t *lock);
+
+/* Undo cth__lock_add_waiter when the waiter turned out not to sleep. */
+void cth__lock_remove_waiter(cth_lock_t *lock);
+
+/* Move the thread sleeping on *from (if *from still equals expected) onto
+ * the lock's word, to be woken by a release of the lock, as if it had
+ * parked in cth_lock_acquire; it must have been counted with
+ * cth__lock_add_waiter. The caller holds the lock. */
+void cth__lock_requeue(cth_lock_t *lock, _Atomic uint32_t *from, uint32_t expected);
+
+#endif

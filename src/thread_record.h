@@ -1,0 +1,71 @@
+/*
+ * thread_record.h - a thread's record and the registry that holds it: what
+ * thread.c (the Thread object) and runtime.c (the registry, adoption,
+ * shutdown, fork) share. No other file includes it.
+ */
+#ifndef CTH_THREAD_RECORD_H
+#define CTH_THREAD_RECORD_H
+
+#include <pthread.h>
+
+#include "cthreading/thread.h"
+#include "platform.h"
+
+enum thread_kind { KIND_NORMAL, KIND_MAIN, KIND_ADOPTED };
+
+struct cth_thread {
+    _Atomic uint32_t refs;
+    _Atomic uint32_t state;        /* cth_thread_state_t */
+    _Atomic uint32_t join_waiters; /* joiners asleep on state */
+    _Atomic uint32_t reaped;       /* 0 not yet, 1 being reaped, 2 done */
+    _Atomic uint32_t native_ready; /* futex: native_id published */
+    enum thread_kind kind;
+    bool daemon;
+    bool hidden; /* the library's own thread, not listed (under cth__registry_lock) */
+    cth_thread_fn fn;
+    void *arg;
+    void *result;
+    size_t stack_size;
+    char *name; /* under cth__registry_lock */
+    _Atomic unsigned long ident;
+    _Atomic long native_id;
+    pthread_t pthread;
+    struct cth_thread *prev, *next; /* registry, under cth__registry_lock */
+};
+
+/* Guards the registry, the names and the counters (a pthread mutex: its
+ * waits never see the main thread's interruptions). */
+extern pthread_mutex_t cth__registry_lock;
+
+/* The main thread's record: the initial one, or after a fork the thread
+ * that forked; its name is cth__main_name until it is renamed. */
+extern struct cth_thread *cth__main_thread;
+extern char cth__main_name[];
+
+/* The calling thread's record, when it is a cthreading thread, the main
+ * thread or adopted; else NULL. */
+extern _Thread_local struct cth_thread *cth__tls_current
+    __attribute__((tls_model("initial-exec")));
+
+/* The calling thread's record without adopting it: NULL in a foreign thread. */
+struct cth_thread *cth__self_or_null(void);
+
+/* Link into / unlink from the registry (under cth__registry_lock). */
+void cth__registry_link(struct cth_thread *t);
+void cth__registry_unlink(struct cth_thread *t);
+
+/* Under cth__registry_lock: 0, counting a non-daemon thread, or
+ * CTH_ESHUTDOWN once shutdown has finished waiting. */
+int cth__admit_locked(bool nondaemon);
+
+/* "<prefix>-N", N counting the threads named so (malloc'ed, or NULL). */
+char *cth__thread_name_make(const char *prefix);
+
+/* The thread leaves the registry and is FINISHED; joiners and shutdown are
+ * told. */
+void cth__thread_finish(struct cth_thread *t);
+
+/* Drop one reference; the last one frees the record. */
+void cth__thread_unref(struct cth_thread *t);
+
+#endif
