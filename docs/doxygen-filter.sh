@@ -2,7 +2,8 @@
 # Doxygen's INPUT_FILTER for the headers: the comment opening a header (on
 # line 1, or line 2 under the SPDX tag) becomes its @file block, a comment
 # that starts a line above a declaration becomes that declaration's
-# documentation, a trailing field comment (or #define) documents it. Section rulers ("/* ---- ... */") stay plain.
+# documentation, a trailing field comment (or #define) documents it.
+# Section rulers ("/* ---- ... */") stay plain.
 exec sed -E \
   -e '1,2s|^/\*$|/** @file|' \
   -e '3,$s|^/\*$|/**|' \
