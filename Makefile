@@ -6,7 +6,8 @@ CMAKE_FLAGS ?=
 ARGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all run test asan tsan helgrind posix stress soak fuzz bench docs deps clean
+.PHONY: all run test asan tsan helgrind posix stress soak fuzz bench docs lint format format-check \
+  spdx-check deps clean
 
 all: $(BUILD)/.configured
 	cmake --build $(BUILD) -j$(JOBS)
@@ -98,5 +99,21 @@ docs: | deps
 	CTH_DOCS_OUT=$(BUILD)/docs doxygen docs/Doxyfile || { cat $(BUILD)/docs/warnings.log; exit 1; }
 	@echo "API reference: $(BUILD)/docs/html/index.html, man pages: $(BUILD)/docs/man/man3"
 
+# Static analysis: clang-tidy (.clang-tidy) and cppcheck over src/, from
+# CMake's compile_commands.json (build-lint); any finding fails.
+lint: | deps
+	@command -v clang-tidy >/dev/null 2>&1 && command -v cppcheck >/dev/null 2>&1 || \
+	  { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq clang-tidy cppcheck; }
+	JOBS=$(JOBS) tools/lint.sh
+
+# The C style (.clang-format): format rewrites the files, format-check fails
+# on a difference. spdx-check: every source file carries its license tag.
+format:
+	tools/format.sh
+format-check:
+	tools/format.sh --check
+spdx-check:
+	tools/spdx.sh --check
+
 clean:
-	rm -rf $(BUILD) build-asan build-tsan build-helgrind build-fuzz
+	rm -rf $(BUILD) build-asan build-tsan build-helgrind build-fuzz build-lint build-lint-posix
