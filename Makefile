@@ -91,12 +91,16 @@ bench: | deps
 	cmake --build $(BUILD) -j$(JOBS)
 	$(BUILD)/bench/run-all
 
-# The API reference (HTML and man pages) from the header comments; any
-# doxygen warning, such as an undocumented public symbol, fails it.
+# The API reference from the header comments: HTML by doxygen (any warning,
+# such as an undocumented public symbol, fails it) and the man pages by
+# tools/man.sh, checked: one per public function and type, each complete.
 docs: | deps
-	@command -v doxygen >/dev/null 2>&1 || $(SUDO) apt-get install -y -qq doxygen
+	@command -v doxygen >/dev/null 2>&1 || \
+	  { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq doxygen; }
 	mkdir -p $(BUILD)/docs
 	CTH_DOCS_OUT=$(BUILD)/docs doxygen docs/Doxyfile || { cat $(BUILD)/docs/warnings.log; exit 1; }
+	tools/man.sh $(BUILD)/docs/man/man3
+	tools/man.sh --check $(BUILD)/docs/man/man3
 	@echo "API reference: $(BUILD)/docs/html/index.html, man pages: $(BUILD)/docs/man/man3"
 
 # Static analysis: clang-tidy (.clang-tidy) and cppcheck over src/, from
