@@ -20,7 +20,7 @@ if [ "${1:-}" = --check ]; then
 fi
 [ $# = 1 ] || { echo "usage: $0 [--check] OUTDIR" >&2; exit 2; }
 out=$1
-version=$(sed -n 's/^#define CTH_VERSION_STRING "\(.*\)"/\1/p' include/cthreading/base.h)
+version=$(sed -n 's/^#define CTH_VERSION_STRING "\([^"]*\)".*/\1/p' include/cthreading/base.h)
 
 # The public names: functions (CTH_API or static inline, not cth__) and
 # typedefs (the name a typedef ends with, or a function pointer's).
