@@ -20,7 +20,7 @@ tag="SPDX-License-Identifier: MIT"
 # (Markdown, data, fuzz corpus).
 comment_for() {
   case "$1" in
-  *.c | *.h) echo "/* $tag */" ;;
+  *.c | *.h | *.map) echo "/* $tag */" ;;
   *.sh | *.sh.in | */CMakeLists.txt | CMakeLists.txt | *.cmake | *.cmake.in | *.pc.in | \
     Makefile | .ci/run | tools/* | *.supp | docs/Doxyfile)
     echo "# $tag" ;;
