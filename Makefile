@@ -6,7 +6,8 @@ CMAKE_FLAGS ?=
 ARGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all run test asan tsan helgrind posix stress soak fuzz bench docs deps clean
+.PHONY: all run test asan tsan helgrind posix stress soak fuzz bench docs lint format format-check \
+  spdx-check deps clean
 
 all: $(BUILD)/.configured
 	cmake --build $(BUILD) -j$(JOBS)
@@ -90,13 +91,33 @@ bench: | deps
 	cmake --build $(BUILD) -j$(JOBS)
 	$(BUILD)/bench/run-all
 
-# The API reference (HTML and man pages) from the header comments; any
-# doxygen warning, such as an undocumented public symbol, fails it.
+# The API reference from the header comments: HTML by doxygen (any warning,
+# such as an undocumented public symbol, fails it) and the man pages by
+# tools/man.sh, checked: one per public function and type, each complete.
 docs: | deps
-	@command -v doxygen >/dev/null 2>&1 || $(SUDO) apt-get install -y -qq doxygen
+	@command -v doxygen >/dev/null 2>&1 || \
+	  { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq doxygen; }
 	mkdir -p $(BUILD)/docs
 	CTH_DOCS_OUT=$(BUILD)/docs doxygen docs/Doxyfile || { cat $(BUILD)/docs/warnings.log; exit 1; }
+	tools/man.sh $(BUILD)/docs/man/man3
+	tools/man.sh --check $(BUILD)/docs/man/man3
 	@echo "API reference: $(BUILD)/docs/html/index.html, man pages: $(BUILD)/docs/man/man3"
 
+# Static analysis: clang-tidy (.clang-tidy) and cppcheck over src/, from
+# CMake's compile_commands.json (build-lint); any finding fails.
+lint: | deps
+	@command -v clang-tidy >/dev/null 2>&1 && command -v cppcheck >/dev/null 2>&1 || \
+	  { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq clang-tidy cppcheck; }
+	JOBS=$(JOBS) tools/lint.sh
+
+# The C style (.clang-format): format rewrites the files, format-check fails
+# on a difference. spdx-check: every source file carries its license tag.
+format:
+	tools/format.sh
+format-check:
+	tools/format.sh --check
+spdx-check:
+	tools/spdx.sh --check
+
 clean:
-	rm -rf $(BUILD) build-asan build-tsan build-helgrind build-fuzz
+	rm -rf $(BUILD) build-asan build-tsan build-helgrind build-fuzz build-lint build-lint-posix

@@ -597,7 +597,7 @@ static int spawn_worker(cth_pool_t *p)
     cth__lock_acquire_uninterrupted(&p->lock);
     if (p->nthreads == p->cap) {
         size_t cap = p->cap ? 2 * p->cap : 8;
-        cth_thread_t **t = cth__realloc(p->threads, cap * sizeof *t);
+        cth_thread_t **t = cth__realloc(p->threads, cap * sizeof(cth_thread_t *));
         if (!t) {
             cth_lock_release(&p->lock);
             return CTH_ENOMEM;

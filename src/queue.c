@@ -1003,7 +1003,8 @@ static __attribute__((noinline)) int get_more(cth_queue_t *q, void **items, int 
 {
     uint32_t budget = retryable(r) && timeout != 0 ? spin_budget(&q->spin) : 0;
     /* First half of the budget: wait for a line, where the queue holds a few. */
-    bool line = atomic_load_explicit(&q->maxlen, memory_order_relaxed) >= 4 * CELLS_PER_LINE;
+    bool line =
+        atomic_load_explicit(&q->maxlen, memory_order_relaxed) >= (uint64_t)4 * CELLS_PER_LINE;
     for (uint32_t i = 1; i <= budget && retryable(r); i++) {
         cth__cpu_relax();
         if (fifo_get_ready(q, line && i <= budget / 2) && (r = fifo_get_fast(q, items, n)) > 0)

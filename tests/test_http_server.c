@@ -86,8 +86,7 @@ static void curl(const char *args, char *out, size_t size)
 CTH_TEST(pages_with_curl)
 {
     if (!have_curl()) {
-        printf("curl not found: skipped\n");
-        return;
+        CHECK_SKIP("curl not found");
     }
     struct server s;
     server_start(&s, 3);

@@ -151,8 +151,7 @@ CTH_TEST(default_size_follows_affinity)
     CPU_ZERO(&one);
     CPU_SET(cpu, &one);
     if (sched_setaffinity(0, sizeof one, &one) != 0) {
-        printf("skipped: sched_setaffinity refused\n");
-        return;
+        CHECK_SKIP("sched_setaffinity refused");
     }
     cth_pool_t *p;
     CHECK_OK(cth_pool_create(&p, NULL));

@@ -802,8 +802,7 @@ CTH_TEST(real_signal_interrupts_main_wait)
 #ifdef CTH_POSIX_FUTEX
     /* The POSIX futex emulation sleeps in pthread_cond_timedwait, which a
      * signal handler does not interrupt (src/unix/futex_posix.c). */
-    printf("skipped with the POSIX futex emulation\n");
-    return;
+    CHECK_SKIP("with the POSIX futex emulation");
 #endif
     struct sigaction sa = {.sa_handler = on_signal, .sa_flags = SA_RESTART};
     sigemptyset(&sa.sa_mask);
@@ -1051,13 +1050,11 @@ CTH_TEST(fork_leaves_child_usable)
      * TSan refuses threads in the child ("dup thread with used id"), and
      * ASan's allocator can be left locked by the fork, so the child's first
      * thread deadlocks in calloc. The plain run covers it. */
-    printf("skipped under a sanitizer\n");
-    return;
+    CHECK_SKIP("under a sanitizer");
 #endif
     if (RUNNING_ON_VALGRIND) {
         /* helgrind takes the child's thread for a racer of the parent's. */
-        printf("skipped under valgrind\n");
-        return;
+        CHECK_SKIP("under valgrind");
     }
     atomic_store(&go_flag, 0);
     fork_other = start_thread((cth_thread_fn)(void (*)(void))wait_flag, &go_flag, NULL);

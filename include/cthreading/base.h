@@ -48,10 +48,10 @@ extern "C" {
 #endif
 
 /* The version of these headers; cth_version() gives the library's. */
-#define CTH_VERSION_MAJOR 0
-#define CTH_VERSION_MINOR 1
-#define CTH_VERSION_PATCH 0
-#define CTH_VERSION_STRING "0.1.0"
+#define CTH_VERSION_MAJOR 0 /* major: a new one breaks the ABI */
+#define CTH_VERSION_MINOR 1 /* minor */
+#define CTH_VERSION_PATCH 0 /* patch level */
+#define CTH_VERSION_STRING "0.1.0" /* the three as a string */
 /* The version as one number, comparable with <: 0x000100 for 0.1.0. */
 #define CTH_VERSION_HEX ((CTH_VERSION_MAJOR << 16) | (CTH_VERSION_MINOR << 8) | CTH_VERSION_PATCH)
 

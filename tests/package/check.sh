@@ -12,6 +12,9 @@ trap 'rm -rf "$prefix" "$out"' EXIT
 cmake --install "$BUILD" --prefix "$prefix" >/dev/null
 libdir=$(ls -d "$prefix"/lib*/pkgconfig | head -1 | xargs dirname)
 echo "installed into $prefix: $(ls "$libdir" | grep cthreading | tr '\n' ' ')"
+pages=$(ls "$prefix"/share/man/man3 2>/dev/null | wc -l)
+[ -f "$prefix/share/man/man3/cth_queue_get.3" ] || { echo "no man pages installed"; exit 1; }
+echo "man pages installed: $pages"
 
 echo "== pkg-config"
 export PKG_CONFIG_PATH="$libdir/pkgconfig"
