@@ -41,6 +41,13 @@ CTH_TEST(base)
     /* The calls that cannot fail, called once so the coverage sees them. */
     CHECK_EQ(cth_version(), CTH_VERSION_HEX);
     CHECK(strcmp(cth_version_string(), CTH_VERSION_STRING) == 0);
+    /* base.h's version is the build's (CMakeLists.txt's project version),
+     * and the three numbers make the string and the hex. */
+    CHECK(strcmp(CTH_VERSION_STRING, CTH_PROJECT_VERSION) == 0);
+    char made[32];
+    snprintf(made, sizeof made, "%d.%d.%d", CTH_VERSION_MAJOR, CTH_VERSION_MINOR,
+             CTH_VERSION_PATCH);
+    CHECK(strcmp(made, CTH_VERSION_STRING) == 0);
     CHECK_EQ(cth_task_error(), 0); /* no CTH_ETASK seen in this thread */
     CHECK(cth_monotonic() > 0);
 }
