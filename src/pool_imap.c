@@ -269,11 +269,9 @@ static void refill(struct cth_imap *it)
             refused = !submit_job(it, &b->job, items, base, k);
         else
             cth__free(b);
-        if (refused)
-            input_ended(it, it->submitted);
-        else if (r != 0)
+        if (r != 0 && !refused)
             input_failed(it, CTH_ETASK, r);
-        else if (end)
+        else if (refused || end)
             input_ended(it, it->submitted);
     }
 }

@@ -218,8 +218,7 @@ static void fork_child(void)
      * the fork left behind, releasing theirs. */
     atomic_fetch_sub(&nondaemon_alive, gone);
     atomic_store(&nondaemon_waiters, 0);
-    if (self->kind != KIND_MAIN) /* a worker or adopted thread forked */
-        self->kind = KIND_MAIN;
+    self->kind = KIND_MAIN; /* a worker or adopted thread may have forked */
     self->daemon = false;
     self->hidden = false;
     tls_acting.listed = false;
