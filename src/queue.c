@@ -92,6 +92,7 @@
 #include "cthreading/queue.h"
 #include "alloc.h"
 #include "deadline.h"
+#include "list.h"
 #include "lockword.h"
 #include "wait.h"
 
@@ -119,16 +120,12 @@
 enum { W_WAITING = 0, W_SLEEPING = 1, W_DONE = 2 };
 
 struct waiter {
-    struct waiter *next, *prev;
+    struct cth__list_node link; /* on getters or putters, under the lock */
     _Atomic uint32_t state;
     int result;    /* 0 or a negative code, written before state = W_DONE */
     void **items;  /* a getter's destination or a putter's source */
     int n;         /* how many it wants or offers */
     int done;      /* how many were moved */
-};
-
-struct waiter_list {
-    struct waiter *head, *tail;
 };
 
 struct hent {
@@ -180,7 +177,7 @@ struct cth_queue {
     _Alignas(LINE) cth_lock_t lock;
     bool shutdown, drained; /* drained: an immediate shutdown emptied the ring */
     long maxsize;
-    struct waiter_list getters, putters;
+    struct cth__list getters, putters; /* parked waiters, oldest first */
     _Atomic uint64_t extra_puts;
     _Atomic uint32_t joiners, join_seq;
     _Atomic uint32_t spin, park_spin; /* spin budgets (spin_*) */
@@ -223,9 +220,9 @@ static void clear_slow(_Atomic uint64_t *word)
 static void qunlock(cth_queue_t *q)
 {
     if (q->kind == CTH_QUEUE_FIFO) {
-        if (!q->shutdown && !q->getters.head)
+        if (!q->shutdown && cth__list_empty(&q->getters))
             clear_slow(&q->tail);
-        if (!q->drained && !q->putters.head)
+        if (!q->drained && cth__list_empty(&q->putters))
             clear_slow(&q->head);
     }
     cth_lock_release(&q->lock);
@@ -263,34 +260,17 @@ static void spin_wasted(_Atomic uint32_t *budget, uint32_t was, uint32_t least)
 
 /* ---- waiters -------------------------------------------------------------- */
 
-static void list_append(struct waiter_list *l, struct waiter *w)
+/* The oldest waiter of l, or NULL. */
+static struct waiter *oldest(struct cth__list *l)
 {
-    w->next = NULL;
-    w->prev = l->tail;
-    if (l->tail)
-        l->tail->next = w;
-    else
-        l->head = w;
-    l->tail = w;
-}
-
-static void list_remove(struct waiter_list *l, struct waiter *w)
-{
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        l->head = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
-    else
-        l->tail = w->prev;
+    return cth__list_entry(l->first, struct waiter, link);
 }
 
 /* Finish a parked waiter (lock held): unlink it, publish its result, and
  * note its word for a wake-up if it sleeps. It may return at once. */
-static void complete(struct waiter_list *l, struct waiter *w, int result, struct wakeups *wk)
+static void complete(struct cth__list *l, struct waiter *w, int result, struct wakeups *wk)
 {
-    list_remove(l, w);
+    cth__list_remove(l, &w->link);
     w->result = result;
     uint32_t prev = atomic_exchange_explicit(&w->state, W_DONE, memory_order_acq_rel);
     if (prev == W_SLEEPING) {
@@ -308,7 +288,7 @@ static int waiter_result(struct waiter *w)
 /* Wait, the waiter already linked into l and the lock released, until a
  * hand-off completes it or the deadline passes. Returns what the hand-off
  * published (a count or a code), or CTH_ETIMEDOUT / CTH_EINTR. */
-static int waiter_wait(cth_queue_t *q, struct waiter_list *l, struct waiter *w, int64_t deadline)
+static int waiter_wait(cth_queue_t *q, struct cth__list *l, struct waiter *w, int64_t deadline)
 {
     uint32_t budget = spin_budget(&q->park_spin);
     for (uint32_t i = 0; i < budget; i++) {
@@ -333,7 +313,7 @@ static int waiter_wait(cth_queue_t *q, struct waiter_list *l, struct waiter *w, 
     }
     qlock(q);
     if (atomic_load_explicit(&w->state, memory_order_acquire) != W_DONE) {
-        list_remove(l, w);
+        cth__list_remove(l, &w->link);
         qunlock(q);
         return r;
     }
@@ -797,8 +777,8 @@ static int store_pop(cth_queue_t *q, void **items, int n)
  * fails: when the storage cannot grow, only what fits now moves. */
 static void refill(cth_queue_t *q, struct wakeups *wk)
 {
-    while (q->putters.head) {
-        struct waiter *w = q->putters.head;
+    struct waiter *w;
+    while ((w = oldest(&q->putters))) {
         int k = store_push(q, w->items, w->n);
         if (k <= 0)
             return;
@@ -813,8 +793,8 @@ static void refill(cth_queue_t *q, struct wakeups *wk)
 static int offer(cth_queue_t *q, void *const *items, int n, struct wakeups *wk)
 {
     int i = 0;
-    while (i < n && q->getters.head) {
-        struct waiter *w = q->getters.head;
+    struct waiter *w;
+    while (i < n && (w = oldest(&q->getters))) {
         int k = n - i < w->n ? n - i : w->n;
         memcpy(w->items, items + i, (size_t)k * sizeof *items);
         w->done = k;
@@ -929,7 +909,7 @@ static int put_locked(cth_queue_t *q, void *const *items, int n, double timeout)
         } else if (q->kind != CTH_QUEUE_FIFO || fifo_mark_full(q)) {
             struct waiter w = {.items = (void **)items, .n = n};
             int64_t deadline = cth__deadline(timeout);
-            list_append(&q->putters, &w);
+            cth__list_push_back(&q->putters, &w.link);
             qunlock(q);
             wakeups_flush(&wk);
             return waiter_wait(q, &q->putters, &w, deadline);
@@ -959,7 +939,7 @@ static int get_locked(cth_queue_t *q, void **items, int n, double timeout)
         } else if (q->kind != CTH_QUEUE_FIFO || fifo_mark_empty(q)) {
             struct waiter w = {.items = items, .n = n};
             int64_t deadline = cth__deadline(timeout);
-            list_append(&q->getters, &w);
+            cth__list_push_back(&q->getters, &w.link);
             qunlock(q);
             return waiter_wait(q, &q->getters, &w, deadline);
         } /* else a put arrived meanwhile: again */
@@ -1242,10 +1222,11 @@ CTH_API int cth_queue_shutdown(cth_queue_t *queue, bool immediate)
     queue->shutdown = true;
     if (queue->kind == CTH_QUEUE_FIFO)
         atomic_fetch_or_explicit(&queue->tail, SLOW, memory_order_acq_rel);
-    while (queue->putters.head)
-        complete(&queue->putters, queue->putters.head, CTH_ESHUTDOWN, &wk);
-    while (queue->getters.head)
-        complete(&queue->getters, queue->getters.head, CTH_ESHUTDOWN, &wk);
+    struct waiter *w;
+    while ((w = oldest(&queue->putters)))
+        complete(&queue->putters, w, CTH_ESHUTDOWN, &wk);
+    while ((w = oldest(&queue->getters)))
+        complete(&queue->getters, w, CTH_ESHUTDOWN, &wk);
     if (immediate && queue->kind == CTH_QUEUE_FIFO) {
         /* Close the ring for good and wait for the puts still writing; the
          * items are freed outside the lock (nobody touches their cells now). */
