@@ -117,7 +117,7 @@ struct cth_pool {
 #define RESULT_BLOCK 64 /* AsyncResults allocated at once */
 
 struct result_block {
-    struct result_block *next;
+    struct result_block *next; /* not a list.h list: only pushed, then freed with the pool */
     struct cth_result r[RESULT_BLOCK];
 };
 
