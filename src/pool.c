@@ -68,11 +68,12 @@ enum { POOL_RUN = 0, POOL_CLOSE = 1, POOL_TERMINATE = 2 };
 
 /* A cell of the ring (Vyukov's bounded MPMC queue): seq == position when
  * free for the push at that position, position + 1 once it holds a job.
- * queue.c's ring is the same algorithm but not shared on purpose: this one
- * is fixed-size and best-effort (a full or busy ring sends the task to the
- * locked job queue), one item per operation, and its push must be ordered
- * before the look at `sleepers`; queue.c's grows by linking rings, claims
- * batches, honours maxsize and takes busy cells under its lock. */
+ * The FIFO Queue's ring (queue_ring.h) is the same algorithm but not shared
+ * on purpose: this one is fixed-size and best-effort (a full or busy ring
+ * sends the task to the locked job queue), one item per operation, and its
+ * push must be ordered before the look at `sleepers`; the Queue's grows by
+ * linking rings, claims batches, honours maxsize and takes busy cells under
+ * its lock. */
 struct ring_cell {
     _Atomic size_t seq;
     struct cth_result *job;
