@@ -39,6 +39,8 @@ _Static_assert(sizeof(cth_cond_t) == 56 || sizeof(void *) != 8, "cth_cond_t ABI"
 
 enum { AWAKE = 0, SLEEPING = 1, NOTIFIED = 2, WOKEN = 3 };
 
+/* Not list.h's list: the FIFO's ends are the public cth_cond_t's void
+ * pointers (its ABI; all-zero CTH_COND_INIT), so it keeps its own links. */
 struct waiter {
     struct waiter *next, *prev;
     _Atomic uint32_t word; /* AWAKE, SLEEPING, NOTIFIED, WOKEN */

@@ -34,6 +34,7 @@
 
 #include "cthreading/local.h"
 #include "alloc.h"
+#include "list.h"
 #include "platform.h"
 #include "runtime.h"
 #include "task_error.h"
@@ -45,7 +46,7 @@ typedef struct cth__local_entry entry_t;
 struct table {
     size_t cap;   /* entries; changed by the owner, under reg_lock */
     entry_t *e;   /* realloc'ed by the owner, under reg_lock */
-    struct table *prev, *next;
+    struct cth__list_node link; /* on tables, under reg_lock */
 };
 
 struct cth_local {
@@ -66,7 +67,7 @@ struct slot {
 
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t reg_cond = PTHREAD_COND_INITIALIZER; /* a pending count fell to 0 */
-static struct table *tables;                               /* every thread's table */
+static struct cth__list tables;                            /* every thread's table */
 static struct slot *slots;
 static uint32_t nslots, slots_cap, free_slot = NO_SLOT;
 static uint64_t gen_counter;
@@ -132,12 +133,7 @@ static void thread_exit(void *p)
         pthread_mutex_lock(&reg_lock);
         int n = collect_thread(t, v);
         if (n == 0) {
-            if (t->prev)
-                t->prev->next = t->next;
-            else
-                tables = t->next;
-            if (t->next)
-                t->next->prev = t->prev;
+            cth__list_remove(&tables, &t->link);
             pthread_mutex_unlock(&reg_lock);
             break;
         }
@@ -208,10 +204,7 @@ static int table_reserve(uint32_t slot)
     t->e = e;
     t->cap = want;
     if (!own_table()) {
-        t->next = tables;
-        if (tables)
-            tables->prev = t;
-        tables = t;
+        cth__list_push_front(&tables, &t->link);
         pthread_setspecific(exit_key, t);
     }
     set_own_table(t);
@@ -273,7 +266,8 @@ CTH_API void cth_local_free(cth_local_t *local)
     pthread_mutex_lock(&reg_lock);
     for (;;) {
         int n = 0;
-        for (struct table *t = tables; t && n < BATCH; t = t->next) {
+        for (struct cth__list_node *node = tables.first; node && n < BATCH; node = node->next) {
+            struct table *t = cth__list_entry(node, struct table, link);
             if (local->key.slot >= t->cap || t->e[local->key.slot].gen != local->key.gen)
                 continue;
             v[n++].value = t->e[local->key.slot].value;

@@ -68,11 +68,12 @@ enum { POOL_RUN = 0, POOL_CLOSE = 1, POOL_TERMINATE = 2 };
 
 /* A cell of the ring (Vyukov's bounded MPMC queue): seq == position when
  * free for the push at that position, position + 1 once it holds a job.
- * queue.c's ring is the same algorithm but not shared on purpose: this one
- * is fixed-size and best-effort (a full or busy ring sends the task to the
- * locked job queue), one item per operation, and its push must be ordered
- * before the look at `sleepers`; queue.c's grows by linking rings, claims
- * batches, honours maxsize and takes busy cells under its lock. */
+ * The FIFO Queue's ring (queue_ring.h) is the same algorithm but not shared
+ * on purpose: this one is fixed-size and best-effort (a full or busy ring
+ * sends the task to the locked job queue), one item per operation, and its
+ * push must be ordered before the look at `sleepers`; the Queue's grows by
+ * linking rings, claims batches, honours maxsize and takes busy cells under
+ * its lock. */
 struct ring_cell {
     _Atomic size_t seq;
     struct cth_result *job;
@@ -85,7 +86,7 @@ struct ring_cell {
 
 struct cth_pool {
     cth_lock_t lock;
-    struct cth_result *head, *tail; /* queue (lock) */
+    struct cth__list queue;         /* jobs with chunks to claim (lock) */
     _Atomic int state;              /* written under lock */
     _Atomic uint32_t seq;
     _Atomic uint32_t sleepers;
@@ -105,10 +106,10 @@ struct cth_pool {
     size_t maxtasks;
     cth_thread_t **threads; /* every worker ever started (lock) */
     size_t nthreads, cap;
-    cth_pool_t *live_prev, *live_next; /* the live pools (live_lock), for fork */
+    struct cth__list_node live_link; /* the live pools (live_lock), for fork */
     PAD(pad3);
     cth_lock_t free_lock;            /* guards the next four */
-    struct cth_result *free_results; /* recycled AsyncResults (via next) */
+    struct cth__list free_results;   /* recycled AsyncResults */
     struct result_block *blocks;     /* every block allocated */
     size_t live;                     /* results and imap iterators alive */
     bool dead;                       /* cth_pool_free has run */
@@ -117,7 +118,7 @@ struct cth_pool {
 #define RESULT_BLOCK 64 /* AsyncResults allocated at once */
 
 struct result_block {
-    struct result_block *next;
+    struct result_block *next; /* not a list.h list: only pushed, then freed with the pool */
     struct cth_result r[RESULT_BLOCK];
 };
 
@@ -130,15 +131,7 @@ static void queue_unlink(cth_pool_t *p, struct cth_result *job)
 {
     if (!job->linked)
         return;
-    if (job->prev)
-        job->prev->next = job->next;
-    else
-        p->head = job->next;
-    if (job->next)
-        job->next->prev = job->prev;
-    else
-        p->tail = job->prev;
-    job->next = job->prev = NULL;
+    cth__list_remove(&p->queue, &job->link);
     job->linked = false;
     atomic_fetch_sub(&p->listed, 1);
 }
@@ -398,13 +391,7 @@ int cth__pool_submit(cth_pool_t *p, struct cth_result *job, bool internal)
         cth_lock_release(&p->lock);
         return CTH_EINVAL;
     }
-    job->next = NULL;
-    job->prev = p->tail;
-    if (p->tail)
-        p->tail->next = job;
-    else
-        p->head = job;
-    p->tail = job;
+    cth__list_push_back(&p->queue, &job->link);
     job->linked = true;
     atomic_fetch_add(&p->listed, 1);
     /* read before unlocking: a worker may complete and free the job */
@@ -476,7 +463,8 @@ static struct cth_result *list_take(cth_pool_t *p, size_t *chunk)
 {
     struct cth_result *found = NULL;
     cth__lock_acquire_uninterrupted(&p->lock);
-    for (struct cth_result *job = p->head; job; job = job->next) {
+    for (struct cth__list_node *node = p->queue.first; node; node = node->next) {
+        struct cth_result *job = cth__list_entry(node, struct cth_result, link);
         if (atomic_load_explicit(&job->claim, memory_order_relaxed) >= job->nchunks)
             continue;
         size_t c = atomic_fetch_add(&job->claim, 1);
@@ -626,7 +614,7 @@ static int spawn_worker(cth_pool_t *p)
  * pending at the fork never complete in the child. The live pools are
  * listed under live_lock, held across fork(). */
 static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
-static cth_pool_t *live_head;
+static struct cth__list live_pools;
 static pthread_once_t live_once = PTHREAD_ONCE_INIT;
 
 static void live_fork_prepare(void)
@@ -641,10 +629,11 @@ static void live_fork_parent(void)
 
 static void live_fork_child(void)
 {
-    for (cth_pool_t *p = live_head; p; p = p->live_next) {
+    for (struct cth__list_node *node = live_pools.first; node; node = node->next) {
+        cth_pool_t *p = cth__list_entry(node, cth_pool_t, live_link);
         cth_lock_init(&p->lock); /* a worker may have held it */
         atomic_store(&p->state, POOL_TERMINATE);
-        p->head = p->tail = NULL;
+        cth__list_init(&p->queue);
         atomic_store(&p->sleepers, 0);
         atomic_store(&p->spinners, 0);
         atomic_store(&p->submitting, 0); /* a push cut off by the fork */
@@ -661,22 +650,14 @@ static void live_link(cth_pool_t *p)
 {
     pthread_once(&live_once, live_init);
     pthread_mutex_lock(&live_lock);
-    p->live_next = live_head;
-    if (live_head)
-        live_head->live_prev = p;
-    live_head = p;
+    cth__list_push_front(&live_pools, &p->live_link);
     pthread_mutex_unlock(&live_lock);
 }
 
 static void live_unlink(cth_pool_t *p)
 {
     pthread_mutex_lock(&live_lock);
-    if (p->live_prev)
-        p->live_prev->live_next = p->live_next;
-    else if (live_head == p)
-        live_head = p->live_next;
-    if (p->live_next)
-        p->live_next->live_prev = p->live_prev;
+    cth__list_remove(&live_pools, &p->live_link);
     pthread_mutex_unlock(&live_lock);
 }
 
@@ -697,7 +678,7 @@ static void pool_destroy(cth_pool_t *p)
 struct cth_result *cth__result_alloc(cth_pool_t *p)
 {
     cth__lock_acquire_uninterrupted(&p->free_lock);
-    if (!p->free_results) {
+    if (cth__list_empty(&p->free_results)) {
         struct result_block *b = cth__malloc(sizeof *b);
         if (!b) {
             cth_lock_release(&p->free_lock);
@@ -705,13 +686,11 @@ struct cth_result *cth__result_alloc(cth_pool_t *p)
         }
         b->next = p->blocks;
         p->blocks = b;
-        for (int i = 0; i < RESULT_BLOCK; i++) {
-            b->r[i].next = p->free_results;
-            p->free_results = &b->r[i];
-        }
+        for (int i = 0; i < RESULT_BLOCK; i++)
+            cth__list_push_front(&p->free_results, &b->r[i].link);
     }
-    struct cth_result *job = p->free_results;
-    p->free_results = job->next;
+    struct cth_result *job =
+        cth__list_entry(cth__list_pop_front(&p->free_results), struct cth_result, link);
     p->live++;
     cth_lock_release(&p->free_lock);
     return job;
@@ -730,8 +709,7 @@ void cth__result_release(struct cth_result *job)
 {
     cth_pool_t *p = job->pool;
     cth__lock_acquire_uninterrupted(&p->free_lock);
-    job->next = p->free_results;
-    p->free_results = job;
+    cth__list_push_front(&p->free_results, &job->link);
     pool_unref_locked(p);
 }
 
@@ -1015,16 +993,15 @@ CTH_API int cth_pool_terminate(cth_pool_t *pool)
 {
     if (!pool)
         return CTH_EINVAL;
-    struct cth_result *dropped = NULL;
+    struct cth__list dropped = {NULL, NULL}; /* jobs cancelled here, the latest first */
     cth__lock_acquire_uninterrupted(&pool->lock);
     atomic_store(&pool->state, POOL_TERMINATE);
-    while (pool->head) {
-        struct cth_result *job = pool->head;
+    struct cth_result *job;
+    while ((job = cth__list_entry(pool->queue.first, struct cth_result, link))) {
         size_t c = job_cancel_locked(pool, job);
         if (c != SIZE_MAX) { /* alive until its dropped chunks are finished */
             job->dropped_from = c;
-            job->next = dropped;
-            dropped = job;
+            cth__list_push_front(&dropped, &job->link);
         }
     }
     cth_lock_release(&pool->lock);
@@ -1034,12 +1011,8 @@ CTH_API int cth_pool_terminate(cth_pool_t *pool)
     while (atomic_load(&pool->submitting))
         sched_yield();
     ring_take(pool);
-    while (dropped) {
-        struct cth_result *job = dropped;
-        dropped = job->next;
-        job->next = NULL;
+    while ((job = cth__list_entry(cth__list_pop_front(&dropped), struct cth_result, link)))
         job_cancel_finish(job, job->dropped_from);
-    }
     return 0;
 }
 

@@ -17,6 +17,7 @@
 #include "cthreading/sync.h"
 #include "alloc.h"
 #include "deadline.h"
+#include "list.h"
 #include "lockword.h"
 #include "task_error.h"
 #include "wait.h"
@@ -30,7 +31,8 @@ enum { JOB_PENDING = 0, JOB_WAITED = 1, JOB_DONE = 2 };
 #define JOB_CANCEL_BIAS (SIZE_MAX / 4)
 
 struct cth_result {
-    struct cth_result *next, *prev; /* the pool's queue (pool lock) */
+    struct cth__list_node link;     /* the pool's queue (pool lock), its free list
+                                       (free_lock), or terminate's dropped list */
     bool linked;                    /* in the queue (pool lock) */
     bool in_ring;                   /* queued in the ring (set before the push) */
     size_t dropped_from;            /* terminate's scratch: first dropped chunk */

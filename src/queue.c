@@ -11,40 +11,10 @@
  * they take the lock only to park, to grow the ring, or when a flag sends
  * them there.
  *
- * The ring (after Vyukov's bounded MPMC queue). Two counters, tail (next
- * put position) and head (next get position), on cache lines of their own,
- * and a power-of-two array of cells, each an item and a turn number that
- * says, for the cell's current lap, whether it is free for its put,
- * published, or read (lap_of). A put claims positions with one
- * compare-and-swap on tail, writes the item and publishes it; a get claims
- * with one compare-and-swap on head, reads, and frees the cell for the next
- * lap. A put may claim only below head + maxsize and below the first
- * position whose cell still holds an unclaimed item, reckoned from
- * head_seen, a copy of head kept on the producers' line (refreshed from head
- * only when the copy says full), so producers rarely read the consumers'
- * line. Without the lock, a thread claims only cells that are ready for it
- * (free for a put, published for a get; a batch, the ready run of them), so
- * it never waits once it has claimed, and nobody waits behind a thread that
- * waits. A cell is busy only while a thread is between its claim and its
- * access, a few instructions: a blocked put or get spins on it as on a full
- * or empty queue. The lock holder claims busy cells too (a get_nowait must
- * not miss an item whose put has returned because an earlier put is still
- * writing), then waits for them, spinning, then yielding the processor,
- * since that thread may have been preempted there. A get that finds the
- * ring empty and spins waits first for a whole cache line of cells to be
- * published, so that the line crosses between cores once, not once per
- * item. qsize is tail - head.
- *
- * Flags. Bit 63 of tail (SLOW) sends every put to the lock: set while
- * getters are parked or after shutdown. Bit 63 of head sends every get to
- * the lock: set while putters are parked, and for good after an immediate
- * shutdown. A compare-and-swap that finds the flag fails, so the decision
- * and the claim cannot disagree, and the fast path reads nothing more. A
- * getter parks only after setting tail's flag by compare-and-swap from a
- * value equal to head (the ring is empty and stays so: nobody puts without
- * the lock now), a putter only after setting head's flag while the queue is
- * full by maxsize; every release of the lock clears a flag nothing needs.
- * Holding the lock, a thread claims past the flags.
+ * The ring, its flags (bits of its counters that send puts or gets to
+ * the lock) and its growing are queue_ring.h's; this file keeps the lock's
+ * side: it sets the flags while waiters are parked or after a shutdown, and
+ * clears them when it releases the lock.
  *
  * Direct hand-off (as Go's channels do). A put under the lock gives its
  * items to parked getters first (the ring is empty then), and a get under
@@ -61,65 +31,44 @@
  * again: if a hand-off reached it first, it keeps that result; else it
  * unlinks itself.
  *
- * Growing. When the newest ring is full but maxsize allows more (or the
- * queue is unbounded), the lock holder links a ring twice as large after it,
- * holding the positions from tail on: it sets tail's flag so that tail
- * stays put, publishes the ring, and clears the flag. Nothing is copied and
- * nobody waits; gets finish the older ring, then go on in the new one (each
- * ring knows its first position, so a position's ring is found from the
- * newest back). A fresh ring is zeroed memory, which reads as every cell
- * free for its first lap. Rings are freed with the queue (together less
- * than twice the newest), since a thread may still read from an older one.
- * A put whose claim matched a tail from before a link (the flag set and
- * cleared in between) finds its cell in the new ring: it looks the ring up
- * again after claiming.
- *
  * Tasks. No counter is added to the fast path: the puts are tail plus
  * extra_puts (items handed straight to parked getters, and every put of the
  * other kinds), and task_done counts in done, on its own line; the
  * unfinished count is the difference. Join waiters sleep on a sequence word
  * bumped when it reaches 0 (or on an immediate shutdown).
  *
- * Test hooks: CTH__Q_MIN_CAPACITY and Q_PREEMPT (below) are plain here;
- * tests/stress/stress_queue.c compiles this file with a two-cell first ring
- * and preemption points, to make growing and the claim-to-write windows
- * common.
+ * Test hooks: CTH__Q_MIN_CAPACITY (below) and Q_PREEMPT (queue_ring.h) are
+ * plain here; tests/stress/stress_queue.c compiles this file and
+ * queue_ring.c with a two-cell first ring and preemption points, to make
+ * growing and the claim-to-write windows common.
  */
 #include <limits.h>
-#include <sched.h>
 #include <string.h>
 
 #include "cthreading/queue.h"
 #include "alloc.h"
 #include "deadline.h"
+#include "list.h"
 #include "lockword.h"
+#include "queue_ring.h"
 #include "wait.h"
 
 #define SPIN_MIN 8       /* the spin budgets' range (pause instructions, see spin_*) */
 #define PARK_SPIN_MIN 64
 #define SPIN_MAX 128
-#define TURN_SPINS 100   /* spins on a cell another thread is busy with, then yields */
-/* White-box test hooks: a test that #includes this file may shrink the
- * first ring and define Q_PREEMPT(point) to preempt threads at the racy
- * points named in the code. */
+/* White-box test hook: a test that #includes this file may shrink the
+ * first ring. */
 #ifndef CTH__Q_MIN_CAPACITY
 #define CTH__Q_MIN_CAPACITY 16
-#endif
-#ifndef Q_PREEMPT
-#define Q_PREEMPT(point) ((void)0)
 #endif
 #define MIN_CAPACITY CTH__Q_MIN_CAPACITY
 #define PREALLOC_MAX 1024
 #define MAX_WAKEUPS 16
-#define LINE 128 /* two cache lines: adjacent-line prefetchers pair them */
-
-#define SLOW ((uint64_t)1 << 63) /* on tail or head: take the lock */
-#define POS(word) ((word) & ~SLOW)
 
 enum { W_WAITING = 0, W_SLEEPING = 1, W_DONE = 2 };
 
 struct waiter {
-    struct waiter *next, *prev;
+    struct cth__list_node link; /* on getters or putters, under the lock */
     _Atomic uint32_t state;
     int result;    /* 0 or a negative code, written before state = W_DONE */
     void **items;  /* a getter's destination or a putter's source */
@@ -127,33 +76,9 @@ struct waiter {
     int done;      /* how many were moved */
 };
 
-struct waiter_list {
-    struct waiter *head, *tail;
-};
-
 struct hent {
     void *item;
     uint64_t seq;
-};
-
-/* A cell of the ring. pool.c's task ring is the same algorithm (Vyukov's)
- * but not shared on purpose: it is a fixed-size best-effort side path that
- * may refuse an item, where this ring must take every put allowed by
- * maxsize (it grows), claims batches, carries the SLOW flags on its
- * counters, and lets the lock holder claim busy cells. */
-struct cell {
-    _Atomic uint64_t turn; /* see lap_of */
-    void *item;
-};
-
-#define CELLS_PER_LINE 4 /* cells in a 64-byte cache line */
-
-struct ring {
-    uint64_t base;       /* the first position it holds */
-    uint64_t cap;        /* a power of two */
-    struct ring *older;  /* the ring before it, freed with the queue */
-    void *mem;           /* the allocation it is aligned in */
-    _Alignas(64) struct cell cells[]; /* lines of cells start on cache lines */
 };
 
 struct cth_queue {
@@ -162,15 +87,9 @@ struct cth_queue {
     cth_compare_fn compare;
     cth_free_fn free_item;
     void *mem;                  /* the allocation this struct is aligned in */
-    _Atomic(struct ring *) ring; /* FIFO: the newest ring */
-    _Atomic uint64_t maxlen;    /* FIFO: maxsize as a bound on tail - head */
 
-    /* The producers' line. */
-    _Alignas(LINE) _Atomic uint64_t tail;
-    _Atomic uint64_t head_seen; /* a past value of POS(head) */
-
-    /* The consumers' line. */
-    _Alignas(LINE) _Atomic uint64_t head;
+    /* FIFO: the ring, on lines of its own (queue_ring.h). */
+    struct fifo fifo;
 
     /* task_done's line. */
     _Alignas(LINE) _Atomic uint64_t done; /* task_done calls, plus items an
@@ -180,7 +99,7 @@ struct cth_queue {
     _Alignas(LINE) cth_lock_t lock;
     bool shutdown, drained; /* drained: an immediate shutdown emptied the ring */
     long maxsize;
-    struct waiter_list getters, putters;
+    struct cth__list getters, putters; /* parked waiters, oldest first */
     _Atomic uint64_t extra_puts;
     _Atomic uint32_t joiners, join_seq;
     _Atomic uint32_t spin, park_spin; /* spin budgets (spin_*) */
@@ -213,21 +132,12 @@ static void qlock(cth_queue_t *q)
         cth__interrupt_main_wait();
 }
 
-static void clear_slow(_Atomic uint64_t *word)
-{
-    if (atomic_load_explicit(word, memory_order_relaxed) & SLOW)
-        atomic_fetch_and_explicit(word, ~SLOW, memory_order_release);
-}
-
 /* Release the lock, first clearing the flags nothing needs any more. */
 static void qunlock(cth_queue_t *q)
 {
-    if (q->kind == CTH_QUEUE_FIFO) {
-        if (!q->shutdown && !q->getters.head)
-            clear_slow(&q->tail);
-        if (!q->drained && !q->putters.head)
-            clear_slow(&q->head);
-    }
+    if (q->kind == CTH_QUEUE_FIFO)
+        cth__fifo_unflag(&q->fifo, !q->shutdown && cth__list_empty(&q->getters),
+                    !q->drained && cth__list_empty(&q->putters));
     cth_lock_release(&q->lock);
 }
 
@@ -263,34 +173,17 @@ static void spin_wasted(_Atomic uint32_t *budget, uint32_t was, uint32_t least)
 
 /* ---- waiters -------------------------------------------------------------- */
 
-static void list_append(struct waiter_list *l, struct waiter *w)
+/* The oldest waiter of l, or NULL. */
+static struct waiter *oldest(struct cth__list *l)
 {
-    w->next = NULL;
-    w->prev = l->tail;
-    if (l->tail)
-        l->tail->next = w;
-    else
-        l->head = w;
-    l->tail = w;
-}
-
-static void list_remove(struct waiter_list *l, struct waiter *w)
-{
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        l->head = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
-    else
-        l->tail = w->prev;
+    return cth__list_entry(l->first, struct waiter, link);
 }
 
 /* Finish a parked waiter (lock held): unlink it, publish its result, and
  * note its word for a wake-up if it sleeps. It may return at once. */
-static void complete(struct waiter_list *l, struct waiter *w, int result, struct wakeups *wk)
+static void complete(struct cth__list *l, struct waiter *w, int result, struct wakeups *wk)
 {
-    list_remove(l, w);
+    cth__list_remove(l, &w->link);
     w->result = result;
     uint32_t prev = atomic_exchange_explicit(&w->state, W_DONE, memory_order_acq_rel);
     if (prev == W_SLEEPING) {
@@ -308,7 +201,7 @@ static int waiter_result(struct waiter *w)
 /* Wait, the waiter already linked into l and the lock released, until a
  * hand-off completes it or the deadline passes. Returns what the hand-off
  * published (a count or a code), or CTH_ETIMEDOUT / CTH_EINTR. */
-static int waiter_wait(cth_queue_t *q, struct waiter_list *l, struct waiter *w, int64_t deadline)
+static int waiter_wait(cth_queue_t *q, struct cth__list *l, struct waiter *w, int64_t deadline)
 {
     uint32_t budget = spin_budget(&q->park_spin);
     for (uint32_t i = 0; i < budget; i++) {
@@ -333,349 +226,12 @@ static int waiter_wait(cth_queue_t *q, struct waiter_list *l, struct waiter *w, 
     }
     qlock(q);
     if (atomic_load_explicit(&w->state, memory_order_acquire) != W_DONE) {
-        list_remove(l, w);
+        cth__list_remove(l, &w->link);
         qunlock(q);
         return r;
     }
     qunlock(q);
     return waiter_result(w);
-}
-
-/* ---- the ring (FIFO) ------------------------------------------------------------ */
-
-/* Wait for a cell another thread has claimed to reach turn: that thread is
- * between its claim and its write, so spin, then yield to it. */
-static void await_turn(_Atomic uint64_t *turn, uint64_t want)
-{
-    for (int i = 0; atomic_load_explicit(turn, memory_order_acquire) != want; i++) {
-        if (i < TURN_SPINS)
-            cth__cpu_relax();
-        else
-            sched_yield();
-    }
-}
-
-/* A ring for the positions from base on, its cells free for their first
- * lap (all zero). */
-static struct ring *ring_alloc(uint64_t cap, uint64_t base, struct ring *older)
-{
-    void *mem = cth__calloc(1, sizeof(struct ring) + cap * sizeof(struct cell) + 63);
-    if (!mem)
-        return NULL;
-    struct ring *r = (struct ring *)(((uintptr_t)mem + 63) & ~(uintptr_t)63);
-    r->mem = mem;
-    r->cap = cap;
-    r->base = base;
-    r->older = older;
-    return r;
-}
-
-/* The ring that holds position p: the newest one whose base is not above it. */
-static struct ring *ring_for(cth_queue_t *q, uint64_t p)
-{
-    struct ring *r = atomic_load_explicit(&q->ring, memory_order_acquire);
-    while ((int64_t)(p - r->base) < 0)
-        r = r->older;
-    return r;
-}
-
-static struct cell *cell_at(struct ring *r, uint64_t p)
-{
-    return &r->cells[(p - r->base) & (r->cap - 1)];
-}
-
-/* A cell's turn while it is free for the put at p: its lap's first offset.
- * Plus 1 once that put has published, plus cap once its get has read. */
-static uint64_t lap_of(struct ring *r, uint64_t p)
-{
-    return (p - r->base) & ~(r->cap - 1);
-}
-
-/* How many puts may claim from p on, head being (a past value of) head, in
- * the newest ring r: below head + maxsize, and below the first position
- * whose cell in r still holds an item no get has claimed. */
-static int64_t put_room(cth_queue_t *q, struct ring *r, uint64_t head, uint64_t p)
-{
-    uint64_t by_size = head + atomic_load_explicit(&q->maxlen, memory_order_relaxed);
-    uint64_t by_ring = ((int64_t)(head - r->base) > 0 ? head : r->base) + r->cap;
-    return (int64_t)((int64_t)(by_size - by_ring) < 0 ? by_size - p : by_ring - p);
-}
-
-/* What a claim returns besides a count (0: no room, or empty). */
-enum { CLAIM_SLOW = -1, /* a flag sends the caller to the lock */
-       CLAIM_BUSY = -2  /* the cell is still in use by a thread between claim and access */ };
-
-/* Claim up to n positions to put at: returns how many (the first in *pos),
- * 0 when there is no room (full by maxsize, or the ring must grow),
- * CLAIM_SLOW, or CLAIM_BUSY when the get of the previous lap has claimed the
- * cell at tail but not finished reading it. Without the lock only cells
- * ready for the put are claimed, so that a thread never waits after
- * claiming and nobody waits behind a thread that waits; the lock holder
- * claims past the flags and busy cells, and ring_write waits for them. */
-static inline __attribute__((always_inline)) int claim_put(cth_queue_t *q, int n, bool locked,
-                                                          uint64_t *pos, struct ring **ring)
-{
-    uint64_t t = atomic_load_explicit(&q->tail, memory_order_acquire);
-    for (;;) {
-        if ((t & SLOW) && !locked)
-            return CLAIM_SLOW;
-        uint64_t p = POS(t);
-        struct ring *r = atomic_load_explicit(&q->ring, memory_order_acquire);
-        if ((int64_t)(p - r->base) < 0) { /* a newer ring than this tail: out of date */
-            t = atomic_load_explicit(&q->tail, memory_order_acquire);
-            continue;
-        }
-        int64_t room = put_room(q, r, atomic_load_explicit(&q->head_seen, memory_order_relaxed), p);
-        if (room < n) { /* the copy of head may be out of date */
-            uint64_t h = atomic_load_explicit(&q->head, memory_order_acquire);
-            room = put_room(q, r, POS(h), p);
-            if (room <= 0) /* full; if putters are parked, join them */
-                return (h & SLOW) && !locked ? CLAIM_SLOW : 0;
-            atomic_store_explicit(&q->head_seen, POS(h), memory_order_relaxed);
-        }
-        uint64_t k = room < n ? (uint64_t)room : (uint64_t)n;
-        if (!locked) {
-            uint64_t i = 0, turn = 0, lap = 0;
-            while (i < k && (turn = atomic_load_explicit(&cell_at(r, p + i)->turn,
-                                                         memory_order_acquire)) ==
-                                (lap = lap_of(r, p + i)))
-                i++;
-            if (i == 0 && (int64_t)(turn - lap) > 0) { /* taken already: tail moved on */
-                t = atomic_load_explicit(&q->tail, memory_order_acquire);
-                continue;
-            }
-            if (i == 0)
-                return CLAIM_BUSY;
-            k = i;
-        }
-        Q_PREEMPT(Q_PUT_CLAIMING);
-        if (atomic_compare_exchange_weak_explicit(&q->tail, &t, t + k, memory_order_acq_rel,
-                                                  memory_order_acquire)) {
-            *pos = p;
-            *ring = locked ? NULL : r;
-            return (int)k;
-        }
-    }
-}
-
-/* Write items to the k positions claimed from p on. ring: the ring in which
- * the claim found their cells free, or NULL. A ring linked since (at tail,
- * which a claim from before it may still match) may hold them instead. */
-static inline __attribute__((always_inline)) void ring_write(cth_queue_t *q, struct ring *ring,
-                                                             uint64_t p, void *const *items,
-                                                             int k)
-{
-    Q_PREEMPT(Q_PUT_CLAIMED);
-    bool checked = ring && atomic_load_explicit(&q->ring, memory_order_acquire) == ring;
-    for (int i = 0; i < k; i++, p++) {
-        struct ring *r = checked ? ring : ring_for(q, p);
-        struct cell *c = cell_at(r, p);
-        uint64_t lap = lap_of(r, p);
-        if (!checked)
-            await_turn(&c->turn, lap); /* the previous lap's get may still be reading */
-        c->item = items[i];
-        atomic_store_explicit(&c->turn, lap + 1, memory_order_release);
-    }
-}
-
-/* Claim up to n positions to get from, as claim_put: 0 when empty,
- * CLAIM_SLOW also when empty with tail's flag set (parked getters or a
- * shutdown are the lock's business), CLAIM_BUSY when the cell at head is
- * claimed by a put that has not published it yet. Without the lock only
- * published cells are claimed; the lock holder also claims cells puts have
- * claimed, and ring_read waits for them. */
-static inline __attribute__((always_inline)) int claim_get(cth_queue_t *q, int n, bool locked,
-                                                          uint64_t *pos, struct ring **ring)
-{
-    uint64_t h = atomic_load_explicit(&q->head, memory_order_relaxed);
-    for (;;) {
-        if ((h & SLOW) && !locked)
-            return CLAIM_SLOW;
-        uint64_t p = POS(h), k = 1;
-        struct ring *r = ring_for(q, p);
-        uint64_t lap = lap_of(r, p);
-        uint64_t turn = atomic_load_explicit(&cell_at(r, p)->turn, memory_order_acquire);
-        int64_t d = (int64_t)(turn - (lap + 1));
-        if (d > 0) { /* taken already: head has moved on */
-            h = atomic_load_explicit(&q->head, memory_order_relaxed);
-            continue;
-        }
-        if (d == 0) { /* and the published cells after it, in this ring */
-            while (k < (uint64_t)n && atomic_load_explicit(&cell_at(r, p + k)->turn,
-                                                           memory_order_acquire) ==
-                                          lap_of(r, p + k) + 1)
-                k++;
-        } else {
-            uint64_t t = atomic_load_explicit(&q->tail, memory_order_acquire);
-            uint64_t avail = POS(t) - p;
-            if ((int64_t)avail <= 0)
-                return (t & SLOW) && !locked ? CLAIM_SLOW : 0;
-            if (!locked)
-                return CLAIM_BUSY;
-            k = avail < (uint64_t)n ? avail : (uint64_t)n;
-        }
-        Q_PREEMPT(Q_GET_CLAIMING);
-        if (atomic_compare_exchange_weak_explicit(&q->head, &h, h + k, memory_order_acq_rel,
-                                                  memory_order_relaxed)) {
-            *pos = p;
-            *ring = d == 0 ? r : NULL;
-            return (int)k;
-        }
-    }
-}
-
-/* Read the k items claimed from p on, freeing their cells. ring: the ring
- * in which the claim found them published (positions never move to another
- * ring), or NULL. */
-static inline __attribute__((always_inline)) void ring_read(cth_queue_t *q, struct ring *ring,
-                                                            uint64_t p, void **items, int k)
-{
-    Q_PREEMPT(Q_GET_CLAIMED);
-    for (int i = 0; i < k; i++, p++) {
-        struct ring *r = ring ? ring : ring_for(q, p);
-        struct cell *c = cell_at(r, p);
-        uint64_t lap = lap_of(r, p);
-        if (!ring)
-            await_turn(&c->turn, lap + 1); /* its put may still be writing */
-        items[i] = c->item;
-        atomic_store_explicit(&c->turn, lap + r->cap, memory_order_release);
-    }
-}
-
-static inline __attribute__((always_inline)) int fifo_put_fast(cth_queue_t *q,
-                                                               void *const *items, int n)
-{
-    uint64_t p;
-    struct ring *r;
-    int k = claim_put(q, n, false, &p, &r);
-    if (k > 0)
-        ring_write(q, r, p, items, k);
-    return k;
-}
-
-static inline __attribute__((always_inline)) int fifo_get_fast(cth_queue_t *q, void **items,
-                                                               int n)
-{
-    uint64_t p;
-    struct ring *r;
-    int k = claim_get(q, n, false, &p, &r);
-    if (k > 0)
-        ring_read(q, r, p, items, k);
-    return k;
-}
-
-/* Whether a get may succeed now: the cell at head is published (with line:
- * so is the last cell of its cache line), head has moved on, or its flag is
- * set. What a spinning get watches, so as not to read the producers' line.
- * Waiting for a whole line lets the put fill it before the get takes it:
- * read cell by cell as it is written, a line goes back and forth between
- * the two cores once per item. */
-static bool fifo_get_ready(cth_queue_t *q, bool line)
-{
-    uint64_t h = atomic_load_explicit(&q->head, memory_order_relaxed);
-    uint64_t p = POS(h);
-    struct ring *r = ring_for(q, p);
-    if (line && r->cap >= CELLS_PER_LINE)
-        p += CELLS_PER_LINE - 1 - ((p - r->base) & (CELLS_PER_LINE - 1));
-    uint64_t turn = atomic_load_explicit(&cell_at(r, p)->turn, memory_order_relaxed);
-    return (h & SLOW) || (int64_t)(turn - (lap_of(r, p) + 1)) >= 0;
-}
-
-static uint64_t fifo_count(cth_queue_t *q)
-{
-    uint64_t h = POS(atomic_load_explicit(&q->head, memory_order_acquire));
-    return POS(atomic_load_explicit(&q->tail, memory_order_acquire)) - h;
-}
-
-/* maxsize as a bound on tail - head. */
-static uint64_t fifo_maxlen(long maxsize)
-{
-    return maxsize > 0 ? (uint64_t)maxsize : UINT64_MAX >> 2;
-}
-
-/* The lock held and no room found for k more items: if the newest ring is
- * what is full, link a larger one after it, for the positions from tail on
- * (tail's flag is held meanwhile so that tail stays put). Returns 0 (grown,
- * or room appeared: try again), 1 (full by maxsize) or CTH_ENOMEM. */
-static int fifo_grow(cth_queue_t *q, uint64_t k)
-{
-    long m = q->maxsize;
-    if (m > 0 && fifo_count(q) >= (uint64_t)m)
-        return 1;
-    uint64_t t = atomic_fetch_or_explicit(&q->tail, SLOW, memory_order_acq_rel);
-    uint64_t tail = POS(t), head = POS(atomic_load_explicit(&q->head, memory_order_acquire));
-    struct ring *old = atomic_load_explicit(&q->ring, memory_order_relaxed);
-    int r = 0;
-    if (m > 0 && tail - head >= (uint64_t)m) {
-        r = 1;
-    } else if (put_room(q, old, head, tail) <= 0) {
-        uint64_t cap = old->cap * 2, most = 1;
-        while (cap < k)
-            cap *= 2;
-        while (m > 0 && most < (uint64_t)m)
-            most *= 2;
-        struct ring *nr = ring_alloc(m > 0 && most < cap ? most : cap, tail, old);
-        Q_PREEMPT(Q_FROZEN);
-        if (nr)
-            atomic_store_explicit(&q->ring, nr, memory_order_release);
-        else
-            r = CTH_ENOMEM;
-    }
-    atomic_store_explicit(&q->tail, t, memory_order_release);
-    return r;
-}
-
-/* Put up to n items into the ring (lock held), growing it as maxsize
- * allows: how many, or CTH_ENOMEM when none could be stored. */
-static int fifo_push(cth_queue_t *q, void *const *items, int n)
-{
-    int done = 0;
-    while (done < n) {
-        uint64_t p;
-        struct ring *ring;
-        int k = claim_put(q, n - done, true, &p, &ring);
-        if (k > 0) {
-            ring_write(q, ring, p, items + done, k);
-            done += k;
-            continue;
-        }
-        int r = fifo_grow(q, (uint64_t)(n - done));
-        if (r != 0)
-            return done ? done : r > 0 ? 0 : r;
-    }
-    return done;
-}
-
-/* The lock held, a get found the ring empty: set tail's flag so that puts
- * come to the lock, if the ring is still empty. False if it is not. */
-static bool fifo_mark_empty(cth_queue_t *q)
-{
-    for (;;) {
-        uint64_t h = atomic_load_explicit(&q->head, memory_order_acquire);
-        uint64_t t = atomic_load_explicit(&q->tail, memory_order_acquire);
-        if (POS(t) != POS(h))
-            return false;
-        if ((t & SLOW) || atomic_compare_exchange_weak_explicit(&q->tail, &t, t | SLOW,
-                                                                memory_order_acq_rel,
-                                                                memory_order_relaxed))
-            return true;
-    }
-}
-
-/* The same for a put that found the queue full: set head's flag so that
- * gets come to the lock (and refill), if it is still full. */
-static bool fifo_mark_full(cth_queue_t *q)
-{
-    for (;;) {
-        uint64_t h = atomic_load_explicit(&q->head, memory_order_acquire);
-        uint64_t t = atomic_load_explicit(&q->tail, memory_order_acquire);
-        if (POS(t) - POS(h) < (uint64_t)q->maxsize)
-            return false;
-        if ((h & SLOW) || atomic_compare_exchange_weak_explicit(&q->head, &h, h | SLOW,
-                                                                memory_order_acq_rel,
-                                                                memory_order_relaxed))
-            return true;
-    }
 }
 
 /* ---- storage (lock held) ---------------------------------------------------- */
@@ -747,7 +303,7 @@ static void *heap_pop(cth_queue_t *q)
 
 static size_t store_count(cth_queue_t *q)
 {
-    return q->kind == CTH_QUEUE_FIFO ? (size_t)fifo_count(q) : q->count;
+    return q->kind == CTH_QUEUE_FIFO ? (size_t)cth__fifo_count(&q->fifo) : q->count;
 }
 
 /* Store up to n items, as many as maxsize and memory allow: how many, or
@@ -755,7 +311,7 @@ static size_t store_count(cth_queue_t *q)
 static int store_push(cth_queue_t *q, void *const *items, int n)
 {
     if (q->kind == CTH_QUEUE_FIFO)
-        return fifo_push(q, items, n);
+        return cth__fifo_push(&q->fifo, items, n, q->maxsize);
     size_t k = (size_t)n;
     if (q->maxsize > 0)
         k = q->count >= (size_t)q->maxsize ? 0 : (size_t)q->maxsize - q->count;
@@ -779,14 +335,8 @@ static int store_push(cth_queue_t *q, void *const *items, int n)
 /* Take up to n items, in the order gets return them: how many (0: empty). */
 static int store_pop(cth_queue_t *q, void **items, int n)
 {
-    if (q->kind == CTH_QUEUE_FIFO) {
-        uint64_t p;
-        struct ring *r;
-        int k = claim_get(q, n, true, &p, &r);
-        if (k > 0)
-            ring_read(q, r, p, items, k);
-        return k;
-    }
+    if (q->kind == CTH_QUEUE_FIFO)
+        return cth__fifo_pop(&q->fifo, items, n);
     int k = 0;
     while (k < n && q->count > 0)
         items[k++] = q->kind == CTH_QUEUE_PRIORITY ? heap_pop(q) : q->stack[--q->count];
@@ -797,8 +347,8 @@ static int store_pop(cth_queue_t *q, void **items, int n)
  * fails: when the storage cannot grow, only what fits now moves. */
 static void refill(cth_queue_t *q, struct wakeups *wk)
 {
-    while (q->putters.head) {
-        struct waiter *w = q->putters.head;
+    struct waiter *w;
+    while ((w = oldest(&q->putters))) {
         int k = store_push(q, w->items, w->n);
         if (k <= 0)
             return;
@@ -813,8 +363,8 @@ static void refill(cth_queue_t *q, struct wakeups *wk)
 static int offer(cth_queue_t *q, void *const *items, int n, struct wakeups *wk)
 {
     int i = 0;
-    while (i < n && q->getters.head) {
-        struct waiter *w = q->getters.head;
+    struct waiter *w;
+    while (i < n && (w = oldest(&q->getters))) {
         int k = n - i < w->n ? n - i : w->n;
         memcpy(w->items, items + i, (size_t)k * sizeof *items);
         w->done = k;
@@ -868,15 +418,8 @@ CTH_API int cth_queue_create(cth_queue_t **queue, size_t maxsize_arg,
     size_t cap = MIN_CAPACITY;
     while (maxsize > 0 && cap < (size_t)maxsize && cap < PREALLOC_MAX)
         cap *= 2;
-    if (q->kind == CTH_QUEUE_FIFO) {
-        struct ring *r = ring_alloc(cap, 0, NULL);
-        if (!r) {
-            cth__free(mem);
-            return CTH_ENOMEM;
-        }
-        atomic_store_explicit(&q->ring, r, memory_order_relaxed);
-        atomic_store_explicit(&q->maxlen, fifo_maxlen(maxsize), memory_order_relaxed);
-    } else if (store_reserve(q, cap) != 0) {
+    if (q->kind == CTH_QUEUE_FIFO ? cth__fifo_init(&q->fifo, cap, maxsize) != 0
+                                  : store_reserve(q, cap) != 0) {
         cth__free(mem);
         return CTH_ENOMEM;
     }
@@ -898,12 +441,8 @@ CTH_API void cth_queue_free(cth_queue_t *queue)
     void *item;
     while (store_pop(queue, &item, 1) > 0)
         drop_item(queue, item);
-    struct ring *r = atomic_load_explicit(&queue->ring, memory_order_relaxed);
-    while (r) {
-        struct ring *older = r->older;
-        cth__free(r->mem);
-        r = older;
-    }
+    if (queue->kind == CTH_QUEUE_FIFO)
+        cth__fifo_destroy(&queue->fifo);
     cth__free(queue->stack);
     cth__free(queue->heap);
     cth__free(queue->mem);
@@ -926,10 +465,10 @@ static int put_locked(cth_queue_t *q, void *const *items, int n, double timeout)
             break;
         } else if (timeout == 0) {
             r = CTH_EAGAIN;
-        } else if (q->kind != CTH_QUEUE_FIFO || fifo_mark_full(q)) {
+        } else if (q->kind != CTH_QUEUE_FIFO || cth__fifo_mark_full(&q->fifo, q->maxsize)) {
             struct waiter w = {.items = (void **)items, .n = n};
             int64_t deadline = cth__deadline(timeout);
-            list_append(&q->putters, &w);
+            cth__list_push_back(&q->putters, &w.link);
             qunlock(q);
             wakeups_flush(&wk);
             return waiter_wait(q, &q->putters, &w, deadline);
@@ -956,10 +495,10 @@ static int get_locked(cth_queue_t *q, void **items, int n, double timeout)
             r = CTH_ESHUTDOWN; /* emptied since the check above */
         } else if (timeout == 0) {
             r = CTH_EAGAIN;
-        } else if (q->kind != CTH_QUEUE_FIFO || fifo_mark_empty(q)) {
+        } else if (q->kind != CTH_QUEUE_FIFO || cth__fifo_mark_empty(&q->fifo)) {
             struct waiter w = {.items = items, .n = n};
             int64_t deadline = cth__deadline(timeout);
-            list_append(&q->getters, &w);
+            cth__list_push_back(&q->getters, &w.link);
             qunlock(q);
             return waiter_wait(q, &q->getters, &w, deadline);
         } /* else a put arrived meanwhile: again */
@@ -984,7 +523,7 @@ static __attribute__((noinline)) int put_more(cth_queue_t *q, void *const *items
     uint32_t budget = retryable(r) && timeout != 0 ? spin_budget(&q->spin) : 0;
     for (uint32_t i = 1; i <= budget && retryable(r); i++) {
         cth__cpu_relax();
-        if ((r = fifo_put_fast(q, items, n)) > 0)
+        if ((r = cth__fifo_put_fast(&q->fifo, items, n)) > 0)
             spin_paid(&q->spin, budget, i);
     }
     if (retryable(r) && budget)
@@ -1003,11 +542,12 @@ static __attribute__((noinline)) int get_more(cth_queue_t *q, void **items, int 
 {
     uint32_t budget = retryable(r) && timeout != 0 ? spin_budget(&q->spin) : 0;
     /* First half of the budget: wait for a line, where the queue holds a few. */
-    bool line =
-        atomic_load_explicit(&q->maxlen, memory_order_relaxed) >= (uint64_t)4 * CELLS_PER_LINE;
+    bool line = atomic_load_explicit(&q->fifo.maxlen, memory_order_relaxed) >=
+                (uint64_t)4 * CELLS_PER_LINE;
     for (uint32_t i = 1; i <= budget && retryable(r); i++) {
         cth__cpu_relax();
-        if (fifo_get_ready(q, line && i <= budget / 2) && (r = fifo_get_fast(q, items, n)) > 0)
+        if (cth__fifo_get_ready(&q->fifo, line && i <= budget / 2) &&
+            (r = cth__fifo_get_fast(&q->fifo, items, n)) > 0)
             spin_paid(&q->spin, budget, i);
     }
     if (retryable(r) && budget)
@@ -1021,7 +561,7 @@ static inline __attribute__((always_inline)) int queue_put(cth_queue_t *q, void 
 {
     int r = CLAIM_SLOW;
     if (q->kind == CTH_QUEUE_FIFO && n > 0 && cth__check_timeout(timeout) == 0 &&
-        (r = fifo_put_fast(q, items, n)) == n)
+        (r = cth__fifo_put_fast(&q->fifo, items, n)) == n)
         return r;
     return put_more(q, items, n, timeout, r);
 }
@@ -1031,7 +571,7 @@ static inline __attribute__((always_inline)) int queue_get(cth_queue_t *q, void 
 {
     int r = CLAIM_SLOW;
     if (q->kind == CTH_QUEUE_FIFO && n > 0 && cth__check_timeout(timeout) == 0) {
-        if ((r = fifo_get_fast(q, items, n)) > 0)
+        if ((r = cth__fifo_get_fast(&q->fifo, items, n)) > 0)
             return r;
         if (r == 0 && timeout == 0)
             return CTH_EAGAIN; /* empty, and tail's flag says not shut down */
@@ -1104,7 +644,7 @@ CTH_API size_t cth_queue_qsize(const cth_queue_t *queue)
     if (!q)
         return 0;
     if (q->kind == CTH_QUEUE_FIFO)
-        return (size_t)fifo_count(q);
+        return (size_t)cth__fifo_count(&q->fifo);
     qlock(q);
     size_t n = q->count;
     qunlock(q);
@@ -1147,7 +687,7 @@ CTH_API int cth_queue_set_maxsize(cth_queue_t *queue, size_t maxsize_arg)
     qlock(queue);
     queue->maxsize = maxsize;
     if (queue->kind == CTH_QUEUE_FIFO)
-        atomic_store_explicit(&queue->maxlen, fifo_maxlen(maxsize), memory_order_relaxed);
+        cth__fifo_set_maxsize(&queue->fifo, maxsize);
     refill(queue, &wk);
     qunlock(queue);
     wakeups_flush(&wk);
@@ -1158,7 +698,8 @@ CTH_API int cth_queue_set_maxsize(cth_queue_t *queue, size_t maxsize_arg)
 
 static uint64_t puts_so_far(cth_queue_t *q)
 {
-    return POS(atomic_load(&q->tail)) + atomic_load(&q->extra_puts);
+    uint64_t ring_puts = q->kind == CTH_QUEUE_FIFO ? cth__fifo_puts(&q->fifo) : 0;
+    return ring_puts + atomic_load(&q->extra_puts);
 }
 
 static uint64_t unfinished(cth_queue_t *q)
@@ -1242,24 +783,17 @@ CTH_API int cth_queue_shutdown(cth_queue_t *queue, bool immediate)
     qlock(queue);
     queue->shutdown = true;
     if (queue->kind == CTH_QUEUE_FIFO)
-        atomic_fetch_or_explicit(&queue->tail, SLOW, memory_order_acq_rel);
-    while (queue->putters.head)
-        complete(&queue->putters, queue->putters.head, CTH_ESHUTDOWN, &wk);
-    while (queue->getters.head)
-        complete(&queue->getters, queue->getters.head, CTH_ESHUTDOWN, &wk);
+        cth__fifo_flag_puts(&queue->fifo);
+    struct waiter *w;
+    while ((w = oldest(&queue->putters)))
+        complete(&queue->putters, w, CTH_ESHUTDOWN, &wk);
+    while ((w = oldest(&queue->getters)))
+        complete(&queue->getters, w, CTH_ESHUTDOWN, &wk);
     if (immediate && queue->kind == CTH_QUEUE_FIFO) {
-        /* Close the ring for good and wait for the puts still writing; the
-         * items are freed outside the lock (nobody touches their cells now). */
-        uint64_t h = atomic_fetch_or_explicit(&queue->head, SLOW, memory_order_acq_rel);
-        uint64_t t = POS(atomic_load_explicit(&queue->tail, memory_order_acquire));
+        /* Close the ring for good; the items are freed outside the lock
+         * (nobody touches their cells now). */
         fifo = true;
-        first = POS(h);
-        n = t - first;
-        for (uint64_t p = first; p != t; p++) {
-            struct ring *r = ring_for(queue, p);
-            await_turn(&cell_at(r, p)->turn, lap_of(r, p) + 1);
-        }
-        atomic_store_explicit(&queue->head, t | SLOW, memory_order_release);
+        n = cth__fifo_drain(&queue->fifo, &first);
         queue->drained = true;
     } else if (immediate) {
         /* Take the storage away whole; its items are freed outside the lock. */
@@ -1278,7 +812,7 @@ CTH_API int cth_queue_shutdown(cth_queue_t *queue, bool immediate)
         release_joiners(queue);
     }
     for (uint64_t i = 0; i < n; i++) {
-        drop_item(queue, fifo   ? cell_at(ring_for(queue, first + i), first + i)->item
+        drop_item(queue, fifo   ? cth__fifo_item(&queue->fifo, first + i)
                          : heap ? heap[i].item
                                 : stack[i]);
     }

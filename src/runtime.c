@@ -49,7 +49,7 @@
 #define MAX_HOOKS 8 /* the modules that register: local.c, timer_service.c */
 
 pthread_mutex_t cth__registry_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct cth_thread *registry_head, *registry_tail; /* alive threads, oldest first */
+static struct cth__list registry; /* alive threads (registry_link), oldest first */
 static int registry_count; /* listed (not hidden) threads */
 /* Started non-daemon threads (main excluded) plus other work admitted as
  * non-daemon; shutdowns waiting on it count themselves in nondaemon_waiters. */
@@ -92,27 +92,13 @@ static size_t fork_hooks_seen; /* how many the fork under way prepared */
 
 void cth__registry_link(struct cth_thread *t)
 {
-    t->next = NULL;
-    t->prev = registry_tail;
-    if (registry_tail)
-        registry_tail->next = t;
-    else
-        registry_head = t;
-    registry_tail = t;
+    cth__list_push_back(&registry, &t->registry_link);
     registry_count += !t->hidden;
 }
 
 void cth__registry_unlink(struct cth_thread *t)
 {
-    if (t->prev)
-        t->prev->next = t->next;
-    else
-        registry_head = t->next;
-    if (t->next)
-        t->next->prev = t->prev;
-    else
-        registry_tail = t->prev;
-    t->prev = t->next = NULL;
+    cth__list_remove(&registry, &t->registry_link);
     registry_count -= !t->hidden;
 }
 
@@ -203,8 +189,8 @@ static void fork_child(void)
     cth__interrupt_reset();
     struct cth_thread *self = cth__tls_current ? cth__tls_current : &initial_main;
     uint32_t gone = 0; /* counted threads: all gone, self becomes main */
-    while (registry_head) {
-        struct cth_thread *t = registry_head;
+    struct cth_thread *t;
+    while ((t = cth__list_entry(registry.first, struct cth_thread, registry_link))) {
         cth__registry_unlink(t);
         gone += t->kind == KIND_NORMAL && !t->daemon;
         if (t == self)
@@ -364,9 +350,11 @@ CTH_API size_t cth_enumerate(cth_thread_t **threads, size_t cap)
         cap = 0;
     pthread_mutex_lock(&cth__registry_lock);
     size_t i = 0;
-    for (struct cth_thread *t = registry_head; t && i < cap; t = t->next)
+    for (struct cth__list_node *node = registry.first; node && i < cap; node = node->next) {
+        struct cth_thread *t = cth__list_entry(node, struct cth_thread, registry_link);
         if (!t->hidden)
             threads[i++] = cth_thread_ref(t);
+    }
     size_t n = (size_t)registry_count;
     pthread_mutex_unlock(&cth__registry_lock);
     return n;
@@ -594,7 +582,8 @@ CTH_API int cth_dump_threads(FILE *out)
         return CTH_EINVAL;
     pthread_mutex_lock(&cth__registry_lock);
     int n = 0;
-    for (struct cth_thread *t = registry_head; t; t = t->next) {
+    for (struct cth__list_node *node = registry.first; node; node = node->next) {
+        struct cth_thread *t = cth__list_entry(node, struct cth_thread, registry_link);
         if (t->hidden)
             continue;
         fprintf(out, "%-24s ident=%#lx native_id=%ld%s %s\n", t->name, atomic_load(&t->ident),

@@ -86,7 +86,7 @@ struct slot {
 };
 
 struct seg {
-    _Atomic(struct seg *) next;
+    _Atomic(struct seg *) next; /* not a list.h list: linked lock-free, by compare-and-swap */
     _Atomic uint32_t claimed;
     struct slot slots[];
 };

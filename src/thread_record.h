@@ -9,6 +9,7 @@
 #include <pthread.h>
 
 #include "cthreading/thread.h"
+#include "list.h"
 #include "platform.h"
 
 enum thread_kind { KIND_NORMAL, KIND_MAIN, KIND_ADOPTED };
@@ -30,7 +31,7 @@ struct cth_thread {
     _Atomic unsigned long ident;
     _Atomic long native_id;
     pthread_t pthread;
-    struct cth_thread *prev, *next; /* registry, under cth__registry_lock */
+    struct cth__list_node registry_link; /* under cth__registry_lock */
 };
 
 /* Guards the registry, the names and the counters (a pthread mutex: its

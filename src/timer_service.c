@@ -73,8 +73,8 @@ struct heap_entry {
 };
 
 struct worker {
-    struct worker *next_idle;
-    struct worker *prev_all, *next_all; /* svc.workers: every worker alive */
+    struct cth__list_node idle_link; /* on svc.idle while idle */
+    struct cth__list_node all_link;  /* on svc.workers while alive */
     struct cth_timer *task; /* handed over by the service, under the lock */
     _Atomic uint32_t word;  /* 0 while idle; 1 when handed a task or told to stop */
 };
@@ -84,12 +84,12 @@ static struct {
     struct heap_entry *heap;
     uint32_t n, cap;
     uint64_t seq;
-    struct cth_timer *backlog_head, *backlog_tail;
+    struct cth__list backlog; /* due timers no worker has taken yet, oldest first */
     uint32_t backlog_len;
     uint32_t starting;        /* workers started that have not taken work yet */
-    struct worker *idle;      /* idle workers, a stack */
-    struct worker *workers;   /* every worker alive (for a fork child) */
-    struct cth_timer *running; /* timers whose function runs now, linked by next */
+    struct cth__list idle;    /* idle workers, the latest first */
+    struct cth__list workers; /* every worker alive (for a fork child) */
+    struct cth__list running; /* timers whose function runs now */
     _Atomic uint32_t wake;    /* the service thread sleeps on it */
     int64_t sleep_until;      /* its sleep's deadline; INT64_MIN while awake */
     bool finalizer_registered, closed, stop;
@@ -258,12 +258,11 @@ static int64_t next_deadline(int64_t prev, int64_t period, int64_t now)
 }
 
 /* Run a fired timer's function (lock held; released during the call). While
- * it runs the timer is on svc.running, linked through `next` (a running
- * timer is in no backlog), so that a fork child can end it. */
+ * it runs the timer is on svc.running (by its link: a running timer is in
+ * no backlog), so that a fork child can end it. */
 static void run_timer(struct cth_timer *t)
 {
-    t->next = svc.running;
-    svc.running = t;
+    cth__list_push_front(&svc.running, &t->link);
     svc_unlock();
     running_here = t;
     cth__thread_act_begin(t->daemon, counts_for_exit(t));
@@ -272,12 +271,7 @@ static void run_timer(struct cth_timer *t)
     cth__thread_act_end();
     running_here = NULL;
     svc_lock();
-    for (struct cth_timer **p = &svc.running; *p; p = &(*p)->next) {
-        if (*p == t) {
-            *p = t->next;
-            break;
-        }
-    }
+    cth__list_remove(&svc.running, &t->link);
     if (t->period_ns == 0) {
         finish(t, CTH_TIMER_FIRED);
     } else if (t->cancel_requested || svc.closed || heap_reserve() != 0) {
@@ -291,25 +285,16 @@ static void run_timer(struct cth_timer *t)
 
 /* ---- workers ---------------------------------------------------------------------------------- */
 
+/* The oldest timer of the backlog, which is not empty. */
 static struct cth_timer *backlog_pop(void)
 {
-    struct cth_timer *t = svc.backlog_head;
-    svc.backlog_head = t->next;
-    if (!svc.backlog_head)
-        svc.backlog_tail = NULL;
-    t->next = NULL;
     svc.backlog_len--;
-    return t;
+    return cth__list_entry(cth__list_pop_front(&svc.backlog), struct cth_timer, link);
 }
 
 static void backlog_push(struct cth_timer *t)
 {
-    t->next = NULL;
-    if (svc.backlog_tail)
-        svc.backlog_tail->next = t;
-    else
-        svc.backlog_head = t;
-    svc.backlog_tail = t;
+    cth__list_push_back(&svc.backlog, &t->link);
     svc.backlog_len++;
 }
 
@@ -318,8 +303,7 @@ static void backlog_push(struct cth_timer *t)
 static bool idle_wait(struct worker *w)
 {
     atomic_store_explicit(&w->word, 0, memory_order_relaxed);
-    w->next_idle = svc.idle;
-    svc.idle = w;
+    cth__list_push_front(&svc.idle, &w->idle_link);
     int64_t deadline = cth__now_ns() + IDLE_NS;
     svc_unlock();
     int r = 0;
@@ -328,32 +312,14 @@ static bool idle_wait(struct worker *w)
     svc_lock();
     if (atomic_load_explicit(&w->word, memory_order_acquire))
         return true;
-    for (struct worker **p = &svc.idle; *p; p = &(*p)->next_idle) {
-        if (*p == w) {
-            *p = w->next_idle;
-            break;
-        }
-    }
+    cth__list_remove(&svc.idle, &w->idle_link); /* nobody took it off: it is still idle */
     return false;
 }
 
-static void worker_link(struct worker *w)
+/* The next idle worker, taken off svc.idle, or NULL. */
+static struct worker *idle_pop(void)
 {
-    w->prev_all = NULL;
-    w->next_all = svc.workers;
-    if (svc.workers)
-        svc.workers->prev_all = w;
-    svc.workers = w;
-}
-
-static void worker_unlink(struct worker *w)
-{
-    if (w->prev_all)
-        w->prev_all->next_all = w->next_all;
-    else
-        svc.workers = w->next_all;
-    if (w->next_all)
-        w->next_all->prev_all = w->prev_all;
+    return cth__list_entry(cth__list_pop_front(&svc.idle), struct worker, idle_link);
 }
 
 static void *worker_main(void *arg)
@@ -365,14 +331,14 @@ static void *worker_main(void *arg)
         struct cth_timer *t = w->task;
         if (t)
             w->task = NULL;
-        else if (svc.backlog_head)
+        else if (!cth__list_empty(&svc.backlog))
             t = backlog_pop();
         else if (svc.stop || !idle_wait(w))
             break;
         if (t)
             run_timer(t);
     }
-    worker_unlink(w);
+    cth__list_remove(&svc.workers, &w->all_link);
     svc_unlock();
     cth__free(w);
     return NULL;
@@ -385,7 +351,7 @@ static int spawn_worker(void)
     if (!w)
         return CTH_ENOMEM;
     svc.starting++;
-    worker_link(w);
+    cth__list_push_front(&svc.workers, &w->all_link);
     svc_unlock();
     cth_thread_t *th;
     int err = cth__thread_create_internal(&th, worker_main, w, "cth-timer-work");
@@ -396,7 +362,7 @@ static int spawn_worker(void)
     svc_lock();
     if (err) {
         svc.starting--;
-        worker_unlink(w);
+        cth__list_remove(&svc.workers, &w->all_link);
         cth__free(w);
     }
     return err;
@@ -408,16 +374,16 @@ static void dispatch(struct cth_timer *t)
     /* It has fired: from here a cancel no longer stops this call. Setting
      * it now, under the lock, makes the states follow the firing order. */
     atomic_store_explicit(&t->state, CTH_TIMER_RUNNING, memory_order_release);
-    struct worker *w = svc.idle;
+    struct worker *w = idle_pop();
     if (w) {
-        svc.idle = w->next_idle;
         w->task = t;
         atomic_store_explicit(&w->word, 1, memory_order_release);
         cth__futex_wake(&w->word, 1);
         return;
     }
     backlog_push(t);
-    if (svc.backlog_len > svc.starting && spawn_worker() != 0 && svc.backlog_head)
+    if (svc.backlog_len > svc.starting && spawn_worker() != 0 &&
+        !cth__list_empty(&svc.backlog))
         run_timer(backlog_pop()); /* no worker to be had: run it here */
 }
 
@@ -457,7 +423,7 @@ static void cancel_all_waiting(void)
         heap_remove(t);
         finish(t, CTH_TIMER_CANCELLED);
     }
-    while (svc.backlog_head)
+    while (!cth__list_empty(&svc.backlog))
         finish(backlog_pop(), CTH_TIMER_CANCELLED);
 }
 
@@ -472,9 +438,8 @@ static void service_close(void *arg)
     svc.stop = true;
     atomic_fetch_add(&svc.wake, 1);
     cth__futex_wake(&svc.wake, 1);
-    while (svc.idle) {
-        struct worker *w = svc.idle;
-        svc.idle = w->next_idle;
+    struct worker *w;
+    while ((w = idle_pop())) {
         atomic_store(&w->word, 1);
         cth__futex_wake(&w->word, 1);
     }
@@ -508,26 +473,23 @@ static void service_after_fork_child(void)
 {
     cth_lock_init(&svc.lock); /* held by this thread; no parked waiter is here */
     cancel_all_waiting();
-    struct cth_timer *running = svc.running;
-    svc.running = NULL;
-    while (running) {
-        struct cth_timer *t = running;
-        running = t->next;
+    struct cth__list running = svc.running;
+    cth__list_init(&svc.running);
+    struct cth_timer *t;
+    while ((t = cth__list_entry(cth__list_pop_front(&running), struct cth_timer, link))) {
         if (t == running_here) {
-            t->next = svc.running; /* ours: it goes on here */
-            svc.running = t;
+            cth__list_push_back(&svc.running, &t->link); /* ours: it goes on here */
         } else {
             finish(t, CTH_TIMER_CANCELLED);
         }
     }
-    while (svc.workers) {
-        struct worker *w = svc.workers;
-        svc.workers = w->next_all;
+    struct worker *w;
+    while ((w = cth__list_entry(cth__list_pop_front(&svc.workers), struct worker, all_link))) {
         if (w->task) /* handed over, not yet taken up */
             finish(w->task, CTH_TIMER_CANCELLED);
         cth__free(w);
     }
-    svc.idle = NULL;
+    cth__list_init(&svc.idle);
     svc.starting = 0;
     cth_thread_free(svc.thread); /* its thread is gone (the runtime's handler ran first) */
     svc.thread = NULL;

@@ -6,6 +6,7 @@
 #define CTH_TIMER_SERVICE_H
 
 #include "cthreading/timer.h"
+#include "list.h"
 #include "platform.h"
 
 #define CTH__TIMER_NOT_IN_HEAP UINT32_MAX
@@ -13,7 +14,7 @@
 /*
  * A timer. The fields above the line are the service's and change only under
  * its lock (state, done and finished are atomic so that the accessors read
- * them without it); the ones below are fixed at creation. 88 bytes on LP64.
+ * them without it); the ones below are fixed at creation. 96 bytes on LP64.
  */
 struct cth_timer {
     int64_t deadline;        /* next due time (monotonic ns), while pending */
@@ -27,7 +28,7 @@ struct cth_timer {
     bool cancel_requested;   /* cancelled while not in the heap: the worker or start sees it */
     bool daemon;             /* fixed at creation */
     uint32_t number;         /* N of the default name "Timer-N" */
-    struct cth_timer *next;  /* the service's backlog list */
+    struct cth__list_node link; /* on the service's backlog or running list */
     /* ---- fixed at creation */
     double interval;         /* seconds, as given */
     int64_t period_ns;       /* 0: one-shot */

@@ -3,8 +3,9 @@
  * 4 consumers pass millions of items stamped (producer, sequence) through a
  * small bounded Queue (half of each side using put_many/get_many), then an
  * unbounded one (its ring grows under traffic); then through a white-box
- * Queue (its source compiled in here) whose first ring has two cells, with
- * threads yielding at its racy points, 16 producers on 2 cores, over many
+ * Queue (queue.c and queue_ring.c compiled in here) whose first ring has
+ * two cells, with threads yielding at its racy points, 16 producers on 2
+ * cores, over many
  * fresh queues so that rings grow (and maxsize changes) under traffic all
  * the time; an immediate shutdown in the middle of traffic, where every item
  * put is received or freed exactly once; then the same through a
@@ -69,6 +70,17 @@ bool tiny_sq_empty(const cth_simple_queue_t *queue);
 
 #define CTH__Q_MIN_CAPACITY 2
 #define Q_PREEMPT(point) sq_preempt(point)
+#define cth__fifo_init tiny_fifo_init
+#define cth__fifo_destroy tiny_fifo_destroy
+#define cth__fifo_set_maxsize tiny_fifo_set_maxsize
+#define cth__fifo_push tiny_fifo_push
+#define cth__fifo_pop tiny_fifo_pop
+#define cth__fifo_mark_empty tiny_fifo_mark_empty
+#define cth__fifo_mark_full tiny_fifo_mark_full
+#define cth__fifo_flag_puts tiny_fifo_flag_puts
+#define cth__fifo_drain tiny_fifo_drain
+#define cth__fifo_item tiny_fifo_item
+#include "queue_ring.c"
 #define cth_queue_create tiny_q_create
 #define cth_queue_free tiny_q_free
 #define cth_queue_put tiny_q_put
@@ -125,6 +137,16 @@ bool tiny_q_is_shutdown(const cth_queue_t *queue);
 #undef cth_queue_join
 #undef cth_queue_shutdown
 #undef cth_queue_is_shutdown
+#undef cth__fifo_init
+#undef cth__fifo_destroy
+#undef cth__fifo_set_maxsize
+#undef cth__fifo_push
+#undef cth__fifo_pop
+#undef cth__fifo_mark_empty
+#undef cth__fifo_mark_full
+#undef cth__fifo_flag_puts
+#undef cth__fifo_drain
+#undef cth__fifo_item
 
 /* ---- the no-loss test ------------------------------------------------------------- */
 

@@ -1,0 +1,174 @@
+/*
+ * queue_ring.c - the slow parts of the FIFO Queue's lock-free ring
+ * (queue_ring.h has its design and the fast paths): allocating and freeing
+ * the rings, growing, the puts and gets of the lock holder, the flags set
+ * under the lock, and draining at an immediate shutdown.
+ *
+ * State: struct fifo, embedded in the queue, and its chain of rings, newest
+ * first. Every function here but cth__fifo_init and cth__fifo_destroy runs
+ * under the queue's lock, which is what keeps the ring pointer and maxlen
+ * stable and makes the lock holder the only one to link a ring; the puts
+ * and gets of other threads go on meanwhile without it, and nothing here
+ * waits for them but for a cell one of them has claimed (await_turn).
+ */
+#include "queue_ring.h"
+
+#include "alloc.h"
+
+/* A ring for the positions from base on, its cells free for their first
+ * lap (all zero). */
+static struct ring *ring_alloc(uint64_t cap, uint64_t base, struct ring *older)
+{
+    void *mem = cth__calloc(1, sizeof(struct ring) + cap * sizeof(struct cell) + 63);
+    if (!mem)
+        return NULL;
+    struct ring *r = (struct ring *)(((uintptr_t)mem + 63) & ~(uintptr_t)63);
+    r->mem = mem;
+    r->cap = cap;
+    r->base = base;
+    r->older = older;
+    return r;
+}
+
+/* maxsize as a bound on tail - head. */
+static uint64_t fifo_maxlen(long maxsize)
+{
+    return maxsize > 0 ? (uint64_t)maxsize : UINT64_MAX >> 2;
+}
+
+int cth__fifo_init(struct fifo *f, uint64_t cap, long maxsize)
+{
+    struct ring *r = ring_alloc(cap, 0, NULL);
+    if (!r)
+        return CTH_ENOMEM;
+    atomic_store_explicit(&f->ring, r, memory_order_relaxed);
+    atomic_store_explicit(&f->maxlen, fifo_maxlen(maxsize), memory_order_relaxed);
+    return 0;
+}
+
+void cth__fifo_destroy(struct fifo *f)
+{
+    struct ring *r = atomic_load_explicit(&f->ring, memory_order_relaxed);
+    while (r) {
+        struct ring *older = r->older;
+        cth__free(r->mem);
+        r = older;
+    }
+}
+
+void cth__fifo_set_maxsize(struct fifo *f, long maxsize)
+{
+    atomic_store_explicit(&f->maxlen, fifo_maxlen(maxsize), memory_order_relaxed);
+}
+
+/* The lock held and no room found for k more items: if the newest ring is
+ * what is full, link a larger one after it, for the positions from tail on
+ * (tail's flag is held meanwhile so that tail stays put); m is maxsize (0:
+ * unbounded). Returns 0 (grown, or room appeared: try again), 1 (full by
+ * maxsize) or CTH_ENOMEM. */
+static int fifo_grow(struct fifo *f, uint64_t k, long m)
+{
+    if (m > 0 && cth__fifo_count(f) >= (uint64_t)m)
+        return 1;
+    uint64_t t = atomic_fetch_or_explicit(&f->tail, SLOW, memory_order_acq_rel);
+    uint64_t tail = POS(t), head = POS(atomic_load_explicit(&f->head, memory_order_acquire));
+    struct ring *old = atomic_load_explicit(&f->ring, memory_order_relaxed);
+    int r = 0;
+    if (m > 0 && tail - head >= (uint64_t)m) {
+        r = 1;
+    } else if (put_room(f, old, head, tail) <= 0) {
+        uint64_t cap = old->cap * 2, most = 1;
+        while (cap < k)
+            cap *= 2;
+        while (m > 0 && most < (uint64_t)m)
+            most *= 2;
+        struct ring *nr = ring_alloc(m > 0 && most < cap ? most : cap, tail, old);
+        Q_PREEMPT(Q_FROZEN);
+        if (nr)
+            atomic_store_explicit(&f->ring, nr, memory_order_release);
+        else
+            r = CTH_ENOMEM;
+    }
+    atomic_store_explicit(&f->tail, t, memory_order_release);
+    return r;
+}
+
+int cth__fifo_push(struct fifo *f, void *const *items, int n, long maxsize)
+{
+    int done = 0;
+    while (done < n) {
+        uint64_t p;
+        struct ring *ring;
+        int k = claim_put(f, n - done, true, &p, &ring);
+        if (k > 0) {
+            ring_write(f, ring, p, items + done, k);
+            done += k;
+            continue;
+        }
+        int r = fifo_grow(f, (uint64_t)(n - done), maxsize);
+        if (r != 0)
+            return done ? done : r > 0 ? 0 : r;
+    }
+    return done;
+}
+
+int cth__fifo_pop(struct fifo *f, void **items, int n)
+{
+    uint64_t p;
+    struct ring *r;
+    int k = claim_get(f, n, true, &p, &r);
+    if (k > 0)
+        ring_read(f, r, p, items, k);
+    return k;
+}
+
+bool cth__fifo_mark_empty(struct fifo *f)
+{
+    for (;;) {
+        uint64_t h = atomic_load_explicit(&f->head, memory_order_acquire);
+        uint64_t t = atomic_load_explicit(&f->tail, memory_order_acquire);
+        if (POS(t) != POS(h))
+            return false;
+        if ((t & SLOW) || atomic_compare_exchange_weak_explicit(&f->tail, &t, t | SLOW,
+                                                                memory_order_acq_rel,
+                                                                memory_order_relaxed))
+            return true;
+    }
+}
+
+bool cth__fifo_mark_full(struct fifo *f, long maxsize)
+{
+    for (;;) {
+        uint64_t h = atomic_load_explicit(&f->head, memory_order_acquire);
+        uint64_t t = atomic_load_explicit(&f->tail, memory_order_acquire);
+        if (POS(t) - POS(h) < (uint64_t)maxsize)
+            return false;
+        if ((h & SLOW) || atomic_compare_exchange_weak_explicit(&f->head, &h, h | SLOW,
+                                                                memory_order_acq_rel,
+                                                                memory_order_relaxed))
+            return true;
+    }
+}
+
+void cth__fifo_flag_puts(struct fifo *f)
+{
+    atomic_fetch_or_explicit(&f->tail, SLOW, memory_order_acq_rel);
+}
+
+uint64_t cth__fifo_drain(struct fifo *f, uint64_t *first)
+{
+    uint64_t h = atomic_fetch_or_explicit(&f->head, SLOW, memory_order_acq_rel);
+    uint64_t t = POS(atomic_load_explicit(&f->tail, memory_order_acquire));
+    *first = POS(h);
+    for (uint64_t p = *first; p != t; p++) {
+        struct ring *r = ring_for(f, p);
+        await_turn(&cell_at(r, p)->turn, lap_of(r, p) + 1);
+    }
+    atomic_store_explicit(&f->head, t | SLOW, memory_order_release);
+    return t - *first;
+}
+
+void *cth__fifo_item(struct fifo *f, uint64_t p)
+{
+    return cell_at(ring_for(f, p), p)->item;
+}
