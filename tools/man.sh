@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # man.sh OUTDIR - the section 3 man pages, from the comments of the public
 # headers: one page per function (CTH_API, or static inline) and per type
 # (typedef), named after it (OUTDIR/cth_queue_get.3), plus cthreading.3,
@@ -12,6 +13,9 @@
 # a section, or if a page is named after anything else.
 set -eu
 cd "$(dirname "$0")/.."
+
+# The error codes and their descriptions, from base.h's #defines.
+errors=$(sed -n 's|^#define \(CTH_E[A-Z]*\) ([^)]*) */\* \(.*\) \*/$|\1 \2|p' include/cthreading/base.h)
 
 check=0
 if [ "${1:-}" = --check ]; then
@@ -51,6 +55,9 @@ if [ $check = 1 ]; then
       grep -q "^\.SH $s\$" "$page" || { echo "$page: no $s section"; fail=1; }
     done
   done
+  # Every error code of base.h was read, with its description.
+  [ "$(echo "$errors" | wc -l)" = "$(grep -c '^#define CTH_E[A-Z]* (' include/cthreading/base.h)" ] ||
+    { echo "base.h: not every CTH_E* code was read with its description"; fail=1; }
   # Functions have RETURN VALUE and ERRORS too.
   for n in $(for h in include/cthreading/*.h; do
       sed -n 's/^\(CTH_API\|static inline\) [^(]*[ *]\(cth_[a-z0-9_]*\) *(.*/\2/p' "$h"
@@ -79,8 +86,6 @@ fi
 mkdir -p "$out"
 rm -f "$out"/*.3
 
-# The error codes and their descriptions, from base.h's #defines.
-errors=$(sed -n 's|^#define \(CTH_E[A-Z]*\) ([^)]*) /\* \(.*\) \*/$|\1 \2|p' include/cthreading/base.h)
 
 for h in include/cthreading/*.h; do
   header=cthreading/$(basename "$h")
