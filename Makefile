@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # The two commands of the README: `make run` (the tour) and `make test`.
 # Everything else is a convenience over CMake: sanitizer builds, benchmarks.
 BUILD ?= build

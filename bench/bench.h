@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench.h - the benchmark harness (header-only; each bench_<family>.c
  * includes it once), after docs/benchmarking.md: every system of a family runs
@@ -97,13 +98,14 @@ static FILE *bench_jsonl(void)
 
 /* Append one result to results.jsonl (ratio may be NAN: written as null). */
 __attribute__((unused)) static void bench_record(const char *bench, const char *system,
-                                                 const char *metric, double value,
-                                                 const char *unit, double ratio)
+                                                 const char *metric, double value, const char *unit,
+                                                 double ratio)
 {
     FILE *f = bench_jsonl();
     if (!f)
         return;
-    fprintf(f, "{\"bench\": \"%s\", \"system\": \"%s\", \"metric\": \"%s\", ", bench, system, metric);
+    fprintf(f, "{\"bench\": \"%s\", \"system\": \"%s\", \"metric\": \"%s\", ", bench, system,
+            metric);
     if (isnan(value))
         fprintf(f, "\"value\": null, ");
     else
@@ -130,8 +132,8 @@ __attribute__((unused)) static void bench_heading(const char *title)
  * above 1 is more). Medians are also returned in medians[] (may be NULL).
  */
 __attribute__((unused)) static void bench_compare(const char *bench, const char *metric,
-                                                  const char *unit, struct bench_system *sys,
-                                                  int n, int reps, double *medians)
+                                                  const char *unit, struct bench_system *sys, int n,
+                                                  int reps, double *medians)
 {
     static double vals[16][BENCH_MAX_REPS], ratios[16][BENCH_MAX_REPS];
     if (n > 16)

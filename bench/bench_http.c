@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_http.c - examples/http_server under wrk: requests per second over
  * keep-alive connections on loopback (higher is better), with every

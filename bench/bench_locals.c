@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_locals.c - thread-local access and the once fast path.
  * local get and set: a __thread variable (the floor, systems[0]) vs
@@ -124,7 +125,9 @@ static double py_set(void *ctx)
 
 static pthread_once_t ponce = PTHREAD_ONCE_INIT;
 static cth_once_t conce = CTH_ONCE_INIT;
-static void pinit(void) {}
+static void pinit(void)
+{
+}
 static int cinit(void *arg)
 {
     (void)arg;

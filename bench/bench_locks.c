@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_locks.c - Lock, RLock, Condition, Event against pthreads, GLib and
  * Python's threading.Lock (docs/benchmarking.md: interleaved systems,
@@ -16,9 +17,9 @@
  */
 #include "bench.h"
 
+#include <cthreading.h>
 #include <pthread.h>
 #include <stdatomic.h>
-#include <cthreading.h>
 #ifdef HAVE_GLIB
 #include <glib.h>
 #endif
@@ -37,10 +38,22 @@ static cth_rlock_t c_rlock;
 static pthread_mutex_t p_mutex = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t p_rmutex;
 
-static void c_lock_lock(void *l) { cth_lock_acquire(l, CTH_FOREVER); }
-static void c_lock_unlock(void *l) { cth_lock_release(l); }
-static void p_lock(void *l) { pthread_mutex_lock(l); }
-static void p_unlock(void *l) { pthread_mutex_unlock(l); }
+static void c_lock_lock(void *l)
+{
+    cth_lock_acquire(l, CTH_FOREVER);
+}
+static void c_lock_unlock(void *l)
+{
+    cth_lock_release(l);
+}
+static void p_lock(void *l)
+{
+    pthread_mutex_lock(l);
+}
+static void p_unlock(void *l)
+{
+    pthread_mutex_unlock(l);
+}
 #ifdef HAVE_GLIB
 static GMutex g_mutex;
 #endif

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_pool.c - the thread pool against its peers, in one run:
  * - map of 1,000,000 trivial items: cthreading map (Python's default
@@ -344,8 +345,8 @@ int main(void)
     cth_sleep(0.5);
     double idle = bench_cpu() - c0;
     bench_heading("Pool: an idle pool after work (lower is better)");
-    printf("  idle pool of %d workers: %.3f ms CPU in 0.5 s (no pool: %.3f ms)\n", ncpu,
-           idle * 1e3, no_pool * 1e3);
+    printf("  idle pool of %d workers: %.3f ms CPU in 0.5 s (no pool: %.3f ms)\n", ncpu, idle * 1e3,
+           no_pool * 1e3);
     bench_record("idle pool", "no pool (baseline)", "cpu", no_pool * 1e3, "ms per 0.5 s", NAN);
     bench_record("idle pool", "cthreading", "cpu", idle * 1e3, "ms per 0.5 s", NAN);
 
@@ -366,7 +367,8 @@ int main(void)
     };
     bench_compare("map 1M trivial", "time", "ms", triv, 6, reps < 5 ? reps : 5, NULL);
 
-    snprintf(title, sizeof title, "Pool: map of 10,000 items of ~50 us, ms per map (lower is better)");
+    snprintf(title, sizeof title,
+             "Pool: map of 10,000 items of ~50 us, ms per map (lower is better)");
     bench_heading(title);
     task_fn = work50;
     map_n = WORK_N;

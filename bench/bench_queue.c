@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_queue.c - queue throughput and latency: cthreading Queue vs a
  * textbook pthread mutex + 2 condition ring (the same semantics: the main
@@ -13,8 +14,8 @@
 #include "bench.h" /* first: it sets _GNU_SOURCE */
 
 #include <pthread.h>
-#include <unistd.h>
 #include <stdint.h>
+#include <unistd.h>
 
 #include <cthreading.h>
 #ifdef HAVE_GLIB
@@ -106,12 +107,8 @@ static void *producer(void *arg)
     for (long i = 0; i < r->per; i++) {
         void *x = r->lat ? (void *)(uintptr_t)now_ns() : (void *)(uintptr_t)(i + 1);
         switch (r->sys) {
-        case SYS_CTH:
-            cth_queue_put(r->q, x, CTH_FOREVER);
-            break;
-        case SYS_RING:
-            ring_put(&r->ring, x);
-            break;
+        case SYS_CTH: cth_queue_put(r->q, x, CTH_FOREVER); break;
+        case SYS_RING: ring_put(&r->ring, x); break;
         case SYS_GASYNC:
 #ifdef HAVE_GLIB
             g_async_queue_push(r->aq, x);
@@ -128,12 +125,8 @@ static void *consumer(void *arg)
     for (long i = 0; i < r->per; i++) {
         void *x = NULL;
         switch (r->sys) {
-        case SYS_CTH:
-            cth_queue_get(r->q, &x, CTH_FOREVER);
-            break;
-        case SYS_RING:
-            x = ring_get(&r->ring);
-            break;
+        case SYS_CTH: cth_queue_get(r->q, &x, CTH_FOREVER); break;
+        case SYS_RING: x = ring_get(&r->ring); break;
         case SYS_GASYNC:
 #ifdef HAVE_GLIB
             x = g_async_queue_pop(r->aq);
@@ -191,10 +184,10 @@ struct py {
     int p;
     long cap;
     int simple;
-    int latency;               /* measure put-to-get latency instead */
+    int latency; /* measure put-to-get latency instead */
     double cpu_rate[BENCH_MAX_REPS];
     int ncpu;
-    double p50, p99;           /* latency, microseconds */
+    double p50, p99; /* latency, microseconds */
 };
 
 /* Run a Python peer. The script prints items/s (or the p50 latency) on
@@ -282,13 +275,12 @@ int main(void)
             int nsys = ps[a] == 8 ? 3 : 5; /* Python at 8/8 adds nothing but time */
             bench_compare(name, "throughput", "items/s", sys, nsys, reps, NULL);
             for (int s = 0; s < nsys; s++) {
-                double m = s < 3 ? bench_median(runs[s].cpu_rate, runs[s].ncpu)
-                         : s == 3 ? bench_median(pq.cpu_rate, pq.ncpu)
-                                  : bench_median(psq.cpu_rate, psq.ncpu);
+                double m = s < 3    ? bench_median(runs[s].cpu_rate, runs[s].ncpu)
+                           : s == 3 ? bench_median(pq.cpu_rate, pq.ncpu)
+                                    : bench_median(psq.cpu_rate, psq.ncpu);
                 if (!isnan(m)) {
                     printf("  %-34s %-28s %10.4g items/cpu-s\n", name, sys[s].name, m);
-                    bench_record(name, sys[s].name, "items_per_cpu_second", m, "items/cpu-s",
-                                 NAN);
+                    bench_record(name, sys[s].name, "items_per_cpu_second", m, "items/cpu-s", NAN);
                 }
             }
         }
@@ -313,8 +305,8 @@ int main(void)
         struct py c = {.p = 1, .cap = s ? 0 : 1024, .simple = s, .latency = 1};
         if (isnan(run_python(&c)) || isnan(c.p50))
             continue;
-        printf("  %-34s %-28s p50 %8.2f us  p99 %8.2f us\n", "queue latency 1P/1C", names[s],
-               c.p50, c.p99);
+        printf("  %-34s %-28s p50 %8.2f us  p99 %8.2f us\n", "queue latency 1P/1C", names[s], c.p50,
+               c.p99);
         bench_record("queue latency 1P/1C", names[s], "latency_p50", c.p50, "us", NAN);
         bench_record("queue latency 1P/1C", names[s], "latency_p99", c.p99, "us", NAN);
     }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_threads.c - thread start+join latency: cthreading vs raw
  * pthread_create/pthread_join (the floor) vs Python's threading.Thread (the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_timers.c - the timer service against its peers, in one run.
  *
@@ -293,8 +294,7 @@ static void schedule_cancel(long pending, int reps)
     );
     bench_record(name, "cthreading", "memory", cc.bytes_per_timer, "bytes", NAN);
     if (pc.got < pending)
-        printf("  %-34s POSIX timer_create stopped at %ld timers (of %ld)\n", "", pc.got,
-               pending);
+        printf("  %-34s POSIX timer_create stopped at %ld timers (of %ld)\n", "", pc.got, pending);
     cth_teardown(&cc);
     posix_teardown(&pc);
 #ifdef HAVE_LIBUV

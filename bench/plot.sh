@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Draw one PNG bar chart per benchmark from bench/results.jsonl (run from the
 # build directory, after the benchmarks): each system's median value, with
 # its ratio to the baseline as the label. Needs gnuplot (Debian's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * http_server.c - a small HTTP/1.1 server on 127.0.0.1, the seed's Flask
  * picture in C:
@@ -235,16 +236,11 @@ static int send_all(int fd, const char *p, size_t n)
 static const char *reason(int status)
 {
     switch (status) {
-    case 200:
-        return "OK";
-    case 400:
-        return "Bad Request";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    default:
-        return "Internal Server Error";
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    default: return "Internal Server Error";
     }
 }
 
@@ -260,7 +256,8 @@ static int serve_request(int fd, char *head)
             const char *v = p + 12;
             while (*v == ' ')
                 v++;
-            keep = strncasecmp(v, "close", 5) != 0 && (keep || strncasecmp(v, "keep-alive", 10) == 0);
+            keep = strncasecmp(v, "close", 5) != 0 &&
+                   (keep || strncasecmp(v, "keep-alive", 10) == 0);
         }
     }
     struct buffer *b = cth_local_get(out_buffer);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * alloc.c - the library's allocation wrappers and the fault injection's
  * countdowns. With injection off (countdown < 0) they are plain malloc and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * alloc.h - every allocation of the library, and the tests' fault injection
  * (src/alloc.c).

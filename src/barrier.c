@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * barrier.c - Barrier, Python's state machine (Lib/threading.py) over a
  * Condition with its own RLock, which guards every field.

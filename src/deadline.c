@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * deadline.c - timeouts to deadlines and back: portable arithmetic over the
  * platform's monotonic clock (cth__now_ns). Deadlines are int64 nanoseconds

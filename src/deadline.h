@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * deadline.h - timeouts as the API takes them (seconds, a double, base.h's
  * rules) turned into deadlines on the monotonic clock, and back. Portable

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * error.c - names and descriptions of the CTH_E* codes, the calling thread's
  * last task error, and the version. A static table and one thread-local int;

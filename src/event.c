@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * event.c - Event.
  *
@@ -40,7 +41,8 @@ CTH_API int cth_event_set(cth_event_t *event)
     do {
         if (w & EV_SET)
             return 0;
-    } while (!atomic_compare_exchange_weak_explicit(word, &w, ((w & ~EV_SLEEPERS) + EV_GEN) | EV_SET,
+    } while (!atomic_compare_exchange_weak_explicit(word, &w,
+                                                    ((w & ~EV_SLEEPERS) + EV_GEN) | EV_SET,
                                                     memory_order_release, memory_order_relaxed));
     if (w & EV_SLEEPERS)
         cth__futex_wake(word, INT32_MAX);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * list.h - the intrusive doubly linked list every locked list of the
  * library uses (the thread registry, the timer service's workers and
@@ -26,7 +27,7 @@ struct cth__list {
 };
 
 /* The element of the given type whose member node is, or NULL for NULL. */
-#define cth__list_entry(node, type, member) \
+#define cth__list_entry(node, type, member)                                                        \
     ((type *)cth__list_container((node), offsetof(type, member)))
 
 static inline void *cth__list_container(struct cth__list_node *node, size_t offset)

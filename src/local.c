@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * local.c - threading.local: any number of thread-local variables over ONE
  * pthread key.
@@ -32,8 +33,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cthreading/local.h"
 #include "alloc.h"
+#include "cthreading/local.h"
 #include "list.h"
 #include "platform.h"
 #include "runtime.h"
@@ -44,8 +45,8 @@
 typedef struct cth__local_entry entry_t;
 
 struct table {
-    size_t cap;   /* entries; changed by the owner, under reg_lock */
-    entry_t *e;   /* realloc'ed by the owner, under reg_lock */
+    size_t cap;                 /* entries; changed by the owner, under reg_lock */
+    entry_t *e;                 /* realloc'ed by the owner, under reg_lock */
     struct cth__list_node link; /* on tables, under reg_lock */
 };
 

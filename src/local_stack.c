@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * local_stack.c - Werkzeug's LocalStack over a cth_local.
  *
@@ -11,8 +12,8 @@
  * pushes and pops once per request: no allocation in steady state).
  * Everything here touches only the calling thread's array: no lock.
  */
-#include "cthreading/local.h"
 #include "alloc.h"
+#include "cthreading/local.h"
 
 struct stack_vec {
     cth_free_fn item_free;
@@ -45,8 +46,7 @@ static void vec_destroy(void *p)
     cth__free(v);
 }
 
-CTH_API int cth_local_stack_create(cth_local_stack_t **stack,
-                                   const cth_local_stack_opts_t *opts)
+CTH_API int cth_local_stack_create(cth_local_stack_t **stack, const cth_local_stack_opts_t *opts)
 {
     if (!stack)
         return CTH_EINVAL;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * lock.c - Lock and RLock.
  *
@@ -107,11 +108,11 @@ static inline bool lock_give_fast(_Atomic uint32_t *state)
 /* Spinning and backing off wait in pause instructions (about 20 ns each
  * here), doubling from one look at the lock to the next, so that a waiter
  * reads the holder's cache line a few times, not hundreds. */
-#define SPIN_PAUSES_MAX 256u /* the first spin: ~10 us, 9 looks */
-#define BACKOFF_ALONE 32u    /* a lone counted waiter, before it parks */
-#define BACKOFF_CROWD 2048u  /* one of several counted waiters */
+#define SPIN_PAUSES_MAX 256u    /* the first spin: ~10 us, 9 looks */
+#define BACKOFF_ALONE 32u       /* a lone counted waiter, before it parks */
+#define BACKOFF_CROWD 2048u     /* one of several counted waiters */
 #define BACKOFF_SLACK_NS 200000 /* no back-off when the deadline is nearer */
-#define HANDOFF_NS 1000000 /* 1 ms, as PyMutex's TIME_TO_BE_FAIR_NS */
+#define HANDOFF_NS 1000000      /* 1 ms, as PyMutex's TIME_TO_BE_FAIR_NS */
 #define LATE_NS 1000000
 #define CLOCK_EVERY 4
 
@@ -213,9 +214,8 @@ static int lock_wait_counted(cth_lock_t *lock, int64_t deadline, bool eligible)
             s = atomic_load_explicit(state, memory_order_relaxed);
             continue;
         }
-        if (!(s & PARKED) &&
-            !atomic_compare_exchange_weak_explicit(state, &s, s | PARKED, memory_order_relaxed,
-                                                   memory_order_relaxed))
+        if (!(s & PARKED) && !atomic_compare_exchange_weak_explicit(
+                                 state, &s, s | PARKED, memory_order_relaxed, memory_order_relaxed))
             continue;
         since_record(since, me);
         int64_t until = deadline;
@@ -259,9 +259,8 @@ static __attribute__((noinline)) int lock_acquire_slow(cth_lock_t *lock, int64_t
             if (atomic_compare_exchange_weak_explicit(state, &s, s | LOCKED, memory_order_acquire,
                                                       memory_order_relaxed))
                 return 0;
-        } else if (atomic_compare_exchange_weak_explicit(state, &s, s + WAITER,
-                                                         memory_order_relaxed,
-                                                         memory_order_relaxed)) {
+        } else if (atomic_compare_exchange_weak_explicit(
+                       state, &s, s + WAITER, memory_order_relaxed, memory_order_relaxed)) {
             return lock_wait_counted(lock, deadline, !(s & TICKET));
         }
     }
@@ -496,7 +495,7 @@ void cth__rlock_release_save(cth_rlock_t *rlock, uint32_t *count)
 int cth__rlock_acquire_restore(cth_rlock_t *rlock, uint32_t count, bool counted)
 {
     int interrupted = counted ? cth__lock_acquire_woken(&rlock->_lock)
-                               : cth__lock_acquire_uninterrupted(&rlock->_lock);
+                              : cth__lock_acquire_uninterrupted(&rlock->_lock);
     rlock_set_owner(rlock, cth__self_token());
     rlock->_count = count;
     return interrupted;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * lockword.h - the Lock's word and the calls on it that lock.c offers the
  * rest of the library: Condition (cond.c) parks its waiters on a lock's word

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * once.c - cth_once_call and the singleton.
  *
@@ -54,8 +55,8 @@ static int once_run(cth_once_t *once, cth_once_fn fn, void *arg, int *failed)
         if (atomic_load_explicit(runner, memory_order_relaxed) == cth__self_token())
             return CTH_EDEADLK;
         if (s == RUNNING &&
-            !atomic_compare_exchange_weak_explicit(state, &s, RUNNING_WAITED,
-                                                   memory_order_acquire, memory_order_acquire))
+            !atomic_compare_exchange_weak_explicit(state, &s, RUNNING_WAITED, memory_order_acquire,
+                                                   memory_order_acquire))
             continue;
         int r = cth__futex_wait(state, RUNNING_WAITED, CTH__NO_DEADLINE);
         if (r == CTH_EINTR)

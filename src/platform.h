@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * platform.h - the platform layer: the monotonic clock, the OS futex, the
  * OS thread layer, and the small machine helpers every module may use.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pool.c - the thread pool: workers, the job queue and the task ring,
  * apply, map, starmap, parallel-for, close, terminate, join, and the
@@ -86,8 +87,8 @@ struct ring_cell {
 
 struct cth_pool {
     cth_lock_t lock;
-    struct cth__list queue;         /* jobs with chunks to claim (lock) */
-    _Atomic int state;              /* written under lock */
+    struct cth__list queue; /* jobs with chunks to claim (lock) */
+    _Atomic int state;      /* written under lock */
     _Atomic uint32_t seq;
     _Atomic uint32_t sleepers;
     _Atomic uint32_t spinners;
@@ -108,11 +109,11 @@ struct cth_pool {
     size_t nthreads, cap;
     struct cth__list_node live_link; /* the live pools (live_lock), for fork */
     PAD(pad3);
-    cth_lock_t free_lock;            /* guards the next four */
-    struct cth__list free_results;   /* recycled AsyncResults */
-    struct result_block *blocks;     /* every block allocated */
-    size_t live;                     /* results and imap iterators alive */
-    bool dead;                       /* cth_pool_free has run */
+    cth_lock_t free_lock;          /* guards the next four */
+    struct cth__list free_results; /* recycled AsyncResults */
+    struct result_block *blocks;   /* every block allocated */
+    size_t live;                   /* results and imap iterators alive */
+    bool dead;                     /* cth_pool_free has run */
 };
 
 #define RESULT_BLOCK 64 /* AsyncResults allocated at once */
@@ -147,8 +148,7 @@ static bool ring_push(cth_pool_t *p, struct cth_result *job)
         struct ring_cell *cell = &p->cells[pos & (RING_CAP - 1)];
         size_t seq = atomic_load_explicit(&cell->seq, memory_order_acquire);
         if (seq == pos) {
-            if (atomic_compare_exchange_weak_explicit(&p->enq, &pos, pos + 1,
-                                                      memory_order_relaxed,
+            if (atomic_compare_exchange_weak_explicit(&p->enq, &pos, pos + 1, memory_order_relaxed,
                                                       memory_order_relaxed)) {
                 cell->job = job;
                 atomic_store(&cell->seq, pos + 1);
@@ -171,8 +171,7 @@ static struct cth_result *ring_pop(cth_pool_t *p)
         struct ring_cell *cell = &p->cells[pos & (RING_CAP - 1)];
         size_t seq = atomic_load(&cell->seq);
         if (seq == pos + 1) {
-            if (atomic_compare_exchange_weak_explicit(&p->deq, &pos, pos + 1,
-                                                      memory_order_relaxed,
+            if (atomic_compare_exchange_weak_explicit(&p->deq, &pos, pos + 1, memory_order_relaxed,
                                                       memory_order_relaxed)) {
                 struct cth_result *job = cell->job;
                 atomic_store_explicit(&cell->seq, pos + RING_CAP, memory_order_release);
@@ -232,8 +231,7 @@ static void wake_one(cth_pool_t *p, bool spinner_enough)
 static void leave_parking(cth_pool_t *p)
 {
     uint32_t w = atomic_load(&p->sleepers);
-    while (!atomic_compare_exchange_weak(&p->sleepers, &w,
-                                         w >= WAKING ? w - WAKING : w - SLEEPER))
+    while (!atomic_compare_exchange_weak(&p->sleepers, &w, w >= WAKING ? w - WAKING : w - SLEEPER))
         ;
 }
 
@@ -306,9 +304,7 @@ static void job_run_chunk(struct cth_result *job, size_t c)
             }
         }
         break;
-    default:
-        cth__imap_run(job, lo, hi);
-        break;
+    default: cth__imap_run(job, lo, hi); break;
     }
 }
 
@@ -485,8 +481,8 @@ static struct cth_result *list_take(cth_pool_t *p, size_t *chunk)
  * sees the closed state and refuses. */
 static bool may_exit(cth_pool_t *p)
 {
-    return atomic_load(&p->submitting) == 0 && !ring_ready(p) &&
-           atomic_load(&p->listed) == 0 && atomic_load(&p->cache) == 0;
+    return atomic_load(&p->submitting) == 0 && !ring_ready(p) && atomic_load(&p->listed) == 0 &&
+           atomic_load(&p->cache) == 0;
 }
 
 /* Take a chunk to run: ring tasks first (while the queue holds a job, new
@@ -689,8 +685,8 @@ struct cth_result *cth__result_alloc(cth_pool_t *p)
         for (int i = 0; i < RESULT_BLOCK; i++)
             cth__list_push_front(&p->free_results, &b->r[i].link);
     }
-    struct cth_result *job =
-        cth__list_entry(cth__list_pop_front(&p->free_results), struct cth_result, link);
+    struct cth_result *job = cth__list_entry(cth__list_pop_front(&p->free_results),
+                                             struct cth_result, link);
     p->live++;
     cth_lock_release(&p->free_lock);
     return job;
@@ -882,8 +878,7 @@ CTH_API int cth_pool_apply_async(cth_pool_t *pool, cth_pool_fn fn, void *arg,
 }
 
 static void map_setup(struct cth_result *job, cth_pool_t *pool, uint8_t kind, cth_pool_fn fn,
-                      const void *items, size_t size, size_t n, size_t chunksize,
-                      void **results)
+                      const void *items, size_t size, size_t n, size_t chunksize, void **results)
 {
     job->fn = fn;
     job->items = items;
@@ -893,8 +888,8 @@ static void map_setup(struct cth_result *job, cth_pool_t *pool, uint8_t kind, ct
     cth__job_setup(job, pool, kind, n, chunksize ? chunksize : default_chunksize(pool, n));
 }
 
-static int map_sync(cth_pool_t *pool, uint8_t kind, cth_pool_fn fn, const void *items,
-                    size_t size, size_t n, size_t chunksize, void **results)
+static int map_sync(cth_pool_t *pool, uint8_t kind, cth_pool_fn fn, const void *items, size_t size,
+                    size_t n, size_t chunksize, void **results)
 {
     if (!pool || !fn || (!items && n))
         return CTH_EINVAL;
@@ -907,9 +902,9 @@ static int map_sync(cth_pool_t *pool, uint8_t kind, cth_pool_fn fn, const void *
     return run_sync(pool, &job, false);
 }
 
-static int map_async(cth_pool_t *pool, uint8_t kind, cth_pool_fn fn, const void *items,
-                     size_t size, size_t n, size_t chunksize, const cth_result_opts_t *opts,
-                     void **results, cth_result_t **res)
+static int map_async(cth_pool_t *pool, uint8_t kind, cth_pool_fn fn, const void *items, size_t size,
+                     size_t n, size_t chunksize, const cth_result_opts_t *opts, void **results,
+                     cth_result_t **res)
 {
     if (!pool || !fn || (!items && n) || !res)
         return CTH_EINVAL;
@@ -954,10 +949,9 @@ CTH_API int cth_pool_starmap(cth_pool_t *pool, cth_pool_fn fn, const void *args,
     return map_sync(pool, JOB_STARMAP, fn, args, size, n, chunksize, results);
 }
 
-CTH_API int cth_pool_starmap_async(cth_pool_t *pool, cth_pool_fn fn, const void *args,
-                                   size_t n, size_t size, size_t chunksize,
-                                   const cth_result_opts_t *opts, void **results,
-                                   cth_result_t **res)
+CTH_API int cth_pool_starmap_async(cth_pool_t *pool, cth_pool_fn fn, const void *args, size_t n,
+                                   size_t size, size_t chunksize, const cth_result_opts_t *opts,
+                                   void **results, cth_result_t **res)
 {
     if (size == 0)
         return CTH_EINVAL;

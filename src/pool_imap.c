@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pool_imap.c - the imap and imap_unordered iterators (Python's
  * IMapIterator and IMapUnorderedIterator), over an array or a producer.
@@ -130,8 +131,8 @@ static void deliver_locked(struct cth_imap *it, size_t pos, void *value, int err
  * chunk of one; else from value_home), or err (with task_error) once at
  * position lo (the last outcome with chunksize > 1). The caller holds
  * it->lock. */
-static void deliver_chunk_locked(struct cth_imap *it, struct cth_result *job, size_t lo,
-                                 size_t hi, int err, int task_error, void *value)
+static void deliver_chunk_locked(struct cth_imap *it, struct cth_result *job, size_t lo, size_t hi,
+                                 int err, int task_error, void *value)
 {
     if (err) {
         deliver_locked(it, job->base + lo, NULL, err, task_error, it->chunksize > 1);
@@ -190,8 +191,8 @@ void cth__imap_job_done(struct cth_result *job)
 
 /* Submit items[0..k) at position base as one job; on refusal (the pool was
  * terminated) they are delivered as CTH_ECANCELED and false is returned. */
-static bool submit_job(struct cth_imap *it, struct cth_result *job, void *const *items,
-                       size_t base, size_t k)
+static bool submit_job(struct cth_imap *it, struct cth_result *job, void *const *items, size_t base,
+                       size_t k)
 {
     job->arg = it;
     job->items = (const char *)items;
@@ -298,9 +299,15 @@ static int imap_create(cth_pool_t *pool, cth_pool_fn fn, void *const *items, siz
     struct slot *slots = cap ? cth__calloc(cap, sizeof *slots) : NULL;
     struct imap_batch *b = NULL;
     if (it) {
-        *it = (struct cth_imap){.pool = pool, .fn = fn, .ordered = ordered,
-                                .chunksize = chunksize, .items = items, .producer = producer,
-                                .ctx = ctx, .cap = cap, .slots = slots,
+        *it = (struct cth_imap){.pool = pool,
+                                .fn = fn,
+                                .ordered = ordered,
+                                .chunksize = chunksize,
+                                .items = items,
+                                .producer = producer,
+                                .ctx = ctx,
+                                .cap = cap,
+                                .slots = slots,
                                 .end = producer ? SIZE_MAX : n};
         if (!producer && n)
             b = batch_alloc(it, n);
@@ -332,15 +339,15 @@ CTH_API int cth_pool_imap(cth_pool_t *pool, cth_pool_fn fn, void *const *items, 
     return imap_create(pool, fn, items, n, NULL, NULL, chunksize, 0, true, it);
 }
 
-CTH_API int cth_pool_imap_unordered(cth_pool_t *pool, cth_pool_fn fn, void *const *items,
-                                    size_t n, size_t chunksize, cth_imap_t **it)
+CTH_API int cth_pool_imap_unordered(cth_pool_t *pool, cth_pool_fn fn, void *const *items, size_t n,
+                                    size_t chunksize, cth_imap_t **it)
 {
     return imap_create(pool, fn, items, n, NULL, NULL, chunksize, 0, false, it);
 }
 
-CTH_API int cth_pool_imap_producer(cth_pool_t *pool, cth_pool_fn fn,
-                                   cth_imap_producer_fn producer, void *ctx, size_t chunksize,
-                                   size_t max_inflight, cth_imap_t **it)
+CTH_API int cth_pool_imap_producer(cth_pool_t *pool, cth_pool_fn fn, cth_imap_producer_fn producer,
+                                   void *ctx, size_t chunksize, size_t max_inflight,
+                                   cth_imap_t **it)
 {
     if (!producer)
         return CTH_EINVAL;
@@ -349,8 +356,7 @@ CTH_API int cth_pool_imap_producer(cth_pool_t *pool, cth_pool_fn fn,
 
 CTH_API int cth_pool_imap_unordered_producer(cth_pool_t *pool, cth_pool_fn fn,
                                              cth_imap_producer_fn producer, void *ctx,
-                                             size_t chunksize, size_t max_inflight,
-                                             cth_imap_t **it)
+                                             size_t chunksize, size_t max_inflight, cth_imap_t **it)
 {
     if (!producer)
         return CTH_EINVAL;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pool_internal.h - what pool.c, pool_result.c and pool_imap.c share: the
  * job, which is also the AsyncResult (struct cth_result).
@@ -13,9 +14,9 @@
 #ifndef CTH_POOL_INTERNAL_H
 #define CTH_POOL_INTERNAL_H
 
+#include "alloc.h"
 #include "cthreading/pool.h"
 #include "cthreading/sync.h"
-#include "alloc.h"
 #include "deadline.h"
 #include "list.h"
 #include "lockword.h"
@@ -31,21 +32,21 @@ enum { JOB_PENDING = 0, JOB_WAITED = 1, JOB_DONE = 2 };
 #define JOB_CANCEL_BIAS (SIZE_MAX / 4)
 
 struct cth_result {
-    struct cth__list_node link;     /* the pool's queue (pool lock), its free list
+    struct cth__list_node link; /* the pool's queue (pool lock), its free list
                                        (free_lock), or terminate's dropped list */
-    bool linked;                    /* in the queue (pool lock) */
-    bool in_ring;                   /* queued in the ring (set before the push) */
-    size_t dropped_from;            /* terminate's scratch: first dropped chunk */
-    bool is_async;                  /* heap, refcounted, callbacks */
-    uint8_t kind;                   /* enum job_kind */
+    bool linked;                /* in the queue (pool lock) */
+    bool in_ring;               /* queued in the ring (set before the push) */
+    size_t dropped_from;        /* terminate's scratch: first dropped chunk */
+    bool is_async;              /* heap, refcounted, callbacks */
+    uint8_t kind;               /* enum job_kind */
     cth_pool_t *pool;
     cth_pool_fn fn;
     cth_pool_for_fn for_fn;
-    void *arg;           /* apply's argument, parallel-for's arg, imap: the iterator */
-    const char *items;   /* map/imap: void *items[]; starmap: the structs */
-    size_t size;         /* starmap's struct size */
-    size_t base;         /* imap: the position of item 0 */
-    void **results;      /* map/starmap/apply: where values go (may be NULL);
+    void *arg;         /* apply's argument, parallel-for's arg, imap: the iterator */
+    const char *items; /* map/imap: void *items[]; starmap: the structs */
+    size_t size;       /* starmap's struct size */
+    size_t base;       /* imap: the position of item 0 */
+    void **results;    /* map/starmap/apply: where values go (may be NULL);
                             imap_unordered: its chunks' values until delivered */
     size_t n, chunksize, nchunks;
     _Atomic size_t claim;     /* next chunk to hand out */

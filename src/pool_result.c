@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pool_result.c - AsyncResult (Python's ApplyResult / MapResult), and the
  * completion of every job.
@@ -82,8 +83,8 @@ CTH_API int cth_result_wait(cth_result_t *res, double timeout)
 
 CTH_API bool cth_result_ready(const cth_result_t *res)
 {
-    return res && atomic_load_explicit(CTH__ATOMIC_U32(&res->state), memory_order_acquire) ==
-                      JOB_DONE;
+    return res &&
+           atomic_load_explicit(CTH__ATOMIC_U32(&res->state), memory_order_acquire) == JOB_DONE;
 }
 
 CTH_API bool cth_result_successful(const cth_result_t *res)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * queue.c - Queue, LifoQueue and PriorityQueue: one type with a kind.
  *
@@ -45,15 +46,15 @@
 #include <limits.h>
 #include <string.h>
 
-#include "cthreading/queue.h"
 #include "alloc.h"
+#include "cthreading/queue.h"
 #include "deadline.h"
 #include "list.h"
 #include "lockword.h"
 #include "queue_ring.h"
 #include "wait.h"
 
-#define SPIN_MIN 8       /* the spin budgets' range (pause instructions, see spin_*) */
+#define SPIN_MIN 8 /* the spin budgets' range (pause instructions, see spin_*) */
 #define PARK_SPIN_MIN 64
 #define SPIN_MAX 128
 /* White-box test hook: a test that #includes this file may shrink the
@@ -70,10 +71,10 @@ enum { W_WAITING = 0, W_SLEEPING = 1, W_DONE = 2 };
 struct waiter {
     struct cth__list_node link; /* on getters or putters, under the lock */
     _Atomic uint32_t state;
-    int result;    /* 0 or a negative code, written before state = W_DONE */
-    void **items;  /* a getter's destination or a putter's source */
-    int n;         /* how many it wants or offers */
-    int done;      /* how many were moved */
+    int result;   /* 0 or a negative code, written before state = W_DONE */
+    void **items; /* a getter's destination or a putter's source */
+    int n;        /* how many it wants or offers */
+    int done;     /* how many were moved */
 };
 
 struct hent {
@@ -86,7 +87,7 @@ struct cth_queue {
     cth_queue_kind_t kind;
     cth_compare_fn compare;
     cth_free_fn free_item;
-    void *mem;                  /* the allocation this struct is aligned in */
+    void *mem; /* the allocation this struct is aligned in */
 
     /* FIFO: the ring, on lines of its own (queue_ring.h). */
     struct fifo fifo;
@@ -103,10 +104,10 @@ struct cth_queue {
     _Atomic uint64_t extra_puts;
     _Atomic uint32_t joiners, join_seq;
     _Atomic uint32_t spin, park_spin; /* spin budgets (spin_*) */
-    size_t count, cap; /* LIFO, PRIORITY */
-    void **stack;      /* LIFO */
-    struct hent *heap; /* PRIORITY */
-    uint64_t seq;      /* next PriorityQueue sequence number */
+    size_t count, cap;                /* LIFO, PRIORITY */
+    void **stack;                     /* LIFO */
+    struct hent *heap;                /* PRIORITY */
+    uint64_t seq;                     /* next PriorityQueue sequence number */
 };
 
 /* Futex words to wake once the lock is released. */
@@ -137,7 +138,7 @@ static void qunlock(cth_queue_t *q)
 {
     if (q->kind == CTH_QUEUE_FIFO)
         cth__fifo_unflag(&q->fifo, !q->shutdown && cth__list_empty(&q->getters),
-                    !q->drained && cth__list_empty(&q->putters));
+                         !q->drained && cth__list_empty(&q->putters));
     cth_lock_release(&q->lock);
 }
 
@@ -392,8 +393,7 @@ static int count_in(size_t n)
     return n > INT_MAX ? INT_MAX : (int)n;
 }
 
-CTH_API int cth_queue_create(cth_queue_t **queue, size_t maxsize_arg,
-                             const cth_queue_opts_t *opts)
+CTH_API int cth_queue_create(cth_queue_t **queue, size_t maxsize_arg, const cth_queue_opts_t *opts)
 {
     static const cth_queue_opts_t defaults;
     long maxsize = maxsize_in(maxsize_arg);
@@ -537,8 +537,8 @@ static __attribute__((noinline)) int put_more(cth_queue_t *q, void *const *items
     return put_locked(q, items, n, timeout);
 }
 
-static __attribute__((noinline)) int get_more(cth_queue_t *q, void **items, int n,
-                                              double timeout, int r)
+static __attribute__((noinline)) int get_more(cth_queue_t *q, void **items, int n, double timeout,
+                                              int r)
 {
     uint32_t budget = retryable(r) && timeout != 0 ? spin_budget(&q->spin) : 0;
     /* First half of the budget: wait for a line, where the queue holds a few. */
@@ -557,7 +557,7 @@ static __attribute__((noinline)) int get_more(cth_queue_t *q, void **items, int 
 
 /* FIFO's first try of the ring, inline in each public call. */
 static inline __attribute__((always_inline)) int queue_put(cth_queue_t *q, void *const *items,
-                                                          int n, double timeout)
+                                                           int n, double timeout)
 {
     int r = CLAIM_SLOW;
     if (q->kind == CTH_QUEUE_FIFO && n > 0 && cth__check_timeout(timeout) == 0 &&
@@ -567,7 +567,7 @@ static inline __attribute__((always_inline)) int queue_put(cth_queue_t *q, void 
 }
 
 static inline __attribute__((always_inline)) int queue_get(cth_queue_t *q, void **items, int n,
-                                                          double timeout)
+                                                           double timeout)
 {
     int r = CLAIM_SLOW;
     if (q->kind == CTH_QUEUE_FIFO && n > 0 && cth__check_timeout(timeout) == 0) {

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * queue_ring.c - the slow parts of the FIFO Queue's lock-free ring
  * (queue_ring.h has its design and the fast paths): allocating and freeing
@@ -129,9 +130,8 @@ bool cth__fifo_mark_empty(struct fifo *f)
         uint64_t t = atomic_load_explicit(&f->tail, memory_order_acquire);
         if (POS(t) != POS(h))
             return false;
-        if ((t & SLOW) || atomic_compare_exchange_weak_explicit(&f->tail, &t, t | SLOW,
-                                                                memory_order_acq_rel,
-                                                                memory_order_relaxed))
+        if ((t & SLOW) || atomic_compare_exchange_weak_explicit(
+                              &f->tail, &t, t | SLOW, memory_order_acq_rel, memory_order_relaxed))
             return true;
     }
 }
@@ -143,9 +143,8 @@ bool cth__fifo_mark_full(struct fifo *f, long maxsize)
         uint64_t t = atomic_load_explicit(&f->tail, memory_order_acquire);
         if (POS(t) - POS(h) < (uint64_t)maxsize)
             return false;
-        if ((h & SLOW) || atomic_compare_exchange_weak_explicit(&f->head, &h, h | SLOW,
-                                                                memory_order_acq_rel,
-                                                                memory_order_relaxed))
+        if ((h & SLOW) || atomic_compare_exchange_weak_explicit(
+                              &f->head, &h, h | SLOW, memory_order_acq_rel, memory_order_relaxed))
             return true;
     }
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * queue_ring.h - the FIFO Queue's lock-free ring: its state, and the put
  * and get fast paths, inline here so that queue.c compiles them into its
@@ -73,8 +74,8 @@
 #ifndef Q_PREEMPT
 #define Q_PREEMPT(point) ((void)0)
 #endif
-#define TURN_SPINS 100 /* spins on a cell another thread is busy with, then yields */
-#define LINE 128 /* two cache lines: adjacent-line prefetchers pair them */
+#define TURN_SPINS 100   /* spins on a cell another thread is busy with, then yields */
+#define LINE 128         /* two cache lines: adjacent-line prefetchers pair them */
 #define CELLS_PER_LINE 4 /* cells in a 64-byte cache line */
 
 #define SLOW ((uint64_t)1 << 63) /* on tail or head: take the lock */
@@ -91,10 +92,10 @@ struct cell {
 };
 
 struct ring {
-    uint64_t base;       /* the first position it holds */
-    uint64_t cap;        /* a power of two */
-    struct ring *older;  /* the ring before it, freed with the queue */
-    void *mem;           /* the allocation it is aligned in */
+    uint64_t base;                    /* the first position it holds */
+    uint64_t cap;                     /* a power of two */
+    struct ring *older;               /* the ring before it, freed with the queue */
+    void *mem;                        /* the allocation it is aligned in */
     _Alignas(64) struct cell cells[]; /* lines of cells start on cache lines */
 };
 
@@ -197,8 +198,10 @@ static inline int64_t put_room(struct fifo *f, struct ring *r, uint64_t head, ui
 }
 
 /* What a claim returns besides a count (0: no room, or empty). */
-enum { CLAIM_SLOW = -1, /* a flag sends the caller to the lock */
-       CLAIM_BUSY = -2  /* the cell is still in use by a thread between claim and access */ };
+enum {
+    CLAIM_SLOW = -1, /* a flag sends the caller to the lock */
+    CLAIM_BUSY = -2  /* the cell is still in use by a thread between claim and access */
+};
 
 /* Claim up to n positions to put at: returns how many (the first in *pos),
  * 0 when there is no room (full by maxsize, or the ring must grow),
@@ -208,7 +211,7 @@ enum { CLAIM_SLOW = -1, /* a flag sends the caller to the lock */
  * claiming and nobody waits behind a thread that waits; the lock holder
  * claims past the flags and busy cells, and ring_write waits for them. */
 static inline __attribute__((always_inline)) int claim_put(struct fifo *f, int n, bool locked,
-                                                          uint64_t *pos, struct ring **ring)
+                                                           uint64_t *pos, struct ring **ring)
 {
     uint64_t t = atomic_load_explicit(&f->tail, memory_order_acquire);
     for (;;) {
@@ -231,9 +234,9 @@ static inline __attribute__((always_inline)) int claim_put(struct fifo *f, int n
         uint64_t k = room < n ? (uint64_t)room : (uint64_t)n;
         if (!locked) {
             uint64_t i = 0, turn = 0, lap = 0;
-            while (i < k && (turn = atomic_load_explicit(&cell_at(r, p + i)->turn,
-                                                         memory_order_acquire)) ==
-                                (lap = lap_of(r, p + i)))
+            while (i < k &&
+                   (turn = atomic_load_explicit(&cell_at(r, p + i)->turn, memory_order_acquire)) ==
+                       (lap = lap_of(r, p + i)))
                 i++;
             if (i == 0 && (int64_t)(turn - lap) > 0) { /* taken already: tail moved on */
                 t = atomic_load_explicit(&f->tail, memory_order_acquire);
@@ -257,8 +260,7 @@ static inline __attribute__((always_inline)) int claim_put(struct fifo *f, int n
  * the claim found their cells free, or NULL. A ring linked since (at tail,
  * which a claim from before it may still match) may hold them instead. */
 static inline __attribute__((always_inline)) void ring_write(struct fifo *f, struct ring *ring,
-                                                             uint64_t p, void *const *items,
-                                                             int k)
+                                                             uint64_t p, void *const *items, int k)
 {
     Q_PREEMPT(Q_PUT_CLAIMED);
     bool checked = ring && atomic_load_explicit(&f->ring, memory_order_acquire) == ring;
@@ -280,7 +282,7 @@ static inline __attribute__((always_inline)) void ring_write(struct fifo *f, str
  * published cells are claimed; the lock holder also claims cells puts have
  * claimed, and ring_read waits for them. */
 static inline __attribute__((always_inline)) int claim_get(struct fifo *f, int n, bool locked,
-                                                          uint64_t *pos, struct ring **ring)
+                                                           uint64_t *pos, struct ring **ring)
 {
     uint64_t h = atomic_load_explicit(&f->head, memory_order_relaxed);
     for (;;) {
@@ -296,9 +298,9 @@ static inline __attribute__((always_inline)) int claim_get(struct fifo *f, int n
             continue;
         }
         if (d == 0) { /* and the published cells after it, in this ring */
-            while (k < (uint64_t)n && atomic_load_explicit(&cell_at(r, p + k)->turn,
-                                                           memory_order_acquire) ==
-                                          lap_of(r, p + k) + 1)
+            while (k < (uint64_t)n &&
+                   atomic_load_explicit(&cell_at(r, p + k)->turn, memory_order_acquire) ==
+                       lap_of(r, p + k) + 1)
                 k++;
         } else {
             uint64_t t = atomic_load_explicit(&f->tail, memory_order_acquire);
@@ -354,8 +356,8 @@ static inline __attribute__((always_inline)) int cth__fifo_put_fast(struct fifo 
 
 /* A get without the lock: how many items it took into items, 0 when
  * empty, CLAIM_SLOW or CLAIM_BUSY (claim_get). */
-static inline __attribute__((always_inline)) int cth__fifo_get_fast(struct fifo *f,
-                                                                    void **items, int n)
+static inline __attribute__((always_inline)) int cth__fifo_get_fast(struct fifo *f, void **items,
+                                                                    int n)
 {
     uint64_t p;
     struct ring *r;

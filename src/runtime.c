@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * runtime.c - the process's thread runtime: the registry of alive threads
  * (main, started, adopted, and the library's own), the records' references,
@@ -50,23 +51,27 @@
 
 pthread_mutex_t cth__registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct cth__list registry; /* alive threads (registry_link), oldest first */
-static int registry_count; /* listed (not hidden) threads */
+static int registry_count;        /* listed (not hidden) threads */
 /* Started non-daemon threads (main excluded) plus other work admitted as
  * non-daemon; shutdowns waiting on it count themselves in nondaemon_waiters. */
 static _Atomic uint32_t nondaemon_alive, nondaemon_waiters;
 static _Atomic unsigned long name_counter;      /* "Thread-N" and "Dummy-N" */
 static bool shutdown_begun, shutdown_finalized; /* under cth__registry_lock */
-static _Atomic uint32_t finalizers_done;         /* futex: the finalizers have run */
+static _Atomic uint32_t finalizers_done;        /* futex: the finalizers have run */
 
 static struct hook {
     void (*fn)(void *);
     void *arg;
-} *finalizers; /* under cth__registry_lock */
+} * finalizers; /* under cth__registry_lock */
 static size_t nfinalizers;
 
 char cth__main_name[] = "MainThread";
-static struct cth_thread initial_main = {.refs = 1, .state = CTH_THREAD_RUNNING, .kind = KIND_MAIN,
-                                        .reaped = 2, .native_ready = 1, .name = cth__main_name};
+static struct cth_thread initial_main = {.refs = 1,
+                                         .state = CTH_THREAD_RUNNING,
+                                         .kind = KIND_MAIN,
+                                         .reaped = 2,
+                                         .native_ready = 1,
+                                         .name = cth__main_name};
 /* The main thread: initial_main, or after a fork the thread that forked. */
 struct cth_thread *cth__main_thread = &initial_main;
 
@@ -565,14 +570,10 @@ static const char *state_word(const struct cth_thread *t)
     if (t->kind == KIND_ADOPTED)
         return "adopted";
     switch (atomic_load(&((struct cth_thread *)t)->state)) {
-    case CTH_THREAD_STARTED:
-        return "started";
-    case CTH_THREAD_RUNNING:
-        return "running";
-    case CTH_THREAD_FINISHED:
-        return "finished";
-    default:
-        return "initial";
+    case CTH_THREAD_STARTED: return "started";
+    case CTH_THREAD_RUNNING: return "running";
+    case CTH_THREAD_FINISHED: return "finished";
+    default: return "initial";
     }
 }
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * runtime.h - what the thread runtime (runtime.c, thread.c) offers the
  * modules above it: shutdown's admission and finalizers, the library's own

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sem.c - Semaphore and BoundedSemaphore.
  *
@@ -109,6 +110,5 @@ CTH_API size_t cth_sem_value(const cth_sem_t *sem)
 {
     if (!sem)
         return 0;
-    return atomic_load_explicit(CTH__ATOMIC_U32(&((cth_sem_t *)sem)->_value),
-                                memory_order_relaxed);
+    return atomic_load_explicit(CTH__ATOMIC_U32(&((cth_sem_t *)sem)->_value), memory_order_relaxed);
 }

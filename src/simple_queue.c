@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * simple_queue.c - SimpleQueue: an unbounded FIFO whose put is lock-free,
  * malloc-free and async-signal-safe.
@@ -60,8 +61,8 @@
 #include <stddef.h>
 #include <string.h>
 
-#include "cthreading/queue.h"
 #include "alloc.h"
+#include "cthreading/queue.h"
 #include "deadline.h"
 #include "lockword.h"
 #include "wait.h"
@@ -130,8 +131,7 @@ static void seg_release(cth_simple_queue_t *q, struct seg *s)
 
 /* ---- create / free ------------------------------------------------------------- */
 
-CTH_API int cth_simple_queue_create(cth_simple_queue_t **queue,
-                                    const cth_simple_queue_opts_t *opts)
+CTH_API int cth_simple_queue_create(cth_simple_queue_t **queue, const cth_simple_queue_opts_t *opts)
 {
     if (!queue)
         return CTH_EINVAL;

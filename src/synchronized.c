@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * synchronized.c - the guards behind CTH_SYNCHRONIZED and CTH_GUARD.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * task_error.h - how a failed user callback reaches its caller (src/error.c).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * thread.c - Thread: creation, start, the thread itself, join and the
  * queries, names, the stack size, interrupt_main and sleep. The registry,
@@ -193,7 +194,8 @@ CTH_API int cth_thread_start(cth_thread_t *t)
     /* Python's order: "threads can only be started once", then shutdown.
      * A thread leaves INITIAL only here, under the lock. */
     pthread_mutex_lock(&cth__registry_lock);
-    int err = atomic_load(&t->state) != CTH_THREAD_INITIAL ? CTH_EPERM : cth__admit_locked(!t->daemon);
+    int err = atomic_load(&t->state) != CTH_THREAD_INITIAL ? CTH_EPERM
+                                                           : cth__admit_locked(!t->daemon);
     if (!err) {
         atomic_store(&t->state, CTH_THREAD_STARTED);
         cth__registry_link(t);
@@ -312,7 +314,6 @@ CTH_API unsigned long cth_thread_ident(const cth_thread_t *t)
 {
     return t ? atomic_load(&((cth_thread_t *)t)->ident) : 0;
 }
-
 
 CTH_API bool cth_thread_daemon(const cth_thread_t *t)
 {

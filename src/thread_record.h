@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * thread_record.h - a thread's record and the registry that holds it: what
  * thread.c (the Thread object) and runtime.c (the registry, adoption,
@@ -45,8 +46,7 @@ extern char cth__main_name[];
 
 /* The calling thread's record, when it is a cthreading thread, the main
  * thread or adopted; else NULL. */
-extern _Thread_local struct cth_thread *cth__tls_current
-    __attribute__((tls_model("initial-exec")));
+extern _Thread_local struct cth_thread *cth__tls_current __attribute__((tls_model("initial-exec")));
 
 /* The calling thread's record without adopting it: NULL in a foreign thread. */
 struct cth_thread *cth__self_or_null(void);

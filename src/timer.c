@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * timer.c - the Timer object: creation, its accessors, join and free. The
  * scheduling itself (the heap, the service thread, the workers and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * timer_service.c - the one timer service every Timer runs on.
  *
@@ -75,8 +76,8 @@ struct heap_entry {
 struct worker {
     struct cth__list_node idle_link; /* on svc.idle while idle */
     struct cth__list_node all_link;  /* on svc.workers while alive */
-    struct cth_timer *task; /* handed over by the service, under the lock */
-    _Atomic uint32_t word;  /* 0 while idle; 1 when handed a task or told to stop */
+    struct cth_timer *task;          /* handed over by the service, under the lock */
+    _Atomic uint32_t word;           /* 0 while idle; 1 when handed a task or told to stop */
 };
 
 static struct {
@@ -382,8 +383,7 @@ static void dispatch(struct cth_timer *t)
         return;
     }
     backlog_push(t);
-    if (svc.backlog_len > svc.starting && spawn_worker() != 0 &&
-        !cth__list_empty(&svc.backlog))
+    if (svc.backlog_len > svc.starting && spawn_worker() != 0 && !cth__list_empty(&svc.backlog))
         run_timer(backlog_pop()); /* no worker to be had: run it here */
 }
 
@@ -412,7 +412,6 @@ static void *service_main(void *arg)
     svc_unlock();
     return NULL;
 }
-
 
 /* Cancel every timer not yet running: pending in the heap or due in the
  * backlog (lock held). */

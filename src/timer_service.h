@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * timer_service.h - what timer.c (the Timer object) and timer_service.c
  * (the heap, its thread and the workers) share. Private to the library.
@@ -17,24 +18,24 @@
  * them without it); the ones below are fixed at creation. 96 bytes on LP64.
  */
 struct cth_timer {
-    int64_t deadline;        /* next due time (monotonic ns), while pending */
-    uint64_t seq;            /* start order: tie-break for equal deadlines */
-    uint32_t heap_index;     /* slot in the heap, or CTH__TIMER_NOT_IN_HEAP */
-    _Atomic uint32_t state;  /* cth_timer_state_t */
-    _Atomic uint32_t done;   /* 1 once neither pending nor running: joiners wait on it */
-    _Atomic uint32_t refs;   /* the caller's reference + the service's while alive */
-    _Atomic bool finished;   /* Python's Timer.finished */
-    bool started;            /* cth_timer_start succeeded (or ran a cancelled timer) */
-    bool cancel_requested;   /* cancelled while not in the heap: the worker or start sees it */
-    bool daemon;             /* fixed at creation */
-    uint32_t number;         /* N of the default name "Timer-N" */
+    int64_t deadline;           /* next due time (monotonic ns), while pending */
+    uint64_t seq;               /* start order: tie-break for equal deadlines */
+    uint32_t heap_index;        /* slot in the heap, or CTH__TIMER_NOT_IN_HEAP */
+    _Atomic uint32_t state;     /* cth_timer_state_t */
+    _Atomic uint32_t done;      /* 1 once neither pending nor running: joiners wait on it */
+    _Atomic uint32_t refs;      /* the caller's reference + the service's while alive */
+    _Atomic bool finished;      /* Python's Timer.finished */
+    bool started;               /* cth_timer_start succeeded (or ran a cancelled timer) */
+    bool cancel_requested;      /* cancelled while not in the heap: the worker or start sees it */
+    bool daemon;                /* fixed at creation */
+    uint32_t number;            /* N of the default name "Timer-N" */
     struct cth__list_node link; /* on the service's backlog or running list */
     /* ---- fixed at creation */
-    double interval;         /* seconds, as given */
-    int64_t period_ns;       /* 0: one-shot */
+    double interval;   /* seconds, as given */
+    int64_t period_ns; /* 0: one-shot */
     cth_timer_fn fn;
     void *arg;
-    char *name;              /* NULL: "Timer-<number>" */
+    char *name; /* NULL: "Timer-<number>" */
 };
 
 /* Schedule a created timer (cth_timer_start's work): 0, CTH_EPERM,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * valgrind_atomics.h - C11 atomics that valgrind's helgrind understands.
  * Included only in -DCTH_VALGRIND=ON builds (the helgrind CI run), by
@@ -65,106 +66,97 @@
 #error "CTH_VALGRIND builds need GCC (src/valgrind_atomics.h)"
 #endif
 
-#define CTH__HG_RELEASES(mo)                                                   \
-  ((mo) == memory_order_release || (mo) == memory_order_acq_rel ||             \
-   (mo) == memory_order_seq_cst)
-#define CTH__HG_ACQUIRES(mo)                                                   \
-  ((mo) == memory_order_acquire || (mo) == memory_order_consume ||             \
-   (mo) == memory_order_acq_rel || (mo) == memory_order_seq_cst)
+#define CTH__HG_RELEASES(mo)                                                                       \
+    ((mo) == memory_order_release || (mo) == memory_order_acq_rel || (mo) == memory_order_seq_cst)
+#define CTH__HG_ACQUIRES(mo)                                                                       \
+    ((mo) == memory_order_acquire || (mo) == memory_order_consume ||                               \
+     (mo) == memory_order_acq_rel || (mo) == memory_order_seq_cst)
 
 /* Before the access: the object is not data; a release publishes. */
-static inline __attribute__((unused)) void cth__hg_pre(const volatile void *p,
-                                                       size_t size, int mo) {
-  VALGRIND_HG_DISABLE_CHECKING(p, size);
-  if (CTH__HG_RELEASES(mo))
-    ANNOTATE_HAPPENS_BEFORE(p);
+static inline __attribute__((unused)) void cth__hg_pre(const volatile void *p, size_t size, int mo)
+{
+    VALGRIND_HG_DISABLE_CHECKING(p, size);
+    if (CTH__HG_RELEASES(mo))
+        ANNOTATE_HAPPENS_BEFORE(p);
 }
 
 /* After the access: an acquire receives what the releases published. */
-static inline __attribute__((unused)) void cth__hg_post(const volatile void *p,
-                                                        int mo) {
-  if (CTH__HG_ACQUIRES(mo))
-    ANNOTATE_HAPPENS_AFTER(p);
+static inline __attribute__((unused)) void cth__hg_post(const volatile void *p, int mo)
+{
+    if (CTH__HG_ACQUIRES(mo))
+        ANNOTATE_HAPPENS_AFTER(p);
 }
 
 #undef atomic_load
 #undef atomic_load_explicit
 #define atomic_load(p) atomic_load_explicit(p, memory_order_seq_cst)
-#define atomic_load_explicit(p, mo)                                            \
-  __extension__({                                                              \
-    __auto_type cth__hg_ld_p = (p);                                            \
-    __typeof__((void)0, *cth__hg_ld_p) cth__hg_ld_v;                           \
-    cth__hg_pre((const volatile void *)cth__hg_ld_p, sizeof *cth__hg_ld_p,     \
-                memory_order_relaxed);                                         \
-    __atomic_load(cth__hg_ld_p, &cth__hg_ld_v, (mo));                          \
-    cth__hg_post((const volatile void *)cth__hg_ld_p, (mo));                   \
-    cth__hg_ld_v;                                                              \
-  })
+#define atomic_load_explicit(p, mo)                                                                \
+    __extension__({                                                                                \
+        __auto_type cth__hg_ld_p = (p);                                                            \
+        __typeof__((void)0, *cth__hg_ld_p) cth__hg_ld_v;                                           \
+        cth__hg_pre((const volatile void *)cth__hg_ld_p, sizeof *cth__hg_ld_p,                     \
+                    memory_order_relaxed);                                                         \
+        __atomic_load(cth__hg_ld_p, &cth__hg_ld_v, (mo));                                          \
+        cth__hg_post((const volatile void *)cth__hg_ld_p, (mo));                                   \
+        cth__hg_ld_v;                                                                              \
+    })
 
 #undef atomic_store
 #undef atomic_store_explicit
 #define atomic_store(p, v) atomic_store_explicit(p, v, memory_order_seq_cst)
-#define atomic_store_explicit(p, v, mo)                                        \
-  __extension__({                                                              \
-    __auto_type cth__hg_st_p = (p);                                            \
-    __typeof__((void)0, *cth__hg_st_p) cth__hg_st_v = (v);                     \
-    cth__hg_pre((const volatile void *)cth__hg_st_p, sizeof *cth__hg_st_p,     \
-                (mo));                                                         \
-    __atomic_store(cth__hg_st_p, &cth__hg_st_v, (mo));                         \
-  })
+#define atomic_store_explicit(p, v, mo)                                                            \
+    __extension__({                                                                                \
+        __auto_type cth__hg_st_p = (p);                                                            \
+        __typeof__((void)0, *cth__hg_st_p) cth__hg_st_v = (v);                                     \
+        cth__hg_pre((const volatile void *)cth__hg_st_p, sizeof *cth__hg_st_p, (mo));              \
+        __atomic_store(cth__hg_st_p, &cth__hg_st_v, (mo));                                         \
+    })
 
 #undef atomic_exchange
 #undef atomic_exchange_explicit
-#define atomic_exchange(p, v)                                                  \
-  atomic_exchange_explicit(p, v, memory_order_seq_cst)
-#define atomic_exchange_explicit(p, v, mo)                                     \
-  __extension__({                                                              \
-    __auto_type cth__hg_xc_p = (p);                                            \
-    __typeof__((void)0, *cth__hg_xc_p) cth__hg_xc_v = (v), cth__hg_xc_old;     \
-    cth__hg_pre((const volatile void *)cth__hg_xc_p, sizeof *cth__hg_xc_p,     \
-                (mo));                                                         \
-    __atomic_exchange(cth__hg_xc_p, &cth__hg_xc_v, &cth__hg_xc_old, (mo));     \
-    cth__hg_post((const volatile void *)cth__hg_xc_p, (mo));                   \
-    cth__hg_xc_old;                                                            \
-  })
+#define atomic_exchange(p, v) atomic_exchange_explicit(p, v, memory_order_seq_cst)
+#define atomic_exchange_explicit(p, v, mo)                                                         \
+    __extension__({                                                                                \
+        __auto_type cth__hg_xc_p = (p);                                                            \
+        __typeof__((void)0, *cth__hg_xc_p) cth__hg_xc_v = (v), cth__hg_xc_old;                     \
+        cth__hg_pre((const volatile void *)cth__hg_xc_p, sizeof *cth__hg_xc_p, (mo));              \
+        __atomic_exchange(cth__hg_xc_p, &cth__hg_xc_v, &cth__hg_xc_old, (mo));                     \
+        cth__hg_post((const volatile void *)cth__hg_xc_p, (mo));                                   \
+        cth__hg_xc_old;                                                                            \
+    })
 
 /* A compare-exchange releases only if it may store (success order), and
  * acquires with the order of its outcome. */
-#define CTH__HG_CAS(p, expected, desired, weak, succ, fail)                    \
-  __extension__({                                                              \
-    __auto_type cth__hg_cas_p = (p);                                           \
-    __typeof__((void)0, *cth__hg_cas_p) cth__hg_cas_v = (desired);             \
-    cth__hg_pre((const volatile void *)cth__hg_cas_p, sizeof *cth__hg_cas_p,   \
-                (succ));                                                       \
-    _Bool cth__hg_cas_ok = __atomic_compare_exchange(                          \
-        cth__hg_cas_p, (expected), &cth__hg_cas_v, weak, (succ), (fail));      \
-    cth__hg_post((const volatile void *)cth__hg_cas_p,                         \
-                 cth__hg_cas_ok ? (succ) : (fail));                            \
-    cth__hg_cas_ok;                                                            \
-  })
+#define CTH__HG_CAS(p, expected, desired, weak, succ, fail)                                        \
+    __extension__({                                                                                \
+        __auto_type cth__hg_cas_p = (p);                                                           \
+        __typeof__((void)0, *cth__hg_cas_p) cth__hg_cas_v = (desired);                             \
+        cth__hg_pre((const volatile void *)cth__hg_cas_p, sizeof *cth__hg_cas_p, (succ));          \
+        _Bool cth__hg_cas_ok = __atomic_compare_exchange(cth__hg_cas_p, (expected),                \
+                                                         &cth__hg_cas_v, weak, (succ), (fail));    \
+        cth__hg_post((const volatile void *)cth__hg_cas_p, cth__hg_cas_ok ? (succ) : (fail));      \
+        cth__hg_cas_ok;                                                                            \
+    })
 #undef atomic_compare_exchange_strong
 #undef atomic_compare_exchange_strong_explicit
 #undef atomic_compare_exchange_weak
 #undef atomic_compare_exchange_weak_explicit
-#define atomic_compare_exchange_strong(p, e, d)                                \
-  CTH__HG_CAS(p, e, d, 0, memory_order_seq_cst, memory_order_seq_cst)
-#define atomic_compare_exchange_strong_explicit(p, e, d, s, f)                 \
-  CTH__HG_CAS(p, e, d, 0, s, f)
-#define atomic_compare_exchange_weak(p, e, d)                                  \
-  CTH__HG_CAS(p, e, d, 1, memory_order_seq_cst, memory_order_seq_cst)
-#define atomic_compare_exchange_weak_explicit(p, e, d, s, f)                   \
-  CTH__HG_CAS(p, e, d, 1, s, f)
+#define atomic_compare_exchange_strong(p, e, d)                                                    \
+    CTH__HG_CAS(p, e, d, 0, memory_order_seq_cst, memory_order_seq_cst)
+#define atomic_compare_exchange_strong_explicit(p, e, d, s, f) CTH__HG_CAS(p, e, d, 0, s, f)
+#define atomic_compare_exchange_weak(p, e, d)                                                      \
+    CTH__HG_CAS(p, e, d, 1, memory_order_seq_cst, memory_order_seq_cst)
+#define atomic_compare_exchange_weak_explicit(p, e, d, s, f) CTH__HG_CAS(p, e, d, 1, s, f)
 
 /* fetch_add and friends: one macro for the five operations. */
-#define CTH__HG_FETCH(op, p, v, mo)                                            \
-  __extension__({                                                              \
-    __auto_type cth__hg_rmw_p = (p);                                           \
-    cth__hg_pre((const volatile void *)cth__hg_rmw_p, sizeof *cth__hg_rmw_p,   \
-                (mo));                                                         \
-    __auto_type cth__hg_rmw_old = op(cth__hg_rmw_p, (v), (mo));                \
-    cth__hg_post((const volatile void *)cth__hg_rmw_p, (mo));                  \
-    cth__hg_rmw_old;                                                           \
-  })
+#define CTH__HG_FETCH(op, p, v, mo)                                                                \
+    __extension__({                                                                                \
+        __auto_type cth__hg_rmw_p = (p);                                                           \
+        cth__hg_pre((const volatile void *)cth__hg_rmw_p, sizeof *cth__hg_rmw_p, (mo));            \
+        __auto_type cth__hg_rmw_old = op(cth__hg_rmw_p, (v), (mo));                                \
+        cth__hg_post((const volatile void *)cth__hg_rmw_p, (mo));                                  \
+        cth__hg_rmw_old;                                                                           \
+    })
 #undef atomic_fetch_add
 #undef atomic_fetch_add_explicit
 #undef atomic_fetch_sub
@@ -175,25 +167,15 @@ static inline __attribute__((unused)) void cth__hg_post(const volatile void *p,
 #undef atomic_fetch_xor_explicit
 #undef atomic_fetch_and
 #undef atomic_fetch_and_explicit
-#define atomic_fetch_add(p, v)                                                 \
-  CTH__HG_FETCH(__atomic_fetch_add, p, v, memory_order_seq_cst)
-#define atomic_fetch_add_explicit(p, v, mo)                                    \
-  CTH__HG_FETCH(__atomic_fetch_add, p, v, mo)
-#define atomic_fetch_sub(p, v)                                                 \
-  CTH__HG_FETCH(__atomic_fetch_sub, p, v, memory_order_seq_cst)
-#define atomic_fetch_sub_explicit(p, v, mo)                                    \
-  CTH__HG_FETCH(__atomic_fetch_sub, p, v, mo)
-#define atomic_fetch_or(p, v)                                                  \
-  CTH__HG_FETCH(__atomic_fetch_or, p, v, memory_order_seq_cst)
-#define atomic_fetch_or_explicit(p, v, mo)                                     \
-  CTH__HG_FETCH(__atomic_fetch_or, p, v, mo)
-#define atomic_fetch_xor(p, v)                                                 \
-  CTH__HG_FETCH(__atomic_fetch_xor, p, v, memory_order_seq_cst)
-#define atomic_fetch_xor_explicit(p, v, mo)                                    \
-  CTH__HG_FETCH(__atomic_fetch_xor, p, v, mo)
-#define atomic_fetch_and(p, v)                                                 \
-  CTH__HG_FETCH(__atomic_fetch_and, p, v, memory_order_seq_cst)
-#define atomic_fetch_and_explicit(p, v, mo)                                    \
-  CTH__HG_FETCH(__atomic_fetch_and, p, v, mo)
+#define atomic_fetch_add(p, v) CTH__HG_FETCH(__atomic_fetch_add, p, v, memory_order_seq_cst)
+#define atomic_fetch_add_explicit(p, v, mo) CTH__HG_FETCH(__atomic_fetch_add, p, v, mo)
+#define atomic_fetch_sub(p, v) CTH__HG_FETCH(__atomic_fetch_sub, p, v, memory_order_seq_cst)
+#define atomic_fetch_sub_explicit(p, v, mo) CTH__HG_FETCH(__atomic_fetch_sub, p, v, mo)
+#define atomic_fetch_or(p, v) CTH__HG_FETCH(__atomic_fetch_or, p, v, memory_order_seq_cst)
+#define atomic_fetch_or_explicit(p, v, mo) CTH__HG_FETCH(__atomic_fetch_or, p, v, mo)
+#define atomic_fetch_xor(p, v) CTH__HG_FETCH(__atomic_fetch_xor, p, v, memory_order_seq_cst)
+#define atomic_fetch_xor_explicit(p, v, mo) CTH__HG_FETCH(__atomic_fetch_xor, p, v, mo)
+#define atomic_fetch_and(p, v) CTH__HG_FETCH(__atomic_fetch_and, p, v, memory_order_seq_cst)
+#define atomic_fetch_and_explicit(p, v, mo) CTH__HG_FETCH(__atomic_fetch_and, p, v, mo)
 
 #endif

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * wait.c - the one blocking primitive every cthreading wait goes through, and
  * the main thread's interruption.

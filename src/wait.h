@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * wait.h - the one blocking primitive every cthreading wait goes through
  * (src/wait.c, over the platform futex), and the main thread's interruption

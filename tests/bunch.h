@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bunch.h - helpers shared by the sync tests, after CPython's
  * lock_tests.Bunch: start n threads running one function, wait until they

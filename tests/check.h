@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * check.h - the test harness: CHECK macros that abort with file:line (they
  * work from any thread), CTH_TEST(name) to register a sub-test, and a main()
@@ -14,10 +15,10 @@
 #define CTH_TESTS_CHECK_H
 
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <signal.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -207,8 +208,8 @@ __attribute__((unused)) static void check_child_prints(const char *name, const c
     char out[4096];
     int status = check_run_child(name, out, sizeof out);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || strcmp(out, expected) != 0) {
-        fprintf(stderr, "child %s: wait status %#x; printed:\n%s\nexpected:\n%s", name, status,
-                out, expected);
+        fprintf(stderr, "child %s: wait status %#x; printed:\n%s\nexpected:\n%s", name, status, out,
+                expected);
         CHECK(!"the child exits 0 and prints what is expected");
     }
 }

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # exports.sh LIBRARY SOURCE_DIR [OBJDUMP] - the shared library's dynamic
 # symbols (objdump -T): every symbol it defines is a cth_ name under the
 # version node CTHREADING_0.1 (cmake/cthreading.map), and every function the

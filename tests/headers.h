@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * headers.h - for the tests that keep the headers honest (test_docs.c,
  * test_bad_input.c): read a file whole, find whole identifiers, and walk

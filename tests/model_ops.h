@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * model_ops.h - the op-sequence interpreter shared by the model-based
  * stress test (tests/stress/stress_model.c) and the fuzz target
@@ -53,7 +54,7 @@
 #ifndef MODEL_SMALL_TIMEOUT
 #define MODEL_SMALL_TIMEOUT 0.001 /* "small positive" */
 #endif
-#define MODEL_LONG_TIMEOUT 10.0   /* a wait that only a lost wake-up exceeds */
+#define MODEL_LONG_TIMEOUT 10.0 /* a wait that only a lost wake-up exceeds */
 
 enum model_op {
     OP_PUT,
@@ -79,11 +80,11 @@ enum model_op {
 /* The configuration of a run; model_cfg_decode makes one from bytes. */
 struct model_cfg {
     cth_queue_kind_t kind;
-    long maxsize;      /* 0: unbounded */
-    int nthreads;      /* 1 .. MODEL_MAX_THREADS */
-    int sem_init;      /* >= 0 */
-    int sem_bounded;   /* BoundedSemaphore */
-    int parties;       /* 1 .. nthreads */
+    long maxsize;       /* 0: unbounded */
+    int nthreads;       /* 1 .. MODEL_MAX_THREADS */
+    int sem_init;       /* >= 0 */
+    int sem_bounded;    /* BoundedSemaphore */
+    int parties;        /* 1 .. nthreads */
     int barrier_rounds; /* lock-step barrier rounds at the end */
 };
 
@@ -92,7 +93,7 @@ struct model_cfg {
     ((void *)(uintptr_t)(((uint64_t)(p) + 1) << 40 | (uint64_t)(seq) << 4 | (uint64_t)(prio)))
 #define ITEM_PRODUCER(it) ((int)(((uint64_t)(uintptr_t)(it) >> 40) - 1))
 #define ITEM_SEQ(it) ((long)(((uint64_t)(uintptr_t)(it) >> 4) & ((1ULL << 36) - 1)))
-#define ITEM_PRIO(it) ((int)((uint64_t)(uintptr_t)(it) & 15))
+#define ITEM_PRIO(it) ((int)((uint64_t)(uintptr_t)(it)&15))
 
 #define POOL_PENDING 4
 
@@ -101,10 +102,10 @@ struct model_thread {
     int id;
     const uint8_t *prog;
     size_t len;
-    long puts;                        /* next sequence number = items put */
-    long outstanding;                 /* got, not yet task_done */
+    long puts;        /* next sequence number = items put */
+    long outstanding; /* got, not yet task_done */
     long sem_held;
-    void **got;                       /* the items this thread got, in order */
+    void **got; /* the items this thread got, in order */
     long ngot, capgot;
     long last_seq[MODEL_MAX_THREADS][16]; /* per producer (and priority) */
     cth_result_t *pending[POOL_PENDING];
@@ -230,8 +231,8 @@ static void model_mget(struct model_world *w, void *item)
 {
     MODEL_CHECK(w->mlen > 0, "get returned %p from a queue the model says is empty", item);
     long i = model_pick(w);
-    MODEL_CHECK(w->mq[i] == item, "get returned %p, the model expects %p (kind %d)", item,
-                w->mq[i], (int)w->cfg.kind);
+    MODEL_CHECK(w->mq[i] == item, "get returned %p, the model expects %p (kind %d)", item, w->mq[i],
+                (int)w->cfg.kind);
     memmove(&w->mq[i], &w->mq[i + 1], (size_t)(w->mlen - i - 1) * sizeof *w->mq);
     w->mlen--;
 }
@@ -302,7 +303,9 @@ static void op_put(struct model_thread *t, uint8_t prm)
     int rc = cth_queue_put(w->q, item, timeout);
     model_check_put_code(w, rc, timeout, done, atomic_load(&w->shutdown_started));
     if (model_strict(w)) {
-        int want = done ? CTH_ESHUTDOWN : model_full(w) ? (timeout == 0 ? CTH_EAGAIN : CTH_ETIMEDOUT) : 0;
+        int want = done            ? CTH_ESHUTDOWN
+                   : model_full(w) ? (timeout == 0 ? CTH_EAGAIN : CTH_ETIMEDOUT)
+                                   : 0;
         MODEL_CHECK(rc == want, "put returned %d, the model expects %d", rc, want);
     }
     if (rc == 0) {
@@ -329,9 +332,9 @@ static void op_put_many(struct model_thread *t, uint8_t prm)
     MODEL_CHECK(rc <= n, "put_many of %d put %d", n, rc);
     if (model_strict(w)) {
         long room = w->cfg.maxsize > 0 ? w->cfg.maxsize - w->mlen : n;
-        int want = done ? CTH_ESHUTDOWN
-                        : room <= 0 ? (timeout == 0 ? CTH_EAGAIN : CTH_ETIMEDOUT)
-                                    : (int)(room < n ? room : n);
+        int want = done        ? CTH_ESHUTDOWN
+                   : room <= 0 ? (timeout == 0 ? CTH_EAGAIN : CTH_ETIMEDOUT)
+                               : (int)(room < n ? room : n);
         MODEL_CHECK(rc == want, "put_many returned %d, the model expects %d", rc, want);
     }
     for (int k = 0; k < rc; k++) {
@@ -373,8 +376,8 @@ static void op_get_many(struct model_thread *t, uint8_t prm)
     model_check_get_code(rc, timeout, atomic_load(&w->shutdown_started));
     MODEL_CHECK(rc != 0 && rc <= n, "get_many of %d returned %d", n, rc);
     if (model_strict(w)) {
-        int want = mlen > 0 ? (int)(mlen < n ? mlen : n)
-                   : done   ? CTH_ESHUTDOWN
+        int want = mlen > 0       ? (int)(mlen < n ? mlen : n)
+                   : done         ? CTH_ESHUTDOWN
                    : timeout == 0 ? CTH_EAGAIN
                                   : CTH_ETIMEDOUT;
         MODEL_CHECK(rc == want, "get_many returned %d, the model expects %d", rc, want);
@@ -474,8 +477,7 @@ static void op_sem_release(struct model_thread *t, uint8_t prm)
     if (t->sem_held == 0 && !(prm & 1))
         return;
     int rc = cth_sem_release(&w->sem, 1);
-    MODEL_CHECK(rc == 0 || (w->cfg.sem_bounded && rc == CTH_EINVAL), "sem release returned %d",
-                rc);
+    MODEL_CHECK(rc == 0 || (w->cfg.sem_bounded && rc == CTH_EINVAL), "sem release returned %d", rc);
     if (model_strict(w)) {
         int want = w->cfg.sem_bounded && w->msem + 1 > w->cfg.sem_init ? CTH_EINVAL : 0;
         MODEL_CHECK(rc == want, "sem release returned %d, the model expects %d", rc, want);
@@ -792,8 +794,8 @@ static void model_check_wakeups(struct model_world *w, int is_sem, int n, long *
  * with the configuration cfg, and the pool ops on pool (NULL: skipped).
  * Returns the number of operations done; aborts on a violation.
  */
-static long model_run(const struct model_cfg *cfg, const uint8_t *const *prog,
-                      const size_t *len, cth_pool_t *pool)
+static long model_run(const struct model_cfg *cfg, const uint8_t *const *prog, const size_t *len,
+                      cth_pool_t *pool)
 {
     struct model_world *w = model_xalloc(1, sizeof *w);
     w->cfg = *cfg;
@@ -882,13 +884,15 @@ static long model_run(const struct model_cfg *cfg, const uint8_t *const *prog,
     }
     long got = 0;
     for (int src = 0; src < cfg->nthreads + 2; src++) {
-        void **list = src < cfg->nthreads ? w->th[src].got : src == cfg->nthreads ? drained : w->freed;
+        void **list = src < cfg->nthreads    ? w->th[src].got
+                      : src == cfg->nthreads ? drained
+                                             : w->freed;
         long n = src < cfg->nthreads ? w->th[src].ngot : src == cfg->nthreads ? ndrained : nfreed;
         for (long i = 0; i < n; i++) {
             int p = ITEM_PRODUCER(list[i]);
             long seq = ITEM_SEQ(list[i]);
-            MODEL_CHECK(p >= 0 && p < cfg->nthreads && seq < w->th[p].puts,
-                        "item %p was never put", list[i]);
+            MODEL_CHECK(p >= 0 && p < cfg->nthreads && seq < w->th[p].puts, "item %p was never put",
+                        list[i]);
             MODEL_CHECK(++count[p][seq] == 1, "item %ld of producer %d delivered twice", seq, p);
         }
         got += n;

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # soak.sh BUILD SECONDS - run the stress tests (ctest -L stress; the model
 # stress draws a fresh seed each time) one after another, round after round,
 # until SECONDS have passed. Sums the "ops: N" lines the stress programs

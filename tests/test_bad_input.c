@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_bad_input.c - every exported function, called with every invalid
  * argument it can take: NULL handles and out-pointers, negative, NaN and
@@ -15,9 +16,10 @@ static const struct {
     double timeout;
     int err;
 } bad_timeouts[] = {
-    {-2.0, CTH_EINVAL}, {-0.5, CTH_EINVAL}, {-1e300, CTH_EINVAL}, {NAN, CTH_EINVAL},
-    {-INFINITY, CTH_EINVAL}, {1e300, CTH_EOVERFLOW}, {INFINITY, CTH_EOVERFLOW},
-    {CTH_TIMEOUT_MAX * 2, CTH_EOVERFLOW},
+    {-2.0, CTH_EINVAL},        {-0.5, CTH_EINVAL},
+    {-1e300, CTH_EINVAL},      {NAN, CTH_EINVAL},
+    {-INFINITY, CTH_EINVAL},   {1e300, CTH_EOVERFLOW},
+    {INFINITY, CTH_EOVERFLOW}, {CTH_TIMEOUT_MAX * 2, CTH_EOVERFLOW},
 };
 #define N_BAD_TIMEOUTS (sizeof bad_timeouts / sizeof bad_timeouts[0])
 
@@ -279,8 +281,8 @@ CTH_TEST(queue)
     CHECK_EQ(cth_queue_shutdown(NULL, true), CTH_EINVAL);
     CHECK(!cth_queue_is_shutdown(NULL));
 
-    CHECK_OK(cth_queue_create(&q, 1, &(cth_queue_opts_t){.kind = CTH_QUEUE_PRIORITY,
-                                                       .compare = cmp_ptr}));
+    CHECK_OK(cth_queue_create(&q, 1,
+                              &(cth_queue_opts_t){.kind = CTH_QUEUE_PRIORITY, .compare = cmp_ptr}));
     CHECK_BAD_TIMEOUTS(cth_queue_put(q, item, timeout));
     CHECK_BAD_TIMEOUTS(cth_queue_put_many(q, items, 1, &n, timeout));
     CHECK_EQ(cth_queue_qsize(q), 0); /* nothing went in */

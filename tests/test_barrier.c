@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_barrier.c - Barrier, ported from CPython's Lib/test/lock_tests.py
  * (BarrierTests, N = 5 threads), plus the error cases and interruption.
@@ -8,12 +9,12 @@
 
 /* The 0.1.0 signatures: size_t parties and counts. */
 _Static_assert(_Generic(&cth_barrier_init,
-                        int (*)(cth_barrier_t *, size_t, cth_barrier_action_fn, void *, double): 1,
-                        default: 0),
+                        int (*)(cth_barrier_t *, size_t, cth_barrier_action_fn, void *, double) : 1,
+                        default : 0),
                "cth_barrier_init(barrier, size_t parties, action, arg, default_timeout)");
-_Static_assert(_Generic(&cth_barrier_parties, size_t (*)(const cth_barrier_t *): 1, default: 0),
+_Static_assert(_Generic(&cth_barrier_parties, size_t (*)(const cth_barrier_t *) : 1, default : 0),
                "size_t cth_barrier_parties(const cth_barrier_t *)");
-_Static_assert(_Generic(&cth_barrier_n_waiting, size_t (*)(const cth_barrier_t *): 1, default: 0),
+_Static_assert(_Generic(&cth_barrier_n_waiting, size_t (*)(const cth_barrier_t *) : 1, default : 0),
                "size_t cth_barrier_n_waiting(const cth_barrier_t *)");
 
 static cth_barrier_t bar;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_cond.c - Condition, ported from CPython's Lib/test/lock_tests.py
  * (ConditionTests), plus the error cases and interruption.
@@ -6,10 +7,10 @@
 
 /* The 0.1.0 signatures: a cth_cond_predicate_fn, notify's size_t count. */
 _Static_assert(_Generic(&cth_cond_wait_for,
-                        int (*)(cth_cond_t *, cth_cond_predicate_fn, void *, double): 1,
-                        default: 0),
+                        int (*)(cth_cond_t *, cth_cond_predicate_fn, void *, double) : 1,
+                        default : 0),
                "cth_cond_wait_for(cond, predicate, arg, timeout)");
-_Static_assert(_Generic(&cth_cond_notify, int (*)(cth_cond_t *, size_t): 1, default: 0),
+_Static_assert(_Generic(&cth_cond_notify, int (*)(cth_cond_t *, size_t) : 1, default : 0),
                "cth_cond_notify(cond, size_t n)");
 
 /* ConditionTests.test_acquire: the default lock is recursive; with an

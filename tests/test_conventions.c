@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_conventions.c - the 0.1.0 API rules of include/cthreading/base.h
  * (its top comment), checked mechanically over the public headers: every

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_docs.c - the documentation cannot drift from the headers: every
  * function the headers export appears in docs/python-to-c.md, and has a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_event.c - Event, ported from CPython's Lib/test/lock_tests.py
  * (EventTests), plus the error cases and interruption.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_exit.c - a program ending with everything alive, and fork().
  *
@@ -116,7 +117,8 @@ static void check_clean_exit(const char *child)
 {
     char out[4096];
     int status = check_run_child(child, out, sizeof out);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || strlen(out) != strlen("nondaemon finished\ntimer fired\n") ||
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 ||
+        strlen(out) != strlen("nondaemon finished\ntimer fired\n") ||
         !strstr(out, "nondaemon finished\n") || !strstr(out, "timer fired\n")) {
         fprintf(stderr, "child %s: status %#x, output:\n%s", child, status, out);
         CHECK(!"a clean exit");

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_fault_sweep.c - fault injection swept over each module's scenario.
  *
@@ -12,8 +13,8 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "check.h"
 #include "alloc.h"
+#include "check.h"
 #include "runtime.h"
 
 /* A call under injected faults: success, or out of memory / threads. */

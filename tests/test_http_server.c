@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_http_server.c - examples/http_server, the user of synchronized,
  * singleton, local and LocalStack: starts the built example on a free
@@ -97,7 +98,7 @@ CTH_TEST(pages_with_curl)
     CHECK(strncmp(out, "HTTP/1.1 200 OK\r\n", 17) == 0);
     CHECK(strstr(out, "Content-Type: text/plain"));
     CHECK(strstr(out, "request 1: GET /, served by worker-")); /* the LocalStack's context */
-    CHECK(strstr(out, "Hello from cthreading-http/1.0"));     /* the singleton's config */
+    CHECK(strstr(out, "Hello from cthreading-http/1.0"));      /* the singleton's config */
 
     snprintf(args, sizeof args, "-i http://127.0.0.1:%d/status", s.port);
     curl(args, out, sizeof out);

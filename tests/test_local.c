@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_local.c - threading.local (cth_local_*), ported from CPython's
  * Lib/test/test_threading_local.py and Werkzeug's tests/test_local.py
@@ -8,8 +9,8 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-#include "check.h"
 #include "alloc.h"
+#include "check.h"
 
 static atomic_int destroyed;
 
@@ -317,14 +318,14 @@ CTH_TEST(init_failure_is_per_thread)
 
 /* The 0.1.0 signatures, checked at compile time: one way to give the free
  * function (opts.free_item), delete's codes. */
-_Static_assert(_Generic(&cth_local_create, int (*)(cth_local_t **, const cth_local_opts_t *): 1,
-                        default: 0),
+_Static_assert(_Generic(&cth_local_create, int (*)(cth_local_t **, const cth_local_opts_t *) : 1,
+                        default : 0),
                "cth_local_create(&local, opts)");
-_Static_assert(_Generic(((cth_local_opts_t *)0)->free_item, cth_free_fn: 1, default: 0),
+_Static_assert(_Generic(((cth_local_opts_t *)0)->free_item, cth_free_fn : 1, default : 0),
                "opts.free_item is a cth_free_fn");
-_Static_assert(_Generic(((cth_local_opts_t *)0)->init, cth_local_init_fn: 1, default: 0),
+_Static_assert(_Generic(((cth_local_opts_t *)0)->init, cth_local_init_fn : 1, default : 0),
                "opts.init is a cth_local_init_fn");
-_Static_assert(_Generic(&cth_local_delete, int (*)(cth_local_t *): 1, default: 0),
+_Static_assert(_Generic(&cth_local_delete, int (*)(cth_local_t *) : 1, default : 0),
                "int cth_local_delete(cth_local_t *)");
 
 /* No limit on the number of locals beyond memory (pthread keys stop near

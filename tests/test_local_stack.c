@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_local_stack.c - Werkzeug's LocalStack (cth_local_stack_*), ported
  * from pallets/werkzeug tests/test_local.py (test_local_stack,
@@ -6,8 +7,8 @@
  */
 #include <stdatomic.h>
 
-#include "check.h"
 #include "alloc.h"
+#include "check.h"
 
 static atomic_int items_freed;
 
@@ -152,16 +153,15 @@ CTH_TEST(null_and_bad_arguments)
 /* The 0.1.0 signatures, checked at compile time: the free function only
  * through opts, push's 0, release's count. */
 _Static_assert(_Generic(&cth_local_stack_create,
-                        int (*)(cth_local_stack_t **, const cth_local_stack_opts_t *): 1,
-                        default: 0),
+                        int (*)(cth_local_stack_t **, const cth_local_stack_opts_t *) : 1,
+                        default : 0),
                "cth_local_stack_create(&stack, opts)");
-_Static_assert(_Generic(((cth_local_stack_opts_t *)0)->free_item, cth_free_fn: 1, default: 0),
+_Static_assert(_Generic(((cth_local_stack_opts_t *)0)->free_item, cth_free_fn : 1, default : 0),
                "opts.free_item is a cth_free_fn");
-_Static_assert(_Generic(&cth_local_stack_release, size_t (*)(cth_local_stack_t *): 1,
-                        default: 0),
+_Static_assert(_Generic(&cth_local_stack_release, size_t (*)(cth_local_stack_t *) : 1, default : 0),
                "size_t cth_local_stack_release(cth_local_stack_t *)");
-_Static_assert(_Generic(&cth_local_stack_depth, size_t (*)(const cth_local_stack_t *): 1,
-                        default: 0),
+_Static_assert(_Generic(&cth_local_stack_depth, size_t (*)(const cth_local_stack_t *) : 1,
+                        default : 0),
                "size_t cth_local_stack_depth(const cth_local_stack_t *)");
 
 /* Allocation failure: create and push report CTH_ENOMEM, the stack is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_lock.c - Lock and RLock, ported from CPython's Lib/test/lock_tests.py:
  * BaseLockTests (run for both, through the small table of operations
@@ -6,8 +7,8 @@
 #include "bunch.h"
 
 /* The 0.1.0 signature: the recursion count is a size_t. */
-_Static_assert(_Generic(&cth_rlock_recursion_count, size_t (*)(const cth_rlock_t *): 1,
-                        default: 0),
+_Static_assert(_Generic(&cth_rlock_recursion_count, size_t (*)(const cth_rlock_t *) : 1,
+                        default : 0),
                "size_t cth_rlock_recursion_count(const cth_rlock_t *)");
 
 struct ops {
@@ -17,18 +18,45 @@ struct ops {
     bool (*locked)(const void *);
 };
 
-static int lock_acquire(void *l, double t) { return cth_lock_acquire(l, t); }
-static int lock_release(void *l) { return cth_lock_release(l); }
-static bool lock_locked(const void *l) { return cth_lock_locked(l); }
-static int rlock_acquire(void *l, double t) { return cth_rlock_acquire(l, t); }
-static int rlock_release(void *l) { return cth_rlock_release(l); }
-static bool rlock_locked(const void *l) { return cth_rlock_locked(l); }
+static int lock_acquire(void *l, double t)
+{
+    return cth_lock_acquire(l, t);
+}
+static int lock_release(void *l)
+{
+    return cth_lock_release(l);
+}
+static bool lock_locked(const void *l)
+{
+    return cth_lock_locked(l);
+}
+static int rlock_acquire(void *l, double t)
+{
+    return cth_rlock_acquire(l, t);
+}
+static int rlock_release(void *l)
+{
+    return cth_rlock_release(l);
+}
+static bool rlock_locked(const void *l)
+{
+    return cth_rlock_locked(l);
+}
 
 /* ConditionAsRLockTests: a Condition (its default lock is an RLock) used
  * as a lock through its own acquire and release. */
-static int cond_acquire(void *c, double t) { return cth_cond_acquire(c, t); }
-static int cond_release(void *c) { return cth_cond_release(c); }
-static bool cond_locked(const void *c) { return cth_rlock_locked(&((const cth_cond_t *)c)->_own); }
+static int cond_acquire(void *c, double t)
+{
+    return cth_cond_acquire(c, t);
+}
+static int cond_release(void *c)
+{
+    return cth_cond_release(c);
+}
+static bool cond_locked(const void *c)
+{
+    return cth_rlock_locked(&((const cth_cond_t *)c)->_own);
+}
 
 static cth_lock_t the_lock;
 static cth_rlock_t the_rlock;
@@ -46,9 +74,18 @@ static void base_acquire_release(struct ops *o)
     CHECK_OK(o->release(o->obj));
     CHECK(!o->locked(o->obj));
 }
-CTH_TEST(lock_acquire_release) { base_acquire_release(&LOCK); }
-CTH_TEST(rlock_acquire_release) { base_acquire_release(&RLOCK); }
-CTH_TEST(cond_as_rlock_acquire_release) { base_acquire_release(&COND); }
+CTH_TEST(lock_acquire_release)
+{
+    base_acquire_release(&LOCK);
+}
+CTH_TEST(rlock_acquire_release)
+{
+    base_acquire_release(&RLOCK);
+}
+CTH_TEST(cond_as_rlock_acquire_release)
+{
+    base_acquire_release(&COND);
+}
 
 static void try_other(void *arg)
 {
@@ -65,9 +102,18 @@ static void base_try_acquire(struct ops *o)
     bunch_join(&b);
     CHECK_OK(o->release(o->obj));
 }
-CTH_TEST(lock_try_acquire) { base_try_acquire(&LOCK); }
-CTH_TEST(rlock_try_acquire) { base_try_acquire(&RLOCK); }
-CTH_TEST(cond_as_rlock_try_acquire) { base_try_acquire(&COND); }
+CTH_TEST(lock_try_acquire)
+{
+    base_try_acquire(&LOCK);
+}
+CTH_TEST(rlock_try_acquire)
+{
+    base_try_acquire(&RLOCK);
+}
+CTH_TEST(cond_as_rlock_try_acquire)
+{
+    base_try_acquire(&COND);
+}
 
 static void acquire_release_fn(void *arg)
 {
@@ -89,9 +135,18 @@ static void base_acquire_contended(struct ops *o)
     bunch_join(&b);
     CHECK(!o->locked(o->obj));
 }
-CTH_TEST(lock_acquire_contended) { base_acquire_contended(&LOCK); }
-CTH_TEST(rlock_acquire_contended) { base_acquire_contended(&RLOCK); }
-CTH_TEST(cond_as_rlock_acquire_contended) { base_acquire_contended(&COND); }
+CTH_TEST(lock_acquire_contended)
+{
+    base_acquire_contended(&LOCK);
+}
+CTH_TEST(rlock_acquire_contended)
+{
+    base_acquire_contended(&RLOCK);
+}
+CTH_TEST(cond_as_rlock_acquire_contended)
+{
+    base_acquire_contended(&COND);
+}
 
 /* test_with: a scoped acquire releases on the normal and the error path. */
 static int scoped(struct ops *o, int fail)
@@ -111,9 +166,18 @@ static void base_with(struct ops *o)
     bunch_start(&b, 1, acquire_release_fn, o);
     bunch_join(&b);
 }
-CTH_TEST(lock_with) { base_with(&LOCK); }
-CTH_TEST(rlock_with) { base_with(&RLOCK); }
-CTH_TEST(cond_as_rlock_with) { base_with(&COND); }
+CTH_TEST(lock_with)
+{
+    base_with(&LOCK);
+}
+CTH_TEST(rlock_with)
+{
+    base_with(&RLOCK);
+}
+CTH_TEST(cond_as_rlock_with)
+{
+    base_with(&COND);
+}
 
 /* test_thread_leak: 15 threads lock and unlock; none is left behind. */
 static void base_thread_leak(struct ops *o)
@@ -126,9 +190,18 @@ static void base_thread_leak(struct ops *o)
     }
     CHECK_EQ(cth_active_count(), before);
 }
-CTH_TEST(lock_thread_leak) { base_thread_leak(&LOCK); }
-CTH_TEST(rlock_thread_leak) { base_thread_leak(&RLOCK); }
-CTH_TEST(cond_as_rlock_thread_leak) { base_thread_leak(&COND); }
+CTH_TEST(lock_thread_leak)
+{
+    base_thread_leak(&LOCK);
+}
+CTH_TEST(rlock_thread_leak)
+{
+    base_thread_leak(&RLOCK);
+}
+CTH_TEST(cond_as_rlock_thread_leak)
+{
+    base_thread_leak(&COND);
+}
 
 static void timed_other(void *arg)
 {
@@ -152,9 +225,18 @@ static void base_timeout(struct ops *o)
     bunch_join(&b);
     CHECK_OK(o->release(o->obj));
 }
-CTH_TEST(lock_timeout) { base_timeout(&LOCK); }
-CTH_TEST(rlock_timeout) { base_timeout(&RLOCK); }
-CTH_TEST(cond_as_rlock_timeout) { base_timeout(&COND); }
+CTH_TEST(lock_timeout)
+{
+    base_timeout(&LOCK);
+}
+CTH_TEST(rlock_timeout)
+{
+    base_timeout(&RLOCK);
+}
+CTH_TEST(cond_as_rlock_timeout)
+{
+    base_timeout(&COND);
+}
 
 /* NULL handles. */
 CTH_TEST(null)

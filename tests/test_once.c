@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_once.c - cth_once_call and cth_singleton_get: exactly once under a
  * 100-thread race, every caller waiting for the run, retry after failure
@@ -8,14 +9,14 @@
 #include "check.h"
 
 /* The 0.1.0 signatures: int callbacks, the singleton's named cth_singleton_fn. */
-_Static_assert(_Generic(&cth_once_call, int (*)(cth_once_t *, cth_once_fn, void *): 1,
-                        default: 0),
+_Static_assert(_Generic(&cth_once_call, int (*)(cth_once_t *, cth_once_fn, void *) : 1,
+                        default : 0),
                "cth_once_call(once, fn, arg)");
 _Static_assert(_Generic(&cth_singleton_get,
-                        int (*)(cth_singleton_t *, cth_singleton_fn, void *, void **): 1,
-                        default: 0),
+                        int (*)(cth_singleton_t *, cth_singleton_fn, void *, void **) : 1,
+                        default : 0),
                "cth_singleton_get(singleton, ctor, arg, &instance)");
-_Static_assert(_Generic((cth_singleton_fn)0, int (*)(void *, void **): 1, default: 0),
+_Static_assert(_Generic((cth_singleton_fn)0, int (*)(void *, void **) : 1, default : 0),
                "cth_singleton_fn: int (*)(void *arg, void **instance)");
 
 static atomic_int runs;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_pool.c - the thread pool, AsyncResult, map, starmap, parallel-for,
  * close/terminate/join, maxtasksperchild, initializer. Each test names the
@@ -16,7 +17,7 @@
 
 /* The 0.1.0 signatures, at compile time: outputs after inputs, the
  * timeout last, n before size, callbacks' context first, size_t counts. */
-#define HAS_TYPE(x, type) _Generic((x), type: 1, default: 0)
+#define HAS_TYPE(x, type) _Generic((x), type : 1, default : 0)
 _Static_assert(HAS_TYPE(&cth_result_get, int (*)(cth_result_t *, void **, double)),
                "cth_result_get(res, &value, timeout)");
 _Static_assert(HAS_TYPE(&cth_pool_map_async,
@@ -34,8 +35,7 @@ _Static_assert(HAS_TYPE(&cth_pool_parallel_for,
                         int (*)(cth_pool_t *, cth_pool_for_fn, void *, size_t)),
                "cth_pool_parallel_for(pool, fn, arg, n)");
 _Static_assert(HAS_TYPE(&cth_pool_size, size_t (*)(const cth_pool_t *)), "size_t pool_size");
-_Static_assert(HAS_TYPE(&cth_result_successful, bool (*)(const cth_result_t *)),
-               "bool successful");
+_Static_assert(HAS_TYPE(&cth_result_successful, bool (*)(const cth_result_t *)), "bool successful");
 _Static_assert(HAS_TYPE(&cth_result_task_error, int (*)(const cth_result_t *)),
                "int cth_result_task_error(const cth_result_t *)");
 _Static_assert(HAS_TYPE((cth_pool_error_callback_fn)0, void (*)(void *, int)),
@@ -288,7 +288,7 @@ CTH_TEST(apply_async_callbacks)
     CHECK_OK(cth_pool_apply_async(p, sqr_or_fail, IV(10), &o, &r));
     void *v = IV(-7);
     CHECK_EQ(cth_result_get(r, &v, CTH_FOREVER), CTH_ETASK);
-    CHECK_EQ(VI(v), -7); /* a failure sets no value */
+    CHECK_EQ(VI(v), -7);               /* a failure sets no value */
     CHECK_EQ(cth_task_error(), -1010); /* get re-raises: the blocking call */
     CHECK_EQ(cth_result_task_error(r), -1010);
     CHECK(!cth_result_successful(r));
@@ -555,7 +555,7 @@ CTH_TEST(apply_async_task_error)
         CHECK_OK(cth_pool_apply_async(p, gated, IV(i), NULL, &held[i]));
     wait_started(2);
     CHECK_OK(cth_pool_apply_async(p, return_arg, IV(9), &o, &dropped));
-    CHECK_OK(cth_pool_terminate(p)); /* runs the error_callback here */
+    CHECK_OK(cth_pool_terminate(p));  /* runs the error_callback here */
     CHECK_EQ(cth_task_error(), 1000); /* this thread's value came back */
     atomic_store(&gate, 1);
     CHECK_EQ(cth_result_get(dropped, NULL, CTH_FOREVER), CTH_ECANCELED);
@@ -754,8 +754,8 @@ static int worker_ident(void *arg, void **result)
 CTH_TEST(maxtasksperchild)
 {
     cth_pool_t *p;
-    cth_pool_opts_t o = {.processes = 2, .initializer = initializer, .initarg = IV(42),
-                       .maxtasksperchild = 3};
+    cth_pool_opts_t o = {
+        .processes = 2, .initializer = initializer, .initarg = IV(42), .maxtasksperchild = 3};
     atomic_store(&init_calls, 0);
     CHECK_OK(cth_pool_create(&p, &o));
     enum { N = 30 };

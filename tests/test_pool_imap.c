@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_pool_imap.c - the imap / imap_unordered iterators, over arrays and
  * producers. Each test names the CPython _TestPool test it mirrors.
@@ -11,7 +12,7 @@
 
 /* The 0.1.0 signatures, at compile time: the value before the timeout, the
  * producer's end flag. */
-#define HAS_TYPE(x, type) _Generic((x), type: 1, default: 0)
+#define HAS_TYPE(x, type) _Generic((x), type : 1, default : 0)
 _Static_assert(HAS_TYPE(&cth_imap_next, int (*)(cth_imap_t *, void **, double)),
                "cth_imap_next(it, &value, timeout)");
 _Static_assert(HAS_TYPE((cth_imap_producer_fn)0, int (*)(void *, void **, bool *)),
@@ -350,8 +351,8 @@ CTH_TEST(imap_handle_iterable_exception)
     for (size_t k = 0; k < 3; k++) {
         for (size_t b = 0; b < 4; b++) {
             struct counter c = say_when(cases[k].total, cases[k].when);
-            CHECK_OK(cth_pool_imap_producer(p, sqr, produce, &c, cases[k].chunksize, bounds[b],
-                                            &it));
+            CHECK_OK(
+                cth_pool_imap_producer(p, sqr, produce, &c, cases[k].chunksize, bounds[b], &it));
             for (int i = 0; i < cases[k].values; i++) {
                 void *v;
                 CHECK_OK(cth_imap_next(it, &v, CTH_FOREVER));

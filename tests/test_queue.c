@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_queue.c - Queue, LifoQueue, PriorityQueue: CPython's
  * Lib/test/test_queue.py (BaseQueueTestMixin, the shutdown tests,
@@ -9,8 +10,8 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "check.h"
 #include "alloc.h"
+#include "check.h"
 
 #define QUEUE_SIZE 5
 #define I2P(i) ((void *)(intptr_t)(i))
@@ -244,7 +245,7 @@ CTH_TEST(join_timeout)
 
 /* The 0.1.0 signatures, checked at compile time: size_t sizes, const
  * queries, the counts of put_many/get_many as outputs before the timeout. */
-#define SIGNATURE_IS(fn, type) _Generic(&(fn), type: 1, default: 0)
+#define SIGNATURE_IS(fn, type) _Generic(&(fn), type : 1, default : 0)
 _Static_assert(SIGNATURE_IS(cth_queue_create,
                             int (*)(cth_queue_t **, size_t, const cth_queue_opts_t *)),
                "cth_queue_create(&q, size_t maxsize, opts)");
@@ -262,13 +263,12 @@ _Static_assert(SIGNATURE_IS(cth_queue_unfinished_tasks, size_t (*)(const cth_que
                "unfinished_tasks");
 _Static_assert(SIGNATURE_IS(cth_queue_empty, bool (*)(const cth_queue_t *)), "empty");
 _Static_assert(SIGNATURE_IS(cth_queue_full, bool (*)(const cth_queue_t *)), "full");
-_Static_assert(SIGNATURE_IS(cth_queue_is_shutdown, bool (*)(const cth_queue_t *)),
-               "is_shutdown");
-_Static_assert(_Generic((cth_compare_fn)0, int (*)(const void *, const void *): 1, default: 0),
+_Static_assert(SIGNATURE_IS(cth_queue_is_shutdown, bool (*)(const cth_queue_t *)), "is_shutdown");
+_Static_assert(_Generic((cth_compare_fn)0, int (*)(const void *, const void *) : 1, default : 0),
                "cth_compare_fn has qsort's shape");
-_Static_assert(_Generic(((cth_queue_opts_t *)0)->compare, cth_compare_fn: 1, default: 0) &&
-                   _Generic(((cth_queue_opts_t *)0)->free_item, cth_free_fn: 1, default: 0) &&
-                   _Generic(((cth_queue_opts_t *)0)->kind, cth_queue_kind_t: 1, default: 0),
+_Static_assert(_Generic(((cth_queue_opts_t *)0)->compare, cth_compare_fn : 1, default : 0) &&
+                   _Generic(((cth_queue_opts_t *)0)->free_item, cth_free_fn : 1, default : 0) &&
+                   _Generic(((cth_queue_opts_t *)0)->kind, cth_queue_kind_t : 1, default : 0),
                "cth_queue_opts_t's fields");
 
 /* Queries answer a NULL queue with 0 / false, and take a const queue. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_sem.c - Semaphore and BoundedSemaphore, ported from CPython's
  * Lib/test/lock_tests.py (BaseSemaphoreTests, SemaphoreTests,
@@ -6,13 +7,13 @@
 #include "bunch.h"
 
 /* The 0.1.0 signatures: size_t values and counts. */
-_Static_assert(_Generic(&cth_sem_init, int (*)(cth_sem_t *, size_t): 1, default: 0),
+_Static_assert(_Generic(&cth_sem_init, int (*)(cth_sem_t *, size_t) : 1, default : 0),
                "cth_sem_init(sem, size_t value)");
-_Static_assert(_Generic(&cth_bounded_sem_init, int (*)(cth_sem_t *, size_t): 1, default: 0),
+_Static_assert(_Generic(&cth_bounded_sem_init, int (*)(cth_sem_t *, size_t) : 1, default : 0),
                "cth_bounded_sem_init(sem, size_t value)");
-_Static_assert(_Generic(&cth_sem_release, int (*)(cth_sem_t *, size_t): 1, default: 0),
+_Static_assert(_Generic(&cth_sem_release, int (*)(cth_sem_t *, size_t) : 1, default : 0),
                "cth_sem_release(sem, size_t n)");
-_Static_assert(_Generic(&cth_sem_value, size_t (*)(const cth_sem_t *): 1, default: 0),
+_Static_assert(_Generic(&cth_sem_value, size_t (*)(const cth_sem_t *) : 1, default : 0),
                "size_t cth_sem_value(const cth_sem_t *)");
 
 /* BaseSemaphoreTests runs for Semaphore and BoundedSemaphore alike: the
@@ -63,8 +64,14 @@ static void base_acquire(bool bounded)
     make(&s3, 3, bounded);
     CHECK_OK(cth_sem_acquire(&s3, CTH_FOREVER)); /* destroyed while held: nothing to free */
 }
-CTH_TEST(acquire) { base_acquire(false); }
-CTH_TEST(bounded_acquire) { base_acquire(true); }
+CTH_TEST(acquire)
+{
+    base_acquire(false);
+}
+CTH_TEST(bounded_acquire)
+{
+    base_acquire(true);
+}
 
 struct contended {
     cth_sem_t sem;
@@ -130,8 +137,14 @@ static void base_acquire_contended(bool bounded)
     CHECK_OK(cth_sem_release(&c.sem, 1));
     bunch_join(&b);
 }
-CTH_TEST(acquire_contended) { base_acquire_contended(false); }
-CTH_TEST(bounded_acquire_contended) { base_acquire_contended(true); }
+CTH_TEST(acquire_contended)
+{
+    base_acquire_contended(false);
+}
+CTH_TEST(bounded_acquire_contended)
+{
+    base_acquire_contended(true);
+}
 
 /* BaseSemaphoreTests.test_multirelease: release(n) admits exactly n. */
 static void base_multirelease(bool bounded)
@@ -154,12 +167,18 @@ static void base_multirelease(bool bounded)
     CHECK_OK(cth_sem_release(&c.sem, 1));
     bunch_join(&b);
     CHECK_EQ(cth_sem_release(&c.sem, 0), CTH_EINVAL); /* "n must be one or more" */
-    CHECK_EQ(cth_sem_value(&c.sem), 0); /* the refused release changed nothing */
+    CHECK_EQ(cth_sem_value(&c.sem), 0);               /* the refused release changed nothing */
     CHECK_EQ(cth_sem_release(&c.sem, SIZE_MAX), bounded ? CTH_EINVAL : CTH_EOVERFLOW);
     CHECK_EQ(cth_sem_value(&c.sem), 0);
 }
-CTH_TEST(multirelease) { base_multirelease(false); }
-CTH_TEST(bounded_multirelease) { base_multirelease(true); }
+CTH_TEST(multirelease)
+{
+    base_multirelease(false);
+}
+CTH_TEST(bounded_multirelease)
+{
+    base_multirelease(true);
+}
 
 /* BaseSemaphoreTests.test_try_acquire. */
 static void base_try_acquire(bool bounded)
@@ -172,8 +191,14 @@ static void base_try_acquire(bool bounded)
     CHECK_OK(cth_sem_release(&s, 1));
     CHECK_OK(cth_sem_acquire(&s, 0));
 }
-CTH_TEST(try_acquire) { base_try_acquire(false); }
-CTH_TEST(bounded_try_acquire) { base_try_acquire(true); }
+CTH_TEST(try_acquire)
+{
+    base_try_acquire(false);
+}
+CTH_TEST(bounded_try_acquire)
+{
+    base_try_acquire(true);
+}
 
 static cth_sem_t try_sem;
 static atomic_int try_ok, try_fail;
@@ -203,8 +228,14 @@ static void base_try_acquire_contended(bool bounded)
     CHECK_EQ(atomic_load(&try_ok), 3);
     CHECK_EQ(atomic_load(&try_fail), 7);
 }
-CTH_TEST(try_acquire_contended) { base_try_acquire_contended(false); }
-CTH_TEST(bounded_try_acquire_contended) { base_try_acquire_contended(true); }
+CTH_TEST(try_acquire_contended)
+{
+    base_try_acquire_contended(false);
+}
+CTH_TEST(bounded_try_acquire_contended)
+{
+    base_try_acquire_contended(true);
+}
 
 static int sem_acquire_call(void *s, double t)
 {
@@ -231,8 +262,14 @@ static void base_acquire_timeout(bool bounded)
     CHECK_EQ(cth_sem_release(NULL, 1), CTH_EINVAL);
     CHECK_EQ(cth_sem_value(NULL), 0);
 }
-CTH_TEST(acquire_timeout) { base_acquire_timeout(false); }
-CTH_TEST(bounded_acquire_timeout) { base_acquire_timeout(true); }
+CTH_TEST(acquire_timeout)
+{
+    base_acquire_timeout(false);
+}
+CTH_TEST(bounded_acquire_timeout)
+{
+    base_acquire_timeout(true);
+}
 
 static void default_fn(void *arg)
 {
@@ -255,8 +292,14 @@ static void base_default_value(bool bounded)
     CHECK_OK(cth_sem_release(&s, 1));
     bunch_join(&b);
 }
-CTH_TEST(default_value) { base_default_value(false); }
-CTH_TEST(bounded_default_value) { base_default_value(true); }
+CTH_TEST(default_value)
+{
+    base_default_value(false);
+}
+CTH_TEST(bounded_default_value)
+{
+    base_default_value(true);
+}
 
 /* BaseSemaphoreTests.test_with: nested scoped acquires of value 2. */
 static void base_with(bool bounded)
@@ -270,8 +313,14 @@ static void base_with(bool bounded)
     CHECK_OK(cth_sem_release(&s, 1));
     CHECK_EQ(cth_sem_value(&s), 2);
 }
-CTH_TEST(with) { base_with(false); }
-CTH_TEST(bounded_with) { base_with(true); }
+CTH_TEST(with)
+{
+    base_with(false);
+}
+CTH_TEST(bounded_with)
+{
+    base_with(true);
+}
 
 /* SemaphoreTests.test_release_unacquired: may pass its initial value. */
 CTH_TEST(release_unacquired)
@@ -410,5 +459,11 @@ static void check_sem_deadline(bool bounded)
     check_deadline_under_signals(sem_acquire_call, &s, 0.2);
     CHECK_EQ(cth_sem_value(&s), 0);
 }
-CTH_TEST(acquire_timeout_is_a_deadline) { check_sem_deadline(false); }
-CTH_TEST(bounded_acquire_timeout_is_a_deadline) { check_sem_deadline(true); }
+CTH_TEST(acquire_timeout_is_a_deadline)
+{
+    check_sem_deadline(false);
+}
+CTH_TEST(bounded_acquire_timeout_is_a_deadline)
+{
+    check_sem_deadline(true);
+}

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_simple_queue.c - SimpleQueue: CPython's test_queue.py
  * BaseSimpleQueueTest ported, plus the C guarantees: put from a signal
@@ -8,8 +9,8 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "check.h"
 #include "alloc.h"
+#include "check.h"
 
 #define I2P(i) ((void *)(intptr_t)(i))
 #define P2I(p) ((long)(intptr_t)(p))
@@ -101,17 +102,17 @@ CTH_TEST(bad_arguments)
 }
 
 /* The 0.1.0 signatures, checked at compile time. */
-_Static_assert(_Generic(&cth_simple_queue_qsize, size_t (*)(const cth_simple_queue_t *): 1,
-                        default: 0),
+_Static_assert(_Generic(&cth_simple_queue_qsize, size_t (*)(const cth_simple_queue_t *) : 1,
+                        default : 0),
                "size_t cth_simple_queue_qsize(const cth_simple_queue_t *)");
-_Static_assert(_Generic(&cth_simple_queue_empty, bool (*)(const cth_simple_queue_t *): 1,
-                        default: 0),
+_Static_assert(_Generic(&cth_simple_queue_empty, bool (*)(const cth_simple_queue_t *) : 1,
+                        default : 0),
                "bool cth_simple_queue_empty(const cth_simple_queue_t *)");
 _Static_assert(_Generic(&cth_simple_queue_create,
-                        int (*)(cth_simple_queue_t **, const cth_simple_queue_opts_t *): 1,
-                        default: 0),
+                        int (*)(cth_simple_queue_t **, const cth_simple_queue_opts_t *) : 1,
+                        default : 0),
                "cth_simple_queue_create(&q, opts)");
-_Static_assert(_Generic(((cth_simple_queue_opts_t *)0)->free_item, cth_free_fn: 1, default: 0),
+_Static_assert(_Generic(((cth_simple_queue_opts_t *)0)->free_item, cth_free_fn : 1, default : 0),
                "opts.free_item is a cth_free_fn");
 
 struct order_ctx {
@@ -219,9 +220,7 @@ static void *many_consumer(void *arg)
         void *p;
         int r;
         switch (mode) {
-        case GET_BLOCK:
-            r = cth_simple_queue_get(c->q, &p, CTH_FOREVER);
-            break;
+        case GET_BLOCK: r = cth_simple_queue_get(c->q, &p, CTH_FOREVER); break;
         case GET_NONBLOCK:
             r = cth_simple_queue_get_nowait(c->q, &p);
             if (r == CTH_EAGAIN) {

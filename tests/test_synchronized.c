@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_synchronized.c - CTH_SYNCHRONIZED, CTH_SYNCHRONIZED_ON and CTH_GUARD:
  * mutual exclusion across many threads, and release on every way out of a

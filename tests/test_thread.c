@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_thread.c - Thread and the module-level calls, ported in spirit from
  * CPython's Lib/test/test_threading.py and Lib/test/test_thread.py (the
@@ -7,8 +8,8 @@
 #include <signal.h>
 #include <stdatomic.h>
 
-#include "check.h"
 #include "alloc.h"
+#include "check.h"
 #include "runtime.h"
 
 static void *return_arg(void *arg)
@@ -240,18 +241,19 @@ CTH_TEST(enumerate_small_array)
 
 /* The 0.1.0 signatures, checked at compile time: join takes the result
  * before the timeout; the queries answer bool and size_t. */
-_Static_assert(_Generic(&cth_thread_join, int (*)(cth_thread_t *, void **, double): 1, default: 0),
+_Static_assert(_Generic(&cth_thread_join, int (*)(cth_thread_t *, void **, double) : 1,
+                        default : 0),
                "cth_thread_join(thread, &result, timeout)");
-_Static_assert(_Generic(&cth_thread_daemon, bool (*)(const cth_thread_t *): 1, default: 0),
+_Static_assert(_Generic(&cth_thread_daemon, bool (*)(const cth_thread_t *) : 1, default : 0),
                "bool cth_thread_daemon(const cth_thread_t *)");
-_Static_assert(_Generic(&cth_enumerate, size_t (*)(cth_thread_t **, size_t): 1, default: 0),
+_Static_assert(_Generic(&cth_enumerate, size_t (*)(cth_thread_t **, size_t) : 1, default : 0),
                "size_t cth_enumerate(cth_thread_t **, size_t)");
-_Static_assert(_Generic(&cth_active_count, size_t (*)(void): 1, default: 0),
+_Static_assert(_Generic(&cth_active_count, size_t (*)(void) : 1, default : 0),
                "size_t cth_active_count(void)");
-_Static_assert(_Generic(&cth_thread_get_name,
-                        size_t (*)(const cth_thread_t *, char *, size_t): 1, default: 0),
+_Static_assert(_Generic(&cth_thread_get_name, size_t (*)(const cth_thread_t *, char *, size_t) : 1,
+                        default : 0),
                "size_t cth_thread_get_name(const cth_thread_t *, char *, size_t)");
-_Static_assert(_Generic(&cth_monotonic, double (*)(void): 1, default: 0),
+_Static_assert(_Generic(&cth_monotonic, double (*)(void) : 1, default : 0),
                "double cth_monotonic(void)");
 
 /* test_join_with_timeout / test_join_from_multiple_threads: a timed join
@@ -329,7 +331,7 @@ CTH_TEST(misuse_errors)
     double forever = CTH_FOREVER, bad = -5;
     CHECK_OK(cth_thread_create(&t, join_self, &forever, NULL));
     CHECK_EQ(cth_thread_join(t, NULL, CTH_FOREVER), CTH_EPERM); /* before start */
-    CHECK_EQ(cth_thread_join(t, NULL, -5), CTH_EPERM);           /* the state first */
+    CHECK_EQ(cth_thread_join(t, NULL, -5), CTH_EPERM);          /* the state first */
     CHECK_EQ(cth_thread_join(t, NULL, NAN), CTH_EPERM);
     CHECK_OK(cth_thread_set_daemon(t, true));
     CHECK_OK(cth_thread_set_daemon(t, false));
@@ -338,7 +340,7 @@ CTH_TEST(misuse_errors)
     CHECK_EQ(cth_thread_set_daemon(t, true), CTH_EPERM);
     void *r;
     CHECK_OK(cth_thread_join(t, &r, CTH_FOREVER));
-    CHECK_EQ((intptr_t)r, CTH_EDEADLK); /* join of itself */
+    CHECK_EQ((intptr_t)r, CTH_EDEADLK);       /* join of itself */
     CHECK_EQ(cth_thread_start(t), CTH_EPERM); /* finished: still "started once" */
     CHECK_EQ(cth_thread_join(t, NULL, -2), CTH_EINVAL);
     CHECK_EQ(cth_thread_join(t, NULL, NAN), CTH_EINVAL);
@@ -613,7 +615,7 @@ CTH_TEST(free_without_join)
     t = start_thread(return_arg, NULL, NULL);
     while (cth_thread_is_alive(t))
         cth_sleep(0.001);
-    cth_thread_free(t); /* finished, never joined */
+    cth_thread_free(t);                  /* finished, never joined */
     CHECK_OK(cth_shutdown(CTH_FOREVER)); /* waits for the detached one */
 }
 
@@ -947,8 +949,8 @@ static void *daemon_forever(void *arg)
 CTH_CHILD(daemons_at_exit)
 {
     for (int i = 0; i < 40; i++) {
-        cth_thread_t *t =
-            start_thread(daemon_forever, NULL, &(cth_thread_opts_t){.daemon = CTH_DAEMON_YES});
+        cth_thread_t *t = start_thread(daemon_forever, NULL,
+                                       &(cth_thread_opts_t){.daemon = CTH_DAEMON_YES});
         cth_thread_free(t);
     }
     printf("bye\n");

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_timer.c - Timer (threading.Timer), periodic timers and the shared
  * timer service. Python's own Timer tests are few (test_threading's
@@ -11,9 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "check.h"
 #include "cthreading.h"
-#include "alloc.h"
 
 #define CTH__UNUSED_ARG(x) ((void)(x))
 
@@ -584,15 +585,15 @@ static void record_current(void *arg)
 }
 
 /* The 0.1.0 signatures, checked at compile time. */
-_Static_assert(_Generic(&cth_timer_daemon, bool (*)(const cth_timer_t *): 1, default: 0),
+_Static_assert(_Generic(&cth_timer_daemon, bool (*)(const cth_timer_t *) : 1, default : 0),
                "bool cth_timer_daemon(const cth_timer_t *)");
-_Static_assert(_Generic(&cth_timer_get_name,
-                        size_t (*)(const cth_timer_t *, char *, size_t): 1, default: 0),
+_Static_assert(_Generic(&cth_timer_get_name, size_t (*)(const cth_timer_t *, char *, size_t) : 1,
+                        default : 0),
                "size_t cth_timer_get_name(const cth_timer_t *, char *, size_t)");
 _Static_assert(_Generic(&cth_timer_create,
                         int (*)(cth_timer_t **, double, cth_timer_fn, void *,
-                                const cth_timer_opts_t *): 1,
-                        default: 0),
+                                const cth_timer_opts_t *) : 1,
+                        default : 0),
                "cth_timer_create(&timer, interval, fn, arg, opts)");
 
 CTH_TEST(attributes)
@@ -786,7 +787,9 @@ CTH_TEST(fork_child)
     if (pid == 0) {
         int ok = cth_timer_state(pending) == CTH_TIMER_CANCELLED &&
                  cth_timer_join(pending, 0) == 0 && cth_timer_finished(pending);
-#if !defined(__SANITIZE_THREAD__) && !defined(__SANITIZE_ADDRESS__) /* their runtimes cannot start threads after a threaded fork (see test_thread.c) */
+#if !defined(__SANITIZE_THREAD__) &&                                                               \
+    !defined(                                                                                      \
+        __SANITIZE_ADDRESS__) /* their runtimes cannot start threads after a threaded fork (see test_thread.c) */
         ok = ok && cth_timer_create(&fresh, 0.01, count_call, &c, NULL) == 0 &&
              cth_timer_start(fresh) == 0 && cth_timer_join(fresh, 10) == 0 &&
              atomic_load(&c.calls) == 1;

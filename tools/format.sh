@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # The C style (.clang-format): `tools/format.sh` reformats every C file of
 # src/ include/ tests/ examples/ bench/ in place; `tools/format.sh --check`
 # changes nothing and fails, showing where, if any file differs from the

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # `make lint`: clang-tidy (.clang-tidy) and cppcheck (tools/cppcheck.supp)
 # over the library's sources, compiled as CMake compiles them: from the
 # compile_commands.json of a build tree (BUILD_LINT, default build-lint).

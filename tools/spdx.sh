@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # The license tag on every source file: `tools/spdx.sh` adds
 # "SPDX-License-Identifier: MIT" as the first line (after a #! line) of each
 # C file, script and build file that lacks it; `tools/spdx.sh --check` only

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * locks.c - the tour's section on the synchronization objects: Lock, RLock,
  * Condition, Semaphore, Event and Barrier at work between a few threads.

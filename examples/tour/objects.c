@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * objects.c - the tour's section on the seed's "thread-safe objects":
  * synchronized, the singleton, thread-locals and Werkzeug's LocalStack.
@@ -59,8 +60,8 @@ static void *worker(void *arg)
     cth_local_stack_pop(requests);
     handle();
     cth_local_stack_pop(requests);
-    say("%s: settings at %p say \"%s\"; stack empty again: top is %s", (const char *)arg,
-        (void *)s, s->greeting, cth_local_stack_top(requests) ? "set" : "NULL");
+    say("%s: settings at %p say \"%s\"; stack empty again: top is %s", (const char *)arg, (void *)s,
+        s->greeting, cth_local_stack_top(requests) ? "set" : "NULL");
     return NULL;
 }
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pool.c - the tour's Pool.map section: the seed's multiprocessing.dummy
  * example. I/O-bound jobs (simulated with cth_sleep) run one by one, then

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * queue.c - the tour's queue section: producers and consumers handing work
  * over a small bounded Queue, task_done/join, shutdown, and a SimpleQueue

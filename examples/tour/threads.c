@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * threads.c - the tour's first section: the seed's thread API.
  */
@@ -73,4 +74,5 @@ static void tour_threads(void)
     signal(SIGINT, SIG_DFL);
 }
 
-TOUR_SECTION(10, "threads", "Threads: names, idents, enumerate, sleep, interrupt_main", tour_threads)
+TOUR_SECTION(10, "threads", "Threads: names, idents, enumerate, sleep, interrupt_main",
+             tour_threads)

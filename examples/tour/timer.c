@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * timer.c - the tour's Timer section: Timer against sleep. A Timer fires
  * while the main thread runs on (Timer blocks asynchronously, time.sleep

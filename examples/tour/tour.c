@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tour.c - `make run`: the seed, runnable, section by section.
  * `tour --list` lists the sections, `tour NAME` runs one.

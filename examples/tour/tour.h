@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tour.h - the tour's sections. Each file of examples/tour/ adds one with
  * TOUR_SECTION(order, "name", "heading", function); the tour runs them in

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cthreading/base.h - what every cthreading module shares: the export macro,
  * the version, error codes, the calling conventions and the timeouts.
@@ -48,32 +49,32 @@ extern "C" {
 #endif
 
 /* The version of these headers; cth_version() gives the library's. */
-#define CTH_VERSION_MAJOR 0 /* major: a new one breaks the ABI */
-#define CTH_VERSION_MINOR 1 /* minor */
-#define CTH_VERSION_PATCH 0 /* patch level */
+#define CTH_VERSION_MAJOR 0        /* major: a new one breaks the ABI */
+#define CTH_VERSION_MINOR 1        /* minor */
+#define CTH_VERSION_PATCH 0        /* patch level */
 #define CTH_VERSION_STRING "0.1.0" /* the three as a string */
 /* The version as one number, comparable with <: 0x000100 for 0.1.0. */
 #define CTH_VERSION_HEX ((CTH_VERSION_MAJOR << 16) | (CTH_VERSION_MINOR << 8) | CTH_VERSION_PATCH)
 
 /* Error codes (negative). */
-#define CTH_OK 0 /* success */
-#define CTH_EPERM (-EPERM) /* not permitted now: Python's RuntimeError for misuse */
-#define CTH_EINTR (-EINTR) /* the main thread was interrupted (KeyboardInterrupt) */
-#define CTH_EAGAIN (-EAGAIN) /* would block, told not to wait (queue.Empty, queue.Full) */
-#define CTH_ENOMEM (-ENOMEM) /* out of memory (MemoryError) */
-#define CTH_EINVAL (-EINVAL) /* a bad argument (ValueError, TypeError) */
-#define CTH_EDEADLK (-EDEADLK) /* would deadlock: a thread joining itself */
-#define CTH_ENOENT (-ENOENT) /* no such value (AttributeError) */
+#define CTH_OK 0                   /* success */
+#define CTH_EPERM (-EPERM)         /* not permitted now: Python's RuntimeError for misuse */
+#define CTH_EINTR (-EINTR)         /* the main thread was interrupted (KeyboardInterrupt) */
+#define CTH_EAGAIN (-EAGAIN)       /* would block, told not to wait (queue.Empty, queue.Full) */
+#define CTH_ENOMEM (-ENOMEM)       /* out of memory (MemoryError) */
+#define CTH_EINVAL (-EINVAL)       /* a bad argument (ValueError, TypeError) */
+#define CTH_EDEADLK (-EDEADLK)     /* would deadlock: a thread joining itself */
+#define CTH_ENOENT (-ENOENT)       /* no such value (AttributeError) */
 #define CTH_EOVERFLOW (-EOVERFLOW) /* a value beyond its limit (OverflowError) */
 #define CTH_ETIMEDOUT (-ETIMEDOUT) /* the timeout expired */
 #define CTH_ECANCELED (-ECANCELED) /* canceled: a task dropped by a terminated pool */
 /* cthreading's own codes, in a range no errno reaches. */
-#define CTH_EBROKEN (-10001) /* a broken barrier (threading.BrokenBarrierError) */
+#define CTH_EBROKEN (-10001)   /* a broken barrier (threading.BrokenBarrierError) */
 #define CTH_ESHUTDOWN (-10002) /* shut down (queue.ShutDown; the library at exit) */
-#define CTH_ETASK (-10003) /* a task or callback failed: its value is cth_task_error() */
+#define CTH_ETASK (-10003)     /* a task or callback failed: its value is cth_task_error() */
 
 /* Timeouts, in seconds. */
-#define CTH_FOREVER (-1.0) /* no time limit (Python's timeout=None or -1) */
+#define CTH_FOREVER (-1.0)           /* no time limit (Python's timeout=None or -1) */
 #define CTH_TIMEOUT_MAX 9223372036.0 /* the largest timeout (threading.TIMEOUT_MAX) */
 
 /*

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cthreading/local.h - Python's threading.local and Werkzeug's LocalStack:
  * data that belongs to one thread.
@@ -52,14 +53,14 @@ typedef int (*cth_local_init_fn)(void *arg, void **value);
 /* Options of cth_local_create; NULL means none. The struct may grow: zero
  * what you do not set. */
 typedef struct cth_local_opts {
-    cth_free_fn free_item; /* Optional: frees one thread's value (never called
+    cth_free_fn free_item;  /* Optional: frees one thread's value (never called
         with NULL), as described above; without it values are forgotten. It
         runs in the exiting thread at thread exit, in the caller's thread for
         replaced or deleted values and at cth_local_free. It may use other
         locals. */
     cth_local_init_fn init; /* Optional: run by cth_local_get in a thread that
         has no value */
-    void *init_arg; /* passed to init, in every thread (the constructor's args) */
+    void *init_arg;         /* passed to init, in every thread (the constructor's args) */
 } cth_local_opts_t;
 
 /*
@@ -174,8 +175,7 @@ typedef struct cth_local_stack_opts {
  * opts (may be NULL) gives the free function of the items left behind.
  * Returns 0 and *stack; CTH_EINVAL for a NULL out-pointer; CTH_ENOMEM.
  */
-CTH_API int cth_local_stack_create(cth_local_stack_t **stack,
-                                   const cth_local_stack_opts_t *opts);
+CTH_API int cth_local_stack_create(cth_local_stack_t **stack, const cth_local_stack_opts_t *opts);
 
 /* cth_local_stack_free - free the stack; items left on any thread's stack
  * go to free_item (as cth_local_free). NULL is ignored. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cthreading/once.h - run something exactly once: cth_once (Python's lazy
  * initialisation under a lock, pthread_once with an argument, a result and
@@ -22,12 +23,14 @@ extern "C" {
 
 /* 16 bytes (on 64-bit); zero is "not run yet". Fields are private. */
 typedef struct cth_once {
-    uint32_t _state;   /* 0 new, 1 running, 2 running with waiters, 3 done */
+    uint32_t _state; /* 0 new, 1 running, 2 running with waiters, 3 done */
     uint32_t _spare;
     uintptr_t _runner; /* the running thread's token, for CTH_EDEADLK */
 } cth_once_t;
 
+/* clang-format off */
 #define CTH_ONCE_INIT {0, 0, 0} /* a once that has not run */
+/* clang-format on */
 
 /* The function cth_once_call runs, given its arg: 0 on success, any other
  * value (positive or negative) is its failure. */
@@ -65,7 +68,9 @@ typedef struct cth_singleton {
     void *_instance;
 } cth_singleton_t;
 
+/* clang-format off */
 #define CTH_SINGLETON_INIT {CTH_ONCE_INIT, NULL} /* a singleton not yet created */
+/* clang-format on */
 
 /* Creates the instance, given its arg, and stores it in *instance: 0 on
  * success, any other value (positive or negative) is its failure. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cthreading/pool.h - Python's multiprocessing.dummy.Pool
  * (multiprocessing.pool.ThreadPool), its AsyncResult and its imap
@@ -176,10 +177,9 @@ CTH_API int cth_pool_starmap(cth_pool_t *pool, cth_pool_fn fn, const void *args,
 
 /* cth_pool_starmap_async - Pool.starmap_async: cth_pool_starmap without
  * waiting, as cth_pool_map_async. */
-CTH_API int cth_pool_starmap_async(cth_pool_t *pool, cth_pool_fn fn, const void *args,
-                                   size_t n, size_t size, size_t chunksize,
-                                   const cth_result_opts_t *opts, void **results,
-                                   cth_result_t **res);
+CTH_API int cth_pool_starmap_async(cth_pool_t *pool, cth_pool_fn fn, const void *args, size_t n,
+                                   size_t size, size_t chunksize, const cth_result_opts_t *opts,
+                                   void **results, cth_result_t **res);
 
 /*
  * cth_pool_parallel_for - fn(arg, index) for every index in [0, n) on the
@@ -216,8 +216,8 @@ CTH_API int cth_pool_imap(cth_pool_t *pool, cth_pool_fn fn, void *const *items, 
 /* cth_pool_imap_unordered - Pool.imap_unordered(func, items, chunksize):
  * as cth_pool_imap, but the iterator yields the results in completion
  * order (a chunk's together); a failure arrives in that order too. */
-CTH_API int cth_pool_imap_unordered(cth_pool_t *pool, cth_pool_fn fn, void *const *items,
-                                    size_t n, size_t chunksize, cth_imap_t **it);
+CTH_API int cth_pool_imap_unordered(cth_pool_t *pool, cth_pool_fn fn, void *const *items, size_t n,
+                                    size_t chunksize, cth_imap_t **it);
 
 /*
  * cth_pool_imap_producer - imap over an iterator: items come from
@@ -237,9 +237,9 @@ CTH_API int cth_pool_imap_unordered(cth_pool_t *pool, cth_pool_fn fn, void *cons
  * to its end or to free the iterator. Returns as cth_pool_imap
  * (CTH_EINVAL also for a NULL producer).
  */
-CTH_API int cth_pool_imap_producer(cth_pool_t *pool, cth_pool_fn fn,
-                                   cth_imap_producer_fn producer, void *ctx, size_t chunksize,
-                                   size_t max_inflight, cth_imap_t **it);
+CTH_API int cth_pool_imap_producer(cth_pool_t *pool, cth_pool_fn fn, cth_imap_producer_fn producer,
+                                   void *ctx, size_t chunksize, size_t max_inflight,
+                                   cth_imap_t **it);
 
 /* cth_pool_imap_unordered_producer - cth_pool_imap_producer yielding the
  * results in completion order, as cth_pool_imap_unordered. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cthreading/queue.h - Python's queue module: Queue, LifoQueue,
  * PriorityQueue (one type, cth_queue_t, with a kind) and SimpleQueue
@@ -40,9 +41,9 @@ typedef struct cth_queue cth_queue_t;
 
 /* Which of Python's three classes the queue behaves as. */
 typedef enum cth_queue_kind {
-    CTH_QUEUE_FIFO = 0,     /* queue.Queue: first in, first out */
-    CTH_QUEUE_LIFO = 1,     /* queue.LifoQueue: last in, first out */
-    CTH_QUEUE_PRIORITY = 2  /* queue.PriorityQueue: lowest first (by compare) */
+    CTH_QUEUE_FIFO = 0,    /* queue.Queue: first in, first out */
+    CTH_QUEUE_LIFO = 1,    /* queue.LifoQueue: last in, first out */
+    CTH_QUEUE_PRIORITY = 2 /* queue.PriorityQueue: lowest first (by compare) */
 } cth_queue_kind_t;
 
 /*
@@ -57,11 +58,11 @@ typedef int (*cth_compare_fn)(const void *a, const void *b);
  * without a free function. The struct may grow: zero what you do not set.
  */
 typedef struct cth_queue_opts {
-    cth_queue_kind_t kind; /* FIFO (the default), LIFO or PRIORITY */
+    cth_queue_kind_t kind;  /* FIFO (the default), LIFO or PRIORITY */
     cth_compare_fn compare; /* PriorityQueue only, required (the lowest item
         leaves first). Called with the queue's lock held: it must not call
         into the queue. */
-    cth_free_fn free_item; /* Optional: receives each item the queue drops
+    cth_free_fn free_item;  /* Optional: receives each item the queue drops
         (immediate shutdown, freeing a non-empty queue). Called without the
         queue's lock held. */
 } cth_queue_opts_t;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cthreading/sync.h - Python's threading synchronization objects: Lock,
  * RLock, Condition, Semaphore, BoundedSemaphore, Event, Barrier.
@@ -32,7 +33,9 @@ typedef struct cth_lock {
 } cth_lock_t;
 
 /* Static initializer of an unlocked Lock (as zeroing it). */
+/* clang-format off */
 #define CTH_LOCK_INIT {0, 0}
+/* clang-format on */
 
 /*
  * How Lock (and RLock, built on it) schedules its waiters: uncontended,
@@ -90,7 +93,9 @@ typedef struct cth_rlock {
 } cth_rlock_t;
 
 /* Static initializer of an unowned RLock (as zeroing it). */
+/* clang-format off */
 #define CTH_RLOCK_INIT {CTH_LOCK_INIT, 0, 0, 0}
+/* clang-format on */
 
 /* cth_rlock_init - make *rlock unlocked. 0, or CTH_EINVAL for NULL. */
 CTH_API int cth_rlock_init(cth_rlock_t *rlock);
@@ -132,10 +137,10 @@ CTH_API size_t cth_rlock_recursion_count(const cth_rlock_t *rlock);
  * (no spurious success).
  */
 typedef struct cth_cond {
-    void *_lock;     /* the cth_lock_t or cth_rlock_t, NULL: _own */
-    uint32_t _kind;  /* CTH__COND_OWN_RLOCK, CTH__COND_LOCK or CTH__COND_RLOCK */
+    void *_lock;    /* the cth_lock_t or cth_rlock_t, NULL: _own */
+    uint32_t _kind; /* CTH__COND_OWN_RLOCK, CTH__COND_LOCK or CTH__COND_RLOCK */
     uint32_t _spare;
-    void *_head;     /* FIFO of waiters, guarded by the lock */
+    void *_head; /* FIFO of waiters, guarded by the lock */
     void *_tail;
     cth_rlock_t _own;
 } cth_cond_t;
@@ -146,11 +151,17 @@ typedef struct cth_cond {
 #define CTH__COND_RLOCK 2     /* the caller's cth_rlock_t at _lock */
 
 /* Static initializer of Condition(): over an RLock of its own (as zeroing). */
+/* clang-format off */
 #define CTH_COND_INIT {NULL, CTH__COND_OWN_RLOCK, 0, NULL, NULL, CTH_RLOCK_INIT}
+/* clang-format on */
 /* Static initializer of Condition(lock) over the cth_lock_t at lockp. */
+/* clang-format off */
 #define CTH_COND_INIT_LOCK(lockp) {(lockp), CTH__COND_LOCK, 0, NULL, NULL, CTH_RLOCK_INIT}
+/* clang-format on */
 /* Static initializer of Condition(rlock) over the cth_rlock_t at rlockp. */
+/* clang-format off */
 #define CTH_COND_INIT_RLOCK(rlockp) {(rlockp), CTH__COND_RLOCK, 0, NULL, NULL, CTH_RLOCK_INIT}
+/* clang-format on */
 
 /* cth_cond_init - Condition(lock): over *lock, or over an RLock of its own
  * when lock is NULL. Returns 0, or CTH_EINVAL for a NULL cond. */
@@ -230,9 +241,13 @@ typedef struct cth_sem {
 } cth_sem_t;
 
 /* Static initializer of Semaphore(v), 0 <= v <= INT32_MAX. */
+/* clang-format off */
 #define CTH_SEM_INIT(v) {(uint32_t)(v), 0, 0, 0}
+/* clang-format on */
 /* Static initializer of BoundedSemaphore(v), 0 <= v <= INT32_MAX. */
+/* clang-format off */
 #define CTH_BOUNDED_SEM_INIT(v) {(uint32_t)(v), 0, (uint32_t)(v), 1}
+/* clang-format on */
 
 /*
  * cth_sem_init - Semaphore(value): a semaphore counting value units.
@@ -291,7 +306,9 @@ typedef struct cth_event {
 } cth_event_t;
 
 /* Static initializer of an unset Event (as zeroing it). */
+/* clang-format off */
 #define CTH_EVENT_INIT {0, 0}
+/* clang-format on */
 
 /* cth_event_init - make *event unset. 0, or CTH_EINVAL for NULL. */
 CTH_API int cth_event_init(cth_event_t *event);
@@ -341,18 +358,20 @@ typedef int (*cth_barrier_action_fn)(void *arg);
  * (parties 0): initialize with cth_barrier_init or CTH_BARRIER_INIT.
  */
 typedef struct cth_barrier {
-    cth_cond_t _cond;         /* guards everything below */
+    cth_cond_t _cond; /* guards everything below */
     cth_barrier_action_fn _action;
     void *_arg;
-    double _timeout;          /* the default timeout */
+    double _timeout; /* the default timeout */
     int32_t _parties;
-    int32_t _count;           /* threads inside wait */
-    int32_t _state;           /* 0 filling, 1 draining, -1 resetting, -2 broken */
-    uint32_t _cycle;          /* released cycles, mod 2^32 */
+    int32_t _count;  /* threads inside wait */
+    int32_t _state;  /* 0 filling, 1 draining, -1 resetting, -2 broken */
+    uint32_t _cycle; /* released cycles, mod 2^32 */
 } cth_barrier_t;
 
 /* Barrier(n): n parties, no action, no default timeout (1 <= n <= INT_MAX). */
+/* clang-format off */
 #define CTH_BARRIER_INIT(n) {CTH_COND_INIT, NULL, NULL, CTH_FOREVER, (n), 0, 0, 0}
+/* clang-format on */
 
 /* The timeout to pass to cth_barrier_wait for "the barrier's default"
  * (Python's wait(timeout=None)). */

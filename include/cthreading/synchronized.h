@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cthreading/synchronized.h - the seed's synchronized decorator and
  * Python's `with lock:`, in C: a lock held for a block or a scope and
@@ -67,13 +68,12 @@ CTH_API bool cth_guard_held(const cth_guard_t *guard);
 
 /* The guard for a Lock or an RLock pointer. */
 #define CTH__GUARD_ACQUIRE(p)                                                                      \
-    _Generic((p), cth_lock_t *: cth_guard_lock, cth_rlock_t *: cth_guard_rlock)(p)
+    _Generic((p), cth_lock_t * : cth_guard_lock, cth_rlock_t * : cth_guard_rlock)(p)
 
 #define CTH_GUARD(name, p)                                                                         \
     cth_guard_t name __attribute__((cleanup(cth_guard_release), unused)) = CTH__GUARD_ACQUIRE(p)
 
-#define CTH__SYNCHRONIZED_ON(g, p)                                                                 \
-    for (CTH_GUARD(g, p); g._pass++ == 0 && cth_guard_held(&g);)
+#define CTH__SYNCHRONIZED_ON(g, p) for (CTH_GUARD(g, p); g._pass++ == 0 && cth_guard_held(&g);)
 
 #define CTH_SYNCHRONIZED_ON(p) CTH__SYNCHRONIZED_ON(CTH__SYNC_CAT(cth__guard_, __COUNTER__), p)
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cthreading/thread.h - Python's Thread and the threading module's
  * module-level calls: current_thread, main_thread, enumerate, active_count,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cthreading/timer.h - Python's threading.Timer, plus periodic timers, on one
  * shared timer service.

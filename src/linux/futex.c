@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * futex.c - the platform futex on Linux: FUTEX_WAIT_BITSET with an absolute
  * CLOCK_MONOTONIC deadline, FUTEX_WAKE and FUTEX_CMP_REQUEUE, all
@@ -18,8 +19,8 @@ int cth__os_futex_wait(_Atomic uint32_t *addr, uint32_t expected, int64_t deadli
         ts.tv_nsec = (long)(deadline % 1000000000);
         tsp = &ts;
     }
-    long r = syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG,
-                     expected, tsp, NULL, FUTEX_BITSET_MATCH_ANY);
+    long r = syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, expected,
+                     tsp, NULL, FUTEX_BITSET_MATCH_ANY);
     if (r == 0)
         return 0;
     if (errno == ETIMEDOUT)
@@ -43,8 +44,8 @@ static unsigned long wake_outside_valgrind(unsigned long tid, unsigned long addr
     long r;
     __asm__ volatile("syscall"
                      : "=a"(r)
-                     : "0"((long)SYS_futex), "D"(addr), "S"((long)(FUTEX_WAKE | FUTEX_PRIVATE_FLAG)),
-                       "d"(n)
+                     : "0"((long)SYS_futex), "D"(addr),
+                       "S"((long)(FUTEX_WAKE | FUTEX_PRIVATE_FLAG)), "d"(n)
                      : "rcx", "r11", "memory");
     return (unsigned long)r;
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * os.c - the Linux thread layer: kernel thread ids, naming, telling the
  * main thread apart (its tid is the pid, in a fork child too), the CPUs the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * clock.c - the monotonic clock: int64 nanoseconds on CLOCK_MONOTONIC, which
  * every deadline of the library is reckoned on (deadline.c turns timeouts

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * futex_posix.c - a futex emulated with POSIX mutexes and condition
  * variables, for systems without one (build with -DCTH_POSIX_FUTEX=ON to use

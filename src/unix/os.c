@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * os.c - the portable thread layer, for the POSIX build (-DCTH_POSIX_FUTEX=ON,
  * and every system without a Linux futex): the same calls as src/linux/os.c

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # check.sh INCLUDE_DIR - compile (never link or run) tests/compile/guards.c
 # with clang -Wall -Wextra -Wpedantic -Wshadow -Werror and headers.cpp with
 # clang++ -Werror: the C-only guard macros give no warning (no unused

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * guards.c - compiled, never run, by tests/compile/check.sh: every form of
  * CTH_SYNCHRONIZED and CTH_GUARD must compile without a warning under

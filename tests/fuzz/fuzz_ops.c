@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz_ops.c - libFuzzer target: the input bytes are an op sequence for
  * the interpreter of tests/model_ops.h, the one the model-based stress test

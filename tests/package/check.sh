@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Install cthreading into a scratch prefix, then build examples/ as an
 # outside project against it twice: with pkg-config and with
 # find_package(cthreading). Run from the top of the tree after a build in

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * stress_cond_races.c - Condition waits with short timeouts, notify(0..2)
  * and notify_all, and lockers trying, timing out and blocking, all on one
@@ -27,7 +28,10 @@ static void waiter_loop(long id, int main)
 {
     for (long i = 0; !atomic_load(&stop); i++) {
         int r = cth_cond_acquire(cv, CTH_FOREVER);
-        if (r == CTH_EINTR) { CHECK(main); continue; }
+        if (r == CTH_EINTR) {
+            CHECK(main);
+            continue;
+        }
         CHECK_OK(r);
         CHECK_EQ(atomic_fetch_add(&inside, 1), 0);
         waiting++;
@@ -45,7 +49,10 @@ static void waiter_loop(long id, int main)
     }
 }
 
-static void waiter(void *arg) { waiter_loop((long)(intptr_t)arg, 0); }
+static void waiter(void *arg)
+{
+    waiter_loop((long)(intptr_t)arg, 0);
+}
 
 static void notifier(void *arg)
 {
@@ -72,7 +79,10 @@ static void locker(void *arg)
 {
     long id = (long)(intptr_t)arg;
     for (long i = 0; !atomic_load(&stop); i++) {
-        double t = (i + id) % 4 == 0 ? 0 : (i + id) % 4 == 1 ? 0.00001 : (i + id) % 4 == 2 ? 0.0003 : CTH_FOREVER;
+        double t = (i + id) % 4 == 0   ? 0
+                   : (i + id) % 4 == 1 ? 0.00001
+                   : (i + id) % 4 == 2 ? 0.0003
+                                       : CTH_FOREVER;
         int r = cth_cond_acquire(cv, t);
         if (r == 0) {
             CHECK_EQ(atomic_fetch_add(&inside, 1), 0);
@@ -111,14 +121,21 @@ static void run(cth_cond_t *c, int use_main)
         while (atomic_load(&n.finished) < 2) {
             for (long i = 0; i < 50; i++) {
                 int r = cth_cond_acquire(cv, 0.001);
-                if (r) { CHECK(r == CTH_EINTR || r == CTH_ETIMEDOUT); continue; }
+                if (r) {
+                    CHECK(r == CTH_EINTR || r == CTH_ETIMEDOUT);
+                    continue;
+                }
                 CHECK_EQ(atomic_fetch_add(&inside, 1), 0);
                 waiting++;
                 atomic_fetch_sub(&inside, 1);
                 r = cth_cond_wait(cv, i % 3 ? 0.0005 : 0.02);
                 CHECK_EQ(atomic_fetch_add(&inside, 1), 0);
-                if (r == 0) woken++;
-                else { CHECK(r == CTH_ETIMEDOUT || r == CTH_EINTR); waiting--; }
+                if (r == 0)
+                    woken++;
+                else {
+                    CHECK(r == CTH_ETIMEDOUT || r == CTH_EINTR);
+                    waiting--;
+                }
                 atomic_fetch_sub(&inside, 1);
                 CHECK_OK(cth_cond_release(cv));
             }
@@ -150,7 +167,19 @@ static void run(cth_cond_t *c, int use_main)
     CHECK_EQ(st, 0);
 }
 
-CTH_TEST(lock_word_clean_lock) { run(&c_lock, 0); }
-CTH_TEST(lock_word_clean_rlock) { run(&c_rlock, 0); }
-CTH_TEST(lock_word_clean_lock_main) { run(&c_lock, 1); }
-CTH_TEST(lock_word_clean_rlock_main) { run(&c_rlock, 1); }
+CTH_TEST(lock_word_clean_lock)
+{
+    run(&c_lock, 0);
+}
+CTH_TEST(lock_word_clean_rlock)
+{
+    run(&c_rlock, 0);
+}
+CTH_TEST(lock_word_clean_lock_main)
+{
+    run(&c_lock, 1);
+}
+CTH_TEST(lock_word_clean_rlock_main)
+{
+    run(&c_rlock, 1);
+}

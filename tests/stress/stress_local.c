@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * stress_local.c - thread-locals while threads come and go: threads created
  * and exiting in a loop, each setting values in many locals and a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * stress_model.c - model-based stress: random op sequences from more
  * threads than cores on a Queue (each kind, bounded and not, with and
@@ -30,7 +31,8 @@ static uint64_t rng_next(void)
 static uint64_t model_seed(void)
 {
     const char *s = getenv("CTH_MODEL_SEED");
-    uint64_t seed = s && *s ? strtoull(s, NULL, 10) : (uint64_t)(check_now() * 1e6) ^ (uint64_t)getpid();
+    uint64_t seed = s && *s ? strtoull(s, NULL, 10)
+                            : (uint64_t)(check_now() * 1e6) ^ (uint64_t)getpid();
     printf("CTH_MODEL_SEED=%llu\n", (unsigned long long)seed);
     fflush(stdout);
     rng_state = seed * 2654435761ULL + 0x9E3779B97F4A7C15ULL;
@@ -44,10 +46,10 @@ static const struct {
     enum model_op op;
     int weight;
 } weights[] = {
-    {OP_PUT, 20},          {OP_GET, 20},          {OP_PUT_MANY, 5},    {OP_GET_MANY, 5},
-    {OP_TASK_DONE, 10},    {OP_JOIN, 2},          {OP_SIZE, 3},        {OP_SEM_ACQUIRE, 8},
-    {OP_SEM_RELEASE, 8},   {OP_BARRIER_WAIT, 3},  {OP_BARRIER_RESET, 1}, {OP_POOL_APPLY, 3},
-    {OP_POOL_COLLECT, 3},  {OP_POOL_MAP, 1},      {OP_POOL_IMAP, 1},   {OP_YIELD, 2},
+    {OP_PUT, 20},         {OP_GET, 20},         {OP_PUT_MANY, 5},      {OP_GET_MANY, 5},
+    {OP_TASK_DONE, 10},   {OP_JOIN, 2},         {OP_SIZE, 3},          {OP_SEM_ACQUIRE, 8},
+    {OP_SEM_RELEASE, 8},  {OP_BARRIER_WAIT, 3}, {OP_BARRIER_RESET, 1}, {OP_POOL_APPLY, 3},
+    {OP_POOL_COLLECT, 3}, {OP_POOL_MAP, 1},     {OP_POOL_IMAP, 1},     {OP_YIELD, 2},
 };
 
 static uint8_t random_op(void)
@@ -85,7 +87,8 @@ static void model_runs(struct model_cfg cfg, long ops, double seconds, bool with
     int runs = 0;
     double start = check_now();
     seconds *= atof(getenv("CTH_STRESS_ITERS") && *getenv("CTH_STRESS_ITERS")
-                        ? getenv("CTH_STRESS_ITERS") : "1");
+                        ? getenv("CTH_STRESS_ITERS")
+                        : "1");
     do {
         for (int i = 0; i < cfg.nthreads; i++)
             for (size_t k = 0; k < len[i]; k += 2) {

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * stress_pool.c - no task is lost: a million tasks (scaled by
  * CTH_STRESS_ITERS) over many apply_async batches, maps, imaps and
@@ -144,8 +145,7 @@ static void *race_submit(void *arg)
 {
     struct racer *s = arg;
     for (s->accepted = 0; s->accepted < s->n; s->accepted++) {
-        int err = cth_pool_apply_async(s->p, triple, IV(s->accepted), NULL,
-                                       &s->r[s->accepted]);
+        int err = cth_pool_apply_async(s->p, triple, IV(s->accepted), NULL, &s->r[s->accepted]);
         if (err) {
             CHECK_EQ(err, CTH_EINVAL);
             break;

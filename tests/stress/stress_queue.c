@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * stress_queue.c - no loss, no duplicate, FIFO per producer: 4 producers and
  * 4 consumers pass millions of items stamped (producer, sequence) through a
@@ -25,8 +26,14 @@
 
 /* ---- the white-box SimpleQueue and Queue: tiny storage, preemption points -------- */
 
-enum { SQ_PUT_READ_TAIL, SQ_PUT_CLAIMED, SQ_PUT_PUBLISHED, SQ_GET_RECLAIM, SQ_GET_SLEEPING,
-       SQ_GET_RECHECKED };
+enum {
+    SQ_PUT_READ_TAIL,
+    SQ_PUT_CLAIMED,
+    SQ_PUT_PUBLISHED,
+    SQ_GET_RECLAIM,
+    SQ_GET_SLEEPING,
+    SQ_GET_RECHECKED
+};
 enum { Q_PUT_CLAIMING, Q_PUT_CLAIMED, Q_GET_CLAIMING, Q_GET_CLAIMED, Q_FROZEN };
 
 /* Yield at one racy point in four (per-thread xorshift), so a thread is often
@@ -105,8 +112,7 @@ int tiny_q_put(cth_queue_t *queue, void *item, double timeout);
 int tiny_q_put_nowait(cth_queue_t *queue, void *item);
 int tiny_q_get(cth_queue_t *queue, void **item, double timeout);
 int tiny_q_get_nowait(cth_queue_t *queue, void **item);
-int tiny_q_put_many(cth_queue_t *queue, void *const *items, size_t n, size_t *put,
-                    double timeout);
+int tiny_q_put_many(cth_queue_t *queue, void *const *items, size_t n, size_t *put, double timeout);
 int tiny_q_get_many(cth_queue_t *queue, void **items, size_t n, size_t *got, double timeout);
 size_t tiny_q_qsize(const cth_queue_t *queue);
 bool tiny_q_empty(const cth_queue_t *queue);
@@ -153,7 +159,8 @@ bool tiny_q_is_shutdown(const cth_queue_t *queue);
 #define MAXP 16
 #define BATCH 8
 #define STALL 5.0 /* seconds without progress while items are queued */
-#define STAMP(p, s) ((void *)(uintptr_t)(((uintptr_t)(p) << 40) | ((uintptr_t)(s) + 1))) /* never NULL */
+#define STAMP(p, s)                                                                                \
+    ((void *)(uintptr_t)(((uintptr_t)(p) << 40) | ((uintptr_t)(s) + 1))) /* never NULL */
 
 struct ctx {
     cth_queue_t *q;
@@ -393,7 +400,7 @@ struct sd_ctx {
     cth_queue_t *q;
     bool tiny;
     long per_producer;
-    long put[MAXP];                  /* how many each producer put */
+    long put[MAXP];                    /* how many each producer put */
     _Atomic unsigned char *seen[MAXP]; /* received or freed */
     _Atomic long received, freed;
 };
@@ -422,7 +429,8 @@ static void *sd_producer(void *arg)
     long s = 0;
     for (; s < c->per_producer; s++) {
         void *item = STAMP(a->id, s);
-        int r = c->tiny ? tiny_q_put(c->q, item, CTH_FOREVER) : cth_queue_put(c->q, item, CTH_FOREVER);
+        int r = c->tiny ? tiny_q_put(c->q, item, CTH_FOREVER)
+                        : cth_queue_put(c->q, item, CTH_FOREVER);
         if (r == CTH_ESHUTDOWN)
             break;
         CHECK_OK(r);
@@ -503,7 +511,8 @@ static void shutdown_under_traffic(bool tiny, int np, size_t maxsize)
     CHECK_EQ(tiny ? tiny_q_unfinished_tasks(c.q) : cth_queue_unfinished_tasks(c.q),
              atomic_load(&c.received));
     tiny ? tiny_q_free(c.q) : cth_queue_free(c.q);
-    CHECK_EQ(atomic_load(&c.freed) + atomic_load(&c.received), total); /* free dropped nothing more */
+    CHECK_EQ(atomic_load(&c.freed) + atomic_load(&c.received),
+             total); /* free dropped nothing more */
 }
 
 CTH_TEST(queue_shutdown_immediate_under_traffic)

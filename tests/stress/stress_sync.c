@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * stress_sync.c - long races on the sync objects, scaled by
  * CTH_STRESS_ITERS: mutual exclusion under oversubscription with blocking,
@@ -132,8 +133,14 @@ static void run_pc(int all)
     CHECK_EQ(tokens, 0);
 }
 
-CTH_TEST(cond_notify_no_lost_wakeup) { run_pc(0); }
-CTH_TEST(cond_notify_all_no_lost_wakeup) { run_pc(1); }
+CTH_TEST(cond_notify_no_lost_wakeup)
+{
+    run_pc(0);
+}
+CTH_TEST(cond_notify_all_no_lost_wakeup)
+{
+    run_pc(1);
+}
 
 /* Exact delivery: waiters wait with short timeouts; notifiers notify(n) or
  * notify_all and count how many waiters each reached (`waiting` is the
@@ -184,7 +191,9 @@ static void ex_locker(void *arg)
 {
     long id = (long)(intptr_t)arg;
     for (long i = 0; !atomic_load(&ex_stop); i++) {
-        int r = cth_lock_acquire(&ex_lock, (i + id) % 3 == 0 ? 0 : (i + id) % 3 == 1 ? 0.0001 : CTH_FOREVER);
+        int r = cth_lock_acquire(&ex_lock, (i + id) % 3 == 0   ? 0
+                                           : (i + id) % 3 == 1 ? 0.0001
+                                                               : CTH_FOREVER);
         if (r == 0)
             CHECK_OK(cth_lock_release(&ex_lock));
         else

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * stress_threads.c - 10,000 threads (scaled by CTH_STRESS_ITERS) started
  * and joined in waves, some freed unjoined, some enumerated while others
@@ -49,5 +50,5 @@ CTH_TEST(ten_thousand_in_waves)
     }
     CHECK_OK(cth_shutdown(CTH_FOREVER)); /* waits for the unjoined ones */
     CHECK_EQ(atomic_load(&ran), total);
-    CHECK_EQ(cth_active_count(), 0);    /* main is finished after shutdown */
+    CHECK_EQ(cth_active_count(), 0); /* main is finished after shutdown */
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * stress_timer.c - the timer service under concurrent load: several threads
  * start, cancel and free timers (one-shot and periodic) at random while
