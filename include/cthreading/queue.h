@@ -139,9 +139,10 @@ CTH_API int cth_queue_put_many(cth_queue_t *queue, void *const *items, size_t n,
 
 /*
  * cth_queue_get_many - take up to n items into items[], in the order gets
- * would return them (one claim on a FIFO's ring, or one lock round trip).
- * Waits up to timeout only while the queue is empty. Returns 0 with *got
- * set to the number taken (1..n; 0 when n is 0), or an error code as
+ * would return them: all n when the queue holds that many (a FIFO takes
+ * them in as few claims on its ring as it can, others in one lock round
+ * trip). Waits up to timeout only while the queue is empty. Returns 0 with
+ * *got set to the number taken (1..n; 0 when n is 0), or an error code as
  * cth_queue_get (*got is then 0). At most INT_MAX items per call.
  * CTH_EINVAL for a NULL queue or got, or NULL items with n > 0.
  */
