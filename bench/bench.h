@@ -24,6 +24,7 @@
 #ifndef CTH_BENCH_H
 #define CTH_BENCH_H
 
+#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdatomic.h>
@@ -286,7 +287,7 @@ __attribute__((unused)) static int bench_child_init(int argc, char **argv)
     bench_child_group = argv[2];
     bench_child_index = atoi(argv[3]);
     if (!freopen("/dev/null", "w", stdout))
-        return 1;
+        fprintf(stderr, "bench: a child's stdout stays open: %s\n", strerror(errno));
     return 1;
 }
 
