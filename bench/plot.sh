@@ -207,4 +207,4 @@ for gp in "$outdir"/*.gp; do
   rm -f "$gp" "${gp%.gp}.dat"
 done
 rm -f "$outdir/count" "$outdir/gnuplot.log"
-echo "plots: $count PNG files in $outdir (overview.png first)"
+echo "plots: $count PNG files in $outdir (start with overview.png)"
