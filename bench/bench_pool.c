@@ -24,7 +24,6 @@
  */
 #include "bench.h" /* first: it sets _GNU_SOURCE */
 
-#include <stdatomic.h>
 #include <stdint.h>
 #include <unistd.h>
 
