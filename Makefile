@@ -87,7 +87,12 @@ fuzz: | deps
 	build-fuzz/tests/fuzz/fuzz_ops -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=60 \
 	  -print_final_stats=1 -artifact_prefix=build-fuzz/ build-fuzz/corpus tests/fuzz/corpus
 
+# The benchmarks (docs/benchmarking.md), then the summary and the plots:
+# gnuplot is installed when missing, so that the plots always exist.
 bench: | deps
+	@command -v gnuplot >/dev/null 2>&1 || \
+	  { echo "installing gnuplot (for the plots) with apt-get"; \
+	    $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq gnuplot-nox; }
 	cmake -S . -B $(BUILD) -DCTH_BUILD_BENCH=ON -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
 	cmake --build $(BUILD) -j$(JOBS)
 	$(BUILD)/bench/run-all

@@ -2,18 +2,26 @@
 /*
  * bench_locks.c - Lock, RLock, Condition, Event against pthreads, GLib and
  * Python's threading.Lock (docs/benchmarking.md: interleaved systems,
- * median ratios). Families: uncontended acquire+release; contended
- * throughput per CPU second at 2, 4 and 8 threads with critical sections of
- * ~0, 50 ns and 1 us (and the longest wait any thread saw); lockskew (Go
- * issue 13086: the worst wait of a thread that sleeps 100 us between
- * attempts while another holds the lock 100 us at a time); Condition
- * ping-pong and Event set/wait round trips against a pthread cond; notify
- * with no waiter; notify_all to 8 waiters until all are through.
- * The uncontended rows run twice: in a process that has only had one thread
- * (where glibc's mutex skips its atomic instructions, and so does Lock),
- * then with a second thread alive, as in any threaded program.
+ * medians, ratios of medians). Families:
+ * - uncontended acquire+release, twice: in a process that has only had one
+ *   thread (where glibc's mutex skips its atomic instructions, and so does
+ *   Lock), then with a second thread alive, as in any threaded program;
+ * - contended, 2, 4 and 8 threads, critical sections of 0 (empty), 50 ns and
+ *   1 us: the threads start together at a barrier, after all of them exist,
+ *   and run for a 0.5 s window; rows give M ops per wall-clock second, M ops
+ *   per CPU second of the threads (a spinning lock can win the wall clock
+ *   while it burns the other cores), and the fairness, the fewest ops of a
+ *   thread over the mean (1 = even). No clock is read inside the loop;
+ * - lockskew (Go issue 13086): a thread sleeps 100 us between attempts while
+ *   another holds the lock 100 us at a time; the longest and the p99 wait
+ *   of the polite thread over 2 s windows;
+ * - Condition ping-pong and Event set/wait round trips against a pthread
+ *   cond; notify with no waiter; notify_all to 8 waiters until all are
+ *   through.
  * `bench_locks [uncontended] [contended] [lockskew] [pingpong]` runs only
- * the families named; about 25 s for all of them at the default 11 reps.
+ * the families named; the windowed families run at most 7 repetitions
+ * (about 65 s for contended, 30 s for lockskew). CTH_BENCH_QUICK=1 shrinks
+ * the windows to 0.05 and 0.2 s.
  */
 #include "bench.h"
 
@@ -25,6 +33,7 @@
 #endif
 
 #define UNCONTENDED_OPS 2000000
+#define MAX_THREADS 8
 
 /* A lock under test: lock/unlock over an opaque object. */
 struct lockops {
@@ -142,14 +151,95 @@ static void calibrate(void)
         spin_per_ns_x100 = 1;
 }
 
+/* One contended run: the threads wait at a barrier, so that none starts
+ * before the others exist and thread creation stays out of the window;
+ * each counts its own operations and its own CPU time, and the wall time is
+ * the span from the first start to the last stop. No clock is read in the
+ * loop: with cs_iters = 0 the critical section is empty. */
 struct contended {
     struct lockops *ops;
     int threads;
     unsigned cs_iters;
+    pthread_barrier_t start;
+    struct bench_span span;
     atomic_int stop;
-    atomic_long ops_done;
-    atomic_llong max_wait_ns;
+    long ops_of[MAX_THREADS];
+    double cpu_of[MAX_THREADS];
+    /* per repetition: M ops per CPU second, fairness */
+    double per_cpu[BENCH_MAX_REPS], fairness[BENCH_MAX_REPS];
+    int runs;
 };
+
+struct worker {
+    struct contended *c;
+    int index;
+};
+
+static void *contended_worker(void *arg)
+{
+    struct worker *w = arg;
+    struct contended *c = w->c;
+    long n = 0;
+    pthread_barrier_wait(&c->start);
+    bench_span_mark(&c->span);
+    double cpu0 = bench_thread_cpu();
+    while (!atomic_load_explicit(&c->stop, memory_order_relaxed)) {
+        c->ops->lock(c->ops->obj);
+        spin_work(c->cs_iters);
+        c->ops->unlock(c->ops->obj);
+        n++;
+    }
+    c->cpu_of[w->index] = bench_thread_cpu() - cpu0;
+    c->ops_of[w->index] = n;
+    bench_span_mark(&c->span);
+    return NULL;
+}
+
+static double contended_window = 0.5;
+
+/* One window of contended ops: returns M ops per wall-clock second; the M
+ * ops per CPU second of the threads and the fairness (the fewest ops of a
+ * thread over the mean) go to c->per_cpu and c->fairness. */
+static double run_contended(void *ctx)
+{
+    struct contended *c = ctx;
+    pthread_t t[MAX_THREADS];
+    struct worker w[MAX_THREADS];
+    atomic_store(&c->stop, 0);
+    bench_span_reset(&c->span);
+    pthread_barrier_init(&c->start, NULL, (unsigned)c->threads + 1);
+    for (int i = 0; i < c->threads; i++) {
+        w[i] = (struct worker){c, i};
+        pthread_create(&t[i], NULL, contended_worker, &w[i]);
+    }
+    pthread_barrier_wait(&c->start);
+    struct timespec ts = {(time_t)contended_window,
+                          (long)((contended_window - (double)(time_t)contended_window) * 1e9)};
+    nanosleep(&ts, NULL);
+    atomic_store(&c->stop, 1);
+    for (int i = 0; i < c->threads; i++)
+        pthread_join(t[i], NULL);
+    double wall = bench_span_seconds(&c->span);
+    pthread_barrier_destroy(&c->start);
+    long total = 0, fewest = c->ops_of[0];
+    double cpu = 0;
+    for (int i = 0; i < c->threads; i++) {
+        total += c->ops_of[i];
+        cpu += c->cpu_of[i];
+        if (c->ops_of[i] < fewest)
+            fewest = c->ops_of[i];
+    }
+    if (c->runs < BENCH_MAX_REPS) {
+        c->per_cpu[c->runs] = (double)total / cpu / 1e6;
+        c->fairness[c->runs] = total ? (double)fewest * c->threads / (double)total : NAN;
+        c->runs++;
+    }
+    return (double)total / wall / 1e6;
+}
+
+/* ---- lockskew --------------------------------------------------------------------------- */
+
+#define SKEW_MAX_SAMPLES 200000
 
 static long long now_ns(void)
 {
@@ -158,57 +248,17 @@ static long long now_ns(void)
     return ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-static void *contended_worker(void *arg)
-{
-    struct contended *c = arg;
-    long n = 0;
-    long long worst = 0;
-    while (!atomic_load_explicit(&c->stop, memory_order_relaxed)) {
-        long long t0 = now_ns();
-        c->ops->lock(c->ops->obj);
-        long long w = now_ns() - t0;
-        spin_work(c->cs_iters);
-        c->ops->unlock(c->ops->obj);
-        if (w > worst)
-            worst = w;
-        n++;
-    }
-    atomic_fetch_add(&c->ops_done, n);
-    long long m = atomic_load(&c->max_wait_ns);
-    while (worst > m && !atomic_compare_exchange_weak(&c->max_wait_ns, &m, worst))
-        ;
-    return NULL;
-}
-
-static double bench_window = 0.05;
-
-/* One window of contended ops: returns M ops per CPU second; the longest
- * wait goes to c->max_wait_ns. */
-static double run_contended(void *ctx)
-{
-    struct contended *c = ctx;
-    pthread_t t[8];
-    atomic_store(&c->stop, 0);
-    atomic_store(&c->ops_done, 0);
-    double cpu0 = bench_cpu();
-    for (int i = 0; i < c->threads; i++)
-        pthread_create(&t[i], NULL, contended_worker, c);
-    struct timespec ts = {0, (long)(bench_window * 1e9)};
-    nanosleep(&ts, NULL);
-    atomic_store(&c->stop, 1);
-    for (int i = 0; i < c->threads; i++)
-        pthread_join(t[i], NULL);
-    double cpu = bench_cpu() - cpu0;
-    return (double)atomic_load(&c->ops_done) / cpu / 1e6;
-}
-
-/* ---- lockskew --------------------------------------------------------------------------- */
-
+/* The polite thread sleeps 100 us between attempts while a hog holds the
+ * lock 100 us at a time; every wait of the window is kept, and each window
+ * gives its longest wait (returned) and its p99 (to p99[]). */
 struct skew {
     struct lockops *ops;
     atomic_int stop;
-    long long worst_ns;
+    double p99[BENCH_MAX_REPS];
+    int runs;
 };
+
+static double skew_window = 2.0;
 
 static void sleep_us(long us)
 {
@@ -232,23 +282,25 @@ static void *skew_hog(void *arg)
 static double run_skew(void *ctx)
 {
     struct skew *s = ctx;
+    static double waits[SKEW_MAX_SAMPLES];
+    int n = 0;
     atomic_store(&s->stop, 0);
     pthread_t hog;
     pthread_create(&hog, NULL, skew_hog, s);
-    long long worst = 0;
-    double end = bench_now() + 0.1;
-    while (bench_now() < end) {
+    double end = bench_now() + skew_window;
+    while (bench_now() < end && n < SKEW_MAX_SAMPLES) {
         sleep_us(100);
         long long t0 = now_ns();
         s->ops->lock(s->ops->obj);
         long long w = now_ns() - t0;
         s->ops->unlock(s->ops->obj);
-        if (w > worst)
-            worst = w;
+        waits[n++] = (double)w / 1e3;
     }
     atomic_store(&s->stop, 1);
     pthread_join(hog, NULL);
-    return (double)worst / 1e3;
+    if (s->runs < BENCH_MAX_REPS)
+        s->p99[s->runs++] = bench_percentile(waits, n, 99);
+    return bench_percentile(waits, n, 100);
 }
 
 /* ---- ping-pong ----------------------------------------------------------------------------- */
@@ -509,7 +561,12 @@ static void family_uncontended(int reps)
 
 static void family_contended(int reps)
 {
-    bench_heading("Locks: contended, M ops per CPU second (higher is better)");
+    char title[160];
+    snprintf(title, sizeof title,
+             "Locks: contended, %.2g s windows from a barrier: M ops per wall second, per CPU "
+             "second, fairness (higher is better)",
+             contended_window);
+    bench_heading(title);
     static const int nthreads[] = {2, 4, 8};
     static const unsigned cs_ns[] = {0, 50, 1000};
     for (int ci = 0; ci < 3; ci++) {
@@ -524,27 +581,36 @@ static void family_contended(int reps)
             };
             char name[64];
             snprintf(name, sizeof name, "lock contended %dT cs=%uns", nthreads[ti], cs_ns[ci]);
-            bench_compare(name, "throughput_per_cpu", "Mops/cpu-s", sys, 2, reps, NULL);
-            printf("  %-34s longest wait: pthread %.0f us, cthreading %.0f us\n", "",
-                   (double)atomic_load(&cp.max_wait_ns) / 1e3,
-                   (double)atomic_load(&cc.max_wait_ns) / 1e3);
-            bench_record(name, "pthread_mutex", "max_wait", (double)cp.max_wait_ns / 1e3, "us",
-                         NAN);
-            bench_record(name, "cthreading Lock", "max_wait", (double)cc.max_wait_ns / 1e3, "us",
-                         NAN);
+            bench_compare(name, "throughput", "Mops/s", sys, 2, reps, NULL);
+            double base = bench_median(cp.per_cpu, cp.runs);
+            bench_report(name, "throughput_per_cpu", "Mops/cpu-s", sys[0].name, cp.per_cpu, cp.runs,
+                         base);
+            bench_report(name, "throughput_per_cpu", "Mops/cpu-s", sys[1].name, cc.per_cpu, cc.runs,
+                         base);
+            base = bench_median(cp.fairness, cp.runs);
+            bench_report(name, "fairness", "fraction", sys[0].name, cp.fairness, cp.runs, base);
+            bench_report(name, "fairness", "fraction", sys[1].name, cc.fairness, cc.runs, base);
         }
     }
 }
 
 static void family_lockskew(int reps)
 {
-    bench_heading("Locks: lockskew, worst wait of the polite thread, us (lower is better)");
+    char title[160];
+    snprintf(title, sizeof title,
+             "Locks: lockskew, wait of the polite thread over %.2g s windows, us (lower is better)",
+             skew_window);
+    bench_heading(title);
     static struct skew sp = {.ops = &OPS_PTH}, sc = {.ops = &OPS_CTH};
+    sp.runs = sc.runs = 0;
     struct bench_system skew[] = {
         {"pthread_mutex", run_skew, &sp},
         {"cthreading Lock", run_skew, &sc},
     };
-    bench_compare("lockskew", "worst_wait", "us", skew, 2, reps, NULL);
+    bench_compare("lockskew max wait", "max_wait", "us", skew, 2, reps, NULL);
+    double base = bench_median(sp.p99, sp.runs);
+    bench_report("lockskew p99 wait", "p99_wait", "us", skew[0].name, sp.p99, sp.runs, base);
+    bench_report("lockskew p99 wait", "p99_wait", "us", skew[1].name, sc.p99, sc.runs, base);
 }
 
 static void family_pingpong(int reps)
@@ -572,16 +638,21 @@ static void family_pingpong(int reps)
 static const struct {
     const char *name;
     void (*run)(int reps);
+    int windowed; /* long windows: at most 7 repetitions */
 } families[] = {
-    {"uncontended", family_uncontended},
-    {"contended", family_contended},
-    {"lockskew", family_lockskew},
-    {"pingpong", family_pingpong},
+    {"uncontended", family_uncontended, 0},
+    {"contended", family_contended, 1},
+    {"lockskew", family_lockskew, 1},
+    {"pingpong", family_pingpong, 0},
 };
 
 int main(int argc, char **argv)
 {
     int reps = bench_reps();
+    if (bench_quick()) {
+        contended_window = 0.05;
+        skew_window = 0.2;
+    }
     pthread_mutexattr_t attr;
     pthread_mutexattr_init(&attr);
     pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
@@ -592,7 +663,7 @@ int main(int argc, char **argv)
         for (int i = 1; i < argc; i++)
             wanted |= strcmp(argv[i], families[f].name) == 0;
         if (wanted)
-            families[f].run(reps);
+            families[f].run(families[f].windowed && reps > 7 ? 7 : reps);
     }
     return 0;
 }

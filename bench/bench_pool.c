@@ -1,22 +1,29 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * bench_pool.c - the thread pool against its peers, in one run:
- * - map of 1,000,000 trivial items: cthreading map (Python's default
+ * bench_pool.c - the thread pool against its peers. Every measurement runs
+ * in a process of its own (bench_isolate: the program re-executes itself
+ * per measurement, warms the system up once, then measures), so that no
+ * system runs beside another's idle threads or inherits its heap, and a
+ * peer preempted in one process does not stall the next; the load average
+ * goes with every row.
+ * - maps of 1k, 100k and 1M trivial items: cthreading map (Python's default
  *   chunksize) and parallel-for vs OpenMP `parallel for` calling the same
- *   function (the floor) vs GLib GThreadPool and libuv uv_queue_work fed one
- *   item at a time vs Python's multiprocessing.dummy.Pool.map;
- * - map of 10,000 items of ~50 us of work: the same peers, and the
- *   efficiency on the machine's cores (serial time / (cores x time));
+ *   function, schedule(static) (the baseline) and schedule(dynamic, chunk)
+ *   (chunk 4096, less for small maps); at 1M also GLib GThreadPool and libuv
+ *   uv_queue_work fed one item at a time and Python's
+ *   multiprocessing.dummy.Pool.map; small maps are timed over a batch;
+ * - map of 10,000 items of ~50 us of work: the same peers, the efficiency
+ *   on the machine's cores (serial time / (cores x time)) and the CPU the
+ *   map costs against the serial loop's;
  * - apply_async round trip (submit, then get) median and p99, and the
- *   pipelined cost per task, vs GThreadPool;
- * - the CPU an idle pool burns (measured first, before the peers start
- *   threads of their own).
+ *   pipelined cost per task, vs GThreadPool and libuv;
+ * - the CPU an idle pool burns after a map, against a process with no pool.
  * GLib, libuv and OpenMP have other semantics (no results, no errors): they
- * are context and ceiling numbers.
+ * are context and ceiling numbers. The work loop is calibrated once, in the
+ * parent, and handed to every child (CTH_BENCH_SPIN_PER_US).
  */
 #include "bench.h" /* first: it sets _GNU_SOURCE */
 
-#include <stdatomic.h>
 #include <stdint.h>
 #include <unistd.h>
 
@@ -32,14 +39,24 @@
 #include <uv.h>
 #endif
 
-#define TRIVIAL_N 1000000
-#define WORK_N 10000
 #define WORK_US 50.0
 
 static int ncpu;
+static size_t trivial_n = 1000000, work_n = 10000;
 static void **items, **results;
 static cth_pool_t *pool;
 static double spin_per_us; /* loop iterations per microsecond */
+
+/* The pool the cthreading systems use, created by the first of them (in a
+ * child, during its warm-up run). */
+static cth_pool_t *the_pool(void)
+{
+    if (!pool && cth_pool_create(&pool, NULL) != 0) {
+        fprintf(stderr, "bench_pool: cannot create the pool\n");
+        exit(1);
+    }
+    return pool;
+}
 
 static int trivial(void *arg, void **result)
 {
@@ -81,52 +98,77 @@ static void calibrate(void)
     spin_per_us = (double)n / ((bench_now() - t0) * 1e6);
 }
 
-/* ---- systems: map of n items of task_fn; milliseconds per map ----------- */
+/* ---- systems: a map of map_n items of task_fn; ms per map ---------------- */
 
 static size_t map_n;
+static int map_batch = 1; /* maps per measurement: small maps are timed in batches */
+static long omp_chunk;    /* schedule(dynamic, omp_chunk) */
 
 static double run_cth_map(void *ctx)
 {
     (void)ctx;
+    cth_pool_t *p = the_pool();
     double t0 = bench_now();
-    cth_pool_map(pool, task_fn, items, map_n, 0, results);
-    return (bench_now() - t0) * 1e3;
+    for (int b = 0; b < map_batch; b++)
+        cth_pool_map(p, task_fn, items, map_n, 0, results);
+    return (bench_now() - t0) * 1e3 / map_batch;
 }
 
 static double run_cth_for(void *ctx)
 {
     (void)ctx;
+    cth_pool_t *p = the_pool();
     double t0 = bench_now();
-    cth_pool_parallel_for(pool, for_body, NULL, map_n);
-    return (bench_now() - t0) * 1e3;
+    for (int b = 0; b < map_batch; b++)
+        cth_pool_parallel_for(p, for_body, NULL, map_n);
+    return (bench_now() - t0) * 1e3 / map_batch;
 }
 
 static double run_serial(void *ctx)
 {
     (void)ctx;
     double t0 = bench_now();
-    for (size_t i = 0; i < map_n; i++)
-        task_fn(items[i], &results[i]);
-    return (bench_now() - t0) * 1e3;
+    for (int b = 0; b < map_batch; b++)
+        for (size_t i = 0; i < map_n; i++)
+            task_fn(items[i], &results[i]);
+    return (bench_now() - t0) * 1e3 / map_batch;
 }
 
-static double run_omp(void *ctx)
+static double run_omp_static(void *ctx)
 {
     (void)ctx;
 #ifdef HAVE_OPENMP
-    double t0 = bench_now();
     long n = (long)map_n;
+    double t0 = bench_now();
+    for (int b = 0; b < map_batch; b++) {
 #pragma omp parallel for schedule(static)
-    for (long i = 0; i < n; i++)
-        task_fn(items[i], &results[i]);
-    return (bench_now() - t0) * 1e3;
+        for (long i = 0; i < n; i++)
+            task_fn(items[i], &results[i]);
+    }
+    return (bench_now() - t0) * 1e3 / map_batch;
+#else
+    return NAN;
+#endif
+}
+
+static double run_omp_dynamic(void *ctx)
+{
+    (void)ctx;
+#ifdef HAVE_OPENMP
+    long n = (long)map_n, chunk = omp_chunk;
+    double t0 = bench_now();
+    for (int b = 0; b < map_batch; b++) {
+#pragma omp parallel for schedule(dynamic, chunk)
+        for (long i = 0; i < n; i++)
+            task_fn(items[i], &results[i]);
+    }
+    return (bench_now() - t0) * 1e3 / map_batch;
 #else
     return NAN;
 #endif
 }
 
 #ifdef HAVE_GLIB
-static atomic_long glib_done;
 static void glib_task(gpointer data, gpointer user)
 {
     (void)user;
@@ -182,28 +224,79 @@ static double run_uv(void *ctx)
 static double run_py_trivial(void *ctx)
 {
     (void)ctx;
-    return bench_python("import time\n"
-                        "from multiprocessing.dummy import Pool\n"
-                        "def f(x): return x * 2 + 1\n"
-                        "p = Pool()\n"
-                        "xs = list(range(1000000))\n"
-                        "t0 = time.perf_counter(); p.map(f, xs)\n"
-                        "print((time.perf_counter() - t0) * 1e3)\n");
+    char script[512];
+    snprintf(script, sizeof script,
+             "import time\n"
+             "from multiprocessing.dummy import Pool\n"
+             "def f(x): return x * 2 + 1\n"
+             "p = Pool()\n"
+             "xs = list(range(%zu))\n"
+             "t0 = time.perf_counter(); p.map(f, xs)\n"
+             "print((time.perf_counter() - t0) * 1e3)\n",
+             map_n);
+    return bench_python(script);
 }
 
 static double run_py_work(void *ctx)
 {
     (void)ctx;
-    return bench_python("import time\n"
-                        "from multiprocessing.dummy import Pool\n"
-                        "def spin(us):\n"
-                        "    end = time.perf_counter() + us / 1e6\n"
-                        "    while time.perf_counter() < end: pass\n"
-                        "def f(x): spin(50); return x\n"
-                        "p = Pool()\n"
-                        "xs = list(range(10000))\n"
-                        "t0 = time.perf_counter(); p.map(f, xs)\n"
-                        "print((time.perf_counter() - t0) * 1e3)\n");
+    char script[512];
+    snprintf(script, sizeof script,
+             "import time\n"
+             "from multiprocessing.dummy import Pool\n"
+             "def spin(us):\n"
+             "    end = time.perf_counter() + us / 1e6\n"
+             "    while time.perf_counter() < end: pass\n"
+             "def f(x): spin(50); return x\n"
+             "p = Pool()\n"
+             "xs = list(range(%zu))\n"
+             "t0 = time.perf_counter(); p.map(f, xs)\n"
+             "print((time.perf_counter() - t0) * 1e3)\n",
+             map_n);
+    return bench_python(script);
+}
+
+/* CPU (ms, the whole process) that a serial loop and a cthreading map of
+ * the same items cost. */
+static double run_serial_cpu(void *ctx)
+{
+    double c0 = bench_cpu();
+    run_serial(ctx);
+    return (bench_cpu() - c0) * 1e3;
+}
+
+static double run_cth_map_cpu(void *ctx)
+{
+    the_pool();
+    double c0 = bench_cpu();
+    run_cth_map(ctx);
+    return (bench_cpu() - c0) * 1e3;
+}
+
+/* ---- an idle pool: the CPU the whole process burns over a window --------- */
+
+static double idle_window = 0.5;
+
+/* The window with no pool: what the sleeping main thread and the
+ * accounting cost on their own. */
+static double run_idle_none(void *ctx)
+{
+    (void)ctx;
+    double c0 = bench_cpu();
+    cth_sleep(idle_window);
+    return (bench_cpu() - c0) * 1e3;
+}
+
+/* The same window once a map has finished and the workers' spin (tens of
+ * microseconds) is over: every thread but the workers sleeps. */
+static double run_idle_pool(void *ctx)
+{
+    (void)ctx;
+    cth_pool_map(the_pool(), trivial, items, trivial_n, 0, results);
+    cth_sleep(0.05);
+    double c0 = bench_cpu();
+    cth_sleep(idle_window);
+    return (bench_cpu() - c0) * 1e3;
 }
 
 /* ---- apply_async --------------------------------------------------------- */
@@ -215,24 +308,24 @@ static int empty_task(void *arg, void **result)
 }
 
 #define RT_SAMPLES 2000
-#define PIPE_N 200000
 
-static double rt_p99[2];
+static int pipe_n = 200000;
+static double rt_percentile = 50; /* which round trip a measurement returns */
 
 static double run_cth_rt(void *ctx)
 {
     (void)ctx;
     static double s[RT_SAMPLES];
+    cth_pool_t *p = the_pool();
     for (int i = 0; i < RT_SAMPLES; i++) {
         double t0 = bench_now();
         cth_result_t *r;
-        cth_pool_apply_async(pool, empty_task, NULL, NULL, &r);
+        cth_pool_apply_async(p, empty_task, NULL, NULL, &r);
         cth_result_get(r, NULL, CTH_FOREVER);
         s[i] = (bench_now() - t0) * 1e6;
         cth_result_free(r);
     }
-    rt_p99[0] = bench_percentile(s, RT_SAMPLES, 99);
-    return bench_median(s, RT_SAMPLES);
+    return bench_percentile(s, RT_SAMPLES, rt_percentile);
 }
 
 #ifdef HAVE_GLIB
@@ -267,8 +360,7 @@ static double run_glib_rt(void *ctx)
         s[i] = (bench_now() - t0) * 1e6;
     }
     g_thread_pool_free(gp, FALSE, TRUE);
-    rt_p99[1] = bench_percentile(s, RT_SAMPLES, 99);
-    return bench_median(s, RT_SAMPLES);
+    return bench_percentile(s, RT_SAMPLES, rt_percentile);
 #else
     return NAN;
 #endif
@@ -277,15 +369,18 @@ static double run_glib_rt(void *ctx)
 static double run_cth_pipe(void *ctx)
 {
     (void)ctx;
-    static cth_result_t *r[PIPE_N];
+    cth_result_t **r = malloc((size_t)pipe_n * sizeof *r);
+    cth_pool_t *p = the_pool();
     double t0 = bench_now();
-    for (int i = 0; i < PIPE_N; i++)
-        cth_pool_apply_async(pool, empty_task, NULL, NULL, &r[i]);
-    for (int i = 0; i < PIPE_N; i++) {
+    for (int i = 0; i < pipe_n; i++)
+        cth_pool_apply_async(p, empty_task, NULL, NULL, &r[i]);
+    for (int i = 0; i < pipe_n; i++) {
         cth_result_get(r[i], NULL, CTH_FOREVER);
         cth_result_free(r[i]);
     }
-    return (bench_now() - t0) / PIPE_N * 1e6;
+    double dt = bench_now() - t0;
+    free(r);
+    return dt / pipe_n * 1e6;
 }
 
 #ifdef HAVE_GLIB
@@ -302,79 +397,101 @@ static double run_glib_pipe(void *ctx)
 #ifdef HAVE_GLIB
     GThreadPool *gp = g_thread_pool_new(glib_empty, NULL, ncpu, FALSE, NULL);
     double t0 = bench_now();
-    for (int i = 0; i < PIPE_N; i++)
+    for (int i = 0; i < pipe_n; i++)
         g_thread_pool_push(gp, (gpointer)1, NULL);
     g_thread_pool_free(gp, FALSE, TRUE);
-    return (bench_now() - t0) / PIPE_N * 1e6;
+    return (bench_now() - t0) / pipe_n * 1e6;
 #else
     return NAN;
 #endif
 }
 
-int main(void)
-{
-    int reps = bench_reps();
-    ncpu = (int)sysconf(_SC_NPROCESSORS_ONLN);
-    setenv("UV_THREADPOOL_SIZE", ncpu == 1 ? "1" : "2", 0);
-    calibrate();
-    items = malloc(TRIVIAL_N * sizeof *items);
-    results = malloc(TRIVIAL_N * sizeof *results);
-    for (size_t i = 0; i < TRIVIAL_N; i++)
-        items[i] = (void *)(uintptr_t)i;
 #ifdef HAVE_LIBUV
-    uv_reqs = calloc(TRIVIAL_N, sizeof *uv_reqs);
+static void uv_empty(uv_work_t *req)
+{
+    (void)req;
+}
 #endif
-#ifdef HAVE_OPENMP
-    omp_set_num_threads(ncpu);
+
+static double run_uv_pipe(void *ctx)
+{
+    (void)ctx;
+#ifdef HAVE_LIBUV
+    uv_loop_t *loop = uv_default_loop();
+    double t0 = bench_now();
+    for (int i = 0; i < pipe_n; i++)
+        uv_queue_work(loop, &uv_reqs[i], uv_empty, uv_after);
+    uv_run(loop, UV_RUN_DEFAULT);
+    return (bench_now() - t0) / pipe_n * 1e6;
+#else
+    return NAN;
 #endif
-    /* the same 0.5 s window with no pool: what the sleeping main thread and
-     * the accounting cost on their own */
-    double b0 = bench_cpu();
-    cth_sleep(0.5);
-    double no_pool = bench_cpu() - b0;
-    cth_pool_create(&pool, NULL);
+}
 
-    /* An idle pool, measured first, while the process has no other threads
-     * (OpenMP, GLib and libuv keep theirs): the CPU the whole process burns
-     * over 0.5 s once a map has finished and the spin window (~40 us) is
-     * over. Every thread but the workers sleeps. */
-    task_fn = trivial;
-    cth_pool_map(pool, task_fn, items, TRIVIAL_N, 0, results);
-    cth_sleep(0.05);
-    double c0 = bench_cpu();
-    cth_sleep(0.5);
-    double idle = bench_cpu() - c0;
-    bench_heading("Pool: an idle pool after work (lower is better)");
-    printf("  idle pool of %d workers: %.3f ms CPU in 0.5 s (no pool: %.3f ms)\n", ncpu, idle * 1e3,
-           no_pool * 1e3);
-    bench_record("idle pool", "no pool (baseline)", "cpu", no_pool * 1e3, "ms per 0.5 s", NAN);
-    bench_record("idle pool", "cthreading", "cpu", idle * 1e3, "ms per 0.5 s", NAN);
+/* "1M", "100k", "1k": a count as the rows name it. */
+static const char *count_name(char *buf, size_t size, size_t n)
+{
+    if (n >= 1000000 && n % 1000000 == 0)
+        snprintf(buf, size, "%zuM", n / 1000000);
+    else if (n >= 1000 && n % 1000 == 0)
+        snprintf(buf, size, "%zuk", n / 1000);
+    else
+        snprintf(buf, size, "%zu", n);
+    return buf;
+}
 
-    char title[160];
+/* Set up the maps of n items (a measurement does about a million items'
+ * worth of maps, at most 1000) and the OpenMP chunk for them. */
+static void set_map(size_t n, int (*fn)(void *, void **))
+{
+    map_n = n;
+    task_fn = fn;
+    map_batch = fn == trivial && n < trivial_n ? (int)(trivial_n / n) : 1;
+    if (map_batch > 1000)
+        map_batch = 1000;
+    omp_chunk = (long)(n / ((size_t)ncpu * 8));
+    omp_chunk = omp_chunk < 1 ? 1 : omp_chunk > 4096 ? 4096 : omp_chunk;
+}
+
+/* Maps of n trivial items; the peers fed one item at a time (GLib, libuv)
+ * and Python only at the full size. */
+static void family_trivial(size_t n, int reps)
+{
+    char count[24], title[200], name[64], dyn[48];
+    count_name(count, sizeof count, n);
+    set_map(n, trivial);
     snprintf(title, sizeof title,
-             "Pool: map of 1,000,000 trivial items, %d workers, ms per map (lower is better)",
-             ncpu);
+             "Pool: map of %s trivial items, %d workers, ms per map%s (lower is better)", count,
+             ncpu, map_batch > 1 ? " (mean of a batch)" : "");
     bench_heading(title);
-    task_fn = trivial;
-    map_n = TRIVIAL_N;
-    struct bench_system triv[] = {
-        {"openmp parallel for (floor)", run_omp, NULL},
+    snprintf(dyn, sizeof dyn, "openmp dynamic,%ld", omp_chunk);
+    snprintf(name, sizeof name, "map %s trivial", count);
+    struct bench_system sys[] = {
+        {"openmp static", run_omp_static, NULL},
+        {dyn, run_omp_dynamic, NULL},
         {"cthreading map", run_cth_map, NULL},
         {"cthreading parallel_for", run_cth_for, NULL},
         {"glib GThreadPool, 1 item/push", run_glib, NULL},
         {"libuv uv_queue_work, 1 item", run_uv, NULL},
         {"python Pool.map", run_py_trivial, NULL},
     };
-    bench_compare("map 1M trivial", "time", "ms", triv, 6, reps < 5 ? reps : 5, NULL);
+    bench_compare(name, "time", "ms", sys, n == trivial_n ? 7 : 4, reps, NULL);
+}
 
-    snprintf(title, sizeof title,
-             "Pool: map of 10,000 items of ~50 us, ms per map (lower is better)");
+static void family_work(int reps)
+{
+    char count[24], title[200], name[64], cpu_name[80], dyn[48];
+    count_name(count, sizeof count, work_n);
+    set_map(work_n, work50);
+    snprintf(title, sizeof title, "Pool: map of %s items of ~50 us, ms per map (lower is better)",
+             count);
     bench_heading(title);
-    task_fn = work50;
-    map_n = WORK_N;
-    double med[7];
+    snprintf(dyn, sizeof dyn, "openmp dynamic,%ld", omp_chunk);
+    snprintf(name, sizeof name, "map %s x 50us", count);
+    double med[8];
     struct bench_system work[] = {
-        {"openmp parallel for (floor)", run_omp, NULL},
+        {"openmp static", run_omp_static, NULL},
+        {dyn, run_omp_dynamic, NULL},
         {"cthreading map", run_cth_map, NULL},
         {"cthreading parallel_for", run_cth_for, NULL},
         {"glib GThreadPool, 1 item/push", run_glib, NULL},
@@ -382,55 +499,97 @@ int main(void)
         {"serial (1 thread)", run_serial, NULL},
         {"python Pool.map", run_py_work, NULL},
     };
-    bench_compare("map 10k x 50us", "time", "ms", work, 7, 3, med);
-    /* efficiency = serial time / (cores x parallel time), per system; the
-     * machine's load average beside it (other processes take cores too) */
-    double load[1] = {NAN};
-    getloadavg(load, 1);
-    printf("  efficiency on %d cores (load average %.1f): cthreading map %.0f%%, "
-           "parallel_for %.0f%%, openmp %.0f%%\n",
-           ncpu, load[0], 100 * med[5] / (ncpu * med[1]), 100 * med[5] / (ncpu * med[2]),
-           100 * med[5] / (ncpu * med[0]));
-    bench_record("map 10k x 50us", "cthreading map", "efficiency", med[5] / (ncpu * med[1]),
-                 "fraction", NAN);
-    bench_record("map 10k x 50us", "cthreading parallel_for", "efficiency",
-                 med[5] / (ncpu * med[2]), "fraction", NAN);
-    bench_record("map 10k x 50us", "openmp parallel for", "efficiency", med[5] / (ncpu * med[0]),
-                 "fraction", NAN);
-    bench_record("map 10k x 50us", "machine", "load average", load[0], "runnable", NAN);
-    /* On a loaded machine the wall-clock efficiency is capped by the cores
-     * other processes take; the CPU the map costs against the serial loop's
-     * shows the pool's own overhead (100% = none). */
-    double cs[3], cm[3];
-    for (int i = 0; i < 3; i++) {
-        double c0 = bench_cpu();
-        run_serial(NULL);
-        cs[i] = bench_cpu() - c0;
-        c0 = bench_cpu();
-        run_cth_map(NULL);
-        cm[i] = bench_cpu() - c0;
+    bench_compare(name, "time", "ms", work, 8, reps, med);
+    /* efficiency = serial time / (cores x parallel time): capped by the
+     * cores other processes take (the load average is in the rows) */
+    snprintf(title, sizeof title,
+             "Pool: efficiency of the map of %s items of ~50 us on %d cores (higher is better)",
+             count, ncpu);
+    bench_heading(title);
+    for (int i = 0; i < 4 && !bench_child_group; i++) {
+        double eff = med[6] / (ncpu * med[i]);
+        bench_report(name, "efficiency", "fraction", work[i].name, &eff, 1, NAN);
     }
-    double cpu_eff = bench_median(cs, 3) / bench_median(cm, 3);
-    printf("  CPU efficiency (serial CPU / map CPU): cthreading map %.0f%%\n", 100 * cpu_eff);
-    bench_record("map 10k x 50us", "cthreading map", "cpu efficiency", cpu_eff, "fraction", NAN);
+    /* The CPU the map costs against the serial loop's: the pool's own
+     * overhead, whatever the load (ratio 1 = none). */
+    bench_heading("Pool: the CPU of the same map against the serial loop, ms (lower is better)");
+    snprintf(cpu_name, sizeof cpu_name, "map %s x 50us, CPU", count);
+    struct bench_system cpu[] = {
+        {"serial (1 thread)", run_serial_cpu, NULL},
+        {"cthreading map", run_cth_map_cpu, NULL},
+    };
+    bench_compare(cpu_name, "cpu", "ms", cpu, 2, reps, NULL);
+}
 
+static void family_apply_async(int reps)
+{
     bench_heading("Pool: apply_async round trip, submit to result, us (lower is better)");
     struct bench_system rt[] = {
-        {"cthreading apply_async+get", run_cth_rt, NULL},
         {"glib push + cond wait", run_glib_rt, NULL},
+        {"cthreading apply_async+get", run_cth_rt, NULL},
     };
+    rt_percentile = 50;
     bench_compare("apply_async round trip", "median", "us", rt, 2, reps, NULL);
-    printf("  p99 (last rep): cthreading %.1f us, glib %.1f us\n", rt_p99[0], rt_p99[1]);
-    bench_record("apply_async round trip", "cthreading", "p99", rt_p99[0], "us", NAN);
-    bench_record("apply_async round trip", "glib", "p99", rt_p99[1], "us", NAN);
+    rt_percentile = 99;
+    bench_compare("apply_async round trip p99", "p99", "us", rt, 2, reps, NULL);
 
     bench_heading("Pool: pipelined apply_async of empty tasks, us per task (lower is better)");
     struct bench_system pipe[] = {
+        {"libuv uv_queue_work", run_uv_pipe, NULL},
         {"glib GThreadPool push", run_glib_pipe, NULL},
         {"cthreading apply_async", run_cth_pipe, NULL},
     };
-    bench_compare("apply_async pipelined", "per task", "us", pipe, 2, reps, NULL);
+    bench_compare("apply_async pipelined", "per task", "us", pipe, 3, reps, NULL);
+}
 
-    cth_pool_free(pool);
+int main(int argc, char **argv)
+{
+    bench_child_init(argc, argv);
+    bench_isolate();
+    int reps = bench_reps();
+    if (bench_quick()) {
+        trivial_n = 100000;
+        work_n = 1000;
+        pipe_n = 20000;
+        idle_window = 0.1;
+    }
+    ncpu = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    setenv("UV_THREADPOOL_SIZE", ncpu == 1 ? "1" : "2", 0);
+    const char *spin = getenv("CTH_BENCH_SPIN_PER_US");
+    if (bench_child_group && spin) {
+        spin_per_us = atof(spin);
+    } else {
+        char buf[32];
+        calibrate();
+        snprintf(buf, sizeof buf, "%.17g", spin_per_us);
+        setenv("CTH_BENCH_SPIN_PER_US", buf, 1);
+    }
+    items = malloc(trivial_n * sizeof *items);
+    results = malloc(trivial_n * sizeof *results);
+    for (size_t i = 0; i < trivial_n; i++)
+        items[i] = (void *)(uintptr_t)i;
+#ifdef HAVE_LIBUV
+    uv_reqs = calloc(trivial_n, sizeof *uv_reqs);
+#endif
+#ifdef HAVE_OPENMP
+    omp_set_num_threads(ncpu);
+#endif
+
+    bench_heading("Pool: CPU of the whole process over a window, asleep (lower is better)");
+    char unit[32];
+    snprintf(unit, sizeof unit, "ms per %.1f s", idle_window);
+    struct bench_system idle[] = {
+        {"no pool", run_idle_none, NULL},
+        {"cthreading pool, idle", run_idle_pool, NULL},
+    };
+    bench_compare("idle pool", "cpu", unit, idle, 2, reps < 3 ? reps : 3, NULL);
+
+    family_trivial(trivial_n, reps < 5 ? reps : 5);
+    family_trivial(trivial_n / 10, reps);
+    family_trivial(trivial_n / 1000, reps);
+    family_work(reps < 3 ? reps : 3);
+    family_apply_async(reps);
+    if (pool)
+        cth_pool_free(pool);
     return 0;
 }
