@@ -139,8 +139,8 @@ CTH_API size_t cth_rlock_recursion_count(const cth_rlock_t *rlock);
 typedef struct cth_cond {
     void *_lock;    /* the cth_lock_t or cth_rlock_t, NULL: _own */
     uint32_t _kind; /* CTH__COND_OWN_RLOCK, CTH__COND_LOCK or CTH__COND_RLOCK */
-    uint32_t _spare;
-    void *_head; /* FIFO of waiters, guarded by the lock */
+    uint32_t _gen;  /* the fork generation the FIFO's waiters are of */
+    void *_head;    /* FIFO of waiters, guarded by the lock */
     void *_tail;
     cth_rlock_t _own;
 } cth_cond_t;
