@@ -820,3 +820,56 @@ CTH_TEST(barrier_party_threads)
 {
     barrier_parked_party(true);
 }
+
+/* ---- Pool ---------------------------------------------------------------------------------- */
+
+static cth_event_t pool_go;
+
+static int pool_blocked_task(void *arg, void **result)
+{
+    (void)arg;
+    cth_event_wait(&pool_go, CTH_FOREVER);
+    *result = NULL;
+    return 0;
+}
+
+struct pool_case {
+    cth_pool_t *pool;
+    cth_result_t *running, *queued;
+};
+
+/* pool.h's rule: an inherited pool is terminated, its tasks pending at the
+ * fork never complete there, and it can be joined and freed. */
+static void pool_child(void *arg, bool threads)
+{
+    (void)threads;
+    struct pool_case *c = arg;
+    cth_result_t *res;
+    CHECK_EQ(cth_pool_apply_async(c->pool, pool_blocked_task, NULL, NULL, &res), CTH_EINVAL);
+    CHECK_OK(cth_pool_close(c->pool));
+    CHECK_OK(cth_pool_join(c->pool, 1.0));
+    CHECK_EQ(cth_result_wait(c->running, 0.02), CTH_ETIMEDOUT);
+    CHECK_EQ(cth_result_wait(c->queued, 0.02), CTH_ETIMEDOUT);
+    cth_result_free(c->running);
+    cth_result_free(c->queued);
+    cth_pool_free(c->pool);
+}
+
+CTH_TEST(pool_busy_alone)
+{
+    skip_where_unsupported(false);
+    struct pool_case c;
+    cth_event_init(&pool_go);
+    cth_pool_opts_t opts = {.processes = 1};
+    CHECK_OK(cth_pool_create(&c.pool, &opts));
+    CHECK_OK(cth_pool_apply_async(c.pool, pool_blocked_task, NULL, NULL, &c.running));
+    CHECK_OK(cth_pool_apply_async(c.pool, pool_blocked_task, NULL, NULL, &c.queued));
+    cth_sleep(SETTLE);
+    in_child(pool_child, &c, false);
+    CHECK_OK(cth_event_set(&pool_go));
+    CHECK_OK(cth_result_wait(c.running, CTH_FOREVER));
+    CHECK_OK(cth_result_wait(c.queued, CTH_FOREVER));
+    cth_result_free(c.running);
+    cth_result_free(c.queued);
+    cth_pool_free(c.pool);
+}
