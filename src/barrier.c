@@ -16,9 +16,14 @@
  * returns its index even if abort() or reset() ran before it resumed
  * (Python checks the state alone, and such a waiter gets
  * BrokenBarrierError: a race its test suite escapes through the GIL).
+ * Fork: the threads inside wait at a fork do not exist in the child; the
+ * first call there to take the lock forgets them with the condition's
+ * waiters (cth__cond_forget_dead_waiters): none is counted, and a cycle
+ * they were draining or resetting is over.
  */
 #include "cthreading/sync.h"
 #include "deadline.h"
+#include "lockword.h"
 #include "task_error.h"
 #include "wait.h"
 
@@ -78,6 +83,11 @@ static void barrier_lock(cth_barrier_t *b)
         interrupted = 1;
     if (interrupted)
         cth__interrupt_post();
+    if (cth__cond_forget_dead_waiters(&b->_cond)) {
+        atomic_store(ATOMIC_I32(&b->_count), 0);
+        if (get_state(b) != BROKEN)
+            set_state(b, FILLING);
+    }
 }
 
 /* Python's _break: break it and tell everyone. */

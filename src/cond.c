@@ -31,6 +31,12 @@
  * itself notified, and uncounted, which it is.) Each notify call wakes one
  * waiter at most; a run of notify(1) calls under one hold of the lock wakes
  * one each, as pthread_cond_signal would.
+ *
+ * Fork. The waiters of a condition inherited by a fork child are threads
+ * that no longer exist, and their records lie on stacks that the child's
+ * new threads may reuse. The condition keeps the fork generation
+ * (lockword.h) of its FIFO in _gen; the first wait or notify of a newer
+ * generation empties the FIFO without reading it.
  */
 #include "deadline.h"
 #include "lockword.h"
@@ -64,7 +70,7 @@ CTH_API int cth_cond_init(cth_cond_t *cond, cth_lock_t *lock)
         return CTH_EINVAL;
     cond->_lock = lock;
     cond->_kind = lock ? CTH__COND_LOCK : CTH__COND_OWN_RLOCK;
-    cond->_spare = 0;
+    cond->_gen = cth__fork_gen();
     cond->_head = cond->_tail = NULL;
     return cth_rlock_init(&cond->_own);
 }
@@ -109,6 +115,16 @@ static inline bool cond_is_owned(cth_cond_t *cond)
                                 memory_order_relaxed) == cth__self_token();
 }
 
+bool cth__cond_forget_dead_waiters(cth_cond_t *cond)
+{
+    uint32_t gen = cth__fork_gen();
+    if (cond->_gen == gen)
+        return false;
+    cond->_gen = gen;
+    cond->_head = cond->_tail = NULL;
+    return true;
+}
+
 static void fifo_push(cth_cond_t *cond, struct waiter *w)
 {
     w->next = NULL;
@@ -145,6 +161,7 @@ CTH_API int cth_cond_wait(cth_cond_t *cond, double timeout)
 
     struct waiter w;
     atomic_init(&w.word, AWAKE);
+    cth__cond_forget_dead_waiters(cond);
     fifo_push(cond, &w);
 
     uint32_t count = 0;
@@ -220,6 +237,7 @@ static __attribute__((noinline)) int cond_notify_slow(cth_cond_t *cond, size_t n
         return CTH_EINVAL;
     if (!cond_is_owned(cond))
         return CTH_EPERM;
+    cth__cond_forget_dead_waiters(cond);
     bool woke = false;
     for (; n > 0 && cond->_head; n--) {
         struct waiter *w = cond->_head;

@@ -8,8 +8,11 @@
  *   bit 1 PARKED   a waiter may sleep on _state (a release must wake one);
  *   bit 2 TICKET   the last release handed the lock to the waiters: LOCKED
  *                  stays set and the first waiter to look takes it over;
- *   bits 3.. WAITERS: threads that stopped spinning and have neither taken
- *                  the lock nor given up (asleep or about to look again).
+ *   bits 3..24 WAITERS: threads that stopped spinning and have neither
+ *                  taken the lock nor given up (asleep or about to look
+ *                  again);
+ *   bits 25..31 GEN: while WAITERS counts someone, the fork generation
+ *                  (lockword.h) they were counted in, modulo 128; 0 else.
  * _oldest_wait holds when the longest waiter began waiting, as far as known
  * (in units of 1024 ns, wrapping; 0: nobody recorded).
  * Uncontended, acquire is one atomic OR of LOCKED and release one
@@ -41,6 +44,15 @@
  * one in WAITERS and moves (requeues) it from its own word onto _state
  * (cth__lock_requeue): a release wakes it like any parked acquirer.
  *
+ * Fork. In a fork child the counted waiters are threads that no longer
+ * exist, and a TICKET may be handed to them. So every slow path reads the
+ * word through live_state: waiters of an older generation are dropped, and
+ * with them PARKED and a TICKET (the lock is then free); a holder stays held
+ * (the child's own thread, or one that no longer exists, as in Python). The
+ * fast paths need no check: a word with waiters is never their 0 or LOCKED.
+ * (A lock untouched for 128 nested forks would read as current: not a case
+ * anyone meets.)
+ *
  * RLock is a Lock plus the owner's identity (a per-thread address, see
  * cth__self_token) and a recursion count. Only the owner writes the count;
  * the owner field is atomic so that other threads can read it to learn that
@@ -51,6 +63,7 @@
 #include "wait.h"
 
 _Thread_local char cth__self_token_var __attribute__((tls_model("initial-exec")));
+_Atomic uint32_t cth__fork_gen_var;
 
 _Static_assert(sizeof(cth_lock_t) == 8, "cth_lock_t ABI");
 _Static_assert(sizeof(cth_rlock_t) == 24 || sizeof(void *) != 8, "cth_rlock_t ABI");
@@ -59,7 +72,9 @@ _Static_assert(sizeof(cth_rlock_t) == 24 || sizeof(void *) != 8, "cth_rlock_t AB
 #define PARKED 2u
 #define TICKET 4u
 #define WAITER 8u /* one counted waiter */
-#define WAITERS(s) ((s) / WAITER)
+#define GEN_SHIFT 25
+#define GEN_MASK (0x7Fu << GEN_SHIFT)
+#define WAITERS(s) (((s) & ~GEN_MASK) / WAITER)
 
 /* glibc tells whether the process has only ever had one thread; while it
  * has, the fast paths need no atomic read-modify-write (glibc's own mutex
@@ -73,6 +88,34 @@ _Static_assert(sizeof(cth_rlock_t) == 24 || sizeof(void *) != 8, "cth_rlock_t AB
 #ifndef SINGLE_THREADED
 #define SINGLE_THREADED() 0
 #endif
+
+/* The GEN bits of the current fork generation. */
+static uint32_t gen_bits(void)
+{
+    return (cth__fork_gen() << GEN_SHIFT) & GEN_MASK;
+}
+
+/* The word s as this process has it: waiters counted before the latest fork
+ * are gone, with the PARKED and TICKET that were for them (see Fork). */
+static uint32_t live_state(uint32_t s)
+{
+    if (!WAITERS(s) || (s & GEN_MASK) == gen_bits())
+        return s;
+    return (s & TICKET) ? 0 : s & LOCKED;
+}
+
+/* s with one more counted waiter, of this generation. */
+static uint32_t add_waiter(uint32_t s)
+{
+    return (live_state(s) | gen_bits()) + WAITER;
+}
+
+/* Once no waiter is counted, PARKED and GEN go (the fast paths expect 0 or
+ * LOCKED); while some are, PARKED stays, since they may sleep. */
+static uint32_t parked_if_waiters(uint32_t n)
+{
+    return WAITERS(n) ? n | PARKED : n & ~(PARKED | GEN_MASK);
+}
 
 /* Take the lock if it is free, waiters or not; false otherwise. One atomic
  * OR of LOCKED: if LOCKED was already set (a holder, or a pending TICKET,
@@ -155,8 +198,7 @@ static void since_leave(_Atomic uint32_t *since, uint32_t me, uint32_t waiters_l
  * since they may sleep and the release that woke us cleared it. */
 static uint32_t taken_by_waiter(uint32_t s)
 {
-    uint32_t n = ((s - WAITER) & ~TICKET) | LOCKED;
-    return WAITERS(n) ? n | PARKED : n & ~PARKED;
+    return parked_if_waiters(((s - WAITER) & ~TICKET) | LOCKED);
 }
 
 /* A counted waiter waits for the lock: parks on _state until it is free or
@@ -196,8 +238,7 @@ static int lock_wait_counted(cth_lock_t *lock, int64_t deadline, bool eligible)
             /* Give up. The others may sleep: keep PARKED for them, and if
              * the lock is free, pass on the wake-up a release meant for a
              * waiter, which may have been us. */
-            uint32_t n = s - WAITER;
-            n = WAITERS(n) ? n | PARKED : n & ~PARKED;
+            uint32_t n = parked_if_waiters(s - WAITER);
             if (!atomic_compare_exchange_weak_explicit(state, &s, n, memory_order_relaxed,
                                                        memory_order_relaxed))
                 continue;
@@ -242,26 +283,28 @@ static __attribute__((noinline)) int lock_acquire_slow(cth_lock_t *lock, int64_t
     uint32_t s;
     for (unsigned pauses = 1; pauses <= SPIN_PAUSES_MAX; pauses *= 2) {
         s = atomic_load_explicit(state, memory_order_relaxed);
-        if (!(s & LOCKED)) {
-            if (atomic_compare_exchange_weak_explicit(state, &s, s | LOCKED, memory_order_acquire,
+        uint32_t v = live_state(s);
+        if (!(v & LOCKED)) {
+            if (atomic_compare_exchange_weak_explicit(state, &s, v | LOCKED, memory_order_acquire,
                                                       memory_order_relaxed))
                 return 0;
             continue;
         }
-        if (s != LOCKED)
+        if (v != LOCKED)
             break; /* others wait already, or the lock is promised */
         for (unsigned i = 0; i < pauses; i++)
             cth__cpu_relax();
     }
     s = atomic_load_explicit(state, memory_order_relaxed);
     for (;;) {
-        if (!(s & LOCKED)) {
-            if (atomic_compare_exchange_weak_explicit(state, &s, s | LOCKED, memory_order_acquire,
+        uint32_t v = live_state(s);
+        if (!(v & LOCKED)) {
+            if (atomic_compare_exchange_weak_explicit(state, &s, v | LOCKED, memory_order_acquire,
                                                       memory_order_relaxed))
                 return 0;
         } else if (atomic_compare_exchange_weak_explicit(
-                       state, &s, s + WAITER, memory_order_relaxed, memory_order_relaxed)) {
-            return lock_wait_counted(lock, deadline, !(s & TICKET));
+                       state, &s, add_waiter(s), memory_order_relaxed, memory_order_relaxed)) {
+            return lock_wait_counted(lock, deadline, !(v & TICKET));
         }
     }
 }
@@ -286,8 +329,9 @@ static __attribute__((noinline)) int lock_acquire_contended(cth_lock_t *lock, do
         return err;
     _Atomic uint32_t *state = CTH__ATOMIC_U32(&lock->_state);
     uint32_t s = atomic_load_explicit(state, memory_order_relaxed);
-    if (!(s & LOCKED) && atomic_compare_exchange_strong_explicit(
-                             state, &s, s | LOCKED, memory_order_acquire, memory_order_relaxed))
+    uint32_t v = live_state(s);
+    if (!(v & LOCKED) && atomic_compare_exchange_strong_explicit(
+                             state, &s, v | LOCKED, memory_order_acquire, memory_order_relaxed))
         return 0;
     if (timeout == 0)
         return CTH_EAGAIN;
@@ -329,26 +373,28 @@ static __attribute__((noinline)) int lock_release_contended(cth_lock_t *lock)
     _Atomic uint32_t *state = CTH__ATOMIC_U32(&lock->_state);
     _Atomic uint32_t *since = CTH__ATOMIC_U32(&lock->_oldest_wait);
     uint32_t s = atomic_load_explicit(state, memory_order_relaxed);
+    uint32_t v = live_state(s);
     /* Whether a counted waiter has waited over HANDOFF_NS. Reading the
      * clock costs as much as the rest of a short critical section, so a
      * release that is not about to make a system call anyway looks only
      * every CLOCK_EVERY-th time. */
     bool starving = false;
-    if (WAITERS(s)) {
+    if (WAITERS(v)) {
         uint32_t t = atomic_load_explicit(since, memory_order_relaxed);
-        if (t && ((s & PARKED) || ++release_tick % CLOCK_EVERY == 0))
+        if (t && ((v & PARKED) || ++release_tick % CLOCK_EVERY == 0))
             starving = since_now() - t >= (uint32_t)(HANDOFF_NS >> 10);
     }
     for (;;) {
-        if (!(s & LOCKED) || (s & TICKET))
+        if (!(v & LOCKED) || (v & TICKET))
             return CTH_EPERM; /* unlocked, or handed off and not yet taken */
-        uint32_t n = (starving && WAITERS(s)) ? (s | TICKET) & ~PARKED : s & ~(LOCKED | PARKED);
+        uint32_t n = (starving && WAITERS(v)) ? (v | TICKET) & ~PARKED : v & ~(LOCKED | PARKED);
         if (atomic_compare_exchange_weak_explicit(state, &s, n, memory_order_release,
                                                   memory_order_relaxed)) {
-            if (s & PARKED)
+            if (v & PARKED)
                 cth__futex_wake(state, 1);
             return 0;
         }
+        v = live_state(s);
     }
 }
 
@@ -361,7 +407,9 @@ CTH_API int cth_lock_release(cth_lock_t *lock)
 
 CTH_API bool cth_lock_locked(const cth_lock_t *lock)
 {
-    return lock && cth__lock_held(lock);
+    return lock && (live_state(atomic_load_explicit(CTH__ATOMIC_U32(&((cth_lock_t *)lock)->_state),
+                                                    memory_order_relaxed)) &
+                    LOCKED);
 }
 
 /* ---- RLock ---------------------------------------------------------------- */
@@ -442,7 +490,7 @@ CTH_API int cth_rlock_release(cth_rlock_t *rlock)
 
 CTH_API bool cth_rlock_locked(const cth_rlock_t *rlock)
 {
-    return rlock && cth__lock_held(&rlock->_lock);
+    return rlock && cth_lock_locked(&rlock->_lock);
 }
 
 CTH_API bool cth_rlock_is_owned(const cth_rlock_t *rlock)
@@ -459,7 +507,7 @@ void cth__lock_add_waiter(cth_lock_t *lock)
 {
     _Atomic uint32_t *state = CTH__ATOMIC_U32(&lock->_state);
     uint32_t s = atomic_load_explicit(state, memory_order_relaxed);
-    while (!atomic_compare_exchange_weak_explicit(state, &s, (s + WAITER) | PARKED,
+    while (!atomic_compare_exchange_weak_explicit(state, &s, add_waiter(s) | PARKED,
                                                   memory_order_relaxed, memory_order_relaxed))
         ;
 }
@@ -475,6 +523,8 @@ void cth__lock_remove_waiter(cth_lock_t *lock)
          * else is counted: nobody would take it, so unlock instead. */
         if ((n & TICKET) && !WAITERS(n))
             n &= ~(TICKET | LOCKED);
+        if (!WAITERS(n))
+            n &= ~GEN_MASK;
     } while (!atomic_compare_exchange_weak_explicit(state, &s, n, memory_order_release,
                                                     memory_order_relaxed));
 }

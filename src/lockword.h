@@ -19,6 +19,19 @@ static inline uintptr_t cth__self_token(void)
     return (uintptr_t)&cth__self_token_var;
 }
 
+/* The fork generation: 0 in the process that started, one more in each
+ * fork child (runtime.c's fork handler bumps it before any module's). In a
+ * child only the forking thread goes on, so waiters that an object recorded
+ * in an older generation are threads that no longer exist: an object that
+ * parks waiters remembers the generation it last saw, and on its first use
+ * in a newer one forgets them, as if nobody waited, without reading their
+ * records (they live on stacks that new threads may reuse). */
+extern _Atomic uint32_t cth__fork_gen_var;
+static inline uint32_t cth__fork_gen(void)
+{
+    return atomic_load_explicit(&cth__fork_gen_var, memory_order_relaxed);
+}
+
 /* Bit 0 of a Lock's word: someone holds it (lock.c has the other bits). */
 #define CTH__LOCK_LOCKED 1u
 
@@ -59,6 +72,11 @@ void cth__lock_add_waiter(cth_lock_t *lock);
 
 /* Undo cth__lock_add_waiter when the waiter turned out not to sleep. */
 void cth__lock_remove_waiter(cth_lock_t *lock);
+
+/* If the condition's waiters were recorded before the latest fork (see
+ * cth__fork_gen), forget them and return true; else false. The caller holds
+ * the condition's lock (Barrier, whose own counts go with them). */
+bool cth__cond_forget_dead_waiters(cth_cond_t *cond);
 
 /* Move the thread sleeping on *from (if *from still equals expected) onto
  * the lock's word, to be woken by a release of the lock, as if it had

@@ -32,6 +32,13 @@
  * again: if a hand-off reached it first, it keeps that result; else it
  * unlinks itself.
  *
+ * Fork. In a fork child the parked waiters are threads that no longer exist,
+ * their records on stacks the child's new threads may reuse. The queue keeps
+ * the fork generation (lockword.h) its waiter lists are of; the first time
+ * the lock is taken in a newer one, the lists are emptied without being read,
+ * as if nobody waited (and qunlock then clears the ring's flags): nothing is
+ * handed to a dead getter, no dead putter's item gets in.
+ *
  * Tasks. No counter is added to the fast path: the puts are tail plus
  * extra_puts (items handed straight to parked getters, and every put of the
  * other kinds), and task_done counts in done, on its own line; the
@@ -101,6 +108,7 @@ struct cth_queue {
     bool shutdown, drained; /* drained: an immediate shutdown emptied the ring */
     long maxsize;
     struct cth__list getters, putters; /* parked waiters, oldest first */
+    uint32_t fork_gen;                 /* the generation of their waiters */
     _Atomic uint64_t extra_puts;
     _Atomic uint32_t joiners, join_seq;
     _Atomic uint32_t spin, park_spin; /* spin budgets (spin_*) */
@@ -131,6 +139,12 @@ static void qlock(cth_queue_t *q)
 {
     if (cth__lock_acquire_uninterrupted(&q->lock))
         cth__interrupt_main_wait();
+    uint32_t gen = cth__fork_gen();
+    if (__builtin_expect(q->fork_gen != gen, 0)) {
+        q->fork_gen = gen; /* the waiters are the parent's threads: forget them */
+        cth__list_init(&q->getters);
+        cth__list_init(&q->putters);
+    }
 }
 
 /* Release the lock, first clearing the flags nothing needs any more. */
@@ -413,6 +427,7 @@ CTH_API int cth_queue_create(cth_queue_t **queue, size_t maxsize_arg, const cth_
     q->maxsize = maxsize;
     q->compare = opts->compare;
     q->free_item = opts->free_item;
+    q->fork_gen = cth__fork_gen();
     atomic_store_explicit(&q->spin, SPIN_MAX / 4, memory_order_relaxed);
     atomic_store_explicit(&q->park_spin, SPIN_MAX / 2, memory_order_relaxed);
     size_t cap = MIN_CAPACITY;

@@ -43,6 +43,7 @@
 
 #include "alloc.h"
 #include "deadline.h"
+#include "lockword.h"
 #include "runtime.h"
 #include "thread_record.h"
 #include "wait.h"
@@ -189,7 +190,9 @@ static void fork_parent(void)
 static void fork_child(void)
 {
     /* The forking thread took the lock in fork_prepare and is the one that
-     * goes on in the child: it still holds it. */
+     * goes on in the child: it still holds it. Every waiter recorded so far
+     * is another thread's: a new generation makes them stale (lockword.h). */
+    atomic_fetch_add_explicit(&cth__fork_gen_var, 1, memory_order_relaxed);
     cth__os_after_fork_child();
     cth__interrupt_reset();
     struct cth_thread *self = cth__tls_current ? cth__tls_current : &initial_main;

@@ -54,6 +54,12 @@
  * spare, or unmapped), so it never holds get_lock long. Zeroing and the
  * spare's release/acquire hand a recycled segment to the next producer.
  *
+ * Fork. In a fork child the getter that held sleep_lock (and those waiting
+ * for it) no longer exist. The queue keeps the fork generation (lockword.h)
+ * of its getters; the first get in a newer one, under get_lock and before
+ * any get of that generation can reach sleep_lock, makes sleep_lock free
+ * and `sleeping` clear again.
+ *
  * Test hooks: CTH__SQ_MAX_SLOTS and SQ_PREEMPT (below) are empty here;
  * tests/stress/stress_queue.c compiles this file with tiny segments and
  * preemption points to make the rare interleavings common.
@@ -108,6 +114,7 @@ struct cth_simple_queue {
     struct seg *head, *oldest;
     uint32_t head_idx;
     cth_lock_t sleep_lock; /* the turn of a blocking getter to wait */
+    uint32_t fork_gen;     /* the generation of its getters (get_lock) */
     cth_free_fn free_item;
 };
 
@@ -146,6 +153,7 @@ CTH_API int cth_simple_queue_create(cth_simple_queue_t **queue, const cth_simple
     atomic_init(&q->tail, s);
     q->head = q->oldest = s;
     q->free_item = opts ? opts->free_item : NULL;
+    q->fork_gen = cth__fork_gen();
     *queue = q;
     return 0;
 }
@@ -259,6 +267,12 @@ static void reclaim(cth_simple_queue_t *q)
 static bool try_take(cth_simple_queue_t *q, void **item)
 {
     cth__lock_acquire_uninterrupted(&q->get_lock);
+    uint32_t gen = cth__fork_gen();
+    if (__builtin_expect(q->fork_gen != gen, 0)) {
+        q->fork_gen = gen; /* sleep_lock's holder did not survive the fork */
+        cth_lock_init(&q->sleep_lock);
+        atomic_store(&q->sleeping, 0);
+    }
     bool got = take(q, item);
     reclaim(q);
     cth_lock_release(&q->get_lock);

@@ -25,6 +25,14 @@
  * States, as Python's: RUN, then CLOSE (no new tasks, the accepted ones all
  * run) or TERMINATE (queued tasks are dropped). Blocking calls take a
  * timeout (base.h). Departures from Python, on purpose: docs/design.md.
+ *
+ * fork(). The workers do not exist in the child, so every pool inherited
+ * there is terminated: submitting returns CTH_EINVAL (Python's "Pool not
+ * running"), close and terminate are harmless, join returns 0 at once and
+ * cth_pool_free frees it. Tasks queued or running at the fork never run or
+ * finish in the child: their AsyncResults, maps and imap items stay pending
+ * (wait for them with a timeout, or not at all) and can be freed. A pool
+ * created in the child works.
  */
 #ifndef CTHREADING_POOL_H
 #define CTHREADING_POOL_H

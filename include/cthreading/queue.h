@@ -23,6 +23,15 @@
  * ignores a negative timeout on an unbounded queue); put_many/get_many move
  * several items at once.
  *
+ * fork(). A queue of either type stays usable in the child (where only the
+ * forking thread goes on): getters and putters that were waiting in it at
+ * the fork are forgotten, as if they had never waited. The child's puts
+ * never go to a getter that no longer exists, and the items of putters that
+ * were waiting never get in; the items the queue held are there.
+ * unfinished_tasks counts what the parent's put and task_done had counted.
+ * As with sync.h's objects, a call another thread was inside of at the fork
+ * (not waiting in it) may leave the queue locked in the child.
+ *
  * Speed: docs/design.md (queue.h).
  */
 #ifndef CTHREADING_QUEUE_H

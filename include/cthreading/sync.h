@@ -14,6 +14,20 @@
  * return CTH_EAGAIN (or CTH_ETIMEDOUT for waits that are never "tries"),
  * CTH_FOREVER = no limit. In the main thread every wait returns CTH_EINTR when
  * cth_interrupt_main() is called or a signal handler runs during it (thread.h).
+ *
+ * fork(). In the child only the forking thread goes on, as its main thread;
+ * every object here stays usable: the threads that were waiting in one at the
+ * fork are forgotten, as if they had never waited. Nothing is handed to
+ * them: a Lock released to a waiting thread just before the fork is free in
+ * the child, a notify reaches only the child's own waiters, a Semaphore's or
+ * Event's waiters cost nothing. From its first wait, reset or abort in the
+ * child, a Barrier counts none of them: their cycle is over (one they were
+ * draining or resetting is filling again; a broken barrier stays broken).
+ * What the fork does not undo, as in Python: a Lock or RLock held by
+ * another thread at the fork stays held in the child, and an object whose
+ * call another thread was inside of (not waiting in, but holding its
+ * internal lock) may be left locked; fork while other threads use the
+ * objects the child needs only with that in mind.
  */
 #ifndef CTHREADING_SYNC_H
 #define CTHREADING_SYNC_H
@@ -139,8 +153,8 @@ CTH_API size_t cth_rlock_recursion_count(const cth_rlock_t *rlock);
 typedef struct cth_cond {
     void *_lock;    /* the cth_lock_t or cth_rlock_t, NULL: _own */
     uint32_t _kind; /* CTH__COND_OWN_RLOCK, CTH__COND_LOCK or CTH__COND_RLOCK */
-    uint32_t _spare;
-    void *_head; /* FIFO of waiters, guarded by the lock */
+    uint32_t _gen;  /* the fork generation the FIFO's waiters are of */
+    void *_head;    /* FIFO of waiters, guarded by the lock */
     void *_tail;
     cth_rlock_t _own;
 } cth_cond_t;
