@@ -511,10 +511,13 @@ static void *worker(void *arg)
 /* The event loop takes back the connections the workers have served. */
 static void take_back_served(void)
 {
+    /* the eventfd first, then the flag: a worker that finds the flag down
+     * writes the eventfd again, and reading the flag (an exchange, not a
+     * store) orders the puts of those that found it up before the drain */
     uint64_t count;
-    atomic_store(&wake_pending, 0); /* before draining: a later put wakes us again */
     if (read(wake_fd, &count, sizeof count) < 0 && errno != EAGAIN)
         perror("http_server: eventfd");
+    atomic_exchange(&wake_pending, 0);
     void *item;
     while (cth_simple_queue_get_nowait(served_conns, &item) == 0) {
         struct conn *c = item;
