@@ -125,6 +125,12 @@ static void cpu_bound(void)
         have_load ? "" : "unknown, ", load[0]);
     if (possible < 1.5) {
         say("one CPU: the workers take turns here, as under CPython's GIL on any machine");
+    } else if (speedup > 1.15 * possible) {
+        say("%.1fx, above the %.0fx that %.0f cores can give: other work slowed the one-thread",
+            speedup, possible, possible);
+        say("run more than the pool's (load %.1f); on an idle machine expect about %.0fx,", load[0],
+            possible);
+        say("and about 1x under CPython's GIL on any machine");
     } else if (speedup >= 0.75 * possible) {
         say("%.1fx of a possible %.0fx: each worker ran on a core of its own at once,", speedup,
             possible);
