@@ -23,9 +23,13 @@ $(BUILD)/.configured: | deps
 	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
 	@touch $@
 
+# The build's own output goes to a log (shown if it fails): the screen is
+# the tour's.
 run: $(BUILD)/.configured
-	cmake --build $(BUILD) -j$(JOBS) --target tour
-	$(BUILD)/examples/tour $(ARGS)
+	@echo "building the tour (log: $(BUILD)/run-build.log)"
+	@MAKEFLAGS=--no-print-directory cmake --build $(BUILD) -j$(JOBS) --target tour \
+	  >$(BUILD)/run-build.log 2>&1 || { cat $(BUILD)/run-build.log; exit 1; }
+	@$(BUILD)/examples/tour $(ARGS)
 
 test: $(BUILD)/.configured
 	cmake --build $(BUILD) -j$(JOBS)

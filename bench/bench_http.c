@@ -3,10 +3,14 @@
  * bench_http.c - examples/http_server under wrk: requests per second over
  * keep-alive connections on loopback (higher is better), with every
  * response checked (status 200 and the expected body, by a wrk Lua
- * script), against Python's http.server.ThreadingHTTPServer serving the
- * same page (the model: a thread per connection). A run with any bad
- * response, socket error or timeout counts as n/a. Without wrk on the PATH
- * every row is n/a.
+ * script), against two Python servers with the same routes ("/" in plain
+ * text, "/status" in JSON, 404 otherwise): http.server's
+ * ThreadingHTTPServer (a thread per connection) and a Flask app on
+ * Werkzeug's threaded server (Debian's python3-flask; its `request` lives
+ * in Werkzeug's context locals, as the C server's in a LocalStack). A run
+ * with any bad response, socket error or timeout counts as n/a, and so
+ * does a system that is missing (wrk, python3, Flask). Each run is bounded:
+ * wrk runs under `timeout`.
  * Environment: CTH_BENCH_HTTP_SECONDS (default 10) per run,
  * CTH_BENCH_HTTP_REPS (default 1) runs per system.
  */
@@ -36,7 +40,7 @@ static const char wrk_script[] =
     "end\n";
 
 static const char python_server[] =
-    "import http.server, socketserver, sys, threading\n"
+    "import http.server, json, sys, threading\n"
     "lock = threading.Lock(); n = 0\n"
     "class H(http.server.BaseHTTPRequestHandler):\n"
     "    protocol_version = 'HTTP/1.1'\n"
@@ -45,15 +49,48 @@ static const char python_server[] =
     "        global n\n"
     "        with lock:\n"
     "            n += 1; i = n\n"
-    "        body = ('Hello from python\\nrequest %d: GET %s, served by %s\\n' % (i, self.path,"
-    " threading.current_thread().name)).encode()\n"
-    "        self.send_response(200)\n"
-    "        self.send_header('Content-Type', 'text/plain; charset=utf-8')\n"
+    "        name = threading.current_thread().name\n"
+    "        if self.path == '/':\n"
+    "            status, kind = 200, 'text/plain; charset=utf-8'\n"
+    "            body = 'Hello from python\\nrequest %d: GET %s, served by %s\\n' % (i, self.path, "
+    "name)\n"
+    "        elif self.path == '/status':\n"
+    "            status, kind = 200, 'application/json'\n"
+    "            body = json.dumps({'server': 'python', 'request_id': i, 'requests_served': n,\n"
+    "                               'active_count': threading.active_count()}) + '\\n'\n"
+    "        else:\n"
+    "            status, kind, body = 404, 'text/plain; charset=utf-8', 'not found: %s\\n' % "
+    "self.path\n"
+    "        body = body.encode()\n"
+    "        self.send_response(status)\n"
+    "        self.send_header('Content-Type', kind)\n"
     "        self.send_header('Content-Length', str(len(body)))\n"
     "        self.end_headers(); self.wfile.write(body)\n"
     "    def log_message(self, *a): pass\n"
     "s = http.server.ThreadingHTTPServer(('127.0.0.1', 0), H)\n"
     "print('listening on 127.0.0.1:%d' % s.server_address[1], flush=True)\n"
+    "s.serve_forever()\n";
+
+static const char flask_server[] =
+    "import threading\n"
+    "from flask import Flask, jsonify, request\n"
+    "from werkzeug.serving import make_server\n"
+    "app = Flask(__name__); lock = threading.Lock(); n = 0\n"
+    "def next_id():\n"
+    "    global n\n"
+    "    with lock:\n"
+    "        n += 1; return n\n"
+    "@app.route('/')\n"
+    "def index():\n"
+    "    return ('Hello from flask\\nrequest %d: %s %s, served by %s\\n' % (next_id(),\n"
+    "            request.method, request.path, threading.current_thread().name),\n"
+    "            200, {'Content-Type': 'text/plain; charset=utf-8'})\n"
+    "@app.route('/status')\n"
+    "def status():\n"
+    "    return jsonify(server='flask', request_id=next_id(), requests_served=n,\n"
+    "                   active_count=threading.active_count())\n"
+    "s = make_server('127.0.0.1', 0, app, threaded=True)\n"
+    "print('listening on 127.0.0.1:%d' % s.server_port, flush=True)\n"
     "s.serve_forever()\n";
 
 static int seconds(void)
@@ -105,7 +142,7 @@ static void stop_server(pid_t pid)
 }
 
 /* wrk against the server started by argv: requests per second, or NAN. */
-static double run_wrk(char *const argv[])
+static double run_wrk(const char *name, char *const argv[])
 {
     if (system("command -v wrk >/dev/null 2>&1") != 0)
         return NAN;
@@ -117,8 +154,9 @@ static double run_wrk(char *const argv[])
         return NAN;
     }
     char cmd[512];
-    snprintf(cmd, sizeof cmd, "wrk -t2 -c32 -d%ds -s %s http://127.0.0.1:%d/ 2>&1", seconds(),
-             script_path, port);
+    snprintf(cmd, sizeof cmd,
+             "timeout %d wrk -t2 -c32 -d%ds --timeout 5s -s %s http://127.0.0.1:%d/ 2>&1",
+             seconds() + 30, seconds(), script_path, port);
     FILE *p = popen(cmd, "r");
     double rps = NAN;
     long good = -1, bad = -1, errors = -1;
@@ -130,7 +168,7 @@ static double run_wrk(char *const argv[])
     if (p)
         pclose(p);
     stop_server(pid);
-    printf("    (%s: %ld responses checked, %ld bad, %ld socket errors)\n", argv[0], good, bad,
+    printf("    (%s: %ld responses checked, %ld bad, %ld socket errors)\n", name, good, bad,
            errors);
     return good > 0 && bad == 0 && errors == 0 ? rps : NAN;
 }
@@ -141,14 +179,23 @@ static double run_cthreading(void *ctx)
 {
     (void)ctx;
     char *argv[] = {server_path, "--threads", "4", NULL};
-    return run_wrk(argv);
+    return run_wrk("cthreading", argv);
 }
 
 static double run_python(void *ctx)
 {
     (void)ctx;
     char *argv[] = {"python3", "-c", (char *)python_server, NULL};
-    return run_wrk(argv);
+    return run_wrk("ThreadingHTTPServer", argv);
+}
+
+static double run_flask(void *ctx)
+{
+    (void)ctx;
+    if (system("python3 -c 'import flask' >/dev/null 2>&1") != 0)
+        return NAN;
+    char *argv[] = {"python3", "-c", (char *)flask_server, NULL};
+    return run_wrk("Flask", argv);
 }
 
 int main(void)
@@ -174,12 +221,16 @@ int main(void)
            seconds());
     if (system("command -v wrk >/dev/null 2>&1") != 0)
         printf("  wrk is not on the PATH (Debian: apt-get install wrk): every row is n/a\n");
+    if (system("python3 -c 'import flask' >/dev/null 2>&1") != 0)
+        printf(
+            "  Flask is not installed (Debian: apt-get install python3-flask): its row is n/a\n");
     bench_heading("requests per second (higher is better)");
     struct bench_system sys[] = {
         {"cthreading http_server (4 workers)", run_cthreading, NULL},
         {"python ThreadingHTTPServer", run_python, NULL},
+        {"python Flask, threaded (Werkzeug)", run_flask, NULL},
     };
-    bench_compare("http GET /", "throughput", "req/s", sys, 2, reps, NULL);
+    bench_compare("http GET /", "throughput", "req/s", sys, 3, reps, NULL);
     remove(script_path);
     return 0;
 }

@@ -1,18 +1,29 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * http_server.c - a small HTTP/1.1 server on 127.0.0.1, the seed's Flask
- * picture in C:
- *   - a pool of worker threads serves the requests; the main thread's
- *     event loop (epoll) accepts connections and hands each connection that
- *     has a request waiting to the workers through a queue (a Condition
- *     over a ring), so a few workers serve any number of keep-alive
- *     connections;
+ * picture in C, built on the library's own parts:
+ *   - the main thread runs an event loop (epoll) that accepts connections
+ *     and reads them, without blocking, until a whole request (head, and
+ *     the body its Content-Length announces) is buffered; only then does it
+ *     hand the connection to the workers, through a cth_queue. A client
+ *     that sends half a request and stops costs a buffer, never a worker:
+ *     it cannot delay anyone else. Each connection has a deadline (10 s to
+ *     finish a request once begun, 30 s idle between keep-alive requests);
+ *   - a few named worker threads take connections from that Queue, serve
+ *     one request each time, and hand the connection back to the event loop
+ *     through a cth_simple_queue (an eventfd wakes the loop);
  *   - each request pushes its context (method, path, request id) on a
  *     LocalStack, and the handlers read it from there: nobody passes the
- *     request around;
+ *     request around (Flask's `request`, from Werkzeug's LocalStack);
  *   - the request counter is a synchronized block, the configuration a
  *     singleton made by the first request, and each worker keeps its
  *     response buffer in a thread-local.
+ * A request may be up to 64 KB, head and body; a longer head is answered
+ * 431, a longer body 413, and the connection is then closed gracefully
+ * (the rest of the request is read and dropped, so the client sees the
+ * answer, not a reset). SIGINT and SIGTERM are blocked in every thread and
+ * read from a signalfd in the epoll set: the first one always stops the
+ * server, whatever the threads are doing.
  * Pages: "/" (plain text), "/status" (JSON: requests served, active
  * threads from cth_enumerate), anything else 404; GET and HEAD only.
  * Connections are persistent (HTTP/1.1 keep-alive) unless the client sends
@@ -21,31 +32,34 @@
  *     http_server [--port N] [--threads N]
  *
  * Port 0 (the default) picks a free port; the first line printed is
- * "listening on 127.0.0.1:PORT". SIGINT or SIGTERM stops it cleanly.
+ * "listening on 127.0.0.1:PORT", the last "served N requests".
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
-#include <sys/time.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cthreading.h>
 
-#define QUEUE_CAP 1024
 #define MAX_WORKERS 64
-#define REQ_MAX 8192
-#define IDLE_S 2
+#define REQ_MAX 65536     /* the largest request served, head and body */
+#define REQ_S 10.0        /* to finish a request once its first byte came */
+#define IDLE_S 30.0       /* a keep-alive connection's silence between requests */
+#define DRAIN_S 2.0       /* reading what is left after an error answer */
+#define SEND_WAIT_MS 5000 /* a client that stops reading its answer */
 
 /* ---- the configuration: a singleton --------------------------------------------- */
 
@@ -219,10 +233,18 @@ static int dispatch(const char **type)
 
 /* ---- HTTP ------------------------------------------------------------------------- */
 
+/* Send all of p on the non-blocking socket fd: 0, or -1 if the client went
+ * away or stopped reading for SEND_WAIT_MS. */
 static int send_all(int fd, const char *p, size_t n)
 {
     while (n) {
         ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w < 0 && errno == EAGAIN) {
+            struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+            if (poll(&pfd, 1, SEND_WAIT_MS) != 1)
+                return -1;
+            continue;
+        }
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0)
@@ -240,17 +262,21 @@ static const char *reason(int status)
     case 400: return "Bad Request";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 413: return "Content Too Large";
+    case 431: return "Request Header Fields Too Large";
     default: return "Internal Server Error";
     }
 }
 
-/* Serve one parsed request head (NUL-terminated); returns whether the
- * connection stays open. */
+/* Serve one request whose head (NUL-terminated) is in head; returns whether
+ * the connection stays open. */
 static int serve_request(int fd, char *head)
 {
     struct request req = {.id = next_request_id()};
     int bad = sscanf(head, "%15s %255s", req.method, req.path) != 2;
-    int keep = strstr(head, "HTTP/1.1") != NULL;
+    const char *eol = strchr(head, '\r');
+    int keep = eol && eol - head >= 8 && strncmp(eol - 8, "HTTP/1.1", 8) == 0;
     for (char *p = head; (p = strchr(p, '\n')) != NULL; p++) {
         if (strncasecmp(p + 1, "connection:", 11) == 0) {
             const char *v = p + 12;
@@ -287,213 +313,267 @@ static int serve_request(int fd, char *head)
     return keep;
 }
 
-/* ---- connections ------------------------------------------------------------------ */
+/* ---- connections: owned by the event loop, lent to one worker at a time ------------ */
 
-/* A connection and the bytes read from it but not yet served. One worker
- * at a time owns it (epoll's one-shot mode hands it to one). */
-struct conn {
-    int fd;
-    size_t len;
-    struct conn *prev, *next; /* all_conns, under conns_lock */
-    struct conn *rearm_next;  /* rearm_list, under rearm_lock */
-    char buf[REQ_MAX + 1];
+enum conn_state {
+    READING,  /* the event loop reads its next request */
+    SERVING,  /* lent to a worker */
+    DRAINING, /* answered with an error: reading and dropping until EOF */
 };
 
-/* Every open connection, to free them at the end. A shared container: it is
- * changed in place under its lock, never replaced (the seed's rule). */
-static cth_lock_t conns_lock = CTH_LOCK_INIT;
+struct conn {
+    int fd;
+    enum conn_state state;
+    int keep;           /* set by the worker: stays open after its request */
+    int eof;            /* the client has closed its side: serve what is buffered, then close */
+    size_t len, cap;    /* bytes buffered, buffer size (one more for a NUL) */
+    size_t request_len; /* the whole request at the buffer's start, once known */
+    double deadline;    /* for READING and DRAINING */
+    struct conn *prev, *next; /* every open connection; the event loop's alone */
+    char *buf;
+};
+
 static struct conn *all_conns;
 static int epfd;
-
-/* Connections served and waiting to be watched again. Only the event loop
- * calls epoll_ctl: a worker hands a connection back through this list (and
- * the eventfd wakes the loop), so every hand-off goes through a lock and
- * never through the kernel alone. */
-static cth_lock_t rearm_lock = CTH_LOCK_INIT;
-static struct conn *rearm_list;
-static int rearm_fd;
+static cth_queue_t *work;                /* READING → SERVING: whole requests */
+static cth_simple_queue_t *served_conns; /* SERVING → back to the loop */
+static int wake_fd;                      /* eventfd: served_conns has news */
+static atomic_int wake_pending;
 
 static void conn_close(struct conn *c)
 {
-    CTH_SYNCHRONIZED_ON(&conns_lock) {
-        if (c->prev)
-            c->prev->next = c->next;
-        else
-            all_conns = c->next;
-        if (c->next)
-            c->next->prev = c->prev;
-    }
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        all_conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
     close(c->fd); /* also leaves the epoll set */
+    free(c->buf);
     free(c);
 }
 
-/* Serve the requests waiting on a connection: read until at least one whole
- * head is there, serve every whole head buffered (pipelining); returns
- * whether the connection stays open. */
-static int serve_connection(struct conn *c)
-{
-    for (;;) {
-        char *end;
-        c->buf[c->len] = '\0';
-        while ((end = strstr(c->buf, "\r\n\r\n")) == NULL) {
-            if (c->len == REQ_MAX)
-                return 0;
-            ssize_t r = recv(c->fd, c->buf + c->len, REQ_MAX - c->len, 0);
-            if (r < 0 && errno == EINTR)
-                continue;
-            if (r <= 0)
-                return 0;
-            c->len += (size_t)r;
-            c->buf[c->len] = '\0';
-        }
-        *end = '\0';
-        size_t used = (size_t)(end + 4 - c->buf);
-        if (!serve_request(c->fd, c->buf))
-            return 0;
-        memmove(c->buf, c->buf + used, c->len - used);
-        c->len -= used;
-        if (c->len == 0)
-            return 1; /* nothing more buffered: back to the event loop */
-    }
-}
-
-/* ---- the worker pool: threads fed by the event loop ------------------------------- */
-
-static cth_cond_t queue_cond = CTH_COND_INIT;
-static struct conn *queue[QUEUE_CAP];
-static size_t q_head, q_len;
-static int q_closed;
-
-static int queue_put(struct conn *c)
-{
-    cth_cond_acquire(&queue_cond, CTH_FOREVER);
-    while (q_len == QUEUE_CAP && !q_closed)
-        cth_cond_wait(&queue_cond, CTH_FOREVER);
-    int ok = !q_closed;
-    if (ok) {
-        queue[(q_head + q_len++) % QUEUE_CAP] = c;
-        cth_cond_notify(&queue_cond, 1);
-    }
-    cth_cond_release(&queue_cond);
-    return ok;
-}
-
-/* The next connection with a request waiting, or NULL once the queue is
- * closed and drained. */
-static struct conn *queue_get(void)
-{
-    cth_cond_acquire(&queue_cond, CTH_FOREVER);
-    while (q_len == 0 && !q_closed)
-        cth_cond_wait(&queue_cond, CTH_FOREVER);
-    struct conn *c = NULL;
-    if (q_len) {
-        c = queue[q_head];
-        q_head = (q_head + 1) % QUEUE_CAP;
-        q_len--;
-        cth_cond_notify_all(&queue_cond); /* a full queue's producer */
-    }
-    cth_cond_release(&queue_cond);
-    return c;
-}
-
-static void queue_close(void)
-{
-    cth_cond_acquire(&queue_cond, CTH_FOREVER);
-    q_closed = 1;
-    cth_cond_notify_all(&queue_cond);
-    cth_cond_release(&queue_cond);
-}
-
-/* Watch c for its next request (one-shot: one worker gets it). */
+/* Watch c for input (one-shot: the loop re-arms it when it wants more). */
 static int conn_watch(struct conn *c, int op)
 {
     struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT, .data.ptr = c};
     return epoll_ctl(epfd, op, c->fd, &ev);
 }
 
+/* Answer status with a short body, stop sending, and read what the client
+ * still sends until it closes (or DRAIN_S): closing a socket with unread
+ * input would reset it, and the client would lose the answer. */
+static void conn_reject(struct conn *c, int status)
+{
+    char msg[256];
+    int n = snprintf(msg, sizeof msg,
+                     "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
+                     "Connection: close\r\n\r\n%s\n",
+                     status, reason(status), strlen(reason(status)) + 1, reason(status));
+    if (send(c->fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) != n ||
+        shutdown(c->fd, SHUT_WR) != 0 || conn_watch(c, EPOLL_CTL_MOD) != 0) {
+        conn_close(c);
+        return;
+    }
+    c->state = DRAINING;
+    c->deadline = cth_monotonic() + DRAIN_S;
+}
+
+/* The value of header name (with its colon) in the head [p, end), or NULL. */
+static const char *header(const char *p, const char *end, const char *name)
+{
+    size_t n = strlen(name);
+    while ((p = memchr(p, '\n', (size_t)(end - p))) != NULL && (size_t)(end - ++p) > n) {
+        if (strncasecmp(p, name, n) == 0)
+            return p + n;
+    }
+    return NULL;
+}
+
+/* Whether a whole request is buffered (then c->request_len is its length);
+ * 0 with *status set when it can never be served (431, 413, 400). */
+static int request_ready(struct conn *c, int *status)
+{
+    *status = 0;
+    char *end = memmem(c->buf, c->len, "\r\n\r\n", 4);
+    if (!end) {
+        if (c->len >= REQ_MAX)
+            *status = 431;
+        return 0;
+    }
+    size_t head = (size_t)(end + 4 - c->buf), body = 0;
+    if (header(c->buf, end, "transfer-encoding:")) {
+        *status = 400; /* chunked bodies are not read */
+        return 0;
+    }
+    const char *cl = header(c->buf, end, "content-length:");
+    if (cl) {
+        char *stop;
+        unsigned long long v = strtoull(cl, &stop, 10);
+        if (stop == cl || v > REQ_MAX) {
+            *status = stop == cl ? 400 : 413;
+            return 0;
+        }
+        body = (size_t)v;
+    }
+    if (head + body > REQ_MAX) {
+        *status = 413;
+        return 0;
+    }
+    c->request_len = head + body;
+    return c->len >= c->request_len;
+}
+
+/* Read what c has for us, without blocking; returns 0 at EOF or error. */
+static int conn_read(struct conn *c)
+{
+    for (;;) {
+        if (c->len == c->cap) {
+            if (c->cap >= REQ_MAX)
+                return 1; /* full: request_ready decides */
+            size_t cap = c->cap * 2 > REQ_MAX ? REQ_MAX : c->cap * 2;
+            char *b = realloc(c->buf, cap + 1);
+            if (!b)
+                return 0;
+            c->buf = b;
+            c->cap = cap;
+        }
+        ssize_t r = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
+        if (r > 0) {
+            c->len += (size_t)r;
+            continue;
+        }
+        if (r < 0 && errno == EINTR)
+            continue;
+        return r < 0 && errno == EAGAIN;
+    }
+}
+
+/* c (READING) has new input, or is back from a worker: read, then lend it
+ * to a worker if a whole request is there, else wait for more. */
+static void conn_advance(struct conn *c, int readable)
+{
+    size_t before = c->len;
+    if (readable && !conn_read(c))
+        c->eof = 1;
+    if (before == 0 && c->len > 0)
+        c->deadline = cth_monotonic() + REQ_S; /* a request began */
+    int status;
+    int ready = request_ready(c, &status);
+    if (c->eof && !ready) {
+        conn_close(c);
+    } else if (ready) {
+        c->state = SERVING;
+        if (cth_queue_put(work, c, CTH_FOREVER) != 0)
+            conn_close(c);
+    } else if (status) {
+        conn_reject(c, status);
+    } else if (conn_watch(c, EPOLL_CTL_MOD) != 0) {
+        conn_close(c);
+    }
+}
+
+/* Drop what a rejected client still sends; close at its EOF. */
+static void conn_drain(struct conn *c)
+{
+    char sink[4096];
+    ssize_t r;
+    while ((r = recv(c->fd, sink, sizeof sink, 0)) > 0 || (r < 0 && errno == EINTR))
+        ;
+    if ((r < 0 && errno != EAGAIN) || r == 0 || conn_watch(c, EPOLL_CTL_MOD) != 0)
+        conn_close(c);
+}
+
+/* ---- the workers: a Queue of whole requests in, a SimpleQueue back --------------- */
+
 static void *worker(void *arg)
 {
     (void)arg;
-    struct conn *c;
-    while ((c = queue_get()) != NULL) {
-        if (!serve_connection(c)) {
-            conn_close(c);
-            continue;
-        }
-        int was_empty = 0;
-        CTH_SYNCHRONIZED_ON(&rearm_lock) {
-            was_empty = rearm_list == NULL;
-            c->rearm_next = rearm_list;
-            rearm_list = c;
-        }
-        if (was_empty) { /* the loop empties the list on each wake-up */
+    void *item;
+    while (cth_queue_get(work, &item, CTH_FOREVER) == 0) { /* CTH_ESHUTDOWN ends it */
+        struct conn *c = item;
+        char *head_end = memmem(c->buf, c->len, "\r\n\r\n", 4);
+        head_end[2] = '\0'; /* the head, its last line ending kept */
+        c->keep = serve_request(c->fd, c->buf);
+        c->len -= c->request_len; /* pipelined requests stay buffered */
+        memmove(c->buf, c->buf + c->request_len, c->len);
+        if (cth_simple_queue_put(served_conns, c) != 0)
+            abort(); /* out of memory: the connection would be lost */
+        if (atomic_exchange(&wake_pending, 1) == 0) { /* one wake-up at a time */
             uint64_t one = 1;
-            if (write(rearm_fd, &one, sizeof one) < 0)
+            if (write(wake_fd, &one, sizeof one) < 0)
                 perror("http_server: eventfd");
         }
     }
     return NULL;
 }
 
-/* The event loop: watch again the connections the workers handed back. */
-static void rearm_all(void)
+/* The event loop takes back the connections the workers have served. */
+static void take_back_served(void)
 {
+    /* the eventfd first, then the flag: a worker that finds the flag down
+     * writes the eventfd again, and reading the flag (an exchange, not a
+     * store) orders the puts of those that found it up before the drain */
     uint64_t count;
-    if (read(rearm_fd, &count, sizeof count) < 0 && errno != EAGAIN)
+    if (read(wake_fd, &count, sizeof count) < 0 && errno != EAGAIN)
         perror("http_server: eventfd");
-    struct conn *list = NULL;
-    CTH_SYNCHRONIZED_ON(&rearm_lock) {
-        list = rearm_list;
-        rearm_list = NULL;
-    }
-    while (list) {
-        struct conn *c = list;
-        list = c->rearm_next;
-        if (conn_watch(c, EPOLL_CTL_MOD) != 0)
+    atomic_exchange(&wake_pending, 0);
+    void *item;
+    while (cth_simple_queue_get_nowait(served_conns, &item) == 0) {
+        struct conn *c = item;
+        if (!c->keep || c->eof) {
             conn_close(c);
+            continue;
+        }
+        c->state = READING;
+        c->deadline = cth_monotonic() + (c->len ? REQ_S : IDLE_S);
+        conn_advance(c, 0);
     }
 }
 
-/* ---- main: the event loop ------------------------------------------------------------ */
-
-static volatile sig_atomic_t stopping;
-
-static void on_signal(int sig)
+/* Close the connections past their deadline: a request begun and not
+ * finished is answered 408 first. */
+static void sweep(double now)
 {
-    (void)sig;
-    stopping = 1;
+    struct conn *next;
+    for (struct conn *c = all_conns; c; c = next) {
+        next = c->next;
+        if (c->state == SERVING || c->deadline > now)
+            continue;
+        if (c->state == READING && c->len > 0)
+            conn_reject(c, 408);
+        else
+            conn_close(c);
+    }
 }
 
 static void accept_all(int ls)
 {
     for (;;) {
-        int fd = accept4(ls, NULL, NULL, SOCK_CLOEXEC);
+        int fd = accept4(ls, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (fd < 0)
             return; /* EAGAIN: none left (or an error: try again on the next event) */
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        /* a client that sends half a request is dropped after IDLE_S
-         * seconds, so that it cannot hold a worker (or a stopping server) */
-        struct timeval idle = {.tv_sec = IDLE_S};
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &idle, sizeof idle);
-        struct conn *c = malloc(sizeof *c);
-        if (!c) {
+        struct conn *c = calloc(1, sizeof *c);
+        if (!c || !(c->buf = malloc((c->cap = 2048) + 1))) {
+            free(c);
             close(fd);
             continue;
         }
         c->fd = fd;
-        c->len = 0;
-        c->prev = NULL;
-        CTH_SYNCHRONIZED_ON(&conns_lock) {
-            c->next = all_conns;
-            if (all_conns)
-                all_conns->prev = c;
-            all_conns = c;
-        }
+        c->state = READING;
+        c->deadline = cth_monotonic() + IDLE_S;
+        c->next = all_conns;
+        if (all_conns)
+            all_conns->prev = c;
+        all_conns = c;
         if (conn_watch(c, EPOLL_CTL_ADD) != 0)
             conn_close(c);
     }
 }
+
+/* ---- main: the event loop ------------------------------------------------------------ */
 
 int main(int argc, char **argv)
 {
@@ -508,11 +588,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s [--port N] [--threads 1..%d]\n", argv[0], MAX_WORKERS);
         return 2;
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal; /* no SA_RESTART: epoll_wait returns EINTR */
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    /* blocked before any thread starts, so every thread inherits the mask
+     * and the signals wait in the signalfd for the event loop */
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    sigprocmask(SIG_BLOCK, &stop_signals, NULL);
+    int sig_fd = signalfd(-1, &stop_signals, SFD_CLOEXEC | SFD_NONBLOCK);
 
     int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     int one = 1;
@@ -521,19 +604,24 @@ int main(int argc, char **argv)
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     socklen_t alen = sizeof addr;
     epfd = epoll_create1(EPOLL_CLOEXEC);
-    rearm_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    struct epoll_event lev = {.events = EPOLLIN, .data.ptr = NULL};
-    struct epoll_event rev = {.events = EPOLLIN, .data.ptr = &rearm_fd};
-    if (ls < 0 || epfd < 0 || bind(ls, (struct sockaddr *)&addr, sizeof addr) != 0 ||
-        listen(ls, 512) != 0 || getsockname(ls, (struct sockaddr *)&addr, &alen) != 0 ||
-        rearm_fd < 0 || epoll_ctl(epfd, EPOLL_CTL_ADD, ls, &lev) != 0 ||
-        epoll_ctl(epfd, EPOLL_CTL_ADD, rearm_fd, &rev) != 0) {
+    wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    struct epoll_event lev = {.events = EPOLLIN, .data.ptr = &ls};
+    struct epoll_event wev = {.events = EPOLLIN, .data.ptr = &wake_fd};
+    struct epoll_event sev = {.events = EPOLLIN, .data.ptr = &sig_fd};
+    if (sig_fd < 0 || ls < 0 || epfd < 0 || wake_fd < 0 ||
+        bind(ls, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(ls, 512) != 0 ||
+        getsockname(ls, (struct sockaddr *)&addr, &alen) != 0 ||
+        epoll_ctl(epfd, EPOLL_CTL_ADD, ls, &lev) != 0 ||
+        epoll_ctl(epfd, EPOLL_CTL_ADD, wake_fd, &wev) != 0 ||
+        epoll_ctl(epfd, EPOLL_CTL_ADD, sig_fd, &sev) != 0) {
         perror("http_server: listen");
         return 1;
     }
 
     cth_local_opts_t bopts = {.free_item = buffer_free, .init = make_buffer};
-    if (cth_local_stack_create(&request_stack, NULL) != 0 ||
+    if (cth_queue_create(&work, 0, NULL) != 0 ||
+        cth_simple_queue_create(&served_conns, NULL) != 0 ||
+        cth_local_stack_create(&request_stack, NULL) != 0 ||
         cth_local_create(&out_buffer, &bopts) != 0 || !config()) {
         fprintf(stderr, "http_server: out of memory\n");
         return 1;
@@ -554,26 +642,40 @@ int main(int argc, char **argv)
     printf("listening on 127.0.0.1:%d\n", ntohs(addr.sin_port));
     fflush(stdout);
 
+    int stopping = 0;
+    double next_sweep = cth_monotonic() + 1;
     while (!stopping) {
         struct epoll_event ev[64];
-        int n = epoll_wait(epfd, ev, 64, -1);
+        int n = epoll_wait(epfd, ev, 64, 1000);
         if (n < 0 && errno != EINTR) {
             perror("http_server: epoll_wait");
             break;
         }
         for (int i = 0; i < n; i++) {
-            struct conn *c = ev[i].data.ptr;
-            if (!c)
+            void *p = ev[i].data.ptr;
+            if (p == &ls) {
                 accept_all(ls);
-            else if (ev[i].data.ptr == &rearm_fd)
-                rearm_all();
-            else if (!queue_put(c))
-                conn_close(c);
+            } else if (p == &wake_fd) {
+                take_back_served();
+            } else if (p == &sig_fd) {
+                stopping = 1;
+            } else {
+                struct conn *c = p;
+                if (c->state == DRAINING)
+                    conn_drain(c);
+                else
+                    conn_advance(c, 1);
+            }
+        }
+        double now = cth_monotonic();
+        if (now >= next_sweep) {
+            sweep(now);
+            next_sweep = now + 1;
         }
     }
-    /* stop: requests already handed out are served; then every connection
-     * still open is closed */
-    queue_close();
+    /* stop: the requests already handed out are served; then every
+     * connection still open is closed */
+    cth_queue_shutdown(work, false);
     for (int i = 0; i < nworkers; i++) {
         cth_thread_join(workers[i], NULL, CTH_FOREVER);
         cth_thread_free(workers[i]);
@@ -581,9 +683,12 @@ int main(int argc, char **argv)
     while (all_conns)
         conn_close(all_conns);
     close(ls);
-    close(rearm_fd);
+    close(wake_fd);
+    close(sig_fd);
     close(epfd);
     printf("served %lu requests\n", requests_served());
+    cth_queue_free(work);
+    cth_simple_queue_free(served_conns);
     cth_local_free(out_buffer);
     cth_local_stack_free(request_stack);
     free(config_storage);

@@ -53,6 +53,20 @@ static bool box_full(void *arg)
 
 static void tour_locks(void)
 {
+    tour_code("go = threading.Event(); go.wait()  # in each worker; go.set() in main",
+              "cth_event_wait(&go, CTH_FOREVER);  /* go = CTH_EVENT_INIT; cth_event_set(&go) */",
+              "with lock: counter += 1",
+              "cth_lock_acquire(&lock, CTH_FOREVER); counter++; cth_lock_release(&lock);",
+              "r = threading.RLock(); r.acquire(); r.acquire()",
+              "cth_rlock_t r = CTH_RLOCK_INIT; cth_rlock_acquire(&r, CTH_FOREVER); /* twice */",
+              "with slots: ...  # slots = threading.BoundedSemaphore(2)",
+              "cth_sem_acquire(&slots, CTH_FOREVER); ...; cth_sem_release(&slots, 1);",
+              "index = line_up.wait()  # line_up = threading.Barrier(4)",
+              "int index = cth_barrier_wait(&line_up, CTH_FOREVER);",
+              "with box_cond: box_cond.wait_for(lambda: box)",
+              "cth_cond_wait_for(&box_cond, box_full, NULL, CTH_FOREVER);  /* acquired */",
+              "lock.acquire(timeout=0.05)  # False if still held",
+              "cth_lock_acquire(&lock, 0.05)  /* CTH_ETIMEDOUT */", NULL);
     cth_thread_t *t[WORKERS];
     for (long i = 0; i < WORKERS; i++) {
         cth_thread_create(&t[i], worker, (void *)(intptr_t)i, NULL);

@@ -67,6 +67,9 @@ static void *worker(void *arg)
 
 static void tour_objects(void)
 {
+    tour_code("@synchronized  # on: def hit(): global hits; hits += 1; return hits",
+              "long hit(void) { CTH_SYNCHRONIZED { return ++hits; } }  /* a lock of its own */",
+              NULL);
     cth_thread_t *t[4];
     for (int i = 0; i < 4; i++) {
         cth_thread_create(&t[i], hitter, NULL, NULL);
@@ -78,6 +81,16 @@ static void tour_objects(void)
     }
     say("4 threads x 100000 calls of a synchronized counter: %ld (no update lost)", hits);
 
+    printf("\n");
+    tour_code(
+        "settings = Settings(\"hello\")  # class Settings(metaclass=Singleton)",
+        "cth_singleton_get(&settings, make_settings, \"hello\", &s);",
+        "who = threading.local(); who.name = \"worker-a\"",
+        "cth_local_create(&who, NULL); cth_local_set(who, \"worker-a\");",
+        "requests = LocalStack(); requests.push(\"GET /index\")",
+        "cth_local_stack_create(&requests, NULL); cth_local_stack_push(requests, \"GET /index\");",
+        "requests.top  # in handle(): nobody passes the request in",
+        "cth_local_stack_top(requests)", "requests.pop()", "cth_local_stack_pop(requests);", NULL);
     cth_local_create(&who, NULL);
     cth_local_stack_create(&requests, NULL);
     cth_local_set(who, "main");

@@ -42,6 +42,14 @@ static void on_usr1(int sig)
 
 static void tour_queue(void)
 {
+    tour_code("q = queue.Queue(maxsize=16)", "cth_queue_create(&q, 16, NULL);",
+              "q.put(item)  # producers: blocks while full", "cth_queue_put(q, item, CTH_FOREVER);",
+              "item = q.get(); q.task_done()  # consumers, until ShutDown",
+              "while (cth_queue_get(q, &item, CTH_FOREVER) == 0) { ...; cth_queue_task_done(q); }",
+              "q.join()  # every item got and done", "cth_queue_join(q, CTH_FOREVER);",
+              "q.shutdown()  # getters then raise ShutDown", "cth_queue_shutdown(q, false);",
+              "sq = queue.SimpleQueue(); sq.put(signum)  # in a signal handler",
+              "cth_simple_queue_put(sq, (void *)(intptr_t)signum);  /* async-signal-safe */", NULL);
     cth_queue_create(&q, 16, NULL);
     cth_thread_t *t[4];
     double t0 = cth_monotonic();

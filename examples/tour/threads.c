@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * threads.c - the tour's first section: the seed's thread API.
+ * threads.c - the tour's first section: the seed's thread API, part by
+ * part: create, start, enumerate, join; sleep; interrupt_main.
  */
 #include <signal.h>
 
@@ -31,6 +32,15 @@ static void on_sigint(int sig)
 
 static void tour_threads(void)
 {
+    tour_code(
+        "threading.current_thread().name",
+        "cth_thread_get_name(cth_current_thread(), name, sizeof name);",
+        "t = threading.Thread(target=greet, args=(\"third\",), name=\"worker-three\")",
+        "cth_thread_create(&t, greet, \"third\", &(cth_thread_opts_t){.name = \"worker-three\"});",
+        "t.start()", "cth_thread_start(t);", "threading.active_count(); threading.enumerate()",
+        "cth_active_count(); cth_enumerate(threads, cap);  /* or cth_dump_threads(stdout) */",
+        "t.join()  # then t.is_alive() is False",
+        "cth_thread_join(t, &result, CTH_FOREVER);  /* and greet's return value */", NULL);
     char name[64];
     cth_thread_get_name(cth_current_thread(), name, sizeof name);
     say("current_thread() is %s, ident %#lx, alive: %s", name, cth_get_ident(),
@@ -56,11 +66,17 @@ static void tour_threads(void)
     }
     say("after join, active_count() = %zu", cth_active_count());
 
+    printf("\n");
+    tour_code("time.sleep(0.2)", "cth_sleep(0.2);", NULL);
     say("sleep(0.2) blocks only the calling thread, synchronously...");
     double t0 = cth_monotonic();
     cth_sleep(0.2);
     say("...slept %.3f s", cth_monotonic() - t0);
 
+    printf("\n");
+    tour_code("_thread.interrupt_main()  # in a worker", "cth_interrupt_main(SIGINT);",
+              "time.sleep(10)  # in main: KeyboardInterrupt",
+              "int r = cth_sleep(10);  /* in main: returns CTH_EINTR */", NULL);
     say("interrupt_main: a worker interrupts the main thread's 10 s sleep");
     signal(SIGINT, on_sigint);
     cth_thread_t *w;

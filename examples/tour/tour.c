@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * tour.c - `make run`: the seed, runnable, section by section.
- * `tour --list` lists the sections, `tour NAME` runs one.
+ * tour.c - `make run`: the seed, runnable, section by section. Each part
+ * shows the Python it mirrors beside the C that does the same, then runs
+ * that C and says what happened. `tour --list` lists the sections, `tour
+ * NAME` runs one.
  */
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -29,14 +32,36 @@ int tour_is_tty(void)
     return isatty(1);
 }
 
+void tour_code(const char *python, const char *c, ...)
+{
+    va_list ap;
+    va_start(ap, c);
+    while (python && c) {
+        printf("    python | %s\n         C | %s\n", python, c);
+        python = va_arg(ap, const char *);
+        c = python ? va_arg(ap, const char *) : NULL;
+    }
+    va_end(ap);
+}
+
 void tour_progress(const char *what, long done, long total)
 {
-    if (!tour_is_tty())
+    if (tour_is_tty()) {
+        printf("\r  %s: %ld/%ld", what, done, total);
+        if (done >= total)
+            printf("\r\033[K");
+        fflush(stdout);
         return;
-    printf("\r  %s: %ld/%ld", what, done, total);
-    if (done >= total)
-        printf("\r\033[K");
-    fflush(stdout);
+    }
+    /* a plain line at the start, half-way and at the end */
+    static long last_half = -1;
+    long half = total > 0 ? done * 2 / total : 2;
+    if (done == 0)
+        last_half = -1;
+    if (half != last_half) {
+        last_half = half;
+        printf("  %s: %ld/%ld\n", what, done, total);
+    }
 }
 
 static int by_order(const void *a, const void *b)

@@ -24,10 +24,15 @@ void tour_register(int order, const char *name, const char *heading, tour_fn fn)
 /* Print a line of the tour, indented under its section. */
 #define say(...) (printf("  "), printf(__VA_ARGS__), printf("\n"))
 
-/* Whether stdout is a terminal (progress lines are drawn only there). */
+/* Show the Python a part mirrors and the C that does the same: pairs of
+ * lines, a line of Python then its C twin, ending with NULL. */
+void tour_code(const char *python, const char *c, ...);
+
+/* Whether stdout is a terminal (progress lines are redrawn there). */
 int tour_is_tty(void);
 
-/* A progress line: redrawn in place on a terminal, nothing otherwise. */
+/* A progress line: redrawn in place on a terminal; otherwise a plain line
+ * at the start, half-way and at the end. */
 void tour_progress(const char *what, long done, long total);
 
 #endif
