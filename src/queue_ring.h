@@ -387,8 +387,24 @@ static inline bool cth__fifo_get_ready(struct fifo *f, bool line)
 /* qsize: tail - head. */
 static inline uint64_t cth__fifo_count(struct fifo *f)
 {
+    /* One snapshot: tail read while head stood still (positions only grow,
+     * so an unchanged head means tail - head held at that instant). Reading
+     * head, then tail, alone counts the puts made after head was read and
+     * can exceed maxsize. Under a storm, a few tries, then the nearest
+     * count a queue can hold. */
     uint64_t h = POS(atomic_load_explicit(&f->head, memory_order_acquire));
-    return POS(atomic_load_explicit(&f->tail, memory_order_acquire)) - h;
+    for (int tries = 0;; tries++) {
+        uint64_t t = POS(atomic_load_explicit(&f->tail, memory_order_acquire));
+        uint64_t again = POS(atomic_load_explicit(&f->head, memory_order_acquire));
+        if (again == h)
+            return t - h;
+        if (tries == 16) {
+            uint64_t max = atomic_load_explicit(&f->maxlen, memory_order_relaxed);
+            uint64_t n = (int64_t)(t - again) > 0 ? t - again : 0;
+            return max && n > max ? max : n;
+        }
+        h = again;
+    }
 }
 
 /* Every position a put has claimed, for the count of tasks. */

@@ -558,6 +558,44 @@ CTH_TEST(priority_stable)
     cth_queue_free(q);
 }
 
+/* qsize of a bounded FIFO never reads above maxsize, even while puts and
+ * gets race past it: its lock-free count must be one consistent snapshot
+ * (reading head, then tail, once showed 13 items in a queue of 3). */
+static atomic_bool qsize_stop;
+
+static void *qsize_churn(void *arg)
+{
+    cth_queue_t *q = arg;
+    void *item;
+    while (!atomic_load(&qsize_stop)) {
+        CHECK_OK(cth_queue_put(q, q, CTH_FOREVER));
+        CHECK_OK(cth_queue_get(q, &item, CTH_FOREVER));
+    }
+    return NULL;
+}
+
+CTH_TEST(qsize_never_above_maxsize)
+{
+    cth_queue_t *q;
+    CHECK_OK(cth_queue_create(&q, 3, NULL));
+    atomic_store(&qsize_stop, false);
+    cth_thread_t *t[2];
+    for (int i = 0; i < 2; i++) {
+        CHECK_OK(cth_thread_create(&t[i], qsize_churn, q, NULL));
+        CHECK_OK(cth_thread_start(t[i]));
+    }
+    double end = cth_monotonic() + 0.5;
+    while (cth_monotonic() < end)
+        for (int k = 0; k < 1000; k++)
+            CHECK(cth_queue_qsize(q) <= 3);
+    atomic_store(&qsize_stop, true);
+    for (int i = 0; i < 2; i++) {
+        CHECK_OK(cth_thread_join(t[i], NULL, CTH_FOREVER));
+        cth_thread_free(t[i]);
+    }
+    cth_queue_free(q);
+}
+
 /* A get_many takes every item up to n that the queue holds, also when they
  * span the point where an unbounded FIFO's ring grew (the fuzzer found
  * get_many(3) returning 2 of 3 items there). Each round fills a fresh
