@@ -494,6 +494,12 @@ CTH_TEST(stack_size)
     CHECK_EQ(cth_get_stack_size(), 0);
     CHECK_EQ(cth_stack_size(4096, &prev), CTH_EINVAL);
     CHECK_EQ(cth_stack_size(32767, &prev), CTH_EINVAL);
+    CHECK_EQ(cth_stack_size(SIZE_MAX, &prev), CTH_EINVAL); /* refused now, not at start */
+    CHECK_EQ(cth_stack_size(SIZE_MAX / 2 + 1, &prev), CTH_EINVAL);
+    CHECK_EQ(cth_get_stack_size(), 0);
+    cth_thread_t *huge;
+    CHECK_EQ(cth_thread_create(&huge, NULL, NULL, &(cth_thread_opts_t){.stack_size = SIZE_MAX}),
+             CTH_EINVAL);
     CHECK_OK(cth_stack_size(256 * 1024, &prev));
     CHECK_EQ(prev, 0);
     CHECK_EQ(cth_get_stack_size(), 256 * 1024);

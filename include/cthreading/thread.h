@@ -50,7 +50,8 @@ typedef enum cth_daemon {
 typedef struct cth_thread_opts {
     const char *name;    /* NULL or "": "Thread-N"; copied */
     cth_daemon_t daemon; /* default: inherit from the creating thread */
-    size_t stack_size;   /* 0: the value of cth_stack_size(), else as its rules */
+    size_t stack_size;   /* 0: the value of cth_stack_size(), else as its rules
+                            (cth_thread_create refuses what it refuses) */
 } cth_thread_opts_t;
 
 /* The life of a thread, as cth_dump_threads shows it. */
@@ -81,7 +82,9 @@ CTH_API int cth_thread_create(cth_thread_t **thread, cth_thread_fn fn, void *arg
  * CTH_ESHUTDOWN once shutdown has finished waiting for the non-daemon
  * threads (a thread started during that wait is waited for too); CTH_EAGAIN
  * or CTH_ENOMEM when the OS cannot create a thread (then nothing of it is
- * left registered); CTH_EINVAL for NULL.
+ * left registered; a stack size that cannot be mapped, far above the
+ * system's memory, gives CTH_EAGAIN or CTH_ENOMEM here); CTH_EINVAL for
+ * NULL, or a stack size the platform refuses only when the thread is made.
  */
 CTH_API int cth_thread_start(cth_thread_t *thread);
 
@@ -215,7 +218,10 @@ CTH_API size_t cth_active_count(void);
  * cth_stack_size - threading.stack_size(size): set the stack size for
  * threads created afterwards (0 = the platform default), and return the
  * previous value in *previous (may be NULL). Returns 0; CTH_EINVAL for a
- * size between 1 and 32767 ("size not valid") or one the platform refuses.
+ * size between 1 and 32767 ("size not valid"), one above SIZE_MAX / 2 (more
+ * than half the address space: never a stack), or one the platform refuses.
+ * A size accepted here may still be too large to map: cth_thread_start
+ * then fails (CTH_EAGAIN or CTH_ENOMEM).
  */
 CTH_API int cth_stack_size(size_t size, size_t *previous);
 
