@@ -386,8 +386,12 @@ CTH_API int cth_interrupt_main(int signum)
     struct sigaction sa;
     if (sigaction(signum, NULL, &sa) != 0)
         return CTH_EINVAL;
-    if (!(sa.sa_flags & SA_SIGINFO) && (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN))
-        return 0; /* as Python: nothing runs, nothing dies */
+    if (!(sa.sa_flags & SA_SIGINFO) && (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN)) {
+        /* As Python: no signal, so nothing runs and nothing dies; the main
+         * thread's wait is interrupted all the same. */
+        cth__interrupt_main_wait();
+        return 0;
+    }
     /* The flag goes first, so that a main thread about to sleep sees it;
      * the signal next, so that its handler runs in the main thread; the
      * wake-up last, for a main thread that blocks the signal. wait.c makes

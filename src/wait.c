@@ -8,24 +8,43 @@
  * an interruption posts the flag, then wakes that address, so one landing
  * between the check and the sleep still wakes the sleeper. The main thread
  * always sleeps with a deadline (at most an hour a slice): the kernel then
- * reports EINTR whenever a signal handler ran, SA_RESTART or not (an untimed
- * FUTEX_WAIT is restarted silently), and that becomes CTH_EINTR too. In
- * other threads EINTR is a spurious wake-up.
+ * ends the sleep with EINTR whenever a signal handler ran, SA_RESTART or not
+ * (an untimed FUTEX_WAIT is restarted silently). In other threads EINTR is a
+ * spurious wake-up.
+ *
+ * Which signals interrupt. As in Python (PEP 475), a handler that returns
+ * does not end the wait: it resumes toward its deadline (the caller sees a
+ * spurious wake-up and waits again). Only the interrupting signals do:
+ * SIGINT, and those the program names with cth_interrupt_on_signal (a bit
+ * set, interrupting_mask). EINTR does not say which handler ran, so the
+ * library wraps the program's handler of each interrupting signal in its
+ * own (two trampolines, for handlers with and without SA_SIGINFO), which
+ * calls the program's, then posts the interruption. The main thread looks
+ * at their dispositions before each sleep (one sigaction query each:
+ * usually SIGINT alone) and wraps a handler the program has installed
+ * since; SIG_DFL and SIG_IGN are left as they are. A handler that runs in
+ * another thread (a process-directed signal lands on any thread that does
+ * not block it) also wakes the main thread's sleep, where the platform's
+ * wake is a plain system call (Linux).
  *
  * cth_interrupt_main also sends the main thread a real signal, so that its
  * handler runs. One interruption must be reported once: if the main thread
  * took the flag before that signal reached it, the signal could land in its
- * next wait and be reported again. So the sender counts itself in
- * signals_in_flight from before posting until its pthread_kill has
- * returned, and a main thread that takes the flag first waits for that
- * count to drop, then makes one system call: a signal queued for a thread is
- * delivered when it returns from the kernel, so the handler runs there,
- * outside any wait.
+ * next wait and be reported again (its trampoline posts again). So the
+ * sender counts itself in signals_in_flight from before posting until its
+ * pthread_kill has returned, and a main thread that sees the flag waits for
+ * that count to drop, then makes one system call (a signal queued for a
+ * thread is delivered when it returns from the kernel, so the handler runs
+ * there), and only then takes the flag, which the handler's post joins.
  */
+#include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <time.h>
 
+#include "cthreading/thread.h"
 #include "wait.h"
 
 #define MAIN_SLICE_NS (3600LL * 1000000000LL)
@@ -37,13 +56,125 @@ static _Atomic(_Atomic uint32_t *) main_wait_addr;
 /* Take a posted interruption, with the signal sent along with it. */
 static int interrupt_take(void)
 {
-    if (!atomic_exchange(&interrupt_pending, 0))
+    if (!atomic_load(&interrupt_pending))
         return 0;
     while (atomic_load(&signals_in_flight))
         sched_yield();
     sched_yield(); /* returning from it delivers a queued signal now */
-    return 1;
+    return atomic_exchange(&interrupt_pending, 0) != 0;
 }
+
+/* ---- the interrupting signals ----------------------------------------------------- */
+
+/* Bit signum - 1: signum interrupts the main thread's waits. */
+static _Atomic uint64_t interrupting_mask = UINT64_C(1) << (SIGINT - 1);
+
+/* The program's handler each trampoline calls, per signal: a
+ * void (*)(int) or a void (*)(int, siginfo_t *, void *), as the trampoline
+ * installed says. */
+static _Atomic uintptr_t program_handler[65];
+static pthread_mutex_t wrap_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static bool signal_interrupts(int signum)
+{
+    return atomic_load(&interrupting_mask) >> (signum - 1) & 1;
+}
+
+/* A handler of an interrupting signal ran: post the interruption and, from
+ * another thread, wake the main thread's sleep. Async-signal-safe. */
+static void interrupting_signal_ran(int signum)
+{
+    if (!signal_interrupts(signum))
+        return;
+    int saved_errno = errno;
+    atomic_store(&interrupt_pending, 1);
+    _Atomic uint32_t *addr = atomic_load(&main_wait_addr);
+    if (addr && cth__os_futex_wake_signal_safe && !cth__is_main_thread())
+        cth__os_futex_wake(addr, INT_MAX);
+    errno = saved_errno;
+}
+
+static void trampoline_plain(int signum)
+{
+    ((void (*)(int))atomic_load(&program_handler[signum]))(signum);
+    interrupting_signal_ran(signum);
+}
+
+static void trampoline_info(int signum, siginfo_t *info, void *context)
+{
+    ((void (*)(int, siginfo_t *, void *))atomic_load(&program_handler[signum]))(signum, info,
+                                                                                context);
+    interrupting_signal_ran(signum);
+}
+
+static bool is_program_handler(const struct sigaction *sa)
+{
+    if (sa->sa_flags & SA_SIGINFO)
+        return sa->sa_sigaction != trampoline_info;
+    return sa->sa_handler != SIG_DFL && sa->sa_handler != SIG_IGN &&
+           sa->sa_handler != trampoline_plain;
+}
+
+static bool same_handler(const struct sigaction *a, const struct sigaction *b)
+{
+    if ((a->sa_flags & SA_SIGINFO) != (b->sa_flags & SA_SIGINFO))
+        return false;
+    return a->sa_flags & SA_SIGINFO ? a->sa_sigaction == b->sa_sigaction
+                                    : a->sa_handler == b->sa_handler;
+}
+
+/* Wrap the program's handler of signum, if it has one not wrapped yet; the
+ * replacement keeps its flags and mask. */
+static void signal_wrap(int signum)
+{
+    struct sigaction now;
+    if (sigaction(signum, NULL, &now) != 0 || !is_program_handler(&now))
+        return;
+    pthread_mutex_lock(&wrap_lock);
+    struct sigaction wrapped = now, replaced;
+    if (sigaction(signum, NULL, &now) == 0 && is_program_handler(&now)) {
+        bool info = now.sa_flags & SA_SIGINFO;
+        atomic_store(&program_handler[signum],
+                     info ? (uintptr_t)now.sa_sigaction : (uintptr_t)now.sa_handler);
+        wrapped = now;
+        if (info)
+            wrapped.sa_sigaction = trampoline_info;
+        else
+            wrapped.sa_handler = trampoline_plain;
+        /* The program changed it in between: put its choice back (the next
+         * wait wraps it). */
+        if (sigaction(signum, &wrapped, &replaced) == 0 && !same_handler(&replaced, &now))
+            sigaction(signum, &replaced, NULL);
+    }
+    pthread_mutex_unlock(&wrap_lock);
+}
+
+/* Before the main thread sleeps: wrap what the program installed since. */
+static void signals_wrap_all(void)
+{
+    uint64_t mask = atomic_load(&interrupting_mask);
+    while (mask) {
+        int signum = __builtin_ctzll(mask) + 1;
+        mask &= mask - 1;
+        signal_wrap(signum);
+    }
+}
+
+CTH_API int cth_interrupt_on_signal(int signum, bool interrupts)
+{
+    if (signum < 1 || signum >= NSIG || signum > 64 || signum == SIGKILL || signum == SIGSTOP)
+        return CTH_EINVAL;
+    uint64_t bit = UINT64_C(1) << (signum - 1);
+    if (interrupts) {
+        atomic_fetch_or(&interrupting_mask, bit);
+        signal_wrap(signum);
+    } else {
+        atomic_fetch_and(&interrupting_mask, ~bit);
+    }
+    return 0;
+}
+
+/* ---- the wait ---------------------------------------------------------------------- */
 
 int cth__futex_wait(_Atomic uint32_t *addr, uint32_t expected, int64_t deadline)
 {
@@ -53,6 +184,7 @@ int cth__futex_wait(_Atomic uint32_t *addr, uint32_t expected, int64_t deadline)
         int r = cth__os_futex_wait(addr, expected, deadline);
         return r == CTH_EINTR ? 0 : r;
     }
+    signals_wrap_all();
     atomic_store(&main_wait_addr, addr);
     int r = CTH_EINTR;
     if (!interrupt_take()) {
@@ -60,6 +192,8 @@ int cth__futex_wait(_Atomic uint32_t *addr, uint32_t expected, int64_t deadline)
         r = cth__os_futex_wait(addr, expected, deadline < slice ? deadline : slice);
         if (r == CTH_ETIMEDOUT && deadline >= slice)
             r = 0; /* only the slice ran out */
+        if (r == CTH_EINTR)
+            r = 0; /* a handler ran: the wait resumes, unless it interrupts */
         if (interrupt_take())
             r = CTH_EINTR;
     }

@@ -88,6 +88,9 @@ CTH_TEST(thread)
     CHECK_EQ(cth_interrupt_main(0), CTH_EINVAL);
     CHECK_EQ(cth_interrupt_main(-5), CTH_EINVAL);
     CHECK_EQ(cth_interrupt_main(NSIG), CTH_EINVAL);
+    CHECK_EQ(cth_interrupt_on_signal(0, true), CTH_EINVAL);
+    CHECK_EQ(cth_interrupt_on_signal(NSIG, true), CTH_EINVAL);
+    CHECK_EQ(cth_interrupt_on_signal(SIGKILL, true), CTH_EINVAL);
     CHECK_EQ(cth_sleep(CTH_FOREVER), CTH_EINVAL);
     CHECK_EQ(cth_dump_threads(NULL), CTH_EINVAL);
 
