@@ -458,10 +458,20 @@ static void rearm_all(void)
 
 static volatile sig_atomic_t stopping;
 
+/* The handler may run in any thread, and at any moment: between the loop's
+ * look at the flag and epoll_wait, or on the way into epoll_wait (TSan
+ * defers a signal to its next interceptor), with no EINTR either way. So
+ * it also makes the loop's eventfd readable: epoll_wait returns, and the
+ * loop sees the flag. */
 static void on_signal(int sig)
 {
     (void)sig;
+    int saved_errno = errno;
     stopping = 1;
+    uint64_t one = 1;
+    ssize_t w = write(rearm_fd, &one, sizeof one); /* fails only when readable already */
+    (void)w;
+    errno = saved_errno;
 }
 
 static void accept_all(int ls)
@@ -508,12 +518,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s [--port N] [--threads 1..%d]\n", argv[0], MAX_WORKERS);
         return 2;
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal; /* no SA_RESTART: epoll_wait returns EINTR */
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-
     int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     int one = 1;
     setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -531,6 +535,11 @@ int main(int argc, char **argv)
         perror("http_server: listen");
         return 1;
     }
+    struct sigaction sa; /* once rearm_fd is there for the handler */
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal; /* no SA_RESTART: epoll_wait returns EINTR */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
 
     cth_local_opts_t bopts = {.free_item = buffer_free, .init = make_buffer};
     if (cth_local_stack_create(&request_stack, NULL) != 0 ||
