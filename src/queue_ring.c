@@ -30,7 +30,7 @@
 
 #include "alloc.h"
 
-#define RECLAIM_MIN_BYTES (64 * 1024)
+#define RECLAIM_MIN_BYTES ((size_t)64 * 1024)
 
 /* A ring for the positions from base on, its cells free for their first
  * lap (all zero). */

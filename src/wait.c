@@ -119,8 +119,8 @@ static bool same_handler(const struct sigaction *a, const struct sigaction *b)
 {
     if ((a->sa_flags & SA_SIGINFO) != (b->sa_flags & SA_SIGINFO))
         return false;
-    return a->sa_flags & SA_SIGINFO ? a->sa_sigaction == b->sa_sigaction
-                                    : a->sa_handler == b->sa_handler;
+    return (a->sa_flags & SA_SIGINFO) ? a->sa_sigaction == b->sa_sigaction
+                                      : a->sa_handler == b->sa_handler;
 }
 
 /* Wrap the program's handler of signum, if it has one not wrapped yet; the
@@ -131,12 +131,11 @@ static void signal_wrap(int signum)
     if (sigaction(signum, NULL, &now) != 0 || !is_program_handler(&now))
         return;
     pthread_mutex_lock(&wrap_lock);
-    struct sigaction wrapped = now, replaced;
     if (sigaction(signum, NULL, &now) == 0 && is_program_handler(&now)) {
         bool info = now.sa_flags & SA_SIGINFO;
         atomic_store(&program_handler[signum],
                      info ? (uintptr_t)now.sa_sigaction : (uintptr_t)now.sa_handler);
-        wrapped = now;
+        struct sigaction wrapped = now, replaced;
         if (info)
             wrapped.sa_sigaction = trampoline_info;
         else
@@ -250,6 +249,7 @@ void cth__interrupt_main_wait(void)
 
 void cth__interrupt_reset(void)
 {
+    pthread_mutex_init(&wrap_lock, NULL); /* a thread gone with the fork may have held it */
     atomic_store(&interrupt_pending, 0);
     atomic_store(&signals_in_flight, 0);
     atomic_store(&main_wait_addr, NULL);
