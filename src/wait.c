@@ -18,9 +18,9 @@
  * SIGINT, and those the program names with cth_interrupt_on_signal (a bit
  * set, interrupting_mask). EINTR does not say which handler ran, so the
  * library wraps the program's handler of each interrupting signal in its
- * own (two trampolines, for handlers with and without SA_SIGINFO), which
- * calls the program's, then posts the interruption. The main thread looks
- * at their dispositions before each sleep (one sigaction query each:
+ * own (a trampoline bound to that handler, with or without SA_SIGINFO),
+ * which calls the program's, then posts the interruption. The main thread
+ * looks at their dispositions before each sleep (one sigaction query each:
  * usually SIGINT alone) and wraps a handler the program has installed
  * since; SIG_DFL and SIG_IGN are left as they are. A handler that runs in
  * another thread (a process-directed signal lands on any thread that does
@@ -69,10 +69,14 @@ static int interrupt_take(void)
 /* Bit signum - 1: signum interrupts the main thread's waits. */
 static _Atomic uint64_t interrupting_mask = UINT64_C(1) << (SIGINT - 1);
 
-/* The program's handler each trampoline calls, per signal: a
- * void (*)(int) or a void (*)(int, siginfo_t *, void *), as the trampoline
- * installed says. */
-static _Atomic uintptr_t program_handler[65];
+/* The trampolines. Each is bound, once and for good, to the program's
+ * handler it first wrapped, so that a program that saved a trampoline with
+ * sigaction() and installs it again later (a save and restore around a
+ * handler of its own) gets back the handler it saved. The same handler
+ * wrapped again, for this signal or another, reuses its trampoline. */
+#define TRAMPOLINES 8
+static _Atomic uintptr_t plain_bound[TRAMPOLINES]; /* void (*)(int) */
+static _Atomic uintptr_t info_bound[TRAMPOLINES];  /* void (*)(int, siginfo_t *, void *) */
 static pthread_mutex_t wrap_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static bool signal_interrupts(int signum)
@@ -94,25 +98,45 @@ static void interrupting_signal_ran(int signum)
     errno = saved_errno;
 }
 
-static void trampoline_plain(int signum)
-{
-    ((void (*)(int))atomic_load(&program_handler[signum]))(signum);
-    interrupting_signal_ran(signum);
-}
+#define TRAMPOLINE(k)                                                                              \
+    static void plain_##k(int signum)                                                              \
+    {                                                                                              \
+        ((void (*)(int))atomic_load(&plain_bound[k]))(signum);                                     \
+        interrupting_signal_ran(signum);                                                           \
+    }                                                                                              \
+    static void info_##k(int signum, siginfo_t *info, void *context)                               \
+    {                                                                                              \
+        ((void (*)(int, siginfo_t *, void *))atomic_load(&info_bound[k]))(signum, info, context);  \
+        interrupting_signal_ran(signum);                                                           \
+    }
+TRAMPOLINE(0)
+TRAMPOLINE(1)
+TRAMPOLINE(2)
+TRAMPOLINE(3)
+TRAMPOLINE(4)
+TRAMPOLINE(5)
+TRAMPOLINE(6)
+TRAMPOLINE(7)
 
-static void trampoline_info(int signum, siginfo_t *info, void *context)
+static void (*const plain_trampoline[TRAMPOLINES])(int) = {plain_0, plain_1, plain_2, plain_3,
+                                                           plain_4, plain_5, plain_6, plain_7};
+static void (*const info_trampoline[TRAMPOLINES])(int, siginfo_t *, void *) = {
+    info_0, info_1, info_2, info_3, info_4, info_5, info_6, info_7};
+
+static bool is_trampoline(const struct sigaction *sa)
 {
-    ((void (*)(int, siginfo_t *, void *))atomic_load(&program_handler[signum]))(signum, info,
-                                                                                context);
-    interrupting_signal_ran(signum);
+    for (int k = 0; k < TRAMPOLINES; k++)
+        if ((sa->sa_flags & SA_SIGINFO) ? sa->sa_sigaction == info_trampoline[k]
+                                        : sa->sa_handler == plain_trampoline[k])
+            return true;
+    return false;
 }
 
 static bool is_program_handler(const struct sigaction *sa)
 {
-    if (sa->sa_flags & SA_SIGINFO)
-        return sa->sa_sigaction != trampoline_info;
-    return sa->sa_handler != SIG_DFL && sa->sa_handler != SIG_IGN &&
-           sa->sa_handler != trampoline_plain;
+    if (!(sa->sa_flags & SA_SIGINFO) && (sa->sa_handler == SIG_DFL || sa->sa_handler == SIG_IGN))
+        return false;
+    return !is_trampoline(sa);
 }
 
 static bool same_handler(const struct sigaction *a, const struct sigaction *b)
@@ -123,23 +147,42 @@ static bool same_handler(const struct sigaction *a, const struct sigaction *b)
                                       : a->sa_handler == b->sa_handler;
 }
 
+/* The trampoline bound to the program's handler of sa, binding a free one
+ * if none is (wrap_lock held); -1 when all are bound to other handlers. */
+static int trampoline_for(const struct sigaction *sa)
+{
+    bool info = sa->sa_flags & SA_SIGINFO;
+    uintptr_t fn = info ? (uintptr_t)sa->sa_sigaction : (uintptr_t)sa->sa_handler;
+    _Atomic uintptr_t *bound = info ? info_bound : plain_bound;
+    for (int k = 0; k < TRAMPOLINES; k++) {
+        uintptr_t b = atomic_load(&bound[k]);
+        if (b == fn)
+            return k;
+        if (!b) {
+            atomic_store(&bound[k], fn);
+            return k;
+        }
+    }
+    return -1;
+}
+
 /* Wrap the program's handler of signum, if it has one not wrapped yet; the
- * replacement keeps its flags and mask. */
+ * replacement keeps its flags and mask. Past TRAMPOLINES distinct handlers
+ * of a kind, a new one is left unwrapped (it does not interrupt). */
 static void signal_wrap(int signum)
 {
     struct sigaction now;
     if (sigaction(signum, NULL, &now) != 0 || !is_program_handler(&now))
         return;
     pthread_mutex_lock(&wrap_lock);
-    if (sigaction(signum, NULL, &now) == 0 && is_program_handler(&now)) {
-        bool info = now.sa_flags & SA_SIGINFO;
-        atomic_store(&program_handler[signum],
-                     info ? (uintptr_t)now.sa_sigaction : (uintptr_t)now.sa_handler);
+    int k;
+    if (sigaction(signum, NULL, &now) == 0 && is_program_handler(&now) &&
+        (k = trampoline_for(&now)) >= 0) {
         struct sigaction wrapped = now, replaced;
-        if (info)
-            wrapped.sa_sigaction = trampoline_info;
+        if (now.sa_flags & SA_SIGINFO)
+            wrapped.sa_sigaction = info_trampoline[k];
         else
-            wrapped.sa_handler = trampoline_plain;
+            wrapped.sa_handler = plain_trampoline[k];
         /* The program changed it in between: put its choice back (the next
          * wait wraps it). */
         if (sigaction(signum, &wrapped, &replaced) == 0 && !same_handler(&replaced, &now))

@@ -912,6 +912,37 @@ CTH_TEST(interrupt_on_signal)
     signal(SIGINT, SIG_DFL);
 }
 
+static atomic_int second_handler_runs;
+static void on_signal_second(int sig)
+{
+    (void)sig;
+    atomic_fetch_add(&second_handler_runs, 1);
+}
+
+/* A program that saves SIGINT's action (cthreading's wrapper by then),
+ * installs a handler of its own and later restores the saved action gets
+ * its first handler back, still interrupting. */
+CTH_TEST(saved_and_restored_handler_is_the_first)
+{
+    signal(SIGINT, on_signal);
+    atomic_store(&handler_runs, 0);
+    atomic_store(&second_handler_runs, 0);
+    CHECK_OK(cth_sleep(0.001)); /* a main-thread wait: the handler is wrapped */
+    struct sigaction second = {.sa_handler = on_signal_second}, saved;
+    sigemptyset(&second.sa_mask);
+    CHECK_OK(sigaction(SIGINT, &second, &saved));
+    CHECK_OK(cth_sleep(0.001)); /* the second one is wrapped */
+    CHECK_OK(sigaction(SIGINT, &saved, NULL));
+    double delay = 0.05;
+    cth_thread_t *t = start_thread(interrupt_after, &delay, NULL);
+    CHECK_EQ(cth_sleep(30), CTH_EINTR);
+    CHECK_OK(cth_thread_join(t, NULL, CTH_FOREVER));
+    cth_thread_free(t);
+    CHECK_EQ(atomic_load(&handler_runs), 1);
+    CHECK_EQ(atomic_load(&second_handler_runs), 0);
+    signal(SIGINT, SIG_DFL);
+}
+
 static void *sleep_then_sigint_self(void *arg)
 {
     (void)arg;

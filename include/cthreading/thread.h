@@ -250,7 +250,10 @@ CTH_API size_t cth_get_stack_size(void);
  * cth_interrupt_on_signal, wherever in the process the handler runs. To
  * know that one ran, cthreading wraps the program's handler of each
  * interrupting signal in its own, which calls the program's (flags and mask
- * kept): sigaction() then reports cthreading's. Other threads' waits are
+ * kept): sigaction() then reports cthreading's, and installing that again
+ * later brings back the handler it wrapped (up to eight distinct handlers
+ * of each kind, SA_SIGINFO or not, are wrapped over the process's life;
+ * one past them does not interrupt). Other threads' waits are
  * never interrupted. (With the POSIX futex emulation a signal does not
  * wake a sleep: it is reported when the wait next wakes.)
  */
