@@ -30,9 +30,30 @@ int cth__fault_due(_Atomic long *countdown)
     return 0;
 }
 
+/* The one-off failure: the countdown to it, -1 when none is armed, -2 once
+ * it has happened. */
+#define ONCE_OFF (-1L)
+#define ONCE_FIRED (-2L)
+static _Atomic long alloc_once_countdown = ONCE_OFF;
+
+long cth__fault_alloc_once(long k)
+{
+    return atomic_exchange(&alloc_once_countdown, k < 0 ? ONCE_OFF : k);
+}
+
+static int alloc_once_due(void)
+{
+    long k = atomic_load_explicit(&alloc_once_countdown, memory_order_relaxed);
+    while (k >= 0) {
+        if (atomic_compare_exchange_weak(&alloc_once_countdown, &k, k ? k - 1 : ONCE_FIRED))
+            return k == 0;
+    }
+    return 0;
+}
+
 static int alloc_fails(void)
 {
-    return cth__fault_due(&alloc_countdown);
+    return cth__fault_due(&alloc_countdown) || alloc_once_due();
 }
 
 void *cth__malloc(size_t size)

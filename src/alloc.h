@@ -30,6 +30,12 @@ void cth__page_free(void *p, size_t size);
  * fails until this is called again with a negative k (off, the default). */
 void cth__fault_alloc_after(long k);
 
+/* Fault injection, for tests: the k-th allocation from now fails, and only
+ * that one (k < 0 disarms). Returns the previous state: -2 if an armed
+ * failure has happened, the allocations still to go before it if it has
+ * not, -1 if none was armed. */
+long cth__fault_alloc_once(long k);
+
 /* Fault injection's countdown: whether the event it counts must fail now.
  * countdown < 0 is off (the default: one relaxed load). */
 int cth__fault_due(_Atomic long *countdown);

@@ -105,12 +105,14 @@ struct victim {
 
 /* ---- thread exit --------------------------------------------------------------- */
 
-/* Under reg_lock: clear up to BATCH of t's values into out, counting them
- * pending on their slots; returns how many. */
-static int collect_thread(struct table *t, struct victim *out)
+/* Under reg_lock: clear up to BATCH of t's values, from entry *from on,
+ * into out, counting them pending on their slots; returns how many, and
+ * leaves *from past the last entry looked at. */
+static int collect_thread(struct table *t, size_t *from, struct victim *out)
 {
     int n = 0;
-    for (size_t i = 0; i < t->cap && n < BATCH; i++) {
+    size_t i = *from;
+    for (; i < t->cap && n < BATCH; i++) {
         if (!t->e[i].gen)
             continue;
         struct slot *s = &slots[i];
@@ -119,25 +121,43 @@ static int collect_thread(struct table *t, struct victim *out)
         t->e[i].value = NULL;
         t->e[i].gen = 0;
     }
+    *from = i;
     return n;
 }
 
 /* The pthread key's destructor: free every value the exiting thread still
- * has (free_item may set other locals: loop until none is left),
- * then drop its table. */
+ * has, then drop its table. free_item may set locals again, so the table
+ * is swept again while a sweep freed something, as pthreads runs its key
+ * destructors, and as pthreads at most EXIT_ROUNDS sweeps
+ * (PTHREAD_DESTRUCTOR_ITERATIONS): a free_item that sets its own local
+ * each time would otherwise keep the thread from ever exiting. Values set
+ * during the last sweep are forgotten, not freed (local.h). */
+#define EXIT_ROUNDS 4
+
 static void thread_exit(void *p)
 {
     struct table *t = p;
     struct victim v[BATCH];
     set_own_table(t);
+    int round = 1;
+    size_t from = 0;
+    bool freed = false; /* something, in this round */
     for (;;) {
         pthread_mutex_lock(&reg_lock);
-        int n = collect_thread(t, v);
+        int n = collect_thread(t, &from, v);
+        if (n == 0 && freed && round < EXIT_ROUNDS) {
+            round++;
+            from = 0;
+            freed = false;
+            pthread_mutex_unlock(&reg_lock);
+            continue;
+        }
         if (n == 0) {
             cth__list_remove(&tables, &t->link);
             pthread_mutex_unlock(&reg_lock);
             break;
         }
+        freed = true;
         pthread_mutex_unlock(&reg_lock);
         for (int i = 0; i < n; i++)
             if (v[i].free_item)

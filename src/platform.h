@@ -34,6 +34,10 @@ int64_t cth__now_ns(void);
 int cth__os_futex_wait(_Atomic uint32_t *addr, uint32_t expected, int64_t deadline);
 void cth__os_futex_wake(_Atomic uint32_t *addr, int n);
 
+/* Whether cth__os_futex_wake may be called in a signal handler (a plain
+ * system call on Linux; the POSIX emulation takes a mutex). */
+extern const bool cth__os_futex_wake_signal_safe;
+
 /* Move one thread blocked on from onto to, waking none, if *from still
  * equals expected; it is then woken by a cth__futex_wake of to. Returns how
  * many moved (0 or 1). Where the platform cannot requeue, it wakes the

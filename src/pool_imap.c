@@ -309,10 +309,10 @@ static int imap_create(cth_pool_t *pool, cth_pool_fn fn, void *const *items, siz
                                 .cap = cap,
                                 .slots = slots,
                                 .end = producer ? SIZE_MAX : n};
-        if (!producer && n)
+        if (!producer && n && (!cap || slots))
             b = batch_alloc(it, n);
     }
-    if (!it || (cap && !slots) || (!producer && n && !b)) {
+    if (!it || (cap && !slots) || (!producer && n && !b)) { /* b is NULL then */
         cth__free(it);
         cth__free(slots);
         return CTH_ENOMEM;

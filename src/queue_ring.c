@@ -11,24 +11,88 @@
  * stable and makes the lock holder the only one to link a ring; the puts
  * and gets of other threads go on meanwhile without it, and nothing here
  * waits for them but for a cell one of them has claimed (await_turn).
+ *
+ * Reclaiming. A ring of RECLAIM_MIN_BYTES of cells or more is a mapping of
+ * its own (cth__page_alloc). Once a newer ring exists, head has passed the
+ * ring's last position, and each of its cells shows its last lap read (so
+ * every put and get that claimed a position in it has finished with it),
+ * no thread will use its cells again: only stale reads can still come (see
+ * queue_ring.h), and madvise(MADV_DONTNEED) turns the cells' pages into
+ * zero pages for them, returning the memory while the mapping stays. The
+ * lock holder tries this when a ring grows and when a get is about to park
+ * on an empty queue, without waiting: a get still reading is left to a
+ * later try.
  */
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include "queue_ring.h"
 
 #include "alloc.h"
+
+#define RECLAIM_MIN_BYTES ((size_t)64 * 1024)
 
 /* A ring for the positions from base on, its cells free for their first
  * lap (all zero). */
 static struct ring *ring_alloc(uint64_t cap, uint64_t base, struct ring *older)
 {
-    void *mem = cth__calloc(1, sizeof(struct ring) + cap * sizeof(struct cell) + 63);
+    size_t bytes = sizeof(struct ring) + cap * sizeof(struct cell), pages = 0;
+    void *mem;
+    if (cap * sizeof(struct cell) >= RECLAIM_MIN_BYTES) {
+        size_t page = (size_t)sysconf(_SC_PAGESIZE);
+        pages = (bytes + page - 1) & ~(page - 1);
+        mem = cth__page_alloc(pages); /* page-aligned, zeroed */
+    } else {
+        mem = cth__calloc(1, bytes + 63);
+    }
     if (!mem)
         return NULL;
     struct ring *r = (struct ring *)(((uintptr_t)mem + 63) & ~(uintptr_t)63);
     r->mem = mem;
+    r->pages = pages;
     r->cap = cap;
     r->base = base;
     r->older = older;
     return r;
+}
+
+static void ring_free(struct ring *r)
+{
+    if (r->pages)
+        cth__page_free(r->mem, r->pages);
+    else
+        cth__free(r->mem);
+}
+
+/* Whether every position of r below end (the next ring's base) has been
+ * read: each cell used shows the turn its last get left. */
+static bool ring_consumed(struct ring *r, uint64_t end)
+{
+    uint64_t from = end - r->base > r->cap ? end - r->cap : r->base;
+    for (uint64_t q = from; q != end; q++)
+        if (atomic_load_explicit(&cell_at(r, q)->turn, memory_order_acquire) !=
+            lap_of(r, q) + r->cap)
+            return false;
+    return true;
+}
+
+/* Give back the cells of the outgrown rings nobody will use again (lock
+ * held): all but the page that holds the ring's header. */
+static void fifo_reclaim(struct fifo *f)
+{
+    uint64_t head = POS(atomic_load_explicit(&f->head, memory_order_acquire));
+    struct ring *newer = atomic_load_explicit(&f->ring, memory_order_relaxed);
+    for (struct ring *r = newer->older; r; newer = r, r = r->older) {
+        if (!r->pages || r->reclaimed || (int64_t)(head - newer->base) < 0 ||
+            !ring_consumed(r, newer->base))
+            continue;
+        size_t page = (size_t)sysconf(_SC_PAGESIZE);
+        uintptr_t from = ((uintptr_t)r->cells + page - 1) & ~(uintptr_t)(page - 1);
+        uintptr_t to = (uintptr_t)r->mem + r->pages;
+        if (to > from)
+            madvise((void *)from, to - from, MADV_DONTNEED);
+        r->reclaimed = true;
+    }
 }
 
 /* maxsize as a bound on tail - head. */
@@ -52,7 +116,7 @@ void cth__fifo_destroy(struct fifo *f)
     struct ring *r = atomic_load_explicit(&f->ring, memory_order_relaxed);
     while (r) {
         struct ring *older = r->older;
-        cth__free(r->mem);
+        ring_free(r);
         r = older;
     }
 }
@@ -91,6 +155,7 @@ static int fifo_grow(struct fifo *f, uint64_t k, long m)
             r = CTH_ENOMEM;
     }
     atomic_store_explicit(&f->tail, t, memory_order_release);
+    fifo_reclaim(f);
     return r;
 }
 
@@ -131,8 +196,10 @@ bool cth__fifo_mark_empty(struct fifo *f)
         if (POS(t) != POS(h))
             return false;
         if ((t & SLOW) || atomic_compare_exchange_weak_explicit(
-                              &f->tail, &t, t | SLOW, memory_order_acq_rel, memory_order_relaxed))
+                              &f->tail, &t, t | SLOW, memory_order_acq_rel, memory_order_relaxed)) {
+            fifo_reclaim(f); /* drained: a good time to give back outgrown rings */
             return true;
+        }
     }
 }
 

@@ -48,8 +48,15 @@
  * nobody waits; gets finish the older ring, then go on in the new one (each
  * ring knows its first position, so a position's ring is found from the
  * newest back). A fresh ring is zeroed memory, which reads as every cell
- * free for its first lap. Rings are freed with the queue (together less
- * than twice the newest), since a thread may still read from an older one.
+ * free for its first lap. Rings are freed with the queue, since a thread
+ * may still read from an older one: one that loaded a head or tail since
+ * passed, or a ring pointer, before it was preempted, reads the old ring's
+ * header and a cell, then fails its compare-and-swap. But an outgrown
+ * ring's cells go back to the system (queue_ring.c: madvise), once every
+ * position it held has been read; those stale reads then see zero turns,
+ * which send them to try again too. So what stays resident is the newest
+ * ring plus a page per outgrown one; the address space (less than twice
+ * the newest ring) stays reserved until the queue is freed.
  * A put whose claim matched a tail from before a link (the flag set and
  * cleared in between) finds its cell in the new ring: it looks the ring up
  * again after claiming.
@@ -96,6 +103,8 @@ struct ring {
     uint64_t cap;                     /* a power of two */
     struct ring *older;               /* the ring before it, freed with the queue */
     void *mem;                        /* the allocation it is aligned in */
+    size_t pages;                     /* bytes of its own mapping (0: from malloc) */
+    bool reclaimed;                   /* its cells' pages went back (lock held) */
     _Alignas(64) struct cell cells[]; /* lines of cells start on cache lines */
 };
 

@@ -94,6 +94,24 @@ CTH_API int cth_thread_set_name(cth_thread_t *t, const char *name)
 
 /* ---- creation, start, the thread itself ---------------------------------------------- */
 
+/* A stack size is refused when it is known to fail: under Python's 32 KiB,
+ * over half the address space (no such stack can be mapped, and rounding
+ * it up to pages with a guard would overflow: pthread_create's EINVAL for
+ * SIZE_MAX), or refused by the platform's attribute. Whether a size below
+ * that can be mapped is known only when the thread starts. */
+static bool stack_size_valid(size_t size)
+{
+    if (!size)
+        return true;
+    if (size < 32768 || size > SIZE_MAX / 2)
+        return false;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    int rc = pthread_attr_setstacksize(&attr, size);
+    pthread_attr_destroy(&attr);
+    return rc == 0;
+}
+
 CTH_API int cth_thread_create(cth_thread_t **out, cth_thread_fn fn, void *arg,
                               const cth_thread_opts_t *opts)
 {
@@ -103,7 +121,7 @@ CTH_API int cth_thread_create(cth_thread_t **out, cth_thread_fn fn, void *arg,
     cth_thread_opts_t dflt = {0};
     if (!opts)
         opts = &dflt;
-    if ((opts->stack_size && opts->stack_size < 32768) || opts->daemon > CTH_DAEMON_YES ||
+    if (!stack_size_valid(opts->stack_size) || opts->daemon > CTH_DAEMON_YES ||
         opts->daemon < CTH_DAEMON_INHERIT)
         return CTH_EINVAL;
     struct cth_thread *t = cth__calloc(1, sizeof *t);
@@ -348,16 +366,8 @@ CTH_API long cth_get_native_id(void)
 
 CTH_API int cth_stack_size(size_t size, size_t *previous)
 {
-    if (size && size < 32768)
+    if (!stack_size_valid(size))
         return CTH_EINVAL;
-    if (size) {
-        pthread_attr_t attr;
-        pthread_attr_init(&attr);
-        int rc = pthread_attr_setstacksize(&attr, size);
-        pthread_attr_destroy(&attr);
-        if (rc)
-            return CTH_EINVAL;
-    }
     size_t old = atomic_exchange(&default_stack_size, size);
     if (previous)
         *previous = old;
@@ -376,8 +386,12 @@ CTH_API int cth_interrupt_main(int signum)
     struct sigaction sa;
     if (sigaction(signum, NULL, &sa) != 0)
         return CTH_EINVAL;
-    if (!(sa.sa_flags & SA_SIGINFO) && (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN))
-        return 0; /* as Python: nothing runs, nothing dies */
+    if (!(sa.sa_flags & SA_SIGINFO) && (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN)) {
+        /* As Python: no signal, so nothing runs and nothing dies; the main
+         * thread's wait is interrupted all the same. */
+        cth__interrupt_main_wait();
+        return 0;
+    }
     /* The flag goes first, so that a main thread about to sleep sees it;
      * the signal next, so that its handler runs in the main thread; the
      * wake-up last, for a main thread that blocks the signal. wait.c makes

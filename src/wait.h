@@ -14,8 +14,9 @@
  * caller is interrupted. Returns 0 (woken, value changed, or spurious: the
  * caller re-checks its condition), CTH_ETIMEDOUT once the deadline has passed,
  * or CTH_EINTR in the main thread only, when cth_interrupt_main() was called
- * or a signal handler ran in it during the wait. Other threads never see
- * CTH_EINTR: a signal there is a spurious wake-up.
+ * or an interrupting signal's handler ran (SIGINT, cth_interrupt_on_signal).
+ * Any other handler that runs is a spurious wake-up: the caller waits again
+ * toward the same deadline. Other threads never see CTH_EINTR.
  */
 int cth__futex_wait(_Atomic uint32_t *addr, uint32_t expected, int64_t deadline);
 

@@ -83,10 +83,14 @@ CTH_TEST(thread)
     cth_threads_free(NULL, 3);
     CHECK_EQ(cth_enumerate(NULL, 1), cth_active_count()); /* NULL array: only counts */
     CHECK_EQ(cth_stack_size(1, NULL), CTH_EINVAL);
+    CHECK_EQ(cth_stack_size(SIZE_MAX, NULL), CTH_EINVAL);
     CHECK_EQ(cth_get_stack_size(), 0); /* unchanged */
     CHECK_EQ(cth_interrupt_main(0), CTH_EINVAL);
     CHECK_EQ(cth_interrupt_main(-5), CTH_EINVAL);
     CHECK_EQ(cth_interrupt_main(NSIG), CTH_EINVAL);
+    CHECK_EQ(cth_interrupt_on_signal(0, true), CTH_EINVAL);
+    CHECK_EQ(cth_interrupt_on_signal(NSIG, true), CTH_EINVAL);
+    CHECK_EQ(cth_interrupt_on_signal(SIGKILL, true), CTH_EINVAL);
     CHECK_EQ(cth_sleep(CTH_FOREVER), CTH_EINVAL);
     CHECK_EQ(cth_dump_threads(NULL), CTH_EINVAL);
 

@@ -8,6 +8,10 @@
  * CTH_ENOMEM / CTH_EAGAIN (no crash), the objects must stay usable or be
  * cleanly freeable once the faults stop, and no item, task or timer may be
  * lost. The sweep ends at the first k where the scenario saw no failure.
+ * A second sweep fails the k-th allocation only (cth__fault_alloc_once), so
+ * that an error path runs with the allocations after it succeeding (a
+ * leak of what those allocated shows there); it ends at the first k the
+ * scenario did not reach.
  * Leaks are ASan/LSan's to find (`make asan` runs this file too).
  */
 #include <stdatomic.h>
@@ -26,10 +30,14 @@ static int fault_rc(int rc, int *failures)
     return rc;
 }
 
+static bool once_fired; /* the one-off failure armed has happened */
+
 static void faults_off(void)
 {
     cth__fault_alloc_after(-1);
     cth__fault_thread_start_after(-1);
+    if (cth__fault_alloc_once(-1) == -2)
+        once_fired = true;
 }
 
 /* Run scenario with k = 0, 1, ... allocations (or thread starts) allowed
@@ -46,6 +54,23 @@ static void sweep(int (*scenario)(void), bool threads)
         faults_off();
         if (failures == 0) {
             printf("no failure left at k = %ld\n", k);
+            return;
+        }
+    }
+}
+
+/* Run scenario with the k-th allocation failing, and it only, for k = 0,
+ * 1, ... until the scenario makes fewer than k + 1 allocations. */
+static void sweep_once(int (*scenario)(void))
+{
+    for (long k = 0;; k++) {
+        CHECK(k < 5000);
+        once_fired = false;
+        cth__fault_alloc_once(k);
+        scenario();
+        faults_off();
+        if (!once_fired) {
+            printf("scenario makes %ld allocations\n", k);
             return;
         }
     }
@@ -91,6 +116,11 @@ static int queue_scenario(void)
 CTH_TEST(queue_alloc)
 {
     sweep(queue_scenario, false);
+}
+
+CTH_TEST(queue_alloc_once)
+{
+    sweep_once(queue_scenario);
 }
 
 /* ---- pool ---- */
@@ -148,6 +178,11 @@ CTH_TEST(pool_alloc)
     sweep(pool_scenario, false);
 }
 
+CTH_TEST(pool_alloc_once)
+{
+    sweep_once(pool_scenario);
+}
+
 CTH_TEST(pool_thread_start)
 {
     sweep(pool_scenario, true);
@@ -195,6 +230,11 @@ static int timer_scenario(void)
 CTH_TEST(timer_alloc)
 {
     sweep(timer_scenario, false);
+}
+
+CTH_TEST(timer_alloc_once)
+{
+    sweep_once(timer_scenario);
 }
 
 CTH_TEST(timer_thread_start)
@@ -271,6 +311,11 @@ static int local_thread_scenario(void)
 CTH_TEST(local_thread_alloc)
 {
     sweep(local_thread_scenario, false);
+}
+
+CTH_TEST(local_thread_alloc_once)
+{
+    sweep_once(local_thread_scenario);
 }
 
 CTH_TEST(thread_start)

@@ -321,3 +321,28 @@ CTH_TEST(first_sigint_stops)
         close(half);
     }
 }
+
+/* A SIGTERM stops the server as SIGINT does, every time: the server
+ * blocks both in every thread and reads them from a signalfd in its event
+ * loop, so whichever thread the kernel would have picked, the loop wakes
+ * (a handler that only set a flag once left the loop asleep in
+ * epoll_wait when it ran in a worker). */
+CTH_TEST(sigterm_stops_server)
+{
+    for (int round = 0; round < 5; round++) {
+        struct server s;
+        server_start(&s, 2);
+        CHECK_OK(kill(s.pid, SIGTERM));
+        int status = 0;
+        pid_t done = 0;
+        for (int i = 0; i < 2000 && (done = waitpid(s.pid, &status, WNOHANG)) == 0; i++)
+            usleep(10000);
+        if (done == 0) { /* hung: do not leave it behind */
+            kill(s.pid, SIGKILL);
+            waitpid(s.pid, &status, 0);
+        }
+        CHECK_EQ(done, s.pid);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        fclose(s.out);
+    }
+}

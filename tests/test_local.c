@@ -398,6 +398,41 @@ CTH_TEST(destructor_sets_other_local)
     cth_local_free(second);
 }
 
+static cth_local_t *phoenix;
+static atomic_int phoenix_frees;
+
+static void phoenix_free(void *p)
+{
+    /* sets its own local again, each time (up to 1000: without a cap on
+     * the rounds of thread exit, the thread would never end) */
+    if (atomic_fetch_add(&phoenix_frees, 1) < 1000)
+        CHECK_OK(cth_local_set(phoenix, p));
+}
+
+static void *set_phoenix(void *arg)
+{
+    CHECK_OK(cth_local_set(phoenix, arg));
+    return NULL;
+}
+
+/* A destructor that sets its own local again runs at most four rounds at
+ * thread exit (PTHREAD_DESTRUCTOR_ITERATIONS); the value set in the last
+ * one is forgotten. */
+CTH_TEST(destructor_rounds_capped)
+{
+    static int value = 1;
+    atomic_store(&phoenix_frees, 0);
+    CHECK_OK(cth_local_create(&phoenix, &(cth_local_opts_t){.free_item = phoenix_free}));
+    cth_thread_t *t;
+    CHECK_OK(cth_thread_create(&t, set_phoenix, &value, NULL));
+    CHECK_OK(cth_thread_start(t));
+    CHECK_OK(cth_thread_join(t, NULL, CTH_FOREVER));
+    cth_thread_free(t);
+    CHECK_EQ(atomic_load(&phoenix_frees), 4);
+    cth_local_free(phoenix);
+    CHECK_EQ(atomic_load(&phoenix_frees), 4); /* the forgotten value is not freed */
+}
+
 static void *foreign(void *arg)
 {
     CHECK_OK(cth_local_set(arg, new_int(9)));

@@ -473,6 +473,43 @@ CTH_TEST(ring_grows_in_order)
     cth_queue_free(q);
 }
 
+/* The resident size of the process, in bytes. */
+static long resident_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    CHECK(f);
+    long size = 0, resident = 0;
+    CHECK(fscanf(f, "%ld %ld", &size, &resident) == 2);
+    fclose(f);
+    return resident * sysconf(_SC_PAGESIZE);
+}
+
+/* A queue that once grew to a million items gives its outgrown rings'
+ * memory back once they are drained (here: when a get parks on the empty
+ * queue), not only when it is freed. */
+CTH_TEST(outgrown_rings_reclaimed)
+{
+    if (RUNNING_ON_VALGRIND)
+        CHECK_SKIP("resident size under valgrind");
+    cth_queue_t *q = make(CTH_QUEUE_FIFO, 0);
+    long n = 1L << 20;
+    for (long i = 0; i < n; i++)
+        CHECK_OK(cth_queue_put(q, I2P(i), 0));
+    for (long i = 0; i < n; i++)
+        CHECK_EQ(get_int(q, 0), i);
+    long before = resident_bytes();
+    void *p;
+    CHECK_EQ(cth_queue_get(q, &p, 0.001), CTH_ETIMEDOUT);
+    long after = resident_bytes();
+    /* the rings of 1024 to 512K cells, 16 bytes each: about 16 MB */
+    CHECK(before - after >= 8L << 20);
+    for (long i = 0; i < 1000; i++) /* and it goes on working */
+        CHECK_OK(cth_queue_put(q, I2P(i), 0));
+    for (long i = 0; i < 1000; i++)
+        CHECK_EQ(get_int(q, 0), i);
+    cth_queue_free(q);
+}
+
 /* A maxsize above the first ring (1024 slots) and not a power of two is
  * exact: the ring grows to hold it and not one item more; raising maxsize
  * lets more in. */

@@ -494,6 +494,12 @@ CTH_TEST(stack_size)
     CHECK_EQ(cth_get_stack_size(), 0);
     CHECK_EQ(cth_stack_size(4096, &prev), CTH_EINVAL);
     CHECK_EQ(cth_stack_size(32767, &prev), CTH_EINVAL);
+    CHECK_EQ(cth_stack_size(SIZE_MAX, &prev), CTH_EINVAL); /* refused now, not at start */
+    CHECK_EQ(cth_stack_size(SIZE_MAX / 2 + 1, &prev), CTH_EINVAL);
+    CHECK_EQ(cth_get_stack_size(), 0);
+    cth_thread_t *huge;
+    CHECK_EQ(cth_thread_create(&huge, NULL, NULL, &(cth_thread_opts_t){.stack_size = SIZE_MAX}),
+             CTH_EINVAL);
     CHECK_OK(cth_stack_size(256 * 1024, &prev));
     CHECK_EQ(prev, 0);
     CHECK_EQ(cth_get_stack_size(), 256 * 1024);
@@ -788,17 +794,19 @@ CTH_TEST(interrupt_main_noop_and_invalid)
 {
     signal(SIGINT, SIG_IGN);
     CHECK_OK(cth_interrupt_main(SIGINT));
+    CHECK_EQ(cth_sleep(10), CTH_EINTR); /* no signal, but the wait is interrupted */
     signal(SIGINT, SIG_DFL);
     CHECK_OK(cth_interrupt_main(SIGINT)); /* would kill us if it sent SIGINT */
-    CHECK_OK(cth_sleep(0.01));            /* and no interruption is pending */
+    CHECK_EQ(cth_sleep(10), CTH_EINTR);
+    CHECK_OK(cth_sleep(0.01)); /* and reported once */
     CHECK_EQ(cth_interrupt_main(-1), CTH_EINVAL);
     CHECK_EQ(cth_interrupt_main(0), CTH_EINVAL);
     CHECK_EQ(cth_interrupt_main(NSIG), CTH_EINVAL);
     CHECK_EQ(cth_interrupt_main(1000000), CTH_EINVAL);
 }
 
-/* A real signal whose handler runs in the main thread during a wait makes
- * the wait return CTH_EINTR, as a real Ctrl-C would. */
+/* A real SIGINT whose handler runs during a main-thread wait makes the wait
+ * return CTH_EINTR, as a real Ctrl-C would. */
 CTH_TEST(real_signal_interrupts_main_wait)
 {
 #ifdef CTH_POSIX_FUTEX
@@ -808,21 +816,175 @@ CTH_TEST(real_signal_interrupts_main_wait)
 #endif
     struct sigaction sa = {.sa_handler = on_signal, .sa_flags = SA_RESTART};
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGUSR1, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
     atomic_store(&handler_runs, 0);
     pid_t pid = getpid();
     pid_t child = fork();
     CHECK(child >= 0);
     if (child == 0) {
         usleep(100000);
-        kill(pid, SIGUSR1);
+        kill(pid, SIGINT);
         _exit(0);
     }
     CHECK_EQ(cth_sleep(30), CTH_EINTR);
     CHECK_EQ(atomic_load(&handler_runs), 1);
     int status;
     waitpid(child, &status, 0);
+    signal(SIGINT, SIG_DFL);
+}
+
+struct signaller {
+    pthread_t target;
+    int signum;
+    atomic_int stop;
+};
+
+/* Signal the target every 20 ms until told to stop. */
+static void *signal_every_20ms(void *arg)
+{
+    struct signaller *s = arg;
+    while (!atomic_load(&s->stop)) {
+        pthread_kill(s->target, s->signum);
+        cth_sleep(0.02);
+    }
+    return NULL;
+}
+
+/* PEP 475: a handler that returns does not end a main-thread wait, which
+ * resumes toward its deadline (a profiler's SIGPROF, a SIGCHLD, ...). */
+CTH_TEST(returning_handler_resumes_main_wait)
+{
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR1, &sa, NULL);
+    signal(SIGINT, on_signal); /* SIGINT handled, as a program's, but not sent */
+    atomic_store(&handler_runs, 0);
+    struct signaller s = {.target = pthread_self(), .signum = SIGUSR1};
+    cth_thread_t *t = start_thread(signal_every_20ms, &s, NULL);
+    double t0 = check_now();
+    CHECK_OK(cth_sleep(0.3));
+    CHECK(check_now() - t0 >= 0.3 - 1e-9);
+    cth_event_t ev = CTH_EVENT_INIT;
+    t0 = check_now();
+    CHECK_EQ(cth_event_wait(&ev, 0.3), CTH_ETIMEDOUT);
+    CHECK(check_now() - t0 >= 0.3 - 1e-9);
+    atomic_store(&s.stop, 1);
+    CHECK_OK(cth_thread_join(t, NULL, CTH_FOREVER));
+    cth_thread_free(t);
+    CHECK(atomic_load(&handler_runs) >= 2); /* the handler did run meanwhile */
     signal(SIGUSR1, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+}
+
+/* cth_interrupt_on_signal: SIGTERM made interrupting ends the wait; made
+ * ordinary again, it does not; SIGINT made ordinary does not either. */
+CTH_TEST(interrupt_on_signal)
+{
+#ifdef CTH_POSIX_FUTEX
+    CHECK_SKIP("with the POSIX futex emulation"); /* a signal does not wake a sleep */
+#endif
+    CHECK_OK(cth_interrupt_on_signal(SIGTERM, true));
+    signal(SIGTERM, on_signal); /* installed after the call: wrapped all the same */
+    atomic_store(&handler_runs, 0);
+    struct signaller s = {.target = pthread_self(), .signum = SIGTERM};
+    cth_thread_t *t = start_thread(signal_every_20ms, &s, NULL);
+    CHECK_EQ(cth_sleep(30), CTH_EINTR);
+    CHECK(atomic_load(&handler_runs) >= 1);
+    CHECK_OK(cth_interrupt_on_signal(SIGTERM, false));
+    double t0 = check_now();
+    CHECK_OK(cth_sleep(0.1));
+    CHECK(check_now() - t0 >= 0.1 - 1e-9);
+    atomic_store(&s.stop, 1);
+    CHECK_OK(cth_thread_join(t, NULL, CTH_FOREVER));
+    cth_thread_free(t);
+
+    signal(SIGINT, on_signal);
+    CHECK_OK(cth_interrupt_on_signal(SIGINT, false));
+    s = (struct signaller){.target = pthread_self(), .signum = SIGINT};
+    t = start_thread(signal_every_20ms, &s, NULL);
+    CHECK_OK(cth_sleep(0.1));
+    CHECK_OK(cth_interrupt_on_signal(SIGINT, true));
+    CHECK_EQ(cth_sleep(30), CTH_EINTR);
+    atomic_store(&s.stop, 1);
+    CHECK_OK(cth_thread_join(t, NULL, CTH_FOREVER));
+    cth_thread_free(t);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+}
+
+static atomic_int second_handler_runs;
+static void on_signal_second(int sig)
+{
+    (void)sig;
+    atomic_fetch_add(&second_handler_runs, 1);
+}
+
+/* A program that saves SIGINT's action (cthreading's wrapper by then),
+ * installs a handler of its own and later restores the saved action gets
+ * its first handler back, still interrupting. */
+CTH_TEST(saved_and_restored_handler_is_the_first)
+{
+    signal(SIGINT, on_signal);
+    atomic_store(&handler_runs, 0);
+    atomic_store(&second_handler_runs, 0);
+    CHECK_OK(cth_sleep(0.001)); /* a main-thread wait: the handler is wrapped */
+    struct sigaction second = {.sa_handler = on_signal_second}, saved;
+    sigemptyset(&second.sa_mask);
+    CHECK_OK(sigaction(SIGINT, &second, &saved));
+    CHECK_OK(cth_sleep(0.001)); /* the second one is wrapped */
+    CHECK_OK(sigaction(SIGINT, &saved, NULL));
+    double delay = 0.05;
+    cth_thread_t *t = start_thread(interrupt_after, &delay, NULL);
+    CHECK_EQ(cth_sleep(30), CTH_EINTR);
+    CHECK_OK(cth_thread_join(t, NULL, CTH_FOREVER));
+    cth_thread_free(t);
+    CHECK_EQ(atomic_load(&handler_runs), 1);
+    CHECK_EQ(atomic_load(&second_handler_runs), 0);
+    signal(SIGINT, SIG_DFL);
+}
+
+static void *sleep_then_sigint_self(void *arg)
+{
+    (void)arg;
+    cth_sleep(0.1);
+    pthread_kill(pthread_self(), SIGINT);
+    return NULL;
+}
+
+/* A SIGINT whose handler runs in another thread (a process-directed signal
+ * lands on any thread) still wakes the main thread's wait. */
+CTH_TEST(sigint_in_other_thread_interrupts_main)
+{
+#ifdef CTH_POSIX_FUTEX
+    CHECK_SKIP("with the POSIX futex emulation"); /* its wake is not signal-safe */
+#endif
+    signal(SIGINT, on_signal);
+    atomic_store(&handler_runs, 0);
+    cth_thread_t *t = start_thread(sleep_then_sigint_self, NULL, NULL);
+    CHECK_EQ(cth_sleep(30), CTH_EINTR);
+    CHECK_EQ(atomic_load(&handler_runs), 1);
+    CHECK_OK(cth_thread_join(t, NULL, CTH_FOREVER));
+    cth_thread_free(t);
+    signal(SIGINT, SIG_DFL);
+}
+
+static void *interrupt_main_after_50ms(void *arg)
+{
+    (void)arg;
+    cth_sleep(0.05);
+    CHECK_OK(cth_interrupt_main(SIGINT));
+    return NULL;
+}
+
+/* With SIGINT at SIG_DFL (a C program's normal state), cth_interrupt_main
+ * sends no signal but still ends the main thread's wait. */
+CTH_TEST(interrupt_main_at_sig_dfl_wakes_sleep)
+{
+    signal(SIGINT, SIG_DFL);
+    cth_thread_t *t = start_thread(interrupt_main_after_50ms, NULL, NULL);
+    CHECK_EQ(cth_sleep(30), CTH_EINTR);
+    CHECK_OK(cth_thread_join(t, NULL, CTH_FOREVER));
+    cth_thread_free(t);
 }
 
 static void *sleep_in_worker(void *arg)

@@ -57,7 +57,10 @@ typedef struct cth_local_opts {
         with NULL), as described above; without it values are forgotten. It
         runs in the exiting thread at thread exit, in the caller's thread for
         replaced or deleted values and at cth_local_free. It may use other
-        locals. */
+        locals. At thread exit the values are freed in rounds: values set
+        by a free_item go in the next round, and after four rounds
+        (PTHREAD_DESTRUCTOR_ITERATIONS) the values set in the last one are
+        forgotten, never freed, so that the thread ends. */
     cth_local_init_fn init; /* Optional: run by cth_local_get in a thread that
         has no value */
     void *init_arg;         /* passed to init, in every thread (the constructor's args) */
@@ -167,7 +170,9 @@ typedef struct cth_local_stack_opts {
     cth_free_fn free_item; /* Optional: called for each item still on a
         thread's stack when that thread exits, when the stack is released,
         and at cth_local_stack_free (top first); items popped go back to the
-        caller instead. */
+        caller instead. Items it pushes while a thread exits are freed in
+        the next of the exiting thread's rounds (at most four, as for
+        cth_local's free_item), then forgotten. */
 } cth_local_stack_opts_t;
 
 /*

@@ -50,7 +50,8 @@ typedef enum cth_daemon {
 typedef struct cth_thread_opts {
     const char *name;    /* NULL or "": "Thread-N"; copied */
     cth_daemon_t daemon; /* default: inherit from the creating thread */
-    size_t stack_size;   /* 0: the value of cth_stack_size(), else as its rules */
+    size_t stack_size;   /* 0: the value of cth_stack_size(), else as its rules
+                            (cth_thread_create refuses what it refuses) */
 } cth_thread_opts_t;
 
 /* The life of a thread, as cth_dump_threads shows it. */
@@ -81,7 +82,9 @@ CTH_API int cth_thread_create(cth_thread_t **thread, cth_thread_fn fn, void *arg
  * CTH_ESHUTDOWN once shutdown has finished waiting for the non-daemon
  * threads (a thread started during that wait is waited for too); CTH_EAGAIN
  * or CTH_ENOMEM when the OS cannot create a thread (then nothing of it is
- * left registered); CTH_EINVAL for NULL.
+ * left registered; a stack size that cannot be mapped, far above the
+ * system's memory, gives CTH_EAGAIN or CTH_ENOMEM here); CTH_EINVAL for
+ * NULL, or a stack size the platform refuses only when the thread is made.
  */
 CTH_API int cth_thread_start(cth_thread_t *thread);
 
@@ -215,7 +218,10 @@ CTH_API size_t cth_active_count(void);
  * cth_stack_size - threading.stack_size(size): set the stack size for
  * threads created afterwards (0 = the platform default), and return the
  * previous value in *previous (may be NULL). Returns 0; CTH_EINVAL for a
- * size between 1 and 32767 ("size not valid") or one the platform refuses.
+ * size between 1 and 32767 ("size not valid"), one above SIZE_MAX / 2 (more
+ * than half the address space: never a stack), or one the platform refuses.
+ * A size accepted here may still be too large to map: cth_thread_start
+ * then fails (CTH_EAGAIN or CTH_ENOMEM).
  */
 CTH_API int cth_stack_size(size_t size, size_t *previous);
 
@@ -227,15 +233,43 @@ CTH_API size_t cth_get_stack_size(void);
  * cth_interrupt_main - _thread.interrupt_main(signum): act, from any
  * thread, as if signal signum had arrived in the main thread. If the program
  * installed a handler for signum, the signal is sent to the main thread
- * (pthread_kill) and the handler runs there; with SIG_DFL or SIG_IGN nothing
- * runs and nothing dies, as in Python. Beyond Python (gh-74112): the main
- * thread's current cthreading wait (join, sleep, lock, queue, event, ...)
- * wakes with CTH_EINTR, or, if it is not waiting, its next one does at once.
+ * (pthread_kill) and the handler runs there; with SIG_DFL or SIG_IGN no
+ * signal is sent, so nothing runs and nothing dies, as in Python. Either
+ * way, beyond Python (gh-74112): the main thread's current cthreading wait
+ * (join, sleep, lock, queue, event, ...) wakes with CTH_EINTR, or, if it is
+ * not waiting, its next one does at once; one call, one CTH_EINTR.
  * Returns 0, or CTH_EINVAL for signum < 1 or >= NSIG.
- * The same CTH_EINTR is returned by a main-thread wait during which any
- * signal handler ran (a real Ctrl-C with a SIGINT handler installed, say).
+ *
+ * Signals, as Python (PEP 475) treats them. In the main thread, a signal
+ * whose handler returns (SIGUSR1, SIGCHLD, SIGALRM, a profiler's SIGPROF,
+ * SIGWINCH, ...) does not end a cthreading wait: the handler runs and the
+ * wait resumes toward its original deadline. Only the interrupting
+ * signals end it with CTH_EINTR, after their handler has run: SIGINT
+ * when the program has installed a handler for it (a real Ctrl-C, where
+ * Python raises KeyboardInterrupt), and those named with
+ * cth_interrupt_on_signal, wherever in the process the handler runs. To
+ * know that one ran, cthreading wraps the program's handler of each
+ * interrupting signal in its own, which calls the program's (flags and mask
+ * kept): sigaction() then reports cthreading's, and installing that again
+ * later brings back the handler it wrapped (up to eight distinct handlers
+ * of each kind, SA_SIGINFO or not, are wrapped over the process's life;
+ * one past them does not interrupt). Other threads' waits are
+ * never interrupted. (With the POSIX futex emulation a signal does not
+ * wake a sleep: it is reported when the wait next wakes.)
  */
 CTH_API int cth_interrupt_main(int signum);
+
+/*
+ * cth_interrupt_on_signal - whether signal signum interrupts the main
+ * thread's cthreading waits (see cth_interrupt_main): true makes its
+ * handler end them with CTH_EINTR, as SIGINT's does by default (for
+ * SIGTERM, say); false makes them resume after it, SIGINT's too. It takes
+ * effect for a handler installed before or after the call; with SIG_DFL or
+ * SIG_IGN the signal kills or does nothing, as ever. No Python equivalent
+ * (there, a handler interrupts by raising). Returns 0; CTH_EINVAL for
+ * signum < 1, >= NSIG or above 64, SIGKILL or SIGSTOP.
+ */
+CTH_API int cth_interrupt_on_signal(int signum, bool interrupts);
 
 /*
  * cth_sleep - time.sleep(seconds): block the calling thread at least that

@@ -51,6 +51,8 @@ static unsigned long wake_outside_valgrind(unsigned long tid, unsigned long addr
 }
 #endif
 
+const bool cth__os_futex_wake_signal_safe = true;
+
 void cth__os_futex_wake(_Atomic uint32_t *addr, int n)
 {
 #if defined(CTH_VALGRIND) && defined(__x86_64__)

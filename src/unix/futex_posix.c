@@ -9,8 +9,9 @@
  * sleepers see their word changed). A bucket's mutex is held
  * from the value check to the sleep, so no wake-up is lost; fork takes
  * every bucket first, and the child starts with fresh ones. Signals do not
- * interrupt a condition wait, so CTH_EINTR comes only from
- * cth_interrupt_main here.
+ * interrupt a condition wait, so a main-thread wait sees an interrupting
+ * signal (wait.c) only once something else wakes it, its deadline or its
+ * hour's slice: CTH_EINTR comes promptly only from cth_interrupt_main here.
  */
 #include <pthread.h>
 #include <time.h>
@@ -96,6 +97,8 @@ int cth__os_futex_wait(_Atomic uint32_t *addr, uint32_t expected, int64_t deadli
     pthread_mutex_unlock(&b->mutex);
     return r;
 }
+
+const bool cth__os_futex_wake_signal_safe = false; /* it takes a bucket's mutex */
 
 void cth__os_futex_wake(_Atomic uint32_t *addr, int n)
 {
