@@ -79,7 +79,9 @@ _Thread_local struct cth_thread *cth__tls_current;
 /* Set while the thread acts for another (cth__thread_act_begin). */
 static _Thread_local struct {
     bool active, daemon, counted;
-    bool listed; /* a hidden thread, listed meanwhile */
+    bool listed;     /* a hidden thread, listed meanwhile */
+    bool own_daemon; /* its own flag, back at the end */
+    char *own_name;  /* its own name, back at the end (NULL: kept meanwhile) */
 } tls_acting;
 static pthread_key_t adopted_key;
 
@@ -444,16 +446,24 @@ int cth__finalizer_register(void (*fn)(void *), void *arg)
     return err;
 }
 
-void cth__thread_act_begin(bool daemon, bool counted)
+void cth__thread_act_begin(const char *name, bool daemon, bool counted)
 {
     struct cth_thread *self = cth__tls_current;
     tls_acting.active = true;
     tls_acting.daemon = daemon;
     tls_acting.counted = counted;
     if (self && self->hidden) {
+        char *copy = name ? cth__strdup(name) : NULL; /* NULL: keep our own */
         pthread_mutex_lock(&cth__registry_lock);
         self->hidden = false;
         registry_count++;
+        tls_acting.own_name = NULL;
+        if (copy) {
+            tls_acting.own_name = self->name;
+            self->name = copy;
+        }
+        tls_acting.own_daemon = self->daemon;
+        self->daemon = daemon;
         pthread_mutex_unlock(&cth__registry_lock);
         tls_acting.listed = true;
     }
@@ -462,12 +472,27 @@ void cth__thread_act_begin(bool daemon, bool counted)
 void cth__thread_act_end(void)
 {
     if (tls_acting.listed) {
+        struct cth_thread *self = cth__tls_current;
+        char *borrowed = NULL; /* the name it acted under, or the one the function set */
         pthread_mutex_lock(&cth__registry_lock);
-        cth__tls_current->hidden = true;
+        self->hidden = true;
         registry_count--;
+        if (tls_acting.own_name) {
+            borrowed = self->name;
+            self->name = tls_acting.own_name;
+        }
+        self->daemon = tls_acting.own_daemon;
         pthread_mutex_unlock(&cth__registry_lock);
+        cth__free(borrowed);
     }
     tls_acting.active = tls_acting.counted = tls_acting.listed = false;
+    tls_acting.own_name = NULL;
+}
+
+void cth__thread_act_forget(void)
+{
+    tls_acting.active = tls_acting.counted = tls_acting.listed = false;
+    tls_acting.own_name = NULL;
 }
 
 /* Wait until nondaemon_alive is at most own. */
