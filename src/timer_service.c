@@ -95,6 +95,8 @@
 
 #define IDLE_NS (2LL * 1000000000LL) /* an idle worker exits after this */
 #define STUCK_NS 1000000LL           /* a call this long holds its worker up */
+#define IDLE_SPIN_NS 20000LL         /* an idle worker spins this long before sleeping */
+#define SERVICE_SPIN_NS 20000LL      /* the service spins for a deadline this close */
 #define SEG0_SHIFT 6
 #define HEAP_MIN (1u << SEG0_SHIFT) /* the first segment */
 #define HEAP_SEGS 25                /* HEAP_MIN << 24 = HEAP_MAX */
@@ -108,7 +110,7 @@ struct heap_entry {
 struct worker {
     struct cth__list_node idle_link; /* on svc.idle while idle */
     struct cth__list_node all_link;  /* on svc.workers while alive */
-    _Atomic uint32_t word;           /* 0 while idle; 1 when woken or told to stop */
+    _Atomic uint32_t word;           /* 0 idle, 2 idle asleep; 1 woken or told to stop */
     _Atomic uint32_t blocked;        /* waits in progress inside a call (wait.c) */
     _Atomic uint32_t in_call;        /* 1 while it runs a timer's function */
     _Atomic uint64_t calls;          /* calls begun: the watchdog sees it move */
@@ -377,17 +379,17 @@ static void run_timer(struct cth_timer *t, struct worker *w)
         snprintf(number_name, sizeof number_name, "Timer-%u", (unsigned)t->number);
     running_here = t;
     cth__thread_act_begin(t->name ? t->name : number_name, t->daemon, counts_for_exit(t));
+    wait_turn(ticket);
     if (w) {
         atomic_store_explicit(&w->calls, atomic_load_explicit(&w->calls, memory_order_relaxed) + 1,
                               memory_order_relaxed);
-        atomic_store_explicit(&w->in_call, 1, memory_order_relaxed);
+        atomic_store_explicit(&w->in_call, 1, memory_order_release);
         cth__wait_blocked_count = &w->blocked;
     }
-    wait_turn(ticket);
     t->fn(t->arg);
     if (w) {
         cth__wait_blocked_count = NULL;
-        atomic_store_explicit(&w->in_call, 0, memory_order_relaxed);
+        atomic_store_explicit(&w->in_call, 0, memory_order_release);
     }
     cth__runtime_thread_exit(); /* a Timer's thread ends with its function */
     cth__thread_act_end();
@@ -416,22 +418,39 @@ static struct cth_timer *backlog_pop(void)
     return cth__list_entry(cth__list_pop_front(&svc.backlog), struct cth_timer, link);
 }
 
-/* Wait idle for work (lock held, released while asleep). Returns false
- * when the worker should exit: idle for IDLE_NS, nobody woke it. */
+/* Wait idle for work (lock held, released while waiting). Returns false
+ * when the worker should exit: idle for IDLE_NS, nobody woke it. Under a
+ * high rate of firings the next one is microseconds away: the worker spins
+ * for up to IDLE_SPIN_NS first, and sleeps only after that (word 2), so
+ * that waking a spinning worker costs no system call on either side. */
 static bool idle_wait(struct worker *w)
 {
     atomic_store_explicit(&w->word, 0, memory_order_relaxed);
     cth__list_push_front(&svc.idle, &w->idle_link);
-    int64_t deadline = cth__now_ns() + IDLE_NS;
+    int64_t now = cth__now_ns(), deadline = now + IDLE_NS, spin_until = now + IDLE_SPIN_NS;
     svc_unlock();
+    uint32_t word;
+    while ((word = atomic_load_explicit(&w->word, memory_order_acquire)) == 0 &&
+           cth__now_ns() < spin_until)
+        for (int i = 0; i < 64; i++)
+            cth__cpu_relax();
     int r = 0;
-    while (r != CTH_ETIMEDOUT && atomic_load_explicit(&w->word, memory_order_acquire) == 0)
-        r = cth__futex_wait(&w->word, 0, deadline);
+    if (word == 0 && atomic_compare_exchange_strong(&w->word, &word, 2))
+        while (r != CTH_ETIMEDOUT && atomic_load_explicit(&w->word, memory_order_acquire) == 2)
+            r = cth__futex_wait(&w->word, 2, deadline);
     svc_lock();
-    if (atomic_load_explicit(&w->word, memory_order_acquire))
+    if (atomic_load_explicit(&w->word, memory_order_acquire) == 1)
         return true;
     cth__list_remove(&svc.idle, &w->idle_link); /* nobody took it off: it is still idle */
     return false;
+}
+
+/* Wake an idle worker taken off svc.idle (lock held): a system call only
+ * if it sleeps. */
+static void wake_worker(struct worker *w)
+{
+    if (atomic_exchange_explicit(&w->word, 1, memory_order_acq_rel) == 2)
+        cth__futex_wake(&w->word, 1);
 }
 
 /* The next idle worker, taken off svc.idle, or NULL. */
@@ -581,10 +600,8 @@ static void dispatch(struct cth_timer *t)
     atomic_store_explicit(&t->state, CTH_TIMER_RUNNING, memory_order_release);
     cth__list_push_back(&svc.backlog, &t->link);
     struct worker *w = idle_pop();
-    if (w) {
-        atomic_store_explicit(&w->word, 1, memory_order_release);
-        cth__futex_wake(&w->word, 1);
-    }
+    if (w)
+        wake_worker(w);
 }
 
 static void *service_main(void *arg)
@@ -617,7 +634,13 @@ static void *service_main(void *arg)
         svc.sleep_until = until;
         uint32_t seen = atomic_load_explicit(&svc.wake, memory_order_acquire);
         svc_unlock();
-        cth__futex_wait(&svc.wake, seen, until);
+        if (until - now > SERVICE_SPIN_NS) {
+            cth__futex_wait(&svc.wake, seen, until);
+        } else { /* microseconds away: a sleep would cost more and wake late */
+            while (cth__now_ns() < until &&
+                   atomic_load_explicit(&svc.wake, memory_order_acquire) == seen)
+                cth__cpu_relax();
+        }
         svc_lock();
         svc.sleep_until = INT64_MIN;
     }
@@ -650,10 +673,8 @@ static void service_close(void *arg)
     svc.stop = true;
     wake_service();
     struct worker *w;
-    while ((w = idle_pop())) {
-        atomic_store(&w->word, 1);
-        cth__futex_wake(&w->word, 1);
-    }
+    while ((w = idle_pop()))
+        wake_worker(w);
     heap_free();
     cth_thread_t *th = svc.thread;
     svc.thread = NULL;
