@@ -79,9 +79,8 @@ _Thread_local struct cth_thread *cth__tls_current;
 /* Set while the thread acts for another (cth__thread_act_begin). */
 static _Thread_local struct {
     bool active, daemon, counted;
-    bool listed;     /* a hidden thread, listed meanwhile */
-    bool own_daemon; /* its own flag, back at the end */
-    char *own_name;  /* its own name, back at the end (NULL: kept meanwhile) */
+    bool listed;    /* a hidden thread, listed meanwhile */
+    char *own_name; /* its own name, back at the end (NULL: kept meanwhile) */
 } tls_acting;
 static pthread_key_t adopted_key;
 
@@ -462,8 +461,8 @@ void cth__thread_act_begin(const char *name, bool daemon, bool counted)
             tls_acting.own_name = self->name;
             self->name = copy;
         }
-        tls_acting.own_daemon = self->daemon;
-        self->daemon = daemon;
+        self->acting = true;
+        self->acting_daemon = daemon;
         pthread_mutex_unlock(&cth__registry_lock);
         tls_acting.listed = true;
     }
@@ -481,7 +480,7 @@ void cth__thread_act_end(void)
             borrowed = self->name;
             self->name = tls_acting.own_name;
         }
-        self->daemon = tls_acting.own_daemon;
+        self->acting = false;
         pthread_mutex_unlock(&cth__registry_lock);
         cth__free(borrowed);
     }
@@ -491,8 +490,12 @@ void cth__thread_act_end(void)
 
 void cth__thread_act_forget(void)
 {
-    tls_acting.active = tls_acting.counted = tls_acting.listed = false;
+    struct cth_thread *self = cth__tls_current;
+    if (self)
+        self->acting = false; /* the child's main thread: the runtime set its flag */
+    cth__free(tls_acting.own_name);
     tls_acting.own_name = NULL;
+    tls_acting.listed = false; /* the rest holds until the function returns */
 }
 
 /* Wait until nondaemon_alive is at most own. */
