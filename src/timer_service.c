@@ -434,10 +434,11 @@ static bool idle_wait(struct worker *w)
            cth__now_ns() < spin_until)
         for (int i = 0; i < 64; i++)
             cth__cpu_relax();
-    int r = 0;
-    if (word == 0 && atomic_compare_exchange_strong(&w->word, &word, 2))
+    if (word == 0 && atomic_compare_exchange_strong(&w->word, &word, 2)) {
+        int r = 0;
         while (r != CTH_ETIMEDOUT && atomic_load_explicit(&w->word, memory_order_acquire) == 2)
             r = cth__futex_wait(&w->word, 2, deadline);
+    }
     svc_lock();
     if (atomic_load_explicit(&w->word, memory_order_acquire) == 1)
         return true;
