@@ -485,6 +485,7 @@ static void fire_setup(long rate, long chains, double *start)
 {
     fire_cap = (long)(rate * FIRE_SECONDS * 1.1) + chains;
     fire_late = malloc((size_t)fire_cap * sizeof *fire_late);
+    memset(fire_late, 0, (size_t)fire_cap * sizeof *fire_late); /* no page faults while firing */
     atomic_store(&fire_calls, 0);
     *start = bench_now() + FIRE_LEAD;
     fire_stop = *start + FIRE_SECONDS;

@@ -31,9 +31,12 @@
  * when the new timer goes to the top of the heap earlier than that, so
  * nothing wakes it while nothing is due. Due timers go to the backlog, and an
  * idle worker, if any, is woken to take them; the workers take them oldest
- * first. The workers are few: one per CPU (cth__os_cpu_count) is enough to
- * run trivial functions, and a new one starts only when the backlog waits
- * and fewer than that many can run it: the others are held up, either
+ * first. The workers are few: with the service thread, one thread per CPU
+ * (cth__os_cpu_count; at least one worker) runs trivial functions at the
+ * highest rates (at a million firings a second the service thread needs a
+ * CPU of its own, and more workers would only contend for the lock), and a
+ * new one starts only when the backlog waits and fewer than that many can
+ * run it: the others are held up, either
  * blocked in a cthreading wait or sleep (wait.c counts the waits of a thread
  * whose cth__wait_blocked_count is set: the worker's, while it runs a
  * function) or stuck in one call for over STUCK_NS (a watchdog: while the
@@ -118,6 +121,7 @@ struct worker {
     clockid_t cpu_clock;             /* its CPU-time clock (set before it is listed) */
     bool cpu_clock_ok;
     bool orphan; /* a fork child's: it forked from a call, and ends after it */
+    bool spin;   /* its last idle wait was short: spin before sleeping (its own) */
     /* ---- the watchdog's, under the lock */
     bool stuck;          /* held up in one call at the last look */
     bool suspect;        /* no progress at the last look either */
@@ -420,14 +424,16 @@ static struct cth_timer *backlog_pop(void)
 
 /* Wait idle for work (lock held, released while waiting). Returns false
  * when the worker should exit: idle for IDLE_NS, nobody woke it. Under a
- * high rate of firings the next one is microseconds away: the worker spins
- * for up to IDLE_SPIN_NS first, and sleeps only after that (word 2), so
- * that waking a spinning worker costs no system call on either side. */
+ * high rate of firings the next one is microseconds away: a worker whose
+ * last idle wait was that short spins for up to IDLE_SPIN_NS first, and
+ * sleeps only after that (word 2), so that waking a spinning worker costs
+ * no system call on either side; at lower rates it sleeps at once. */
 static bool idle_wait(struct worker *w)
 {
     atomic_store_explicit(&w->word, 0, memory_order_relaxed);
     cth__list_push_front(&svc.idle, &w->idle_link);
-    int64_t now = cth__now_ns(), deadline = now + IDLE_NS, spin_until = now + IDLE_SPIN_NS;
+    int64_t now = cth__now_ns(), deadline = now + IDLE_NS;
+    int64_t spin_until = w->spin ? now + IDLE_SPIN_NS : now;
     svc_unlock();
     uint32_t word;
     while ((word = atomic_load_explicit(&w->word, memory_order_acquire)) == 0 &&
@@ -439,6 +445,7 @@ static bool idle_wait(struct worker *w)
         while (r != CTH_ETIMEDOUT && atomic_load_explicit(&w->word, memory_order_acquire) == 2)
             r = cth__futex_wait(&w->word, 2, deadline);
     }
+    w->spin = cth__now_ns() - now < 2 * IDLE_SPIN_NS;
     svc_lock();
     if (atomic_load_explicit(&w->word, memory_order_acquire) == 1)
         return true;
@@ -744,8 +751,8 @@ static int service_ensure(void)
             return err;
         svc.finalizer_registered = true;
         cth__runtime_on_fork(service_fork_prepare, service_fork_parent, service_after_fork_child);
-        int cpus = cth__os_cpu_count();
-        svc.max_workers = cpus > 1 ? (uint32_t)cpus : 1;
+        int cpus = cth__os_cpu_count(); /* the service thread takes one at high rates */
+        svc.max_workers = cpus > 2 ? (uint32_t)cpus - 1 : 1;
     }
     err = cth__thread_create_internal(&svc.thread, service_main, NULL, "cth-timers");
     if (err)

@@ -5,8 +5,9 @@
  *
  * CPython starts one thread per Timer. cthreading keeps every pending timer
  * in one 4-ary min-heap served by one service thread that sleeps until the
- * earliest deadline (started on first use); due timers are run by about one
- * worker thread per CPU, and a worker is added only while the others are
+ * earliest deadline (started on first use); due timers are run by a few
+ * worker threads (with the service thread, one per CPU), and a worker is
+ * added only while the others are
  * held up: blocked in a cthreading wait or sleep, or in one call for over
  * about a millisecond. So a million timers cost a handful of threads, and a
  * function may still block or run long: it delays the other due timers by
