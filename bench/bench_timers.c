@@ -16,12 +16,18 @@
  *    cthreading, sizeof(uv_timer_t) for libuv (it allocates nothing).
  * 2. Firing lateness (median, p99, max) of 10,000 timers spread over 2 s
  *    (run first).
- * 3. start+cancel+join of 1,000 timers: cthreading vs Python's
+ * 3. Sustained firing of trivial functions at 10k, 100k and 1M per second
+ *    for 2 s, cthreading beside libuv's loop: achieved rate, lateness p50,
+ *    p99, max and the peak thread count (sustained_firing).
+ * 4. start+cancel+join of 1,000 timers: cthreading vs Python's
  *    threading.Timer (a thread each), the model.
  */
 #include "bench.h" /* first: it sets _GNU_SOURCE */
 
+#include <dirent.h>
 #include <malloc.h>
+#include <math.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <time.h>
@@ -344,6 +350,233 @@ static void lateness(void)
     bench_record("firing lateness", "cthreading", "max", max, "us", NAN);
 }
 
+/* ---- sustained firing ------------------------------------------------------------------------ */
+
+/* RATE timers per second fire for FIRE_SECONDS: RATE * FIRE_PERIOD chains,
+ * each firing every FIRE_PERIOD, their first calls spread evenly over one
+ * period, so that the calls come at an even RATE. cthreading: periodic
+ * timers (the schedule is exact: previous deadline + period). libuv: each
+ * callback re-arms its uv_timer_t for the chain's next due time (libuv's
+ * timeouts are whole milliseconds of its loop clock, so it fires up to 1 ms
+ * after a due time that is not on a millisecond). Every call records its
+ * lateness (now - its due time); a sampler thread polls /proc/self/task
+ * every millisecond for the peak count of the system's threads (cthreading:
+ * the service thread and the workers, named "cth-..."; libuv: the others
+ * but the sampler, which is its loop's, main). */
+#define FIRE_PERIOD 0.01
+#define FIRE_SECONDS 2.0
+#define FIRE_LEAD 0.2 /* the first calls come this long after the setup */
+
+static float *fire_late; /* microseconds, one per call */
+static atomic_long fire_calls;
+static long fire_cap;
+static double fire_stop; /* calls due after this are not counted */
+
+struct chain {
+    double due; /* this call's due time (bench_now() clock) */
+#ifdef HAVE_LIBUV
+    uv_timer_t uv;
+#endif
+};
+
+static void fire_record(struct chain *c, double now)
+{
+    long i = atomic_fetch_add_explicit(&fire_calls, 1, memory_order_relaxed);
+    if (i < fire_cap)
+        fire_late[i] = (float)((now - c->due) * 1e6);
+}
+
+static void cth_chain(void *arg)
+{
+    struct chain *c = arg;
+    double now = bench_now();
+    if (c->due <= fire_stop)
+        fire_record(c, now);
+    /* The service's next deadline: the previous plus the period, past the
+     * periods a late call overran (timer_service.c, next_deadline). */
+    c->due += FIRE_PERIOD;
+    if (now - c->due >= FIRE_PERIOD)
+        c->due += (double)(long)((now - c->due) / FIRE_PERIOD) * FIRE_PERIOD;
+}
+
+/* The threads of the process whose name starts with `prefix` (or, with
+ * `other`, does not, nor is the sampler's). */
+static int count_threads(const char *prefix, bool other)
+{
+    DIR *dir = opendir("/proc/self/task");
+    if (!dir)
+        return 0;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(dir));) {
+        char path[300], comm[64] = "";
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = e->d_name[0] != '.' ? fopen(path, "r") : NULL;
+        if (!f)
+            continue;
+        if (!fgets(comm, sizeof comm, f))
+            comm[0] = '\0';
+        fclose(f);
+        bool match = strncmp(comm, prefix, strlen(prefix)) == 0;
+        n += other ? !match && strcmp(comm, "bench-sampler\n") != 0 : match;
+    }
+    closedir(dir);
+    return n;
+}
+
+static const char *sampled_prefix; /* the system's threads: "cth-", or all but ours */
+static bool sampled_other;
+static atomic_int sampler_stop, sampler_peak;
+static void *sample_threads(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&sampler_stop)) {
+        int n = count_threads(sampled_prefix, sampled_other);
+        if (n > atomic_load(&sampler_peak))
+            atomic_store(&sampler_peak, n);
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    return NULL;
+}
+
+static pthread_t sampler_start(const char *prefix, bool other)
+{
+    pthread_t th;
+    sampled_prefix = prefix;
+    sampled_other = other;
+    atomic_store(&sampler_stop, 0);
+    atomic_store(&sampler_peak, 0);
+    pthread_create(&th, NULL, sample_threads, NULL);
+    pthread_setname_np(th, "bench-sampler");
+    return th;
+}
+
+static int sampler_end(pthread_t th)
+{
+    atomic_store(&sampler_stop, 1);
+    pthread_join(th, NULL);
+    return atomic_load(&sampler_peak);
+}
+
+static void fire_report(const char *system, long rate, double start, int threads)
+{
+    long calls = atomic_load(&fire_calls);
+    long n = calls < fire_cap ? calls : fire_cap;
+    double *v = malloc((size_t)(n ? n : 1) * sizeof *v);
+    for (long i = 0; i < n; i++)
+        v[i] = fire_late[i];
+    double p50 = n ? bench_percentile(v, (int)n, 50) : NAN,
+           p99 = n ? bench_percentile(v, (int)n, 99) : NAN,
+           max = n ? bench_percentile(v, (int)n, 100) : NAN;
+    free(v);
+    double achieved = (double)calls / (fire_stop - start);
+    char what[64];
+    snprintf(what, sizeof what, "firing %ldk/s for %.0f s", rate / 1000, FIRE_SECONDS);
+    printf("  %-34s %-28s %8.0f/s, late p50 %.0f us, p99 %.0f us, max %.0f us, %d threads\n", what,
+           system, achieved, p50, p99, max, threads);
+    bench_record(what, system, "rate", achieved, "1/s", NAN);
+    bench_record(what, system, "late p50", p50, "us", NAN);
+    bench_record(what, system, "late p99", p99, "us", NAN);
+    bench_record(what, system, "late max", max, "us", NAN);
+    bench_record(what, system, "threads", threads, "threads", NAN);
+}
+
+static void fire_setup(long rate, long chains, double *start)
+{
+    fire_cap = (long)(rate * FIRE_SECONDS * 1.1) + chains;
+    fire_late = malloc((size_t)fire_cap * sizeof *fire_late);
+    memset(fire_late, 0, (size_t)fire_cap * sizeof *fire_late); /* no page faults while firing */
+    atomic_store(&fire_calls, 0);
+    *start = bench_now() + FIRE_LEAD;
+    fire_stop = *start + FIRE_SECONDS;
+}
+
+static void fire_cth(long rate)
+{
+    long chains = (long)(rate * FIRE_PERIOD);
+    struct chain *c = calloc((size_t)chains, sizeof *c);
+    cth_timer_t **t = calloc((size_t)chains, sizeof *t);
+    cth_timer_opts_t opts = {.period = FIRE_PERIOD, .daemon = CTH_DAEMON_YES};
+    double start;
+    fire_setup(rate, chains, &start);
+    pthread_t sampler = sampler_start("cth-", false); /* the service's and the workers */
+    for (long i = 0; i < chains; i++) {               /* the interval counts from the start call */
+        c[i].due = start + FIRE_PERIOD * (double)i / (double)chains;
+        double now = bench_now();
+        cth_timer_create(&t[i], c[i].due > now ? c[i].due - now : 0, cth_chain, &c[i], &opts);
+        cth_timer_start(t[i]);
+    }
+    while (bench_now() < fire_stop + 0.05)
+        cth_sleep(0.01);
+    for (long i = 0; i < chains; i++)
+        cth_timer_cancel(t[i]);
+    for (long i = 0; i < chains; i++) {
+        cth_timer_join(t[i], CTH_FOREVER);
+        cth_timer_free(t[i]);
+    }
+    int threads = sampler_end(sampler);
+    fire_report("cthreading", rate, start, threads);
+    free(fire_late);
+    free(t);
+    free(c);
+}
+
+#ifdef HAVE_LIBUV
+/* The loop's clock is uv_hrtime() in whole milliseconds; bench_now() is
+ * CLOCK_MONOTONIC too: the offset between the two is read once. */
+static double uv_offset;
+
+static void uv_chain(uv_timer_t *h)
+{
+    struct chain *c = h->data;
+    double now = bench_now();
+    if (c->due <= fire_stop)
+        fire_record(c, now);
+    c->due += FIRE_PERIOD;
+    if (c->due > fire_stop + 0.05)
+        return; /* the chain ends */
+    double in_ms = (c->due - uv_offset) * 1e3 - (double)uv_now(h->loop);
+    uv_timer_start(h, uv_chain, in_ms > 0 ? (uint64_t)ceil(in_ms) : 0, 0);
+}
+
+static void fire_uv(long rate)
+{
+    long chains = (long)(rate * FIRE_PERIOD);
+    struct chain *c = calloc((size_t)chains, sizeof *c);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    double start;
+    fire_setup(rate, chains, &start);
+    pthread_t sampler = sampler_start("cth-", true); /* main, the loop's */
+    uv_update_time(&loop);
+    uv_offset = bench_now() - (double)uv_hrtime() / 1e9;
+    for (long i = 0; i < chains; i++) {
+        c[i].due = start + FIRE_PERIOD * (double)i / (double)chains;
+        c[i].uv.data = &c[i];
+        uv_timer_init(&loop, &c[i].uv);
+        double in_ms = (c[i].due - uv_offset) * 1e3 - (double)uv_now(&loop);
+        uv_timer_start(&c[i].uv, uv_chain, in_ms > 0 ? (uint64_t)ceil(in_ms) : 0, 0);
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    int threads = sampler_end(sampler);
+    fire_report("libuv uv_timer_t (1 thread)", rate, start, threads);
+    for (long i = 0; i < chains; i++)
+        uv_close((uv_handle_t *)&c[i].uv, NULL);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    uv_loop_close(&loop);
+    free(fire_late);
+    free(c);
+}
+#endif
+
+static void sustained_firing(long rate)
+{
+#ifdef HAVE_LIBUV
+    fire_uv(rate);
+#endif
+    fire_cth(rate);
+}
+
 /* ---- the Python model -------------------------------------------------------------------------- */
 
 static double run_cth_model(void *ctx)
@@ -385,6 +618,10 @@ int main(int argc, char **argv)
         lateness();
         return 0;
     }
+    if (argc > 2 && strcmp(argv[1], "firing") == 0) {
+        sustained_firing(atol(argv[2]));
+        return 0;
+    }
     if (argc > 2 && strcmp(argv[1], "schedule") == 0) {
         schedule_cancel(atol(argv[2]), reps);
         if (argc > 3)
@@ -395,6 +632,11 @@ int main(int argc, char **argv)
      * timers and of a million of ours goes on in the background for a while. */
     bench_heading("Timers: firing lateness");
     lateness();
+
+    bench_heading("Timers: sustained firing of trivial functions (rate, lateness, threads)");
+    sustained_firing(10000);
+    sustained_firing(100000);
+    sustained_firing(1000000);
 
     bench_heading("Timers: schedule+cancel per timer, 90% cancelled (lower is better; libuv is "
                   "single-threaded context)");

@@ -80,7 +80,8 @@ _Thread_local struct cth_thread *cth__tls_current;
 /* Set while the thread acts for another (cth__thread_act_begin). */
 static _Thread_local struct {
     bool active, daemon, counted;
-    bool listed; /* a hidden thread, listed meanwhile */
+    bool listed;    /* a hidden thread, listed meanwhile */
+    char *own_name; /* its own name, back at the end (NULL: kept meanwhile) */
 } tls_acting;
 static pthread_key_t adopted_key;
 
@@ -447,16 +448,24 @@ int cth__finalizer_register(void (*fn)(void *), void *arg)
     return err;
 }
 
-void cth__thread_act_begin(bool daemon, bool counted)
+void cth__thread_act_begin(const char *name, bool daemon, bool counted)
 {
     struct cth_thread *self = cth__tls_current;
     tls_acting.active = true;
     tls_acting.daemon = daemon;
     tls_acting.counted = counted;
     if (self && self->hidden) {
+        char *copy = name ? cth__strdup(name) : NULL; /* NULL: keep our own */
         pthread_mutex_lock(&cth__registry_lock);
         self->hidden = false;
         registry_count++;
+        tls_acting.own_name = NULL;
+        if (copy) {
+            tls_acting.own_name = self->name;
+            self->name = copy;
+        }
+        self->acting = true;
+        self->acting_daemon = daemon;
         pthread_mutex_unlock(&cth__registry_lock);
         tls_acting.listed = true;
     }
@@ -465,12 +474,31 @@ void cth__thread_act_begin(bool daemon, bool counted)
 void cth__thread_act_end(void)
 {
     if (tls_acting.listed) {
+        struct cth_thread *self = cth__tls_current;
+        char *borrowed = NULL; /* the name it acted under, or the one the function set */
         pthread_mutex_lock(&cth__registry_lock);
-        cth__tls_current->hidden = true;
+        self->hidden = true;
         registry_count--;
+        if (tls_acting.own_name) {
+            borrowed = self->name;
+            self->name = tls_acting.own_name;
+        }
+        self->acting = false;
         pthread_mutex_unlock(&cth__registry_lock);
+        cth__free(borrowed);
     }
     tls_acting.active = tls_acting.counted = tls_acting.listed = false;
+    tls_acting.own_name = NULL;
+}
+
+void cth__thread_act_forget(void)
+{
+    struct cth_thread *self = cth__tls_current;
+    if (self)
+        self->acting = false; /* the child's main thread: the runtime set its flag */
+    cth__free(tls_acting.own_name);
+    tls_acting.own_name = NULL;
+    tls_acting.listed = false; /* the rest holds until the function returns */
 }
 
 /* Wait until nondaemon_alive is at most own. */

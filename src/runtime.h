@@ -56,12 +56,20 @@ int cth__thread_create_internal(cth_thread_t **thread, cth_thread_fn fn, void *a
 
 /* The calling thread acts, from begin to end, for another thread that runs
  * a function (a timer worker runs a Timer's function, which Python runs in
- * the Timer's own thread): a hidden thread is listed meanwhile; threads and
- * timers created with CTH_DAEMON_INHERIT inherit `daemon`; if `counted`
- * (admitted as non-daemon), the caller's own cth_shutdown does not wait for
- * that share. */
-void cth__thread_act_begin(bool daemon, bool counted);
+ * the Timer's own thread): a hidden thread is listed meanwhile, under `name`
+ * (copied; NULL keeps its own) and showing `daemon` as its flag (its own,
+ * which the runtime's accounting uses, is kept), both its own again at the
+ * end; threads and timers created with CTH_DAEMON_INHERIT
+ * inherit `daemon`; if `counted` (admitted as non-daemon), the caller's own
+ * cth_shutdown does not wait for that share. */
+void cth__thread_act_begin(const char *name, bool daemon, bool counted);
 void cth__thread_act_end(void);
+
+/* In a fork child whose forking thread was acting: it is the child's main
+ * thread now, keeps the name it acted under and has the main thread's
+ * daemon flag; what it creates still inherits `daemon`, and the share
+ * stays counted, until the end. */
+void cth__thread_act_forget(void);
 
 /* The daemon flag CTH_DAEMON_INHERIT gives in the calling thread: its own,
  * the one it acts for (above), or true in a thread cthreading did not start. */

@@ -159,7 +159,8 @@ static void thread_end(struct cth_thread *t)
     cth__runtime_thread_exit();
     cth__thread_finish(t);
     cth__tls_current = NULL;
-    cth__thread_unref(t);
+    if (t->kind != KIND_MAIN) /* a thread that forked is the child's main: it stays */
+        cth__thread_unref(t);
 }
 
 /* pthread_exit (or a cancellation) in the target: the thread ends as if the
@@ -335,7 +336,7 @@ CTH_API unsigned long cth_thread_ident(const cth_thread_t *t)
 
 CTH_API bool cth_thread_daemon(const cth_thread_t *t)
 {
-    return t && t->daemon;
+    return t && (t->acting ? t->acting_daemon : t->daemon);
 }
 
 CTH_API int cth_thread_set_daemon(cth_thread_t *t, bool daemon)

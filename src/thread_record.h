@@ -23,7 +23,9 @@ struct cth_thread {
     _Atomic uint32_t native_ready; /* futex: native_id published */
     enum thread_kind kind;
     bool daemon;
-    bool hidden; /* the library's own thread, not listed (under cth__registry_lock) */
+    bool hidden;        /* the library's own thread, not listed (under cth__registry_lock) */
+    bool acting;        /* acts for a timer (cth__thread_act_begin): shows acting_daemon */
+    bool acting_daemon; /* the flag cth_thread_daemon shows meanwhile */
     cth_thread_fn fn;
     void *arg;
     void *result;

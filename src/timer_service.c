@@ -2,12 +2,12 @@
 /*
  * timer_service.c - the one timer service every Timer runs on.
  *
- * State: a 4-ary min-heap of pending timers, an array of {deadline, timer}
- * entries (the deadline is copied in so that sifting compares without
- * touching the timers; each timer keeps its slot index, so cancel is an
- * O(log n) removal from the middle); a FIFO backlog of due timers no worker
- * has taken yet; a stack of idle workers. One lock (svc.lock) protects all
- * of it and every timer's scheduling fields; state, done and finished are
+ * State: a 4-ary min-heap of pending timers, of {deadline, timer} entries
+ * (the deadline is copied in so that sifting compares without touching the
+ * timers; each timer keeps its slot index, so cancel is an O(log n) removal
+ * from the middle); a FIFO backlog of due timers no worker has taken yet; the
+ * workers, and a stack of the idle ones. One lock (svc.lock) protects all of
+ * it and every timer's scheduling fields; state, done and finished are
  * atomics so that the accessors read them without the lock.
  *
  * Why a heap and not a hierarchical wheel: a 4-ary heap is exact (never early,
@@ -19,31 +19,57 @@
  * removal misses the cache, at the cost of granularity (early or late
  * firing) or of re-cascading to stay exact.
  *
+ * The heap's array is a list of segments, each as large as all before it
+ * (64, 64, 128, 256... entries): it grows by one segment, allocated with the
+ * lock released, and nothing is ever copied, so a million pending timers
+ * cost no pause when it grows; it gives its last segment back when it is
+ * less than a quarter used.
+ *
  * The service thread (a daemon cth_thread, started on the first start)
  * sleeps on the futex word svc.wake until the earliest deadline. It publishes
  * that deadline in svc.sleep_until; a start wakes it (bumping svc.wake) only
  * when the new timer goes to the top of the heap earlier than that, so
- * nothing wakes it while nothing is due. Due timers go straight to an idle
- * worker (direct hand-off on the worker's own futex word) or, when none is
- * idle, to the backlog while the service starts a new worker (a daemon
- * cth_thread): a timer never waits behind another's function. Idle workers
- * exit after IDLE_NS. If a worker cannot be started (the OS refuses, or
- * shutdown is over), the service thread runs the function itself, so nothing
- * is lost. These threads are the library's own: cth_enumerate does not list
- * them, except one running a timer's function, which then acts as Python's
- * Timer thread would (run_timer): it is listed, what it creates inherits the
- * timer's daemon flag, and the cth_local values the function set are
- * destroyed when it returns.
+ * nothing wakes it while nothing is due. Due timers go to the backlog, and an
+ * idle worker, if any, is woken to take them; the workers take them oldest
+ * first. The workers are few: with the service thread, one thread per CPU
+ * (cth__os_cpu_count; at least one worker) runs trivial functions at the
+ * highest rates (at a million firings a second the service thread needs a
+ * CPU of its own, and more workers would only contend for the lock), and a
+ * new one starts only when the backlog waits and fewer than that many can
+ * run it: the others are held up, either
+ * blocked in a cthreading wait or sleep (wait.c counts the waits of a thread
+ * whose cth__wait_blocked_count is set: the worker's, while it runs a
+ * function) or stuck in one call for over STUCK_NS (a watchdog: while the
+ * backlog waits, the service thread looks every STUCK_NS at the workers
+ * whose call count has not moved; on Linux it tells a worker that sleeps in
+ * the kernel or burns its CPU from one merely not scheduled, which another
+ * thread would not help). So a blocking function delays the others by about
+ * STUCK_NS at most, and the threads stay within the CPUs plus the blocked
+ * workers. Idle workers exit after IDLE_NS. If no worker can be started
+ * (the OS refuses) while none can run the backlog, the service thread runs
+ * a function itself, so nothing is lost.
  *
- * Memory: the timer plus its heap entry (16 bytes; the array at most twice
- * the size needed, halved when a quarter full). Nothing is allocated per
- * schedule except when the array doubles (a copy under the lock: one pause
- * per doubling).
+ * Order: timers due at the same instant are taken in the order they were
+ * started (the heap breaks ties on the start sequence, the backlog is FIFO),
+ * and each taking draws a ticket: a worker calls the function only once
+ * every earlier ticket's call has begun (svc.calls_begun), so functions
+ * start in that order even when several workers take them at once.
+ *
+ * These threads are the library's own: cth_enumerate does not list them,
+ * except one running a timer's function, which then acts as Python's Timer
+ * thread would (run_timer): cth_current_thread() has the timer's name and
+ * daemon flag, it is listed, what it creates inherits that flag, and the
+ * cth_local values the function set are destroyed when it returns.
+ *
+ * Memory: the timer plus its heap entry (16 bytes; the segments at most
+ * twice the size needed, four times after a peak). Nothing is allocated per
+ * schedule except a segment when the heap grows.
  *
  * Fork: the lock is held across fork(); a child ends the timers pending or
  * running elsewhere at the fork as cancelled, frees the gone workers'
  * records, and starts a new service on its next start
- * (service_after_fork_child).
+ * (service_after_fork_child). A worker that forked from a timer's function
+ * goes on in the child: its call returns there, then it ends.
  *
  * Shutdown: a non-daemon one-shot timer is a non-daemon Timer thread in
  * Python, alive from its start until its function has returned: it is
@@ -54,8 +80,14 @@
  * timer left (daemon and periodic ones), stops the service thread and the
  * idle workers, and frees the heap.
  */
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "alloc.h"
 #include "deadline.h"
@@ -65,8 +97,13 @@
 #include "wait.h"
 
 #define IDLE_NS (2LL * 1000000000LL) /* an idle worker exits after this */
-#define HEAP_MIN 64u
-#define HEAP_MAX (1u << 30) /* keeps 4 * i + 4 within uint32_t */
+#define STUCK_NS 1000000LL           /* a call this long holds its worker up */
+#define IDLE_SPIN_NS 20000LL         /* an idle worker spins this long before sleeping */
+#define SERVICE_SPIN_NS 20000LL      /* the service spins for a deadline this close */
+#define SEG0_SHIFT 6
+#define HEAP_MIN (1u << SEG0_SHIFT) /* the first segment */
+#define HEAP_SEGS 25                /* HEAP_MIN << 24 = HEAP_MAX */
+#define HEAP_MAX (1u << 30)         /* keeps 4 * i + 4 within uint32_t */
 
 struct heap_entry {
     int64_t deadline;
@@ -76,28 +113,45 @@ struct heap_entry {
 struct worker {
     struct cth__list_node idle_link; /* on svc.idle while idle */
     struct cth__list_node all_link;  /* on svc.workers while alive */
-    struct cth_timer *task;          /* handed over by the service, under the lock */
-    _Atomic uint32_t word;           /* 0 while idle; 1 when handed a task or told to stop */
+    _Atomic uint32_t word;           /* 0 idle, 2 idle asleep; 1 woken or told to stop */
+    _Atomic uint32_t blocked;        /* waits in progress inside a call (wait.c) */
+    _Atomic uint32_t in_call;        /* 1 while it runs a timer's function */
+    _Atomic uint64_t calls;          /* calls begun: the watchdog sees it move */
+    _Atomic long tid;                /* its OS thread id, for the watchdog */
+    clockid_t cpu_clock;             /* its CPU-time clock (set before it is listed) */
+    bool cpu_clock_ok;
+    bool orphan; /* a fork child's: it forked from a call, and ends after it */
+    bool spin;   /* its last idle wait was short: spin before sleeping (its own) */
+    /* ---- the watchdog's, under the lock */
+    bool stuck;          /* held up in one call at the last look */
+    bool suspect;        /* no progress at the last look either */
+    uint64_t seen_calls; /* calls at the last look */
+    int64_t seen_cpu;    /* its CPU time at the last look, while suspect */
 };
 
 static struct {
     cth_lock_t lock;
-    struct heap_entry *heap;
+    struct heap_entry *seg[HEAP_SEGS]; /* the heap's segments */
+    uint32_t nseg;
     uint32_t n, cap;
     uint64_t seq;
-    struct cth__list backlog; /* due timers no worker has taken yet, oldest first */
-    uint32_t backlog_len;
-    uint32_t starting;        /* workers started that have not taken work yet */
-    struct cth__list idle;    /* idle workers, the latest first */
-    struct cth__list workers; /* every worker alive (for a fork child) */
-    struct cth__list running; /* timers whose function runs now */
-    _Atomic uint32_t wake;    /* the service thread sleeps on it */
-    int64_t sleep_until;      /* its sleep's deadline; INT64_MIN while awake */
+    struct cth__list backlog;     /* due timers no worker has taken yet, oldest first */
+    struct cth__list idle;        /* idle workers, the latest first */
+    struct cth__list workers;     /* every worker alive */
+    struct cth__list running;     /* timers whose function runs now */
+    uint32_t max_workers;         /* the CPUs: enough workers for trivial functions */
+    uint64_t next_ticket;         /* handed out as timers are taken from the backlog */
+    _Atomic uint64_t calls_begun; /* tickets whose call has begun (a gate, in order) */
+    int64_t last_look;            /* the watchdog's last look at the workers */
+    int64_t spawn_retry;          /* no new worker before this, after the OS refused one */
+    _Atomic uint32_t wake;        /* the service thread sleeps on it */
+    int64_t sleep_until;          /* its sleep's deadline; INT64_MIN while awake */
     bool finalizer_registered, closed, stop;
     cth_thread_t *thread;
 } svc = {.sleep_until = INT64_MIN};
 
 static _Thread_local struct cth_timer *running_here;
+static _Thread_local struct worker *worker_here;
 
 /* The main thread must not lose an interruption to this short lock wait: it
  * is re-posted for its next wait. */
@@ -112,7 +166,30 @@ static void svc_unlock(void)
     cth_lock_release(&svc.lock);
 }
 
+/* Wake the service thread (lock held): one wake-up is enough. */
+static void wake_service(void)
+{
+    svc.sleep_until = INT64_MIN;
+    atomic_fetch_add_explicit(&svc.wake, 1, memory_order_release);
+    cth__futex_wake(&svc.wake, 1);
+}
+
 /* ---- the heap ------------------------------------------------------------------------------ */
+
+/* Segment k holds HEAP_MIN entries for k == 0, else HEAP_MIN << (k - 1),
+ * which is also the index it starts at. */
+static inline uint32_t seg_size(uint32_t k)
+{
+    return k == 0 ? HEAP_MIN : HEAP_MIN << (k - 1);
+}
+
+static inline struct heap_entry *slot(uint32_t i)
+{
+    if (i < HEAP_MIN)
+        return &svc.seg[0][i];
+    uint32_t k = 32 - (uint32_t)__builtin_clz(i >> SEG0_SHIFT);
+    return &svc.seg[k][i - seg_size(k)];
+}
 
 static inline bool earlier(const struct heap_entry *a, const struct heap_entry *b)
 {
@@ -122,7 +199,7 @@ static inline bool earlier(const struct heap_entry *a, const struct heap_entry *
 
 static inline void heap_put(uint32_t i, struct heap_entry e)
 {
-    svc.heap[i] = e;
+    *slot(i) = e;
     e.timer->heap_index = i;
 }
 
@@ -130,9 +207,10 @@ static void sift_up(uint32_t i, struct heap_entry e)
 {
     while (i > 0) {
         uint32_t parent = (i - 1) / 4;
-        if (!earlier(&e, &svc.heap[parent]))
+        struct heap_entry *p = slot(parent);
+        if (!earlier(&e, p))
             break;
-        heap_put(i, svc.heap[parent]);
+        heap_put(i, *p);
         i = parent;
     }
     heap_put(i, e);
@@ -145,31 +223,47 @@ static void sift_down(uint32_t i, struct heap_entry e)
         if (first >= svc.n)
             break;
         uint32_t end = first + 4 < svc.n ? first + 4 : svc.n;
-        uint32_t best = first;
-        for (uint32_t c = first + 1; c < end; c++)
-            if (earlier(&svc.heap[c], &svc.heap[best]))
-                best = c;
-        if (!earlier(&svc.heap[best], &e))
+        struct heap_entry *best = slot(first);
+        uint32_t best_i = first;
+        for (uint32_t c = first + 1; c < end; c++) {
+            struct heap_entry *ce = slot(c);
+            if (earlier(ce, best)) {
+                best = ce;
+                best_i = c;
+            }
+        }
+        if (!earlier(best, &e))
             break;
-        heap_put(i, svc.heap[best]);
-        i = best;
+        heap_put(i, *best);
+        i = best_i;
     }
     heap_put(i, e);
 }
 
-/* Make room for one more entry: 0 or CTH_ENOMEM. */
+/* Make room for one more entry (lock held; released while a segment is
+ * allocated, so the caller re-checks what it read before): 0, CTH_ENOMEM,
+ * or CTH_ESHUTDOWN once the service is closed. */
 static int heap_reserve(void)
 {
-    if (svc.n < svc.cap)
-        return 0;
-    if (svc.cap >= HEAP_MAX)
-        return CTH_ENOMEM;
-    uint32_t cap = svc.cap ? svc.cap * 2 : HEAP_MIN;
-    struct heap_entry *heap = cth__realloc(svc.heap, (size_t)cap * sizeof *heap);
-    if (!heap)
-        return CTH_ENOMEM;
-    svc.heap = heap;
-    svc.cap = cap;
+    while (svc.n >= svc.cap) {
+        if (svc.closed)
+            return CTH_ESHUTDOWN;
+        if (svc.cap >= HEAP_MAX)
+            return CTH_ENOMEM;
+        uint32_t k = svc.nseg;
+        svc_unlock();
+        struct heap_entry *seg = cth__malloc((size_t)seg_size(k) * sizeof *seg);
+        svc_lock();
+        if (!seg)
+            return CTH_ENOMEM;
+        if (svc.nseg == k && !svc.closed) {
+            svc.seg[k] = seg;
+            svc.nseg++;
+            svc.cap += seg_size(k);
+        } else {
+            cth__free(seg); /* another thread grew it meanwhile */
+        }
+    }
     return 0;
 }
 
@@ -177,21 +271,31 @@ static void heap_remove(struct cth_timer *t)
 {
     uint32_t i = t->heap_index;
     t->heap_index = CTH__TIMER_NOT_IN_HEAP;
-    struct heap_entry last = svc.heap[--svc.n];
+    struct heap_entry last = *slot(--svc.n);
     if (i != svc.n) {
-        if (i > 0 && earlier(&last, &svc.heap[(i - 1) / 4]))
+        if (i > 0 && earlier(&last, slot((i - 1) / 4)))
             sift_up(i, last);
         else
             sift_down(i, last);
     }
-    /* Give memory back after a peak, with hysteresis. */
-    if (svc.cap > HEAP_MIN && svc.n < svc.cap / 4) {
-        struct heap_entry *heap = cth__realloc(svc.heap, (size_t)(svc.cap / 2) * sizeof *heap);
-        if (heap) {
-            svc.heap = heap;
-            svc.cap /= 2;
-        }
+    /* Give memory back after a peak, with hysteresis: the last segment once
+     * the entries fill less than half of the ones before it. */
+    uint32_t k = svc.nseg - 1;
+    if (k > 0 && svc.n < seg_size(k) / 2) {
+        cth__free(svc.seg[k]);
+        svc.seg[k] = NULL;
+        svc.nseg--;
+        svc.cap -= seg_size(k);
     }
+}
+
+static void heap_free(void)
+{
+    for (uint32_t k = 0; k < svc.nseg; k++) {
+        cth__free(svc.seg[k]);
+        svc.seg[k] = NULL;
+    }
+    svc.nseg = svc.cap = 0;
 }
 
 /* Insert a timer whose deadline is set (room reserved); wake the service
@@ -200,11 +304,8 @@ static void heap_push(struct cth_timer *t)
 {
     t->seq = svc.seq++;
     sift_up(svc.n++, (struct heap_entry){t->deadline, t});
-    if (t->heap_index == 0 && t->deadline < svc.sleep_until) {
-        svc.sleep_until = INT64_MIN; /* one wake-up is enough */
-        atomic_fetch_add_explicit(&svc.wake, 1, memory_order_release);
-        cth__futex_wake(&svc.wake, 1);
-    }
+    if (t->heap_index == 0 && t->deadline < svc.sleep_until)
+        wake_service();
 }
 
 /* ---- a timer's end ------------------------------------------------------------------------- */
@@ -258,24 +359,53 @@ static int64_t next_deadline(int64_t prev, int64_t period, int64_t now)
     return next;
 }
 
-/* Run a fired timer's function (lock held; released during the call). While
- * it runs the timer is on svc.running (by its link: a running timer is in
- * no backlog), so that a fork child can end it. */
-static void run_timer(struct cth_timer *t)
+/* The calling thread takes the timer of the given ticket: it waits until
+ * every earlier ticket's call has begun, then lets the next one go. The wait
+ * is short: an earlier ticket's worker holds nothing and is on its way. */
+static void wait_turn(uint64_t ticket)
 {
+    while (atomic_load_explicit(&svc.calls_begun, memory_order_acquire) != ticket)
+        sched_yield();
+    atomic_store_explicit(&svc.calls_begun, ticket + 1, memory_order_release);
+}
+
+/* Run a fired timer's function (lock held; released during the call), in
+ * worker w (NULL: the service thread). While it runs the timer is on
+ * svc.running (by its link: a running timer is in no backlog), so that a
+ * fork child can end it. */
+static void run_timer(struct cth_timer *t, struct worker *w)
+{
+    uint64_t ticket = svc.next_ticket++;
     cth__list_push_front(&svc.running, &t->link);
     svc_unlock();
+    char number_name[32];
+    if (!t->name)
+        snprintf(number_name, sizeof number_name, "Timer-%u", (unsigned)t->number);
     running_here = t;
-    cth__thread_act_begin(t->daemon, counts_for_exit(t));
+    cth__thread_act_begin(t->name ? t->name : number_name, t->daemon, counts_for_exit(t));
+    wait_turn(ticket);
+    if (w) {
+        atomic_store_explicit(&w->calls, atomic_load_explicit(&w->calls, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
+        atomic_store_explicit(&w->in_call, 1, memory_order_release);
+        cth__wait_blocked_count = &w->blocked;
+    }
     t->fn(t->arg);
+    if (w) {
+        cth__wait_blocked_count = NULL;
+        atomic_store_explicit(&w->in_call, 0, memory_order_release);
+    }
     cth__runtime_thread_exit(); /* a Timer's thread ends with its function */
     cth__thread_act_end();
     running_here = NULL;
     svc_lock();
     cth__list_remove(&svc.running, &t->link);
-    if (t->period_ns == 0) {
-        finish(t, CTH_TIMER_FIRED);
-    } else if (t->cancel_requested || svc.closed || heap_reserve() != 0) {
+    if (t->period_ns == 0 || t->cancel_requested || svc.closed) {
+        finish(t, t->period_ns == 0 ? CTH_TIMER_FIRED : CTH_TIMER_CANCELLED);
+        return;
+    }
+    int err = heap_reserve(); /* may release the lock: a cancel may come meanwhile */
+    if (err || t->cancel_requested || svc.closed) {
         finish(t, CTH_TIMER_CANCELLED);
     } else {
         t->deadline = next_deadline(t->deadline, t->period_ns, cth__now_ns());
@@ -286,35 +416,49 @@ static void run_timer(struct cth_timer *t)
 
 /* ---- workers ---------------------------------------------------------------------------------- */
 
-/* The oldest timer of the backlog, which is not empty. */
+/* The oldest timer of the backlog, or NULL. */
 static struct cth_timer *backlog_pop(void)
 {
-    svc.backlog_len--;
     return cth__list_entry(cth__list_pop_front(&svc.backlog), struct cth_timer, link);
 }
 
-static void backlog_push(struct cth_timer *t)
-{
-    cth__list_push_back(&svc.backlog, &t->link);
-    svc.backlog_len++;
-}
-
-/* Wait idle for a task (lock held, released while asleep). Returns false
- * when the worker should exit: idle for IDLE_NS, nobody handed it work. */
+/* Wait idle for work (lock held, released while waiting). Returns false
+ * when the worker should exit: idle for IDLE_NS, nobody woke it. Under a
+ * high rate of firings the next one is microseconds away: a worker whose
+ * last idle wait was that short spins for up to IDLE_SPIN_NS first, and
+ * sleeps only after that (word 2), so that waking a spinning worker costs
+ * no system call on either side; at lower rates it sleeps at once. */
 static bool idle_wait(struct worker *w)
 {
     atomic_store_explicit(&w->word, 0, memory_order_relaxed);
     cth__list_push_front(&svc.idle, &w->idle_link);
-    int64_t deadline = cth__now_ns() + IDLE_NS;
+    int64_t now = cth__now_ns(), deadline = now + IDLE_NS;
+    int64_t spin_until = w->spin ? now + IDLE_SPIN_NS : now;
     svc_unlock();
-    int r = 0;
-    while (r != CTH_ETIMEDOUT && atomic_load_explicit(&w->word, memory_order_acquire) == 0)
-        r = cth__futex_wait(&w->word, 0, deadline);
+    uint32_t word;
+    while ((word = atomic_load_explicit(&w->word, memory_order_acquire)) == 0 &&
+           cth__now_ns() < spin_until)
+        for (int i = 0; i < 64; i++)
+            cth__cpu_relax();
+    if (word == 0 && atomic_compare_exchange_strong(&w->word, &word, 2)) {
+        int r = 0;
+        while (r != CTH_ETIMEDOUT && atomic_load_explicit(&w->word, memory_order_acquire) == 2)
+            r = cth__futex_wait(&w->word, 2, deadline);
+    }
+    w->spin = cth__now_ns() - now < 2 * IDLE_SPIN_NS;
     svc_lock();
-    if (atomic_load_explicit(&w->word, memory_order_acquire))
+    if (atomic_load_explicit(&w->word, memory_order_acquire) == 1)
         return true;
     cth__list_remove(&svc.idle, &w->idle_link); /* nobody took it off: it is still idle */
     return false;
+}
+
+/* Wake an idle worker taken off svc.idle (lock held): a system call only
+ * if it sleeps. */
+static void wake_worker(struct worker *w)
+{
+    if (atomic_exchange_explicit(&w->word, 1, memory_order_acq_rel) == 2)
+        cth__futex_wake(&w->word, 1);
 }
 
 /* The next idle worker, taken off svc.idle, or NULL. */
@@ -326,21 +470,23 @@ static struct worker *idle_pop(void)
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
+    worker_here = w;
+    atomic_store_explicit(&w->tid, cth__os_tid(), memory_order_relaxed);
+    w->cpu_clock_ok = pthread_getcpuclockid(pthread_self(), &w->cpu_clock) == 0;
     svc_lock();
-    svc.starting--;
     for (;;) {
-        struct cth_timer *t = w->task;
+        struct cth_timer *t = backlog_pop();
         if (t)
-            w->task = NULL;
-        else if (!cth__list_empty(&svc.backlog))
-            t = backlog_pop();
-        else if (svc.stop || !idle_wait(w))
+            run_timer(t, w);
+        else if (w->orphan || svc.stop || !idle_wait(w))
             break;
-        if (t)
-            run_timer(t);
+        if (w->orphan) /* it forked from that call: it ends in the child */
+            break;
     }
-    cth__list_remove(&svc.workers, &w->all_link);
+    if (!w->orphan)
+        cth__list_remove(&svc.workers, &w->all_link);
     svc_unlock();
+    worker_here = NULL;
     cth__free(w);
     return NULL;
 }
@@ -351,7 +497,6 @@ static int spawn_worker(void)
     struct worker *w = cth__calloc(1, sizeof *w);
     if (!w)
         return CTH_ENOMEM;
-    svc.starting++;
     cth__list_push_front(&svc.workers, &w->all_link);
     svc_unlock();
     cth_thread_t *th;
@@ -362,32 +507,110 @@ static int spawn_worker(void)
     }
     svc_lock();
     if (err) {
-        svc.starting--;
         cth__list_remove(&svc.workers, &w->all_link);
         cth__free(w);
     }
     return err;
 }
 
-/* Hand a due timer (taken off the heap) to a worker (lock held). */
+/* ---- the watchdog --------------------------------------------------------------------------- */
+
+/* CPU time of a worker's thread in ns, or -1. */
+static int64_t worker_cpu_ns(const struct worker *w)
+{
+    struct timespec ts;
+    if (!w->cpu_clock_ok || clock_gettime(w->cpu_clock, &ts) != 0)
+        return -1;
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* Whether the thread of a worker is running or waiting for a CPU (Linux:
+ * its state in /proc is R), as opposed to asleep in the kernel. Where that
+ * cannot be known, true. */
+static bool worker_runnable(const struct worker *w)
+{
+#ifdef __linux__
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/self/task/%ld/stat",
+             atomic_load_explicit(&w->tid, memory_order_relaxed));
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return true;
+    ssize_t len = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (len <= 0)
+        return true;
+    buf[len] = '\0';
+    const char *paren = strrchr(buf, ')'); /* the name may hold anything */
+    return !paren || paren[1] != ' ' || paren[2] == 'R';
+#else
+    CTH__UNUSED(w);
+    return true;
+#endif
+}
+
+/* Whether worker w is held up in its call (lock held): blocked in a
+ * cthreading wait, or at the watchdog's look (`look`: STUCK_NS since the
+ * last) without a new call since the last look and either asleep in the
+ * kernel or burning CPU for a whole look. A worker that is merely not
+ * scheduled is not held up: another thread would not run sooner. */
+static bool held_up(struct worker *w, bool look)
+{
+    if (!atomic_load_explicit(&w->in_call, memory_order_acquire)) {
+        w->stuck = w->suspect = false;
+        return false;
+    }
+    if (atomic_load_explicit(&w->blocked, memory_order_relaxed))
+        return true;
+    if (!look)
+        return w->stuck;
+    uint64_t calls = atomic_load_explicit(&w->calls, memory_order_relaxed);
+    bool moved = calls != w->seen_calls;
+    w->seen_calls = calls;
+    if (moved) {
+        w->stuck = w->suspect = false;
+        return false;
+    }
+    int64_t cpu = worker_cpu_ns(w);
+    if (!worker_runnable(w))
+        w->stuck = true;
+    else if (w->suspect && !w->stuck)
+        w->stuck = cpu < 0 || cpu - w->seen_cpu >= STUCK_NS / 2;
+    w->suspect = true;
+    w->seen_cpu = cpu;
+    return w->stuck;
+}
+
+/* Whether the backlog needs one more worker (lock held): it waits, no
+ * worker is idle, and fewer than max_workers are able to run it. Sets
+ * *able to that number. */
+static bool need_worker(int64_t now, uint32_t *able)
+{
+    *able = 0;
+    if (cth__list_empty(&svc.backlog) || !cth__list_empty(&svc.idle))
+        return false;
+    bool look = now - svc.last_look >= STUCK_NS;
+    if (look)
+        svc.last_look = now;
+    for (struct cth__list_node *n = svc.workers.first; n; n = n->next)
+        *able += !held_up(cth__list_entry(n, struct worker, all_link), look);
+    return *able < svc.max_workers;
+}
+
+/* ---- the service thread ----------------------------------------------------------------------- */
+
+/* A due timer (taken off the heap) joins the backlog; an idle worker, if
+ * any, is woken to take it (lock held). */
 static void dispatch(struct cth_timer *t)
 {
     /* It has fired: from here a cancel no longer stops this call. Setting
      * it now, under the lock, makes the states follow the firing order. */
     atomic_store_explicit(&t->state, CTH_TIMER_RUNNING, memory_order_release);
+    cth__list_push_back(&svc.backlog, &t->link);
     struct worker *w = idle_pop();
-    if (w) {
-        w->task = t;
-        atomic_store_explicit(&w->word, 1, memory_order_release);
-        cth__futex_wake(&w->word, 1);
-        return;
-    }
-    backlog_push(t);
-    if (svc.backlog_len > svc.starting && spawn_worker() != 0 && !cth__list_empty(&svc.backlog))
-        run_timer(backlog_pop()); /* no worker to be had: run it here */
+    if (w)
+        wake_worker(w);
 }
-
-/* ---- the service thread ----------------------------------------------------------------------- */
 
 static void *service_main(void *arg)
 {
@@ -395,17 +618,37 @@ static void *service_main(void *arg)
     cth__os_precise_timeouts_self(); /* wake at the deadline, not 50 us after */
     svc_lock();
     while (!svc.stop) {
-        if (svc.n && svc.heap[0].deadline <= cth__now_ns()) {
-            struct cth_timer *t = svc.heap[0].timer;
+        int64_t now = cth__now_ns();
+        while (svc.n && slot(0)->deadline <= now) {
+            struct cth_timer *t = slot(0)->timer;
             heap_remove(t);
             dispatch(t);
-            continue;
         }
-        int64_t until = svc.n ? svc.heap[0].deadline : CTH__NO_DEADLINE;
+        uint32_t able;
+        if (need_worker(now, &able)) {
+            if (now >= svc.spawn_retry && spawn_worker() == 0)
+                continue;
+            svc.spawn_retry = now + STUCK_NS; /* the OS refuses: not in a tight loop */
+            /* No worker to be had while none can run the backlog: run one
+             * here, so that nothing is lost. */
+            if (able == 0 && !cth__list_empty(&svc.backlog)) {
+                run_timer(backlog_pop(), NULL);
+                continue;
+            }
+        }
+        int64_t until = svc.n ? slot(0)->deadline : CTH__NO_DEADLINE;
+        if (!cth__list_empty(&svc.backlog) && cth__list_empty(&svc.idle) && until > now + STUCK_NS)
+            until = now + STUCK_NS; /* the watchdog's next look */
         svc.sleep_until = until;
         uint32_t seen = atomic_load_explicit(&svc.wake, memory_order_acquire);
         svc_unlock();
-        cth__futex_wait(&svc.wake, seen, until);
+        if (until - now > SERVICE_SPIN_NS) {
+            cth__futex_wait(&svc.wake, seen, until);
+        } else { /* microseconds away: a sleep would cost more and wake late */
+            while (cth__now_ns() < until &&
+                   atomic_load_explicit(&svc.wake, memory_order_acquire) == seen)
+                cth__cpu_relax();
+        }
         svc_lock();
         svc.sleep_until = INT64_MIN;
     }
@@ -418,12 +661,13 @@ static void *service_main(void *arg)
 static void cancel_all_waiting(void)
 {
     while (svc.n) {
-        struct cth_timer *t = svc.heap[0].timer;
+        struct cth_timer *t = slot(0)->timer;
         heap_remove(t);
         finish(t, CTH_TIMER_CANCELLED);
     }
-    while (!cth__list_empty(&svc.backlog))
-        finish(backlog_pop(), CTH_TIMER_CANCELLED);
+    struct cth_timer *t;
+    while ((t = backlog_pop()))
+        finish(t, CTH_TIMER_CANCELLED);
 }
 
 /* The finalizer, once shutdown's wait is over (no non-daemon one-shot timer
@@ -435,16 +679,11 @@ static void service_close(void *arg)
     svc.closed = true;
     cancel_all_waiting();
     svc.stop = true;
-    atomic_fetch_add(&svc.wake, 1);
-    cth__futex_wake(&svc.wake, 1);
+    wake_service();
     struct worker *w;
-    while ((w = idle_pop())) {
-        atomic_store(&w->word, 1);
-        cth__futex_wake(&w->word, 1);
-    }
-    cth__free(svc.heap);
-    svc.heap = NULL;
-    svc.cap = 0;
+    while ((w = idle_pop()))
+        wake_worker(w);
+    heap_free();
     cth_thread_t *th = svc.thread;
     svc.thread = NULL;
     svc_unlock();
@@ -453,11 +692,13 @@ static void service_close(void *arg)
 
 /* fork(): the service's lock is held across it, so the child finds the
  * service consistent. In the child only the forking thread survives: the
- * service thread and the workers are gone. Pending timers end cancelled (as
- * a Python child's Timer threads are gone), and so do timers whose function
- * was running in another thread (it never returns there), so joiners are
- * released; the gone threads' records are freed; the service restarts on
- * the next start. A timer whose function is the one that forked runs on. */
+ * service thread and the workers are gone. Pending and due timers end
+ * cancelled (as a Python child's Timer threads are gone), and so do timers
+ * whose function was running in another thread (it never returns there), so
+ * joiners are released; the gone workers' records are freed; the service
+ * restarts on the next start. A timer whose function is the one that forked
+ * runs on, in its worker, which ends after the call: it is the child's main
+ * thread now, and keeps the timer's name. */
 static void service_fork_prepare(void)
 {
     svc_lock();
@@ -484,12 +725,15 @@ static void service_after_fork_child(void)
     }
     struct worker *w;
     while ((w = cth__list_entry(cth__list_pop_front(&svc.workers), struct worker, all_link))) {
-        if (w->task) /* handed over, not yet taken up */
-            finish(w->task, CTH_TIMER_CANCELLED);
-        cth__free(w);
+        if (w == worker_here)
+            w->orphan = true; /* ours: it ends after its call */
+        else
+            cth__free(w);
     }
+    if (running_here)
+        cth__thread_act_forget();
     cth__list_init(&svc.idle);
-    svc.starting = 0;
+    atomic_store(&svc.calls_begun, svc.next_ticket); /* the gone workers' turns */
     cth_thread_free(svc.thread); /* its thread is gone (the runtime's handler ran first) */
     svc.thread = NULL;
     svc.sleep_until = INT64_MIN;
@@ -507,6 +751,8 @@ static int service_ensure(void)
             return err;
         svc.finalizer_registered = true;
         cth__runtime_on_fork(service_fork_prepare, service_fork_parent, service_after_fork_child);
+        int cpus = cth__os_cpu_count(); /* the service thread takes one at high rates */
+        svc.max_workers = cpus > 2 ? (uint32_t)cpus - 1 : 1;
     }
     err = cth__thread_create_internal(&svc.thread, service_main, NULL, "cth-timers");
     if (err)
@@ -525,6 +771,9 @@ int cth__timer_schedule(struct cth_timer *t)
 {
     int64_t deadline = cth__deadline(t->interval);
     svc_lock();
+    /* Room first: growing the heap releases the lock, and nothing below
+     * does. Shutdown's own code is reported below. */
+    int room = heap_reserve();
     /* Python's order: "threads can only be started once", then shutdown.
      * Admission under svc.lock: service_close, which runs once no more is
      * admitted, finds every admitted timer in the heap. */
@@ -539,7 +788,7 @@ int cth__timer_schedule(struct cth_timer *t)
         t->started = true;
         atomic_store_explicit(&t->state, CTH_TIMER_CANCELLED, memory_order_release);
         atomic_store_explicit(&t->done, 1, memory_order_release);
-    } else if ((err = service_ensure()) != 0 || (err = heap_reserve()) != 0) {
+    } else if ((err = room) != 0 || (err = service_ensure()) != 0) {
         if (counted)
             cth__shutdown_release();
     } else {
@@ -562,7 +811,7 @@ void cth__timer_unschedule(struct cth_timer *t)
         finish(t, CTH_TIMER_CANCELLED);
     } else {
         /* Not started (start sees the flag), or fired (running, or due in
-         * a worker's hands): a periodic timer is not called again. */
+         * the backlog): a periodic timer is not called again. */
         t->cancel_requested = true;
     }
     svc_unlock();

@@ -64,6 +64,20 @@ static int interrupt_take(void)
     return atomic_exchange(&interrupt_pending, 0) != 0;
 }
 
+_Thread_local _Atomic uint32_t *cth__wait_blocked_count;
+
+/* A wait outside the main thread, counted in the caller's blocked count. */
+static int counted_wait(_Atomic uint32_t *addr, uint32_t expected, int64_t deadline)
+{
+    _Atomic uint32_t *blocked = cth__wait_blocked_count;
+    if (!blocked)
+        return cth__os_futex_wait(addr, expected, deadline);
+    atomic_fetch_add_explicit(blocked, 1, memory_order_relaxed);
+    int r = cth__os_futex_wait(addr, expected, deadline);
+    atomic_fetch_sub_explicit(blocked, 1, memory_order_relaxed);
+    return r;
+}
+
 /* ---- the interrupting signals ----------------------------------------------------- */
 
 /* Bit signum - 1: signum interrupts the main thread's waits. */
@@ -223,7 +237,7 @@ int cth__futex_wait(_Atomic uint32_t *addr, uint32_t expected, int64_t deadline)
     if (deadline != CTH__NO_DEADLINE && cth__now_ns() >= deadline)
         return CTH_ETIMEDOUT;
     if (!cth__is_main_thread()) {
-        int r = cth__os_futex_wait(addr, expected, deadline);
+        int r = counted_wait(addr, expected, deadline);
         return r == CTH_EINTR ? 0 : r;
     }
     signals_wrap_all();

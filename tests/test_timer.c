@@ -7,14 +7,18 @@
  */
 #include <dirent.h>
 #include <math.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "alloc.h"
 #include "check.h"
 #include "cthreading.h"
+#include "platform.h"
 
 #define CTH__UNUSED_ARG(x) ((void)(x))
 
@@ -310,6 +314,201 @@ CTH_TEST(same_interval_fires_in_start_order)
     CHECK_EQ(atomic_load(&order_bad), 0);
     for (long k = 0; k < ORDER_N; k++)
         cth_timer_free(ordered[k]);
+}
+
+/* Timers due at the same instant start their functions in the order they
+ * were started. Each function records its place in the sequence of calls.
+ * With one CPU (the child below is pinned to one) one worker runs them, so
+ * that sequence is the order of the starts exactly; with more, calls begin
+ * in order but may then overlap (timer.h), which the sequence cannot show. */
+#define SAME_N 2000
+static atomic_int same_next;
+static int same_order[SAME_N];
+
+static void record_place(void *arg)
+{
+    same_order[atomic_fetch_add(&same_next, 1)] = (int)(intptr_t)arg;
+}
+
+CTH_CHILD(same_instant_one_cpu)
+{
+    cpu_set_t set;
+    CHECK(sched_getaffinity(0, sizeof set, &set) == 0);
+    int cpu = 0;
+    while (!CPU_ISSET(cpu, &set))
+        cpu++;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    CHECK(sched_setaffinity(0, sizeof set, &set) == 0);
+    static cth_timer_t *t[SAME_N];
+    for (int k = 0; k < SAME_N; k++)
+        CHECK_OK(cth_timer_create(&t[k], 0.05, record_place, (void *)(intptr_t)k, &daemon_opts));
+    for (int k = 0; k < SAME_N; k++)
+        CHECK_OK(cth_timer_start(t[k]));
+    for (int k = 0; k < SAME_N; k++)
+        CHECK_OK(cth_timer_join(t[k], CTH_FOREVER));
+    int out_of_order = 0;
+    for (int k = 0; k < SAME_N; k++)
+        out_of_order += same_order[k] != k;
+    printf("%d out of order\n", out_of_order);
+    for (int k = 0; k < SAME_N; k++)
+        cth_timer_free(t[k]);
+}
+
+CTH_TEST(same_instant_starts_in_order)
+{
+    check_child_prints("same_instant_one_cpu", "0 out of order\n");
+}
+
+/* The threads of the process: /proc/self/task's entries. */
+static int count_tasks(void)
+{
+    DIR *dir = opendir("/proc/self/task");
+    CHECK(dir);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(dir));)
+        n += e->d_name[0] != '.';
+    closedir(dir);
+    return n;
+}
+
+struct sampler {
+    atomic_int stop;
+    atomic_int max_tasks;
+};
+
+static void *sample_tasks(void *arg)
+{
+    struct sampler *s = arg;
+    while (!atomic_load(&s->stop)) {
+        int n = count_tasks();
+        if (n > atomic_load(&s->max_tasks))
+            atomic_store(&s->max_tasks, n);
+        cth_sleep(0.0005);
+    }
+    return NULL;
+}
+
+/* A burst of trivial timers (50,000 due within half a second, 100,000 a
+ * second) is fired by about one worker per CPU: the process never has more
+ * threads than main, the sampler, the service thread and the CPUs' workers,
+ * plus one for a worker the watchdog may add while another is held up by
+ * the machine. */
+CTH_TEST(burst_runs_on_bounded_workers)
+{
+    if (access("/proc/self/task", R_OK) != 0)
+        CHECK_SKIP("no /proc/self/task to count the threads");
+    enum { N = 50000 };
+    static cth_timer_t *t[N];
+    struct counter c = {0};
+    struct sampler s = {0};
+    cth_thread_t *sampler;
+    CHECK_OK(cth_thread_create(&sampler, sample_tasks, &s, NULL));
+    CHECK_OK(cth_thread_start(sampler));
+    for (int i = 0; i < N; i++) {
+        CHECK_OK(cth_timer_create(&t[i], 0.5 * i / N, count_call, &c, &daemon_opts));
+        CHECK_OK(cth_timer_start(t[i]));
+    }
+    for (int i = 0; i < N; i++) {
+        CHECK_OK(cth_timer_join(t[i], CTH_FOREVER));
+        cth_timer_free(t[i]);
+    }
+    atomic_store(&s.stop, 1);
+    CHECK_OK(cth_thread_join(sampler, NULL, CTH_FOREVER));
+    cth_thread_free(sampler);
+    CHECK_EQ(atomic_load(&c.calls), N);
+    int bound = 3 + cth__os_cpu_count() + 1;
+    if (atomic_load(&s.max_tasks) > bound)
+        fprintf(stderr, "%d threads, bound %d\n", atomic_load(&s.max_tasks), bound);
+    CHECK(atomic_load(&s.max_tasks) <= bound);
+}
+
+/* Functions blocked in a cthreading wait (more of them than CPUs) and ones
+ * blocked outside cthreading (nanosleep) do not keep a later timer from
+ * firing: the service adds workers for them. */
+static void nap(void *arg)
+{
+    struct gated *g = arg;
+    atomic_fetch_add(&g->entered, 1);
+    while (!atomic_load(&g->left)) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+CTH_TEST(blocked_workers_are_replaced)
+{
+    int cpus = cth__os_cpu_count();
+    enum { MAX = 64 };
+    int n = cpus + 1 < MAX ? cpus + 1 : MAX;
+    struct gated locked = {CTH_LOCK_INIT, 0, 0}, napping = {CTH_LOCK_INIT, 0, 0};
+    CHECK_OK(cth_lock_acquire(&locked.gate, CTH_FOREVER));
+    cth_timer_t *blockers[2 * MAX], *other;
+    for (int i = 0; i < n; i++) {
+        CHECK_OK(cth_timer_create(&blockers[i], 0, gated_call, &locked, &daemon_opts));
+        CHECK_OK(cth_timer_create(&blockers[n + i], 0, nap, &napping, &daemon_opts));
+        CHECK_OK(cth_timer_start(blockers[i]));
+        CHECK_OK(cth_timer_start(blockers[n + i]));
+    }
+    wait_for(&locked.entered, n);
+    wait_for(&napping.entered, n);
+    struct counter c = {0};
+    CHECK_OK(cth_timer_create(&other, 0.01, count_call, &c, &daemon_opts));
+    CHECK_OK(cth_timer_start(other));
+    CHECK_OK(cth_timer_join(other, 10));
+    CHECK_EQ(atomic_load(&c.calls), 1);
+    CHECK_OK(cth_lock_release(&locked.gate));
+    atomic_store(&napping.left, 1);
+    for (int i = 0; i < 2 * n; i++) {
+        CHECK_OK(cth_timer_join(blockers[i], CTH_FOREVER));
+        cth_timer_free(blockers[i]);
+    }
+    cth_timer_free(other);
+}
+
+static int count_listed_named(const char *prefix);
+
+/* Inside a timer's function, the current thread is the timer (a Python
+ * Timer is a Thread): its name and daemon flag; once the function has
+ * returned, the worker is itself again and no longer listed. */
+struct seen_thread {
+    char name[32];
+    int daemon;
+};
+
+static void look_at_self(void *arg)
+{
+    struct seen_thread *s = arg;
+    cth_thread_t *me = cth_current_thread();
+    cth_thread_get_name(me, s->name, sizeof s->name);
+    s->daemon = cth_thread_daemon(me);
+}
+
+CTH_TEST(current_thread_is_the_timer)
+{
+    for (int daemon = 0; daemon <= 1; daemon++) {
+        struct seen_thread named = {"", -1}, numbered = {"", -1};
+        cth_timer_opts_t opts = {.name = "heartbeat",
+                                 .daemon = daemon ? CTH_DAEMON_YES : CTH_DAEMON_NO};
+        cth_timer_t *t, *u;
+        CHECK_OK(cth_timer_create(&t, 0, look_at_self, &named, &opts));
+        opts.name = NULL;
+        CHECK_OK(cth_timer_create(&u, 0, look_at_self, &numbered, &opts));
+        CHECK_OK(cth_timer_start(t));
+        CHECK_OK(cth_timer_start(u));
+        CHECK_OK(cth_timer_join(t, CTH_FOREVER));
+        CHECK_OK(cth_timer_join(u, CTH_FOREVER));
+        CHECK(strcmp(named.name, "heartbeat") == 0);
+        CHECK_EQ(named.daemon, daemon);
+        char want[32];
+        cth_timer_get_name(u, want, sizeof want);
+        CHECK(strcmp(numbered.name, want) == 0);
+        CHECK_EQ(numbered.daemon, daemon);
+        CHECK_EQ(count_listed_named("heartbeat"), 0);
+        CHECK_EQ(count_listed_named("Timer-"), 0);
+        cth_timer_free(t);
+        cth_timer_free(u);
+    }
 }
 
 /* Many timers with random intervals (0-200 ms) all fire exactly once and
@@ -803,6 +1002,86 @@ CTH_TEST(fork_child)
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     CHECK_EQ(cth_timer_state(pending), CTH_TIMER_PENDING); /* the parent's is untouched */
     cth_timer_free(pending);
+}
+
+/* A timer's function that forks: the child goes on in that function (the
+ * timer is still current there), its worker's record survives, and the
+ * child can create and fire new timers; when the function returns there,
+ * its worker ends. The parent's timer fires as usual. */
+struct forker {
+    cth_timer_t *self;
+    pid_t pid;
+};
+
+static atomic_int child_ok;
+static cth_timer_t *forking_timer;
+
+/* The child's end, once the forking function has returned and its worker
+ * has ended: from a timer (with threads), or from exit() when the thread
+ * that forked, the child's last, ends (a handler before LeakSanitizer's,
+ * which would report what the parent's threads held). */
+static void end_child(void)
+{
+    _exit(atomic_load(&child_ok) && cth_timer_state(forking_timer) == CTH_TIMER_FIRED &&
+                  cth_shutdown(10) == 0
+              ? 0
+              : 1);
+}
+
+#if !defined(__SANITIZE_THREAD__) && !defined(__SANITIZE_ADDRESS__) /* no threads after fork */
+static void end_child_timer(void *arg)
+{
+    CTH__UNUSED_ARG(arg);
+    end_child();
+}
+#endif
+
+static void fork_from_function(void *arg)
+{
+    struct forker *f = arg;
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid != 0) {
+        f->pid = pid;
+        return;
+    }
+    char name[32];
+    cth_thread_get_name(cth_current_thread(), name, sizeof name);
+    int ok = cth_timer_current() == f->self && strcmp(name, "forker") == 0;
+#if !defined(__SANITIZE_THREAD__) && !defined(__SANITIZE_ADDRESS__) /* no threads after fork */
+    struct counter c = {0};
+    cth_timer_t *fresh, *ender;
+    ok = ok && cth_timer_create(&fresh, 0.01, count_call, &c, NULL) == 0 &&
+         cth_timer_start(fresh) == 0 && cth_timer_join(fresh, 10) == 0 &&
+         atomic_load(&c.calls) == 1;
+    ok = ok && cth_timer_create(&ender, 0.1, end_child_timer, NULL, &daemon_opts) == 0 &&
+         cth_timer_start(ender) == 0;
+#endif
+    atomic_store(&child_ok, ok);
+    atexit(end_child);
+#ifdef __SANITIZE_THREAD__
+    _exit(ok ? 0 : 1); /* TSan's runtime fails when the thread that forked ends */
+#endif
+    if (!ok)
+        _exit(1);
+    /* Return: the worker finishes this call in the child, then ends (with
+     * sanitizers it is the last thread: the child exits with status 0). */
+}
+
+CTH_TEST(fork_in_function)
+{
+    struct forker f = {0};
+    cth_timer_opts_t opts = {.name = "forker"};
+    CHECK_OK(cth_timer_create(&f.self, 0, fork_from_function, &f, &opts));
+    forking_timer = f.self;
+    CHECK_OK(cth_timer_start(f.self));
+    CHECK_OK(cth_timer_join(f.self, CTH_FOREVER));
+    CHECK(f.pid > 0);
+    int status;
+    CHECK(waitpid(f.pid, &status, 0) == f.pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK_EQ(cth_timer_state(f.self), CTH_TIMER_FIRED);
+    cth_timer_free(f.self);
 }
 
 /* Shutdown with pending timers: the non-daemon one-shot timer delays it

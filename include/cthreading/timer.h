@@ -5,11 +5,15 @@
  *
  * CPython starts one thread per Timer. cthreading keeps every pending timer
  * in one 4-ary min-heap served by one service thread that sleeps until the
- * earliest deadline (started on first use); due timers are handed to a small
- * elastic set of worker threads, a new one whenever none is idle, so a
- * timer's function never waits behind another's and may block or run long.
- * Idle workers exit after a few seconds. Scheduling and cancelling cost
- * O(log n) and allocate nothing beyond the timer itself.
+ * earliest deadline (started on first use); due timers are run by a few
+ * worker threads (with the service thread, one per CPU), and a worker is
+ * added only while the others are
+ * held up: blocked in a cthreading wait or sleep, or in one call for over
+ * about a millisecond. So a million timers cost a handful of threads, and a
+ * function may still block or run long: it delays the other due timers by
+ * about a millisecond at most. Idle workers exit after a few seconds.
+ * Scheduling and cancelling cost O(log n) and allocate nothing beyond the
+ * timer itself (and, now and then, a segment of the heap).
  *
  * A timer is an opaque handle: cth_timer_create gives the caller one
  * reference, cth_timer_free drops it (and cancels the timer if it is still
@@ -17,7 +21,12 @@
  * or running, so nothing dangles.
  *
  * Time is measured on the monotonic clock; a timer never fires early. Timers
- * with the same deadline fire in the order they were started.
+ * with the same deadline fire in the order they were started: a function is
+ * called only once the calls of the timers started before it have begun
+ * (with several workers, the calls may then run at the same time).
+ *
+ * Inside a timer's function, cth_current_thread() is the timer's thread, as
+ * in Python: it has the timer's name and daemon flag.
  *
  * Where it shows, a timer stands in for Python's Timer thread (its daemon
  * flag, enumerate, cth_local values, shutdown, fork); that, and the

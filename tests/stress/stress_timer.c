@@ -4,7 +4,10 @@
  * start, cancel and free timers (one-shot and periodic) at random while
  * others fire, and timers cancel each other from their functions. Every
  * timer either fires exactly once or ends cancelled, never early, nothing
- * lost, and the service settles with nothing left.
+ * lost, and the service settles with nothing left. The heap grows to
+ * hundreds of thousands of entries (segment by segment, each allocated with
+ * the service's lock released) while other threads start short timers and
+ * periodic ones re-arm, then shrinks back as they are cancelled.
  */
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -106,4 +109,81 @@ CTH_TEST(periodic_free_while_ticking)
     CHECK(seen > 0);
     cth_sleep(0.1);
     CHECK_EQ(atomic_load(&total_ticks), seen); /* freed periodic timers tick no more */
+}
+
+/* Two threads fill the heap with far-off timers (the heap grows by segments
+ * with its lock released, so starts from several threads and periodic
+ * re-arms meet a growth under way) while short one-shot and periodic timers
+ * fire; then everything far off is cancelled in random order (the heap
+ * shrinks): each short timer fired once, nothing far off did. */
+struct filler {
+    long n;
+    cth_timer_t **t;
+    struct item *items;
+    unsigned seed;
+};
+
+static void *fill(void *arg)
+{
+    struct filler *f = arg;
+    static const cth_timer_opts_t opts = {.daemon = CTH_DAEMON_YES};
+    for (long i = 0; i < f->n; i++) {
+        CHECK_OK(cth_timer_create(&f->t[i], 3600 + (rand_r(&f->seed) % 1000), fire, NULL, &opts));
+        CHECK_OK(cth_timer_start(f->t[i]));
+        if (i % 100 == 0) { /* a short one now and then */
+            struct item *it = &f->items[i / 100];
+            double iv = (rand_r(&f->seed) % 20000) / 1e6;
+            CHECK_OK(cth_timer_create(&it->t, iv, fire, it, &opts));
+            it->due = check_now() + iv;
+            CHECK_OK(cth_timer_start(it->t));
+        }
+    }
+    return NULL;
+}
+
+CTH_TEST(heap_grows_while_firing)
+{
+    long n = check_iters(200000);
+    cth_timer_opts_t periodic = {.period = 0.0005, .daemon = CTH_DAEMON_YES};
+    cth_timer_t *ticker;
+    CHECK_OK(cth_timer_create(&ticker, 0, ptick, NULL, &periodic));
+    CHECK_OK(cth_timer_start(ticker));
+    struct filler f[2];
+    cth_thread_t *th[2];
+    for (int k = 0; k < 2; k++) {
+        f[k] = (struct filler){n, calloc((size_t)n, sizeof(cth_timer_t *)),
+                               calloc((size_t)n / 100 + 1, sizeof(struct item)), (unsigned)k + 11};
+        CHECK(f[k].t && f[k].items);
+        CHECK_OK(cth_thread_create(&th[k], fill, &f[k], NULL));
+        CHECK_OK(cth_thread_start(th[k]));
+    }
+    for (int k = 0; k < 2; k++) {
+        CHECK_OK(cth_thread_join(th[k], NULL, CTH_FOREVER));
+        cth_thread_free(th[k]);
+    }
+    for (int k = 0; k < 2; k++) {
+        for (long i = n - 1; i > 0; i--) { /* cancel in random order */
+            long j = rand_r(&f[k].seed) % (i + 1);
+            cth_timer_t *tmp = f[k].t[i];
+            f[k].t[i] = f[k].t[j];
+            f[k].t[j] = tmp;
+        }
+        for (long i = 0; i < n; i++) {
+            CHECK_OK(cth_timer_cancel(f[k].t[i]));
+            CHECK_EQ(cth_timer_state(f[k].t[i]), CTH_TIMER_CANCELLED);
+            cth_timer_free(f[k].t[i]);
+        }
+        for (long i = 0; i < n; i += 100) {
+            struct item *it = &f[k].items[i / 100];
+            CHECK_OK(cth_timer_join(it->t, CTH_FOREVER));
+            CHECK_EQ(atomic_load(&it->calls), 1);
+            CHECK_EQ(atomic_load(&it->early), 0);
+            cth_timer_free(it->t);
+        }
+        free(f[k].t);
+        free(f[k].items);
+    }
+    CHECK_OK(cth_timer_cancel(ticker));
+    CHECK_OK(cth_timer_join(ticker, CTH_FOREVER));
+    cth_timer_free(ticker);
 }
