@@ -55,16 +55,15 @@ __attribute__((unused)) static int headers_has_word(const char *text, const char
 typedef void (*headers_export_fn)(const char *name, const char *header, const char *text,
                                   const char *at);
 
-/* Call fn for each function exported by include/cthreading/ (the public
- * ones: the cth__ names that inline fast paths need are skipped).
- * Returns how many. */
-__attribute__((unused)) static int headers_for_each_export(headers_export_fn fn)
+/* Call fn with each public header's file name and its whole text (fn may
+ * change the text; it is freed afterwards). */
+__attribute__((unused)) static void
+headers_for_each_file(void (*fn)(const char *header, char *text, void *ctx), void *ctx)
 {
     char dir[1024];
     snprintf(dir, sizeof dir, "%s/include/cthreading", CTH_SOURCE_DIR);
     DIR *d = opendir(dir);
     CHECK(d != NULL);
-    int count = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
         size_t n = strlen(e->d_name);
@@ -73,25 +72,45 @@ __attribute__((unused)) static int headers_for_each_export(headers_export_fn fn)
         char path[2048];
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
         char *text = headers_slurp(path);
-        for (const char *p = strstr(text, "\nCTH_API "); p; p = strstr(p + 1, "\nCTH_API ")) {
-            const char *paren = strchr(p, '(');
-            const char *end = paren;
-            while (end > p && end[-1] == ' ')
-                end--;
-            const char *start = end;
-            while (start > p && (isalnum((unsigned char)start[-1]) || start[-1] == '_'))
-                start--;
-            char name[128];
-            snprintf(name, sizeof name, "%.*s", (int)(end - start), start);
-            if (strncmp(name, "cth_", 4) != 0 || strncmp(name, "cth__", 5) == 0)
-                continue; /* internal, or not a function (an exported variable) */
-            fn(name, e->d_name, text, p + 1);
-            count++;
-        }
+        fn(e->d_name, text, ctx);
         free(text);
     }
     closedir(d);
-    return count;
+}
+
+struct headers_export_walk {
+    headers_export_fn fn;
+    int count;
+};
+
+static void headers_exports_of(const char *header, char *text, void *ctx)
+{
+    struct headers_export_walk *w = ctx;
+    for (const char *p = strstr(text, "\nCTH_API "); p; p = strstr(p + 1, "\nCTH_API ")) {
+        const char *paren = strchr(p, '(');
+        const char *end = paren;
+        while (end > p && end[-1] == ' ')
+            end--;
+        const char *start = end;
+        while (start > p && (isalnum((unsigned char)start[-1]) || start[-1] == '_'))
+            start--;
+        char name[128];
+        snprintf(name, sizeof name, "%.*s", (int)(end - start), start);
+        if (strncmp(name, "cth_", 4) != 0 || strncmp(name, "cth__", 5) == 0)
+            continue; /* internal, or not a function (an exported variable) */
+        w->fn(name, header, text, p + 1);
+        w->count++;
+    }
+}
+
+/* Call fn for each function exported by include/cthreading/ (the public
+ * ones: the cth__ names that inline fast paths need are skipped).
+ * Returns how many. */
+__attribute__((unused)) static int headers_for_each_export(headers_export_fn fn)
+{
+    struct headers_export_walk w = {fn, 0};
+    headers_for_each_file(headers_exports_of, &w);
+    return w.count;
 }
 
 #endif

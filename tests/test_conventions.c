@@ -192,77 +192,74 @@ static void parse_decl(struct decl *d)
     split_params(d, paren, close);
 }
 
-/* Call fn for every top-level declaration of every public header. */
-static void for_each_decl(decl_visit_fn fn, void *ctx)
+struct decl_walk {
+    decl_visit_fn fn;
+    void *ctx;
+    size_t seen;
+};
+
+static void decls_of(const char *header, char *text, void *ctx)
 {
-    char dir[1024];
-    snprintf(dir, sizeof dir, "%s/include/cthreading", CTH_SOURCE_DIR);
-    DIR *dp = opendir(dir);
-    CHECK(dp != NULL);
-    struct dirent *e;
-    size_t seen = 0;
-    while ((e = readdir(dp))) {
-        size_t n = strlen(e->d_name);
-        if (n < 3 || strcmp(e->d_name + n - 2, ".h") != 0)
+    struct decl_walk *w = ctx;
+    blank_comments(text);
+    const char *start = text;
+    int depth = 0;
+    for (const char *p = text; *p; p++) {
+        if (strncmp(p, "extern \"C\"", 10) == 0) { /* the C++ guard is no scope */
+            const char *b = strchr(p, '{');
+            p = b ? b : p + 9;
+            start = p + 1;
             continue;
-        char path[2048];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        char *text = headers_slurp(path);
-        blank_comments(text);
-        const char *start = text;
-        int depth = 0;
-        for (const char *p = text; *p; p++) {
-            if (strncmp(p, "extern \"C\"", 10) == 0) { /* the C++ guard is no scope */
-                const char *b = strchr(p, '{');
-                p = b ? b : p + 9;
+        }
+        bool end = false;
+        if (*p == '{') {
+            depth++;
+        } else if (*p == '}') {
+            if (depth == 0) { /* the C++ guard's closing brace */
                 start = p + 1;
                 continue;
             }
-            bool end = false;
-            if (*p == '{') {
-                depth++;
-            } else if (*p == '}') {
-                if (depth == 0) { /* the C++ guard's closing brace */
-                    start = p + 1;
-                    continue;
-                }
-                depth--;
-                /* An inline function's body ends its declaration. */
-                if (depth == 0) {
-                    const char *open = start;
-                    int d2 = 0;
-                    for (const char *q = start; q < p; q++)
-                        if (*q == '{' && d2++ == 0) {
-                            open = q;
-                            break;
-                        }
-                    const char *before = open;
-                    while (before > start && isspace((unsigned char)before[-1]))
-                        before--;
-                    end = before > start && before[-1] == ')';
-                }
-            } else if (*p == ';' && depth == 0) {
-                end = true;
+            depth--;
+            /* An inline function's body ends its declaration. */
+            if (depth == 0) {
+                const char *open = start;
+                int d2 = 0;
+                for (const char *q = start; q < p; q++)
+                    if (*q == '{' && d2++ == 0) {
+                        open = q;
+                        break;
+                    }
+                const char *before = open;
+                while (before > start && isspace((unsigned char)before[-1]))
+                    before--;
+                end = before > start && before[-1] == ')';
             }
-            if (!end)
-                continue;
-            struct decl d = {.header = e->d_name};
-            collapse(start, p + 1, d.text, sizeof d.text);
-            start = p + 1;
-            if (!d.text[0])
-                continue;
-            parse_decl(&d);
-            if (strncmp(d.name, "cth__", 5) == 0 || strncmp(d.name, "CTH__", 5) == 0)
-                continue;
-            if (d.is_typedef || d.is_function) {
-                fn(&d, ctx);
-                seen++;
-            }
+        } else if (*p == ';' && depth == 0) {
+            end = true;
         }
-        free(text);
+        if (!end)
+            continue;
+        struct decl d = {.header = header};
+        collapse(start, p + 1, d.text, sizeof d.text);
+        start = p + 1;
+        if (!d.text[0])
+            continue;
+        parse_decl(&d);
+        if (strncmp(d.name, "cth__", 5) == 0 || strncmp(d.name, "CTH__", 5) == 0)
+            continue;
+        if (d.is_typedef || d.is_function) {
+            w->fn(&d, w->ctx);
+            w->seen++;
+        }
     }
-    closedir(dp);
-    CHECK(seen > 100); /* the parser found the headers' declarations */
+}
+
+/* Call fn for every top-level declaration of every public header. */
+static void for_each_decl(decl_visit_fn fn, void *ctx)
+{
+    struct decl_walk w = {fn, ctx, 0};
+    headers_for_each_file(decls_of, &w);
+    CHECK(w.seen > 100); /* the parser found the headers' declarations */
 }
 
 static bool ends_with(const char *s, const char *suffix)
