@@ -21,6 +21,11 @@
  *    p99, max and the peak thread count (sustained_firing).
  * 4. start+cancel+join of 1,000 timers: cthreading vs Python's
  *    threading.Timer (a thread each), the model.
+ * 5. The cost of exiting with 1,000,000 daemon timers pending (exit_cost):
+ *    a forked child schedules them, notes the time and calls exit(); the
+ *    parent reads the time once it has reaped the child. Beside it, the
+ *    same child freeing every timer before exit, and a child with nothing
+ *    pending (the process's own teardown).
  */
 #include "bench.h" /* first: it sets _GNU_SOURCE */
 
@@ -30,6 +35,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <sys/wait.h>
 #include <time.h>
 #ifdef HAVE_LIBUV
 #include <uv.h>
@@ -611,9 +617,95 @@ static double run_python(void *ctx)
                         "print((time.perf_counter() - t0) / n * 1e6)\n");
 }
 
+/* ---- exiting with a million timers pending ------------------------------------------------------ */
+
+#define EXIT_PENDING 1000000
+
+enum exit_way { EXIT_NOTHING_PENDING, EXIT_PENDING_TIMERS, EXIT_AFTER_FREE };
+
+/* The child: schedule (or not) EXIT_PENDING daemon timers, write the time
+ * just before exit() (or before freeing them) to fd, exit. */
+static _Noreturn void exit_child(enum exit_way way, int fd)
+{
+    static const cth_timer_opts_t opts = {.daemon = CTH_DAEMON_YES};
+    cth_timer_t **t = NULL;
+    long n = way == EXIT_NOTHING_PENDING ? 0 : EXIT_PENDING;
+    if (n) {
+        t = malloc((size_t)n * sizeof *t);
+        if (!t)
+            _exit(1);
+        for (long i = 0; i < n; i++) {
+            if (cth_timer_create(&t[i], spread_delay(), noop, NULL, &opts) != 0 ||
+                cth_timer_start(t[i]) != 0)
+                _exit(1);
+        }
+    }
+    double t0 = bench_now();
+    if (write(fd, &t0, sizeof t0) != (ssize_t)sizeof t0)
+        _exit(1);
+    if (way == EXIT_AFTER_FREE) {
+        for (long i = 0; i < n; i++)
+            cth_timer_free(t[i]);
+        free(t);
+    }
+    exit(0);
+}
+
+/* One run: ms from the child's last mark to its reaping; NAN on failure. */
+static double exit_run(enum exit_way way)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        return NAN;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        exit_child(way, fds[1]);
+    }
+    close(fds[1]);
+    double t0 = NAN;
+    ssize_t got = pid > 0 ? read(fds[0], &t0, sizeof t0) : -1;
+    close(fds[0]);
+    int status = 1;
+    if (pid > 0)
+        waitpid(pid, &status, 0);
+    double t1 = bench_now();
+    return got == (ssize_t)sizeof t0 && status == 0 ? (t1 - t0) * 1e3 : NAN;
+}
+
+static void exit_cost(int reps)
+{
+    static const struct {
+        enum exit_way way;
+        const char *system;
+    } ways[] = {
+        {EXIT_NOTHING_PENDING, "exit, nothing pending"},
+        {EXIT_PENDING_TIMERS, "exit, 1M timers pending"},
+        {EXIT_AFTER_FREE, "free the 1M timers, then exit"},
+    };
+    enum { NWAYS = sizeof ways / sizeof ways[0] };
+    double v[NWAYS][16];
+    int n = reps < 16 ? reps : 16;
+    for (int r = 0; r < n; r++) /* interleaved, ABC ABC ... */
+        for (int w = 0; w < NWAYS; w++)
+            v[w][r] = exit_run(ways[w].way);
+    double base = NAN;
+    for (int w = 0; w < NWAYS; w++) {
+        double med = bench_report("exit with 1M timers pending", "latency", "ms", ways[w].system,
+                                  v[w], n, base);
+        if (w == 0)
+            base = med;
+    }
+}
+
 int main(int argc, char **argv)
 {
     int reps = bench_reps();
+    if (argc > 1 && strcmp(argv[1], "exit") == 0) {
+        exit_cost(reps);
+        return 0;
+    }
     if (argc > 1 && strcmp(argv[1], "lateness") == 0) { /* quick runs of one part */
         lateness();
         return 0;
@@ -649,5 +741,9 @@ int main(int argc, char **argv)
         {"python threading.Timer", run_python, NULL},
     };
     bench_compare("Timer start+cancel+join", "latency", "us", sys, 2, reps < 3 ? reps : 3, NULL);
+
+    bench_heading("Timers: the process's exit, from its last statement to its reaping, ms "
+                  "(lower is better)");
+    exit_cost(reps < 5 ? reps : 5);
     return 0;
 }
