@@ -40,6 +40,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "alloc.h"
 #include "deadline.h"
@@ -82,7 +83,7 @@ static _Thread_local struct {
     bool active, daemon, counted;
     bool listed;    /* a hidden thread, listed meanwhile */
     char *own_name; /* its own name, back at the end (NULL: kept meanwhile) */
-} tls_acting;
+} tls_acting __attribute__((tls_model("initial-exec")));
 static pthread_key_t adopted_key;
 
 /* The hooks: appended under hooks_lock, the count published last. */
@@ -273,11 +274,28 @@ CTH_API void cth_threads_free(cth_thread_t **threads, size_t n)
 
 /* ---- names ------------------------------------------------------------------------ */
 
-char *cth__thread_name_make(const char *prefix)
+/* A default name costs a counter increment: the string is made when the
+ * name is asked for (most threads never are). */
+void cth__thread_name_default(struct cth_thread *t, const char *prefix)
 {
-    char buf[64];
-    snprintf(buf, sizeof buf, "%s-%lu", prefix, atomic_fetch_add(&name_counter, 1) + 1);
-    return cth__strdup(buf);
+    t->name = NULL;
+    t->name_prefix = prefix;
+    t->name_number = atomic_fetch_add_explicit(&name_counter, 1, memory_order_relaxed) + 1;
+}
+
+size_t cth__thread_name_copy(const struct cth_thread *t, char *buf, size_t size)
+{
+    if (!t->name) {
+        int len = snprintf(buf, size, "%s-%lu", t->name_prefix, t->name_number);
+        return len < 0 ? 0 : (size_t)len;
+    }
+    size_t len = strlen(t->name);
+    if (size) {
+        size_t n = len < size - 1 ? len : size - 1;
+        memcpy(buf, t->name, n);
+        buf[n] = '\0';
+    }
+    return len;
 }
 
 /* ---- the current thread, its end, adoption ------------------------------------------ */
@@ -323,11 +341,7 @@ CTH_API cth_thread_t *cth_current_thread(void)
     t = cth__calloc(1, sizeof *t);
     if (!t)
         return NULL;
-    t->name = cth__thread_name_make("Dummy");
-    if (!t->name) {
-        cth__free(t);
-        return NULL;
-    }
+    cth__thread_name_default(t, "Dummy");
     atomic_init(&t->refs, 1); /* the thread's own, dropped when it exits */
     atomic_init(&t->state, CTH_THREAD_RUNNING);
     atomic_init(&t->reaped, 2);
@@ -386,9 +400,14 @@ CTH_API long cth_thread_native_id(const cth_thread_t *t)
     struct cth_thread *m = (struct cth_thread *)t;
     if (atomic_load(&m->state) == CTH_THREAD_INITIAL)
         return 0;
-    /* Started: the thread publishes its id within microseconds. */
-    while (!atomic_load(&m->native_ready))
-        cth__os_futex_wait(&m->native_ready, 0, CTH__NO_DEADLINE);
+    /* Started: the thread publishes its id within microseconds, and wakes
+     * the callers only if one has said it sleeps (2). */
+    uint32_t ready = atomic_load(&m->native_ready);
+    while (ready != 1) {
+        if (ready == 2 || atomic_compare_exchange_strong(&m->native_ready, &ready, 2))
+            cth__os_futex_wait(&m->native_ready, 2, CTH__NO_DEADLINE);
+        ready = atomic_load(&m->native_ready);
+    }
     return atomic_load(&m->native_id);
 }
 
@@ -618,7 +637,13 @@ CTH_API int cth_dump_threads(FILE *out)
         struct cth_thread *t = cth__list_entry(node, struct cth_thread, registry_link);
         if (t->hidden)
             continue;
-        fprintf(out, "%-24s ident=%#lx native_id=%ld%s %s\n", t->name, atomic_load(&t->ident),
+        char number_name[64]; /* a default name, made now */
+        const char *name = t->name;
+        if (!name) {
+            cth__thread_name_copy(t, number_name, sizeof number_name);
+            name = number_name;
+        }
+        fprintf(out, "%-24s ident=%#lx native_id=%ld%s %s\n", name, atomic_load(&t->ident),
                 cth_thread_native_id(t), t->daemon ? " daemon" : "", state_word(t));
         n++;
     }

@@ -19,8 +19,9 @@ struct cth_thread {
     _Atomic uint32_t refs;
     _Atomic uint32_t state;        /* cth_thread_state_t */
     _Atomic uint32_t join_waiters; /* joiners asleep on state */
-    _Atomic uint32_t reaped;       /* 0 not yet, 1 being reaped, 2 done */
-    _Atomic uint32_t native_ready; /* futex: native_id published */
+    _Atomic uint32_t reaped;       /* futex: 0 not yet, 1 being reaped (3: with waiters), 2 done */
+    _Atomic uint32_t native_ready; /* futex: 1 native_id published; 0 not yet (2: with waiters) */
+    _Atomic uint32_t os_name_due;  /* the name is to reach the OS once the thread runs */
     enum thread_kind kind;
     bool daemon;
     bool hidden;        /* the library's own thread, not listed (under cth__registry_lock) */
@@ -30,7 +31,11 @@ struct cth_thread {
     void *arg;
     void *result;
     size_t stack_size;
-    char *name; /* under cth__registry_lock */
+    /* The name, under cth__registry_lock: `name` when given or set, else
+     * "<name_prefix>-<name_number>", made only when someone asks for it. */
+    char *name;
+    const char *name_prefix;
+    unsigned long name_number;
     _Atomic unsigned long ident;
     _Atomic long native_id;
     pthread_t pthread;
@@ -61,8 +66,12 @@ void cth__registry_unlink(struct cth_thread *t);
  * CTH_ESHUTDOWN once shutdown has finished waiting. */
 int cth__admit_locked(bool nondaemon);
 
-/* "<prefix>-N", N counting the threads named so (malloc'ed, or NULL). */
-char *cth__thread_name_make(const char *prefix);
+/* Give t the default name "<prefix>-N", N counting the threads named so. */
+void cth__thread_name_default(struct cth_thread *t, const char *prefix);
+
+/* Under cth__registry_lock: copy t's name into buf as snprintf does (size
+ * bytes, NUL-terminated, buf may be NULL for size 0); its full length. */
+size_t cth__thread_name_copy(const struct cth_thread *t, char *buf, size_t size);
 
 /* The thread leaves the registry and is FINISHED; joiners and shutdown are
  * told. */
