@@ -84,8 +84,7 @@ CTH_API int cth_thread_set_name(cth_thread_t *t, const char *name)
     if (!copy)
         return CTH_ENOMEM;
     pthread_mutex_lock(&cth__registry_lock);
-    char *old = t->name;
-    t->name = copy;
+    char *old = cth__thread_rename_locked(t, copy);
     /* A running thread of ours shows the new name at once; one not yet
      * started takes it at start, one started and not yet running as it
      * begins (os_name_due: whichever of it and us sees the other's store
@@ -103,8 +102,7 @@ CTH_API int cth_thread_set_name(cth_thread_t *t, const char *name)
             os_name_push(t);
     }
     pthread_mutex_unlock(&cth__registry_lock);
-    if (old != cth__main_name)
-        cth__free(old);
+    cth__free(old);
     return 0;
 }
 
@@ -393,7 +391,12 @@ CTH_API unsigned long cth_thread_ident(const cth_thread_t *t)
 
 CTH_API bool cth_thread_daemon(const cth_thread_t *t)
 {
-    return t && (t->acting ? t->acting_daemon : t->daemon);
+    if (!t)
+        return false;
+    struct cth_thread *m = (struct cth_thread *)t;
+    return atomic_load_explicit(&m->acting, memory_order_acquire)
+               ? atomic_load_explicit(&m->acting_daemon, memory_order_relaxed)
+               : t->daemon;
 }
 
 CTH_API int cth_thread_set_daemon(cth_thread_t *t, bool daemon)

@@ -24,9 +24,18 @@ struct cth_thread {
     _Atomic uint32_t os_name_due;  /* the name is to reach the OS once the thread runs */
     enum thread_kind kind;
     bool daemon;
-    bool hidden;        /* the library's own thread, not listed (under cth__registry_lock) */
-    bool acting;        /* acts for a timer (cth__thread_act_begin): shows acting_daemon */
-    bool acting_daemon; /* the flag cth_thread_daemon shows meanwhile */
+    bool hidden; /* the library's own thread, not listed unless acting (under cth__registry_lock) */
+    /* Set by the thread itself while it acts for another (cth__thread_act_begin),
+     * read without the lock: it is listed, shows acting_daemon, and its name is
+     * the one the acting namer gives for acting_for (NULL: its own). Readers of
+     * that name count themselves in name_readers, under cth__registry_lock;
+     * the thread's act_end waits for them to leave. */
+    _Atomic bool acting;
+    _Atomic bool acting_daemon;
+    const void *_Atomic acting_for;
+    _Atomic uint32_t name_readers;
+    _Atomic bool renamed_acting; /* renamed while acting: own_name keeps its own */
+    char *own_name;              /* under cth__registry_lock */
     cth_thread_fn fn;
     void *arg;
     void *result;
@@ -65,6 +74,11 @@ void cth__registry_unlink(struct cth_thread *t);
 /* Under cth__registry_lock: 0, counting a non-daemon thread, or
  * CTH_ESHUTDOWN once shutdown has finished waiting. */
 int cth__admit_locked(bool nondaemon);
+
+/* Under cth__registry_lock: name (malloc'ed) becomes t's name; a thread that
+ * acts for another keeps its own for the end of the act. Returns the
+ * replaced name to free, or NULL. */
+char *cth__thread_rename_locked(struct cth_thread *t, char *name);
 
 /* Give t the default name "<prefix>-N", N counting the threads named so. */
 void cth__thread_name_default(struct cth_thread *t, const char *prefix);

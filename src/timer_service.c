@@ -359,6 +359,13 @@ static int64_t next_deadline(int64_t prev, int64_t period, int64_t now)
     return next;
 }
 
+/* The name of a worker while it runs t's function, made when asked for (t
+ * lives until the call has ended). */
+static size_t timer_name(const void *t, char *buf, size_t size)
+{
+    return cth_timer_get_name(t, buf, size);
+}
+
 /* The calling thread takes the timer of the given ticket: it waits until
  * every earlier ticket's call has begun, then lets the next one go. The wait
  * is short: an earlier ticket's worker holds nothing and is on its way. */
@@ -378,11 +385,8 @@ static void run_timer(struct cth_timer *t, struct worker *w)
     uint64_t ticket = svc.next_ticket++;
     cth__list_push_front(&svc.running, &t->link);
     svc_unlock();
-    char number_name[32];
-    if (!t->name)
-        snprintf(number_name, sizeof number_name, "Timer-%u", (unsigned)t->number);
     running_here = t;
-    cth__thread_act_begin(t->name ? t->name : number_name, t->daemon, counts_for_exit(t));
+    cth__thread_act_begin(t, t->daemon, counts_for_exit(t)); /* named by timer_name */
     wait_turn(ticket);
     if (w) {
         atomic_store_explicit(&w->calls, atomic_load_explicit(&w->calls, memory_order_relaxed) + 1,
@@ -750,6 +754,7 @@ static int service_ensure(void)
         if (err)
             return err;
         svc.finalizer_registered = true;
+        cth__thread_set_acting_namer(timer_name);
         cth__runtime_on_fork(service_fork_prepare, service_fork_parent, service_after_fork_child);
         int cpus = cth__os_cpu_count(); /* the service thread takes one at high rates */
         svc.max_workers = cpus > 2 ? (uint32_t)cpus - 1 : 1;

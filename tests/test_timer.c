@@ -511,6 +511,72 @@ CTH_TEST(current_thread_is_the_timer)
     }
 }
 
+/* A function that renames its thread (Python: a Timer renaming itself)
+ * shows the new name until it returns; the next timer the same worker runs
+ * has its own name again. */
+static void rename_self(void *arg)
+{
+    struct seen_thread *s = arg;
+    CHECK_OK(cth_thread_set_name(cth_current_thread(), "renamed-inside"));
+    cth_thread_get_name(cth_current_thread(), s->name, sizeof s->name);
+}
+
+CTH_TEST(rename_inside_timer_function)
+{
+    struct seen_thread renamed = {"", -1}, after = {"", -1};
+    cth_timer_opts_t opts = {.name = "before", .daemon = CTH_DAEMON_YES};
+    cth_timer_t *t, *u;
+    CHECK_OK(cth_timer_create(&t, 0, rename_self, &renamed, &opts));
+    CHECK_OK(cth_timer_start(t));
+    CHECK_OK(cth_timer_join(t, CTH_FOREVER));
+    CHECK(strcmp(renamed.name, "renamed-inside") == 0);
+    opts.name = "next";
+    CHECK_OK(cth_timer_create(&u, 0, look_at_self, &after, &opts));
+    CHECK_OK(cth_timer_start(u));
+    CHECK_OK(cth_timer_join(u, CTH_FOREVER));
+    CHECK(strcmp(after.name, "next") == 0);
+    CHECK_EQ(count_listed_named("renamed-inside"), 0);
+    cth_timer_free(t);
+    cth_timer_free(u);
+}
+
+/* The name of a worker running a timer's function is made when asked for:
+ * other threads list it and read its name while timers come and go under
+ * it (the sanitizers watch the worker's reuse of its record). The name read
+ * is the timer's or, once the call has ended, the worker's own. */
+CTH_TEST(names_read_while_timers_fire)
+{
+    enum { N = 64 };
+    cth_timer_t *t[N];
+    cth_timer_opts_t opts = {.name = "ticker", .period = 0.0005, .daemon = CTH_DAEMON_YES};
+    for (int i = 0; i < N; i++) {
+        CHECK_OK(cth_timer_create(&t[i], 0.0005 * i / N, noop, NULL, &opts));
+        CHECK_OK(cth_timer_start(t[i]));
+    }
+    int seen_ticker = 0;
+    double until = check_now() + 0.2, give_up = until + 30;
+    while (check_now() < until || (!seen_ticker && check_now() < give_up)) {
+        cth_thread_t *all[16];
+        size_t n = cth_enumerate(all, 16);
+        for (size_t i = 0; i < n && i < 16; i++) {
+            char name[32];
+            cth_thread_get_name(all[i], name, sizeof name);
+            if (strcmp(name, "ticker") == 0)
+                seen_ticker++;
+            else
+                CHECK(strcmp(name, "MainThread") == 0 || strcmp(name, "cth-timer-work") == 0 ||
+                      strcmp(name, "cth-timers") == 0);
+            cth_thread_free(all[i]);
+        }
+    }
+    CHECK(seen_ticker > 0);
+    for (int i = 0; i < N; i++) {
+        cth_timer_cancel(t[i]);
+        CHECK_OK(cth_timer_join(t[i], CTH_FOREVER));
+        cth_timer_free(t[i]);
+    }
+}
+
 /* Many timers with random intervals (0-200 ms) all fire exactly once and
  * none early. */
 struct rnd_timer {
