@@ -150,8 +150,8 @@ static struct {
     cth_thread_t *thread;
 } svc = {.sleep_until = INT64_MIN};
 
-static _Thread_local struct cth_timer *running_here;
-static _Thread_local struct worker *worker_here;
+static _Thread_local struct cth_timer *running_here __attribute__((tls_model("initial-exec")));
+static _Thread_local struct worker *worker_here __attribute__((tls_model("initial-exec")));
 
 /* The main thread must not lose an interruption to this short lock wait: it
  * is re-posted for its next wait. */
@@ -216,21 +216,28 @@ static void sift_up(uint32_t i, struct heap_entry e)
     heap_put(i, e);
 }
 
+/* The children of a slot, 4i+1 to 4i+4, are contiguous in one segment,
+ * except where the last is the first of the next segment (a power of two):
+ * one segment look-up a level, and a second one there. */
 static void sift_down(uint32_t i, struct heap_entry e)
 {
     for (;;) {
         uint32_t first = 4 * i + 1;
         if (first >= svc.n)
             break;
-        uint32_t end = first + 4 < svc.n ? first + 4 : svc.n;
-        struct heap_entry *best = slot(first);
+        uint32_t nkids = svc.n - first < 4 ? svc.n - first : 4, last = first + 3;
+        bool split = nkids == 4 && last >= HEAP_MIN && (last & (last - 1)) == 0;
+        struct heap_entry *kids = slot(first), *best = kids;
         uint32_t best_i = first;
-        for (uint32_t c = first + 1; c < end; c++) {
-            struct heap_entry *ce = slot(c);
-            if (earlier(ce, best)) {
-                best = ce;
-                best_i = c;
+        for (uint32_t c = 1; c < nkids - split; c++) {
+            if (earlier(&kids[c], best)) {
+                best = &kids[c];
+                best_i = first + c;
             }
+        }
+        if (split && earlier(slot(last), best)) {
+            best = slot(last);
+            best_i = last;
         }
         if (!earlier(best, &e))
             break;
