@@ -247,6 +247,13 @@ static void sift_down(uint32_t i, struct heap_entry e)
     heap_put(i, e);
 }
 
+static void (*_Atomic grow_hook)(void);
+
+void cth__timer_heap_grow_hook(void (*fn)(void))
+{
+    atomic_store_explicit(&grow_hook, fn, memory_order_release);
+}
+
 /* Make room for one more entry (lock held; released while a segment is
  * allocated, so the caller re-checks what it read before): 0, CTH_ENOMEM,
  * or CTH_ESHUTDOWN once the service is closed. */
@@ -259,6 +266,9 @@ static int heap_reserve(void)
             return CTH_ENOMEM;
         uint32_t k = svc.nseg;
         svc_unlock();
+        void (*hook)(void) = atomic_load_explicit(&grow_hook, memory_order_acquire);
+        if (hook)
+            hook();
         struct heap_entry *seg = cth__malloc((size_t)seg_size(k) * sizeof *seg);
         svc_lock();
         if (!seg)
