@@ -293,8 +293,10 @@ static size_t acting_name_copy(struct cth_thread *t, char *buf, size_t size)
     size_t len = SIZE_MAX;
     atomic_fetch_add(&t->name_readers, 1);
     const void *arg = atomic_load(&t->acting_for);
-    if (arg)
-        len = atomic_load(&acting_namer)(arg, buf, size);
+    if (arg) {
+        size_t (*namer)(const void *, char *, size_t) = atomic_load(&acting_namer);
+        len = namer(arg, buf, size);
+    }
     atomic_fetch_sub(&t->name_readers, 1);
     return len;
 }
@@ -409,7 +411,7 @@ CTH_API size_t cth_enumerate(cth_thread_t **threads, size_t cap)
 CTH_API size_t cth_active_count(void)
 {
     pthread_mutex_lock(&cth__registry_lock);
-    size_t n = (size_t)(registry_count + atomic_load(&acting_count));
+    size_t n = (size_t)registry_count + (size_t)atomic_load(&acting_count);
     pthread_mutex_unlock(&cth__registry_lock);
     return n;
 }
@@ -562,9 +564,10 @@ void cth__thread_act_forget(void)
         const void *arg = atomic_exchange(&self->acting_for, NULL);
         char *name = NULL;
         if (arg) {
-            size_t len = atomic_load(&acting_namer)(arg, NULL, 0);
+            size_t (*namer)(const void *, char *, size_t) = atomic_load(&acting_namer);
+            size_t len = namer(arg, NULL, 0);
             if ((name = cth__malloc(len + 1)) != NULL)
-                atomic_load (&acting_namer)(arg, name, len + 1);
+                namer(arg, name, len + 1);
         }
         pthread_mutex_lock(&cth__registry_lock);
         if (name) {
@@ -697,13 +700,18 @@ CTH_API int cth_dump_threads(FILE *out)
         struct cth_thread *t = cth__list_entry(node, struct cth_thread, registry_link);
         if (t->hidden && !atomic_load(&t->acting))
             continue;
-        char buf[64], *name = buf; /* the name is made now: it may be a default one */
+        char buf[64]; /* the name is made now: it may be a default one */
+        char *name = buf;
         size_t len = cth__thread_name_copy(t, buf, sizeof buf);
-        if (len >= sizeof buf && (name = cth__malloc(len + 1)) != NULL)
-            cth__thread_name_copy(t, name, len + 1);
-        fprintf(out, "%-24s ident=%#lx native_id=%ld%s %s\n", name ? name : buf,
-                atomic_load(&t->ident), cth_thread_native_id(t),
-                cth_thread_daemon(t) ? " daemon" : "", state_word(t));
+        if (len >= sizeof buf) {
+            char *whole = cth__malloc(len + 1);
+            if (whole) {
+                cth__thread_name_copy(t, whole, len + 1);
+                name = whole;
+            }
+        }
+        fprintf(out, "%-24s ident=%#lx native_id=%ld%s %s\n", name, atomic_load(&t->ident),
+                cth_thread_native_id(t), cth_thread_daemon(t) ? " daemon" : "", state_word(t));
         if (name != buf)
             cth__free(name);
         n++;

@@ -317,7 +317,12 @@ static int reap(struct cth_thread *t, int64_t deadline)
 {
     uint32_t r = 0;
     if (atomic_compare_exchange_strong(&t->reaped, &r, 1)) {
+        _Atomic uint32_t *blocked = cth__wait_blocked_count; /* a timer worker's: wait.c */
+        if (blocked)
+            atomic_fetch_add_explicit(blocked, 1, memory_order_relaxed);
         pthread_join(t->pthread, NULL);
+        if (blocked)
+            atomic_fetch_sub_explicit(blocked, 1, memory_order_relaxed);
         if (atomic_exchange(&t->reaped, 2) == 3)
             cth__futex_wake(&t->reaped, INT_MAX);
         return 0;

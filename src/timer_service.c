@@ -225,17 +225,20 @@ static void sift_down(uint32_t i, struct heap_entry e)
         uint32_t first = 4 * i + 1;
         if (first >= svc.n)
             break;
-        uint32_t nkids = svc.n - first < 4 ? svc.n - first : 4, last = first + 3;
-        bool split = nkids == 4 && last >= HEAP_MIN && (last & (last - 1)) == 0;
+        uint32_t last = first + 3, nkids = 4, in_seg = 4;
+        if (svc.n - first < 4)
+            nkids = in_seg = svc.n - first;
+        else if (last >= HEAP_MIN && (last & (last - 1)) == 0)
+            in_seg = 3; /* the last child starts the next segment */
         struct heap_entry *kids = slot(first), *best = kids;
         uint32_t best_i = first;
-        for (uint32_t c = 1; c < nkids - split; c++) {
+        for (uint32_t c = 1; c < in_seg; c++) {
             if (earlier(&kids[c], best)) {
                 best = &kids[c];
                 best_i = first + c;
             }
         }
-        if (split && earlier(slot(last), best)) {
+        if (in_seg < nkids && earlier(slot(last), best)) {
             best = slot(last);
             best_i = last;
         }
