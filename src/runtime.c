@@ -27,7 +27,9 @@
  * The library's own threads (the timer service's) are hidden: linked in the
  * registry, so that a fork child ends them, but not listed or counted. A
  * hidden thread that acts for another thread (a timer worker running a
- * Timer's function, cth__thread_act_begin) is listed meanwhile.
+ * Timer's function, cth__thread_act_begin) is listed meanwhile, by flags it
+ * sets itself without the registry lock (it acts once per timer call), its
+ * name made by the acting namer only when someone asks for it.
  *
  * Hooks. A thread-exit hook runs in a thread that ends, before it counts as
  * finished (and where a thread acts as one that ends); fork hooks run as

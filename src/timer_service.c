@@ -59,7 +59,9 @@
  * except one running a timer's function, which then acts as Python's Timer
  * thread would (run_timer): cth_current_thread() has the timer's name and
  * daemon flag, it is listed, what it creates inherits that flag, and the
- * cth_local values the function set are destroyed when it returns.
+ * cth_local values the function set are destroyed when it returns. None of
+ * it takes a lock or copies the name per call: the name is the timer's,
+ * made when asked for (timer_name).
  *
  * Memory: the timer plus its heap entry (16 bytes; the segments at most
  * twice the size needed, four times after a peak). Nothing is allocated per
