@@ -424,6 +424,7 @@ static void run_timer(struct cth_timer *t, struct worker *w)
     cth__runtime_thread_exit(); /* a Timer's thread ends with its function */
     cth__thread_act_end();
     running_here = NULL;
+    int64_t now = t->period_ns ? cth__now_ns() : 0; /* read before the lock: shorter hold */
     svc_lock();
     cth__list_remove(&svc.running, &t->link);
     if (t->period_ns == 0 || t->cancel_requested || svc.closed) {
@@ -434,7 +435,7 @@ static void run_timer(struct cth_timer *t, struct worker *w)
     if (err || t->cancel_requested || svc.closed) {
         finish(t, CTH_TIMER_CANCELLED);
     } else {
-        t->deadline = next_deadline(t->deadline, t->period_ns, cth__now_ns());
+        t->deadline = next_deadline(t->deadline, t->period_ns, now);
         atomic_store_explicit(&t->state, CTH_TIMER_PENDING, memory_order_release);
         heap_push(t);
     }
