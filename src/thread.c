@@ -241,11 +241,11 @@ CTH_API int cth_thread_start(cth_thread_t *t)
         atomic_store(&t->state, CTH_THREAD_STARTED);
         cth__registry_link(t);
         cth_thread_ref(t); /* the thread's own reference */
-        /* The OS name is the process's until a name is pushed. A default
-         * "Thread-N" is not: it says nothing the thread list does not (and
-         * a system call per thread is a tenth of a start), while a name the
-         * program chose (at creation or by cth_thread_set_name) is what
-         * top -H, ps -L and gdb should show. */
+        /* The OS name is the one inherited from this thread until a name
+         * is pushed. A default "Thread-N" is not: it says nothing the
+         * thread list does not, and a system call per thread is a tenth of
+         * a start; a name the program chose (at creation or by
+         * cth_thread_set_name) is what top -H, ps -L and gdb should show. */
         atomic_store(&t->os_name_due, t->name != NULL);
     }
     pthread_mutex_unlock(&cth__registry_lock);

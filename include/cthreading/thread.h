@@ -68,8 +68,8 @@ typedef enum cth_thread_state {
  * thread that does nothing, as Python's target=None).
  * opts (may be NULL) is read during the call only; its name is copied. A
  * name given here or set later reaches the OS (cth_thread_set_name); a
- * default "Thread-N" does not: the OS shows the process's name, as for a
- * pthread.
+ * default "Thread-N" does not: as a pthread, the thread keeps the OS name it
+ * inherits from the thread that started it.
  * Returns 0 and *thread; CTH_EINVAL for a NULL out-pointer, a bad stack
  * size or an unknown daemon value; CTH_ENOMEM.
  */
