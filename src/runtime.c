@@ -27,7 +27,9 @@
  * The library's own threads (the timer service's) are hidden: linked in the
  * registry, so that a fork child ends them, but not listed or counted. A
  * hidden thread that acts for another thread (a timer worker running a
- * Timer's function, cth__thread_act_begin) is listed meanwhile.
+ * Timer's function, cth__thread_act_begin) is listed meanwhile, by flags it
+ * sets itself without the registry lock (it acts once per timer call), its
+ * name made by the acting namer only when someone asks for it.
  *
  * Hooks. A thread-exit hook runs in a thread that ends, before it counts as
  * finished (and where a thread acts as one that ends); fork hooks run as
@@ -38,8 +40,10 @@
  */
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "alloc.h"
 #include "deadline.h"
@@ -52,7 +56,9 @@
 
 pthread_mutex_t cth__registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct cth__list registry; /* alive threads (registry_link), oldest first */
-static int registry_count;        /* listed (not hidden) threads */
+static int registry_count;        /* threads not hidden */
+static _Atomic int acting_count;  /* hidden threads listed while they act */
+static size_t (*_Atomic acting_namer)(const void *, char *, size_t);
 /* Started non-daemon threads (main excluded) plus other work admitted as
  * non-daemon; shutdowns waiting on it count themselves in nondaemon_waiters. */
 static _Atomic uint32_t nondaemon_alive, nondaemon_waiters;
@@ -80,9 +86,8 @@ _Thread_local struct cth_thread *cth__tls_current;
 /* Set while the thread acts for another (cth__thread_act_begin). */
 static _Thread_local struct {
     bool active, daemon, counted;
-    bool listed;    /* a hidden thread, listed meanwhile */
-    char *own_name; /* its own name, back at the end (NULL: kept meanwhile) */
-} tls_acting;
+    bool listed; /* a hidden thread, listed meanwhile */
+} tls_acting __attribute__((tls_model("initial-exec")));
 static pthread_key_t adopted_key;
 
 /* The hooks: appended under hooks_lock, the count published last. */
@@ -217,6 +222,7 @@ static void fork_child(void)
     self->daemon = false;
     self->hidden = false;
     tls_acting.listed = false;
+    atomic_store(&acting_count, 0);
     self->pthread = pthread_self();
     atomic_store(&self->state, CTH_THREAD_RUNNING);
     atomic_store(&self->reaped, 2);
@@ -273,11 +279,48 @@ CTH_API void cth_threads_free(cth_thread_t **threads, size_t n)
 
 /* ---- names ------------------------------------------------------------------------ */
 
-char *cth__thread_name_make(const char *prefix)
+/* A default name costs a counter increment: the string is made when the
+ * name is asked for (most threads never are). */
+void cth__thread_name_default(struct cth_thread *t, const char *prefix)
 {
-    char buf[64];
-    snprintf(buf, sizeof buf, "%s-%lu", prefix, atomic_fetch_add(&name_counter, 1) + 1);
-    return cth__strdup(buf);
+    t->name = NULL;
+    t->name_prefix = prefix;
+    t->name_number = atomic_fetch_add_explicit(&name_counter, 1, memory_order_relaxed) + 1;
+}
+
+/* The name of the thread t acts for, if it acts (registry lock held): its
+ * length, or SIZE_MAX. */
+static size_t acting_name_copy(struct cth_thread *t, char *buf, size_t size)
+{
+    size_t len = SIZE_MAX;
+    atomic_fetch_add(&t->name_readers, 1);
+    const void *arg = atomic_load(&t->acting_for);
+    if (arg) {
+        size_t (*namer)(const void *, char *, size_t) = atomic_load(&acting_namer);
+        len = namer(arg, buf, size);
+    }
+    atomic_fetch_sub(&t->name_readers, 1);
+    return len;
+}
+
+size_t cth__thread_name_copy(const struct cth_thread *t, char *buf, size_t size)
+{
+    if (t->hidden && atomic_load_explicit(&t->acting_for, memory_order_relaxed)) {
+        size_t len = acting_name_copy((struct cth_thread *)t, buf, size);
+        if (len != SIZE_MAX)
+            return len;
+    }
+    if (!t->name) {
+        int len = snprintf(buf, size, "%s-%lu", t->name_prefix, t->name_number);
+        return len < 0 ? 0 : (size_t)len;
+    }
+    size_t len = strlen(t->name);
+    if (size) {
+        size_t n = len < size - 1 ? len : size - 1;
+        memcpy(buf, t->name, n);
+        buf[n] = '\0';
+    }
+    return len;
 }
 
 /* ---- the current thread, its end, adoption ------------------------------------------ */
@@ -323,11 +366,7 @@ CTH_API cth_thread_t *cth_current_thread(void)
     t = cth__calloc(1, sizeof *t);
     if (!t)
         return NULL;
-    t->name = cth__thread_name_make("Dummy");
-    if (!t->name) {
-        cth__free(t);
-        return NULL;
-    }
+    cth__thread_name_default(t, "Dummy");
     atomic_init(&t->refs, 1); /* the thread's own, dropped when it exits */
     atomic_init(&t->state, CTH_THREAD_RUNNING);
     atomic_init(&t->reaped, 2);
@@ -358,13 +397,15 @@ CTH_API size_t cth_enumerate(cth_thread_t **threads, size_t cap)
     if (!threads)
         cap = 0;
     pthread_mutex_lock(&cth__registry_lock);
-    size_t i = 0;
-    for (struct cth__list_node *node = registry.first; node && i < cap; node = node->next) {
+    size_t i = 0, n = 0;
+    for (struct cth__list_node *node = registry.first; node; node = node->next) {
         struct cth_thread *t = cth__list_entry(node, struct cth_thread, registry_link);
-        if (!t->hidden)
+        if (t->hidden && !atomic_load(&t->acting))
+            continue;
+        if (i < cap)
             threads[i++] = cth_thread_ref(t);
+        n++;
     }
-    size_t n = (size_t)registry_count;
     pthread_mutex_unlock(&cth__registry_lock);
     return n;
 }
@@ -372,7 +413,7 @@ CTH_API size_t cth_enumerate(cth_thread_t **threads, size_t cap)
 CTH_API size_t cth_active_count(void)
 {
     pthread_mutex_lock(&cth__registry_lock);
-    size_t n = (size_t)registry_count;
+    size_t n = (size_t)registry_count + (size_t)atomic_load(&acting_count);
     pthread_mutex_unlock(&cth__registry_lock);
     return n;
 }
@@ -386,9 +427,14 @@ CTH_API long cth_thread_native_id(const cth_thread_t *t)
     struct cth_thread *m = (struct cth_thread *)t;
     if (atomic_load(&m->state) == CTH_THREAD_INITIAL)
         return 0;
-    /* Started: the thread publishes its id within microseconds. */
-    while (!atomic_load(&m->native_ready))
-        cth__os_futex_wait(&m->native_ready, 0, CTH__NO_DEADLINE);
+    /* Started: the thread publishes its id within microseconds, and wakes
+     * the callers only if one has said it sleeps (2). */
+    uint32_t ready = atomic_load(&m->native_ready);
+    while (ready != 1) {
+        if (ready == 2 || atomic_compare_exchange_strong(&m->native_ready, &ready, 2))
+            cth__os_futex_wait(&m->native_ready, 2, CTH__NO_DEADLINE);
+        ready = atomic_load(&m->native_ready);
+    }
     return atomic_load(&m->native_id);
 }
 
@@ -448,25 +494,27 @@ int cth__finalizer_register(void (*fn)(void *), void *arg)
     return err;
 }
 
-void cth__thread_act_begin(const char *name, bool daemon, bool counted)
+void cth__thread_set_acting_namer(size_t (*namer)(const void *name_arg, char *buf, size_t size))
+{
+    atomic_store(&acting_namer, namer);
+}
+
+/* Per call of a timer's function: a few atomic stores and no lock. Readers
+ * of the name hold the registry lock and count themselves in name_readers:
+ * once acting_for is cleared, act_end waits for those that may have read it
+ * (a store and a load each way, sequentially consistent: one side sees the
+ * other). */
+void cth__thread_act_begin(const void *name_arg, bool daemon, bool counted)
 {
     struct cth_thread *self = cth__tls_current;
     tls_acting.active = true;
     tls_acting.daemon = daemon;
     tls_acting.counted = counted;
     if (self && self->hidden) {
-        char *copy = name ? cth__strdup(name) : NULL; /* NULL: keep our own */
-        pthread_mutex_lock(&cth__registry_lock);
-        self->hidden = false;
-        registry_count++;
-        tls_acting.own_name = NULL;
-        if (copy) {
-            tls_acting.own_name = self->name;
-            self->name = copy;
-        }
-        self->acting = true;
-        self->acting_daemon = daemon;
-        pthread_mutex_unlock(&cth__registry_lock);
+        atomic_store_explicit(&self->acting_daemon, daemon, memory_order_relaxed);
+        atomic_store_explicit(&self->acting_for, name_arg, memory_order_release);
+        atomic_store_explicit(&self->acting, true, memory_order_release);
+        atomic_fetch_add_explicit(&acting_count, 1, memory_order_relaxed);
         tls_acting.listed = true;
     }
 }
@@ -475,29 +523,65 @@ void cth__thread_act_end(void)
 {
     if (tls_acting.listed) {
         struct cth_thread *self = cth__tls_current;
-        char *borrowed = NULL; /* the name it acted under, or the one the function set */
-        pthread_mutex_lock(&cth__registry_lock);
-        self->hidden = true;
-        registry_count--;
-        if (tls_acting.own_name) {
-            borrowed = self->name;
-            self->name = tls_acting.own_name;
+        atomic_fetch_sub_explicit(&acting_count, 1, memory_order_relaxed);
+        atomic_store_explicit(&self->acting, false, memory_order_release);
+        atomic_store(&self->acting_for, NULL);
+        while (atomic_load(&self->name_readers))
+            sched_yield(); /* one formats the name now: it holds no lock we need */
+        if (atomic_exchange(&self->renamed_acting, false)) {
+            /* The function renamed it: its own name comes back. */
+            pthread_mutex_lock(&cth__registry_lock);
+            char *borrowed = self->name;
+            self->name = self->own_name;
+            self->own_name = NULL;
+            pthread_mutex_unlock(&cth__registry_lock);
+            cth__free(borrowed);
         }
-        self->acting = false;
-        pthread_mutex_unlock(&cth__registry_lock);
-        cth__free(borrowed);
     }
     tls_acting.active = tls_acting.counted = tls_acting.listed = false;
-    tls_acting.own_name = NULL;
+}
+
+/* Under cth__registry_lock: t is renamed; if it acts, its own name is kept
+ * for the end of the act. Returns the name to free (NULL: none). */
+char *cth__thread_rename_locked(struct cth_thread *t, char *name)
+{
+    char *old = t->name;
+    t->name = name;
+    if (atomic_load(&t->acting) && atomic_exchange(&t->acting_for, NULL)) {
+        if (!t->own_name) {
+            t->own_name = old; /* back at the end */
+            old = NULL;
+        }
+        atomic_store(&t->renamed_acting, true);
+    }
+    return old == cth__main_name ? NULL : old;
 }
 
 void cth__thread_act_forget(void)
 {
     struct cth_thread *self = cth__tls_current;
-    if (self)
-        self->acting = false; /* the child's main thread: the runtime set its flag */
-    cth__free(tls_acting.own_name);
-    tls_acting.own_name = NULL;
+    if (self) {
+        /* The child's main thread keeps the name it acted under (the runtime
+         * set its flag). */
+        const void *arg = atomic_exchange(&self->acting_for, NULL);
+        char *name = NULL;
+        if (arg) {
+            size_t (*namer)(const void *, char *, size_t) = atomic_load(&acting_namer);
+            size_t len = namer(arg, NULL, 0);
+            if ((name = cth__malloc(len + 1)) != NULL)
+                namer(arg, name, len + 1);
+        }
+        pthread_mutex_lock(&cth__registry_lock);
+        if (name) {
+            cth__free(self->name);
+            self->name = name;
+        }
+        cth__free(self->own_name);
+        self->own_name = NULL;
+        pthread_mutex_unlock(&cth__registry_lock);
+        atomic_store(&self->renamed_acting, false);
+        atomic_store(&self->acting, false);
+    }
     tls_acting.listed = false; /* the rest holds until the function returns */
 }
 
@@ -616,10 +700,22 @@ CTH_API int cth_dump_threads(FILE *out)
     int n = 0;
     for (struct cth__list_node *node = registry.first; node; node = node->next) {
         struct cth_thread *t = cth__list_entry(node, struct cth_thread, registry_link);
-        if (t->hidden)
+        if (t->hidden && !atomic_load(&t->acting))
             continue;
-        fprintf(out, "%-24s ident=%#lx native_id=%ld%s %s\n", t->name, atomic_load(&t->ident),
-                cth_thread_native_id(t), t->daemon ? " daemon" : "", state_word(t));
+        char buf[64]; /* the name is made now: it may be a default one */
+        char *name = buf;
+        size_t len = cth__thread_name_copy(t, buf, sizeof buf);
+        if (len >= sizeof buf) {
+            char *whole = cth__malloc(len + 1);
+            if (whole) {
+                cth__thread_name_copy(t, whole, len + 1);
+                name = whole;
+            }
+        }
+        fprintf(out, "%-24s ident=%#lx native_id=%ld%s %s\n", name, atomic_load(&t->ident),
+                cth_thread_native_id(t), cth_thread_daemon(t) ? " daemon" : "", state_word(t));
+        if (name != buf)
+            cth__free(name);
         n++;
     }
     fprintf(out, "%d thread%s\n", n, n == 1 ? "" : "s");

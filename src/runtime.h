@@ -56,14 +56,20 @@ int cth__thread_create_internal(cth_thread_t **thread, cth_thread_fn fn, void *a
 
 /* The calling thread acts, from begin to end, for another thread that runs
  * a function (a timer worker runs a Timer's function, which Python runs in
- * the Timer's own thread): a hidden thread is listed meanwhile, under `name`
- * (copied; NULL keeps its own) and showing `daemon` as its flag (its own,
- * which the runtime's accounting uses, is kept), both its own again at the
- * end; threads and timers created with CTH_DAEMON_INHERIT
- * inherit `daemon`; if `counted` (admitted as non-daemon), the caller's own
- * cth_shutdown does not wait for that share. */
-void cth__thread_act_begin(const char *name, bool daemon, bool counted);
+ * the Timer's own thread): a hidden thread is listed meanwhile, named by
+ * the acting namer for `name_arg` (which must stay valid until the end) and
+ * showing `daemon` as its flag (its own, which the runtime's accounting
+ * uses, is kept), both its own again at the end; threads and timers created
+ * with CTH_DAEMON_INHERIT inherit `daemon`; if `counted` (admitted as
+ * non-daemon), the caller's own cth_shutdown does not wait for that share.
+ * Neither takes a lock nor copies the name: it is made when asked for. */
+void cth__thread_act_begin(const void *name_arg, bool daemon, bool counted);
 void cth__thread_act_end(void);
+
+/* Set the function that names an acting thread: it writes the name of
+ * `name_arg` into buf as snprintf does and returns its length. Set once, before
+ * any act_begin (the timer service's, on first use). */
+void cth__thread_set_acting_namer(size_t (*namer)(const void *name_arg, char *buf, size_t size));
 
 /* In a fork child whose forking thread was acting: it is the child's main
  * thread now, keeps the name it acted under and has the main thread's

@@ -10,16 +10,21 @@
  * parent, which also links it into the registry, so that on return it is
  * alive and enumerated), RUNNING (set by the thread), FINISHED (set by the
  * thread once its target has returned and it has left the registry).
- * Joiners sleep on the state word and then reap the OS thread with
- * pthread_join (one of them, the one that wins the `reaped` flag; the others
- * wait for it), so a join returns after the thread's teardown, TLS
- * destructors included, as Python's does. A handle dropped before the thread
- * ends leaves it to detach itself.
+ * Joiners reap the OS thread with pthread_join (one of them, the one that
+ * wins the `reaped` flag; the others wait for it), so a join returns after
+ * the thread's teardown, TLS destructors included, as Python's does. A
+ * handle dropped before the thread ends leaves it to detach itself.
  *
- * Start costs no handshake: the parent registers the thread and knows its
- * ident from pthread_create; the native id (the kernel's tid) is published by
- * the thread itself, and cth_thread_native_id waits the few microseconds
- * until it is there, so start() never sleeps.
+ * Start and join cost what pthread_create and pthread_join cost, plus the
+ * kernel thread id: no lock is held across pthread_create, the new thread
+ * takes none (unless it pushes a chosen name to the OS) and wakes nobody
+ * unless someone said they sleep (the native id's waiters, a joiner on the
+ * state word); an untimed join outside the main thread is one
+ * pthread_join. The parent registers the thread and knows its ident from
+ * pthread_create; the native id (the kernel's tid) is published by the
+ * thread itself, and cth_thread_native_id waits the few microseconds until
+ * it is there, so start() never sleeps. A default name is made only when
+ * asked for.
  *
  * A thread ends (thread_end) when its target returns, or by pthread_exit in
  * it (a cleanup handler): the runtime's thread-exit hooks run (its cth_local
@@ -55,14 +60,20 @@ CTH_API size_t cth_thread_get_name(const cth_thread_t *t, char *buf, size_t size
         return 0;
     }
     pthread_mutex_lock(&cth__registry_lock);
-    size_t len = strlen(t->name);
-    if (size) {
-        size_t n = len < size - 1 ? len : size - 1;
-        memcpy(buf, t->name, n);
-        buf[n] = '\0';
-    }
+    size_t len = cth__thread_name_copy(t, buf, size);
     pthread_mutex_unlock(&cth__registry_lock);
     return len;
+}
+
+/* Push t's name to the OS (registry lock held; t runs). */
+static void os_name_push(struct cth_thread *t)
+{
+    char os_name[16]; /* what the OS keeps, at most */
+    cth__thread_name_copy(t, os_name, sizeof os_name);
+    if (t == cth__tls_current)
+        cth__os_set_name_self(os_name);
+    else
+        cth__os_set_name(t->pthread, os_name);
 }
 
 CTH_API int cth_thread_set_name(cth_thread_t *t, const char *name)
@@ -73,22 +84,25 @@ CTH_API int cth_thread_set_name(cth_thread_t *t, const char *name)
     if (!copy)
         return CTH_ENOMEM;
     pthread_mutex_lock(&cth__registry_lock);
-    char *old = t->name;
-    t->name = copy;
+    char *old = cth__thread_rename_locked(t, copy);
     /* A running thread of ours shows the new name at once; one not yet
-     * started takes it at start. The main and adopted threads are not ours
-     * to rename in the OS (renaming main renames the process). */
-    if (t->kind == KIND_NORMAL && atomic_load(&t->state) != CTH_THREAD_INITIAL &&
-        atomic_load(&t->state) != CTH_THREAD_FINISHED) {
-        if (t == cth__tls_current) {
-            cth__os_set_name_self(copy);
-        } else {
-            cth__os_set_name(t->pthread, copy);
+     * started takes it at start, one started and not yet running as it
+     * begins (os_name_due: whichever of it and us sees the other's store
+     * first pushes the name). The main and adopted threads are not ours to
+     * rename in the OS (renaming main renames the process). */
+    if (t->kind == KIND_NORMAL) {
+        uint32_t state = atomic_load(&t->state);
+        if (state == CTH_THREAD_STARTED) {
+            atomic_store(&t->os_name_due, 1);
+            state = atomic_load(&t->state);
+            if (state == CTH_THREAD_RUNNING && !atomic_exchange(&t->os_name_due, 0))
+                state = CTH_THREAD_STARTED; /* the thread took it */
         }
+        if (state == CTH_THREAD_RUNNING)
+            os_name_push(t);
     }
     pthread_mutex_unlock(&cth__registry_lock);
-    if (old != cth__main_name)
-        cth__free(old);
+    cth__free(old);
     return 0;
 }
 
@@ -127,10 +141,14 @@ CTH_API int cth_thread_create(cth_thread_t **out, cth_thread_fn fn, void *arg,
     struct cth_thread *t = cth__calloc(1, sizeof *t);
     if (!t)
         return CTH_ENOMEM;
-    t->name = opts->name && *opts->name ? cth__strdup(opts->name) : cth__thread_name_make("Thread");
-    if (!t->name) {
-        cth__free(t);
-        return CTH_ENOMEM;
+    if (opts->name && *opts->name) {
+        t->name = cth__strdup(opts->name);
+        if (!t->name) {
+            cth__free(t);
+            return CTH_ENOMEM;
+        }
+    } else {
+        cth__thread_name_default(t, "Thread");
     }
     atomic_init(&t->refs, 1);
     t->kind = KIND_NORMAL;
@@ -176,12 +194,14 @@ static void *thread_bootstrap(void *p)
     cth__tls_current = t;
     atomic_store(&t->ident, (unsigned long)pthread_self());
     atomic_store(&t->native_id, cth__os_tid());
-    atomic_store(&t->native_ready, 1);
-    cth__futex_wake(&t->native_ready, INT_MAX);
-    pthread_mutex_lock(&cth__registry_lock);
-    cth__os_set_name_self(t->name);
-    pthread_mutex_unlock(&cth__registry_lock);
+    if (atomic_exchange(&t->native_ready, 1) == 2)
+        cth__futex_wake(&t->native_ready, INT_MAX);
     atomic_store(&t->state, CTH_THREAD_RUNNING);
+    if (atomic_exchange(&t->os_name_due, 0)) {
+        pthread_mutex_lock(&cth__registry_lock);
+        os_name_push(t);
+        pthread_mutex_unlock(&cth__registry_lock);
+    }
 
     cth_thread_fn fn = t->fn;
     t->fn = NULL;
@@ -193,6 +213,9 @@ static void *thread_bootstrap(void *p)
     return NULL;
 }
 
+/* Python's order: "threads can only be started once", then shutdown. The
+ * registry lock covers the bookkeeping only, never pthread_create: the new
+ * thread must not find it held (a sleep and a wake-up per start). */
 CTH_API int cth_thread_start(cth_thread_t *t)
 {
     if (!t)
@@ -210,8 +233,7 @@ CTH_API int cth_thread_start(cth_thread_t *t)
         attrp = &attr;
     }
 
-    /* Python's order: "threads can only be started once", then shutdown.
-     * A thread leaves INITIAL only here, under the lock. */
+    /* A thread leaves INITIAL only here, under the lock. */
     pthread_mutex_lock(&cth__registry_lock);
     int err = atomic_load(&t->state) != CTH_THREAD_INITIAL ? CTH_EPERM
                                                            : cth__admit_locked(!t->daemon);
@@ -219,22 +241,35 @@ CTH_API int cth_thread_start(cth_thread_t *t)
         atomic_store(&t->state, CTH_THREAD_STARTED);
         cth__registry_link(t);
         cth_thread_ref(t); /* the thread's own reference */
+        /* The OS name is the one inherited from this thread until a name
+         * is pushed. A default "Thread-N" is not: it says nothing the
+         * thread list does not, and a system call per thread is a tenth of
+         * a start; a name the program chose (at creation or by
+         * cth_thread_set_name) is what top -H, ps -L and gdb should show. */
+        atomic_store(&t->os_name_due, t->name != NULL);
+    }
+    pthread_mutex_unlock(&cth__registry_lock);
+    if (!err) {
         int rc = cth__fault_due(&thread_start_countdown)
                      ? EAGAIN
                      : pthread_create(&t->pthread, attrp, thread_bootstrap, t);
-        if (rc != 0) {
-            /* Nothing of it stays registered; it may be started again. */
+        if (rc == 0) {
+            atomic_store(&t->ident, (unsigned long)t->pthread);
+        } else {
+            /* Nothing of it stays registered; it may be started again. A
+             * joiner that came meanwhile is told it was never started. */
+            pthread_mutex_lock(&cth__registry_lock);
             atomic_fetch_sub(&t->refs, 1);
             if (!t->daemon)
                 cth__shutdown_release();
             cth__registry_unlink(t);
             atomic_store(&t->state, CTH_THREAD_INITIAL);
+            pthread_mutex_unlock(&cth__registry_lock);
+            if (atomic_load(&t->join_waiters))
+                cth__futex_wake(&t->state, INT_MAX);
             err = rc == ENOMEM ? CTH_ENOMEM : rc == EINVAL ? CTH_EINVAL : CTH_EAGAIN;
-        } else {
-            atomic_store(&t->ident, (unsigned long)t->pthread);
         }
     }
-    pthread_mutex_unlock(&cth__registry_lock);
     if (attrp)
         pthread_attr_destroy(attrp);
     return err;
@@ -265,6 +300,8 @@ static int wait_state_finished(struct cth_thread *t, int64_t deadline)
         uint32_t s = atomic_load(&t->state);
         if (s == CTH_THREAD_FINISHED)
             return 0;
+        if (s == CTH_THREAD_INITIAL)
+            return CTH_EPERM; /* its start failed meanwhile */
         atomic_fetch_add(&t->join_waiters, 1);
         int r = atomic_load(&t->state) == s ? cth__futex_wait(&t->state, s, deadline) : 0;
         atomic_fetch_sub(&t->join_waiters, 1);
@@ -273,24 +310,42 @@ static int wait_state_finished(struct cth_thread *t, int64_t deadline)
     }
 }
 
-/* After FINISHED: one joiner reaps the OS thread, the others wait for it. */
-static int wait_reaped(struct cth_thread *t, int64_t deadline)
+/* One joiner reaps the OS thread with pthread_join, which returns once the
+ * thread is gone (so it is FINISHED); the others wait for it, and are woken
+ * only if one of them said it sleeps (3). */
+static int reap(struct cth_thread *t, int64_t deadline)
 {
-    uint32_t expected = 0;
-    if (atomic_compare_exchange_strong(&t->reaped, &expected, 1)) {
+    uint32_t r = 0;
+    if (atomic_compare_exchange_strong(&t->reaped, &r, 1)) {
+        _Atomic uint32_t *blocked = cth__wait_blocked_count; /* a timer worker's: wait.c */
+        if (blocked)
+            atomic_fetch_add_explicit(blocked, 1, memory_order_relaxed);
         pthread_join(t->pthread, NULL);
-        atomic_store(&t->reaped, 2);
-        cth__futex_wake(&t->reaped, INT_MAX);
+        if (blocked)
+            atomic_fetch_sub_explicit(blocked, 1, memory_order_relaxed);
+        if (atomic_exchange(&t->reaped, 2) == 3)
+            cth__futex_wake(&t->reaped, INT_MAX);
         return 0;
     }
-    while ((expected = atomic_load(&t->reaped)) != 2) {
-        int r = cth__futex_wait(&t->reaped, expected, deadline);
-        if (r)
-            return r;
+    while (r != 2) {
+        if (r == 3 || (r == 1 && atomic_compare_exchange_strong(&t->reaped, &r, 3))) {
+            int err = cth__futex_wait(&t->reaped, 3, deadline);
+            if (err)
+                return err;
+        }
+        r = atomic_load(&t->reaped);
     }
     return 0;
 }
 
+/* An untimed join outside the main thread is pthread_join itself: the
+ * joiner sleeps once, woken by the kernel when the thread is gone, and the
+ * thread wakes nobody. A timed join, and any join in the main thread (whose
+ * waits end with CTH_EINTR when it is interrupted, and pthread_join's do
+ * not), sleeps on the state word first, which the thread's end wakes, then
+ * reaps. pthread_join reads t->pthread, which pthread_create stores before
+ * the thread runs: a nonzero ident (stored by start after pthread_create, or
+ * by the thread) says it is there. */
 CTH_API int cth_thread_join(cth_thread_t *t, void **result, double timeout)
 {
     if (!t)
@@ -306,9 +361,14 @@ CTH_API int cth_thread_join(cth_thread_t *t, void **result, double timeout)
     int err = cth__timeout_to_deadline(timeout, &deadline);
     if (err)
         return err;
-    err = wait_state_finished(t, deadline);
-    if (!err && t->kind == KIND_NORMAL)
-        err = wait_reaped(t, deadline);
+    if (t->kind == KIND_NORMAL && deadline == CTH__NO_DEADLINE && atomic_load(&t->ident) &&
+        !cth__is_main_thread()) {
+        err = reap(t, deadline);
+    } else {
+        err = wait_state_finished(t, deadline);
+        if (!err && t->kind == KIND_NORMAL)
+            err = reap(t, deadline);
+    }
     if (err)
         return err;
     if (result)
@@ -336,7 +396,12 @@ CTH_API unsigned long cth_thread_ident(const cth_thread_t *t)
 
 CTH_API bool cth_thread_daemon(const cth_thread_t *t)
 {
-    return t && (t->acting ? t->acting_daemon : t->daemon);
+    if (!t)
+        return false;
+    struct cth_thread *m = (struct cth_thread *)t;
+    return atomic_load_explicit(&m->acting, memory_order_acquire)
+               ? atomic_load_explicit(&m->acting_daemon, memory_order_relaxed)
+               : t->daemon;
 }
 
 CTH_API int cth_thread_set_daemon(cth_thread_t *t, bool daemon)

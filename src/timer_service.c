@@ -59,7 +59,9 @@
  * except one running a timer's function, which then acts as Python's Timer
  * thread would (run_timer): cth_current_thread() has the timer's name and
  * daemon flag, it is listed, what it creates inherits that flag, and the
- * cth_local values the function set are destroyed when it returns.
+ * cth_local values the function set are destroyed when it returns. None of
+ * it takes a lock or copies the name per call: the name is the timer's,
+ * made when asked for (timer_name).
  *
  * Memory: the timer plus its heap entry (16 bytes; the segments at most
  * twice the size needed, four times after a peak). Nothing is allocated per
@@ -150,8 +152,8 @@ static struct {
     cth_thread_t *thread;
 } svc = {.sleep_until = INT64_MIN};
 
-static _Thread_local struct cth_timer *running_here;
-static _Thread_local struct worker *worker_here;
+static _Thread_local struct cth_timer *running_here __attribute__((tls_model("initial-exec")));
+static _Thread_local struct worker *worker_here __attribute__((tls_model("initial-exec")));
 
 /* The main thread must not lose an interruption to this short lock wait: it
  * is re-posted for its next wait. */
@@ -216,21 +218,31 @@ static void sift_up(uint32_t i, struct heap_entry e)
     heap_put(i, e);
 }
 
+/* The children of a slot, 4i+1 to 4i+4, are contiguous in one segment,
+ * except where the last is the first of the next segment (a power of two):
+ * one segment look-up a level, and a second one there. */
 static void sift_down(uint32_t i, struct heap_entry e)
 {
     for (;;) {
         uint32_t first = 4 * i + 1;
         if (first >= svc.n)
             break;
-        uint32_t end = first + 4 < svc.n ? first + 4 : svc.n;
-        struct heap_entry *best = slot(first);
+        uint32_t last = first + 3, nkids = 4, in_seg = 4;
+        if (svc.n - first < 4)
+            nkids = in_seg = svc.n - first;
+        else if (last >= HEAP_MIN && (last & (last - 1)) == 0)
+            in_seg = 3; /* the last child starts the next segment */
+        struct heap_entry *kids = slot(first), *best = kids;
         uint32_t best_i = first;
-        for (uint32_t c = first + 1; c < end; c++) {
-            struct heap_entry *ce = slot(c);
-            if (earlier(ce, best)) {
-                best = ce;
-                best_i = c;
+        for (uint32_t c = 1; c < in_seg; c++) {
+            if (earlier(&kids[c], best)) {
+                best = &kids[c];
+                best_i = first + c;
             }
+        }
+        if (in_seg < nkids && earlier(slot(last), best)) {
+            best = slot(last);
+            best_i = last;
         }
         if (!earlier(best, &e))
             break;
@@ -238,6 +250,13 @@ static void sift_down(uint32_t i, struct heap_entry e)
         i = best_i;
     }
     heap_put(i, e);
+}
+
+static void (*_Atomic grow_hook)(void);
+
+void cth__timer_heap_grow_hook(void (*fn)(void))
+{
+    atomic_store_explicit(&grow_hook, fn, memory_order_release);
 }
 
 /* Make room for one more entry (lock held; released while a segment is
@@ -252,6 +271,9 @@ static int heap_reserve(void)
             return CTH_ENOMEM;
         uint32_t k = svc.nseg;
         svc_unlock();
+        void (*hook)(void) = atomic_load_explicit(&grow_hook, memory_order_acquire);
+        if (hook)
+            hook();
         struct heap_entry *seg = cth__malloc((size_t)seg_size(k) * sizeof *seg);
         svc_lock();
         if (!seg)
@@ -359,6 +381,13 @@ static int64_t next_deadline(int64_t prev, int64_t period, int64_t now)
     return next;
 }
 
+/* The name of a worker while it runs t's function, made when asked for (t
+ * lives until the call has ended). */
+static size_t timer_name(const void *t, char *buf, size_t size)
+{
+    return cth_timer_get_name(t, buf, size);
+}
+
 /* The calling thread takes the timer of the given ticket: it waits until
  * every earlier ticket's call has begun, then lets the next one go. The wait
  * is short: an earlier ticket's worker holds nothing and is on its way. */
@@ -378,11 +407,8 @@ static void run_timer(struct cth_timer *t, struct worker *w)
     uint64_t ticket = svc.next_ticket++;
     cth__list_push_front(&svc.running, &t->link);
     svc_unlock();
-    char number_name[32];
-    if (!t->name)
-        snprintf(number_name, sizeof number_name, "Timer-%u", (unsigned)t->number);
     running_here = t;
-    cth__thread_act_begin(t->name ? t->name : number_name, t->daemon, counts_for_exit(t));
+    cth__thread_act_begin(t, t->daemon, counts_for_exit(t)); /* named by timer_name */
     wait_turn(ticket);
     if (w) {
         atomic_store_explicit(&w->calls, atomic_load_explicit(&w->calls, memory_order_relaxed) + 1,
@@ -398,6 +424,7 @@ static void run_timer(struct cth_timer *t, struct worker *w)
     cth__runtime_thread_exit(); /* a Timer's thread ends with its function */
     cth__thread_act_end();
     running_here = NULL;
+    int64_t now = t->period_ns ? cth__now_ns() : 0; /* read before the lock: shorter hold */
     svc_lock();
     cth__list_remove(&svc.running, &t->link);
     if (t->period_ns == 0 || t->cancel_requested || svc.closed) {
@@ -408,7 +435,7 @@ static void run_timer(struct cth_timer *t, struct worker *w)
     if (err || t->cancel_requested || svc.closed) {
         finish(t, CTH_TIMER_CANCELLED);
     } else {
-        t->deadline = next_deadline(t->deadline, t->period_ns, cth__now_ns());
+        t->deadline = next_deadline(t->deadline, t->period_ns, now);
         atomic_store_explicit(&t->state, CTH_TIMER_PENDING, memory_order_release);
         heap_push(t);
     }
@@ -750,6 +777,7 @@ static int service_ensure(void)
         if (err)
             return err;
         svc.finalizer_registered = true;
+        cth__thread_set_acting_namer(timer_name);
         cth__runtime_on_fork(service_fork_prepare, service_fork_parent, service_after_fork_child);
         int cpus = cth__os_cpu_count(); /* the service thread takes one at high rates */
         svc.max_workers = cpus > 2 ? (uint32_t)cpus - 1 : 1;

@@ -51,4 +51,8 @@ void cth__timer_unref(struct cth_timer *t);
 /* The timer whose function the calling thread runs, or NULL. */
 struct cth_timer *cth__timer_running_here(void);
 
+/* For tests: fn runs in a thread that grows the heap, while the service's
+ * lock is released for the allocation of the new segment (NULL: nothing). */
+void cth__timer_heap_grow_hook(void (*fn)(void));
+
 #endif

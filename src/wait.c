@@ -64,7 +64,7 @@ static int interrupt_take(void)
     return atomic_exchange(&interrupt_pending, 0) != 0;
 }
 
-_Thread_local _Atomic uint32_t *cth__wait_blocked_count;
+_Thread_local _Atomic uint32_t *cth__wait_blocked_count __attribute__((tls_model("initial-exec")));
 
 /* A wait outside the main thread, counted in the caller's blocked count. */
 static int counted_wait(_Atomic uint32_t *addr, uint32_t expected, int64_t deadline)

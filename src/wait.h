@@ -23,7 +23,8 @@ int cth__futex_wait(_Atomic uint32_t *addr, uint32_t expected, int64_t deadline)
 /* While set, the calling thread's waits (outside the main thread) count
  * themselves in it: the timer service sets it while a worker runs a timer's
  * function, to tell a blocked worker from a busy one. */
-extern _Thread_local _Atomic uint32_t *cth__wait_blocked_count;
+extern _Thread_local _Atomic uint32_t *cth__wait_blocked_count
+    __attribute__((tls_model("initial-exec")));
 
 /* Wake up to n threads blocked on addr (INT32_MAX: all of them). */
 void cth__futex_wake(_Atomic uint32_t *addr, int n);

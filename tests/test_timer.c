@@ -19,6 +19,7 @@
 #include "check.h"
 #include "cthreading.h"
 #include "platform.h"
+#include "timer_service.h"
 
 #define CTH__UNUSED_ARG(x) ((void)(x))
 
@@ -509,6 +510,140 @@ CTH_TEST(current_thread_is_the_timer)
         cth_timer_free(t);
         cth_timer_free(u);
     }
+}
+
+/* A function that renames its thread (Python: a Timer renaming itself)
+ * shows the new name until it returns; the next timer the same worker runs
+ * has its own name again. */
+static void rename_self(void *arg)
+{
+    struct seen_thread *s = arg;
+    CHECK_OK(cth_thread_set_name(cth_current_thread(), "renamed-inside"));
+    cth_thread_get_name(cth_current_thread(), s->name, sizeof s->name);
+}
+
+CTH_TEST(rename_inside_timer_function)
+{
+    struct seen_thread renamed = {"", -1}, after = {"", -1};
+    cth_timer_opts_t opts = {.name = "before", .daemon = CTH_DAEMON_YES};
+    cth_timer_t *t, *u;
+    CHECK_OK(cth_timer_create(&t, 0, rename_self, &renamed, &opts));
+    CHECK_OK(cth_timer_start(t));
+    CHECK_OK(cth_timer_join(t, CTH_FOREVER));
+    CHECK(strcmp(renamed.name, "renamed-inside") == 0);
+    opts.name = "next";
+    CHECK_OK(cth_timer_create(&u, 0, look_at_self, &after, &opts));
+    CHECK_OK(cth_timer_start(u));
+    CHECK_OK(cth_timer_join(u, CTH_FOREVER));
+    CHECK(strcmp(after.name, "next") == 0);
+    CHECK_EQ(count_listed_named("renamed-inside"), 0);
+    cth_timer_free(t);
+    cth_timer_free(u);
+}
+
+/* The name of a worker running a timer's function is made when asked for:
+ * other threads list it and read its name while timers come and go under
+ * it (the sanitizers watch the worker's reuse of its record). The name read
+ * is the timer's or, once the call has ended, the worker's own. One timer
+ * runs until its name has been seen, so that it is. */
+static atomic_int ticker_seen;
+
+static void run_until_seen(void *arg)
+{
+    (void)arg;
+    double give_up = check_now() + 30;
+    while (!atomic_load(&ticker_seen) && check_now() < give_up)
+        cth_sleep(0.001);
+}
+
+CTH_TEST(names_read_while_timers_fire)
+{
+    enum { N = 64 };
+    cth_timer_t *t[N], *holder;
+    cth_timer_opts_t opts = {.name = "ticker", .period = 0.0005, .daemon = CTH_DAEMON_YES};
+    for (int i = 0; i < N; i++) {
+        CHECK_OK(cth_timer_create(&t[i], 0.0005 * i / N, noop, NULL, &opts));
+        CHECK_OK(cth_timer_start(t[i]));
+    }
+    opts.period = 0;
+    CHECK_OK(cth_timer_create(&holder, 0, run_until_seen, NULL, &opts));
+    CHECK_OK(cth_timer_start(holder));
+    double until = check_now() + 0.2;
+    while (check_now() < until || cth_timer_state(holder) != CTH_TIMER_FIRED) {
+        cth_thread_t *all[16];
+        size_t n = cth_enumerate(all, 16);
+        for (size_t i = 0; i < n && i < 16; i++) {
+            char name[32];
+            cth_thread_get_name(all[i], name, sizeof name);
+            if (strcmp(name, "ticker") == 0)
+                atomic_store(&ticker_seen, 1);
+            else
+                CHECK(strcmp(name, "MainThread") == 0 || strcmp(name, "cth-timer-work") == 0 ||
+                      strcmp(name, "cth-timers") == 0);
+            cth_thread_free(all[i]);
+        }
+    }
+    CHECK(atomic_load(&ticker_seen));
+    for (int i = 0; i < N; i++) {
+        cth_timer_cancel(t[i]);
+        CHECK_OK(cth_timer_join(t[i], CTH_FOREVER));
+        cth_timer_free(t[i]);
+    }
+    cth_timer_free(holder);
+}
+
+/* The heap grows without stopping the service: while a start is inside a
+ * growth (the test holds it there, in the allocation of the new segment),
+ * a periodic timer goes on firing, at every growth up to a million pending
+ * timers. Only "it fired" is asserted: the hold ends after three calls of
+ * the ticker, or fails the test after a long while without them. */
+static _Thread_local bool grows_here;
+static atomic_int ticker_calls, growths, growths_without_ticks;
+
+static void ticker(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&ticker_calls, 1);
+}
+
+static void hold_growth(void)
+{
+    if (!grows_here)
+        return; /* the ticker's own rescheduling may grow the heap too */
+    atomic_fetch_add(&growths, 1);
+    int before = atomic_load(&ticker_calls);
+    double give_up = check_now() + 30;
+    while (atomic_load(&ticker_calls) < before + 3)
+        if (check_now() > give_up) {
+            atomic_fetch_add(&growths_without_ticks, 1);
+            break;
+        } else {
+            cth_sleep(0.0005);
+        }
+}
+
+CTH_TEST(heap_grows_while_timers_fire)
+{
+    long n = check_iters(1000000);
+    cth_timer_t **t = calloc((size_t)n, sizeof *t), *tick;
+    CHECK(t);
+    cth_timer_opts_t periodic = {.period = 0.001, .daemon = CTH_DAEMON_YES};
+    CHECK_OK(cth_timer_create(&tick, 0.001, ticker, NULL, &periodic));
+    CHECK_OK(cth_timer_start(tick));
+    grows_here = true;
+    cth__timer_heap_grow_hook(hold_growth);
+    for (long i = 0; i < n; i++) {
+        CHECK_OK(cth_timer_create(&t[i], 3600, noop, NULL, &daemon_opts));
+        CHECK_OK(cth_timer_start(t[i]));
+    }
+    cth__timer_heap_grow_hook(NULL);
+    grows_here = false;
+    CHECK(atomic_load(&growths) >= 3); /* 64 entries, then doubling */
+    CHECK_EQ(atomic_load(&growths_without_ticks), 0);
+    for (long i = 0; i < n; i++)
+        cth_timer_free(t[i]); /* pending: cancelled */
+    cth_timer_free(tick);
+    free(t);
 }
 
 /* Many timers with random intervals (0-200 ms) all fire exactly once and

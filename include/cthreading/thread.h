@@ -66,7 +66,10 @@ typedef enum cth_thread_state {
  * cth_thread_create - Thread(target=fn, args=(arg,), name=, daemon=).
  * Creates the handle; nothing runs until cth_thread_start. fn may be NULL (a
  * thread that does nothing, as Python's target=None).
- * opts (may be NULL) is read during the call only; its name is copied.
+ * opts (may be NULL) is read during the call only; its name is copied. A
+ * name given here or set later reaches the OS (cth_thread_set_name); a
+ * default "Thread-N" does not: as a pthread, the thread keeps the OS name it
+ * inherits from the thread that started it.
  * Returns 0 and *thread; CTH_EINVAL for a NULL out-pointer, a bad stack
  * size or an unknown daemon value; CTH_ENOMEM.
  */

@@ -17,7 +17,7 @@
 
 #define NAME_MAX_BYTES 16 /* the kernel's limit, TASK_COMM_LEN, with the NUL */
 
-static _Thread_local long cached_tid;
+static _Thread_local long cached_tid __attribute__((tls_model("initial-exec")));
 static _Atomic long cached_pid;
 
 void cth__os_after_fork_child(void)
