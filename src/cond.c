@@ -184,13 +184,15 @@ CTH_API int cth_cond_wait(cth_cond_t *cond, double timeout)
                   v == NOTIFIED;
     }
 
-    int interrupted;
+    /* Take the lock again: as a waiter a notify counted, as the waiter a
+     * notify woke (no spinning: the notifier holds the lock), or plainly
+     * after a timeout or a notify that came before we slept. */
+    cth_lock_t *plain = cond_plain_lock(cond);
+    int interrupted = counted      ? cth__lock_acquire_woken(plain)
+                      : v == WOKEN ? cth__lock_acquire_notified(plain)
+                                   : cth__lock_acquire_uninterrupted(plain);
     if (cond->_kind != CTH__COND_LOCK)
-        interrupted = cth__rlock_acquire_restore(cond_rlock(cond), count, counted);
-    else if (counted)
-        interrupted = cth__lock_acquire_woken((cth_lock_t *)cond->_lock);
-    else
-        interrupted = cth__lock_acquire_uninterrupted((cth_lock_t *)cond->_lock);
+        cth__rlock_restore(cond_rlock(cond), count);
 
     if (atomic_load_explicit(&w.word, memory_order_acquire) >= NOTIFIED) {
         /* Notified: that wins; an interruption that came too is kept for

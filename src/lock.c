@@ -275,6 +275,24 @@ static int lock_wait_counted(cth_lock_t *lock, int64_t deadline, bool eligible)
     }
 }
 
+/* Take the lock if it is free, else count ourselves a waiter and wait. */
+static int lock_take_or_wait(cth_lock_t *lock, int64_t deadline)
+{
+    _Atomic uint32_t *state = CTH__ATOMIC_U32(&lock->_state);
+    uint32_t s = atomic_load_explicit(state, memory_order_relaxed);
+    for (;;) {
+        uint32_t v = live_state(s);
+        if (!(v & LOCKED)) {
+            if (atomic_compare_exchange_weak_explicit(state, &s, v | LOCKED, memory_order_acquire,
+                                                      memory_order_relaxed))
+                return 0;
+        } else if (atomic_compare_exchange_weak_explicit(
+                       state, &s, add_waiter(s), memory_order_relaxed, memory_order_relaxed)) {
+            return lock_wait_counted(lock, deadline, !(v & TICKET));
+        }
+    }
+}
+
 /* The contended acquire: spin while the holder runs and nobody else is
  * counted a waiter, then count ourselves one and wait. */
 static __attribute__((noinline)) int lock_acquire_slow(cth_lock_t *lock, int64_t deadline)
@@ -295,18 +313,7 @@ static __attribute__((noinline)) int lock_acquire_slow(cth_lock_t *lock, int64_t
         for (unsigned i = 0; i < pauses; i++)
             cth__cpu_relax();
     }
-    s = atomic_load_explicit(state, memory_order_relaxed);
-    for (;;) {
-        uint32_t v = live_state(s);
-        if (!(v & LOCKED)) {
-            if (atomic_compare_exchange_weak_explicit(state, &s, v | LOCKED, memory_order_acquire,
-                                                      memory_order_relaxed))
-                return 0;
-        } else if (atomic_compare_exchange_weak_explicit(
-                       state, &s, add_waiter(s), memory_order_relaxed, memory_order_relaxed)) {
-            return lock_wait_counted(lock, deadline, !(v & TICKET));
-        }
-    }
+    return lock_take_or_wait(lock, deadline);
 }
 
 CTH_API int cth_lock_init(cth_lock_t *lock)
@@ -352,6 +359,14 @@ int cth__lock_acquire_uninterrupted(cth_lock_t *lock)
     while (cth_lock_acquire(lock, CTH_FOREVER) == CTH_EINTR)
         interrupted = 1;
     return interrupted;
+}
+
+int cth__lock_acquire_notified(cth_lock_t *lock)
+{
+    if (lock_take_or_wait(lock, CTH__NO_DEADLINE) == 0)
+        return 0;
+    cth__lock_acquire_uninterrupted(lock); /* interrupted: wait on as a newcomer */
+    return 1;
 }
 
 int cth__lock_acquire_woken(cth_lock_t *lock)
@@ -542,11 +557,8 @@ void cth__rlock_release_save(cth_rlock_t *rlock, uint32_t *count)
     cth_lock_release(&rlock->_lock);
 }
 
-int cth__rlock_acquire_restore(cth_rlock_t *rlock, uint32_t count, bool counted)
+void cth__rlock_restore(cth_rlock_t *rlock, uint32_t count)
 {
-    int interrupted = counted ? cth__lock_acquire_woken(&rlock->_lock)
-                              : cth__lock_acquire_uninterrupted(&rlock->_lock);
     rlock_set_owner(rlock, cth__self_token());
     rlock->_count = count;
-    return interrupted;
 }

@@ -53,17 +53,21 @@ int cth__lock_acquire_uninterrupted(cth_lock_t *lock);
  * *count (Python's _release_save). The caller has checked ownership. */
 void cth__rlock_release_save(cth_rlock_t *rlock, uint32_t *count);
 
-/* Re-acquire an RLock with a saved count (Python's _acquire_restore):
- * without limit, not interrupted (returns 1 if an interruption of the main
- * thread arrived meanwhile, else 0); as cth__lock_acquire_woken when a
- * notify counted the caller a waiter of the lock (cth__lock_add_waiter),
- * else as cth__lock_acquire_uninterrupted. */
-int cth__rlock_acquire_restore(cth_rlock_t *rlock, uint32_t count, bool counted);
+/* The second half of Python's _acquire_restore: the caller has taken the
+ * RLock's plain lock again (as a Condition waiter does, see below); make it
+ * the owner with the saved count. */
+void cth__rlock_restore(cth_rlock_t *rlock, uint32_t count);
 
 /* Acquire a Lock as a waiter that cth__lock_add_waiter counted (a notified
  * Condition waiter, whose futex may have been requeued onto the lock's
  * word): as cth__lock_acquire_uninterrupted otherwise. */
 int cth__lock_acquire_woken(cth_lock_t *lock);
+
+/* Acquire a Lock as a Condition waiter a notify woke (not counted): the
+ * notifier holds the lock, or has just released it, so no spinning: a
+ * spin would mostly burn the CPU the notifier needs on a busy machine.
+ * Returns as cth__lock_acquire_uninterrupted. */
+int cth__lock_acquire_notified(cth_lock_t *lock);
 
 /* Count one more waiter of the lock, on behalf of a Condition waiter that
  * sleeps on its own word and is about to be notified; that waiter then must
