@@ -23,7 +23,9 @@
 #include "task_error.h"
 #include "wait.h"
 
-enum job_kind { JOB_APPLY, JOB_MAP, JOB_STARMAP, JOB_FOR, JOB_IMAP };
+/* JOB_IMAP jobs over records have `rec_fn` set; JOB_RECORDS is a map over
+ * records, JOB_BUFFER an apply with byte buffers. */
+enum job_kind { JOB_APPLY, JOB_MAP, JOB_STARMAP, JOB_FOR, JOB_IMAP, JOB_RECORDS, JOB_BUFFER };
 
 /* job state word: the futex waiters sleep on */
 enum { JOB_PENDING = 0, JOB_WAITED = 1, JOB_DONE = 2 };
@@ -61,6 +63,17 @@ struct cth_result {
     int outcome;              /* the final code, written before JOB_DONE */
     cth_result_opts_t cb;
     _Atomic uint32_t refs; /* async: the caller's and the pool's */
+    /* records (JOB_RECORDS, record imaps) and buffers (JOB_BUFFER) */
+    cth_pool_record_fn rec_fn;
+    cth_pool_buffer_fn buf_fn;
+    const char *in;      /* the input records, or the input buffer */
+    size_t in_size;      /* an input record's size, or the buffer's length */
+    char *out;           /* where output records go (n x out_size) */
+    size_t out_size;     /* an output record's size */
+    void *buf;           /* JOB_BUFFER: the task's result buffer (malloc'd) */
+    size_t buf_size;     /* and its length */
+    double task_timeout; /* processes: seconds per task; 0 = none */
+    void *proc;          /* processes: pool_process.c's state of this job */
 };
 
 /* Fill in the chunking fields of a job for n items. */
@@ -103,6 +116,35 @@ int cth__job_wait(struct cth_result *job, int64_t deadline);
 /* Complete a job whose last chunk has finished (pool_result.c): the
  * outcome, the callbacks, the wake-up, the memory. */
 void cth__job_complete(struct cth_result *job);
+
+/* Record a failure of job: code CTH_ETASK (value: the task's own),
+ * CTH_EWORKER (value: the dead worker's wait status), CTH_ETIMEDOUT or
+ * CTH_EPROTO (value 0). The first failure in completion order is kept. */
+void cth__job_fail(struct cth_result *job, int code, int value);
+
+/* Run the items [lo, hi) of a record or buffer job in the calling worker
+ * (threads) or ship them to its worker process (processes), recording
+ * failures with cth__job_fail; a chunk stops at its first failing item. */
+void cth__job_run_records(struct cth_result *job, size_t lo, size_t hi);
+
+/* ---- the process backend (pool_process.c) ----------------------------------- */
+
+/* Whether the pool runs its tasks in worker processes. */
+bool cth__pool_is_process(const cth_pool_t *pool);
+
+/* Before a record or buffer job on a process pool is queued: place its
+ * input where the workers read it, name its function. Returns 0, or
+ * CTH_ENOMEM, CTH_ENOENT (fn in no loaded object), CTH_EOVERFLOW. */
+int cth__proc_job_prepare(struct cth_result *job);
+
+/* In a proxy thread (a process pool's worker thread): run items [lo, hi)
+ * of job in this thread's worker process, copying their results into
+ * job->out (or job->buf), replacing the worker if it died or timed out. */
+void cth__proc_run_items(struct cth_result *job, size_t lo, size_t hi);
+
+/* A record or buffer job's memory is being released: drop its process
+ * state (job->proc). */
+void cth__proc_job_release(struct cth_result *job);
 
 /* imap hooks (pool_imap.c): run the chunk of items [lo, hi) of an imap
  * job; report the chunks of [lo, hi) cancelled (lo starts a chunk); the
