@@ -164,7 +164,7 @@ struct chunk_outcome {
 
 static _Thread_local struct chunk_outcome *running;
 
-void cth__imap_fail(struct cth_result *job, int code, int value)
+void cth__imap_fail(const struct cth_result *job, int code, int value)
 {
     struct chunk_outcome *o = running;
     if (o && o->job == job && o->err == 0) {

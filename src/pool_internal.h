@@ -121,7 +121,8 @@ void cth__job_complete(struct cth_result *job);
 /* Record a failure of job: code CTH_ETASK (value: the task's own),
  * CTH_EWORKER (value: the dead worker's wait status), CTH_ETIMEDOUT or
  * CTH_EPROTO (value 0). The first failure in completion order is kept. An
- * imap job's failure is its running chunk's (cth__imap_fail). */
+ * imap job's failure is the outcome of the chunk the calling thread is
+ * running (cth__imap_fail): call it from that thread. */
 void cth__job_fail(struct cth_result *job, int code, int value);
 
 /* What a waiter returns for a done job's outcome: 0 or the code, with
@@ -165,6 +166,6 @@ void cth__imap_cancel(struct cth_result *job, size_t lo, size_t hi);
 void cth__imap_job_done(struct cth_result *job);
 /* cth__job_fail of an imap job: the failure of the chunk the calling thread
  * is running (cth__imap_run), delivered in its place. */
-void cth__imap_fail(struct cth_result *job, int code, int value);
+void cth__imap_fail(const struct cth_result *job, int code, int value);
 
 #endif

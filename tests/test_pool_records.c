@@ -375,7 +375,8 @@ CTH_TEST(apply_buffer_async)
     for (int i = 0; i < N; i += 2)
         cth_result_free(r[i]);
 
-    /* freed before it is ready: the buffer goes when the task ends */
+    /* freed before it is ready: the buffer goes when the task ends (its
+     * input must stay valid until then: see the end) */
     unsigned char *big = pattern(1u << 20);
     for (int i = 0; i < 8; i++) {
         CHECK_OK(cth_pool_apply_buffer_async(p, reverse, big, 1u << 20, NULL, &r[i]));
@@ -417,6 +418,9 @@ CTH_TEST(apply_buffer_async)
     CHECK_OK(cth_result_get(e, NULL, CTH_FOREVER));
     CHECK_EQ(y, 9);
     cth_result_free(e);
+    /* the inputs of the tasks freed early stay valid until those are done */
+    CHECK_OK(cth_pool_close(p));
+    CHECK_OK(cth_pool_join(p, CTH_FOREVER));
     free(big);
     free(in);
     cth_pool_free(p);
