@@ -4,13 +4,17 @@
  * cth_pool_map_records (and _async), the record imaps, cth_pool_apply_buffer
  * (and _async, cth_result_get_buffer), their failures, callbacks, buffer
  * ownership (run under ASan, a leak or a double free fails), terminate and
- * close, every bad argument, and the new pool options. The same calls on
+ * close, allocation failures, every bad argument, and the new pool
+ * options. The codes only a process pool produces (CTH_EWORKER, ...) are
+ * checked here on a job failed by hand (cth__job_fail); the same calls on
  * processes are in test_pool_process.c.
  */
 #include <math.h>
 #include <stdatomic.h>
 
+#include "alloc.h"
 #include "check.h"
+#include "pool_internal.h"
 
 #define N_INTS 100000
 
@@ -793,4 +797,118 @@ CTH_TEST(error_names)
     CHECK(strcmp(cth_strerror(CTH_EPROTO), "unknown error") != 0);
     CHECK(strcmp(cth_strerror(CTH_ENOTSUP), "unknown error") != 0);
     CHECK(strcmp(cth_strerror(CTH_EWORKER), cth_strerror(CTH_ETASK)) != 0);
+}
+
+static void *job_value;
+
+static void keep_value(void *arg, void *value)
+{
+    (void)arg;
+    job_value = value;
+}
+
+/* The failure codes of the process backend, through the paths every
+ * backend shares: the first failure in completion order wins whatever its
+ * code; CTH_EWORKER puts its value (the wait status) in cth_task_error()
+ * and cth_result_task_error() as CTH_ETASK does, CTH_ETIMEDOUT and
+ * CTH_EPROTO carry none; a failed buffer job's buffer is freed (ASan). */
+CTH_TEST(failure_codes)
+{
+    cth_pool_t *p = make_pool(1);
+    static const int codes[] = {CTH_EWORKER, CTH_ETIMEDOUT, CTH_EPROTO, CTH_ETASK};
+    for (size_t k = 0; k < sizeof codes / sizeof codes[0]; k++) {
+        struct cbs c = {0};
+        struct cth_result *job = cth__result_alloc(p);
+        CHECK(job != NULL);
+        *job = (struct cth_result){.is_async = true};
+        cth__job_setup(job, p, JOB_BUFFER, 1, 1);
+        job->cb = (cth_result_opts_t){.callback = on_ok, .error_callback = on_fail, .cb_arg = &c};
+        job->buf = malloc(64);
+        job->buf_size = 64;
+        cth__job_fail(job, codes[k], 137);
+        cth__job_fail(job, CTH_ETASK, 5); /* later: ignored */
+        int value = codes[k] == CTH_EWORKER || codes[k] == CTH_ETASK ? 137 : 0;
+        cth__task_failed(-77); /* the thread's own, restored after the callback */
+        cth__job_complete(job);
+        CHECK_EQ(cth_task_error(), -77);
+        CHECK_EQ(atomic_load(&c.fail), 1);
+        CHECK_EQ(atomic_load(&c.err), codes[k]);
+        CHECK_EQ(atomic_load(&c.task_error), value);
+        void *buf = (void *)1;
+        size_t len = 1;
+        CHECK_EQ(cth_result_get_buffer(job, &buf, &len, 0), codes[k]);
+        CHECK(buf == (void *)1 && len == 1);
+        CHECK_EQ(cth_result_get(job, &buf, 0), codes[k]);
+        CHECK_EQ(cth_task_error(), value ? value : -77);
+        CHECK_EQ(cth_result_task_error(job), value);
+        CHECK(!cth_result_successful(job));
+        cth_result_free(job);
+    }
+    /* a successful buffer job's value is its buffer */
+    struct cth_result *job = cth__result_alloc(p);
+    CHECK(job != NULL);
+    *job = (struct cth_result){.is_async = true};
+    cth__job_setup(job, p, JOB_BUFFER, 1, 1);
+    job->cb.callback = keep_value;
+    job->buf = malloc(3);
+    job->buf_size = 3;
+    cth__job_complete(job);
+    CHECK(job_value == job->buf);
+    size_t len = 0;
+    void *buf = NULL;
+    CHECK_OK(cth_result_get_buffer(job, &buf, &len, 0));
+    CHECK(buf == job_value && len == 3);
+    cth_result_free(job); /* frees the buffer */
+    cth_pool_free(p);
+}
+
+/* Out of memory: each call succeeds or returns CTH_ENOMEM, and what
+ * succeeded completes whole (ASan: nothing leaks). */
+CTH_TEST(out_of_memory)
+{
+    cth_pool_t *p = make_pool(2);
+    int in[16];
+    long long out[16];
+    for (int i = 0; i < 16; i++)
+        in[i] = i;
+    int enomem = 0;
+    for (long k = 0; k < 6; k++) {
+        cth_result_t *m = NULL, *b = NULL;
+        cth_imap_t *it = NULL;
+        memset(out, 0, sizeof out);
+        cth__fault_alloc_after(k);
+        int em = cth_pool_map_records_async(p, square, in, sizeof in[0], 16, 1, NULL, out,
+                                            sizeof out[0], &m);
+        int eb = cth_pool_apply_buffer_async(p, reverse, in, sizeof in, NULL, &b);
+        int ei = cth_pool_imap_records(p, square, in, sizeof in[0], 16, 4, out, sizeof out[0], &it);
+        cth__fault_alloc_after(-1);
+        CHECK(em == 0 || em == CTH_ENOMEM);
+        CHECK(eb == 0 || eb == CTH_ENOMEM);
+        CHECK(ei == 0 || ei == CTH_ENOMEM);
+        enomem += (em != 0) + (eb != 0) + (ei != 0);
+        if (em == 0) {
+            CHECK_OK(cth_result_get(m, NULL, CTH_FOREVER));
+            cth_result_free(m);
+        }
+        if (eb == 0) {
+            size_t len = 0;
+            CHECK_OK(cth_result_get_buffer(b, NULL, &len, CTH_FOREVER));
+            CHECK_EQ(len, sizeof in);
+            cth_result_free(b);
+        }
+        if (ei == 0) {
+            for (int i = 0; i < 16; i++)
+                CHECK_OK(cth_imap_next(it, NULL, CTH_FOREVER));
+            CHECK_EQ(cth_imap_next(it, NULL, CTH_FOREVER), CTH_IMAP_END);
+            cth_imap_free(it);
+        }
+        for (int i = 0; i < 16 && (em == 0 || ei == 0); i++)
+            CHECK_EQ(out[i], (long long)i * i);
+    }
+    CHECK(enomem > 0);
+    /* the sync calls allocate nothing on threads */
+    cth__fault_alloc_after(0);
+    CHECK_OK(cth_pool_map_records(p, square, in, sizeof in[0], 16, 0, out, sizeof out[0]));
+    cth__fault_alloc_after(-1);
+    cth_pool_free(p);
 }
