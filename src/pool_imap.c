@@ -188,7 +188,7 @@ static void *run_records(struct cth_imap *it, struct cth_result *job, size_t lo,
     running = outer;
     *err = o.err;
     *task_error = o.task_error;
-    for (size_t i = lo; i < hi && hi - lo > 1; i++)
+    for (size_t i = lo; i < hi && hi - lo > 1 && !*err; i++)
         *value_home(it, job, i) = job->out_size ? job->out + i * job->out_size : NULL;
     return job->out_size ? job->out + lo * job->out_size : NULL;
 }
