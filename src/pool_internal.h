@@ -53,10 +53,11 @@ struct cth_result {
     size_t n, chunksize, nchunks;
     _Atomic size_t claim;     /* next chunk to hand out */
     _Atomic size_t remaining; /* chunks not finished */
-    _Atomic int err;          /* the first failure in completion order: CTH_ETASK
-                                 (or CTH_ECANCELED, which overrides it) */
-    int task_error;           /* that first failing task's value: written by the
-                                 thread that set err to CTH_ETASK, before it
+    _Atomic int err;          /* the first failure in completion order: CTH_ETASK,
+                                 CTH_EWORKER, CTH_ETIMEDOUT or CTH_EPROTO (or
+                                 CTH_ECANCELED, which overrides it) */
+    int task_error;           /* that first failure's value (cth__job_fail):
+                                 written by the thread that set err, before it
                                  finishes its chunk */
     _Atomic uint32_t state;   /* JOB_PENDING, JOB_WAITED, JOB_DONE */
     void *value;              /* apply's value; map_async: results */
@@ -119,8 +120,19 @@ void cth__job_complete(struct cth_result *job);
 
 /* Record a failure of job: code CTH_ETASK (value: the task's own),
  * CTH_EWORKER (value: the dead worker's wait status), CTH_ETIMEDOUT or
- * CTH_EPROTO (value 0). The first failure in completion order is kept. */
+ * CTH_EPROTO (value 0). The first failure in completion order is kept. An
+ * imap job's failure is the outcome of the chunk the calling thread is
+ * running (cth__imap_fail): call it from that thread. */
 void cth__job_fail(struct cth_result *job, int code, int value);
+
+/* What a waiter returns for a done job's outcome: 0 or the code, with
+ * cth_task_error() set to the value for CTH_ETASK and CTH_EWORKER. */
+int cth__job_outcome(const struct cth_result *job);
+
+/* The checks of the record calls: 0, CTH_EINVAL (NULL pool or fn, NULL in
+ * or out with a nonzero size and n > 0) or CTH_EOVERFLOW (n x size). */
+int cth__records_check(const cth_pool_t *pool, cth_pool_record_fn fn, const void *in,
+                       size_t in_size, size_t n, const void *out, size_t out_size);
 
 /* Run the items [lo, hi) of a record or buffer job in the calling worker
  * (threads) or ship them to its worker process (processes), recording
@@ -152,5 +164,8 @@ void cth__proc_job_release(struct cth_result *job);
 void cth__imap_run(struct cth_result *job, size_t lo, size_t hi);
 void cth__imap_cancel(struct cth_result *job, size_t lo, size_t hi);
 void cth__imap_job_done(struct cth_result *job);
+/* cth__job_fail of an imap job: the failure of the chunk the calling thread
+ * is running (cth__imap_run), delivered in its place. */
+void cth__imap_fail(const struct cth_result *job, int code, int value);
 
 #endif
