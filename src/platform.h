@@ -82,8 +82,8 @@ bool cth__os_at_thread_exit(void (*fn)(void *), void *arg, void *dso);
 
 /* ---- memory and futexes shared between processes ------------------------------- */
 
-/* The process pool's transport (pool_process.c). Linux only: elsewhere
- * cth__os_shm_create returns CTH_ENOTSUP and nothing else may be called. */
+/* The process pool's transport (pool_process.c): src/linux/os.c only (the
+ * POSIX build has no process pool: src/unix/no_process_pool.c). */
 
 /* The futex of a word in memory shared between processes (a MAP_SHARED
  * mapping): as cth__os_futex_wait and cth__os_futex_wake, but keyed by the
@@ -96,7 +96,7 @@ void cth__os_futex_wake_shared(_Atomic uint32_t *addr, int n);
 /* New anonymous shared memory of size bytes (> 0), zero-filled, without a
  * name: a descriptor (close-on-exec) that can be mapped, inherited or
  * passed to another process. Returns 0 and *fd; CTH_ENOMEM, CTH_EAGAIN (no
- * descriptor left), CTH_ENOTSUP where the system has none. */
+ * descriptor left). */
 int cth__os_shm_create(size_t size, int *fd);
 
 /* Map size bytes (> 0) of shared memory read-write, or read-only, its pages

@@ -115,9 +115,11 @@ struct cth_pool {
     void *initarg;
     size_t maxtasks;
     cth_pool_backend_t backend;
+    double task_timeout;    /* processes: a task's default timeout; 0 = none */
     cth_thread_t **threads; /* every worker ever started (lock) */
     size_t nthreads, cap;
     struct cth__list_node live_link; /* the live pools (live_lock), for fork */
+    struct cth__proc_pool *procs;    /* a process pool's side (pool_process.c), or NULL */
     PAD(pad3);
     cth_lock_t free_lock;          /* guards the next four */
     struct cth__list free_results; /* recycled AsyncResults */
@@ -296,6 +298,10 @@ static void *record_at(const char *base, size_t size, size_t i)
 
 void cth__job_run_records(struct cth_result *job, size_t lo, size_t hi)
 {
+    if (job->pool->procs) { /* a proxy: its worker process runs them */
+        cth__proc_run_items(job, lo, hi);
+        return;
+    }
     if (job->kind == JOB_BUFFER) {
         void *buf = NULL;
         size_t len = 0;
@@ -430,12 +436,31 @@ void cth__job_setup(struct cth_result *job, cth_pool_t *pool, uint8_t kind, size
     atomic_init(&job->refs, job->is_async ? 2 : 1);
 }
 
+int cth__pool_proc_prepare(cth_pool_t *p, struct cth_result *job)
+{
+    bool records = job->kind == JOB_RECORDS || job->kind == JOB_BUFFER ||
+                   (job->kind == JOB_IMAP && job->rec_fn);
+    if (!p->procs || !records || job->proc)
+        return 0;
+    double t = job->cb.task_timeout;
+    if (isnan(t) || t < 0)
+        return CTH_EINVAL;
+    if (t > CTH_TIMEOUT_MAX)
+        return CTH_EOVERFLOW;
+    job->task_timeout = t > 0 ? t : p->task_timeout;
+    return cth__proc_job_prepare(job);
+}
+
 int cth__pool_submit(cth_pool_t *p, struct cth_result *job, bool internal)
 {
+    int err = cth__pool_proc_prepare(p, job);
+    if (err)
+        return err;
     cth__lock_acquire_uninterrupted(&p->lock);
     int st = atomic_load(&p->state);
     if (st == POOL_TERMINATE || (st == POOL_CLOSE && !internal)) {
         cth_lock_release(&p->lock);
+        cth__proc_job_release(job);
         return CTH_EINVAL;
     }
     cth__list_push_back(&p->queue, &job->link);
@@ -604,8 +629,12 @@ static void *worker_main(void *arg)
 {
     cth_pool_t *p = arg;
     tls_pool = p;
-    if (p->initializer)
+    if (p->procs) { /* a proxy: its worker process runs the initializer */
+        if (!cth__proc_proxy_start(p, p->procs))
+            return NULL;
+    } else if (p->initializer) {
         p->initializer(p->initarg);
+    }
     size_t done = 0;
     struct cth_result *job;
     size_t c;
@@ -615,7 +644,7 @@ static void *worker_main(void *arg)
             if (p->maxtasks && ++done >= p->maxtasks) {
                 job_finish(job, 1);
                 if (retire(p))
-                    return NULL;
+                    goto out;
                 done = 0;
                 break;
             }
@@ -625,7 +654,12 @@ static void *worker_main(void *arg)
                 break;
             c = next;
         }
+        if (p->procs)
+            cth__proc_proxy_idle();
     }
+out:
+    if (p->procs)
+        cth__proc_proxy_stop();
     return NULL;
 }
 
@@ -672,10 +706,20 @@ static pthread_once_t live_once = PTHREAD_ONCE_INIT;
 static void live_fork_prepare(void)
 {
     pthread_mutex_lock(&live_lock);
+    for (struct cth__list_node *node = live_pools.first; node; node = node->next) {
+        cth_pool_t *p = cth__list_entry(node, cth_pool_t, live_link);
+        if (p->procs)
+            cth__proc_pool_fork_prepare(p->procs);
+    }
 }
 
 static void live_fork_parent(void)
 {
+    for (struct cth__list_node *node = live_pools.first; node; node = node->next) {
+        cth_pool_t *p = cth__list_entry(node, cth_pool_t, live_link);
+        if (p->procs)
+            cth__proc_pool_fork_parent(p->procs);
+    }
     pthread_mutex_unlock(&live_lock);
 }
 
@@ -689,6 +733,8 @@ static void live_fork_child(void)
         atomic_store(&p->sleepers, 0);
         atomic_store(&p->spinners, 0);
         atomic_store(&p->submitting, 0); /* a push cut off by the fork */
+        if (p->procs)                    /* the workers are the parent's: forget them */
+            cth__proc_pool_fork_child(p->procs);
     }
     pthread_mutex_unlock(&live_lock);
 }
@@ -722,6 +768,7 @@ static void pool_destroy(cth_pool_t *p)
         p->blocks = b->next;
         cth__free(b);
     }
+    cth__proc_pool_free(p->procs);
     cth__free(p->threads);
     cth__free(p->cells);
     cth__free(p);
@@ -759,6 +806,7 @@ static void pool_unref_locked(cth_pool_t *p)
 
 void cth__result_release(struct cth_result *job)
 {
+    cth__proc_job_release(job);
     free(job->buf); /* a buffer job's result, the task's malloc() */
     job->buf = NULL;
     cth_pool_t *p = job->pool;
@@ -793,8 +841,6 @@ CTH_API int cth_pool_create(cth_pool_t **pool, const cth_pool_opts_t *opts)
         return CTH_EINVAL;
     if (o.processes > INT_MAX || o.task_timeout > CTH_TIMEOUT_MAX)
         return CTH_EOVERFLOW;
-    if (o.backend == CTH_POOL_PROCESSES)
-        return CTH_ENOTSUP; /* not built yet */
     cth_pool_t *p = cth__calloc(1, sizeof *p);
     struct ring_cell *cells = cth__malloc(RING_CAP * sizeof *cells);
     if (!p || !cells) {
@@ -811,6 +857,14 @@ CTH_API int cth_pool_create(cth_pool_t **pool, const cth_pool_opts_t *opts)
     p->initarg = o.initarg;
     p->maxtasks = o.maxtasksperchild;
     p->backend = o.backend;
+    p->task_timeout = o.task_timeout;
+    if (o.backend == CTH_POOL_PROCESSES) {
+        int err = cth__proc_pool_create(&o, p->nworkers, &p->procs);
+        if (err) {
+            pool_destroy(p);
+            return err;
+        }
+    }
     live_link(p);
     for (size_t i = 0; i < p->nworkers; i++) {
         int err = spawn_worker(p);
@@ -818,6 +872,11 @@ CTH_API int cth_pool_create(cth_pool_t **pool, const cth_pool_opts_t *opts)
             cth_pool_free(p);
             return err;
         }
+    }
+    int err = p->procs ? cth__proc_pool_started(p->procs) : 0;
+    if (err) {
+        cth_pool_free(p);
+        return err;
     }
     *pool = p;
     return 0;
@@ -926,8 +985,13 @@ static int submit_lone(cth_pool_t *pool, struct cth_result *job, const cth_resul
 {
     if (opts)
         job->cb = *opts;
+    int err = cth__pool_proc_prepare(pool, job);
+    if (err) {
+        cth__result_release(job);
+        return err;
+    }
     if (tls_pool != pool && atomic_load(&pool->listed) == 0) {
-        int err = ring_submit(pool, job);
+        err = ring_submit(pool, job);
         if (err != CTH_EAGAIN) {
             if (err)
                 cth__result_release(job);
@@ -1196,6 +1260,8 @@ CTH_API int cth_pool_terminate(cth_pool_t *pool)
         }
     }
     cth_lock_release(&pool->lock);
+    if (pool->procs) /* stop the workers running chunks: theirs finish CTH_ECANCELED */
+        cth__proc_pool_terminate(pool->procs);
     wake_workers(pool, INT32_MAX);
     /* a submitter past its state check pushes, then leaves: wait for it,
      * then cancel what the ring holds (workers cancel what they pop) */

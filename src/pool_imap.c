@@ -380,6 +380,21 @@ static int imap_create(cth_pool_t *pool, cth_pool_fn fn, void *const *items, siz
         cth__free(slots);
         return CTH_ENOMEM;
     }
+    if (rec && b) { /* a process pool copies the records now: its errors come here */
+        b->job.kind = JOB_IMAP;
+        b->job.n = n;
+        b->job.rec_fn = rec->rec_fn;
+        b->job.in = rec->in;
+        b->job.in_size = rec->in_size;
+        b->job.out_size = rec->out_size;
+        int err = cth__pool_proc_prepare(pool, &b->job);
+        if (err) {
+            cth__free(b);
+            cth__free(it);
+            cth__free(slots);
+            return err;
+        }
+    }
     cth_cond_init(&it->cond, &it->lock);
     cth__pool_ref(pool);
     if (producer) {

@@ -144,6 +144,13 @@ void cth__job_run_records(struct cth_result *job, size_t lo, size_t hi);
 /* Whether the pool runs its tasks in worker processes. */
 bool cth__pool_is_process(const cth_pool_t *pool);
 
+/* Before a record or buffer job is queued (a no-op on threads, or for
+ * another kind of job, or one prepared already): its task timeout (the
+ * call's, job->cb.task_timeout, else the pool's) and cth__proc_job_prepare.
+ * Returns 0, CTH_EINVAL / CTH_EOVERFLOW for a bad task_timeout, or
+ * cth__proc_job_prepare's error. cth__pool_submit calls it. */
+int cth__pool_proc_prepare(cth_pool_t *pool, struct cth_result *job);
+
 /* Before a record or buffer job on a process pool is queued: place its
  * input where the workers read it, name its function. Returns 0, or
  * CTH_ENOMEM, CTH_ENOENT (fn in no loaded object), CTH_EOVERFLOW. */
@@ -157,6 +164,47 @@ void cth__proc_run_items(struct cth_result *job, size_t lo, size_t hi);
 /* A record or buffer job's memory is being released: drop its process
  * state (job->proc). */
 void cth__proc_job_release(struct cth_result *job);
+
+/* A process pool's side in pool_process.c (pool.c holds it; NULL on a
+ * thread pool). */
+struct cth__proc_pool;
+
+/* Check the process options and name the initializer; workers: the
+ * proxies cth_pool_create starts (cth__proc_pool_started waits for them).
+ * Returns 0 and *pp; CTH_ENOTSUP where the system has no process pool,
+ * CTH_ENOENT (the initializer in no loaded object), CTH_ENOMEM,
+ * CTH_EOVERFLOW. */
+int cth__proc_pool_create(const cth_pool_opts_t *opts, size_t workers, struct cth__proc_pool **pp);
+
+/* Wait until the initial proxies have launched their workers. Returns 0,
+ * or the first launch error (CTH_EAGAIN, CTH_ENOMEM, CTH_ENOENT). */
+int cth__proc_pool_started(struct cth__proc_pool *pp);
+
+/* terminate: SIGTERM every worker now (SIGKILL 0.1 s later, by its proxy),
+ * and wake the proxies waiting in a chunk (it finishes CTH_ECANCELED). */
+void cth__proc_pool_terminate(struct cth__proc_pool *pp);
+
+/* Free it once every proxy has stopped (or, in a fork child, forget the
+ * parent's workers). NULL is ignored. */
+void cth__proc_pool_free(struct cth__proc_pool *pp);
+
+/* fork(): held across it (prepare, parent); the child forgets the parent's
+ * workers without touching them, and the pool's proxies do nothing more. */
+void cth__proc_pool_fork_prepare(struct cth__proc_pool *pp);
+void cth__proc_pool_fork_parent(struct cth__proc_pool *pp);
+void cth__proc_pool_fork_child(struct cth__proc_pool *pp);
+
+/* In a process pool's worker thread: become its proxy, launch its worker
+ * process. false: the thread must exit (an initial worker that could not
+ * launch: cth_pool_create reports it). */
+bool cth__proc_proxy_start(cth_pool_t *pool, struct cth__proc_pool *pp);
+
+/* The proxy has no more chunks of its job: its worker unmaps the job's
+ * data. */
+void cth__proc_proxy_idle(void);
+
+/* The proxy thread exits: stop its worker process (reaped). */
+void cth__proc_proxy_stop(void);
 
 /* imap hooks (pool_imap.c): run the chunk of items [lo, hi) of an imap
  * job; report the chunks of [lo, hi) cancelled (lo starts a chunk); the
