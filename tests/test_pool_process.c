@@ -3,9 +3,11 @@
  * test_pool_process.c - the process pool (pool_process.c) and the platform
  * pieces under it: shared memory and process-shared futexes.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 
 #include "check.h"
 #include "platform.h"
@@ -293,4 +295,459 @@ CTH_TEST(pointer_calls_not_supported)
     CHECK_EQ(cth_pool_apply(p, nop_task, NULL, NULL), CTH_ENOTSUP);
     CHECK_EQ(cth_pool_map(p, nop_task, items, 1, 0, NULL), CTH_ENOTSUP);
     cth_pool_free(p);
+}
+
+/* ---- worker death -------------------------------------------------------------------- */
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SANITIZED 1 /* a sanitizer's handler turns a SIGSEGV into exit(1) */
+#else
+#define SANITIZED 0
+#endif
+
+enum death { LIVE, SEGV, KILL, ABORT, EXIT3, EXIT0, NDEATHS };
+static const char *const death_names[NDEATHS] = {"live", "segv", "kill", "abort", "exit3", "exit0"};
+
+/* A record: its number, and how the worker that runs it dies (LIVE: it
+ * returns x * 10). */
+struct victim {
+    int x;
+    int death;
+};
+
+static int *volatile nowhere; /* NULL, which the compiler cannot know */
+
+static void die(int death)
+{
+    switch (death) {
+    case SEGV: *(volatile int *)nowhere = 1; break;
+    case KILL: raise(SIGKILL); break;
+    case ABORT: abort();
+    case EXIT3: _exit(3);
+    case EXIT0: _exit(0);
+    default: break;
+    }
+}
+
+static int maybe_die(const void *in, void *out)
+{
+    const struct victim *v = in;
+    die(v->death);
+    *(int *)out = v->x * 10;
+    return 0;
+}
+
+/* The wait status a worker dying of death leaves. */
+static void check_status(int death, int status)
+{
+    switch (death) {
+    case SEGV:
+        if (!SANITIZED)
+            CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV);
+        else
+            CHECK(status != 0);
+        break;
+    case KILL: CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL); break;
+    case ABORT: CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT); break;
+    case EXIT3: CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 3); break;
+    case EXIT0: CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0); break;
+    default: CHECK(!"a death");
+    }
+}
+
+/* No core files from the deaths (workers inherit the limit). */
+static void no_core_files(void)
+{
+    struct rlimit none = {0, 0};
+    CHECK_OK(setrlimit(RLIMIT_CORE, &none));
+}
+
+#define DEATH_N 20
+#define DEATH_AT 7
+
+static void fill_victims(struct victim *v, int death)
+{
+    for (int i = 0; i < DEATH_N; i++)
+        v[i] = (struct victim){i, i == DEATH_AT ? death : LIVE};
+}
+
+/* map_records with a worker dying at item DEATH_AT: that item fails with
+ * CTH_EWORKER and the status; with chunksize 1 every other item has its
+ * result; with chunksize 5 its chunk stops there (5, 6 done; 8, 9 not
+ * run); the pool goes on. */
+static void check_map_death(cth_pool_t *p, int death, size_t chunksize)
+{
+    struct victim v[DEATH_N];
+    int out[DEATH_N];
+    fill_victims(v, death);
+    memset(out, 0, sizeof out);
+    CHECK_EQ(cth_pool_map_records(p, maybe_die, v, sizeof *v, DEATH_N, chunksize, out, sizeof *out),
+             CTH_EWORKER);
+    check_status(death, cth_task_error());
+    for (int i = 0; i < DEATH_N; i++) {
+        bool skipped = chunksize > 1 && i > DEATH_AT &&
+                       (size_t)i / chunksize == DEATH_AT / chunksize;
+        CHECK_EQ(out[i], i == DEATH_AT || skipped ? 0 : i * 10);
+    }
+    check_map_squares(p, 100, 0); /* a new worker took its place */
+}
+
+/* imap_records (chunksize 1) with a death: CTH_EWORKER at its position,
+ * the others in order. */
+static void check_imap_death(cth_pool_t *p, int death, bool ordered)
+{
+    struct victim v[DEATH_N];
+    int out[DEATH_N];
+    fill_victims(v, death);
+    memset(out, 0, sizeof out);
+    cth_imap_t *it;
+    if (ordered)
+        CHECK_OK(
+            cth_pool_imap_records(p, maybe_die, v, sizeof *v, DEATH_N, 1, out, sizeof *out, &it));
+    else
+        CHECK_OK(cth_pool_imap_unordered_records(p, maybe_die, v, sizeof *v, DEATH_N, 1, out,
+                                                 sizeof *out, &it));
+    int failures = 0;
+    for (int i = 0; i < DEATH_N; i++) {
+        void *value = NULL;
+        int err = cth_imap_next(it, &value, 30);
+        if (err == CTH_EWORKER) {
+            if (ordered)
+                CHECK_EQ(i, DEATH_AT);
+            check_status(death, cth_task_error());
+            failures++;
+            continue;
+        }
+        CHECK_OK(err);
+        int at = (int)((int *)value - out);
+        if (ordered)
+            CHECK_EQ(at, i);
+        CHECK_EQ(*(int *)value, at * 10);
+    }
+    CHECK_EQ(failures, 1);
+    CHECK_EQ(cth_imap_next(it, NULL, 30), CTH_IMAP_END);
+    cth_imap_free(it);
+}
+
+static int buffer_maybe_die(const void *in, size_t in_size, void **out, size_t *out_size)
+{
+    CHECK_EQ(in_size, sizeof(struct victim));
+    die(((const struct victim *)in)->death);
+    return reverse(in, in_size, out, out_size);
+}
+
+/* apply_buffer_async: the dying task fails alone; those around it run. */
+static void check_buffer_death(cth_pool_t *p, int death)
+{
+    cth_result_t *r[5];
+    for (int i = 0; i < 5; i++) {
+        struct victim v = {i, i == 2 ? death : LIVE};
+        CHECK_OK(cth_pool_apply_buffer_async(p, buffer_maybe_die, &v, sizeof v, NULL, &r[i]));
+    }
+    for (int i = 0; i < 5; i++) {
+        void *out;
+        size_t len;
+        int err = cth_result_get_buffer(r[i], &out, &len, 30);
+        if (i == 2) {
+            CHECK_EQ(err, CTH_EWORKER);
+            check_status(death, cth_task_error());
+            CHECK(!cth_result_successful(r[i]));
+        } else {
+            CHECK_OK(err);
+            CHECK_EQ(len, sizeof(struct victim));
+        }
+        cth_result_free(r[i]);
+    }
+}
+
+CTH_TEST(worker_death_contained)
+{
+    SKIP_WITHOUT_PROCESSES();
+    no_core_files();
+    cth_pool_t *p = proc_pool(2, CTH_START_FORK);
+    for (int death = SEGV; death < NDEATHS; death++) {
+        printf("%s\n", death_names[death]);
+        check_map_death(p, death, 1);
+        check_map_death(p, death, 5);
+        check_imap_death(p, death, true);
+        check_imap_death(p, death, false);
+        check_buffer_death(p, death);
+    }
+    cth_pool_free(p);
+}
+
+/* ---- task timeouts --------------------------------------------------------------------- */
+
+/* x * 10, after a nap of x ms (an x of 10000: 10 s) */
+static int napper(const void *in, void *out)
+{
+    int x = *(const int *)in;
+    struct timespec ts = {x / 1000, (long)(x % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+    *(int *)out = x * 10;
+    return 0;
+}
+
+static int buffer_napper(const void *in, size_t in_size, void **out, size_t *out_size)
+{
+    CHECK_EQ(in_size, sizeof(int));
+    int r;
+    return napper(in, &r) || reverse(in, in_size, out, out_size);
+}
+
+CTH_TEST(task_timeout)
+{
+    SKIP_WITHOUT_PROCESSES();
+    cth_pool_t *p = proc_pool_opts(
+        (cth_pool_opts_t){.processes = 2, .start_method = CTH_START_FORK, .task_timeout = 0.3});
+    /* the pool's timeout: the stuck item fails, the others run */
+    int in[6] = {1, 2, 10000, 3, 4, 5}, out[6] = {0};
+    double start = check_now();
+    CHECK_EQ(cth_pool_map_records(p, napper, in, sizeof *in, 6, 1, out, sizeof *out),
+             CTH_ETIMEDOUT);
+    CHECK_WAITED_AT_LEAST(start, 0.3);
+    for (int i = 0; i < 6; i++)
+        CHECK_EQ(out[i], i == 2 ? 0 : in[i] * 10);
+    /* per item: a chunk longer than the timeout whose items are not */
+    int slow[5] = {150, 150, 150, 150, 150}, slow_out[5];
+    CHECK_OK(cth_pool_map_records(p, napper, slow, sizeof *slow, 5, 5, slow_out, sizeof *slow_out));
+    /* a call's own timeout overrides the pool's */
+    cth_result_t *r;
+    int one = 500, one_out = 0;
+    CHECK_OK(cth_pool_map_records_async(p, napper, &one, sizeof one, 1, 1,
+                                        &(cth_result_opts_t){.task_timeout = 2}, &one_out,
+                                        sizeof one_out, &r));
+    CHECK_OK(cth_result_get(r, NULL, 30));
+    CHECK_EQ(one_out, 5000);
+    cth_result_free(r);
+    cth_pool_free(p);
+
+    /* a pool without one, a call with one */
+    p = proc_pool(1, CTH_START_FORK);
+    int stuck = 10000;
+    start = check_now();
+    CHECK_OK(cth_pool_apply_buffer_async(p, buffer_napper, &stuck, sizeof stuck,
+                                         &(cth_result_opts_t){.task_timeout = 0.2}, &r));
+    CHECK_EQ(cth_result_get_buffer(r, NULL, NULL, 30), CTH_ETIMEDOUT);
+    CHECK_WAITED_AT_LEAST(start, 0.2);
+    cth_result_free(r);
+    check_reverse(p, 10); /* a new worker */
+    CHECK_EQ(cth_pool_map_records_async(p, napper, &one, sizeof one, 1, 1,
+                                        &(cth_result_opts_t){.task_timeout = -1}, &one_out,
+                                        sizeof one_out, &r),
+             CTH_EINVAL);
+    cth_pool_free(p);
+}
+
+/* ---- terminate, free, maxtasksperchild, initializer ------------------------------------------ */
+
+/* The pool's workers' pids: a map of getpid() over many items. */
+static int my_pid(const void *in, void *out)
+{
+    CHECK(in == NULL);
+    *(pid_t *)out = getpid();
+    return 0;
+}
+
+/* No child process left, zombie or not. */
+static void check_no_children(void)
+{
+    errno = 0;
+    CHECK_EQ(waitpid(-1, NULL, WNOHANG), -1);
+    CHECK_EQ(errno, ECHILD);
+}
+
+static _Atomic int cancelled_callbacks;
+
+static void on_error(void *arg, int err)
+{
+    (void)arg;
+    if (err == CTH_ECANCELED)
+        atomic_fetch_add(&cancelled_callbacks, 1);
+}
+
+CTH_TEST(terminate_with_work_in_flight)
+{
+    SKIP_WITHOUT_PROCESSES();
+    cth_pool_t *p = proc_pool(2, CTH_START_FORK);
+    int in[8], out[8] = {0};
+    for (int i = 0; i < 8; i++)
+        in[i] = 10000;
+    cth_result_t *map, *buf;
+    cth_result_opts_t cb = {.error_callback = on_error};
+    CHECK_OK(
+        cth_pool_map_records_async(p, napper, in, sizeof *in, 8, 1, &cb, out, sizeof *out, &map));
+    CHECK_OK(cth_pool_apply_buffer_async(p, buffer_napper, in, sizeof *in, &cb, &buf));
+    cth_sleep(0.2); /* two items running */
+    double start = check_now();
+    CHECK_OK(cth_pool_terminate(p));
+    CHECK_EQ(cth_result_get(map, NULL, 30), CTH_ECANCELED);
+    CHECK_EQ(cth_result_get_buffer(buf, NULL, NULL, 30), CTH_ECANCELED);
+    CHECK(check_now() - start < 5); /* not the 10 s of the tasks */
+    CHECK_EQ(atomic_load(&cancelled_callbacks), 2);
+    CHECK_OK(cth_pool_join(p, 30));
+    check_no_children();
+    cth_result_free(map);
+    cth_result_free(buf);
+    cth_pool_free(p);
+    check_no_children();
+}
+
+/* The descriptors open now, as a sorted list in buf. */
+static void open_fds(char *buf, size_t size)
+{
+    FILE *ls = popen("ls /proc/$PPID/fd | sort -n | tr '\\n' ' '", "r");
+    CHECK(ls != NULL);
+    size_t n = fread(buf, 1, size - 1, ls);
+    buf[n] = '\0';
+    pclose(ls);
+}
+
+CTH_TEST(free_leaves_nothing)
+{
+    SKIP_WITHOUT_PROCESSES();
+    char before[1024], after[1024];
+    open_fds(before, sizeof before);
+    cth_pool_t *p = proc_pool(2, CTH_START_FORK);
+    check_map_squares(p, 10000, 0);
+    check_reverse(p, 100000); /* a buffer both ways by memfd */
+    cth_result_t *r;
+    CHECK_OK(cth_pool_apply_buffer_async(p, reverse, "xyz", 3, NULL, &r));
+    cth_pool_free(p); /* a result still out: the pool's memory stays for it */
+    CHECK_OK(cth_result_wait(r, 30));
+    cth_result_free(r);
+    check_no_children();
+    open_fds(after, sizeof after);
+    if (strcmp(before, after) != 0)
+        fprintf(stderr, "before: %s\nafter:  %s\n", before, after);
+    CHECK(strcmp(before, after) == 0);
+
+    /* closed and joined, then freed */
+    p = proc_pool(2, CTH_START_FORK);
+    check_map_squares(p, 1000, 0);
+    CHECK_OK(cth_pool_close(p));
+    CHECK_OK(cth_pool_join(p, 30));
+    check_no_children();
+    cth_pool_free(p);
+    open_fds(after, sizeof after);
+    CHECK(strcmp(before, after) == 0);
+}
+
+CTH_TEST(maxtasksperchild_replaces_workers)
+{
+    SKIP_WITHOUT_PROCESSES();
+    cth_pool_t *p = proc_pool_opts(
+        (cth_pool_opts_t){.processes = 1, .start_method = CTH_START_FORK, .maxtasksperchild = 2});
+    pid_t pids[10];
+    CHECK_OK(cth_pool_map_records(p, my_pid, NULL, 0, 10, 1, pids, sizeof *pids));
+    for (int i = 0; i < 10; i++) {
+        CHECK(pids[i] != getpid());
+        CHECK_EQ(pids[i], pids[i - i % 2]); /* two chunks each */
+        if (i % 2 == 0 && i > 0)
+            CHECK(pids[i] != pids[i - 1]);
+    }
+    cth_pool_free(p);
+    check_no_children();
+}
+
+static int init_seen; /* in a worker: what its initializer got */
+
+static void init_worker(void *arg)
+{
+    const int *v = arg;
+    init_seen = v[0] + v[1];
+}
+
+static int report_init(const void *in, void *out)
+{
+    CHECK(in == NULL);
+    *(int *)out = init_seen;
+    return 0;
+}
+
+CTH_TEST(initializer_in_each_worker)
+{
+    SKIP_WITHOUT_PROCESSES();
+    int arg[2] = {40, 2};
+    cth_pool_t *p = proc_pool_opts((cth_pool_opts_t){.processes = 2,
+                                                     .start_method = CTH_START_FORK,
+                                                     .initializer = init_worker,
+                                                     .initarg = arg,
+                                                     .initarg_size = sizeof arg,
+                                                     .maxtasksperchild = 3});
+    arg[0] = 0; /* each worker has its copy, made at create */
+    int out[12];
+    CHECK_OK(cth_pool_map_records(p, report_init, NULL, 0, 12, 1, out, sizeof *out));
+    for (int i = 0; i < 12; i++)
+        CHECK_EQ(out[i], 42);
+    CHECK_EQ(init_seen, 0); /* never in the program itself */
+    cth_pool_free(p);
+}
+
+/* ---- the program killed ------------------------------------------------------------------ */
+
+/* A program with a process pool: prints its workers' pids, then waits to
+ * be killed. */
+CTH_CHILD(pool_then_wait)
+{
+    cth_pool_t *p = proc_pool(2, CTH_START_FORK);
+    pid_t pids[64];
+    CHECK_OK(cth_pool_map_records(p, my_pid, NULL, 0, 64, 1, pids, sizeof *pids));
+    printf("%d", (int)pids[0]);
+    for (int i = 1; i < 64; i++)
+        if (pids[i] != pids[0]) {
+            printf(" %d", (int)pids[i]);
+            break;
+        }
+    printf("\n");
+    fflush(stdout);
+    cth_sleep(60);
+}
+
+/* Whether a process has ended (gone, or a zombie). */
+static bool process_gone(pid_t pid)
+{
+    char path[64], state = 0;
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return true;
+    int got = fscanf(f, "%*d (%*[^)]) %c", &state);
+    fclose(f);
+    return got != 1 || state == 'Z' || state == 'X';
+}
+
+CTH_TEST(parent_killed_leaves_no_orphans)
+{
+    SKIP_WITHOUT_PROCESSES();
+    char exe[4096];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    CHECK(len > 0);
+    exe[len] = '\0';
+    int fds[2];
+    CHECK_OK(pipe(fds));
+    pid_t child = fork();
+    CHECK(child >= 0);
+    if (child == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        close(fds[1]);
+        execl(exe, "child", "child_pool_then_wait", (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    char line[128] = {0};
+    FILE *f = fdopen(fds[0], "r");
+    CHECK(fgets(line, sizeof line, f) != NULL);
+    fclose(f);
+    int a = 0, b = 0;
+    CHECK(sscanf(line, "%d %d", &a, &b) >= 1);
+    CHECK(a > 0 && !process_gone(a));
+    CHECK_OK(kill(child, SIGKILL));
+    CHECK(waitpid(child, NULL, 0) == child);
+    double start = check_now();
+    while (!(process_gone(a) && (b <= 0 || process_gone(b))) && check_now() - start < 1.5)
+        cth_sleep(0.01);
+    CHECK(process_gone(a));
+    CHECK(b <= 0 || process_gone(b));
 }
