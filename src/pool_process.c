@@ -421,7 +421,9 @@ static void worker_run_buffer(struct worker *w)
         worker_ack(w, ST_TASK, r);
         return;
     }
-    int err = out_size && !out ? CTH_EPROTO : worker_return_buffer(w, out, out_size);
+    if (!out) /* as on threads: no buffer is an empty one */
+        out_size = 0;
+    int err = worker_return_buffer(w, out, out_size);
     free(out);
     if (err) {
         worker_ack(w, ST_ERROR, err);
@@ -819,13 +821,24 @@ static void copy_outputs(struct cth_result *job, size_t lo, size_t k)
                k * job->out_size);
 }
 
+/* A worker that broke the protocol is not trusted with another command:
+ * killed and reaped (a new one is launched for the next chunk). */
+static void proto_fail(struct proxy *px, struct cth_result *job)
+{
+    cth__job_fail(job, CTH_EPROTO, 0);
+    if (px->has_worker) {
+        cth__proc_kill(&px->proc, SIGKILL);
+        proxy_reap(px, CTH__NO_DEADLINE);
+    }
+}
+
 /* Record the outcome of a command over items [lo, lo + n): the results of
  * the items finished, the failure of the one that stopped it. */
 static void finish_items(struct proxy *px, struct cth_result *job, size_t lo, size_t n, int w,
                          int status, const struct outcome *o)
 {
     if (o->progress > n) {
-        cth__job_fail(job, CTH_EPROTO, 0);
+        proto_fail(px, job);
         return;
     }
     size_t k = (size_t)o->progress;
@@ -834,14 +847,16 @@ static void finish_items(struct proxy *px, struct cth_result *job, size_t lo, si
     case WAIT_DONE:
         if (o->status == ST_OK && k == n) {
             int err = job->kind == JOB_BUFFER ? take_buffer(px, job, o) : 0;
-            if (err)
+            if (err == CTH_EPROTO)
+                proto_fail(px, job);
+            else if (err)
                 cth__job_fail(job, err, 0);
         } else if (o->status == ST_TASK && k < n && o->value != 0) {
             cth__job_fail(job, CTH_ETASK, o->value);
-        } else if (o->status == ST_ERROR && k < n) {
+        } else if (o->status == ST_ERROR && k < n && worker_code(o->value) != CTH_EPROTO) {
             cth__job_fail(job, worker_code(o->value), 0);
         } else {
-            cth__job_fail(job, CTH_EPROTO, 0);
+            proto_fail(px, job);
         }
         break;
     case WAIT_DEAD:

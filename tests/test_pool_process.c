@@ -751,3 +751,173 @@ CTH_TEST(parent_killed_leaves_no_orphans)
     CHECK(process_gone(a));
     CHECK(b <= 0 || process_gone(b));
 }
+
+/* ---- a worker that breaks the protocol ------------------------------------------------------ */
+
+/* Write garbage over every shared mapping of the library in this worker
+ * (its control block among them), as a stray task could. */
+static void scribble_shared(void)
+{
+    FILE *maps = fopen("/proc/self/maps", "r");
+    CHECK(maps != NULL);
+    char line[512];
+    while (fgets(line, sizeof line, maps)) {
+        unsigned long lo, hi;
+        char perms[5];
+        if (sscanf(line, "%lx-%lx %4s", &lo, &hi, perms) == 3 && strstr(line, "memfd:cthreading") &&
+            perms[1] == 'w')
+            memset((void *)lo, 0x7f, hi - lo);
+    }
+    fclose(maps);
+}
+
+static int scribbler(const void *in, void *out)
+{
+    int x = *(const int *)in;
+    if (x == 2)
+        scribble_shared();
+    *(int *)out = x;
+    return 0;
+}
+
+/* a buffer task that claims 100 bytes and gives none: an empty buffer, as
+ * on threads */
+static int buffer_liar(const void *in, size_t in_size, void **out, size_t *out_size)
+{
+    (void)in;
+    (void)in_size;
+    *out = NULL;
+    *out_size = 100;
+    return 0;
+}
+
+CTH_TEST(garbage_from_a_worker_is_eproto)
+{
+    SKIP_WITHOUT_PROCESSES();
+    cth_pool_t *p = proc_pool(1, CTH_START_FORK);
+    int in[4] = {0, 1, 2, 3}, out[4];
+    CHECK_EQ(cth_pool_map_records(p, scribbler, in, sizeof *in, 4, 4, out, sizeof *out),
+             CTH_EPROTO);
+    check_map_squares(p, 100, 0); /* a new worker */
+    void *buf = (void *)1;
+    size_t len = 1;
+    CHECK_OK(cth_pool_apply_buffer(p, buffer_liar, "abc", 3, &buf, &len));
+    CHECK(buf == NULL && len == 0);
+    cth_pool_free(p);
+}
+
+/* ---- fork() of the program ------------------------------------------------------------------ */
+
+/* The child inherits the pool terminated: it refuses work, and freeing it
+ * neither kills nor waits for the parent's workers, which serve on. */
+CTH_TEST(fork_child_forgets_the_workers)
+{
+    SKIP_WITHOUT_PROCESSES();
+    cth_pool_t *p = proc_pool(2, CTH_START_FORK);
+    check_map_squares(p, 1000, 0);
+    pid_t child = fork();
+    CHECK(child >= 0);
+    if (child == 0) {
+        int in = 3, out;
+        if (cth_pool_map_records(p, square, &in, sizeof in, 1, 1, &out, sizeof out) != CTH_EINVAL)
+            _exit(3);
+        cth_pool_free(p);
+        _exit(0);
+    }
+    int status;
+    CHECK(waitpid(child, &status, 0) == child);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    check_map_squares(p, 1000, 0);
+    cth_pool_free(p);
+    check_no_children();
+}
+
+/* ---- one program, both backends ------------------------------------------------------------- */
+
+struct point {
+    double x, y;
+};
+
+/* a point in, its distance from the origin and a class out; fails on a
+ * negative x */
+struct verdict {
+    double r;
+    int ring;
+};
+
+static int classify(const void *in, void *out)
+{
+    const struct point *pt = in;
+    if (pt->x < 0)
+        return 100 + (int)-pt->x;
+    struct verdict *v = out;
+    v->r = sqrt(pt->x * pt->x + pt->y * pt->y);
+    v->ring = (int)v->r / 10;
+    return 0;
+}
+
+static int summarize(const void *in, size_t in_size, void **out, size_t *out_size)
+{
+    size_t n = in_size / sizeof(struct point);
+    double *sum = malloc(sizeof *sum);
+    if (!sum)
+        return 1;
+    *sum = 0;
+    for (size_t i = 0; i < n; i++)
+        *sum += ((const struct point *)in)[i].x;
+    *out = sum;
+    *out_size = sizeof *sum;
+    return 0;
+}
+
+/* The same calls on a pool: what they return, in one text. */
+static void run_program(cth_pool_t *p, char *log, size_t size)
+{
+    enum { N = 5000 };
+    static struct point pts[N];
+    static struct verdict v[N];
+    for (int i = 0; i < N; i++)
+        pts[i] = (struct point){i % 97, i % 89};
+    size_t len = 0;
+    memset(v, 0, sizeof v);
+    int err = cth_pool_map_records(p, classify, pts, sizeof *pts, N, 0, v, sizeof *v);
+    long rings = 0;
+    for (int i = 0; i < N; i++)
+        rings += v[i].ring;
+    len += (size_t)snprintf(log + len, size - len, "map %d rings %ld\n", err, rings);
+    pts[1234].x = -7;
+    err = cth_pool_map_records(p, classify, pts, sizeof *pts, N, 1, v, sizeof *v);
+    len += (size_t)snprintf(log + len, size - len, "fail %d %d\n", err, cth_task_error());
+    pts[1234].x = 1;
+    cth_imap_t *it;
+    CHECK_OK(cth_pool_imap_records(p, classify, pts, sizeof *pts, 50, 7, v, sizeof *v, &it));
+    void *value;
+    long sum = 0;
+    while ((err = cth_imap_next(it, &value, 30)) == 0)
+        sum += ((struct verdict *)value)->ring * (long)((struct verdict *)value - v);
+    cth_imap_free(it);
+    len += (size_t)snprintf(log + len, size - len, "imap %d %ld\n", err, sum);
+    void *buf = NULL;
+    size_t buf_len = 0;
+    err = cth_pool_apply_buffer(p, summarize, pts, sizeof pts, &buf, &buf_len);
+    len += (size_t)snprintf(log + len, size - len, "buffer %d %zu %.1f\n", err, buf_len,
+                            buf ? *(double *)buf : -1);
+    free(buf);
+    CHECK(len < size);
+}
+
+CTH_TEST(same_results_on_both_backends)
+{
+    SKIP_WITHOUT_PROCESSES();
+    char on_threads[512], on_processes[512];
+    cth_pool_t *p = NULL;
+    CHECK_OK(cth_pool_create(&p, &(cth_pool_opts_t){.processes = 2}));
+    run_program(p, on_threads, sizeof on_threads);
+    cth_pool_free(p);
+    p = proc_pool(2, CTH_START_FORK);
+    run_program(p, on_processes, sizeof on_processes);
+    cth_pool_free(p);
+    if (strcmp(on_threads, on_processes) != 0)
+        fprintf(stderr, "threads:\n%sprocesses:\n%s", on_threads, on_processes);
+    CHECK(strcmp(on_threads, on_processes) == 0);
+}
