@@ -18,18 +18,35 @@
  * any fork child of the program. The channel is an AF_UNIX SOCK_SEQPACKET
  * socketpair, close-on-exec on both ends; the parent keeps one end, the
  * worker the other.
+ * SPAWN: posix_spawn re-executes /proc/self/exe with the program's argv
+ * (/proc/self/cmdline), the worker's end of the channel as descriptor 3
+ * (the only one besides 0, 1, 2) and BOOT_ENV in its environment. The
+ * library's constructor (proc_boot, below: in this object file, so a
+ * static link that uses the launcher keeps it) sees the variable before
+ * main(), removes it, sets PR_SET_PDEATHSIG and checks getppid() against
+ * the parent's pid the variable carries, reads the boot message the parent
+ * sent on the channel (the entry's funcref and arg's bytes), resolves the
+ * entry and _exit()s with its value: main() never runs. posix_spawn rather
+ * than fork()+exec: it runs no fork handler and nothing but async-signal-
+ * safe steps between the clone and the exec.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "deadline.h"
 #include "funcref.h"
 #include "proc_launch.h"
@@ -43,6 +60,23 @@
 static int pidfd_open_of(pid_t pid)
 {
     return (int)syscall(SYS_pidfd_open, pid, 0); /* close-on-exec by default */
+}
+
+/* Whether the system has pidfds (Linux 5.4 for waitid(P_PIDFD)), probed on
+ * the caller's own pid once: without them a worker could not be watched
+ * safely, and no worker is started. */
+static bool have_pidfds(void)
+{
+    static _Atomic int known; /* 0: not probed, 1: yes, -1: no */
+    int k = atomic_load_explicit(&known, memory_order_relaxed);
+    if (k == 0) {
+        int fd = pidfd_open_of(getpid());
+        k = fd >= 0 ? 1 : -1;
+        if (fd >= 0)
+            close(fd);
+        atomic_store_explicit(&known, k, memory_order_relaxed);
+    }
+    return k > 0;
 }
 
 static int pidfd_signal(int pidfd, int sig)
@@ -81,6 +115,12 @@ static void close_from_except(int from, int keep)
             close((int)fd);
 }
 
+/* A failure to make a process or a descriptor, as a code. */
+static int errno_code(int e)
+{
+    return e == ENOMEM || e == ENOBUFS ? CTH_ENOMEM : CTH_EAGAIN;
+}
+
 /* The exit status of a worker that could not get as far as its entry. */
 #define BOOT_FAILED 127
 
@@ -91,7 +131,7 @@ static int launch_fork(cth__proc_entry_fn entry, const void *arg, size_t arg_siz
 {
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
-        return errno == ENOMEM || errno == ENOBUFS ? CTH_ENOMEM : CTH_EAGAIN;
+        return errno_code(errno);
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0) {
@@ -108,7 +148,7 @@ static int launch_fork(cth__proc_entry_fn entry, const void *arg, size_t arg_siz
     close(sv[1]);
     if (pid < 0) {
         close(sv[0]);
-        return errno == ENOMEM ? CTH_ENOMEM : CTH_EAGAIN;
+        return errno_code(errno);
     }
     int pidfd = pidfd_open_of(pid);
     if (pidfd < 0) {
@@ -122,20 +162,283 @@ static int launch_fork(cth__proc_entry_fn entry, const void *arg, size_t arg_siz
     return 0;
 }
 
+/* ---- spawn: re-executing the program ------------------------------------------------ */
+
+/* The environment variable that tells a re-executed program what it is:
+ * "w<pid>" a worker, "s<pid>" a fork server, started by process <pid>. Its
+ * channel is descriptor 3. */
+#define BOOT_ENV "CTHREADING_PROC_BOOT"
+#define BOOT_CHAN 3
+
+/* What the parent sends first on a spawned (or fork-served) worker's
+ * channel: the entry's name and the size of arg, whose bytes follow in
+ * messages of at most BOOT_CHUNK bytes. */
+#define BOOT_MAGIC 0x63746862u /* "cthb" */
+#define BOOT_CHUNK 65536
+
+struct boot_msg {
+    uint32_t magic;
+    uint32_t reserved;
+    uint64_t arg_size;
+    struct cth__funcref entry;
+};
+
+/* The program's argument vector, from /proc/self/cmdline, into *argv (one
+ * allocation: the pointers, then the strings). */
+static int read_cmdline(char ***argv)
+{
+    int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return CTH_EAGAIN;
+    size_t cap = 4096, len = 0;
+    char *text = cth__malloc(cap);
+    int rc = text ? 0 : CTH_ENOMEM;
+    while (rc == 0) {
+        if (len + 1 >= cap) {
+            char *bigger = cth__realloc(text, cap *= 2);
+            if (!bigger) {
+                rc = CTH_ENOMEM;
+                break;
+            }
+            text = bigger;
+        }
+        ssize_t n = read(fd, text + len, cap - len - 1);
+        if (n < 0 && errno != EINTR)
+            rc = CTH_EAGAIN;
+        else if (n == 0)
+            break;
+        else if (n > 0)
+            len += (size_t)n;
+    }
+    close(fd);
+    size_t nargs = 0;
+    if (rc == 0) {
+        text[len] = '\0';
+        if (len == 0 || text[len - 1] != '\0')
+            text[len++] = '\0'; /* an empty or unterminated list (rewritten argv) */
+        for (size_t i = 0; i < len; i++)
+            nargs += text[i] == '\0';
+        char **v = cth__malloc((nargs + 1) * sizeof *v + len);
+        if (v) {
+            char *strings = (char *)(v + nargs + 1);
+            memcpy(strings, text, len);
+            for (size_t i = 0, k = 0; k < nargs; i += strlen(strings + i) + 1)
+                v[k++] = strings + i;
+            v[nargs] = NULL;
+            *argv = v;
+        } else {
+            rc = CTH_ENOMEM;
+        }
+    }
+    cth__free(text);
+    return rc;
+}
+
+extern char **environ;
+
+/* The program's environment with BOOT_ENV set to role and the parent's pid
+ * (and any BOOT_ENV it had left out); the strings are the environment's,
+ * but the boot entry, which lives at (*envp)[0]. */
+static int boot_environment(char role, char ***envp)
+{
+    size_t n = 0;
+    while (environ && environ[n])
+        n++;
+    char **v = cth__malloc((n + 2) * sizeof *v + 64);
+    if (!v)
+        return CTH_ENOMEM;
+    char *entry = (char *)(v + n + 2);
+    snprintf(entry, 64, "%s=%c%ld", BOOT_ENV, role, (long)getpid());
+    size_t k = 0;
+    v[k++] = entry;
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(environ[i], BOOT_ENV "=", sizeof BOOT_ENV) != 0)
+            v[k++] = environ[i];
+    v[k] = NULL;
+    *envp = v;
+    return 0;
+}
+
+/* Re-execute the program (/proc/self/exe, so the very file this process
+ * runs, with its own argv) as role, child_chan becoming its descriptor 3,
+ * every other descriptor but 0, 1 and 2 closed, no signal blocked. The
+ * child is made by posix_spawn, which runs no fork handler and nothing
+ * that is not async-signal-safe between the clone and the exec (glibc
+ * clones with CLONE_VM|CLONE_VFORK), so it is safe in a threaded program
+ * and costs no copy of the parent's page tables. */
+static int spawn_program(char role, int child_chan, pid_t *pid)
+{
+    char **argv = NULL, **envp = NULL;
+    int rc = read_cmdline(&argv);
+    if (rc == 0)
+        rc = boot_environment(role, &envp);
+    int moved = -1;
+    if (rc == 0 && child_chan == BOOT_CHAN) {
+        /* dup2 onto itself would keep close-on-exec: move it first */
+        moved = fcntl(child_chan, F_DUPFD_CLOEXEC, BOOT_CHAN + 1);
+        if (moved < 0)
+            rc = errno_code(errno);
+        else
+            child_chan = moved;
+    }
+    if (rc == 0) {
+        posix_spawn_file_actions_t actions;
+        posix_spawnattr_t attr;
+        sigset_t none;
+        sigemptyset(&none);
+        posix_spawn_file_actions_init(&actions);
+        posix_spawnattr_init(&attr);
+        posix_spawn_file_actions_adddup2(&actions, child_chan, BOOT_CHAN);
+#if defined(__GLIBC__) && __GLIBC_PREREQ(2, 34)
+        posix_spawn_file_actions_addclosefrom_np(&actions, BOOT_CHAN + 1);
+#endif
+        posix_spawnattr_setsigmask(&attr, &none);
+        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+        int e = posix_spawn(pid, "/proc/self/exe", &actions, &attr, argv, envp);
+        posix_spawn_file_actions_destroy(&actions);
+        posix_spawnattr_destroy(&attr);
+        if (e)
+            rc = errno_code(e);
+    }
+    if (moved >= 0)
+        close(moved);
+    cth__free(argv);
+    cth__free(envp);
+    return rc;
+}
+
+/* Send the boot message and arg's bytes on the parent's end of a channel. */
+static int send_boot(int chan, const struct cth__funcref *entry, const void *arg, size_t arg_size)
+{
+    struct boot_msg msg = {.magic = BOOT_MAGIC, .arg_size = arg_size, .entry = *entry};
+    if (send(chan, &msg, sizeof msg, MSG_NOSIGNAL) != (ssize_t)sizeof msg)
+        return CTH_EAGAIN;
+    for (size_t done = 0; done < arg_size;) {
+        size_t len = arg_size - done < BOOT_CHUNK ? arg_size - done : BOOT_CHUNK;
+        ssize_t n = send(chan, (const char *)arg + done, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n != (ssize_t)len)
+            return CTH_EAGAIN;
+        done += len;
+    }
+    return 0;
+}
+
+/* Start a worker of a pid we have (our child, or one the fork server made):
+ * watch it, and boot it by its channel. On failure it is killed. */
+static int boot_worker(struct cth__proc *proc, const struct cth__funcref *entry, const void *arg,
+                       size_t arg_size)
+{
+    int rc = send_boot(proc->chan, entry, arg, arg_size);
+    if (rc)
+        cth__proc_release(proc);
+    return rc;
+}
+
+static int launch_spawn(const struct cth__funcref *entry, const void *arg, size_t arg_size,
+                        struct cth__proc *proc)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+        return errno_code(errno);
+    pid_t pid;
+    int rc = spawn_program('w', sv[1], &pid);
+    close(sv[1]);
+    if (rc) {
+        close(sv[0]);
+        return rc;
+    }
+    int pidfd = pidfd_open_of(pid);
+    if (pidfd < 0) {
+        kill(pid, SIGKILL); /* still our unreaped child: the pid is its own */
+        waitpid(pid, NULL, 0);
+        close(sv[0]);
+        return CTH_EAGAIN;
+    }
+    *proc = (struct cth__proc){
+        .pid = pid, .pidfd = pidfd, .chan = sv[0], .method = CTH_START_SPAWN};
+    return boot_worker(proc, entry, arg, arg_size);
+}
+
+/* ---- the re-executed program's side --------------------------------------------------- */
+
+/* Receive exactly len bytes as one message; false on anything else. */
+static bool recv_message(int chan, void *buf, size_t len)
+{
+    ssize_t n;
+    while ((n = recv(chan, buf, len, 0)) < 0 && errno == EINTR)
+        ;
+    return n == (ssize_t)len;
+}
+
+/* A worker: take the entry and arg from the channel, run it, exit with its
+ * value. It never returns. */
+__attribute__((noreturn)) static void run_worker(int chan)
+{
+    struct boot_msg msg;
+    void *fn;
+    if (!recv_message(chan, &msg, sizeof msg) || msg.magic != BOOT_MAGIC ||
+        msg.arg_size > SIZE_MAX / 2 || cth__funcref_resolve(&msg.entry, &fn) != 0)
+        _exit(BOOT_FAILED);
+    size_t size = (size_t)msg.arg_size;
+    char *arg = cth__malloc(size ? size : 1);
+    if (!arg)
+        _exit(BOOT_FAILED);
+    for (size_t done = 0; done < size;) {
+        size_t len = size - done < BOOT_CHUNK ? size - done : BOOT_CHUNK;
+        if (!recv_message(chan, arg + done, len))
+            _exit(BOOT_FAILED);
+        done += len;
+    }
+    cth__proc_entry_fn entry = (cth__proc_entry_fn)(uintptr_t)fn;
+    _exit(entry(arg, size, chan));
+}
+
+/* Before main(), in every program linked with the library: a program
+ * re-executed by spawn (or as a fork server) is taken over here and never
+ * reaches main(). The variable is removed first, so the worker's own
+ * children are ordinary programs. This runs before constructors of other
+ * objects may have run: it does only what it must. */
+__attribute__((constructor)) static void proc_boot(void)
+{
+    const char *value = getenv(BOOT_ENV);
+    if (!value)
+        return;
+    char role = value[0];
+    char *end;
+    long parent = strtol(value + 1, &end, 10);
+    bool valid = (role == 'w' || role == 's') && end != value + 1 && *end == '\0';
+    unsetenv(BOOT_ENV);
+    struct stat st;
+    if (!valid || fstat(BOOT_CHAN, &st) != 0 || !S_ISSOCK(st.st_mode)) {
+        fprintf(stderr, "cthreading: %s is set, but this is no worker\n", BOOT_ENV);
+        _exit(BOOT_FAILED);
+    }
+    fcntl(BOOT_CHAN, F_SETFD, FD_CLOEXEC);
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != (pid_t)parent)
+        _exit(BOOT_FAILED); /* the parent is gone already */
+    run_worker(BOOT_CHAN);
+}
+
 /* ---- the interface ------------------------------------------------------------------ */
 
 int cth__proc_launch(cth_start_method_t method, cth__proc_entry_fn entry, const void *arg,
                      size_t arg_size, struct cth__proc *proc)
 {
-    if (!entry || !proc || (!arg && arg_size))
+    if (!entry || !proc || (!arg && arg_size) || method < CTH_START_DEFAULT ||
+        method > CTH_START_FORK)
         return CTH_EINVAL;
     struct cth__funcref ref;
     int rc = cth__funcref_make((const void *)(uintptr_t)entry, &ref);
     if (rc)
         return rc;
+    if (!have_pidfds())
+        return CTH_ENOTSUP;
     switch (method) {
     case CTH_START_FORK: return launch_fork(entry, arg, arg_size, proc);
-    default: return CTH_EINVAL;
+    case CTH_START_SPAWN: return launch_spawn(&ref, arg, arg_size, proc);
+    default: return CTH_ENOTSUP; /* the fork server is not there yet */
     }
 }
 

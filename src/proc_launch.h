@@ -39,7 +39,8 @@ struct cth__proc {
  * with the pool's process: if the parent ends (even by SIGKILL) the worker
  * is killed within about a second. It inherits no descriptor of the pool
  * but its channel. Returns 0 and *proc; CTH_EAGAIN (no process),
- * CTH_ENOMEM, CTH_ENOENT (entry in no loaded object), CTH_EINVAL.
+ * CTH_ENOMEM, CTH_ENOENT (entry in no loaded object), CTH_EINVAL,
+ * CTH_ENOTSUP (no pidfds here: Linux before 5.4, or valgrind 3.19).
  */
 int cth__proc_launch(cth_start_method_t method, cth__proc_entry_fn entry, const void *arg,
                      size_t arg_size, struct cth__proc *proc);
