@@ -29,10 +29,30 @@
  * entry and _exit()s with its value: main() never runs. posix_spawn rather
  * than fork()+exec: it runs no fork handler and nothing but async-signal-
  * safe steps between the clone and the exec.
+ * FORKSERVER (the default): the first such launch spawns a server (the
+ * program re-executed as above, in the role of server) with one end of a
+ * private socketpair, inherited, never a path: nobody else can reach it.
+ * The server is single-threaded and forks each worker on request, the
+ * worker's channel coming with the request by SCM_RIGHTS; the worker boots
+ * from its channel as a spawned one does. The server answers with the
+ * worker's pid and a pidfd of it, opened while the worker was still its
+ * unreaped child (so the parent, which cannot wait for a non-child and
+ * could not open a pidfd by pid without racing the reaping, watches and
+ * kills the very process), reaps its workers and reports each one's wait
+ * status, which the parent's wait takes. Workers die with the server
+ * (PR_SET_PDEATHSIG); the server dies when the parent's end of its socket
+ * closes, that is when the parent dies, not with the thread that started
+ * it. A server found dead (or broken) is reaped and replaced; the workers
+ * it took along report SIGKILL. Parent death: the worker of each method
+ * is killed (SIGKILL) when the process that owns the pool ends, however it
+ * ends; on kernels where PR_SET_PDEATHSIG follows the starting thread,
+ * fork and spawn workers also die with that thread (the pool's proxy
+ * thread owns its worker, so this is harmless).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdatomic.h>
@@ -50,6 +70,7 @@
 #include "deadline.h"
 #include "funcref.h"
 #include "proc_launch.h"
+#include "runtime.h"
 
 #ifndef P_PIDFD
 #define P_PIDFD 3
@@ -395,6 +416,173 @@ __attribute__((noreturn)) static void run_worker(int chan)
     _exit(entry(arg, size, chan));
 }
 
+/* ---- the fork server's side ---------------------------------------------------------- */
+
+/* The messages between the parent and its fork server: fixed-size, one per
+ * SOCK_SEQPACKET datagram. */
+enum { MSG_LAUNCH = 1, MSG_LAUNCHED, MSG_FAILED, MSG_EXITED };
+
+struct server_msg {
+    uint32_t kind;
+    uint32_t serial; /* the server's number for the worker, from 1 */
+    int32_t pid;
+    int32_t value; /* MSG_EXITED: the wait status; MSG_FAILED: the errno */
+};
+
+/* Send msg, with descriptor fd attached unless it is -1. */
+static bool send_msg(int sock, const struct server_msg *msg, int fd)
+{
+    struct iovec iov = {.iov_base = (void *)msg, .iov_len = sizeof *msg};
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } control;
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+    if (fd >= 0) {
+        memset(&control, 0, sizeof control);
+        mh.msg_control = control.buf;
+        mh.msg_controllen = sizeof control.buf;
+        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    }
+    ssize_t n;
+    while ((n = sendmsg(sock, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+        ;
+    return n == (ssize_t)sizeof *msg;
+}
+
+/* Receive one message and at most one descriptor (*fd, close-on-exec; -1 if
+ * none came). Returns 1, 0 at the end of the stream, -1 for an error or a
+ * malformed message (any descriptors that came with it are closed). */
+static int recv_msg(int sock, struct server_msg *msg, int *fd)
+{
+    struct iovec iov = {.iov_base = msg, .iov_len = sizeof *msg};
+    union {
+        char buf[CMSG_SPACE(sizeof(int) * 4)];
+        struct cmsghdr align;
+    } control;
+    struct msghdr mh = {.msg_iov = &iov,
+                        .msg_iovlen = 1,
+                        .msg_control = control.buf,
+                        .msg_controllen = sizeof control.buf};
+    ssize_t n;
+    while ((n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
+        ;
+    *fd = -1;
+    int nfds = 0;
+    for (struct cmsghdr *c = n >= 0 ? CMSG_FIRSTHDR(&mh) : NULL; c; c = CMSG_NXTHDR(&mh, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+            continue;
+        size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < count; i++) {
+            int got;
+            memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof got);
+            if (nfds++ == 0)
+                *fd = got;
+            else
+                close(got);
+        }
+    }
+    if (n == 0 && nfds == 0)
+        return 0;
+    if (n == (ssize_t)sizeof *msg && nfds <= 1 && !(mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)))
+        return 1;
+    if (*fd >= 0)
+        close(*fd);
+    *fd = -1;
+    return -1;
+}
+
+struct served_worker {
+    uint32_t serial;
+    pid_t pid;
+    int pidfd;
+};
+
+/* The fork server: single-threaded, it forks a worker for each MSG_LAUNCH
+ * (whose channel comes with it), answers MSG_LAUNCHED with the worker's
+ * pid and a pidfd of it (so the parent never names the worker by a pid
+ * that could be reused), reaps each worker that ends and reports its
+ * status (MSG_EXITED), and exits when the parent's end of its socket
+ * closes; its workers, which have PR_SET_PDEATHSIG toward it, die with it.
+ * It ignores SIGINT, as the terminal's ^C is the parent's to handle; its
+ * workers take it by default again. */
+__attribute__((noreturn)) static void run_server(int sock)
+{
+    signal(SIGINT, SIG_IGN);
+    struct served_worker *workers = NULL;
+    struct pollfd *polls = NULL;
+    size_t n = 0, cap = 0;
+    uint32_t serial = 0;
+    pid_t self = getpid();
+    for (;;) {
+        if (n + 1 > cap) {
+            cap = cap ? 2 * cap : 16;
+            workers = realloc(workers, cap * sizeof *workers);
+            polls = realloc(polls, (cap + 1) * sizeof *polls);
+            if (!workers || !polls)
+                _exit(BOOT_FAILED);
+        }
+        polls[0] = (struct pollfd){.fd = sock, .events = POLLIN};
+        for (size_t i = 0; i < n; i++)
+            polls[i + 1] = (struct pollfd){.fd = workers[i].pidfd, .events = POLLIN};
+        if (poll(polls, n + 1, -1) < 0)
+            continue; /* EINTR */
+        for (size_t i = n; i-- > 0;) {
+            if (!(polls[i + 1].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
+            siginfo_t info;
+            memset(&info, 0, sizeof info);
+            if (waitid((idtype_t)P_PIDFD, (id_t)workers[i].pidfd, &info, WEXITED) != 0)
+                continue;
+            struct server_msg msg = {MSG_EXITED, workers[i].serial, workers[i].pid,
+                                     status_of(&info)};
+            if (!send_msg(sock, &msg, -1))
+                _exit(0); /* the parent is gone */
+            close(workers[i].pidfd);
+            workers[i] = workers[--n];
+        }
+        if (!(polls[0].revents & (POLLIN | POLLHUP | POLLERR)))
+            continue;
+        struct server_msg msg;
+        int chan;
+        int got = recv_msg(sock, &msg, &chan);
+        if (got == 0)
+            _exit(0); /* the parent closed its end: it is gone */
+        if (got < 0 || msg.kind != MSG_LAUNCH || chan < 0) {
+            if (got > 0 && chan >= 0)
+                close(chan);
+            continue; /* not a request: the parent never sends one */
+        }
+        pid_t pid = fork();
+        if (pid == 0) {
+            if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != self)
+                _exit(BOOT_FAILED);
+            signal(SIGINT, SIG_DFL);
+            close_from_except(3, chan);
+            run_worker(chan);
+        }
+        int e = errno;
+        close(chan);
+        int pidfd = pid > 0 ? pidfd_open_of(pid) : -1;
+        if (pid > 0 && pidfd < 0) {
+            e = errno;
+            kill(pid, SIGKILL); /* our unreaped child: the pid is its own */
+            waitpid(pid, NULL, 0);
+        }
+        struct server_msg reply = {MSG_FAILED, 0, 0, e};
+        if (pidfd >= 0) {
+            reply = (struct server_msg){MSG_LAUNCHED, ++serial, pid, 0};
+            workers[n++] = (struct served_worker){serial, pid, pidfd};
+        }
+        if (!send_msg(sock, &reply, pidfd))
+            _exit(0);
+    }
+}
+
 /* Before main(), in every program linked with the library: a program
  * re-executed by spawn (or as a fork server) is taken over here and never
  * reaches main(). The variable is removed first, so the worker's own
@@ -416,9 +604,241 @@ __attribute__((constructor)) static void proc_boot(void)
         _exit(BOOT_FAILED);
     }
     fcntl(BOOT_CHAN, F_SETFD, FD_CLOEXEC);
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != (pid_t)parent)
+    if (role == 'w' && prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
+        _exit(BOOT_FAILED);
+    if (getppid() != (pid_t)parent)
         _exit(BOOT_FAILED); /* the parent is gone already */
+    if (role == 's')
+        run_server(BOOT_CHAN);
     run_worker(BOOT_CHAN);
+}
+
+/* ---- the fork server, as the parent sees it ------------------------------------------ */
+
+/* One server per process, started on first use and then kept (until the
+ * process ends, or the server is found dead and replaced). Everything here
+ * is under `lock`, held across each request and the wait for its reply.
+ * The reports of ended workers come on the same socket, in between: each
+ * is kept in `reports` until the wait for that worker takes it. A worker's
+ * serial is the server's generation (how many servers this process has
+ * started) and the server's number for it, so a report from one server is
+ * never taken for another's worker. The fork handlers keep the state
+ * whole across a fork (prepare takes the lock) and make the child forget
+ * the parent's server: the child must not talk to it, and holding its
+ * socket would keep it alive after the parent. */
+struct report {
+    uint64_t serial;
+    int status;
+};
+
+static struct {
+    pthread_mutex_t lock;
+    int sock; /* our end, -1 when there is no server */
+    pid_t pid;
+    int pidfd;
+    uint64_t generation;
+    struct report *reports;
+    size_t nreports, cap;
+} server = {PTHREAD_MUTEX_INITIALIZER, -1, 0, -1, 0, NULL, 0, 0};
+
+static void server_fork_prepare(void)
+{
+    pthread_mutex_lock(&server.lock);
+}
+
+static void server_fork_parent(void)
+{
+    pthread_mutex_unlock(&server.lock);
+}
+
+static void server_fork_child(void)
+{
+    if (server.sock >= 0) {
+        close(server.sock);
+        close(server.pidfd);
+    }
+    server.sock = server.pidfd = -1;
+    server.pid = 0;
+    cth__free(server.reports);
+    server.reports = NULL;
+    server.nreports = server.cap = 0;
+    pthread_mutex_unlock(&server.lock);
+}
+
+static pthread_once_t server_hooks_once = PTHREAD_ONCE_INIT;
+
+static void register_server_hooks(void)
+{
+    cth__runtime_on_fork(server_fork_prepare, server_fork_parent, server_fork_child);
+}
+
+/* Forget a server that is dead or broke the protocol: kill and reap it. */
+static void server_drop(void)
+{
+    pidfd_signal(server.pidfd, SIGKILL);
+    siginfo_t info;
+    while (waitid((idtype_t)P_PIDFD, (id_t)server.pidfd, &info, WEXITED) != 0 && errno == EINTR)
+        ;
+    close(server.sock);
+    close(server.pidfd);
+    server.sock = server.pidfd = -1;
+    server.pid = 0;
+}
+
+static int server_start(void)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+        return errno_code(errno);
+    pid_t pid;
+    int rc = spawn_program('s', sv[1], &pid);
+    close(sv[1]);
+    int pidfd = rc ? -1 : pidfd_open_of(pid);
+    if (rc == 0 && pidfd < 0) {
+        kill(pid, SIGKILL); /* our unreaped child: the pid is its own */
+        waitpid(pid, NULL, 0);
+        rc = CTH_EAGAIN;
+    }
+    if (rc) {
+        close(sv[0]);
+        return rc;
+    }
+    server.sock = sv[0];
+    server.pid = pid;
+    server.pidfd = pidfd;
+    server.generation++;
+    return 0;
+}
+
+/* Keep a report until its worker is waited for. */
+static void keep_report(const struct server_msg *msg)
+{
+    if (server.nreports == server.cap) {
+        size_t cap = server.cap ? 2 * server.cap : 16;
+        struct report *bigger = cth__realloc(server.reports, cap * sizeof *bigger);
+        if (!bigger)
+            return; /* lost: that worker's wait reports it killed */
+        server.reports = bigger;
+        server.cap = cap;
+    }
+    server.reports[server.nreports++] = (struct report){server.generation << 32 | msg->serial,
+                                                        msg->value};
+}
+
+/* Take the report of serial if it has come: true and *status. */
+static bool take_report(uint64_t serial, int *status)
+{
+    for (size_t i = 0; i < server.nreports; i++) {
+        if (server.reports[i].serial == serial) {
+            *status = server.reports[i].status;
+            server.reports[i] = server.reports[--server.nreports];
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Read the server's next message, up to deadline, keeping reports; a
+ * launch's reply is returned (1, with *fd). 0: a report was kept, or the
+ * deadline passed (CTH_ETIMEDOUT in *rc); -1: the server is gone or broke
+ * the protocol, and was dropped. */
+static int server_read(struct server_msg *msg, int *fd, int64_t deadline, int *rc)
+{
+    struct pollfd p = {.fd = server.sock, .events = POLLIN};
+    int64_t left = deadline == CTH__NO_DEADLINE ? -1 : deadline - cth__now_ns();
+    int ms = left < 0 ? (deadline == CTH__NO_DEADLINE ? -1 : 0)
+                      : (left > INT32_MAX * (int64_t)1000000 ? INT32_MAX
+                                                             : (int)((left + 999999) / 1000000));
+    int ready = poll(&p, 1, ms);
+    if (ready <= 0) {
+        if (ready == 0)
+            *rc = CTH_ETIMEDOUT;
+        return 0;
+    }
+    int got = recv_msg(server.sock, msg, fd);
+    if (got > 0 && msg->kind == MSG_EXITED && *fd < 0) {
+        keep_report(msg);
+        return 0;
+    }
+    if (got > 0 && ((msg->kind == MSG_LAUNCHED && *fd >= 0 && msg->pid > 0) ||
+                    (msg->kind == MSG_FAILED && *fd < 0)))
+        return 1;
+    if (*fd >= 0)
+        close(*fd);
+    server_drop();
+    return -1;
+}
+
+/* Ask the server for a worker whose channel is chan. */
+static int server_launch(int chan, struct cth__proc *proc)
+{
+    for (int attempt = 0; attempt < 2; attempt++) { /* a dead server is replaced once */
+        int rc = server.sock < 0 ? server_start() : 0;
+        if (rc)
+            return rc;
+        struct server_msg msg = {.kind = MSG_LAUNCH};
+        if (!send_msg(server.sock, &msg, chan)) {
+            server_drop();
+            continue;
+        }
+        int fd, got;
+        while ((got = server_read(&msg, &fd, CTH__NO_DEADLINE, &rc)) == 0)
+            ;
+        if (got < 0)
+            continue;
+        if (msg.kind == MSG_FAILED)
+            return errno_code(msg.value);
+        *proc = (struct cth__proc){.pid = msg.pid,
+                                   .pidfd = fd,
+                                   .chan = -1,
+                                   .method = CTH_START_FORKSERVER,
+                                   .serial = server.generation << 32 | msg.serial};
+        return 0;
+    }
+    return CTH_EAGAIN;
+}
+
+static int launch_forkserver(const struct cth__funcref *entry, const void *arg, size_t arg_size,
+                             struct cth__proc *proc)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+        return errno_code(errno);
+    pthread_once(&server_hooks_once, register_server_hooks);
+    pthread_mutex_lock(&server.lock);
+    int rc = server_launch(sv[1], proc);
+    pthread_mutex_unlock(&server.lock);
+    close(sv[1]);
+    if (rc) {
+        close(sv[0]);
+        return rc;
+    }
+    proc->chan = sv[0];
+    return boot_worker(proc, entry, arg, arg_size);
+}
+
+/* The status of an ended worker of the fork server, from its report. */
+static int server_status(struct cth__proc *proc, int64_t deadline)
+{
+    pthread_mutex_lock(&server.lock);
+    int rc = 0;
+    while (!take_report(proc->serial, &proc->status)) {
+        if (server.sock < 0 || proc->serial >> 32 != server.generation) {
+            proc->status = SIGKILL; /* its server is gone, and killed it */
+            break;
+        }
+        struct server_msg msg;
+        int fd;
+        if (server_read(&msg, &fd, deadline, &rc) > 0) {
+            if (fd >= 0) /* a reply that no request awaits: broken */
+                close(fd);
+            server_drop();
+        }
+        if (rc)
+            break;
+    }
+    pthread_mutex_unlock(&server.lock);
+    return rc;
 }
 
 /* ---- the interface ------------------------------------------------------------------ */
@@ -438,7 +858,7 @@ int cth__proc_launch(cth_start_method_t method, cth__proc_entry_fn entry, const 
     switch (method) {
     case CTH_START_FORK: return launch_fork(entry, arg, arg_size, proc);
     case CTH_START_SPAWN: return launch_spawn(&ref, arg, arg_size, proc);
-    default: return CTH_ENOTSUP; /* the fork server is not there yet */
+    default: return launch_forkserver(&ref, arg, arg_size, proc);
     }
 }
 
@@ -484,6 +904,11 @@ int cth__proc_wait(struct cth__proc *proc, int64_t deadline)
     int rc = wait_ended(proc, deadline);
     if (rc)
         return rc;
+    if (proc->method == CTH_START_FORKSERVER) {
+        rc = server_status(proc, deadline);
+        proc->reaped = rc == 0;
+        return rc;
+    }
     siginfo_t info;
     memset(&info, 0, sizeof info);
     while (waitid((idtype_t)P_PIDFD, (id_t)proc->pidfd, &info, WEXITED) != 0) {

@@ -31,7 +31,7 @@
  * function and object pointers; one through an integer is the platform's). */
 #define FN(f) ((const void *)(uintptr_t)(f))
 
-static const cth_start_method_t methods[] = {CTH_START_FORK, CTH_START_SPAWN};
+static const cth_start_method_t methods[] = {CTH_START_FORK, CTH_START_SPAWN, CTH_START_FORKSERVER};
 #define NMETHODS (sizeof methods / sizeof methods[0])
 
 static const char *method_name(cth_start_method_t m)
@@ -352,7 +352,7 @@ CTH_TEST(launch_echo_and_status)
         cth__proc_release(&proc);
         CHECK_EQ(proc.chan, -1);
         CHECK_EQ(proc.pidfd, -1);
-        CHECK(!pid_exists(proc.pid) || methods[i] == CTH_START_FORKSERVER);
+        CHECK(!pid_exists(proc.pid)); /* reaped (by the server, before it reported) */
     }
 }
 
@@ -399,8 +399,6 @@ CTH_TEST(launch_no_zombie)
 {
     REQUIRE_PIDFDS();
     for (size_t i = 0; i < NMETHODS; i++) {
-        if (methods[i] == CTH_START_FORKSERVER)
-            continue; /* not our child: launch_server_reaps */
         struct cth__proc procs[4];
         int want = 3;
         for (int k = 0; k < 4; k++)
@@ -413,8 +411,10 @@ CTH_TEST(launch_no_zombie)
             procs[k].chan = -1;
             wait_status(&procs[k]);
             cth__proc_release(&procs[k]);
+            CHECK(!pid_exists(procs[k].pid));
         }
-        CHECK(waitpid(-1, NULL, WNOHANG) == -1 && errno == ECHILD);
+        if (methods[i] != CTH_START_FORKSERVER) /* the server lives on, our child */
+            CHECK(waitpid(-1, NULL, WNOHANG) == -1 && errno == ECHILD);
     }
 }
 
@@ -682,4 +682,108 @@ CTH_TEST(launch_spawn_keeps_argv)
     CHECK(memcmp(mine, theirs, (size_t)n) == 0);
     CHECK_EQ(wait_status(&proc), 0);
     cth__proc_release(&proc);
+}
+
+/* ---- the fork server ------------------------------------------------------------------ */
+
+/* Launch an ids_entry worker, return its parent (its server) and release it. */
+static pid_t server_of_new_worker(cth_start_method_t m)
+{
+    struct cth__proc proc = launch(m, ids_entry, NULL, 0);
+    pid_t ids[2];
+    CHECK_EQ(recv_bytes(proc.chan, ids, sizeof ids), sizeof ids);
+    CHECK_EQ(ids[0], proc.pid);
+    cth__proc_release(&proc);
+    CHECK(proc.reaped);
+    return ids[1];
+}
+
+#define SERVER_THREADS 4
+#define SERVER_LAUNCHES 8
+
+static void *launch_many(void *arg)
+{
+    pid_t *servers = arg;
+    for (int i = 0; i < SERVER_LAUNCHES; i++) {
+        int want = i;
+        struct cth__proc proc = launch(CTH_START_FORKSERVER, echo_entry, &want, sizeof want);
+        send_bytes(proc.chan, "x", 1);
+        char c;
+        CHECK_EQ(recv_bytes(proc.chan, &c, 1), 1);
+        int status = wait_status(&proc);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == want);
+        cth__proc_release(&proc);
+        servers[i] = server_of_new_worker(CTH_START_FORKSERVER);
+    }
+    return NULL;
+}
+
+CTH_TEST(forkserver_serves_many)
+{
+    REQUIRE_PIDFDS();
+    pid_t server = server_of_new_worker(CTH_START_DEFAULT); /* the default method */
+    CHECK(server != getpid());
+    int status;
+    CHECK_EQ(waitpid(server, &status, WNOHANG), 0); /* our child, alive */
+    pid_t servers[SERVER_THREADS][SERVER_LAUNCHES];
+    cth_thread_t *t[SERVER_THREADS];
+    for (int i = 0; i < SERVER_THREADS; i++) {
+        CHECK_OK(cth_thread_create(&t[i], launch_many, servers[i], NULL));
+        CHECK_OK(cth_thread_start(t[i]));
+    }
+    for (int i = 0; i < SERVER_THREADS; i++) {
+        CHECK_OK(cth_thread_join(t[i], NULL, CTH_FOREVER));
+        cth_thread_free(t[i]);
+        for (int k = 0; k < SERVER_LAUNCHES; k++)
+            CHECK_EQ(servers[i][k], server);
+    }
+}
+
+CTH_TEST(forkserver_replaced_when_dead)
+{
+    REQUIRE_PIDFDS();
+    struct cth__proc proc = launch(CTH_START_FORKSERVER, ids_entry, NULL, 0);
+    pid_t ids[2];
+    CHECK_EQ(recv_bytes(proc.chan, ids, sizeof ids), sizeof ids);
+    CHECK_OK(kill(ids[1], SIGKILL)); /* the server: its worker dies with it */
+    int status = wait_status(&proc);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    cth__proc_release(&proc);
+    CHECK(!pid_exists(ids[1])); /* reaped once found dead */
+    pid_t server = server_of_new_worker(CTH_START_FORKSERVER);
+    CHECK(server != ids[1]);
+    CHECK_EQ(server_of_new_worker(CTH_START_FORKSERVER), server);
+}
+
+CTH_TEST(forkserver_exits_with_parent)
+{
+    REQUIRE_PIDFDS();
+    become_subreaper();
+    pid_t parent = fork();
+    CHECK(parent >= 0);
+    if (parent == 0) {
+        pid_t server = server_of_new_worker(CTH_START_FORKSERVER);
+        _exit(server > 0 && server != getpid() ? 0 : 1);
+    }
+    int status;
+    CHECK_EQ(waitpid(parent, &status, 0), parent);
+    CHECK_EQ(status, 0);
+    CHECK(reap_all_within(2.0)); /* the server saw its socket close, and exited */
+}
+
+CTH_TEST(forkserver_not_shared_with_fork_child)
+{
+    REQUIRE_PIDFDS();
+    pid_t server = server_of_new_worker(CTH_START_FORKSERVER);
+    pid_t child = fork();
+    CHECK(child >= 0);
+    if (child == 0) {
+        /* The child starts a server of its own, and leaves the parent's alone. */
+        pid_t own = server_of_new_worker(CTH_START_FORKSERVER);
+        _exit(own != server && own != getppid() ? 0 : 1);
+    }
+    int status;
+    CHECK_EQ(waitpid(child, &status, 0), child);
+    CHECK_EQ(status, 0);
+    CHECK_EQ(server_of_new_worker(CTH_START_FORKSERVER), server);
 }
