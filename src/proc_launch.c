@@ -232,8 +232,8 @@ static int read_cmdline(char ***argv)
             len += (size_t)n;
     }
     close(fd);
-    size_t nargs = 0;
     if (rc == 0) {
+        size_t nargs = 0;
         text[len] = '\0';
         if (len == 0 || text[len - 1] != '\0')
             text[len++] = '\0'; /* an empty or unterminated list (rewritten argv) */
@@ -521,10 +521,14 @@ __attribute__((noreturn)) static void run_server(int sock)
     for (;;) {
         if (n + 1 > cap) {
             cap = cap ? 2 * cap : 16;
-            workers = realloc(workers, cap * sizeof *workers);
-            polls = realloc(polls, (cap + 1) * sizeof *polls);
-            if (!workers || !polls)
+            struct served_worker *more_workers = realloc(workers, cap * sizeof *workers);
+            if (!more_workers)
+                _exit(BOOT_FAILED); /* its workers die with it */
+            workers = more_workers;
+            struct pollfd *more_polls = realloc(polls, (cap + 1) * sizeof *polls);
+            if (!more_polls)
                 _exit(BOOT_FAILED);
+            polls = more_polls;
         }
         polls[0] = (struct pollfd){.fd = sock, .events = POLLIN};
         for (size_t i = 0; i < n; i++)
