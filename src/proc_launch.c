@@ -155,6 +155,7 @@ static int launch_fork(cth__proc_entry_fn entry, const void *arg, size_t arg_siz
         return errno_code(errno);
     pid_t parent = getpid();
     pid_t pid = fork();
+    int fork_errno = errno;
     if (pid == 0) {
         if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
             _exit(BOOT_FAILED);
@@ -169,7 +170,7 @@ static int launch_fork(cth__proc_entry_fn entry, const void *arg, size_t arg_siz
     close(sv[1]);
     if (pid < 0) {
         close(sv[0]);
-        return errno_code(errno);
+        return errno_code(fork_errno);
     }
     int pidfd = pidfd_open_of(pid);
     if (pidfd < 0) {
@@ -821,28 +822,37 @@ static int launch_forkserver(const struct cth__funcref *entry, const void *arg, 
     return boot_worker(proc, entry, arg, arg_size);
 }
 
+/* How long a wait for a report holds the lock at a time, so that launches
+ * and fork() (whose prepare handler takes it) are never held up for long. */
+#define REPORT_SLICE_NS 10000000
+
 /* The status of an ended worker of the fork server, from its report. */
 static int server_status(struct cth__proc *proc, int64_t deadline)
 {
-    pthread_mutex_lock(&server.lock);
-    int rc = 0;
-    while (!take_report(proc->serial, &proc->status)) {
-        if (server.sock < 0 || proc->serial >> 32 != server.generation) {
+    for (;;) {
+        pthread_mutex_lock(&server.lock);
+        int rc = 0;
+        bool done = take_report(proc->serial, &proc->status);
+        if (!done && (server.sock < 0 || proc->serial >> 32 != server.generation)) {
             proc->status = SIGKILL; /* its server is gone, and killed it */
-            break;
+            done = true;
         }
-        struct server_msg msg;
-        int fd;
-        if (server_read(&msg, &fd, deadline, &rc) > 0) {
-            if (fd >= 0) /* a reply that no request awaits: broken */
-                close(fd);
-            server_drop();
+        if (!done) {
+            int64_t slice = cth__now_ns() + REPORT_SLICE_NS;
+            struct server_msg msg;
+            int fd;
+            if (server_read(&msg, &fd, slice < deadline ? slice : deadline, &rc) > 0) {
+                if (fd >= 0) /* a reply that no request awaits: broken */
+                    close(fd);
+                server_drop();
+            }
+            if (rc && (deadline == CTH__NO_DEADLINE || cth__now_ns() < deadline))
+                rc = 0; /* only the slice is over */
         }
-        if (rc)
-            break;
+        pthread_mutex_unlock(&server.lock);
+        if (done || rc)
+            return rc;
     }
-    pthread_mutex_unlock(&server.lock);
-    return rc;
 }
 
 /* ---- the interface ------------------------------------------------------------------ */
@@ -929,15 +939,20 @@ int cth__proc_wait(struct cth__proc *proc, int64_t deadline)
     return 0;
 }
 
+void cth__proc_forget(struct cth__proc *proc)
+{
+    if (proc->pidfd >= 0)
+        close(proc->pidfd);
+    if (proc->chan >= 0)
+        close(proc->chan);
+    proc->pidfd = proc->chan = -1;
+}
+
 void cth__proc_release(struct cth__proc *proc)
 {
     if (!proc->reaped) { /* never leave a zombie */
         cth__proc_kill(proc, SIGKILL);
         cth__proc_wait(proc, CTH__NO_DEADLINE);
     }
-    if (proc->pidfd >= 0)
-        close(proc->pidfd);
-    if (proc->chan >= 0)
-        close(proc->chan);
-    proc->pidfd = proc->chan = -1;
+    cth__proc_forget(proc);
 }

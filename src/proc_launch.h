@@ -65,4 +65,9 @@ bool cth__proc_ended(struct cth__proc *proc);
  * (SIGKILL) and reaped first. */
 void cth__proc_release(struct cth__proc *proc);
 
+/* In a fork child of the launcher: close the inherited descriptors of a
+ * worker that is the parent's, touching neither the worker nor the
+ * parent's channel to it. */
+void cth__proc_forget(struct cth__proc *proc);
+
 #endif

@@ -506,6 +506,29 @@ CTH_TEST(launch_fork_worker_is_sane)
     cth_thread_free(launcher);
 }
 
+/* A fork child of the launcher forgets the parent's workers: they live on. */
+CTH_TEST(launch_fork_child_forgets)
+{
+    REQUIRE_PIDFDS();
+    for (size_t i = 0; i < NMETHODS; i++) {
+        struct cth__proc proc = launch(methods[i], sleep_entry, NULL, 0);
+        pid_t child = fork();
+        CHECK(child >= 0);
+        if (child == 0) {
+            cth__proc_forget(&proc);
+            _exit(proc.pidfd == -1 && proc.chan == -1 ? 0 : 1);
+        }
+        int status;
+        CHECK_EQ(waitpid(child, &status, 0), child);
+        CHECK_EQ(status, 0);
+        CHECK_EQ(cth__proc_wait(&proc, cth__deadline(0.02)), CTH_ETIMEDOUT); /* alive */
+        CHECK_OK(cth__proc_kill(&proc, SIGKILL));
+        status = wait_status(&proc);
+        CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+        cth__proc_release(&proc);
+    }
+}
+
 /* Become the reaper of orphaned descendants, so that what a killed child
  * leaves behind can be waited for here. */
 static void become_subreaper(void)
@@ -786,4 +809,44 @@ CTH_TEST(forkserver_not_shared_with_fork_child)
     CHECK_EQ(waitpid(child, &status, 0), child);
     CHECK_EQ(status, 0);
     CHECK_EQ(server_of_new_worker(CTH_START_FORKSERVER), server);
+}
+
+static void *wait_in_thread(void *arg)
+{
+    struct cth__proc *proc = arg;
+    wait_status(proc);
+    return NULL;
+}
+
+CTH_TEST(forkserver_report_waited_for)
+{
+    REQUIRE_PIDFDS();
+    struct cth__proc proc = launch(CTH_START_FORKSERVER, ids_entry, NULL, 0);
+    pid_t ids[2];
+    CHECK_EQ(recv_bytes(proc.chan, ids, sizeof ids), sizeof ids);
+    CHECK_OK(kill(ids[1], SIGSTOP)); /* the server cannot report now */
+    CHECK_OK(cth__proc_kill(&proc, SIGKILL));
+    while (!cth__proc_ended(&proc))
+        cth_sleep(0.001);
+    double start = check_now();
+    CHECK_EQ(cth__proc_wait(&proc, cth__deadline(0.1)), CTH_ETIMEDOUT);
+    CHECK_WAITED_AT_LEAST(start, 0.1);
+    CHECK(!proc.reaped);
+    /* A thread waits for the report without limit; meanwhile fork() (whose
+     * handler takes the server's lock) is not held up. */
+    cth_thread_t *t;
+    CHECK_OK(cth_thread_create(&t, wait_in_thread, &proc, NULL));
+    CHECK_OK(cth_thread_start(t));
+    cth_sleep(0.05);
+    pid_t child = fork();
+    CHECK(child >= 0);
+    if (child == 0)
+        _exit(0);
+    CHECK_EQ(waitpid(child, NULL, 0), child);
+    CHECK_OK(kill(ids[1], SIGCONT));
+    CHECK_OK(cth_thread_join(t, NULL, CTH_FOREVER));
+    cth_thread_free(t);
+    CHECK(proc.reaped && WIFSIGNALED(proc.status) && WTERMSIG(proc.status) == SIGKILL);
+    cth__proc_release(&proc);
+    CHECK_EQ(server_of_new_worker(CTH_START_FORKSERVER), ids[1]); /* the same server */
 }
