@@ -16,9 +16,11 @@
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 
 #include "check.h"
 #include "deadline.h"
@@ -29,7 +31,7 @@
  * function and object pointers; one through an integer is the platform's). */
 #define FN(f) ((const void *)(uintptr_t)(f))
 
-static const cth_start_method_t methods[] = {CTH_START_FORK};
+static const cth_start_method_t methods[] = {CTH_START_FORK, CTH_START_SPAWN, CTH_START_FORKSERVER};
 #define NMETHODS (sizeof methods / sizeof methods[0])
 
 static const char *method_name(cth_start_method_t m)
@@ -50,6 +52,23 @@ static size_t recv_bytes(int fd, void *buf, size_t cap)
     CHECK(n >= 0);
     return (size_t)n;
 }
+
+/* Whether the system has pidfds, without which no worker starts
+ * (CTH_ENOTSUP): valgrind 3.19 does not know pidfd_open. */
+static bool have_pidfds(void)
+{
+    int fd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+    if (fd < 0)
+        return false;
+    close(fd);
+    return true;
+}
+
+#define REQUIRE_PIDFDS()                                                                           \
+    do {                                                                                           \
+        if (!have_pidfds())                                                                        \
+            CHECK_SKIP("no pidfd_open here (valgrind 3.19 lacks it)");                             \
+    } while (0)
 
 static struct cth__proc launch(cth_start_method_t m, cth__proc_entry_fn entry, const void *arg,
                                size_t size)
@@ -226,6 +245,7 @@ CTH_TEST(funcref_bad_refs)
     ref.offset = 0; /* the ELF header, not executable */
     CHECK_EQ(cth__funcref_resolve(&ref, &fn), CTH_EPROTO);
     struct cth__funcref libc;
+    memset(&libc, 0, sizeof libc);
     CHECK_OK(cth__funcref_make(FN(getppid), &libc));
     ref = libc;
     ref.offset = 0;
@@ -306,11 +326,16 @@ CTH_TEST(launch_bad_input)
     CHECK_EQ(cth__proc_launch(CTH_START_FORK, (cth__proc_entry_fn)(uintptr_t)heap, NULL, 0, &proc),
              CTH_ENOENT);
     free(heap);
+    if (!have_pidfds())
+        for (size_t i = 0; i < NMETHODS; i++)
+            CHECK_EQ(cth__proc_launch(methods[i], echo_entry, &status, sizeof status, &proc),
+                     CTH_ENOTSUP);
     CHECK(waitpid(-1, NULL, WNOHANG) == -1 && errno == ECHILD); /* nothing started */
 }
 
 CTH_TEST(launch_echo_and_status)
 {
+    REQUIRE_PIDFDS();
     for (size_t i = 0; i < NMETHODS; i++) {
         int want = 40 + (int)i;
         struct cth__proc proc = launch(methods[i], echo_entry, &want, sizeof want);
@@ -327,12 +352,13 @@ CTH_TEST(launch_echo_and_status)
         cth__proc_release(&proc);
         CHECK_EQ(proc.chan, -1);
         CHECK_EQ(proc.pidfd, -1);
-        CHECK(!pid_exists(proc.pid) || methods[i] == CTH_START_FORKSERVER);
+        CHECK(!pid_exists(proc.pid)); /* reaped (by the server, before it reported) */
     }
 }
 
 CTH_TEST(launch_kill_and_timeout)
 {
+    REQUIRE_PIDFDS();
     for (size_t i = 0; i < NMETHODS; i++) {
         struct cth__proc proc = launch(methods[i], sleep_entry, NULL, 0);
         CHECK(!cth__proc_ended(&proc));
@@ -353,6 +379,7 @@ CTH_TEST(launch_kill_and_timeout)
 
 CTH_TEST(launch_pid_is_the_workers)
 {
+    REQUIRE_PIDFDS();
     for (size_t i = 0; i < NMETHODS; i++) {
         struct cth__proc proc = launch(methods[i], ids_entry, NULL, 0);
         pid_t ids[2];
@@ -370,9 +397,8 @@ CTH_TEST(launch_pid_is_the_workers)
 
 CTH_TEST(launch_no_zombie)
 {
+    REQUIRE_PIDFDS();
     for (size_t i = 0; i < NMETHODS; i++) {
-        if (methods[i] == CTH_START_FORKSERVER)
-            continue; /* not our child: launch_server_reaps */
         struct cth__proc procs[4];
         int want = 3;
         for (int k = 0; k < 4; k++)
@@ -385,13 +411,16 @@ CTH_TEST(launch_no_zombie)
             procs[k].chan = -1;
             wait_status(&procs[k]);
             cth__proc_release(&procs[k]);
+            CHECK(!pid_exists(procs[k].pid));
         }
-        CHECK(waitpid(-1, NULL, WNOHANG) == -1 && errno == ECHILD);
+        if (methods[i] != CTH_START_FORKSERVER) /* the server lives on, our child */
+            CHECK(waitpid(-1, NULL, WNOHANG) == -1 && errno == ECHILD);
     }
 }
 
 CTH_TEST(launch_descriptors)
 {
+    REQUIRE_PIDFDS();
     int leak = open("/dev/null", O_RDONLY); /* not close-on-exec */
     int cloexec = open("/dev/null", O_RDONLY | O_CLOEXEC);
     CHECK(leak >= 0 && cloexec >= 0);
@@ -436,10 +465,15 @@ static int sane_entry(const void *arg, size_t size, int chan)
     return 0;
 }
 
+/* Launch and wait in the same thread: where PR_SET_PDEATHSIG follows the
+ * thread (older kernels), a worker dies with the thread that started it, so
+ * a proxy thread owns its process. */
 static void *launch_sane(void *arg)
 {
-    struct cth__proc *proc = arg;
-    *proc = launch(CTH_START_FORK, sane_entry, NULL, 0);
+    int *status = arg;
+    struct cth__proc proc = launch(CTH_START_FORK, sane_entry, NULL, 0);
+    *status = wait_status(&proc);
+    cth__proc_release(&proc);
     return NULL;
 }
 
@@ -454,23 +488,45 @@ static void *hold_lock(void *arg)
 
 CTH_TEST(launch_fork_worker_is_sane)
 {
+    REQUIRE_PIDFDS();
     cth_lock_t lock;
     CHECK_OK(cth_lock_init(&lock));
     cth_thread_t *holder, *launcher;
     CHECK_OK(cth_thread_create(&holder, hold_lock, &lock, NULL));
     CHECK_OK(cth_thread_start(holder));
-    struct cth__proc proc;
-    CHECK_OK(cth_thread_create(&launcher, launch_sane, &proc, NULL));
+    int status = -1;
+    CHECK_OK(cth_thread_create(&launcher, launch_sane, &status, NULL));
     CHECK_OK(cth_thread_start(launcher));
     CHECK_OK(cth_thread_join(launcher, NULL, CTH_FOREVER));
-    int status = wait_status(&proc);
     if (status)
         fprintf(stderr, "worker status %#x\n", status);
     CHECK_EQ(status, 0);
-    cth__proc_release(&proc);
     CHECK_OK(cth_thread_join(holder, NULL, CTH_FOREVER));
     cth_thread_free(holder);
     cth_thread_free(launcher);
+}
+
+/* A fork child of the launcher forgets the parent's workers: they live on. */
+CTH_TEST(launch_fork_child_forgets)
+{
+    REQUIRE_PIDFDS();
+    for (size_t i = 0; i < NMETHODS; i++) {
+        struct cth__proc proc = launch(methods[i], sleep_entry, NULL, 0);
+        pid_t child = fork();
+        CHECK(child >= 0);
+        if (child == 0) {
+            cth__proc_forget(&proc);
+            _exit(proc.pidfd == -1 && proc.chan == -1 ? 0 : 1);
+        }
+        int status;
+        CHECK_EQ(waitpid(child, &status, 0), child);
+        CHECK_EQ(status, 0);
+        CHECK_EQ(cth__proc_wait(&proc, cth__deadline(0.02)), CTH_ETIMEDOUT); /* alive */
+        CHECK_OK(cth__proc_kill(&proc, SIGKILL));
+        status = wait_status(&proc);
+        CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+        cth__proc_release(&proc);
+    }
 }
 
 /* Become the reaper of orphaned descendants, so that what a killed child
@@ -499,6 +555,7 @@ static bool reap_all_within(double seconds)
 
 CTH_TEST(launch_parent_killed)
 {
+    REQUIRE_PIDFDS();
     become_subreaper();
     for (size_t i = 0; i < NMETHODS; i++) {
         int fds[2];
@@ -528,4 +585,268 @@ CTH_TEST(launch_parent_killed)
         CHECK(reap_all_within(2.0));
         CHECK(!pid_exists(worker));
     }
+}
+
+/* ---- what crosses to a worker --------------------------------------------------------- */
+
+struct call_arg {
+    struct cth__funcref fn; /* int (*)(int), named here */
+    int x;
+};
+
+/* Resolve the parent's name for a function, call it, send back the value
+ * and the address it has here. */
+static int call_entry(const void *arg, size_t size, int chan)
+{
+    if (size != sizeof(struct call_arg))
+        return 100;
+    const struct call_arg *call = arg;
+    void *fn;
+    int rc = cth__funcref_resolve(&call->fn, &fn);
+    if (rc)
+        return 103;
+    long reply[2] = {((int (*)(int))(uintptr_t)fn)(call->x), (long)(uintptr_t)fn};
+    return send(chan, reply, sizeof reply, MSG_NOSIGNAL) == sizeof reply ? 0 : 101;
+}
+
+/* Whether this process's layout is randomized (no ADDR_NO_RANDOMIZE, ASLR on). */
+static bool layout_randomized(void)
+{
+    FILE *f = fopen("/proc/sys/kernel/randomize_va_space", "r");
+    int level = 0;
+    if (f) {
+        if (fscanf(f, "%d", &level) != 1)
+            level = 0;
+        fclose(f);
+    }
+    return level > 0 && !(personality(0xffffffff) & ADDR_NO_RANDOMIZE);
+}
+
+CTH_TEST(funcref_across_spawn)
+{
+    REQUIRE_PIDFDS();
+    const struct {
+        int (*fn)(int);
+        int want;
+    } cases[] = {{twice, 14}, {thrice, 21}, {abs, 7}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct call_arg arg;
+        memset(&arg, 0, sizeof arg);
+        CHECK_OK(cth__funcref_make(FN(cases[i].fn), &arg.fn));
+        arg.x = i == 2 ? -7 : 7;
+        struct cth__proc proc = launch(CTH_START_SPAWN, call_entry, &arg, sizeof arg);
+        long reply[2];
+        CHECK_EQ(recv_bytes(proc.chan, reply, sizeof reply), sizeof reply);
+        CHECK_EQ(reply[0], cases[i].want);
+        /* The same function, elsewhere: the child's layout is its own. */
+        if (layout_randomized() && i < 2)
+            CHECK(reply[1] != (long)(uintptr_t)cases[i].fn);
+        CHECK_EQ(wait_status(&proc), 0);
+        cth__proc_release(&proc);
+    }
+}
+
+/* Check the bytes of a large arg and that the spawn marker is gone. */
+static int big_entry(const void *arg, size_t size, int chan)
+{
+    CTH__UNUSED(chan);
+    const unsigned char *bytes = arg;
+    for (size_t i = 0; i < size; i++)
+        if (bytes[i] != (unsigned char)(i * 7 + 3))
+            return 10;
+    return getenv("CTHREADING_PROC_BOOT") ? 11 : (int)(size % 200);
+}
+
+CTH_TEST(launch_big_arg)
+{
+    REQUIRE_PIDFDS();
+    size_t size = 300007; /* more than a socket's buffer, not a multiple of a chunk */
+    unsigned char *bytes = malloc(size);
+    CHECK(bytes);
+    for (size_t i = 0; i < size; i++)
+        bytes[i] = (unsigned char)(i * 7 + 3);
+    for (size_t i = 0; i < NMETHODS; i++) {
+        struct cth__proc proc = launch(methods[i], big_entry, bytes, size);
+        int status = wait_status(&proc);
+        CHECK(WIFEXITED(status));
+        CHECK_EQ(WEXITSTATUS(status), (int)(size % 200));
+        cth__proc_release(&proc);
+        proc = launch(methods[i], big_entry, NULL, 0);
+        CHECK_EQ(wait_status(&proc), 0);
+        cth__proc_release(&proc);
+    }
+    free(bytes);
+}
+
+/* Send back /proc/self/cmdline. */
+static int cmdline_entry(const void *arg, size_t size, int chan)
+{
+    CTH__UNUSED(arg);
+    CTH__UNUSED(size);
+    char buf[4096];
+    int fd = open("/proc/self/cmdline", O_RDONLY);
+    ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf) : -1;
+    if (fd >= 0)
+        close(fd);
+    return n >= 0 && send(chan, buf, (size_t)n, MSG_NOSIGNAL) == n ? 0 : 101;
+}
+
+CTH_TEST(launch_spawn_keeps_argv)
+{
+    REQUIRE_PIDFDS();
+    char mine[4096], theirs[4096];
+    int fd = open("/proc/self/cmdline", O_RDONLY);
+    CHECK(fd >= 0);
+    ssize_t n = read(fd, mine, sizeof mine);
+    close(fd);
+    CHECK(n > 0);
+    struct cth__proc proc = launch(CTH_START_SPAWN, cmdline_entry, NULL, 0);
+    CHECK_EQ(recv_bytes(proc.chan, theirs, sizeof theirs), n);
+    CHECK(memcmp(mine, theirs, (size_t)n) == 0);
+    CHECK_EQ(wait_status(&proc), 0);
+    cth__proc_release(&proc);
+}
+
+/* ---- the fork server ------------------------------------------------------------------ */
+
+/* Launch an ids_entry worker, return its parent (its server) and release it. */
+static pid_t server_of_new_worker(cth_start_method_t m)
+{
+    struct cth__proc proc = launch(m, ids_entry, NULL, 0);
+    pid_t ids[2];
+    CHECK_EQ(recv_bytes(proc.chan, ids, sizeof ids), sizeof ids);
+    CHECK_EQ(ids[0], proc.pid);
+    cth__proc_release(&proc);
+    CHECK(proc.reaped);
+    return ids[1];
+}
+
+#define SERVER_THREADS 4
+#define SERVER_LAUNCHES 8
+
+static void *launch_many(void *arg)
+{
+    pid_t *servers = arg;
+    for (int i = 0; i < SERVER_LAUNCHES; i++) {
+        int want = i;
+        struct cth__proc proc = launch(CTH_START_FORKSERVER, echo_entry, &want, sizeof want);
+        send_bytes(proc.chan, "x", 1);
+        char c;
+        CHECK_EQ(recv_bytes(proc.chan, &c, 1), 1);
+        int status = wait_status(&proc);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == want);
+        cth__proc_release(&proc);
+        servers[i] = server_of_new_worker(CTH_START_FORKSERVER);
+    }
+    return NULL;
+}
+
+CTH_TEST(forkserver_serves_many)
+{
+    REQUIRE_PIDFDS();
+    pid_t server = server_of_new_worker(CTH_START_DEFAULT); /* the default method */
+    CHECK(server != getpid());
+    int status;
+    CHECK_EQ(waitpid(server, &status, WNOHANG), 0); /* our child, alive */
+    pid_t servers[SERVER_THREADS][SERVER_LAUNCHES];
+    cth_thread_t *t[SERVER_THREADS];
+    for (int i = 0; i < SERVER_THREADS; i++) {
+        CHECK_OK(cth_thread_create(&t[i], launch_many, servers[i], NULL));
+        CHECK_OK(cth_thread_start(t[i]));
+    }
+    for (int i = 0; i < SERVER_THREADS; i++) {
+        CHECK_OK(cth_thread_join(t[i], NULL, CTH_FOREVER));
+        cth_thread_free(t[i]);
+        for (int k = 0; k < SERVER_LAUNCHES; k++)
+            CHECK_EQ(servers[i][k], server);
+    }
+}
+
+CTH_TEST(forkserver_replaced_when_dead)
+{
+    REQUIRE_PIDFDS();
+    struct cth__proc proc = launch(CTH_START_FORKSERVER, ids_entry, NULL, 0);
+    pid_t ids[2];
+    CHECK_EQ(recv_bytes(proc.chan, ids, sizeof ids), sizeof ids);
+    CHECK_OK(kill(ids[1], SIGKILL)); /* the server: its worker dies with it */
+    int status = wait_status(&proc);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    cth__proc_release(&proc);
+    CHECK(!pid_exists(ids[1])); /* reaped once found dead */
+    pid_t server = server_of_new_worker(CTH_START_FORKSERVER);
+    CHECK(server != ids[1]);
+    CHECK_EQ(server_of_new_worker(CTH_START_FORKSERVER), server);
+}
+
+CTH_TEST(forkserver_exits_with_parent)
+{
+    REQUIRE_PIDFDS();
+    become_subreaper();
+    pid_t parent = fork();
+    CHECK(parent >= 0);
+    if (parent == 0) {
+        pid_t server = server_of_new_worker(CTH_START_FORKSERVER);
+        _exit(server > 0 && server != getpid() ? 0 : 1);
+    }
+    int status;
+    CHECK_EQ(waitpid(parent, &status, 0), parent);
+    CHECK_EQ(status, 0);
+    CHECK(reap_all_within(2.0)); /* the server saw its socket close, and exited */
+}
+
+CTH_TEST(forkserver_not_shared_with_fork_child)
+{
+    REQUIRE_PIDFDS();
+    pid_t server = server_of_new_worker(CTH_START_FORKSERVER);
+    pid_t child = fork();
+    CHECK(child >= 0);
+    if (child == 0) {
+        /* The child starts a server of its own, and leaves the parent's alone. */
+        pid_t own = server_of_new_worker(CTH_START_FORKSERVER);
+        _exit(own != server && own != getppid() ? 0 : 1);
+    }
+    int status;
+    CHECK_EQ(waitpid(child, &status, 0), child);
+    CHECK_EQ(status, 0);
+    CHECK_EQ(server_of_new_worker(CTH_START_FORKSERVER), server);
+}
+
+static void *wait_in_thread(void *arg)
+{
+    struct cth__proc *proc = arg;
+    wait_status(proc);
+    return NULL;
+}
+
+CTH_TEST(forkserver_report_waited_for)
+{
+    REQUIRE_PIDFDS();
+    struct cth__proc proc = launch(CTH_START_FORKSERVER, ids_entry, NULL, 0);
+    pid_t ids[2];
+    CHECK_EQ(recv_bytes(proc.chan, ids, sizeof ids), sizeof ids);
+    CHECK_OK(kill(ids[1], SIGSTOP)); /* the server cannot report now */
+    CHECK_OK(cth__proc_kill(&proc, SIGKILL));
+    while (!cth__proc_ended(&proc))
+        cth_sleep(0.001);
+    double start = check_now();
+    CHECK_EQ(cth__proc_wait(&proc, cth__deadline(0.1)), CTH_ETIMEDOUT);
+    CHECK_WAITED_AT_LEAST(start, 0.1);
+    CHECK(!proc.reaped);
+    /* A thread waits for the report without limit; meanwhile fork() (whose
+     * handler takes the server's lock) is not held up. */
+    cth_thread_t *t;
+    CHECK_OK(cth_thread_create(&t, wait_in_thread, &proc, NULL));
+    CHECK_OK(cth_thread_start(t));
+    cth_sleep(0.05);
+    pid_t child = fork();
+    CHECK(child >= 0);
+    if (child == 0)
+        _exit(0);
+    CHECK_EQ(waitpid(child, NULL, 0), child);
+    CHECK_OK(kill(ids[1], SIGCONT));
+    CHECK_OK(cth_thread_join(t, NULL, CTH_FOREVER));
+    cth_thread_free(t);
+    CHECK(proc.reaped && WIFSIGNALED(proc.status) && WTERMSIG(proc.status) == SIGKILL);
+    cth__proc_release(&proc);
+    CHECK_EQ(server_of_new_worker(CTH_START_FORKSERVER), ids[1]); /* the same server */
 }
