@@ -616,14 +616,14 @@ static void proxy_post(struct proxy *px, uint32_t op)
         cth__os_futex_wake_shared(&c->req, 1);
 }
 
-enum { WAIT_DONE, WAIT_DEAD, WAIT_UNTAKEN, WAIT_TIMEOUT, WAIT_CANCEL };
+enum { WAIT_DONE, WAIT_DEAD, WAIT_UNTAKEN, WAIT_TIMEOUT, WAIT_CANCEL, WAIT_PROTO };
 
 /* Wait for the worker to finish the command posted; timeout: seconds an
  * item may run (0: none). Returns WAIT_DONE; or the worker is reaped
  * (*status, and px->final_progress) and: WAIT_DEAD (it died in the
  * command), WAIT_UNTAKEN (it died before taking it), WAIT_TIMEOUT (an item
  * ran past the timeout: killed), WAIT_CANCEL (the pool was terminated:
- * stopped). */
+ * stopped), WAIT_PROTO (its acknowledgement word holds garbage: killed). */
 static int proxy_wait(struct proxy *px, double timeout, int *status)
 {
     struct ctl *c = px->ctl;
@@ -646,8 +646,14 @@ static int proxy_wait(struct proxy *px, double timeout, int *status)
             cth__os_futex_wait_shared(&c->ack, a, deadline);
         }
         atomic_store_explicit(&c->ack_sleep, 0, memory_order_relaxed);
-        if (atomic_load_explicit(&c->ack, memory_order_acquire) == seq)
+        a = atomic_load_explicit(&c->ack, memory_order_acquire);
+        if (a == seq)
             return WAIT_DONE;
+        if (a != seq - 1) { /* neither this command's nor the last: garbage */
+            cth__proc_kill(&px->proc, SIGKILL);
+            *status = proxy_reap(px, CTH__NO_DEADLINE);
+            return WAIT_PROTO;
+        }
         if (terminating(px->pp)) {
             *status = proxy_reap(px, atomic_load(&px->pp->terminate_at) + TERM_GRACE_NS);
             return px->final_taken ? WAIT_CANCEL : WAIT_UNTAKEN;
@@ -871,6 +877,7 @@ static void finish_items(struct proxy *px, struct cth_result *job, size_t lo, si
         if (k < n)
             cth__job_fail(job, CTH_ECANCELED, 0);
         break;
+    case WAIT_PROTO: cth__job_fail(job, CTH_EPROTO, 0); break;
     default: /* WAIT_UNTAKEN, too many times */ cth__job_fail(job, CTH_EWORKER, status); break;
     }
 }
@@ -1064,8 +1071,7 @@ int cth__proc_pool_create(const cth_pool_opts_t *o, size_t workers, struct cth__
     if (initarg_size)
         memcpy(wa + 1, o->initarg, initarg_size);
     pp->owner = getpid();
-    /* FORKSERVER, the default, is not there yet: FORK meanwhile */
-    pp->method = o->start_method == CTH_START_DEFAULT ? CTH_START_FORK : o->start_method;
+    pp->method = o->start_method;
     pp->arg = wa;
     pp->arg_size = sizeof *wa + initarg_size;
     pthread_mutex_init(&pp->lock, NULL);
@@ -1116,10 +1122,7 @@ void cth__proc_pool_fork_child(struct cth__proc_pool *pp)
     for (struct cth__list_node *n = pp->proxies.first; n; n = n->next) {
         struct proxy *px = cth__list_entry(n, struct proxy, link);
         if (px->live) {
-            if (px->proc.chan >= 0)
-                close(px->proc.chan);
-            if (px->proc.pidfd >= 0)
-                close(px->proc.pidfd);
+            cth__proc_forget(&px->proc);
             close(px->ctl_fd);
         }
         px->live = px->has_worker = false;
