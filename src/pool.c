@@ -448,7 +448,7 @@ int cth__pool_proc_prepare(cth_pool_t *p, struct cth_result *job)
     if (t > CTH_TIMEOUT_MAX)
         return CTH_EOVERFLOW;
     job->task_timeout = t > 0 ? t : p->task_timeout;
-    return cth__proc_job_prepare(job);
+    return cth__proc_job_prepare(p->procs, job);
 }
 
 int cth__pool_submit(cth_pool_t *p, struct cth_result *job, bool internal)
@@ -654,8 +654,6 @@ static void *worker_main(void *arg)
                 break;
             c = next;
         }
-        if (p->procs)
-            cth__proc_proxy_idle();
     }
 out:
     if (p->procs)
