@@ -86,16 +86,16 @@
 #include "pool_internal.h"
 #include "proc_launch.h"
 
-#define INLINE_MAX (64 * 1024)             /* a buffer crossing inside the block */
-#define SPIN 4000                          /* pause iterations before a futex wait */
-#define SLICE_NS (20 * 1000 * 1000)        /* a proxy's wait between looks at its worker */
-#define TERM_GRACE_NS (100 * 1000 * 1000)  /* terminate: SIGTERM, then SIGKILL */
-#define EXIT_WAIT_NS (1000 * 1000 * 1000)  /* a worker asked to exit, before SIGKILL */
-#define LAUNCH_RETRY_NS (10 * 1000 * 1000) /* a replacement that failed to start */
-#define LAUNCH_TRIES 20                    /* ... that many times fails the chunk */
-#define REPOST_TRIES 3                     /* a command its worker died before taking */
-#define SEG_ALIGN 64                       /* where a segment's outputs start */
-#define ARG_MAGIC 0x63746870u              /* "cthp": a worker's start arguments */
+#define INLINE_MAX 65536                 /* a buffer crossing inside the block */
+#define SPIN 4000                        /* pause iterations before a futex wait */
+#define SLICE_NS INT64_C(20000000)       /* a proxy's wait between looks at its worker */
+#define TERM_GRACE_NS INT64_C(100000000) /* terminate: SIGTERM, then SIGKILL */
+#define EXIT_WAIT_NS INT64_C(1000000000) /* a worker asked to exit, before SIGKILL */
+#define LAUNCH_RETRY_NS 10000000L        /* a replacement that failed to start */
+#define LAUNCH_TRIES 20                  /* ... that many times fails the chunk */
+#define REPOST_TRIES 3                   /* a command its worker died before taking */
+#define SEG_ALIGN 64                     /* where a segment's outputs start */
+#define ARG_MAGIC 0x63746870u            /* "cthp": a worker's start arguments */
 
 enum { OP_RECORDS = 1, OP_BUFFER = 2, OP_EXIT = 3 };
 enum { CMD_NEW_FN = 1, CMD_NEW_SEG = 2, CMD_IN_SEG = 4 };
@@ -509,11 +509,9 @@ static int worker_main(const void *arg, size_t arg_size, int chan)
                 continue;
             }
         }
-        if (!w.fn)
-            worker_ack(&w, ST_ERROR, CTH_EPROTO);
-        else if (op == OP_RECORDS)
+        if (w.fn && op == OP_RECORDS)
             worker_run_records(&w);
-        else if (op == OP_BUFFER)
+        else if (w.fn && op == OP_BUFFER)
             worker_run_buffer(&w);
         else
             worker_ack(&w, ST_ERROR, CTH_EPROTO);
@@ -608,9 +606,9 @@ static int proxy_ensure(struct proxy *px)
         }
         err = proxy_launch(px);
     }
-    if (!px->has_worker && terminating(px->pp))
-        return CTH_ECANCELED;
-    return px->has_worker ? 0 : err;
+    if (px->has_worker)
+        return 0;
+    return err ? err : CTH_ECANCELED; /* no launch tried: terminated */
 }
 
 /* Post the command the caller wrote into the block. */
@@ -1079,7 +1077,6 @@ void cth__proc_job_release(struct cth_result *job)
 
 int cth__proc_pool_create(const cth_pool_opts_t *o, size_t workers, struct cth__proc_pool **out)
 {
-    int err;
     size_t initarg_size = o->initarg ? o->initarg_size : 0;
     if (initarg_size > SIZE_MAX - sizeof(struct worker_arg))
         return CTH_EOVERFLOW;
@@ -1096,7 +1093,7 @@ int cth__proc_pool_create(const cth_pool_opts_t *o, size_t workers, struct cth__
     if (o->initializer) {
         void *fn;
         memcpy(&fn, &o->initializer, sizeof fn);
-        err = cth__funcref_make(fn, &wa->init);
+        int err = cth__funcref_make(fn, &wa->init);
         if (err) {
             cth__free(pp);
             cth__free(wa);
