@@ -1022,3 +1022,37 @@ CTH_TEST(same_results_on_both_backends)
 {
     over_methods(same_results_on_both_backends_with);
 }
+
+/* ---- functions in no loaded object -------------------------------------------------------- */
+
+/* A function pointer into the heap: in no loaded object, so no worker can
+ * find it. */
+CTH_TEST(function_in_no_object_is_enoent)
+{
+    SKIP_WITHOUT_PROCESSES();
+    void *heap = malloc(64);
+    CHECK(heap != NULL);
+    cth_pool_record_fn rec;
+    cth_pool_buffer_fn buf;
+    cth_pool_initializer_fn init;
+    memcpy(&rec, &heap, sizeof rec);
+    memcpy(&buf, &heap, sizeof buf);
+    memcpy(&init, &heap, sizeof init);
+    cth_pool_t *p = NULL;
+    CHECK_EQ(cth_pool_create(&p, &(cth_pool_opts_t){.processes = 1,
+                                                    .backend = CTH_POOL_PROCESSES,
+                                                    .initializer = init}),
+             CTH_ENOENT);
+    CHECK(p == NULL);
+    p = proc_pool(1, CTH_START_FORK);
+    int in = 1, out;
+    CHECK_EQ(cth_pool_map_records(p, rec, &in, sizeof in, 1, 1, &out, sizeof out), CTH_ENOENT);
+    cth_result_t *r;
+    CHECK_EQ(cth_pool_apply_buffer_async(p, buf, &in, sizeof in, NULL, &r), CTH_ENOENT);
+    cth_imap_t *it;
+    CHECK_EQ(cth_pool_imap_records(p, rec, &in, sizeof in, 1, 1, &out, sizeof out, &it),
+             CTH_ENOENT);
+    check_map_squares(p, 10, 0); /* the pool is fine */
+    cth_pool_free(p);
+    free(heap);
+}
