@@ -3,6 +3,7 @@
  * test_pool_process.c - the process pool (pool_process.c) and the platform
  * pieces under it: shared memory and process-shared futexes.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
@@ -690,19 +691,45 @@ CTH_TEST(terminate_with_work_in_flight)
     over_methods(terminate_with_work_in_flight_with);
 }
 
-/* The descriptors open now, as a sorted list in buf. */
+static int by_number(const void *a, const void *b)
+{
+    return *(const int *)a - *(const int *)b;
+}
+
+/* The descriptors open now, as a sorted list in buf (the directory's own
+ * among them, the same number each time when nothing else changed). */
 static void open_fds(char *buf, size_t size)
 {
-    FILE *ls = popen("ls /proc/$PPID/fd | sort -n | tr '\\n' ' '", "r");
-    CHECK(ls != NULL);
-    size_t n = fread(buf, 1, size - 1, ls);
-    buf[n] = '\0';
-    pclose(ls);
+    DIR *dir = opendir("/proc/self/fd");
+    CHECK(dir != NULL);
+    int fds[256], n = 0;
+    struct dirent *e;
+    while ((e = readdir(dir)) != NULL && n < 256)
+        if (e->d_name[0] != '.')
+            fds[n++] = atoi(e->d_name);
+    closedir(dir);
+    qsort(fds, (size_t)n, sizeof fds[0], by_number);
+    size_t len = 0;
+    buf[0] = '\0';
+    for (int k = 0; k < n && len < size; k++)
+        len += (size_t)snprintf(buf + len, size - len, "%d ", fds[k]);
+}
+
+/* The descriptors open now are those listed in before. */
+static void check_same_fds(const char *before)
+{
+    char after[1024];
+    open_fds(after, sizeof after);
+    if (strcmp(before, after) != 0) {
+        fprintf(stderr, "before: %s\nafter:  %s\n", before, after);
+        fflush(stderr);
+    }
+    CHECK(strcmp(before, after) == 0);
 }
 
 static void free_leaves_nothing_with(cth_start_method_t method)
 {
-    char before[1024], after[1024];
+    char before[1024];
     cth_pool_free(proc_pool(1, method)); /* the fork server starts once, and stays */
     open_fds(before, sizeof before);
     cth_pool_t *p = proc_pool(2, method);
@@ -716,10 +743,7 @@ static void free_leaves_nothing_with(cth_start_method_t method)
     CHECK_OK(cth_result_wait(r, 30));
     cth_result_free(r);
     check_gone(two);
-    open_fds(after, sizeof after);
-    if (strcmp(before, after) != 0)
-        fprintf(stderr, "before: %s\nafter:  %s\n", before, after);
-    CHECK(strcmp(before, after) == 0);
+    check_same_fds(before);
 
     /* closed and joined, then freed */
     p = proc_pool(2, method);
@@ -728,8 +752,7 @@ static void free_leaves_nothing_with(cth_start_method_t method)
     CHECK_OK(cth_pool_join(p, 30));
     check_gone(two);
     cth_pool_free(p);
-    open_fds(after, sizeof after);
-    CHECK(strcmp(before, after) == 0);
+    check_same_fds(before);
 }
 
 CTH_TEST(free_leaves_nothing)
