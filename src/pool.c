@@ -53,6 +53,12 @@
  * replacement (appended to the thread list before it exits, so join sees
  * it) and ends; if the replacement cannot start, it carries on.
  *
+ * Processes. A process pool's worker threads are proxies (pool_process.c):
+ * each starts one worker process when it starts and stops it when it exits
+ * (worker_main), and runs record and buffer items there
+ * (cth__job_run_records); a job's data is placed for the workers when it is
+ * submitted (cth__pool_proc_prepare) and released when it completes.
+ *
  * Records and buffers. The record map (JOB_RECORDS), the record imaps
  * (JOB_IMAP with rec_fn) and the buffer apply (JOB_BUFFER) are jobs like
  * the others; their items run through cth__job_run_records alone, the one
