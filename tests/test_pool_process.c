@@ -658,6 +658,13 @@ static void on_error(void *arg, int err)
         atomic_fetch_add(&cancelled_callbacks, 1);
 }
 
+/* napper, in a worker that ignores SIGTERM */
+static int stubborn_napper(const void *in, void *out)
+{
+    signal(SIGTERM, SIG_IGN);
+    return napper(in, out);
+}
+
 static void terminate_with_work_in_flight_with(cth_start_method_t method)
 {
     cth_pool_t *p = proc_pool(2, method);
@@ -669,13 +676,14 @@ static void terminate_with_work_in_flight_with(cth_start_method_t method)
         in[i] = 10000;
     cth_result_t *map, *buf;
     cth_result_opts_t cb = {.error_callback = on_error};
-    CHECK_OK(
-        cth_pool_map_records_async(p, napper, in, sizeof *in, 8, 1, &cb, out, sizeof *out, &map));
+    CHECK_OK(cth_pool_map_records_async(p, stubborn_napper, in, sizeof *in, 8, 1, &cb, out,
+                                        sizeof *out, &map));
     CHECK_OK(cth_pool_apply_buffer_async(p, buffer_napper, in, sizeof *in, &cb, &buf));
     cth_sleep(0.2); /* two items running */
     double start = check_now();
     CHECK_OK(cth_pool_terminate(p));
     CHECK_EQ(cth_result_get(map, NULL, 30), CTH_ECANCELED);
+    CHECK_WAITED_AT_LEAST(start, 0.1); /* its worker ignored SIGTERM: SIGKILL came later */
     CHECK_EQ(cth_result_get_buffer(buf, NULL, NULL, 30), CTH_ECANCELED);
     CHECK(check_now() - start < 5); /* not the 10 s of the tasks */
     CHECK_EQ(atomic_load(&cancelled_callbacks), 2);
