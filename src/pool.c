@@ -636,7 +636,7 @@ static void *worker_main(void *arg)
     cth_pool_t *p = arg;
     tls_pool = p;
     if (p->procs) { /* a proxy: its worker process runs the initializer */
-        if (!cth__proc_proxy_start(p, p->procs))
+        if (!cth__proc_proxy_start(p->procs))
             return NULL;
     } else if (p->initializer) {
         p->initializer(p->initarg);

@@ -199,7 +199,7 @@ void cth__proc_pool_fork_child(struct cth__proc_pool *pp);
 /* In a process pool's worker thread: become its proxy, launch its worker
  * process. false: the thread must exit (an initial worker that could not
  * launch: cth_pool_create reports it). */
-bool cth__proc_proxy_start(cth_pool_t *pool, struct cth__proc_pool *pp);
+bool cth__proc_proxy_start(struct cth__proc_pool *pp);
 
 /* The proxy thread exits: stop its worker process (reaped). */
 void cth__proc_proxy_stop(void);

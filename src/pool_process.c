@@ -16,9 +16,8 @@
  * launcher closes every other descriptor), passed to it over its channel
  * at start. It holds two sequence words: `req`, which the proxy bumps to
  * post a command (run items [lo, hi) of a segment with function F, run a
- * buffer task, exit) and the worker waits on, and `ack`,
- * which the worker sets to the command's number when it is done and the
- * proxy waits on. `taken` says the worker picked the command up,
+ * buffer task, exit) and the worker waits on, and `ack`, which the worker
+ * sets to the command's number when it is done and the proxy waits on. `taken` says the worker picked the command up,
  * `progress` counts the items it has finished, then the outcome (ok, a
  * task's failure and value, or a worker-side error code) and, for a buffer
  * task, the result's length. Each side spins a little on the word it
@@ -45,10 +44,12 @@
  * SCM_RIGHTS. Nothing crosses a pipe per item.
  *
  * Trust. The proxy reads what the worker wrote once, into its own copy,
- * and checks it: progress within the chunk, a known outcome, a failing
- * task's nonzero value, a result length within INLINE_MAX or within the
- * memfd received (fstat first). Anything else fails the item with
- * CTH_EPROTO. A worker-side error code is taken only from a short list.
+ * and checks it: an acknowledgement that is this command's or the last
+ * one's, progress within the chunk, a known outcome, a failing task's
+ * nonzero value, a result length within INLINE_MAX or within the memfd
+ * received (fstat first). Anything else fails the item with CTH_EPROTO,
+ * and the worker, no longer trusted, is killed and replaced. A
+ * worker-side error code is taken only from a short list.
  *
  * Death, timeouts, terminate. While a chunk runs, the proxy's futex waits
  * are slices of at most SLICE_NS; between slices it looks at its worker
@@ -148,7 +149,6 @@ struct proc_job {
 /* A proxy thread's state. */
 struct proxy {
     struct cth__list_node link; /* the pool's proxies (registry lock) */
-    cth_pool_t *pool;
     struct cth__proc_pool *pp;
     bool has_worker; /* launched and not reaped (the proxy's own view) */
     bool live;       /* the same, read by terminate (registry lock) */
@@ -912,12 +912,11 @@ void cth__proc_run_items(struct cth_result *job, size_t lo, size_t hi)
 
 /* ---- proxies: start and stop -------------------------------------------------------------- */
 
-bool cth__proc_proxy_start(cth_pool_t *pool, struct cth__proc_pool *pp)
+bool cth__proc_proxy_start(struct cth__proc_pool *pp)
 {
     struct proxy *px = cth__calloc(1, sizeof *px);
     int err = CTH_ENOMEM;
     if (px) {
-        px->pool = pool;
         px->pp = pp;
         px->ctl_fd = -1;
         pthread_mutex_lock(&pp->lock);
