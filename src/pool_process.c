@@ -35,12 +35,12 @@
  * mapped until it is sent another, reads the inputs and writes the outputs
  * in place, and the proxy copies a finished chunk's outputs into the
  * caller's array at once (so an imap delivers them). A released segment is
- * kept as the pool's spare (the largest one) and reused by the next job
- * that fits, its pages already there and the workers' mappings still
- * valid (a segment is named by its id, not its job): a map costs no page
- * allocation then. A worker so holds at most one segment it no longer
- * needs. A buffer up to INLINE_MAX bytes crosses inline in the control
- * block, either way; a larger one in a memfd of its own, passed by
+ * kept as the pool's spare (the largest one, up to SPARE_MAX) and reused
+ * by the next job that fits, its pages already there and the workers'
+ * mappings still valid (a segment is named by its id, not its job): a map
+ * costs no page allocation then. A worker so holds at most one segment it
+ * no longer needs. A buffer up to INLINE_MAX bytes crosses inline in the
+ * control block, either way; a larger one in a memfd of its own, passed by
  * SCM_RIGHTS. Nothing crosses a pipe per item.
  *
  * Trust. The proxy reads what the worker wrote once, into its own copy,
@@ -96,6 +96,7 @@
 #define LAUNCH_TRIES 20                  /* ... that many times fails the chunk */
 #define REPOST_TRIES 3                   /* a command its worker died before taking */
 #define SEG_ALIGN 64                     /* where a segment's outputs start */
+#define SPARE_MAX ((size_t)128 << 20)    /* the largest segment kept for reuse */
 #define ARG_MAGIC 0x63746870u            /* "cthp": a worker's start arguments */
 
 enum { OP_RECORDS = 1, OP_BUFFER = 2, OP_EXIT = 3 };
@@ -998,11 +999,12 @@ static int segment_get(struct cth__proc_pool *pp, size_t size, struct segment *s
 }
 
 /* Keep a released segment as the spare (the larger of it and the spare
- * there is), or destroy it. */
+ * there is, up to SPARE_MAX: a pool does not hold gigabytes for good), or
+ * destroy it. */
 static void segment_put(struct cth__proc_pool *pp, struct segment *seg)
 {
     pthread_mutex_lock(&pp->lock);
-    if (!pp->forked && (!pp->spare.id || seg->size > pp->spare.size)) {
+    if (!pp->forked && seg->size <= SPARE_MAX && (!pp->spare.id || seg->size > pp->spare.size)) {
         struct segment old = pp->spare;
         pp->spare = *seg;
         *seg = old;
