@@ -151,12 +151,14 @@ bool cth__pool_is_process(const cth_pool_t *pool);
  * cth__proc_job_prepare's error. cth__pool_submit calls it. */
 int cth__pool_proc_prepare(cth_pool_t *pool, struct cth_result *job);
 
+/* A process pool's side in pool_process.c (pool.c holds it; NULL on a
+ * thread pool). */
 struct cth__proc_pool;
 
 /* Before a record or buffer job on a process pool (pp, its process side)
- * is queued: place its
- * input where the workers read it, name its function. Returns 0, or
- * CTH_ENOMEM, CTH_ENOENT (fn in no loaded object), CTH_EOVERFLOW. */
+ * is queued: place its input where the workers read it, name its
+ * function. Returns 0, or CTH_ENOMEM, CTH_ENOENT (fn in no loaded object),
+ * CTH_EOVERFLOW. */
 int cth__proc_job_prepare(struct cth__proc_pool *pp, struct cth_result *job);
 
 /* In a proxy thread (a process pool's worker thread): run items [lo, hi)
@@ -167,9 +169,6 @@ void cth__proc_run_items(struct cth_result *job, size_t lo, size_t hi);
 /* A record or buffer job's memory is being released: drop its process
  * state (job->proc). */
 void cth__proc_job_release(struct cth_result *job);
-
-/* A process pool's side in pool_process.c (pool.c holds it; NULL on a
- * thread pool). */
 
 /* Check the process options and name the initializer; workers: the
  * proxies cth_pool_create starts (cth__proc_pool_started waits for them).
