@@ -1,7 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test_pool_process.c - the process pool (pool_process.c) and the platform
- * pieces under it: shared memory and process-shared futexes.
+ * pieces under it: shared memory and process-shared futexes. Most tests run
+ * under every start method (over_methods): maps checked item by item (1M
+ * records too), buffers of every size, each kind of worker death during
+ * map, imap and apply_buffer_async, task timeouts, terminate with work in
+ * flight, free leaving no process or descriptor, maxtasksperchild, the
+ * initializer, the program killed, garbage from a worker, fork of the
+ * program, and one program giving the same results on both backends. They
+ * skip where a process pool cannot be created (not Linux, valgrind).
  */
 #include <dirent.h>
 #include <errno.h>
