@@ -24,9 +24,9 @@
  * waits for, then announces itself (req_sleep, ack_sleep) and futex-waits
  * on it with the process-shared futex; the other side stores the word,
  * then looks at the announcement (both seq_cst, so no wake-up is lost) and
- * wakes only a sleeper. A function is named by its funcref, copied in only
- * when it differs from the last one sent; the worker resolves it (never
- * trusting it) and keeps the address.
+ * wakes only a sleeper. A function is named by its funcref, made into the
+ * block only when it differs from the last one sent; the worker resolves
+ * it (never trusting it) and keeps the address.
  *
  * Data. A map's records are copied once, when the job is submitted
  * (cth__proc_job_prepare), into a segment (a memfd: n inputs, then room
@@ -139,7 +139,7 @@ struct segment {
 /* A record or buffer job's process side (job->proc). */
 struct proc_job {
     struct cth__proc_pool *pp;
-    struct cth__funcref fn;
+    const void *fn;     /* its function, named (funcref) when sent */
     struct segment seg; /* fd -1 when the data fits inline */
     size_t out_off;
     pid_t owner; /* the process that prepared it (a fork child must not unmap) */
@@ -156,12 +156,11 @@ struct proxy {
     struct cth__proc proc;
     int ctl_fd;
     struct ctl *ctl;
-    uint32_t seq;  /* the last command posted */
-    uint64_t held; /* the segment the worker holds, or 0 */
-    bool fn_sent;
+    uint32_t seq;            /* the last command posted */
+    uint64_t held;           /* the segment the worker holds, or 0 */
+    const void *fn;          /* the function the worker has, or NULL */
     uint64_t final_progress; /* a reaped worker's progress counter, its last word */
     bool final_taken;        /* and whether it had taken the last command */
-    struct cth__funcref fn;  /* the function the worker has */
 };
 
 struct cth__proc_pool {
@@ -257,22 +256,6 @@ static int64_t fd_size(int fd)
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
         return -1;
     return (int64_t)st.st_size;
-}
-
-static bool funcref_equal(const struct cth__funcref *a, const struct cth__funcref *b)
-{
-    return a->offset == b->offset && a->path_len == b->path_len &&
-           memcmp(a->path, b->path, a->path_len) == 0;
-}
-
-/* Copy a funcref's used bytes. */
-static void funcref_copy(struct cth__funcref *to, const struct cth__funcref *from)
-{
-    size_t len = from->path_len < sizeof from->path ? from->path_len : sizeof from->path - 1;
-    to->offset = from->offset;
-    to->path_len = from->path_len;
-    memcpy(to->path, from->path, len);
-    to->path[len] = '\0';
 }
 
 /* ---- the worker process ---------------------------------------------------------------- */
@@ -558,7 +541,7 @@ static int proxy_launch(struct proxy *px)
     px->ctl = ctl;
     px->seq = 0;
     px->held = 0;
-    px->fn_sent = false;
+    px->fn = NULL;
     px->has_worker = true;
     pthread_mutex_lock(&pp->lock);
     px->proc = proc;
@@ -728,23 +711,27 @@ static int worker_code(int32_t value)
     return value == CTH_ENOMEM || value == CTH_ENOENT ? value : CTH_EPROTO;
 }
 
+enum { COMMAND_READY, COMMAND_NO_WORKER, COMMAND_NO_FUNCTION };
+
 /* Write the command for items [lo, hi) of job into the block (the function
- * if it changed, the segment if the worker lacks it). Returns false if the
- * segment could not be sent (the worker is gone). */
-static bool proxy_command(struct proxy *px, struct cth_result *job, size_t lo, size_t hi)
+ * if it changed, the segment if the worker lacks it). Returns COMMAND_READY;
+ * COMMAND_NO_WORKER if the segment could not be sent (the worker is gone);
+ * COMMAND_NO_FUNCTION if the function's object was unloaded since the job
+ * was submitted. */
+static int proxy_command(struct proxy *px, struct cth_result *job, size_t lo, size_t hi)
 {
     struct proc_job *pj = job->proc;
     struct ctl *c = px->ctl;
     c->flags = 0;
-    if (!px->fn_sent || !funcref_equal(&px->fn, &pj->fn)) {
-        funcref_copy(&c->fn, &pj->fn);
-        funcref_copy(&px->fn, &pj->fn);
-        px->fn_sent = true;
+    if (px->fn != pj->fn) {
+        if (cth__funcref_make(pj->fn, &c->fn) != 0)
+            return COMMAND_NO_FUNCTION;
+        px->fn = pj->fn;
         c->flags |= CMD_NEW_FN;
     }
     if (pj->seg.fd >= 0 && px->held != pj->seg.id) {
         if (send_fd(px->proc.chan, pj->seg.fd) != 0)
-            return false;
+            return COMMAND_NO_WORKER;
         px->held = pj->seg.id;
         c->seg_id = pj->seg.id;
         c->seg_size = pj->seg.size;
@@ -762,7 +749,7 @@ static bool proxy_command(struct proxy *px, struct cth_result *job, size_t lo, s
         c->out_size = job->out_size;
         c->out_off = pj->out_off;
     }
-    return true;
+    return COMMAND_READY;
 }
 
 /* Take a buffer task's result, from the block or the channel, into a
@@ -890,7 +877,12 @@ void cth__proc_run_items(struct cth_result *job, size_t lo, size_t hi)
         }
         int status = 0, w;
         struct outcome o = {0};
-        if (!proxy_command(px, job, lo, hi)) {
+        int command = proxy_command(px, job, lo, hi);
+        if (command == COMMAND_NO_FUNCTION) {
+            cth__job_fail(job, CTH_ENOENT, 0);
+            return;
+        }
+        if (command == COMMAND_NO_WORKER) {
             cth__proc_kill(&px->proc, SIGKILL);
             status = proxy_reap(px, CTH__NO_DEADLINE);
             w = WAIT_UNTAKEN;
@@ -1030,7 +1022,9 @@ int cth__proc_job_prepare(struct cth__proc_pool *pp, struct cth_result *job)
         memcpy(&fn, &job->buf_fn, sizeof fn);
     else
         memcpy(&fn, &job->rec_fn, sizeof fn);
-    int err = cth__funcref_make(fn, &pj->fn);
+    pj->fn = fn;
+    struct cth__funcref ref; /* named now, so that CTH_ENOENT comes at once */
+    int err = cth__funcref_make(fn, &ref);
     size_t in_bytes = 0, size = 0;
     if (!err && buffer) {
         if (small)
