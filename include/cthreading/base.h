@@ -68,10 +68,13 @@ extern "C" {
 #define CTH_EOVERFLOW (-EOVERFLOW) /* a value beyond its limit (OverflowError) */
 #define CTH_ETIMEDOUT (-ETIMEDOUT) /* the timeout expired */
 #define CTH_ECANCELED (-ECANCELED) /* canceled: a task dropped by a terminated pool */
+#define CTH_ENOTSUP (-ENOTSUP)     /* not supported here: a pointer call on a process pool */
+#define CTH_EPROTO (-EPROTO)       /* a worker process broke the protocol (a bad message) */
 /* cthreading's own codes, in a range no errno reaches. */
 #define CTH_EBROKEN (-10001)   /* a broken barrier (threading.BrokenBarrierError) */
 #define CTH_ESHUTDOWN (-10002) /* shut down (queue.ShutDown; the library at exit) */
 #define CTH_ETASK (-10003)     /* a task or callback failed: its value is cth_task_error() */
+#define CTH_EWORKER (-10004)   /* the worker process died: cth_task_error() is its wait status */
 
 /* Timeouts, in seconds. */
 #define CTH_FOREVER (-1.0)           /* no time limit (Python's timeout=None or -1) */
@@ -97,7 +100,11 @@ CTH_API const char *cth_version_string(void);
  * returned: set whenever a blocking call (cth_pool_apply, cth_pool_map,
  * cth_imap_next, cth_once_call, cth_singleton_get, cth_barrier_wait,
  * cth_local_get, ...) returns CTH_ETASK, and left alone by every other
- * return, as errno is. 0 in a thread that never saw CTH_ETASK.
+ * return, as errno is. 0 in a thread that never saw CTH_ETASK. After
+ * CTH_EWORKER (a process pool's worker died running the task) it holds the
+ * dead worker's wait status, as waitpid(2) reports it: WIFSIGNALED and
+ * WTERMSIG, or WIFEXITED and WEXITSTATUS (0 for a worker that called
+ * _exit(0) mid-task).
  * In Python, the exception the blocking call re-raised.
  */
 CTH_API int cth_task_error(void);

@@ -66,7 +66,9 @@ typedef void (*cth_pool_callback_fn)(void *cb_arg, void *value);
  * err being CTH_ETASK (a task failed; while the callback runs, its thread's
  * cth_task_error() holds the task's value, as does cth_result_task_error)
  * or CTH_ECANCELED (the pool was terminated first; cth_task_error() is 0
- * meanwhile). The thread's own cth_task_error() comes back afterwards. */
+ * meanwhile); on processes also CTH_EWORKER (cth_task_error() holds the
+ * wait status), CTH_ETIMEDOUT or CTH_EPROTO. The thread's own
+ * cth_task_error() comes back afterwards. */
 typedef void (*cth_pool_error_callback_fn)(void *cb_arg, int err);
 
 /* An imap producer (Python's input iterator): store the next item in *item
@@ -80,6 +82,60 @@ typedef int (*cth_imap_producer_fn)(void *ctx, void **item, bool *end);
  * its first task. It cannot fail. */
 typedef void (*cth_pool_initializer_fn)(void *arg);
 
+/*
+ * A record task, the task of the record calls (cth_pool_map_records and
+ * its twins): read the in_size bytes at in, write the out_size bytes at
+ * out, return 0; or return any nonzero value to fail (as cth_pool_fn). A
+ * size of 0 passes NULL. The same function runs on both backends.
+ */
+typedef int (*cth_pool_record_fn)(const void *in, void *out);
+
+/*
+ * A buffer task (cth_pool_apply_buffer): read in_size bytes at in, then
+ * store in *out a buffer from malloc() (or NULL) and its length in
+ * *out_size (both are NULL / 0 on entry), and return 0; the library owns
+ * the buffer from then on (it frees it, or hands it to the caller). Any
+ * nonzero return fails, as cth_pool_fn (a buffer stored anyway is freed).
+ */
+typedef int (*cth_pool_buffer_fn)(const void *in, size_t in_size, void **out, size_t *out_size);
+
+/*
+ * Which workers run a pool's tasks: the one switch between
+ * multiprocessing.dummy.Pool and multiprocessing.Pool. Every call, the
+ * AsyncResult, the imap iterators and the error conventions are the same
+ * on both, with three differences on processes: data crosses as bytes, so
+ * only the record calls (cth_pool_map_records and its twins,
+ * cth_pool_apply_buffer and its twin) run there, and the pointer calls
+ * (apply, map, starmap, parallel_for, imap) return CTH_ENOTSUP; a task
+ * whose worker dies (a crash, a signal, _exit, the OOM killer) fails alone
+ * with CTH_EWORKER (the wait status in cth_task_error()) and a new worker
+ * takes its place; and a task may have a timeout (task_timeout), past
+ * which its worker is killed and it fails with CTH_ETIMEDOUT.
+ */
+typedef enum cth_pool_backend {
+    CTH_POOL_THREADS = 0,  /* threads of this process (multiprocessing.dummy) */
+    CTH_POOL_PROCESSES = 1 /* worker processes (multiprocessing); Linux */
+} cth_pool_backend_t;
+
+/*
+ * How a process pool starts its workers (Python's start methods). Each
+ * worker runs the same executable, and a task is named by its offset in
+ * the loaded object (the executable or a shared library) that holds it, so
+ * any function, static ones included, can be a task without registration.
+ * What a worker sees of the program's globals: under FORK, a copy of the
+ * parent's memory as it was when the worker started; under SPAWN and
+ * FORKSERVER, the program as loaded, before main() ran (static
+ * initializers only); the library takes over the new process before main.
+ * FORK is unsafe while other threads hold locks (malloc's are handled; a
+ * program's own are not), as Python documents.
+ */
+typedef enum cth_start_method {
+    CTH_START_DEFAULT = 0,    /* FORKSERVER, Python 3.14's default on Linux */
+    CTH_START_FORKSERVER = 1, /* a spawned single-threaded server forks each worker */
+    CTH_START_SPAWN = 2,      /* each worker re-executes the program */
+    CTH_START_FORK = 3        /* each worker is a fork() of the program */
+} cth_start_method_t;
+
 /* Options of cth_pool_create; zero-initialised or NULL means Python's
  * defaults. */
 typedef struct cth_pool_opts {
@@ -89,6 +145,13 @@ typedef struct cth_pool_opts {
                                             0 = unlimited (Python's None) */
     cth_pool_initializer_fn initializer; /* run once in each worker, or NULL */
     void *initarg;                       /* initializer's argument (initargs) */
+    size_t initarg_size;                 /* processes: initarg's size in bytes; each
+                                            worker's initializer gets a copy (NULL
+                                            when 0); threads: ignored */
+    cth_pool_backend_t backend;          /* CTH_POOL_THREADS (0) or CTH_POOL_PROCESSES */
+    cth_start_method_t start_method;     /* processes: how workers start (0: forkserver) */
+    double task_timeout;                 /* processes: seconds a task may run before its
+                                            worker is killed (CTH_ETIMEDOUT); 0 = none */
 } cth_pool_opts_t;
 
 /* Callbacks of the _async calls (NULL: none). */
@@ -96,6 +159,8 @@ typedef struct cth_result_opts {
     cth_pool_callback_fn callback;             /* on success, or NULL */
     cth_pool_error_callback_fn error_callback; /* on failure, or NULL */
     void *cb_arg;                              /* passed first to either callback */
+    double task_timeout;                       /* processes: this call's task timeout, overriding
+                            the pool's; 0 = the pool's */
 } cth_result_opts_t;
 
 /* The end of an imap iteration (Python's StopIteration): cth_imap_next's
@@ -106,17 +171,26 @@ typedef struct cth_result_opts {
 
 /*
  * cth_pool_create - ThreadPool(processes, initializer, initargs) (and
- * Pool's maxtasksperchild). Starts the workers before returning.
- * pool: where the new pool goes; opts: NULL or zero fields for Python's
- * defaults (see cth_pool_opts_t).
- * Returns 0 and *pool; CTH_EINVAL for a NULL pool; CTH_EOVERFLOW for
- * processes above INT_MAX; CTH_ENOMEM, CTH_EAGAIN (no thread),
- * CTH_ESHUTDOWN (the library is shutting down).
+ * Pool's maxtasksperchild); with opts.backend CTH_POOL_PROCESSES,
+ * multiprocessing.Pool(processes, initializer, initargs, maxtasksperchild,
+ * context). Starts the workers (threads, or processes ready to take tasks)
+ * before returning. pool: where the new pool goes; opts: NULL or zero
+ * fields for Python's defaults (see cth_pool_opts_t).
+ * Returns 0 and *pool; CTH_EINVAL for a NULL pool, an unknown backend or
+ * start method, a negative or NaN task_timeout, or a NULL initarg with a
+ * nonzero initarg_size; CTH_EOVERFLOW for processes above INT_MAX or a
+ * task_timeout above CTH_TIMEOUT_MAX; CTH_ENOENT for an initializer that
+ * lies in no loaded object (processes); CTH_ENOTSUP for processes where
+ * the system has none of the pieces (Linux only); CTH_ENOMEM, CTH_EAGAIN
+ * (no thread or no process), CTH_ESHUTDOWN (the library is shutting down).
  */
 CTH_API int cth_pool_create(cth_pool_t **pool, const cth_pool_opts_t *opts);
 
 /* cth_pool_size - len(pool._pool): the number of workers; 0 for NULL. */
 CTH_API size_t cth_pool_size(const cth_pool_t *pool);
+
+/* cth_pool_backend - the pool's backend (CTH_POOL_THREADS for NULL). */
+CTH_API cth_pool_backend_t cth_pool_backend(const cth_pool_t *pool);
 
 /*
  * cth_pool_apply - Pool.apply(func, (arg,)): run fn(arg, &value) on a
@@ -127,6 +201,7 @@ CTH_API size_t cth_pool_size(const cth_pool_t *pool);
  * CTH_ECANCELED if the pool was terminated before the task ran; CTH_EINTR
  * in an interrupted main thread (a task not yet started is dropped, a
  * running one is waited for and its value lost). No allocation.
+ * CTH_ENOTSUP on a process pool (data crosses as bytes there).
  */
 CTH_API int cth_pool_apply(cth_pool_t *pool, cth_pool_fn fn, void *arg, void **result);
 
@@ -139,6 +214,7 @@ CTH_API int cth_pool_apply(cth_pool_t *pool, cth_pool_fn fn, void *arg, void **r
  * outcome is cth_result_get's (CTH_ETASK: see cth_result_task_error). Lone
  * tasks go through a lock-free ring and wake no worker while one is
  * spinning; tasks start in submission order.
+ * CTH_ENOTSUP on a process pool (data crosses as bytes there).
  */
 CTH_API int cth_pool_apply_async(cth_pool_t *pool, cth_pool_fn fn, void *arg,
                                  const cth_result_opts_t *opts, cth_result_t **res);
@@ -156,6 +232,7 @@ CTH_API int cth_pool_apply_async(cth_pool_t *pool, cth_pool_fn fn, void *arg,
  * with n > 0, or a pool not running; CTH_EINTR in an interrupted main
  * thread (the chunks not yet started are dropped; it returns once the
  * running ones have finished). n = 0 returns 0 at once. No allocation.
+ * CTH_ENOTSUP on a process pool (data crosses as bytes there).
  */
 CTH_API int cth_pool_map(cth_pool_t *pool, cth_pool_fn fn, void *const *items, size_t n,
                          size_t chunksize, void **results);
@@ -169,6 +246,7 @@ CTH_API int cth_pool_map(cth_pool_t *pool, cth_pool_fn fn, void *const *items, s
  * first failing task in completion order. Returns 0 and *res (the
  * caller's to free); CTH_EINVAL (as cth_pool_map, or a NULL res),
  * CTH_ENOMEM. An empty map is ready at once.
+ * CTH_ENOTSUP on a process pool (data crosses as bytes there).
  */
 CTH_API int cth_pool_map_async(cth_pool_t *pool, cth_pool_fn fn, void *const *items, size_t n,
                                size_t chunksize, const cth_result_opts_t *opts, void **results,
@@ -179,6 +257,7 @@ CTH_API int cth_pool_map_async(cth_pool_t *pool, cth_pool_fn fn, void *const *it
  * arguments are a struct, and the items are an array of n structs of size
  * bytes each (as calloc's count and size): fn(&args[i], &results[i]).
  * Otherwise as cth_pool_map (size 0 is CTH_EINVAL).
+ * CTH_ENOTSUP on a process pool (data crosses as bytes there).
  */
 CTH_API int cth_pool_starmap(cth_pool_t *pool, cth_pool_fn fn, const void *args, size_t n,
                              size_t size, size_t chunksize, void **results);
@@ -200,6 +279,7 @@ CTH_API int cth_pool_starmap_async(cth_pool_t *pool, cth_pool_fn fn, const void 
  * value in completion order; CTH_ECANCELED if terminate dropped chunks;
  * CTH_EINTR as cth_pool_map; CTH_EINVAL for NULL pool or fn, or a pool not
  * running. n = 0 returns 0 at once.
+ * CTH_ENOTSUP on a process pool (data crosses as bytes there).
  */
 CTH_API int cth_pool_parallel_for(cth_pool_t *pool, cth_pool_for_fn fn, void *arg, size_t n);
 
@@ -217,6 +297,7 @@ CTH_API int cth_pool_parallel_for(cth_pool_t *pool, cth_pool_for_fn fn, void *ar
  * is freed. Returns 0 and *it (the caller's, see cth_imap_free);
  * CTH_EINVAL for NULL pool, fn or it, NULL items with n > 0, or a pool not
  * running; CTH_ENOMEM.
+ * CTH_ENOTSUP on a process pool (data crosses as bytes there).
  */
 CTH_API int cth_pool_imap(cth_pool_t *pool, cth_pool_fn fn, void *const *items, size_t n,
                           size_t chunksize, cth_imap_t **it);
@@ -244,6 +325,7 @@ CTH_API int cth_pool_imap_unordered(cth_pool_t *pool, cth_pool_fn fn, void *cons
  * cth_pool_close, cth_pool_join waits for the consumer to read the input
  * to its end or to free the iterator. Returns as cth_pool_imap
  * (CTH_EINVAL also for a NULL producer).
+ * CTH_ENOTSUP on a process pool (data crosses as bytes there).
  */
 CTH_API int cth_pool_imap_producer(cth_pool_t *pool, cth_pool_fn fn, cth_imap_producer_fn producer,
                                    void *ctx, size_t chunksize, size_t max_inflight,
@@ -256,6 +338,90 @@ CTH_API int cth_pool_imap_unordered_producer(cth_pool_t *pool, cth_pool_fn fn,
                                              size_t chunksize, size_t max_inflight,
                                              cth_imap_t **it);
 
+/* ---- records and buffers: the calls of both backends ------------------------- */
+
+/*
+ * cth_pool_map_records - Pool.map over an array of n fixed-size records:
+ * fn(in + i * in_size, out + i * out_size) for i in [0, n), in chunks of
+ * chunksize items (0 = Python's default, as cth_pool_map), waiting for all
+ * of them. No casts and no pointer arrays: a map over 100k ints is in, an
+ * int[100000], in_size sizeof(int). in_size or out_size may be 0 (fn then
+ * gets NULL there; in or out may be NULL). On processes the records are
+ * copied once into memory the workers share, and the results written there
+ * in place are copied into out as each chunk finishes. Returns as
+ * cth_pool_map (a failure, as there, only once every chunk has finished;
+ * a chunk stops at its first failing item), plus CTH_EWORKER (a worker
+ * died in a chunk: the other chunks still ran), CTH_ETIMEDOUT (an item
+ * ran past the task timeout) and CTH_EPROTO (a worker broke the protocol)
+ * on processes, those codes taking the first failure's place as CTH_ETASK
+ * does; CTH_EINVAL also for NULL in or out
+ * with a nonzero size and n > 0, and CTH_EOVERFLOW when n x size
+ * overflows; CTH_ENOENT when fn lies in no loaded object (processes).
+ * Nothing is allocated on threads.
+ */
+CTH_API int cth_pool_map_records(cth_pool_t *pool, cth_pool_record_fn fn, const void *in,
+                                 size_t in_size, size_t n, size_t chunksize, void *out,
+                                 size_t out_size);
+
+/*
+ * cth_pool_map_records_async - cth_pool_map_records without waiting (as
+ * cth_pool_map_async): in and out must stay valid until the result is
+ * ready; cth_result_get's value, and the callback's, is out. opts may be
+ * NULL. Returns 0 and *res (the caller's); the errors of
+ * cth_pool_map_records that can be known at once, CTH_EINVAL for NULL res,
+ * CTH_ENOMEM. An empty map is ready at once.
+ */
+CTH_API int cth_pool_map_records_async(cth_pool_t *pool, cth_pool_record_fn fn, const void *in,
+                                       size_t in_size, size_t n, size_t chunksize,
+                                       const cth_result_opts_t *opts, void *out, size_t out_size,
+                                       cth_result_t **res);
+
+/*
+ * cth_pool_imap_records - Pool.imap over records: as cth_pool_map_records
+ * without waiting, returning an iterator whose cth_imap_next yields, in
+ * input order, a pointer to each item's result record inside out (so the
+ * item's index is (value - out) / out_size; with out_size 0, the value is
+ * NULL). chunksize 0 means 1; failures as cth_pool_imap's. in and out must
+ * stay valid until the iterator is freed. Returns 0 and *it; errors as
+ * cth_pool_imap, cth_pool_map_records.
+ */
+CTH_API int cth_pool_imap_records(cth_pool_t *pool, cth_pool_record_fn fn, const void *in,
+                                  size_t in_size, size_t n, size_t chunksize, void *out,
+                                  size_t out_size, cth_imap_t **it);
+
+/* cth_pool_imap_unordered_records - Pool.imap_unordered over records: as
+ * cth_pool_imap_records, in completion order (the value still points at
+ * the item's own place in out). */
+CTH_API int cth_pool_imap_unordered_records(cth_pool_t *pool, cth_pool_record_fn fn, const void *in,
+                                            size_t in_size, size_t n, size_t chunksize, void *out,
+                                            size_t out_size, cth_imap_t **it);
+
+/*
+ * cth_pool_apply_buffer - Pool.apply(func, (data,)) with bytes: run
+ * fn(in, in_size, &buf, &len) on a worker and wait. On success *out is
+ * the task's buffer (NULL for an empty one), now the caller's to free(),
+ * and *out_size its length; out and out_size may be NULL (the buffer is
+ * then freed). Any sizes, 0 bytes to gigabytes, on both backends. Returns
+ * as cth_pool_apply, plus CTH_EWORKER, CTH_ETIMEDOUT and CTH_EPROTO (the
+ * worker reported a result it did not deliver whole) on processes, and
+ * CTH_EINVAL for NULL in with in_size > 0.
+ */
+CTH_API int cth_pool_apply_buffer(cth_pool_t *pool, cth_pool_buffer_fn fn, const void *in,
+                                  size_t in_size, void **out, size_t *out_size);
+
+/*
+ * cth_pool_apply_buffer_async - Pool.apply_async(func, (data,)) with
+ * bytes: queue fn over the in_size bytes at in (they must stay valid until
+ * the result is ready; a process pool copies them at once) and return *res
+ * at once. The result's buffer: cth_result_get_buffer, or cth_result_get's
+ * value (the callback's too); it belongs to the result and goes with
+ * cth_result_free. Returns 0; CTH_EINVAL (as cth_pool_apply_buffer, or a
+ * NULL res), CTH_ENOMEM.
+ */
+CTH_API int cth_pool_apply_buffer_async(cth_pool_t *pool, cth_pool_buffer_fn fn, const void *in,
+                                        size_t in_size, const cth_result_opts_t *opts,
+                                        cth_result_t **res);
+
 /* cth_pool_close - Pool.close(): no more tasks; the accepted ones (and
  * running imap iterations) complete, then the workers exit. Repeating it,
  * or closing a terminated pool, is harmless. Returns 0, or CTH_EINVAL for
@@ -267,8 +433,11 @@ CTH_API int cth_pool_close(cth_pool_t *pool);
  * chunks are dropped and their AsyncResults, maps and imap items finish
  * with CTH_ECANCELED (their error_callbacks run, in the calling thread
  * or, for a task a worker was taking at that moment, in that worker);
- * running tasks finish in the background (threads cannot be killed);
- * returns promptly. Harmless to repeat. Returns 0, or CTH_EINVAL for NULL.
+ * on threads, running tasks finish in the background (threads cannot be
+ * killed); on processes, the workers are stopped (SIGTERM, then SIGKILL
+ * after a grace period of 0.1 s) and their running tasks finish with
+ * CTH_ECANCELED too. Returns promptly. Harmless to repeat. Returns 0, or
+ * CTH_EINVAL for NULL.
  */
 CTH_API int cth_pool_terminate(cth_pool_t *pool);
 
@@ -295,7 +464,9 @@ CTH_API int cth_pool_join(cth_pool_t *pool, double timeout);
  * them. A closed pool's join waits for its producer iterators to finish
  * reading their input (cth_pool_imap_producer): free them first, or
  * terminate. Must not be called from one of the pool's workers. NULL is
- * ignored.
+ * ignored. A process pool leaves nothing behind: no zombie, no orphan, no
+ * shared memory, no descriptor. Should the program be killed instead, its
+ * workers exit within about a second.
  */
 CTH_API void cth_pool_free(cth_pool_t *pool);
 
@@ -306,8 +477,9 @@ CTH_API void cth_pool_free(cth_pool_t *pool);
  * the task's outcome: 0 with *value (value may be NULL) set to its result
  * (for map_async, the results array); CTH_ETASK if a task failed (its
  * value in cth_task_error() and cth_result_task_error(), as Python
- * re-raises the exception); CTH_ECANCELED after terminate. CTH_ETIMEDOUT
- * if not ready within the timeout (Python's multiprocessing.TimeoutError);
+ * re-raises the exception); CTH_ECANCELED after terminate; on processes
+ * CTH_EWORKER, CTH_ETIMEDOUT, CTH_EPROTO (see cth_pool_map_records and
+ * cth_pool_apply_buffer). CTH_ETIMEDOUT if not ready within the timeout (Python's multiprocessing.TimeoutError);
  * CTH_EINTR in an interrupted main thread; CTH_EINVAL / CTH_EOVERFLOW for
  * NULL res or a bad timeout. Any thread, any number of times.
  */
@@ -331,9 +503,19 @@ CTH_API bool cth_result_successful(const cth_result_t *res);
 
 /* cth_result_task_error - the failed task's own nonzero value when the
  * result is ready with CTH_ETASK (for map_async / starmap_async, the first
- * failure in completion order, the one recorded); 0 otherwise (success,
- * CTH_ECANCELED, not ready, NULL). In Python, the exception get() raises. */
+ * failure in completion order, the one recorded), or the dead worker's
+ * wait status with CTH_EWORKER; 0 otherwise (success, CTH_ECANCELED, not
+ * ready, NULL). In Python, the exception get() raises. */
 CTH_API int cth_result_task_error(const cth_result_t *res);
+
+/*
+ * cth_result_get_buffer - cth_result_get for cth_pool_apply_buffer_async:
+ * wait until ready, then 0 with *out (NULL for an empty buffer) and
+ * *out_size (either may be NULL). The buffer stays the result's, valid
+ * until cth_result_free; any thread, any number of times. Returns as
+ * cth_result_get; CTH_EINVAL also for a result of another call.
+ */
+CTH_API int cth_result_get_buffer(cth_result_t *res, void **out, size_t *out_size, double timeout);
 
 /* cth_result_free - drop the caller's AsyncResult. A task still pending
  * runs on (its callbacks too) and its memory goes when it finishes. NULL is
@@ -348,7 +530,9 @@ CTH_API void cth_result_free(cth_result_t *res);
  * position (with chunksize 1 the iteration goes on; with chunksize > 1 it
  * is the failing chunk's one outcome and the last: see cth_pool_imap) or
  * for a failing producer (see cth_pool_imap_producer), its value in
- * cth_task_error(); CTH_ECANCELED for an item terminate dropped;
+ * cth_task_error(); for records on processes, CTH_EWORKER (the wait status
+ * in cth_task_error()), CTH_ETIMEDOUT or CTH_EPROTO in the same place;
+ * CTH_ECANCELED for an item terminate dropped;
  * CTH_ENOMEM where a producer iterator could not read on;
  * CTH_IMAP_END after the last (StopIteration); CTH_ETIMEDOUT if none
  * arrived within the timeout; CTH_EINTR in an interrupted main thread;
