@@ -25,9 +25,12 @@ static const struct err_entry err_table[] = {
     {CTH_EOVERFLOW, "CTH_EOVERFLOW", "value too large"},
     {CTH_ETIMEDOUT, "CTH_ETIMEDOUT", "timed out"},
     {CTH_ECANCELED, "CTH_ECANCELED", "canceled"},
+    {CTH_ENOTSUP, "CTH_ENOTSUP", "not supported"},
+    {CTH_EPROTO, "CTH_EPROTO", "protocol error"},
     {CTH_EBROKEN, "CTH_EBROKEN", "broken barrier"},
     {CTH_ESHUTDOWN, "CTH_ESHUTDOWN", "shut down"},
     {CTH_ETASK, "CTH_ETASK", "the task failed"},
+    {CTH_EWORKER, "CTH_EWORKER", "the worker process died"},
 };
 
 static const struct err_entry *err_find(int err)

@@ -80,6 +80,31 @@ int cth__os_cpu_count(void);
  * offers no such registration. */
 bool cth__os_at_thread_exit(void (*fn)(void *), void *arg, void *dso);
 
+/* ---- memory and futexes shared between processes ------------------------------- */
+
+/* The process pool's transport (pool_process.c): src/linux/os.c only (the
+ * POSIX build has no process pool: src/unix/no_process_pool.c). */
+
+/* The futex of a word in memory shared between processes (a MAP_SHARED
+ * mapping): as cth__os_futex_wait and cth__os_futex_wake, but keyed by the
+ * memory rather than the address, so processes that map it at different
+ * addresses meet. Returns 0 (woken, changed, spurious), CTH_ETIMEDOUT or
+ * CTH_EINTR (a signal handler ran). */
+int cth__os_futex_wait_shared(_Atomic uint32_t *addr, uint32_t expected, int64_t deadline);
+void cth__os_futex_wake_shared(_Atomic uint32_t *addr, int n);
+
+/* New anonymous shared memory of size bytes (> 0), zero-filled, without a
+ * name: a descriptor (close-on-exec) that can be mapped, inherited or
+ * passed to another process. Returns 0 and *fd; CTH_ENOMEM, CTH_EAGAIN (no
+ * descriptor left). */
+int cth__os_shm_create(size_t size, int *fd);
+
+/* Map size bytes (> 0) of shared memory read-write, or read-only, its pages
+ * populated at once; a fork child does not inherit the mapping. NULL on
+ * failure. cth__os_shm_unmap undoes it. */
+void *cth__os_shm_map(int fd, size_t size, bool writable);
+void cth__os_shm_unmap(void *addr, size_t size);
+
 /* ---- machine helpers ------------------------------------------------------------ */
 
 #define CTH__UNUSED(x) ((void)(x))

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * pool.c - the thread pool: workers, the job queue and the task ring,
- * apply, map, starmap, parallel-for, close, terminate, join, and the
- * memory of AsyncResults.
+ * apply, map, starmap, parallel-for, the record and buffer calls, close,
+ * terminate, join, and the memory of AsyncResults.
  *
  * State. pool->lock guards the queue of jobs (a doubly linked FIFO; `listed`
  * mirrors its length for lock-free readers), the pool's state (RUN, CLOSE,
@@ -52,11 +52,20 @@
  * maxtasksperchild. A worker that has run that many chunks starts its
  * replacement (appended to the thread list before it exits, so join sees
  * it) and ends; if the replacement cannot start, it carries on.
+ *
+ * Records and buffers. The record map (JOB_RECORDS), the record imaps
+ * (JOB_IMAP with rec_fn) and the buffer apply (JOB_BUFFER) are jobs like
+ * the others; their items run through cth__job_run_records alone, the one
+ * place that knows the backend. A failure of any kind goes through
+ * cth__job_fail (the first in completion order wins); a buffer job's
+ * result buffer belongs to the job until it is handed to the caller.
  */
 #include <limits.h>
+#include <math.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "cthreading/thread.h"
 #include "platform.h"
@@ -105,9 +114,12 @@ struct cth_pool {
     cth_pool_initializer_fn initializer;
     void *initarg;
     size_t maxtasks;
+    cth_pool_backend_t backend;
+    double task_timeout;    /* processes: a task's default timeout; 0 = none */
     cth_thread_t **threads; /* every worker ever started (lock) */
     size_t nthreads, cap;
     struct cth__list_node live_link; /* the live pools (live_lock), for fork */
+    struct cth__proc_pool *procs;    /* a process pool's side (pool_process.c), or NULL */
     PAD(pad3);
     cth_lock_t free_lock;          /* guards the next four */
     struct cth__list free_results; /* recycled AsyncResults */
@@ -264,14 +276,57 @@ static size_t job_claim(struct cth_result *job)
     return c;
 }
 
-/* Record a task's failure, its nonzero value: the first one in completion
- * order wins, and its value is written before the caller finishes the
- * chunk, so whoever completes the job sees it. */
-static void job_fail(struct cth_result *job, int value)
+/* The first failure in completion order wins, and its value is written
+ * before the caller finishes the chunk, so whoever completes the job sees
+ * it. */
+void cth__job_fail(struct cth_result *job, int code, int value)
 {
+    if (job->kind == JOB_IMAP) {
+        cth__imap_fail(job, code, value);
+        return;
+    }
     int zero = 0;
-    if (atomic_compare_exchange_strong(&job->err, &zero, CTH_ETASK))
+    if (atomic_compare_exchange_strong(&job->err, &zero, code))
         job->task_error = value;
+}
+
+/* Where record i of a block of records of size bytes is: NULL for size 0. */
+static void *record_at(const char *base, size_t size, size_t i)
+{
+    return size ? (void *)(base + i * size) : NULL;
+}
+
+void cth__job_run_records(struct cth_result *job, size_t lo, size_t hi)
+{
+    if (job->pool->procs) { /* a proxy: its worker process runs them */
+        cth__proc_run_items(job, lo, hi);
+        return;
+    }
+    if (job->kind == JOB_BUFFER) {
+        void *buf = NULL;
+        size_t len = 0;
+        int r = job->buf_fn(job->in_size ? job->in : NULL, job->in_size, &buf, &len);
+        if (r != 0) {
+            free(buf); /* the task's, from malloc() */
+            cth__job_fail(job, CTH_ETASK, r);
+            return;
+        }
+        if (len == 0) { /* an empty buffer is NULL */
+            free(buf);
+            buf = NULL;
+        }
+        job->buf = buf;
+        job->buf_size = buf ? len : 0;
+        return;
+    }
+    for (size_t i = lo; i < hi; i++) {
+        int r = job->rec_fn(record_at(job->in, job->in_size, i),
+                            record_at(job->out, job->out_size, i));
+        if (r != 0) {
+            cth__job_fail(job, CTH_ETASK, r);
+            break;
+        }
+    }
 }
 
 static void job_run_chunk(struct cth_result *job, size_t c)
@@ -288,7 +343,7 @@ static void job_run_chunk(struct cth_result *job, size_t c)
                                                         : ((void *const *)job->items)[i];
             int r = job->fn((void *)item, &v);
             if (r != 0) {
-                job_fail(job, r);
+                cth__job_fail(job, CTH_ETASK, r);
                 break;
             }
             if (job->results)
@@ -299,11 +354,13 @@ static void job_run_chunk(struct cth_result *job, size_t c)
         for (size_t i = lo; i < hi; i++) {
             int r = job->for_fn(job->arg, i);
             if (r != 0) {
-                job_fail(job, r);
+                cth__job_fail(job, CTH_ETASK, r);
                 break;
             }
         }
         break;
+    case JOB_RECORDS:
+    case JOB_BUFFER: cth__job_run_records(job, lo, hi); break;
     default: cth__imap_run(job, lo, hi); break;
     }
 }
@@ -379,12 +436,31 @@ void cth__job_setup(struct cth_result *job, cth_pool_t *pool, uint8_t kind, size
     atomic_init(&job->refs, job->is_async ? 2 : 1);
 }
 
+int cth__pool_proc_prepare(cth_pool_t *p, struct cth_result *job)
+{
+    bool records = job->kind == JOB_RECORDS || job->kind == JOB_BUFFER ||
+                   (job->kind == JOB_IMAP && job->rec_fn);
+    if (!p->procs || !records || job->proc)
+        return 0;
+    double t = job->cb.task_timeout;
+    if (isnan(t) || t < 0)
+        return CTH_EINVAL;
+    if (t > CTH_TIMEOUT_MAX)
+        return CTH_EOVERFLOW;
+    job->task_timeout = t > 0 ? t : p->task_timeout;
+    return cth__proc_job_prepare(p->procs, job);
+}
+
 int cth__pool_submit(cth_pool_t *p, struct cth_result *job, bool internal)
 {
+    int err = cth__pool_proc_prepare(p, job);
+    if (err)
+        return err;
     cth__lock_acquire_uninterrupted(&p->lock);
     int st = atomic_load(&p->state);
     if (st == POOL_TERMINATE || (st == POOL_CLOSE && !internal)) {
         cth_lock_release(&p->lock);
+        cth__proc_job_release(job);
         return CTH_EINVAL;
     }
     cth__list_push_back(&p->queue, &job->link);
@@ -395,6 +471,11 @@ int cth__pool_submit(cth_pool_t *p, struct cth_result *job, bool internal)
     cth_lock_release(&p->lock);
     wake_workers(p, wake);
     return 0;
+}
+
+bool cth__pool_is_process(const cth_pool_t *p)
+{
+    return p->backend == CTH_POOL_PROCESSES;
 }
 
 bool cth__pool_running(const cth_pool_t *p)
@@ -548,8 +629,12 @@ static void *worker_main(void *arg)
 {
     cth_pool_t *p = arg;
     tls_pool = p;
-    if (p->initializer)
+    if (p->procs) { /* a proxy: its worker process runs the initializer */
+        if (!cth__proc_proxy_start(p, p->procs))
+            return NULL;
+    } else if (p->initializer) {
         p->initializer(p->initarg);
+    }
     size_t done = 0;
     struct cth_result *job;
     size_t c;
@@ -559,7 +644,7 @@ static void *worker_main(void *arg)
             if (p->maxtasks && ++done >= p->maxtasks) {
                 job_finish(job, 1);
                 if (retire(p))
-                    return NULL;
+                    goto out;
                 done = 0;
                 break;
             }
@@ -570,6 +655,9 @@ static void *worker_main(void *arg)
             c = next;
         }
     }
+out:
+    if (p->procs)
+        cth__proc_proxy_stop();
     return NULL;
 }
 
@@ -616,10 +704,20 @@ static pthread_once_t live_once = PTHREAD_ONCE_INIT;
 static void live_fork_prepare(void)
 {
     pthread_mutex_lock(&live_lock);
+    for (struct cth__list_node *node = live_pools.first; node; node = node->next) {
+        cth_pool_t *p = cth__list_entry(node, cth_pool_t, live_link);
+        if (p->procs)
+            cth__proc_pool_fork_prepare(p->procs);
+    }
 }
 
 static void live_fork_parent(void)
 {
+    for (struct cth__list_node *node = live_pools.first; node; node = node->next) {
+        cth_pool_t *p = cth__list_entry(node, cth_pool_t, live_link);
+        if (p->procs)
+            cth__proc_pool_fork_parent(p->procs);
+    }
     pthread_mutex_unlock(&live_lock);
 }
 
@@ -633,6 +731,8 @@ static void live_fork_child(void)
         atomic_store(&p->sleepers, 0);
         atomic_store(&p->spinners, 0);
         atomic_store(&p->submitting, 0); /* a push cut off by the fork */
+        if (p->procs)                    /* the workers are the parent's: forget them */
+            cth__proc_pool_fork_child(p->procs);
     }
     pthread_mutex_unlock(&live_lock);
 }
@@ -666,6 +766,7 @@ static void pool_destroy(cth_pool_t *p)
         p->blocks = b->next;
         cth__free(b);
     }
+    cth__proc_pool_free(p->procs);
     cth__free(p->threads);
     cth__free(p->cells);
     cth__free(p);
@@ -703,6 +804,9 @@ static void pool_unref_locked(cth_pool_t *p)
 
 void cth__result_release(struct cth_result *job)
 {
+    cth__proc_job_release(job);
+    free(job->buf); /* a buffer job's result, the task's malloc() */
+    job->buf = NULL;
     cth_pool_t *p = job->pool;
     cth__lock_acquire_uninterrupted(&p->free_lock);
     cth__list_push_front(&p->free_results, &job->link);
@@ -729,7 +833,11 @@ CTH_API int cth_pool_create(cth_pool_t **pool, const cth_pool_opts_t *opts)
     if (!pool)
         return CTH_EINVAL;
     cth_pool_opts_t o = opts ? *opts : (cth_pool_opts_t){0};
-    if (o.processes > INT_MAX)
+    if ((o.backend != CTH_POOL_THREADS && o.backend != CTH_POOL_PROCESSES) ||
+        o.start_method < CTH_START_DEFAULT || o.start_method > CTH_START_FORK ||
+        isnan(o.task_timeout) || o.task_timeout < 0 || (!o.initarg && o.initarg_size))
+        return CTH_EINVAL;
+    if (o.processes > INT_MAX || o.task_timeout > CTH_TIMEOUT_MAX)
         return CTH_EOVERFLOW;
     cth_pool_t *p = cth__calloc(1, sizeof *p);
     struct ring_cell *cells = cth__malloc(RING_CAP * sizeof *cells);
@@ -746,6 +854,15 @@ CTH_API int cth_pool_create(cth_pool_t **pool, const cth_pool_opts_t *opts)
     p->initializer = o.initializer;
     p->initarg = o.initarg;
     p->maxtasks = o.maxtasksperchild;
+    p->backend = o.backend;
+    p->task_timeout = o.task_timeout;
+    if (o.backend == CTH_POOL_PROCESSES) {
+        int err = cth__proc_pool_create(&o, p->nworkers, &p->procs);
+        if (err) {
+            pool_destroy(p);
+            return err;
+        }
+    }
     live_link(p);
     for (size_t i = 0; i < p->nworkers; i++) {
         int err = spawn_worker(p);
@@ -753,6 +870,11 @@ CTH_API int cth_pool_create(cth_pool_t **pool, const cth_pool_opts_t *opts)
             cth_pool_free(p);
             return err;
         }
+    }
+    int err = p->procs ? cth__proc_pool_started(p->procs) : 0;
+    if (err) {
+        cth_pool_free(p);
+        return err;
     }
     *pool = p;
     return 0;
@@ -763,6 +885,11 @@ CTH_API size_t cth_pool_size(const cth_pool_t *pool)
     return pool ? pool->nworkers : 0;
 }
 
+CTH_API cth_pool_backend_t cth_pool_backend(const cth_pool_t *pool)
+{
+    return pool ? pool->backend : CTH_POOL_THREADS;
+}
+
 /* Python's default chunksize: ceil(n / (4 x workers)). */
 static size_t default_chunksize(const cth_pool_t *p, size_t n)
 {
@@ -770,16 +897,17 @@ static size_t default_chunksize(const cth_pool_t *p, size_t n)
     return n / d + (n % d != 0);
 }
 
-/* Run a job on the caller's stack to the end. An interruption drops the
- * unclaimed chunks, waits for the running ones, and returns CTH_EINTR. A
- * failed task makes it CTH_ETASK with the task's value in the caller's
- * cth_task_error(). */
+/* Run a job on the caller's stack to the end; help: the caller runs
+ * chunks too (never on a process pool, whose chunks only its proxy threads
+ * can run). An interruption drops the unclaimed chunks, waits for the
+ * running ones, and returns CTH_EINTR. A failed task makes it CTH_ETASK
+ * with the task's value in the caller's cth_task_error() (cth__job_outcome). */
 static int run_sync(cth_pool_t *p, struct cth_result *job, bool help)
 {
     int err = cth__pool_submit(p, job, false);
     if (err)
         return err;
-    if (help)
+    if (help && !cth__pool_is_process(p))
         job_help(job);
     if (cth__job_wait(job, CTH__NO_DEADLINE) == CTH_EINTR) {
         cth__lock_acquire_uninterrupted(&p->lock);
@@ -791,15 +919,15 @@ static int run_sync(cth_pool_t *p, struct cth_result *job, bool help)
             ;
         return CTH_EINTR;
     }
-    if (job->outcome == CTH_ETASK)
-        return cth__task_failed(job->task_error);
-    return job->outcome;
+    return cth__job_outcome(job);
 }
 
 CTH_API int cth_pool_apply(cth_pool_t *pool, cth_pool_fn fn, void *arg, void **result)
 {
     if (!pool || !fn)
         return CTH_EINVAL;
+    if (cth__pool_is_process(pool))
+        return CTH_ENOTSUP;
     struct cth_result job = {.fn = fn, .arg = arg};
     job.items = (const char *)&job.arg;
     job.results = &job.value;
@@ -847,25 +975,21 @@ static int submit_async(cth_pool_t *pool, struct cth_result *job, const cth_resu
     return 0;
 }
 
-CTH_API int cth_pool_apply_async(cth_pool_t *pool, cth_pool_fn fn, void *arg,
-                                 const cth_result_opts_t *opts, cth_result_t **res)
+/* Queue a lone async task (an apply): the lock-free path from outside the
+ * pool's workers (a worker that awaits its own task finds it in the queue
+ * and runs it: job_help) while the queue is empty (FIFO), else the queue. */
+static int submit_lone(cth_pool_t *pool, struct cth_result *job, const cth_result_opts_t *opts,
+                       cth_result_t **res)
 {
-    if (!pool || !fn || !res)
-        return CTH_EINVAL;
-    struct cth_result *job = cth__result_alloc(pool);
-    if (!job)
-        return CTH_ENOMEM;
-    *job = (struct cth_result){.fn = fn, .arg = arg, .is_async = true};
-    job->items = (const char *)&job->arg;
-    job->results = &job->value;
-    cth__job_setup(job, pool, JOB_APPLY, 1, 1);
     if (opts)
         job->cb = *opts;
-    /* the lock-free path: from outside the pool's workers (a worker that
-     * awaits its own task finds it in the queue and runs it: job_help) and
-     * while the queue is empty (FIFO) */
+    int err = cth__pool_proc_prepare(pool, job);
+    if (err) {
+        cth__result_release(job);
+        return err;
+    }
     if (tls_pool != pool && atomic_load(&pool->listed) == 0) {
-        int err = ring_submit(pool, job);
+        err = ring_submit(pool, job);
         if (err != CTH_EAGAIN) {
             if (err)
                 cth__result_release(job);
@@ -875,6 +999,23 @@ CTH_API int cth_pool_apply_async(cth_pool_t *pool, cth_pool_fn fn, void *arg,
         }
     }
     return submit_async(pool, job, NULL, res);
+}
+
+CTH_API int cth_pool_apply_async(cth_pool_t *pool, cth_pool_fn fn, void *arg,
+                                 const cth_result_opts_t *opts, cth_result_t **res)
+{
+    if (!pool || !fn || !res)
+        return CTH_EINVAL;
+    if (cth__pool_is_process(pool))
+        return CTH_ENOTSUP;
+    struct cth_result *job = cth__result_alloc(pool);
+    if (!job)
+        return CTH_ENOMEM;
+    *job = (struct cth_result){.fn = fn, .arg = arg, .is_async = true};
+    job->items = (const char *)&job->arg;
+    job->results = &job->value;
+    cth__job_setup(job, pool, JOB_APPLY, 1, 1);
+    return submit_lone(pool, job, opts, res);
 }
 
 static void map_setup(struct cth_result *job, cth_pool_t *pool, uint8_t kind, cth_pool_fn fn,
@@ -893,6 +1034,8 @@ static int map_sync(cth_pool_t *pool, uint8_t kind, cth_pool_fn fn, const void *
 {
     if (!pool || !fn || (!items && n))
         return CTH_EINVAL;
+    if (cth__pool_is_process(pool))
+        return CTH_ENOTSUP;
     if (atomic_load(&pool->state) != POOL_RUN)
         return CTH_EINVAL;
     if (n == 0)
@@ -908,6 +1051,8 @@ static int map_async(cth_pool_t *pool, uint8_t kind, cth_pool_fn fn, const void 
 {
     if (!pool || !fn || (!items && n) || !res)
         return CTH_EINVAL;
+    if (cth__pool_is_process(pool))
+        return CTH_ENOTSUP;
     struct cth_result *job = cth__result_alloc(pool);
     if (!job)
         return CTH_ENOMEM;
@@ -960,7 +1105,11 @@ CTH_API int cth_pool_starmap_async(cth_pool_t *pool, cth_pool_fn fn, const void 
 
 CTH_API int cth_pool_parallel_for(cth_pool_t *pool, cth_pool_for_fn fn, void *arg, size_t n)
 {
-    if (!pool || !fn || atomic_load(&pool->state) != POOL_RUN)
+    if (!pool || !fn)
+        return CTH_EINVAL;
+    if (cth__pool_is_process(pool))
+        return CTH_ENOTSUP;
+    if (atomic_load(&pool->state) != POOL_RUN)
         return CTH_EINVAL;
     if (n == 0)
         return 0;
@@ -969,6 +1118,116 @@ CTH_API int cth_pool_parallel_for(cth_pool_t *pool, cth_pool_for_fn fn, void *ar
     struct cth_result job = {.for_fn = fn, .arg = arg};
     cth__job_setup(&job, pool, JOB_FOR, n, n / d + (n % d != 0));
     return run_sync(pool, &job, true);
+}
+
+/* ---- records and buffers ---------------------------------------------------------- */
+
+int cth__records_check(const cth_pool_t *pool, cth_pool_record_fn fn, const void *in,
+                       size_t in_size, size_t n, const void *out, size_t out_size)
+{
+    if (!pool || !fn || (n && ((!in && in_size) || (!out && out_size))))
+        return CTH_EINVAL;
+    if ((in_size && n > SIZE_MAX / in_size) || (out_size && n > SIZE_MAX / out_size))
+        return CTH_EOVERFLOW;
+    return 0;
+}
+
+static void records_setup(struct cth_result *job, cth_pool_t *pool, cth_pool_record_fn fn,
+                          const void *in, size_t in_size, size_t n, size_t chunksize, void *out,
+                          size_t out_size)
+{
+    job->rec_fn = fn;
+    job->in = in;
+    job->in_size = in_size;
+    job->out = out;
+    job->out_size = out_size;
+    job->value = out;
+    cth__job_setup(job, pool, JOB_RECORDS, n, chunksize ? chunksize : default_chunksize(pool, n));
+}
+
+CTH_API int cth_pool_map_records(cth_pool_t *pool, cth_pool_record_fn fn, const void *in,
+                                 size_t in_size, size_t n, size_t chunksize, void *out,
+                                 size_t out_size)
+{
+    int err = cth__records_check(pool, fn, in, in_size, n, out, out_size);
+    if (err)
+        return err;
+    if (atomic_load(&pool->state) != POOL_RUN)
+        return CTH_EINVAL;
+    if (n == 0)
+        return 0;
+    struct cth_result job = {0};
+    records_setup(&job, pool, fn, in, in_size, n, chunksize, out, out_size);
+    return run_sync(pool, &job, false);
+}
+
+CTH_API int cth_pool_map_records_async(cth_pool_t *pool, cth_pool_record_fn fn, const void *in,
+                                       size_t in_size, size_t n, size_t chunksize,
+                                       const cth_result_opts_t *opts, void *out, size_t out_size,
+                                       cth_result_t **res)
+{
+    int err = cth__records_check(pool, fn, in, in_size, n, out, out_size);
+    if (err)
+        return err;
+    if (!res)
+        return CTH_EINVAL;
+    struct cth_result *job = cth__result_alloc(pool);
+    if (!job)
+        return CTH_ENOMEM;
+    *job = (struct cth_result){.is_async = true};
+    records_setup(job, pool, fn, in, in_size, n, chunksize, out, out_size);
+    if (n == 0) { /* ready at once, as an empty map_async */
+        if (atomic_load(&pool->state) != POOL_RUN) {
+            cth__result_release(job);
+            return CTH_EINVAL;
+        }
+        if (opts)
+            job->cb = *opts;
+        cth__job_complete(job);
+        *res = job;
+        return 0;
+    }
+    return submit_async(pool, job, opts, res);
+}
+
+static void buffer_setup(struct cth_result *job, cth_pool_t *pool, cth_pool_buffer_fn fn,
+                         const void *in, size_t in_size)
+{
+    job->buf_fn = fn;
+    job->in = in;
+    job->in_size = in_size;
+    cth__job_setup(job, pool, JOB_BUFFER, 1, 1);
+}
+
+CTH_API int cth_pool_apply_buffer(cth_pool_t *pool, cth_pool_buffer_fn fn, const void *in,
+                                  size_t in_size, void **out, size_t *out_size)
+{
+    if (!pool || !fn || (!in && in_size))
+        return CTH_EINVAL;
+    struct cth_result job = {0};
+    buffer_setup(&job, pool, fn, in, in_size);
+    int err = run_sync(pool, &job, false);
+    if (err == 0 && out_size)
+        *out_size = job.buf_size;
+    if (err == 0 && out)
+        *out = job.buf;
+    else
+        free(job.buf); /* unwanted, or the value lost to CTH_EINTR */
+    return err;
+}
+
+CTH_API int cth_pool_apply_buffer_async(cth_pool_t *pool, cth_pool_buffer_fn fn, const void *in,
+                                        size_t in_size, const cth_result_opts_t *opts,
+                                        cth_result_t **res)
+{
+    if (!pool || !fn || (!in && in_size) || !res)
+        return CTH_EINVAL;
+    struct cth_result *job = cth__result_alloc(pool);
+    if (!job)
+        return CTH_ENOMEM;
+    *job = (struct cth_result){.is_async = true};
+    buffer_setup(job, pool, fn, in, in_size);
+    return submit_lone(pool, job, opts, res);
 }
 
 CTH_API int cth_pool_close(cth_pool_t *pool)
@@ -999,6 +1258,8 @@ CTH_API int cth_pool_terminate(cth_pool_t *pool)
         }
     }
     cth_lock_release(&pool->lock);
+    if (pool->procs) /* stop the workers running chunks: theirs finish CTH_ECANCELED */
+        cth__proc_pool_terminate(pool->procs);
     wake_workers(pool, INT32_MAX);
     /* a submitter past its state check pushes, then leaves: wait for it,
      * then cancel what the ring holds (workers cancel what they pop) */

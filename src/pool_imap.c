@@ -37,13 +37,24 @@
  * cth_imap_free waits for it to reach zero, after setting `cancelled` so
  * the queued items are skipped (delivered as CTH_ECANCELED without
  * running).
+ *
+ * Records. A record iterator (cth_pool_imap_records) is an array iterator
+ * whose job runs rec_fn over the records (cth__job_run_records, the same
+ * for both backends) and whose values are the items' places in out. That
+ * call reports a failure through cth__job_fail, which lands here
+ * (cth__imap_fail) in the outcome of the chunk the calling thread is
+ * running: `running` points at it while cth__imap_run runs the chunk (a
+ * thread runs one chunk of an imap at a time, but a task may run others
+ * inside, so the previous one is restored after).
  */
 #include "pool_internal.h"
 
 struct slot {
     void *value;
-    int err;        /* 0, CTH_ETASK, CTH_ECANCELED or CTH_ENOMEM */
-    int task_error; /* with CTH_ETASK: the task's or the producer's value */
+    int err;        /* 0, CTH_ETASK, CTH_ECANCELED or CTH_ENOMEM (records on
+                       processes: CTH_EWORKER, CTH_ETIMEDOUT, CTH_EPROTO too) */
+    int task_error; /* with CTH_ETASK: the task's or the producer's value;
+                       with CTH_EWORKER: the worker's wait status */
     bool done;
     bool last; /* the iteration ends once this is taken */
 };
@@ -145,25 +156,72 @@ static void deliver_chunk_locked(struct cth_imap *it, struct cth_result *job, si
     cth_cond_notify_all(&it->cond);
 }
 
-void cth__imap_run(struct cth_result *job, size_t lo, size_t hi)
+/* The outcome of the record chunk the calling thread is running. */
+struct chunk_outcome {
+    const struct cth_result *job;
+    int err, task_error;
+};
+
+static _Thread_local struct chunk_outcome *running;
+
+void cth__imap_fail(const struct cth_result *job, int code, int value)
 {
-    struct cth_imap *it = job->arg;
+    struct chunk_outcome *o = running;
+    if (o && o->job == job && o->err == 0) {
+        o->err = code;
+        o->task_error = value;
+    }
+}
+
+/* Run the record chunk [lo, hi): its outcome, and its value for a chunk of
+ * one (the item's place in out). */
+static void *run_records(struct cth_imap *it, struct cth_result *job, size_t lo, size_t hi,
+                         int *err, int *task_error)
+{
+    if (atomic_load_explicit(&it->cancelled, memory_order_relaxed)) {
+        *err = CTH_ECANCELED;
+        return NULL;
+    }
+    struct chunk_outcome o = {job, 0, 0}, *outer = running;
+    running = &o;
+    cth__job_run_records(job, lo, hi);
+    running = outer;
+    *err = o.err;
+    *task_error = o.task_error;
+    for (size_t i = lo; i < hi && hi - lo > 1 && !*err; i++)
+        *value_home(it, job, i) = job->out_size ? job->out + i * job->out_size : NULL;
+    return job->out_size ? job->out + lo * job->out_size : NULL;
+}
+
+/* Run the task chunk [lo, hi): its outcome, and its value for a chunk of
+ * one. */
+static void *run_tasks(struct cth_imap *it, struct cth_result *job, size_t lo, size_t hi, int *err,
+                       int *task_error)
+{
     void *const *items = (void *const *)job->items;
-    int err = 0, task_error = 0;
     void *v = NULL;
-    for (size_t i = lo; i < hi && !err; i++) {
+    for (size_t i = lo; i < hi && !*err; i++) {
         if (atomic_load_explicit(&it->cancelled, memory_order_relaxed)) {
-            err = CTH_ECANCELED;
+            *err = CTH_ECANCELED;
             continue;
         }
         int r = it->fn(items[i], &v);
         if (r != 0) { /* the chunk stops here, as Python's mapstar */
-            err = CTH_ETASK;
-            task_error = r;
+            *err = CTH_ETASK;
+            *task_error = r;
         } else if (hi - lo > 1) {
             *value_home(it, job, i) = v;
         }
     }
+    return v;
+}
+
+void cth__imap_run(struct cth_result *job, size_t lo, size_t hi)
+{
+    struct cth_imap *it = job->arg;
+    int err = 0, task_error = 0;
+    void *v = job->rec_fn ? run_records(it, job, lo, hi, &err, &task_error)
+                          : run_tasks(it, job, lo, hi, &err, &task_error);
     cth__lock_acquire_uninterrupted(&it->lock);
     deliver_chunk_locked(it, job, lo, hi, err, task_error, v);
     cth_lock_release(&it->lock);
@@ -277,12 +335,17 @@ static void refill(struct cth_imap *it)
     }
 }
 
+/* rec: a record iterator's record fields (fn and items are then unused),
+ * or NULL. */
 static int imap_create(cth_pool_t *pool, cth_pool_fn fn, void *const *items, size_t n,
                        cth_imap_producer_fn producer, void *ctx, size_t chunksize,
-                       size_t max_inflight, bool ordered, cth_imap_t **out)
+                       size_t max_inflight, bool ordered, const struct cth_result *rec,
+                       cth_imap_t **out)
 {
-    if (!pool || !fn || !out || (!producer && !items && n))
+    if (!pool || (!fn && !rec) || !out || (!producer && !rec && !items && n))
         return CTH_EINVAL;
+    if (!rec && cth__pool_is_process(pool))
+        return CTH_ENOTSUP;
     if (!cth__pool_running(pool))
         return CTH_EINVAL;
     if (!chunksize)
@@ -317,6 +380,21 @@ static int imap_create(cth_pool_t *pool, cth_pool_fn fn, void *const *items, siz
         cth__free(slots);
         return CTH_ENOMEM;
     }
+    if (rec && b) { /* a process pool copies the records now: its errors come here */
+        b->job.kind = JOB_IMAP;
+        b->job.n = n;
+        b->job.rec_fn = rec->rec_fn;
+        b->job.in = rec->in;
+        b->job.in_size = rec->in_size;
+        b->job.out_size = rec->out_size;
+        int err = cth__pool_proc_prepare(pool, &b->job);
+        if (err) {
+            cth__free(b);
+            cth__free(it);
+            cth__free(slots);
+            return err;
+        }
+    }
     cth_cond_init(&it->cond, &it->lock);
     cth__pool_ref(pool);
     if (producer) {
@@ -327,6 +405,13 @@ static int imap_create(cth_pool_t *pool, cth_pool_fn fn, void *const *items, siz
         it->holds_cache = true;
         refill(it);
     } else if (b) {
+        if (rec) {
+            b->job.rec_fn = rec->rec_fn;
+            b->job.in = rec->in;
+            b->job.in_size = rec->in_size;
+            b->job.out = rec->out;
+            b->job.out_size = rec->out_size;
+        }
         submit_job(it, &b->job, items, 0, n);
     }
     *out = it;
@@ -336,13 +421,13 @@ static int imap_create(cth_pool_t *pool, cth_pool_fn fn, void *const *items, siz
 CTH_API int cth_pool_imap(cth_pool_t *pool, cth_pool_fn fn, void *const *items, size_t n,
                           size_t chunksize, cth_imap_t **it)
 {
-    return imap_create(pool, fn, items, n, NULL, NULL, chunksize, 0, true, it);
+    return imap_create(pool, fn, items, n, NULL, NULL, chunksize, 0, true, NULL, it);
 }
 
 CTH_API int cth_pool_imap_unordered(cth_pool_t *pool, cth_pool_fn fn, void *const *items, size_t n,
                                     size_t chunksize, cth_imap_t **it)
 {
-    return imap_create(pool, fn, items, n, NULL, NULL, chunksize, 0, false, it);
+    return imap_create(pool, fn, items, n, NULL, NULL, chunksize, 0, false, NULL, it);
 }
 
 CTH_API int cth_pool_imap_producer(cth_pool_t *pool, cth_pool_fn fn, cth_imap_producer_fn producer,
@@ -351,7 +436,7 @@ CTH_API int cth_pool_imap_producer(cth_pool_t *pool, cth_pool_fn fn, cth_imap_pr
 {
     if (!producer)
         return CTH_EINVAL;
-    return imap_create(pool, fn, NULL, 0, producer, ctx, chunksize, max_inflight, true, it);
+    return imap_create(pool, fn, NULL, 0, producer, ctx, chunksize, max_inflight, true, NULL, it);
 }
 
 CTH_API int cth_pool_imap_unordered_producer(cth_pool_t *pool, cth_pool_fn fn,
@@ -360,7 +445,33 @@ CTH_API int cth_pool_imap_unordered_producer(cth_pool_t *pool, cth_pool_fn fn,
 {
     if (!producer)
         return CTH_EINVAL;
-    return imap_create(pool, fn, NULL, 0, producer, ctx, chunksize, max_inflight, false, it);
+    return imap_create(pool, fn, NULL, 0, producer, ctx, chunksize, max_inflight, false, NULL, it);
+}
+
+static int imap_records_create(cth_pool_t *pool, cth_pool_record_fn fn, const void *in,
+                               size_t in_size, size_t n, size_t chunksize, void *out,
+                               size_t out_size, bool ordered, cth_imap_t **it)
+{
+    int err = cth__records_check(pool, fn, in, in_size, n, out, out_size);
+    if (err)
+        return err;
+    struct cth_result rec = {
+        .rec_fn = fn, .in = in, .in_size = in_size, .out = out, .out_size = out_size};
+    return imap_create(pool, NULL, NULL, n, NULL, NULL, chunksize, 0, ordered, &rec, it);
+}
+
+CTH_API int cth_pool_imap_records(cth_pool_t *pool, cth_pool_record_fn fn, const void *in,
+                                  size_t in_size, size_t n, size_t chunksize, void *out,
+                                  size_t out_size, cth_imap_t **it)
+{
+    return imap_records_create(pool, fn, in, in_size, n, chunksize, out, out_size, true, it);
+}
+
+CTH_API int cth_pool_imap_unordered_records(cth_pool_t *pool, cth_pool_record_fn fn, const void *in,
+                                            size_t in_size, size_t n, size_t chunksize, void *out,
+                                            size_t out_size, cth_imap_t **it)
+{
+    return imap_records_create(pool, fn, in, in_size, n, chunksize, out, out_size, false, it);
 }
 
 /* Take the next outcome if there is one; the caller holds it->lock. */
@@ -419,8 +530,9 @@ CTH_API int cth_imap_next(cth_imap_t *it, void **value, double timeout)
         input_ended(it, it->submitted); /* the iteration is over: read no more */
     if (err != CTH_IMAP_END && err != CTH_ETIMEDOUT && err != CTH_EINTR && it->producer)
         refill(it);
-    if (err == CTH_ETASK) /* after refill: the producer may make blocking calls */
-        return cth__task_failed(task_error);
+    /* after refill: the producer may make blocking calls */
+    if (err == CTH_ETASK || err == CTH_EWORKER)
+        cth__task_failed(task_error);
     return err;
 }
 

@@ -53,10 +53,11 @@ struct cth_result {
     size_t n, chunksize, nchunks;
     _Atomic size_t claim;     /* next chunk to hand out */
     _Atomic size_t remaining; /* chunks not finished */
-    _Atomic int err;          /* the first failure in completion order: CTH_ETASK
-                                 (or CTH_ECANCELED, which overrides it) */
-    int task_error;           /* that first failing task's value: written by the
-                                 thread that set err to CTH_ETASK, before it
+    _Atomic int err;          /* the first failure in completion order: CTH_ETASK,
+                                 CTH_EWORKER, CTH_ETIMEDOUT or CTH_EPROTO (or
+                                 CTH_ECANCELED, which overrides it) */
+    int task_error;           /* that first failure's value (cth__job_fail):
+                                 written by the thread that set err, before it
                                  finishes its chunk */
     _Atomic uint32_t state;   /* JOB_PENDING, JOB_WAITED, JOB_DONE */
     void *value;              /* apply's value; map_async: results */
@@ -119,8 +120,19 @@ void cth__job_complete(struct cth_result *job);
 
 /* Record a failure of job: code CTH_ETASK (value: the task's own),
  * CTH_EWORKER (value: the dead worker's wait status), CTH_ETIMEDOUT or
- * CTH_EPROTO (value 0). The first failure in completion order is kept. */
+ * CTH_EPROTO (value 0). The first failure in completion order is kept. An
+ * imap job's failure is the outcome of the chunk the calling thread is
+ * running (cth__imap_fail): call it from that thread. */
 void cth__job_fail(struct cth_result *job, int code, int value);
+
+/* What a waiter returns for a done job's outcome: 0 or the code, with
+ * cth_task_error() set to the value for CTH_ETASK and CTH_EWORKER. */
+int cth__job_outcome(const struct cth_result *job);
+
+/* The checks of the record calls: 0, CTH_EINVAL (NULL pool or fn, NULL in
+ * or out with a nonzero size and n > 0) or CTH_EOVERFLOW (n x size). */
+int cth__records_check(const cth_pool_t *pool, cth_pool_record_fn fn, const void *in,
+                       size_t in_size, size_t n, const void *out, size_t out_size);
 
 /* Run the items [lo, hi) of a record or buffer job in the calling worker
  * (threads) or ship them to its worker process (processes), recording
@@ -132,10 +144,20 @@ void cth__job_run_records(struct cth_result *job, size_t lo, size_t hi);
 /* Whether the pool runs its tasks in worker processes. */
 bool cth__pool_is_process(const cth_pool_t *pool);
 
-/* Before a record or buffer job on a process pool is queued: place its
+/* Before a record or buffer job is queued (a no-op on threads, or for
+ * another kind of job, or one prepared already): its task timeout (the
+ * call's, job->cb.task_timeout, else the pool's) and cth__proc_job_prepare.
+ * Returns 0, CTH_EINVAL / CTH_EOVERFLOW for a bad task_timeout, or
+ * cth__proc_job_prepare's error. cth__pool_submit calls it. */
+int cth__pool_proc_prepare(cth_pool_t *pool, struct cth_result *job);
+
+struct cth__proc_pool;
+
+/* Before a record or buffer job on a process pool (pp, its process side)
+ * is queued: place its
  * input where the workers read it, name its function. Returns 0, or
  * CTH_ENOMEM, CTH_ENOENT (fn in no loaded object), CTH_EOVERFLOW. */
-int cth__proc_job_prepare(struct cth_result *job);
+int cth__proc_job_prepare(struct cth__proc_pool *pp, struct cth_result *job);
 
 /* In a proxy thread (a process pool's worker thread): run items [lo, hi)
  * of job in this thread's worker process, copying their results into
@@ -146,11 +168,50 @@ void cth__proc_run_items(struct cth_result *job, size_t lo, size_t hi);
  * state (job->proc). */
 void cth__proc_job_release(struct cth_result *job);
 
+/* A process pool's side in pool_process.c (pool.c holds it; NULL on a
+ * thread pool). */
+
+/* Check the process options and name the initializer; workers: the
+ * proxies cth_pool_create starts (cth__proc_pool_started waits for them).
+ * Returns 0 and *pp; CTH_ENOTSUP where the system has no process pool,
+ * CTH_ENOENT (the initializer in no loaded object), CTH_ENOMEM,
+ * CTH_EOVERFLOW. */
+int cth__proc_pool_create(const cth_pool_opts_t *opts, size_t workers, struct cth__proc_pool **pp);
+
+/* Wait until the initial proxies have launched their workers. Returns 0,
+ * or the first launch error (CTH_EAGAIN, CTH_ENOMEM, CTH_ENOENT). */
+int cth__proc_pool_started(struct cth__proc_pool *pp);
+
+/* terminate: SIGTERM every worker now (SIGKILL 0.1 s later, by its proxy),
+ * and wake the proxies waiting in a chunk (it finishes CTH_ECANCELED). */
+void cth__proc_pool_terminate(struct cth__proc_pool *pp);
+
+/* Free it once every proxy has stopped (or, in a fork child, forget the
+ * parent's workers). NULL is ignored. */
+void cth__proc_pool_free(struct cth__proc_pool *pp);
+
+/* fork(): held across it (prepare, parent); the child forgets the parent's
+ * workers without touching them, and the pool's proxies do nothing more. */
+void cth__proc_pool_fork_prepare(struct cth__proc_pool *pp);
+void cth__proc_pool_fork_parent(struct cth__proc_pool *pp);
+void cth__proc_pool_fork_child(struct cth__proc_pool *pp);
+
+/* In a process pool's worker thread: become its proxy, launch its worker
+ * process. false: the thread must exit (an initial worker that could not
+ * launch: cth_pool_create reports it). */
+bool cth__proc_proxy_start(cth_pool_t *pool, struct cth__proc_pool *pp);
+
+/* The proxy thread exits: stop its worker process (reaped). */
+void cth__proc_proxy_stop(void);
+
 /* imap hooks (pool_imap.c): run the chunk of items [lo, hi) of an imap
  * job; report the chunks of [lo, hi) cancelled (lo starts a chunk); the
  * job has completed (free it). */
 void cth__imap_run(struct cth_result *job, size_t lo, size_t hi);
 void cth__imap_cancel(struct cth_result *job, size_t lo, size_t hi);
 void cth__imap_job_done(struct cth_result *job);
+/* cth__job_fail of an imap job: the failure of the chunk the calling thread
+ * is running (cth__imap_run), delivered in its place. */
+void cth__imap_fail(const struct cth_result *job, int code, int value);
 
 #endif

@@ -12,11 +12,29 @@
  * drops the last one gives its memory back to the pool's free list. A
  * blocking job (apply, map, parallel-for) lives on its caller's stack:
  * after the JOB_DONE store the completer touches nothing but the futex
- * address. A failed job's outcome is CTH_ETASK and its first failing
- * task's value stays in task_error; whoever reports CTH_ETASK (get, the
- * error callback) puts that value in its thread's cth_task_error().
+ * address. A failed job's outcome is its first failure's code (CTH_ETASK,
+ * or on processes CTH_EWORKER, CTH_ETIMEDOUT, CTH_EPROTO) and that
+ * failure's value stays in task_error; whoever reports CTH_ETASK or
+ * CTH_EWORKER (get, the error callback) puts the value in its thread's
+ * cth_task_error(). A buffer job's value is its result buffer, which the
+ * result keeps until it is released (a failed job's is freed here).
  */
+#include <stdlib.h>
+
 #include "pool_internal.h"
+
+/* Whether a failure code carries a value for cth_task_error(). */
+static bool has_value(int code)
+{
+    return code == CTH_ETASK || code == CTH_EWORKER;
+}
+
+int cth__job_outcome(const struct cth_result *job)
+{
+    if (has_value(job->outcome))
+        cth__task_failed(job->task_error);
+    return job->outcome;
+}
 
 static void result_unref(struct cth_result *job)
 {
@@ -26,11 +44,20 @@ static void result_unref(struct cth_result *job)
 
 void cth__job_complete(struct cth_result *job)
 {
+    cth__proc_job_release(job); /* a process pool's copy of its data: no longer read */
     if (job->kind == JOB_IMAP) {
         cth__imap_job_done(job);
         return;
     }
     job->outcome = atomic_load(&job->err);
+    if (job->kind == JOB_BUFFER) {
+        if (job->outcome != 0) {
+            free(job->buf);
+            job->buf = NULL;
+            job->buf_size = 0;
+        }
+        job->value = job->buf;
+    }
     if (job->is_async) {
         if (job->outcome == 0 && job->cb.callback) {
             job->cb.callback(job->cb.cb_arg, job->value);
@@ -38,7 +65,7 @@ void cth__job_complete(struct cth_result *job)
             /* the callback sees the task's value in cth_task_error() (0 for
              * CTH_ECANCELED); the thread's own value comes back after it */
             int saved = cth_task_error();
-            cth__task_failed(job->outcome == CTH_ETASK ? job->task_error : 0);
+            cth__task_failed(has_value(job->outcome) ? job->task_error : 0);
             job->cb.error_callback(job->cb.cb_arg, job->outcome);
             cth__task_failed(saved);
         }
@@ -69,9 +96,21 @@ CTH_API int cth_result_get(cth_result_t *res, void **value, double timeout)
         return err;
     if (res->outcome == 0 && value)
         *value = res->value;
-    if (res->outcome == CTH_ETASK)
-        return cth__task_failed(res->task_error);
-    return res->outcome;
+    return cth__job_outcome(res);
+}
+
+CTH_API int cth_result_get_buffer(cth_result_t *res, void **out, size_t *out_size, double timeout)
+{
+    if (!res || res->kind != JOB_BUFFER)
+        return CTH_EINVAL;
+    int err = result_wait(res, timeout);
+    if (err)
+        return err;
+    if (res->outcome == 0 && out)
+        *out = res->buf;
+    if (res->outcome == 0 && out_size)
+        *out_size = res->buf_size;
+    return cth__job_outcome(res);
 }
 
 CTH_API int cth_result_wait(cth_result_t *res, double timeout)
@@ -94,7 +133,7 @@ CTH_API bool cth_result_successful(const cth_result_t *res)
 
 CTH_API int cth_result_task_error(const cth_result_t *res)
 {
-    if (!cth_result_ready(res) || res->outcome != CTH_ETASK)
+    if (!cth_result_ready(res) || !has_value(res->outcome))
         return 0;
     return res->task_error;
 }

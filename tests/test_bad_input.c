@@ -348,6 +348,21 @@ static int for_body(void *arg, size_t index)
     return 0;
 }
 
+static int copy_record(const void *in, void *out)
+{
+    memcpy(out, in, sizeof(int));
+    return 0;
+}
+
+static int no_buffer(const void *in, size_t in_size, void **out, size_t *out_size)
+{
+    (void)in;
+    (void)in_size;
+    (void)out;
+    (void)out_size;
+    return 0;
+}
+
 static int producer_end(void *ctx, void **item, bool *end)
 {
     (void)ctx;
@@ -379,6 +394,28 @@ CTH_TEST(pool)
     CHECK_EQ(cth_pool_imap_producer(NULL, identity, producer_end, NULL, 1, 4, &it), CTH_EINVAL);
     CHECK_EQ(cth_pool_imap_unordered_producer(NULL, identity, producer_end, NULL, 1, 4, &it),
              CTH_EINVAL);
+    int rin[2] = {1, 2}, rout[2] = {0, 0};
+    void *buf = (void *)1;
+    size_t len = 3;
+    CHECK_EQ(cth_pool_map_records(NULL, copy_record, rin, sizeof(int), 2, 0, rout, sizeof(int)),
+             CTH_EINVAL);
+    CHECK_EQ(cth_pool_map_records_async(NULL, copy_record, rin, sizeof(int), 2, 0, NULL, rout,
+                                        sizeof(int), &r),
+             CTH_EINVAL);
+    CHECK_EQ(
+        cth_pool_imap_records(NULL, copy_record, rin, sizeof(int), 2, 0, rout, sizeof(int), &it),
+        CTH_EINVAL);
+    CHECK_EQ(cth_pool_imap_unordered_records(NULL, copy_record, rin, sizeof(int), 2, 0, rout,
+                                             sizeof(int), &it),
+             CTH_EINVAL);
+    CHECK_EQ(cth_pool_apply_buffer(NULL, no_buffer, rin, 1, &buf, &len), CTH_EINVAL);
+    CHECK_EQ(cth_pool_apply_buffer_async(NULL, no_buffer, rin, 1, NULL, &r), CTH_EINVAL);
+    CHECK_EQ(cth_result_get_buffer(NULL, &buf, &len, 0), CTH_EINVAL);
+    CHECK(buf == (void *)1 && len == 3 && rout[0] == 0);
+    CHECK_EQ(cth_pool_backend(NULL), CTH_POOL_THREADS);
+    CHECK_EQ(cth_pool_create(&p, &(cth_pool_opts_t){.backend = (cth_pool_backend_t)7}), CTH_EINVAL);
+    CHECK_EQ(cth_pool_create(&p, &(cth_pool_opts_t){.task_timeout = NAN}), CTH_EINVAL);
+    CHECK_EQ(cth_pool_create(&p, &(cth_pool_opts_t){.task_timeout = 1e300}), CTH_EOVERFLOW);
     CHECK_EQ(cth_pool_close(NULL), CTH_EINVAL);
     CHECK_EQ(cth_pool_terminate(NULL), CTH_EINVAL);
     CHECK_EQ(cth_pool_join(NULL, CTH_FOREVER), CTH_EINVAL);
@@ -405,6 +442,14 @@ CTH_TEST(pool)
     CHECK_EQ(cth_pool_imap_producer(p, identity, NULL, NULL, 1, 4, &it), CTH_EINVAL);
     CHECK_EQ(cth_pool_join(p, CTH_FOREVER), CTH_EINVAL); /* still running */
     CHECK_BAD_TIMEOUTS(cth_pool_join(p, timeout));
+    CHECK_EQ(cth_pool_map_records(p, copy_record, rin, SIZE_MAX, 2, 0, rout, sizeof(int)),
+             CTH_EOVERFLOW);
+    CHECK_EQ(cth_pool_apply_buffer(p, no_buffer, NULL, 1, &buf, &len), CTH_EINVAL);
+    CHECK_OK(cth_pool_apply_buffer_async(p, no_buffer, rin, 1, NULL, &r));
+    CHECK_BAD_TIMEOUTS(cth_result_get_buffer(r, &buf, &len, timeout));
+    CHECK_OK(cth_result_get_buffer(r, &buf, &len, CTH_FOREVER));
+    CHECK(buf == NULL && len == 0);
+    cth_result_free(r);
 
     CHECK_OK(cth_pool_apply_async(p, identity, items, NULL, &r));
     CHECK_BAD_TIMEOUTS(cth_result_get(r, &value, timeout));

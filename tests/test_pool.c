@@ -277,7 +277,7 @@ CTH_TEST(apply_async_callbacks)
 {
     cth_pool_t *p = make_pool(2);
     struct cbs c = {0};
-    cth_result_opts_t o = {on_ok, on_fail, &c};
+    cth_result_opts_t o = {.callback = on_ok, .error_callback = on_fail, .cb_arg = &c};
     cth_result_t *r;
     CHECK_OK(cth_pool_apply_async(p, sqr, IV(6), &o, &r));
     CHECK_OK(cth_result_wait(r, CTH_FOREVER));
@@ -392,7 +392,7 @@ CTH_TEST(map_async)
     for (int i = 0; i < N; i++)
         items[i] = IV(i);
     struct cbs c = {0};
-    cth_result_opts_t o = {on_ok, on_fail, &c};
+    cth_result_opts_t o = {.callback = on_ok, .error_callback = on_fail, .cb_arg = &c};
     cth_result_t *r;
     CHECK_OK(cth_pool_map_async(p, sqr, items, N, 0, &o, res, &r));
     void *v = NULL;
@@ -445,7 +445,7 @@ CTH_TEST(map_empty)
 {
     cth_pool_t *p = make_pool(2);
     struct cbs c = {0};
-    cth_result_opts_t o = {on_ok, on_fail, &c};
+    cth_result_opts_t o = {.callback = on_ok, .error_callback = on_fail, .cb_arg = &c};
     CHECK_OK(cth_pool_map(p, sqr, NULL, 0, 0, NULL));
     cth_result_t *r;
     CHECK_OK(cth_pool_map_async(p, sqr, NULL, 0, 1, &o, NULL, &r));
@@ -580,7 +580,7 @@ CTH_TEST(terminate)
     enum { N = 10000 };
     static cth_result_t *r[N];
     struct cbs c = {0};
-    cth_result_opts_t o = {on_ok, on_fail, &c};
+    cth_result_opts_t o = {.callback = on_ok, .error_callback = on_fail, .cb_arg = &c};
     atomic_store(&gate, 0);
     atomic_store(&gate_started, 0);
     for (int i = 0; i < N; i++) /* the workers hold the first 2 until terminate */

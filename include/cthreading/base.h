@@ -74,9 +74,7 @@ extern "C" {
 #define CTH_EBROKEN (-10001)   /* a broken barrier (threading.BrokenBarrierError) */
 #define CTH_ESHUTDOWN (-10002) /* shut down (queue.ShutDown; the library at exit) */
 #define CTH_ETASK (-10003)     /* a task or callback failed: its value is cth_task_error() */
-#define CTH_EWORKER                                                                                \
-    (-10004) /* the worker process running the task died: its wait
-                                  status is cth_task_error() */
+#define CTH_EWORKER (-10004)   /* the worker process died: cth_task_error() is its wait status */
 
 /* Timeouts, in seconds. */
 #define CTH_FOREVER (-1.0)           /* no time limit (Python's timeout=None or -1) */

@@ -66,7 +66,9 @@ typedef void (*cth_pool_callback_fn)(void *cb_arg, void *value);
  * err being CTH_ETASK (a task failed; while the callback runs, its thread's
  * cth_task_error() holds the task's value, as does cth_result_task_error)
  * or CTH_ECANCELED (the pool was terminated first; cth_task_error() is 0
- * meanwhile). The thread's own cth_task_error() comes back afterwards. */
+ * meanwhile); on processes also CTH_EWORKER (cth_task_error() holds the
+ * wait status), CTH_ETIMEDOUT or CTH_EPROTO. The thread's own
+ * cth_task_error() comes back afterwards. */
 typedef void (*cth_pool_error_callback_fn)(void *cb_arg, int err);
 
 /* An imap producer (Python's input iterator): store the next item in *item
@@ -346,12 +348,13 @@ CTH_API int cth_pool_imap_unordered_producer(cth_pool_t *pool, cth_pool_fn fn,
  * int[100000], in_size sizeof(int). in_size or out_size may be 0 (fn then
  * gets NULL there; in or out may be NULL). On processes the records are
  * copied once into memory the workers share, and the results written there
- * in place are copied into out when the map has finished. Returns as
+ * in place are copied into out as each chunk finishes. Returns as
  * cth_pool_map (a failure, as there, only once every chunk has finished;
  * a chunk stops at its first failing item), plus CTH_EWORKER (a worker
- * died in a chunk: the other chunks still ran) and CTH_ETIMEDOUT (an item
- * ran past the task timeout) on processes, those codes taking the first
- * failure's place as CTH_ETASK does; CTH_EINVAL also for NULL in or out
+ * died in a chunk: the other chunks still ran), CTH_ETIMEDOUT (an item
+ * ran past the task timeout) and CTH_EPROTO (a worker broke the protocol)
+ * on processes, those codes taking the first failure's place as CTH_ETASK
+ * does; CTH_EINVAL also for NULL in or out
  * with a nonzero size and n > 0, and CTH_EOVERFLOW when n x size
  * overflows; CTH_ENOENT when fn lies in no loaded object (processes).
  * Nothing is allocated on threads.
@@ -474,8 +477,9 @@ CTH_API void cth_pool_free(cth_pool_t *pool);
  * the task's outcome: 0 with *value (value may be NULL) set to its result
  * (for map_async, the results array); CTH_ETASK if a task failed (its
  * value in cth_task_error() and cth_result_task_error(), as Python
- * re-raises the exception); CTH_ECANCELED after terminate. CTH_ETIMEDOUT
- * if not ready within the timeout (Python's multiprocessing.TimeoutError);
+ * re-raises the exception); CTH_ECANCELED after terminate; on processes
+ * CTH_EWORKER, CTH_ETIMEDOUT, CTH_EPROTO (see cth_pool_map_records and
+ * cth_pool_apply_buffer). CTH_ETIMEDOUT if not ready within the timeout (Python's multiprocessing.TimeoutError);
  * CTH_EINTR in an interrupted main thread; CTH_EINVAL / CTH_EOVERFLOW for
  * NULL res or a bad timeout. Any thread, any number of times.
  */
@@ -499,8 +503,9 @@ CTH_API bool cth_result_successful(const cth_result_t *res);
 
 /* cth_result_task_error - the failed task's own nonzero value when the
  * result is ready with CTH_ETASK (for map_async / starmap_async, the first
- * failure in completion order, the one recorded); 0 otherwise (success,
- * CTH_ECANCELED, not ready, NULL). In Python, the exception get() raises. */
+ * failure in completion order, the one recorded), or the dead worker's
+ * wait status with CTH_EWORKER; 0 otherwise (success, CTH_ECANCELED, not
+ * ready, NULL). In Python, the exception get() raises. */
 CTH_API int cth_result_task_error(const cth_result_t *res);
 
 /*
@@ -525,7 +530,9 @@ CTH_API void cth_result_free(cth_result_t *res);
  * position (with chunksize 1 the iteration goes on; with chunksize > 1 it
  * is the failing chunk's one outcome and the last: see cth_pool_imap) or
  * for a failing producer (see cth_pool_imap_producer), its value in
- * cth_task_error(); CTH_ECANCELED for an item terminate dropped;
+ * cth_task_error(); for records on processes, CTH_EWORKER (the wait status
+ * in cth_task_error()), CTH_ETIMEDOUT or CTH_EPROTO in the same place;
+ * CTH_ECANCELED for an item terminate dropped;
  * CTH_ENOMEM where a producer iterator could not read on;
  * CTH_IMAP_END after the last (StopIteration); CTH_ETIMEDOUT if none
  * arrived within the timeout; CTH_EINTR in an interrupted main thread;

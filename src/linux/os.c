@@ -5,12 +5,20 @@
  * affinity mask allows, timer slack, and glibc's registration of a thread's
  * exit destructor. The tid is cached per thread and the pid per process; a
  * fork child refreshes both (the runtime's fork handler calls
- * cth__os_after_fork_child). src/unix/os.c is the portable counterpart.
+ * cth__os_after_fork_child). Also the process pool's shared memory: a
+ * memfd (no name in any file system, so nothing to clean up and nobody else
+ * can open it) mapped MAP_SHARED, and futexes on it without
+ * FUTEX_PRIVATE_FLAG, which the kernel keys by the page rather than the
+ * address. src/unix/os.c is the portable counterpart.
  */
+#include <errno.h>
+#include <linux/futex.h>
 #include <sched.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../platform.h"
@@ -81,4 +89,58 @@ extern int __cxa_thread_atexit_impl(void (*fn)(void *), void *obj, void *dso_sym
 bool cth__os_at_thread_exit(void (*fn)(void *), void *arg, void *dso)
 {
     return __cxa_thread_atexit_impl && __cxa_thread_atexit_impl(fn, arg, dso) == 0;
+}
+
+int cth__os_futex_wait_shared(_Atomic uint32_t *addr, uint32_t expected, int64_t deadline)
+{
+    struct timespec ts, *tsp = NULL;
+    if (deadline != CTH__NO_DEADLINE) {
+        ts.tv_sec = (time_t)(deadline / 1000000000);
+        ts.tv_nsec = (long)(deadline % 1000000000);
+        tsp = &ts;
+    }
+    long r = syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_BITSET, expected, tsp, NULL,
+                     FUTEX_BITSET_MATCH_ANY);
+    if (r == 0)
+        return 0;
+    if (errno == ETIMEDOUT)
+        return CTH_ETIMEDOUT;
+    if (errno == EINTR)
+        return CTH_EINTR;
+    return 0; /* EAGAIN: the value changed before we slept */
+}
+
+void cth__os_futex_wake_shared(_Atomic uint32_t *addr, int n)
+{
+    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE, n, NULL, NULL, 0);
+}
+
+int cth__os_shm_create(size_t size, int *fd)
+{
+    int f = memfd_create("cthreading", MFD_CLOEXEC);
+    if (f < 0)
+        return errno == ENOMEM ? CTH_ENOMEM : CTH_EAGAIN;
+    if (size > (size_t)INT64_MAX || ftruncate(f, (off_t)size) != 0) {
+        close(f);
+        return CTH_ENOMEM;
+    }
+    *fd = f;
+    return 0;
+}
+
+void *cth__os_shm_map(int fd, size_t size, bool writable)
+{
+    /* populated at once: one call instead of a fault per page; not inherited
+     * by a fork child (a FORK-started worker must not see its siblings') */
+    void *addr = mmap(NULL, size, writable ? PROT_READ | PROT_WRITE : PROT_READ,
+                      MAP_SHARED | MAP_POPULATE, fd, 0);
+    if (addr == MAP_FAILED)
+        return NULL;
+    madvise(addr, size, MADV_DONTFORK);
+    return addr;
+}
+
+void cth__os_shm_unmap(void *addr, size_t size)
+{
+    munmap(addr, size);
 }

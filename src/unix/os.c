@@ -121,3 +121,40 @@ bool cth__os_at_thread_exit(void (*fn)(void *), void *arg, void *dso)
     return false;
 #endif
 }
+
+/* The process pool's shared memory and futexes are Linux's (src/linux/os.c):
+ * here a process pool cannot be created. */
+int cth__os_futex_wait_shared(_Atomic uint32_t *addr, uint32_t expected, int64_t deadline)
+{
+    CTH__UNUSED(addr);
+    CTH__UNUSED(expected);
+    CTH__UNUSED(deadline);
+    return CTH_ENOTSUP;
+}
+
+void cth__os_futex_wake_shared(_Atomic uint32_t *addr, int n)
+{
+    CTH__UNUSED(addr);
+    CTH__UNUSED(n);
+}
+
+int cth__os_shm_create(size_t size, int *fd)
+{
+    CTH__UNUSED(size);
+    CTH__UNUSED(fd);
+    return CTH_ENOTSUP;
+}
+
+void *cth__os_shm_map(int fd, size_t size, bool writable)
+{
+    CTH__UNUSED(fd);
+    CTH__UNUSED(size);
+    CTH__UNUSED(writable);
+    return NULL;
+}
+
+void cth__os_shm_unmap(void *addr, size_t size)
+{
+    CTH__UNUSED(addr);
+    CTH__UNUSED(size);
+}

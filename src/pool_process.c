@@ -1,0 +1,1183 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pool_process.c - the process backend of the pool: proxy threads, the
+ * control block each shares with its worker process, the worker's main
+ * loop, and how a worker's death, a task timeout and terminate are noticed.
+ *
+ * Proxies. A process pool is the thread pool (pool.c) whose worker threads
+ * are proxies: each launches one worker process when it starts
+ * (proc_launch.h) and stops it when it exits, takes chunks as any worker
+ * thread does, and instead of running a chunk ships it to its process and
+ * waits (cth__proc_run_items). Queueing, ordering, callbacks, imap,
+ * close/join/terminate and maxtasksperchild are the thread pool's.
+ *
+ * The control block. Each worker has its own: a memfd mapped by its proxy
+ * and by that worker only (the mappings are not inherited by fork, and the
+ * launcher closes every other descriptor), passed to it over its channel
+ * at start. It holds two sequence words: `req`, which the proxy bumps to
+ * post a command (run items [lo, hi) of a segment with function F, run a
+ * buffer task, exit) and the worker waits on, and `ack`,
+ * which the worker sets to the command's number when it is done and the
+ * proxy waits on. `taken` says the worker picked the command up,
+ * `progress` counts the items it has finished, then the outcome (ok, a
+ * task's failure and value, or a worker-side error code) and, for a buffer
+ * task, the result's length. Each side spins a little on the word it
+ * waits for, then announces itself (req_sleep, ack_sleep) and futex-waits
+ * on it with the process-shared futex; the other side stores the word,
+ * then looks at the announcement (both seq_cst, so no wake-up is lost) and
+ * wakes only a sleeper. A function is named by its funcref, copied in only
+ * when it differs from the last one sent; the worker resolves it (never
+ * trusting it) and keeps the address.
+ *
+ * Data. A map's records are copied once, when the job is submitted
+ * (cth__proc_job_prepare), into a segment (a memfd: n inputs, then room
+ * for n outputs); a proxy passes its descriptor by SCM_RIGHTS to its
+ * worker with the first chunk of that job, the worker maps it and keeps it
+ * mapped until it is sent another, reads the inputs and writes the outputs
+ * in place, and the proxy copies a finished chunk's outputs into the
+ * caller's array at once (so an imap delivers them). A released segment is
+ * kept as the pool's spare (the largest one) and reused by the next job
+ * that fits, its pages already there and the workers' mappings still
+ * valid (a segment is named by its id, not its job): a map costs no page
+ * allocation then. A worker so holds at most one segment it no longer
+ * needs. A buffer up to INLINE_MAX bytes crosses inline in the control
+ * block, either way; a larger one in a memfd of its own, passed by
+ * SCM_RIGHTS. Nothing crosses a pipe per item.
+ *
+ * Trust. The proxy reads what the worker wrote once, into its own copy,
+ * and checks it: progress within the chunk, a known outcome, a failing
+ * task's nonzero value, a result length within INLINE_MAX or within the
+ * memfd received (fstat first). Anything else fails the item with
+ * CTH_EPROTO. A worker-side error code is taken only from a short list.
+ *
+ * Death, timeouts, terminate. While a chunk runs, the proxy's futex waits
+ * are slices of at most SLICE_NS; between slices it looks at its worker
+ * (the pidfd, cth__proc_ended), at the progress counter (a task timeout
+ * counts from the last item finished), and at the pool's terminate flag.
+ * So a death is seen within a slice, without polling in between and
+ * without a syscall on the fast path. A worker that died mid-chunk fails
+ * the item it was running (lo + progress) with CTH_EWORKER and its wait
+ * status; the items before it keep their results; the proxy reaps it and
+ * launches another. One that died before taking the command is replaced
+ * and the command posted again. A task past its timeout has its worker
+ * killed (SIGKILL) and fails with CTH_ETIMEDOUT. terminate sends SIGTERM to
+ * every worker and wakes the proxies; a proxy in a chunk kills its worker
+ * 0.1 s after terminate if it is still there, reaps it, and fails the item
+ * with CTH_ECANCELED. A proxy that exits asks its worker to exit, and
+ * kills it after EXIT_WAIT_NS. `live` (under the registry lock) says the
+ * proxy's worker is not reaped yet, so terminate never signals a reaped
+ * pid.
+ *
+ * fork. A fork child of the program inherits the pool terminated (pool.c);
+ * it must not kill, wait for or talk to the parent's workers: it closes its
+ * copies of their descriptors and forgets them (the mappings did not
+ * follow it).
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "funcref.h"
+#include "platform.h"
+#include "pool_internal.h"
+#include "proc_launch.h"
+
+#define INLINE_MAX 65536                 /* a buffer crossing inside the block */
+#define SPIN 4000                        /* pause iterations before a futex wait */
+#define SLICE_NS INT64_C(20000000)       /* a proxy's wait between looks at its worker */
+#define TERM_GRACE_NS INT64_C(100000000) /* terminate: SIGTERM, then SIGKILL */
+#define EXIT_WAIT_NS INT64_C(1000000000) /* a worker asked to exit, before SIGKILL */
+#define LAUNCH_RETRY_NS 10000000L        /* a replacement that failed to start */
+#define LAUNCH_TRIES 20                  /* ... that many times fails the chunk */
+#define REPOST_TRIES 3                   /* a command its worker died before taking */
+#define SEG_ALIGN 64                     /* where a segment's outputs start */
+#define ARG_MAGIC 0x63746870u            /* "cthp": a worker's start arguments */
+
+enum { OP_RECORDS = 1, OP_BUFFER = 2, OP_EXIT = 3 };
+enum { CMD_NEW_FN = 1, CMD_NEW_SEG = 2, CMD_IN_SEG = 4 };
+enum { ST_OK = 1, ST_TASK = 2, ST_ERROR = 3 };
+enum { BUF_INLINE = 1, BUF_FD = 2 };
+
+/* The control block (see the top). The proxy writes the command fields,
+ * then req; the worker writes the outcome fields, then ack. */
+struct ctl {
+    _Atomic uint32_t req;
+    _Atomic uint32_t req_sleep;
+    _Atomic uint32_t ack;
+    _Atomic uint32_t ack_sleep;
+    _Atomic uint32_t taken;    /* the command the worker has picked up */
+    _Atomic uint64_t progress; /* items of the command finished */
+    /* the command */
+    uint32_t op, flags;
+    uint64_t seg_id, seg_size;
+    uint64_t lo, hi;
+    uint64_t in_size, out_size; /* records: sizes; a buffer task: in_size, its length */
+    uint64_t out_off;           /* records: where the outputs start in the segment */
+    /* the outcome */
+    uint32_t status;
+    int32_t value; /* ST_TASK: the task's value; ST_ERROR: a code */
+    uint32_t buf_where;
+    uint64_t buf_len;
+    struct cth__funcref fn; /* with CMD_NEW_FN */
+    char data[INLINE_MAX];
+};
+
+/* A segment: shared memory for a job's data. */
+struct segment {
+    uint64_t id; /* unique in the process; 0: none */
+    int fd;
+    char *map; /* the parent's mapping */
+    size_t size;
+};
+
+/* A record or buffer job's process side (job->proc). */
+struct proc_job {
+    struct cth__proc_pool *pp;
+    struct cth__funcref fn;
+    struct segment seg; /* fd -1 when the data fits inline */
+    size_t out_off;
+    pid_t owner; /* the process that prepared it (a fork child must not unmap) */
+    size_t small_len;
+    char small[]; /* a buffer task's input up to INLINE_MAX */
+};
+
+/* A proxy thread's state. */
+struct proxy {
+    struct cth__list_node link; /* the pool's proxies (registry lock) */
+    cth_pool_t *pool;
+    struct cth__proc_pool *pp;
+    bool has_worker; /* launched and not reaped (the proxy's own view) */
+    bool live;       /* the same, read by terminate (registry lock) */
+    struct cth__proc proc;
+    int ctl_fd;
+    struct ctl *ctl;
+    uint32_t seq;  /* the last command posted */
+    uint64_t held; /* the segment the worker holds, or 0 */
+    bool fn_sent;
+    uint64_t final_progress; /* a reaped worker's progress counter, its last word */
+    bool final_taken;        /* and whether it had taken the last command */
+    struct cth__funcref fn;  /* the function the worker has */
+};
+
+struct cth__proc_pool {
+    pid_t owner;
+    cth_start_method_t method;
+    void *arg; /* the workers' start arguments: struct worker_arg + initarg */
+    size_t arg_size;
+    pthread_mutex_t lock; /* the registry: proxies, and each one's `live`; spare */
+    struct cth__list proxies;
+    struct segment spare;      /* the largest segment released, kept for the next job */
+    _Atomic uint32_t starting; /* initial proxies not yet started */
+    _Atomic int start_err;
+    _Atomic bool terminating;
+    bool forked; /* in a fork child of the program that created it (lock) */
+    _Atomic int64_t terminate_at;
+};
+
+/* The start arguments of a worker, followed by initarg_size bytes. */
+struct worker_arg {
+    uint32_t magic;
+    uint32_t has_init;
+    uint64_t initarg_size;
+    struct cth__funcref init;
+};
+
+static _Thread_local struct proxy *tls_proxy;
+static _Atomic uint64_t next_seg_id = 1;
+
+/* ---- descriptors over the channel -------------------------------------------------- */
+
+static int send_fd(int chan, int fd)
+{
+    char byte = 0;
+    struct iovec iov = {&byte, 1};
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } u;
+    memset(&u, 0, sizeof u);
+    struct msghdr m = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    ssize_t r;
+    do
+        r = sendmsg(chan, &m, MSG_NOSIGNAL);
+    while (r < 0 && errno == EINTR);
+    return r == 1 ? 0 : -1;
+}
+
+/* Receive one descriptor (close-on-exec); any other that came with it is
+ * closed. -1 when none came. */
+static int recv_fd(int chan, int flags)
+{
+    char byte;
+    struct iovec iov = {&byte, 1};
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(4 * sizeof(int))];
+    } u;
+    struct msghdr m = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
+    ssize_t r;
+    do
+        r = recvmsg(chan, &m, MSG_CMSG_CLOEXEC | flags);
+    while (r < 0 && errno == EINTR);
+    if (r <= 0)
+        return -1;
+    int fd = -1;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+            continue;
+        size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < n; i++) {
+            int got;
+            memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof got);
+            if (fd < 0)
+                fd = got;
+            else
+                close(got);
+        }
+    }
+    return fd;
+}
+
+/* The length of a received memfd, or -1. */
+static int64_t fd_size(int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+        return -1;
+    return (int64_t)st.st_size;
+}
+
+static bool funcref_equal(const struct cth__funcref *a, const struct cth__funcref *b)
+{
+    return a->offset == b->offset && a->path_len == b->path_len &&
+           memcmp(a->path, b->path, a->path_len) == 0;
+}
+
+/* Copy a funcref's used bytes. */
+static void funcref_copy(struct cth__funcref *to, const struct cth__funcref *from)
+{
+    size_t len = from->path_len < sizeof from->path ? from->path_len : sizeof from->path - 1;
+    to->offset = from->offset;
+    to->path_len = from->path_len;
+    memcpy(to->path, from->path, len);
+    to->path[len] = '\0';
+}
+
+/* ---- the worker process ---------------------------------------------------------------- */
+
+struct worker {
+    int chan;
+    struct ctl *ctl;
+    uint32_t seen; /* the last command taken */
+    void *fn;      /* the resolved function */
+    uint64_t seg_id;
+    char *seg;
+    size_t seg_size;
+};
+
+static uint32_t worker_wait_command(struct worker *w)
+{
+    struct ctl *c = w->ctl;
+    for (int i = 0; i < SPIN; i++) {
+        uint32_t r = atomic_load_explicit(&c->req, memory_order_acquire);
+        if (r != w->seen)
+            return r;
+        cth__cpu_relax();
+    }
+    for (;;) {
+        atomic_store(&c->req_sleep, 1);
+        uint32_t r = atomic_load(&c->req);
+        if (r != w->seen) {
+            atomic_store_explicit(&c->req_sleep, 0, memory_order_relaxed);
+            return r;
+        }
+        cth__os_futex_wait_shared(&c->req, r, CTH__NO_DEADLINE);
+        atomic_store_explicit(&c->req_sleep, 0, memory_order_relaxed);
+    }
+}
+
+static void worker_ack(struct worker *w, uint32_t status, int32_t value)
+{
+    struct ctl *c = w->ctl;
+    c->status = status;
+    c->value = value;
+    atomic_store(&c->ack, w->seen);
+    if (atomic_load(&c->ack_sleep))
+        cth__os_futex_wake_shared(&c->ack, 1);
+}
+
+static void worker_drop_segment(struct worker *w)
+{
+    if (w->seg)
+        cth__os_shm_unmap(w->seg, w->seg_size);
+    w->seg = NULL;
+    w->seg_id = 0;
+}
+
+/* Take the segment the proxy sent with this command. Returns 0 or a code. */
+static int worker_take_segment(struct worker *w)
+{
+    struct ctl *c = w->ctl;
+    worker_drop_segment(w);
+    int fd = recv_fd(w->chan, 0);
+    if (fd < 0)
+        return CTH_EPROTO;
+    int64_t size = fd_size(fd);
+    int err = 0;
+    if (size < 0 || c->seg_size == 0 || (uint64_t)size < c->seg_size) {
+        err = CTH_EPROTO;
+    } else {
+        w->seg = cth__os_shm_map(fd, (size_t)c->seg_size, true);
+        if (!w->seg)
+            err = CTH_ENOMEM;
+    }
+    close(fd);
+    if (!err) {
+        w->seg_size = (size_t)c->seg_size;
+        w->seg_id = c->seg_id;
+    }
+    return err;
+}
+
+static void worker_run_records(struct worker *w)
+{
+    struct ctl *c = w->ctl;
+    cth_pool_record_fn fn;
+    memcpy(&fn, &w->fn, sizeof fn);
+    uint64_t lo = c->lo, hi = c->hi, in_size = c->in_size, out_size = c->out_size;
+    uint64_t out_off = c->out_off;
+    /* the proxy is trusted, but a slip must not become a stray write */
+    if (!w->seg || lo > hi || (in_size && hi > out_off / in_size) ||
+        (out_size && (out_off > w->seg_size || hi > (w->seg_size - out_off) / out_size))) {
+        worker_ack(w, ST_ERROR, CTH_EPROTO);
+        return;
+    }
+    for (uint64_t i = lo; i < hi; i++) {
+        const void *in = in_size ? w->seg + i * in_size : NULL;
+        void *out = out_size ? w->seg + out_off + i * out_size : NULL;
+        int r = fn(in, out);
+        if (r != 0) {
+            worker_ack(w, ST_TASK, r);
+            return;
+        }
+        atomic_fetch_add_explicit(&c->progress, 1, memory_order_release);
+    }
+    worker_ack(w, ST_OK, 0);
+}
+
+/* Hand a buffer task's result to the proxy: inline, or in a memfd sent
+ * over the channel. Returns 0 or a code. */
+static int worker_return_buffer(struct worker *w, const void *buf, size_t len)
+{
+    struct ctl *c = w->ctl;
+    c->buf_len = len;
+    if (len <= INLINE_MAX) {
+        if (len)
+            memcpy(c->data, buf, len);
+        c->buf_where = BUF_INLINE;
+        return 0;
+    }
+    int fd;
+    int err = cth__os_shm_create(len, &fd);
+    if (err)
+        return err;
+    char *map = cth__os_shm_map(fd, len, true);
+    if (!map) {
+        close(fd);
+        return CTH_ENOMEM;
+    }
+    memcpy(map, buf, len);
+    cth__os_shm_unmap(map, len);
+    err = send_fd(w->chan, fd) == 0 ? 0 : CTH_EPROTO;
+    close(fd);
+    c->buf_where = BUF_FD;
+    return err;
+}
+
+static void worker_run_buffer(struct worker *w)
+{
+    struct ctl *c = w->ctl;
+    cth_pool_buffer_fn fn;
+    memcpy(&fn, &w->fn, sizeof fn);
+    size_t in_size = (size_t)c->in_size;
+    const void *in;
+    if (c->flags & CMD_IN_SEG) {
+        if (!w->seg || c->in_size > w->seg_size) {
+            worker_ack(w, ST_ERROR, CTH_EPROTO);
+            return;
+        }
+        in = w->seg;
+    } else {
+        if (c->in_size > INLINE_MAX) {
+            worker_ack(w, ST_ERROR, CTH_EPROTO);
+            return;
+        }
+        in = in_size ? c->data : NULL;
+    }
+    void *out = NULL;
+    size_t out_size = 0;
+    int r = fn(in, in_size, &out, &out_size);
+    if (r != 0) {
+        free(out);
+        worker_ack(w, ST_TASK, r);
+        return;
+    }
+    if (!out) /* as on threads: no buffer is an empty one */
+        out_size = 0;
+    int err = worker_return_buffer(w, out, out_size);
+    free(out);
+    if (err) {
+        worker_ack(w, ST_ERROR, err);
+        return;
+    }
+    atomic_store_explicit(&c->progress, 1, memory_order_release);
+    worker_ack(w, ST_OK, 0);
+}
+
+/* The worker process's main: arg is a struct worker_arg and the initarg
+ * bytes; the control block comes over chan. Runs commands until told to
+ * exit (status 0); 2 when its start arguments or its block are unusable. */
+static int worker_main(const void *arg, size_t arg_size, int chan)
+{
+    const struct worker_arg *wa = arg;
+    if (arg_size < sizeof *wa || wa->magic != ARG_MAGIC ||
+        wa->initarg_size != arg_size - sizeof *wa)
+        return 2;
+    /* a proxy thread's signal mask came with a fork; terminate's SIGTERM
+     * must end the worker */
+    sigset_t none;
+    sigemptyset(&none);
+    pthread_sigmask(SIG_SETMASK, &none, NULL);
+    signal(SIGTERM, SIG_DFL);
+    struct worker w = {.chan = chan};
+    int fd = recv_fd(chan, 0);
+    if (fd < 0)
+        return 2;
+    int64_t size = fd_size(fd);
+    if (size < (int64_t)sizeof(struct ctl))
+        return 2;
+    w.ctl = cth__os_shm_map(fd, sizeof(struct ctl), true);
+    close(fd);
+    if (!w.ctl)
+        return 2;
+    if (wa->has_init) {
+        void *init;
+        if (cth__funcref_resolve(&wa->init, &init) != 0)
+            return 2;
+        void *copy = NULL;
+        if (wa->initarg_size) {
+            copy = malloc((size_t)wa->initarg_size);
+            if (!copy)
+                return 2;
+            memcpy(copy, wa + 1, (size_t)wa->initarg_size);
+        }
+        cth_pool_initializer_fn init_fn;
+        memcpy(&init_fn, &init, sizeof init_fn);
+        init_fn(copy);
+    }
+    for (;;) {
+        w.seen = worker_wait_command(&w);
+        struct ctl *c = w.ctl;
+        atomic_store_explicit(&c->progress, 0, memory_order_relaxed);
+        atomic_store_explicit(&c->taken, w.seen, memory_order_release);
+        uint32_t op = c->op, flags = c->flags;
+        if (op == OP_EXIT)
+            return 0;
+        if (flags & CMD_NEW_FN) {
+            int err = cth__funcref_resolve(&c->fn, &w.fn);
+            if (err) {
+                w.fn = NULL;
+                worker_ack(&w, ST_ERROR, err);
+                continue;
+            }
+        }
+        if (flags & CMD_NEW_SEG) {
+            int err = worker_take_segment(&w);
+            if (err) {
+                worker_ack(&w, ST_ERROR, err);
+                continue;
+            }
+        }
+        if (w.fn && op == OP_RECORDS)
+            worker_run_records(&w);
+        else if (w.fn && op == OP_BUFFER)
+            worker_run_buffer(&w);
+        else
+            worker_ack(&w, ST_ERROR, CTH_EPROTO);
+    }
+}
+
+/* ---- the proxy: its worker ------------------------------------------------------------- */
+
+static bool terminating(const struct cth__proc_pool *pp)
+{
+    return atomic_load_explicit(&pp->terminating, memory_order_acquire);
+}
+
+/* Start a worker for the proxy, with a new control block. Returns 0 or a
+ * code of cth__proc_launch (CTH_EAGAIN, CTH_ENOMEM, CTH_ENOENT). */
+static int proxy_launch(struct proxy *px)
+{
+    struct cth__proc_pool *pp = px->pp;
+    int fd;
+    int err = cth__os_shm_create(sizeof(struct ctl), &fd);
+    if (err)
+        return err;
+    struct ctl *ctl = cth__os_shm_map(fd, sizeof(struct ctl), true);
+    if (!ctl) {
+        close(fd);
+        return CTH_ENOMEM;
+    }
+    struct cth__proc proc;
+    err = cth__proc_launch(pp->method, worker_main, pp->arg, pp->arg_size, &proc);
+    if (err == 0 && send_fd(proc.chan, fd) != 0) {
+        /* it died at once: reap it; the next launch tries again */
+        cth__proc_kill(&proc, SIGKILL);
+        cth__proc_wait(&proc, CTH__NO_DEADLINE);
+        cth__proc_release(&proc);
+        err = CTH_EAGAIN;
+    }
+    if (err) {
+        cth__os_shm_unmap(ctl, sizeof(struct ctl));
+        close(fd);
+        return err;
+    }
+    px->ctl_fd = fd;
+    px->ctl = ctl;
+    px->seq = 0;
+    px->held = 0;
+    px->fn_sent = false;
+    px->has_worker = true;
+    pthread_mutex_lock(&pp->lock);
+    px->proc = proc;
+    px->live = true;
+    if (terminating(pp)) /* terminate's signals went out before this worker was seen */
+        cth__proc_kill(&px->proc, SIGTERM);
+    pthread_mutex_unlock(&pp->lock);
+    return 0;
+}
+
+/* Reap the worker (it has ended, or is ending: wait for it, SIGKILL at
+ * kill_at), keep what it reported last in px->final, and drop its block.
+ * Returns its wait status. */
+static int proxy_reap(struct proxy *px, int64_t kill_at)
+{
+    struct cth__proc_pool *pp = px->pp;
+    pthread_mutex_lock(&pp->lock);
+    px->live = false; /* terminate signals it no more: it is about to be reaped */
+    pthread_mutex_unlock(&pp->lock);
+    if (cth__proc_wait(&px->proc, kill_at) != 0) {
+        cth__proc_kill(&px->proc, SIGKILL);
+        cth__proc_wait(&px->proc, CTH__NO_DEADLINE);
+    }
+    int status = px->proc.status;
+    cth__proc_release(&px->proc);
+    px->final_progress = atomic_load_explicit(&px->ctl->progress, memory_order_relaxed);
+    px->final_taken = atomic_load_explicit(&px->ctl->taken, memory_order_relaxed) == px->seq;
+    cth__os_shm_unmap(px->ctl, sizeof(struct ctl));
+    close(px->ctl_fd);
+    px->ctl = NULL;
+    px->ctl_fd = -1;
+    px->has_worker = false;
+    return status;
+}
+
+/* Ensure the proxy has a worker: launch one (a few tries: a replacement may
+ * fail while the system is out of processes). Returns 0, the last launch
+ * error, or CTH_ECANCELED once the pool is terminated. */
+static int proxy_ensure(struct proxy *px)
+{
+    int err = 0;
+    for (int i = 0; !px->has_worker && i < LAUNCH_TRIES && !terminating(px->pp); i++) {
+        if (i) {
+            struct timespec ts = {0, LAUNCH_RETRY_NS};
+            nanosleep(&ts, NULL);
+        }
+        err = proxy_launch(px);
+    }
+    if (px->has_worker)
+        return 0;
+    return err ? err : CTH_ECANCELED; /* no launch tried: terminated */
+}
+
+/* Post the command the caller wrote into the block. */
+static void proxy_post(struct proxy *px, uint32_t op)
+{
+    struct ctl *c = px->ctl;
+    c->op = op;
+    atomic_store(&c->req, ++px->seq);
+    if (atomic_load(&c->req_sleep))
+        cth__os_futex_wake_shared(&c->req, 1);
+}
+
+enum { WAIT_DONE, WAIT_DEAD, WAIT_UNTAKEN, WAIT_TIMEOUT, WAIT_CANCEL, WAIT_PROTO };
+
+/* Wait for the worker to finish the command posted; timeout: seconds an
+ * item may run (0: none). Returns WAIT_DONE; or the worker is reaped
+ * (*status, and px->final_progress) and: WAIT_DEAD (it died in the
+ * command), WAIT_UNTAKEN (it died before taking it), WAIT_TIMEOUT (an item
+ * ran past the timeout: killed), WAIT_CANCEL (the pool was terminated:
+ * stopped), WAIT_PROTO (its acknowledgement word holds garbage: killed). */
+static int proxy_wait(struct proxy *px, double timeout, int *status)
+{
+    struct ctl *c = px->ctl;
+    uint32_t seq = px->seq;
+    for (int i = 0; i < SPIN; i++) {
+        if (atomic_load_explicit(&c->ack, memory_order_acquire) == seq)
+            return WAIT_DONE;
+        cth__cpu_relax();
+    }
+    int64_t limit = timeout > 0 ? (int64_t)(timeout * 1e9) : 0;
+    uint64_t last = atomic_load_explicit(&c->progress, memory_order_relaxed);
+    int64_t moved_at = cth__now_ns();
+    for (;;) {
+        atomic_store(&c->ack_sleep, 1);
+        uint32_t a = atomic_load(&c->ack);
+        if (a != seq) {
+            int64_t deadline = cth__now_ns() + SLICE_NS;
+            if (limit && moved_at + limit < deadline)
+                deadline = moved_at + limit;
+            cth__os_futex_wait_shared(&c->ack, a, deadline);
+        }
+        atomic_store_explicit(&c->ack_sleep, 0, memory_order_relaxed);
+        a = atomic_load_explicit(&c->ack, memory_order_acquire);
+        if (a == seq)
+            return WAIT_DONE;
+        if (a != seq - 1) { /* neither this command's nor the last: garbage */
+            cth__proc_kill(&px->proc, SIGKILL);
+            *status = proxy_reap(px, CTH__NO_DEADLINE);
+            return WAIT_PROTO;
+        }
+        if (terminating(px->pp)) {
+            *status = proxy_reap(px, atomic_load(&px->pp->terminate_at) + TERM_GRACE_NS);
+            return px->final_taken ? WAIT_CANCEL : WAIT_UNTAKEN;
+        }
+        if (cth__proc_ended(&px->proc)) {
+            if (atomic_load_explicit(&c->ack, memory_order_acquire) == seq)
+                return WAIT_DONE; /* it finished, then died: the next command sees it */
+            *status = proxy_reap(px, CTH__NO_DEADLINE);
+            return px->final_taken ? WAIT_DEAD : WAIT_UNTAKEN;
+        }
+        int64_t now = cth__now_ns();
+        uint64_t p = atomic_load_explicit(&c->progress, memory_order_relaxed);
+        if (p != last) {
+            last = p;
+            moved_at = now;
+        } else if (limit && now - moved_at >= limit) {
+            cth__proc_kill(&px->proc, SIGKILL);
+            *status = proxy_reap(px, CTH__NO_DEADLINE);
+            return WAIT_TIMEOUT;
+        }
+    }
+}
+
+/* Stop the worker: ask it to exit, SIGKILL it if it has not within
+ * EXIT_WAIT_NS (after terminate: at the end of its grace), reap it. */
+static void proxy_stop_worker(struct proxy *px)
+{
+    if (!px->has_worker)
+        return;
+    int64_t kill_at;
+    if (terminating(px->pp)) {
+        kill_at = atomic_load(&px->pp->terminate_at) + TERM_GRACE_NS;
+    } else {
+        proxy_post(px, OP_EXIT);
+        kill_at = cth__now_ns() + EXIT_WAIT_NS;
+    }
+    proxy_reap(px, kill_at);
+}
+
+/* ---- the proxy: running items ------------------------------------------------------------ */
+
+/* The outcome of a command, as the proxy read it, once, from the block. */
+struct outcome {
+    uint32_t status;
+    int32_t value;
+    uint64_t progress;
+    uint32_t buf_where;
+    uint64_t buf_len;
+};
+
+static struct outcome read_outcome(struct ctl *c)
+{
+    const volatile struct ctl *v = c;
+    return (struct outcome){
+        .status = v->status,
+        .value = v->value,
+        .progress = atomic_load_explicit(&c->progress, memory_order_relaxed),
+        .buf_where = v->buf_where,
+        .buf_len = v->buf_len,
+    };
+}
+
+/* A worker-side error code, from the few a worker may report. */
+static int worker_code(int32_t value)
+{
+    return value == CTH_ENOMEM || value == CTH_ENOENT ? value : CTH_EPROTO;
+}
+
+/* Write the command for items [lo, hi) of job into the block (the function
+ * if it changed, the segment if the worker lacks it). Returns false if the
+ * segment could not be sent (the worker is gone). */
+static bool proxy_command(struct proxy *px, struct cth_result *job, size_t lo, size_t hi)
+{
+    struct proc_job *pj = job->proc;
+    struct ctl *c = px->ctl;
+    c->flags = 0;
+    if (!px->fn_sent || !funcref_equal(&px->fn, &pj->fn)) {
+        funcref_copy(&c->fn, &pj->fn);
+        funcref_copy(&px->fn, &pj->fn);
+        px->fn_sent = true;
+        c->flags |= CMD_NEW_FN;
+    }
+    if (pj->seg.fd >= 0 && px->held != pj->seg.id) {
+        if (send_fd(px->proc.chan, pj->seg.fd) != 0)
+            return false;
+        px->held = pj->seg.id;
+        c->seg_id = pj->seg.id;
+        c->seg_size = pj->seg.size;
+        c->flags |= CMD_NEW_SEG;
+    }
+    c->lo = lo;
+    c->hi = hi;
+    c->in_size = job->in_size;
+    if (job->kind == JOB_BUFFER) {
+        if (pj->seg.fd >= 0)
+            c->flags |= CMD_IN_SEG;
+        else if (pj->small_len)
+            memcpy(c->data, pj->small, pj->small_len);
+    } else {
+        c->out_size = job->out_size;
+        c->out_off = pj->out_off;
+    }
+    return true;
+}
+
+/* Take a buffer task's result, from the block or the channel, into a
+ * malloc'd buffer of the job. Returns 0, CTH_EPROTO or CTH_ENOMEM. */
+static int take_buffer(struct proxy *px, struct cth_result *job, const struct outcome *o)
+{
+    size_t len = (size_t)o->buf_len;
+    void *buf = NULL;
+    if (o->buf_where == BUF_INLINE) {
+        if (o->buf_len > INLINE_MAX)
+            return CTH_EPROTO;
+        if (len) {
+            buf = malloc(len);
+            if (!buf)
+                return CTH_ENOMEM;
+            memcpy(buf, px->ctl->data, len);
+        }
+        job->buf = buf;
+        job->buf_size = len;
+        return 0;
+    }
+    if (o->buf_where != BUF_FD || o->buf_len <= INLINE_MAX || o->buf_len > SIZE_MAX / 2)
+        return CTH_EPROTO;
+    int fd = recv_fd(px->proc.chan, MSG_DONTWAIT);
+    if (fd < 0)
+        return CTH_EPROTO;
+    int64_t size = fd_size(fd);
+    int err = 0;
+    if (size < 0 || (uint64_t)size < o->buf_len) {
+        err = CTH_EPROTO;
+    } else {
+        char *map = cth__os_shm_map(fd, len, false);
+        buf = map ? malloc(len) : NULL;
+        if (!map)
+            err = CTH_EPROTO;
+        else if (!buf)
+            err = CTH_ENOMEM;
+        else
+            memcpy(buf, map, len);
+        if (map)
+            cth__os_shm_unmap(map, len);
+    }
+    close(fd);
+    if (!err) {
+        job->buf = buf;
+        job->buf_size = len;
+    }
+    return err;
+}
+
+/* Copy the outputs of items [lo, lo + k) from the segment into job->out. */
+static void copy_outputs(struct cth_result *job, size_t lo, size_t k)
+{
+    struct proc_job *pj = job->proc;
+    if (k && job->kind != JOB_BUFFER && job->out_size && job->out)
+        memcpy(job->out + lo * job->out_size, pj->seg.map + pj->out_off + lo * job->out_size,
+               k * job->out_size);
+}
+
+/* A worker that broke the protocol is not trusted with another command:
+ * killed and reaped (a new one is launched for the next chunk). */
+static void proto_fail(struct proxy *px, struct cth_result *job)
+{
+    cth__job_fail(job, CTH_EPROTO, 0);
+    if (px->has_worker) {
+        cth__proc_kill(&px->proc, SIGKILL);
+        proxy_reap(px, CTH__NO_DEADLINE);
+    }
+}
+
+/* Record the outcome of a command over items [lo, lo + n): the results of
+ * the items finished, the failure of the one that stopped it. */
+static void finish_items(struct proxy *px, struct cth_result *job, size_t lo, size_t n, int w,
+                         int status, const struct outcome *o)
+{
+    if (o->progress > n) {
+        proto_fail(px, job);
+        return;
+    }
+    size_t k = (size_t)o->progress;
+    copy_outputs(job, lo, k);
+    switch (w) {
+    case WAIT_DONE:
+        if (o->status == ST_OK && k == n) {
+            int err = job->kind == JOB_BUFFER ? take_buffer(px, job, o) : 0;
+            if (err == CTH_EPROTO)
+                proto_fail(px, job);
+            else if (err)
+                cth__job_fail(job, err, 0);
+        } else if (o->status == ST_TASK && k < n && o->value != 0) {
+            cth__job_fail(job, CTH_ETASK, o->value);
+        } else if (o->status == ST_ERROR && k < n && worker_code(o->value) != CTH_EPROTO) {
+            cth__job_fail(job, worker_code(o->value), 0);
+        } else {
+            proto_fail(px, job);
+        }
+        break;
+    case WAIT_DEAD:
+        if (k < n)
+            cth__job_fail(job, CTH_EWORKER, status);
+        break;
+    case WAIT_TIMEOUT:
+        if (k < n)
+            cth__job_fail(job, CTH_ETIMEDOUT, 0);
+        break;
+    case WAIT_CANCEL:
+        if (k < n)
+            cth__job_fail(job, CTH_ECANCELED, 0);
+        break;
+    case WAIT_PROTO: cth__job_fail(job, CTH_EPROTO, 0); break;
+    default: /* WAIT_UNTAKEN, too many times */ cth__job_fail(job, CTH_EWORKER, status); break;
+    }
+}
+
+void cth__proc_run_items(struct cth_result *job, size_t lo, size_t hi)
+{
+    struct proxy *px = tls_proxy;
+    for (int tries = 0;; tries++) {
+        int err = proxy_ensure(px);
+        if (err) {
+            /* no worker to run it: its first item fails, with the launch
+             * error where a wait status would be */
+            cth__job_fail(job, err == CTH_ECANCELED ? CTH_ECANCELED : CTH_EWORKER, err);
+            return;
+        }
+        int status = 0, w;
+        struct outcome o = {0};
+        if (!proxy_command(px, job, lo, hi)) {
+            cth__proc_kill(&px->proc, SIGKILL);
+            status = proxy_reap(px, CTH__NO_DEADLINE);
+            w = WAIT_UNTAKEN;
+        } else {
+            proxy_post(px, job->kind == JOB_BUFFER ? OP_BUFFER : OP_RECORDS);
+            w = proxy_wait(px, job->task_timeout, &status);
+            if (w == WAIT_DONE)
+                o = read_outcome(px->ctl);
+            else
+                o.progress = w == WAIT_UNTAKEN ? 0 : px->final_progress;
+        }
+        if (w == WAIT_UNTAKEN && tries < REPOST_TRIES && !terminating(px->pp))
+            continue; /* it never saw the command: a new worker runs it */
+        if (w == WAIT_UNTAKEN && terminating(px->pp))
+            w = WAIT_CANCEL;
+        finish_items(px, job, lo, hi - lo, w, status, &o);
+        return;
+    }
+}
+
+/* ---- proxies: start and stop -------------------------------------------------------------- */
+
+bool cth__proc_proxy_start(cth_pool_t *pool, struct cth__proc_pool *pp)
+{
+    struct proxy *px = cth__calloc(1, sizeof *px);
+    int err = CTH_ENOMEM;
+    if (px) {
+        px->pool = pool;
+        px->pp = pp;
+        px->ctl_fd = -1;
+        pthread_mutex_lock(&pp->lock);
+        cth__list_push_back(&pp->proxies, &px->link);
+        pthread_mutex_unlock(&pp->lock);
+        err = proxy_launch(px);
+    }
+    /* the proxies cth_pool_create starts report to it; a replacement
+     * (maxtasksperchild) that cannot launch yet tries again at its first
+     * chunk */
+    bool initial = atomic_load(&pp->starting) != 0;
+    if (initial) {
+        int zero = 0;
+        if (err)
+            atomic_compare_exchange_strong(&pp->start_err, &zero, err);
+        if (atomic_fetch_sub(&pp->starting, 1) == 1)
+            cth__os_futex_wake(&pp->starting, INT32_MAX);
+    }
+    if (!px)
+        return false;
+    tls_proxy = px;
+    if (err && initial) {
+        cth__proc_proxy_stop();
+        return false;
+    }
+    return true;
+}
+
+void cth__proc_proxy_stop(void)
+{
+    struct proxy *px = tls_proxy;
+    if (!px)
+        return;
+    tls_proxy = NULL;
+    proxy_stop_worker(px);
+    pthread_mutex_lock(&px->pp->lock);
+    cth__list_remove(&px->pp->proxies, &px->link);
+    pthread_mutex_unlock(&px->pp->lock);
+    cth__free(px);
+}
+
+/* ---- jobs ------------------------------------------------------------------------------------- */
+
+static void segment_destroy(struct segment *seg, bool mapped)
+{
+    if (seg->map && mapped)
+        cth__os_shm_unmap(seg->map, seg->size);
+    if (seg->fd >= 0)
+        close(seg->fd);
+    seg->id = 0;
+    seg->fd = -1;
+    seg->map = NULL;
+}
+
+/* A segment of at least size bytes: the spare one if it is large enough
+ * (its pages exist, and workers may still have it mapped), else a new one.
+ * Returns 0 or CTH_ENOMEM / CTH_EAGAIN. */
+static int segment_get(struct cth__proc_pool *pp, size_t size, struct segment *seg)
+{
+    pthread_mutex_lock(&pp->lock);
+    bool reuse = pp->spare.id && pp->spare.size >= size;
+    if (reuse) {
+        *seg = pp->spare;
+        pp->spare = (struct segment){0, -1, NULL, 0};
+    }
+    pthread_mutex_unlock(&pp->lock);
+    if (reuse)
+        return 0;
+    *seg = (struct segment){atomic_fetch_add(&next_seg_id, 1), -1, NULL, size};
+    int err = cth__os_shm_create(size, &seg->fd);
+    if (err)
+        return err;
+    seg->map = cth__os_shm_map(seg->fd, size, true);
+    if (!seg->map) {
+        segment_destroy(seg, true);
+        return CTH_ENOMEM;
+    }
+    return 0;
+}
+
+/* Keep a released segment as the spare (the larger of it and the spare
+ * there is), or destroy it. */
+static void segment_put(struct cth__proc_pool *pp, struct segment *seg)
+{
+    pthread_mutex_lock(&pp->lock);
+    if (!pp->forked && (!pp->spare.id || seg->size > pp->spare.size)) {
+        struct segment old = pp->spare;
+        pp->spare = *seg;
+        *seg = old;
+    }
+    pthread_mutex_unlock(&pp->lock);
+    segment_destroy(seg, true);
+}
+
+int cth__proc_job_prepare(struct cth__proc_pool *pp, struct cth_result *job)
+{
+    bool buffer = job->kind == JOB_BUFFER;
+    size_t small = buffer && job->in_size <= INLINE_MAX ? job->in_size : 0;
+    struct proc_job *pj = cth__malloc(sizeof *pj + small);
+    if (!pj)
+        return CTH_ENOMEM;
+    pj->pp = pp;
+    pj->seg = (struct segment){0, -1, NULL, 0};
+    pj->out_off = 0;
+    pj->small_len = small;
+    pj->owner = pp->owner;
+    void *fn;
+    if (buffer)
+        memcpy(&fn, &job->buf_fn, sizeof fn);
+    else
+        memcpy(&fn, &job->rec_fn, sizeof fn);
+    int err = cth__funcref_make(fn, &pj->fn);
+    size_t in_bytes = 0, size = 0;
+    if (!err && buffer) {
+        if (small)
+            memcpy(pj->small, job->in, small);
+        else
+            size = in_bytes = job->in_size;
+    } else if (!err) {
+        size_t n = job->n;
+        if ((job->in_size && n > SIZE_MAX / 2 / job->in_size) ||
+            (job->out_size && n > SIZE_MAX / 2 / job->out_size)) {
+            err = CTH_EOVERFLOW;
+        } else {
+            in_bytes = n * job->in_size;
+            pj->out_off = (in_bytes + SEG_ALIGN - 1) / SEG_ALIGN * SEG_ALIGN;
+            size = job->out_size ? pj->out_off + n * job->out_size : in_bytes;
+        }
+    }
+    if (!err && size) {
+        err = segment_get(pp, size, &pj->seg);
+        if (!err && in_bytes)
+            memcpy(pj->seg.map, job->in, in_bytes);
+    }
+    job->proc = pj;
+    if (err)
+        cth__proc_job_release(job);
+    return err;
+}
+
+void cth__proc_job_release(struct cth_result *job)
+{
+    struct proc_job *pj = job->proc;
+    if (!pj)
+        return;
+    job->proc = NULL;
+    if (pj->seg.fd >= 0) {
+        if (pj->owner == getpid())
+            segment_put(pj->pp, &pj->seg);
+        else /* a fork child: the mapping did not follow */
+            segment_destroy(&pj->seg, false);
+    }
+    cth__free(pj);
+}
+
+/* ---- the pool ---------------------------------------------------------------------------------- */
+
+int cth__proc_pool_create(const cth_pool_opts_t *o, size_t workers, struct cth__proc_pool **out)
+{
+    size_t initarg_size = o->initarg ? o->initarg_size : 0;
+    if (initarg_size > SIZE_MAX - sizeof(struct worker_arg))
+        return CTH_EOVERFLOW;
+    struct cth__proc_pool *pp = cth__calloc(1, sizeof *pp);
+    struct worker_arg *wa = cth__malloc(sizeof *wa + initarg_size);
+    if (!pp || !wa) {
+        cth__free(pp);
+        cth__free(wa);
+        return CTH_ENOMEM;
+    }
+    memset(wa, 0, sizeof *wa);
+    wa->magic = ARG_MAGIC;
+    wa->initarg_size = initarg_size;
+    if (o->initializer) {
+        void *fn;
+        memcpy(&fn, &o->initializer, sizeof fn);
+        int err = cth__funcref_make(fn, &wa->init);
+        if (err) {
+            cth__free(pp);
+            cth__free(wa);
+            return err;
+        }
+        wa->has_init = 1;
+    }
+    if (initarg_size)
+        memcpy(wa + 1, o->initarg, initarg_size);
+    pp->owner = getpid();
+    pp->method = o->start_method;
+    pp->arg = wa;
+    pp->arg_size = sizeof *wa + initarg_size;
+    pthread_mutex_init(&pp->lock, NULL);
+    pp->spare = (struct segment){0, -1, NULL, 0};
+    atomic_init(&pp->starting, (uint32_t)workers);
+    *out = pp;
+    return 0;
+}
+
+int cth__proc_pool_started(struct cth__proc_pool *pp)
+{
+    uint32_t s;
+    while ((s = atomic_load(&pp->starting)) != 0)
+        cth__os_futex_wait(&pp->starting, s, CTH__NO_DEADLINE);
+    return atomic_load(&pp->start_err);
+}
+
+void cth__proc_pool_terminate(struct cth__proc_pool *pp)
+{
+    pthread_mutex_lock(&pp->lock);
+    if (!terminating(pp)) {
+        atomic_store(&pp->terminate_at, cth__now_ns());
+        atomic_store(&pp->terminating, true);
+    }
+    for (struct cth__list_node *n = pp->proxies.first; n; n = n->next) {
+        struct proxy *px = cth__list_entry(n, struct proxy, link);
+        if (px->live) {
+            cth__proc_kill(&px->proc, SIGTERM);
+            cth__os_futex_wake_shared(&px->ctl->ack, 1);
+        }
+    }
+    pthread_mutex_unlock(&pp->lock);
+}
+
+void cth__proc_pool_fork_prepare(struct cth__proc_pool *pp)
+{
+    pthread_mutex_lock(&pp->lock);
+}
+
+void cth__proc_pool_fork_parent(struct cth__proc_pool *pp)
+{
+    pthread_mutex_unlock(&pp->lock);
+}
+
+void cth__proc_pool_fork_child(struct cth__proc_pool *pp)
+{
+    /* the workers are the parent's: close the copies of their descriptors
+     * and forget them (their blocks' mappings did not follow) */
+    for (struct cth__list_node *n = pp->proxies.first; n; n = n->next) {
+        struct proxy *px = cth__list_entry(n, struct proxy, link);
+        if (px->live) {
+            cth__proc_forget(&px->proc);
+            close(px->ctl_fd);
+        }
+        px->live = px->has_worker = false;
+        px->ctl = NULL;
+        px->ctl_fd = -1;
+    }
+    atomic_store(&pp->terminating, true);
+    pp->forked = true;
+    pthread_mutex_unlock(&pp->lock);
+}
+
+void cth__proc_pool_free(struct cth__proc_pool *pp)
+{
+    if (!pp)
+        return;
+    /* in a fork child, the proxies it forgot; in the program, none left */
+    struct cth__list_node *n;
+    while ((n = cth__list_pop_front(&pp->proxies)) != NULL)
+        cth__free(cth__list_entry(n, struct proxy, link));
+    segment_destroy(&pp->spare, !pp->forked);
+    pthread_mutex_destroy(&pp->lock);
+    cth__free(pp->arg);
+    cth__free(pp);
+}

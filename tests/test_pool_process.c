@@ -1,0 +1,1024 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_pool_process.c - the process pool (pool_process.c) and the platform
+ * pieces under it: shared memory and process-shared futexes.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+
+#include "check.h"
+#include "platform.h"
+
+#if defined(__linux__) && !defined(CTH_POSIX_FUTEX)
+#define HAVE_PROCESSES 1
+#else
+#define HAVE_PROCESSES 0
+#endif
+
+#define SKIP_WITHOUT_PROCESSES()                                                                   \
+    do {                                                                                           \
+        if (!HAVE_PROCESSES)                                                                       \
+            CHECK_SKIP("process pools are Linux's");                                               \
+    } while (0)
+
+/* ---- the platform pieces ------------------------------------------------------------- */
+
+/* A memfd mapped twice (as a proxy and its worker do), the second time in a
+ * fork child that gets the descriptor, not the mapping (MADV_DONTFORK):
+ * writes meet, and the futex wakes across the processes. */
+CTH_TEST(shared_memory_and_futex_across_processes)
+{
+    SKIP_WITHOUT_PROCESSES();
+    int fd;
+    CHECK_OK(cth__os_shm_create(4096, &fd));
+    CHECK(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+    _Atomic uint32_t *words = cth__os_shm_map(fd, 4096, true);
+    CHECK(words != NULL);
+    CHECK_EQ(atomic_load(&words[0]), 0); /* zero-filled */
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        /* the parent's mapping did not follow (mincore fails on it): map
+         * the descriptor anew */
+        unsigned char in_core;
+        if (mincore((void *)words, 4096, &in_core) == 0)
+            _exit(3);
+        _Atomic uint32_t *mine = cth__os_shm_map(fd, 4096, true);
+        if (!mine)
+            _exit(4);
+        while (atomic_load(&mine[0]) == 0) /* wait for the parent's word */
+            cth__os_futex_wait_shared(&mine[0], 0, CTH__NO_DEADLINE);
+        atomic_store(&mine[1], atomic_load(&mine[0]) + 1);
+        cth__os_futex_wake_shared(&mine[1], 1);
+        _exit(0);
+    }
+    cth_sleep(0.05); /* let the child sleep on the word, usually */
+    atomic_store(&words[0], 41);
+    cth__os_futex_wake_shared(&words[0], 1);
+    int status;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK_EQ(atomic_load(&words[1]), 42);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    cth__os_shm_unmap((void *)words, 4096);
+    close(fd);
+}
+
+/* The shared futex wait keeps its deadline, and returns at once on a word
+ * that differs. */
+CTH_TEST(shared_futex_deadline)
+{
+    SKIP_WITHOUT_PROCESSES();
+    int fd;
+    CHECK_OK(cth__os_shm_create(64, &fd));
+    _Atomic uint32_t *word = cth__os_shm_map(fd, 64, true);
+    CHECK(word != NULL);
+    double start = check_now();
+    CHECK_EQ(cth__os_futex_wait_shared(word, 0, cth__now_ns() + 50 * 1000 * 1000), CTH_ETIMEDOUT);
+    CHECK_WAITED_AT_LEAST(start, 0.05);
+    CHECK_OK(cth__os_futex_wait_shared(word, 7, CTH__NO_DEADLINE));
+    cth__os_shm_unmap((void *)word, 64);
+    close(fd);
+}
+
+/* A read-only mapping of shared memory reads what a writer wrote. */
+CTH_TEST(shared_memory_read_only)
+{
+    SKIP_WITHOUT_PROCESSES();
+    int fd;
+    CHECK_OK(cth__os_shm_create(3 * 4096, &fd));
+    char *w = cth__os_shm_map(fd, 3 * 4096, true);
+    char *r = cth__os_shm_map(fd, 3 * 4096, false);
+    CHECK(w && r && w != r);
+    w[2 * 4096 + 5] = 'x';
+    CHECK_EQ(r[2 * 4096 + 5], 'x');
+    cth__os_shm_unmap(w, 3 * 4096);
+    cth__os_shm_unmap(r, 3 * 4096);
+    close(fd);
+}
+
+/* ---- the pool over processes ---------------------------------------------------------- */
+
+static const cth_start_method_t methods[] = {CTH_START_FORK, CTH_START_SPAWN, CTH_START_FORKSERVER,
+                                             CTH_START_DEFAULT};
+static const char *const method_names[] = {"fork", "spawn", "forkserver", "default"};
+
+/* Run a test body under every start method. */
+static void over_methods(void (*body)(cth_start_method_t method))
+{
+    if (!HAVE_PROCESSES) {
+        check_skip("process pools are Linux's");
+        return;
+    }
+    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
+        printf("start method %s\n", method_names[i]);
+        body(methods[i]);
+    }
+}
+
+static cth_pool_t *proc_pool_opts(cth_pool_opts_t o)
+{
+    o.backend = CTH_POOL_PROCESSES;
+    cth_pool_t *p = NULL;
+    int err = cth_pool_create(&p, &o);
+    CHECK_OK(err);
+    CHECK(p != NULL);
+    CHECK_EQ(cth_pool_backend(p), CTH_POOL_PROCESSES);
+    return p;
+}
+
+static cth_pool_t *proc_pool(size_t workers, cth_start_method_t method)
+{
+    return proc_pool_opts((cth_pool_opts_t){.processes = workers, .start_method = method});
+}
+
+/* an int in, its square as a long long out */
+static int square(const void *in, void *out)
+{
+    int x = *(const int *)in;
+    *(long long *)out = (long long)x * x;
+    return 0;
+}
+
+/* square, failing with -1000 - x where x % 7 == 3 */
+static int square_or_fail(const void *in, void *out)
+{
+    int x = *(const int *)in;
+    if (x % 7 == 3)
+        return -1000 - x;
+    *(long long *)out = (long long)x * x;
+    return 0;
+}
+
+/* a long long in, its square plus one out */
+static int square_ll(const void *in, void *out)
+{
+    long long x = *(const long long *)in;
+    *(long long *)out = x * x + 1;
+    return 0;
+}
+
+static int *ints(size_t n)
+{
+    int *in = malloc(n * sizeof *in);
+    CHECK(in != NULL);
+    for (size_t i = 0; i < n; i++)
+        in[i] = (int)i;
+    return in;
+}
+
+/* Map squares over processes; every result checked. */
+static void check_map_squares(cth_pool_t *p, size_t n, size_t chunksize)
+{
+    int *in = ints(n);
+    long long *out = calloc(n, sizeof *out);
+    CHECK(out != NULL);
+    CHECK_OK(cth_pool_map_records(p, square, in, sizeof *in, n, chunksize, out, sizeof *out));
+    for (size_t i = 0; i < n; i++)
+        if (out[i] != (long long)i * (long long)i)
+            CHECK_EQ(out[i], (long long)i * (long long)i);
+    free(in);
+    free(out);
+}
+
+static void map_records_with(cth_start_method_t method)
+{
+    cth_pool_t *p = proc_pool(2, method);
+    check_map_squares(p, 1000, 0);
+    check_map_squares(p, 1000, 1);
+    check_map_squares(p, 1, 0);
+    CHECK_OK(cth_pool_map_records(p, square, NULL, sizeof(int), 0, 0, NULL, sizeof(long long)));
+    cth_pool_free(p);
+}
+
+CTH_TEST(map_records)
+{
+    over_methods(map_records_with);
+}
+
+/* 1M 8-byte records, checked item by item. */
+static void map_records_million_with(cth_start_method_t method)
+{
+    cth_pool_t *p = proc_pool(2, method);
+    size_t n = 1000000;
+    long long *in = malloc(n * sizeof *in), *out = malloc(n * sizeof *out);
+    CHECK(in && out);
+    for (size_t i = 0; i < n; i++)
+        in[i] = (long long)i;
+    double t0 = check_now();
+    CHECK_OK(cth_pool_map_records(p, square_ll, in, sizeof *in, n, 0, out, sizeof *out));
+    double t1 = check_now();
+    for (size_t i = 0; i < n; i++)
+        if (out[i] != (long long)i * (long long)i + 1)
+            CHECK_EQ(out[i], (long long)i * (long long)i + 1);
+    cth_pool_t *t = NULL;
+    CHECK_OK(cth_pool_create(&t, &(cth_pool_opts_t){.processes = 2}));
+    double t2 = check_now();
+    CHECK_OK(cth_pool_map_records(t, square_ll, in, sizeof *in, n, 0, out, sizeof *out));
+    double t3 = check_now();
+    printf("1M records: processes %.2f ms, threads %.2f ms\n", (t1 - t0) * 1e3, (t3 - t2) * 1e3);
+    cth_pool_free(t);
+    free(in);
+    free(out);
+    cth_pool_free(p);
+}
+
+CTH_TEST(map_records_million)
+{
+    over_methods(map_records_million_with);
+}
+
+/* A failing task fails the map with CTH_ETASK and its value; the others
+ * ran. */
+static void map_records_task_failure_with(cth_start_method_t method)
+{
+    cth_pool_t *p = proc_pool(2, method);
+    size_t n = 100;
+    int *in = ints(n);
+    long long *out = calloc(n, sizeof *out);
+    CHECK_EQ(cth_pool_map_records(p, square_or_fail, in, sizeof *in, n, 1, out, sizeof *out),
+             CTH_ETASK);
+    int e = cth_task_error();
+    CHECK(e <= -1003 && (-1000 - e) % 7 == 3);
+    for (size_t i = 0; i < n; i++)
+        CHECK_EQ(out[i], i % 7 == 3 ? 0 : (long long)i * (long long)i);
+    free(in);
+    free(out);
+    cth_pool_free(p);
+}
+
+CTH_TEST(map_records_task_failure)
+{
+    over_methods(map_records_task_failure_with);
+}
+
+/* reverse the bytes; an input of "fail" fails with 77 */
+static int reverse(const void *in, size_t in_size, void **out, size_t *out_size)
+{
+    if (in_size == 4 && memcmp(in, "fail", 4) == 0)
+        return 77;
+    char *b = malloc(in_size ? in_size : 1);
+    if (!b)
+        return 1;
+    for (size_t i = 0; i < in_size; i++)
+        b[i] = ((const char *)in)[in_size - 1 - i];
+    *out = b;
+    *out_size = in_size;
+    return 0;
+}
+
+static void check_reverse(cth_pool_t *p, size_t len)
+{
+    char *in = malloc(len + 1);
+    CHECK(in != NULL);
+    for (size_t i = 0; i < len; i++)
+        in[i] = (char)('a' + i % 23);
+    void *out = NULL;
+    size_t out_len = 1;
+    CHECK_OK(cth_pool_apply_buffer(p, reverse, in, len, &out, &out_len));
+    CHECK_EQ(out_len, len);
+    CHECK((out == NULL) == (len == 0));
+    for (size_t i = 0; i < len; i++)
+        if (((char *)out)[i] != in[len - 1 - i])
+            CHECK_EQ(((char *)out)[i], in[len - 1 - i]);
+    free(out);
+    free(in);
+}
+
+static void apply_buffer_sizes_with(cth_start_method_t method)
+{
+    cth_pool_t *p = proc_pool(2, method);
+    size_t sizes[] = {0, 1, 100, 65536, 65537, 1 << 20, 8 << 20};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+        check_reverse(p, sizes[i]);
+    CHECK_EQ(cth_pool_apply_buffer(p, reverse, "fail", 4, NULL, NULL), CTH_ETASK);
+    CHECK_EQ(cth_task_error(), 77);
+    cth_result_t *r;
+    CHECK_OK(cth_pool_apply_buffer_async(p, reverse, "abc", 3, NULL, &r));
+    void *out;
+    size_t len;
+    CHECK_OK(cth_result_get_buffer(r, &out, &len, 10));
+    CHECK(len == 3 && memcmp(out, "cba", 3) == 0);
+    cth_result_free(r);
+    cth_pool_free(p);
+}
+
+CTH_TEST(apply_buffer_sizes)
+{
+    over_methods(apply_buffer_sizes_with);
+}
+
+/* The pointer calls are refused on processes. */
+static int nop_task(void *arg, void **result)
+{
+    *result = arg;
+    return 0;
+}
+
+CTH_TEST(pointer_calls_not_supported)
+{
+    SKIP_WITHOUT_PROCESSES();
+    cth_pool_t *p = proc_pool(1, CTH_START_FORK);
+    void *items[1] = {NULL};
+    CHECK_EQ(cth_pool_apply(p, nop_task, NULL, NULL), CTH_ENOTSUP);
+    CHECK_EQ(cth_pool_map(p, nop_task, items, 1, 0, NULL), CTH_ENOTSUP);
+    cth_pool_free(p);
+}
+
+/* ---- worker death -------------------------------------------------------------------- */
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SANITIZED 1 /* a sanitizer's handler turns a SIGSEGV into exit(1) */
+#else
+#define SANITIZED 0
+#endif
+
+enum death { LIVE, SEGV, KILL, ABORT, EXIT3, EXIT0, NDEATHS };
+static const char *const death_names[NDEATHS] = {"live", "segv", "kill", "abort", "exit3", "exit0"};
+
+/* A record: its number, and how the worker that runs it dies (LIVE: it
+ * returns x * 10). */
+struct victim {
+    int x;
+    int death;
+};
+
+static int *volatile nowhere; /* NULL, which the compiler cannot know */
+
+static void die(int death)
+{
+    switch (death) {
+    case SEGV: *(volatile int *)nowhere = 1; break;
+    case KILL: raise(SIGKILL); break;
+    case ABORT: abort();
+    case EXIT3: _exit(3);
+    case EXIT0: _exit(0);
+    default: break;
+    }
+}
+
+static int maybe_die(const void *in, void *out)
+{
+    const struct victim *v = in;
+    die(v->death);
+    *(int *)out = v->x * 10;
+    return 0;
+}
+
+/* The wait status a worker dying of death leaves. */
+static void check_status(int death, int status)
+{
+    switch (death) {
+    case SEGV:
+        if (!SANITIZED)
+            CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV);
+        else
+            CHECK(status != 0);
+        break;
+    case KILL: CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL); break;
+    case ABORT: CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT); break;
+    case EXIT3: CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 3); break;
+    case EXIT0: CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0); break;
+    default: CHECK(!"a death");
+    }
+}
+
+/* No core files from the deaths (workers inherit the limit). */
+static void no_core_files(void)
+{
+    struct rlimit none = {0, 0};
+    CHECK_OK(setrlimit(RLIMIT_CORE, &none));
+}
+
+#define DEATH_N 20
+#define DEATH_AT 7
+
+static void fill_victims(struct victim *v, int death)
+{
+    for (int i = 0; i < DEATH_N; i++)
+        v[i] = (struct victim){i, i == DEATH_AT ? death : LIVE};
+}
+
+/* map_records with a worker dying at item DEATH_AT: that item fails with
+ * CTH_EWORKER and the status; with chunksize 1 every other item has its
+ * result; with chunksize 5 its chunk stops there (5, 6 done; 8, 9 not
+ * run); the pool goes on. */
+static void check_map_death(cth_pool_t *p, int death, size_t chunksize)
+{
+    struct victim v[DEATH_N];
+    int out[DEATH_N];
+    fill_victims(v, death);
+    memset(out, 0, sizeof out);
+    CHECK_EQ(cth_pool_map_records(p, maybe_die, v, sizeof *v, DEATH_N, chunksize, out, sizeof *out),
+             CTH_EWORKER);
+    check_status(death, cth_task_error());
+    for (int i = 0; i < DEATH_N; i++) {
+        bool skipped = chunksize > 1 && i > DEATH_AT &&
+                       (size_t)i / chunksize == DEATH_AT / chunksize;
+        CHECK_EQ(out[i], i == DEATH_AT || skipped ? 0 : i * 10);
+    }
+    check_map_squares(p, 100, 0); /* a new worker took its place */
+}
+
+/* imap_records (chunksize 1) with a death: CTH_EWORKER at its position,
+ * the others in order. */
+static void check_imap_death(cth_pool_t *p, int death, bool ordered)
+{
+    struct victim v[DEATH_N];
+    int out[DEATH_N];
+    fill_victims(v, death);
+    memset(out, 0, sizeof out);
+    cth_imap_t *it;
+    if (ordered)
+        CHECK_OK(
+            cth_pool_imap_records(p, maybe_die, v, sizeof *v, DEATH_N, 1, out, sizeof *out, &it));
+    else
+        CHECK_OK(cth_pool_imap_unordered_records(p, maybe_die, v, sizeof *v, DEATH_N, 1, out,
+                                                 sizeof *out, &it));
+    int failures = 0;
+    for (int i = 0; i < DEATH_N; i++) {
+        void *value = NULL;
+        int err = cth_imap_next(it, &value, 30);
+        if (err == CTH_EWORKER) {
+            if (ordered)
+                CHECK_EQ(i, DEATH_AT);
+            check_status(death, cth_task_error());
+            failures++;
+            continue;
+        }
+        CHECK_OK(err);
+        int at = (int)((int *)value - out);
+        if (ordered)
+            CHECK_EQ(at, i);
+        CHECK_EQ(*(int *)value, at * 10);
+    }
+    CHECK_EQ(failures, 1);
+    CHECK_EQ(cth_imap_next(it, NULL, 30), CTH_IMAP_END);
+    cth_imap_free(it);
+}
+
+static int buffer_maybe_die(const void *in, size_t in_size, void **out, size_t *out_size)
+{
+    CHECK_EQ(in_size, sizeof(struct victim));
+    die(((const struct victim *)in)->death);
+    return reverse(in, in_size, out, out_size);
+}
+
+/* apply_buffer_async: the dying task fails alone; those around it run. */
+static void check_buffer_death(cth_pool_t *p, int death)
+{
+    cth_result_t *r[5];
+    for (int i = 0; i < 5; i++) {
+        struct victim v = {i, i == 2 ? death : LIVE};
+        CHECK_OK(cth_pool_apply_buffer_async(p, buffer_maybe_die, &v, sizeof v, NULL, &r[i]));
+    }
+    for (int i = 0; i < 5; i++) {
+        void *out;
+        size_t len;
+        int err = cth_result_get_buffer(r[i], &out, &len, 30);
+        if (i == 2) {
+            CHECK_EQ(err, CTH_EWORKER);
+            check_status(death, cth_task_error());
+            CHECK(!cth_result_successful(r[i]));
+        } else {
+            CHECK_OK(err);
+            CHECK_EQ(len, sizeof(struct victim));
+        }
+        cth_result_free(r[i]);
+    }
+}
+
+static void worker_death_contained_with(cth_start_method_t method)
+{
+    no_core_files();
+    cth_pool_t *p = proc_pool(2, method);
+    for (int death = SEGV; death < NDEATHS; death++) {
+        printf("%s\n", death_names[death]);
+        check_map_death(p, death, 1);
+        check_map_death(p, death, 5);
+        check_imap_death(p, death, true);
+        check_imap_death(p, death, false);
+        check_buffer_death(p, death);
+    }
+    cth_pool_free(p);
+}
+
+CTH_TEST(worker_death_contained)
+{
+    over_methods(worker_death_contained_with);
+}
+
+/* ---- task timeouts --------------------------------------------------------------------- */
+
+/* x * 10, after a nap of x ms (an x of 10000: 10 s) */
+static int napper(const void *in, void *out)
+{
+    int x = *(const int *)in;
+    struct timespec ts = {x / 1000, (long)(x % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+    *(int *)out = x * 10;
+    return 0;
+}
+
+static int buffer_napper(const void *in, size_t in_size, void **out, size_t *out_size)
+{
+    CHECK_EQ(in_size, sizeof(int));
+    int r;
+    return napper(in, &r) || reverse(in, in_size, out, out_size);
+}
+
+static void task_timeout_with(cth_start_method_t method)
+{
+    cth_pool_t *p = proc_pool_opts(
+        (cth_pool_opts_t){.processes = 2, .start_method = method, .task_timeout = 0.3});
+    /* the pool's timeout: the stuck item fails, the others run */
+    int in[6] = {1, 2, 10000, 3, 4, 5}, out[6] = {0};
+    double start = check_now();
+    CHECK_EQ(cth_pool_map_records(p, napper, in, sizeof *in, 6, 1, out, sizeof *out),
+             CTH_ETIMEDOUT);
+    CHECK_WAITED_AT_LEAST(start, 0.3);
+    for (int i = 0; i < 6; i++)
+        CHECK_EQ(out[i], i == 2 ? 0 : in[i] * 10);
+    /* per item: a chunk longer than the timeout whose items are not */
+    int slow[5] = {150, 150, 150, 150, 150}, slow_out[5];
+    CHECK_OK(cth_pool_map_records(p, napper, slow, sizeof *slow, 5, 5, slow_out, sizeof *slow_out));
+    /* a call's own timeout overrides the pool's */
+    cth_result_t *r;
+    int one = 500, one_out = 0;
+    CHECK_OK(cth_pool_map_records_async(p, napper, &one, sizeof one, 1, 1,
+                                        &(cth_result_opts_t){.task_timeout = 2}, &one_out,
+                                        sizeof one_out, &r));
+    CHECK_OK(cth_result_get(r, NULL, 30));
+    CHECK_EQ(one_out, 5000);
+    cth_result_free(r);
+    cth_pool_free(p);
+
+    /* a pool without one, a call with one */
+    p = proc_pool(1, method);
+    int stuck = 10000;
+    start = check_now();
+    CHECK_OK(cth_pool_apply_buffer_async(p, buffer_napper, &stuck, sizeof stuck,
+                                         &(cth_result_opts_t){.task_timeout = 0.2}, &r));
+    CHECK_EQ(cth_result_get_buffer(r, NULL, NULL, 30), CTH_ETIMEDOUT);
+    CHECK_WAITED_AT_LEAST(start, 0.2);
+    cth_result_free(r);
+    check_reverse(p, 10); /* a new worker */
+    CHECK_EQ(cth_pool_map_records_async(p, napper, &one, sizeof one, 1, 1,
+                                        &(cth_result_opts_t){.task_timeout = -1}, &one_out,
+                                        sizeof one_out, &r),
+             CTH_EINVAL);
+    cth_pool_free(p);
+}
+
+CTH_TEST(task_timeout)
+{
+    over_methods(task_timeout_with);
+}
+
+/* ---- terminate, free, maxtasksperchild, initializer ------------------------------------------ */
+
+/* The pool's workers' pids: a map of getpid() over many items. */
+static int my_pid(const void *in, void *out)
+{
+    CHECK(in == NULL);
+    *(pid_t *)out = getpid();
+    return 0;
+}
+
+/* Whether a process has ended (gone, or a zombie). */
+static bool process_gone(pid_t pid)
+{
+    char path[64], state = 0;
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return true;
+    int got = fscanf(f, "%*d (%*[^)]) %c", &state);
+    fclose(f);
+    return got != 1 || state == 'Z' || state == 'X';
+}
+
+/* Up to two of the pool's workers' pids (0 where none), by a map of
+ * getpid(). */
+static void worker_pids(cth_pool_t *p, pid_t two[2])
+{
+    pid_t pids[64];
+    CHECK_OK(cth_pool_map_records(p, my_pid, NULL, 0, 64, 1, pids, sizeof *pids));
+    two[0] = pids[0];
+    two[1] = 0;
+    for (int i = 1; i < 64 && !two[1]; i++)
+        if (pids[i] != pids[0])
+            two[1] = pids[i];
+}
+
+/* The workers are gone (a FORK worker, our child, reaped; a fork server's
+ * worker may take a moment to be reaped by its server), and no child of
+ * ours is a zombie (the fork server, one per program, lives on). */
+static void check_gone(const pid_t two[2])
+{
+    for (int i = 0; i < 2; i++) {
+        double start = check_now();
+        while (two[i] && !process_gone(two[i]) && check_now() - start < 5)
+            cth_sleep(0.01);
+        CHECK(!two[i] || process_gone(two[i]));
+    }
+    CHECK(waitpid(-1, NULL, WNOHANG) <= 0);
+}
+
+static _Atomic int cancelled_callbacks;
+
+static void on_error(void *arg, int err)
+{
+    (void)arg;
+    if (err == CTH_ECANCELED)
+        atomic_fetch_add(&cancelled_callbacks, 1);
+}
+
+static void terminate_with_work_in_flight_with(cth_start_method_t method)
+{
+    cth_pool_t *p = proc_pool(2, method);
+    pid_t two[2];
+    worker_pids(p, two);
+    atomic_store(&cancelled_callbacks, 0);
+    int in[8], out[8] = {0};
+    for (int i = 0; i < 8; i++)
+        in[i] = 10000;
+    cth_result_t *map, *buf;
+    cth_result_opts_t cb = {.error_callback = on_error};
+    CHECK_OK(
+        cth_pool_map_records_async(p, napper, in, sizeof *in, 8, 1, &cb, out, sizeof *out, &map));
+    CHECK_OK(cth_pool_apply_buffer_async(p, buffer_napper, in, sizeof *in, &cb, &buf));
+    cth_sleep(0.2); /* two items running */
+    double start = check_now();
+    CHECK_OK(cth_pool_terminate(p));
+    CHECK_EQ(cth_result_get(map, NULL, 30), CTH_ECANCELED);
+    CHECK_EQ(cth_result_get_buffer(buf, NULL, NULL, 30), CTH_ECANCELED);
+    CHECK(check_now() - start < 5); /* not the 10 s of the tasks */
+    CHECK_EQ(atomic_load(&cancelled_callbacks), 2);
+    CHECK_OK(cth_pool_join(p, 30));
+    check_gone(two);
+    cth_result_free(map);
+    cth_result_free(buf);
+    cth_pool_free(p);
+}
+
+CTH_TEST(terminate_with_work_in_flight)
+{
+    over_methods(terminate_with_work_in_flight_with);
+}
+
+/* The descriptors open now, as a sorted list in buf. */
+static void open_fds(char *buf, size_t size)
+{
+    FILE *ls = popen("ls /proc/$PPID/fd | sort -n | tr '\\n' ' '", "r");
+    CHECK(ls != NULL);
+    size_t n = fread(buf, 1, size - 1, ls);
+    buf[n] = '\0';
+    pclose(ls);
+}
+
+static void free_leaves_nothing_with(cth_start_method_t method)
+{
+    char before[1024], after[1024];
+    cth_pool_free(proc_pool(1, method)); /* the fork server starts once, and stays */
+    open_fds(before, sizeof before);
+    cth_pool_t *p = proc_pool(2, method);
+    pid_t two[2];
+    worker_pids(p, two);
+    check_map_squares(p, 10000, 0);
+    check_reverse(p, 100000); /* a buffer both ways by memfd */
+    cth_result_t *r;
+    CHECK_OK(cth_pool_apply_buffer_async(p, reverse, "xyz", 3, NULL, &r));
+    cth_pool_free(p); /* a result still out: the pool's memory stays for it */
+    CHECK_OK(cth_result_wait(r, 30));
+    cth_result_free(r);
+    check_gone(two);
+    open_fds(after, sizeof after);
+    if (strcmp(before, after) != 0)
+        fprintf(stderr, "before: %s\nafter:  %s\n", before, after);
+    CHECK(strcmp(before, after) == 0);
+
+    /* closed and joined, then freed */
+    p = proc_pool(2, method);
+    worker_pids(p, two);
+    CHECK_OK(cth_pool_close(p));
+    CHECK_OK(cth_pool_join(p, 30));
+    check_gone(two);
+    cth_pool_free(p);
+    open_fds(after, sizeof after);
+    CHECK(strcmp(before, after) == 0);
+}
+
+CTH_TEST(free_leaves_nothing)
+{
+    over_methods(free_leaves_nothing_with);
+}
+
+static void maxtasksperchild_replaces_workers_with(cth_start_method_t method)
+{
+    cth_pool_t *p = proc_pool_opts(
+        (cth_pool_opts_t){.processes = 1, .start_method = method, .maxtasksperchild = 2});
+    pid_t pids[10];
+    CHECK_OK(cth_pool_map_records(p, my_pid, NULL, 0, 10, 1, pids, sizeof *pids));
+    for (int i = 0; i < 10; i++) {
+        CHECK(pids[i] != getpid());
+        CHECK_EQ(pids[i], pids[i - i % 2]); /* two chunks each */
+        if (i % 2 == 0 && i > 0)
+            CHECK(pids[i] != pids[i - 1]);
+    }
+    cth_pool_free(p);
+    for (int i = 0; i < 10; i += 2)
+        check_gone((pid_t[2]){pids[i], 0});
+}
+
+CTH_TEST(maxtasksperchild_replaces_workers)
+{
+    over_methods(maxtasksperchild_replaces_workers_with);
+}
+
+static int init_seen; /* in a worker: what its initializer got */
+
+static void init_worker(void *arg)
+{
+    const int *v = arg;
+    init_seen = v[0] + v[1];
+}
+
+static int report_init(const void *in, void *out)
+{
+    CHECK(in == NULL);
+    *(int *)out = init_seen;
+    return 0;
+}
+
+static void initializer_in_each_worker_with(cth_start_method_t method)
+{
+    int arg[2] = {40, 2};
+    cth_pool_t *p = proc_pool_opts((cth_pool_opts_t){.processes = 2,
+                                                     .start_method = method,
+                                                     .initializer = init_worker,
+                                                     .initarg = arg,
+                                                     .initarg_size = sizeof arg,
+                                                     .maxtasksperchild = 3});
+    arg[0] = 0; /* each worker has its copy, made at create */
+    int out[12];
+    CHECK_OK(cth_pool_map_records(p, report_init, NULL, 0, 12, 1, out, sizeof *out));
+    for (int i = 0; i < 12; i++)
+        CHECK_EQ(out[i], 42);
+    CHECK_EQ(init_seen, 0); /* never in the program itself */
+    cth_pool_free(p);
+}
+
+CTH_TEST(initializer_in_each_worker)
+{
+    over_methods(initializer_in_each_worker_with);
+}
+
+/* ---- the program killed ------------------------------------------------------------------ */
+
+/* A program with a process pool: prints its workers' pids, then waits to
+ * be killed. */
+CTH_CHILD(pool_then_wait)
+{
+    const char *method = getenv("CTH_TEST_START_METHOD");
+    CHECK(method != NULL);
+    cth_pool_t *p = proc_pool(2, (cth_start_method_t)atoi(method));
+    pid_t pids[64];
+    CHECK_OK(cth_pool_map_records(p, my_pid, NULL, 0, 64, 1, pids, sizeof *pids));
+    printf("%d", (int)pids[0]);
+    for (int i = 1; i < 64; i++)
+        if (pids[i] != pids[0]) {
+            printf(" %d", (int)pids[i]);
+            break;
+        }
+    printf("\n");
+    fflush(stdout);
+    cth_sleep(60);
+}
+
+static void parent_killed_leaves_no_orphans_with(cth_start_method_t method)
+{
+    char exe[4096];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    CHECK(len > 0);
+    exe[len] = '\0';
+    int fds[2];
+    CHECK_OK(pipe(fds));
+    pid_t child = fork();
+    CHECK(child >= 0);
+    if (child == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        close(fds[1]);
+        char m[16];
+        snprintf(m, sizeof m, "%d", (int)method);
+        setenv("CTH_TEST_START_METHOD", m, 1);
+        execl(exe, "child", "child_pool_then_wait", (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    char line[128] = {0};
+    FILE *f = fdopen(fds[0], "r");
+    CHECK(fgets(line, sizeof line, f) != NULL);
+    fclose(f);
+    int a = 0, b = 0;
+    CHECK(sscanf(line, "%d %d", &a, &b) >= 1);
+    CHECK(a > 0 && !process_gone(a));
+    CHECK_OK(kill(child, SIGKILL));
+    CHECK(waitpid(child, NULL, 0) == child);
+    double start = check_now();
+    while (!(process_gone(a) && (b <= 0 || process_gone(b))) && check_now() - start < 1.5)
+        cth_sleep(0.01);
+    CHECK(process_gone(a));
+    CHECK(b <= 0 || process_gone(b));
+}
+
+CTH_TEST(parent_killed_leaves_no_orphans)
+{
+    over_methods(parent_killed_leaves_no_orphans_with);
+}
+
+/* ---- a worker that breaks the protocol ------------------------------------------------------ */
+
+/* Write garbage over every shared mapping of the library in this worker
+ * (its control block among them), as a stray task could. */
+static void scribble_shared(void)
+{
+    FILE *maps = fopen("/proc/self/maps", "r");
+    CHECK(maps != NULL);
+    char line[512];
+    while (fgets(line, sizeof line, maps)) {
+        unsigned long lo, hi;
+        char perms[5];
+        if (sscanf(line, "%lx-%lx %4s", &lo, &hi, perms) == 3 && strstr(line, "memfd:cthreading") &&
+            perms[1] == 'w')
+            memset((void *)lo, 0x7f, hi - lo);
+    }
+    fclose(maps);
+}
+
+static int scribbler(const void *in, void *out)
+{
+    int x = *(const int *)in;
+    if (x == 2)
+        scribble_shared();
+    *(int *)out = x;
+    return 0;
+}
+
+/* a buffer task that claims 100 bytes and gives none: an empty buffer, as
+ * on threads */
+static int buffer_liar(const void *in, size_t in_size, void **out, size_t *out_size)
+{
+    (void)in;
+    (void)in_size;
+    *out = NULL;
+    *out_size = 100;
+    return 0;
+}
+
+static void garbage_from_a_worker_is_eproto_with(cth_start_method_t method)
+{
+    cth_pool_t *p = proc_pool(1, method);
+    int in[4] = {0, 1, 2, 3}, out[4];
+    CHECK_EQ(cth_pool_map_records(p, scribbler, in, sizeof *in, 4, 4, out, sizeof *out),
+             CTH_EPROTO);
+    check_map_squares(p, 100, 0); /* a new worker */
+    void *buf = (void *)1;
+    size_t len = 1;
+    CHECK_OK(cth_pool_apply_buffer(p, buffer_liar, "abc", 3, &buf, &len));
+    CHECK(buf == NULL && len == 0);
+    cth_pool_free(p);
+}
+
+CTH_TEST(garbage_from_a_worker_is_eproto)
+{
+    over_methods(garbage_from_a_worker_is_eproto_with);
+}
+
+/* ---- fork() of the program ------------------------------------------------------------------ */
+
+/* The child inherits the pool terminated: it refuses work, and freeing it
+ * neither kills nor waits for the parent's workers, which serve on. */
+static void fork_child_forgets_the_workers_with(cth_start_method_t method)
+{
+    cth_pool_t *p = proc_pool(2, method);
+    check_map_squares(p, 1000, 0);
+    pid_t child = fork();
+    CHECK(child >= 0);
+    if (child == 0) {
+        int in = 3, out;
+        if (cth_pool_map_records(p, square, &in, sizeof in, 1, 1, &out, sizeof out) != CTH_EINVAL)
+            _exit(3);
+        cth_pool_free(p);
+        _exit(0);
+    }
+    int status;
+    CHECK(waitpid(child, &status, 0) == child);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    pid_t two[2];
+    worker_pids(p, two);
+    cth_pool_free(p);
+    check_gone(two);
+}
+
+CTH_TEST(fork_child_forgets_the_workers)
+{
+    over_methods(fork_child_forgets_the_workers_with);
+}
+
+/* ---- one program, both backends ------------------------------------------------------------- */
+
+struct point {
+    double x, y;
+};
+
+/* a point in, its distance from the origin and a class out; fails on a
+ * negative x */
+struct verdict {
+    double r;
+    int ring;
+};
+
+static int classify(const void *in, void *out)
+{
+    const struct point *pt = in;
+    if (pt->x < 0)
+        return 100 + (int)-pt->x;
+    struct verdict *v = out;
+    v->r = sqrt(pt->x * pt->x + pt->y * pt->y);
+    v->ring = (int)v->r / 10;
+    return 0;
+}
+
+static int summarize(const void *in, size_t in_size, void **out, size_t *out_size)
+{
+    size_t n = in_size / sizeof(struct point);
+    double *sum = malloc(sizeof *sum);
+    if (!sum)
+        return 1;
+    *sum = 0;
+    for (size_t i = 0; i < n; i++)
+        *sum += ((const struct point *)in)[i].x;
+    *out = sum;
+    *out_size = sizeof *sum;
+    return 0;
+}
+
+/* The same calls on a pool: what they return, in one text. */
+static void run_program(cth_pool_t *p, char *log, size_t size)
+{
+    enum { N = 5000 };
+    static struct point pts[N];
+    static struct verdict v[N];
+    for (int i = 0; i < N; i++)
+        pts[i] = (struct point){i % 97, i % 89};
+    size_t len = 0;
+    memset(v, 0, sizeof v);
+    int err = cth_pool_map_records(p, classify, pts, sizeof *pts, N, 0, v, sizeof *v);
+    long rings = 0;
+    for (int i = 0; i < N; i++)
+        rings += v[i].ring;
+    len += (size_t)snprintf(log + len, size - len, "map %d rings %ld\n", err, rings);
+    pts[1234].x = -7;
+    err = cth_pool_map_records(p, classify, pts, sizeof *pts, N, 1, v, sizeof *v);
+    len += (size_t)snprintf(log + len, size - len, "fail %d %d\n", err, cth_task_error());
+    pts[1234].x = 1;
+    cth_imap_t *it;
+    CHECK_OK(cth_pool_imap_records(p, classify, pts, sizeof *pts, 50, 7, v, sizeof *v, &it));
+    void *value;
+    long sum = 0;
+    while ((err = cth_imap_next(it, &value, 30)) == 0)
+        sum += ((struct verdict *)value)->ring * (long)((struct verdict *)value - v);
+    cth_imap_free(it);
+    len += (size_t)snprintf(log + len, size - len, "imap %d %ld\n", err, sum);
+    void *buf = NULL;
+    size_t buf_len = 0;
+    err = cth_pool_apply_buffer(p, summarize, pts, sizeof pts, &buf, &buf_len);
+    len += (size_t)snprintf(log + len, size - len, "buffer %d %zu %.1f\n", err, buf_len,
+                            buf ? *(double *)buf : -1);
+    free(buf);
+    CHECK(len < size);
+}
+
+static void same_results_on_both_backends_with(cth_start_method_t method)
+{
+    char on_threads[512], on_processes[512];
+    cth_pool_t *p = NULL;
+    CHECK_OK(cth_pool_create(&p, &(cth_pool_opts_t){.processes = 2}));
+    run_program(p, on_threads, sizeof on_threads);
+    cth_pool_free(p);
+    p = proc_pool(2, method);
+    run_program(p, on_processes, sizeof on_processes);
+    cth_pool_free(p);
+    if (strcmp(on_threads, on_processes) != 0)
+        fprintf(stderr, "threads:\n%sprocesses:\n%s", on_threads, on_processes);
+    CHECK(strcmp(on_threads, on_processes) == 0);
+}
+
+CTH_TEST(same_results_on_both_backends)
+{
+    over_methods(same_results_on_both_backends_with);
+}
