@@ -135,7 +135,7 @@ static void crash_contained(void)
         }
         cth_imap_free(it);
     }
-    say("the other %d inputs: parsed (%d of %d results); the pool replaced the worker", ok, ok,
+    say("the other %d of %d inputs were parsed; the pool replaced the worker and went on", ok,
         INPUTS);
 
     printf("\n");
