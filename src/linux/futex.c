@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * futex.c - the platform futex on Linux: FUTEX_WAIT_BITSET with an absolute
- * CLOCK_MONOTONIC deadline, FUTEX_WAKE and FUTEX_CMP_REQUEUE, all
- * process-private.
+ * CLOCK_MONOTONIC deadline, FUTEX_WAKE and FUTEX_CMP_REQUEUE, process-private,
+ * and the process-shared wait and wake of the process pool.
  */
 #include <linux/futex.h>
 #include <sys/syscall.h>
@@ -11,7 +11,8 @@
 
 #include "../platform.h"
 
-int cth__os_futex_wait(_Atomic uint32_t *addr, uint32_t expected, int64_t deadline)
+/* FUTEX_WAIT_BITSET with flags (FUTEX_PRIVATE_FLAG or 0) until deadline. */
+static int futex_wait(_Atomic uint32_t *addr, uint32_t expected, int64_t deadline, int flags)
 {
     struct timespec ts, *tsp = NULL;
     if (deadline != CTH__NO_DEADLINE) {
@@ -19,8 +20,8 @@ int cth__os_futex_wait(_Atomic uint32_t *addr, uint32_t expected, int64_t deadli
         ts.tv_nsec = (long)(deadline % 1000000000);
         tsp = &ts;
     }
-    long r = syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, expected,
-                     tsp, NULL, FUTEX_BITSET_MATCH_ANY);
+    long r = syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_BITSET | flags, expected, tsp, NULL,
+                     FUTEX_BITSET_MATCH_ANY);
     if (r == 0)
         return 0;
     if (errno == ETIMEDOUT)
@@ -28,6 +29,23 @@ int cth__os_futex_wait(_Atomic uint32_t *addr, uint32_t expected, int64_t deadli
     if (errno == EINTR)
         return CTH_EINTR;
     return 0; /* EAGAIN: the value changed before we slept */
+}
+
+int cth__os_futex_wait(_Atomic uint32_t *addr, uint32_t expected, int64_t deadline)
+{
+    return futex_wait(addr, expected, deadline, FUTEX_PRIVATE_FLAG);
+}
+
+/* The process-shared pair (a word in a shared mapping): keyed by the
+ * mapping's page, not by this process's address space. */
+int cth__os_futex_wait_shared(_Atomic uint32_t *addr, uint32_t expected, int64_t deadline)
+{
+    return futex_wait(addr, expected, deadline, 0);
+}
+
+void cth__os_futex_wake_shared(_Atomic uint32_t *addr, int n)
+{
+    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE, n, NULL, NULL, 0);
 }
 
 #if defined(CTH_VALGRIND) && defined(__x86_64__)

@@ -7,12 +7,10 @@
  * fork child refreshes both (the runtime's fork handler calls
  * cth__os_after_fork_child). Also the process pool's shared memory: a
  * memfd (no name in any file system, so nothing to clean up and nobody else
- * can open it) mapped MAP_SHARED, and futexes on it without
- * FUTEX_PRIVATE_FLAG, which the kernel keys by the page rather than the
- * address. src/unix/os.c is the portable counterpart.
+ * can open it) mapped MAP_SHARED; futex.c has the futexes on it.
+ * src/unix/os.c is the portable counterpart.
  */
 #include <errno.h>
-#include <linux/futex.h>
 #include <sched.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -89,30 +87,6 @@ extern int __cxa_thread_atexit_impl(void (*fn)(void *), void *obj, void *dso_sym
 bool cth__os_at_thread_exit(void (*fn)(void *), void *arg, void *dso)
 {
     return __cxa_thread_atexit_impl && __cxa_thread_atexit_impl(fn, arg, dso) == 0;
-}
-
-int cth__os_futex_wait_shared(_Atomic uint32_t *addr, uint32_t expected, int64_t deadline)
-{
-    struct timespec ts, *tsp = NULL;
-    if (deadline != CTH__NO_DEADLINE) {
-        ts.tv_sec = (time_t)(deadline / 1000000000);
-        ts.tv_nsec = (long)(deadline % 1000000000);
-        tsp = &ts;
-    }
-    long r = syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_BITSET, expected, tsp, NULL,
-                     FUTEX_BITSET_MATCH_ANY);
-    if (r == 0)
-        return 0;
-    if (errno == ETIMEDOUT)
-        return CTH_ETIMEDOUT;
-    if (errno == EINTR)
-        return CTH_EINTR;
-    return 0; /* EAGAIN: the value changed before we slept */
-}
-
-void cth__os_futex_wake_shared(_Atomic uint32_t *addr, int n)
-{
-    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE, n, NULL, NULL, 0);
 }
 
 int cth__os_shm_create(size_t size, int *fd)
