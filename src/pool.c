@@ -1051,6 +1051,22 @@ static int map_sync(cth_pool_t *pool, uint8_t kind, cth_pool_fn fn, const void *
     return run_sync(pool, &job, false);
 }
 
+/* An empty map_async (of pointers or records): ready at once (Python's []),
+ * its callback included, if the pool takes work. */
+static int complete_empty(cth_pool_t *pool, struct cth_result *job, const cth_result_opts_t *opts,
+                          cth_result_t **res)
+{
+    if (atomic_load(&pool->state) != POOL_RUN) {
+        cth__result_release(job);
+        return CTH_EINVAL;
+    }
+    if (opts)
+        job->cb = *opts;
+    cth__job_complete(job);
+    *res = job;
+    return 0;
+}
+
 static int map_async(cth_pool_t *pool, uint8_t kind, cth_pool_fn fn, const void *items, size_t size,
                      size_t n, size_t chunksize, const cth_result_opts_t *opts, void **results,
                      cth_result_t **res)
@@ -1064,18 +1080,8 @@ static int map_async(cth_pool_t *pool, uint8_t kind, cth_pool_fn fn, const void 
         return CTH_ENOMEM;
     *job = (struct cth_result){.is_async = true};
     map_setup(job, pool, kind, fn, items, size, n, chunksize, results);
-    if (n == 0) {
-        /* Python's empty map_async: ready at once ([]), callback included. */
-        if (atomic_load(&pool->state) != POOL_RUN) {
-            cth__result_release(job);
-            return CTH_EINVAL;
-        }
-        if (opts)
-            job->cb = *opts;
-        cth__job_complete(job);
-        *res = job;
-        return 0;
-    }
+    if (n == 0)
+        return complete_empty(pool, job, opts, res);
     return submit_async(pool, job, opts, res);
 }
 
@@ -1182,17 +1188,8 @@ CTH_API int cth_pool_map_records_async(cth_pool_t *pool, cth_pool_record_fn fn, 
         return CTH_ENOMEM;
     *job = (struct cth_result){.is_async = true};
     records_setup(job, pool, fn, in, in_size, n, chunksize, out, out_size);
-    if (n == 0) { /* ready at once, as an empty map_async */
-        if (atomic_load(&pool->state) != POOL_RUN) {
-            cth__result_release(job);
-            return CTH_EINVAL;
-        }
-        if (opts)
-            job->cb = *opts;
-        cth__job_complete(job);
-        *res = job;
-        return 0;
-    }
+    if (n == 0)
+        return complete_empty(pool, job, opts, res);
     return submit_async(pool, job, opts, res);
 }
 
