@@ -19,6 +19,7 @@
 
 #include "check.h"
 #include "platform.h"
+#include "record_tasks.h"
 
 #if defined(__linux__) && !defined(CTH_POSIX_FUTEX)
 #define HAVE_PROCESSES 1
@@ -161,24 +162,6 @@ static cth_pool_t *proc_pool_opts(cth_pool_opts_t o)
 static cth_pool_t *proc_pool(size_t workers, cth_start_method_t method)
 {
     return proc_pool_opts((cth_pool_opts_t){.processes = workers, .start_method = method});
-}
-
-/* an int in, its square as a long long out */
-static int square(const void *in, void *out)
-{
-    int x = *(const int *)in;
-    *(long long *)out = (long long)x * x;
-    return 0;
-}
-
-/* square, failing with -1000 - x where x % 7 == 3 */
-static int square_or_fail(const void *in, void *out)
-{
-    int x = *(const int *)in;
-    if (x % 7 == 3)
-        return -1000 - x;
-    *(long long *)out = (long long)x * x;
-    return 0;
 }
 
 /* a long long in, its square plus one out */

@@ -15,6 +15,7 @@
 #include "alloc.h"
 #include "check.h"
 #include "pool_internal.h"
+#include "record_tasks.h"
 
 #define N_INTS 100000
 
@@ -34,24 +35,6 @@ static cth_pool_t *make_pool(size_t workers)
     CHECK_OK(cth_pool_create(&p, &(cth_pool_opts_t){.processes = workers}));
     CHECK(p != NULL);
     return p;
-}
-
-/* an int in, its square as a long long out */
-static int square(const void *in, void *out)
-{
-    int x = *(const int *)in;
-    *(long long *)out = (long long)x * x;
-    return 0;
-}
-
-/* square, but fails with -1000 - x for the x where x % 7 == 3 */
-static int square_or_fail(const void *in, void *out)
-{
-    int x = *(const int *)in;
-    if (x % 7 == 3)
-        return -1000 - x;
-    *(long long *)out = (long long)x * x;
-    return 0;
 }
 
 static _Atomic long calls;
