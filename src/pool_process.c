@@ -82,6 +82,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fd_channel.h"
 #include "funcref.h"
 #include "platform.h"
 #include "pool_internal.h"
@@ -191,62 +192,20 @@ static _Atomic uint64_t next_seg_id = 1;
 
 /* ---- descriptors over the channel -------------------------------------------------- */
 
+/* A descriptor alone: one byte with it. */
 static int send_fd(int chan, int fd)
 {
     char byte = 0;
-    struct iovec iov = {&byte, 1};
-    union {
-        struct cmsghdr h;
-        char buf[CMSG_SPACE(sizeof(int))];
-    } u;
-    memset(&u, 0, sizeof u);
-    struct msghdr m = {
-        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
-    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &fd, sizeof fd);
-    ssize_t r;
-    do
-        r = sendmsg(chan, &m, MSG_NOSIGNAL);
-    while (r < 0 && errno == EINTR);
-    return r == 1 ? 0 : -1;
+    return cth__chan_send(chan, &byte, 1, fd);
 }
 
-/* Receive one descriptor (close-on-exec); any other that came with it is
- * closed. -1 when none came. */
+/* Receive a descriptor sent by send_fd (close-on-exec); -1 when none came
+ * or the message was malformed. */
 static int recv_fd(int chan, int flags)
 {
     char byte;
-    struct iovec iov = {&byte, 1};
-    union {
-        struct cmsghdr h;
-        char buf[CMSG_SPACE(4 * sizeof(int))];
-    } u;
-    struct msghdr m = {
-        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
-    ssize_t r;
-    do
-        r = recvmsg(chan, &m, MSG_CMSG_CLOEXEC | flags);
-    while (r < 0 && errno == EINTR);
-    if (r <= 0)
-        return -1;
-    int fd = -1;
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
-        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-            continue;
-        size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (size_t i = 0; i < n; i++) {
-            int got;
-            memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof got);
-            if (fd < 0)
-                fd = got;
-            else
-                close(got);
-        }
-    }
-    return fd;
+    int fd;
+    return cth__chan_recv(chan, &byte, 1, &fd, flags) == 1 ? fd : -1;
 }
 
 /* The length of a received memfd, or -1. */

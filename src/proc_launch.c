@@ -68,6 +68,7 @@
 
 #include "alloc.h"
 #include "deadline.h"
+#include "fd_channel.h"
 #include "funcref.h"
 #include "proc_launch.h"
 #include "runtime.h"
@@ -433,26 +434,7 @@ struct server_msg {
 /* Send msg, with descriptor fd attached unless it is -1. */
 static bool send_msg(int sock, const struct server_msg *msg, int fd)
 {
-    struct iovec iov = {.iov_base = (void *)msg, .iov_len = sizeof *msg};
-    union {
-        char buf[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } control;
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-    if (fd >= 0) {
-        memset(&control, 0, sizeof control);
-        mh.msg_control = control.buf;
-        mh.msg_controllen = sizeof control.buf;
-        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(c), &fd, sizeof fd);
-    }
-    ssize_t n;
-    while ((n = sendmsg(sock, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR)
-        ;
-    return n == (ssize_t)sizeof *msg;
+    return cth__chan_send(sock, msg, sizeof *msg, fd) == 0;
 }
 
 /* Receive one message and at most one descriptor (*fd, close-on-exec; -1 if
@@ -460,41 +442,13 @@ static bool send_msg(int sock, const struct server_msg *msg, int fd)
  * malformed message (any descriptors that came with it are closed). */
 static int recv_msg(int sock, struct server_msg *msg, int *fd)
 {
-    struct iovec iov = {.iov_base = msg, .iov_len = sizeof *msg};
-    union {
-        char buf[CMSG_SPACE(sizeof(int) * 4)];
-        struct cmsghdr align;
-    } control;
-    struct msghdr mh = {.msg_iov = &iov,
-                        .msg_iovlen = 1,
-                        .msg_control = control.buf,
-                        .msg_controllen = sizeof control.buf};
-    ssize_t n;
-    while ((n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
-        ;
-    *fd = -1;
-    int nfds = 0;
-    for (struct cmsghdr *c = n >= 0 ? CMSG_FIRSTHDR(&mh) : NULL; c; c = CMSG_NXTHDR(&mh, c)) {
-        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-            continue;
-        size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (size_t i = 0; i < count; i++) {
-            int got;
-            memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof got);
-            if (nfds++ == 0)
-                *fd = got;
-            else
-                close(got);
-        }
-    }
-    if (n == 0 && nfds == 0)
-        return 0;
-    if (n == (ssize_t)sizeof *msg && nfds <= 1 && !(mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)))
+    ssize_t n = cth__chan_recv(sock, msg, sizeof *msg, fd, 0);
+    if (n == (ssize_t)sizeof *msg)
         return 1;
     if (*fd >= 0)
         close(*fd);
     *fd = -1;
-    return -1;
+    return n == 0 ? 0 : -1;
 }
 
 struct served_worker {
