@@ -758,6 +758,45 @@ CTH_TEST(free_leaves_nothing)
     over_methods(free_leaves_nothing_with);
 }
 
+/* No descriptor of the pool leaks into the program's other children: every
+ * descriptor open while a pool works (its channels, memfds, pidfds, the
+ * fork server's socket) is close-on-exec, so an exec'd child gets none. */
+static void descriptors_close_on_exec_with(cth_start_method_t method)
+{
+    bool was_open[1024] = {false}; /* the program's own, inherited or not */
+    DIR *dir = opendir("/proc/self/fd");
+    CHECK(dir != NULL);
+    struct dirent *e;
+    while ((e = readdir(dir)) != NULL)
+        if (e->d_name[0] != '.' && atoi(e->d_name) < 1024)
+            was_open[atoi(e->d_name)] = true;
+    closedir(dir);
+    cth_pool_t *p = proc_pool(2, method);
+    check_map_squares(p, 10000, 0);
+    check_reverse(p, 100000); /* memfds both ways */
+    dir = opendir("/proc/self/fd");
+    CHECK(dir != NULL);
+    int listing = dirfd(dir), checked = 0;
+    while ((e = readdir(dir)) != NULL) {
+        int fd = atoi(e->d_name);
+        if (e->d_name[0] == '.' || fd == listing || (fd < 1024 && was_open[fd]))
+            continue;
+        int flags = fcntl(fd, F_GETFD);
+        if (flags >= 0 && !(flags & FD_CLOEXEC))
+            fprintf(stderr, "descriptor %d is not close-on-exec\n", fd);
+        CHECK(flags < 0 || (flags & FD_CLOEXEC));
+        checked++;
+    }
+    closedir(dir);
+    CHECK(checked >= 2); /* at least the two workers' channels (and pidfds) */
+    cth_pool_free(p);
+}
+
+CTH_TEST(descriptors_close_on_exec)
+{
+    over_methods(descriptors_close_on_exec_with);
+}
+
 static void maxtasksperchild_replaces_workers_with(cth_start_method_t method)
 {
     cth_pool_t *p = proc_pool_opts(
