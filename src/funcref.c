@@ -20,9 +20,9 @@
  * are looked up by a fresh walk each time (a few objects, microseconds).
  */
 #include <link.h>
-#include <pthread.h>
 #include <string.h>
 
+#include "cthreading/once.h"
 #include "funcref.h"
 #include "platform.h"
 
@@ -60,7 +60,9 @@ static bool segments_hold(const struct exec_segments *segs, uint64_t offset)
 
 /* ---- the main executable, read once ----------------------------------------------- */
 
-static pthread_once_t main_once = PTHREAD_ONCE_INIT;
+/* cth_once rather than pthread_once: its atomics tell helgrind what they
+ * order, so the cache's readers are not taken for racing its writer. */
+static cth_once_t main_once = CTH_ONCE_INIT;
 static struct exec_segments main_segs; /* n == 0 if the loader did not list it */
 
 static int find_main(struct dl_phdr_info *info, size_t size, void *data)
@@ -74,15 +76,19 @@ static int find_main(struct dl_phdr_info *info, size_t size, void *data)
     return 0;
 }
 
-static void read_main(void)
+static int read_main(void *arg)
 {
+    CTH__UNUSED(arg);
     dl_iterate_phdr(find_main, NULL);
+    return 0;
 }
 
+/* The main executable's segments; NULL if they are not known (an
+ * interrupted main thread waited for another thread reading them): the
+ * caller then searches every object. */
 static const struct exec_segments *main_object(void)
 {
-    pthread_once(&main_once, read_main);
-    return &main_segs;
+    return cth_once_call(&main_once, read_main, NULL) == 0 ? &main_segs : NULL;
 }
 
 /* ---- naming --------------------------------------------------------------------- */
@@ -121,7 +127,7 @@ int cth__funcref_make(const void *fn, struct cth__funcref *ref)
         return CTH_EINVAL;
     uintptr_t addr = (uintptr_t)fn;
     const struct exec_segments *exe = main_object();
-    if (exe->n && addr >= exe->base && segments_hold(exe, (uint64_t)(addr - exe->base))) {
+    if (exe && exe->n && addr >= exe->base && segments_hold(exe, (uint64_t)(addr - exe->base))) {
         ref->offset = (uint64_t)(addr - exe->base);
         ref->path_len = 0;
         ref->path[0] = '\0';
@@ -173,8 +179,8 @@ int cth__funcref_resolve(const struct cth__funcref *ref, void **fn)
         return CTH_EPROTO;
     s.offset = *(const volatile uint64_t *)&ref->offset;
     s.path = path;
-    if (len == 0) {
-        const struct exec_segments *exe = main_object();
+    const struct exec_segments *exe = len == 0 ? main_object() : NULL;
+    if (exe) {
         if (!exe->n)
             return CTH_ENOENT;
         if (!segments_hold(exe, s.offset))
