@@ -53,6 +53,12 @@
  * replacement (appended to the thread list before it exits, so join sees
  * it) and ends; if the replacement cannot start, it carries on.
  *
+ * Processes. A process pool's worker threads are proxies (pool_process.c):
+ * each starts one worker process when it starts and stops it when it exits
+ * (worker_main), and runs record and buffer items there
+ * (cth__job_run_records); a job's data is placed for the workers when it is
+ * submitted (cth__pool_proc_prepare) and released when it completes.
+ *
  * Records and buffers. The record map (JOB_RECORDS), the record imaps
  * (JOB_IMAP with rec_fn) and the buffer apply (JOB_BUFFER) are jobs like
  * the others; their items run through cth__job_run_records alone, the one
@@ -455,7 +461,7 @@ int cth__pool_proc_prepare(cth_pool_t *p, struct cth_result *job)
     if (t > CTH_TIMEOUT_MAX)
         return CTH_EOVERFLOW;
     job->task_timeout = t > 0 ? t : p->task_timeout;
-    return cth__proc_job_prepare(job);
+    return cth__proc_job_prepare(p->procs, job);
 }
 
 int cth__pool_submit(cth_pool_t *p, struct cth_result *job, bool internal)
@@ -673,8 +679,6 @@ static void *worker_main(void *arg)
                 break;
             c = next;
         }
-        if (p->procs)
-            cth__proc_proxy_idle();
     }
 out:
     if (p->procs)

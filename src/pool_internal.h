@@ -158,10 +158,13 @@ bool cth__pool_is_process(const cth_pool_t *pool);
  * cth__proc_job_prepare's error. cth__pool_submit calls it. */
 int cth__pool_proc_prepare(cth_pool_t *pool, struct cth_result *job);
 
-/* Before a record or buffer job on a process pool is queued: place its
+struct cth__proc_pool;
+
+/* Before a record or buffer job on a process pool (pp, its process side)
+ * is queued: place its
  * input where the workers read it, name its function. Returns 0, or
  * CTH_ENOMEM, CTH_ENOENT (fn in no loaded object), CTH_EOVERFLOW. */
-int cth__proc_job_prepare(struct cth_result *job);
+int cth__proc_job_prepare(struct cth__proc_pool *pp, struct cth_result *job);
 
 /* In a proxy thread (a process pool's worker thread): run items [lo, hi)
  * of job in this thread's worker process, copying their results into
@@ -177,7 +180,6 @@ void cth__job_release_data(struct cth_result *job);
 
 /* A process pool's side in pool_process.c (pool.c holds it; NULL on a
  * thread pool). */
-struct cth__proc_pool;
 
 /* Check the process options and name the initializer; workers: the
  * proxies cth_pool_create starts (cth__proc_pool_started waits for them).
@@ -208,10 +210,6 @@ void cth__proc_pool_fork_child(struct cth__proc_pool *pp);
  * process. false: the thread must exit (an initial worker that could not
  * launch: cth_pool_create reports it). */
 bool cth__proc_proxy_start(cth_pool_t *pool, struct cth__proc_pool *pp);
-
-/* The proxy has no more chunks of its job: its worker unmaps the job's
- * data. */
-void cth__proc_proxy_idle(void);
 
 /* The proxy thread exits: stop its worker process (reaped). */
 void cth__proc_proxy_stop(void);

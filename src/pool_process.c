@@ -16,7 +16,7 @@
  * launcher closes every other descriptor), passed to it over its channel
  * at start. It holds two sequence words: `req`, which the proxy bumps to
  * post a command (run items [lo, hi) of a segment with function F, run a
- * buffer task, drop a segment, exit) and the worker waits on, and `ack`,
+ * buffer task, exit) and the worker waits on, and `ack`,
  * which the worker sets to the command's number when it is done and the
  * proxy waits on. `taken` says the worker picked the command up,
  * `progress` counts the items it has finished, then the outcome (ok, a
@@ -30,15 +30,19 @@
  * trusting it) and keeps the address.
  *
  * Data. A map's records are copied once, when the job is submitted
- * (cth__proc_job_prepare), into a segment of their own (a memfd: n inputs,
- * then room for n outputs); a proxy passes its descriptor by SCM_RIGHTS to
- * its worker with the first chunk of that job, the worker maps it and keeps
- * it while it works on that job (the proxy drops it when it leaves the
- * job), reads the inputs and writes the outputs in place, and the proxy
- * copies a finished chunk's outputs into the caller's array at once (so an
- * imap delivers them). A buffer up to INLINE_MAX bytes crosses inline in
- * the control block, either way; a larger one in a memfd of its own, passed
- * by SCM_RIGHTS. Nothing crosses a pipe per item.
+ * (cth__proc_job_prepare), into a segment (a memfd: n inputs, then room
+ * for n outputs); a proxy passes its descriptor by SCM_RIGHTS to its
+ * worker with the first chunk of that job, the worker maps it and keeps it
+ * mapped until it is sent another, reads the inputs and writes the outputs
+ * in place, and the proxy copies a finished chunk's outputs into the
+ * caller's array at once (so an imap delivers them). A released segment is
+ * kept as the pool's spare (the largest one) and reused by the next job
+ * that fits, its pages already there and the workers' mappings still
+ * valid (a segment is named by its id, not its job): a map costs no page
+ * allocation then. A worker so holds at most one segment it no longer
+ * needs. A buffer up to INLINE_MAX bytes crosses inline in the control
+ * block, either way; a larger one in a memfd of its own, passed by
+ * SCM_RIGHTS. Nothing crosses a pipe per item.
  *
  * Trust. The proxy reads what the worker wrote once, into its own copy,
  * and checks it: progress within the chunk, a known outcome, a failing
@@ -82,18 +86,18 @@
 #include "pool_internal.h"
 #include "proc_launch.h"
 
-#define INLINE_MAX (64 * 1024)             /* a buffer crossing inside the block */
-#define SPIN 4000                          /* pause iterations before a futex wait */
-#define SLICE_NS (20 * 1000 * 1000)        /* a proxy's wait between looks at its worker */
-#define TERM_GRACE_NS (100 * 1000 * 1000)  /* terminate: SIGTERM, then SIGKILL */
-#define EXIT_WAIT_NS (1000 * 1000 * 1000)  /* a worker asked to exit, before SIGKILL */
-#define LAUNCH_RETRY_NS (10 * 1000 * 1000) /* a replacement that failed to start */
-#define LAUNCH_TRIES 20                    /* ... that many times fails the chunk */
-#define REPOST_TRIES 3                     /* a command its worker died before taking */
-#define SEG_ALIGN 64                       /* where a segment's outputs start */
-#define ARG_MAGIC 0x63746870u              /* "cthp": a worker's start arguments */
+#define INLINE_MAX 65536                 /* a buffer crossing inside the block */
+#define SPIN 4000                        /* pause iterations before a futex wait */
+#define SLICE_NS INT64_C(20000000)       /* a proxy's wait between looks at its worker */
+#define TERM_GRACE_NS INT64_C(100000000) /* terminate: SIGTERM, then SIGKILL */
+#define EXIT_WAIT_NS INT64_C(1000000000) /* a worker asked to exit, before SIGKILL */
+#define LAUNCH_RETRY_NS 10000000L        /* a replacement that failed to start */
+#define LAUNCH_TRIES 20                  /* ... that many times fails the chunk */
+#define REPOST_TRIES 3                   /* a command its worker died before taking */
+#define SEG_ALIGN 64                     /* where a segment's outputs start */
+#define ARG_MAGIC 0x63746870u            /* "cthp": a worker's start arguments */
 
-enum { OP_RECORDS = 1, OP_BUFFER = 2, OP_DROP = 3, OP_EXIT = 4 };
+enum { OP_RECORDS = 1, OP_BUFFER = 2, OP_EXIT = 3 };
 enum { CMD_NEW_FN = 1, CMD_NEW_SEG = 2, CMD_IN_SEG = 4 };
 enum { ST_OK = 1, ST_TASK = 2, ST_ERROR = 3 };
 enum { BUF_INLINE = 1, BUF_FD = 2 };
@@ -122,15 +126,21 @@ struct ctl {
     char data[INLINE_MAX];
 };
 
+/* A segment: shared memory for a job's data. */
+struct segment {
+    uint64_t id; /* unique in the process; 0: none */
+    int fd;
+    char *map; /* the parent's mapping */
+    size_t size;
+};
+
 /* A record or buffer job's process side (job->proc). */
 struct proc_job {
+    struct cth__proc_pool *pp;
     struct cth__funcref fn;
-    uint64_t id; /* its segment's, unique in the process */
-    int fd;      /* the segment, or -1 */
-    char *map;   /* the parent's mapping of it */
-    size_t size; /* its length */
+    struct segment seg; /* fd -1 when the data fits inline */
     size_t out_off;
-    pid_t owner; /* the process that mapped it (a fork child must not unmap) */
+    pid_t owner; /* the process that prepared it (a fork child must not unmap) */
     size_t small_len;
     char small[]; /* a buffer task's input up to INLINE_MAX */
 };
@@ -158,11 +168,13 @@ struct cth__proc_pool {
     cth_start_method_t method;
     void *arg; /* the workers' start arguments: struct worker_arg + initarg */
     size_t arg_size;
-    pthread_mutex_t lock; /* the registry: proxies, and each one's `live` */
+    pthread_mutex_t lock; /* the registry: proxies, and each one's `live`; spare */
     struct cth__list proxies;
+    struct segment spare;      /* the largest segment released, kept for the next job */
     _Atomic uint32_t starting; /* initial proxies not yet started */
     _Atomic int start_err;
     _Atomic bool terminating;
+    bool forked; /* in a fork child of the program that created it (lock) */
     _Atomic int64_t terminate_at;
 };
 
@@ -482,11 +494,6 @@ static int worker_main(const void *arg, size_t arg_size, int chan)
         uint32_t op = c->op, flags = c->flags;
         if (op == OP_EXIT)
             return 0;
-        if (op == OP_DROP) {
-            worker_drop_segment(&w);
-            worker_ack(&w, ST_OK, 0);
-            continue;
-        }
         if (flags & CMD_NEW_FN) {
             int err = cth__funcref_resolve(&c->fn, &w.fn);
             if (err) {
@@ -502,11 +509,9 @@ static int worker_main(const void *arg, size_t arg_size, int chan)
                 continue;
             }
         }
-        if (!w.fn)
-            worker_ack(&w, ST_ERROR, CTH_EPROTO);
-        else if (op == OP_RECORDS)
+        if (w.fn && op == OP_RECORDS)
             worker_run_records(&w);
-        else if (op == OP_BUFFER)
+        else if (w.fn && op == OP_BUFFER)
             worker_run_buffer(&w);
         else
             worker_ack(&w, ST_ERROR, CTH_EPROTO);
@@ -601,9 +606,9 @@ static int proxy_ensure(struct proxy *px)
         }
         err = proxy_launch(px);
     }
-    if (!px->has_worker && terminating(px->pp))
-        return CTH_ECANCELED;
-    return px->has_worker ? 0 : err;
+    if (px->has_worker)
+        return 0;
+    return err ? err : CTH_ECANCELED; /* no launch tried: terminated */
 }
 
 /* Post the command the caller wrote into the block. */
@@ -677,17 +682,6 @@ static int proxy_wait(struct proxy *px, double timeout, int *status)
     }
 }
 
-/* Tell the worker to unmap the segment it holds, and wait. */
-static void proxy_drop(struct proxy *px)
-{
-    if (!px->has_worker || !px->held)
-        return;
-    px->held = 0;
-    proxy_post(px, OP_DROP);
-    int status;
-    proxy_wait(px, 0, &status); /* a worker that died here is replaced at the next chunk */
-}
-
 /* Stop the worker: ask it to exit, SIGKILL it if it has not within
  * EXIT_WAIT_NS (after terminate: at the end of its grace), reap it. */
 static void proxy_stop_worker(struct proxy *px)
@@ -747,19 +741,19 @@ static bool proxy_command(struct proxy *px, struct cth_result *job, size_t lo, s
         px->fn_sent = true;
         c->flags |= CMD_NEW_FN;
     }
-    if (pj->fd >= 0 && px->held != pj->id) {
-        if (send_fd(px->proc.chan, pj->fd) != 0)
+    if (pj->seg.fd >= 0 && px->held != pj->seg.id) {
+        if (send_fd(px->proc.chan, pj->seg.fd) != 0)
             return false;
-        px->held = pj->id;
-        c->seg_id = pj->id;
-        c->seg_size = pj->size;
+        px->held = pj->seg.id;
+        c->seg_id = pj->seg.id;
+        c->seg_size = pj->seg.size;
         c->flags |= CMD_NEW_SEG;
     }
     c->lo = lo;
     c->hi = hi;
     c->in_size = job->in_size;
     if (job->kind == JOB_BUFFER) {
-        if (pj->fd >= 0)
+        if (pj->seg.fd >= 0)
             c->flags |= CMD_IN_SEG;
         else if (pj->small_len)
             memcpy(c->data, pj->small, pj->small_len);
@@ -823,7 +817,7 @@ static void copy_outputs(struct cth_result *job, size_t lo, size_t k)
 {
     struct proc_job *pj = job->proc;
     if (k && job->kind != JOB_BUFFER && job->out_size && job->out)
-        memcpy(job->out + lo * job->out_size, pj->map + pj->out_off + lo * job->out_size,
+        memcpy(job->out + lo * job->out_size, pj->seg.map + pj->out_off + lo * job->out_size,
                k * job->out_size);
 }
 
@@ -916,7 +910,7 @@ void cth__proc_run_items(struct cth_result *job, size_t lo, size_t hi)
     }
 }
 
-/* ---- proxies: start, idle, stop -------------------------------------------------------------- */
+/* ---- proxies: start and stop -------------------------------------------------------------- */
 
 bool cth__proc_proxy_start(cth_pool_t *pool, struct cth__proc_pool *pp)
 {
@@ -952,12 +946,6 @@ bool cth__proc_proxy_start(cth_pool_t *pool, struct cth__proc_pool *pp)
     return true;
 }
 
-void cth__proc_proxy_idle(void)
-{
-    if (tls_proxy)
-        proxy_drop(tls_proxy);
-}
-
 void cth__proc_proxy_stop(void)
 {
     struct proxy *px = tls_proxy;
@@ -973,32 +961,81 @@ void cth__proc_proxy_stop(void)
 
 /* ---- jobs ------------------------------------------------------------------------------------- */
 
-int cth__proc_job_prepare(struct cth_result *job)
+static void segment_destroy(struct segment *seg, bool mapped)
+{
+    if (seg->map && mapped)
+        cth__os_shm_unmap(seg->map, seg->size);
+    if (seg->fd >= 0)
+        close(seg->fd);
+    seg->id = 0;
+    seg->fd = -1;
+    seg->map = NULL;
+}
+
+/* A segment of at least size bytes: the spare one if it is large enough
+ * (its pages exist, and workers may still have it mapped), else a new one.
+ * Returns 0 or CTH_ENOMEM / CTH_EAGAIN. */
+static int segment_get(struct cth__proc_pool *pp, size_t size, struct segment *seg)
+{
+    pthread_mutex_lock(&pp->lock);
+    bool reuse = pp->spare.id && pp->spare.size >= size;
+    if (reuse) {
+        *seg = pp->spare;
+        pp->spare = (struct segment){0, -1, NULL, 0};
+    }
+    pthread_mutex_unlock(&pp->lock);
+    if (reuse)
+        return 0;
+    *seg = (struct segment){atomic_fetch_add(&next_seg_id, 1), -1, NULL, size};
+    int err = cth__os_shm_create(size, &seg->fd);
+    if (err)
+        return err;
+    seg->map = cth__os_shm_map(seg->fd, size, true);
+    if (!seg->map) {
+        segment_destroy(seg, true);
+        return CTH_ENOMEM;
+    }
+    return 0;
+}
+
+/* Keep a released segment as the spare (the larger of it and the spare
+ * there is), or destroy it. */
+static void segment_put(struct cth__proc_pool *pp, struct segment *seg)
+{
+    pthread_mutex_lock(&pp->lock);
+    if (!pp->forked && (!pp->spare.id || seg->size > pp->spare.size)) {
+        struct segment old = pp->spare;
+        pp->spare = *seg;
+        *seg = old;
+    }
+    pthread_mutex_unlock(&pp->lock);
+    segment_destroy(seg, true);
+}
+
+int cth__proc_job_prepare(struct cth__proc_pool *pp, struct cth_result *job)
 {
     bool buffer = job->kind == JOB_BUFFER;
     size_t small = buffer && job->in_size <= INLINE_MAX ? job->in_size : 0;
     struct proc_job *pj = cth__malloc(sizeof *pj + small);
     if (!pj)
         return CTH_ENOMEM;
-    pj->fd = -1;
-    pj->map = NULL;
-    pj->size = 0;
+    pj->pp = pp;
+    pj->seg = (struct segment){0, -1, NULL, 0};
     pj->out_off = 0;
     pj->small_len = small;
-    pj->owner = getpid();
-    pj->id = atomic_fetch_add(&next_seg_id, 1);
+    pj->owner = pp->owner;
     void *fn;
     if (buffer)
         memcpy(&fn, &job->buf_fn, sizeof fn);
     else
         memcpy(&fn, &job->rec_fn, sizeof fn);
     int err = cth__funcref_make(fn, &pj->fn);
-    size_t in_bytes = 0;
+    size_t in_bytes = 0, size = 0;
     if (!err && buffer) {
         if (small)
             memcpy(pj->small, job->in, small);
         else
-            pj->size = in_bytes = job->in_size;
+            size = in_bytes = job->in_size;
     } else if (!err) {
         size_t n = job->n;
         if ((job->in_size && n > SIZE_MAX / 2 / job->in_size) ||
@@ -1007,18 +1044,13 @@ int cth__proc_job_prepare(struct cth_result *job)
         } else {
             in_bytes = n * job->in_size;
             pj->out_off = (in_bytes + SEG_ALIGN - 1) / SEG_ALIGN * SEG_ALIGN;
-            pj->size = job->out_size ? pj->out_off + n * job->out_size : in_bytes;
+            size = job->out_size ? pj->out_off + n * job->out_size : in_bytes;
         }
     }
-    if (!err && pj->size) {
-        err = cth__os_shm_create(pj->size, &pj->fd);
-        if (!err) {
-            pj->map = cth__os_shm_map(pj->fd, pj->size, true);
-            if (!pj->map)
-                err = CTH_ENOMEM;
-            else if (in_bytes)
-                memcpy(pj->map, job->in, in_bytes);
-        }
+    if (!err && size) {
+        err = segment_get(pp, size, &pj->seg);
+        if (!err && in_bytes)
+            memcpy(pj->seg.map, job->in, in_bytes);
     }
     job->proc = pj;
     if (err)
@@ -1032,10 +1064,12 @@ void cth__proc_job_release(struct cth_result *job)
     if (!pj)
         return;
     job->proc = NULL;
-    if (pj->map && pj->owner == getpid()) /* a fork child has not the mapping */
-        cth__os_shm_unmap(pj->map, pj->size);
-    if (pj->fd >= 0)
-        close(pj->fd);
+    if (pj->seg.fd >= 0) {
+        if (pj->owner == getpid())
+            segment_put(pj->pp, &pj->seg);
+        else /* a fork child: the mapping did not follow */
+            segment_destroy(&pj->seg, false);
+    }
     cth__free(pj);
 }
 
@@ -1043,7 +1077,6 @@ void cth__proc_job_release(struct cth_result *job)
 
 int cth__proc_pool_create(const cth_pool_opts_t *o, size_t workers, struct cth__proc_pool **out)
 {
-    int err;
     size_t initarg_size = o->initarg ? o->initarg_size : 0;
     if (initarg_size > SIZE_MAX - sizeof(struct worker_arg))
         return CTH_EOVERFLOW;
@@ -1060,7 +1093,7 @@ int cth__proc_pool_create(const cth_pool_opts_t *o, size_t workers, struct cth__
     if (o->initializer) {
         void *fn;
         memcpy(&fn, &o->initializer, sizeof fn);
-        err = cth__funcref_make(fn, &wa->init);
+        int err = cth__funcref_make(fn, &wa->init);
         if (err) {
             cth__free(pp);
             cth__free(wa);
@@ -1075,6 +1108,7 @@ int cth__proc_pool_create(const cth_pool_opts_t *o, size_t workers, struct cth__
     pp->arg = wa;
     pp->arg_size = sizeof *wa + initarg_size;
     pthread_mutex_init(&pp->lock, NULL);
+    pp->spare = (struct segment){0, -1, NULL, 0};
     atomic_init(&pp->starting, (uint32_t)workers);
     *out = pp;
     return 0;
@@ -1130,6 +1164,7 @@ void cth__proc_pool_fork_child(struct cth__proc_pool *pp)
         px->ctl_fd = -1;
     }
     atomic_store(&pp->terminating, true);
+    pp->forked = true;
     pthread_mutex_unlock(&pp->lock);
 }
 
@@ -1141,6 +1176,7 @@ void cth__proc_pool_free(struct cth__proc_pool *pp)
     struct cth__list_node *n;
     while ((n = cth__list_pop_front(&pp->proxies)) != NULL)
         cth__free(cth__list_entry(n, struct proxy, link));
+    segment_destroy(&pp->spare, !pp->forked);
     pthread_mutex_destroy(&pp->lock);
     cth__free(pp->arg);
     cth__free(pp);

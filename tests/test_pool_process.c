@@ -3,6 +3,7 @@
  * test_pool_process.c - the process pool (pool_process.c) and the platform
  * pieces under it: shared memory and process-shared futexes.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
@@ -18,10 +19,28 @@
 #define HAVE_PROCESSES 0
 #endif
 
+/* Why process pools cannot run here, or NULL: not Linux, or a system (or
+ * valgrind) without pidfds, where creating one is CTH_ENOTSUP. */
+static const char *no_processes(void)
+{
+    if (!HAVE_PROCESSES)
+        return "process pools are Linux's";
+    static int probed; /* 0: not yet, 1: fine, 2: CTH_ENOTSUP */
+    if (!probed) {
+        cth_pool_t *p = NULL;
+        int err = cth_pool_create(&p, &(cth_pool_opts_t){.processes = 1,
+                                                         .backend = CTH_POOL_PROCESSES,
+                                                         .start_method = CTH_START_FORK});
+        cth_pool_free(p);
+        probed = err == CTH_ENOTSUP ? 2 : 1;
+    }
+    return probed == 2 ? "no process pool on this system (no pidfds?)" : NULL;
+}
+
 #define SKIP_WITHOUT_PROCESSES()                                                                   \
     do {                                                                                           \
-        if (!HAVE_PROCESSES)                                                                       \
-            CHECK_SKIP("process pools are Linux's");                                               \
+        if (no_processes())                                                                        \
+            CHECK_SKIP(no_processes());                                                            \
     } while (0)
 
 /* ---- the platform pieces ------------------------------------------------------------- */
@@ -31,7 +50,8 @@
  * writes meet, and the futex wakes across the processes. */
 CTH_TEST(shared_memory_and_futex_across_processes)
 {
-    SKIP_WITHOUT_PROCESSES();
+    if (!HAVE_PROCESSES)
+        CHECK_SKIP("memfds and process-shared futexes are Linux's");
     int fd;
     CHECK_OK(cth__os_shm_create(4096, &fd));
     CHECK(fcntl(fd, F_GETFD) & FD_CLOEXEC);
@@ -70,7 +90,8 @@ CTH_TEST(shared_memory_and_futex_across_processes)
  * that differs. */
 CTH_TEST(shared_futex_deadline)
 {
-    SKIP_WITHOUT_PROCESSES();
+    if (!HAVE_PROCESSES)
+        CHECK_SKIP("memfds and process-shared futexes are Linux's");
     int fd;
     CHECK_OK(cth__os_shm_create(64, &fd));
     _Atomic uint32_t *word = cth__os_shm_map(fd, 64, true);
@@ -86,7 +107,8 @@ CTH_TEST(shared_futex_deadline)
 /* A read-only mapping of shared memory reads what a writer wrote. */
 CTH_TEST(shared_memory_read_only)
 {
-    SKIP_WITHOUT_PROCESSES();
+    if (!HAVE_PROCESSES)
+        CHECK_SKIP("memfds and process-shared futexes are Linux's");
     int fd;
     CHECK_OK(cth__os_shm_create(3 * 4096, &fd));
     char *w = cth__os_shm_map(fd, 3 * 4096, true);
@@ -108,8 +130,8 @@ static const char *const method_names[] = {"fork", "spawn", "forkserver", "defau
 /* Run a test body under every start method. */
 static void over_methods(void (*body)(cth_start_method_t method))
 {
-    if (!HAVE_PROCESSES) {
-        check_skip("process pools are Linux's");
+    if (no_processes()) {
+        check_skip(no_processes());
         return;
     }
     for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
@@ -669,19 +691,45 @@ CTH_TEST(terminate_with_work_in_flight)
     over_methods(terminate_with_work_in_flight_with);
 }
 
-/* The descriptors open now, as a sorted list in buf. */
+static int by_number(const void *a, const void *b)
+{
+    return *(const int *)a - *(const int *)b;
+}
+
+/* The descriptors open now, as a sorted list in buf (the directory's own
+ * among them, the same number each time when nothing else changed). */
 static void open_fds(char *buf, size_t size)
 {
-    FILE *ls = popen("ls /proc/$PPID/fd | sort -n | tr '\\n' ' '", "r");
-    CHECK(ls != NULL);
-    size_t n = fread(buf, 1, size - 1, ls);
-    buf[n] = '\0';
-    pclose(ls);
+    DIR *dir = opendir("/proc/self/fd");
+    CHECK(dir != NULL);
+    int fds[256], n = 0;
+    struct dirent *e;
+    while ((e = readdir(dir)) != NULL && n < 256)
+        if (e->d_name[0] != '.')
+            fds[n++] = atoi(e->d_name);
+    closedir(dir);
+    qsort(fds, (size_t)n, sizeof fds[0], by_number);
+    size_t len = 0;
+    buf[0] = '\0';
+    for (int k = 0; k < n && len < size; k++)
+        len += (size_t)snprintf(buf + len, size - len, "%d ", fds[k]);
+}
+
+/* The descriptors open now are those listed in before. */
+static void check_same_fds(const char *before)
+{
+    char after[1024];
+    open_fds(after, sizeof after);
+    if (strcmp(before, after) != 0) {
+        fprintf(stderr, "before: %s\nafter:  %s\n", before, after);
+        fflush(stderr);
+    }
+    CHECK(strcmp(before, after) == 0);
 }
 
 static void free_leaves_nothing_with(cth_start_method_t method)
 {
-    char before[1024], after[1024];
+    char before[1024];
     cth_pool_free(proc_pool(1, method)); /* the fork server starts once, and stays */
     open_fds(before, sizeof before);
     cth_pool_t *p = proc_pool(2, method);
@@ -695,10 +743,7 @@ static void free_leaves_nothing_with(cth_start_method_t method)
     CHECK_OK(cth_result_wait(r, 30));
     cth_result_free(r);
     check_gone(two);
-    open_fds(after, sizeof after);
-    if (strcmp(before, after) != 0)
-        fprintf(stderr, "before: %s\nafter:  %s\n", before, after);
-    CHECK(strcmp(before, after) == 0);
+    check_same_fds(before);
 
     /* closed and joined, then freed */
     p = proc_pool(2, method);
@@ -707,8 +752,7 @@ static void free_leaves_nothing_with(cth_start_method_t method)
     CHECK_OK(cth_pool_join(p, 30));
     check_gone(two);
     cth_pool_free(p);
-    open_fds(after, sizeof after);
-    CHECK(strcmp(before, after) == 0);
+    check_same_fds(before);
 }
 
 CTH_TEST(free_leaves_nothing)
@@ -1021,4 +1065,38 @@ static void same_results_on_both_backends_with(cth_start_method_t method)
 CTH_TEST(same_results_on_both_backends)
 {
     over_methods(same_results_on_both_backends_with);
+}
+
+/* ---- functions in no loaded object -------------------------------------------------------- */
+
+/* A function pointer into the heap: in no loaded object, so no worker can
+ * find it. */
+CTH_TEST(function_in_no_object_is_enoent)
+{
+    SKIP_WITHOUT_PROCESSES();
+    void *heap = malloc(64);
+    CHECK(heap != NULL);
+    cth_pool_record_fn rec;
+    cth_pool_buffer_fn buf;
+    cth_pool_initializer_fn init;
+    memcpy(&rec, &heap, sizeof rec);
+    memcpy(&buf, &heap, sizeof buf);
+    memcpy(&init, &heap, sizeof init);
+    cth_pool_t *p = NULL;
+    CHECK_EQ(cth_pool_create(&p, &(cth_pool_opts_t){.processes = 1,
+                                                    .backend = CTH_POOL_PROCESSES,
+                                                    .initializer = init}),
+             CTH_ENOENT);
+    CHECK(p == NULL);
+    p = proc_pool(1, CTH_START_FORK);
+    int in = 1, out;
+    CHECK_EQ(cth_pool_map_records(p, rec, &in, sizeof in, 1, 1, &out, sizeof out), CTH_ENOENT);
+    cth_result_t *r;
+    CHECK_EQ(cth_pool_apply_buffer_async(p, buf, &in, sizeof in, NULL, &r), CTH_ENOENT);
+    cth_imap_t *it;
+    CHECK_EQ(cth_pool_imap_records(p, rec, &in, sizeof in, 1, 1, &out, sizeof out, &it),
+             CTH_ENOENT);
+    check_map_squares(p, 10, 0); /* the pool is fine */
+    cth_pool_free(p);
+    free(heap);
 }

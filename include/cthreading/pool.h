@@ -351,12 +351,13 @@ CTH_API int cth_pool_imap_unordered_producer(cth_pool_t *pool, cth_pool_fn fn,
  * int[100000], in_size sizeof(int). in_size or out_size may be 0 (fn then
  * gets NULL there; in or out may be NULL). On processes the records are
  * copied once into memory the workers share, and the results written there
- * in place are copied into out when the map has finished. Returns as
+ * in place are copied into out as each chunk finishes. Returns as
  * cth_pool_map (a failure, as there, only once every chunk has finished;
  * a chunk stops at its first failing item), plus CTH_EWORKER (a worker
- * died in a chunk: the other chunks still ran) and CTH_ETIMEDOUT (an item
- * ran past the task timeout) on processes, those codes taking the first
- * failure's place as CTH_ETASK does; CTH_EINVAL also for NULL in or out
+ * died in a chunk: the other chunks still ran), CTH_ETIMEDOUT (an item
+ * ran past the task timeout) and CTH_EPROTO (a worker broke the protocol)
+ * on processes, those codes taking the first failure's place as CTH_ETASK
+ * does; CTH_EINVAL also for NULL in or out
  * with a nonzero size and n > 0, and CTH_EOVERFLOW when n x size
  * overflows; CTH_ENOENT when fn lies in no loaded object (processes).
  * Nothing is allocated on threads.

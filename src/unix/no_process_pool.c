@@ -53,16 +53,13 @@ bool cth__proc_proxy_start(cth_pool_t *pool, struct cth__proc_pool *pp)
     return false;
 }
 
-void cth__proc_proxy_idle(void)
-{
-}
-
 void cth__proc_proxy_stop(void)
 {
 }
 
-int cth__proc_job_prepare(struct cth_result *job)
+int cth__proc_job_prepare(struct cth__proc_pool *pp, struct cth_result *job)
 {
+    CTH__UNUSED(pp);
     CTH__UNUSED(job);
     return CTH_ENOTSUP;
 }
