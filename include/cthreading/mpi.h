@@ -70,7 +70,7 @@ typedef struct cth_mpi_opts {
  * finalized) or gives less than MPI_THREAD_MULTIPLE; CTH_EPERM when called
  * while this process serves as a worker rank (a task creating a pool);
  * CTH_ENOMEM, CTH_EAGAIN (no thread); any rank's failure to start is every
- * rank's (the first rank's code).
+ * rank's (one failing rank's code).
  */
 CTH_API int cth_mpi_pool_create(MPI_Comm comm, int root, const cth_mpi_opts_t *opts,
                                 cth_pool_t **pool);

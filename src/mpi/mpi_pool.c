@@ -135,7 +135,7 @@ static void sleep_ns(long ns)
 /* Grow a buffer to at least len bytes. Returns false when out of memory. */
 static bool reserve(char **buf, size_t *cap, size_t len)
 {
-    if (len <= *cap)
+    if (len == 0 || len <= *cap)
         return true;
     char *b = realloc(*buf, len);
     if (!b)
@@ -312,7 +312,7 @@ static void on_reply_header(struct mpi_pool *mp, struct slot *s, const MPI_Statu
     }
     const struct req_hdr *h = (const struct req_hdr *)s->hdr;
     uint64_t out = s->rep.out_bytes;
-    bool fits;
+    bool fits = false;
     switch (s->rep.status) {
     case ST_OK:
         fits = h->op == OP_BUFFER || out == h->count * h->out_size;
@@ -328,7 +328,7 @@ static void on_reply_header(struct mpi_pool *mp, struct slot *s, const MPI_Statu
         fits = out == 0;
         slot_fail(s, fits ? known_code(s->rep.value) : CTH_EPROTO);
         break;
-    default: fits = false; slot_fail(s, CTH_EPROTO);
+    default: slot_fail(s, CTH_EPROTO);
     }
     if (out > SIZE_MAX / 2) { /* no such output: cannot even be drained */
         s->broken = true;
@@ -536,7 +536,7 @@ static bool slot_fill(struct slot *s, struct cth_result *job, size_t lo, size_t 
     s->hdr_len = (int)(sizeof h + h.path_len);
     if (!reserve(&s->send, &s->send_cap, h.in_bytes))
         return false;
-    if (h.in_bytes)
+    if (h.in_bytes && in)
         memcpy(s->send, in, h.in_bytes);
     s->send_len = h.in_bytes;
     return true;
@@ -702,7 +702,7 @@ static int root_state(MPI_Comm comm, int root, int nranks, const int *threads, s
     }
     size_t nreqs = mp->nslots * RQ_PER_SLOT + (size_t)nranks;
     mp->slots = calloc(mp->nslots ? mp->nslots : 1, sizeof *mp->slots);
-    mp->reqs = malloc(nreqs * sizeof *mp->reqs);
+    mp->reqs = malloc(nreqs * sizeof(MPI_Request));
     mp->done_idx = malloc(nreqs * sizeof *mp->done_idx);
     mp->statuses = malloc(nreqs * sizeof *mp->statuses);
     if (!mp->slots || !mp->reqs || !mp->done_idx || !mp->statuses || nreqs > INT_MAX) {
@@ -1045,25 +1045,17 @@ static size_t cpu_count(void)
     return 1;
 }
 
-/* The first nonzero of every rank's err, the same at every rank. */
-static int agree(MPI_Comm comm, int err, int threads, int nranks, int *all_threads)
+/* Every rank's start: the same error at every rank (one failing rank's
+ * code: the lowest), and, when none failed, each rank's thread count at
+ * the root (all_threads: nranks ints there, NULL elsewhere). */
+static int agree(MPI_Comm comm, int root, int err, int threads, int *all_threads)
 {
-    int mine[2] = {err, threads};
-    int *all = malloc(2 * (size_t)nranks * sizeof *all);
-    int rc = all ? MPI_Allgather(mine, 2, MPI_INT, all, 2, MPI_INT, comm)
-                 : MPI_Allgather(mine, 2, MPI_INT, mine, 0, MPI_INT, comm);
-    if (!all || rc != MPI_SUCCESS) {
-        free(all);
-        return all ? CTH_EPROTO : CTH_ENOMEM;
-    }
     int first = 0;
-    for (int r = 0; r < nranks; r++) {
-        if (!first && all[2 * r])
-            first = all[2 * r];
-        if (all_threads)
-            all_threads[r] = all[2 * r + 1];
-    }
-    free(all);
+    if (MPI_Allreduce(&err, &first, 1, MPI_INT, MPI_MIN, comm) != MPI_SUCCESS)
+        return CTH_EPROTO;
+    if (first == 0 &&
+        MPI_Gather(&threads, 1, MPI_INT, all_threads, 1, MPI_INT, root, comm) != MPI_SUCCESS)
+        return CTH_EPROTO;
     return first;
 }
 
@@ -1107,10 +1099,10 @@ static int create_root(MPI_Comm comm, int root, int nranks, const cth_mpi_opts_t
                        cth_pool_t **pool)
 {
     int *threads = malloc((size_t)nranks * sizeof *threads);
-    int err = agree(comm, threads ? 0 : CTH_ENOMEM, 0, nranks, threads);
+    int err = agree(comm, root, threads ? 0 : CTH_ENOMEM, 0, threads);
     struct mpi_pool *mp = NULL;
     if (!err) {
-        err = root_state(comm, root, nranks, threads, o->inflight, &mp);
+        err = threads ? root_state(comm, root, nranks, threads, o->inflight, &mp) : CTH_ENOMEM;
         if (err) /* the ranks serve already, and wait for STOP */
             stop_ranks(comm, root, nranks);
     }
@@ -1127,7 +1119,7 @@ static int create_root(MPI_Comm comm, int root, int nranks, const cth_mpi_opts_t
     return cth__pool_create_ops(pool, mp->nslots + own, &mpi_ops, mp);
 }
 
-static int create_worker(MPI_Comm comm, int root, int nranks, const cth_mpi_opts_t *o)
+static int create_worker(MPI_Comm comm, int root, const cth_mpi_opts_t *o)
 {
     struct server sv = {.comm = comm, .root = root};
     cth_pool_opts_t po = {.processes = o->threads};
@@ -1137,7 +1129,7 @@ static int create_worker(MPI_Comm comm, int root, int nranks, const cth_mpi_opts
         sv.nslots = o->inflight ? (int)o->inflight : 2 * threads;
         size_t nreqs = (size_t)sv.nslots * WQ_PER_SLOT;
         sv.slots = calloc((size_t)sv.nslots, sizeof *sv.slots);
-        sv.reqs = malloc(nreqs * sizeof *sv.reqs);
+        sv.reqs = malloc(nreqs * sizeof(MPI_Request));
         sv.done_idx = malloc(nreqs * sizeof *sv.done_idx);
         sv.statuses = malloc(nreqs * sizeof *sv.statuses);
         if (!sv.slots || !sv.reqs || !sv.done_idx || !sv.statuses || nreqs > INT_MAX)
@@ -1145,7 +1137,7 @@ static int create_worker(MPI_Comm comm, int root, int nranks, const cth_mpi_opts
         for (size_t i = 0; !err && i < nreqs; i++)
             sv.reqs[i] = MPI_REQUEST_NULL;
     }
-    err = agree(comm, err, threads, nranks, NULL);
+    err = agree(comm, root, err, threads, NULL);
     if (!err) {
         atomic_store(&serving, true);
         serve(&sv);
@@ -1170,5 +1162,5 @@ CTH_API int cth_mpi_pool_create(MPI_Comm comm, int root, const cth_mpi_opts_t *o
     MPI_Comm_set_errhandler(dup, MPI_ERRORS_RETURN);
     if (rank == root)
         return create_root(dup, root, nranks, &o, pool);
-    return create_worker(dup, root, nranks, &o);
+    return create_worker(dup, root, &o);
 }
