@@ -38,8 +38,8 @@
  * header of the wrong size, magic or sequence, an output of another length
  * than the records need, a piece cut short or longer than agreed (MPI
  * truncates it and says so) fails the chunk with CTH_EPROTO; a reply whose
- * header cannot be read marks its slot broken (its proxy fails its chunks
- * from then on). Whatever arrives for a slot is received, wanted or not,
+ * header cannot be read marks its slot broken: that rank is sent nothing
+ * more on it, and its proxy runs its chunks at the root from then on. Whatever arrives for a slot is received, wanted or not,
  * so no sender is left waiting.
  *
  * Copies. A proxy copies its chunk's input into the slot and the reply's
@@ -221,7 +221,14 @@ static bool slot_pending(const struct mpi_pool *mp, const struct slot *s)
 /* The reply is in and every request of the slot is done: idle again. */
 static void slot_maybe_finish(struct mpi_pool *mp, struct slot *s)
 {
-    if (s->state != SLOT_ACTIVE || !s->replied || slot_pending(mp, s))
+    if (s->state != SLOT_ACTIVE || !s->replied)
+        return;
+    if (s->broken) { /* a rank that broke the protocol may never take the rest */
+        slot_deliver(s, s->code, s->value);
+        s->abandoned = true;
+        return;
+    }
+    if (slot_pending(mp, s))
         return;
     s->state = SLOT_IDLE;
     slot_deliver(s, s->code, s->value);
@@ -473,7 +480,14 @@ static void *comm_main(void *arg)
         }
         pthread_mutex_unlock(&mp->lock);
     }
-    /* every slot drained: the ranks may go */
+    /* every slot drained (a broken one's requests may never complete: its
+     * buffers stay MPI's, never freed): the ranks may go */
+    for (size_t i = 0; i < mp->nslots; i++) {
+        if (mp->slots[i].broken && slot_pending(mp, &mp->slots[i])) {
+            mp->slots[i].send = NULL;
+            mp->slots[i].recv = NULL;
+        }
+    }
     send_ctl(mp, &mp->ctl_stop);
     MPI_Waitall(mp->nranks, &mp->reqs[mp->nslots * RQ_PER_SLOT], MPI_STATUSES_IGNORE);
     return NULL;
@@ -565,12 +579,8 @@ static bool op_run_items(void *state, struct cth_result *job, size_t lo, size_t 
 {
     struct mpi_pool *mp = state;
     struct slot *s = tls_slot;
-    if (!s)
-        return false; /* root_works: this thread runs them */
-    if (s->broken) {
-        cth__job_fail(job, CTH_EPROTO, 0);
-        return true;
-    }
+    if (!s || s->broken)
+        return false; /* root_works, or a rank not trusted again: this thread runs them */
     if (!slot_fill(s, job, lo, hi)) {
         cth__job_fail(job, CTH_ENOMEM, 0);
         return true;

@@ -403,3 +403,65 @@ CTH_TEST(misuse)
     free(codes);
     cth_pool_free(pool);
 }
+
+/* Rank 1 plays a worker that breaks the protocol: it joins the create as
+ * a rank does (the duplicate, the agreement, its thread count), then
+ * answers each request header with 3 bytes of garbage, takes every other
+ * message, and leaves at STOP (control message 2 on tag 0). */
+static void garbage_rank(void)
+{
+    MPI_Comm comm;
+    CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &comm) == MPI_SUCCESS);
+    int err = 0, first = 0, threads = 1;
+    MPI_Allreduce(&err, &first, 1, MPI_INT, MPI_MIN, comm);
+    CHECK(first == 0);
+    MPI_Gather(&threads, 1, MPI_INT, NULL, 1, MPI_INT, 0, comm);
+    static char buf[1 << 20];
+    char garbage[3] = {1, 2, 3};
+    for (;;) {
+        MPI_Message m;
+        MPI_Status st;
+        MPI_Mprobe(0, MPI_ANY_TAG, comm, &m, &st);
+        int len = 0;
+        MPI_Get_count(&st, MPI_BYTE, &len);
+        CHECK(len <= (int)sizeof buf);
+        MPI_Mrecv(buf, len, MPI_BYTE, &m, MPI_STATUS_IGNORE);
+        if (st.MPI_TAG == 0) {
+            uint32_t op;
+            memcpy(&op, buf + 4, sizeof op);
+            if (op == 2)
+                break;
+        } else if (len < 64 + 4097) { /* a header (the inputs here are longer) */
+            MPI_Send(garbage, sizeof garbage, MPI_BYTE, 0, st.MPI_TAG, comm);
+        }
+    }
+    MPI_Comm_free(&comm);
+}
+
+CTH_TEST(garbage_reply)
+{
+    mpi_start();
+    int rank = 0;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    if (rank == 1) {
+        garbage_rank();
+        return;
+    }
+    cth_pool_t *pool = pool_or_serve(&(cth_mpi_opts_t){.threads = 1});
+    if (!pool)
+        return;
+    size_t n = 200000;
+    uint64_t *in = iota(n);
+    uint64_t *out = calloc(n, sizeof *out);
+    /* rank 1's chunks fail, the root goes on */
+    CHECK_EQ(cth_pool_map_records(pool, triple_plus_one, in, sizeof *in, n, 1000, out, sizeof *out),
+             CTH_EPROTO);
+    /* rank 1 gets nothing more: its proxies run their chunks at the root */
+    CHECK_OK(
+        cth_pool_map_records(pool, triple_plus_one, in, sizeof *in, n, 1000, out, sizeof *out));
+    for (size_t i = 0; i < n; i++)
+        CHECK(out[i] == 3 * i + 1);
+    free(in);
+    free(out);
+    cth_pool_free(pool);
+}
