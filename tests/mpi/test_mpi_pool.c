@@ -465,3 +465,22 @@ CTH_TEST(garbage_reply)
     free(out);
     cth_pool_free(pool);
 }
+
+CTH_TEST(not_initialized)
+{
+    cth_pool_t *pool = NULL;
+    CHECK_EQ(cth_mpi_pool_create(MPI_COMM_WORLD, 0, NULL, &pool), CTH_ENOTSUP);
+    CHECK(pool == NULL);
+    mpi_start(); /* mpirun wants every rank to initialize */
+}
+
+CTH_TEST(thread_level)
+{
+    int provided = 0;
+    CHECK(MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) == MPI_SUCCESS);
+    atexit(mpi_end);
+    if (provided == MPI_THREAD_MULTIPLE)
+        CHECK_SKIP("MPI gave MPI_THREAD_MULTIPLE when asked for MPI_THREAD_FUNNELED");
+    cth_pool_t *pool = NULL;
+    CHECK_EQ(cth_mpi_pool_create(MPI_COMM_WORLD, 0, NULL, &pool), CTH_ENOTSUP);
+}
