@@ -52,8 +52,8 @@ typedef struct cth_mpi_opts {
  * with MPI_THREAD_MULTIPLE (MPI_Init_thread). comm is duplicated (the
  * program's messages on comm never mix with the pool's).
  * At the root: returns 0 and *pool, a pool of backend CTH_POOL_MPI (see
- * cthreading/pool.h; free it with cth_pool_free: that releases the other
- * ranks). At any other rank: serves the root's tasks until the root frees
+ * cthreading/pool.h; free it with cth_pool_free, before MPI_Finalize: that
+ * releases the other ranks). At any other rank: serves the root's tasks until the root frees
  * the pool, then returns CTH_MPI_WORKER with *pool NULL (Python's `with
  * MPICommExecutor() as executor:` yielding None there). Tasks are record
  * and buffer functions of the same executable (or of a library loaded at
