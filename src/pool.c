@@ -58,6 +58,9 @@
  * (worker_main), and runs record and buffer items there
  * (cth__job_run_records); a job's data is placed for the workers when it is
  * submitted (cth__pool_proc_prepare) and released when it completes.
+ * Another backend (the MPI ranks of libcthreading-mpi) plugs its proxies in
+ * the same places through an ops table (cth__pool_create_ops), and is told
+ * to stop its far side once cth_pool_free has joined the workers.
  *
  * Records and buffers. The record map (JOB_RECORDS), the record imaps
  * (JOB_IMAP with rec_fn) and the buffer apply (JOB_BUFFER) are jobs like
@@ -652,7 +655,7 @@ static void *worker_main(void *arg)
     cth_pool_t *p = arg;
     tls_pool = p;
     if (p->procs) { /* a proxy: its worker process runs the initializer */
-        if (!cth__proc_proxy_start(p, p->procs))
+        if (!cth__proc_proxy_start(p->procs))
             return NULL;
     } else if (p->ops) {
         if (!p->ops->proxy_start(p->ops_state))

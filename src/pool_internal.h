@@ -158,12 +158,14 @@ bool cth__pool_is_process(const cth_pool_t *pool);
  * cth__proc_job_prepare's error. cth__pool_submit calls it. */
 int cth__pool_proc_prepare(cth_pool_t *pool, struct cth_result *job);
 
+/* A process pool's side in pool_process.c (pool.c holds it; NULL on a
+ * thread pool). */
 struct cth__proc_pool;
 
 /* Before a record or buffer job on a process pool (pp, its process side)
- * is queued: place its
- * input where the workers read it, name its function. Returns 0, or
- * CTH_ENOMEM, CTH_ENOENT (fn in no loaded object), CTH_EOVERFLOW. */
+ * is queued: place its input where the workers read it, name its
+ * function. Returns 0, or CTH_ENOMEM, CTH_ENOENT (fn in no loaded object),
+ * CTH_EOVERFLOW. */
 int cth__proc_job_prepare(struct cth__proc_pool *pp, struct cth_result *job);
 
 /* In a proxy thread (a process pool's worker thread): run items [lo, hi)
@@ -177,9 +179,6 @@ void cth__proc_job_release(struct cth_result *job);
 
 /* The same for any backend: cth__proc_job_release, or the ops table's. */
 void cth__job_release_data(struct cth_result *job);
-
-/* A process pool's side in pool_process.c (pool.c holds it; NULL on a
- * thread pool). */
 
 /* Check the process options and name the initializer; workers: the
  * proxies cth_pool_create starts (cth__proc_pool_started waits for them).
@@ -209,7 +208,7 @@ void cth__proc_pool_fork_child(struct cth__proc_pool *pp);
 /* In a process pool's worker thread: become its proxy, launch its worker
  * process. false: the thread must exit (an initial worker that could not
  * launch: cth_pool_create reports it). */
-bool cth__proc_proxy_start(cth_pool_t *pool, struct cth__proc_pool *pp);
+bool cth__proc_proxy_start(struct cth__proc_pool *pp);
 
 /* The proxy thread exits: stop its worker process (reaped). */
 void cth__proc_proxy_stop(void);

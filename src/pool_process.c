@@ -16,18 +16,17 @@
  * launcher closes every other descriptor), passed to it over its channel
  * at start. It holds two sequence words: `req`, which the proxy bumps to
  * post a command (run items [lo, hi) of a segment with function F, run a
- * buffer task, exit) and the worker waits on, and `ack`,
- * which the worker sets to the command's number when it is done and the
- * proxy waits on. `taken` says the worker picked the command up,
+ * buffer task, exit) and the worker waits on, and `ack`, which the worker
+ * sets to the command's number when it is done and the proxy waits on. `taken` says the worker picked the command up,
  * `progress` counts the items it has finished, then the outcome (ok, a
  * task's failure and value, or a worker-side error code) and, for a buffer
  * task, the result's length. Each side spins a little on the word it
  * waits for, then announces itself (req_sleep, ack_sleep) and futex-waits
  * on it with the process-shared futex; the other side stores the word,
  * then looks at the announcement (both seq_cst, so no wake-up is lost) and
- * wakes only a sleeper. A function is named by its funcref, copied in only
- * when it differs from the last one sent; the worker resolves it (never
- * trusting it) and keeps the address.
+ * wakes only a sleeper. A function is named by its funcref, made into the
+ * block only when it differs from the last one sent; the worker resolves
+ * it (never trusting it) and keeps the address.
  *
  * Data. A map's records are copied once, when the job is submitted
  * (cth__proc_job_prepare), into a segment (a memfd: n inputs, then room
@@ -36,19 +35,21 @@
  * mapped until it is sent another, reads the inputs and writes the outputs
  * in place, and the proxy copies a finished chunk's outputs into the
  * caller's array at once (so an imap delivers them). A released segment is
- * kept as the pool's spare (the largest one) and reused by the next job
- * that fits, its pages already there and the workers' mappings still
- * valid (a segment is named by its id, not its job): a map costs no page
- * allocation then. A worker so holds at most one segment it no longer
- * needs. A buffer up to INLINE_MAX bytes crosses inline in the control
- * block, either way; a larger one in a memfd of its own, passed by
+ * kept as the pool's spare (the largest one, up to SPARE_MAX) and reused
+ * by the next job that fits, its pages already there and the workers'
+ * mappings still valid (a segment is named by its id, not its job): a map
+ * costs no page allocation then. A worker so holds at most one segment it
+ * no longer needs. A buffer up to INLINE_MAX bytes crosses inline in the
+ * control block, either way; a larger one in a memfd of its own, passed by
  * SCM_RIGHTS. Nothing crosses a pipe per item.
  *
  * Trust. The proxy reads what the worker wrote once, into its own copy,
- * and checks it: progress within the chunk, a known outcome, a failing
- * task's nonzero value, a result length within INLINE_MAX or within the
- * memfd received (fstat first). Anything else fails the item with
- * CTH_EPROTO. A worker-side error code is taken only from a short list.
+ * and checks it: an acknowledgement that is this command's or the last
+ * one's, progress within the chunk, a known outcome, a failing task's
+ * nonzero value, a result length within INLINE_MAX or within the memfd
+ * received (fstat first). Anything else fails the item with CTH_EPROTO,
+ * and the worker, no longer trusted, is killed and replaced. A
+ * worker-side error code is taken only from a short list.
  *
  * Death, timeouts, terminate. While a chunk runs, the proxy's futex waits
  * are slices of at most SLICE_NS; between slices it looks at its worker
@@ -95,6 +96,7 @@
 #define LAUNCH_TRIES 20                  /* ... that many times fails the chunk */
 #define REPOST_TRIES 3                   /* a command its worker died before taking */
 #define SEG_ALIGN 64                     /* where a segment's outputs start */
+#define SPARE_MAX ((size_t)128 << 20)    /* the largest segment kept for reuse */
 #define ARG_MAGIC 0x63746870u            /* "cthp": a worker's start arguments */
 
 enum { OP_RECORDS = 1, OP_BUFFER = 2, OP_EXIT = 3 };
@@ -137,7 +139,7 @@ struct segment {
 /* A record or buffer job's process side (job->proc). */
 struct proc_job {
     struct cth__proc_pool *pp;
-    struct cth__funcref fn;
+    const void *fn;     /* its function, named (funcref) when sent */
     struct segment seg; /* fd -1 when the data fits inline */
     size_t out_off;
     pid_t owner; /* the process that prepared it (a fork child must not unmap) */
@@ -148,19 +150,17 @@ struct proc_job {
 /* A proxy thread's state. */
 struct proxy {
     struct cth__list_node link; /* the pool's proxies (registry lock) */
-    cth_pool_t *pool;
     struct cth__proc_pool *pp;
     bool has_worker; /* launched and not reaped (the proxy's own view) */
     bool live;       /* the same, read by terminate (registry lock) */
     struct cth__proc proc;
     int ctl_fd;
     struct ctl *ctl;
-    uint32_t seq;  /* the last command posted */
-    uint64_t held; /* the segment the worker holds, or 0 */
-    bool fn_sent;
+    uint32_t seq;            /* the last command posted */
+    uint64_t held;           /* the segment the worker holds, or 0 */
+    const void *fn;          /* the function the worker has, or NULL */
     uint64_t final_progress; /* a reaped worker's progress counter, its last word */
     bool final_taken;        /* and whether it had taken the last command */
-    struct cth__funcref fn;  /* the function the worker has */
 };
 
 struct cth__proc_pool {
@@ -256,22 +256,6 @@ static int64_t fd_size(int fd)
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
         return -1;
     return (int64_t)st.st_size;
-}
-
-static bool funcref_equal(const struct cth__funcref *a, const struct cth__funcref *b)
-{
-    return a->offset == b->offset && a->path_len == b->path_len &&
-           memcmp(a->path, b->path, a->path_len) == 0;
-}
-
-/* Copy a funcref's used bytes. */
-static void funcref_copy(struct cth__funcref *to, const struct cth__funcref *from)
-{
-    size_t len = from->path_len < sizeof from->path ? from->path_len : sizeof from->path - 1;
-    to->offset = from->offset;
-    to->path_len = from->path_len;
-    memcpy(to->path, from->path, len);
-    to->path[len] = '\0';
 }
 
 /* ---- the worker process ---------------------------------------------------------------- */
@@ -557,7 +541,7 @@ static int proxy_launch(struct proxy *px)
     px->ctl = ctl;
     px->seq = 0;
     px->held = 0;
-    px->fn_sent = false;
+    px->fn = NULL;
     px->has_worker = true;
     pthread_mutex_lock(&pp->lock);
     px->proc = proc;
@@ -727,23 +711,27 @@ static int worker_code(int32_t value)
     return value == CTH_ENOMEM || value == CTH_ENOENT ? value : CTH_EPROTO;
 }
 
+enum { COMMAND_READY, COMMAND_NO_WORKER, COMMAND_NO_FUNCTION };
+
 /* Write the command for items [lo, hi) of job into the block (the function
- * if it changed, the segment if the worker lacks it). Returns false if the
- * segment could not be sent (the worker is gone). */
-static bool proxy_command(struct proxy *px, struct cth_result *job, size_t lo, size_t hi)
+ * if it changed, the segment if the worker lacks it). Returns COMMAND_READY;
+ * COMMAND_NO_WORKER if the segment could not be sent (the worker is gone);
+ * COMMAND_NO_FUNCTION if the function's object was unloaded since the job
+ * was submitted. */
+static int proxy_command(struct proxy *px, struct cth_result *job, size_t lo, size_t hi)
 {
     struct proc_job *pj = job->proc;
     struct ctl *c = px->ctl;
     c->flags = 0;
-    if (!px->fn_sent || !funcref_equal(&px->fn, &pj->fn)) {
-        funcref_copy(&c->fn, &pj->fn);
-        funcref_copy(&px->fn, &pj->fn);
-        px->fn_sent = true;
+    if (px->fn != pj->fn) {
+        if (cth__funcref_make(pj->fn, &c->fn) != 0)
+            return COMMAND_NO_FUNCTION;
+        px->fn = pj->fn;
         c->flags |= CMD_NEW_FN;
     }
     if (pj->seg.fd >= 0 && px->held != pj->seg.id) {
         if (send_fd(px->proc.chan, pj->seg.fd) != 0)
-            return false;
+            return COMMAND_NO_WORKER;
         px->held = pj->seg.id;
         c->seg_id = pj->seg.id;
         c->seg_size = pj->seg.size;
@@ -761,7 +749,7 @@ static bool proxy_command(struct proxy *px, struct cth_result *job, size_t lo, s
         c->out_size = job->out_size;
         c->out_off = pj->out_off;
     }
-    return true;
+    return COMMAND_READY;
 }
 
 /* Take a buffer task's result, from the block or the channel, into a
@@ -889,7 +877,12 @@ void cth__proc_run_items(struct cth_result *job, size_t lo, size_t hi)
         }
         int status = 0, w;
         struct outcome o = {0};
-        if (!proxy_command(px, job, lo, hi)) {
+        int command = proxy_command(px, job, lo, hi);
+        if (command == COMMAND_NO_FUNCTION) {
+            cth__job_fail(job, CTH_ENOENT, 0);
+            return;
+        }
+        if (command == COMMAND_NO_WORKER) {
             cth__proc_kill(&px->proc, SIGKILL);
             status = proxy_reap(px, CTH__NO_DEADLINE);
             w = WAIT_UNTAKEN;
@@ -912,12 +905,11 @@ void cth__proc_run_items(struct cth_result *job, size_t lo, size_t hi)
 
 /* ---- proxies: start and stop -------------------------------------------------------------- */
 
-bool cth__proc_proxy_start(cth_pool_t *pool, struct cth__proc_pool *pp)
+bool cth__proc_proxy_start(struct cth__proc_pool *pp)
 {
     struct proxy *px = cth__calloc(1, sizeof *px);
     int err = CTH_ENOMEM;
     if (px) {
-        px->pool = pool;
         px->pp = pp;
         px->ctl_fd = -1;
         pthread_mutex_lock(&pp->lock);
@@ -999,11 +991,12 @@ static int segment_get(struct cth__proc_pool *pp, size_t size, struct segment *s
 }
 
 /* Keep a released segment as the spare (the larger of it and the spare
- * there is), or destroy it. */
+ * there is, up to SPARE_MAX: a pool does not hold gigabytes for good), or
+ * destroy it. */
 static void segment_put(struct cth__proc_pool *pp, struct segment *seg)
 {
     pthread_mutex_lock(&pp->lock);
-    if (!pp->forked && (!pp->spare.id || seg->size > pp->spare.size)) {
+    if (!pp->forked && seg->size <= SPARE_MAX && (!pp->spare.id || seg->size > pp->spare.size)) {
         struct segment old = pp->spare;
         pp->spare = *seg;
         *seg = old;
@@ -1029,7 +1022,9 @@ int cth__proc_job_prepare(struct cth__proc_pool *pp, struct cth_result *job)
         memcpy(&fn, &job->buf_fn, sizeof fn);
     else
         memcpy(&fn, &job->rec_fn, sizeof fn);
-    int err = cth__funcref_make(fn, &pj->fn);
+    pj->fn = fn;
+    struct cth__funcref ref; /* named now, so that CTH_ENOENT comes at once */
+    int err = cth__funcref_make(fn, &ref);
     size_t in_bytes = 0, size = 0;
     if (!err && buffer) {
         if (small)

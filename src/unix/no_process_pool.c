@@ -46,9 +46,8 @@ void cth__proc_pool_fork_child(struct cth__proc_pool *pp)
     CTH__UNUSED(pp);
 }
 
-bool cth__proc_proxy_start(cth_pool_t *pool, struct cth__proc_pool *pp)
+bool cth__proc_proxy_start(struct cth__proc_pool *pp)
 {
-    CTH__UNUSED(pool);
     CTH__UNUSED(pp);
     return false;
 }
