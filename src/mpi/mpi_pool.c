@@ -196,8 +196,11 @@ struct mpi_pool {
 
 static _Thread_local struct slot *tls_slot;
 
+/* A job's function, named (job->proc): only as long as its path. */
 struct mpi_job {
-    struct cth__funcref ref;
+    uint64_t offset;
+    uint32_t path_len;
+    char path[];
 };
 
 static void slot_deliver(struct slot *s, int code, int value)
@@ -500,19 +503,21 @@ static int op_job_prepare(void *state, struct cth_result *job)
     (void)state;
     if (job->cb.task_timeout != 0)
         return CTH_ENOTSUP;
-    struct mpi_job *mj = malloc(sizeof *mj);
-    if (!mj)
-        return CTH_ENOMEM;
     void *fn;
     if (job->kind == JOB_BUFFER)
         memcpy(&fn, &job->buf_fn, sizeof fn);
     else
         memcpy(&fn, &job->rec_fn, sizeof fn);
-    int err = cth__funcref_make(fn, &mj->ref);
-    if (err) {
-        free(mj);
+    static _Thread_local struct cth__funcref ref; /* 4 KiB: not on the stack */
+    int err = cth__funcref_make(fn, &ref);
+    if (err)
         return err;
-    }
+    struct mpi_job *mj = malloc(sizeof *mj + ref.path_len);
+    if (!mj)
+        return CTH_ENOMEM;
+    mj->offset = ref.offset;
+    mj->path_len = ref.path_len;
+    memcpy(mj->path, ref.path, ref.path_len);
     job->proc = mj;
     return 0;
 }
@@ -543,10 +548,10 @@ static bool slot_fill(struct slot *s, struct cth_result *job, size_t lo, size_t 
         h.in_bytes = (hi - lo) * job->in_size;
         in = job->in_size ? job->in + lo * job->in_size : NULL;
     }
-    h.fn_offset = mj->ref.offset;
-    h.path_len = mj->ref.path_len;
+    h.fn_offset = mj->offset;
+    h.path_len = mj->path_len;
     memcpy(s->hdr, &h, sizeof h);
-    memcpy(s->hdr + sizeof h, mj->ref.path, h.path_len);
+    memcpy(s->hdr + sizeof h, mj->path, h.path_len);
     s->hdr_len = (int)(sizeof h + h.path_len);
     if (!reserve(&s->send, &s->send_cap, h.in_bytes))
         return false;
