@@ -68,7 +68,8 @@ typedef struct cth_mpi_opts {
  * the root's threads do all the work); CTH_EOVERFLOW for threads or
  * inflight above INT_MAX; CTH_ENOTSUP when MPI is not initialized (or
  * finalized) or gives less than MPI_THREAD_MULTIPLE; CTH_EPERM when called
- * while this process serves as a worker rank (a task creating a pool);
+ * while this process serves as a worker rank, or from a task of an MPI
+ * pool at the root (a task creating a pool);
  * CTH_ENOMEM, CTH_EAGAIN (no thread); any rank's failure to start is every
  * rank's (one failing rank's code).
  */

@@ -195,6 +195,7 @@ struct mpi_pool {
 };
 
 static _Thread_local struct slot *tls_slot;
+static _Thread_local bool tls_pool_thread; /* a worker thread of an MPI pool */
 
 /* A job's function, named (job->proc): only as long as its path. */
 struct mpi_job {
@@ -617,6 +618,7 @@ static bool op_proxy_start(void *state)
     struct mpi_pool *mp = state;
     size_t i = atomic_fetch_add(&mp->next_slot, 1);
     tls_slot = i < mp->nslots ? &mp->slots[i] : NULL;
+    tls_pool_thread = true;
     return true;
 }
 
@@ -624,6 +626,7 @@ static void op_proxy_stop(void *state)
 {
     (void)state;
     tls_slot = NULL;
+    tls_pool_thread = false;
 }
 
 static void op_terminate(void *state)
@@ -1089,7 +1092,7 @@ static int check_args(MPI_Comm comm, int root, const cth_mpi_opts_t *o, cth_pool
     MPI_Query_thread(&level);
     if (level < MPI_THREAD_MULTIPLE)
         return CTH_ENOTSUP;
-    if (atomic_load(&serving))
+    if (atomic_load(&serving) || tls_pool_thread) /* a task of a pool over ranks */
         return CTH_EPERM;
     if (comm == MPI_COMM_NULL || MPI_Comm_size(comm, nranks) != MPI_SUCCESS ||
         MPI_Comm_rank(comm, rank) != MPI_SUCCESS)

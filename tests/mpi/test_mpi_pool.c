@@ -100,6 +100,16 @@ CTH_TEST(map_1m)
     cth_pool_free(pool);
 }
 
+/* A pool created from a task (at a worker rank, or at the root). */
+static int nested_create(const void *in, void *out)
+{
+    (void)in;
+    cth_pool_t *pool = NULL;
+    int32_t r = cth_mpi_pool_create(MPI_COMM_SELF, 0, NULL, &pool);
+    memcpy(out, &r, sizeof r);
+    return 0;
+}
+
 CTH_TEST(root_works)
 {
     cth_mpi_opts_t o = {.threads = 2, .root_works = true};
@@ -108,6 +118,13 @@ CTH_TEST(root_works)
         return;
     CHECK(cth_pool_size(pool) > 2); /* the ranks' slots and the root's own threads */
     map_checked(pool, 200000);
+    /* a task creating a pool, at a worker rank or at the root */
+    size_t n = 256;
+    int32_t *codes = calloc(n, sizeof *codes);
+    CHECK_OK(cth_pool_map_records(pool, nested_create, NULL, 0, n, 1, codes, sizeof *codes));
+    for (size_t i = 0; i < n; i++)
+        CHECK_EQ(codes[i], CTH_EPERM);
+    free(codes);
     cth_pool_free(pool);
 }
 
@@ -340,16 +357,6 @@ CTH_TEST(free_while_running)
         CHECK(r == 0 || r == CTH_ECANCELED);
         cth_result_free(res[i]);
     }
-}
-
-/* At a worker rank: a pool created from a task. */
-static int nested_create(const void *in, void *out)
-{
-    (void)in;
-    cth_pool_t *pool = NULL;
-    int32_t r = cth_mpi_pool_create(MPI_COMM_SELF, 0, NULL, &pool);
-    memcpy(out, &r, sizeof r);
-    return 0;
 }
 
 static int pointer_task(void *arg, void **result)
