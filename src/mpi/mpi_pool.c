@@ -39,8 +39,13 @@
  * than the records need, a piece cut short or longer than agreed (MPI
  * truncates it and says so) fails the chunk with CTH_EPROTO; a reply whose
  * header cannot be read marks its slot broken: that rank is sent nothing
- * more on it, and its proxy runs its chunks at the root from then on. Whatever arrives for a slot is received, wanted or not,
- * so no sender is left waiting.
+ * more on it, and its proxy runs its chunks at the root from then on.
+ * Whatever arrives for a sound slot is received, wanted or not, so no
+ * sender is left waiting.
+ *
+ * fork. A fork child inherits the pool terminated (pool.c); the
+ * communication thread and the communicator stay the parent's: the child
+ * frees only memory.
  *
  * Copies. A proxy copies its chunk's input into the slot and the reply's
  * output out of it, so a terminated job whose memory the caller reclaims is
