@@ -110,6 +110,32 @@ static int nested_create(const void *in, void *out)
     return 0;
 }
 
+int mpi_task_lib_negate(const void *in, void *out); /* mpi_task_lib.c, a shared library */
+
+CTH_TEST(task_in_a_library)
+{
+    cth_pool_t *pool = pool_or_serve(NULL);
+    if (!pool)
+        return;
+    size_t n = 10000;
+    uint64_t *in = iota(n);
+    int64_t *out = calloc(n, sizeof *out);
+    /* the library's task, then the executable's, then the library's again */
+    for (int round = 0; round < 3; round++) {
+        if (round == 1) {
+            map_checked(pool, 1000);
+            continue;
+        }
+        CHECK_OK(cth_pool_map_records(pool, mpi_task_lib_negate, in, sizeof *in, n, 0, out,
+                                      sizeof *out));
+        for (size_t i = 0; i < n; i++)
+            CHECK(out[i] == -(int64_t)i);
+    }
+    free(in);
+    free(out);
+    cth_pool_free(pool);
+}
+
 CTH_TEST(root_works)
 {
     cth_mpi_opts_t o = {.threads = 2, .root_works = true};
