@@ -63,6 +63,9 @@ typedef struct cth_mpi_opts {
  * what was agreed fails that task with CTH_EPROTO; terminate cancels what
  * is queued and in flight (CTH_ECANCELED; a task already running on a rank
  * finishes there first); task timeouts are not supported (CTH_ENOTSUP).
+ * cth_pool_size gives the chunks the pool can have in flight: every worker
+ * rank's inflight, plus the root's threads with root_works (Python's
+ * default chunksize is computed from it).
  * Returns, at every rank: CTH_EINVAL for NULL pool, MPI_COMM_NULL, a root
  * outside comm, or a communicator of one rank without root_works (with it,
  * the root's threads do all the work); CTH_EOVERFLOW for threads or
