@@ -152,18 +152,19 @@ static bool reserve(char **buf, size_t *cap, size_t len)
 
 /* ==== the root ================================================================== */
 
-enum { SLOT_IDLE, SLOT_QUEUED, SLOT_ACTIVE };
+enum { SLOT_IDLE, SLOT_ACTIVE };
 enum { RQ_SEND_HDR, RQ_SEND_PIECE, RQ_RECV_HDR, RQ_RECV_PIECE, RQ_PER_SLOT };
 
 struct slot {
     int rank, tag;
-    int state;         /* SLOT_*: written by the proxy (IDLE -> QUEUED, under the
-                       lock) and the communication thread */
-    bool abandoned;    /* terminate released its proxy: drain the reply only */
-    bool broken;       /* a reply could not be read: no more requests */
-    bool replied;      /* the reply is in (or failed) */
-    bool discard;      /* receiving pieces only to drop them */
-    struct slot *next; /* the queue */
+    int state;          /* SLOT_*: the communication thread's (a queued slot is
+                          still idle) */
+    bool abandoned;     /* terminate released its proxy: drain the reply only */
+    atomic_bool broken; /* a reply could not be read: no more requests (the
+                           proxy reads it too) */
+    bool replied;       /* the reply is in (or failed) */
+    bool discard;       /* receiving pieces only to drop them */
+    struct slot *next;  /* the queue */
     uint64_t seq;
     char hdr[HDR_MAX];
     int hdr_len;
@@ -412,10 +413,7 @@ static void cancel_all(struct mpi_pool *mp)
 {
     for (size_t i = 0; i < mp->nslots; i++) {
         struct slot *s = &mp->slots[i];
-        if (s->state == SLOT_QUEUED) { /* never sent */
-            s->state = SLOT_IDLE;
-            slot_deliver(s, CTH_ECANCELED, 0);
-        } else if (s->state == SLOT_ACTIVE) {
+        if (s->state == SLOT_ACTIVE) { /* the queued ones were started before */
             slot_deliver(s, CTH_ECANCELED, 0);
             s->abandoned = true;
         }
@@ -603,7 +601,6 @@ static bool op_run_items(void *state, struct cth_result *job, size_t lo, size_t 
         cth__job_fail(job, CTH_ECANCELED, 0);
         return true;
     }
-    s->state = SLOT_QUEUED;
     s->next = NULL;
     if (mp->queue_tail)
         mp->queue_tail->next = s;
