@@ -38,8 +38,9 @@
  * header of the wrong size, magic or sequence, an output of another length
  * than the records need, a piece cut short or longer than agreed (MPI
  * truncates it and says so) fails the chunk with CTH_EPROTO; a reply whose
- * header cannot be read marks its slot broken: that rank is sent nothing
- * more on it, and its proxy runs its chunks at the root from then on.
+ * header cannot be read marks its slot broken and its rank untrusted: that
+ * rank is sent nothing more, and the proxies of its slots run their chunks
+ * at the root from then on.
  * Whatever arrives for a sound slot is received, wanted or not, so no
  * sender is left waiting.
  *
@@ -182,6 +183,7 @@ struct mpi_pool {
     int nranks;
     int root;
     struct slot *slots;
+    atomic_bool *untrusted; /* per rank: one of its replies could not be read */
     size_t nslots;
     MPI_Request *reqs; /* RQ_PER_SLOT per slot, then one per rank (control) */
     int *done_idx;
@@ -323,6 +325,7 @@ static void on_reply_header(struct mpi_pool *mp, struct slot *s, const MPI_Statu
     if (st->MPI_ERROR != MPI_SUCCESS || MPI_Get_count(st, MPI_BYTE, &count) != MPI_SUCCESS ||
         count != (int)sizeof s->rep || s->rep.magic != REP_MAGIC || s->rep.seq != s->seq) {
         s->broken = true; /* where its output ends is unknown */
+        atomic_store(&mp->untrusted[s->rank], true);
         slot_fail(s, CTH_EPROTO);
         s->replied = true;
         return;
@@ -588,7 +591,7 @@ static bool op_run_items(void *state, struct cth_result *job, size_t lo, size_t 
 {
     struct mpi_pool *mp = state;
     struct slot *s = tls_slot;
-    if (!s || s->broken)
+    if (!s || s->broken || atomic_load(&mp->untrusted[s->rank]))
         return false; /* root_works, or a rank not trusted again: this thread runs them */
     if (!slot_fill(s, job, lo, hi)) {
         cth__job_fail(job, CTH_ENOMEM, 0);
@@ -667,6 +670,7 @@ static void op_destroy(void *state)
         free(mp->slots[i].recv);
     }
     free(mp->slots);
+    free(mp->untrusted);
     free(mp->reqs);
     free(mp->done_idx);
     free(mp->statuses);
@@ -722,10 +726,12 @@ static int root_state(MPI_Comm comm, int root, int nranks, const int *threads, s
     }
     size_t nreqs = mp->nslots * RQ_PER_SLOT + (size_t)nranks;
     mp->slots = calloc(mp->nslots ? mp->nslots : 1, sizeof *mp->slots);
+    mp->untrusted = calloc((size_t)nranks, sizeof *mp->untrusted);
     mp->reqs = malloc(nreqs * sizeof(MPI_Request));
     mp->done_idx = malloc(nreqs * sizeof *mp->done_idx);
     mp->statuses = malloc(nreqs * sizeof *mp->statuses);
-    if (!mp->slots || !mp->reqs || !mp->done_idx || !mp->statuses || nreqs > INT_MAX) {
+    if (!mp->slots || !mp->untrusted || !mp->reqs || !mp->done_idx || !mp->statuses ||
+        nreqs > INT_MAX) {
         mp->shut = true; /* the communicator is the caller's to free */
         op_destroy(mp);
         return nreqs > INT_MAX ? CTH_EOVERFLOW : CTH_ENOMEM;
