@@ -58,6 +58,9 @@
  * (worker_main), and runs record and buffer items there
  * (cth__job_run_records); a job's data is placed for the workers when it is
  * submitted (cth__pool_proc_prepare) and released when it completes.
+ * Another backend (the MPI ranks of libcthreading-mpi) plugs its proxies in
+ * the same places through an ops table (cth__pool_create_ops), and is told
+ * to stop its far side once cth_pool_free has joined the workers.
  *
  * Records and buffers. The record map (JOB_RECORDS), the record imaps
  * (JOB_IMAP with rec_fn) and the buffer apply (JOB_BUFFER) are jobs like
@@ -126,6 +129,8 @@ struct cth_pool {
     size_t nthreads, cap;
     struct cth__list_node live_link; /* the live pools (live_lock), for fork */
     struct cth__proc_pool *procs;    /* a process pool's side (pool_process.c), or NULL */
+    const struct cth__pool_ops *ops; /* another backend's (src/mpi/), or NULL */
+    void *ops_state;                 /* and its own state */
     PAD(pad3);
     cth_lock_t free_lock;          /* guards the next four */
     struct cth__list free_results; /* recycled AsyncResults */
@@ -304,6 +309,9 @@ static void *record_at(const char *base, size_t size, size_t i)
 
 void cth__job_run_records(struct cth_result *job, size_t lo, size_t hi)
 {
+    cth_pool_t *p = job->pool;
+    if (p->ops && p->ops->run_items(p->ops_state, job, lo, hi))
+        return;
     if (job->pool->procs) { /* a proxy: its worker process runs them */
         cth__proc_run_items(job, lo, hi);
         return;
@@ -446,6 +454,8 @@ int cth__pool_proc_prepare(cth_pool_t *p, struct cth_result *job)
 {
     bool records = job->kind == JOB_RECORDS || job->kind == JOB_BUFFER ||
                    (job->kind == JOB_IMAP && job->rec_fn);
+    if (p->ops && records && !job->proc)
+        return p->ops->job_prepare(p->ops_state, job);
     if (!p->procs || !records || job->proc)
         return 0;
     double t = job->cb.task_timeout;
@@ -466,7 +476,7 @@ int cth__pool_submit(cth_pool_t *p, struct cth_result *job, bool internal)
     int st = atomic_load(&p->state);
     if (st == POOL_TERMINATE || (st == POOL_CLOSE && !internal)) {
         cth_lock_release(&p->lock);
-        cth__proc_job_release(job);
+        cth__job_release_data(job);
         return CTH_EINVAL;
     }
     cth__list_push_back(&p->queue, &job->link);
@@ -481,7 +491,16 @@ int cth__pool_submit(cth_pool_t *p, struct cth_result *job, bool internal)
 
 bool cth__pool_is_process(const cth_pool_t *p)
 {
-    return p->backend == CTH_POOL_PROCESSES;
+    return p->backend != CTH_POOL_THREADS;
+}
+
+void cth__job_release_data(struct cth_result *job)
+{
+    cth_pool_t *p = job->pool;
+    if (p->ops && job->proc)
+        p->ops->job_release(p->ops_state, job);
+    else
+        cth__proc_job_release(job);
 }
 
 bool cth__pool_running(const cth_pool_t *p)
@@ -638,6 +657,9 @@ static void *worker_main(void *arg)
     if (p->procs) { /* a proxy: its worker process runs the initializer */
         if (!cth__proc_proxy_start(p->procs))
             return NULL;
+    } else if (p->ops) {
+        if (!p->ops->proxy_start(p->ops_state))
+            return NULL;
     } else if (p->initializer) {
         p->initializer(p->initarg);
     }
@@ -664,6 +686,8 @@ static void *worker_main(void *arg)
 out:
     if (p->procs)
         cth__proc_proxy_stop();
+    if (p->ops)
+        p->ops->proxy_stop(p->ops_state);
     return NULL;
 }
 
@@ -739,6 +763,8 @@ static void live_fork_child(void)
         atomic_store(&p->submitting, 0); /* a push cut off by the fork */
         if (p->procs)                    /* the workers are the parent's: forget them */
             cth__proc_pool_fork_child(p->procs);
+        if (p->ops)
+            p->ops->fork_child(p->ops_state);
     }
     pthread_mutex_unlock(&live_lock);
 }
@@ -773,6 +799,8 @@ static void pool_destroy(cth_pool_t *p)
         cth__free(b);
     }
     cth__proc_pool_free(p->procs);
+    if (p->ops)
+        p->ops->destroy(p->ops_state);
     cth__free(p->threads);
     cth__free(p->cells);
     cth__free(p);
@@ -810,7 +838,7 @@ static void pool_unref_locked(cth_pool_t *p)
 
 void cth__result_release(struct cth_result *job)
 {
-    cth__proc_job_release(job);
+    cth__job_release_data(job);
     free(job->buf); /* a buffer job's result, the task's malloc() */
     job->buf = NULL;
     cth_pool_t *p = job->pool;
@@ -834,7 +862,9 @@ void cth__pool_unref(cth_pool_t *p)
 
 /* ---- the pool ------------------------------------------------------------------- */
 
-CTH_API int cth_pool_create(cth_pool_t **pool, const cth_pool_opts_t *opts)
+/* cth_pool_create, or with ops (cth__pool_create_ops). */
+static int pool_create(cth_pool_t **pool, const cth_pool_opts_t *opts,
+                       const struct cth__pool_ops *ops, void *ops_state)
 {
     if (!pool)
         return CTH_EINVAL;
@@ -850,8 +880,12 @@ CTH_API int cth_pool_create(cth_pool_t **pool, const cth_pool_opts_t *opts)
     if (!p || !cells) {
         cth__free(p);
         cth__free(cells);
+        if (ops)
+            ops->destroy(ops_state);
         return CTH_ENOMEM;
     }
+    p->ops = ops;
+    p->ops_state = ops_state;
     for (size_t i = 0; i < RING_CAP; i++)
         atomic_init(&cells[i].seq, i);
     p->cells = cells;
@@ -860,7 +894,7 @@ CTH_API int cth_pool_create(cth_pool_t **pool, const cth_pool_opts_t *opts)
     p->initializer = o.initializer;
     p->initarg = o.initarg;
     p->maxtasks = o.maxtasksperchild;
-    p->backend = o.backend;
+    p->backend = ops ? ops->backend : o.backend;
     p->task_timeout = o.task_timeout;
     if (o.backend == CTH_POOL_PROCESSES) {
         int err = cth__proc_pool_create(&o, p->nworkers, &p->procs);
@@ -884,6 +918,22 @@ CTH_API int cth_pool_create(cth_pool_t **pool, const cth_pool_opts_t *opts)
     }
     *pool = p;
     return 0;
+}
+
+CTH_API int cth_pool_create(cth_pool_t **pool, const cth_pool_opts_t *opts)
+{
+    return pool_create(pool, opts, NULL, NULL);
+}
+
+int cth__pool_create_ops(cth_pool_t **pool, size_t workers, const struct cth__pool_ops *ops,
+                         void *state)
+{
+    if (workers == 0 || workers > INT_MAX) {
+        ops->destroy(state);
+        return workers ? CTH_EOVERFLOW : CTH_EINVAL;
+    }
+    cth_pool_opts_t o = {.processes = workers};
+    return pool_create(pool, &o, ops, state);
 }
 
 CTH_API size_t cth_pool_size(const cth_pool_t *pool)
@@ -1263,6 +1313,8 @@ CTH_API int cth_pool_terminate(cth_pool_t *pool)
     cth_lock_release(&pool->lock);
     if (pool->procs) /* stop the workers running chunks: theirs finish CTH_ECANCELED */
         cth__proc_pool_terminate(pool->procs);
+    if (pool->ops)
+        pool->ops->terminate(pool->ops_state);
     wake_workers(pool, INT32_MAX);
     /* a submitter past its state check pushes, then leaves: wait for it,
      * then cancel what the ring holds (workers cancel what they pop) */
@@ -1309,6 +1361,8 @@ CTH_API void cth_pool_free(cth_pool_t *pool)
     live_unlink(pool);
     for (size_t i = 0; i < pool->nthreads; i++)
         cth_thread_free(pool->threads[i]);
+    if (pool->ops) /* another backend's workers (MPI ranks) are told to stop */
+        pool->ops->shutdown(pool->ops_state);
     cth__lock_acquire_uninterrupted(&pool->free_lock);
     pool->dead = true;
     bool last = pool->live == 0;

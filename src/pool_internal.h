@@ -23,6 +23,12 @@
 #include "task_error.h"
 #include "wait.h"
 
+/* Exported from the shared core for libcthreading-mpi (internal all the
+ * same: no header of include/ declares them). */
+#ifndef CTH__BACKEND_API
+#define CTH__BACKEND_API __attribute__((visibility("default")))
+#endif
+
 /* JOB_IMAP jobs over records have `rec_fn` set; JOB_RECORDS is a map over
  * records, JOB_BUFFER an apply with byte buffers. */
 enum job_kind { JOB_APPLY, JOB_MAP, JOB_STARMAP, JOB_FOR, JOB_IMAP, JOB_RECORDS, JOB_BUFFER };
@@ -123,7 +129,7 @@ void cth__job_complete(struct cth_result *job);
  * CTH_EPROTO (value 0). The first failure in completion order is kept. An
  * imap job's failure is the outcome of the chunk the calling thread is
  * running (cth__imap_fail): call it from that thread. */
-void cth__job_fail(struct cth_result *job, int code, int value);
+CTH__BACKEND_API void cth__job_fail(struct cth_result *job, int code, int value);
 
 /* What a waiter returns for a done job's outcome: 0 or the code, with
  * cth_task_error() set to the value for CTH_ETASK and CTH_EWORKER. */
@@ -141,7 +147,8 @@ void cth__job_run_records(struct cth_result *job, size_t lo, size_t hi);
 
 /* ---- the process backend (pool_process.c) ----------------------------------- */
 
-/* Whether the pool runs its tasks in worker processes. */
+/* Whether the pool runs its tasks outside this process's threads (worker
+ * processes, MPI ranks): record and buffer calls only. */
 bool cth__pool_is_process(const cth_pool_t *pool);
 
 /* Before a record or buffer job is queued (a no-op on threads, or for
@@ -169,6 +176,9 @@ void cth__proc_run_items(struct cth_result *job, size_t lo, size_t hi);
 /* A record or buffer job's memory is being released: drop its process
  * state (job->proc). */
 void cth__proc_job_release(struct cth_result *job);
+
+/* The same for any backend: cth__proc_job_release, or the ops table's. */
+void cth__job_release_data(struct cth_result *job);
 
 /* Check the process options and name the initializer; workers: the
  * proxies cth_pool_create starts (cth__proc_pool_started waits for them).
@@ -202,6 +212,42 @@ bool cth__proc_proxy_start(struct cth__proc_pool *pp);
 
 /* The proxy thread exits: stop its worker process (reaped). */
 void cth__proc_proxy_stop(void);
+
+/* ---- other backends: an ops table (the MPI backend, libcthreading-mpi) ------- */
+
+/* What a backend kept outside the core library (src/mpi/) gives pool.c: its
+ * worker threads are proxies, as the process pool's, and these are called
+ * where the process backend's hooks are. state is the backend's own. */
+struct cth__pool_ops {
+    cth_pool_backend_t backend; /* what cth_pool_backend() says */
+    /* before a record or buffer job is queued (job->proc is the backend's):
+     * 0 or an error code, which the submitting call returns */
+    int (*job_prepare)(void *state, struct cth_result *job);
+    /* in a worker thread: run items [lo, hi) elsewhere, recording failures
+     * with cth__job_fail; false: run them in this thread (as on threads) */
+    bool (*run_items)(void *state, struct cth_result *job, size_t lo, size_t hi);
+    /* a prepared job's memory is being released: drop job->proc */
+    void (*job_release)(void *state, struct cth_result *job);
+    /* a worker thread starts (false: it exits at once) and stops */
+    bool (*proxy_start)(void *state);
+    void (*proxy_stop)(void *state);
+    /* cth_pool_terminate: release the proxies waiting (their items finish
+     * CTH_ECANCELED) */
+    void (*terminate)(void *state);
+    /* cth_pool_free, once every worker thread has exited */
+    void (*shutdown)(void *state);
+    /* the pool's memory goes (also when cth__pool_create_ops fails) */
+    void (*destroy)(void *state);
+    /* in a fork child: forget whatever the parent's backend runs */
+    void (*fork_child)(void *state);
+};
+
+/* A pool of workers proxy threads whose items run through ops; pointer
+ * calls return CTH_ENOTSUP, as on processes. The pool owns state from this
+ * call on (ops->destroy frees it, at once on failure). Returns 0 and *pool,
+ * or cth_pool_create's errors. */
+CTH__BACKEND_API int cth__pool_create_ops(cth_pool_t **pool, size_t workers,
+                                          const struct cth__pool_ops *ops, void *state);
 
 /* imap hooks (pool_imap.c): run the chunk of items [lo, hi) of an imap
  * job; report the chunks of [lo, hi) cancelled (lo starts a chunk); the

@@ -44,7 +44,7 @@ static void result_unref(struct cth_result *job)
 
 void cth__job_complete(struct cth_result *job)
 {
-    cth__proc_job_release(job); /* a process pool's copy of its data: no longer read */
+    cth__job_release_data(job); /* a process pool's copy of its data: no longer read */
     if (job->kind == JOB_IMAP) {
         cth__imap_job_done(job);
         return;

@@ -113,8 +113,11 @@ typedef int (*cth_pool_buffer_fn)(const void *in, size_t in_size, void **out, si
  * which its worker is killed and it fails with CTH_ETIMEDOUT.
  */
 typedef enum cth_pool_backend {
-    CTH_POOL_THREADS = 0,  /* threads of this process (multiprocessing.dummy) */
-    CTH_POOL_PROCESSES = 1 /* worker processes (multiprocessing); Linux */
+    CTH_POOL_THREADS = 0,   /* threads of this process (multiprocessing.dummy) */
+    CTH_POOL_PROCESSES = 1, /* worker processes (multiprocessing); Linux */
+    CTH_POOL_MPI = 2        /* MPI ranks (mpi4py.futures): made only by
+                               cth_mpi_pool_create (libcthreading-mpi, cthreading/mpi.h);
+                               cth_pool_create refuses it; the rules of processes apply */
 } cth_pool_backend_t;
 
 /*

@@ -1,0 +1,1192 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mpi_pool.c - libcthreading-mpi: the pool over MPI ranks (the
+ * MPICommExecutor model). Every rank calls cth_mpi_pool_create; the root
+ * gets a pool, the others serve it until it is freed.
+ *
+ * At the root, the pool is the thread pool (pool.c) built with an ops table
+ * (struct cth__pool_ops, pool_internal.h): its worker threads are proxies,
+ * as a process pool's. Each proxy owns a slot: one worker rank and one tag
+ * on the pool's own duplicate of the communicator, so a rank has as many
+ * chunks in flight as it has slots (`inflight`), and a rank that answers
+ * sooner has its proxies back sooner: chunks go on demand, the fastest rank
+ * gets more. With root_works, a few more worker threads own no slot and
+ * run their chunks at the root, as the thread pool does.
+ *
+ * One communication thread per side. Open MPI's blocking calls busy-poll a
+ * core, and this library's proxies are many: so no proxy calls MPI. A proxy
+ * copies its chunk's input into its slot, queues the slot for the root's
+ * communication thread and waits on the slot's cthreading Event; the
+ * communication thread owns every MPI call: it posts the nonblocking sends
+ * and receives of every slot, tests them all with one MPI_Testsome, and
+ * sets the Event when the reply is in. While requests are pending and
+ * nothing completes it backs off: a few hundred polls, then timed waits on
+ * its queue's condition variable, doubling from 1 us to MAX_SLEEP_US (a new
+ * request wakes it at once); with nothing pending it sleeps until a
+ * request comes. A worker rank's calling thread is its communication
+ * thread likewise: it probes for the root's requests (MPI_Improbe),
+ * receives their input, runs each as a record map or a buffer apply on the
+ * rank's own thread pool, polls those results and sends the replies back,
+ * with the same back-off.
+ *
+ * Messages. A request is a header (struct req_hdr: the operation, the
+ * sizes, the function's name as funcref.h makes it) then its input in
+ * pieces of at most PIECE bytes (MPI counts are ints), on the slot's tag;
+ * the reply is a header (struct rep_hdr: the outcome, the output's length)
+ * then the output in pieces. Messages on one tag between two ranks are
+ * not overtaken, so a slot's messages pair up. The root trusts no reply: a
+ * header of the wrong size, magic or sequence, an output of another length
+ * than the records need, a piece cut short or longer than agreed (MPI
+ * truncates it and says so) fails the chunk with CTH_EPROTO; a reply whose
+ * header cannot be read marks its slot broken and its rank untrusted: that
+ * rank is sent nothing more, and the proxies of its slots run their chunks
+ * at the root from then on.
+ * Whatever arrives for a sound slot is received, wanted or not, so no
+ * sender is left waiting.
+ *
+ * fork. A fork child inherits the pool terminated (pool.c); the
+ * communication thread and the communicator stay the parent's: the child
+ * frees only memory.
+ *
+ * Copies. A proxy copies its chunk's input into the slot and the reply's
+ * output out of it, so a terminated job whose memory the caller reclaims is
+ * never read or written by MPI afterwards.
+ *
+ * terminate: the communication thread cancels every chunk queued or in
+ * flight (its proxy is released with CTH_ECANCELED; the slot still drains
+ * its reply later) and sends CANCEL to every rank, which terminates its own
+ * thread pool (a task already running there finishes first). free: once
+ * the proxies have exited (pool.c joins them), the communication thread
+ * waits for every slot to drain, sends STOP to every rank and exits; then
+ * the duplicate communicator is freed. A rank returns only on STOP, so the
+ * root never waits on a rank that has returned.
+ */
+#include <limits.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cthreading/mpi.h"
+#include "funcref.h"
+#include "pool_internal.h"
+
+#define PIECE ((size_t)1 << 30) /* the largest message: below INT_MAX bytes */
+#define SPIN_POLLS 200          /* polls with nothing done before sleeping */
+#define MAX_SLEEP_US 500        /* the longest sleep between polls */
+#define REQ_MAGIC 0x63746871u   /* "cthq" */
+#define REP_MAGIC 0x63746872u   /* "cthr" */
+#define CTL_MAGIC 0x63746863u   /* "cthc" */
+#define TAG_CTL 0               /* control messages; slots use tags 1.. */
+#define HDR_MAX (sizeof(struct req_hdr) + sizeof(((struct cth__funcref *)0)->path))
+
+enum { OP_RECORDS = 1, OP_BUFFER = 2 };
+enum { CTL_CANCEL = 1, CTL_STOP = 2 };
+enum { ST_OK = 1, ST_TASK = 2, ST_ERROR = 3 };
+
+/* A request's header, then path_len bytes of the function's object path. */
+struct req_hdr {
+    uint32_t magic, op;
+    uint64_t seq;
+    uint64_t count;     /* records: items; a buffer: 1 */
+    uint64_t in_size;   /* records: an input record's size; a buffer: its length */
+    uint64_t out_size;  /* records: an output record's size */
+    uint64_t in_bytes;  /* the input that follows */
+    uint64_t fn_offset; /* the function: funcref's offset and path length */
+    uint32_t path_len;
+    uint32_t pad;
+};
+
+struct rep_hdr {
+    uint32_t magic, status; /* ST_OK, ST_TASK (value: the task's), ST_ERROR (value: a code) */
+    uint64_t seq;
+    int32_t value;
+    uint32_t pad;
+    uint64_t out_bytes; /* the output that follows */
+};
+
+struct ctl_msg {
+    uint32_t magic, op;
+};
+
+/* Whether this process is serving as a worker rank (nested creates). */
+static atomic_bool serving;
+
+/* The length of the piece of a message of len bytes after done bytes. */
+static size_t piece_len(size_t len, size_t done)
+{
+    return len - done < PIECE ? len - done : PIECE;
+}
+
+/* Back-off of a communication thread with nothing done: the time to sleep
+ * (ns) after `idle` polls in a row, 0 for polling on. */
+static long backoff_ns(unsigned idle)
+{
+    if (idle < SPIN_POLLS)
+        return 0;
+    unsigned shift = idle - SPIN_POLLS;
+    long us = shift >= 9 ? MAX_SLEEP_US : 1L << shift;
+    return (us < MAX_SLEEP_US ? us : MAX_SLEEP_US) * 1000L;
+}
+
+static void sleep_ns(long ns)
+{
+    struct timespec ts = {0, ns};
+    nanosleep(&ts, NULL);
+}
+
+/* Grow a buffer to at least len bytes. Returns false when out of memory. */
+static bool reserve(char **buf, size_t *cap, size_t len)
+{
+    if (len == 0 || len <= *cap)
+        return true;
+    char *b = realloc(*buf, len);
+    if (!b)
+        return false;
+    *buf = b;
+    *cap = len;
+    return true;
+}
+
+/* ==== the root ================================================================== */
+
+enum { SLOT_IDLE, SLOT_ACTIVE };
+enum { RQ_SEND_HDR, RQ_SEND_PIECE, RQ_RECV_HDR, RQ_RECV_PIECE, RQ_PER_SLOT };
+
+struct slot {
+    int rank, tag;
+    int state;          /* SLOT_*: the communication thread's (a queued slot is
+                          still idle) */
+    bool abandoned;     /* terminate released its proxy: drain the reply only */
+    atomic_bool broken; /* a reply could not be read: no more requests (the
+                           proxy reads it too) */
+    bool replied;       /* the reply is in (or failed) */
+    bool discard;       /* receiving pieces only to drop them */
+    struct slot *next;  /* the queue */
+    uint64_t seq;
+    char hdr[HDR_MAX];
+    int hdr_len;
+    char *send; /* the input */
+    size_t send_cap, send_len, sent;
+    struct rep_hdr rep;
+    char *recv; /* the output */
+    size_t recv_cap, recv_len, got;
+    int code, value; /* the outcome for the proxy */
+    cth_event_t done;
+};
+
+struct mpi_pool {
+    MPI_Comm comm; /* the duplicate */
+    int nranks;
+    int root;
+    struct slot *slots;
+    atomic_bool *untrusted; /* per rank: one of its replies could not be read */
+    size_t nslots;
+    MPI_Request *reqs; /* RQ_PER_SLOT per slot, then one per rank (control) */
+    int *done_idx;
+    MPI_Status *statuses;
+    struct ctl_msg ctl_cancel, ctl_stop;
+    _Atomic size_t next_slot; /* proxy_start hands out slots[0..nslots), then none */
+    pthread_t thread;         /* the communication thread */
+    bool thread_started;
+    pthread_mutex_t lock; /* guards the next five */
+    pthread_cond_t wake;
+    struct slot *queue_head, *queue_tail;
+    bool terminating;
+    bool stopping;
+    bool forked;   /* a fork child: nothing of it is ours */
+    bool shut;     /* shutdown done */
+    bool canceled; /* CANCEL sent */
+};
+
+static _Thread_local struct slot *tls_slot;
+static _Thread_local bool tls_pool_thread; /* a worker thread of an MPI pool */
+
+/* A job's function, named (job->proc): only as long as its path. */
+struct mpi_job {
+    uint64_t offset;
+    uint32_t path_len;
+    char path[];
+};
+
+static void slot_deliver(struct slot *s, int code, int value)
+{
+    if (s->abandoned)
+        return;
+    s->code = code;
+    s->value = value;
+    cth_event_set(&s->done);
+}
+
+static bool slot_pending(const struct mpi_pool *mp, const struct slot *s)
+{
+    const MPI_Request *r = &mp->reqs[(size_t)(s - mp->slots) * RQ_PER_SLOT];
+    for (int i = 0; i < RQ_PER_SLOT; i++)
+        if (r[i] != MPI_REQUEST_NULL)
+            return true;
+    return false;
+}
+
+/* The reply is in and every request of the slot is done: idle again. */
+static void slot_maybe_finish(struct mpi_pool *mp, struct slot *s)
+{
+    if (s->state != SLOT_ACTIVE || !s->replied)
+        return;
+    if (s->broken) { /* a rank that broke the protocol may never take the rest */
+        slot_deliver(s, s->code, s->value);
+        s->abandoned = true;
+        return;
+    }
+    if (slot_pending(mp, s))
+        return;
+    s->state = SLOT_IDLE;
+    slot_deliver(s, s->code, s->value);
+}
+
+static void slot_fail(struct slot *s, int code)
+{
+    if (!s->code)
+        s->code = code;
+}
+
+/* Post the receive of the reply's next piece; with no memory for it, into
+ * nothing (MPI consumes it as truncated; Open MPI's shared-memory transport
+ * may fail at that, so it is the last resort). */
+static void post_recv_piece(struct mpi_pool *mp, struct slot *s)
+{
+    MPI_Request *r = &mp->reqs[(size_t)(s - mp->slots) * RQ_PER_SLOT + RQ_RECV_PIECE];
+    size_t len = piece_len(s->recv_len, s->got);
+    int rc = s->discard
+                 ? MPI_Irecv(NULL, 0, MPI_BYTE, s->rank, s->tag, mp->comm, r)
+                 : MPI_Irecv(s->recv + s->got, (int)len, MPI_BYTE, s->rank, s->tag, mp->comm, r);
+    if (rc != MPI_SUCCESS) { /* cannot receive it: the slot is lost */
+        s->broken = true;
+        slot_fail(s, CTH_EPROTO);
+        s->replied = true;
+    }
+}
+
+static void post_send_piece(struct mpi_pool *mp, struct slot *s)
+{
+    MPI_Request *r = &mp->reqs[(size_t)(s - mp->slots) * RQ_PER_SLOT + RQ_SEND_PIECE];
+    size_t len = piece_len(s->send_len, s->sent);
+    if (MPI_Isend(s->send + s->sent, (int)len, MPI_BYTE, s->rank, s->tag, mp->comm, r) !=
+        MPI_SUCCESS) {
+        s->broken = true;
+        slot_fail(s, CTH_EPROTO);
+    }
+}
+
+static void slot_start(struct mpi_pool *mp, struct slot *s)
+{
+    MPI_Request *r = &mp->reqs[(size_t)(s - mp->slots) * RQ_PER_SLOT];
+    s->state = SLOT_ACTIVE;
+    s->replied = false;
+    s->discard = false;
+    s->code = 0;
+    s->value = 0;
+    s->sent = 0;
+    s->got = 0;
+    s->recv_len = 0;
+    int rc = MPI_Isend(s->hdr, s->hdr_len, MPI_BYTE, s->rank, s->tag, mp->comm, &r[RQ_SEND_HDR]);
+    if (rc == MPI_SUCCESS && s->send_len)
+        post_send_piece(mp, s);
+    if (rc == MPI_SUCCESS)
+        rc = MPI_Irecv(&s->rep, sizeof s->rep, MPI_BYTE, s->rank, s->tag, mp->comm,
+                       &r[RQ_RECV_HDR]);
+    if (rc != MPI_SUCCESS) {
+        s->broken = true;
+        slot_fail(s, CTH_EPROTO);
+        s->replied = true;
+    }
+}
+
+/* What a worker rank's ST_ERROR code may be; anything else is CTH_EPROTO. */
+static int known_code(int32_t v)
+{
+    switch (v) {
+    case CTH_ENOENT:
+    case CTH_ENOMEM:
+    case CTH_ECANCELED:
+    case CTH_EAGAIN:
+    case CTH_EOVERFLOW: return v;
+    default: return CTH_EPROTO;
+    }
+}
+
+/* The reply's header is in (status: its receive's): check it, then
+ * receive the output. */
+static void on_reply_header(struct mpi_pool *mp, struct slot *s, const MPI_Status *st)
+{
+    int count = -1;
+    if (st->MPI_ERROR != MPI_SUCCESS || MPI_Get_count(st, MPI_BYTE, &count) != MPI_SUCCESS ||
+        count != (int)sizeof s->rep || s->rep.magic != REP_MAGIC || s->rep.seq != s->seq) {
+        s->broken = true; /* where its output ends is unknown */
+        atomic_store(&mp->untrusted[s->rank], true);
+        slot_fail(s, CTH_EPROTO);
+        s->replied = true;
+        return;
+    }
+    const struct req_hdr *h = (const struct req_hdr *)s->hdr;
+    uint64_t out = s->rep.out_bytes;
+    bool fits = false;
+    switch (s->rep.status) {
+    case ST_OK:
+        fits = h->op == OP_BUFFER || out == h->count * h->out_size;
+        if (!fits)
+            slot_fail(s, CTH_EPROTO);
+        break;
+    case ST_TASK:
+        fits = out == 0 && s->rep.value != 0;
+        slot_fail(s, fits ? CTH_ETASK : CTH_EPROTO);
+        s->value = s->rep.value;
+        break;
+    case ST_ERROR:
+        fits = out == 0;
+        slot_fail(s, fits ? known_code(s->rep.value) : CTH_EPROTO);
+        break;
+    default: slot_fail(s, CTH_EPROTO);
+    }
+    if (out > SIZE_MAX / 2) { /* no such output: cannot even be drained */
+        s->broken = true;
+        slot_fail(s, CTH_EPROTO);
+        s->replied = true;
+        return;
+    }
+    s->recv_len = (size_t)out;
+    /* an unwanted output is received all the same, and dropped */
+    s->discard = !reserve(&s->recv, &s->recv_cap, s->recv_len);
+    if (s->discard)
+        slot_fail(s, CTH_ENOMEM);
+    if (s->recv_len == 0)
+        s->replied = true;
+    else
+        post_recv_piece(mp, s);
+}
+
+static void on_recv_piece(struct mpi_pool *mp, struct slot *s, const MPI_Status *st)
+{
+    size_t want = piece_len(s->recv_len, s->got);
+    int count = -1;
+    if (!s->discard && (st->MPI_ERROR != MPI_SUCCESS ||
+                        MPI_Get_count(st, MPI_BYTE, &count) != MPI_SUCCESS || count != (int)want))
+        slot_fail(s, CTH_EPROTO); /* cut short, or longer (truncated) */
+    s->got += want;
+    if (s->got < s->recv_len)
+        post_recv_piece(mp, s);
+    else
+        s->replied = true;
+}
+
+static void on_done(struct mpi_pool *mp, int idx, const MPI_Status *st)
+{
+    if ((size_t)idx >= mp->nslots * RQ_PER_SLOT)
+        return; /* a control message sent */
+    struct slot *s = &mp->slots[idx / RQ_PER_SLOT];
+    switch (idx % RQ_PER_SLOT) {
+    case RQ_SEND_PIECE:
+        s->sent += piece_len(s->send_len, s->sent);
+        if (s->sent < s->send_len)
+            post_send_piece(mp, s);
+        break;
+    case RQ_RECV_HDR: on_reply_header(mp, s, st); break;
+    case RQ_RECV_PIECE: on_recv_piece(mp, s, st); break;
+    default: break;
+    }
+    slot_maybe_finish(mp, s);
+}
+
+static void send_ctl(struct mpi_pool *mp, const struct ctl_msg *m)
+{
+    MPI_Request *r = &mp->reqs[mp->nslots * RQ_PER_SLOT];
+    for (int rank = 0; rank < mp->nranks; rank++) {
+        if (rank == mp->root)
+            continue;
+        if (r[rank] != MPI_REQUEST_NULL)
+            MPI_Wait(&r[rank], MPI_STATUS_IGNORE); /* a CANCEL before this STOP */
+        MPI_Isend(m, sizeof *m, MPI_BYTE, rank, TAG_CTL, mp->comm, &r[rank]);
+    }
+}
+
+/* terminate, in the communication thread: release every proxy waiting. */
+static void cancel_all(struct mpi_pool *mp)
+{
+    for (size_t i = 0; i < mp->nslots; i++) {
+        struct slot *s = &mp->slots[i];
+        if (s->state == SLOT_ACTIVE) { /* the queued ones were started before */
+            slot_deliver(s, CTH_ECANCELED, 0);
+            s->abandoned = true;
+        }
+    }
+    send_ctl(mp, &mp->ctl_cancel);
+}
+
+static bool any_active(const struct mpi_pool *mp)
+{
+    for (size_t i = 0; i < mp->nslots; i++)
+        if (mp->slots[i].state == SLOT_ACTIVE && !mp->slots[i].broken)
+            return true;
+    return false;
+}
+
+static void *comm_main(void *arg)
+{
+    struct mpi_pool *mp = arg;
+    int nreqs = (int)(mp->nslots * RQ_PER_SLOT + (size_t)mp->nranks);
+    unsigned idle = 0;
+    for (;;) {
+        bool progress = false;
+        pthread_mutex_lock(&mp->lock);
+        struct slot *q = mp->queue_head;
+        mp->queue_head = mp->queue_tail = NULL;
+        bool cancel = mp->terminating && !mp->canceled;
+        mp->canceled |= cancel;
+        bool stopping = mp->stopping;
+        pthread_mutex_unlock(&mp->lock);
+        for (; q; q = q->next) {
+            slot_start(mp, q);
+            slot_maybe_finish(mp, q);
+            progress = true;
+        }
+        if (cancel)
+            cancel_all(mp);
+        int outcount = 0;
+        int rc = MPI_Testsome(nreqs, mp->reqs, &outcount, mp->done_idx, mp->statuses);
+        if ((rc == MPI_SUCCESS || rc == MPI_ERR_IN_STATUS) && outcount > 0 &&
+            outcount != MPI_UNDEFINED) {
+            progress = true;
+            for (int i = 0; i < outcount; i++) {
+                if (rc == MPI_SUCCESS)
+                    mp->statuses[i].MPI_ERROR = MPI_SUCCESS;
+                on_done(mp, mp->done_idx[i], &mp->statuses[i]);
+            }
+        }
+        bool active = any_active(mp);
+        if (stopping && !active)
+            break;
+        if (progress) {
+            idle = 0;
+            continue;
+        }
+        idle++;
+        long ns = backoff_ns(idle);
+        pthread_mutex_lock(&mp->lock);
+        if (!mp->queue_head && mp->terminating == mp->canceled && mp->stopping == stopping) {
+            if (!active && outcount == MPI_UNDEFINED) {
+                pthread_cond_wait(&mp->wake, &mp->lock);
+            } else if (ns) {
+                struct timespec ts;
+                clock_gettime(CLOCK_MONOTONIC, &ts);
+                ts.tv_nsec += ns;
+                if (ts.tv_nsec >= 1000000000L) {
+                    ts.tv_sec++;
+                    ts.tv_nsec -= 1000000000L;
+                }
+                pthread_cond_timedwait(&mp->wake, &mp->lock, &ts);
+            }
+        }
+        pthread_mutex_unlock(&mp->lock);
+    }
+    /* every slot drained (a broken one's requests may never complete: its
+     * buffers stay MPI's, never freed): the ranks may go */
+    for (size_t i = 0; i < mp->nslots; i++) {
+        if (mp->slots[i].broken && slot_pending(mp, &mp->slots[i])) {
+            mp->slots[i].send = NULL;
+            mp->slots[i].recv = NULL;
+        }
+    }
+    send_ctl(mp, &mp->ctl_stop);
+    MPI_Waitall(mp->nranks, &mp->reqs[mp->nslots * RQ_PER_SLOT], MPI_STATUSES_IGNORE);
+    return NULL;
+}
+
+/* ---- the ops table --------------------------------------------------------------- */
+
+static int op_job_prepare(void *state, struct cth_result *job)
+{
+    (void)state;
+    if (job->cb.task_timeout != 0)
+        return CTH_ENOTSUP;
+    void *fn;
+    if (job->kind == JOB_BUFFER)
+        memcpy(&fn, &job->buf_fn, sizeof fn);
+    else
+        memcpy(&fn, &job->rec_fn, sizeof fn);
+    static _Thread_local struct cth__funcref ref; /* 4 KiB: not on the stack */
+    int err = cth__funcref_make(fn, &ref);
+    if (err)
+        return err;
+    struct mpi_job *mj = malloc(sizeof *mj + ref.path_len);
+    if (!mj)
+        return CTH_ENOMEM;
+    mj->offset = ref.offset;
+    mj->path_len = ref.path_len;
+    memcpy(mj->path, ref.path, ref.path_len);
+    job->proc = mj;
+    return 0;
+}
+
+static void op_job_release(void *state, struct cth_result *job)
+{
+    (void)state;
+    free(job->proc);
+    job->proc = NULL;
+}
+
+/* Fill the slot's request for items [lo, hi) of job. false: out of memory. */
+static bool slot_fill(struct slot *s, struct cth_result *job, size_t lo, size_t hi)
+{
+    const struct mpi_job *mj = job->proc;
+    struct req_hdr h = {.magic = REQ_MAGIC, .seq = ++s->seq};
+    const char *in;
+    if (job->kind == JOB_BUFFER) {
+        h.op = OP_BUFFER;
+        h.count = 1;
+        h.in_size = h.in_bytes = job->in_size;
+        in = job->in;
+    } else {
+        h.op = OP_RECORDS;
+        h.count = hi - lo;
+        h.in_size = job->in_size;
+        h.out_size = job->out_size;
+        h.in_bytes = (hi - lo) * job->in_size;
+        in = job->in_size ? job->in + lo * job->in_size : NULL;
+    }
+    h.fn_offset = mj->offset;
+    h.path_len = mj->path_len;
+    memcpy(s->hdr, &h, sizeof h);
+    memcpy(s->hdr + sizeof h, mj->path, h.path_len);
+    s->hdr_len = (int)(sizeof h + h.path_len);
+    if (!reserve(&s->send, &s->send_cap, h.in_bytes))
+        return false;
+    if (h.in_bytes && in)
+        memcpy(s->send, in, h.in_bytes);
+    s->send_len = h.in_bytes;
+    return true;
+}
+
+/* The proxy has its slot's outcome: the results into the job. */
+static void slot_outcome(struct slot *s, struct cth_result *job, size_t lo)
+{
+    if (s->code == CTH_ETASK) {
+        cth__job_fail(job, CTH_ETASK, s->value);
+    } else if (s->code) {
+        cth__job_fail(job, s->code, 0);
+    } else if (job->kind == JOB_BUFFER) {
+        job->buf = s->recv_len ? s->recv : NULL; /* the job's from now on */
+        job->buf_size = s->recv_len;
+        if (s->recv_len) {
+            s->recv = NULL;
+            s->recv_cap = 0;
+        }
+    } else if (job->out && job->out_size && s->recv_len) {
+        memcpy(job->out + lo * job->out_size, s->recv, s->recv_len);
+    }
+}
+
+static bool op_run_items(void *state, struct cth_result *job, size_t lo, size_t hi)
+{
+    struct mpi_pool *mp = state;
+    struct slot *s = tls_slot;
+    if (!s || s->broken || atomic_load(&mp->untrusted[s->rank]))
+        return false; /* root_works, or a rank not trusted again: this thread runs them */
+    if (!slot_fill(s, job, lo, hi)) {
+        cth__job_fail(job, CTH_ENOMEM, 0);
+        return true;
+    }
+    cth_event_clear(&s->done);
+    pthread_mutex_lock(&mp->lock);
+    if (mp->terminating) {
+        pthread_mutex_unlock(&mp->lock);
+        cth__job_fail(job, CTH_ECANCELED, 0);
+        return true;
+    }
+    s->next = NULL;
+    if (mp->queue_tail)
+        mp->queue_tail->next = s;
+    else
+        mp->queue_head = s;
+    mp->queue_tail = s;
+    pthread_cond_signal(&mp->wake);
+    pthread_mutex_unlock(&mp->lock);
+    while (cth_event_wait(&s->done, CTH_FOREVER) != 0)
+        ;
+    slot_outcome(s, job, lo);
+    return true;
+}
+
+static bool op_proxy_start(void *state)
+{
+    struct mpi_pool *mp = state;
+    size_t i = atomic_fetch_add(&mp->next_slot, 1);
+    tls_slot = i < mp->nslots ? &mp->slots[i] : NULL;
+    tls_pool_thread = true;
+    return true;
+}
+
+static void op_proxy_stop(void *state)
+{
+    (void)state;
+    tls_slot = NULL;
+    tls_pool_thread = false;
+}
+
+static void op_terminate(void *state)
+{
+    struct mpi_pool *mp = state;
+    pthread_mutex_lock(&mp->lock);
+    mp->terminating = true;
+    pthread_cond_signal(&mp->wake);
+    pthread_mutex_unlock(&mp->lock);
+}
+
+static void op_shutdown(void *state)
+{
+    struct mpi_pool *mp = state;
+    if (mp->shut)
+        return;
+    mp->shut = true;
+    if (mp->forked)
+        return;
+    if (mp->thread_started) {
+        pthread_mutex_lock(&mp->lock);
+        mp->stopping = true;
+        pthread_cond_signal(&mp->wake);
+        pthread_mutex_unlock(&mp->lock);
+        pthread_join(mp->thread, NULL);
+    }
+    MPI_Comm_free(&mp->comm);
+}
+
+static void op_destroy(void *state)
+{
+    struct mpi_pool *mp = state;
+    op_shutdown(mp);
+    for (size_t i = 0; i < mp->nslots; i++) {
+        free(mp->slots[i].send);
+        free(mp->slots[i].recv);
+    }
+    free(mp->slots);
+    free(mp->untrusted);
+    free(mp->reqs);
+    free(mp->done_idx);
+    free(mp->statuses);
+    pthread_mutex_destroy(&mp->lock);
+    pthread_cond_destroy(&mp->wake);
+    free(mp);
+}
+
+static void op_fork_child(void *state)
+{
+    struct mpi_pool *mp = state;
+    mp->forked = true; /* the communication thread and MPI are the parent's */
+}
+
+static const struct cth__pool_ops mpi_ops = {
+    .backend = CTH_POOL_MPI,
+    .job_prepare = op_job_prepare,
+    .run_items = op_run_items,
+    .job_release = op_job_release,
+    .proxy_start = op_proxy_start,
+    .proxy_stop = op_proxy_stop,
+    .terminate = op_terminate,
+    .shutdown = op_shutdown,
+    .destroy = op_destroy,
+    .fork_child = op_fork_child,
+};
+
+/* The root's state: slots for every rank's inflight chunks (interleaved by
+ * rank, so the first proxies spread over the ranks), the communication
+ * thread started. threads[r]: rank r's thread count. */
+static int root_state(MPI_Comm comm, int root, int nranks, const int *threads, size_t inflight,
+                      struct mpi_pool **out)
+{
+    struct mpi_pool *mp = calloc(1, sizeof *mp);
+    if (!mp)
+        return CTH_ENOMEM;
+    mp->comm = comm;
+    mp->nranks = nranks;
+    mp->root = root;
+    mp->ctl_cancel = (struct ctl_msg){CTL_MAGIC, CTL_CANCEL};
+    mp->ctl_stop = (struct ctl_msg){CTL_MAGIC, CTL_STOP};
+    pthread_mutex_init(&mp->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&mp->wake, &ca);
+    pthread_condattr_destroy(&ca);
+    size_t most = 0;
+    for (int r = 0; r < nranks; r++) {
+        size_t n = r == root ? 0 : inflight ? inflight : 2 * (size_t)threads[r];
+        mp->nslots += n;
+        most = n > most ? n : most;
+    }
+    size_t nreqs = mp->nslots * RQ_PER_SLOT + (size_t)nranks;
+    mp->slots = calloc(mp->nslots ? mp->nslots : 1, sizeof *mp->slots);
+    mp->untrusted = calloc((size_t)nranks, sizeof *mp->untrusted);
+    mp->reqs = malloc(nreqs * sizeof(MPI_Request));
+    mp->done_idx = malloc(nreqs * sizeof *mp->done_idx);
+    mp->statuses = malloc(nreqs * sizeof *mp->statuses);
+    if (!mp->slots || !mp->untrusted || !mp->reqs || !mp->done_idx || !mp->statuses ||
+        nreqs > INT_MAX) {
+        mp->shut = true; /* the communicator is the caller's to free */
+        op_destroy(mp);
+        return nreqs > INT_MAX ? CTH_EOVERFLOW : CTH_ENOMEM;
+    }
+    for (size_t i = 0; i < nreqs; i++)
+        mp->reqs[i] = MPI_REQUEST_NULL;
+    size_t k = 0;
+    for (size_t round = 0; round < most; round++) {
+        for (int r = 0; r < nranks; r++) {
+            size_t n = r == root ? 0 : inflight ? inflight : 2 * (size_t)threads[r];
+            if (round < n) {
+                mp->slots[k].rank = r;
+                mp->slots[k].tag = (int)round + 1;
+                cth_event_init(&mp->slots[k].done);
+                k++;
+            }
+        }
+    }
+    if (mp->nslots && pthread_create(&mp->thread, NULL, comm_main, mp) != 0) {
+        mp->shut = true;
+        op_destroy(mp);
+        return CTH_EAGAIN;
+    }
+    mp->thread_started = mp->nslots != 0;
+    *out = mp;
+    return 0;
+}
+
+/* ==== a worker rank ================================================================ */
+
+enum { W_IDLE, W_RECV, W_RUN, W_SEND };
+enum { WQ_RECV_PIECE, WQ_SEND_HDR, WQ_SEND_PIECE, WQ_PER_SLOT };
+
+/* A worker rank's side of one slot (tag = its index + 1). */
+struct wslot {
+    int state;
+    int err; /* a failure found before the task could run (its input is dropped) */
+    struct req_hdr h;
+    char path[sizeof(((struct cth__funcref *)0)->path)];
+    char *in;
+    size_t in_cap, got;
+    char *out;
+    size_t out_cap;
+    const char *reply; /* the output sent: out, or the result's buffer */
+    size_t reply_len, sent;
+    cth_result_t *res;
+    struct rep_hdr rep;
+};
+
+struct server {
+    MPI_Comm comm;
+    int root;
+    cth_pool_t *local;
+    struct wslot *slots;
+    int nslots;
+    MPI_Request *reqs; /* WQ_PER_SLOT per slot */
+    int *done_idx;
+    MPI_Status *statuses;
+    bool stop;
+    /* the last function resolved, and where */
+    void *fn;
+    struct cth__funcref ref;
+};
+
+static int resolve(struct server *sv, const struct wslot *w, void **fn)
+{
+    uint32_t len = w->h.path_len;
+    if (sv->fn && w->h.fn_offset == sv->ref.offset && len == sv->ref.path_len &&
+        memcmp(sv->ref.path, w->path, len) == 0) {
+        *fn = sv->fn;
+        return 0;
+    }
+    sv->fn = NULL;
+    sv->ref.offset = w->h.fn_offset;
+    sv->ref.path_len = len;
+    memcpy(sv->ref.path, w->path, len);
+    sv->ref.path[len] = '\0';
+    int err = cth__funcref_resolve(&sv->ref, fn);
+    if (err == 0)
+        sv->fn = *fn;
+    return err;
+}
+
+static MPI_Request *w_req(struct server *sv, const struct wslot *w, int which)
+{
+    return &sv->reqs[(w - sv->slots) * WQ_PER_SLOT + which];
+}
+
+static int w_tag(struct server *sv, const struct wslot *w)
+{
+    return (int)(w - sv->slots) + 1;
+}
+
+static void w_post_recv(struct server *sv, struct wslot *w)
+{
+    size_t len = piece_len(w->h.in_bytes, w->got);
+    if (w->err) /* dropped: MPI consumes the piece as truncated */
+        MPI_Irecv(NULL, 0, MPI_BYTE, sv->root, w_tag(sv, w), sv->comm, w_req(sv, w, WQ_RECV_PIECE));
+    else
+        MPI_Irecv(w->in + w->got, (int)len, MPI_BYTE, sv->root, w_tag(sv, w), sv->comm,
+                  w_req(sv, w, WQ_RECV_PIECE));
+}
+
+static void w_post_send(struct server *sv, struct wslot *w)
+{
+    size_t len = piece_len(w->reply_len, w->sent);
+    MPI_Isend(w->reply + w->sent, (int)len, MPI_BYTE, sv->root, w_tag(sv, w), sv->comm,
+              w_req(sv, w, WQ_SEND_PIECE));
+}
+
+static void w_reply(struct server *sv, struct wslot *w, uint32_t status, int32_t value,
+                    const char *out, size_t len)
+{
+    w->rep = (struct rep_hdr){
+        .magic = REP_MAGIC, .status = status, .seq = w->h.seq, .value = value, .out_bytes = len};
+    w->reply = out;
+    w->reply_len = len;
+    w->sent = 0;
+    w->state = W_SEND;
+    MPI_Isend(&w->rep, sizeof w->rep, MPI_BYTE, sv->root, w_tag(sv, w), sv->comm,
+              w_req(sv, w, WQ_SEND_HDR));
+    if (len)
+        w_post_send(sv, w);
+}
+
+/* The input is in: run the request on the rank's thread pool. */
+static void w_run(struct server *sv, struct wslot *w)
+{
+    void *fn = NULL;
+    int err = w->err ? w->err : resolve(sv, w, &fn);
+    const void *in = w->h.in_bytes ? w->in : NULL;
+    if (!err && w->h.op == OP_BUFFER) {
+        cth_pool_buffer_fn bf;
+        memcpy(&bf, &fn, sizeof bf);
+        err = cth_pool_apply_buffer_async(sv->local, bf, in, w->h.in_bytes, NULL, &w->res);
+    } else if (!err) {
+        size_t out_bytes = w->h.count * w->h.out_size;
+        cth_pool_record_fn rf;
+        memcpy(&rf, &fn, sizeof rf);
+        err = reserve(&w->out, &w->out_cap, out_bytes) ? 0 : CTH_ENOMEM;
+        if (!err)
+            err = cth_pool_map_records_async(sv->local, rf, in, w->h.in_size, w->h.count, 0, NULL,
+                                             out_bytes ? w->out : NULL, w->h.out_size, &w->res);
+    }
+    if (err == CTH_EINVAL) /* the local pool was terminated (CANCEL) */
+        err = CTH_ECANCELED;
+    if (err)
+        w_reply(sv, w, ST_ERROR, err, NULL, 0);
+    else
+        w->state = W_RUN;
+}
+
+/* The task has finished: its reply. */
+static void w_finished(struct server *sv, struct wslot *w)
+{
+    void *buf = NULL;
+    size_t len = 0;
+    int err = w->h.op == OP_BUFFER ? cth_result_get_buffer(w->res, &buf, &len, 0)
+                                   : cth_result_get(w->res, NULL, 0);
+    if (err == 0 && w->h.op == OP_BUFFER)
+        w_reply(sv, w, ST_OK, 0, buf, len);
+    else if (err == 0)
+        w_reply(sv, w, ST_OK, 0, w->out, w->h.count * w->h.out_size);
+    else if (err == CTH_ETASK)
+        w_reply(sv, w, ST_TASK, cth_result_task_error(w->res), NULL, 0);
+    else
+        w_reply(sv, w, ST_ERROR, err, NULL, 0);
+}
+
+/* The reply is sent: the slot is free. */
+static void w_sent(struct wslot *w)
+{
+    cth_result_free(w->res); /* and the buffer sent */
+    w->res = NULL;
+    w->state = W_IDLE;
+}
+
+static bool header_sane(const struct req_hdr *h, int len)
+{
+    if (h->magic != REQ_MAGIC || h->path_len != (size_t)len - sizeof *h)
+        return false;
+    if (h->op == OP_BUFFER)
+        return h->count == 1 && h->in_bytes == h->in_size;
+    if (h->op != OP_RECORDS)
+        return false;
+    return (h->in_size == 0 || h->count <= SIZE_MAX / 2 / h->in_size) &&
+           (h->out_size == 0 || h->count <= SIZE_MAX / 2 / h->out_size) &&
+           h->in_bytes == h->count * h->in_size;
+}
+
+/* A request's header: m is its matched message, of len bytes, on tag. */
+static void w_request(struct server *sv, MPI_Message *m, int len, int tag)
+{
+    struct wslot *w = tag >= 1 && tag <= sv->nslots ? &sv->slots[tag - 1] : NULL;
+    char hdr[HDR_MAX];
+    if (w && w->state == W_SEND) { /* the root has the reply: its sends end now */
+        MPI_Waitall(WQ_PER_SLOT, w_req(sv, w, 0), MPI_STATUSES_IGNORE);
+        w_sent(w);
+    }
+    if (!w || w->state != W_IDLE || len < (int)sizeof(struct req_hdr) || len > (int)HDR_MAX) {
+        MPI_Mrecv(NULL, 0, MPI_BYTE, m, MPI_STATUS_IGNORE); /* not the root's: dropped */
+        return;
+    }
+    MPI_Mrecv(hdr, len, MPI_BYTE, m, MPI_STATUS_IGNORE);
+    memcpy(&w->h, hdr, sizeof w->h);
+    bool sane = header_sane(&w->h, len) && w->h.in_bytes <= SIZE_MAX / 2;
+    if (sane)
+        memcpy(w->path, hdr + sizeof w->h, w->h.path_len);
+    else
+        w->h.in_bytes = 0; /* its input, if any, comes as requests of no slot: dropped */
+    w->err = !sane ? CTH_EPROTO : reserve(&w->in, &w->in_cap, w->h.in_bytes) ? 0 : CTH_ENOMEM;
+    w->got = 0;
+    w->state = W_RECV;
+    if (w->h.in_bytes)
+        w_post_recv(sv, w);
+    else
+        w_run(sv, w);
+}
+
+static bool w_pending(struct server *sv, const struct wslot *w)
+{
+    for (int i = 0; i < WQ_PER_SLOT; i++)
+        if (*w_req(sv, w, i) != MPI_REQUEST_NULL)
+            return true;
+    return false;
+}
+
+static void w_done(struct server *sv, int idx)
+{
+    struct wslot *w = &sv->slots[idx / WQ_PER_SLOT];
+    switch (idx % WQ_PER_SLOT) {
+    case WQ_RECV_PIECE:
+        w->got += piece_len(w->h.in_bytes, w->got);
+        if (w->got < w->h.in_bytes)
+            w_post_recv(sv, w);
+        else
+            w_run(sv, w);
+        break;
+    case WQ_SEND_PIECE:
+        w->sent += piece_len(w->reply_len, w->sent);
+        if (w->sent < w->reply_len)
+            w_post_send(sv, w);
+        break;
+    default: break;
+    }
+    if (w->state == W_SEND && !w_pending(sv, w))
+        w_sent(w);
+}
+
+static void w_control(struct server *sv, MPI_Message *m, int len)
+{
+    struct ctl_msg c = {0};
+    if (len != (int)sizeof c) {
+        MPI_Mrecv(NULL, 0, MPI_BYTE, m, MPI_STATUS_IGNORE);
+        return;
+    }
+    MPI_Mrecv(&c, sizeof c, MPI_BYTE, m, MPI_STATUS_IGNORE);
+    if (c.magic == CTL_MAGIC && c.op == CTL_CANCEL)
+        cth_pool_terminate(sv->local);
+    else if (c.magic == CTL_MAGIC && c.op == CTL_STOP)
+        sv->stop = true;
+}
+
+static bool w_busy(struct server *sv)
+{
+    for (int i = 0; i < sv->nslots; i++)
+        if (sv->slots[i].state != W_IDLE)
+            return true;
+    return false;
+}
+
+/* Serve the root until STOP (and every slot idle). */
+static void serve(struct server *sv)
+{
+    unsigned idle = 0;
+    while (!sv->stop || w_busy(sv)) {
+        bool progress = false;
+        int flag = 0;
+        MPI_Message m;
+        MPI_Status st;
+        if (!sv->stop &&
+            MPI_Improbe(sv->root, MPI_ANY_TAG, sv->comm, &flag, &m, &st) == MPI_SUCCESS && flag) {
+            int len = 0;
+            MPI_Get_count(&st, MPI_BYTE, &len);
+            if (st.MPI_TAG == TAG_CTL)
+                w_control(sv, &m, len);
+            else
+                w_request(sv, &m, len, st.MPI_TAG);
+            progress = true;
+        }
+        int outcount = 0;
+        if (MPI_Testsome(sv->nslots * WQ_PER_SLOT, sv->reqs, &outcount, sv->done_idx,
+                         sv->statuses) == MPI_SUCCESS &&
+            outcount != MPI_UNDEFINED) {
+            for (int i = 0; i < outcount; i++)
+                w_done(sv, sv->done_idx[i]);
+            progress |= outcount > 0;
+        }
+        for (int i = 0; i < sv->nslots; i++) {
+            struct wslot *w = &sv->slots[i];
+            if (w->state == W_RUN && cth_result_ready(w->res)) {
+                w_finished(sv, w);
+                progress = true;
+            }
+        }
+        if (progress) {
+            idle = 0;
+        } else {
+            long ns = backoff_ns(++idle);
+            if (ns)
+                sleep_ns(ns);
+        }
+    }
+}
+
+static void server_free(struct server *sv)
+{
+    for (int i = 0; i < sv->nslots; i++) {
+        cth_result_free(sv->slots[i].res);
+        free(sv->slots[i].in);
+        free(sv->slots[i].out);
+    }
+    free(sv->slots);
+    free(sv->reqs);
+    free(sv->done_idx);
+    free(sv->statuses);
+    cth_pool_free(sv->local);
+}
+
+/* ==== create ======================================================================== */
+
+static size_t cpu_count(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+        return (size_t)CPU_COUNT(&set);
+    return 1;
+}
+
+/* Every rank's start: the same error at every rank (one failing rank's
+ * code: the lowest), and, when none failed, each rank's thread count at
+ * the root (all_threads: nranks ints there, NULL elsewhere). */
+static int agree(MPI_Comm comm, int root, int err, int threads, int *all_threads)
+{
+    int first = 0;
+    if (MPI_Allreduce(&err, &first, 1, MPI_INT, MPI_MIN, comm) != MPI_SUCCESS)
+        return CTH_EPROTO;
+    if (first == 0 &&
+        MPI_Gather(&threads, 1, MPI_INT, all_threads, 1, MPI_INT, root, comm) != MPI_SUCCESS)
+        return CTH_EPROTO;
+    return first;
+}
+
+/* The checks every rank makes alone, before any message. */
+static int check_args(MPI_Comm comm, int root, const cth_mpi_opts_t *o, cth_pool_t **pool,
+                      int *nranks, int *rank)
+{
+    if (!pool)
+        return CTH_EINVAL;
+    *pool = NULL;
+    int inited = 0, finalized = 0, level = 0;
+    MPI_Initialized(&inited);
+    MPI_Finalized(&finalized);
+    if (!inited || finalized)
+        return CTH_ENOTSUP;
+    MPI_Query_thread(&level);
+    if (level < MPI_THREAD_MULTIPLE)
+        return CTH_ENOTSUP;
+    if (atomic_load(&serving) || tls_pool_thread) /* a task of a pool over ranks */
+        return CTH_EPERM;
+    if (comm == MPI_COMM_NULL || MPI_Comm_size(comm, nranks) != MPI_SUCCESS ||
+        MPI_Comm_rank(comm, rank) != MPI_SUCCESS)
+        return CTH_EINVAL;
+    if (root < 0 || root >= *nranks || (*nranks == 1 && !o->root_works))
+        return CTH_EINVAL;
+    if (o->threads > INT_MAX || o->inflight > INT_MAX)
+        return CTH_EOVERFLOW;
+    return 0;
+}
+
+/* The ranks serve already, and the root cannot go on: release them. */
+static void stop_ranks(MPI_Comm comm, int root, int nranks)
+{
+    struct ctl_msg stop = {CTL_MAGIC, CTL_STOP};
+    for (int r = 0; r < nranks; r++)
+        if (r != root)
+            MPI_Send(&stop, sizeof stop, MPI_BYTE, r, TAG_CTL, comm);
+}
+
+static int create_root(MPI_Comm comm, int root, int nranks, const cth_mpi_opts_t *o,
+                       cth_pool_t **pool)
+{
+    int *threads = malloc((size_t)nranks * sizeof *threads);
+    int err = agree(comm, root, threads ? 0 : CTH_ENOMEM, 0, threads);
+    struct mpi_pool *mp = NULL;
+    if (!err) {
+        err = threads ? root_state(comm, root, nranks, threads, o->inflight, &mp) : CTH_ENOMEM;
+        if (err) /* the ranks serve already, and wait for STOP */
+            stop_ranks(comm, root, nranks);
+    }
+    free(threads);
+    if (err) {
+        MPI_Comm_free(&comm);
+        return err;
+    }
+    size_t own = o->root_works ? (o->threads ? o->threads : cpu_count()) : 0;
+    if (mp->nslots + own > INT_MAX) {
+        op_destroy(mp);
+        return CTH_EOVERFLOW;
+    }
+    return cth__pool_create_ops(pool, mp->nslots + own, &mpi_ops, mp);
+}
+
+static int create_worker(MPI_Comm comm, int root, const cth_mpi_opts_t *o)
+{
+    struct server sv = {.comm = comm, .root = root};
+    cth_pool_opts_t po = {.processes = o->threads};
+    int err = cth_pool_create(&sv.local, &po);
+    int threads = err ? 0 : (int)cth_pool_size(sv.local);
+    if (!err) {
+        sv.nslots = o->inflight ? (int)o->inflight : 2 * threads;
+        size_t nreqs = (size_t)sv.nslots * WQ_PER_SLOT;
+        sv.slots = calloc((size_t)sv.nslots, sizeof *sv.slots);
+        sv.reqs = malloc(nreqs * sizeof(MPI_Request));
+        sv.done_idx = malloc(nreqs * sizeof *sv.done_idx);
+        sv.statuses = malloc(nreqs * sizeof *sv.statuses);
+        if (!sv.slots || !sv.reqs || !sv.done_idx || !sv.statuses || nreqs > INT_MAX)
+            err = nreqs > INT_MAX ? CTH_EOVERFLOW : CTH_ENOMEM;
+        for (size_t i = 0; !err && i < nreqs; i++)
+            sv.reqs[i] = MPI_REQUEST_NULL;
+    }
+    err = agree(comm, root, err, threads, NULL);
+    if (!err) {
+        atomic_store(&serving, true);
+        serve(&sv);
+        atomic_store(&serving, false);
+    }
+    server_free(&sv);
+    MPI_Comm_free(&comm);
+    return err ? err : CTH_MPI_WORKER;
+}
+
+CTH_API int cth_mpi_pool_create(MPI_Comm comm, int root, const cth_mpi_opts_t *opts,
+                                cth_pool_t **pool)
+{
+    cth_mpi_opts_t o = opts ? *opts : (cth_mpi_opts_t){0};
+    int nranks = 0, rank = 0;
+    int err = check_args(comm, root, &o, pool, &nranks, &rank);
+    if (err)
+        return err;
+    MPI_Comm dup;
+    if (MPI_Comm_dup(comm, &dup) != MPI_SUCCESS)
+        return CTH_ENOMEM;
+    MPI_Comm_set_errhandler(dup, MPI_ERRORS_RETURN);
+    if (rank == root)
+        return create_root(dup, root, nranks, &o, pool);
+    return create_worker(dup, root, &o);
+}
