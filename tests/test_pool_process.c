@@ -172,15 +172,6 @@ static int square_ll(const void *in, void *out)
     return 0;
 }
 
-static int *ints(size_t n)
-{
-    int *in = malloc(n * sizeof *in);
-    CHECK(in != NULL);
-    for (size_t i = 0; i < n; i++)
-        in[i] = (int)i;
-    return in;
-}
-
 /* Map squares over processes; every result checked. */
 static void check_map_squares(cth_pool_t *p, size_t n, size_t chunksize)
 {

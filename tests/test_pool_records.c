@@ -56,15 +56,6 @@ static int no_in(const void *in, void *out)
     return 0;
 }
 
-static int *ints(size_t n)
-{
-    int *in = malloc(n * sizeof *in);
-    CHECK(in != NULL);
-    for (size_t i = 0; i < n; i++)
-        in[i] = (int)i;
-    return in;
-}
-
 /* A map over 100k ints, no pointer array and no cast: every item checked,
  * for the default chunksize and others (1, uneven, one chunk, beyond n). */
 CTH_TEST(map_ints)
