@@ -53,14 +53,14 @@
  * replacement (appended to the thread list before it exits, so join sees
  * it) and ends; if the replacement cannot start, it carries on.
  *
- * Processes. A process pool's worker threads are proxies (pool_process.c):
- * each starts one worker process when it starts and stops it when it exits
- * (worker_main), and runs record and buffer items there
- * (cth__job_run_records); a job's data is placed for the workers when it is
- * submitted (cth__pool_proc_prepare) and released when it completes.
- * Another backend (the MPI ranks of libcthreading-mpi) plugs its proxies in
- * the same places through an ops table (cth__pool_create_ops), and is told
- * to stop its far side once cth_pool_free has joined the workers.
+ * Backends. A pool over processes (pool_process.c) or MPI ranks
+ * (libcthreading-mpi, through cth__pool_create_ops) has an ops table
+ * (pool_internal.h) and its worker threads are proxies: each starts its
+ * far worker when it starts and stops it when it exits (worker_main), and
+ * runs record and buffer items there (cth__job_run_records); a job's data
+ * is placed for the far side when it is submitted (cth__pool_job_prepare)
+ * and released when it completes; an MPI pool's ranks are told to stop
+ * once cth_pool_free has joined the proxies.
  *
  * Records and buffers. The record map (JOB_RECORDS), the record imaps
  * (JOB_IMAP with rec_fn) and the buffer apply (JOB_BUFFER) are jobs like
@@ -128,8 +128,7 @@ struct cth_pool {
     cth_thread_t **threads; /* every worker ever started (lock) */
     size_t nthreads, cap;
     struct cth__list_node live_link; /* the live pools (live_lock), for fork */
-    struct cth__proc_pool *procs;    /* a process pool's side (pool_process.c), or NULL */
-    const struct cth__pool_ops *ops; /* another backend's (src/mpi/), or NULL */
+    const struct cth__pool_ops *ops; /* a backend beyond threads (processes, MPI), or NULL */
     void *ops_state;                 /* and its own state */
     PAD(pad3);
     cth_lock_t free_lock;          /* guards the next four */
@@ -312,10 +311,6 @@ void cth__job_run_records(struct cth_result *job, size_t lo, size_t hi)
     cth_pool_t *p = job->pool;
     if (p->ops && p->ops->run_items(p->ops_state, job, lo, hi))
         return;
-    if (job->pool->procs) { /* a proxy: its worker process runs them */
-        cth__proc_run_items(job, lo, hi);
-        return;
-    }
     if (job->kind == JOB_BUFFER) {
         void *buf = NULL;
         size_t len = 0;
@@ -450,13 +445,11 @@ void cth__job_setup(struct cth_result *job, cth_pool_t *pool, uint8_t kind, size
     atomic_init(&job->refs, job->is_async ? 2 : 1);
 }
 
-int cth__pool_proc_prepare(cth_pool_t *p, struct cth_result *job)
+int cth__pool_job_prepare(cth_pool_t *p, struct cth_result *job)
 {
     bool records = job->kind == JOB_RECORDS || job->kind == JOB_BUFFER ||
                    (job->kind == JOB_IMAP && job->rec_fn);
-    if (p->ops && records && !job->proc)
-        return p->ops->job_prepare(p->ops_state, job);
-    if (!p->procs || !records || job->proc)
+    if (!p->ops || !records || job->proc)
         return 0;
     double t = job->cb.task_timeout;
     if (isnan(t) || t < 0)
@@ -464,12 +457,12 @@ int cth__pool_proc_prepare(cth_pool_t *p, struct cth_result *job)
     if (t > CTH_TIMEOUT_MAX)
         return CTH_EOVERFLOW;
     job->task_timeout = t > 0 ? t : p->task_timeout;
-    return cth__proc_job_prepare(p->procs, job);
+    return p->ops->job_prepare(p->ops_state, job);
 }
 
 int cth__pool_submit(cth_pool_t *p, struct cth_result *job, bool internal)
 {
-    int err = cth__pool_proc_prepare(p, job);
+    int err = cth__pool_job_prepare(p, job);
     if (err)
         return err;
     cth__lock_acquire_uninterrupted(&p->lock);
@@ -499,8 +492,6 @@ void cth__job_release_data(struct cth_result *job)
     cth_pool_t *p = job->pool;
     if (p->ops && job->proc)
         p->ops->job_release(p->ops_state, job);
-    else
-        cth__proc_job_release(job);
 }
 
 bool cth__pool_running(const cth_pool_t *p)
@@ -654,10 +645,7 @@ static void *worker_main(void *arg)
 {
     cth_pool_t *p = arg;
     tls_pool = p;
-    if (p->procs) { /* a proxy: its worker process runs the initializer */
-        if (!cth__proc_proxy_start(p->procs))
-            return NULL;
-    } else if (p->ops) {
+    if (p->ops) { /* a proxy: the backend's worker runs the initializer */
         if (!p->ops->proxy_start(p->ops_state))
             return NULL;
     } else if (p->initializer) {
@@ -684,8 +672,6 @@ static void *worker_main(void *arg)
         }
     }
 out:
-    if (p->procs)
-        cth__proc_proxy_stop();
     if (p->ops)
         p->ops->proxy_stop(p->ops_state);
     return NULL;
@@ -736,8 +722,8 @@ static void live_fork_prepare(void)
     pthread_mutex_lock(&live_lock);
     for (struct cth__list_node *node = live_pools.first; node; node = node->next) {
         cth_pool_t *p = cth__list_entry(node, cth_pool_t, live_link);
-        if (p->procs)
-            cth__proc_pool_fork_prepare(p->procs);
+        if (p->ops && p->ops->fork_prepare)
+            p->ops->fork_prepare(p->ops_state);
     }
 }
 
@@ -745,8 +731,8 @@ static void live_fork_parent(void)
 {
     for (struct cth__list_node *node = live_pools.first; node; node = node->next) {
         cth_pool_t *p = cth__list_entry(node, cth_pool_t, live_link);
-        if (p->procs)
-            cth__proc_pool_fork_parent(p->procs);
+        if (p->ops && p->ops->fork_parent)
+            p->ops->fork_parent(p->ops_state);
     }
     pthread_mutex_unlock(&live_lock);
 }
@@ -761,9 +747,7 @@ static void live_fork_child(void)
         atomic_store(&p->sleepers, 0);
         atomic_store(&p->spinners, 0);
         atomic_store(&p->submitting, 0); /* a push cut off by the fork */
-        if (p->procs)                    /* the workers are the parent's: forget them */
-            cth__proc_pool_fork_child(p->procs);
-        if (p->ops)
+        if (p->ops)                      /* the workers are the parent's: forget them */
             p->ops->fork_child(p->ops_state);
     }
     pthread_mutex_unlock(&live_lock);
@@ -798,7 +782,6 @@ static void pool_destroy(cth_pool_t *p)
         p->blocks = b->next;
         cth__free(b);
     }
-    cth__proc_pool_free(p->procs);
     if (p->ops)
         p->ops->destroy(p->ops_state);
     cth__free(p->threads);
@@ -897,7 +880,7 @@ static int pool_create(cth_pool_t **pool, const cth_pool_opts_t *opts,
     p->backend = ops ? ops->backend : o.backend;
     p->task_timeout = o.task_timeout;
     if (o.backend == CTH_POOL_PROCESSES) {
-        int err = cth__proc_pool_create(&o, p->nworkers, &p->procs);
+        int err = cth__proc_pool_create(&o, p->nworkers, &p->ops, &p->ops_state);
         if (err) {
             pool_destroy(p);
             return err;
@@ -911,7 +894,7 @@ static int pool_create(cth_pool_t **pool, const cth_pool_opts_t *opts,
             return err;
         }
     }
-    int err = p->procs ? cth__proc_pool_started(p->procs) : 0;
+    int err = p->ops && p->ops->started ? p->ops->started(p->ops_state) : 0;
     if (err) {
         cth_pool_free(p);
         return err;
@@ -1039,7 +1022,7 @@ static int submit_lone(cth_pool_t *pool, struct cth_result *job, const cth_resul
 {
     if (opts)
         job->cb = *opts;
-    int err = cth__pool_proc_prepare(pool, job);
+    int err = cth__pool_job_prepare(pool, job);
     if (err) {
         cth__result_release(job);
         return err;
@@ -1311,9 +1294,7 @@ CTH_API int cth_pool_terminate(cth_pool_t *pool)
         }
     }
     cth_lock_release(&pool->lock);
-    if (pool->procs) /* stop the workers running chunks: theirs finish CTH_ECANCELED */
-        cth__proc_pool_terminate(pool->procs);
-    if (pool->ops)
+    if (pool->ops) /* stop the workers running chunks: theirs finish CTH_ECANCELED */
         pool->ops->terminate(pool->ops_state);
     wake_workers(pool, INT32_MAX);
     /* a submitter past its state check pushes, then leaves: wait for it,
@@ -1361,7 +1342,7 @@ CTH_API void cth_pool_free(cth_pool_t *pool)
     live_unlink(pool);
     for (size_t i = 0; i < pool->nthreads; i++)
         cth_thread_free(pool->threads[i]);
-    if (pool->ops) /* another backend's workers (MPI ranks) are told to stop */
+    if (pool->ops && pool->ops->shutdown) /* far workers (MPI ranks) are told to stop */
         pool->ops->shutdown(pool->ops_state);
     cth__lock_acquire_uninterrupted(&pool->free_lock);
     pool->dead = true;

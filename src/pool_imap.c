@@ -387,7 +387,7 @@ static int imap_create(cth_pool_t *pool, cth_pool_fn fn, void *const *items, siz
         b->job.in = rec->in;
         b->job.in_size = rec->in_size;
         b->job.out_size = rec->out_size;
-        int err = cth__pool_proc_prepare(pool, &b->job);
+        int err = cth__pool_job_prepare(pool, &b->job);
         if (err) {
             cth__free(b);
             cth__free(it);

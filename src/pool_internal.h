@@ -153,71 +153,21 @@ bool cth__pool_is_process(const cth_pool_t *pool);
 
 /* Before a record or buffer job is queued (a no-op on threads, or for
  * another kind of job, or one prepared already): its task timeout (the
- * call's, job->cb.task_timeout, else the pool's) and cth__proc_job_prepare.
- * Returns 0, CTH_EINVAL / CTH_EOVERFLOW for a bad task_timeout, or
- * cth__proc_job_prepare's error. cth__pool_submit calls it. */
-int cth__pool_proc_prepare(cth_pool_t *pool, struct cth_result *job);
+ * call's, job->cb.task_timeout, else the pool's), then the backend's
+ * job_prepare. Returns 0, CTH_EINVAL / CTH_EOVERFLOW for a bad
+ * task_timeout, or job_prepare's error. cth__pool_submit calls it. */
+int cth__pool_job_prepare(cth_pool_t *pool, struct cth_result *job);
 
-/* A process pool's side in pool_process.c (pool.c holds it; NULL on a
- * thread pool). */
-struct cth__proc_pool;
-
-/* Before a record or buffer job on a process pool (pp, its process side)
- * is queued: place its input where the workers read it, name its
- * function. Returns 0, or CTH_ENOMEM, CTH_ENOENT (fn in no loaded object),
- * CTH_EOVERFLOW. */
-int cth__proc_job_prepare(struct cth__proc_pool *pp, struct cth_result *job);
-
-/* In a proxy thread (a process pool's worker thread): run items [lo, hi)
- * of job in this thread's worker process, copying their results into
- * job->out (or job->buf), replacing the worker if it died or timed out. */
-void cth__proc_run_items(struct cth_result *job, size_t lo, size_t hi);
-
-/* A record or buffer job's memory is being released: drop its process
- * state (job->proc). */
-void cth__proc_job_release(struct cth_result *job);
-
-/* The same for any backend: cth__proc_job_release, or the ops table's. */
+/* A job's memory is being released: the backend's job_release if it
+ * prepared the job. */
 void cth__job_release_data(struct cth_result *job);
 
-/* Check the process options and name the initializer; workers: the
- * proxies cth_pool_create starts (cth__proc_pool_started waits for them).
- * Returns 0 and *pp; CTH_ENOTSUP where the system has no process pool,
- * CTH_ENOENT (the initializer in no loaded object), CTH_ENOMEM,
- * CTH_EOVERFLOW. */
-int cth__proc_pool_create(const cth_pool_opts_t *opts, size_t workers, struct cth__proc_pool **pp);
+/* ---- backends beyond threads: an ops table (processes, MPI ranks) -------------- */
 
-/* Wait until the initial proxies have launched their workers. Returns 0,
- * or the first launch error (CTH_EAGAIN, CTH_ENOMEM, CTH_ENOENT). */
-int cth__proc_pool_started(struct cth__proc_pool *pp);
-
-/* terminate: SIGTERM every worker now (SIGKILL 0.1 s later, by its proxy),
- * and wake the proxies waiting in a chunk (it finishes CTH_ECANCELED). */
-void cth__proc_pool_terminate(struct cth__proc_pool *pp);
-
-/* Free it once every proxy has stopped (or, in a fork child, forget the
- * parent's workers). NULL is ignored. */
-void cth__proc_pool_free(struct cth__proc_pool *pp);
-
-/* fork(): held across it (prepare, parent); the child forgets the parent's
- * workers without touching them, and the pool's proxies do nothing more. */
-void cth__proc_pool_fork_prepare(struct cth__proc_pool *pp);
-void cth__proc_pool_fork_parent(struct cth__proc_pool *pp);
-void cth__proc_pool_fork_child(struct cth__proc_pool *pp);
-
-/* In a process pool's worker thread: become its proxy, launch its worker
- * process. false: the thread must exit (an initial worker that could not
- * launch: cth_pool_create reports it). */
-bool cth__proc_proxy_start(struct cth__proc_pool *pp);
-
-/* The proxy thread exits: stop its worker process (reaped). */
-void cth__proc_proxy_stop(void);
-
-/* ---- other backends: an ops table (the MPI backend, libcthreading-mpi) ------- */
-
-/* What a backend kept outside the core library (src/mpi/) gives pool.c: its
- * worker threads are proxies, as the process pool's, and these are called
- * where the process backend's hooks are. state is the backend's own. */
+/* What a backend beyond threads gives pool.c: the process pool
+ * (pool_process.c) and the pool over MPI ranks (src/mpi/). Its worker
+ * threads are proxies, each owning a far worker; state is the backend's
+ * own. */
 struct cth__pool_ops {
     cth_pool_backend_t backend; /* what cth_pool_backend() says */
     /* before a record or buffer job is queued (job->proc is the backend's):
@@ -234,13 +184,29 @@ struct cth__pool_ops {
     /* cth_pool_terminate: release the proxies waiting (their items finish
      * CTH_ECANCELED) */
     void (*terminate)(void *state);
-    /* cth_pool_free, once every worker thread has exited */
+    /* cth_pool_free, once every worker thread has exited (NULL: nothing) */
     void (*shutdown)(void *state);
     /* the pool's memory goes (also when cth__pool_create_ops fails) */
     void (*destroy)(void *state);
     /* in a fork child: forget whatever the parent's backend runs */
     void (*fork_child)(void *state);
+    /* optional (NULL: none): once the pool's first worker threads are
+     * started, wait until they are ready (0, or cth_pool_create's error);
+     * fork(): before it (what must not change meanwhile is held) and after
+     * it, in the parent */
+    int (*started)(void *state);
+    void (*fork_prepare)(void *state);
+    void (*fork_parent)(void *state);
 };
+
+/* The process backend (pool_process.c; src/unix/no_process_pool.c where
+ * there is none): check the process options, name the initializer, and
+ * give the ops table and its state for a pool of `workers` proxy threads,
+ * each owning a worker process. Returns 0, *ops and *state; CTH_ENOTSUP
+ * where the system has no process pool, CTH_ENOENT (the initializer in no
+ * loaded object), CTH_ENOMEM, CTH_EOVERFLOW. */
+int cth__proc_pool_create(const cth_pool_opts_t *opts, size_t workers,
+                          const struct cth__pool_ops **ops, void **state);
 
 /* A pool of workers proxy threads whose items run through ops; pointer
  * calls return CTH_ENOTSUP, as on processes. The pool owns state from this

@@ -8,8 +8,9 @@
  * are proxies: each launches one worker process when it starts
  * (proc_launch.h) and stops it when it exits, takes chunks as any worker
  * thread does, and instead of running a chunk ships it to its process and
- * waits (cth__proc_run_items). Queueing, ordering, callbacks, imap,
- * close/join/terminate and maxtasksperchild are the thread pool's.
+ * waits (run_items, through the pool's ops table: process_ops, at the
+ * end). Queueing, ordering, callbacks, imap, close/join/terminate and
+ * maxtasksperchild are the thread pool's.
  *
  * The control block. Each worker has its own: a memfd mapped by its proxy
  * and by that worker only (the mappings are not inherited by fork, and the
@@ -29,7 +30,7 @@
  * it (never trusting it) and keeps the address.
  *
  * Data. A map's records are copied once, when the job is submitted
- * (cth__proc_job_prepare), into a segment (a memfd: n inputs, then room
+ * (job_prepare), into a segment (a memfd: n inputs, then room
  * for n outputs); a proxy passes its descriptor by SCM_RIGHTS to its
  * worker with the first chunk of that job, the worker maps it and keeps it
  * mapped until it is sent another, reads the inputs and writes the outputs
@@ -188,6 +189,9 @@ struct worker_arg {
 };
 
 static _Thread_local struct proxy *tls_proxy;
+
+static void proxy_stop(void);
+static void job_release(struct cth_result *job);
 static _Atomic uint64_t next_seg_id = 1;
 
 /* ---- descriptors over the channel -------------------------------------------------- */
@@ -823,7 +827,7 @@ static void finish_items(struct proxy *px, struct cth_result *job, size_t lo, si
     }
 }
 
-void cth__proc_run_items(struct cth_result *job, size_t lo, size_t hi)
+static void run_items(struct cth_result *job, size_t lo, size_t hi)
 {
     struct proxy *px = tls_proxy;
     for (int tries = 0;; tries++) {
@@ -864,7 +868,7 @@ void cth__proc_run_items(struct cth_result *job, size_t lo, size_t hi)
 
 /* ---- proxies: start and stop -------------------------------------------------------------- */
 
-bool cth__proc_proxy_start(struct cth__proc_pool *pp)
+static bool proxy_start(struct cth__proc_pool *pp)
 {
     struct proxy *px = cth__calloc(1, sizeof *px);
     int err = CTH_ENOMEM;
@@ -891,13 +895,13 @@ bool cth__proc_proxy_start(struct cth__proc_pool *pp)
         return false;
     tls_proxy = px;
     if (err && initial) {
-        cth__proc_proxy_stop();
+        proxy_stop();
         return false;
     }
     return true;
 }
 
-void cth__proc_proxy_stop(void)
+static void proxy_stop(void)
 {
     struct proxy *px = tls_proxy;
     if (!px)
@@ -964,7 +968,7 @@ static void segment_put(struct cth__proc_pool *pp, struct segment *seg)
     segment_destroy(seg, true);
 }
 
-int cth__proc_job_prepare(struct cth__proc_pool *pp, struct cth_result *job)
+static int job_prepare(struct cth__proc_pool *pp, struct cth_result *job)
 {
     bool buffer = job->kind == JOB_BUFFER;
     size_t small = buffer && job->in_size <= INLINE_MAX ? job->in_size : 0;
@@ -1008,11 +1012,11 @@ int cth__proc_job_prepare(struct cth__proc_pool *pp, struct cth_result *job)
     }
     job->proc = pj;
     if (err)
-        cth__proc_job_release(job);
+        job_release(job);
     return err;
 }
 
-void cth__proc_job_release(struct cth_result *job)
+static void job_release(struct cth_result *job)
 {
     struct proc_job *pj = job->proc;
     if (!pj)
@@ -1029,7 +1033,7 @@ void cth__proc_job_release(struct cth_result *job)
 
 /* ---- the pool ---------------------------------------------------------------------------------- */
 
-int cth__proc_pool_create(const cth_pool_opts_t *o, size_t workers, struct cth__proc_pool **out)
+static int pool_state_create(const cth_pool_opts_t *o, size_t workers, struct cth__proc_pool **out)
 {
     size_t initarg_size = o->initarg ? o->initarg_size : 0;
     if (initarg_size > SIZE_MAX - sizeof(struct worker_arg))
@@ -1068,7 +1072,7 @@ int cth__proc_pool_create(const cth_pool_opts_t *o, size_t workers, struct cth__
     return 0;
 }
 
-int cth__proc_pool_started(struct cth__proc_pool *pp)
+static int pool_started(struct cth__proc_pool *pp)
 {
     uint32_t s;
     while ((s = atomic_load(&pp->starting)) != 0)
@@ -1076,7 +1080,7 @@ int cth__proc_pool_started(struct cth__proc_pool *pp)
     return atomic_load(&pp->start_err);
 }
 
-void cth__proc_pool_terminate(struct cth__proc_pool *pp)
+static void pool_terminate(struct cth__proc_pool *pp)
 {
     pthread_mutex_lock(&pp->lock);
     if (!terminating(pp)) {
@@ -1093,17 +1097,17 @@ void cth__proc_pool_terminate(struct cth__proc_pool *pp)
     pthread_mutex_unlock(&pp->lock);
 }
 
-void cth__proc_pool_fork_prepare(struct cth__proc_pool *pp)
+static void pool_fork_prepare(struct cth__proc_pool *pp)
 {
     pthread_mutex_lock(&pp->lock);
 }
 
-void cth__proc_pool_fork_parent(struct cth__proc_pool *pp)
+static void pool_fork_parent(struct cth__proc_pool *pp)
 {
     pthread_mutex_unlock(&pp->lock);
 }
 
-void cth__proc_pool_fork_child(struct cth__proc_pool *pp)
+static void pool_fork_child(struct cth__proc_pool *pp)
 {
     /* the workers are the parent's: close the copies of their descriptors
      * and forget them (their blocks' mappings did not follow) */
@@ -1122,7 +1126,7 @@ void cth__proc_pool_fork_child(struct cth__proc_pool *pp)
     pthread_mutex_unlock(&pp->lock);
 }
 
-void cth__proc_pool_free(struct cth__proc_pool *pp)
+static void pool_free(struct cth__proc_pool *pp)
 {
     if (!pp)
         return;
@@ -1134,4 +1138,92 @@ void cth__proc_pool_free(struct cth__proc_pool *pp)
     pthread_mutex_destroy(&pp->lock);
     cth__free(pp->arg);
     cth__free(pp);
+}
+
+/* ---- the ops table pool.c calls ---------------------------------------------------- */
+
+static int op_job_prepare(void *state, struct cth_result *job)
+{
+    return job_prepare(state, job);
+}
+
+static bool op_run_items(void *state, struct cth_result *job, size_t lo, size_t hi)
+{
+    CTH__UNUSED(state);
+    run_items(job, lo, hi); /* a proxy: its worker process runs them */
+    return true;
+}
+
+static void op_job_release(void *state, struct cth_result *job)
+{
+    CTH__UNUSED(state);
+    job_release(job);
+}
+
+static bool op_proxy_start(void *state)
+{
+    return proxy_start(state); /* its worker process runs the initializer */
+}
+
+static void op_proxy_stop(void *state)
+{
+    CTH__UNUSED(state);
+    proxy_stop();
+}
+
+static void op_terminate(void *state)
+{
+    pool_terminate(state);
+}
+
+static void op_destroy(void *state)
+{
+    pool_free(state);
+}
+
+static void op_fork_child(void *state)
+{
+    pool_fork_child(state);
+}
+
+static int op_started(void *state)
+{
+    return pool_started(state);
+}
+
+static void op_fork_prepare(void *state)
+{
+    pool_fork_prepare(state);
+}
+
+static void op_fork_parent(void *state)
+{
+    pool_fork_parent(state);
+}
+
+static const struct cth__pool_ops process_ops = {
+    .backend = CTH_POOL_PROCESSES,
+    .job_prepare = op_job_prepare,
+    .run_items = op_run_items,
+    .job_release = op_job_release,
+    .proxy_start = op_proxy_start,
+    .proxy_stop = op_proxy_stop,
+    .terminate = op_terminate,
+    .destroy = op_destroy,
+    .fork_child = op_fork_child,
+    .started = op_started,
+    .fork_prepare = op_fork_prepare,
+    .fork_parent = op_fork_parent,
+};
+
+int cth__proc_pool_create(const cth_pool_opts_t *opts, size_t workers,
+                          const struct cth__pool_ops **ops, void **state)
+{
+    struct cth__proc_pool *pp;
+    int err = pool_state_create(opts, workers, &pp);
+    if (err)
+        return err;
+    *ops = &process_ops;
+    *state = pp;
+    return 0;
 }
