@@ -381,6 +381,20 @@ __attribute__((unused)) static void bench_compare(const char *bench, const char 
     }
 }
 
+/* Run cmd (a shell command line), read the first number it prints (NAN if
+ * none). */
+__attribute__((unused)) static double bench_first_number(const char *cmd)
+{
+    FILE *p = popen(cmd, "r");
+    double v = NAN;
+    if (p) {
+        if (fscanf(p, "%lf", &v) != 1)
+            v = NAN;
+        pclose(p);
+    }
+    return v;
+}
+
 /*
  * Run a Python 3 snippet that prints one number, and return it (NAN if no
  * python3 or no number). Used for the Python peers, with the same
@@ -400,13 +414,7 @@ __attribute__((unused)) static double bench_python(const char *script)
     fclose(f);
     char cmd[512];
     snprintf(cmd, sizeof cmd, "python3 %s 2>/dev/null", path);
-    FILE *p = popen(cmd, "r");
-    double v = NAN;
-    if (p) {
-        if (fscanf(p, "%lf", &v) != 1)
-            v = NAN;
-        pclose(p);
-    }
+    double v = bench_first_number(cmd);
     remove(path);
     return v;
 }

@@ -96,19 +96,6 @@ static int as_rank(const char *what, size_t n)
     return err == 0 || err == CTH_MPI_WORKER ? 0 : 1;
 }
 
-/* Run cmd, read the first number it prints (NAN if none). */
-static double first_number(const char *cmd)
-{
-    FILE *p = popen(cmd, "r");
-    double v = NAN;
-    if (p) {
-        if (fscanf(p, "%lf", &v) != 1)
-            v = NAN;
-        pclose(p);
-    }
-    return v;
-}
-
 static char self[4096];
 
 struct mpi_run {
@@ -122,7 +109,7 @@ static double run_cth_mpi(void *ctx)
     char cmd[8192];
     snprintf(cmd, sizeof cmd, "%s -np 3 %s '%s' --rank %s %zu 2>/dev/null", CTH_MPIEXEC,
              CTH_MPIEXEC_FLAGS, self, r->what, r->n);
-    return first_number(cmd);
+    return bench_first_number(cmd);
 }
 
 /* The mpi4py.futures peer: the same shape, in Python. */
@@ -153,7 +140,7 @@ static double run_mpi4py(void *ctx)
     char cmd[8192];
     snprintf(cmd, sizeof cmd, "%s -np 3 %s %s %s %s %zu 2>/dev/null", CTH_MPIEXEC,
              CTH_MPIEXEC_FLAGS, PYTHON, py_path, r->what, r->n);
-    return first_number(cmd);
+    return bench_first_number(cmd);
 }
 
 static double run_processes(void *ctx)
