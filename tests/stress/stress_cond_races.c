@@ -97,11 +97,27 @@ static void locker(void *arg)
 static void interrupter(void *arg)
 {
     (void)arg;
-    while (!atomic_load(&stop)) {
-        if (atomic_load(&main_in))
-            cth_interrupt_main(SIGUSR2);
+    while (atomic_load(&main_in)) {
+        cth_interrupt_main(SIGUSR2);
         cth_sleep(0.0003);
     }
+}
+
+/* End the interrupted phase: stop the interrupter and join it, then take
+ * the interruption it may have left pending (one call, one CTH_EINTR, at
+ * the main thread's next wait), so that the waits after it are plain. */
+static void stop_interrupter(struct bunch *in)
+{
+    atomic_store(&main_in, 0);
+    for (int i = 0; i < in->n; i++) {
+        int r;
+        while ((r = cth_thread_join(in->threads[i], NULL, CTH_FOREVER)) == CTH_EINTR)
+            ;
+        CHECK_OK(r);
+        cth_thread_free(in->threads[i]);
+    }
+    while (cth_sleep(0.001) == CTH_EINTR)
+        ;
 }
 
 static void run(cth_cond_t *c, int use_main)
@@ -115,8 +131,8 @@ static void run(cth_cond_t *c, int use_main)
     bunch_start(&l, 3, locker, NULL);
     bunch_start(&n, 2, notifier, NULL);
     if (use_main) {
-        bunch_start(&in, 1, interrupter, NULL);
         atomic_store(&main_in, 1);
+        bunch_start(&in, 1, interrupter, NULL);
         /* the main thread waits too, interrupted now and then */
         while (atomic_load(&n.finished) < 2) {
             for (long i = 0; i < 50; i++) {
@@ -140,7 +156,7 @@ static void run(cth_cond_t *c, int use_main)
                 CHECK_OK(cth_cond_release(cv));
             }
         }
-        atomic_store(&main_in, 0);
+        stop_interrupter(&in);
     }
     bunch_join(&n);
     atomic_store(&stop, 1);
@@ -156,10 +172,6 @@ static void run(cth_cond_t *c, int use_main)
     }
     bunch_join(&w);
     bunch_join(&l);
-    if (use_main) {
-        bunch_join(&in);
-        (void)cth_sleep(0.01); /* let a stray interruption be taken */
-    }
     CHECK_EQ(woken, delivered);
     uint32_t st = atomic_load((_Atomic uint32_t *)&plain()->_state);
     if (st != 0)
