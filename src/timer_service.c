@@ -332,14 +332,6 @@ static void heap_push(struct cth_timer *t)
 
 /* ---- a timer's end ------------------------------------------------------------------------- */
 
-void cth__timer_unref(struct cth_timer *t)
-{
-    if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1) {
-        cth__free(t->name);
-        cth__free(t);
-    }
-}
-
 /* Whether shutdown waits for the timer: a non-daemon one-shot timer (a
  * periodic one would never end; it is cancelled at shutdown). */
 static bool counts_for_exit(const struct cth_timer *t)
@@ -821,7 +813,9 @@ int cth__timer_schedule(struct cth_timer *t)
             cth__shutdown_release();
     } else {
         t->started = true;
-        atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed); /* the service's */
+        /* The service's reference beside the caller's, the only one before
+         * the first start (and it is in this call): a store, no RMW. */
+        atomic_store_explicit(&t->refs, 2, memory_order_relaxed);
         t->deadline = deadline;
         atomic_store_explicit(&t->state, CTH_TIMER_PENDING, memory_order_release);
         heap_push(t);
