@@ -18,14 +18,13 @@
  * keep one (cth__runtime_thread_hooked): a thread cthreading started empties
  * it in the runtime's thread-exit hook (a timer worker's hook after each
  * call leaves it: the thread goes on), the main thread's lasts as long as
- * the process. Nothing is kept under AddressSanitizer or valgrind, which
- * then still see a use after free, nor while a test injects allocation
- * failures.
+ * the process. Nothing is kept under AddressSanitizer nor in valgrind
+ * builds (CTH_VALGRIND), which then still see a use after free, nor while a
+ * test injects allocation failures.
  */
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
-#include <string.h>
 
 #include "alloc.h"
 #include "deadline.h"
@@ -165,16 +164,16 @@ CTH_API int cth_timer_create(cth_timer_t **timer, double interval, cth_timer_fn 
         return CTH_EINVAL;
     }
 
+    struct cth_timer *t = timer_alloc();
+    if (!t)
+        return CTH_ENOMEM;
     char *name = NULL;
     if (opts->name && opts->name[0]) {
         name = cth__strdup(opts->name);
-        if (!name)
+        if (!name) {
+            timer_release(t);
             return CTH_ENOMEM;
-    }
-    struct cth_timer *t = timer_alloc();
-    if (!t) {
-        cth__free(name);
-        return CTH_ENOMEM;
+        }
     }
     /* Every field, one store each (a struct literal clears all first). */
     t->deadline = 0;

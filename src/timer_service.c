@@ -36,9 +36,9 @@
  * (next_due), and if that is due within KEEP_NS it waits for it spinning
  * (worker_wait, one worker at a time); meanwhile the service thread sleeps
  * KEEP_SLACK_NS past that deadline (worker_keeps), and dispatches it then
- * only if the worker has not taken it. So at a million firings a second one worker runs
- * them alone, with no hand-over, no lock passed to and fro and no system
- * call per timer. The workers are few: with the service thread, one thread
+ * only if the worker has not taken it. So at a million firings a second
+ * one worker runs them alone, with no hand-over, no lock passed to and fro
+ * and no system call per timer. The workers are few: with the service thread, one thread
  * per CPU (cth__os_cpu_count; at least one worker) runs trivial functions at
  * the highest rates (more workers would only contend for the lock), and a
  * new one starts only when the backlog waits and fewer than that many can
@@ -51,8 +51,8 @@
  * the kernel or burns its CPU from one merely not scheduled, which another
  * thread would not help). So a blocking function delays the others by about
  * STUCK_NS at most (plus KEEP_SLACK_NS where the service thread left a due
- * timer to a busy worker), and the threads stay within the CPUs plus the blocked
- * workers. Idle workers exit after IDLE_NS. If no worker can be started
+ * timer to a busy worker), and the threads stay within the CPUs plus the
+ * blocked workers. Idle workers exit after IDLE_NS. If no worker can be started
  * (the OS refuses) while none can run the backlog, the service thread runs
  * a function itself, so nothing is lost.
  *
@@ -510,12 +510,11 @@ static bool idle_wait(struct worker *w)
 
 /* Nothing is due (lock held, released while waiting). If the earliest
  * timer is due within KEEP_NS, the worker (one at a time) waits for it
- * itself, spinning:
- * at high rates one worker then runs on alone, without a hand-over from the
- * service thread for each timer (which meanwhile sleeps past that deadline,
- * worker_keeps). Else it waits idle, and the service thread, if it sleeps
- * so, is woken to look at the deadline itself. Returns false when the
- * worker should exit. */
+ * itself, spinning: at high rates one worker then runs on alone, without a
+ * hand-over from the service thread for each timer (which meanwhile sleeps
+ * past that deadline, worker_keeps). Else it waits idle, and the service
+ * thread, if it sleeps so, is woken to look at the deadline itself.
+ * Returns false when the worker should exit. */
 static bool worker_wait(struct worker *w)
 {
     if (svc.n && !svc.keeping) { /* one at a time: no herd on the lock at the deadline */
@@ -531,7 +530,7 @@ static bool worker_wait(struct worker *w)
             return true;
         }
     }
-    if (svc.sleep_slack && svc.sleep_until != INT64_MIN)
+    if (svc.sleep_slack) /* 0 while it is awake */
         wake_service();
     return idle_wait(w);
 }
