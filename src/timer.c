@@ -85,6 +85,7 @@ static void timer_release(struct cth_timer *t)
     cth__free(t);
 }
 
+#if CACHE_MAX
 /* The runtime's thread-exit hook: the thread ends, and its stack with it
  * (not after a timer worker's call: the worker goes on). Whatever it frees
  * after this goes to free(). */
@@ -103,10 +104,9 @@ static void cache_thread_exit(void)
 
 __attribute__((constructor)) static void timer_module_init(void)
 {
-#if CACHE_MAX
     cth__runtime_on_thread_exit(cache_thread_exit);
-#endif
 }
+#endif
 
 void cth__timer_unref(struct cth_timer *t)
 {
