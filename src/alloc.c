@@ -51,6 +51,12 @@ static int alloc_once_due(void)
     return 0;
 }
 
+bool cth__fault_alloc_armed(void)
+{
+    return atomic_load_explicit(&alloc_countdown, memory_order_relaxed) >= 0 ||
+           atomic_load_explicit(&alloc_once_countdown, memory_order_relaxed) >= 0;
+}
+
 static int alloc_fails(void)
 {
     return cth__fault_due(&alloc_countdown) || alloc_once_due();

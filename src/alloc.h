@@ -36,6 +36,10 @@ void cth__fault_alloc_after(long k);
  * not, -1 if none was armed. */
 long cth__fault_alloc_once(long k);
 
+/* Whether an injected failure is armed: a cache of freed objects then
+ * allocates anyway, so that the k-th allocation is the one a test means. */
+bool cth__fault_alloc_armed(void);
+
 /* Fault injection's countdown: whether the event it counts must fail now.
  * countdown < 0 is off (the default: one relaxed load). */
 int cth__fault_due(_Atomic long *countdown);

@@ -62,9 +62,12 @@ static size_t (*_Atomic acting_namer)(const void *, char *, size_t);
 /* Started non-daemon threads (main excluded) plus other work admitted as
  * non-daemon; shutdowns waiting on it count themselves in nondaemon_waiters. */
 static _Atomic uint32_t nondaemon_alive, nondaemon_waiters;
-static _Atomic unsigned long name_counter;      /* "Thread-N" and "Dummy-N" */
-static bool shutdown_begun, shutdown_finalized; /* under cth__registry_lock */
-static _Atomic uint32_t finalizers_done;        /* futex: the finalizers have run */
+static _Atomic unsigned long name_counter; /* "Thread-N" and "Dummy-N" */
+static bool shutdown_begun;                /* under cth__registry_lock */
+/* Written under cth__registry_lock; atomic so that an admission that counts
+ * nothing reads it without the lock. */
+static _Atomic bool shutdown_finalized;
+static _Atomic uint32_t finalizers_done; /* futex: the finalizers have run */
 
 static struct hook {
     void (*fn)(void *);
@@ -168,6 +171,12 @@ void cth__runtime_thread_exit(void)
     size_t n = atomic_load_explicit(&nexit_hooks, memory_order_acquire);
     for (size_t i = 0; i < n; i++)
         exit_hooks[i]();
+}
+
+bool cth__runtime_thread_hooked(void)
+{
+    struct cth_thread *self = cth__tls_current;
+    return self && self->kind != KIND_ADOPTED;
 }
 
 /* ---- fork ------------------------------------------------------------------------ */
@@ -462,6 +471,8 @@ int cth__admit_locked(bool nondaemon)
 
 int cth__shutdown_admit(bool nondaemon)
 {
+    if (!nondaemon) /* nothing to count: whoever comes after the end sees it */
+        return atomic_load_explicit(&shutdown_finalized, memory_order_acquire) ? CTH_ESHUTDOWN : 0;
     pthread_mutex_lock(&cth__registry_lock);
     int err = cth__admit_locked(nondaemon);
     pthread_mutex_unlock(&cth__registry_lock);

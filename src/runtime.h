@@ -26,6 +26,12 @@ void cth__runtime_on_thread_exit(void (*fn)(void));
  * and set new state. */
 void cth__runtime_thread_exit(void);
 
+/* Whether what a module keeps per thread is freed in time by its thread-exit
+ * hook, or lives as long as the process: the calling thread is one cthreading
+ * started, whose end runs the hooks, or the main thread. Not an adopted or
+ * foreign one, whose end runs no hook. */
+bool cth__runtime_thread_hooked(void);
+
 /* Take part in fork() as pthread_atfork does: prepare (before the runtime
  * takes its registry lock) in reverse registration order, parent and child
  * (after the runtime's own handling) in registration order; any may be NULL. */

@@ -10,6 +10,17 @@
  * finished) or fixed at creation (interval, period, fn, arg, name, daemon).
  * Joiners sleep on the done word: 0 alive, 2 alive with joiners asleep (so
  * that finishing pays a wake-up only when someone waits), 1 done.
+ *
+ * Memory: a freed timer goes on a stack in the thread that dropped its last
+ * reference, up to CACHE_MAX of them, and that thread's next creation takes
+ * it back, so that a create+free pair costs no malloc or free (they were a
+ * third of a schedule+cancel). Only threads whose stack is sure to be freed
+ * keep one (cth__runtime_thread_hooked): a thread cthreading started empties
+ * it in the runtime's thread-exit hook (a timer worker's hook after each
+ * call leaves it: the thread goes on), the main thread's lasts as long as
+ * the process. Nothing is kept under AddressSanitizer nor in valgrind
+ * builds (CTH_VALGRIND), which then still see a use after free, nor while a
+ * test injects allocation failures.
  */
 #include <limits.h>
 #include <math.h>
@@ -22,6 +33,93 @@
 #include "wait.h"
 
 static _Atomic uint32_t timer_counter;
+
+/* ---- the freed timers of a thread -------------------------------------------------------- */
+
+#if defined(__SANITIZE_ADDRESS__) || defined(CTH_VALGRIND)
+#define CACHE_MAX 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CACHE_MAX 0
+#endif
+#endif
+#ifndef CACHE_MAX
+#define CACHE_MAX 1024 /* 96 KiB a thread at most */
+#endif
+
+enum { CACHE_UNKNOWN, CACHE_ON, CACHE_OFF };
+
+/* The stack is linked through the timers' arg (a pointer to the start of
+ * the next: valgrind sees the stack reachable from the thread's). */
+static _Thread_local struct {
+    struct cth_timer *top;
+    uint32_t n;
+    uint32_t mode; /* CACHE_*: whether this thread keeps one, once asked */
+} cache __attribute__((tls_model("initial-exec")));
+
+/* Memory for a timer, not initialized (cth_timer_create sets every field). */
+static struct cth_timer *timer_alloc(void)
+{
+    struct cth_timer *t = cache.top;
+    if (!t || cth__fault_alloc_armed())
+        return cth__malloc(sizeof *t);
+    cache.top = t->arg;
+    cache.n--;
+    return t;
+}
+
+static void timer_release(struct cth_timer *t)
+{
+#if CACHE_MAX
+    if (cache.n < CACHE_MAX) {
+        if (cache.mode == CACHE_UNKNOWN)
+            cache.mode = cth__runtime_thread_hooked() ? CACHE_ON : CACHE_OFF;
+        if (cache.mode == CACHE_ON) {
+            t->arg = cache.top;
+            cache.top = t;
+            cache.n++;
+            return;
+        }
+    }
+#endif
+    cth__free(t);
+}
+
+#if CACHE_MAX
+/* The runtime's thread-exit hook: the thread ends, and its stack with it
+ * (not after a timer worker's call: the worker goes on). Whatever it frees
+ * after this goes to free(). */
+static void cache_thread_exit(void)
+{
+    if (cth__timer_running_here())
+        return;
+    cache.mode = CACHE_OFF;
+    while (cache.top) {
+        struct cth_timer *t = cache.top;
+        cache.top = t->arg;
+        cth__free(t);
+    }
+    cache.n = 0;
+}
+
+__attribute__((constructor)) static void timer_module_init(void)
+{
+    cth__runtime_on_thread_exit(cache_thread_exit);
+}
+#endif
+
+void cth__timer_unref(struct cth_timer *t)
+{
+    /* The only reference left is ours: nobody else can change the count,
+     * and the acquire orders their last use of the timer before the free. */
+    if (atomic_load_explicit(&t->refs, memory_order_acquire) == 1 ||
+        atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1) {
+        cth__free(t->name);
+        timer_release(t);
+    }
+}
+
+/* ---- the Timer object ----------------------------------------------------------------------- */
 
 /* Validate a period: 0 (one-shot) or a positive number of seconds. */
 static int check_period(double period, int64_t *ns)
@@ -66,25 +164,34 @@ CTH_API int cth_timer_create(cth_timer_t **timer, double interval, cth_timer_fn 
         return CTH_EINVAL;
     }
 
-    struct cth_timer *t = cth__calloc(1, sizeof *t);
+    struct cth_timer *t = timer_alloc();
     if (!t)
         return CTH_ENOMEM;
+    char *name = NULL;
     if (opts->name && opts->name[0]) {
-        t->name = cth__strdup(opts->name);
-        if (!t->name) {
-            cth__free(t);
+        name = cth__strdup(opts->name);
+        if (!name) {
+            timer_release(t);
             return CTH_ENOMEM;
         }
     }
+    /* Every field, one store each (a struct literal clears all first). */
+    t->deadline = 0;
+    t->seq = 0;
     t->heap_index = CTH__TIMER_NOT_IN_HEAP;
     atomic_init(&t->state, CTH_TIMER_INITIAL);
+    atomic_init(&t->done, 0);
     atomic_init(&t->refs, 1);
+    atomic_init(&t->finished, false);
+    t->started = t->cancel_requested = false;
     t->daemon = daemon;
     t->number = atomic_fetch_add_explicit(&timer_counter, 1, memory_order_relaxed) + 1;
+    t->link = (struct cth__list_node){NULL, NULL};
     t->interval = interval;
     t->period_ns = period_ns;
     t->fn = fn;
     t->arg = arg;
+    t->name = name;
     *timer = t;
     return 0;
 }

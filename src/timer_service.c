@@ -31,10 +31,16 @@
  * when the new timer goes to the top of the heap earlier than that, so
  * nothing wakes it while nothing is due. Due timers go to the backlog, and an
  * idle worker, if any, is woken to take them; the workers take them oldest
- * first. The workers are few: with the service thread, one thread per CPU
- * (cth__os_cpu_count; at least one worker) runs trivial functions at the
- * highest rates (at a million firings a second the service thread needs a
- * CPU of its own, and more workers would only contend for the lock), and a
+ * first. At high rates a busy worker does without the service thread: after
+ * a call it takes the earliest timer off the heap itself if it is due
+ * (next_due), and if that is due within KEEP_NS it waits for it spinning
+ * (worker_wait, one worker at a time); meanwhile the service thread sleeps
+ * KEEP_SLACK_NS past that deadline (worker_keeps), and dispatches it then
+ * only if the worker has not taken it. So at a million firings a second
+ * one worker runs them alone, with no hand-over, no lock passed to and fro
+ * and no system call per timer. The workers are few: with the service thread, one thread
+ * per CPU (cth__os_cpu_count; at least one worker) runs trivial functions at
+ * the highest rates (more workers would only contend for the lock), and a
  * new one starts only when the backlog waits and fewer than that many can
  * run it: the others are held up, either
  * blocked in a cthreading wait or sleep (wait.c counts the waits of a thread
@@ -44,13 +50,15 @@
  * whose call count has not moved; on Linux it tells a worker that sleeps in
  * the kernel or burns its CPU from one merely not scheduled, which another
  * thread would not help). So a blocking function delays the others by about
- * STUCK_NS at most, and the threads stay within the CPUs plus the blocked
- * workers. Idle workers exit after IDLE_NS. If no worker can be started
+ * STUCK_NS at most (plus KEEP_SLACK_NS where the service thread left a due
+ * timer to a busy worker), and the threads stay within the CPUs plus the
+ * blocked workers. Idle workers exit after IDLE_NS. If no worker can be started
  * (the OS refuses) while none can run the backlog, the service thread runs
  * a function itself, so nothing is lost.
  *
  * Order: timers due at the same instant are taken in the order they were
- * started (the heap breaks ties on the start sequence, the backlog is FIFO),
+ * started (the heap breaks ties on the start sequence, the backlog is FIFO
+ * and a worker takes from the heap only when the backlog is empty),
  * and each taking draws a ticket: a worker calls the function only once
  * every earlier ticket's call has begun (svc.calls_begun), so functions
  * start in that order even when several workers take them at once.
@@ -102,6 +110,8 @@
 #define STUCK_NS 1000000LL           /* a call this long holds its worker up */
 #define IDLE_SPIN_NS 20000LL         /* an idle worker spins this long before sleeping */
 #define SERVICE_SPIN_NS 20000LL      /* the service spins for a deadline this close */
+#define KEEP_NS 20000LL              /* a worker waits itself for a deadline this close */
+#define KEEP_SLACK_NS 250000LL       /* the service sleeps this long past it meanwhile */
 #define SEG0_SHIFT 6
 #define HEAP_MIN (1u << SEG0_SHIFT) /* the first segment */
 #define HEAP_SEGS 25                /* HEAP_MIN << 24 = HEAP_MAX */
@@ -148,6 +158,8 @@ static struct {
     int64_t spawn_retry;          /* no new worker before this, after the OS refused one */
     _Atomic uint32_t wake;        /* the service thread sleeps on it */
     int64_t sleep_until;          /* its sleep's deadline; INT64_MIN while awake */
+    int64_t sleep_slack;          /* how far past the earliest deadline it sleeps (worker_keeps) */
+    bool keeping;                 /* a worker waits for the earliest deadline (worker_wait) */
     bool finalizer_registered, closed, stop;
     cth_thread_t *thread;
 } svc = {.sleep_until = INT64_MIN};
@@ -172,6 +184,7 @@ static void svc_unlock(void)
 static void wake_service(void)
 {
     svc.sleep_until = INT64_MIN;
+    svc.sleep_slack = 0;
     atomic_fetch_add_explicit(&svc.wake, 1, memory_order_release);
     cth__futex_wake(&svc.wake, 1);
 }
@@ -326,19 +339,11 @@ static void heap_push(struct cth_timer *t)
 {
     t->seq = svc.seq++;
     sift_up(svc.n++, (struct heap_entry){t->deadline, t});
-    if (t->heap_index == 0 && t->deadline < svc.sleep_until)
+    if (t->heap_index == 0 && t->deadline < svc.sleep_until - svc.sleep_slack)
         wake_service();
 }
 
 /* ---- a timer's end ------------------------------------------------------------------------- */
-
-void cth__timer_unref(struct cth_timer *t)
-{
-    if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1) {
-        cth__free(t->name);
-        cth__free(t);
-    }
-}
 
 /* Whether shutdown waits for the timer: a non-daemon one-shot timer (a
  * periodic one would never end; it is cancelled at shutdown). */
@@ -449,6 +454,29 @@ static struct cth_timer *backlog_pop(void)
     return cth__list_entry(cth__list_pop_front(&svc.backlog), struct cth_timer, link);
 }
 
+/* The earliest timer fires: off the heap, and running from here (lock
+ * held). Setting the state under the lock makes the states follow the
+ * firing order; from here a cancel no longer stops this call. */
+static struct cth_timer *fire_earliest(void)
+{
+    struct cth_timer *t = slot(0)->timer;
+    heap_remove(t);
+    atomic_store_explicit(&t->state, CTH_TIMER_RUNNING, memory_order_release);
+    return t;
+}
+
+/* The next timer for a worker (lock held): the oldest of the backlog, else
+ * the earliest of the heap if it is due, which the worker then takes itself
+ * (the backlog holds the timers that were due before it, so the order is
+ * kept), or NULL. */
+static struct cth_timer *next_due(void)
+{
+    struct cth_timer *t = backlog_pop();
+    if (!t && svc.n && slot(0)->deadline <= cth__now_ns())
+        t = fire_earliest();
+    return t;
+}
+
 /* Wait idle for work (lock held, released while waiting). Returns false
  * when the worker should exit: idle for IDLE_NS, nobody woke it. Under a
  * high rate of firings the next one is microseconds away: a worker whose
@@ -480,6 +508,33 @@ static bool idle_wait(struct worker *w)
     return false;
 }
 
+/* Nothing is due (lock held, released while waiting). If the earliest
+ * timer is due within KEEP_NS, the worker (one at a time) waits for it
+ * itself, spinning: at high rates one worker then runs on alone, without a
+ * hand-over from the service thread for each timer (which meanwhile sleeps
+ * past that deadline, worker_keeps). Else it waits idle, and the service
+ * thread, if it sleeps so, is woken to look at the deadline itself.
+ * Returns false when the worker should exit. */
+static bool worker_wait(struct worker *w)
+{
+    if (svc.n && !svc.keeping) { /* one at a time: no herd on the lock at the deadline */
+        int64_t due = slot(0)->deadline;
+        if (due - cth__now_ns() <= KEEP_NS) {
+            svc.keeping = true;
+            svc_unlock();
+            while (cth__now_ns() < due)
+                for (int i = 0; i < 64; i++)
+                    cth__cpu_relax();
+            svc_lock();
+            svc.keeping = false;
+            return true;
+        }
+    }
+    if (svc.sleep_slack) /* 0 while it is awake */
+        wake_service();
+    return idle_wait(w);
+}
+
 /* Wake an idle worker taken off svc.idle (lock held): a system call only
  * if it sleeps. */
 static void wake_worker(struct worker *w)
@@ -502,10 +557,10 @@ static void *worker_main(void *arg)
     w->cpu_clock_ok = pthread_getcpuclockid(pthread_self(), &w->cpu_clock) == 0;
     svc_lock();
     for (;;) {
-        struct cth_timer *t = backlog_pop();
+        struct cth_timer *t = next_due();
         if (t)
             run_timer(t, w);
-        else if (w->orphan || svc.stop || !idle_wait(w))
+        else if (w->orphan || svc.stop || !worker_wait(w))
             break;
         if (w->orphan) /* it forked from that call: it ends in the child */
             break;
@@ -626,13 +681,24 @@ static bool need_worker(int64_t now, uint32_t *able)
 
 /* ---- the service thread ----------------------------------------------------------------------- */
 
+/* Whether a worker will take the next due timer itself (lock held): none is
+ * idle (worker_wait's idle ones go to sleep) and one is busy and not held
+ * up, so it comes back to the heap after its call, or waits for that
+ * deadline (worker_wait). */
+static bool worker_keeps(void)
+{
+    if (!cth__list_empty(&svc.idle))
+        return false;
+    for (struct cth__list_node *n = svc.workers.first; n; n = n->next)
+        if (!held_up(cth__list_entry(n, struct worker, all_link), false))
+            return true;
+    return false;
+}
+
 /* A due timer (taken off the heap) joins the backlog; an idle worker, if
  * any, is woken to take it (lock held). */
 static void dispatch(struct cth_timer *t)
 {
-    /* It has fired: from here a cancel no longer stops this call. Setting
-     * it now, under the lock, makes the states follow the firing order. */
-    atomic_store_explicit(&t->state, CTH_TIMER_RUNNING, memory_order_release);
     cth__list_push_back(&svc.backlog, &t->link);
     struct worker *w = idle_pop();
     if (w)
@@ -646,11 +712,8 @@ static void *service_main(void *arg)
     svc_lock();
     while (!svc.stop) {
         int64_t now = cth__now_ns();
-        while (svc.n && slot(0)->deadline <= now) {
-            struct cth_timer *t = slot(0)->timer;
-            heap_remove(t);
-            dispatch(t);
-        }
+        while (svc.n && slot(0)->deadline <= now)
+            dispatch(fire_earliest());
         uint32_t able;
         if (need_worker(now, &able)) {
             if (now >= svc.spawn_retry && spawn_worker() == 0)
@@ -663,10 +726,14 @@ static void *service_main(void *arg)
                 continue;
             }
         }
-        int64_t until = svc.n ? slot(0)->deadline : CTH__NO_DEADLINE;
+        int64_t until = svc.n ? slot(0)->deadline : CTH__NO_DEADLINE, slack = 0;
         if (!cth__list_empty(&svc.backlog) && cth__list_empty(&svc.idle) && until > now + STUCK_NS)
             until = now + STUCK_NS; /* the watchdog's next look */
+        else if (until - now <= KEEP_NS && worker_keeps())
+            slack = KEEP_SLACK_NS; /* then it looks, in case the worker is held up */
+        until += slack;
         svc.sleep_until = until;
+        svc.sleep_slack = slack;
         uint32_t seen = atomic_load_explicit(&svc.wake, memory_order_acquire);
         svc_unlock();
         if (until - now > SERVICE_SPIN_NS) {
@@ -678,6 +745,7 @@ static void *service_main(void *arg)
         }
         svc_lock();
         svc.sleep_until = INT64_MIN;
+        svc.sleep_slack = 0;
     }
     svc_unlock();
     return NULL;
@@ -761,6 +829,8 @@ static void service_after_fork_child(void)
         cth__thread_act_forget();
     cth__list_init(&svc.idle);
     atomic_store(&svc.calls_begun, svc.next_ticket); /* the gone workers' turns */
+    svc.sleep_slack = 0;
+    svc.keeping = false;
     cth_thread_free(svc.thread); /* its thread is gone (the runtime's handler ran first) */
     svc.thread = NULL;
     svc.sleep_until = INT64_MIN;
@@ -821,7 +891,9 @@ int cth__timer_schedule(struct cth_timer *t)
             cth__shutdown_release();
     } else {
         t->started = true;
-        atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed); /* the service's */
+        /* The service's reference beside the caller's, the only one before
+         * the first start (and it is in this call): a store, no RMW. */
+        atomic_store_explicit(&t->refs, 2, memory_order_relaxed);
         t->deadline = deadline;
         atomic_store_explicit(&t->state, CTH_TIMER_PENDING, memory_order_release);
         heap_push(t);

@@ -424,6 +424,76 @@ CTH_TEST(burst_runs_on_bounded_workers)
     CHECK(atomic_load(&s.max_tasks) <= bound);
 }
 
+/* The voluntary context switches of the timer service's threads (the
+ * service thread and the workers, "cth-timer..."), summed. */
+static long timer_threads_switches(void)
+{
+    DIR *dir = opendir("/proc/self/task");
+    CHECK(dir);
+    long sum = 0;
+    for (struct dirent *e; (e = readdir(dir)) != NULL;) {
+        char path[300], line[128];
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue; /* "." and "..", or it ended */
+        bool ours = fgets(line, sizeof line, f) && strncmp(line, "cth-timer", 9) == 0;
+        fclose(f);
+        snprintf(path, sizeof path, "/proc/self/task/%s/status", e->d_name);
+        if (!ours || !(f = fopen(path, "r")))
+            continue;
+        long v;
+        while (fgets(line, sizeof line, f))
+            if (sscanf(line, "voluntary_ctxt_switches: %ld", &v) == 1) {
+                sum += v;
+                break;
+            }
+        fclose(f);
+    }
+    closedir(dir);
+    return sum;
+}
+
+/* At a high rate of trivial firings (100,000 a second) a busy worker takes
+ * the due timers itself: no thread of the service sleeps or waits for
+ * another per timer. Between them they switch less than once in twenty
+ * firings, plus the service thread's looks while the worker is busy (at
+ * most one each KEEP_SLACK_NS, 250 us): about 800 in all here, where a
+ * hand-over through the service thread for each timer cost 4,200-4,900. */
+CTH_TEST(high_rate_needs_no_hand_over)
+{
+    if (access("/proc/self/task", R_OK) != 0)
+        CHECK_SKIP("no /proc/self/task to read context switches from");
+    if (RUNNING_ON_VALGRIND)
+        CHECK_SKIP("valgrind runs one thread at a time");
+    enum { CHAINS = 1000 }; /* each every 10 ms */
+    static cth_timer_t *t[CHAINS];
+    struct counter c = {0};
+    cth_timer_opts_t opts = {.period = 0.01, .daemon = CTH_DAEMON_YES};
+    for (int i = 0; i < CHAINS; i++) {
+        CHECK_OK(cth_timer_create(&t[i], 0.02 + 0.01 * i / CHAINS, count_call, &c, &opts));
+        CHECK_OK(cth_timer_start(t[i]));
+    }
+    cth_sleep(0.1); /* under way */
+    long switched = timer_threads_switches();
+    int fired = atomic_load(&c.calls);
+    double seconds = 0.3;
+    cth_sleep(seconds);
+    switched = timer_threads_switches() - switched;
+    fired = atomic_load(&c.calls) - fired;
+    for (int i = 0; i < CHAINS; i++)
+        CHECK_OK(cth_timer_cancel(t[i]));
+    for (int i = 0; i < CHAINS; i++) { /* no call is left to count on c */
+        CHECK_OK(cth_timer_join(t[i], CTH_FOREVER));
+        cth_timer_free(t[i]);
+    }
+    long bound = fired / 20 + (long)(seconds / 250e-6);
+    if (switched > bound)
+        fprintf(stderr, "%ld switches for %d firings, bound %ld\n", switched, fired, bound);
+    CHECK(fired > 0);
+    CHECK(switched <= bound);
+}
+
 /* Functions blocked in a cthreading wait (more of them than CPUs) and ones
  * blocked outside cthreading (nanosleep) do not keep a later timer from
  * firing: the service adds workers for them. */
