@@ -1012,9 +1012,10 @@ static size_t default_chunksize(const cth_pool_t *p, size_t n)
 
 /* Run a job on the caller's stack to the end; help: the caller runs
  * chunks too, as one of the team (never on a process pool, whose chunks
- * only its proxy threads can run). An interruption drops the unclaimed chunks, waits for the
- * running ones, and returns CTH_EINTR. A failed task makes it CTH_ETASK
- * with the task's value in the caller's cth_task_error() (cth__job_outcome). */
+ * only its proxy threads can run). An interruption drops the unclaimed
+ * chunks, waits for the running ones, and returns CTH_EINTR. A failed task
+ * makes it CTH_ETASK with the task's value in the caller's
+ * cth_task_error() (cth__job_outcome). */
 static int run_sync(cth_pool_t *p, struct cth_result *job, bool help)
 {
     help = help && !cth__pool_is_process(p);

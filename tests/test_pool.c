@@ -88,6 +88,13 @@ static int sleepy(void *arg, void **result)
     return 0;
 }
 
+static int sleepy_uninterrupted(void *arg, void **result)
+{
+    CHECK_OK(cth_sleep((double)VI(arg) / 1000.0));
+    *result = arg;
+    return 0;
+}
+
 static cth_pool_t *make_pool(size_t n)
 {
     cth_pool_t *p;
@@ -901,13 +908,14 @@ CTH_TEST(get_interrupted)
     CHECK(check_now() - t0 < 0.5);
     join_quietly(t);
     cth_thread_free(t);
-    /* a blocking map is interrupted too: unclaimed chunks are dropped */
+    /* a blocking map is interrupted too: unclaimed chunks are dropped; a
+     * task the main thread runs meanwhile waits as on a worker */
     CHECK_OK(cth_thread_create(&t, check_interrupter, NULL, NULL));
     CHECK_OK(cth_thread_start(t));
     void *items[50];
     for (int i = 0; i < 50; i++)
         items[i] = IV(20);
-    CHECK_EQ(cth_pool_map(p, sleepy, items, 50, 1, NULL), CTH_EINTR);
+    CHECK_EQ(cth_pool_map(p, sleepy_uninterrupted, items, 50, 1, NULL), CTH_EINTR);
     join_quietly(t);
     cth_thread_free(t);
     CHECK_OK(cth_result_get(r, NULL, CTH_FOREVER));
