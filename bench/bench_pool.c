@@ -6,8 +6,8 @@
  * system runs beside another's idle threads or inherits its heap, and a
  * peer preempted in one process does not stall the next; the load average
  * goes with every row.
- * - maps of 1k, 100k and 1M trivial items: cthreading map (Python's default
- *   chunksize) and parallel-for vs OpenMP `parallel for` calling the same
+ * - maps of 1k, 100k, 1M and 10M trivial items: cthreading map (Python's
+ *   default chunksize) and parallel-for vs OpenMP `parallel for` calling the same
  *   function, schedule(static) (the baseline) and schedule(dynamic, chunk)
  *   (chunk 4096, less for small maps); at 1M also GLib GThreadPool and libuv
  *   uv_queue_work fed one item at a time and Python's
@@ -551,9 +551,10 @@ int main(int argc, char **argv)
         snprintf(buf, sizeof buf, "%.17g", spin_per_us);
         setenv("CTH_BENCH_SPIN_PER_US", buf, 1);
     }
-    items = malloc(trivial_n * sizeof *items);
-    results = malloc(trivial_n * sizeof *results);
-    for (size_t i = 0; i < trivial_n; i++)
+    size_t largest = 10 * trivial_n; /* the largest map */
+    items = malloc(largest * sizeof *items);
+    results = malloc(largest * sizeof *results);
+    for (size_t i = 0; i < largest; i++)
         items[i] = (void *)(uintptr_t)i;
 #ifdef HAVE_LIBUV
     uv_reqs = calloc(trivial_n, sizeof *uv_reqs);
@@ -571,6 +572,7 @@ int main(int argc, char **argv)
     };
     bench_compare("idle pool", "cpu", unit, idle, 2, reps < 3 ? reps : 3, NULL);
 
+    family_trivial(10 * trivial_n, reps < 3 ? reps : 3);
     family_trivial(trivial_n, reps < 5 ? reps : 5);
     family_trivial(trivial_n / 10, reps);
     family_trivial(trivial_n / 1000, reps);

@@ -37,7 +37,17 @@
  * a lost wake-up impossible and keep the busy path free of syscalls. A
  * worker that takes a ring task and sees more wakes one more the same way;
  * a get() whose ring task is still untaken after its spin (the spinner was
- * preempted) wakes one too.
+ * preempted) wakes one too. A worker out of chunks of a blocking job takes
+ * the spinner's place before it finishes its last chunk, so a caller that
+ * submits its next job at once finds a spinner and makes no system call.
+ *
+ * Blocking calls. A blocking map (of pointers, structs or records, on a
+ * pool without an initializer) and parallel-for run chunks in the calling
+ * thread too, as one of a team of as many threads as the pool has
+ * workers: the submission wakes one worker fewer (a spinner is enough for
+ * the first), and the caller then spins briefly for the team's last
+ * chunks. In the main thread its tasks' waits are a worker's, and a posted
+ * interruption stops it between chunks (job_help).
  *
  * Cache. `cache` counts the imap iterators still reading their producer
  * (Python's job cache): a closed pool's workers exit once nothing is
@@ -82,7 +92,7 @@
 
 enum { POOL_RUN = 0, POOL_CLOSE = 1, POOL_TERMINATE = 2 };
 
-#define WORKER_SPIN 4000 /* pause iterations before parking (~20-40 us) */
+#define WORKER_SPIN 4000 /* pause iterations before parking (~20-90 us) */
 #define RING_CAP 4096    /* lone async tasks queued lock-free; a power of 2 */
 
 /* A cell of the ring (Vyukov's bounded MPMC queue): seq == position when
@@ -338,36 +348,68 @@ void cth__job_run_records(struct cth_result *job, size_t lo, size_t hi)
     }
 }
 
+/* The items [lo, hi) of a map (stride sizeof(void *): items is an array of
+ * pointers, each passed) or a starmap (stride: the struct size, each
+ * struct's address passed). The job's fields are read once: the task is
+ * opaque to the compiler, which would reload them after every call. */
+static __attribute__((noinline)) void run_map_items(struct cth_result *job, size_t lo, size_t hi)
+{
+    cth_pool_fn fn = job->fn;
+    void **results = job->results;
+    void *const *items = (void *const *)job->items;
+    for (size_t i = lo; i < hi; i++) {
+        void *v = NULL;
+        int r = fn(items[i], &v);
+        if (r != 0) {
+            cth__job_fail(job, CTH_ETASK, r);
+            return;
+        }
+        if (results)
+            results[i] = v;
+    }
+}
+
+static __attribute__((noinline)) void run_starmap_items(struct cth_result *job, size_t lo,
+                                                        size_t hi)
+{
+    cth_pool_fn fn = job->fn;
+    void **results = job->results;
+    const char *items = job->items;
+    size_t size = job->size;
+    for (size_t i = lo; i < hi; i++) {
+        void *v = NULL;
+        int r = fn((void *)(items + i * size), &v);
+        if (r != 0) {
+            cth__job_fail(job, CTH_ETASK, r);
+            return;
+        }
+        if (results)
+            results[i] = v;
+    }
+}
+
+static __attribute__((noinline)) void run_for_items(struct cth_result *job, size_t lo, size_t hi)
+{
+    cth_pool_for_fn fn = job->for_fn;
+    void *arg = job->arg;
+    for (size_t i = lo; i < hi; i++) {
+        int r = fn(arg, i);
+        if (r != 0) {
+            cth__job_fail(job, CTH_ETASK, r);
+            return;
+        }
+    }
+}
+
 static void job_run_chunk(struct cth_result *job, size_t c)
 {
     size_t lo = c * job->chunksize;
     size_t hi = lo + job->chunksize < job->n ? lo + job->chunksize : job->n;
     switch (job->kind) {
     case JOB_APPLY:
-    case JOB_MAP:
-    case JOB_STARMAP:
-        for (size_t i = lo; i < hi; i++) {
-            void *v = NULL;
-            const void *item = job->kind == JOB_STARMAP ? (const void *)(job->items + i * job->size)
-                                                        : ((void *const *)job->items)[i];
-            int r = job->fn((void *)item, &v);
-            if (r != 0) {
-                cth__job_fail(job, CTH_ETASK, r);
-                break;
-            }
-            if (job->results)
-                job->results[i] = v;
-        }
-        break;
-    case JOB_FOR:
-        for (size_t i = lo; i < hi; i++) {
-            int r = job->for_fn(job->arg, i);
-            if (r != 0) {
-                cth__job_fail(job, CTH_ETASK, r);
-                break;
-            }
-        }
-        break;
+    case JOB_MAP: run_map_items(job, lo, hi); break;
+    case JOB_STARMAP: run_starmap_items(job, lo, hi); break;
+    case JOB_FOR: run_for_items(job, lo, hi); break;
     case JOB_RECORDS:
     case JOB_BUFFER: cth__job_run_records(job, lo, hi); break;
     default: cth__imap_run(job, lo, hi); break;
@@ -407,12 +449,19 @@ static void job_run_one(struct cth_result *job, size_t c)
     job_finish(job, 1);
 }
 
-/* Run the job's unclaimed chunks in the calling thread. */
+/* Run the job's unclaimed chunks in the calling thread. In the main
+ * thread the tasks' own waits do not take an interruption (as on a
+ * worker); it stops the help between chunks, and the wait the caller goes
+ * to next reports it and drops the chunks still unclaimed. */
 static void job_help(struct cth_result *job)
 {
+    bool deferred = cth__wait_interrupt_deferred; /* a map run by a task the main thread runs */
+    bool interruptible = !deferred && cth__is_main_thread();
+    cth__wait_interrupt_deferred = deferred || interruptible;
     size_t c;
-    while ((c = job_claim(job)) != SIZE_MAX)
+    while (!(interruptible && cth__interrupt_pending()) && (c = job_claim(job)) != SIZE_MAX)
         job_run_one(job, c);
+    cth__wait_interrupt_deferred = deferred;
 }
 
 /* Pop a ring job to run (its only chunk is the caller's); once the pool is
@@ -460,7 +509,10 @@ int cth__pool_job_prepare(cth_pool_t *p, struct cth_result *job)
     return p->ops->job_prepare(p->ops_state, job);
 }
 
-int cth__pool_submit(cth_pool_t *p, struct cth_result *job, bool internal)
+/* Queue a job (cth__pool_submit); helping: the submitter runs chunks too,
+ * in place of a worker, so one worker fewer is woken (none for a job of one
+ * chunk or a pool of one worker). */
+static int pool_submit(cth_pool_t *p, struct cth_result *job, bool internal, bool helping)
 {
     int err = cth__pool_job_prepare(p, job);
     if (err)
@@ -476,10 +528,15 @@ int cth__pool_submit(cth_pool_t *p, struct cth_result *job, bool internal)
     job->linked = true;
     atomic_fetch_add(&p->listed, 1);
     /* read before unlocking: a worker may complete and free the job */
-    int wake = (int)(job->nchunks < p->nworkers ? job->nchunks : p->nworkers);
+    size_t wake = job->nchunks < p->nworkers ? job->nchunks : p->nworkers;
     cth_lock_release(&p->lock);
-    wake_workers(p, wake);
+    wake_workers(p, (int)(wake - helping));
     return 0;
+}
+
+int cth__pool_submit(cth_pool_t *p, struct cth_result *job, bool internal)
+{
+    return pool_submit(p, job, internal, false);
 }
 
 bool cth__pool_is_process(const cth_pool_t *p)
@@ -582,33 +639,39 @@ static bool may_exit(cth_pool_t *p)
            atomic_load(&p->cache) == 0;
 }
 
+/* Become the one spinner if there is none. */
+static bool take_spinner(cth_pool_t *p)
+{
+    uint32_t none = 0;
+    return atomic_compare_exchange_strong(&p->spinners, &none, 1);
+}
+
 /* Take a chunk to run: ring tasks first (while the queue holds a job, new
  * lone tasks go to the queue, so the ring's are the older), then the
  * queue's. NULL when the worker must exit. Spins, then parks while there
- * is nothing to do. */
-static struct cth_result *take_work(cth_pool_t *p, size_t *chunk)
+ * is nothing to do. spinner: the caller holds the spinner's place already
+ * (taken before it finished its last job, so that a caller submitting its
+ * next job at once finds it and wakes nobody); it keeps it while it looks
+ * again after a change, and gives it up when it takes work or parks. */
+static struct cth_result *take_work(cth_pool_t *p, size_t *chunk, bool spinner)
 {
+    struct cth_result *job = NULL;
     for (;;) {
         uint32_t seq = atomic_load(&p->seq);
         int st = atomic_load(&p->state);
         if (st == POOL_TERMINATE)
-            return NULL;
-        struct cth_result *job = ring_take(p);
-        if (job) {
-            /* more lone tasks and nobody to notice them: wake a sleeper */
-            if (ring_ready(p))
-                wake_one(p, true);
+            break;
+        if ((job = ring_take(p)) != NULL) {
             *chunk = 0;
-            return job;
+            break;
         }
         if (atomic_load(&p->listed) && (job = list_take(p, chunk)) != NULL)
-            return job;
+            break;
         if (st == POOL_CLOSE && may_exit(p))
-            return NULL;
+            break;
         /* one spinner at a time (it wakes another if it finds more work):
          * the others park at once, leaving the cores to the submitters */
-        uint32_t none = 0;
-        bool spinner = atomic_compare_exchange_strong(&p->spinners, &none, 1);
+        spinner = spinner || take_spinner(p);
         int spin = 0;
         while (spinner && spin < WORKER_SPIN &&
                atomic_load_explicit(&p->seq, memory_order_relaxed) == seq && !ring_ready(p)) {
@@ -622,13 +685,18 @@ static struct cth_result *take_work(cth_pool_t *p, size_t *chunk)
             atomic_fetch_add(&p->sleepers, SLEEPER);
             if (spinner)
                 atomic_fetch_sub(&p->spinners, 1);
+            spinner = false;
             if (!ring_ready(p))
                 cth__futex_wait(&p->seq, seq, CTH__NO_DEADLINE);
             leave_parking(p);
-        } else {
-            atomic_fetch_sub(&p->spinners, 1);
         }
     }
+    if (spinner)
+        atomic_fetch_sub(&p->spinners, 1);
+    /* more lone tasks and nobody to notice them: wake a sleeper */
+    if (job && job->in_ring && ring_ready(p))
+        wake_one(p, true);
+    return job;
 }
 
 static int spawn_worker(cth_pool_t *p);
@@ -654,7 +722,9 @@ static void *worker_main(void *arg)
     size_t done = 0;
     struct cth_result *job;
     size_t c;
-    while ((job = take_work(p, &c)) != NULL) {
+    bool spinner = false;
+    while ((job = take_work(p, &c, spinner)) != NULL) {
+        spinner = false;
         for (;;) {
             job_run_chunk(job, c);
             if (p->maxtasks && ++done >= p->maxtasks) {
@@ -665,6 +735,10 @@ static void *worker_main(void *arg)
                 break;
             }
             size_t next = job_claim(job);
+            /* out of chunks: be the spinner before finishing a blocking
+             * job (an async one may run callbacks first) */
+            if (next == SIZE_MAX && !job->is_async)
+                spinner = take_spinner(p);
             job_finish(job, 1);
             if (next == SIZE_MAX)
                 break;
@@ -937,17 +1011,23 @@ static size_t default_chunksize(const cth_pool_t *p, size_t n)
 }
 
 /* Run a job on the caller's stack to the end; help: the caller runs
- * chunks too (never on a process pool, whose chunks only its proxy threads
- * can run). An interruption drops the unclaimed chunks, waits for the
- * running ones, and returns CTH_EINTR. A failed task makes it CTH_ETASK
- * with the task's value in the caller's cth_task_error() (cth__job_outcome). */
+ * chunks too, as one of the team (never on a process pool, whose chunks
+ * only its proxy threads can run). An interruption drops the unclaimed
+ * chunks, waits for the running ones, and returns CTH_EINTR. A failed task
+ * makes it CTH_ETASK with the task's value in the caller's
+ * cth_task_error() (cth__job_outcome). */
 static int run_sync(cth_pool_t *p, struct cth_result *job, bool help)
 {
-    int err = cth__pool_submit(p, job, false);
+    help = help && !cth__pool_is_process(p);
+    int err = pool_submit(p, job, false, help);
     if (err)
         return err;
-    if (help && !cth__pool_is_process(p))
+    if (help) {
         job_help(job);
+        /* the team's last chunks are at most one each: spin a while */
+        for (int i = 0; i < WORKER_SPIN && !cth_result_ready(job); i++)
+            cth__cpu_relax();
+    }
     if (cth__job_wait(job, CTH__NO_DEADLINE) == CTH_EINTR) {
         cth__lock_acquire_uninterrupted(&p->lock);
         size_t c = job_cancel_locked(p, job);
@@ -1068,6 +1148,13 @@ static void map_setup(struct cth_result *job, cth_pool_t *pool, uint8_t kind, ct
     cth__job_setup(job, pool, kind, n, chunksize ? chunksize : default_chunksize(pool, n));
 }
 
+/* Whether a blocking map's caller runs chunks too: only where no
+ * initializer prepares the workers for their tasks. */
+static bool helps_map(const cth_pool_t *p)
+{
+    return !p->initializer;
+}
+
 static int map_sync(cth_pool_t *pool, uint8_t kind, cth_pool_fn fn, const void *items, size_t size,
                     size_t n, size_t chunksize, void **results)
 {
@@ -1081,7 +1168,7 @@ static int map_sync(cth_pool_t *pool, uint8_t kind, cth_pool_fn fn, const void *
         return 0;
     struct cth_result job = {0};
     map_setup(&job, pool, kind, fn, items, size, n, chunksize, results);
-    return run_sync(pool, &job, false);
+    return run_sync(pool, &job, helps_map(pool));
 }
 
 /* An empty map_async (of pointers or records): ready at once (Python's []),
@@ -1203,7 +1290,7 @@ CTH_API int cth_pool_map_records(cth_pool_t *pool, cth_pool_record_fn fn, const 
         return 0;
     struct cth_result job = {0};
     records_setup(&job, pool, fn, in, in_size, n, chunksize, out, out_size);
-    return run_sync(pool, &job, false);
+    return run_sync(pool, &job, helps_map(pool));
 }
 
 CTH_API int cth_pool_map_records_async(cth_pool_t *pool, cth_pool_record_fn fn, const void *in,

@@ -65,6 +65,7 @@ static int interrupt_take(void)
 }
 
 _Thread_local _Atomic uint32_t *cth__wait_blocked_count __attribute__((tls_model("initial-exec")));
+_Thread_local bool cth__wait_interrupt_deferred __attribute__((tls_model("initial-exec")));
 
 /* A wait outside the main thread, counted in the caller's blocked count. */
 static int counted_wait(_Atomic uint32_t *addr, uint32_t expected, int64_t deadline)
@@ -236,7 +237,7 @@ int cth__futex_wait(_Atomic uint32_t *addr, uint32_t expected, int64_t deadline)
 {
     if (deadline != CTH__NO_DEADLINE && cth__now_ns() >= deadline)
         return CTH_ETIMEDOUT;
-    if (!cth__is_main_thread()) {
+    if (!cth__is_main_thread() || cth__wait_interrupt_deferred) {
         int r = counted_wait(addr, expected, deadline);
         return r == CTH_EINTR ? 0 : r;
     }
@@ -302,6 +303,11 @@ void cth__interrupt_main_wait(void)
 {
     cth__interrupt_post();
     cth__interrupt_wake();
+}
+
+bool cth__interrupt_pending(void)
+{
+    return atomic_load_explicit(&interrupt_pending, memory_order_relaxed) != 0;
 }
 
 void cth__interrupt_reset(void)

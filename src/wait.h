@@ -52,6 +52,16 @@ void cth__interrupt_wake(void);
  * report (it succeeded anyway) calls this to keep it for the next wait. */
 void cth__interrupt_main_wait(void);
 
+/* Whether an interruption is posted and not yet taken: a look for a main
+ * thread busy outside any wait (the wait it goes to next reports it). */
+bool cth__interrupt_pending(void);
+
+/* While set in the main thread, its waits are any other thread's: they
+ * never report CTH_EINTR and leave an interruption pending (a blocking map
+ * sets it while its caller runs the pool's tasks, which see no more than
+ * on a worker; the map's own wait reports it afterwards). */
+extern _Thread_local bool cth__wait_interrupt_deferred __attribute__((tls_model("initial-exec")));
+
 /* Forget a pending interruption (fork child). */
 void cth__interrupt_reset(void);
 

@@ -226,7 +226,10 @@ CTH_API int cth_pool_apply_async(cth_pool_t *pool, cth_pool_fn fn, void *arg,
  * cth_pool_map - Pool.map(func, items, chunksize): fn(items[i], &results[i])
  * for i in [0, n), spread over the workers in chunks of chunksize
  * consecutive items (0 = Python's default, ceil(n / (4 x workers))), and
- * wait for all of them. results (n slots, may be NULL) are in input order.
+ * wait for all of them. Unless the pool has an initializer, the calling
+ * thread runs chunks too, in place of one worker (OpenMP's master thread
+ * does the same); a task's waits there are a worker's (never CTH_EINTR).
+ * results (n slots, may be NULL) are in input order.
  * Returns 0 when every task succeeded; CTH_ETASK when one failed, only
  * after every chunk has finished (as Python; a chunk stops at its first
  * failing item, as Python's mapstar), with cth_task_error() set to the
@@ -276,7 +279,8 @@ CTH_API int cth_pool_starmap_async(cth_pool_t *pool, cth_pool_fn fn, const void 
  * workers and the calling thread together (Python has no equivalent;
  * OpenMP's `parallel for` is the model). Indices go out in chunks from a
  * shared atomic counter; nothing is allocated. The calling thread takes
- * part, so fn must not rely on the pool's initializer. Returns 0;
+ * part in place of one worker, so fn must not rely on the pool's
+ * initializer. Returns 0;
  * CTH_ETASK once every index has run if fn returned nonzero (a chunk stops
  * at its first failure), with cth_task_error() set to the first failure's
  * value in completion order; CTH_ECANCELED if terminate dropped chunks;
@@ -360,7 +364,8 @@ CTH_API int cth_pool_imap_unordered_producer(cth_pool_t *pool, cth_pool_fn fn,
  * does; CTH_EINVAL also for NULL in or out
  * with a nonzero size and n > 0, and CTH_EOVERFLOW when n x size
  * overflows; CTH_ENOENT when fn lies in no loaded object (processes).
- * Nothing is allocated on threads.
+ * Nothing is allocated on threads, where the calling thread runs chunks
+ * too unless the pool has an initializer, as cth_pool_map.
  */
 CTH_API int cth_pool_map_records(cth_pool_t *pool, cth_pool_record_fn fn, const void *in,
                                  size_t in_size, size_t n, size_t chunksize, void *out,
