@@ -58,6 +58,7 @@
  * the owner field is atomic so that other threads can read it to learn that
  * they are not the owner.
  */
+#define CTH__LOCK_SOURCE /* the exported out-of-line cth_lock_acquire and _release */
 #include "deadline.h"
 #include "lockword.h"
 #include "wait.h"
@@ -78,16 +79,8 @@ _Static_assert(sizeof(cth_rlock_t) == 24 || sizeof(void *) != 8, "cth_rlock_t AB
 
 /* glibc tells whether the process has only ever had one thread; while it
  * has, the fast paths need no atomic read-modify-write (glibc's own mutex
- * does the same). Elsewhere the answer is always "no". */
-#if defined(__has_include)
-#if __has_include(<sys/single_threaded.h>)
-#include <sys/single_threaded.h>
-#define SINGLE_THREADED() __builtin_expect(__libc_single_threaded, 0)
-#endif
-#endif
-#ifndef SINGLE_THREADED
-#define SINGLE_THREADED() 0
-#endif
+ * does the same). Elsewhere the answer is always "no" (sync.h). */
+#define SINGLE_THREADED() CTH__SINGLE_THREADED()
 
 /* The GEN bits of the current fork generation. */
 static uint32_t gen_bits(void)
@@ -295,7 +288,7 @@ static int lock_take_or_wait(cth_lock_t *lock, int64_t deadline)
 
 /* The contended acquire: spin while the holder runs and nobody else is
  * counted a waiter, then count ourselves one and wait. */
-static __attribute__((noinline)) int lock_acquire_slow(cth_lock_t *lock, int64_t deadline)
+static __attribute__((noinline)) int lock_spin_then_wait(cth_lock_t *lock, int64_t deadline)
 {
     _Atomic uint32_t *state = CTH__ATOMIC_U32(&lock->_state);
     uint32_t s;
@@ -326,8 +319,9 @@ CTH_API int cth_lock_init(cth_lock_t *lock)
 }
 
 /* Everything but the uncontended case: argument errors, try, spin, park. Kept
- * out of line so that the fast path below needs no stack frame. */
-static __attribute__((noinline)) int lock_acquire_contended(cth_lock_t *lock, double timeout)
+ * out of line so that the fast paths (sync.h's inline one, and the exported
+ * one below) need no stack frame. */
+CTH_API __attribute__((noinline)) int cth__lock_acquire_slow(cth_lock_t *lock, double timeout)
 {
     if (!lock)
         return CTH_EINVAL;
@@ -342,15 +336,18 @@ static __attribute__((noinline)) int lock_acquire_contended(cth_lock_t *lock, do
         return 0;
     if (timeout == 0)
         return CTH_EAGAIN;
-    return lock_acquire_slow(lock, cth__deadline(timeout));
+    return lock_spin_then_wait(lock, cth__deadline(timeout));
 }
 
+/* The fast path of sync.h's inline cth_lock_acquire, out of line, for
+ * callers through the symbol (FFI, dlsym). */
+CTH_API int cth_lock_acquire(cth_lock_t *lock, double timeout);
 CTH_API int cth_lock_acquire(cth_lock_t *lock, double timeout)
 {
     if (__builtin_expect(lock && !cth__check_timeout(timeout), 1) &&
         lock_take_fast(CTH__ATOMIC_U32(&lock->_state)))
         return 0;
-    return lock_acquire_contended(lock, timeout);
+    return cth__lock_acquire_slow(lock, timeout);
 }
 
 int cth__lock_acquire_uninterrupted(cth_lock_t *lock)
@@ -381,7 +378,7 @@ int cth__lock_acquire_woken(cth_lock_t *lock)
 
 /* Release when someone may wait or the lock is not held: unlock and wake a
  * sleeper, or hand the lock to the waiters, or report the misuse. */
-static __attribute__((noinline)) int lock_release_contended(cth_lock_t *lock)
+CTH_API __attribute__((noinline)) int cth__lock_release_slow(cth_lock_t *lock)
 {
     if (!lock)
         return CTH_EINVAL;
@@ -413,11 +410,13 @@ static __attribute__((noinline)) int lock_release_contended(cth_lock_t *lock)
     }
 }
 
+/* Likewise sync.h's inline cth_lock_release. */
+CTH_API int cth_lock_release(cth_lock_t *lock);
 CTH_API int cth_lock_release(cth_lock_t *lock)
 {
     if (__builtin_expect(lock != NULL, 1) && lock_give_fast(CTH__ATOMIC_U32(&lock->_state)))
         return 0;
-    return lock_release_contended(lock);
+    return cth__lock_release_slow(lock);
 }
 
 CTH_API bool cth_lock_locked(const cth_lock_t *lock)
@@ -498,7 +497,7 @@ CTH_API int cth_rlock_release(cth_rlock_t *rlock)
     if (--rlock->_count == 0) {
         rlock_set_owner(rlock, 0);
         if (!lock_give_fast(CTH__ATOMIC_U32(&rlock->_lock._state)))
-            lock_release_contended(&rlock->_lock);
+            cth__lock_release_slow(&rlock->_lock);
     }
     return 0;
 }

@@ -32,8 +32,8 @@ static inline uint32_t cth__fork_gen(void)
     return atomic_load_explicit(&cth__fork_gen_var, memory_order_relaxed);
 }
 
-/* Bit 0 of a Lock's word: someone holds it (lock.c has the other bits). */
-#define CTH__LOCK_LOCKED 1u
+/* Bit 0 of a Lock's word, CTH__LOCK_LOCKED (sync.h), says someone holds
+ * it; lock.c has the other bits. */
 
 /* cth_lock_locked without the call and the NULL check. */
 static inline bool cth__lock_held(const cth_lock_t *lock)
