@@ -204,15 +204,16 @@ static uint32_t taken_by_waiter(uint32_t s)
  * to look, or asleep ahead of it in the futex's queue, where the release
  * woke the first. That sleep lasts LATE_NS at most, so that a TICKET whose
  * waiters all count as late (a newer TICKET they took for the one they saw)
- * costs a short delay, never a hang. */
-static int lock_wait_counted(cth_lock_t *lock, int64_t deadline, bool eligible)
+ * costs a short delay, never a hang. Without back_off it parks at once
+ * whenever the lock is held. */
+static int lock_wait_counted(cth_lock_t *lock, int64_t deadline, bool eligible, bool back_off)
 {
     _Atomic uint32_t *state = CTH__ATOMIC_U32(&lock->_state);
     _Atomic uint32_t *since = CTH__ATOMIC_U32(&lock->_oldest_wait);
     int64_t entered = cth__now_ns();
     uint32_t me = since_of(entered);
     /* Backing off (up to ~80 us) would overshoot a near deadline. */
-    bool may_back_off = deadline - entered > BACKOFF_SLACK_NS;
+    bool may_back_off = back_off && deadline - entered > BACKOFF_SLACK_NS;
     uint32_t s = atomic_load_explicit(state, memory_order_relaxed);
     int r = 0;
     unsigned backoff = 1;
@@ -268,8 +269,9 @@ static int lock_wait_counted(cth_lock_t *lock, int64_t deadline, bool eligible)
     }
 }
 
-/* Take the lock if it is free, else count ourselves a waiter and wait. */
-static int lock_take_or_wait(cth_lock_t *lock, int64_t deadline)
+/* Take the lock if it is free, else count ourselves a waiter and wait
+ * (backing off first, or not). */
+static int lock_take_or_wait(cth_lock_t *lock, int64_t deadline, bool back_off)
 {
     _Atomic uint32_t *state = CTH__ATOMIC_U32(&lock->_state);
     uint32_t s = atomic_load_explicit(state, memory_order_relaxed);
@@ -281,7 +283,7 @@ static int lock_take_or_wait(cth_lock_t *lock, int64_t deadline)
                 return 0;
         } else if (atomic_compare_exchange_weak_explicit(
                        state, &s, add_waiter(s), memory_order_relaxed, memory_order_relaxed)) {
-            return lock_wait_counted(lock, deadline, !(v & TICKET));
+            return lock_wait_counted(lock, deadline, !(v & TICKET), back_off);
         }
     }
 }
@@ -306,7 +308,7 @@ static __attribute__((noinline)) int lock_spin_then_wait(cth_lock_t *lock, int64
         for (unsigned i = 0; i < pauses; i++)
             cth__cpu_relax();
     }
-    return lock_take_or_wait(lock, deadline);
+    return lock_take_or_wait(lock, deadline, true);
 }
 
 CTH_API int cth_lock_init(cth_lock_t *lock)
@@ -360,7 +362,7 @@ int cth__lock_acquire_uninterrupted(cth_lock_t *lock)
 
 int cth__lock_acquire_notified(cth_lock_t *lock)
 {
-    if (lock_take_or_wait(lock, CTH__NO_DEADLINE) == 0)
+    if (lock_take_or_wait(lock, CTH__NO_DEADLINE, false) == 0)
         return 0;
     cth__lock_acquire_uninterrupted(lock); /* interrupted: wait on as a newcomer */
     return 1;
@@ -368,7 +370,7 @@ int cth__lock_acquire_notified(cth_lock_t *lock)
 
 int cth__lock_acquire_woken(cth_lock_t *lock)
 {
-    if (lock_wait_counted(lock, CTH__NO_DEADLINE, true) == 0)
+    if (lock_wait_counted(lock, CTH__NO_DEADLINE, true, true) == 0)
         return 0;
     /* Interrupted while the lock was held: we left the count, so wait on
      * as a newcomer. */

@@ -64,9 +64,11 @@ void cth__rlock_restore(cth_rlock_t *rlock, uint32_t count);
 int cth__lock_acquire_woken(cth_lock_t *lock);
 
 /* Acquire a Lock as a Condition waiter a notify woke (not counted): the
- * notifier holds the lock, or has just released it, so no spinning: a
- * spin would mostly burn the CPU the notifier needs on a busy machine.
- * Returns as cth__lock_acquire_uninterrupted. */
+ * notifier holds the lock, or has just released it, so neither spinning
+ * nor backing off: if the lock is held it parks at once. The woken thread
+ * often runs on the notifier's CPU, ahead of it (a wake-up preempts), and a
+ * spin there only delays the release it waits for. Returns as
+ * cth__lock_acquire_uninterrupted. */
 int cth__lock_acquire_notified(cth_lock_t *lock);
 
 /* Count one more waiter of the lock, on behalf of a Condition waiter that
