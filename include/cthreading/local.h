@@ -23,6 +23,13 @@
  * cthreading did not create (pthread_create, another library's threads) work
  * the same; their values are destroyed when they exit.
  *
+ * Linking. The inline cth_local_get reads a thread-local variable of the
+ * library with the initial-exec TLS model (its offset from the thread
+ * pointer, looked up once): the model for a library the program links, so
+ * loaded at start. A libcthreading.so loaded later with dlopen works too
+ * while the C library's reserve of static TLS lasts (glibc keeps some for
+ * this, and the library takes about 120 bytes of it).
+ *
  * docs/design.md (local.h) gives the rules on shared data it goes with.
  */
 #ifndef CTHREADING_LOCAL_H
