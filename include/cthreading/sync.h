@@ -68,17 +68,18 @@ typedef struct cth_lock {
  * How Lock (and RLock, built on it) schedules its waiters: uncontended,
  * acquire and release are one atomic instruction each and never a system
  * call (cth_lock_acquire and cth_lock_release are inline: the uncontended
- * case makes no call into the library either). A thread that finds the lock held spins for up to about 10 us
- * while nobody else waits, then backs off for up to about 80 us (about 1 us
- * when it waits alone; not at all when its timeout is under 0.2 ms away),
- * looking at the lock now and then, and only then sleeps. A thread that
- * arrives while others sleep may take the lock ahead of them (that is
- * where a busy lock's throughput comes from), but not for long:
- * once a waiter has waited over about a millisecond, the next release hands
- * the lock to the waiters instead of unlocking it, and the releasing thread,
- * if it wants the lock back, queues like anyone else. No waiter starves
- * (CPython 3.13's PyMutex, Go's starvation mode and Rust's parking_lot do the
- * same); order among waiters is otherwise not first-come first-served.
+ * case makes no call into the library either). A thread that finds the lock
+ * held spins for up to about 10 us while nobody else waits, then backs off
+ * for up to about 80 us (about 1 us when it waits alone; not at all when its
+ * timeout is under 0.2 ms away), looking at the lock now and then, and only
+ * then sleeps. A thread that arrives while others sleep may take the lock
+ * ahead of them (that is where a busy lock's throughput comes from), but not
+ * for long: once a waiter has waited over about half a millisecond, the next
+ * release hands the lock to the waiters instead of unlocking it, and the
+ * releasing thread, if it wants the lock back, queues like anyone else. No
+ * waiter starves (CPython 3.13's PyMutex and Go's starvation mode do the
+ * same after 1 ms, Rust's parking_lot after about 0.5 ms); order among
+ * waiters is otherwise not first-come first-served.
  */
 
 /* cth_lock_init - make *lock unlocked (the same as CTH_LOCK_INIT or zeroing).
