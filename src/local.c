@@ -3,15 +3,17 @@
  * local.c - threading.local: any number of thread-local variables over ONE
  * pthread key.
  *
- * State. Each thread that has set a value owns a table: an array of entries
- * {value, gen} indexed by a local's slot. A local is a slot number plus a
- * generation drawn from a global 64-bit counter that never repeats, so an
- * entry belongs to a local only when its gen is the local's (0 = empty), and
- * a slot freed and given to a new local can never show the old values.
- * The thread's table pointer is a _Thread_local (initial-exec), and its
- * entries and size are mirrored in two exported thread-locals that the
- * inline cth_local_get of local.h reads: get is a few loads, no lock and no
- * call; set takes no lock unless the table must grow.
+ * State. Each thread that has set a value owns a table: an array of values
+ * indexed by a local's slot, NULL where the thread has none (set(NULL) is
+ * delete). A slot belongs to one local at a time: cth_local_free clears the
+ * slot in every thread's table before the slot is given to a new local, so
+ * a new local never shows an old one's values, and a non-NULL value is
+ * always the current local's. The thread's table pointer is a _Thread_local
+ * (initial-exec), and its values and size are mirrored in one exported
+ * thread-local struct that the inline cth_local_get of local.h reads: get is
+ * a bound check and one load from the thread's values, no lock and no call
+ * (the struct's TLS offset is looked up once); set takes no lock unless the
+ * table must grow.
  *
  * Ownership and the lock. One mutex (reg_lock, a pthread mutex: slow paths
  * only) guards the list of tables, the slot records and every change of a
@@ -40,13 +42,9 @@
 #include "runtime.h"
 #include "task_error.h"
 
-/* The entry and the table's head are declared in local.h for the inline
- * fast path of cth_local_get. */
-typedef struct cth__local_entry entry_t;
-
 struct table {
-    size_t cap;                 /* entries; changed by the owner, under reg_lock */
-    entry_t *e;                 /* realloc'ed by the owner, under reg_lock */
+    size_t cap;                 /* values; changed by the owner, under reg_lock */
+    void **e;                   /* the values; realloc'ed by the owner, under reg_lock */
     struct cth__list_node link; /* on tables, under reg_lock */
 };
 
@@ -71,16 +69,15 @@ static pthread_cond_t reg_cond = PTHREAD_COND_INITIALIZER; /* a pending count fe
 static struct cth__list tables;                            /* every thread's table */
 static struct slot *slots;
 static uint32_t nslots, slots_cap, free_slot = NO_SLOT;
-static uint64_t gen_counter;
 static pthread_key_t exit_key;
 static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
 
-/* The calling thread's table; its entries and size are mirrored in two
- * exported thread-locals for the inline cth_local_get (fewer dependent
- * loads than going through the table). Only the owner writes all three. */
+/* The calling thread's table; its values and size are mirrored in the
+ * exported cth__local_tls for the inline cth_local_get (fewer dependent
+ * loads than going through the table). Only the owner writes both. */
 static _Thread_local struct table *tls_table __attribute__((tls_model("initial-exec")));
-CTH_API _Thread_local entry_t *cth__local_entries __attribute__((tls_model("initial-exec")));
-CTH_API _Thread_local size_t cth__local_cap __attribute__((tls_model("initial-exec")));
+CTH_API _Thread_local struct cth__local_tls cth__local_tls
+    __attribute__((tls_model("initial-exec")));
 
 static inline struct table *own_table(void)
 {
@@ -92,8 +89,8 @@ static inline struct table *own_table(void)
 static inline void set_own_table(struct table *t)
 {
     tls_table = t;
-    cth__local_entries = t ? t->e : NULL;
-    cth__local_cap = t ? t->cap : 0;
+    cth__local_tls.values = t ? t->e : NULL;
+    cth__local_tls.cap = t ? t->cap : 0;
 }
 
 /* One collected value and the free_item to run on it. */
@@ -113,13 +110,12 @@ static int collect_thread(struct table *t, size_t *from, struct victim *out)
     int n = 0;
     size_t i = *from;
     for (; i < t->cap && n < BATCH; i++) {
-        if (!t->e[i].gen)
+        if (!t->e[i])
             continue;
         struct slot *s = &slots[i];
-        out[n++] = (struct victim){t->e[i].value, (uint32_t)i, s->local->free_item};
+        out[n++] = (struct victim){t->e[i], (uint32_t)i, s->local->free_item};
         s->pending++;
-        t->e[i].value = NULL;
-        t->e[i].gen = 0;
+        t->e[i] = NULL;
     }
     *from = i;
     return n;
@@ -214,7 +210,7 @@ static int table_reserve(uint32_t slot)
             return CTH_ENOMEM;
     }
     pthread_mutex_lock(&reg_lock);
-    entry_t *e = cth__realloc(t->e, want * sizeof *e);
+    void **e = cth__realloc(t->e, want * sizeof *e);
     if (!e) {
         pthread_mutex_unlock(&reg_lock);
         if (!own_table())
@@ -233,8 +229,8 @@ static int table_reserve(uint32_t slot)
     return 0;
 }
 
-/* The calling thread's entry of local, or NULL when its table is too short. */
-static inline entry_t *own_entry(const cth_local_t *local)
+/* The calling thread's value of local, or NULL when its table is too short. */
+static inline void **own_entry(const cth_local_t *local)
 {
     struct table *t = own_table();
     return t && local->key.slot < t->cap ? &t->e[local->key.slot] : NULL;
@@ -273,7 +269,6 @@ CTH_API int cth_local_create(cth_local_t **local, const cth_local_opts_t *opts)
     l->key.slot = free_slot;
     free_slot = slots[l->key.slot].next_free;
     slots[l->key.slot].local = l;
-    l->key.gen = ++gen_counter;
     pthread_mutex_unlock(&reg_lock);
     *local = l;
     return 0;
@@ -289,11 +284,10 @@ CTH_API void cth_local_free(cth_local_t *local)
         int n = 0;
         for (struct cth__list_node *node = tables.first; node && n < BATCH; node = node->next) {
             struct table *t = cth__list_entry(node, struct table, link);
-            if (local->key.slot >= t->cap || t->e[local->key.slot].gen != local->key.gen)
+            if (local->key.slot >= t->cap || !t->e[local->key.slot])
                 continue;
-            v[n++].value = t->e[local->key.slot].value;
-            t->e[local->key.slot].value = NULL;
-            t->e[local->key.slot].gen = 0;
+            v[n++].value = t->e[local->key.slot];
+            t->e[local->key.slot] = NULL;
         }
         if (n == 0)
             break;
@@ -340,7 +334,7 @@ CTH_API int cth_local_set(cth_local_t *local, void *value)
 {
     if (!local)
         return CTH_EINVAL;
-    entry_t *e = own_entry(local);
+    void **e = own_entry(local);
     if (!e) {
         if (!value)
             return 0;
@@ -349,9 +343,8 @@ CTH_API int cth_local_set(cth_local_t *local, void *value)
             return err;
         e = own_entry(local);
     }
-    void *old = e->gen == local->key.gen ? e->value : NULL;
-    e->value = value;
-    e->gen = value ? local->key.gen : 0;
+    void *old = *e;
+    *e = value;
     if (old && old != value && local->free_item)
         local->free_item(old);
     return 0;
@@ -361,12 +354,11 @@ CTH_API void *cth_local_take(cth_local_t *local)
 {
     if (!local)
         return NULL;
-    entry_t *e = own_entry(local);
-    if (!e || e->gen != local->key.gen)
+    void **e = own_entry(local);
+    if (!e)
         return NULL;
-    void *value = e->value;
-    e->value = NULL;
-    e->gen = 0;
+    void *value = *e;
+    *e = NULL;
     return value;
 }
 

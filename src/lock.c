@@ -58,6 +58,7 @@
  * the owner field is atomic so that other threads can read it to learn that
  * they are not the owner.
  */
+#define CTH__LOCK_SOURCE /* the exported out-of-line cth_lock_acquire and _release */
 #include "deadline.h"
 #include "lockword.h"
 #include "wait.h"
@@ -78,16 +79,8 @@ _Static_assert(sizeof(cth_rlock_t) == 24 || sizeof(void *) != 8, "cth_rlock_t AB
 
 /* glibc tells whether the process has only ever had one thread; while it
  * has, the fast paths need no atomic read-modify-write (glibc's own mutex
- * does the same). Elsewhere the answer is always "no". */
-#if defined(__has_include)
-#if __has_include(<sys/single_threaded.h>)
-#include <sys/single_threaded.h>
-#define SINGLE_THREADED() __builtin_expect(__libc_single_threaded, 0)
-#endif
-#endif
-#ifndef SINGLE_THREADED
-#define SINGLE_THREADED() 0
-#endif
+ * does the same). Elsewhere the answer is always "no" (sync.h). */
+#define SINGLE_THREADED() CTH__SINGLE_THREADED()
 
 /* The GEN bits of the current fork generation. */
 static uint32_t gen_bits(void)
@@ -155,7 +148,10 @@ static inline bool lock_give_fast(_Atomic uint32_t *state)
 #define BACKOFF_ALONE 32u       /* a lone counted waiter, before it parks */
 #define BACKOFF_CROWD 2048u     /* one of several counted waiters */
 #define BACKOFF_SLACK_NS 200000 /* no back-off when the deadline is nearer */
-#define HANDOFF_NS 1000000      /* 1 ms, as PyMutex's TIME_TO_BE_FAIR_NS */
+/* 0.5 ms (PyMutex's TIME_TO_BE_FAIR_NS and Go's starvation mode: 1 ms): a
+ * starved waiter gets the lock within about HANDOFF_NS, one hold and one
+ * wake-up, which stays under 1 ms for holds of up to a few hundred us. */
+#define HANDOFF_NS 500000
 #define LATE_NS 1000000
 #define CLOCK_EVERY 4
 
@@ -211,15 +207,16 @@ static uint32_t taken_by_waiter(uint32_t s)
  * to look, or asleep ahead of it in the futex's queue, where the release
  * woke the first. That sleep lasts LATE_NS at most, so that a TICKET whose
  * waiters all count as late (a newer TICKET they took for the one they saw)
- * costs a short delay, never a hang. */
-static int lock_wait_counted(cth_lock_t *lock, int64_t deadline, bool eligible)
+ * costs a short delay, never a hang. Without back_off it parks at once
+ * whenever the lock is held. */
+static int lock_wait_counted(cth_lock_t *lock, int64_t deadline, bool eligible, bool back_off)
 {
     _Atomic uint32_t *state = CTH__ATOMIC_U32(&lock->_state);
     _Atomic uint32_t *since = CTH__ATOMIC_U32(&lock->_oldest_wait);
     int64_t entered = cth__now_ns();
     uint32_t me = since_of(entered);
     /* Backing off (up to ~80 us) would overshoot a near deadline. */
-    bool may_back_off = deadline - entered > BACKOFF_SLACK_NS;
+    bool may_back_off = back_off && deadline - entered > BACKOFF_SLACK_NS;
     uint32_t s = atomic_load_explicit(state, memory_order_relaxed);
     int r = 0;
     unsigned backoff = 1;
@@ -275,8 +272,9 @@ static int lock_wait_counted(cth_lock_t *lock, int64_t deadline, bool eligible)
     }
 }
 
-/* Take the lock if it is free, else count ourselves a waiter and wait. */
-static int lock_take_or_wait(cth_lock_t *lock, int64_t deadline)
+/* Take the lock if it is free, else count ourselves a waiter and wait
+ * (backing off first, or not). */
+static int lock_take_or_wait(cth_lock_t *lock, int64_t deadline, bool back_off)
 {
     _Atomic uint32_t *state = CTH__ATOMIC_U32(&lock->_state);
     uint32_t s = atomic_load_explicit(state, memory_order_relaxed);
@@ -288,14 +286,14 @@ static int lock_take_or_wait(cth_lock_t *lock, int64_t deadline)
                 return 0;
         } else if (atomic_compare_exchange_weak_explicit(
                        state, &s, add_waiter(s), memory_order_relaxed, memory_order_relaxed)) {
-            return lock_wait_counted(lock, deadline, !(v & TICKET));
+            return lock_wait_counted(lock, deadline, !(v & TICKET), back_off);
         }
     }
 }
 
 /* The contended acquire: spin while the holder runs and nobody else is
  * counted a waiter, then count ourselves one and wait. */
-static __attribute__((noinline)) int lock_acquire_slow(cth_lock_t *lock, int64_t deadline)
+static __attribute__((noinline)) int lock_spin_then_wait(cth_lock_t *lock, int64_t deadline)
 {
     _Atomic uint32_t *state = CTH__ATOMIC_U32(&lock->_state);
     uint32_t s;
@@ -313,7 +311,7 @@ static __attribute__((noinline)) int lock_acquire_slow(cth_lock_t *lock, int64_t
         for (unsigned i = 0; i < pauses; i++)
             cth__cpu_relax();
     }
-    return lock_take_or_wait(lock, deadline);
+    return lock_take_or_wait(lock, deadline, true);
 }
 
 CTH_API int cth_lock_init(cth_lock_t *lock)
@@ -326,8 +324,9 @@ CTH_API int cth_lock_init(cth_lock_t *lock)
 }
 
 /* Everything but the uncontended case: argument errors, try, spin, park. Kept
- * out of line so that the fast path below needs no stack frame. */
-static __attribute__((noinline)) int lock_acquire_contended(cth_lock_t *lock, double timeout)
+ * out of line so that the fast paths (sync.h's inline one, and the exported
+ * one below) need no stack frame. */
+CTH_API __attribute__((noinline)) int cth__lock_acquire_slow(cth_lock_t *lock, double timeout)
 {
     if (!lock)
         return CTH_EINVAL;
@@ -342,15 +341,18 @@ static __attribute__((noinline)) int lock_acquire_contended(cth_lock_t *lock, do
         return 0;
     if (timeout == 0)
         return CTH_EAGAIN;
-    return lock_acquire_slow(lock, cth__deadline(timeout));
+    return lock_spin_then_wait(lock, cth__deadline(timeout));
 }
 
+/* The fast path of sync.h's inline cth_lock_acquire, out of line, for
+ * callers through the symbol (FFI, dlsym). */
+CTH_API int cth_lock_acquire(cth_lock_t *lock, double timeout);
 CTH_API int cth_lock_acquire(cth_lock_t *lock, double timeout)
 {
     if (__builtin_expect(lock && !cth__check_timeout(timeout), 1) &&
         lock_take_fast(CTH__ATOMIC_U32(&lock->_state)))
         return 0;
-    return lock_acquire_contended(lock, timeout);
+    return cth__lock_acquire_slow(lock, timeout);
 }
 
 int cth__lock_acquire_uninterrupted(cth_lock_t *lock)
@@ -363,7 +365,7 @@ int cth__lock_acquire_uninterrupted(cth_lock_t *lock)
 
 int cth__lock_acquire_notified(cth_lock_t *lock)
 {
-    if (lock_take_or_wait(lock, CTH__NO_DEADLINE) == 0)
+    if (lock_take_or_wait(lock, CTH__NO_DEADLINE, false) == 0)
         return 0;
     cth__lock_acquire_uninterrupted(lock); /* interrupted: wait on as a newcomer */
     return 1;
@@ -371,7 +373,7 @@ int cth__lock_acquire_notified(cth_lock_t *lock)
 
 int cth__lock_acquire_woken(cth_lock_t *lock)
 {
-    if (lock_wait_counted(lock, CTH__NO_DEADLINE, true) == 0)
+    if (lock_wait_counted(lock, CTH__NO_DEADLINE, true, true) == 0)
         return 0;
     /* Interrupted while the lock was held: we left the count, so wait on
      * as a newcomer. */
@@ -381,7 +383,7 @@ int cth__lock_acquire_woken(cth_lock_t *lock)
 
 /* Release when someone may wait or the lock is not held: unlock and wake a
  * sleeper, or hand the lock to the waiters, or report the misuse. */
-static __attribute__((noinline)) int lock_release_contended(cth_lock_t *lock)
+CTH_API __attribute__((noinline)) int cth__lock_release_slow(cth_lock_t *lock)
 {
     if (!lock)
         return CTH_EINVAL;
@@ -413,11 +415,13 @@ static __attribute__((noinline)) int lock_release_contended(cth_lock_t *lock)
     }
 }
 
+/* Likewise sync.h's inline cth_lock_release. */
+CTH_API int cth_lock_release(cth_lock_t *lock);
 CTH_API int cth_lock_release(cth_lock_t *lock)
 {
     if (__builtin_expect(lock != NULL, 1) && lock_give_fast(CTH__ATOMIC_U32(&lock->_state)))
         return 0;
-    return lock_release_contended(lock);
+    return cth__lock_release_slow(lock);
 }
 
 CTH_API bool cth_lock_locked(const cth_lock_t *lock)
@@ -498,7 +502,7 @@ CTH_API int cth_rlock_release(cth_rlock_t *rlock)
     if (--rlock->_count == 0) {
         rlock_set_owner(rlock, 0);
         if (!lock_give_fast(CTH__ATOMIC_U32(&rlock->_lock._state)))
-            lock_release_contended(&rlock->_lock);
+            cth__lock_release_slow(&rlock->_lock);
     }
     return 0;
 }

@@ -32,8 +32,8 @@ static inline uint32_t cth__fork_gen(void)
     return atomic_load_explicit(&cth__fork_gen_var, memory_order_relaxed);
 }
 
-/* Bit 0 of a Lock's word: someone holds it (lock.c has the other bits). */
-#define CTH__LOCK_LOCKED 1u
+/* Bit 0 of a Lock's word, CTH__LOCK_LOCKED (sync.h), says someone holds
+ * it; lock.c has the other bits. */
 
 /* cth_lock_locked without the call and the NULL check. */
 static inline bool cth__lock_held(const cth_lock_t *lock)
@@ -64,9 +64,11 @@ void cth__rlock_restore(cth_rlock_t *rlock, uint32_t count);
 int cth__lock_acquire_woken(cth_lock_t *lock);
 
 /* Acquire a Lock as a Condition waiter a notify woke (not counted): the
- * notifier holds the lock, or has just released it, so no spinning: a
- * spin would mostly burn the CPU the notifier needs on a busy machine.
- * Returns as cth__lock_acquire_uninterrupted. */
+ * notifier holds the lock, or has just released it, so neither spinning
+ * nor backing off: if the lock is held it parks at once. The woken thread
+ * often runs on the notifier's CPU, ahead of it (a wake-up preempts), and a
+ * spin there only delays the release it waits for. Returns as
+ * cth__lock_acquire_uninterrupted. */
 int cth__lock_acquire_notified(cth_lock_t *lock);
 
 /* Count one more waiter of the lock, on behalf of a Condition waiter that

@@ -463,7 +463,7 @@ CTH_TEST(rlock_interrupt_main)
 /* Eventual fairness (Go issue 13086, "lockskew"): a hog holds the lock for
  * 100 us at a time and re-takes it at once; another thread, sleeping 100 us
  * between attempts, must still get it again and again: a waiter that has
- * waited over 1 ms is handed the lock. The hog gives up after 60 s, which
+ * waited over 0.5 ms is handed the lock. The hog gives up after 60 s, which
  * only a lock without hand-off would need (its polite thread can starve for
  * 100 ms per attempt). */
 /* Keep the CPU (and whatever lock is held) for `seconds`, without sleeping. */

@@ -23,6 +23,13 @@
  * cthreading did not create (pthread_create, another library's threads) work
  * the same; their values are destroyed when they exit.
  *
+ * Linking. The inline cth_local_get reads a thread-local variable of the
+ * library with the initial-exec TLS model (its offset from the thread
+ * pointer, looked up once): the model for a library the program links, so
+ * loaded at start. A libcthreading.so loaded later with dlopen works too
+ * while the C library's reserve of static TLS lasts (glibc keeps some for
+ * this, and the library takes about 120 bytes of it).
+ *
  * docs/design.md (local.h) gives the rules on shared data it goes with.
  */
 #ifndef CTHREADING_LOCAL_H
@@ -105,32 +112,31 @@ CTH_API void cth_local_free(cth_local_t *local);
 static inline void *cth_local_get(const cth_local_t *local);
 
 /* ---- private: the inline fast path of cth_local_get ---- */
-struct cth__local_entry {
-    void *value;
-    uint64_t gen; /* the owning local's generation, 0 = empty */
-};
 struct cth__local_key {
-    uint32_t slot;
-    uint64_t gen;
+    uint32_t slot; /* the local's index in every thread's values */
 };
 #ifdef __cplusplus
 #define CTH__THREAD_LOCAL thread_local
 #else
 #define CTH__THREAD_LOCAL _Thread_local
 #endif
-/* The calling thread's entries and their number (written by that thread). */
-CTH_API extern CTH__THREAD_LOCAL struct cth__local_entry *cth__local_entries
+/* The calling thread's values, indexed by slot (NULL: none), and their
+ * number; written by that thread. One variable: one address to look up. */
+struct cth__local_tls {
+    void **values;
+    size_t cap;
+};
+CTH_API extern CTH__THREAD_LOCAL struct cth__local_tls cth__local_tls
     __attribute__((tls_model("initial-exec")));
-CTH_API extern CTH__THREAD_LOCAL size_t cth__local_cap __attribute__((tls_model("initial-exec")));
 CTH_API void *cth__local_get_slow(const cth_local_t *local);
 
 static inline void *cth_local_get(const cth_local_t *local)
 {
     const struct cth__local_key *k = (const struct cth__local_key *)(const void *)local;
-    if (__builtin_expect(k && k->slot < cth__local_cap, 1)) {
-        const struct cth__local_entry *e = &cth__local_entries[k->slot];
-        if (__builtin_expect(e->gen == k->gen, 1))
-            return e->value;
+    if (__builtin_expect(k && k->slot < cth__local_tls.cap, 1)) {
+        void *value = cth__local_tls.values[k->slot];
+        if (__builtin_expect(value != NULL, 1))
+            return value;
     }
     return cth__local_get_slow(local);
 }

@@ -34,6 +34,19 @@
 
 #include "base.h"
 
+/* The inline fast paths of cth_lock_acquire and cth_lock_release skip their
+ * atomic instructions while the process has only ever had one thread, as
+ * glibc's own mutex does. */
+#if defined(__has_include)
+#if __has_include(<sys/single_threaded.h>)
+#include <sys/single_threaded.h>
+#define CTH__SINGLE_THREADED() __builtin_expect(__libc_single_threaded, 0)
+#endif
+#endif
+#ifndef CTH__SINGLE_THREADED
+#define CTH__SINGLE_THREADED() 0
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -54,23 +67,26 @@ typedef struct cth_lock {
 /*
  * How Lock (and RLock, built on it) schedules its waiters: uncontended,
  * acquire and release are one atomic instruction each and never a system
- * call. A thread that finds the lock held spins for up to about 10 us
- * while nobody else waits, then backs off for up to about 80 us (about 1 us
- * when it waits alone; not at all when its timeout is under 0.2 ms away),
- * looking at the lock now and then, and only then sleeps. A thread that
- * arrives while others sleep may take the lock ahead of them (that is
- * where a busy lock's throughput comes from), but not for long:
- * once a waiter has waited over about a millisecond, the next release hands
- * the lock to the waiters instead of unlocking it, and the releasing thread,
- * if it wants the lock back, queues like anyone else. No waiter starves
- * (CPython 3.13's PyMutex, Go's starvation mode and Rust's parking_lot do the
- * same); order among waiters is otherwise not first-come first-served.
+ * call (cth_lock_acquire and cth_lock_release are inline: the uncontended
+ * case makes no call into the library either). A thread that finds the lock
+ * held spins for up to about 10 us while nobody else waits, then backs off
+ * for up to about 80 us (about 1 us when it waits alone; not at all when its
+ * timeout is under 0.2 ms away), looking at the lock now and then, and only
+ * then sleeps. A thread that arrives while others sleep may take the lock
+ * ahead of them (that is where a busy lock's throughput comes from), but not
+ * for long: once a waiter has waited over about half a millisecond, the next
+ * release hands the lock to the waiters instead of unlocking it, and the
+ * releasing thread, if it wants the lock back, queues like anyone else. No
+ * waiter starves (CPython 3.13's PyMutex and Go's starvation mode do the
+ * same after 1 ms, Rust's parking_lot after about 0.5 ms); order among
+ * waiters is otherwise not first-come first-served.
  */
 
 /* cth_lock_init - make *lock unlocked (the same as CTH_LOCK_INIT or zeroing).
  * Returns 0, or CTH_EINVAL for a NULL lock. */
 CTH_API int cth_lock_init(cth_lock_t *lock);
 
+#ifndef CTH__LOCK_SOURCE /* lock.c defines these two out of line instead */
 /*
  * cth_lock_acquire - Lock.acquire(blocking=True, timeout=-1).
  * timeout 0 is acquire(blocking=False); CTH_FOREVER waits without limit.
@@ -82,7 +98,7 @@ CTH_API int cth_lock_init(cth_lock_t *lock);
  * timeout), as in Python. Acquire has acquire ordering (the holder sees every
  * write made before the previous release).
  */
-CTH_API int cth_lock_acquire(cth_lock_t *lock, double timeout);
+static inline int cth_lock_acquire(cth_lock_t *lock, double timeout);
 
 /*
  * cth_lock_release - Lock.release(). Any thread may release the lock, not
@@ -90,11 +106,68 @@ CTH_API int cth_lock_acquire(cth_lock_t *lock, double timeout);
  * if the lock was not locked (Python's RuntimeError "release unlocked lock"),
  * CTH_EINVAL for NULL. Release ordering.
  */
-CTH_API int cth_lock_release(cth_lock_t *lock);
+static inline int cth_lock_release(cth_lock_t *lock);
+#endif
 
 /* cth_lock_locked - Lock.locked(): whether someone holds it (false for NULL).
  * A snapshot, racy once returned. */
 CTH_API bool cth_lock_locked(const cth_lock_t *lock);
+
+/* ---- private: the inline fast paths of cth_lock_acquire and cth_lock_release ---- */
+/* Bit 0 of _state: someone holds the lock. A lock nobody waits for is 0 or
+ * CTH__LOCK_LOCKED; any other word goes to the library (lock.c). */
+#define CTH__LOCK_LOCKED 1u
+/* Everything but the uncontended case: errors, try, spin, park, wake. */
+CTH_API int cth__lock_acquire_slow(cth_lock_t *lock, double timeout);
+CTH_API int cth__lock_release_slow(cth_lock_t *lock);
+/* lock.c defines the two out of line as well (CTH__LOCK_SOURCE), exported
+ * for callers through a symbol. Valgrind builds (CTH_VALGRIND) call the
+ * library, whose atomics tell helgrind what they order. */
+#ifndef CTH__LOCK_SOURCE
+static inline int cth_lock_acquire(cth_lock_t *lock, double timeout)
+{
+#ifndef CTH_VALGRIND
+    /* A valid timeout (CTH_FOREVER written as two comparisons, so that the
+     * header is quiet under -Wfloat-equal); the rest go to the library. */
+    if (__builtin_expect(lock != NULL, 1) &&
+        (timeout >= 0 ? timeout <= CTH_TIMEOUT_MAX
+                      : timeout >= CTH_FOREVER && timeout <= CTH_FOREVER)) {
+        uint32_t *state = &lock->_state;
+        if (CTH__SINGLE_THREADED()) {
+            uint32_t s = __atomic_load_n(state, __ATOMIC_RELAXED);
+            if (!(s & CTH__LOCK_LOCKED)) {
+                __atomic_store_n(state, s | CTH__LOCK_LOCKED, __ATOMIC_RELAXED);
+                return 0;
+            }
+        } else if (!(__atomic_fetch_or(state, CTH__LOCK_LOCKED, __ATOMIC_ACQUIRE) &
+                     CTH__LOCK_LOCKED)) {
+            return 0;
+        }
+    }
+#endif
+    return cth__lock_acquire_slow(lock, timeout);
+}
+
+static inline int cth_lock_release(cth_lock_t *lock)
+{
+#ifndef CTH_VALGRIND
+    if (__builtin_expect(lock != NULL, 1)) {
+        uint32_t *state = &lock->_state;
+        uint32_t held = CTH__LOCK_LOCKED;
+        if (CTH__SINGLE_THREADED()) {
+            if (__atomic_load_n(state, __ATOMIC_RELAXED) == CTH__LOCK_LOCKED) {
+                __atomic_store_n(state, 0, __ATOMIC_RELAXED);
+                return 0;
+            }
+        } else if (__atomic_compare_exchange_n(state, &held, 0, false, __ATOMIC_RELEASE,
+                                               __ATOMIC_RELAXED)) {
+            return 0;
+        }
+    }
+#endif
+    return cth__lock_release_slow(lock);
+}
+#endif
 
 /* ---- RLock (threading.RLock) ------------------------------------------------ */
 
