@@ -146,6 +146,11 @@ struct ctl_msg {
     uint32_t magic, op;
 };
 
+/* The wire format's sizes (bench_mpi.c counts the bytes moved from them). */
+_Static_assert(sizeof(struct req_hdr) == 24 && sizeof(struct req_item) == 40 &&
+                   sizeof(struct rep_hdr) == 32 && sizeof(struct rep_item) == 16,
+               "the wire format");
+
 /* Whether this process is serving as a worker rank (nested creates). */
 static atomic_bool serving;
 
