@@ -47,8 +47,13 @@
  * the other, in pieces of at most cth__mpi_piece bytes (MPI counts are
  * ints); the reply is a header (struct rep_hdr, then a struct rep_item per
  * chunk: its outcome and output length) then each chunk's output in pieces
- * likewise. Messages on one tag between two ranks are not overtaken, so a
- * slot's messages pair up. The root trusts no reply: a header of the wrong
+ * likewise. Headers (and control messages) go on the pool's duplicate of
+ * the communicator, pieces on a second duplicate, each on the slot's tag:
+ * a worker rank probes the first for requests, and receives from the
+ * second only where it expects a piece, so a piece that comes before its
+ * receive is posted waits for it instead of being taken for a request.
+ * Messages on one tag between two ranks are not overtaken, so a slot's
+ * messages pair up. The root trusts no reply: a header of the wrong
  * size, magic, sequence or chunk count fails the batch with CTH_EPROTO; an
  * output of another length than a chunk's records need, a piece cut short
  * or longer than agreed (MPI truncates it and says so) fails that chunk
@@ -252,7 +257,8 @@ struct slot {
 };
 
 struct mpi_pool {
-    MPI_Comm comm; /* the duplicate */
+    MPI_Comm comm; /* the duplicate: headers and control */
+    MPI_Comm data; /* another: the pieces of input and output */
     int nranks;
     int root;
     struct slot *slots;
@@ -352,8 +358,8 @@ static void post_recv_piece(struct mpi_pool *mp, struct slot *s)
         return;
     }
     char *at = s->recv + s->items[s->out_i].out_at + s->out_done;
-    int rc = s->discard ? MPI_Irecv(NULL, 0, MPI_BYTE, s->rank, s->tag, mp->comm, r)
-                        : MPI_Irecv(at, (int)len, MPI_BYTE, s->rank, s->tag, mp->comm, r);
+    int rc = s->discard ? MPI_Irecv(NULL, 0, MPI_BYTE, s->rank, s->tag, mp->data, r)
+                        : MPI_Irecv(at, (int)len, MPI_BYTE, s->rank, s->tag, mp->data, r);
     if (rc != MPI_SUCCESS) { /* cannot receive it: the slot is lost */
         s->broken = true;
         slot_fail(s, CTH_EPROTO);
@@ -365,7 +371,7 @@ static void post_send_piece(struct mpi_pool *mp, struct slot *s)
 {
     MPI_Request *r = &mp->reqs[(size_t)(s - mp->slots) * RQ_PER_SLOT + RQ_SEND_PIECE];
     size_t len = piece_len(s->send_len, s->sent);
-    if (MPI_Isend(s->send + s->sent, (int)len, MPI_BYTE, s->rank, s->tag, mp->comm, r) !=
+    if (MPI_Isend(s->send + s->sent, (int)len, MPI_BYTE, s->rank, s->tag, mp->data, r) !=
         MPI_SUCCESS) {
         s->broken = true;
         slot_fail(s, CTH_EPROTO);
@@ -871,6 +877,7 @@ static void op_shutdown(void *state)
         pthread_join(mp->thread, NULL);
     }
     MPI_Comm_free(&mp->comm);
+    MPI_Comm_free(&mp->data);
 }
 
 static void op_destroy(void *state)
@@ -915,13 +922,14 @@ static const struct cth__pool_ops mpi_ops = {
 /* The root's state: slots for every rank's inflight chunks (interleaved by
  * rank, so the first proxies spread over the ranks), the communication
  * thread started. threads[r]: rank r's thread count. */
-static int root_state(MPI_Comm comm, int root, int nranks, const int *threads, size_t inflight,
-                      struct mpi_pool **out)
+static int root_state(const MPI_Comm comm[2], int root, int nranks, const int *threads,
+                      size_t inflight, struct mpi_pool **out)
 {
     struct mpi_pool *mp = calloc(1, sizeof *mp);
     if (!mp)
         return CTH_ENOMEM;
-    mp->comm = comm;
+    mp->comm = comm[0];
+    mp->data = comm[1];
     mp->nranks = nranks;
     mp->root = root;
     mp->ctl_cancel = (struct ctl_msg){CTL_MAGIC, CTL_CANCEL};
@@ -946,7 +954,7 @@ static int root_state(MPI_Comm comm, int root, int nranks, const int *threads, s
     mp->statuses = malloc(nreqs * sizeof *mp->statuses);
     if (!mp->slots || !mp->untrusted || !mp->reqs || !mp->done_idx || !mp->statuses ||
         nreqs > INT_MAX) {
-        mp->shut = true; /* the communicator is the caller's to free */
+        mp->shut = true; /* the communicators are the caller's to free */
         op_destroy(mp);
         return nreqs > INT_MAX ? CTH_EOVERFLOW : CTH_ENOMEM;
     }
@@ -1013,7 +1021,8 @@ struct wslot {
 };
 
 struct server {
-    MPI_Comm comm;
+    MPI_Comm comm; /* headers and control */
+    MPI_Comm data; /* the pieces of input and output */
     int root;
     cth_pool_t *local;
     size_t threads; /* the local pool's */
@@ -1067,9 +1076,9 @@ static void w_post_recv(struct server *sv, struct wslot *w)
 {
     size_t len = piece_len(w->h.in_bytes, w->got);
     if (w->err) /* dropped: MPI consumes the piece as truncated */
-        MPI_Irecv(NULL, 0, MPI_BYTE, sv->root, w_tag(sv, w), sv->comm, w_req(sv, w, WQ_RECV_PIECE));
+        MPI_Irecv(NULL, 0, MPI_BYTE, sv->root, w_tag(sv, w), sv->data, w_req(sv, w, WQ_RECV_PIECE));
     else
-        MPI_Irecv(w->in + w->got, (int)len, MPI_BYTE, sv->root, w_tag(sv, w), sv->comm,
+        MPI_Irecv(w->in + w->got, (int)len, MPI_BYTE, sv->root, w_tag(sv, w), sv->data,
                   w_req(sv, w, WQ_RECV_PIECE));
 }
 
@@ -1079,7 +1088,7 @@ static void w_post_send(struct server *sv, struct wslot *w)
     size_t len = out_piece(w_rep_items(w), w->nitems, &w->out_i, &w->out_done);
     if (len)
         MPI_Isend(w->items[w->out_i].out + w->out_done, (int)len, MPI_BYTE, sv->root, w_tag(sv, w),
-                  sv->comm, w_req(sv, w, WQ_SEND_PIECE));
+                  sv->data, w_req(sv, w, WQ_SEND_PIECE));
 }
 
 /* Send the reply: the header and its items (error: the whole batch failed,
@@ -1477,20 +1486,21 @@ static void stop_ranks(MPI_Comm comm, int root, int nranks)
             MPI_Send(&stop, sizeof stop, MPI_BYTE, r, TAG_CTL, comm);
 }
 
-static int create_root(MPI_Comm comm, int root, int nranks, const cth_mpi_opts_t *o,
+static int create_root(MPI_Comm comm[2], int root, int nranks, const cth_mpi_opts_t *o,
                        cth_pool_t **pool)
 {
     int *threads = malloc((size_t)nranks * sizeof *threads);
-    int err = agree(comm, root, threads ? 0 : CTH_ENOMEM, 0, threads);
+    int err = agree(comm[0], root, threads ? 0 : CTH_ENOMEM, 0, threads);
     struct mpi_pool *mp = NULL;
     if (!err) {
         err = threads ? root_state(comm, root, nranks, threads, o->inflight, &mp) : CTH_ENOMEM;
         if (err) /* the ranks serve already, and wait for STOP */
-            stop_ranks(comm, root, nranks);
+            stop_ranks(comm[0], root, nranks);
     }
     free(threads);
     if (err) {
-        MPI_Comm_free(&comm);
+        MPI_Comm_free(&comm[0]);
+        MPI_Comm_free(&comm[1]);
         return err;
     }
     size_t own = o->root_works ? (o->threads ? o->threads : cpu_count()) : 0;
@@ -1501,9 +1511,9 @@ static int create_root(MPI_Comm comm, int root, int nranks, const cth_mpi_opts_t
     return cth__pool_create_ops(pool, mp->nslots + own, &mpi_ops, mp);
 }
 
-static int create_worker(MPI_Comm comm, int root, const cth_mpi_opts_t *o)
+static int create_worker(MPI_Comm comm[2], int root, const cth_mpi_opts_t *o)
 {
-    struct server sv = {.comm = comm, .root = root};
+    struct server sv = {.comm = comm[0], .data = comm[1], .root = root};
     cth_pool_opts_t po = {.processes = o->threads};
     int err = cth_pool_create(&sv.local, &po);
     int threads = err ? 0 : (int)cth_pool_size(sv.local);
@@ -1520,14 +1530,15 @@ static int create_worker(MPI_Comm comm, int root, const cth_mpi_opts_t *o)
         for (size_t i = 0; !err && i < nreqs; i++)
             sv.reqs[i] = MPI_REQUEST_NULL;
     }
-    err = agree(comm, root, err, threads, NULL);
+    err = agree(comm[0], root, err, threads, NULL);
     if (!err) {
         atomic_store(&serving, true);
         serve(&sv);
         atomic_store(&serving, false);
     }
     server_free(&sv);
-    MPI_Comm_free(&comm);
+    MPI_Comm_free(&comm[0]);
+    MPI_Comm_free(&comm[1]);
     return err ? err : CTH_MPI_WORKER;
 }
 
@@ -1539,10 +1550,18 @@ CTH_API int cth_mpi_pool_create(MPI_Comm comm, int root, const cth_mpi_opts_t *o
     int err = check_args(comm, root, &o, pool, &nranks, &rank);
     if (err)
         return err;
-    MPI_Comm dup;
-    if (MPI_Comm_dup(comm, &dup) != MPI_SUCCESS)
+    /* two duplicates: the headers, probed for, and the pieces, only ever
+     * received where they are expected (a piece probed for as a header
+     * would be lost) */
+    MPI_Comm dup[2];
+    if (MPI_Comm_dup(comm, &dup[0]) != MPI_SUCCESS)
         return CTH_ENOMEM;
-    MPI_Comm_set_errhandler(dup, MPI_ERRORS_RETURN);
+    if (MPI_Comm_dup(comm, &dup[1]) != MPI_SUCCESS) {
+        MPI_Comm_free(&dup[0]);
+        return CTH_ENOMEM;
+    }
+    MPI_Comm_set_errhandler(dup[0], MPI_ERRORS_RETURN);
+    MPI_Comm_set_errhandler(dup[1], MPI_ERRORS_RETURN);
     if (rank == root)
         return create_root(dup, root, nranks, &o, pool);
     return create_worker(dup, root, &o);

@@ -535,36 +535,46 @@ CTH_TEST(misuse)
 }
 
 /* Rank 1 plays a worker that breaks the protocol: it joins the create as
- * a rank does (the duplicate, the agreement, its thread count), then
- * answers each request header with 3 bytes of garbage, takes every other
- * message, and leaves at STOP (control message 2 on tag 0). */
+ * a rank does (the two duplicates, the agreement, its thread count), then
+ * answers each request header (on the first duplicate) with 3 bytes of
+ * garbage, drops the pieces of input (on the second), and leaves at STOP
+ * (control message 2 on tag 0). */
 static void garbage_rank(void)
 {
-    MPI_Comm comm;
+    MPI_Comm comm, data;
     CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &comm) == MPI_SUCCESS);
+    CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &data) == MPI_SUCCESS);
     int err = 0, first = 0, threads = 1;
     MPI_Allreduce(&err, &first, 1, MPI_INT, MPI_MIN, comm);
     CHECK(first == 0);
     MPI_Gather(&threads, 1, MPI_INT, NULL, 1, MPI_INT, 0, comm);
     static char buf[1 << 20];
     char garbage[3] = {1, 2, 3};
-    for (;;) {
+    for (bool stop = false; !stop;) {
         MPI_Message m;
         MPI_Status st;
-        MPI_Mprobe(0, MPI_ANY_TAG, comm, &m, &st);
-        int len = 0;
+        int flag = 0, len = 0;
+        MPI_Improbe(0, MPI_ANY_TAG, data, &flag, &m, &st);
+        if (flag) {
+            MPI_Get_count(&st, MPI_BYTE, &len);
+            CHECK(len <= (int)sizeof buf);
+            MPI_Mrecv(buf, len, MPI_BYTE, &m, MPI_STATUS_IGNORE);
+        }
+        MPI_Improbe(0, MPI_ANY_TAG, comm, &flag, &m, &st);
+        if (!flag)
+            continue;
         MPI_Get_count(&st, MPI_BYTE, &len);
         CHECK(len <= (int)sizeof buf);
         MPI_Mrecv(buf, len, MPI_BYTE, &m, MPI_STATUS_IGNORE);
         if (st.MPI_TAG == 0) {
             uint32_t op;
             memcpy(&op, buf + 4, sizeof op);
-            if (op == 2)
-                break;
-        } else if (len < 64 + 4097) { /* a header (the inputs here are longer) */
+            stop = op == 2;
+        } else {
             MPI_Send(garbage, sizeof garbage, MPI_BYTE, 0, st.MPI_TAG, comm);
         }
     }
+    MPI_Comm_free(&data);
     MPI_Comm_free(&comm);
 }
 
