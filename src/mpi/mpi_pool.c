@@ -1231,6 +1231,7 @@ static void w_sent(struct wslot *w)
  * is not found fails alone (its rep says why). */
 static int w_parse(struct server *sv, struct wslot *w, size_t len)
 {
+    w->h = (struct req_hdr){0};
     if (len < sizeof w->h)
         return CTH_EPROTO;
     memcpy(&w->h, w->req, sizeof w->h);
@@ -1305,7 +1306,9 @@ static void w_request(struct server *sv, MPI_Message *m, int len, int tag)
     MPI_Mrecv(w->req, len, MPI_BYTE, m, MPI_STATUS_IGNORE);
     w->nitems = 0;
     w->err = w_parse(sv, w, (size_t)len);
-    if (w->err == CTH_EPROTO) /* its input, if any, comes as requests of no slot: dropped */
+    /* a request not as agreed: its input is received and dropped, if its
+     * length can be told */
+    if (w->err == CTH_EPROTO && (w->h.magic != REQ_MAGIC || w->h.in_bytes > SIZE_MAX / 4))
         w->h.in_bytes = 0;
     w->got = 0;
     w->state = W_RECV;
