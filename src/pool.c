@@ -657,6 +657,18 @@ struct cth_result *cth__pool_take_more(struct cth_result *job, size_t *chunk)
     return NULL;
 }
 
+size_t cth__pool_backlog(struct cth_result *job)
+{
+    cth_pool_t *p = job->pool;
+    size_t deq = atomic_load_explicit(&p->deq, memory_order_relaxed);
+    size_t enq = atomic_load_explicit(&p->enq, memory_order_relaxed);
+    size_t n = enq > deq ? enq - deq : 0;
+    size_t c = atomic_load_explicit(&job->claim, memory_order_relaxed);
+    if (job->kind == JOB_RECORDS && c < job->nchunks)
+        n += job->nchunks - c;
+    return n + atomic_load_explicit(&p->listed, memory_order_relaxed);
+}
+
 void cth__job_chunk_done(struct cth_result *job)
 {
     job_finish(job, 1);

@@ -226,6 +226,10 @@ CTH__BACKEND_API int cth__pool_create_ops(cth_pool_t **pool, size_t workers,
  * with cth__job_chunk_done. */
 CTH__BACKEND_API struct cth_result *cth__pool_take_more(struct cth_result *job, size_t *chunk);
 CTH__BACKEND_API void cth__job_chunk_done(struct cth_result *job);
+/* Roughly what is left to claim (a hint, read without the lock): the lone
+ * tasks of the ring, job's unclaimed chunks (a record map), and a chunk for
+ * each other queued job. */
+CTH__BACKEND_API size_t cth__pool_backlog(struct cth_result *job);
 
 /* imap hooks (pool_imap.c): run the chunk of items [lo, hi) of an imap
  * job; report the chunks of [lo, hi) cancelled (lo starts a chunk); the

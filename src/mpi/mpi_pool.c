@@ -17,11 +17,16 @@
  * while no other worker thread is idle, more that it claims at once
  * (cth__pool_take_more: the same map's next chunks, lone buffer tasks, the
  * queue's record and buffer jobs), while the input stays under
- * BATCH_BYTES. So a burst of small tasks costs a proxy wake-up and a
- * message each way per batch, not per task. A slot's batch limit adapts:
- * it doubles after a round trip under BATCH_FAST_NS, halves after one over
- * BATCH_SLOW_NS, from 1: long tasks travel alone and stay spread over the
- * ranks. Each chunk of a batch has its own outcome in the reply: a failing
+ * BATCH_BYTES, and no more than its share of what is left to claim
+ * (cth__pool_backlog over the slots). So a burst of small tasks costs a
+ * proxy wake-up and a message each way per batch, not per task, and its
+ * tail still spreads over the ranks. A slot's batch limit adapts
+ * (next_limit): from 1, it doubles after a round trip under BATCH_FAST_NS;
+ * after one over BATCH_SLOW_NS whose chunks took over BATCH_CHUNK_SLOW_NS
+ * each, it drops at once to the chunks that fit in BATCH_SLOW_NS at that
+ * pace: long tasks travel alone and stay spread over the ranks, while a
+ * slow round trip of many quick chunks (a busy machine's latency) leaves
+ * it alone. Each chunk of a batch has its own outcome in the reply: a failing
  * task fails its own job only, with its own value.
  *
  * One communication thread per side. Open MPI's blocking calls busy-poll a
@@ -99,7 +104,8 @@
 #define BATCH_MAX 256                  /* chunks in one request */
 #define BATCH_BYTES ((size_t)64 << 10) /* a batch takes more chunks below this input */
 #define BATCH_FAST_NS 1000000L         /* a round trip this short: the limit may double */
-#define BATCH_SLOW_NS 4000000L         /* this long: it halves */
+#define BATCH_SLOW_NS 4000000L         /* this long, of chunks this slow each: */
+#define BATCH_CHUNK_SLOW_NS 50000L     /* the chunks that fit in BATCH_SLOW_NS */
 #define REQ_MAGIC 0x63746871u          /* "cthq" */
 #define REP_MAGIC 0x63746872u          /* "cthr" */
 #define CTL_MAGIC 0x63746863u          /* "cthc" */
@@ -744,14 +750,19 @@ static void item_results(struct slot *s, size_t i, int whole)
  * what it may claim at once (see the top). Returns the chunks in it (the
  * first is the caller's to finish, the others the batch's), 0 when out of
  * memory (the proxy's chunk failed). */
-static size_t batch_fill(struct slot *s, struct cth_result *job, size_t lo, size_t hi)
+static size_t batch_fill(struct mpi_pool *mp, struct slot *s, struct cth_result *job, size_t lo,
+                         size_t hi)
 {
     batch_begin(s);
     if (!batch_add(s, job, lo, hi)) {
         cth__job_fail(job, CTH_ENOMEM, 0);
         return 0;
     }
-    while (s->nitems < s->limit && s->send_len < BATCH_BYTES) {
+    /* no more than this slot's share of what is left: the tail of a burst
+     * spreads over the slots */
+    size_t share = 1 + cth__pool_backlog(job) / mp->nslots;
+    size_t most = s->limit < share ? s->limit : share;
+    while (s->nitems < most && s->send_len < BATCH_BYTES) {
         size_t c;
         struct cth_result *more = cth__pool_take_more(job, &c);
         if (!more)
@@ -786,6 +797,20 @@ static void batch_fail_rest(struct slot *s, int code)
     }
 }
 
+/* A slot's next batch limit, after a batch of n chunks took rtt ns (see
+ * the top). */
+static size_t next_limit(size_t limit, size_t n, int64_t rtt)
+{
+    if (rtt < BATCH_FAST_NS)
+        return 2 * limit < BATCH_MAX ? 2 * limit : BATCH_MAX;
+    int64_t per = rtt / (int64_t)n;
+    if (rtt > BATCH_SLOW_NS && per > BATCH_CHUNK_SLOW_NS) {
+        size_t fit = (size_t)(BATCH_SLOW_NS / per);
+        return fit < 1 ? 1 : fit < limit ? fit : limit;
+    }
+    return limit;
+}
+
 static bool op_run_items(void *state, struct cth_result *job, size_t lo, size_t hi)
 {
     struct mpi_pool *mp = state;
@@ -799,7 +824,7 @@ static bool op_run_items(void *state, struct cth_result *job, size_t lo, size_t 
         cth__job_fail(job, CTH_ECANCELED, 0);
         return true;
     }
-    if (batch_fill(s, job, lo, hi) == 0)
+    if (batch_fill(mp, s, job, lo, hi) == 0)
         return true;
     cth_event_clear(&s->done);
     int64_t t0 = now_ns();
@@ -823,11 +848,7 @@ static bool op_run_items(void *state, struct cth_result *job, size_t lo, size_t 
         batch_fail_rest(s, s->released);
         return true;
     }
-    int64_t rtt = now_ns() - t0;
-    if (rtt < BATCH_FAST_NS && s->limit < BATCH_MAX)
-        s->limit = 2 * s->limit < BATCH_MAX ? 2 * s->limit : BATCH_MAX;
-    else if (rtt > BATCH_SLOW_NS && s->limit > 1)
-        s->limit /= 2;
+    s->limit = next_limit(s->limit, s->nitems, now_ns() - t0);
     for (size_t i = 0; i < s->nitems; i++) {
         item_results(s, i, s->code);
         if (i > 0)
