@@ -7,7 +7,7 @@
  * At the root, the pool is the thread pool (pool.c) built with an ops table
  * (struct cth__pool_ops, pool_internal.h): its worker threads are proxies,
  * as a process pool's. Each proxy owns a slot: one worker rank and one tag
- * on the pool's own duplicate of the communicator, so a rank has as many
+ * on the pool's own duplicates of the communicator, so a rank has as many
  * requests in flight as it has slots (`inflight`), and a rank that answers
  * sooner has its proxies back sooner: work goes on demand, the fastest rank
  * gets more. With root_works, a few more worker threads own no slot and
@@ -44,7 +44,10 @@
  * receives their input, runs each batch as one job on the rank's own
  * thread pool (a lone chunk of records as a record map, spread over its
  * threads; more chunks as a map over them), polls those results and sends
- * the replies back, with the same back-off.
+ * the replies back, with the same back-off. Sleeping, not yielding: on
+ * oversubscribed cores a rank that polls takes the core the rank it waits
+ * for needs, so no rank polls for long and mpirun needs no flag such as
+ * mpi_yield_when_idle.
  *
  * Messages. A request is a header (struct req_hdr, then a struct req_item
  * per chunk, each followed by its function's name as funcref.h makes it
