@@ -70,7 +70,10 @@
  * runs record and buffer items there (cth__job_run_records); a job's data
  * is placed for the far side when it is submitted (cth__pool_job_prepare)
  * and released when it completes; an MPI pool's ranks are told to stop
- * once cth_pool_free has joined the proxies.
+ * once cth_pool_free has joined the proxies. A proxy may batch: while it
+ * holds a chunk and no worker is idle, cth__pool_take_more claims more
+ * record or buffer chunks for it without waiting, which it finishes itself
+ * (cth__job_chunk_done).
  *
  * Records and buffers. The record map (JOB_RECORDS), the record imaps
  * (JOB_IMAP with rec_fn) and the buffer apply (JOB_BUFFER) are jobs like
@@ -608,13 +611,16 @@ int cth__job_wait(struct cth_result *job, int64_t deadline)
 
 /* ---- workers -------------------------------------------------------------------- */
 
-/* Claim a chunk of the oldest queued job that has one, under the lock. */
-static struct cth_result *list_take(cth_pool_t *p, size_t *chunk)
+/* Claim a chunk of the oldest queued job that has one (records_only: of a
+ * record map or a buffer apply), under the lock. */
+static struct cth_result *list_take(cth_pool_t *p, size_t *chunk, bool records_only)
 {
     struct cth_result *found = NULL;
     cth__lock_acquire_uninterrupted(&p->lock);
     for (struct cth__list_node *node = p->queue.first; node; node = node->next) {
         struct cth_result *job = cth__list_entry(node, struct cth_result, link);
+        if (records_only && job->kind != JOB_RECORDS && job->kind != JOB_BUFFER)
+            continue;
         if (atomic_load_explicit(&job->claim, memory_order_relaxed) >= job->nchunks)
             continue;
         size_t c = atomic_fetch_add(&job->claim, 1);
@@ -665,7 +671,7 @@ static struct cth_result *take_work(cth_pool_t *p, size_t *chunk, bool spinner)
             *chunk = 0;
             break;
         }
-        if (atomic_load(&p->listed) && (job = list_take(p, chunk)) != NULL)
+        if (atomic_load(&p->listed) && (job = list_take(p, chunk, false)) != NULL)
             break;
         if (st == POOL_CLOSE && may_exit(p))
             break;
@@ -697,6 +703,43 @@ static struct cth_result *take_work(cth_pool_t *p, size_t *chunk, bool spinner)
     if (job && job->in_ring && ring_ready(p))
         wake_one(p, true);
     return job;
+}
+
+struct cth_result *cth__pool_take_more(struct cth_result *job, size_t *chunk)
+{
+    cth_pool_t *p = job->pool;
+    if (atomic_load(&p->sleepers) || atomic_load(&p->spinners))
+        return NULL; /* an idle worker takes the rest */
+    size_t c;
+    if (job->kind == JOB_RECORDS && (c = job_claim(job)) != SIZE_MAX) {
+        *chunk = c;
+        return job;
+    }
+    struct cth_result *more = p->ops ? ring_take(p) : NULL; /* buffer applies alone there */
+    if (more) {
+        *chunk = 0;
+        return more;
+    }
+    if (atomic_load(&p->state) != POOL_TERMINATE && atomic_load(&p->listed))
+        return list_take(p, chunk, true);
+    return NULL;
+}
+
+size_t cth__pool_backlog(struct cth_result *job)
+{
+    cth_pool_t *p = job->pool;
+    size_t deq = atomic_load_explicit(&p->deq, memory_order_relaxed);
+    size_t enq = atomic_load_explicit(&p->enq, memory_order_relaxed);
+    size_t n = enq > deq ? enq - deq : 0;
+    size_t c = atomic_load_explicit(&job->claim, memory_order_relaxed);
+    if (job->kind == JOB_RECORDS && c < job->nchunks)
+        n += job->nchunks - c;
+    return n + atomic_load_explicit(&p->listed, memory_order_relaxed);
+}
+
+void cth__job_chunk_done(struct cth_result *job)
+{
+    job_finish(job, 1);
 }
 
 static int spawn_worker(cth_pool_t *p);

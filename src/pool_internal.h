@@ -215,6 +215,22 @@ int cth__proc_pool_create(const cth_pool_opts_t *opts, size_t workers,
 CTH__BACKEND_API int cth__pool_create_ops(cth_pool_t **pool, size_t workers,
                                           const struct cth__pool_ops *ops, void *state);
 
+/* Batching, for a backend's worker thread that runs items elsewhere (MPI
+ * ranks), inside run_items while it holds an unfinished chunk of job:
+ * claim one more chunk without waiting, for a record map or a buffer apply
+ * only: job's next (a record map), else a lone task of the ring (where a
+ * backend pool holds buffer applies alone), else the oldest queued such
+ * job's. None while another worker is idle (parked, being woken or
+ * spinning): it takes the rest. Returns the job and *chunk, or NULL. The
+ * caller runs the chunk (failures through cth__job_fail), then finishes it
+ * with cth__job_chunk_done. */
+CTH__BACKEND_API struct cth_result *cth__pool_take_more(struct cth_result *job, size_t *chunk);
+CTH__BACKEND_API void cth__job_chunk_done(struct cth_result *job);
+/* Roughly what is left to claim (a hint, read without the lock): the lone
+ * tasks of the ring, job's unclaimed chunks (a record map), and a chunk for
+ * each other queued job. */
+CTH__BACKEND_API size_t cth__pool_backlog(struct cth_result *job);
+
 /* imap hooks (pool_imap.c): run the chunk of items [lo, hi) of an imap
  * job; report the chunks of [lo, hi) cancelled (lo starts a chunk); the
  * job has completed (free it). */

@@ -11,6 +11,9 @@
 # man.sh --check OUTDIR - fails, listing them, if a function the headers
 # declare CTH_API or a public type has no page in OUTDIR, if a page lacks
 # a section, or if a page is named after anything else.
+#
+# --without HEADER (before OUTDIR, either form): leave out a header of
+# include/cthreading (mpi.h where libcthreading-mpi is not built).
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -18,18 +21,28 @@ cd "$(dirname "$0")/.."
 errors=$(sed -n 's|^#define \(CTH_E[A-Z]*\) ([^)]*) */\* \(.*\) \*/$|\1 \2|p' include/cthreading/base.h)
 
 check=0
-if [ "${1:-}" = --check ]; then
-  check=1
-  shift
-fi
-[ $# = 1 ] || { echo "usage: $0 [--check] OUTDIR" >&2; exit 2; }
+without=""
+while [ $# -gt 1 ]; do
+  case $1 in
+    --check) check=1; shift ;;
+    --without) without="$without $2"; shift 2 ;;
+    *) break ;;
+  esac
+done
+[ $# = 1 ] || { echo "usage: $0 [--check] [--without HEADER]... OUTDIR" >&2; exit 2; }
 out=$1
+# The headers documented.
+headers=""
+for h in include/cthreading/*.h; do
+  case " $without " in *" $(basename "$h") "*) continue ;; esac
+  headers="$headers $h"
+done
 version=$(sed -n 's/^#define CTH_VERSION_STRING "\([^"]*\)".*/\1/p' include/cthreading/base.h)
 
 # The public names: functions (CTH_API or static inline, not cth__) and
 # typedefs (the name a typedef ends with, or a function pointer's).
 public_names() {
-  for h in include/cthreading/*.h; do
+  for h in $headers; do
     sed -n 's/^\(CTH_API\|static inline\) [^(]*[ *]\(cth_[a-z0-9_]*\) *(.*/\2/p' "$h"
     awk '/^typedef/ { t = ""; collecting = 1 }
          collecting { t = t " " $0; if ($0 ~ /;/ && gsub(/{/, "{", t) == gsub(/}/, "}", t)) {
@@ -59,7 +72,7 @@ if [ $check = 1 ]; then
   [ "$(echo "$errors" | wc -l)" = "$(grep -c '^#define CTH_E[A-Z]* (' include/cthreading/base.h)" ] ||
     { echo "base.h: not every CTH_E* code was read with its description"; fail=1; }
   # Functions have RETURN VALUE and ERRORS too.
-  for n in $(for h in include/cthreading/*.h; do
+  for n in $(for h in $headers; do
       sed -n 's/^\(CTH_API\|static inline\) [^(]*[ *]\(cth_[a-z0-9_]*\) *(.*/\2/p' "$h"
     done | grep -v '^cth__' | sort -u); do
     [ -f "$out/$n.3" ] || continue
@@ -87,7 +100,7 @@ mkdir -p "$out"
 rm -f "$out"/*.3
 
 
-for h in include/cthreading/*.h; do
+for h in $headers; do
   header=cthreading/$(basename "$h")
   awk -v header="$header" -v out="$out" -v version="$version" -v errors="$errors" '
   # troff-safe text: backslashes doubled, no control character first.
@@ -243,7 +256,7 @@ done
   echo 'and LocalStack, each documented on the page named after the function or'
   echo 'type. Calls that can fail return 0 or a negative CTH_E* code;'
   echo 'a timeout is a double number of seconds (CTH_FOREVER: no limit).'
-  for h in include/cthreading/*.h; do
+  for h in $headers; do
     echo ".SS <cthreading/$(basename "$h")>"
     pages=""
     for n in $(sed -n 's/^\(CTH_API\|static inline\) [^(]*[ *]\(cth_[a-z0-9_]*\) *(.*/\2/p;

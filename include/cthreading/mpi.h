@@ -16,9 +16,12 @@
  *
  * Tasks are named as on a process pool (every rank runs the same
  * executable, at the same path); records and buffers travel as MPI
- * messages; chunks are handed out on demand, a bounded number in flight per
- * rank, so the fastest rank gets more. A rank that dies takes the MPI job
- * with it (MPI's rule).
+ * messages; chunks are handed out on demand, a bounded number of requests in
+ * flight per rank, so the fastest rank gets more. While every proxy is busy,
+ * a request carries a batch of queued chunks (up to 256, while their input
+ * stays under 64 KiB, fewer for chunks whose round trip is slow), and its
+ * reply each chunk's own outcome: a failing task fails alone, with its own
+ * value. A rank that dies takes the MPI job with it (MPI's rule).
  */
 #ifndef CTHREADING_MPI_H
 #define CTHREADING_MPI_H
@@ -42,7 +45,8 @@ typedef struct cth_mpi_opts {
     size_t threads;  /* each rank's own thread pool (and the root's, with
                         root_works); 0 = the CPUs that rank may run on */
     bool root_works; /* the root runs chunks too, on its own threads */
-    size_t inflight; /* chunks in flight per worker rank; 0 = 2 x its threads */
+    size_t inflight; /* requests in flight per worker rank (each a batch of
+                        chunks); 0 = 2 x its threads */
 } cth_mpi_opts_t;
 
 /*
@@ -63,8 +67,8 @@ typedef struct cth_mpi_opts {
  * what was agreed fails that task with CTH_EPROTO; terminate cancels what
  * is queued and in flight (CTH_ECANCELED; a task already running on a rank
  * finishes there first); task timeouts are not supported (CTH_ENOTSUP).
- * cth_pool_size gives the chunks the pool can have in flight: every worker
- * rank's inflight, plus the root's threads with root_works (Python's
+ * cth_pool_size gives the requests the pool can have in flight: every
+ * worker rank's inflight, plus the root's threads with root_works (Python's
  * default chunksize is computed from it).
  * Returns, at every rank: CTH_EINVAL for NULL pool, MPI_COMM_NULL, a root
  * outside comm, or a communicator of one rank without root_works (with it,

@@ -7,15 +7,31 @@
  * At the root, the pool is the thread pool (pool.c) built with an ops table
  * (struct cth__pool_ops, pool_internal.h): its worker threads are proxies,
  * as a process pool's. Each proxy owns a slot: one worker rank and one tag
- * on the pool's own duplicate of the communicator, so a rank has as many
- * chunks in flight as it has slots (`inflight`), and a rank that answers
- * sooner has its proxies back sooner: chunks go on demand, the fastest rank
+ * on the pool's own duplicates of the communicator, so a rank has as many
+ * requests in flight as it has slots (`inflight`), and a rank that answers
+ * sooner has its proxies back sooner: work goes on demand, the fastest rank
  * gets more. With root_works, a few more worker threads own no slot and
  * run their chunks at the root, as the thread pool does.
  *
+ * Batches. A request carries up to BATCH_MAX chunks: the proxy's own, and
+ * while no other worker thread is idle, more that it claims at once
+ * (cth__pool_take_more: the same map's next chunks, lone buffer tasks, the
+ * queue's record and buffer jobs), while the input stays under
+ * BATCH_BYTES, and no more than its share of what is left to claim
+ * (cth__pool_backlog over the slots). So a burst of small tasks costs a
+ * proxy wake-up and a message each way per batch, not per task, and its
+ * tail still spreads over the ranks. A slot's batch limit adapts
+ * (next_limit): from 1, it doubles after a round trip under BATCH_FAST_NS;
+ * after one over BATCH_SLOW_NS whose chunks took over BATCH_CHUNK_SLOW_NS
+ * each, it drops at once to the chunks that fit in BATCH_SLOW_NS at that
+ * pace: long tasks travel alone and stay spread over the ranks, while a
+ * slow round trip of many quick chunks (a busy machine's latency) leaves
+ * it alone. Each chunk of a batch has its own outcome in the reply: a failing
+ * task fails its own job only, with its own value.
+ *
  * One communication thread per side. Open MPI's blocking calls busy-poll a
  * core, and this library's proxies are many: so no proxy calls MPI. A proxy
- * copies its chunk's input into its slot, queues the slot for the root's
+ * copies its batch's input into its slot, queues the slot for the root's
  * communication thread and waits on the slot's cthreading Event; the
  * communication thread owns every MPI call: it posts the nonblocking sends
  * and receives of every slot, tests them all with one MPI_Testsome, and
@@ -25,22 +41,33 @@
  * request wakes it at once); with nothing pending it sleeps until a
  * request comes. A worker rank's calling thread is its communication
  * thread likewise: it probes for the root's requests (MPI_Improbe),
- * receives their input, runs each as a record map or a buffer apply on the
- * rank's own thread pool, polls those results and sends the replies back,
- * with the same back-off.
+ * receives their input, runs each batch as one job on the rank's own
+ * thread pool (a lone chunk of records as a record map, spread over its
+ * threads; more chunks as a map over them), polls those results and sends
+ * the replies back, with the same back-off. Sleeping, not yielding: on
+ * oversubscribed cores a rank that polls takes the core the rank it waits
+ * for needs, so no rank polls for long and mpirun needs no flag such as
+ * mpi_yield_when_idle.
  *
- * Messages. A request is a header (struct req_hdr: the operation, the
- * sizes, the function's name as funcref.h makes it) then its input in
- * pieces of at most PIECE bytes (MPI counts are ints), on the slot's tag;
- * the reply is a header (struct rep_hdr: the outcome, the output's length)
- * then the output in pieces. Messages on one tag between two ranks are
- * not overtaken, so a slot's messages pair up. The root trusts no reply: a
- * header of the wrong size, magic or sequence, an output of another length
- * than the records need, a piece cut short or longer than agreed (MPI
- * truncates it and says so) fails the chunk with CTH_EPROTO; a reply whose
- * header cannot be read marks its slot broken and its rank untrusted: that
- * rank is sent nothing more, and the proxies of its slots run their chunks
- * at the root from then on.
+ * Messages. A request is a header (struct req_hdr, then a struct req_item
+ * per chunk, each followed by its function's name as funcref.h makes it
+ * unless it is the previous chunk's) then the chunks' input, one after
+ * the other, in pieces of at most cth__mpi_piece bytes (MPI counts are
+ * ints); the reply is a header (struct rep_hdr, then a struct rep_item per
+ * chunk: its outcome and output length) then each chunk's output in pieces
+ * likewise. Headers (and control messages) go on the pool's duplicate of
+ * the communicator, pieces on a second duplicate, each on the slot's tag:
+ * a worker rank probes the first for requests, and receives from the
+ * second only where it expects a piece, so a piece that comes before its
+ * receive is posted waits for it instead of being taken for a request.
+ * Messages on one tag between two ranks are not overtaken, so a slot's
+ * messages pair up. The root trusts no reply: a header of the wrong
+ * size, magic, sequence or chunk count fails the batch with CTH_EPROTO; an
+ * output of another length than a chunk's records need, a piece cut short
+ * or longer than agreed (MPI truncates it and says so) fails that chunk
+ * with CTH_EPROTO; a reply whose header cannot be read marks its slot
+ * broken and its rank untrusted: that rank is sent nothing more, and the
+ * proxies of its slots run their chunks at the root from then on.
  * Whatever arrives for a sound slot is received, wanted or not, so no
  * sender is left waiting.
  *
@@ -48,11 +75,11 @@
  * communication thread and the communicator stay the parent's: the child
  * frees only memory.
  *
- * Copies. A proxy copies its chunk's input into the slot and the reply's
+ * Copies. A proxy copies its batch's input into the slot and the reply's
  * output out of it, so a terminated job whose memory the caller reclaims is
  * never read or written by MPI afterwards.
  *
- * terminate: the communication thread cancels every chunk queued or in
+ * terminate: the communication thread cancels every batch queued or in
  * flight (its proxy is released with CTH_ECANCELED; the slot still drains
  * its reply later) and sends CANCEL to every rank, which terminates its own
  * thread pool (a task already running there finishes first). free: once
@@ -72,53 +99,91 @@
 
 #include "cthreading/mpi.h"
 #include "funcref.h"
+#include "mpi_internal.h"
 #include "pool_internal.h"
 
-#define PIECE ((size_t)1 << 30) /* the largest message: below INT_MAX bytes */
-#define SPIN_POLLS 200          /* polls with nothing done before sleeping */
-#define MAX_SLEEP_US 500        /* the longest sleep between polls */
-#define REQ_MAGIC 0x63746871u   /* "cthq" */
-#define REP_MAGIC 0x63746872u   /* "cthr" */
-#define CTL_MAGIC 0x63746863u   /* "cthc" */
-#define TAG_CTL 0               /* control messages; slots use tags 1.. */
-#define HDR_MAX (sizeof(struct req_hdr) + sizeof(((struct cth__funcref *)0)->path))
+#define SPIN_POLLS 200                 /* polls with nothing done before sleeping */
+#define MAX_SLEEP_US 500               /* the longest sleep between polls */
+#define BATCH_MAX 256                  /* chunks in one request */
+#define BATCH_BYTES ((size_t)64 << 10) /* a batch takes more chunks below this input */
+#define BATCH_FAST_NS 1000000L         /* a round trip this short: the limit may double */
+#define BATCH_SLOW_NS 4000000L         /* this long, of chunks this slow each: */
+#define BATCH_CHUNK_SLOW_NS 50000L     /* the chunks that fit in BATCH_SLOW_NS */
+#define REQ_MAGIC 0x63746871u          /* "cthq" */
+#define REP_MAGIC 0x63746872u          /* "cthr" */
+#define CTL_MAGIC 0x63746863u          /* "cthc" */
+#define TAG_CTL 0                      /* control messages; slots use tags 1.. */
+#define PATH_MAX_LEN (sizeof(((struct cth__funcref *)0)->path))
+#define REQ_MAX (sizeof(struct req_hdr) + BATCH_MAX * (sizeof(struct req_item) + PATH_MAX_LEN))
+#define REP_MAX (sizeof(struct rep_hdr) + BATCH_MAX * sizeof(struct rep_item))
 
-enum { OP_RECORDS = 1, OP_BUFFER = 2 };
+size_t cth__mpi_piece = CTH__MPI_PIECE;
+
+enum { OP_RECORDS = 1, OP_BUFFER = 2, OP_SAME_FN = 0x100 };
 enum { CTL_CANCEL = 1, CTL_STOP = 2 };
 enum { ST_OK = 1, ST_TASK = 2, ST_ERROR = 3 };
 
-/* A request's header, then path_len bytes of the function's object path. */
+/* A request's header; nitems struct req_item follow. */
 struct req_hdr {
-    uint32_t magic, op;
+    uint32_t magic, nitems;
     uint64_t seq;
-    uint64_t count;     /* records: items; a buffer: 1 */
-    uint64_t in_size;   /* records: an input record's size; a buffer: its length */
-    uint64_t out_size;  /* records: an output record's size */
-    uint64_t in_bytes;  /* the input that follows */
-    uint64_t fn_offset; /* the function: funcref's offset and path length */
+    uint64_t in_bytes; /* the input that follows: every chunk's, in order */
+};
+
+/* A chunk of a request; path_len bytes of its function's object path
+ * follow, unless op has OP_SAME_FN (the previous chunk's function). */
+struct req_item {
+    uint32_t op; /* OP_RECORDS or OP_BUFFER, maybe | OP_SAME_FN */
     uint32_t path_len;
+    uint64_t fn_offset;
+    uint64_t count;    /* records: items; a buffer: 1 */
+    uint64_t in_size;  /* records: an input record's size; a buffer: its length */
+    uint64_t out_size; /* records: an output record's size */
+};
+
+/* A reply's header; nitems struct rep_item follow (none with error). */
+struct rep_hdr {
+    uint32_t magic, nitems;
+    uint64_t seq;
+    uint64_t out_bytes; /* the output that follows: every chunk's, in order */
+    int32_t error;      /* nonzero: the request could not run at all (a code) */
     uint32_t pad;
 };
 
-struct rep_hdr {
-    uint32_t magic, status; /* ST_OK, ST_TASK (value: the task's), ST_ERROR (value: a code) */
-    uint64_t seq;
+struct rep_item {
+    uint32_t status; /* ST_OK, ST_TASK (value: the task's), ST_ERROR (value: a code) */
     int32_t value;
-    uint32_t pad;
-    uint64_t out_bytes; /* the output that follows */
+    uint64_t out_bytes;
 };
 
 struct ctl_msg {
     uint32_t magic, op;
 };
 
+/* The wire format's sizes (bench_mpi.c counts the bytes moved from them). */
+_Static_assert(sizeof(struct req_hdr) == 24 && sizeof(struct req_item) == 40 &&
+                   sizeof(struct rep_hdr) == 32 && sizeof(struct rep_item) == 16,
+               "the wire format");
+
 /* Whether this process is serving as a worker rank (nested creates). */
 static atomic_bool serving;
 
-/* The length of the piece of a message of len bytes after done bytes. */
+/* The length of the piece of a stream of len bytes after done bytes. */
 static size_t piece_len(size_t len, size_t done)
 {
-    return len - done < PIECE ? len - done : PIECE;
+    return len - done < cth__mpi_piece ? len - done : cth__mpi_piece;
+}
+
+/* The outputs of a reply, chunk after chunk, go in pieces too: the next
+ * piece from chunk *i, *done bytes into it (empty chunks skipped, which
+ * moves *i and *done): its length, 0 when none is left. */
+static size_t out_piece(const struct rep_item *ri, size_t n, size_t *i, size_t *done)
+{
+    while (*i < n && *done >= ri[*i].out_bytes) {
+        ++*i;
+        *done = 0;
+    }
+    return *i < n ? piece_len((size_t)ri[*i].out_bytes, *done) : 0;
 }
 
 /* Back-off of a communication thread with nothing done: the time to sleep
@@ -136,6 +201,13 @@ static void sleep_ns(long ns)
 {
     struct timespec ts = {0, ns};
     nanosleep(&ts, NULL);
+}
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 /* Grow a buffer to at least len bytes. Returns false when out of memory. */
@@ -156,6 +228,15 @@ static bool reserve(char **buf, size_t *cap, size_t len)
 enum { SLOT_IDLE, SLOT_ACTIVE };
 enum { RQ_SEND_HDR, RQ_SEND_PIECE, RQ_RECV_HDR, RQ_RECV_PIECE, RQ_PER_SLOT };
 
+/* A chunk of a slot's batch. */
+struct item {
+    struct cth_result *job;
+    size_t lo, hi;
+    uint64_t out_need; /* records: the output they need */
+    size_t out_at;     /* where its output lies in the slot's recv */
+    int code, value;   /* its outcome, from the reply */
+};
+
 struct slot {
     int rank, tag;
     int state;          /* SLOT_*: the communication thread's (a queued slot is
@@ -164,22 +245,29 @@ struct slot {
     atomic_bool broken; /* a reply could not be read: no more requests (the
                            proxy reads it too) */
     bool replied;       /* the reply is in (or failed) */
-    bool discard;       /* receiving pieces only to drop them */
+    bool discard;       /* receiving the output only to drop it */
     struct slot *next;  /* the queue */
     uint64_t seq;
-    char hdr[HDR_MAX];
-    int hdr_len;
+    size_t limit; /* the proxy's: chunks its next batch may take */
+    size_t nitems;
+    struct item items[BATCH_MAX];
+    char *hdr; /* the request's header */
+    size_t hdr_cap, hdr_len;
     char *send; /* the input */
     size_t send_cap, send_len, sent;
-    struct rep_hdr rep;
+    char *rep; /* the reply's header */
+    size_t rep_cap, rep_len;
     char *recv; /* the output */
-    size_t recv_cap, recv_len, got;
-    int code, value; /* the outcome for the proxy */
+    size_t recv_cap, recv_len;
+    size_t out_i, out_done; /* the output's next piece (out_piece) */
+    int code;               /* the whole batch's failure, if any */
+    int released;           /* terminate released the proxy: its batch's code */
     cth_event_t done;
 };
 
 struct mpi_pool {
-    MPI_Comm comm; /* the duplicate */
+    MPI_Comm comm; /* the duplicate: headers and control */
+    MPI_Comm data; /* another: the pieces of input and output */
     int nranks;
     int root;
     struct slot *slots;
@@ -212,13 +300,20 @@ struct mpi_job {
     char path[];
 };
 
-static void slot_deliver(struct slot *s, int code, int value)
+static const struct rep_hdr *rep_of(const struct slot *s)
 {
-    if (s->abandoned)
-        return;
-    s->code = code;
-    s->value = value;
-    cth_event_set(&s->done);
+    return (const struct rep_hdr *)s->rep;
+}
+
+static const struct rep_item *rep_items(const struct slot *s)
+{
+    return (const struct rep_item *)(s->rep + sizeof(struct rep_hdr));
+}
+
+static void slot_deliver(struct slot *s)
+{
+    if (!s->abandoned)
+        cth_event_set(&s->done);
 }
 
 static bool slot_pending(const struct mpi_pool *mp, const struct slot *s)
@@ -236,32 +331,44 @@ static void slot_maybe_finish(struct mpi_pool *mp, struct slot *s)
     if (s->state != SLOT_ACTIVE || !s->replied)
         return;
     if (s->broken) { /* a rank that broke the protocol may never take the rest */
-        slot_deliver(s, s->code, s->value);
+        slot_deliver(s);
         s->abandoned = true;
         return;
     }
-    if (slot_pending(mp, s))
+    if (slot_pending(mp, s) || s->sent < s->send_len) /* (a piece done, not yet counted) */
         return;
     s->state = SLOT_IDLE;
-    slot_deliver(s, s->code, s->value);
+    slot_deliver(s);
 }
 
+/* The whole batch fails (the first code stays). */
 static void slot_fail(struct slot *s, int code)
 {
     if (!s->code)
         s->code = code;
 }
 
-/* Post the receive of the reply's next piece; with no memory for it, into
- * nothing (MPI consumes it as truncated; Open MPI's shared-memory transport
- * may fail at that, so it is the last resort). */
+static void item_fail(struct item *it, int code)
+{
+    if (!it->code)
+        it->code = code;
+}
+
+/* Post the receive of the output's next piece (out_piece), or mark the
+ * reply in when none is left; without memory for the output, into nothing
+ * (MPI consumes it as truncated; Open MPI's shared-memory transport may
+ * fail at that, so it is the last resort). */
 static void post_recv_piece(struct mpi_pool *mp, struct slot *s)
 {
     MPI_Request *r = &mp->reqs[(size_t)(s - mp->slots) * RQ_PER_SLOT + RQ_RECV_PIECE];
-    size_t len = piece_len(s->recv_len, s->got);
-    int rc = s->discard
-                 ? MPI_Irecv(NULL, 0, MPI_BYTE, s->rank, s->tag, mp->comm, r)
-                 : MPI_Irecv(s->recv + s->got, (int)len, MPI_BYTE, s->rank, s->tag, mp->comm, r);
+    size_t len = out_piece(rep_items(s), s->nitems, &s->out_i, &s->out_done);
+    if (len == 0) {
+        s->replied = true;
+        return;
+    }
+    char *at = s->recv + s->items[s->out_i].out_at + s->out_done;
+    int rc = s->discard ? MPI_Irecv(NULL, 0, MPI_BYTE, s->rank, s->tag, mp->data, r)
+                        : MPI_Irecv(at, (int)len, MPI_BYTE, s->rank, s->tag, mp->data, r);
     if (rc != MPI_SUCCESS) { /* cannot receive it: the slot is lost */
         s->broken = true;
         slot_fail(s, CTH_EPROTO);
@@ -273,7 +380,7 @@ static void post_send_piece(struct mpi_pool *mp, struct slot *s)
 {
     MPI_Request *r = &mp->reqs[(size_t)(s - mp->slots) * RQ_PER_SLOT + RQ_SEND_PIECE];
     size_t len = piece_len(s->send_len, s->sent);
-    if (MPI_Isend(s->send + s->sent, (int)len, MPI_BYTE, s->rank, s->tag, mp->comm, r) !=
+    if (MPI_Isend(s->send + s->sent, (int)len, MPI_BYTE, s->rank, s->tag, mp->data, r) !=
         MPI_SUCCESS) {
         s->broken = true;
         slot_fail(s, CTH_EPROTO);
@@ -287,15 +394,16 @@ static void slot_start(struct mpi_pool *mp, struct slot *s)
     s->replied = false;
     s->discard = false;
     s->code = 0;
-    s->value = 0;
     s->sent = 0;
-    s->got = 0;
     s->recv_len = 0;
-    int rc = MPI_Isend(s->hdr, s->hdr_len, MPI_BYTE, s->rank, s->tag, mp->comm, &r[RQ_SEND_HDR]);
+    s->out_i = 0;
+    s->out_done = 0;
+    int rc = MPI_Isend(s->hdr, (int)s->hdr_len, MPI_BYTE, s->rank, s->tag, mp->comm,
+                       &r[RQ_SEND_HDR]);
     if (rc == MPI_SUCCESS && s->send_len)
         post_send_piece(mp, s);
     if (rc == MPI_SUCCESS)
-        rc = MPI_Irecv(&s->rep, sizeof s->rep, MPI_BYTE, s->rank, s->tag, mp->comm,
+        rc = MPI_Irecv(s->rep, (int)s->rep_len, MPI_BYTE, s->rank, s->tag, mp->comm,
                        &r[RQ_RECV_HDR]);
     if (rc != MPI_SUCCESS) {
         s->broken = true;
@@ -317,68 +425,75 @@ static int known_code(int32_t v)
     }
 }
 
+/* A chunk's outcome from its struct rep_item; false when its output length
+ * cannot be drained safely. */
+static bool item_outcome(struct item *it, const struct rep_item *ri)
+{
+    bool records = it->job->kind != JOB_BUFFER;
+    switch (ri->status) {
+    case ST_OK:
+        if (records && ri->out_bytes != it->out_need)
+            item_fail(it, CTH_EPROTO);
+        break;
+    case ST_TASK:
+        item_fail(it, ri->out_bytes == 0 && ri->value != 0 ? CTH_ETASK : CTH_EPROTO);
+        it->value = ri->value;
+        break;
+    case ST_ERROR: item_fail(it, ri->out_bytes == 0 ? known_code(ri->value) : CTH_EPROTO); break;
+    default: item_fail(it, CTH_EPROTO);
+    }
+    return ri->out_bytes <= SIZE_MAX / 4;
+}
+
 /* The reply's header is in (status: its receive's): check it, then
  * receive the output. */
 static void on_reply_header(struct mpi_pool *mp, struct slot *s, const MPI_Status *st)
 {
     int count = -1;
-    if (st->MPI_ERROR != MPI_SUCCESS || MPI_Get_count(st, MPI_BYTE, &count) != MPI_SUCCESS ||
-        count != (int)sizeof s->rep || s->rep.magic != REP_MAGIC || s->rep.seq != s->seq) {
+    const struct rep_hdr *h = rep_of(s);
+    bool sound = st->MPI_ERROR == MPI_SUCCESS &&
+                 MPI_Get_count(st, MPI_BYTE, &count) == MPI_SUCCESS && count >= 0 &&
+                 (size_t)count >= sizeof *h && h->magic == REP_MAGIC && h->seq == s->seq;
+    if (sound && h->error) { /* the whole batch failed there */
+        sound = h->nitems == 0 && h->out_bytes == 0 && (size_t)count == sizeof *h;
+        slot_fail(s, sound ? known_code(h->error) : CTH_EPROTO);
+    } else if (sound) {
+        sound = h->nitems == s->nitems && (size_t)count == s->rep_len;
+    }
+    uint64_t total = 0;
+    for (size_t i = 0; sound && !h->error && i < s->nitems; i++) {
+        struct item *it = &s->items[i];
+        sound = item_outcome(it, &rep_items(s)[i]);
+        it->out_at = (size_t)total;
+        total += rep_items(s)[i].out_bytes;
+    }
+    if (!sound || total != h->out_bytes || total > SIZE_MAX / 4) {
         s->broken = true; /* where its output ends is unknown */
         atomic_store(&mp->untrusted[s->rank], true);
         slot_fail(s, CTH_EPROTO);
         s->replied = true;
         return;
     }
-    const struct req_hdr *h = (const struct req_hdr *)s->hdr;
-    uint64_t out = s->rep.out_bytes;
-    bool fits = false;
-    switch (s->rep.status) {
-    case ST_OK:
-        fits = h->op == OP_BUFFER || out == h->count * h->out_size;
-        if (!fits)
-            slot_fail(s, CTH_EPROTO);
-        break;
-    case ST_TASK:
-        fits = out == 0 && s->rep.value != 0;
-        slot_fail(s, fits ? CTH_ETASK : CTH_EPROTO);
-        s->value = s->rep.value;
-        break;
-    case ST_ERROR:
-        fits = out == 0;
-        slot_fail(s, fits ? known_code(s->rep.value) : CTH_EPROTO);
-        break;
-    default: slot_fail(s, CTH_EPROTO);
-    }
-    if (out > SIZE_MAX / 2) { /* no such output: cannot even be drained */
-        s->broken = true;
-        slot_fail(s, CTH_EPROTO);
-        s->replied = true;
-        return;
-    }
-    s->recv_len = (size_t)out;
+    s->recv_len = (size_t)total;
     /* an unwanted output is received all the same, and dropped */
     s->discard = !reserve(&s->recv, &s->recv_cap, s->recv_len);
     if (s->discard)
         slot_fail(s, CTH_ENOMEM);
-    if (s->recv_len == 0)
-        s->replied = true;
-    else
+    if (!h->error)
         post_recv_piece(mp, s);
+    else
+        s->replied = true;
 }
 
 static void on_recv_piece(struct mpi_pool *mp, struct slot *s, const MPI_Status *st)
 {
-    size_t want = piece_len(s->recv_len, s->got);
+    size_t want = out_piece(rep_items(s), s->nitems, &s->out_i, &s->out_done);
     int count = -1;
     if (!s->discard && (st->MPI_ERROR != MPI_SUCCESS ||
                         MPI_Get_count(st, MPI_BYTE, &count) != MPI_SUCCESS || count != (int)want))
-        slot_fail(s, CTH_EPROTO); /* cut short, or longer (truncated) */
-    s->got += want;
-    if (s->got < s->recv_len)
-        post_recv_piece(mp, s);
-    else
-        s->replied = true;
+        item_fail(&s->items[s->out_i], CTH_EPROTO); /* cut short, or longer (truncated) */
+    s->out_done += want;
+    post_recv_piece(mp, s);
 }
 
 static void on_done(struct mpi_pool *mp, int idx, const MPI_Status *st)
@@ -416,8 +531,9 @@ static void cancel_all(struct mpi_pool *mp)
 {
     for (size_t i = 0; i < mp->nslots; i++) {
         struct slot *s = &mp->slots[i];
-        if (s->state == SLOT_ACTIVE) { /* the queued ones were started before */
-            slot_deliver(s, CTH_ECANCELED, 0);
+        if (s->state == SLOT_ACTIVE) {   /* the queued ones were started before */
+            s->released = CTH_ECANCELED; /* the proxy reads nothing else */
+            slot_deliver(s);
             s->abandoned = true;
         }
     }
@@ -494,7 +610,9 @@ static void *comm_main(void *arg)
      * buffers stay MPI's, never freed): the ranks may go */
     for (size_t i = 0; i < mp->nslots; i++) {
         if (mp->slots[i].broken && slot_pending(mp, &mp->slots[i])) {
+            mp->slots[i].hdr = NULL;
             mp->slots[i].send = NULL;
+            mp->slots[i].rep = NULL;
             mp->slots[i].recv = NULL;
         }
     }
@@ -536,55 +654,164 @@ static void op_job_release(void *state, struct cth_result *job)
     job->proc = NULL;
 }
 
-/* Fill the slot's request for items [lo, hi) of job. false: out of memory. */
-static bool slot_fill(struct slot *s, struct cth_result *job, size_t lo, size_t hi)
+/* The slot's batch is empty: a request with no chunk yet. */
+static void batch_begin(struct slot *s)
+{
+    s->nitems = 0;
+    s->hdr_len = sizeof(struct req_hdr);
+    s->send_len = 0;
+}
+
+/* Append items [lo, hi) of job to the slot's batch. false: out of memory. */
+static bool batch_add(struct slot *s, struct cth_result *job, size_t lo, size_t hi)
 {
     const struct mpi_job *mj = job->proc;
-    struct req_hdr h = {.magic = REQ_MAGIC, .seq = ++s->seq};
+    struct req_item r = {.fn_offset = mj->offset, .path_len = mj->path_len};
     const char *in;
+    size_t in_bytes;
     if (job->kind == JOB_BUFFER) {
-        h.op = OP_BUFFER;
-        h.count = 1;
-        h.in_size = h.in_bytes = job->in_size;
+        r.op = OP_BUFFER;
+        r.count = 1;
+        r.in_size = job->in_size;
+        in_bytes = job->in_size;
         in = job->in;
     } else {
-        h.op = OP_RECORDS;
-        h.count = hi - lo;
-        h.in_size = job->in_size;
-        h.out_size = job->out_size;
-        h.in_bytes = (hi - lo) * job->in_size;
+        r.op = OP_RECORDS;
+        r.count = hi - lo;
+        r.in_size = job->in_size;
+        r.out_size = job->out_size;
+        in_bytes = (hi - lo) * job->in_size;
         in = job->in_size ? job->in + lo * job->in_size : NULL;
     }
-    h.fn_offset = mj->offset;
-    h.path_len = mj->path_len;
-    memcpy(s->hdr, &h, sizeof h);
-    memcpy(s->hdr + sizeof h, mj->path, h.path_len);
-    s->hdr_len = (int)(sizeof h + h.path_len);
-    if (!reserve(&s->send, &s->send_cap, h.in_bytes))
+    const struct item *prev = s->nitems ? &s->items[s->nitems - 1] : NULL;
+    const struct mpi_job *pj = prev ? prev->job->proc : NULL;
+    bool same = pj && pj->offset == mj->offset && pj->path_len == mj->path_len &&
+                memcmp(pj->path, mj->path, mj->path_len) == 0;
+    if (same)
+        r.op |= OP_SAME_FN;
+    size_t path = same ? 0 : mj->path_len;
+    if (!reserve(&s->hdr, &s->hdr_cap, s->hdr_len + sizeof r + path) ||
+        !reserve(&s->send, &s->send_cap, s->send_len + in_bytes))
         return false;
-    if (h.in_bytes && in)
-        memcpy(s->send, in, h.in_bytes);
-    s->send_len = h.in_bytes;
+    memcpy(s->hdr + s->hdr_len, &r, sizeof r);
+    memcpy(s->hdr + s->hdr_len + sizeof r, mj->path, path);
+    s->hdr_len += sizeof r + path;
+    if (in_bytes && in)
+        memcpy(s->send + s->send_len, in, in_bytes);
+    s->send_len += in_bytes;
+    s->items[s->nitems++] = (struct item){
+        .job = job, .lo = lo, .hi = hi, .out_need = (uint64_t)(hi - lo) * job->out_size};
     return true;
 }
 
-/* The proxy has its slot's outcome: the results into the job. */
-static void slot_outcome(struct slot *s, struct cth_result *job, size_t lo)
+/* The batch is complete: its header, and room for the reply's. false: out
+ * of memory. */
+static bool batch_seal(struct slot *s)
 {
-    if (s->code == CTH_ETASK) {
-        cth__job_fail(job, CTH_ETASK, s->value);
-    } else if (s->code) {
-        cth__job_fail(job, s->code, 0);
+    s->rep_len = sizeof(struct rep_hdr) + s->nitems * sizeof(struct rep_item);
+    if (!reserve(&s->rep, &s->rep_cap, s->rep_len))
+        return false;
+    struct req_hdr h = {.magic = REQ_MAGIC,
+                        .nitems = (uint32_t)s->nitems,
+                        .seq = ++s->seq,
+                        .in_bytes = s->send_len};
+    memcpy(s->hdr, &h, sizeof h);
+    return true;
+}
+
+/* The proxy has its batch's outcome: chunk i's results into its job. */
+static void item_results(struct slot *s, size_t i, int whole)
+{
+    struct item *it = &s->items[i];
+    struct cth_result *job = it->job;
+    int code = whole ? whole : it->code;
+    if (code == CTH_ETASK) {
+        cth__job_fail(job, CTH_ETASK, it->value);
+    } else if (code) {
+        cth__job_fail(job, code, 0);
     } else if (job->kind == JOB_BUFFER) {
-        job->buf = s->recv_len ? s->recv : NULL; /* the job's from now on */
-        job->buf_size = s->recv_len;
-        if (s->recv_len) {
+        size_t len = (size_t)rep_items(s)[i].out_bytes;
+        if (len && s->nitems == 1) { /* the slot's buffer is the job's from now on */
+            job->buf = s->recv;
             s->recv = NULL;
             s->recv_cap = 0;
+        } else if (len) {
+            job->buf = malloc(len);
+            if (!job->buf) {
+                cth__job_fail(job, CTH_ENOMEM, 0);
+                return;
+            }
+            memcpy(job->buf, s->recv + it->out_at, len);
         }
-    } else if (job->out && job->out_size && s->recv_len) {
-        memcpy(job->out + lo * job->out_size, s->recv, s->recv_len);
+        job->buf_size = len;
+    } else if (job->out && job->out_size && it->out_need) {
+        memcpy(job->out + it->lo * job->out_size, s->recv + it->out_at, (size_t)it->out_need);
     }
+}
+
+/* Fill the slot's batch: the proxy's chunk [lo, hi) of job first, then
+ * what it may claim at once (see the top). Returns the chunks in it (the
+ * first is the caller's to finish, the others the batch's), 0 when out of
+ * memory (the proxy's chunk failed). */
+static size_t batch_fill(struct mpi_pool *mp, struct slot *s, struct cth_result *job, size_t lo,
+                         size_t hi)
+{
+    batch_begin(s);
+    if (!batch_add(s, job, lo, hi)) {
+        cth__job_fail(job, CTH_ENOMEM, 0);
+        return 0;
+    }
+    /* no more than this slot's share of what is left: the tail of a burst
+     * spreads over the slots */
+    size_t share = 1 + cth__pool_backlog(job) / mp->nslots;
+    size_t most = s->limit < share ? s->limit : share;
+    while (s->nitems < most && s->send_len < BATCH_BYTES) {
+        size_t c;
+        struct cth_result *more = cth__pool_take_more(job, &c);
+        if (!more)
+            break;
+        size_t mlo = c * more->chunksize;
+        size_t mhi = mlo + more->chunksize < more->n ? mlo + more->chunksize : more->n;
+        if (!batch_add(s, more, mlo, mhi)) {
+            cth__job_fail(more, CTH_ENOMEM, 0);
+            cth__job_chunk_done(more);
+            break;
+        }
+    }
+    if (!batch_seal(s)) {
+        for (size_t i = 0; i < s->nitems; i++) {
+            cth__job_fail(s->items[i].job, CTH_ENOMEM, 0);
+            if (i > 0)
+                cth__job_chunk_done(s->items[i].job);
+        }
+        return 0;
+    }
+    return s->nitems;
+}
+
+/* Every chunk of the batch but the proxy's own fails with code, and is
+ * finished. */
+static void batch_fail_rest(struct slot *s, int code)
+{
+    for (size_t i = 0; i < s->nitems; i++) {
+        cth__job_fail(s->items[i].job, code, 0);
+        if (i > 0)
+            cth__job_chunk_done(s->items[i].job);
+    }
+}
+
+/* A slot's next batch limit, after a batch of n chunks took rtt ns (see
+ * the top). */
+static size_t next_limit(size_t limit, size_t n, int64_t rtt)
+{
+    if (rtt < BATCH_FAST_NS)
+        return 2 * limit < BATCH_MAX ? 2 * limit : BATCH_MAX;
+    int64_t per = rtt / (int64_t)n;
+    if (rtt > BATCH_SLOW_NS && per > BATCH_CHUNK_SLOW_NS) {
+        size_t fit = (size_t)(BATCH_SLOW_NS / per);
+        return fit < 1 ? 1 : fit < limit ? fit : limit;
+    }
+    return limit;
 }
 
 static bool op_run_items(void *state, struct cth_result *job, size_t lo, size_t hi)
@@ -593,15 +820,21 @@ static bool op_run_items(void *state, struct cth_result *job, size_t lo, size_t 
     struct slot *s = tls_slot;
     if (!s || s->broken || atomic_load(&mp->untrusted[s->rank]))
         return false; /* root_works, or a rank not trusted again: this thread runs them */
-    if (!slot_fill(s, job, lo, hi)) {
-        cth__job_fail(job, CTH_ENOMEM, 0);
+    pthread_mutex_lock(&mp->lock);
+    bool terminating = mp->terminating; /* then the slot may still be draining */
+    pthread_mutex_unlock(&mp->lock);
+    if (terminating) {
+        cth__job_fail(job, CTH_ECANCELED, 0);
         return true;
     }
+    if (batch_fill(mp, s, job, lo, hi) == 0)
+        return true;
     cth_event_clear(&s->done);
+    int64_t t0 = now_ns();
     pthread_mutex_lock(&mp->lock);
     if (mp->terminating) {
         pthread_mutex_unlock(&mp->lock);
-        cth__job_fail(job, CTH_ECANCELED, 0);
+        batch_fail_rest(s, CTH_ECANCELED);
         return true;
     }
     s->next = NULL;
@@ -614,7 +847,16 @@ static bool op_run_items(void *state, struct cth_result *job, size_t lo, size_t 
     pthread_mutex_unlock(&mp->lock);
     while (cth_event_wait(&s->done, CTH_FOREVER) != 0)
         ;
-    slot_outcome(s, job, lo);
+    if (s->released) {
+        batch_fail_rest(s, s->released);
+        return true;
+    }
+    s->limit = next_limit(s->limit, s->nitems, now_ns() - t0);
+    for (size_t i = 0; i < s->nitems; i++) {
+        item_results(s, i, s->code);
+        if (i > 0)
+            cth__job_chunk_done(s->items[i].job);
+    }
     return true;
 }
 
@@ -659,6 +901,7 @@ static void op_shutdown(void *state)
         pthread_join(mp->thread, NULL);
     }
     MPI_Comm_free(&mp->comm);
+    MPI_Comm_free(&mp->data);
 }
 
 static void op_destroy(void *state)
@@ -666,7 +909,9 @@ static void op_destroy(void *state)
     struct mpi_pool *mp = state;
     op_shutdown(mp);
     for (size_t i = 0; i < mp->nslots; i++) {
+        free(mp->slots[i].hdr);
         free(mp->slots[i].send);
+        free(mp->slots[i].rep);
         free(mp->slots[i].recv);
     }
     free(mp->slots);
@@ -701,13 +946,14 @@ static const struct cth__pool_ops mpi_ops = {
 /* The root's state: slots for every rank's inflight chunks (interleaved by
  * rank, so the first proxies spread over the ranks), the communication
  * thread started. threads[r]: rank r's thread count. */
-static int root_state(MPI_Comm comm, int root, int nranks, const int *threads, size_t inflight,
-                      struct mpi_pool **out)
+static int root_state(const MPI_Comm comm[2], int root, int nranks, const int *threads,
+                      size_t inflight, struct mpi_pool **out)
 {
     struct mpi_pool *mp = calloc(1, sizeof *mp);
     if (!mp)
         return CTH_ENOMEM;
-    mp->comm = comm;
+    mp->comm = comm[0];
+    mp->data = comm[1];
     mp->nranks = nranks;
     mp->root = root;
     mp->ctl_cancel = (struct ctl_msg){CTL_MAGIC, CTL_CANCEL};
@@ -732,7 +978,7 @@ static int root_state(MPI_Comm comm, int root, int nranks, const int *threads, s
     mp->statuses = malloc(nreqs * sizeof *mp->statuses);
     if (!mp->slots || !mp->untrusted || !mp->reqs || !mp->done_idx || !mp->statuses ||
         nreqs > INT_MAX) {
-        mp->shut = true; /* the communicator is the caller's to free */
+        mp->shut = true; /* the communicators are the caller's to free */
         op_destroy(mp);
         return nreqs > INT_MAX ? CTH_EOVERFLOW : CTH_ENOMEM;
     }
@@ -745,6 +991,7 @@ static int root_state(MPI_Comm comm, int root, int nranks, const int *threads, s
             if (round < n) {
                 mp->slots[k].rank = r;
                 mp->slots[k].tag = (int)round + 1;
+                mp->slots[k].limit = 1;
                 cth_event_init(&mp->slots[k].done);
                 k++;
             }
@@ -765,26 +1012,44 @@ static int root_state(MPI_Comm comm, int root, int nranks, const int *threads, s
 enum { W_IDLE, W_RECV, W_RUN, W_SEND };
 enum { WQ_RECV_PIECE, WQ_SEND_HDR, WQ_SEND_PIECE, WQ_PER_SLOT };
 
+/* A chunk of a request, as the rank runs it. */
+struct witem {
+    uint32_t op; /* OP_RECORDS or OP_BUFFER */
+    void *fn;    /* NULL: not found (rep says why) */
+    uint64_t count, in_size, out_size;
+    const char *in;
+    char *out;            /* records: their output (in the slot's out); a
+                             buffer: the task's result (malloc'd) */
+    struct rep_item *rep; /* its outcome, in the reply */
+};
+
 /* A worker rank's side of one slot (tag = its index + 1). */
 struct wslot {
     int state;
-    int err; /* a failure found before the task could run (its input is dropped) */
+    int err; /* a failure found before the batch could run (its input is dropped) */
     struct req_hdr h;
-    char path[sizeof(((struct cth__funcref *)0)->path)];
+    char *req; /* the request's header */
+    size_t req_cap;
+    struct witem items[BATCH_MAX];
+    void *ptrs[BATCH_MAX]; /* &items[i], for the local map */
+    size_t nitems;
     char *in;
     size_t in_cap, got;
     char *out;
     size_t out_cap;
-    const char *reply; /* the output sent: out, or the result's buffer */
-    size_t reply_len, sent;
+    _Alignas(uint64_t) char rep[REP_MAX]; /* the reply's header and items */
+    size_t rep_len;
+    size_t out_i, out_done; /* the output's next piece (out_piece) */
+    bool single;            /* one chunk of records, run as a local record map */
     cth_result_t *res;
-    struct rep_hdr rep;
 };
 
 struct server {
-    MPI_Comm comm;
+    MPI_Comm comm; /* headers and control */
+    MPI_Comm data; /* the pieces of input and output */
     int root;
     cth_pool_t *local;
+    size_t threads; /* the local pool's */
     struct wslot *slots;
     int nslots;
     MPI_Request *reqs; /* WQ_PER_SLOT per slot */
@@ -796,18 +1061,19 @@ struct server {
     struct cth__funcref ref;
 };
 
-static int resolve(struct server *sv, const struct wslot *w, void **fn)
+/* The function of a chunk: its path and offset. Returns 0 and *fn, or
+ * funcref's error. */
+static int resolve(struct server *sv, const char *path, uint32_t len, uint64_t offset, void **fn)
 {
-    uint32_t len = w->h.path_len;
-    if (sv->fn && w->h.fn_offset == sv->ref.offset && len == sv->ref.path_len &&
-        memcmp(sv->ref.path, w->path, len) == 0) {
+    if (sv->fn && offset == sv->ref.offset && len == sv->ref.path_len &&
+        memcmp(sv->ref.path, path, len) == 0) {
         *fn = sv->fn;
         return 0;
     }
     sv->fn = NULL;
-    sv->ref.offset = w->h.fn_offset;
+    sv->ref.offset = offset;
     sv->ref.path_len = len;
-    memcpy(sv->ref.path, w->path, len);
+    memcpy(sv->ref.path, path, len);
     sv->ref.path[len] = '\0';
     int err = cth__funcref_resolve(&sv->ref, fn);
     if (err == 0)
@@ -825,124 +1091,249 @@ static int w_tag(struct server *sv, const struct wslot *w)
     return (int)(w - sv->slots) + 1;
 }
 
+static struct rep_item *w_rep_items(struct wslot *w)
+{
+    return (struct rep_item *)(w->rep + sizeof(struct rep_hdr));
+}
+
 static void w_post_recv(struct server *sv, struct wslot *w)
 {
     size_t len = piece_len(w->h.in_bytes, w->got);
     if (w->err) /* dropped: MPI consumes the piece as truncated */
-        MPI_Irecv(NULL, 0, MPI_BYTE, sv->root, w_tag(sv, w), sv->comm, w_req(sv, w, WQ_RECV_PIECE));
+        MPI_Irecv(NULL, 0, MPI_BYTE, sv->root, w_tag(sv, w), sv->data, w_req(sv, w, WQ_RECV_PIECE));
     else
-        MPI_Irecv(w->in + w->got, (int)len, MPI_BYTE, sv->root, w_tag(sv, w), sv->comm,
+        MPI_Irecv(w->in + w->got, (int)len, MPI_BYTE, sv->root, w_tag(sv, w), sv->data,
                   w_req(sv, w, WQ_RECV_PIECE));
 }
 
+/* Send the output's next piece, if any is left. */
 static void w_post_send(struct server *sv, struct wslot *w)
 {
-    size_t len = piece_len(w->reply_len, w->sent);
-    MPI_Isend(w->reply + w->sent, (int)len, MPI_BYTE, sv->root, w_tag(sv, w), sv->comm,
-              w_req(sv, w, WQ_SEND_PIECE));
-}
-
-static void w_reply(struct server *sv, struct wslot *w, uint32_t status, int32_t value,
-                    const char *out, size_t len)
-{
-    w->rep = (struct rep_hdr){
-        .magic = REP_MAGIC, .status = status, .seq = w->h.seq, .value = value, .out_bytes = len};
-    w->reply = out;
-    w->reply_len = len;
-    w->sent = 0;
-    w->state = W_SEND;
-    MPI_Isend(&w->rep, sizeof w->rep, MPI_BYTE, sv->root, w_tag(sv, w), sv->comm,
-              w_req(sv, w, WQ_SEND_HDR));
+    size_t len = out_piece(w_rep_items(w), w->nitems, &w->out_i, &w->out_done);
     if (len)
-        w_post_send(sv, w);
+        MPI_Isend(w->items[w->out_i].out + w->out_done, (int)len, MPI_BYTE, sv->root, w_tag(sv, w),
+                  sv->data, w_req(sv, w, WQ_SEND_PIECE));
 }
 
-/* The input is in: run the request on the rank's thread pool. */
+/* Send the reply: the header and its items (error: the whole batch failed,
+ * no items), then the outputs. */
+static void w_reply(struct server *sv, struct wslot *w, int32_t error)
+{
+    uint64_t total = 0;
+    size_t n = error ? 0 : w->nitems;
+    for (size_t i = 0; i < n; i++)
+        total += w_rep_items(w)[i].out_bytes;
+    struct rep_hdr h = {.magic = REP_MAGIC,
+                        .nitems = (uint32_t)n,
+                        .seq = w->h.seq,
+                        .out_bytes = total,
+                        .error = error};
+    memcpy(w->rep, &h, sizeof h);
+    w->rep_len = sizeof h + n * sizeof(struct rep_item);
+    w->out_i = 0;
+    w->out_done = 0;
+    w->state = W_SEND;
+    MPI_Isend(w->rep, (int)w->rep_len, MPI_BYTE, sv->root, w_tag(sv, w), sv->comm,
+              w_req(sv, w, WQ_SEND_HDR));
+    if (!error)
+        w_post_send(sv, w);
+    else
+        w->nitems = 0;
+}
+
+/* Run one chunk (in the local pool): its outcome in its rep. Always 0: a
+ * failing chunk fails alone. */
+static int run_item(void *arg, void **value)
+{
+    struct witem *it = arg;
+    (void)value;
+    if (!it->fn)
+        return 0;
+    if (it->op == OP_BUFFER) {
+        cth_pool_buffer_fn bf;
+        memcpy(&bf, &it->fn, sizeof bf);
+        void *buf = NULL;
+        size_t len = 0;
+        int r = bf(it->in_size ? it->in : NULL, (size_t)it->in_size, &buf, &len);
+        if (r != 0 || len == 0) { /* an empty buffer is none */
+            free(buf);
+            buf = NULL;
+            len = 0;
+        }
+        it->out = buf;
+        *it->rep = r ? (struct rep_item){ST_TASK, r, 0} : (struct rep_item){ST_OK, 0, len};
+        return 0;
+    }
+    cth_pool_record_fn rf;
+    memcpy(&rf, &it->fn, sizeof rf);
+    for (uint64_t i = 0; i < it->count; i++) {
+        int r = rf(it->in_size ? it->in + i * it->in_size : NULL,
+                   it->out_size ? it->out + i * it->out_size : NULL);
+        if (r != 0) {
+            *it->rep = (struct rep_item){ST_TASK, r, 0};
+            return 0;
+        }
+    }
+    *it->rep = (struct rep_item){ST_OK, 0, it->count * it->out_size};
+    return 0;
+}
+
+/* The input is in: run the batch on the rank's thread pool. */
 static void w_run(struct server *sv, struct wslot *w)
 {
-    void *fn = NULL;
-    int err = w->err ? w->err : resolve(sv, w, &fn);
-    const void *in = w->h.in_bytes ? w->in : NULL;
-    if (!err && w->h.op == OP_BUFFER) {
-        cth_pool_buffer_fn bf;
-        memcpy(&bf, &fn, sizeof bf);
-        err = cth_pool_apply_buffer_async(sv->local, bf, in, w->h.in_bytes, NULL, &w->res);
-    } else if (!err) {
-        size_t out_bytes = w->h.count * w->h.out_size;
+    if (w->err) {
+        w_reply(sv, w, w->err);
+        return;
+    }
+    size_t in_at = 0, out_at = 0;
+    for (size_t i = 0; i < w->nitems; i++) {
+        struct witem *it = &w->items[i];
+        size_t in_bytes = (size_t)(it->count * it->in_size);
+        it->in = w->in + in_at;
+        in_at += in_bytes;
+        if (it->op == OP_RECORDS) {
+            it->out = w->out + out_at;
+            out_at += (size_t)(it->count * it->out_size);
+        }
+    }
+    int err;
+    w->single = w->nitems == 1 && w->items[0].op == OP_RECORDS && w->items[0].fn;
+    if (w->single) {
+        const struct witem *it = &w->items[0];
         cth_pool_record_fn rf;
-        memcpy(&rf, &fn, sizeof rf);
-        err = reserve(&w->out, &w->out_cap, out_bytes) ? 0 : CTH_ENOMEM;
-        if (!err)
-            err = cth_pool_map_records_async(sv->local, rf, in, w->h.in_size, w->h.count, 0, NULL,
-                                             out_bytes ? w->out : NULL, w->h.out_size, &w->res);
+        memcpy(&rf, &it->fn, sizeof rf);
+        err = cth_pool_map_records_async(sv->local, rf, it->in_size ? it->in : NULL, it->in_size,
+                                         it->count, 0, NULL, it->out_size ? it->out : NULL,
+                                         it->out_size, &w->res);
+    } else {
+        size_t chunk = (w->nitems + sv->threads - 1) / sv->threads;
+        err = cth_pool_map_async(sv->local, run_item, w->ptrs, w->nitems, chunk, NULL, NULL,
+                                 &w->res);
     }
     if (err == CTH_EINVAL) /* the local pool was terminated (CANCEL) */
         err = CTH_ECANCELED;
     if (err)
-        w_reply(sv, w, ST_ERROR, err, NULL, 0);
+        w_reply(sv, w, err);
     else
         w->state = W_RUN;
 }
 
-/* The task has finished: its reply. */
+/* The batch has finished: its reply. */
 static void w_finished(struct server *sv, struct wslot *w)
 {
-    void *buf = NULL;
-    size_t len = 0;
-    int err = w->h.op == OP_BUFFER ? cth_result_get_buffer(w->res, &buf, &len, 0)
-                                   : cth_result_get(w->res, NULL, 0);
-    if (err == 0 && w->h.op == OP_BUFFER)
-        w_reply(sv, w, ST_OK, 0, buf, len);
-    else if (err == 0)
-        w_reply(sv, w, ST_OK, 0, w->out, w->h.count * w->h.out_size);
-    else if (err == CTH_ETASK)
-        w_reply(sv, w, ST_TASK, cth_result_task_error(w->res), NULL, 0);
-    else
-        w_reply(sv, w, ST_ERROR, err, NULL, 0);
+    int err = cth_result_get(w->res, NULL, 0);
+    if (w->single) {
+        struct rep_item *rep = w->items[0].rep;
+        const struct witem *it = &w->items[0];
+        if (err == 0)
+            *rep = (struct rep_item){ST_OK, 0, it->count * it->out_size};
+        else if (err == CTH_ETASK)
+            *rep = (struct rep_item){ST_TASK, cth_result_task_error(w->res), 0};
+        else
+            *rep = (struct rep_item){ST_ERROR, err, 0};
+    } /* else each chunk has its outcome (not run: CTH_ECANCELED) */
+    w_reply(sv, w, 0);
 }
 
 /* The reply is sent: the slot is free. */
 static void w_sent(struct wslot *w)
 {
-    cth_result_free(w->res); /* and the buffer sent */
+    for (size_t i = 0; i < w->nitems; i++)
+        if (w->items[i].op == OP_BUFFER) {
+            free(w->items[i].out);
+            w->items[i].out = NULL;
+        }
+    cth_result_free(w->res);
     w->res = NULL;
+    w->nitems = 0;
     w->state = W_IDLE;
 }
 
-static bool header_sane(const struct req_hdr *h, int len)
+/* Read a request's header (len bytes in w->req): its chunks, their
+ * functions found. Returns 0, CTH_EPROTO (not a request as agreed) or
+ * CTH_ENOMEM (its input or output cannot be held). A chunk whose function
+ * is not found fails alone (its rep says why). */
+static int w_parse(struct server *sv, struct wslot *w, size_t len)
 {
-    if (h->magic != REQ_MAGIC || h->path_len != (size_t)len - sizeof *h)
-        return false;
-    if (h->op == OP_BUFFER)
-        return h->count == 1 && h->in_bytes == h->in_size;
-    if (h->op != OP_RECORDS)
-        return false;
-    return (h->in_size == 0 || h->count <= SIZE_MAX / 2 / h->in_size) &&
-           (h->out_size == 0 || h->count <= SIZE_MAX / 2 / h->out_size) &&
-           h->in_bytes == h->count * h->in_size;
+    w->h = (struct req_hdr){0};
+    if (len < sizeof w->h)
+        return CTH_EPROTO;
+    memcpy(&w->h, w->req, sizeof w->h);
+    if (w->h.magic != REQ_MAGIC || w->h.nitems == 0 || w->h.nitems > BATCH_MAX)
+        return CTH_EPROTO;
+    size_t at = sizeof w->h, in_total = 0, out_total = 0;
+    const char *path = NULL;
+    struct req_item r = {0};
+    void *fn = NULL;
+    int found = CTH_EPROTO;
+    for (size_t i = 0; i < w->h.nitems; i++) {
+        uint64_t prev_offset = r.fn_offset;
+        uint32_t prev_len = r.path_len;
+        if (len - at < sizeof r)
+            return CTH_EPROTO;
+        memcpy(&r, w->req + at, sizeof r);
+        at += sizeof r;
+        uint32_t op = r.op & ~(uint32_t)OP_SAME_FN;
+        if (r.op & OP_SAME_FN) {
+            if (i == 0 || r.fn_offset != prev_offset || r.path_len != prev_len)
+                return CTH_EPROTO;
+        } else {
+            if (r.path_len >= PATH_MAX_LEN || len - at < r.path_len)
+                return CTH_EPROTO;
+            path = w->req + at;
+            at += r.path_len;
+            found = resolve(sv, path, r.path_len, r.fn_offset, &fn);
+        }
+        bool sane = op == OP_BUFFER ? r.count == 1 && r.out_size == 0
+                                    : op == OP_RECORDS &&
+                                          (r.in_size == 0 || r.count <= SIZE_MAX / 4 / r.in_size) &&
+                                          (r.out_size == 0 || r.count <= SIZE_MAX / 4 / r.out_size);
+        if (!sane)
+            return CTH_EPROTO;
+        size_t in_bytes = (size_t)(r.count * r.in_size);
+        size_t out_bytes = op == OP_RECORDS ? (size_t)(r.count * r.out_size) : 0;
+        if (in_bytes > SIZE_MAX / 4 - in_total || out_bytes > SIZE_MAX / 4 - out_total)
+            return CTH_EPROTO;
+        in_total += in_bytes;
+        out_total += out_bytes;
+        struct witem *it = &w->items[i];
+        *it = (struct witem){.op = op,
+                             .fn = found ? NULL : fn,
+                             .count = r.count,
+                             .in_size = r.in_size,
+                             .out_size = r.out_size,
+                             .rep = &w_rep_items(w)[i]};
+        *it->rep = found ? (struct rep_item){ST_ERROR, found, 0}
+                         : (struct rep_item){ST_ERROR, CTH_ECANCELED, 0}; /* until it runs */
+        w->ptrs[i] = it;
+    }
+    w->nitems = w->h.nitems;
+    if (at != len || in_total != w->h.in_bytes)
+        return CTH_EPROTO;
+    bool room = reserve(&w->in, &w->in_cap, in_total) && reserve(&w->out, &w->out_cap, out_total);
+    return room ? 0 : CTH_ENOMEM;
 }
 
 /* A request's header: m is its matched message, of len bytes, on tag. */
 static void w_request(struct server *sv, MPI_Message *m, int len, int tag)
 {
     struct wslot *w = tag >= 1 && tag <= sv->nslots ? &sv->slots[tag - 1] : NULL;
-    char hdr[HDR_MAX];
     if (w && w->state == W_SEND) { /* the root has the reply: its sends end now */
         MPI_Waitall(WQ_PER_SLOT, w_req(sv, w, 0), MPI_STATUSES_IGNORE);
         w_sent(w);
     }
-    if (!w || w->state != W_IDLE || len < (int)sizeof(struct req_hdr) || len > (int)HDR_MAX) {
+    if (!w || w->state != W_IDLE || len < (int)sizeof(struct req_hdr) || (size_t)len > REQ_MAX ||
+        !reserve(&w->req, &w->req_cap, (size_t)len)) {
         MPI_Mrecv(NULL, 0, MPI_BYTE, m, MPI_STATUS_IGNORE); /* not the root's: dropped */
         return;
     }
-    MPI_Mrecv(hdr, len, MPI_BYTE, m, MPI_STATUS_IGNORE);
-    memcpy(&w->h, hdr, sizeof w->h);
-    bool sane = header_sane(&w->h, len) && w->h.in_bytes <= SIZE_MAX / 2;
-    if (sane)
-        memcpy(w->path, hdr + sizeof w->h, w->h.path_len);
-    else
-        w->h.in_bytes = 0; /* its input, if any, comes as requests of no slot: dropped */
-    w->err = !sane ? CTH_EPROTO : reserve(&w->in, &w->in_cap, w->h.in_bytes) ? 0 : CTH_ENOMEM;
+    MPI_Mrecv(w->req, len, MPI_BYTE, m, MPI_STATUS_IGNORE);
+    w->nitems = 0;
+    w->err = w_parse(sv, w, (size_t)len);
+    /* a request not as agreed: its input is received and dropped, if its
+     * length can be told */
+    if (w->err == CTH_EPROTO && (w->h.magic != REQ_MAGIC || w->h.in_bytes > SIZE_MAX / 4))
+        w->h.in_bytes = 0;
     w->got = 0;
     w->state = W_RECV;
     if (w->h.in_bytes)
@@ -971,16 +1362,16 @@ static void w_done(struct server *sv, int idx)
             w_run(sv, w);
         break;
     case WQ_SEND_PIECE:
-        w->sent += piece_len(w->reply_len, w->sent);
-        if (w->sent < w->reply_len)
-            w_post_send(sv, w);
+        w->out_done += out_piece(w_rep_items(w), w->nitems, &w->out_i, &w->out_done);
+        w_post_send(sv, w);
         break;
     default: break;
     }
-    if (w->state == W_SEND && !w_pending(sv, w))
+    /* every send done, and counted (one MPI_Testsome may end several) */
+    if (w->state == W_SEND && !w_pending(sv, w) &&
+        out_piece(w_rep_items(w), w->nitems, &w->out_i, &w->out_done) == 0)
         w_sent(w);
 }
-
 static void w_control(struct server *sv, MPI_Message *m, int len)
 {
     struct ctl_msg c = {0};
@@ -1051,6 +1442,7 @@ static void server_free(struct server *sv)
 {
     for (int i = 0; i < sv->nslots; i++) {
         cth_result_free(sv->slots[i].res);
+        free(sv->slots[i].req);
         free(sv->slots[i].in);
         free(sv->slots[i].out);
     }
@@ -1121,20 +1513,21 @@ static void stop_ranks(MPI_Comm comm, int root, int nranks)
             MPI_Send(&stop, sizeof stop, MPI_BYTE, r, TAG_CTL, comm);
 }
 
-static int create_root(MPI_Comm comm, int root, int nranks, const cth_mpi_opts_t *o,
+static int create_root(MPI_Comm comm[2], int root, int nranks, const cth_mpi_opts_t *o,
                        cth_pool_t **pool)
 {
     int *threads = malloc((size_t)nranks * sizeof *threads);
-    int err = agree(comm, root, threads ? 0 : CTH_ENOMEM, 0, threads);
+    int err = agree(comm[0], root, threads ? 0 : CTH_ENOMEM, 0, threads);
     struct mpi_pool *mp = NULL;
     if (!err) {
         err = threads ? root_state(comm, root, nranks, threads, o->inflight, &mp) : CTH_ENOMEM;
         if (err) /* the ranks serve already, and wait for STOP */
-            stop_ranks(comm, root, nranks);
+            stop_ranks(comm[0], root, nranks);
     }
     free(threads);
     if (err) {
-        MPI_Comm_free(&comm);
+        MPI_Comm_free(&comm[0]);
+        MPI_Comm_free(&comm[1]);
         return err;
     }
     size_t own = o->root_works ? (o->threads ? o->threads : cpu_count()) : 0;
@@ -1145,13 +1538,14 @@ static int create_root(MPI_Comm comm, int root, int nranks, const cth_mpi_opts_t
     return cth__pool_create_ops(pool, mp->nslots + own, &mpi_ops, mp);
 }
 
-static int create_worker(MPI_Comm comm, int root, const cth_mpi_opts_t *o)
+static int create_worker(MPI_Comm comm[2], int root, const cth_mpi_opts_t *o)
 {
-    struct server sv = {.comm = comm, .root = root};
+    struct server sv = {.comm = comm[0], .data = comm[1], .root = root};
     cth_pool_opts_t po = {.processes = o->threads};
     int err = cth_pool_create(&sv.local, &po);
     int threads = err ? 0 : (int)cth_pool_size(sv.local);
     if (!err) {
+        sv.threads = (size_t)threads;
         sv.nslots = o->inflight ? (int)o->inflight : 2 * threads;
         size_t nreqs = (size_t)sv.nslots * WQ_PER_SLOT;
         sv.slots = calloc((size_t)sv.nslots, sizeof *sv.slots);
@@ -1163,14 +1557,15 @@ static int create_worker(MPI_Comm comm, int root, const cth_mpi_opts_t *o)
         for (size_t i = 0; !err && i < nreqs; i++)
             sv.reqs[i] = MPI_REQUEST_NULL;
     }
-    err = agree(comm, root, err, threads, NULL);
+    err = agree(comm[0], root, err, threads, NULL);
     if (!err) {
         atomic_store(&serving, true);
         serve(&sv);
         atomic_store(&serving, false);
     }
     server_free(&sv);
-    MPI_Comm_free(&comm);
+    MPI_Comm_free(&comm[0]);
+    MPI_Comm_free(&comm[1]);
     return err ? err : CTH_MPI_WORKER;
 }
 
@@ -1182,10 +1577,18 @@ CTH_API int cth_mpi_pool_create(MPI_Comm comm, int root, const cth_mpi_opts_t *o
     int err = check_args(comm, root, &o, pool, &nranks, &rank);
     if (err)
         return err;
-    MPI_Comm dup;
-    if (MPI_Comm_dup(comm, &dup) != MPI_SUCCESS)
+    /* two duplicates: the headers, probed for, and the pieces, only ever
+     * received where they are expected (a piece probed for as a header
+     * would be lost) */
+    MPI_Comm dup[2];
+    if (MPI_Comm_dup(comm, &dup[0]) != MPI_SUCCESS)
         return CTH_ENOMEM;
-    MPI_Comm_set_errhandler(dup, MPI_ERRORS_RETURN);
+    if (MPI_Comm_dup(comm, &dup[1]) != MPI_SUCCESS) {
+        MPI_Comm_free(&dup[0]);
+        return CTH_ENOMEM;
+    }
+    MPI_Comm_set_errhandler(dup[0], MPI_ERRORS_RETURN);
+    MPI_Comm_set_errhandler(dup[1], MPI_ERRORS_RETURN);
     if (rank == root)
         return create_root(dup, root, nranks, &o, pool);
     return create_worker(dup, root, &o);

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "check.h"
+#include "mpi/mpi_internal.h"
 
 static void mpi_end(void)
 {
@@ -298,6 +299,102 @@ static int buffer_fails(const void *in, size_t in_size, void **out, size_t *out_
     return (int)in_size + 5;
 }
 
+/* Messages split in pieces: the piece size lowered at every rank (a
+ * private tunable; 1 GiB otherwise), so buffers, records and batches
+ * cross many piece boundaries, some inside a chunk's output. */
+CTH_TEST(split_pieces)
+{
+    cth__mpi_piece = 1000;
+    cth_pool_t *pool = pool_or_serve(NULL);
+    if (!pool)
+        return;
+    static const size_t sizes[] = {0, 1, 999, 1000, 1001, 4096, 65537, 1 << 20};
+    enum { N = sizeof sizes / sizeof sizes[0] };
+    unsigned char *in[N];
+    cth_result_t *res[N];
+    for (size_t k = 0; k < N; k++) {
+        in[k] = malloc(sizes[k] ? sizes[k] : 1);
+        CHECK(in[k] != NULL);
+        for (size_t i = 0; i < sizes[k]; i++)
+            in[k][i] = (unsigned char)(i * 7 + k);
+        CHECK_OK(cth_pool_apply_buffer_async(pool, complement, in[k], sizes[k], NULL, &res[k]));
+    }
+    map_checked(pool, 100000); /* chunks of 6250 records, 50000 bytes */
+    for (size_t k = 0; k < N; k++) {
+        void *out;
+        size_t len;
+        CHECK_OK(cth_result_get_buffer(res[k], &out, &len, CTH_FOREVER));
+        CHECK_EQ(len, sizes[k] + 1);
+        const unsigned char *b = out;
+        for (size_t i = 0; i < sizes[k]; i++)
+            CHECK(b[i] == (unsigned char)~in[k][i]);
+        CHECK(b[sizes[k]] == sizes[k] % 251);
+        cth_result_free(res[k]);
+        free(in[k]);
+    }
+    cth_pool_free(pool);
+}
+
+/* Task i fails with 100 + i when i % 7 == 3, else returns its input
+ * complemented (complement). */
+static int fails_some(const void *in, size_t in_size, void **out, size_t *out_size)
+{
+    uint32_t i;
+    memcpy(&i, in, sizeof i);
+    if (i % 7 == 3)
+        return (int)(100 + i);
+    return complement(in, in_size, out, out_size);
+}
+
+/* Many small tasks travel in batches: each still fails or succeeds alone,
+ * with its own value; the batches mix functions (the executable's two,
+ * and a library's record map at the same time). */
+CTH_TEST(batch_outcomes)
+{
+    cth_pool_t *pool = pool_or_serve(&(cth_mpi_opts_t){.threads = 1});
+    if (!pool)
+        return;
+    enum { T = 5000 };
+    static uint32_t in[T];
+    static cth_result_t *res[T];
+    size_t n = 20000;
+    uint64_t *rin = iota(n);
+    int64_t *rout = calloc(n, sizeof *rout);
+    cth_result_t *map;
+    for (int round = 0; round < 2; round++) {
+        CHECK_OK(cth_pool_map_records_async(pool, mpi_task_lib_negate, rin, sizeof *rin, n, 50,
+                                            NULL, rout, sizeof *rout, &map));
+        for (uint32_t i = 0; i < T; i++) {
+            in[i] = i;
+            cth_pool_buffer_fn fn = i % 2 ? fails_some : complement;
+            CHECK_OK(cth_pool_apply_buffer_async(pool, fn, &in[i], sizeof in[i], NULL, &res[i]));
+        }
+        for (uint32_t i = 0; i < T; i++) {
+            void *out = NULL;
+            size_t len = 0;
+            int r = cth_result_get_buffer(res[i], &out, &len, CTH_FOREVER);
+            if (i % 2 && i % 7 == 3) {
+                CHECK_EQ(r, CTH_ETASK);
+                CHECK_EQ(cth_result_task_error(res[i]), (int)(100 + i));
+            } else {
+                CHECK_OK(r);
+                CHECK_EQ(len, sizeof in[i] + 1);
+                uint32_t v;
+                memcpy(&v, out, sizeof v);
+                CHECK(v == ~i);
+            }
+            cth_result_free(res[i]);
+        }
+        CHECK_OK(cth_result_get(map, NULL, CTH_FOREVER));
+        cth_result_free(map);
+        for (size_t i = 0; i < n; i++)
+            CHECK(rout[i] == -(int64_t)i);
+    }
+    free(rin);
+    free(rout);
+    cth_pool_free(pool);
+}
+
 CTH_TEST(failures)
 {
     cth_pool_t *pool = pool_or_serve(NULL);
@@ -438,36 +535,46 @@ CTH_TEST(misuse)
 }
 
 /* Rank 1 plays a worker that breaks the protocol: it joins the create as
- * a rank does (the duplicate, the agreement, its thread count), then
- * answers each request header with 3 bytes of garbage, takes every other
- * message, and leaves at STOP (control message 2 on tag 0). */
+ * a rank does (the two duplicates, the agreement, its thread count), then
+ * answers each request header (on the first duplicate) with 3 bytes of
+ * garbage, drops the pieces of input (on the second), and leaves at STOP
+ * (control message 2 on tag 0). */
 static void garbage_rank(void)
 {
-    MPI_Comm comm;
+    MPI_Comm comm, data;
     CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &comm) == MPI_SUCCESS);
+    CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &data) == MPI_SUCCESS);
     int err = 0, first = 0, threads = 1;
     MPI_Allreduce(&err, &first, 1, MPI_INT, MPI_MIN, comm);
     CHECK(first == 0);
     MPI_Gather(&threads, 1, MPI_INT, NULL, 1, MPI_INT, 0, comm);
     static char buf[1 << 20];
     char garbage[3] = {1, 2, 3};
-    for (;;) {
+    for (bool stop = false; !stop;) {
         MPI_Message m;
         MPI_Status st;
-        MPI_Mprobe(0, MPI_ANY_TAG, comm, &m, &st);
-        int len = 0;
+        int flag = 0, len = 0;
+        MPI_Improbe(0, MPI_ANY_TAG, data, &flag, &m, &st);
+        if (flag) {
+            MPI_Get_count(&st, MPI_BYTE, &len);
+            CHECK(len <= (int)sizeof buf);
+            MPI_Mrecv(buf, len, MPI_BYTE, &m, MPI_STATUS_IGNORE);
+        }
+        MPI_Improbe(0, MPI_ANY_TAG, comm, &flag, &m, &st);
+        if (!flag)
+            continue;
         MPI_Get_count(&st, MPI_BYTE, &len);
         CHECK(len <= (int)sizeof buf);
         MPI_Mrecv(buf, len, MPI_BYTE, &m, MPI_STATUS_IGNORE);
         if (st.MPI_TAG == 0) {
             uint32_t op;
             memcpy(&op, buf + 4, sizeof op);
-            if (op == 2)
-                break;
-        } else if (len < 64 + 4097) { /* a header (the inputs here are longer) */
+            stop = op == 2;
+        } else {
             MPI_Send(garbage, sizeof garbage, MPI_BYTE, 0, st.MPI_TAG, comm);
         }
     }
+    MPI_Comm_free(&data);
     MPI_Comm_free(&comm);
 }
 
