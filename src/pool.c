@@ -961,6 +961,24 @@ static int run_sync(cth_pool_t *p, struct cth_result *job, bool help)
     return cth__job_outcome(job);
 }
 
+/* run_sync for a lone task: a backend may run it from the calling thread
+ * on an idle worker of its own (ops->run_now), without the hand-off to a
+ * proxy thread. */
+static int run_sync_lone(cth_pool_t *p, struct cth_result *job)
+{
+    if (p->ops && p->ops->run_now && atomic_load(&p->state) == POOL_RUN) {
+        int err = cth__pool_job_prepare(p, job);
+        if (err)
+            return err;
+        if (p->ops->run_now(p->ops_state, job)) {
+            atomic_store_explicit(&job->claim, 1, memory_order_relaxed);
+            job_finish(job, 1);
+            return cth__job_outcome(job);
+        }
+    }
+    return run_sync(p, job, false);
+}
+
 CTH_API int cth_pool_apply(cth_pool_t *pool, cth_pool_fn fn, void *arg, void **result)
 {
     if (!pool || !fn)
@@ -1242,7 +1260,7 @@ CTH_API int cth_pool_apply_buffer(cth_pool_t *pool, cth_pool_buffer_fn fn, const
         return CTH_EINVAL;
     struct cth_result job = {0};
     buffer_setup(&job, pool, fn, in, in_size);
-    int err = run_sync(pool, &job, false);
+    int err = run_sync_lone(pool, &job);
     if (err == 0 && out_size)
         *out_size = job.buf_size;
     if (err == 0 && out)

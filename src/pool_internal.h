@@ -176,6 +176,10 @@ struct cth__pool_ops {
     /* in a worker thread: run items [lo, hi) elsewhere, recording failures
      * with cth__job_fail; false: run them in this thread (as on threads) */
     bool (*run_items)(void *state, struct cth_result *job, size_t lo, size_t hi);
+    /* optional (NULL: none): a synchronous call's prepared lone job, run
+     * to the end by the calling thread on an idle far worker, its outcome
+     * recorded as run_items does; false (the job untouched) if none is idle */
+    bool (*run_now)(void *state, struct cth_result *job);
     /* a prepared job's memory is being released: drop job->proc */
     void (*job_release)(void *state, struct cth_result *job);
     /* a worker thread starts (false: it exits at once) and stops */

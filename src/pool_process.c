@@ -70,6 +70,16 @@
  * proxy's worker is not reaped yet, so terminate never signals a reaped
  * pid.
  *
+ * The direct path. A synchronous call's lone task (cth_pool_apply_buffer)
+ * need not go through a proxy thread: the calling thread borrows a proxy
+ * whose worker is idle (run_now; `owner`, taken by CAS, says who drives a
+ * proxy's worker: nobody, its thread, or a borrower, which its thread
+ * waits for on a futex) and runs the command itself, so no thread is woken
+ * and a round trip crosses two parties, not three. A borrower never
+ * launches a worker (PR_SET_PDEATHSIG follows the launching thread): a
+ * worker dead before it took the command sends the task to the queue. Not
+ * with maxtasksperchild, whose count is the proxy threads'.
+ *
  * fork. A fork child of the program inherits the pool terminated (pool.c);
  * it must not kill, wait for or talk to the parent's workers: it closes its
  * copies of their descriptors and forgets them (the mappings did not
@@ -149,12 +159,20 @@ struct proc_job {
     char small[]; /* a buffer task's input up to INLINE_MAX */
 };
 
-/* A proxy thread's state. */
+/* Who uses a proxy's worker (struct proxy's `owner`): nobody, its proxy
+ * thread, or a caller of a synchronous call (run_now), with its proxy
+ * thread waiting for it to finish or not. */
+enum { OWN_IDLE, OWN_PROXY, OWN_CALLER, OWN_CALLER_AWAITED };
+
+/* A proxy thread's state. Everything but link, owner and live belongs to
+ * whoever holds `owner` (OWN_PROXY or OWN_CALLER). */
 struct proxy {
     struct cth__list_node link; /* the pool's proxies (registry lock) */
     struct cth__proc_pool *pp;
-    bool has_worker; /* launched and not reaped (the proxy's own view) */
-    bool live;       /* the same, read by terminate (registry lock) */
+    _Atomic uint32_t owner; /* OWN_*: taken by CAS, the proxy thread waits on it */
+    bool stopping;          /* its thread is exiting: lent no more (registry lock) */
+    bool has_worker;        /* launched and not reaped (the proxy's own view) */
+    bool live;              /* the same, read by terminate (registry lock) */
     struct cth__proc proc;
     int ctl_fd;
     struct ctl *ctl;
@@ -172,7 +190,8 @@ struct cth__proc_pool {
     size_t arg_size;
     pthread_mutex_t lock; /* the registry: proxies, and each one's `live`; spare */
     struct cth__list proxies;
-    struct segment spare;      /* the largest segment released, kept for the next job */
+    bool direct;          /* synchronous calls may run on an idle worker (no maxtasksperchild) */
+    struct segment spare; /* the largest segment released, kept for the next job */
     _Atomic uint32_t starting; /* initial proxies not yet started */
     _Atomic int start_err;
     _Atomic bool terminating;
@@ -827,23 +846,28 @@ static void finish_items(struct proxy *px, struct cth_result *job, size_t lo, si
     }
 }
 
-static void run_items(struct cth_result *job, size_t lo, size_t hi)
+/* Run items [lo, hi) of job on px's worker, recording their outcome. The
+ * caller holds px (owner). borrowed: a caller of a synchronous call, who
+ * never launches a worker (its thread is not the proxy's: the worker's
+ * PR_SET_PDEATHSIG follows the thread that launched it): false when the
+ * worker is gone before taking the command (nothing recorded; the job
+ * goes to the queue instead). Otherwise true. */
+static bool run_items(struct proxy *px, struct cth_result *job, size_t lo, size_t hi, bool borrowed)
 {
-    struct proxy *px = tls_proxy;
     for (int tries = 0;; tries++) {
-        int err = proxy_ensure(px);
+        int err = borrowed ? 0 : proxy_ensure(px);
         if (err) {
             /* no worker to run it: its first item fails, with the launch
              * error where a wait status would be */
             cth__job_fail(job, err == CTH_ECANCELED ? CTH_ECANCELED : CTH_EWORKER, err);
-            return;
+            return true;
         }
         int status = 0, w;
         struct outcome o = {0};
         int command = proxy_command(px, job, lo, hi);
         if (command == COMMAND_NO_FUNCTION) {
             cth__job_fail(job, CTH_ENOENT, 0);
-            return;
+            return true;
         }
         if (command == COMMAND_NO_WORKER) {
             cth__proc_kill(&px->proc, SIGKILL);
@@ -857,13 +881,78 @@ static void run_items(struct cth_result *job, size_t lo, size_t hi)
             else
                 o.progress = w == WAIT_UNTAKEN ? 0 : px->final_progress;
         }
-        if (w == WAIT_UNTAKEN && tries < REPOST_TRIES && !terminating(px->pp))
-            continue; /* it never saw the command: a new worker runs it */
+        if (w == WAIT_UNTAKEN && !terminating(px->pp)) {
+            if (borrowed)
+                return false;
+            if (tries < REPOST_TRIES)
+                continue; /* it never saw the command: a new worker runs it */
+        }
         if (w == WAIT_UNTAKEN && terminating(px->pp))
             w = WAIT_CANCEL;
         finish_items(px, job, lo, hi - lo, w, status, &o);
-        return;
+        return true;
     }
+}
+
+/* ---- who holds a proxy ---------------------------------------------------------------- */
+
+/* The proxy thread takes its proxy: at once, or once the caller running a
+ * task on its worker is done. */
+static void proxy_acquire(struct proxy *px)
+{
+    uint32_t o = OWN_IDLE;
+    while (!atomic_compare_exchange_weak(&px->owner, &o, OWN_PROXY)) {
+        if (o == OWN_CALLER &&
+            !atomic_compare_exchange_weak(&px->owner, &o, (uint32_t)OWN_CALLER_AWAITED))
+            continue;
+        if (o == OWN_CALLER_AWAITED)
+            cth__os_futex_wait(&px->owner, o, CTH__NO_DEADLINE);
+        o = OWN_IDLE;
+    }
+}
+
+/* Let the proxy go: to the proxy thread if it waits for it. */
+static void proxy_release(struct proxy *px)
+{
+    if (atomic_exchange(&px->owner, OWN_IDLE) == OWN_CALLER_AWAITED)
+        cth__os_futex_wake(&px->owner, 1);
+}
+
+/* A proxy whose worker is idle, taken for the calling thread; NULL if none
+ * is. */
+static struct proxy *proxy_borrow(struct cth__proc_pool *pp)
+{
+    struct proxy *found = NULL;
+    pthread_mutex_lock(&pp->lock);
+    for (struct cth__list_node *n = pp->proxies.first; n && !found && !terminating(pp);
+         n = n->next) {
+        struct proxy *px = cth__list_entry(n, struct proxy, link);
+        uint32_t idle = OWN_IDLE;
+        if (px->stopping || !atomic_compare_exchange_strong(&px->owner, &idle, OWN_CALLER))
+            continue;
+        if (px->has_worker)
+            found = px;
+        else /* its replacement is its proxy thread's to launch */
+            proxy_release(px);
+    }
+    pthread_mutex_unlock(&pp->lock);
+    return found;
+}
+
+/* A synchronous call's lone task, run by the calling thread on an idle
+ * worker: the hand-offs to a proxy thread and back (two wake-ups across
+ * threads) are saved. False (the job untouched) when no worker is idle, or
+ * the one taken died before taking it. */
+static bool run_now(struct cth__proc_pool *pp, struct cth_result *job)
+{
+    if (!pp->direct || job->n != 1)
+        return false;
+    struct proxy *px = proxy_borrow(pp);
+    if (!px)
+        return false;
+    bool ran = run_items(px, job, 0, 1, true);
+    proxy_release(px);
+    return ran;
 }
 
 /* ---- proxies: start and stop -------------------------------------------------------------- */
@@ -875,6 +964,7 @@ static bool proxy_start(struct cth__proc_pool *pp)
     if (px) {
         px->pp = pp;
         px->ctl_fd = -1;
+        atomic_init(&px->owner, OWN_PROXY); /* lent to callers once started */
         pthread_mutex_lock(&pp->lock);
         cth__list_push_back(&pp->proxies, &px->link);
         pthread_mutex_unlock(&pp->lock);
@@ -898,6 +988,7 @@ static bool proxy_start(struct cth__proc_pool *pp)
         proxy_stop();
         return false;
     }
+    proxy_release(px);
     return true;
 }
 
@@ -907,6 +998,10 @@ static void proxy_stop(void)
     if (!px)
         return;
     tls_proxy = NULL;
+    pthread_mutex_lock(&px->pp->lock);
+    px->stopping = true; /* lent no more */
+    pthread_mutex_unlock(&px->pp->lock);
+    proxy_acquire(px);
     proxy_stop_worker(px);
     pthread_mutex_lock(&px->pp->lock);
     cth__list_remove(&px->pp->proxies, &px->link);
@@ -1062,6 +1157,7 @@ static int pool_state_create(const cth_pool_opts_t *o, size_t workers, struct ct
     if (initarg_size)
         memcpy(wa + 1, o->initarg, initarg_size);
     pp->owner = getpid();
+    pp->direct = o->maxtasksperchild == 0; /* a lent worker's tasks are not counted */
     pp->method = o->start_method;
     pp->arg = wa;
     pp->arg_size = sizeof *wa + initarg_size;
@@ -1150,8 +1246,16 @@ static int op_job_prepare(void *state, struct cth_result *job)
 static bool op_run_items(void *state, struct cth_result *job, size_t lo, size_t hi)
 {
     CTH__UNUSED(state);
-    run_items(job, lo, hi); /* a proxy: its worker process runs them */
+    struct proxy *px = tls_proxy; /* a proxy: its worker process runs them */
+    proxy_acquire(px);
+    run_items(px, job, lo, hi, false);
+    proxy_release(px);
     return true;
+}
+
+static bool op_run_now(void *state, struct cth_result *job)
+{
+    return run_now(state, job);
 }
 
 static void op_job_release(void *state, struct cth_result *job)
@@ -1205,6 +1309,7 @@ static const struct cth__pool_ops process_ops = {
     .backend = CTH_POOL_PROCESSES,
     .job_prepare = op_job_prepare,
     .run_items = op_run_items,
+    .run_now = op_run_now,
     .job_release = op_job_release,
     .proxy_start = op_proxy_start,
     .proxy_stop = op_proxy_stop,

@@ -491,6 +491,17 @@ static void check_buffer_death(cth_pool_t *p, int death)
         }
         cth_result_free(r[i]);
     }
+    /* apply_buffer, which the calling thread runs on an idle worker
+     * itself: the same, and the next call finds a worker */
+    struct victim v = {0, death};
+    CHECK_EQ(cth_pool_apply_buffer(p, buffer_maybe_die, &v, sizeof v, NULL, NULL), CTH_EWORKER);
+    check_status(death, cth_task_error());
+    for (int i = 0; i < 3; i++) {
+        v.death = LIVE;
+        size_t len = 0;
+        CHECK_OK(cth_pool_apply_buffer(p, buffer_maybe_die, &v, sizeof v, NULL, &len));
+        CHECK_EQ(len, sizeof v);
+    }
 }
 
 static void worker_death_contained_with(cth_start_method_t method)
@@ -568,6 +579,16 @@ static void task_timeout_with(cth_start_method_t method)
     CHECK_WAITED_AT_LEAST(start, 0.2);
     cth_result_free(r);
     check_reverse(p, 10); /* a new worker */
+    cth_pool_free(p);
+
+    /* apply_buffer run by the calling thread on an idle worker: the same */
+    p = proc_pool_opts(
+        (cth_pool_opts_t){.processes = 1, .start_method = method, .task_timeout = 0.2});
+    start = check_now();
+    CHECK_EQ(cth_pool_apply_buffer(p, buffer_napper, &stuck, sizeof stuck, NULL, NULL),
+             CTH_ETIMEDOUT);
+    CHECK_WAITED_AT_LEAST(start, 0.2);
+    check_reverse(p, 10);
     CHECK_EQ(cth_pool_map_records_async(p, napper, &one, sizeof one, 1, 1,
                                         &(cth_result_opts_t){.task_timeout = -1}, &one_out,
                                         sizeof one_out, &r),
@@ -678,6 +699,67 @@ static void terminate_with_work_in_flight_with(cth_start_method_t method)
 CTH_TEST(terminate_with_work_in_flight)
 {
     over_methods(terminate_with_work_in_flight_with);
+}
+
+static void *terminate_later(void *arg)
+{
+    cth_sleep(0.2);
+    CHECK_OK(cth_pool_terminate(arg));
+    return NULL;
+}
+
+/* terminate while apply_buffer calls run their tasks on the callers'
+ * threads (one worker each): they finish with CTH_ECANCELED. */
+static void terminate_during_apply_buffer_with(cth_start_method_t method)
+{
+    cth_pool_t *p = proc_pool(1, method);
+    cth_thread_t *t;
+    CHECK_OK(cth_thread_create(&t, terminate_later, p, NULL));
+    CHECK_OK(cth_thread_start(t));
+    int stuck = 10000;
+    double start = check_now();
+    CHECK_EQ(cth_pool_apply_buffer(p, buffer_napper, &stuck, sizeof stuck, NULL, NULL),
+             CTH_ECANCELED);
+    CHECK(check_now() - start < 5); /* not the 10 s of the task */
+    CHECK_OK(cth_thread_join(t, NULL, 30));
+    cth_thread_free(t);
+    CHECK_EQ(cth_pool_apply_buffer(p, reverse, "ab", 2, NULL, NULL), CTH_EINVAL);
+    cth_pool_free(p);
+}
+
+CTH_TEST(terminate_during_apply_buffer)
+{
+    over_methods(terminate_during_apply_buffer_with);
+}
+
+/* More threads calling apply_buffer than there are workers: some run on
+ * an idle worker themselves, the others queue; every result right. */
+static void *apply_buffer_caller(void *arg)
+{
+    for (size_t i = 0; i < 200; i++)
+        check_reverse(arg, i % 50);
+    return NULL;
+}
+
+static void apply_buffer_from_many_threads_with(cth_start_method_t method)
+{
+    cth_pool_t *p = proc_pool(2, method);
+    cth_thread_t *t[4];
+    for (int i = 0; i < 4; i++) {
+        CHECK_OK(cth_thread_create(&t[i], apply_buffer_caller, p, NULL));
+        CHECK_OK(cth_thread_start(t[i]));
+    }
+    check_map_squares(p, 10000, 7); /* the proxies take chunks meanwhile */
+    for (int i = 0; i < 4; i++) {
+        CHECK_OK(cth_thread_join(t[i], NULL, 60));
+        cth_thread_free(t[i]);
+    }
+    cth_pool_free(p);
+}
+
+CTH_TEST(apply_buffer_from_many_threads)
+{
+    over_methods(apply_buffer_from_many_threads_with);
 }
 
 static int by_number(const void *a, const void *b)

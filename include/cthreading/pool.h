@@ -407,7 +407,10 @@ CTH_API int cth_pool_imap_unordered_records(cth_pool_t *pool, cth_pool_record_fn
  * then freed). Any sizes, 0 bytes to gigabytes, on both backends. Returns
  * as cth_pool_apply, plus CTH_EWORKER, CTH_ETIMEDOUT and CTH_EPROTO (the
  * worker reported a result it did not deliver whole) on processes, and
- * CTH_EINVAL for NULL in with in_size > 0.
+ * CTH_EINVAL for NULL in with in_size > 0. On processes, when a worker is
+ * idle the calling thread hands it the task itself (no worker thread in
+ * between; not with maxtasksperchild); an interruption of the main thread
+ * then comes once the task is done, and the next wait reports it.
  */
 CTH_API int cth_pool_apply_buffer(cth_pool_t *pool, cth_pool_buffer_fn fn, const void *in,
                                   size_t in_size, void **out, size_t *out_size);
