@@ -62,6 +62,13 @@
  * and released when it completes; an MPI pool's ranks are told to stop
  * once cth_pool_free has joined the proxies.
  *
+ * Batches. A backend with batches (processes, without maxtasksperchild)
+ * gets a lone buffer job its worker thread took together with the lone
+ * jobs queued behind it, as many as it asks for and accepts (take_lone:
+ * the ring's, then the queue's head), and runs them as one (run_lone_batch);
+ * a job taken that it does not accept runs next, alone or in a batch of
+ * its own.
+ *
  * Records and buffers. The record map (JOB_RECORDS), the record imaps
  * (JOB_IMAP with rec_fn) and the buffer apply (JOB_BUFFER) are jobs like
  * the others; their items run through cth__job_run_records alone, the one
@@ -631,6 +638,48 @@ static struct cth_result *take_work(cth_pool_t *p, size_t *chunk)
     }
 }
 
+/* Take the oldest lone job (one chunk): the ring's, or the queue's first
+ * if it is lone (a job behind a map's chunks waits for them). NULL if
+ * none. */
+static struct cth_result *take_lone(cth_pool_t *p)
+{
+    struct cth_result *job = ring_take(p);
+    if (job || !atomic_load(&p->listed))
+        return job;
+    cth__lock_acquire_uninterrupted(&p->lock);
+    job = cth__list_entry(p->queue.first, struct cth_result, link);
+    if (job && (job->nchunks != 1 || atomic_load(&p->state) == POOL_TERMINATE ||
+                atomic_fetch_add(&job->claim, 1) != 0))
+        job = NULL;
+    if (job)
+        queue_unlink(p, job);
+    cth_lock_release(&p->lock);
+    return job;
+}
+
+#define BATCH_MAX 64 /* lone jobs a backend runs at once, at most */
+
+/* A worker thread of a backend with batches took a lone job: it takes the
+ * lone jobs behind it, as many as the backend asks for and takes, runs them
+ * as one batch and finishes them. Returns the job taken that did not fit
+ * (to run next), or NULL. */
+static struct cth_result *run_lone_batch(cth_pool_t *p, struct cth_result *first)
+{
+    struct cth_result *batch[BATCH_MAX], *left = NULL;
+    size_t room = p->ops->batch_room(p->ops_state, first), k = 1;
+    batch[0] = first;
+    while (k < room && k < BATCH_MAX && (left = take_lone(p)) != NULL) {
+        if (!p->ops->batch_fits(p->ops_state, batch, k, left))
+            break;
+        batch[k++] = left;
+        left = NULL;
+    }
+    p->ops->run_batch(p->ops_state, batch, k);
+    for (size_t i = 0; i < k; i++)
+        job_finish(batch[i], 1);
+    return left;
+}
+
 static int spawn_worker(cth_pool_t *p);
 
 /* A worker that has run maxtasks chunks: start the replacement. */
@@ -652,9 +701,15 @@ static void *worker_main(void *arg)
         p->initializer(p->initarg);
     }
     size_t done = 0;
-    struct cth_result *job;
-    size_t c;
-    while ((job = take_work(p, &c)) != NULL) {
+    struct cth_result *job = NULL;
+    size_t c = 0;
+    bool batches = p->ops && p->ops->run_batch && !p->maxtasks;
+    while (job || (job = take_work(p, &c)) != NULL) {
+        if (batches && job->kind == JOB_BUFFER) {
+            job = run_lone_batch(p, job);
+            c = 0;
+            continue;
+        }
         for (;;) {
             job_run_chunk(job, c);
             if (p->maxtasks && ++done >= p->maxtasks) {
@@ -670,6 +725,7 @@ static void *worker_main(void *arg)
                 break;
             c = next;
         }
+        job = NULL;
     }
 out:
     if (p->ops)

@@ -524,6 +524,106 @@ CTH_TEST(worker_death_contained)
     over_methods(worker_death_contained_with);
 }
 
+/* ---- batches of buffer tasks -------------------------------------------------------------- */
+
+#define NAP NDEATHS /* a victim's death that is a 10 s nap instead */
+#define BATCH_N 300
+#define BATCH_AT 152
+
+/* x as an int, in 30000 bytes for every fifth x (too many for the results
+ * of one batch to fit inline), fails with 100 + x for every seventh x (x %
+ * 7 == 3), or dies its death */
+static int batch_task(const void *in, size_t in_size, void **out, size_t *out_size)
+{
+    CHECK_EQ(in_size, sizeof(struct victim));
+    const struct victim *v = in;
+    if (v->death == NAP) {
+        struct timespec ts = {10, 0};
+        nanosleep(&ts, NULL);
+    }
+    die(v->death);
+    if (v->x % 7 == 3)
+        return 100 + v->x;
+    size_t size = v->x % 5 == 0 ? 30000 : sizeof(int);
+    int *b = calloc(1, size);
+    if (!b)
+        return 1;
+    b[0] = v->x * 10;
+    *out = b;
+    *out_size = size;
+    return 0;
+}
+
+/* BATCH_N buffer tasks queued at once (a proxy runs the lone tasks behind
+ * the one it took as one batch once it has timed their function), the one
+ * at BATCH_AT dying its death. Returns the results, checked: the dying
+ * task alone fails (the others of its batch keep their results or run on
+ * the new worker), each failing task fails alone. cancelled: after
+ * terminate, tasks not run are CTH_ECANCELED. */
+static void check_batch(cth_pool_t *p, int death, int code, bool cancelled)
+{
+    cth_result_t *r[BATCH_N];
+    for (int i = 0; i < 4; i++) { /* the function timed */
+        struct victim v = {1, LIVE};
+        CHECK_OK(cth_pool_apply_buffer_async(p, batch_task, &v, sizeof v, NULL, &r[i]));
+    }
+    for (int i = 0; i < 4; i++) {
+        CHECK_OK(cth_result_get_buffer(r[i], NULL, NULL, 30));
+        cth_result_free(r[i]);
+    }
+    for (int i = 0; i < BATCH_N; i++) {
+        struct victim v = {i, i == BATCH_AT ? death : LIVE};
+        CHECK_OK(cth_pool_apply_buffer_async(p, batch_task, &v, sizeof v, NULL, &r[i]));
+    }
+    if (cancelled) {
+        cth_sleep(0.3);
+        CHECK_OK(cth_pool_terminate(p));
+    }
+    for (int i = 0; i < BATCH_N; i++) {
+        void *out = NULL;
+        size_t len = 0;
+        int err = cth_result_get_buffer(r[i], &out, &len, 30);
+        if (i == BATCH_AT) {
+            CHECK_EQ(err, code);
+            if (code == CTH_EWORKER)
+                check_status(death, cth_task_error());
+        } else if (cancelled && err == CTH_ECANCELED) {
+            continue; /* not run before terminate */
+        } else if (i % 7 == 3) {
+            CHECK_EQ(err, CTH_ETASK);
+            CHECK_EQ(cth_task_error(), 100 + i);
+        } else {
+            CHECK_OK(err);
+            CHECK_EQ(len, i % 5 == 0 ? 30000 : sizeof(int));
+            CHECK_EQ(*(int *)out, i * 10);
+        }
+        cth_result_free(r[i]);
+    }
+}
+
+static void buffer_batches_keep_tasks_apart_with(cth_start_method_t method)
+{
+    no_core_files();
+    cth_pool_t *p = proc_pool(2, method);
+    check_batch(p, LIVE, 0, false);
+    check_batch(p, SEGV, CTH_EWORKER, false);
+    check_batch(p, KILL, CTH_EWORKER, false);
+    check_batch(p, EXIT3, CTH_EWORKER, false);
+    double start = check_now();
+    check_batch(p, NAP, CTH_ECANCELED, true);
+    CHECK(check_now() - start < 5); /* not the 10 s of the stuck task */
+    cth_pool_free(p);
+    p = proc_pool_opts(
+        (cth_pool_opts_t){.processes = 2, .start_method = method, .task_timeout = 0.3});
+    check_batch(p, NAP, CTH_ETIMEDOUT, false);
+    cth_pool_free(p);
+}
+
+CTH_TEST(buffer_batches_keep_tasks_apart)
+{
+    over_methods(buffer_batches_keep_tasks_apart_with);
+}
+
 /* ---- task timeouts --------------------------------------------------------------------- */
 
 /* x * 10, after a nap of x ms (an x of 10000: 10 s) */
