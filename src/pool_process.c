@@ -875,6 +875,11 @@ static int proxy_command(struct proxy *px, struct cth_result *job, size_t lo, si
         else if (pj->small_len)
             memcpy(c->data, pj->small, pj->small_len);
     } else {
+        /* this chunk's records, copied by its proxy: the chunks' copies
+         * run in parallel, each just before its worker reads it */
+        if (job->in_size)
+            memcpy(pj->seg.map + lo * job->in_size, job->in + lo * job->in_size,
+                   (hi - lo) * job->in_size);
         c->out_size = job->out_size;
         c->out_off = pj->out_off;
     }
@@ -1421,7 +1426,7 @@ static int job_prepare(struct cth__proc_pool *pp, struct cth_result *job)
     }
     if (!err && size) {
         err = segment_get(pp, size, &pj->seg);
-        if (!err && in_bytes)
+        if (!err && buffer && in_bytes) /* a map's records: chunk by chunk (proxy_command) */
             memcpy(pj->seg.map, job->in, in_bytes);
     }
     job->proc = pj;
