@@ -29,9 +29,10 @@
  * block only when it differs from the last one sent; the worker resolves
  * it (never trusting it) and keeps the address.
  *
- * Data. A map's records are copied once, when the job is submitted
- * (job_prepare), into a segment (a memfd: n inputs, then room
- * for n outputs); a proxy passes its descriptor by SCM_RIGHTS to its
+ * Data. A map's records are copied once into a segment (a memfd made
+ * when the job is submitted, job_prepare: n inputs, then room for n
+ * outputs), each chunk's by the proxy that ships it, just before (so the
+ * copies run in parallel); a proxy passes its descriptor by SCM_RIGHTS to its
  * worker with the first chunk of that job, the worker maps it and keeps it
  * mapped until it is sent another, reads the inputs and writes the outputs
  * in place, and the proxy copies a finished chunk's outputs into the
