@@ -114,7 +114,8 @@
 #include "proc_launch.h"
 
 #define INLINE_MAX 65536                 /* a buffer crossing inside the block */
-#define SPIN 4000                        /* pause iterations before a futex wait */
+#define SPIN 4000                        /* pause iterations before a futex wait, */
+#define SPIN_SHORT 200                   /* ... after a wait that spinning did not end */
 #define SLICE_NS INT64_C(20000000)       /* a proxy's wait between looks at its worker */
 #define TERM_GRACE_NS INT64_C(100000000) /* terminate: SIGTERM, then SIGKILL */
 #define EXIT_WAIT_NS INT64_C(1000000000) /* a worker asked to exit, before SIGKILL */
@@ -215,6 +216,7 @@ struct proxy {
     uint32_t seq;            /* the last command posted */
     uint64_t held;           /* the segment the worker holds, or 0 */
     const void *fn;          /* the function the worker has, or NULL */
+    int spin;                /* next_spin */
     const void *rate_fn;     /* the buffer task last timed, */
     uint64_t task_ns;        /* and how long one ran (its worker's word: sizes batches only) */
     uint64_t final_progress; /* a reaped worker's progress counter, its last word */
@@ -287,21 +289,33 @@ struct worker {
     int chan;
     struct ctl *ctl;
     uint32_t seen; /* the last command taken */
+    int spin;      /* next_spin */
     void *fn;      /* the resolved function */
     uint64_t seg_id;
     char *seg;
     size_t seg_size;
 };
 
+/* How long to spin before sleeping: SPIN after a wait that spinning
+ * ended, SPIN_SHORT after one that had to sleep (a proxy between the
+ * chunks of a map, or idle: no core kept from the others for nothing). */
+static int next_spin(bool ended_spinning)
+{
+    return ended_spinning ? SPIN : SPIN_SHORT;
+}
+
 static uint32_t worker_wait_command(struct worker *w)
 {
     struct ctl *c = w->ctl;
-    for (int i = 0; i < SPIN; i++) {
+    for (int i = 0; i < w->spin; i++) {
         uint32_t r = atomic_load_explicit(&c->req, memory_order_acquire);
-        if (r != w->seen)
+        if (r != w->seen) {
+            w->spin = next_spin(true);
             return r;
+        }
         cth__cpu_relax();
     }
+    w->spin = next_spin(false);
     for (;;) {
         atomic_store(&c->req_sleep, 1);
         uint32_t r = atomic_load(&c->req);
@@ -547,7 +561,7 @@ static int worker_main(const void *arg, size_t arg_size, int chan)
     sigemptyset(&none);
     pthread_sigmask(SIG_SETMASK, &none, NULL);
     signal(SIGTERM, SIG_DFL);
-    struct worker w = {.chan = chan};
+    struct worker w = {.chan = chan, .spin = SPIN};
     int fd = recv_fd(chan, 0);
     if (fd < 0)
         return 2;
@@ -736,11 +750,14 @@ static int proxy_wait(struct proxy *px, double timeout, int *status)
 {
     struct ctl *c = px->ctl;
     uint32_t seq = px->seq;
-    for (int i = 0; i < SPIN; i++) {
-        if (atomic_load_explicit(&c->ack, memory_order_acquire) == seq)
+    for (int i = 0; i < px->spin; i++) {
+        if (atomic_load_explicit(&c->ack, memory_order_acquire) == seq) {
+            px->spin = next_spin(true);
             return WAIT_DONE;
+        }
         cth__cpu_relax();
     }
+    px->spin = next_spin(false);
     int64_t limit = timeout > 0 ? (int64_t)(timeout * 1e9) : 0;
     uint64_t last = atomic_load_explicit(&c->progress, memory_order_relaxed);
     int64_t moved_at = cth__now_ns();
@@ -1288,6 +1305,7 @@ static bool proxy_start(struct cth__proc_pool *pp)
         px->pp = pp;
         px->ctl_fd = -1;
         px->dead_chan = -1;
+        px->spin = SPIN;
         atomic_init(&px->owner, OWN_PROXY); /* lent to callers once started */
         pthread_mutex_lock(&pp->lock);
         cth__list_push_back(&pp->proxies, &px->link);
