@@ -588,7 +588,7 @@ static void check_batch(cth_pool_t *p, int death, int code, bool cancelled)
             if (code == CTH_EWORKER)
                 check_status(death, cth_task_error());
         } else if (cancelled && err == CTH_ECANCELED) {
-            continue; /* not run before terminate */
+            /* not run before terminate */
         } else if (i % 7 == 3) {
             CHECK_EQ(err, CTH_ETASK);
             CHECK_EQ(cth_task_error(), 100 + i);
