@@ -1607,7 +1607,11 @@ static bool op_run_now(void *state, struct cth_result *job)
 static size_t op_batch_room(void *state, struct cth_result *first)
 {
     CTH__UNUSED(state);
-    return batch_room(tls_proxy, first);
+    struct proxy *px = tls_proxy; /* its timing is whoever holds it's */
+    proxy_acquire(px);
+    size_t room = batch_room(px, first);
+    proxy_release(px);
+    return room;
 }
 
 static bool op_batch_fits(void *state, struct cth_result *const *batch, size_t k,
