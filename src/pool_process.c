@@ -1199,9 +1199,15 @@ static void run_batch(struct proxy *px, struct cth_result *const *jobs, size_t k
         if (w == WAIT_UNTAKEN && !terminating(px->pp) && tries++ < REPOST_TRIES)
             continue; /* it never saw the command: a new worker runs it */
         uint64_t done = 0;
-        if (w == WAIT_DONE)
-            done = atomic_load_explicit(&px->ctl->progress, memory_order_acquire);
-        else if (w != WAIT_UNTAKEN && w != WAIT_PROTO)
+        if (w == WAIT_DONE) {
+            struct outcome o = read_outcome(px->ctl);
+            if (o.status == ST_ERROR && o.progress == 0 && worker_code(o.value) != CTH_EPROTO) {
+                px->fn = NULL; /* it could not take the function (named again next time) */
+                fail_all(jobs, k, worker_code(o.value), 0);
+                return;
+            }
+            done = o.progress;
+        } else if (w != WAIT_UNTAKEN && w != WAIT_PROTO)
             done = px->final_progress;
         size_t good = done <= k ? batch_outcomes(px, jobs, (size_t)done) : 0;
         if (done > k || good < done || w == WAIT_PROTO || (w == WAIT_DONE && done != k)) {
