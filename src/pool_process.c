@@ -1332,11 +1332,11 @@ static bool proxy_start(struct cth__proc_pool *pp)
     if (!px)
         return false;
     tls_proxy = px;
+    proxy_release(px); /* proxy_stop takes it back */
     if (err && initial) {
         proxy_stop();
         return false;
     }
-    proxy_release(px);
     return true;
 }
 
