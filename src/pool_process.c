@@ -22,7 +22,8 @@
  * `progress` counts the items it has finished, then the outcome (ok, a
  * task's failure and value, or a worker-side error code) and, for a buffer
  * task, the result's length. Each side spins a little on the word it
- * waits for, then announces itself (req_sleep, ack_sleep) and futex-waits
+ * waits for (SPIN if its last wait ended while it spun, else SPIN_SHORT:
+ * next_spin), then announces itself (req_sleep, ack_sleep) and futex-waits
  * on it with the process-shared futex; the other side stores the word,
  * then looks at the announcement (both seq_cst, so no wake-up is lost) and
  * wakes only a sleeper. A function is named by its funcref, made into the
