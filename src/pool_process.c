@@ -76,7 +76,8 @@
  * need not go through a proxy thread: the calling thread borrows a proxy
  * whose worker is idle (run_now; `owner`, taken by CAS, says who drives a
  * proxy's worker: nobody, its thread, or a borrower, which its thread
- * waits for on a futex) and runs the command itself, so no thread is woken
+ * waits for on a futex and which hands the proxy straight to it when done)
+ * and runs the command itself, so no thread is woken
  * and a round trip crosses two parties, not three. A borrower never
  * launches a worker (PR_SET_PDEATHSIG follows the launching thread): a
  * worker dead before it took the command sends the task to the queue. Not
@@ -1243,26 +1244,44 @@ static void run_batch(struct proxy *px, struct cth_result *const *jobs, size_t k
 
 /* ---- who holds a proxy ---------------------------------------------------------------- */
 
-/* The proxy thread takes its proxy: at once, or once the caller running a
- * task on its worker is done. */
+/* The proxy thread takes its proxy: at once, or from the caller running
+ * a task on its worker, who hands it over when done (so a stream of
+ * synchronous calls cannot keep it from its thread beyond one task). */
 static void proxy_acquire(struct proxy *px)
 {
-    uint32_t o = OWN_IDLE;
-    while (!atomic_compare_exchange_weak(&px->owner, &o, OWN_PROXY)) {
-        if (o == OWN_CALLER &&
-            !atomic_compare_exchange_weak(&px->owner, &o, (uint32_t)OWN_CALLER_AWAITED))
+    uint32_t o = atomic_load(&px->owner);
+    for (;;) {
+        if (o == OWN_PROXY) /* handed over */
+            return;
+        if (o == OWN_IDLE) {
+            if (atomic_compare_exchange_weak(&px->owner, &o, OWN_PROXY))
+                return;
             continue;
-        if (o == OWN_CALLER_AWAITED)
-            cth__os_futex_wait(&px->owner, o, CTH__NO_DEADLINE);
-        o = OWN_IDLE;
+        }
+        if (o == OWN_CALLER) {
+            if (!atomic_compare_exchange_weak(&px->owner, &o, (uint32_t)OWN_CALLER_AWAITED))
+                continue;
+        }
+        cth__os_futex_wait(&px->owner, OWN_CALLER_AWAITED, CTH__NO_DEADLINE);
+        o = atomic_load(&px->owner);
     }
 }
 
-/* Let the proxy go: to the proxy thread if it waits for it. */
+/* The proxy thread lets its proxy go (nobody waits for it: callers who
+ * find it taken go elsewhere). */
 static void proxy_release(struct proxy *px)
 {
-    if (atomic_exchange(&px->owner, OWN_IDLE) == OWN_CALLER_AWAITED)
+    atomic_store(&px->owner, OWN_IDLE);
+}
+
+/* A caller gives a borrowed proxy back: to its thread if that waits. */
+static void proxy_return(struct proxy *px)
+{
+    uint32_t o = OWN_CALLER;
+    if (!atomic_compare_exchange_strong(&px->owner, &o, OWN_IDLE)) {
+        atomic_store(&px->owner, OWN_PROXY); /* o was OWN_CALLER_AWAITED */
         cth__os_futex_wake(&px->owner, 1);
+    }
 }
 
 /* A proxy whose worker is idle, taken for the calling thread; NULL if none
@@ -1280,7 +1299,7 @@ static struct proxy *proxy_borrow(struct cth__proc_pool *pp)
         if (px->has_worker)
             found = px;
         else /* its replacement is its proxy thread's to launch */
-            proxy_release(px);
+            proxy_return(px);
     }
     pthread_mutex_unlock(&pp->lock);
     return found;
@@ -1298,7 +1317,7 @@ static bool run_now(struct cth__proc_pool *pp, struct cth_result *job)
     if (!px)
         return false;
     bool ran = run_items(px, job, 0, 1, true);
-    proxy_release(px);
+    proxy_return(px);
     return ran;
 }
 

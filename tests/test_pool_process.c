@@ -862,6 +862,51 @@ CTH_TEST(apply_buffer_from_many_threads)
     over_methods(apply_buffer_from_many_threads_with);
 }
 
+static _Atomic bool hammering;
+
+static void *apply_buffer_hammer(void *arg)
+{
+    while (atomic_load(&hammering))
+        check_reverse(arg, 8);
+    return NULL;
+}
+
+/* Threads calling apply_buffer without a pause on a pool of one worker,
+ * whose proxy thread has a map to run: the callers hand the worker over
+ * to it, so the map completes while they go on. */
+static void direct_calls_do_not_starve_the_proxy_with(cth_start_method_t method)
+{
+    cth_pool_t *p = proc_pool(1, method);
+    atomic_store(&hammering, true);
+    cth_thread_t *t[3];
+    for (int i = 0; i < 3; i++) {
+        CHECK_OK(cth_thread_create(&t[i], apply_buffer_hammer, p, NULL));
+        CHECK_OK(cth_thread_start(t[i]));
+    }
+    cth_sleep(0.05);
+    long long in[64], out[64];
+    for (int i = 0; i < 64; i++)
+        in[i] = i;
+    cth_result_t *r;
+    CHECK_OK(cth_pool_map_records_async(p, square_ll, in, sizeof *in, 64, 4, NULL, out, sizeof *out,
+                                        &r));
+    CHECK_OK(cth_result_get(r, NULL, 30));
+    cth_result_free(r);
+    atomic_store(&hammering, false);
+    for (int i = 0; i < 3; i++) {
+        CHECK_OK(cth_thread_join(t[i], NULL, 60));
+        cth_thread_free(t[i]);
+    }
+    for (int i = 0; i < 64; i++)
+        CHECK_EQ(out[i], (long long)i * i + 1);
+    cth_pool_free(p);
+}
+
+CTH_TEST(direct_calls_do_not_starve_the_proxy)
+{
+    over_methods(direct_calls_do_not_starve_the_proxy_with);
+}
+
 static int by_number(const void *a, const void *b)
 {
     return *(const int *)a - *(const int *)b;
