@@ -75,6 +75,13 @@
  * record or buffer chunks for it without waiting, which it finishes itself
  * (cth__job_chunk_done).
  *
+ * Batches. A backend with batches (processes, without maxtasksperchild)
+ * gets a lone buffer job its worker thread took together with the lone
+ * jobs queued behind it, as many as it asks for and accepts (take_lone:
+ * the ring's, then the queue's head), and runs them as one (run_lone_batch);
+ * a job taken that it does not accept runs next, alone or in a batch of
+ * its own.
+ *
  * Records and buffers. The record map (JOB_RECORDS), the record imaps
  * (JOB_IMAP with rec_fn) and the buffer apply (JOB_BUFFER) are jobs like
  * the others; their items run through cth__job_run_records alone, the one
@@ -742,6 +749,48 @@ void cth__job_chunk_done(struct cth_result *job)
     job_finish(job, 1);
 }
 
+/* Take the oldest lone job (one chunk): the ring's, or the queue's first
+ * if it is lone (a job behind a map's chunks waits for them). NULL if
+ * none. */
+static struct cth_result *take_lone(cth_pool_t *p)
+{
+    struct cth_result *job = ring_take(p);
+    if (job || !atomic_load(&p->listed))
+        return job;
+    cth__lock_acquire_uninterrupted(&p->lock);
+    job = cth__list_entry(p->queue.first, struct cth_result, link);
+    if (job && (job->nchunks != 1 || atomic_load(&p->state) == POOL_TERMINATE ||
+                atomic_fetch_add(&job->claim, 1) != 0))
+        job = NULL;
+    if (job)
+        queue_unlink(p, job);
+    cth_lock_release(&p->lock);
+    return job;
+}
+
+#define BATCH_MAX 64 /* lone jobs a backend runs at once, at most */
+
+/* A worker thread of a backend with batches took a lone job: it takes the
+ * lone jobs behind it, as many as the backend asks for and takes, runs them
+ * as one batch and finishes them. Returns the job taken that did not fit
+ * (to run next), or NULL. */
+static struct cth_result *run_lone_batch(cth_pool_t *p, struct cth_result *first)
+{
+    struct cth_result *batch[BATCH_MAX], *left = NULL;
+    size_t room = p->ops->batch_room(p->ops_state, first), k = 1;
+    batch[0] = first;
+    while (k < room && k < BATCH_MAX && (left = take_lone(p)) != NULL) {
+        if (!p->ops->batch_fits(p->ops_state, batch, k, left))
+            break;
+        batch[k++] = left;
+        left = NULL;
+    }
+    p->ops->run_batch(p->ops_state, batch, k);
+    for (size_t i = 0; i < k; i++)
+        job_finish(batch[i], 1);
+    return left;
+}
+
 static int spawn_worker(cth_pool_t *p);
 
 /* A worker that has run maxtasks chunks: start the replacement. */
@@ -763,11 +812,17 @@ static void *worker_main(void *arg)
         p->initializer(p->initarg);
     }
     size_t done = 0;
-    struct cth_result *job;
-    size_t c;
+    struct cth_result *job = NULL;
+    size_t c = 0;
     bool spinner = false;
-    while ((job = take_work(p, &c, spinner)) != NULL) {
+    bool batches = p->ops && p->ops->run_batch && !p->maxtasks;
+    while (job || (job = take_work(p, &c, spinner)) != NULL) {
         spinner = false;
+        if (batches && job->kind == JOB_BUFFER) {
+            job = run_lone_batch(p, job);
+            c = 0;
+            continue;
+        }
         for (;;) {
             job_run_chunk(job, c);
             if (p->maxtasks && ++done >= p->maxtasks) {
@@ -787,6 +842,7 @@ static void *worker_main(void *arg)
                 break;
             c = next;
         }
+        job = NULL;
     }
 out:
     if (p->ops)
@@ -1084,6 +1140,24 @@ static int run_sync(cth_pool_t *p, struct cth_result *job, bool help)
     return cth__job_outcome(job);
 }
 
+/* run_sync for a lone task: a backend may run it from the calling thread
+ * on an idle worker of its own (ops->run_now), without the hand-off to a
+ * proxy thread. */
+static int run_sync_lone(cth_pool_t *p, struct cth_result *job)
+{
+    if (p->ops && p->ops->run_now && atomic_load(&p->state) == POOL_RUN) {
+        int err = cth__pool_job_prepare(p, job);
+        if (err)
+            return err;
+        if (p->ops->run_now(p->ops_state, job)) {
+            atomic_store_explicit(&job->claim, 1, memory_order_relaxed);
+            job_finish(job, 1);
+            return cth__job_outcome(job);
+        }
+    }
+    return run_sync(p, job, false);
+}
+
 CTH_API int cth_pool_apply(cth_pool_t *pool, cth_pool_fn fn, void *arg, void **result)
 {
     if (!pool || !fn)
@@ -1372,7 +1446,7 @@ CTH_API int cth_pool_apply_buffer(cth_pool_t *pool, cth_pool_buffer_fn fn, const
         return CTH_EINVAL;
     struct cth_result job = {0};
     buffer_setup(&job, pool, fn, in, in_size);
-    int err = run_sync(pool, &job, false);
+    int err = run_sync_lone(pool, &job);
     if (err == 0 && out_size)
         *out_size = job.buf_size;
     if (err == 0 && out)

@@ -176,6 +176,19 @@ struct cth__pool_ops {
     /* in a worker thread: run items [lo, hi) elsewhere, recording failures
      * with cth__job_fail; false: run them in this thread (as on threads) */
     bool (*run_items)(void *state, struct cth_result *job, size_t lo, size_t hi);
+    /* optional (NULL: none): a synchronous call's prepared lone job, run
+     * to the end by the calling thread on an idle far worker, its outcome
+     * recorded as run_items does; false (the job untouched) if none is idle */
+    bool (*run_now)(void *state, struct cth_result *job);
+    /* optional (NULL: none), in a worker thread that took a lone job (one
+     * chunk; never with maxtasksperchild): how many lone jobs it would run
+     * in one batch with it now (1: alone); whether job may join batch[0..k);
+     * run batch[0..k) (each job's outcome recorded as run_items does;
+     * pool.c finishes them) */
+    size_t (*batch_room)(void *state, struct cth_result *first);
+    bool (*batch_fits)(void *state, struct cth_result *const *batch, size_t k,
+                       struct cth_result *job);
+    void (*run_batch)(void *state, struct cth_result *const *batch, size_t k);
     /* a prepared job's memory is being released: drop job->proc */
     void (*job_release)(void *state, struct cth_result *job);
     /* a worker thread starts (false: it exits at once) and stops */

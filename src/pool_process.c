@@ -22,16 +22,18 @@
  * `progress` counts the items it has finished, then the outcome (ok, a
  * task's failure and value, or a worker-side error code) and, for a buffer
  * task, the result's length. Each side spins a little on the word it
- * waits for, then announces itself (req_sleep, ack_sleep) and futex-waits
+ * waits for (SPIN if its last wait ended while it spun, else SPIN_SHORT:
+ * next_spin), then announces itself (req_sleep, ack_sleep) and futex-waits
  * on it with the process-shared futex; the other side stores the word,
  * then looks at the announcement (both seq_cst, so no wake-up is lost) and
  * wakes only a sleeper. A function is named by its funcref, made into the
  * block only when it differs from the last one sent; the worker resolves
  * it (never trusting it) and keeps the address.
  *
- * Data. A map's records are copied once, when the job is submitted
- * (job_prepare), into a segment (a memfd: n inputs, then room
- * for n outputs); a proxy passes its descriptor by SCM_RIGHTS to its
+ * Data. A map's records are copied once into a segment (a memfd made
+ * when the job is submitted, job_prepare: n inputs, then room for n
+ * outputs), each chunk's by the proxy that ships it, just before (so the
+ * copies run in parallel); a proxy passes its descriptor by SCM_RIGHTS to its
  * worker with the first chunk of that job, the worker maps it and keeps it
  * mapped until it is sent another, reads the inputs and writes the outputs
  * in place, and the proxy copies a finished chunk's outputs into the
@@ -70,12 +72,36 @@
  * proxy's worker is not reaped yet, so terminate never signals a reaped
  * pid.
  *
+ * The direct path. A synchronous call's lone task (cth_pool_apply_buffer)
+ * need not go through a proxy thread: the calling thread borrows a proxy
+ * whose worker is idle (run_now; `owner`, taken by CAS, says who drives a
+ * proxy's worker: nobody, its thread, or a borrower, which its thread
+ * waits for on a futex and which hands the proxy straight to it when done)
+ * and runs the command itself, so no thread is woken
+ * and a round trip crosses two parties, not three. A borrower never
+ * launches a worker (PR_SET_PDEATHSIG follows the launching thread): a
+ * worker dead before it took the command sends the task to the queue. Not
+ * with maxtasksperchild, whose count is the proxy threads'.
+ *
+ * Batches. A proxy that takes a lone buffer task (pool.c's run_lone_batch)
+ * also takes the lone tasks behind it that fit (batch_fits: the same
+ * function and timeout, inputs inline, BATCH_IN_MAX bytes in all), up to
+ * batch_room: about BATCH_BUDGET_NS of work by the worker's last timing of
+ * that function (run_ns), BATCH_MAX at most, 1 while untimed; the worker
+ * runs them in one command (OP_BATCH), each with its own item (outcome,
+ * result inline behind the inputs or in a memfd). The task a dying or
+ * killed worker was running (item `progress`) fails, those before keep
+ * their results (read from the dead worker's block and a copy of its
+ * channel, kept until the next launch), those behind run on the next
+ * worker (run_batch).
+ *
  * fork. A fork child of the program inherits the pool terminated (pool.c);
  * it must not kill, wait for or talk to the parent's workers: it closes its
  * copies of their descriptors and forgets them (the mappings did not
  * follow it).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,7 +116,8 @@
 #include "proc_launch.h"
 
 #define INLINE_MAX 65536                 /* a buffer crossing inside the block */
-#define SPIN 4000                        /* pause iterations before a futex wait */
+#define SPIN 4000                        /* pause iterations before a futex wait, */
+#define SPIN_SHORT 200                   /* ... after a wait that spinning did not end */
 #define SLICE_NS INT64_C(20000000)       /* a proxy's wait between looks at its worker */
 #define TERM_GRACE_NS INT64_C(100000000) /* terminate: SIGTERM, then SIGKILL */
 #define EXIT_WAIT_NS INT64_C(1000000000) /* a worker asked to exit, before SIGKILL */
@@ -100,23 +127,39 @@
 #define SEG_ALIGN 64                     /* where a segment's outputs start */
 #define SPARE_MAX ((size_t)128 << 20)    /* the largest segment kept for reuse */
 #define ARG_MAGIC 0x63746870u            /* "cthp": a worker's start arguments */
+#define BATCH_MAX 64                     /* buffer tasks in one command */
+#define BATCH_IN_MAX (INLINE_MAX / 2)    /* their inputs' bytes, at most */
+#define BATCH_BUDGET_NS 50000            /* the work a batch is sized to */
 
-enum { OP_RECORDS = 1, OP_BUFFER = 2, OP_EXIT = 3 };
+enum { OP_RECORDS = 1, OP_BUFFER = 2, OP_EXIT = 3, OP_BATCH = 4 };
 enum { CMD_NEW_FN = 1, CMD_NEW_SEG = 2, CMD_IN_SEG = 4 };
 enum { ST_OK = 1, ST_TASK = 2, ST_ERROR = 3 };
 enum { BUF_INLINE = 1, BUF_FD = 2 };
 
+/* A buffer task of a batch: its input (the proxy's), its outcome (the
+ * worker's, written before it bumps progress past it). */
+struct batch_item {
+    uint64_t in_off, in_len;
+    uint32_t status; /* ST_OK, ST_TASK (value: the task's), ST_ERROR (value: a code) */
+    int32_t value;
+    uint32_t buf_where; /* ST_OK: BUF_INLINE (at buf_off in data) or BUF_FD */
+    uint64_t buf_off, buf_len;
+};
+
 /* The control block (see the top). The proxy writes the command fields,
  * then req; the worker writes the outcome fields, then ack. */
 struct ctl {
-    _Atomic uint32_t req;
+    /* a cache line each: the proxy's words, the worker's, and progress,
+     * stored per item while the proxy polls ack */
+    _Alignas(64) _Atomic uint32_t req;
     _Atomic uint32_t req_sleep;
-    _Atomic uint32_t ack;
+    _Alignas(64) _Atomic uint32_t ack;
     _Atomic uint32_t ack_sleep;
-    _Atomic uint32_t taken;    /* the command the worker has picked up */
-    _Atomic uint64_t progress; /* items of the command finished */
+    _Alignas(64) _Atomic uint32_t taken; /* the command the worker has picked up */
+    _Atomic uint64_t progress;           /* items of the command finished (the worker's) */
     /* the command */
-    uint32_t op, flags;
+    _Alignas(64) uint32_t op;
+    uint32_t flags;
     uint64_t seg_id, seg_size;
     uint64_t lo, hi;
     uint64_t in_size, out_size; /* records: sizes; a buffer task: in_size, its length */
@@ -126,6 +169,11 @@ struct ctl {
     int32_t value; /* ST_TASK: the task's value; ST_ERROR: a code */
     uint32_t buf_where;
     uint64_t buf_len;
+    uint64_t run_ns; /* the time its tasks ran (sizes the next batches) */
+    /* OP_BATCH: nitems buffer tasks, their inputs in data, their results
+     * in data from out_off on (or each in a memfd over the channel) */
+    uint32_t nitems;
+    struct batch_item items[BATCH_MAX];
     struct cth__funcref fn; /* with CMD_NEW_FN */
     char data[INLINE_MAX];
 };
@@ -149,18 +197,30 @@ struct proc_job {
     char small[]; /* a buffer task's input up to INLINE_MAX */
 };
 
-/* A proxy thread's state. */
+/* Who uses a proxy's worker (struct proxy's `owner`): nobody, its proxy
+ * thread, or a caller of a synchronous call (run_now), with its proxy
+ * thread waiting for it to finish or not. */
+enum { OWN_IDLE, OWN_PROXY, OWN_CALLER, OWN_CALLER_AWAITED };
+
+/* A proxy thread's state. Everything but link, owner and live belongs to
+ * whoever holds `owner` (OWN_PROXY or OWN_CALLER). */
 struct proxy {
     struct cth__list_node link; /* the pool's proxies (registry lock) */
     struct cth__proc_pool *pp;
-    bool has_worker; /* launched and not reaped (the proxy's own view) */
-    bool live;       /* the same, read by terminate (registry lock) */
+    _Atomic uint32_t owner; /* OWN_*: taken by CAS, the proxy thread waits on it */
+    bool stopping;          /* its thread is exiting: lent no more (registry lock) */
+    bool has_worker;        /* launched and not reaped (the proxy's own view) */
+    bool live;              /* the same, read by terminate (registry lock) */
     struct cth__proc proc;
     int ctl_fd;
     struct ctl *ctl;
+    int dead_chan;           /* a reaped worker's channel (a copy), kept with its block; or -1 */
     uint32_t seq;            /* the last command posted */
     uint64_t held;           /* the segment the worker holds, or 0 */
     const void *fn;          /* the function the worker has, or NULL */
+    int spin;                /* next_spin */
+    const void *rate_fn;     /* the buffer task last timed, */
+    uint64_t task_ns;        /* and how long one ran (its worker's word: sizes batches only) */
     uint64_t final_progress; /* a reaped worker's progress counter, its last word */
     bool final_taken;        /* and whether it had taken the last command */
 };
@@ -172,7 +232,8 @@ struct cth__proc_pool {
     size_t arg_size;
     pthread_mutex_t lock; /* the registry: proxies, and each one's `live`; spare */
     struct cth__list proxies;
-    struct segment spare;      /* the largest segment released, kept for the next job */
+    bool direct;          /* synchronous calls may run on an idle worker (no maxtasksperchild) */
+    struct segment spare; /* the largest segment released, kept for the next job */
     _Atomic uint32_t starting; /* initial proxies not yet started */
     _Atomic int start_err;
     _Atomic bool terminating;
@@ -191,6 +252,9 @@ struct worker_arg {
 static _Thread_local struct proxy *tls_proxy;
 
 static void proxy_stop(void);
+static void proxy_drop_block(struct proxy *px);
+static int take_result(struct proxy *px, struct cth_result *job, int chan, uint32_t where,
+                       uint64_t off, uint64_t buf_len);
 static void job_release(struct cth_result *job);
 static _Atomic uint64_t next_seg_id = 1;
 
@@ -227,21 +291,33 @@ struct worker {
     int chan;
     struct ctl *ctl;
     uint32_t seen; /* the last command taken */
+    int spin;      /* next_spin */
     void *fn;      /* the resolved function */
     uint64_t seg_id;
     char *seg;
     size_t seg_size;
 };
 
+/* How long to spin before sleeping: SPIN after a wait that spinning
+ * ended, SPIN_SHORT after one that had to sleep (a proxy between the
+ * chunks of a map, or idle: no core kept from the others for nothing). */
+static int next_spin(bool ended_spinning)
+{
+    return ended_spinning ? SPIN : SPIN_SHORT;
+}
+
 static uint32_t worker_wait_command(struct worker *w)
 {
     struct ctl *c = w->ctl;
-    for (int i = 0; i < SPIN; i++) {
+    for (int i = 0; i < w->spin; i++) {
         uint32_t r = atomic_load_explicit(&c->req, memory_order_acquire);
-        if (r != w->seen)
+        if (r != w->seen) {
+            w->spin = next_spin(true);
             return r;
+        }
         cth__cpu_relax();
     }
+    w->spin = next_spin(false);
     for (;;) {
         atomic_store(&c->req_sleep, 1);
         uint32_t r = atomic_load(&c->req);
@@ -262,6 +338,15 @@ static void worker_ack(struct worker *w, uint32_t status, int32_t value)
     atomic_store(&c->ack, w->seen);
     if (atomic_load(&c->ack_sleep))
         cth__os_futex_wake_shared(&c->ack, 1);
+}
+
+/* One more item done: the counter plus one (what a task scribbled there
+ * stays garbage), by a load and a store, not a locked instruction per
+ * item: the worker is its only writer. */
+static void worker_step(struct ctl *c)
+{
+    uint64_t p = atomic_load_explicit(&c->progress, memory_order_relaxed);
+    atomic_store_explicit(&c->progress, p + 1, memory_order_release);
 }
 
 static void worker_drop_segment(struct worker *w)
@@ -318,7 +403,7 @@ static void worker_run_records(struct worker *w)
             worker_ack(w, ST_TASK, r);
             return;
         }
-        atomic_fetch_add_explicit(&c->progress, 1, memory_order_release);
+        worker_step(c);
     }
     worker_ack(w, ST_OK, 0);
 }
@@ -374,7 +459,9 @@ static void worker_run_buffer(struct worker *w)
     }
     void *out = NULL;
     size_t out_size = 0;
+    int64_t start = cth__now_ns();
     int r = fn(in, in_size, &out, &out_size);
+    c->run_ns = (uint64_t)(cth__now_ns() - start);
     if (r != 0) {
         free(out);
         worker_ack(w, ST_TASK, r);
@@ -389,6 +476,75 @@ static void worker_run_buffer(struct worker *w)
         return;
     }
     atomic_store_explicit(&c->progress, 1, memory_order_release);
+    worker_ack(w, ST_OK, 0);
+}
+
+/* Place a batch task's result: in data at *room (moved past it) if it fits
+ * there, else in a memfd sent over the channel. Returns 0 or a code. */
+static int worker_place_result(struct worker *w, struct batch_item *it, const void *buf, size_t len,
+                               uint64_t *room)
+{
+    struct ctl *c = w->ctl;
+    it->buf_len = len;
+    if (len <= INLINE_MAX - *room) {
+        if (len)
+            memcpy(c->data + *room, buf, len);
+        it->buf_where = BUF_INLINE;
+        it->buf_off = *room;
+        *room += (len + 7) & ~(uint64_t)7;
+        if (*room > INLINE_MAX)
+            *room = INLINE_MAX;
+        return 0;
+    }
+    int fd;
+    int err = cth__os_shm_create(len, &fd);
+    if (err)
+        return err;
+    char *map = cth__os_shm_map(fd, len, true);
+    if (!map) {
+        close(fd);
+        return CTH_ENOMEM;
+    }
+    memcpy(map, buf, len);
+    cth__os_shm_unmap(map, len);
+    err = send_fd(w->chan, fd) == 0 ? 0 : CTH_EPROTO;
+    close(fd);
+    it->buf_where = BUF_FD;
+    return err;
+}
+
+/* A batch: each task runs whatever the others did (they are separate
+ * tasks), its outcome in its item; progress counts the tasks done. */
+static void worker_run_batch(struct worker *w)
+{
+    struct ctl *c = w->ctl;
+    cth_pool_buffer_fn fn;
+    memcpy(&fn, &w->fn, sizeof fn);
+    uint32_t n = c->nitems;
+    uint64_t room = c->out_off;
+    if (n > BATCH_MAX || room > INLINE_MAX) {
+        worker_ack(w, ST_ERROR, CTH_EPROTO);
+        return;
+    }
+    int64_t start = cth__now_ns();
+    for (uint32_t i = 0; i < n; i++) {
+        struct batch_item *it = &c->items[i];
+        uint64_t off = it->in_off, len = it->in_len;
+        if (off > INLINE_MAX || len > INLINE_MAX - off) {
+            it->status = ST_ERROR;
+            it->value = CTH_EPROTO;
+        } else {
+            void *out = NULL;
+            size_t out_size = 0;
+            int r = fn(len ? c->data + off : NULL, (size_t)len, &out, &out_size);
+            int err = r ? 0 : worker_place_result(w, it, out, out ? out_size : 0, &room);
+            free(out);
+            it->status = r ? ST_TASK : err ? ST_ERROR : ST_OK;
+            it->value = r ? r : err;
+        }
+        worker_step(c);
+    }
+    c->run_ns = (uint64_t)(cth__now_ns() - start);
     worker_ack(w, ST_OK, 0);
 }
 
@@ -407,7 +563,7 @@ static int worker_main(const void *arg, size_t arg_size, int chan)
     sigemptyset(&none);
     pthread_sigmask(SIG_SETMASK, &none, NULL);
     signal(SIGTERM, SIG_DFL);
-    struct worker w = {.chan = chan};
+    struct worker w = {.chan = chan, .spin = SPIN};
     int fd = recv_fd(chan, 0);
     if (fd < 0)
         return 2;
@@ -460,6 +616,8 @@ static int worker_main(const void *arg, size_t arg_size, int chan)
             worker_run_records(&w);
         else if (w.fn && op == OP_BUFFER)
             worker_run_buffer(&w);
+        else if (w.fn && op == OP_BATCH)
+            worker_run_batch(&w);
         else
             worker_ack(&w, ST_ERROR, CTH_EPROTO);
     }
@@ -477,6 +635,7 @@ static bool terminating(const struct cth__proc_pool *pp)
 static int proxy_launch(struct proxy *px)
 {
     struct cth__proc_pool *pp = px->pp;
+    proxy_drop_block(px);
     int fd;
     int err = cth__os_shm_create(sizeof(struct ctl), &fd);
     if (err)
@@ -516,8 +675,9 @@ static int proxy_launch(struct proxy *px)
 }
 
 /* Reap the worker (it has ended, or is ending: wait for it, SIGKILL at
- * kill_at), keep what it reported last in px->final, and drop its block.
- * Returns its wait status. */
+ * kill_at), and keep what it reported last in px->final. Its block stays
+ * mapped until proxy_drop_block (a batch reads the results its worker
+ * finished before dying). Returns its wait status. */
 static int proxy_reap(struct proxy *px, int64_t kill_at)
 {
     struct cth__proc_pool *pp = px->pp;
@@ -529,15 +689,27 @@ static int proxy_reap(struct proxy *px, int64_t kill_at)
         cth__proc_wait(&px->proc, CTH__NO_DEADLINE);
     }
     int status = px->proc.status;
+    /* what it sent before dying is still there to read */
+    px->dead_chan = fcntl(px->proc.chan, F_DUPFD_CLOEXEC, 0);
     cth__proc_release(&px->proc);
     px->final_progress = atomic_load_explicit(&px->ctl->progress, memory_order_relaxed);
     px->final_taken = atomic_load_explicit(&px->ctl->taken, memory_order_relaxed) == px->seq;
+    px->has_worker = false;
+    return status;
+}
+
+/* Drop a reaped worker's block, if one is left. */
+static void proxy_drop_block(struct proxy *px)
+{
+    if (!px->ctl)
+        return;
+    if (px->dead_chan >= 0)
+        close(px->dead_chan);
+    px->dead_chan = -1;
     cth__os_shm_unmap(px->ctl, sizeof(struct ctl));
     close(px->ctl_fd);
     px->ctl = NULL;
     px->ctl_fd = -1;
-    px->has_worker = false;
-    return status;
 }
 
 /* Ensure the proxy has a worker: launch one (a few tries: a replacement may
@@ -580,11 +752,14 @@ static int proxy_wait(struct proxy *px, double timeout, int *status)
 {
     struct ctl *c = px->ctl;
     uint32_t seq = px->seq;
-    for (int i = 0; i < SPIN; i++) {
-        if (atomic_load_explicit(&c->ack, memory_order_acquire) == seq)
+    for (int i = 0; i < px->spin; i++) {
+        if (atomic_load_explicit(&c->ack, memory_order_acquire) == seq) {
+            px->spin = next_spin(true);
             return WAIT_DONE;
+        }
         cth__cpu_relax();
     }
+    px->spin = next_spin(false);
     int64_t limit = timeout > 0 ? (int64_t)(timeout * 1e9) : 0;
     uint64_t last = atomic_load_explicit(&c->progress, memory_order_relaxed);
     int64_t moved_at = cth__now_ns();
@@ -676,6 +851,17 @@ static int worker_code(int32_t value)
 
 enum { COMMAND_READY, COMMAND_NO_WORKER, COMMAND_NO_FUNCTION };
 
+/* Keep how long each of the n tasks of job's function the worker just ran
+ * took (batch_room sizes batches by it). */
+static void note_rate(struct proxy *px, struct cth_result *job, size_t n)
+{
+    struct proc_job *pj = job->proc;
+    const volatile struct ctl *v = px->ctl;
+    uint64_t ns = v->run_ns / n;
+    px->rate_fn = pj->fn;
+    px->task_ns = ns ? ns : 1;
+}
+
 /* Write the command for items [lo, hi) of job into the block (the function
  * if it changed, the segment if the worker lacks it). Returns COMMAND_READY;
  * COMMAND_NO_WORKER if the segment could not be sent (the worker is gone);
@@ -709,6 +895,11 @@ static int proxy_command(struct proxy *px, struct cth_result *job, size_t lo, si
         else if (pj->small_len)
             memcpy(c->data, pj->small, pj->small_len);
     } else {
+        /* this chunk's records, copied by its proxy: the chunks' copies
+         * run in parallel, each just before its worker reads it */
+        if (job->in_size)
+            memcpy(pj->seg.map + lo * job->in_size, job->in + lo * job->in_size,
+                   (hi - lo) * job->in_size);
         c->out_size = job->out_size;
         c->out_off = pj->out_off;
     }
@@ -719,29 +910,40 @@ static int proxy_command(struct proxy *px, struct cth_result *job, size_t lo, si
  * malloc'd buffer of the job. Returns 0, CTH_EPROTO or CTH_ENOMEM. */
 static int take_buffer(struct proxy *px, struct cth_result *job, const struct outcome *o)
 {
-    size_t len = (size_t)o->buf_len;
+    if (o->buf_where == BUF_FD && o->buf_len <= INLINE_MAX)
+        return CTH_EPROTO; /* it would have crossed inline */
+    return take_result(px, job, px->proc.chan, o->buf_where, 0, o->buf_len);
+}
+
+/* Take a result of len bytes, at off in the block's data (BUF_INLINE) or
+ * in a memfd received over chan (BUF_FD), into a malloc'd buffer of the
+ * job. Returns 0, CTH_EPROTO or CTH_ENOMEM. */
+static int take_result(struct proxy *px, struct cth_result *job, int chan, uint32_t where,
+                       uint64_t off, uint64_t buf_len)
+{
+    size_t len = (size_t)buf_len;
     void *buf = NULL;
-    if (o->buf_where == BUF_INLINE) {
-        if (o->buf_len > INLINE_MAX)
+    if (where == BUF_INLINE) {
+        if (off > INLINE_MAX || buf_len > INLINE_MAX - off)
             return CTH_EPROTO;
         if (len) {
             buf = malloc(len);
             if (!buf)
                 return CTH_ENOMEM;
-            memcpy(buf, px->ctl->data, len);
+            memcpy(buf, px->ctl->data + off, len);
         }
         job->buf = buf;
         job->buf_size = len;
         return 0;
     }
-    if (o->buf_where != BUF_FD || o->buf_len <= INLINE_MAX || o->buf_len > SIZE_MAX / 2)
+    if (where != BUF_FD || buf_len > SIZE_MAX / 2 || chan < 0)
         return CTH_EPROTO;
-    int fd = recv_fd(px->proc.chan, MSG_DONTWAIT);
+    int fd = recv_fd(chan, MSG_DONTWAIT);
     if (fd < 0)
         return CTH_EPROTO;
     int64_t size = fd_size(fd);
     int err = 0;
-    if (size < 0 || (uint64_t)size < o->buf_len) {
+    if (size < 0 || (uint64_t)size < buf_len || len == 0) {
         err = CTH_EPROTO;
     } else {
         char *map = cth__os_shm_map(fd, len, false);
@@ -827,23 +1029,28 @@ static void finish_items(struct proxy *px, struct cth_result *job, size_t lo, si
     }
 }
 
-static void run_items(struct cth_result *job, size_t lo, size_t hi)
+/* Run items [lo, hi) of job on px's worker, recording their outcome. The
+ * caller holds px (owner). borrowed: a caller of a synchronous call, who
+ * never launches a worker (its thread is not the proxy's: the worker's
+ * PR_SET_PDEATHSIG follows the thread that launched it): false when the
+ * worker is gone before taking the command (nothing recorded; the job
+ * goes to the queue instead). Otherwise true. */
+static bool run_items(struct proxy *px, struct cth_result *job, size_t lo, size_t hi, bool borrowed)
 {
-    struct proxy *px = tls_proxy;
     for (int tries = 0;; tries++) {
-        int err = proxy_ensure(px);
+        int err = borrowed ? 0 : proxy_ensure(px);
         if (err) {
             /* no worker to run it: its first item fails, with the launch
              * error where a wait status would be */
             cth__job_fail(job, err == CTH_ECANCELED ? CTH_ECANCELED : CTH_EWORKER, err);
-            return;
+            return true;
         }
         int status = 0, w;
         struct outcome o = {0};
         int command = proxy_command(px, job, lo, hi);
         if (command == COMMAND_NO_FUNCTION) {
             cth__job_fail(job, CTH_ENOENT, 0);
-            return;
+            return true;
         }
         if (command == COMMAND_NO_WORKER) {
             cth__proc_kill(&px->proc, SIGKILL);
@@ -852,18 +1059,266 @@ static void run_items(struct cth_result *job, size_t lo, size_t hi)
         } else {
             proxy_post(px, job->kind == JOB_BUFFER ? OP_BUFFER : OP_RECORDS);
             w = proxy_wait(px, job->task_timeout, &status);
+            if (w == WAIT_DONE && job->kind == JOB_BUFFER)
+                note_rate(px, job, 1);
             if (w == WAIT_DONE)
                 o = read_outcome(px->ctl);
             else
                 o.progress = w == WAIT_UNTAKEN ? 0 : px->final_progress;
         }
-        if (w == WAIT_UNTAKEN && tries < REPOST_TRIES && !terminating(px->pp))
-            continue; /* it never saw the command: a new worker runs it */
+        if (w == WAIT_UNTAKEN && !terminating(px->pp)) {
+            if (borrowed)
+                return false;
+            if (tries < REPOST_TRIES)
+                continue; /* it never saw the command: a new worker runs it */
+        }
         if (w == WAIT_UNTAKEN && terminating(px->pp))
             w = WAIT_CANCEL;
         finish_items(px, job, lo, hi - lo, w, status, &o);
-        return;
+        return true;
     }
+}
+
+/* ---- batches of buffer tasks -------------------------------------------------------------- */
+
+/* How many lone buffer tasks to run in one batch with first: as many as
+ * take about BATCH_BUDGET_NS by the last timing of its function (so a
+ * batch of slow tasks does not keep them from an idle worker), 1 while it
+ * is untimed or its input crosses in a memfd. */
+static size_t batch_room(struct proxy *px, struct cth_result *first)
+{
+    struct proc_job *pj = first->proc;
+    if (first->kind != JOB_BUFFER || pj->seg.fd >= 0 || pj->fn != px->rate_fn || !px->task_ns)
+        return 1;
+    uint64_t room = BATCH_BUDGET_NS / px->task_ns;
+    return room < 1 ? 1 : room > BATCH_MAX ? BATCH_MAX : (size_t)room;
+}
+
+static size_t batch_in_size(const struct cth_result *job)
+{
+    return (job->in_size + 7) & ~(size_t)7;
+}
+
+/* Whether job may join batch[0..k): a buffer task of the same function
+ * and timeout whose input crosses inline and fits beside theirs. */
+static bool batch_fits(struct cth_result *const *batch, size_t k, struct cth_result *job)
+{
+    struct proc_job *pj = job->proc, *first = batch[0]->proc;
+    if (job->kind != JOB_BUFFER || pj->seg.fd >= 0 || pj->fn != first->fn ||
+        job->task_timeout != batch[0]->task_timeout || job->in_size > BATCH_IN_MAX)
+        return false;
+    size_t total = batch_in_size(job);
+    for (size_t i = 0; i < k; i++)
+        total += batch_in_size(batch[i]);
+    return total <= BATCH_IN_MAX;
+}
+
+/* Write the command for the n buffer tasks at jobs into the block: their
+ * inputs one after the other, room for results behind them. Returns
+ * COMMAND_READY or COMMAND_NO_FUNCTION. */
+static int batch_command(struct proxy *px, struct cth_result *const *jobs, size_t n)
+{
+    struct proc_job *first = jobs[0]->proc;
+    struct ctl *c = px->ctl;
+    c->flags = 0;
+    if (px->fn != first->fn) {
+        if (cth__funcref_make(first->fn, &c->fn) != 0)
+            return COMMAND_NO_FUNCTION;
+        px->fn = first->fn;
+        c->flags |= CMD_NEW_FN;
+    }
+    uint64_t off = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct proc_job *pj = jobs[i]->proc;
+        c->items[i].in_off = off;
+        c->items[i].in_len = pj->small_len;
+        if (pj->small_len)
+            memcpy(c->data + off, pj->small, pj->small_len);
+        off += batch_in_size(jobs[i]);
+    }
+    c->nitems = (uint32_t)n;
+    c->out_off = off;
+    return COMMAND_READY;
+}
+
+/* Take the outcomes of the first k tasks of a batch from their items.
+ * Returns k, or the index of the first item that breaks the protocol. */
+static size_t batch_outcomes(struct proxy *px, struct cth_result *const *jobs, size_t k)
+{
+    int chan = px->has_worker ? px->proc.chan : px->dead_chan;
+    for (size_t i = 0; i < k; i++) {
+        const volatile struct batch_item *v = &px->ctl->items[i];
+        uint32_t status = v->status, where = v->buf_where;
+        int32_t value = v->value;
+        uint64_t off = v->buf_off, len = v->buf_len;
+        int err = 0;
+        if (status == ST_OK)
+            err = take_result(px, jobs[i], chan, where, off, len);
+        else if (status == ST_TASK && value != 0)
+            cth__job_fail(jobs[i], CTH_ETASK, value);
+        else if (status == ST_ERROR)
+            err = worker_code(value);
+        else
+            err = CTH_EPROTO;
+        if (err == CTH_EPROTO)
+            return i;
+        if (err)
+            cth__job_fail(jobs[i], err, 0);
+    }
+    return k;
+}
+
+/* Fail jobs [0, n) with code and value. */
+static void fail_all(struct cth_result *const *jobs, size_t n, int code, int value)
+{
+    for (size_t i = 0; i < n; i++)
+        cth__job_fail(jobs[i], code, value);
+}
+
+/* Run the k lone buffer tasks at jobs (batch_fits) as batches on px's
+ * worker. Each is a task of its own: one failing does not stop the
+ * others. A worker that dies (or is killed past the timeout) fails the
+ * task it was running; those before it keep their results, those behind
+ * it run on its replacement. After terminate, those not done are
+ * cancelled; a worker that breaks the protocol fails the tasks from its
+ * first bad report on with CTH_EPROTO (and is replaced). */
+static void run_batch(struct proxy *px, struct cth_result *const *jobs, size_t k)
+{
+    int tries = 0;
+    while (k > 1) {
+        int err = proxy_ensure(px);
+        if (err) {
+            fail_all(jobs, k, err == CTH_ECANCELED ? CTH_ECANCELED : CTH_EWORKER, err);
+            return;
+        }
+        if (batch_command(px, jobs, k) != COMMAND_READY) {
+            fail_all(jobs, k, CTH_ENOENT, 0);
+            return;
+        }
+        proxy_post(px, OP_BATCH);
+        int status = 0;
+        int w = proxy_wait(px, jobs[0]->task_timeout, &status);
+        if (w == WAIT_UNTAKEN && !terminating(px->pp) && tries++ < REPOST_TRIES)
+            continue; /* it never saw the command: a new worker runs it */
+        uint64_t done = 0;
+        if (w == WAIT_DONE) {
+            struct outcome o = read_outcome(px->ctl);
+            if (o.status == ST_ERROR && o.progress == 0 && worker_code(o.value) != CTH_EPROTO) {
+                px->fn = NULL; /* it could not take the function (named again next time) */
+                fail_all(jobs, k, worker_code(o.value), 0);
+                return;
+            }
+            done = o.progress;
+        } else if (w != WAIT_UNTAKEN && w != WAIT_PROTO)
+            done = px->final_progress;
+        size_t good = done <= k ? batch_outcomes(px, jobs, (size_t)done) : 0;
+        if (done > k || good < done || w == WAIT_PROTO || (w == WAIT_DONE && done != k)) {
+            fail_all(jobs + good, k - good, CTH_EPROTO, 0);
+            if (px->has_worker) {
+                cth__proc_kill(&px->proc, SIGKILL);
+                proxy_reap(px, CTH__NO_DEADLINE);
+            }
+            return;
+        }
+        if (w == WAIT_DONE) {
+            note_rate(px, jobs[0], k);
+            return;
+        }
+        if (done == k)
+            return; /* it ended after its last task, before saying so */
+        if (w == WAIT_CANCEL || w == WAIT_UNTAKEN) {
+            fail_all(jobs + done, k - done,
+                     w == WAIT_CANCEL || terminating(px->pp) ? CTH_ECANCELED : CTH_EWORKER, status);
+            return;
+        }
+        /* the task it was running fails; those behind it run on a new worker */
+        cth__job_fail(jobs[done], w == WAIT_DEAD ? CTH_EWORKER : CTH_ETIMEDOUT,
+                      w == WAIT_DEAD ? status : 0);
+        jobs += done + 1;
+        k -= done + 1;
+        tries = 0;
+    }
+    if (k == 1)
+        run_items(px, jobs[0], 0, 1, false);
+}
+
+/* ---- who holds a proxy ---------------------------------------------------------------- */
+
+/* The proxy thread takes its proxy: at once, or from the caller running
+ * a task on its worker, who hands it over when done (so a stream of
+ * synchronous calls cannot keep it from its thread beyond one task). */
+static void proxy_acquire(struct proxy *px)
+{
+    uint32_t o = atomic_load(&px->owner);
+    for (;;) {
+        if (o == OWN_PROXY) /* handed over */
+            return;
+        if (o == OWN_IDLE) {
+            if (atomic_compare_exchange_weak(&px->owner, &o, OWN_PROXY))
+                return;
+            continue;
+        }
+        if (o == OWN_CALLER) {
+            if (!atomic_compare_exchange_weak(&px->owner, &o, (uint32_t)OWN_CALLER_AWAITED))
+                continue;
+        }
+        cth__os_futex_wait(&px->owner, OWN_CALLER_AWAITED, CTH__NO_DEADLINE);
+        o = atomic_load(&px->owner);
+    }
+}
+
+/* The proxy thread lets its proxy go (nobody waits for it: callers who
+ * find it taken go elsewhere). */
+static void proxy_release(struct proxy *px)
+{
+    atomic_store(&px->owner, OWN_IDLE);
+}
+
+/* A caller gives a borrowed proxy back: to its thread if that waits. */
+static void proxy_return(struct proxy *px)
+{
+    uint32_t o = OWN_CALLER;
+    if (!atomic_compare_exchange_strong(&px->owner, &o, OWN_IDLE)) {
+        atomic_store(&px->owner, OWN_PROXY); /* o was OWN_CALLER_AWAITED */
+        cth__os_futex_wake(&px->owner, 1);
+    }
+}
+
+/* A proxy whose worker is idle, taken for the calling thread; NULL if none
+ * is. */
+static struct proxy *proxy_borrow(struct cth__proc_pool *pp)
+{
+    struct proxy *found = NULL;
+    pthread_mutex_lock(&pp->lock);
+    for (struct cth__list_node *n = pp->proxies.first; n && !found && !terminating(pp);
+         n = n->next) {
+        struct proxy *px = cth__list_entry(n, struct proxy, link);
+        uint32_t idle = OWN_IDLE;
+        if (px->stopping || !atomic_compare_exchange_strong(&px->owner, &idle, OWN_CALLER))
+            continue;
+        if (px->has_worker)
+            found = px;
+        else /* its replacement is its proxy thread's to launch */
+            proxy_return(px);
+    }
+    pthread_mutex_unlock(&pp->lock);
+    return found;
+}
+
+/* A synchronous call's lone task, run by the calling thread on an idle
+ * worker: the hand-offs to a proxy thread and back (two wake-ups across
+ * threads) are saved. False (the job untouched) when no worker is idle, or
+ * the one taken died before taking it. */
+static bool run_now(struct cth__proc_pool *pp, struct cth_result *job)
+{
+    if (!pp->direct || job->n != 1)
+        return false;
+    struct proxy *px = proxy_borrow(pp);
+    if (!px)
+        return false;
+    bool ran = run_items(px, job, 0, 1, true);
+    proxy_return(px);
+    return ran;
 }
 
 /* ---- proxies: start and stop -------------------------------------------------------------- */
@@ -875,6 +1330,9 @@ static bool proxy_start(struct cth__proc_pool *pp)
     if (px) {
         px->pp = pp;
         px->ctl_fd = -1;
+        px->dead_chan = -1;
+        px->spin = SPIN;
+        atomic_init(&px->owner, OWN_PROXY); /* lent to callers once started */
         pthread_mutex_lock(&pp->lock);
         cth__list_push_back(&pp->proxies, &px->link);
         pthread_mutex_unlock(&pp->lock);
@@ -894,6 +1352,7 @@ static bool proxy_start(struct cth__proc_pool *pp)
     if (!px)
         return false;
     tls_proxy = px;
+    proxy_release(px); /* proxy_stop takes it back */
     if (err && initial) {
         proxy_stop();
         return false;
@@ -907,7 +1366,12 @@ static void proxy_stop(void)
     if (!px)
         return;
     tls_proxy = NULL;
+    pthread_mutex_lock(&px->pp->lock);
+    px->stopping = true; /* lent no more */
+    pthread_mutex_unlock(&px->pp->lock);
+    proxy_acquire(px);
     proxy_stop_worker(px);
+    proxy_drop_block(px);
     pthread_mutex_lock(&px->pp->lock);
     cth__list_remove(&px->pp->proxies, &px->link);
     pthread_mutex_unlock(&px->pp->lock);
@@ -1007,7 +1471,7 @@ static int job_prepare(struct cth__proc_pool *pp, struct cth_result *job)
     }
     if (!err && size) {
         err = segment_get(pp, size, &pj->seg);
-        if (!err && in_bytes)
+        if (!err && buffer && in_bytes) /* a map's records: chunk by chunk (proxy_command) */
             memcpy(pj->seg.map, job->in, in_bytes);
     }
     job->proc = pj;
@@ -1062,6 +1526,7 @@ static int pool_state_create(const cth_pool_opts_t *o, size_t workers, struct ct
     if (initarg_size)
         memcpy(wa + 1, o->initarg, initarg_size);
     pp->owner = getpid();
+    pp->direct = o->maxtasksperchild == 0; /* a lent worker's tasks are not counted */
     pp->method = o->start_method;
     pp->arg = wa;
     pp->arg_size = sizeof *wa + initarg_size;
@@ -1113,10 +1578,13 @@ static void pool_fork_child(struct cth__proc_pool *pp)
      * and forget them (their blocks' mappings did not follow) */
     for (struct cth__list_node *n = pp->proxies.first; n; n = n->next) {
         struct proxy *px = cth__list_entry(n, struct proxy, link);
-        if (px->live) {
+        if (px->live)
             cth__proc_forget(&px->proc);
+        if (px->ctl_fd >= 0) /* a live worker's block, or a reaped one's kept */
             close(px->ctl_fd);
-        }
+        if (px->dead_chan >= 0)
+            close(px->dead_chan);
+        px->dead_chan = -1;
         px->live = px->has_worker = false;
         px->ctl = NULL;
         px->ctl_fd = -1;
@@ -1150,8 +1618,42 @@ static int op_job_prepare(void *state, struct cth_result *job)
 static bool op_run_items(void *state, struct cth_result *job, size_t lo, size_t hi)
 {
     CTH__UNUSED(state);
-    run_items(job, lo, hi); /* a proxy: its worker process runs them */
+    struct proxy *px = tls_proxy; /* a proxy: its worker process runs them */
+    proxy_acquire(px);
+    run_items(px, job, lo, hi, false);
+    proxy_release(px);
     return true;
+}
+
+static bool op_run_now(void *state, struct cth_result *job)
+{
+    return run_now(state, job);
+}
+
+static size_t op_batch_room(void *state, struct cth_result *first)
+{
+    CTH__UNUSED(state);
+    struct proxy *px = tls_proxy; /* its timing is whoever holds it's */
+    proxy_acquire(px);
+    size_t room = batch_room(px, first);
+    proxy_release(px);
+    return room;
+}
+
+static bool op_batch_fits(void *state, struct cth_result *const *batch, size_t k,
+                          struct cth_result *job)
+{
+    CTH__UNUSED(state);
+    return batch_fits(batch, k, job);
+}
+
+static void op_run_batch(void *state, struct cth_result *const *batch, size_t k)
+{
+    CTH__UNUSED(state);
+    struct proxy *px = tls_proxy;
+    proxy_acquire(px);
+    run_batch(px, batch, k);
+    proxy_release(px);
 }
 
 static void op_job_release(void *state, struct cth_result *job)
@@ -1205,6 +1707,10 @@ static const struct cth__pool_ops process_ops = {
     .backend = CTH_POOL_PROCESSES,
     .job_prepare = op_job_prepare,
     .run_items = op_run_items,
+    .run_now = op_run_now,
+    .batch_room = op_batch_room,
+    .batch_fits = op_batch_fits,
+    .run_batch = op_run_batch,
     .job_release = op_job_release,
     .proxy_start = op_proxy_start,
     .proxy_stop = op_proxy_stop,

@@ -491,6 +491,17 @@ static void check_buffer_death(cth_pool_t *p, int death)
         }
         cth_result_free(r[i]);
     }
+    /* apply_buffer, which the calling thread runs on an idle worker
+     * itself: the same, and the next call finds a worker */
+    struct victim v = {0, death};
+    CHECK_EQ(cth_pool_apply_buffer(p, buffer_maybe_die, &v, sizeof v, NULL, NULL), CTH_EWORKER);
+    check_status(death, cth_task_error());
+    for (int i = 0; i < 3; i++) {
+        v.death = LIVE;
+        size_t len = 0;
+        CHECK_OK(cth_pool_apply_buffer(p, buffer_maybe_die, &v, sizeof v, NULL, &len));
+        CHECK_EQ(len, sizeof v);
+    }
 }
 
 static void worker_death_contained_with(cth_start_method_t method)
@@ -511,6 +522,106 @@ static void worker_death_contained_with(cth_start_method_t method)
 CTH_TEST(worker_death_contained)
 {
     over_methods(worker_death_contained_with);
+}
+
+/* ---- batches of buffer tasks -------------------------------------------------------------- */
+
+#define NAP NDEATHS /* a victim's death that is a 10 s nap instead */
+#define BATCH_N 300
+#define BATCH_AT 152
+
+/* x as an int, in 30000 bytes for every fifth x (too many for the results
+ * of one batch to fit inline), fails with 100 + x for every seventh x (x %
+ * 7 == 3), or dies its death */
+static int batch_task(const void *in, size_t in_size, void **out, size_t *out_size)
+{
+    CHECK_EQ(in_size, sizeof(struct victim));
+    const struct victim *v = in;
+    if (v->death == NAP) {
+        struct timespec ts = {10, 0};
+        nanosleep(&ts, NULL);
+    }
+    die(v->death);
+    if (v->x % 7 == 3)
+        return 100 + v->x;
+    size_t size = v->x % 5 == 0 ? 30000 : sizeof(int);
+    int *b = calloc(1, size);
+    if (!b)
+        return 1;
+    b[0] = v->x * 10;
+    *out = b;
+    *out_size = size;
+    return 0;
+}
+
+/* BATCH_N buffer tasks queued at once (a proxy runs the lone tasks behind
+ * the one it took as one batch once it has timed their function), the one
+ * at BATCH_AT dying its death. Returns the results, checked: the dying
+ * task alone fails (the others of its batch keep their results or run on
+ * the new worker), each failing task fails alone. cancelled: after
+ * terminate, tasks not run are CTH_ECANCELED. */
+static void check_batch(cth_pool_t *p, int death, int code, bool cancelled)
+{
+    cth_result_t *r[BATCH_N];
+    for (int i = 0; i < 4; i++) { /* the function timed */
+        struct victim v = {1, LIVE};
+        CHECK_OK(cth_pool_apply_buffer_async(p, batch_task, &v, sizeof v, NULL, &r[i]));
+    }
+    for (int i = 0; i < 4; i++) {
+        CHECK_OK(cth_result_get_buffer(r[i], NULL, NULL, 30));
+        cth_result_free(r[i]);
+    }
+    for (int i = 0; i < BATCH_N; i++) {
+        struct victim v = {i, i == BATCH_AT ? death : LIVE};
+        CHECK_OK(cth_pool_apply_buffer_async(p, batch_task, &v, sizeof v, NULL, &r[i]));
+    }
+    if (cancelled) {
+        cth_sleep(0.3);
+        CHECK_OK(cth_pool_terminate(p));
+    }
+    for (int i = 0; i < BATCH_N; i++) {
+        void *out = NULL;
+        size_t len = 0;
+        int err = cth_result_get_buffer(r[i], &out, &len, 30);
+        if (i == BATCH_AT) {
+            CHECK_EQ(err, code);
+            if (code == CTH_EWORKER)
+                check_status(death, cth_task_error());
+        } else if (cancelled && err == CTH_ECANCELED) {
+            /* not run before terminate */
+        } else if (i % 7 == 3) {
+            CHECK_EQ(err, CTH_ETASK);
+            CHECK_EQ(cth_task_error(), 100 + i);
+        } else {
+            CHECK_OK(err);
+            CHECK_EQ(len, i % 5 == 0 ? 30000 : sizeof(int));
+            CHECK_EQ(*(int *)out, i * 10);
+        }
+        cth_result_free(r[i]);
+    }
+}
+
+static void buffer_batches_keep_tasks_apart_with(cth_start_method_t method)
+{
+    no_core_files();
+    cth_pool_t *p = proc_pool(2, method);
+    check_batch(p, LIVE, 0, false);
+    check_batch(p, SEGV, CTH_EWORKER, false);
+    check_batch(p, KILL, CTH_EWORKER, false);
+    check_batch(p, EXIT3, CTH_EWORKER, false);
+    double start = check_now();
+    check_batch(p, NAP, CTH_ECANCELED, true);
+    CHECK(check_now() - start < 5); /* not the 10 s of the stuck task */
+    cth_pool_free(p);
+    p = proc_pool_opts(
+        (cth_pool_opts_t){.processes = 2, .start_method = method, .task_timeout = 0.3});
+    check_batch(p, NAP, CTH_ETIMEDOUT, false);
+    cth_pool_free(p);
+}
+
+CTH_TEST(buffer_batches_keep_tasks_apart)
+{
+    over_methods(buffer_batches_keep_tasks_apart_with);
 }
 
 /* ---- task timeouts --------------------------------------------------------------------- */
@@ -568,6 +679,16 @@ static void task_timeout_with(cth_start_method_t method)
     CHECK_WAITED_AT_LEAST(start, 0.2);
     cth_result_free(r);
     check_reverse(p, 10); /* a new worker */
+    cth_pool_free(p);
+
+    /* apply_buffer run by the calling thread on an idle worker: the same */
+    p = proc_pool_opts(
+        (cth_pool_opts_t){.processes = 1, .start_method = method, .task_timeout = 0.2});
+    start = check_now();
+    CHECK_EQ(cth_pool_apply_buffer(p, buffer_napper, &stuck, sizeof stuck, NULL, NULL),
+             CTH_ETIMEDOUT);
+    CHECK_WAITED_AT_LEAST(start, 0.2);
+    check_reverse(p, 10);
     CHECK_EQ(cth_pool_map_records_async(p, napper, &one, sizeof one, 1, 1,
                                         &(cth_result_opts_t){.task_timeout = -1}, &one_out,
                                         sizeof one_out, &r),
@@ -678,6 +799,112 @@ static void terminate_with_work_in_flight_with(cth_start_method_t method)
 CTH_TEST(terminate_with_work_in_flight)
 {
     over_methods(terminate_with_work_in_flight_with);
+}
+
+static void *terminate_later(void *arg)
+{
+    cth_sleep(0.2);
+    CHECK_OK(cth_pool_terminate(arg));
+    return NULL;
+}
+
+/* terminate while apply_buffer calls run their tasks on the callers'
+ * threads (one worker each): they finish with CTH_ECANCELED. */
+static void terminate_during_apply_buffer_with(cth_start_method_t method)
+{
+    cth_pool_t *p = proc_pool(1, method);
+    cth_thread_t *t;
+    CHECK_OK(cth_thread_create(&t, terminate_later, p, NULL));
+    CHECK_OK(cth_thread_start(t));
+    int stuck = 10000;
+    double start = check_now();
+    CHECK_EQ(cth_pool_apply_buffer(p, buffer_napper, &stuck, sizeof stuck, NULL, NULL),
+             CTH_ECANCELED);
+    CHECK(check_now() - start < 5); /* not the 10 s of the task */
+    CHECK_OK(cth_thread_join(t, NULL, 30));
+    cth_thread_free(t);
+    CHECK_EQ(cth_pool_apply_buffer(p, reverse, "ab", 2, NULL, NULL), CTH_EINVAL);
+    cth_pool_free(p);
+}
+
+CTH_TEST(terminate_during_apply_buffer)
+{
+    over_methods(terminate_during_apply_buffer_with);
+}
+
+/* More threads calling apply_buffer than there are workers: some run on
+ * an idle worker themselves, the others queue; every result right. */
+static void *apply_buffer_caller(void *arg)
+{
+    for (size_t i = 0; i < 200; i++)
+        check_reverse(arg, i % 50);
+    return NULL;
+}
+
+static void apply_buffer_from_many_threads_with(cth_start_method_t method)
+{
+    cth_pool_t *p = proc_pool(2, method);
+    cth_thread_t *t[4];
+    for (int i = 0; i < 4; i++) {
+        CHECK_OK(cth_thread_create(&t[i], apply_buffer_caller, p, NULL));
+        CHECK_OK(cth_thread_start(t[i]));
+    }
+    check_map_squares(p, 10000, 7); /* the proxies take chunks meanwhile */
+    for (int i = 0; i < 4; i++) {
+        CHECK_OK(cth_thread_join(t[i], NULL, 60));
+        cth_thread_free(t[i]);
+    }
+    cth_pool_free(p);
+}
+
+CTH_TEST(apply_buffer_from_many_threads)
+{
+    over_methods(apply_buffer_from_many_threads_with);
+}
+
+static _Atomic bool hammering;
+
+static void *apply_buffer_hammer(void *arg)
+{
+    while (atomic_load(&hammering))
+        check_reverse(arg, 8);
+    return NULL;
+}
+
+/* Threads calling apply_buffer without a pause on a pool of one worker,
+ * whose proxy thread has a map to run: the callers hand the worker over
+ * to it, so the map completes while they go on. */
+static void direct_calls_do_not_starve_the_proxy_with(cth_start_method_t method)
+{
+    cth_pool_t *p = proc_pool(1, method);
+    atomic_store(&hammering, true);
+    cth_thread_t *t[3];
+    for (int i = 0; i < 3; i++) {
+        CHECK_OK(cth_thread_create(&t[i], apply_buffer_hammer, p, NULL));
+        CHECK_OK(cth_thread_start(t[i]));
+    }
+    cth_sleep(0.05);
+    long long in[64], out[64];
+    for (int i = 0; i < 64; i++)
+        in[i] = i;
+    cth_result_t *r;
+    CHECK_OK(cth_pool_map_records_async(p, square_ll, in, sizeof *in, 64, 4, NULL, out, sizeof *out,
+                                        &r));
+    CHECK_OK(cth_result_get(r, NULL, 30));
+    cth_result_free(r);
+    atomic_store(&hammering, false);
+    for (int i = 0; i < 3; i++) {
+        CHECK_OK(cth_thread_join(t[i], NULL, 60));
+        cth_thread_free(t[i]);
+    }
+    for (int i = 0; i < 64; i++)
+        CHECK_EQ(out[i], (long long)i * i + 1);
+    cth_pool_free(p);
+}
+
+CTH_TEST(direct_calls_do_not_starve_the_proxy)
+{
+    over_methods(direct_calls_do_not_starve_the_proxy_with);
 }
 
 static int by_number(const void *a, const void *b)
@@ -951,6 +1178,45 @@ static int buffer_liar(const void *in, size_t in_size, void **out, size_t *out_s
     return 0;
 }
 
+/* reverse, scribbling over the shared mappings first when the input says
+ * "scribble" */
+static int buffer_scribbler(const void *in, size_t in_size, void **out, size_t *out_size)
+{
+    if (in_size == 8 && memcmp(in, "scribble", 8) == 0)
+        scribble_shared();
+    return reverse(in, in_size, out, out_size);
+}
+
+/* A task of a batch that scribbles over its worker's block: it fails with
+ * CTH_EPROTO, with the tasks of its batch whose reports the garbage
+ * covers; every other task has its result; the pool goes on. */
+static void check_batch_garbage(cth_pool_t *p)
+{
+    enum { N = 300, AT = 152 };
+    cth_result_t *r[N];
+    for (int i = 0; i < 4; i++) { /* the function timed */
+        CHECK_OK(cth_pool_apply_buffer_async(p, buffer_scribbler, "abcd", 4, NULL, &r[i]));
+        CHECK_OK(cth_result_get_buffer(r[i], NULL, NULL, 30));
+        cth_result_free(r[i]);
+    }
+    for (int i = 0; i < N; i++)
+        CHECK_OK(cth_pool_apply_buffer_async(p, buffer_scribbler, i == AT ? "scribble" : "abcdefgh",
+                                             8, NULL, &r[i]));
+    for (int i = 0; i < N; i++) {
+        void *out = NULL;
+        size_t len = 0;
+        int err = cth_result_get_buffer(r[i], &out, &len, 30);
+        if (i == AT || err == CTH_EPROTO) {
+            CHECK_EQ(err, CTH_EPROTO);
+        } else {
+            CHECK_OK(err);
+            CHECK(len == 8 && memcmp(out, "hgfedcba", 8) == 0);
+        }
+        cth_result_free(r[i]);
+    }
+    check_reverse(p, 100); /* a new worker */
+}
+
 static void garbage_from_a_worker_is_eproto_with(cth_start_method_t method)
 {
     cth_pool_t *p = proc_pool(1, method);
@@ -962,6 +1228,7 @@ static void garbage_from_a_worker_is_eproto_with(cth_start_method_t method)
     size_t len = 1;
     CHECK_OK(cth_pool_apply_buffer(p, buffer_liar, "abc", 3, &buf, &len));
     CHECK(buf == NULL && len == 0);
+    check_batch_garbage(p);
     cth_pool_free(p);
 }
 

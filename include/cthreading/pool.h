@@ -412,7 +412,10 @@ CTH_API int cth_pool_imap_unordered_records(cth_pool_t *pool, cth_pool_record_fn
  * then freed). Any sizes, 0 bytes to gigabytes, on both backends. Returns
  * as cth_pool_apply, plus CTH_EWORKER, CTH_ETIMEDOUT and CTH_EPROTO (the
  * worker reported a result it did not deliver whole) on processes, and
- * CTH_EINVAL for NULL in with in_size > 0.
+ * CTH_EINVAL for NULL in with in_size > 0. On processes, when a worker is
+ * idle the calling thread hands it the task itself (no worker thread in
+ * between; not with maxtasksperchild); an interruption of the main thread
+ * then comes once the task is done, and the next wait reports it.
  */
 CTH_API int cth_pool_apply_buffer(cth_pool_t *pool, cth_pool_buffer_fn fn, const void *in,
                                   size_t in_size, void **out, size_t *out_size);
@@ -424,7 +427,16 @@ CTH_API int cth_pool_apply_buffer(cth_pool_t *pool, cth_pool_buffer_fn fn, const
  * at once. The result's buffer: cth_result_get_buffer, or cth_result_get's
  * value (the callback's too); it belongs to the result and goes with
  * cth_result_free. Returns 0; CTH_EINVAL (as cth_pool_apply_buffer, or a
- * NULL res), CTH_ENOMEM.
+ * NULL res), CTH_ENOMEM. On processes (without maxtasksperchild), a worker
+ * may take queued tasks of the same function in one batch, as many as
+ * run in about 50 us by its last timing of that function (short tasks
+ * only); each is still a task of its own: its failure, its result, its
+ * callback. If the worker dies (or is killed past task_timeout) in a
+ * batch, only the task it was running fails (CTH_EWORKER, CTH_ETIMEDOUT);
+ * those before it keep their results and those behind it run on its
+ * replacement; after terminate the batch's tasks not run finish with
+ * CTH_ECANCELED; a worker that breaks the protocol fails the batch's tasks
+ * from its first malformed result on with CTH_EPROTO.
  */
 CTH_API int cth_pool_apply_buffer_async(cth_pool_t *pool, cth_pool_buffer_fn fn, const void *in,
                                         size_t in_size, const cth_result_opts_t *opts,
