@@ -6,6 +6,7 @@
  * ThreadTests); the rest follows docs/python-semantics.md, Timer, case by case.
  */
 #include <dirent.h>
+#include <malloc.h>
 #include <math.h>
 #include <sched.h>
 #include <signal.h>
@@ -422,6 +423,62 @@ CTH_TEST(burst_runs_on_bounded_workers)
     if (atomic_load(&s.max_tasks) > bound)
         fprintf(stderr, "%d threads, bound %d\n", atomic_load(&s.max_tasks), bound);
     CHECK(atomic_load(&s.max_tasks) <= bound);
+}
+
+/* A thread keeps the timers it frees for its next creations (timer.c's
+ * cache, not kept under ASan, TSan or valgrind): they are freed when the
+ * thread ends, not kept for the process's life. Counted with malloc's own
+ * figures, every thread in one arena so that they count everything. */
+enum { CACHED_TIMERS = 500 };
+struct cache_fill {
+    cth_event_t filled, go;
+};
+
+static void *fill_timer_cache(void *arg)
+{
+    struct cache_fill *f = arg;
+    static cth_timer_t *t[CACHED_TIMERS];
+    for (int i = 0; i < CACHED_TIMERS; i++)
+        CHECK_OK(cth_timer_create(&t[i], 10, count_call, NULL, NULL));
+    for (int i = 0; i < CACHED_TIMERS; i++)
+        cth_timer_free(t[i]);
+    CHECK_OK(cth_event_set(&f->filled));
+    CHECK_OK(cth_event_wait(&f->go, CTH_FOREVER));
+    return NULL;
+}
+
+static long malloc_in_use(void)
+{
+    return (long)mallinfo2().uordblks;
+}
+
+CTH_CHILD(timer_cache_goes_with_its_thread)
+{
+    CHECK(mallopt(M_ARENA_MAX, 1) == 1);
+    struct cache_fill f = {CTH_EVENT_INIT, CTH_EVENT_INIT};
+    cth_thread_t *th;
+    CHECK_OK(cth_thread_create(&th, fill_timer_cache, &f, NULL));
+    long base = malloc_in_use();
+    CHECK_OK(cth_thread_start(th));
+    CHECK_OK(cth_event_wait(&f.filled, CTH_FOREVER));
+    long kept = malloc_in_use() - base; /* the thread's freed timers, cached */
+    CHECK_OK(cth_event_set(&f.go));
+    CHECK_OK(cth_thread_join(th, NULL, CTH_FOREVER));
+    long left = malloc_in_use() - base;
+    cth_thread_free(th);
+    printf("%s\n", kept >= CACHED_TIMERS * 64L && left < kept / 4 ? "freed" : "kept");
+    if (kept < CACHED_TIMERS * 64L || left >= kept / 4)
+        printf("kept %ld bytes while the thread lived, %ld after\n", kept, left);
+}
+
+CTH_TEST(timer_cache_goes_with_its_thread)
+{
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    CHECK_SKIP("no cache under ASan; TSan's allocator has no mallinfo2");
+#endif
+    if (RUNNING_ON_VALGRIND)
+        CHECK_SKIP("no cache in valgrind builds");
+    check_child_prints("timer_cache_goes_with_its_thread", "freed\n");
 }
 
 /* The voluntary context switches of the timer service's threads (the
