@@ -4,6 +4,8 @@
  * BaseLockTests (run for both, through the small table of operations
  * below), LockTests and RLockTests, plus the error cases and interruption.
  */
+#include <dlfcn.h>
+
 #include "bunch.h"
 
 /* The 0.1.0 signature: the recursion count is a size_t. */
@@ -779,4 +781,80 @@ CTH_TEST(lock_timeout_under_signals)
     CHECK_OK(cth_rlock_acquire(&r, 0));
     check_deadline_under_signals(rlock_acquire, &r, 0.2);
     CHECK_OK(cth_rlock_release(&r));
+}
+
+/* cth_lock_acquire and cth_lock_release are inline in sync.h; the library
+ * still exports both, for callers through a symbol (FFI, dlsym). Those work
+ * on the same word as the inline ones: take, refuse, time out, give, and
+ * report misuse. */
+CTH_TEST(lock_exported_functions)
+{
+    int (*acquire)(cth_lock_t *, double);
+    int (*release)(cth_lock_t *);
+    *(void **)&acquire = dlsym(RTLD_DEFAULT, "cth_lock_acquire");
+    *(void **)&release = dlsym(RTLD_DEFAULT, "cth_lock_release");
+    CHECK(acquire != NULL && release != NULL);
+    cth_lock_t lock = CTH_LOCK_INIT;
+    CHECK_OK(acquire(&lock, CTH_FOREVER));
+    CHECK(cth_lock_locked(&lock));
+    CHECK_EQ(acquire(&lock, 0), CTH_EAGAIN);
+    CHECK_EQ(cth_lock_acquire(&lock, 0), CTH_EAGAIN);
+    CHECK_EQ(acquire(&lock, 0.01), CTH_ETIMEDOUT);
+    CHECK_OK(cth_lock_release(&lock));
+    CHECK_OK(cth_lock_acquire(&lock, CTH_FOREVER));
+    CHECK_OK(release(&lock));
+    CHECK_EQ(release(&lock), CTH_EPERM);
+    CHECK_EQ(acquire(NULL, 0), CTH_EINVAL);
+    CHECK_EQ(acquire(&lock, -2), CTH_EINVAL);
+    CHECK_EQ(acquire(&lock, NAN), CTH_EINVAL);
+    CHECK_EQ(release(NULL), CTH_EINVAL);
+    CHECK_EQ(lock._state, 0u);
+}
+
+/* While a process has only ever had one thread, the inline lock takes and
+ * gives with a plain load and store; a thread started while the lock is so
+ * held waits for it, and the release that follows (the process is no longer
+ * single-threaded) hands it over: nothing is lost at the switch. */
+static atomic_int got_it;
+
+static void *take_and_give(void *arg)
+{
+    cth_lock_t *lock = arg;
+    CHECK_OK(cth_lock_acquire(lock, CTH_FOREVER));
+    atomic_store(&got_it, 1);
+    CHECK_OK(cth_lock_release(lock));
+    return NULL;
+}
+
+CTH_CHILD(lock_single_threaded_then_not)
+{
+#if defined(__has_include) && !defined(__SANITIZE_THREAD__) /* TSan starts a thread of its own */
+#if __has_include(<sys/single_threaded.h>)
+    if (!__libc_single_threaded)
+        printf("not single-threaded at the start\n");
+#endif
+#endif
+    cth_lock_t lock = CTH_LOCK_INIT;
+    CHECK_OK(cth_lock_acquire(&lock, CTH_FOREVER));
+    CHECK_EQ(cth_lock_acquire(&lock, 0), CTH_EAGAIN);
+    CHECK_EQ(cth_lock_acquire(&lock, 0.001), CTH_ETIMEDOUT);
+    CHECK_OK(cth_lock_release(&lock));
+    CHECK_EQ(cth_lock_release(&lock), CTH_EPERM);
+    CHECK_OK(cth_lock_acquire(&lock, CTH_FOREVER)); /* held across the switch */
+    cth_thread_t *t;
+    CHECK_OK(cth_thread_create(&t, take_and_give, &lock, NULL));
+    CHECK_OK(cth_thread_start(t));
+    cth_sleep(0.02);
+    CHECK_EQ(atomic_load(&got_it), 0);
+    CHECK_OK(cth_lock_release(&lock));
+    CHECK_OK(cth_thread_join(t, NULL, CTH_FOREVER));
+    cth_thread_free(t);
+    CHECK_EQ(atomic_load(&got_it), 1);
+    CHECK_EQ(lock._state, 0u);
+    printf("ok\n");
+}
+
+CTH_TEST(lock_single_threaded_then_not)
+{
+    check_child_prints("lock_single_threaded_then_not", "ok\n");
 }
