@@ -947,3 +947,69 @@ CTH_TEST(join_from_worker)
     cth_result_free(r2);
     cth_pool_free(self_pool);
 }
+
+/* A blocking map's calling thread runs chunks too: with the pool's only
+ * worker busy on a task that waits for the map to end, the map completes,
+ * every item run by the caller. */
+struct hold {
+    atomic_int running;
+    cth_event_t release;
+};
+
+static int hold_worker(void *arg, void **result)
+{
+    struct hold *h = arg;
+    atomic_store(&h->running, 1);
+    CHECK_OK(cth_event_wait(&h->release, CTH_FOREVER));
+    *result = NULL;
+    return 0;
+}
+
+static int note_thread(void *arg, void **result)
+{
+    (void)arg;
+    *result = cth_current_thread();
+    return 0;
+}
+
+CTH_TEST(map_caller_runs_chunks)
+{
+    cth_pool_t *p = make_pool(1);
+    struct hold h = {0, CTH_EVENT_INIT};
+    cth_result_t *r;
+    CHECK_OK(cth_pool_apply_async(p, hold_worker, &h, NULL, &r));
+    while (!atomic_load(&h.running))
+        cth_sleep(0.001);
+    void *items[8] = {0}, *results[8];
+    CHECK_OK(cth_pool_map(p, note_thread, items, 8, 1, results));
+    for (int i = 0; i < 8; i++)
+        CHECK(results[i] == cth_current_thread());
+    CHECK_OK(cth_event_set(&h.release));
+    CHECK_OK(cth_result_get(r, NULL, CTH_FOREVER));
+    cth_result_free(r);
+    CHECK_OK(cth_pool_close(p));
+    CHECK_OK(cth_pool_join(p, CTH_FOREVER));
+    cth_pool_free(p);
+}
+
+/* ... unless the pool has an initializer, which a task may rely on: then
+ * the workers alone run them. */
+static void no_setup(void *arg)
+{
+    (void)arg;
+}
+
+CTH_TEST(map_with_initializer_runs_on_workers)
+{
+    cth_pool_t *p;
+    cth_pool_opts_t o = {.processes = 2, .initializer = no_setup};
+    CHECK_OK(cth_pool_create(&p, &o));
+    enum { N = 64 };
+    void *items[N] = {0}, *results[N];
+    CHECK_OK(cth_pool_map(p, note_thread, items, N, 1, results));
+    for (int i = 0; i < N; i++)
+        CHECK(results[i] != NULL && results[i] != cth_current_thread());
+    CHECK_OK(cth_pool_close(p));
+    CHECK_OK(cth_pool_join(p, CTH_FOREVER));
+    cth_pool_free(p);
+}
