@@ -103,10 +103,20 @@
 enum { POOL_RUN = 0, POOL_CLOSE = 1, POOL_TERMINATE = 2 };
 
 #define WORKER_SPIN 4000 /* pause iterations before parking (~20-90 us) */
-#define RING_CAP 4096    /* lone async tasks queued lock-free; a power of 2 */
+/* Lone async tasks queued lock-free (a power of 2): enough for a burst of
+ * a few hundred thousand; 16 bytes each, of address space only until
+ * used. */
+#define RING_CAP ((size_t)1 << 18)
 
 /* A cell of the ring (Vyukov's bounded MPMC queue): seq == position when
  * free for the push at that position, position + 1 once it holds a job.
+ * The cell stores seq minus its own index (cell_seq adds it back), so a
+ * zeroed ring is an empty one: the cells come from calloc, and a page of
+ * the ring costs memory only once the queue grows into it. A page must be
+ * written before anyone reads it (ring_touch): read first, it maps the
+ * shared zero page, and the first write then remaps it under the readers
+ * (a TLB shoot-down across the workers' cores, tens of microseconds in a
+ * VM).
  * The FIFO Queue's ring (queue_ring.h) is the same algorithm but not shared
  * on purpose: this one is fixed-size and best-effort (a full or busy ring
  * sends the task to the locked job queue), one item per operation, and its
@@ -114,7 +124,7 @@ enum { POOL_RUN = 0, POOL_CLOSE = 1, POOL_TERMINATE = 2 };
  * linking rings, claims batches, honours maxsize and takes busy cells under
  * its lock. */
 struct ring_cell {
-    _Atomic size_t seq;
+    _Atomic size_t seq; /* seq minus the cell's index */
     struct cth_result *job;
 };
 
@@ -181,19 +191,49 @@ static void queue_unlink(cth_pool_t *p, struct cth_result *job)
 
 /* ---- the ring ------------------------------------------------------------------ */
 
+/* The cell of position pos, and its seq (acquire) and seq store. */
+static struct ring_cell *ring_cell_at(cth_pool_t *p, size_t pos)
+{
+    return &p->cells[pos & (RING_CAP - 1)];
+}
+
+static size_t cell_seq(struct ring_cell *cell, size_t pos, memory_order order)
+{
+    return atomic_load_explicit(&cell->seq, order) + (pos & (RING_CAP - 1));
+}
+
+static void cell_publish(struct ring_cell *cell, size_t pos, size_t seq, memory_order order)
+{
+    atomic_store_explicit(&cell->seq, seq - (pos & (RING_CAP - 1)), order);
+}
+
+#define RING_PAGE (4096 / sizeof(struct ring_cell)) /* cells in a page */
+
+/* Write page k of the ring (a read-modify-write that changes nothing: a
+ * cell may be in use already), before any thread can read it: pages 0 and
+ * 1 at creation, page k + 2 by the first push at the start of page k, on
+ * the ring's first lap. */
+static void ring_touch(struct ring_cell *cells, size_t k)
+{
+    if ((k + 1) * RING_PAGE <= RING_CAP)
+        atomic_fetch_add_explicit(&cells[k * RING_PAGE].seq, 0, memory_order_relaxed);
+}
+
 /* Push a job; false when the ring is full. The publishing store is seq_cst,
  * ordered before the submitter's look at sleepers (see the top). */
 static bool ring_push(cth_pool_t *p, struct cth_result *job)
 {
     size_t pos = atomic_load_explicit(&p->enq, memory_order_relaxed);
     for (;;) {
-        struct ring_cell *cell = &p->cells[pos & (RING_CAP - 1)];
-        size_t seq = atomic_load_explicit(&cell->seq, memory_order_acquire);
+        struct ring_cell *cell = ring_cell_at(p, pos);
+        size_t seq = cell_seq(cell, pos, memory_order_acquire);
         if (seq == pos) {
             if (atomic_compare_exchange_weak_explicit(&p->enq, &pos, pos + 1, memory_order_relaxed,
                                                       memory_order_relaxed)) {
+                if (pos < RING_CAP && pos % RING_PAGE == 0)
+                    ring_touch(p->cells, pos / RING_PAGE + 2);
                 cell->job = job;
-                atomic_store(&cell->seq, pos + 1);
+                cell_publish(cell, pos, pos + 1, memory_order_seq_cst);
                 return true;
             }
         } else if ((intptr_t)(seq - pos) < 0) {
@@ -210,13 +250,13 @@ static struct cth_result *ring_pop(cth_pool_t *p)
 {
     size_t pos = atomic_load_explicit(&p->deq, memory_order_relaxed);
     for (;;) {
-        struct ring_cell *cell = &p->cells[pos & (RING_CAP - 1)];
-        size_t seq = atomic_load(&cell->seq);
+        struct ring_cell *cell = ring_cell_at(p, pos);
+        size_t seq = cell_seq(cell, pos, memory_order_seq_cst);
         if (seq == pos + 1) {
             if (atomic_compare_exchange_weak_explicit(&p->deq, &pos, pos + 1, memory_order_relaxed,
                                                       memory_order_relaxed)) {
                 struct cth_result *job = cell->job;
-                atomic_store_explicit(&cell->seq, pos + RING_CAP, memory_order_release);
+                cell_publish(cell, pos, pos + RING_CAP, memory_order_release);
                 return job;
             }
         } else if ((intptr_t)(seq - (pos + 1)) < 0) {
@@ -231,7 +271,7 @@ static struct cth_result *ring_pop(cth_pool_t *p)
 static bool ring_ready(cth_pool_t *p)
 {
     size_t pos = atomic_load(&p->deq);
-    return atomic_load(&p->cells[pos & (RING_CAP - 1)].seq) == pos + 1;
+    return cell_seq(ring_cell_at(p, pos), pos, memory_order_seq_cst) == pos + 1;
 }
 
 /* `sleepers` counts the workers in the parking path in two fields: those
@@ -1032,7 +1072,7 @@ static int pool_create(cth_pool_t **pool, const cth_pool_opts_t *opts,
     if (o.processes > INT_MAX || o.task_timeout > CTH_TIMEOUT_MAX)
         return CTH_EOVERFLOW;
     cth_pool_t *p = cth__calloc(1, sizeof *p);
-    struct ring_cell *cells = cth__malloc(RING_CAP * sizeof *cells);
+    struct ring_cell *cells = cth__calloc(RING_CAP, sizeof *cells); /* empty: see ring_cell */
     if (!p || !cells) {
         cth__free(p);
         cth__free(cells);
@@ -1042,9 +1082,9 @@ static int pool_create(cth_pool_t **pool, const cth_pool_opts_t *opts,
     }
     p->ops = ops;
     p->ops_state = ops_state;
-    for (size_t i = 0; i < RING_CAP; i++)
-        atomic_init(&cells[i].seq, i);
     p->cells = cells;
+    ring_touch(cells, 0);
+    ring_touch(cells, 1);
     /* Python's os.process_cpu_count(): the CPUs the affinity mask allows. */
     p->nworkers = o.processes ? o.processes : (size_t)cth__os_cpu_count();
     p->initializer = o.initializer;
