@@ -46,8 +46,12 @@
  * thread too, as one of a team of as many threads as the pool has
  * workers: the submission wakes one worker fewer (a spinner is enough for
  * the first), and the caller then spins briefly for the team's last
- * chunks. In the main thread its tasks' waits are a worker's, and a posted
- * interruption stops it between chunks (job_help).
+ * chunks. The caller claims chunks from the front of the items and the
+ * workers from the back (each core keeps writing the same results), and
+ * workers join only a job the caller would not soon finish alone
+ * (team_pace): a small map of trivial items shares no cache line. In the
+ * main thread its tasks' waits are a worker's, and a posted interruption
+ * stops it between chunks (job_help).
  *
  * Cache. `cache` counts the imap iterators still reading their producer
  * (Python's job cache): a closed pool's workers exit once nothing is
@@ -128,20 +132,23 @@ struct ring_cell {
     struct cth_result *job;
 };
 
-/* Padding keeps the hot words apart: the line spinners poll (seq, the
- * counters), the submitters' (submitting), the ring's two ends, and the
- * free list. (Padding rather than _Alignas: the struct comes from malloc.) */
+/* Padding keeps the hot words apart: the lock and the queue, the line
+ * spinners poll (seq, the counters), the submitters' (submitting), the
+ * ring's two ends, and the free list. (Padding rather than _Alignas: the
+ * struct comes from malloc.) */
 #define PAD(name) char name[64]
 
 struct cth_pool {
     cth_lock_t lock;
     struct cth__list queue; /* jobs with chunks to claim (lock) */
     _Atomic int state;      /* written under lock */
+    PAD(pad_lock);          /* the words a spinner polls apart from the lock's */
     _Atomic uint32_t seq;
     _Atomic uint32_t sleepers;
     _Atomic uint32_t spinners;
     _Atomic size_t cache;
-    _Atomic size_t listed; /* jobs linked in the queue */
+    _Atomic size_t listed;     /* jobs linked in the queue */
+    _Atomic int64_t team_join; /* when workers may join a team's job (see job_help) */
     PAD(pad0);
     _Atomic uint32_t submitting; /* apply_async calls inside their ring push */
     PAD(pad1);
@@ -329,9 +336,25 @@ static void wake_workers(cth_pool_t *p, int n)
         cth__futex_wake(&p->seq, n);
 }
 
-/* Claim the next chunk of a job the caller keeps alive; SIZE_MAX when none
- * is left. The claimer of the last chunk unlinks the job. */
-static size_t job_claim(struct cth_result *job)
+/* The chunk that claim ticket c (below nchunks) of job gives: c, or for a
+ * two_ended job the next from the front (front: the team's caller) or from
+ * the back (a worker). The tickets bound the chunks handed out from both
+ * ends together, so the two never meet on a chunk; and each thread keeps
+ * to the same end of the items from one map to the next, so the results'
+ * cache lines stay with the core that writes them. */
+static size_t ticket_chunk(struct cth_result *job, size_t c, bool front)
+{
+    if (!job->two_ended)
+        return c;
+    if (front)
+        return atomic_fetch_add_explicit(&job->front, 1, memory_order_relaxed);
+    return job->nchunks - 1 - atomic_fetch_add_explicit(&job->back, 1, memory_order_relaxed);
+}
+
+/* Claim the next chunk of a job the caller keeps alive (front: see
+ * ticket_chunk); SIZE_MAX when none is left. The claimer of the last chunk
+ * unlinks the job. */
+static size_t job_claim(struct cth_result *job, bool front)
 {
     if (atomic_load_explicit(&job->claim, memory_order_relaxed) >= job->nchunks)
         return SIZE_MAX;
@@ -343,7 +366,7 @@ static size_t job_claim(struct cth_result *job)
         queue_unlink(job->pool, job);
         cth_lock_release(&job->pool->lock);
     }
-    return c;
+    return ticket_chunk(job, c, front);
 }
 
 /* The first failure in completion order wins, and its value is written
@@ -499,18 +522,54 @@ static void job_run_one(struct cth_result *job, size_t c)
     job_finish(job, 1);
 }
 
-/* Run the job's unclaimed chunks in the calling thread. In the main
- * thread the tasks' own waits do not take an interruption (as on a
- * worker); it stops the help between chunks, and the wait the caller goes
- * to next reports it and drops the chunks still unclaimed. */
+/* Workers join a team's job (a blocking map the caller helps with) only
+ * where they shorten it: the chunks' cache lines (the job's, the results')
+ * then move between cores, a cost of about a microsecond here. So a worker
+ * does not join before TEAM_WAIT_NS after the submission unless the
+ * caller's first chunk shows that, at its pace, the caller alone has
+ * TEAM_JOIN_NS or more of chunks left; if it has less, none joins before
+ * twice that time has passed (a caller that falls behind, preempted, gets
+ * help). pool->team_join holds the time from which workers may join (0:
+ * now); it is a hint, one for the whole pool: another team's job only
+ * moves it. */
+#define TEAM_WAIT_NS 1000
+#define TEAM_JOIN_NS 2000
+
+/* The caller of a team's job ran its first chunk, started at t0: let the
+ * workers in now or later (see above). */
+static void team_pace(struct cth_result *job, int64_t t0)
+{
+    int64_t now = cth__now_ns();
+    size_t c = atomic_load_explicit(&job->claim, memory_order_relaxed);
+    double need = (double)(now - t0) * (double)(c < job->nchunks ? job->nchunks - c : 0);
+    int64_t join = need >= TEAM_JOIN_NS ? 0 : now + 2 * (int64_t)need + 1;
+    atomic_store_explicit(&job->pool->team_join, join, memory_order_relaxed);
+}
+
+/* Run the job's unclaimed chunks in the calling thread, and finish them
+ * together once none is left to claim (as a worker does): one atomic on
+ * the job's shared counter instead of one a chunk, and the job cannot
+ * complete meanwhile. In the main thread the tasks' own waits do not take
+ * an interruption (as on a worker); it stops the help between chunks, and
+ * the wait the caller goes to next reports it and drops the chunks still
+ * unclaimed. */
 static void job_help(struct cth_result *job)
 {
     bool deferred = cth__wait_interrupt_deferred; /* a map run by a task the main thread runs */
     bool interruptible = !deferred && cth__is_main_thread();
     cth__wait_interrupt_deferred = deferred || interruptible;
-    size_t c;
-    while (!(interruptible && cth__interrupt_pending()) && (c = job_claim(job)) != SIZE_MAX)
-        job_run_one(job, c);
+    size_t c, held = 0;
+    int64_t t0 = job->two_ended ? cth__now_ns() : 0;
+    while (!(interruptible && cth__interrupt_pending()) && (c = job_claim(job, true)) != SIZE_MAX) {
+        job_run_chunk(job, c);
+        if (held++ == 0 && job->two_ended)
+            team_pace(job, t0);
+    }
+    /* out of chunks (or interrupted): nothing to wait for */
+    if (job->two_ended && atomic_load_explicit(&job->pool->team_join, memory_order_relaxed))
+        atomic_store_explicit(&job->pool->team_join, 0, memory_order_relaxed);
+    if (held)
+        job_finish(job, held);
     cth__wait_interrupt_deferred = deferred;
 }
 
@@ -538,6 +597,8 @@ void cth__job_setup(struct cth_result *job, cth_pool_t *pool, uint8_t kind, size
     job->chunksize = chunksize ? chunksize : 1;
     job->nchunks = n / job->chunksize + (n % job->chunksize != 0); /* any chunksize */
     atomic_init(&job->claim, 0);
+    atomic_init(&job->front, 0);
+    atomic_init(&job->back, 0);
     atomic_init(&job->remaining, job->nchunks);
     atomic_init(&job->err, 0);
     atomic_init(&job->state, JOB_PENDING);
@@ -574,6 +635,8 @@ static int pool_submit(cth_pool_t *p, struct cth_result *job, bool internal, boo
         cth__job_release_data(job);
         return CTH_EINVAL;
     }
+    if (job->two_ended) /* no worker joins before its caller's first chunk shows the pace */
+        atomic_store_explicit(&p->team_join, cth__now_ns() + TEAM_WAIT_NS, memory_order_relaxed);
     cth__list_push_back(&p->queue, &job->link);
     job->linked = true;
     atomic_fetch_add(&p->listed, 1);
@@ -675,7 +738,7 @@ static struct cth_result *list_take(cth_pool_t *p, size_t *chunk, bool records_o
             continue;
         if (c == job->nchunks - 1)
             queue_unlink(p, job);
-        *chunk = c;
+        *chunk = ticket_chunk(job, c, false);
         found = job;
         break;
     }
@@ -718,8 +781,27 @@ static struct cth_result *take_work(cth_pool_t *p, size_t *chunk, bool spinner)
             *chunk = 0;
             break;
         }
-        if (atomic_load(&p->listed) && (job = list_take(p, chunk, false)) != NULL)
+        size_t listed = atomic_load(&p->listed);
+        int64_t join = atomic_load_explicit(&p->team_join, memory_order_relaxed);
+        if (listed && join) {
+            /* a team's job its caller may finish alone (see job_help): the
+             * spinner waits until it is due, touching nothing the team
+             * writes (a change in the queue or a ring task ends the wait);
+             * any other worker parks */
+            spinner = spinner || take_spinner(p);
+            if (spinner) {
+                while (cth__now_ns() < join &&
+                       atomic_load_explicit(&p->team_join, memory_order_relaxed) == join &&
+                       atomic_load(&p->listed) == listed &&
+                       atomic_load_explicit(&p->seq, memory_order_relaxed) == seq && !ring_ready(p))
+                    cth__cpu_relax();
+                if (cth__now_ns() >= join)
+                    atomic_compare_exchange_strong(&p->team_join, &join, 0);
+                continue;
+            }
+        } else if (listed && (job = list_take(p, chunk, false)) != NULL) {
             break;
+        }
         if (st == POOL_CLOSE && may_exit(p))
             break;
         /* one spinner at a time (it wakes another if it finds more work):
@@ -758,7 +840,7 @@ struct cth_result *cth__pool_take_more(struct cth_result *job, size_t *chunk)
     if (atomic_load(&p->sleepers) || atomic_load(&p->spinners))
         return NULL; /* an idle worker takes the rest */
     size_t c;
-    if (job->kind == JOB_RECORDS && (c = job_claim(job)) != SIZE_MAX) {
+    if (job->kind == JOB_RECORDS && (c = job_claim(job, false)) != SIZE_MAX) {
         *chunk = c;
         return job;
     }
@@ -863,24 +945,28 @@ static void *worker_main(void *arg)
             c = 0;
             continue;
         }
+        size_t held = 0; /* chunks of job run, not yet finished: see job_help */
         for (;;) {
             job_run_chunk(job, c);
+            held++;
             if (p->maxtasks && ++done >= p->maxtasks) {
-                job_finish(job, 1);
+                job_finish(job, held);
                 if (retire(p))
                     goto out;
                 done = 0;
                 break;
             }
-            size_t next = job_claim(job);
+            size_t next = job_claim(job, false);
+            if (next != SIZE_MAX) {
+                c = next;
+                continue;
+            }
             /* out of chunks: be the spinner before finishing a blocking
              * job (an async one may run callbacks first) */
-            if (next == SIZE_MAX && !job->is_async)
+            if (!job->is_async)
                 spinner = take_spinner(p);
-            job_finish(job, 1);
-            if (next == SIZE_MAX)
-                break;
-            c = next;
+            job_finish(job, held);
+            break;
         }
         job = NULL;
     }
@@ -1158,6 +1244,7 @@ static size_t default_chunksize(const cth_pool_t *p, size_t n)
 static int run_sync(cth_pool_t *p, struct cth_result *job, bool help)
 {
     help = help && !cth__pool_is_process(p);
+    job->two_ended = help;
     int err = pool_submit(p, job, false, help);
     if (err)
         return err;
