@@ -57,9 +57,10 @@
  * (Python's job cache): a closed pool's workers exit once nothing is
  * queued and the cache is zero.
  *
- * Memory. AsyncResults come from a free list refilled RESULT_BLOCK at a
- * time and go back to it (free_lock guards the list, the blocks, `live`
- * and `dead`). `live` counts the results and imap iterators alive; the
+ * Memory. AsyncResults come from a free stack refilled RESULT_BLOCK at a
+ * time and go back to it (free_lock guards the stack, the blocks, `live`
+ * and `dead`); taking one prefetches the next, whose memory is cold when
+ * many are in flight. `live` counts the results and imap iterators alive; the
  * pool's memory goes when cth_pool_free has run and live is zero, so both
  * may outlive the pool.
  *
@@ -168,11 +169,11 @@ struct cth_pool {
     const struct cth__pool_ops *ops; /* a backend beyond threads (processes, MPI), or NULL */
     void *ops_state;                 /* and its own state */
     PAD(pad3);
-    cth_lock_t free_lock;          /* guards the next four */
-    struct cth__list free_results; /* recycled AsyncResults */
-    struct result_block *blocks;   /* every block allocated */
-    size_t live;                   /* results and imap iterators alive */
-    bool dead;                     /* cth_pool_free has run */
+    cth_lock_t free_lock;            /* guards the next four */
+    struct cth__list_node *free_top; /* recycled AsyncResults: a stack through link.next */
+    struct result_block *blocks;     /* every block allocated */
+    size_t live;                     /* results and imap iterators alive */
+    bool dead;                       /* cth_pool_free has run */
 };
 
 #define RESULT_BLOCK 64 /* AsyncResults allocated at once */
@@ -1088,10 +1089,27 @@ static void pool_destroy(cth_pool_t *p)
     cth__free(p);
 }
 
+/* Push a result's memory on the free stack (free_lock held). */
+static void free_push(cth_pool_t *p, struct cth_result *job)
+{
+    job->link.next = p->free_top;
+    p->free_top = &job->link;
+}
+
+/* Ask for a result's lines ahead of its use: with many results in
+ * flight, the stack's top is out of the cache, and its caller writes it
+ * whole at once. */
+static void result_prefetch(struct cth__list_node *node)
+{
+    const char *r = (const char *)cth__list_entry(node, struct cth_result, link);
+    for (size_t off = 0; r && off < sizeof(struct cth_result); off += 64)
+        __builtin_prefetch(r + off, 1);
+}
+
 struct cth_result *cth__result_alloc(cth_pool_t *p)
 {
     cth__lock_acquire_uninterrupted(&p->free_lock);
-    if (cth__list_empty(&p->free_results)) {
+    if (!p->free_top) {
         struct result_block *b = cth__malloc(sizeof *b);
         if (!b) {
             cth_lock_release(&p->free_lock);
@@ -1099,13 +1117,15 @@ struct cth_result *cth__result_alloc(cth_pool_t *p)
         }
         b->next = p->blocks;
         p->blocks = b;
-        for (int i = 0; i < RESULT_BLOCK; i++)
-            cth__list_push_front(&p->free_results, &b->r[i].link);
+        for (int i = RESULT_BLOCK - 1; i >= 0; i--)
+            free_push(p, &b->r[i]);
     }
-    struct cth_result *job = cth__list_entry(cth__list_pop_front(&p->free_results),
-                                             struct cth_result, link);
+    struct cth_result *job = cth__list_entry(p->free_top, struct cth_result, link);
+    p->free_top = job->link.next;
     p->live++;
+    struct cth__list_node *next = p->free_top;
     cth_lock_release(&p->free_lock);
+    result_prefetch(next); /* the next call's, while this one is busy */
     return job;
 }
 
@@ -1121,11 +1141,13 @@ static void pool_unref_locked(cth_pool_t *p)
 void cth__result_release(struct cth_result *job)
 {
     cth__job_release_data(job);
-    free(job->buf); /* a buffer job's result, the task's malloc() */
-    job->buf = NULL;
+    if (job->kind == JOB_BUFFER) {
+        free(job->buf); /* its result, the task's malloc() */
+        job->buf = NULL;
+    }
     cth_pool_t *p = job->pool;
     cth__lock_acquire_uninterrupted(&p->free_lock);
-    cth__list_push_front(&p->free_results, &job->link);
+    free_push(p, job);
     pool_unref_locked(p);
 }
 
