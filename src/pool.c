@@ -783,26 +783,25 @@ static struct cth_result *take_work(cth_pool_t *p, size_t *chunk, bool spinner)
             break;
         }
         size_t listed = atomic_load(&p->listed);
-        int64_t join = atomic_load_explicit(&p->team_join, memory_order_relaxed);
-        if (listed && join) {
-            /* a team's job its caller may finish alone (see job_help): the
-             * spinner waits until it is due, touching nothing the team
-             * writes (a change in the queue or a ring task ends the wait);
-             * any other worker parks */
-            spinner = spinner || take_spinner(p);
-            if (spinner) {
-                while (cth__now_ns() < join &&
-                       atomic_load_explicit(&p->team_join, memory_order_relaxed) == join &&
-                       atomic_load(&p->listed) == listed &&
-                       atomic_load_explicit(&p->seq, memory_order_relaxed) == seq && !ring_ready(p))
-                    cth__cpu_relax();
-                if (cth__now_ns() >= join)
-                    atomic_compare_exchange_strong(&p->team_join, &join, 0);
-                continue;
-            }
-        } else if (listed && (job = list_take(p, chunk, false)) != NULL) {
-            break;
+        int64_t join = listed == 1 ? atomic_load_explicit(&p->team_join, memory_order_relaxed) : 0;
+        if (join && !spinner)
+            spinner = take_spinner(p);
+        if (join && spinner) {
+            /* a team's job its caller may finish alone (team_pace), and
+             * nothing else queued: the spinner waits till it is due,
+             * touching nothing the team writes (a change in the queue or a
+             * ring task ends the wait); a worker woken for it joins */
+            while (cth__now_ns() < join &&
+                   atomic_load_explicit(&p->team_join, memory_order_relaxed) == join &&
+                   atomic_load(&p->listed) == listed &&
+                   atomic_load_explicit(&p->seq, memory_order_relaxed) == seq && !ring_ready(p))
+                cth__cpu_relax();
+            if (cth__now_ns() >= join)
+                atomic_compare_exchange_strong(&p->team_join, &join, 0);
+            continue;
         }
+        if (listed && (job = list_take(p, chunk, false)) != NULL)
+            break;
         if (st == POOL_CLOSE && may_exit(p))
             break;
         /* one spinner at a time (it wakes another if it finds more work):
