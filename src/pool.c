@@ -46,16 +46,21 @@
  * thread too, as one of a team of as many threads as the pool has
  * workers: the submission wakes one worker fewer (a spinner is enough for
  * the first), and the caller then spins briefly for the team's last
- * chunks. In the main thread its tasks' waits are a worker's, and a posted
- * interruption stops it between chunks (job_help).
+ * chunks. The caller claims chunks from the front of the items and the
+ * workers from the back (each core keeps writing the same results), and
+ * workers join only a job the caller would not soon finish alone
+ * (team_pace): a small map of trivial items shares no cache line. In the
+ * main thread its tasks' waits are a worker's, and a posted interruption
+ * stops it between chunks (job_help).
  *
  * Cache. `cache` counts the imap iterators still reading their producer
  * (Python's job cache): a closed pool's workers exit once nothing is
  * queued and the cache is zero.
  *
- * Memory. AsyncResults come from a free list refilled RESULT_BLOCK at a
- * time and go back to it (free_lock guards the list, the blocks, `live`
- * and `dead`). `live` counts the results and imap iterators alive; the
+ * Memory. AsyncResults come from a free stack refilled RESULT_BLOCK at a
+ * time and go back to it (free_lock guards the stack, the blocks, `live`
+ * and `dead`); taking one prefetches the next, whose memory is cold when
+ * many are in flight. `live` counts the results and imap iterators alive; the
  * pool's memory goes when cth_pool_free has run and live is zero, so both
  * may outlive the pool.
  *
@@ -103,10 +108,20 @@
 enum { POOL_RUN = 0, POOL_CLOSE = 1, POOL_TERMINATE = 2 };
 
 #define WORKER_SPIN 4000 /* pause iterations before parking (~20-90 us) */
-#define RING_CAP 4096    /* lone async tasks queued lock-free; a power of 2 */
+/* Lone async tasks queued lock-free (a power of 2): enough for a burst of
+ * a few hundred thousand; 16 bytes each, of address space only until
+ * used. */
+#define RING_CAP ((size_t)1 << 18)
 
 /* A cell of the ring (Vyukov's bounded MPMC queue): seq == position when
  * free for the push at that position, position + 1 once it holds a job.
+ * The cell stores seq minus its own index (cell_seq adds it back), so a
+ * zeroed ring is an empty one: the cells come from calloc, and a page of
+ * the ring costs memory only once the queue grows into it. A page must be
+ * written before anyone reads it (ring_touch): read first, it maps the
+ * shared zero page, and the first write then remaps it under the readers
+ * (a TLB shoot-down across the workers' cores, tens of microseconds in a
+ * VM).
  * The FIFO Queue's ring (queue_ring.h) is the same algorithm but not shared
  * on purpose: this one is fixed-size and best-effort (a full or busy ring
  * sends the task to the locked job queue), one item per operation, and its
@@ -114,24 +129,27 @@ enum { POOL_RUN = 0, POOL_CLOSE = 1, POOL_TERMINATE = 2 };
  * linking rings, claims batches, honours maxsize and takes busy cells under
  * its lock. */
 struct ring_cell {
-    _Atomic size_t seq;
+    _Atomic size_t seq; /* seq minus the cell's index */
     struct cth_result *job;
 };
 
-/* Padding keeps the hot words apart: the line spinners poll (seq, the
- * counters), the submitters' (submitting), the ring's two ends, and the
- * free list. (Padding rather than _Alignas: the struct comes from malloc.) */
+/* Padding keeps the hot words apart: the lock and the queue, the line
+ * spinners poll (seq, the counters), the submitters' (submitting), the
+ * ring's two ends, and the free list. (Padding rather than _Alignas: the
+ * struct comes from malloc.) */
 #define PAD(name) char name[64]
 
 struct cth_pool {
     cth_lock_t lock;
     struct cth__list queue; /* jobs with chunks to claim (lock) */
     _Atomic int state;      /* written under lock */
+    PAD(pad_lock);          /* the words a spinner polls apart from the lock's */
     _Atomic uint32_t seq;
     _Atomic uint32_t sleepers;
     _Atomic uint32_t spinners;
     _Atomic size_t cache;
-    _Atomic size_t listed; /* jobs linked in the queue */
+    _Atomic size_t listed;     /* jobs linked in the queue */
+    _Atomic int64_t team_join; /* when workers may join a team's job (see job_help) */
     PAD(pad0);
     _Atomic uint32_t submitting; /* apply_async calls inside their ring push */
     PAD(pad1);
@@ -151,11 +169,11 @@ struct cth_pool {
     const struct cth__pool_ops *ops; /* a backend beyond threads (processes, MPI), or NULL */
     void *ops_state;                 /* and its own state */
     PAD(pad3);
-    cth_lock_t free_lock;          /* guards the next four */
-    struct cth__list free_results; /* recycled AsyncResults */
-    struct result_block *blocks;   /* every block allocated */
-    size_t live;                   /* results and imap iterators alive */
-    bool dead;                     /* cth_pool_free has run */
+    cth_lock_t free_lock;            /* guards the next four */
+    struct cth__list_node *free_top; /* recycled AsyncResults: a stack through link.next */
+    struct result_block *blocks;     /* every block allocated */
+    size_t live;                     /* results and imap iterators alive */
+    bool dead;                       /* cth_pool_free has run */
 };
 
 #define RESULT_BLOCK 64 /* AsyncResults allocated at once */
@@ -181,19 +199,49 @@ static void queue_unlink(cth_pool_t *p, struct cth_result *job)
 
 /* ---- the ring ------------------------------------------------------------------ */
 
+/* The cell of position pos, and its seq (acquire) and seq store. */
+static struct ring_cell *ring_cell_at(cth_pool_t *p, size_t pos)
+{
+    return &p->cells[pos & (RING_CAP - 1)];
+}
+
+static size_t cell_seq(struct ring_cell *cell, size_t pos, memory_order order)
+{
+    return atomic_load_explicit(&cell->seq, order) + (pos & (RING_CAP - 1));
+}
+
+static void cell_publish(struct ring_cell *cell, size_t pos, size_t seq, memory_order order)
+{
+    atomic_store_explicit(&cell->seq, seq - (pos & (RING_CAP - 1)), order);
+}
+
+#define RING_PAGE (4096 / sizeof(struct ring_cell)) /* cells in a page */
+
+/* Write page k of the ring (a read-modify-write that changes nothing: a
+ * cell may be in use already), before any thread can read it: pages 0 and
+ * 1 at creation, page k + 2 by the first push at the start of page k, on
+ * the ring's first lap. */
+static void ring_touch(struct ring_cell *cells, size_t k)
+{
+    if ((k + 1) * RING_PAGE <= RING_CAP)
+        atomic_fetch_add_explicit(&cells[k * RING_PAGE].seq, 0, memory_order_relaxed);
+}
+
 /* Push a job; false when the ring is full. The publishing store is seq_cst,
  * ordered before the submitter's look at sleepers (see the top). */
 static bool ring_push(cth_pool_t *p, struct cth_result *job)
 {
     size_t pos = atomic_load_explicit(&p->enq, memory_order_relaxed);
     for (;;) {
-        struct ring_cell *cell = &p->cells[pos & (RING_CAP - 1)];
-        size_t seq = atomic_load_explicit(&cell->seq, memory_order_acquire);
+        struct ring_cell *cell = ring_cell_at(p, pos);
+        size_t seq = cell_seq(cell, pos, memory_order_acquire);
         if (seq == pos) {
             if (atomic_compare_exchange_weak_explicit(&p->enq, &pos, pos + 1, memory_order_relaxed,
                                                       memory_order_relaxed)) {
+                if (pos < RING_CAP && pos % RING_PAGE == 0)
+                    ring_touch(p->cells, pos / RING_PAGE + 2);
                 cell->job = job;
-                atomic_store(&cell->seq, pos + 1);
+                cell_publish(cell, pos, pos + 1, memory_order_seq_cst);
                 return true;
             }
         } else if ((intptr_t)(seq - pos) < 0) {
@@ -210,13 +258,13 @@ static struct cth_result *ring_pop(cth_pool_t *p)
 {
     size_t pos = atomic_load_explicit(&p->deq, memory_order_relaxed);
     for (;;) {
-        struct ring_cell *cell = &p->cells[pos & (RING_CAP - 1)];
-        size_t seq = atomic_load(&cell->seq);
+        struct ring_cell *cell = ring_cell_at(p, pos);
+        size_t seq = cell_seq(cell, pos, memory_order_seq_cst);
         if (seq == pos + 1) {
             if (atomic_compare_exchange_weak_explicit(&p->deq, &pos, pos + 1, memory_order_relaxed,
                                                       memory_order_relaxed)) {
                 struct cth_result *job = cell->job;
-                atomic_store_explicit(&cell->seq, pos + RING_CAP, memory_order_release);
+                cell_publish(cell, pos, pos + RING_CAP, memory_order_release);
                 return job;
             }
         } else if ((intptr_t)(seq - (pos + 1)) < 0) {
@@ -231,7 +279,7 @@ static struct cth_result *ring_pop(cth_pool_t *p)
 static bool ring_ready(cth_pool_t *p)
 {
     size_t pos = atomic_load(&p->deq);
-    return atomic_load(&p->cells[pos & (RING_CAP - 1)].seq) == pos + 1;
+    return cell_seq(ring_cell_at(p, pos), pos, memory_order_seq_cst) == pos + 1;
 }
 
 /* `sleepers` counts the workers in the parking path in two fields: those
@@ -289,9 +337,25 @@ static void wake_workers(cth_pool_t *p, int n)
         cth__futex_wake(&p->seq, n);
 }
 
-/* Claim the next chunk of a job the caller keeps alive; SIZE_MAX when none
- * is left. The claimer of the last chunk unlinks the job. */
-static size_t job_claim(struct cth_result *job)
+/* The chunk that claim ticket c (below nchunks) of job gives: c, or for a
+ * two_ended job the next from the front (front: the team's caller) or from
+ * the back (a worker). The tickets bound the chunks handed out from both
+ * ends together, so the two never meet on a chunk; and each thread keeps
+ * to the same end of the items from one map to the next, so the results'
+ * cache lines stay with the core that writes them. */
+static size_t ticket_chunk(struct cth_result *job, size_t c, bool front)
+{
+    if (!job->two_ended)
+        return c;
+    if (front)
+        return atomic_fetch_add_explicit(&job->front, 1, memory_order_relaxed);
+    return job->nchunks - 1 - atomic_fetch_add_explicit(&job->back, 1, memory_order_relaxed);
+}
+
+/* Claim the next chunk of a job the caller keeps alive (front: see
+ * ticket_chunk); SIZE_MAX when none is left. The claimer of the last chunk
+ * unlinks the job. */
+static size_t job_claim(struct cth_result *job, bool front)
 {
     if (atomic_load_explicit(&job->claim, memory_order_relaxed) >= job->nchunks)
         return SIZE_MAX;
@@ -303,7 +367,7 @@ static size_t job_claim(struct cth_result *job)
         queue_unlink(job->pool, job);
         cth_lock_release(&job->pool->lock);
     }
-    return c;
+    return ticket_chunk(job, c, front);
 }
 
 /* The first failure in completion order wins, and its value is written
@@ -459,18 +523,54 @@ static void job_run_one(struct cth_result *job, size_t c)
     job_finish(job, 1);
 }
 
-/* Run the job's unclaimed chunks in the calling thread. In the main
- * thread the tasks' own waits do not take an interruption (as on a
- * worker); it stops the help between chunks, and the wait the caller goes
- * to next reports it and drops the chunks still unclaimed. */
+/* Workers join a team's job (a blocking map the caller helps with) only
+ * where they shorten it: the chunks' cache lines (the job's, the results')
+ * then move between cores, a cost of about a microsecond here. So a worker
+ * does not join before TEAM_WAIT_NS after the submission unless the
+ * caller's first chunk shows that, at its pace, the caller alone has
+ * TEAM_JOIN_NS or more of chunks left; if it has less, none joins before
+ * twice that time has passed (a caller that falls behind, preempted, gets
+ * help). pool->team_join holds the time from which workers may join (0:
+ * now); it is a hint, one for the whole pool: another team's job only
+ * moves it. */
+#define TEAM_WAIT_NS 1000
+#define TEAM_JOIN_NS 2000
+
+/* The caller of a team's job ran its first chunk, started at t0: let the
+ * workers in now or later (see above). */
+static void team_pace(struct cth_result *job, int64_t t0)
+{
+    int64_t now = cth__now_ns();
+    size_t c = atomic_load_explicit(&job->claim, memory_order_relaxed);
+    double need = (double)(now - t0) * (double)(c < job->nchunks ? job->nchunks - c : 0);
+    int64_t join = need >= TEAM_JOIN_NS ? 0 : now + 2 * (int64_t)need + 1;
+    atomic_store_explicit(&job->pool->team_join, join, memory_order_relaxed);
+}
+
+/* Run the job's unclaimed chunks in the calling thread, and finish them
+ * together once none is left to claim (as a worker does): one atomic on
+ * the job's shared counter instead of one a chunk, and the job cannot
+ * complete meanwhile. In the main thread the tasks' own waits do not take
+ * an interruption (as on a worker); it stops the help between chunks, and
+ * the wait the caller goes to next reports it and drops the chunks still
+ * unclaimed. */
 static void job_help(struct cth_result *job)
 {
     bool deferred = cth__wait_interrupt_deferred; /* a map run by a task the main thread runs */
     bool interruptible = !deferred && cth__is_main_thread();
     cth__wait_interrupt_deferred = deferred || interruptible;
-    size_t c;
-    while (!(interruptible && cth__interrupt_pending()) && (c = job_claim(job)) != SIZE_MAX)
-        job_run_one(job, c);
+    size_t c, held = 0;
+    int64_t t0 = job->two_ended ? cth__now_ns() : 0;
+    while (!(interruptible && cth__interrupt_pending()) && (c = job_claim(job, true)) != SIZE_MAX) {
+        job_run_chunk(job, c);
+        if (held++ == 0 && job->two_ended)
+            team_pace(job, t0);
+    }
+    /* out of chunks (or interrupted): nothing to wait for */
+    if (job->two_ended && atomic_load_explicit(&job->pool->team_join, memory_order_relaxed))
+        atomic_store_explicit(&job->pool->team_join, 0, memory_order_relaxed);
+    if (held)
+        job_finish(job, held);
     cth__wait_interrupt_deferred = deferred;
 }
 
@@ -498,6 +598,8 @@ void cth__job_setup(struct cth_result *job, cth_pool_t *pool, uint8_t kind, size
     job->chunksize = chunksize ? chunksize : 1;
     job->nchunks = n / job->chunksize + (n % job->chunksize != 0); /* any chunksize */
     atomic_init(&job->claim, 0);
+    atomic_init(&job->front, 0);
+    atomic_init(&job->back, 0);
     atomic_init(&job->remaining, job->nchunks);
     atomic_init(&job->err, 0);
     atomic_init(&job->state, JOB_PENDING);
@@ -534,6 +636,8 @@ static int pool_submit(cth_pool_t *p, struct cth_result *job, bool internal, boo
         cth__job_release_data(job);
         return CTH_EINVAL;
     }
+    if (job->two_ended) /* no worker joins before its caller's first chunk shows the pace */
+        atomic_store_explicit(&p->team_join, cth__now_ns() + TEAM_WAIT_NS, memory_order_relaxed);
     cth__list_push_back(&p->queue, &job->link);
     job->linked = true;
     atomic_fetch_add(&p->listed, 1);
@@ -635,7 +739,7 @@ static struct cth_result *list_take(cth_pool_t *p, size_t *chunk, bool records_o
             continue;
         if (c == job->nchunks - 1)
             queue_unlink(p, job);
-        *chunk = c;
+        *chunk = ticket_chunk(job, c, false);
         found = job;
         break;
     }
@@ -678,7 +782,25 @@ static struct cth_result *take_work(cth_pool_t *p, size_t *chunk, bool spinner)
             *chunk = 0;
             break;
         }
-        if (atomic_load(&p->listed) && (job = list_take(p, chunk, false)) != NULL)
+        size_t listed = atomic_load(&p->listed);
+        int64_t join = listed == 1 ? atomic_load_explicit(&p->team_join, memory_order_relaxed) : 0;
+        if (join && !spinner)
+            spinner = take_spinner(p);
+        if (join && spinner) {
+            /* a team's job its caller may finish alone (team_pace), and
+             * nothing else queued: the spinner waits till it is due,
+             * touching nothing the team writes (a change in the queue or a
+             * ring task ends the wait); a worker woken for it joins */
+            while (cth__now_ns() < join &&
+                   atomic_load_explicit(&p->team_join, memory_order_relaxed) == join &&
+                   atomic_load(&p->listed) == listed &&
+                   atomic_load_explicit(&p->seq, memory_order_relaxed) == seq && !ring_ready(p))
+                cth__cpu_relax();
+            if (cth__now_ns() >= join)
+                atomic_compare_exchange_strong(&p->team_join, &join, 0);
+            continue;
+        }
+        if (listed && (job = list_take(p, chunk, false)) != NULL)
             break;
         if (st == POOL_CLOSE && may_exit(p))
             break;
@@ -718,7 +840,7 @@ struct cth_result *cth__pool_take_more(struct cth_result *job, size_t *chunk)
     if (atomic_load(&p->sleepers) || atomic_load(&p->spinners))
         return NULL; /* an idle worker takes the rest */
     size_t c;
-    if (job->kind == JOB_RECORDS && (c = job_claim(job)) != SIZE_MAX) {
+    if (job->kind == JOB_RECORDS && (c = job_claim(job, false)) != SIZE_MAX) {
         *chunk = c;
         return job;
     }
@@ -823,24 +945,28 @@ static void *worker_main(void *arg)
             c = 0;
             continue;
         }
+        size_t held = 0; /* chunks of job run, not yet finished: see job_help */
         for (;;) {
             job_run_chunk(job, c);
+            held++;
             if (p->maxtasks && ++done >= p->maxtasks) {
-                job_finish(job, 1);
+                job_finish(job, held);
                 if (retire(p))
                     goto out;
                 done = 0;
                 break;
             }
-            size_t next = job_claim(job);
+            size_t next = job_claim(job, false);
+            if (next != SIZE_MAX) {
+                c = next;
+                continue;
+            }
             /* out of chunks: be the spinner before finishing a blocking
              * job (an async one may run callbacks first) */
-            if (next == SIZE_MAX && !job->is_async)
+            if (!job->is_async)
                 spinner = take_spinner(p);
-            job_finish(job, 1);
-            if (next == SIZE_MAX)
-                break;
-            c = next;
+            job_finish(job, held);
+            break;
         }
         job = NULL;
     }
@@ -962,10 +1088,27 @@ static void pool_destroy(cth_pool_t *p)
     cth__free(p);
 }
 
+/* Push a result's memory on the free stack (free_lock held). */
+static void free_push(cth_pool_t *p, struct cth_result *job)
+{
+    job->link.next = p->free_top;
+    p->free_top = &job->link;
+}
+
+/* Ask for a result's lines ahead of its use: with many results in
+ * flight, the stack's top is out of the cache, and its caller writes it
+ * whole at once. */
+static void result_prefetch(struct cth__list_node *node)
+{
+    const char *r = (const char *)cth__list_entry(node, struct cth_result, link);
+    for (size_t off = 0; r && off < sizeof(struct cth_result); off += 64)
+        __builtin_prefetch(r + off, 1);
+}
+
 struct cth_result *cth__result_alloc(cth_pool_t *p)
 {
     cth__lock_acquire_uninterrupted(&p->free_lock);
-    if (cth__list_empty(&p->free_results)) {
+    if (!p->free_top) {
         struct result_block *b = cth__malloc(sizeof *b);
         if (!b) {
             cth_lock_release(&p->free_lock);
@@ -973,13 +1116,15 @@ struct cth_result *cth__result_alloc(cth_pool_t *p)
         }
         b->next = p->blocks;
         p->blocks = b;
-        for (int i = 0; i < RESULT_BLOCK; i++)
-            cth__list_push_front(&p->free_results, &b->r[i].link);
+        for (int i = RESULT_BLOCK - 1; i >= 0; i--)
+            free_push(p, &b->r[i]);
     }
-    struct cth_result *job = cth__list_entry(cth__list_pop_front(&p->free_results),
-                                             struct cth_result, link);
+    struct cth_result *job = cth__list_entry(p->free_top, struct cth_result, link);
+    p->free_top = job->link.next;
     p->live++;
+    struct cth__list_node *next = p->free_top;
     cth_lock_release(&p->free_lock);
+    result_prefetch(next); /* the next call's, while this one is busy */
     return job;
 }
 
@@ -995,11 +1140,13 @@ static void pool_unref_locked(cth_pool_t *p)
 void cth__result_release(struct cth_result *job)
 {
     cth__job_release_data(job);
-    free(job->buf); /* a buffer job's result, the task's malloc() */
-    job->buf = NULL;
+    if (job->kind == JOB_BUFFER) {
+        free(job->buf); /* its result, the task's malloc() */
+        job->buf = NULL;
+    }
     cth_pool_t *p = job->pool;
     cth__lock_acquire_uninterrupted(&p->free_lock);
-    cth__list_push_front(&p->free_results, &job->link);
+    free_push(p, job);
     pool_unref_locked(p);
 }
 
@@ -1032,7 +1179,7 @@ static int pool_create(cth_pool_t **pool, const cth_pool_opts_t *opts,
     if (o.processes > INT_MAX || o.task_timeout > CTH_TIMEOUT_MAX)
         return CTH_EOVERFLOW;
     cth_pool_t *p = cth__calloc(1, sizeof *p);
-    struct ring_cell *cells = cth__malloc(RING_CAP * sizeof *cells);
+    struct ring_cell *cells = cth__calloc(RING_CAP, sizeof *cells); /* empty: see ring_cell */
     if (!p || !cells) {
         cth__free(p);
         cth__free(cells);
@@ -1042,9 +1189,9 @@ static int pool_create(cth_pool_t **pool, const cth_pool_opts_t *opts,
     }
     p->ops = ops;
     p->ops_state = ops_state;
-    for (size_t i = 0; i < RING_CAP; i++)
-        atomic_init(&cells[i].seq, i);
     p->cells = cells;
+    ring_touch(cells, 0);
+    ring_touch(cells, 1);
     /* Python's os.process_cpu_count(): the CPUs the affinity mask allows. */
     p->nworkers = o.processes ? o.processes : (size_t)cth__os_cpu_count();
     p->initializer = o.initializer;
@@ -1118,6 +1265,7 @@ static size_t default_chunksize(const cth_pool_t *p, size_t n)
 static int run_sync(cth_pool_t *p, struct cth_result *job, bool help)
 {
     help = help && !cth__pool_is_process(p);
+    job->two_ended = help;
     int err = pool_submit(p, job, false, help);
     if (err)
         return err;

@@ -4,7 +4,9 @@
  * job, which is also the AsyncResult (struct cth_result).
  *
  * A job is n items cut into nchunks chunks of chunksize. Workers claim
- * chunk indices with a fetch_add on `claim`; `remaining` counts the chunks
+ * chunks with a fetch_add on `claim`, whose ticket is the chunk's index (a
+ * two_ended job: a ticket below nchunks entitles its holder to the next
+ * chunk from its end, `front` or `back`); `remaining` counts the chunks
  * not finished, and whoever finishes (or cancels) the last one completes
  * the job. A job sits in the pool's queue until the claimer of its last
  * chunk (or terminate) unlinks it, under the pool lock; so a queued job is
@@ -47,6 +49,8 @@ struct cth_result {
     size_t dropped_from;        /* terminate's scratch: first dropped chunk */
     bool is_async;              /* heap, refcounted, callbacks */
     uint8_t kind;               /* enum job_kind */
+    bool two_ended;             /* a team's job: the caller claims chunks from the
+                                   front, the workers from the back */
     cth_pool_t *pool;
     cth_pool_fn fn;
     cth_pool_for_fn for_fn;
@@ -57,7 +61,9 @@ struct cth_result {
     void **results;    /* map/starmap/apply: where values go (may be NULL);
                             imap_unordered: its chunks' values until delivered */
     size_t n, chunksize, nchunks;
-    _Atomic size_t claim;     /* next chunk to hand out */
+    _Atomic size_t claim;     /* chunks handed out: the next claim's ticket */
+    _Atomic size_t front;     /* two_ended: chunks handed out from the front, */
+    _Atomic size_t back;      /* and from the back */
     _Atomic size_t remaining; /* chunks not finished */
     _Atomic int err;          /* the first failure in completion order: CTH_ETASK,
                                  CTH_EWORKER, CTH_ETIMEDOUT or CTH_EPROTO (or
