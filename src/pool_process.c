@@ -386,7 +386,7 @@ static int worker_take_segment(struct worker *w)
  * counting each in the block: the first failing task's value, or 0. Kept
  * out of the worker's main loop (noinline) so that its few variables stay
  * in registers: it is the hot loop of a map. */
-__attribute__((noinline)) static int run_record_items(cth_pool_record_fn fn, uintptr_t in,
+static __attribute__((noinline)) int run_record_items(cth_pool_record_fn fn, uintptr_t in,
                                                       size_t in_size, uintptr_t out,
                                                       size_t out_size, uint64_t n, struct ctl *c)
 {
