@@ -421,18 +421,10 @@ static void worker_run_records(struct worker *w)
     worker_ack(w, r ? ST_TASK : ST_OK, r);
 }
 
-/* Hand a buffer task's result to the proxy: inline, or in a memfd sent
- * over the channel. Returns 0 or a code. */
-static int worker_return_buffer(struct worker *w, const void *buf, size_t len)
+/* Send len bytes of buf to the proxy in a new memfd, over the channel.
+ * Returns 0 or a code. */
+static int worker_send_memfd(struct worker *w, const void *buf, size_t len)
 {
-    struct ctl *c = w->ctl;
-    c->buf_len = len;
-    if (len <= INLINE_MAX) {
-        if (len)
-            memcpy(c->data, buf, len);
-        c->buf_where = BUF_INLINE;
-        return 0;
-    }
     int fd;
     int err = cth__os_shm_create(len, &fd);
     if (err)
@@ -446,8 +438,23 @@ static int worker_return_buffer(struct worker *w, const void *buf, size_t len)
     cth__os_shm_unmap(map, len);
     err = send_fd(w->chan, fd) == 0 ? 0 : CTH_EPROTO;
     close(fd);
-    c->buf_where = BUF_FD;
     return err;
+}
+
+/* Hand a buffer task's result to the proxy: inline, or in a memfd sent
+ * over the channel. Returns 0 or a code. */
+static int worker_return_buffer(struct worker *w, const void *buf, size_t len)
+{
+    struct ctl *c = w->ctl;
+    c->buf_len = len;
+    if (len <= INLINE_MAX) {
+        if (len)
+            memcpy(c->data, buf, len);
+        c->buf_where = BUF_INLINE;
+        return 0;
+    }
+    c->buf_where = BUF_FD;
+    return worker_send_memfd(w, buf, len);
 }
 
 static void worker_run_buffer(struct worker *w)
@@ -509,21 +516,8 @@ static int worker_place_result(struct worker *w, struct batch_item *it, const vo
             *room = INLINE_MAX;
         return 0;
     }
-    int fd;
-    int err = cth__os_shm_create(len, &fd);
-    if (err)
-        return err;
-    char *map = cth__os_shm_map(fd, len, true);
-    if (!map) {
-        close(fd);
-        return CTH_ENOMEM;
-    }
-    memcpy(map, buf, len);
-    cth__os_shm_unmap(map, len);
-    err = send_fd(w->chan, fd) == 0 ? 0 : CTH_EPROTO;
-    close(fd);
     it->buf_where = BUF_FD;
-    return err;
+    return worker_send_memfd(w, buf, len);
 }
 
 /* A batch: each task runs whatever the others did (they are separate
