@@ -215,8 +215,10 @@ CTH_API int cth_pool_apply(cth_pool_t *pool, cth_pool_fn fn, void *arg, void **r
  * after it is ready). opts (the callbacks) may be NULL. Returns 0; CTH_EINVAL
  * for NULL pool, fn or res, or a pool not running; CTH_ENOMEM. The task's
  * outcome is cth_result_get's (CTH_ETASK: see cth_result_task_error). Lone
- * tasks go through a lock-free ring and wake no worker while one is
- * spinning; tasks start in submission order.
+ * tasks go through a lock-free ring of 2^18 tasks (a pool reserves 4 MiB of
+ * address space for it; pages are used as bursts reach them, and stay
+ * until the pool is freed) and wake no worker while one is spinning; tasks
+ * start in submission order.
  * CTH_ENOTSUP on a process pool (data crosses as bytes there).
  */
 CTH_API int cth_pool_apply_async(cth_pool_t *pool, cth_pool_fn fn, void *arg,
