@@ -646,16 +646,17 @@ static int buffer_napper(const void *in, size_t in_size, void **out, size_t *out
 static void task_timeout_with(cth_start_method_t method)
 {
     cth_pool_t *p = proc_pool_opts(
-        (cth_pool_opts_t){.processes = 2, .start_method = method, .task_timeout = 0.3});
+        (cth_pool_opts_t){.processes = 2, .start_method = method, .task_timeout = 0.6});
     /* the pool's timeout: the stuck item fails, the others run */
     int in[6] = {1, 2, 10000, 3, 4, 5}, out[6] = {0};
     double start = check_now();
     CHECK_EQ(cth_pool_map_records(p, napper, in, sizeof *in, 6, 1, out, sizeof *out),
              CTH_ETIMEDOUT);
-    CHECK_WAITED_AT_LEAST(start, 0.3);
+    CHECK_WAITED_AT_LEAST(start, 0.6);
     for (int i = 0; i < 6; i++)
         CHECK_EQ(out[i], i == 2 ? 0 : in[i] * 10);
-    /* per item: a chunk longer than the timeout whose items are not */
+    /* per item: a chunk longer than the timeout whose items are not (each
+     * 0.45 s under it, so that a loaded machine's delays do not matter) */
     int slow[5] = {150, 150, 150, 150, 150}, slow_out[5];
     CHECK_OK(cth_pool_map_records(p, napper, slow, sizeof *slow, 5, 5, slow_out, sizeof *slow_out));
     /* a call's own timeout overrides the pool's */
