@@ -842,7 +842,7 @@ CTH_TEST(out_of_memory)
 {
     cth_pool_t *p = make_pool(2);
     int in[16];
-    long long out[16];
+    long long out[16], imap_out[16]; /* apart: the map and the imap run at once */
     for (int i = 0; i < 16; i++)
         in[i] = i;
     int enomem = 0;
@@ -850,11 +850,13 @@ CTH_TEST(out_of_memory)
         cth_result_t *m = NULL, *b = NULL;
         cth_imap_t *it = NULL;
         memset(out, 0, sizeof out);
+        memset(imap_out, 0, sizeof imap_out);
         cth__fault_alloc_after(k);
         int em = cth_pool_map_records_async(p, square, in, sizeof in[0], 16, 1, NULL, out,
                                             sizeof out[0], &m);
         int eb = cth_pool_apply_buffer_async(p, reverse, in, sizeof in, NULL, &b);
-        int ei = cth_pool_imap_records(p, square, in, sizeof in[0], 16, 4, out, sizeof out[0], &it);
+        int ei = cth_pool_imap_records(p, square, in, sizeof in[0], 16, 4, imap_out,
+                                       sizeof imap_out[0], &it);
         cth__fault_alloc_after(-1);
         CHECK(em == 0 || em == CTH_ENOMEM);
         CHECK(eb == 0 || eb == CTH_ENOMEM);
@@ -876,8 +878,10 @@ CTH_TEST(out_of_memory)
             CHECK_EQ(cth_imap_next(it, NULL, CTH_FOREVER), CTH_IMAP_END);
             cth_imap_free(it);
         }
-        for (int i = 0; i < 16 && (em == 0 || ei == 0); i++)
-            CHECK_EQ(out[i], (long long)i * i);
+        for (int i = 0; i < 16; i++) {
+            CHECK_EQ(out[i], em == 0 ? (long long)i * i : 0);
+            CHECK_EQ(imap_out[i], ei == 0 ? (long long)i * i : 0);
+        }
     }
     CHECK(enomem > 0);
     /* the sync calls allocate nothing on threads */
