@@ -1322,8 +1322,7 @@ static void w_request(struct server *sv, MPI_Message *m, int len, int tag)
         MPI_Waitall(WQ_PER_SLOT, w_req(sv, w, 0), MPI_STATUSES_IGNORE);
         w_sent(w);
     }
-    if (!w || w->state != W_IDLE || len < (int)sizeof(struct req_hdr) || (size_t)len > REQ_MAX ||
-        !reserve(&w->req, &w->req_cap, (size_t)len)) {
+    if (!w || w->state != W_IDLE || len < (int)sizeof(struct req_hdr) || (size_t)len > REQ_MAX) {
         MPI_Mrecv(NULL, 0, MPI_BYTE, m, MPI_STATUS_IGNORE); /* not the root's: dropped */
         return;
     }
@@ -1413,10 +1412,13 @@ static void serve(struct server *sv)
                 w_request(sv, &m, len, st.MPI_TAG);
             progress = true;
         }
+        /* MPI_ERR_IN_STATUS: a piece of a refused request, received into
+         * nothing (w_post_recv), ends truncated; it is done all the same,
+         * as is everything else that call ended */
         int outcount = 0;
-        if (MPI_Testsome(sv->nslots * WQ_PER_SLOT, sv->reqs, &outcount, sv->done_idx,
-                         sv->statuses) == MPI_SUCCESS &&
-            outcount != MPI_UNDEFINED) {
+        int rc = MPI_Testsome(sv->nslots * WQ_PER_SLOT, sv->reqs, &outcount, sv->done_idx,
+                              sv->statuses);
+        if ((rc == MPI_SUCCESS || rc == MPI_ERR_IN_STATUS) && outcount != MPI_UNDEFINED) {
             for (int i = 0; i < outcount; i++)
                 w_done(sv, sv->done_idx[i]);
             progress |= outcount > 0;
@@ -1556,6 +1558,12 @@ static int create_worker(MPI_Comm comm[2], int root, const cth_mpi_opts_t *o)
             err = nreqs > INT_MAX ? CTH_EOVERFLOW : CTH_ENOMEM;
         for (size_t i = 0; !err && i < nreqs; i++)
             sv.reqs[i] = MPI_REQUEST_NULL;
+        /* room for the largest request header, so that receiving one never
+         * needs memory (a header dropped for want of it would leave its
+         * chunks without a reply) */
+        for (int i = 0; !err && i < sv.nslots; i++)
+            if (!reserve(&sv.slots[i].req, &sv.slots[i].req_cap, REQ_MAX))
+                err = CTH_ENOMEM;
     }
     err = agree(comm[0], root, err, threads, NULL);
     if (!err) {
