@@ -850,10 +850,12 @@ static struct outcome read_outcome(struct ctl *c)
     };
 }
 
-/* A worker-side error code, from the few a worker may report. */
+/* A worker-side error code, from the few a worker may report: out of
+ * memory, or of descriptors or shared memory for a large result (the task
+ * ran; its result could not be handed back), or a function not found. */
 static int worker_code(int32_t value)
 {
-    return value == CTH_ENOMEM || value == CTH_ENOENT ? value : CTH_EPROTO;
+    return value == CTH_ENOMEM || value == CTH_EAGAIN || value == CTH_ENOENT ? value : CTH_EPROTO;
 }
 
 enum { COMMAND_READY, COMMAND_NO_WORKER, COMMAND_NO_FUNCTION };

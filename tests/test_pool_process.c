@@ -1396,3 +1396,56 @@ CTH_TEST(function_in_no_object_is_enoent)
     cth_pool_free(p);
     free(heap);
 }
+
+/* A task whose large result the worker cannot hand back (no descriptor for
+ * the memfd: the task lowered the worker's descriptor limit) fails alone
+ * with CTH_EAGAIN; the worker lives on and serves the next task (which
+ * raises the limit again), on the direct path and in batches alike. */
+static struct rlimit saved_nofile;
+
+static int fd_starved(const void *in, size_t in_size, void **out, size_t *out_size)
+{
+    CHECK_EQ(in_size, sizeof(int));
+    int what = *(const int *)in;
+    size_t len = what == 1 ? 2 * 65536 : 8; /* above the block's inline room */
+    if (what == 1) {
+        CHECK_OK(getrlimit(RLIMIT_NOFILE, &saved_nofile));
+        int fd = open("/dev/null", O_RDONLY | O_CLOEXEC); /* the lowest free one */
+        CHECK(fd >= 0);
+        close(fd);
+        struct rlimit low = {(rlim_t)fd, saved_nofile.rlim_max};
+        CHECK_OK(setrlimit(RLIMIT_NOFILE, &low));
+    } else if (what == 2) {
+        CHECK_OK(setrlimit(RLIMIT_NOFILE, &saved_nofile));
+    }
+    *out = calloc(1, len);
+    if (!*out)
+        return 1;
+    *out_size = len;
+    return 0;
+}
+
+CTH_TEST(result_not_handed_back_fails_alone)
+{
+    cth_pool_t *p = proc_pool(1, CTH_START_FORKSERVER);
+    int zero = 0, one = 1, two = 2;
+    size_t len = 0;
+    CHECK_OK(cth_pool_apply_buffer(p, fd_starved, &zero, sizeof zero, NULL, &len));
+    CHECK_EQ(cth_pool_apply_buffer(p, fd_starved, &one, sizeof one, NULL, &len), CTH_EAGAIN);
+    CHECK_OK(cth_pool_apply_buffer(p, fd_starved, &two, sizeof two, NULL, &len));
+    CHECK_EQ(len, (size_t)8);
+    /* queued together: the batch's other tasks keep their results */
+    for (int round = 0; round < 20; round++) {
+        const int *ins[3] = {&zero, &one, &two};
+        cth_result_t *r[3];
+        for (int i = 0; i < 3; i++)
+            CHECK_OK(cth_pool_apply_buffer_async(p, fd_starved, ins[i], sizeof(int), NULL, &r[i]));
+        for (int i = 0; i < 3; i++) {
+            int err = cth_result_get_buffer(r[i], NULL, &len, CTH_FOREVER);
+            CHECK_EQ(err, i == 1 ? CTH_EAGAIN : 0);
+            CHECK(err || len == 8);
+            cth_result_free(r[i]); /* the buffer is the result's */
+        }
+    }
+    cth_pool_free(p);
+}

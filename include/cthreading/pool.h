@@ -412,8 +412,10 @@ CTH_API int cth_pool_imap_unordered_records(cth_pool_t *pool, cth_pool_record_fn
  * the task's buffer (NULL for an empty one), now the caller's to free(),
  * and *out_size its length; out and out_size may be NULL (the buffer is
  * then freed). Any sizes, 0 bytes to gigabytes, on both backends. Returns
- * as cth_pool_apply, plus CTH_EWORKER, CTH_ETIMEDOUT and CTH_EPROTO (the
- * worker reported a result it did not deliver whole) on processes, and
+ * as cth_pool_apply, plus CTH_EWORKER, CTH_ETIMEDOUT, CTH_EPROTO (the
+ * worker reported a result it did not deliver whole) and CTH_ENOMEM or
+ * CTH_EAGAIN (the task ran, but the worker had no memory, descriptor or
+ * shared memory to hand a large result back) on processes, and
  * CTH_EINVAL for NULL in with in_size > 0. On processes, when a worker is
  * idle the calling thread hands it the task itself (no worker thread in
  * between; not with maxtasksperchild); an interruption of the main thread
