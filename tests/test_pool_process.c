@@ -1427,6 +1427,7 @@ static int fd_starved(const void *in, size_t in_size, void **out, size_t *out_si
 
 CTH_TEST(result_not_handed_back_fails_alone)
 {
+    SKIP_WITHOUT_PROCESSES();
     cth_pool_t *p = proc_pool(1, CTH_START_FORKSERVER);
     int zero = 0, one = 1, two = 2;
     size_t len = 0;
