@@ -32,6 +32,14 @@
  * waiter at most; a run of notify(1) calls under one hold of the lock wakes
  * one each, as pthread_cond_signal would.
  *
+ * Spinning. A notify that finds its waiter not yet asleep costs neither side
+ * a system call, and a thread woken on an idle CPU takes some 30 us to run:
+ * so a waiter alone in the FIFO polls its word for a while before it
+ * sleeps, when the notify that ended the thread's last wait ran on another
+ * CPU (on the waiter's own CPU the notifier could not run meanwhile) and
+ * such spins have lately paid off. Two threads playing ping-pong on two
+ * CPUs then hand the condition back and forth without sleeping.
+ *
  * Fork. The waiters of a condition inherited by a fork child are threads
  * that no longer exist, and their records lie on stacks that the child's
  * new threads may reuse. The condition keeps the fork generation
@@ -51,6 +59,7 @@ enum { AWAKE = 0, SLEEPING = 1, NOTIFIED = 2, WOKEN = 3 };
 struct waiter {
     struct waiter *next, *prev;
     _Atomic uint32_t word; /* AWAKE, SLEEPING, NOTIFIED, WOKEN */
+    int notifier_cpu;      /* where the notify that took it ran (-1: unknown) */
 };
 
 static cth_rlock_t *cond_rlock(cth_cond_t *cond)
@@ -148,6 +157,51 @@ static void fifo_remove(cth_cond_t *cond, struct waiter *w)
         cond->_tail = w->prev;
 }
 
+/* Spinning: a waiter polls its word for up to SPIN_NS before it sleeps,
+ * when that has lately paid off for the calling thread (spin_credit:
+ * SPIN_CREDIT_MAX after a spin that saw the notify, halved after one that
+ * did not; at 0, every SPIN_PROBE_EVERY-th wait tries again). SPIN_NS is
+ * about what a sleep costs the waiter in latency: being woken on an idle CPU
+ * takes some 30 us here, and a waiter that sleeps through a ping-pong's
+ * round pays that twice. */
+#define SPIN_NS 50000
+#define SPIN_PAUSES_PER_LOOK 32u
+#define SPIN_MIN_TIMEOUT 0.001 /* seconds: a nearer deadline is not spun toward */
+#define SPIN_CREDIT_MAX 8u
+#define SPIN_PROBE_EVERY 16u
+
+static _Thread_local unsigned spin_credit __attribute__((tls_model("initial-exec")));
+static _Thread_local unsigned spin_probe __attribute__((tls_model("initial-exec")));
+/* The CPU of the notify that ended the thread's last wait, plus one (0:
+ * none yet): a notifier on the waiter's own CPU cannot run while it spins. */
+static _Thread_local int last_notifier_cpu __attribute__((tls_model("initial-exec")));
+
+static bool spin_worth_trying(void)
+{
+    if (last_notifier_cpu > 0 && last_notifier_cpu - 1 == cth__os_current_cpu())
+        return false;
+    return spin_credit > 0 || ++spin_probe % SPIN_PROBE_EVERY == 0;
+}
+
+/* Poll *word while it is AWAKE, for SPIN_NS at most; returns what it holds
+ * then, and updates spin_credit. */
+static uint32_t spin_for_notify(_Atomic uint32_t *word)
+{
+    int64_t until = cth__now_ns() + SPIN_NS;
+    do {
+        for (unsigned i = 0; i < SPIN_PAUSES_PER_LOOK; i++) {
+            uint32_t v = atomic_load_explicit(word, memory_order_acquire);
+            if (v != AWAKE) {
+                spin_credit = SPIN_CREDIT_MAX;
+                return v;
+            }
+            cth__cpu_relax();
+        }
+    } while (cth__now_ns() < until);
+    spin_credit /= 2;
+    return AWAKE;
+}
+
 CTH_API int cth_cond_wait(cth_cond_t *cond, double timeout)
 {
     if (!cond)
@@ -163,6 +217,10 @@ CTH_API int cth_cond_wait(cth_cond_t *cond, double timeout)
     atomic_init(&w.word, AWAKE);
     cth__cond_forget_dead_waiters(cond);
     fifo_push(cond, &w);
+    /* The only waiter (so at most one spins at a time), not about to time
+     * out. */
+    bool spin = cond->_head == &w && (timeout < 0 || timeout > SPIN_MIN_TIMEOUT) &&
+                spin_worth_trying();
 
     uint32_t count = 0;
     if (cond->_kind == CTH__COND_LOCK)
@@ -172,9 +230,9 @@ CTH_API int cth_cond_wait(cth_cond_t *cond, double timeout)
 
     int r = 0;
     bool counted = false; /* whether a notify counted us a waiter of the lock */
-    uint32_t v = AWAKE;
-    if (atomic_compare_exchange_strong_explicit(&w.word, &v, SLEEPING, memory_order_acquire,
-                                                memory_order_acquire)) {
+    uint32_t v = spin ? spin_for_notify(&w.word) : AWAKE;
+    if (v == AWAKE && atomic_compare_exchange_strong_explicit(
+                          &w.word, &v, SLEEPING, memory_order_acquire, memory_order_acquire)) {
         do
             r = cth__futex_wait(&w.word, SLEEPING, deadline);
         while (!r && atomic_load_explicit(&w.word, memory_order_acquire) == SLEEPING);
@@ -195,6 +253,7 @@ CTH_API int cth_cond_wait(cth_cond_t *cond, double timeout)
         cth__rlock_restore(cond_rlock(cond), count);
 
     if (atomic_load_explicit(&w.word, memory_order_acquire) >= NOTIFIED) {
+        last_notifier_cpu = w.notifier_cpu + 1;
         /* Notified: that wins; an interruption that came too is kept for
          * the main thread's next wait. */
         if (r == CTH_EINTR || interrupted)
@@ -241,9 +300,11 @@ static __attribute__((noinline)) int cond_notify_slow(cth_cond_t *cond, size_t n
         return CTH_EPERM;
     cth__cond_forget_dead_waiters(cond);
     bool woke = false;
+    int cpu = cth__os_current_cpu();
     for (; n > 0 && cond->_head; n--) {
         struct waiter *w = cond->_head;
         fifo_remove(cond, w);
+        w->notifier_cpu = cpu;
         uint32_t v = AWAKE;
         if (atomic_compare_exchange_strong_explicit(&w->word, &v, NOTIFIED, memory_order_release,
                                                     memory_order_relaxed))

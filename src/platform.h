@@ -73,6 +73,10 @@ void cth__os_precise_timeouts_self(void);
  * system has one), else the CPUs online; at least 1. */
 int cth__os_cpu_count(void);
 
+/* The CPU the calling thread runs on at this moment (it may move at any
+ * time), or -1 where the system does not say. */
+int cth__os_current_cpu(void);
+
 /* Run fn(arg) when the calling thread exits, before the process's atexit
  * handlers when the caller is the main thread and it returns from main() or
  * calls exit() (glibc's thread_local destructors). dso names the module that

@@ -3,6 +3,9 @@
  * test_cond.c - Condition, ported from CPython's Lib/test/lock_tests.py
  * (ConditionTests), plus the error cases and interruption.
  */
+#include <sched.h>
+#include <sys/resource.h>
+
 #include "bunch.h"
 
 /* The 0.1.0 signatures: a cth_cond_predicate_fn, notify's size_t count. */
@@ -731,4 +734,90 @@ CTH_TEST(timeout_under_signals)
 {
     static cth_cond_t c = CTH_COND_INIT;
     check_deadline_under_signals(cond_timed_wait, &c, 0.2);
+}
+
+struct volley {
+    cth_lock_t lock;
+    cth_cond_t cond;
+    int turn, rounds, cpu;
+    long partner_sleeps;
+};
+
+static void pin_to(int cpu)
+{
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    CHECK_OK(sched_setaffinity(0, sizeof one, &one));
+}
+
+static long sleeps_so_far(void)
+{
+    struct rusage ru;
+    CHECK_OK(getrusage(RUSAGE_THREAD, &ru));
+    return ru.ru_nvcsw;
+}
+
+static void volley_partner(void *arg)
+{
+    struct volley *v = arg;
+    pin_to(v->cpu);
+    long before = sleeps_so_far();
+    for (int i = 0; i < v->rounds; i++) {
+        CHECK_OK(cth_cond_acquire(&v->cond, CTH_FOREVER));
+        while (v->turn != 1)
+            CHECK_OK(cth_cond_wait(&v->cond, CTH_FOREVER));
+        v->turn = 0;
+        CHECK_OK(cth_cond_notify(&v->cond, 1));
+        CHECK_OK(cth_cond_release(&v->cond));
+    }
+    v->partner_sleeps = sleeps_so_far() - before;
+}
+
+/* A waiter whose notifier runs on another CPU spins briefly on its word
+ * before it sleeps (cond.c, Spinning): a ping-pong between two threads on
+ * two CPUs then goes back and forth without either thread sleeping in most
+ * rounds (without the spin, both sleep in every round). Each attempt is
+ * 1000 rounds; a loaded machine may keep a thread off its CPU for long
+ * enough to spoil one, so one attempt in five must show it. */
+CTH_TEST(waiter_spins_for_a_notifier_on_another_cpu)
+{
+    if (RUNNING_ON_VALGRIND)
+        CHECK_SKIP("under valgrind, one thread runs at a time");
+    cpu_set_t saved;
+    CHECK_OK(sched_getaffinity(0, sizeof saved, &saved));
+    int cpus[2], found = 0;
+    for (int c = 0; c < CPU_SETSIZE && found < 2; c++)
+        if (CPU_ISSET(c, &saved))
+            cpus[found++] = c;
+    if (found < 2)
+        CHECK_SKIP("needs two CPUs");
+    bool spun = false;
+    for (int attempt = 0; attempt < 5 && !spun; attempt++) {
+        static struct volley v;
+        CHECK_OK(cth_cond_init(&v.cond, &v.lock));
+        CHECK_OK(cth_lock_init(&v.lock));
+        v.turn = 0;
+        v.rounds = 1000;
+        v.cpu = cpus[1];
+        pin_to(cpus[0]);
+        long before = sleeps_so_far();
+        struct bunch b;
+        bunch_start(&b, 1, volley_partner, &v);
+        for (int i = 0; i < v.rounds; i++) {
+            CHECK_OK(cth_cond_acquire(&v.cond, CTH_FOREVER));
+            v.turn = 1;
+            CHECK_OK(cth_cond_notify(&v.cond, 1));
+            while (v.turn != 0)
+                CHECK_OK(cth_cond_wait(&v.cond, CTH_FOREVER));
+            CHECK_OK(cth_cond_release(&v.cond));
+        }
+        long sleeps = sleeps_so_far() - before;
+        bunch_join(&b);
+        CHECK_OK(sched_setaffinity(0, sizeof saved, &saved));
+        printf("attempt %d: %ld and %ld sleeps in %d rounds\n", attempt, sleeps, v.partner_sleeps,
+               v.rounds);
+        spun = sleeps < v.rounds / 2 && v.partner_sleeps < v.rounds / 2;
+    }
+    CHECK(spun);
 }

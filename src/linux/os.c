@@ -79,6 +79,11 @@ int cth__os_cpu_count(void)
     return n > 0 ? (int)n : 1;
 }
 
+int cth__os_current_cpu(void)
+{
+    return sched_getcpu(); /* glibc reads it from rseq, without a system call */
+}
+
 /* The C++ ABI's registration of a thread_local destructor (glibc); weak, so
  * that without it the caller falls back on its atexit handler. */
 extern int __cxa_thread_atexit_impl(void (*fn)(void *), void *obj, void *dso_symbol)

@@ -103,6 +103,15 @@ int cth__os_cpu_count(void)
     return n > 0 ? (int)n : 1;
 }
 
+int cth__os_current_cpu(void)
+{
+#if defined(__GLIBC__)
+    return sched_getcpu();
+#else
+    return -1;
+#endif
+}
+
 #if defined(__GLIBC__)
 /* The C++ ABI's registration of a thread_local destructor; weak, so that
  * without it the caller falls back on its atexit handler. */
