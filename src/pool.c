@@ -789,14 +789,15 @@ static struct cth_result *take_work(cth_pool_t *p, size_t *chunk, bool spinner)
         if (join && spinner) {
             /* a team's job its caller may finish alone (team_pace), and
              * nothing else queued: the spinner waits till it is due,
-             * touching nothing the team writes (a change in the queue or a
-             * ring task ends the wait); a worker woken for it joins */
-            while (cth__now_ns() < join &&
-                   atomic_load_explicit(&p->team_join, memory_order_relaxed) == join &&
-                   atomic_load(&p->listed) == listed &&
-                   atomic_load_explicit(&p->seq, memory_order_relaxed) == seq && !ring_ready(p))
+             * reading nothing but the clock. The words it would poll are
+             * on the line the team's caller writes as it goes (team_join,
+             * listed, seq), and each read there costs the caller a miss;
+             * what comes meanwhile (a ring task, a job, close) waits for
+             * it, at most twice TEAM_JOIN_NS. Then it looks again; a
+             * worker woken for the job joins at once. */
+            while (cth__now_ns() < join)
                 cth__cpu_relax();
-            if (cth__now_ns() >= join)
+            if (atomic_load_explicit(&p->team_join, memory_order_relaxed) == join)
                 atomic_compare_exchange_strong(&p->team_join, &join, 0);
             continue;
         }
