@@ -183,7 +183,9 @@ struct result_block {
     struct cth_result r[RESULT_BLOCK];
 };
 
-static _Thread_local cth_pool_t *tls_pool; /* the pool the calling worker serves */
+/* the pool the calling worker serves (initial-exec, as the library's other
+ * thread-locals: no __tls_get_addr call in every submission and wait) */
+static _Thread_local cth_pool_t *tls_pool __attribute__((tls_model("initial-exec")));
 static _Atomic unsigned worker_names;
 
 /* ---- the queue ----------------------------------------------------------------- */
