@@ -59,10 +59,10 @@
  *
  * Memory. AsyncResults come from a free stack refilled RESULT_BLOCK at a
  * time and go back to it (free_lock guards the stack, the blocks, `live`
- * and `dead`); taking one prefetches the next, whose memory is cold when
- * many are in flight. `live` counts the results and imap iterators alive; the
- * pool's memory goes when cth_pool_free has run and live is zero, so both
- * may outlive the pool.
+ * and `dead`); each starts a cache line, and taking one prefetches the
+ * next, whose memory is cold when many are in flight. `live` counts the
+ * results and imap iterators alive; the pool's memory goes when
+ * cth_pool_free has run and live is zero, so both may outlive the pool.
  *
  * maxtasksperchild. A worker that has run that many chunks starts its
  * replacement (appended to the thread list before it exits, so join sees
@@ -177,11 +177,25 @@ struct cth_pool {
 };
 
 #define RESULT_BLOCK 64 /* AsyncResults allocated at once */
+#define LINE 64         /* a cache line */
+/* A result's room in a block: whole cache lines, each result starting one
+ * (packed, 312 bytes at 8-byte offsets, most would span 6 lines, not 5). */
+#define RESULT_STRIDE ((sizeof(struct cth_result) + LINE - 1) / LINE * LINE)
 
+/* A block of results: this header, then RESULT_BLOCK results of
+ * RESULT_STRIDE bytes from the first line boundary past it. */
 struct result_block {
     struct result_block *next; /* not a list.h list: only pushed, then freed with the pool */
-    struct cth_result r[RESULT_BLOCK];
 };
+
+#define RESULT_BLOCK_SIZE (sizeof(struct result_block) + LINE - 1 + RESULT_BLOCK * RESULT_STRIDE)
+
+/* Result i of block b. */
+static struct cth_result *block_result(struct result_block *b, int i)
+{
+    uintptr_t first = ((uintptr_t)(b + 1) + LINE - 1) & ~(uintptr_t)(LINE - 1);
+    return (struct cth_result *)(first + (size_t)i * RESULT_STRIDE);
+}
 
 /* the pool the calling worker serves (initial-exec, as the library's other
  * thread-locals: no __tls_get_addr call in every submission and wait) */
@@ -1112,7 +1126,7 @@ struct cth_result *cth__result_alloc(cth_pool_t *p)
 {
     cth__lock_acquire_uninterrupted(&p->free_lock);
     if (!p->free_top) {
-        struct result_block *b = cth__malloc(sizeof *b);
+        struct result_block *b = cth__malloc(RESULT_BLOCK_SIZE);
         if (!b) {
             cth_lock_release(&p->free_lock);
             return NULL;
@@ -1120,7 +1134,7 @@ struct cth_result *cth__result_alloc(cth_pool_t *p)
         b->next = p->blocks;
         p->blocks = b;
         for (int i = RESULT_BLOCK - 1; i >= 0; i--)
-            free_push(p, &b->r[i]);
+            free_push(p, block_result(b, i));
     }
     struct cth_result *job = cth__list_entry(p->free_top, struct cth_result, link);
     p->free_top = job->link.next;
