@@ -202,6 +202,15 @@ static struct cth_result *block_result(struct result_block *b, int i)
 static _Thread_local cth_pool_t *tls_pool __attribute__((tls_model("initial-exec")));
 static _Atomic unsigned worker_names;
 
+/* Take one of the pool's locks on a hot path: sync.h's inline fast path,
+ * and the library's uninterrupted acquire only when that one does not take
+ * it (contended, or an interrupted main thread's CTH_EINTR). */
+static void pool_lock(cth_lock_t *lock)
+{
+    if (cth_lock_acquire(lock, CTH_FOREVER) != 0)
+        cth__lock_acquire_uninterrupted(lock);
+}
+
 /* ---- the queue ----------------------------------------------------------------- */
 
 static void queue_unlink(cth_pool_t *p, struct cth_result *job)
@@ -379,7 +388,7 @@ static size_t job_claim(struct cth_result *job, bool front)
     if (c >= job->nchunks)
         return SIZE_MAX;
     if (c == job->nchunks - 1) {
-        cth__lock_acquire_uninterrupted(&job->pool->lock);
+        pool_lock(&job->pool->lock);
         queue_unlink(job->pool, job);
         cth_lock_release(&job->pool->lock);
     }
@@ -645,7 +654,7 @@ static int pool_submit(cth_pool_t *p, struct cth_result *job, bool internal, boo
     int err = cth__pool_job_prepare(p, job);
     if (err)
         return err;
-    cth__lock_acquire_uninterrupted(&p->lock);
+    pool_lock(&p->lock);
     int st = atomic_load(&p->state);
     if (st == POOL_TERMINATE || (st == POOL_CLOSE && !internal)) {
         cth_lock_release(&p->lock);
@@ -743,7 +752,7 @@ int cth__job_wait(struct cth_result *job, int64_t deadline)
 static struct cth_result *list_take(cth_pool_t *p, size_t *chunk, bool records_only)
 {
     struct cth_result *found = NULL;
-    cth__lock_acquire_uninterrupted(&p->lock);
+    pool_lock(&p->lock);
     for (struct cth__list_node *node = p->queue.first; node; node = node->next) {
         struct cth_result *job = cth__list_entry(node, struct cth_result, link);
         if (records_only && job->kind != JOB_RECORDS && job->kind != JOB_BUFFER)
@@ -1124,7 +1133,7 @@ static void result_prefetch(struct cth__list_node *node)
 
 struct cth_result *cth__result_alloc(cth_pool_t *p)
 {
-    cth__lock_acquire_uninterrupted(&p->free_lock);
+    pool_lock(&p->free_lock);
     if (!p->free_top) {
         struct result_block *b = cth__malloc(RESULT_BLOCK_SIZE);
         if (!b) {
@@ -1162,7 +1171,7 @@ void cth__result_release(struct cth_result *job)
         job->buf = NULL;
     }
     cth_pool_t *p = job->pool;
-    cth__lock_acquire_uninterrupted(&p->free_lock);
+    pool_lock(&p->free_lock);
     free_push(p, job);
     pool_unref_locked(p);
 }
