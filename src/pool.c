@@ -59,10 +59,10 @@
  *
  * Memory. AsyncResults come from a free stack refilled RESULT_BLOCK at a
  * time and go back to it (free_lock guards the stack, the blocks, `live`
- * and `dead`); taking one prefetches the next, whose memory is cold when
- * many are in flight. `live` counts the results and imap iterators alive; the
- * pool's memory goes when cth_pool_free has run and live is zero, so both
- * may outlive the pool.
+ * and `dead`); each starts a cache line, and taking one prefetches the
+ * next, whose memory is cold when many are in flight. `live` counts the
+ * results and imap iterators alive; the pool's memory goes when
+ * cth_pool_free has run and live is zero, so both may outlive the pool.
  *
  * maxtasksperchild. A worker that has run that many chunks starts its
  * replacement (appended to the thread list before it exits, so join sees
@@ -177,14 +177,39 @@ struct cth_pool {
 };
 
 #define RESULT_BLOCK 64 /* AsyncResults allocated at once */
+#define LINE 64         /* a cache line */
+/* A result's room in a block: whole cache lines, each result starting one
+ * (packed, 312 bytes at 8-byte offsets, most would span 6 lines, not 5). */
+#define RESULT_STRIDE ((sizeof(struct cth_result) + LINE - 1) / LINE * LINE)
 
+/* A block of results: this header, then RESULT_BLOCK results of
+ * RESULT_STRIDE bytes from the first line boundary past it. */
 struct result_block {
     struct result_block *next; /* not a list.h list: only pushed, then freed with the pool */
-    struct cth_result r[RESULT_BLOCK];
 };
 
-static _Thread_local cth_pool_t *tls_pool; /* the pool the calling worker serves */
+#define RESULT_BLOCK_SIZE (sizeof(struct result_block) + LINE - 1 + RESULT_BLOCK * RESULT_STRIDE)
+
+/* Result i of block b. */
+static struct cth_result *block_result(struct result_block *b, int i)
+{
+    uintptr_t first = ((uintptr_t)(b + 1) + LINE - 1) & ~(uintptr_t)(LINE - 1);
+    return (struct cth_result *)(first + (size_t)i * RESULT_STRIDE);
+}
+
+/* the pool the calling worker serves (initial-exec, as the library's other
+ * thread-locals: no __tls_get_addr call in every submission and wait) */
+static _Thread_local cth_pool_t *tls_pool __attribute__((tls_model("initial-exec")));
 static _Atomic unsigned worker_names;
+
+/* Take one of the pool's locks on a hot path: sync.h's inline fast path,
+ * and the library's uninterrupted acquire only when that one does not take
+ * it (contended, or an interrupted main thread's CTH_EINTR). */
+static void pool_lock(cth_lock_t *lock)
+{
+    if (cth_lock_acquire(lock, CTH_FOREVER) != 0)
+        cth__lock_acquire_uninterrupted(lock);
+}
 
 /* ---- the queue ----------------------------------------------------------------- */
 
@@ -363,7 +388,7 @@ static size_t job_claim(struct cth_result *job, bool front)
     if (c >= job->nchunks)
         return SIZE_MAX;
     if (c == job->nchunks - 1) {
-        cth__lock_acquire_uninterrupted(&job->pool->lock);
+        pool_lock(&job->pool->lock);
         queue_unlink(job->pool, job);
         cth_lock_release(&job->pool->lock);
     }
@@ -629,7 +654,7 @@ static int pool_submit(cth_pool_t *p, struct cth_result *job, bool internal, boo
     int err = cth__pool_job_prepare(p, job);
     if (err)
         return err;
-    cth__lock_acquire_uninterrupted(&p->lock);
+    pool_lock(&p->lock);
     int st = atomic_load(&p->state);
     if (st == POOL_TERMINATE || (st == POOL_CLOSE && !internal)) {
         cth_lock_release(&p->lock);
@@ -727,7 +752,7 @@ int cth__job_wait(struct cth_result *job, int64_t deadline)
 static struct cth_result *list_take(cth_pool_t *p, size_t *chunk, bool records_only)
 {
     struct cth_result *found = NULL;
-    cth__lock_acquire_uninterrupted(&p->lock);
+    pool_lock(&p->lock);
     for (struct cth__list_node *node = p->queue.first; node; node = node->next) {
         struct cth_result *job = cth__list_entry(node, struct cth_result, link);
         if (records_only && job->kind != JOB_RECORDS && job->kind != JOB_BUFFER)
@@ -789,14 +814,15 @@ static struct cth_result *take_work(cth_pool_t *p, size_t *chunk, bool spinner)
         if (join && spinner) {
             /* a team's job its caller may finish alone (team_pace), and
              * nothing else queued: the spinner waits till it is due,
-             * touching nothing the team writes (a change in the queue or a
-             * ring task ends the wait); a worker woken for it joins */
-            while (cth__now_ns() < join &&
-                   atomic_load_explicit(&p->team_join, memory_order_relaxed) == join &&
-                   atomic_load(&p->listed) == listed &&
-                   atomic_load_explicit(&p->seq, memory_order_relaxed) == seq && !ring_ready(p))
+             * reading nothing but the clock. The words it would poll are
+             * on the line the team's caller writes as it goes (team_join,
+             * listed, seq), and each read there costs the caller a miss;
+             * what comes meanwhile (a ring task, a job, close) waits for
+             * it, at most twice TEAM_JOIN_NS. Then it looks again; a
+             * worker woken for the job joins at once. */
+            while (cth__now_ns() < join)
                 cth__cpu_relax();
-            if (cth__now_ns() >= join)
+            if (atomic_load_explicit(&p->team_join, memory_order_relaxed) == join)
                 atomic_compare_exchange_strong(&p->team_join, &join, 0);
             continue;
         }
@@ -1107,9 +1133,9 @@ static void result_prefetch(struct cth__list_node *node)
 
 struct cth_result *cth__result_alloc(cth_pool_t *p)
 {
-    cth__lock_acquire_uninterrupted(&p->free_lock);
+    pool_lock(&p->free_lock);
     if (!p->free_top) {
-        struct result_block *b = cth__malloc(sizeof *b);
+        struct result_block *b = cth__malloc(RESULT_BLOCK_SIZE);
         if (!b) {
             cth_lock_release(&p->free_lock);
             return NULL;
@@ -1117,7 +1143,7 @@ struct cth_result *cth__result_alloc(cth_pool_t *p)
         b->next = p->blocks;
         p->blocks = b;
         for (int i = RESULT_BLOCK - 1; i >= 0; i--)
-            free_push(p, &b->r[i]);
+            free_push(p, block_result(b, i));
     }
     struct cth_result *job = cth__list_entry(p->free_top, struct cth_result, link);
     p->free_top = job->link.next;
@@ -1145,7 +1171,7 @@ void cth__result_release(struct cth_result *job)
         job->buf = NULL;
     }
     cth_pool_t *p = job->pool;
-    cth__lock_acquire_uninterrupted(&p->free_lock);
+    pool_lock(&p->free_lock);
     free_push(p, job);
     pool_unref_locked(p);
 }

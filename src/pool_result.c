@@ -36,9 +36,14 @@ int cth__job_outcome(const struct cth_result *job)
     return job->outcome;
 }
 
+/* Drop a reference. refs only falls, so seeing 1 means the other holder
+ * has let go (its drop ordered before this acquire load) and this one is
+ * the last: no read-modify-write needed, as for a result freed after its
+ * get. */
 static void result_unref(struct cth_result *job)
 {
-    if (atomic_fetch_sub(&job->refs, 1) == 1)
+    if (atomic_load_explicit(&job->refs, memory_order_acquire) == 1 ||
+        atomic_fetch_sub(&job->refs, 1) == 1)
         cth__result_release(job);
 }
 
@@ -77,14 +82,16 @@ void cth__job_complete(struct cth_result *job)
         result_unref(job);
 }
 
-/* Wait with a validated timeout. */
+/* Wait with a validated timeout; a result already done needs neither the
+ * deadline nor the wait (the get of a pipelined task, most often). */
 static int result_wait(cth_result_t *res, double timeout)
 {
-    int64_t deadline;
-    int err = cth__timeout_to_deadline(timeout, &deadline);
+    int err = cth__check_timeout(timeout);
     if (err)
         return err;
-    return cth__job_wait(res, deadline);
+    if (atomic_load_explicit(&res->state, memory_order_acquire) == JOB_DONE)
+        return 0;
+    return cth__job_wait(res, cth__deadline(timeout));
 }
 
 CTH_API int cth_result_get(cth_result_t *res, void **value, double timeout)

@@ -456,6 +456,7 @@ CTH_TEST(pool)
     CHECK_BAD_TIMEOUTS(cth_result_wait(r, timeout));
     CHECK_OK(cth_result_get(r, &value, CTH_FOREVER));
     CHECK(value == items);
+    CHECK_BAD_TIMEOUTS(cth_result_get(r, &value, timeout)); /* done: still checked first */
     CHECK(cth_result_successful(r));
     CHECK_EQ(cth_result_task_error(r), 0);
     cth_result_free(r);
