@@ -670,7 +670,9 @@ void cth__job_release_data(struct cth_result *job)
     cth_pool_t *p = job->pool;
     if (p->ops && job->proc)
         p->ops->job_release(p->ops_state, job);
-    cth__shared_drop(job);
+    if (job->kind == JOB_RECORDS || job->kind == JOB_IMAP) /* others never hold: their last
+                                                              line stays untouched */
+        cth__shared_drop(job);
 }
 
 bool cth__pool_running(const cth_pool_t *p)

@@ -150,6 +150,7 @@
 
 enum { OP_RECORDS = 1, OP_BUFFER = 2, OP_EXIT = 3, OP_BATCH = 4 };
 enum { CMD_NEW_FN = 1, CMD_IN_SEG = 4 };
+#define CMD_PUT_SHIFT 8 /* flags >> CMD_PUT_SHIFT: the segments sent with a command (put) */
 enum { ST_OK = 1, ST_TASK = 2, ST_ERROR = 3 };
 enum { BUF_INLINE = 1, BUF_FD = 2 };
 
@@ -174,14 +175,9 @@ struct ctl {
     _Atomic uint32_t ack_sleep;
     _Alignas(64) _Atomic uint32_t taken; /* the command the worker has picked up */
     _Atomic uint64_t progress;           /* items of the command finished (the worker's) */
-    /* the command */
+    /* the command, a line */
     _Alignas(64) uint32_t op;
     uint32_t flags;
-    uint32_t nput; /* segments sent with it over the channel, in this order: */
-    struct {
-        uint64_t id, size;
-        uint32_t slot; /* where the worker keeps it (unmapping what was there) */
-    } put[2];
     uint32_t in_slot, out_slot; /* records: the segments of the inputs and the outputs;
                                    a buffer task with CMD_IN_SEG: its input's */
     uint64_t lo, hi;
@@ -200,6 +196,12 @@ struct ctl {
     struct batch_item items[BATCH_MAX];
     struct cth__funcref fn; /* with CMD_NEW_FN */
     char data[INLINE_MAX];
+    /* the segments sent with the command over the channel, in this order
+     * (flags >> CMD_PUT_SHIFT of them), out of the hot lines */
+    struct {
+        uint64_t id, size;
+        uint32_t slot; /* where the worker keeps it (unmapping what was there) */
+    } put[2];
 };
 
 /* A segment: shared memory for a job's data. */
@@ -231,6 +233,18 @@ struct proc_job {
     size_t small_len;
     char small[]; /* a buffer task's input up to INLINE_MAX */
 };
+
+/* A side of a record job in place: at p, inside the shared allocation r. */
+static struct side side_in_place(const struct cth__region *r, const char *p)
+{
+    return (struct side){r->id, r->fd, r->mapped, r->base, (size_t)(p - r->base), false};
+}
+
+/* A side of a job in its segment of copies, from off on. */
+static struct side side_copied(const struct segment *seg, size_t off)
+{
+    return (struct side){seg->id, seg->fd, seg->size, seg->map, off, true};
+}
 
 /* Who uses a proxy's worker (struct proxy's `owner`): nobody, its proxy
  * thread, or a caller of a synchronous call (run_now), with its proxy
@@ -391,7 +405,7 @@ static void worker_step(struct ctl *c)
 static int worker_take_segments(struct worker *w)
 {
     struct ctl *c = w->ctl;
-    uint32_t n = c->nput;
+    uint32_t n = c->flags >> CMD_PUT_SHIFT;
     if (n > 2)
         return CTH_EPROTO;
     for (uint32_t i = 0; i < n; i++) {
@@ -668,7 +682,7 @@ static int worker_main(const void *arg, size_t arg_size, int chan)
                 continue;
             }
         }
-        if (c->nput) {
+        if (flags >> CMD_PUT_SHIFT) {
             int err = worker_take_segments(&w);
             if (err) {
                 worker_ack(&w, ST_ERROR, err);
@@ -947,10 +961,11 @@ static int proxy_place(struct proxy *px, const struct side *side, int keep)
         if (send_fd(px->proc.chan, side->fd) != 0)
             return -1;
         px->held[k] = side->id;
-        c->put[c->nput].id = side->id;
-        c->put[c->nput].size = side->size;
-        c->put[c->nput].slot = (uint32_t)k;
-        c->nput++;
+        uint32_t n = c->flags >> CMD_PUT_SHIFT;
+        c->put[n].id = side->id;
+        c->put[n].size = side->size;
+        c->put[n].slot = (uint32_t)k;
+        c->flags += 1u << CMD_PUT_SHIFT;
     }
     px->used[k] = ++px->uses;
     return k;
@@ -966,7 +981,6 @@ static int proxy_command(struct proxy *px, struct cth_result *job, size_t lo, si
     struct proc_job *pj = job->proc;
     struct ctl *c = px->ctl;
     c->flags = 0;
-    c->nput = 0;
     if (px->fn != pj->fn) {
         if (cth__funcref_make(pj->fn, &c->fn) != 0)
             return COMMAND_NO_FUNCTION;
@@ -978,7 +992,8 @@ static int proxy_command(struct proxy *px, struct cth_result *job, size_t lo, si
     c->in_size = job->in_size;
     if (job->kind == JOB_BUFFER) {
         if (pj->seg.fd >= 0) {
-            int k = proxy_place(px, &pj->in, -1);
+            struct side in = side_copied(&pj->seg, 0);
+            int k = proxy_place(px, &in, -1);
             if (k < 0)
                 return COMMAND_NO_WORKER;
             c->in_slot = (uint32_t)k;
@@ -1233,7 +1248,6 @@ static int batch_command(struct proxy *px, struct cth_result *const *jobs, size_
         px->fn = first->fn;
         c->flags |= CMD_NEW_FN;
     }
-    c->nput = 0;
     uint64_t off = 0;
     for (size_t i = 0; i < n; i++) {
         struct proc_job *pj = jobs[i]->proc;
@@ -1544,18 +1558,6 @@ static void segment_put(struct cth__proc_pool *pp, struct segment *seg)
     segment_destroy(seg, true);
 }
 
-/* A side of a record job in place: at p, inside the shared allocation r. */
-static struct side side_in_place(const struct cth__region *r, const char *p)
-{
-    return (struct side){r->id, r->fd, r->mapped, r->base, (size_t)(p - r->base), false};
-}
-
-/* A side of a job in its segment of copies, from off on. */
-static struct side side_copied(const struct segment *seg, size_t off)
-{
-    return (struct side){seg->id, seg->fd, seg->size, seg->map, off, true};
-}
-
 static int job_prepare(struct cth__proc_pool *pp, struct cth_result *job)
 {
     bool buffer = job->kind == JOB_BUFFER;
@@ -1600,7 +1602,7 @@ static int job_prepare(struct cth__proc_pool *pp, struct cth_result *job)
         if (!err && buffer && in_bytes) /* a map's records: chunk by chunk (proxy_command) */
             memcpy(pj->seg.map, job->in, in_bytes);
     }
-    if (!err) {
+    if (!err && !buffer) {
         pj->in = in_place ? side_in_place(in_place, job->in) : side_copied(&pj->seg, 0);
         pj->out = out_place ? side_in_place(out_place, job->out) : side_copied(&pj->seg, out_off);
     }
