@@ -471,10 +471,11 @@ CTH_API int cth_pool_apply_buffer_async(cth_pool_t *pool, cth_pool_buffer_fn fn,
  * as trustworthy as the task code (the pool itself keeps nothing of its
  * own there). pool: the pool whose workers use it; size: bytes (> 0);
  * mem: where its address goes.
+ * ("Wholly inside" means within the size bytes asked for.)
  * Returns 0 and *mem; CTH_EINVAL for a NULL pool or mem, or size 0;
  * CTH_EOVERFLOW when size rounded up to whole pages overflows; CTH_ENOMEM
- * when the memory (more than the machine has, or the kernel's) or a
- * descriptor cannot be had (also CTH_EAGAIN for want of a descriptor).
+ * when the memory cannot be had (more than the machine has, or than the
+ * kernel gives); CTH_EAGAIN when no descriptor is left (processes).
  */
 CTH_API int cth_pool_shared_alloc(cth_pool_t *pool, size_t size, void **mem);
 
