@@ -3,7 +3,8 @@
  * test_pool_shared.c - shared allocations (cth_pool_shared_alloc) and the
  * record maps that read and write them in place: on threads, and on
  * processes under every start method (in and out shared, one side only,
- * two allocations, more allocations than a worker keeps mapped, imap),
+ * two allocations, more allocations than a worker keeps mapped, map_async,
+ * both imaps),
  * with a worker crashing mid-map, a free while an async map runs,
  * terminate and maxtasksperchild, a 1M-record map checked item by item,
  * and nothing left behind by cth_pool_free.
@@ -169,6 +170,18 @@ static void check_sides(cth_pool_t *p, size_t n, bool in_place, bool out_place)
         CHECK_OK(cth_imap_next(it, &value, 30));
         CHECK(value == &out[i]);
         CHECK_EQ(out[i].value, (long long)i * (long long)i + 1); /* there as it is yielded */
+    }
+    CHECK_EQ(cth_imap_next(it, &value, 30), CTH_IMAP_END);
+    cth_imap_free(it);
+    check_results(in, out, n, in_place || threads, out_place || threads);
+
+    fill(in, out, n);
+    CHECK_OK(cth_pool_imap_unordered_records(p, task, in, sizeof *in, n, 3, out, sizeof *out, &it));
+    for (size_t i = 0; i < n; i++) {
+        CHECK_OK(cth_imap_next(it, &value, 30));
+        size_t at = (size_t)((struct res *)value - out);
+        CHECK(at < n);
+        CHECK_EQ(out[at].value, (long long)at * (long long)at + 1);
     }
     CHECK_EQ(cth_imap_next(it, &value, 30), CTH_IMAP_END);
     cth_imap_free(it);
