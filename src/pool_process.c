@@ -228,11 +228,19 @@ struct proc_job {
     struct cth__proc_pool *pp;
     const void *fn;     /* its function, named (funcref) when sent */
     struct segment seg; /* its copies: fd -1 when the data fits inline or is in place */
-    struct side in, out;
-    pid_t owner; /* the process that prepared it (a fork child must not unmap) */
+    pid_t owner;        /* the process that prepared it (a fork child must not unmap) */
     size_t small_len;
-    char small[]; /* a buffer task's input up to INLINE_MAX */
+    /* a buffer task's input up to INLINE_MAX; a record job's two sides
+     * (job_sides). Not members: a buffer job stays small, within the
+     * allocator's cheap sizes (its proxy thread frees it) */
+    _Alignas(struct side) char tail[];
 };
+
+/* A record job's inputs' side; its outputs' is the next. */
+static struct side *job_sides(struct proc_job *pj)
+{
+    return (struct side *)(void *)pj->tail;
+}
 
 /* A side of a record job in place: at p, inside the shared allocation r. */
 static struct side side_in_place(const struct cth__region *r, const char *p)
@@ -999,25 +1007,26 @@ static int proxy_command(struct proxy *px, struct cth_result *job, size_t lo, si
             c->in_slot = (uint32_t)k;
             c->flags |= CMD_IN_SEG;
         } else if (pj->small_len) {
-            memcpy(c->data, pj->small, pj->small_len);
+            memcpy(c->data, pj->tail, pj->small_len);
         }
         return COMMAND_READY;
     }
+    const struct side *sides = job_sides(pj);
     int in = -1, out = -1;
-    if (job->in_size && (in = proxy_place(px, &pj->in, -1)) < 0)
+    if (job->in_size && (in = proxy_place(px, &sides[0], -1)) < 0)
         return COMMAND_NO_WORKER;
-    if (job->out_size && (out = proxy_place(px, &pj->out, in)) < 0)
+    if (job->out_size && (out = proxy_place(px, &sides[1], in)) < 0)
         return COMMAND_NO_WORKER;
     /* this chunk's records, copied by its proxy (unless they are in
      * place): the chunks' copies run in parallel, each just before its
      * worker reads it */
-    if (job->in_size && pj->in.copied)
-        memcpy(pj->in.map + pj->in.off + lo * job->in_size, job->in + lo * job->in_size,
+    if (job->in_size && sides[0].copied)
+        memcpy(sides[0].map + sides[0].off + lo * job->in_size, job->in + lo * job->in_size,
                (hi - lo) * job->in_size);
     c->in_slot = (uint32_t)in;
     c->out_slot = (uint32_t)out;
-    c->in_off = pj->in.off;
-    c->out_off = pj->out.off;
+    c->in_off = sides[0].off;
+    c->out_off = sides[1].off;
     c->out_size = job->out_size;
     return COMMAND_READY;
 }
@@ -1085,9 +1094,11 @@ static int take_result(struct proxy *px, struct cth_result *job, int chan, uint3
  * (unless they were written in place). */
 static void copy_outputs(struct cth_result *job, size_t lo, size_t k)
 {
-    struct proc_job *pj = job->proc;
-    if (k && job->kind != JOB_BUFFER && job->out_size && job->out && pj->out.copied)
-        memcpy(job->out + lo * job->out_size, pj->out.map + pj->out.off + lo * job->out_size,
+    if (!k || job->kind == JOB_BUFFER || !job->out_size || !job->out)
+        return;
+    const struct side *out = &job_sides(job->proc)[1];
+    if (out->copied)
+        memcpy(job->out + lo * job->out_size, out->map + out->off + lo * job->out_size,
                k * job->out_size);
 }
 
@@ -1254,7 +1265,7 @@ static int batch_command(struct proxy *px, struct cth_result *const *jobs, size_
         c->items[i].in_off = off;
         c->items[i].in_len = pj->small_len;
         if (pj->small_len)
-            memcpy(c->data + off, pj->small, pj->small_len);
+            memcpy(c->data + off, pj->tail, pj->small_len);
         off += batch_in_size(jobs[i]);
     }
     c->nitems = (uint32_t)n;
@@ -1562,7 +1573,7 @@ static int job_prepare(struct cth__proc_pool *pp, struct cth_result *job)
 {
     bool buffer = job->kind == JOB_BUFFER;
     size_t small = buffer && job->in_size <= INLINE_MAX ? job->in_size : 0;
-    struct proc_job *pj = cth__malloc(sizeof *pj + small);
+    struct proc_job *pj = cth__malloc(sizeof *pj + (buffer ? small : 2 * sizeof(struct side)));
     if (!pj)
         return CTH_ENOMEM;
     pj->pp = pp;
@@ -1582,7 +1593,7 @@ static int job_prepare(struct cth__proc_pool *pp, struct cth_result *job)
     const struct cth__region *in_place = job->in_region, *out_place = job->out_region;
     if (!err && buffer) {
         if (small)
-            memcpy(pj->small, job->in, small);
+            memcpy(pj->tail, job->in, small);
         else
             size = in_bytes = job->in_size;
     } else if (!err) {
@@ -1603,8 +1614,9 @@ static int job_prepare(struct cth__proc_pool *pp, struct cth_result *job)
             memcpy(pj->seg.map, job->in, in_bytes);
     }
     if (!err && !buffer) {
-        pj->in = in_place ? side_in_place(in_place, job->in) : side_copied(&pj->seg, 0);
-        pj->out = out_place ? side_in_place(out_place, job->out) : side_copied(&pj->seg, out_off);
+        struct side *sides = job_sides(pj);
+        sides[0] = in_place ? side_in_place(in_place, job->in) : side_copied(&pj->seg, 0);
+        sides[1] = out_place ? side_in_place(out_place, job->out) : side_copied(&pj->seg, out_off);
     }
     job->proc = pj;
     if (err)
