@@ -670,8 +670,9 @@ void cth__job_release_data(struct cth_result *job)
     cth_pool_t *p = job->pool;
     if (p->ops && job->proc)
         p->ops->job_release(p->ops_state, job);
-    if (job->kind == JOB_RECORDS || job->kind == JOB_IMAP) /* others never hold: their last
-                                                              line stays untouched */
+    /* only record jobs hold regions: another's region fields (on a line
+     * of its own) are never read */
+    if (job->kind == JOB_RECORDS || job->kind == JOB_IMAP)
         cth__shared_drop(job);
 }
 
