@@ -9,6 +9,10 @@
  *   multiprocessing.Pool(2).map over a list of ints; each the median of
  *   MAP_RUNS maps in a row after the warm-up (a fresh process's first maps
  *   of either backend also pay for faulting their memory in);
+ * - the same map with its records and results in the pool's shared memory
+ *   (cth_pool_shared_alloc), so that the workers read and write them in
+ *   place: threads (the baseline), processes, and Python's Pool.map again
+ *   (it has no such thing: the same list);
  * - apply_buffer round trip of 8 bytes, median: threads, processes,
  *   Python's ProcessPoolExecutor(2).submit(f, x).result();
  * - pipelined apply_buffer_async of 8 bytes, per task: threads, processes,
@@ -27,7 +31,8 @@
 
 static size_t map_n = 1000000, pipe_n = 20000;
 static long *xs, *ys;
-static cth_pool_t *pools[2]; /* [backend] */
+static cth_pool_t *pools[2];              /* [backend] */
+static long *shared_xs[2], *shared_ys[2]; /* [backend]: xs and room for ys, in shared memory */
 
 static cth_pool_t *the_pool(cth_pool_backend_t backend)
 {
@@ -62,20 +67,43 @@ static int echo(const void *in, size_t in_size, void **out, size_t *out_size)
 
 /* ---- the map ------------------------------------------------------------------------------------ */
 
-static double run_map(void *ctx)
+/* The median of MAP_RUNS maps of the records at in into out on p. */
+static double map_runs(cth_pool_t *p, const long *in, long *out)
 {
-    cth_pool_t *p = the_pool((cth_pool_backend_t)(uintptr_t)ctx);
     double ms[MAP_RUNS];
     for (int k = 0; k < MAP_RUNS; k++) {
-        memset(ys, 0, map_n * sizeof *ys);
+        memset(out, 0, map_n * sizeof *out);
         double t0 = bench_now();
-        int err = cth_pool_map_records(p, square, xs, sizeof *xs, map_n, 0, ys, sizeof *ys);
+        int err = cth_pool_map_records(p, square, in, sizeof *in, map_n, 0, out, sizeof *out);
         ms[k] = (bench_now() - t0) * 1e3;
         for (size_t i = 0; i < map_n; i += map_n / 97 + 1)
-            if (err || ys[i] != (long)(i * i))
+            if (err || out[i] != (long)(i * i))
                 return NAN;
     }
     return bench_median(ms, MAP_RUNS);
+}
+
+static double run_map(void *ctx)
+{
+    return map_runs(the_pool((cth_pool_backend_t)(uintptr_t)ctx), xs, ys);
+}
+
+/* The same records, in the pool's shared memory (allocated and filled in
+ * the warm-up run). */
+static double run_map_shared(void *ctx)
+{
+    cth_pool_backend_t b = (cth_pool_backend_t)(uintptr_t)ctx;
+    cth_pool_t *p = the_pool(b);
+    if (!shared_xs[b]) {
+        void *in, *out;
+        if (cth_pool_shared_alloc(p, map_n * sizeof *xs, &in) != 0 ||
+            cth_pool_shared_alloc(p, map_n * sizeof *ys, &out) != 0)
+            return NAN;
+        shared_xs[b] = in;
+        shared_ys[b] = out;
+        memcpy(shared_xs[b], xs, map_n * sizeof *xs);
+    }
+    return map_runs(p, shared_xs[b], shared_ys[b]);
 }
 
 static double run_py_map(void *ctx)
@@ -241,6 +269,19 @@ int main(int argc, char **argv)
         {"python multiprocessing Pool.map", run_py_map, NULL},
     };
     bench_compare(name, "time", "ms", map, 3, reps, NULL);
+
+    snprintf(title, sizeof title,
+             "Process pool: map of %zuk 8-byte records in the pool's shared memory (in place), "
+             "2 workers, ms per map (lower is better)",
+             map_n / 1000);
+    snprintf(name, sizeof name, "map %zuk records in shared memory", map_n / 1000);
+    bench_heading(title);
+    struct bench_system map_shared[] = {
+        {"cthreading threads", run_map_shared, (void *)(uintptr_t)CTH_POOL_THREADS},
+        {"cthreading processes", run_map_shared, (void *)(uintptr_t)CTH_POOL_PROCESSES},
+        {"python multiprocessing Pool.map", run_py_map, NULL},
+    };
+    bench_compare(name, "time", "ms", map_shared, 3, reps, NULL);
 
     bench_heading("Process pool: apply_buffer round trip of 8 bytes, median, us (lower is better)");
     struct bench_system rt[] = {

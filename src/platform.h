@@ -109,6 +109,16 @@ int cth__os_shm_create(size_t size, int *fd);
 void *cth__os_shm_map(int fd, size_t size, bool writable);
 void cth__os_shm_unmap(void *addr, size_t size);
 
+/* A program's shared allocation (pool_shared.c): give the first size bytes
+ * of a memfd their pages now (so that no process faults on them later for
+ * want of memory), 0 or CTH_ENOMEM; map it read-write, populated, and
+ * inherited by a fork child as shared memory is (NULL on failure; unmap it
+ * with cth__os_shm_unmap); and discard its pages at once, though other
+ * processes may still map it (they must not touch it again). */
+int cth__os_shm_reserve(int fd, size_t size);
+void *cth__os_shm_map_inherited(int fd, size_t size);
+void cth__os_shm_discard(int fd);
+
 /* ---- machine helpers ------------------------------------------------------------ */
 
 #define CTH__UNUSED(x) ((void)(x))

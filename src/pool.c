@@ -174,6 +174,7 @@ struct cth_pool {
     struct result_block *blocks;     /* every block allocated */
     size_t live;                     /* results and imap iterators alive */
     bool dead;                       /* cth_pool_free has run */
+    struct cth__shared shared;       /* cth_pool_shared_alloc's regions (pool_shared.c) */
 };
 
 #define RESULT_BLOCK 64 /* AsyncResults allocated at once */
@@ -635,15 +636,21 @@ int cth__pool_job_prepare(cth_pool_t *p, struct cth_result *job)
 {
     bool records = job->kind == JOB_RECORDS || job->kind == JOB_BUFFER ||
                    (job->kind == JOB_IMAP && job->rec_fn);
-    if (!p->ops || !records || job->proc)
+    if (!records || job->proc)
         return 0;
     double t = job->cb.task_timeout;
-    if (isnan(t) || t < 0)
+    if (p->ops && (isnan(t) || t < 0))
         return CTH_EINVAL;
-    if (t > CTH_TIMEOUT_MAX)
+    if (p->ops && t > CTH_TIMEOUT_MAX)
         return CTH_EOVERFLOW;
+    cth__shared_hold(p, job); /* records in a shared allocation: in place */
+    if (!p->ops)
+        return 0;
     job->task_timeout = t > 0 ? t : p->task_timeout;
-    return p->ops->job_prepare(p->ops_state, job);
+    int err = p->ops->job_prepare(p->ops_state, job);
+    if (err)
+        cth__shared_drop(job);
+    return err;
 }
 
 /* Queue a job (cth__pool_submit); helping: the submitter runs chunks too,
@@ -688,6 +695,10 @@ void cth__job_release_data(struct cth_result *job)
     cth_pool_t *p = job->pool;
     if (p->ops && job->proc)
         p->ops->job_release(p->ops_state, job);
+    /* only record jobs hold regions: another's region fields (on a line
+     * of its own) are never read */
+    if (job->kind == JOB_RECORDS || job->kind == JOB_IMAP)
+        cth__shared_drop(job);
 }
 
 bool cth__pool_running(const cth_pool_t *p)
@@ -1072,7 +1083,8 @@ static void live_fork_child(void)
         atomic_store(&p->sleepers, 0);
         atomic_store(&p->spinners, 0);
         atomic_store(&p->submitting, 0); /* a push cut off by the fork */
-        if (p->ops)                      /* the workers are the parent's: forget them */
+        cth__shared_fork_child(&p->shared);
+        if (p->ops) /* the workers are the parent's: forget them */
             p->ops->fork_child(p->ops_state);
     }
     pthread_mutex_unlock(&live_lock);
@@ -1109,6 +1121,7 @@ static void pool_destroy(cth_pool_t *p)
     }
     if (p->ops)
         p->ops->destroy(p->ops_state);
+    cth__shared_destroy(&p->shared);
     cth__free(p->threads);
     cth__free(p->cells);
     cth__free(p);
@@ -1215,6 +1228,7 @@ static int pool_create(cth_pool_t **pool, const cth_pool_opts_t *opts,
     }
     p->ops = ops;
     p->ops_state = ops_state;
+    cth__shared_init(&p->shared);
     p->cells = cells;
     ring_touch(cells, 0);
     ring_touch(cells, 1);
@@ -1263,6 +1277,11 @@ int cth__pool_create_ops(cth_pool_t **pool, size_t workers, const struct cth__po
     }
     cth_pool_opts_t o = {.processes = workers};
     return pool_create(pool, &o, ops, state);
+}
+
+struct cth__shared *cth__pool_shared(cth_pool_t *pool)
+{
+    return &pool->shared;
 }
 
 CTH_API size_t cth_pool_size(const cth_pool_t *pool)
@@ -1722,6 +1741,7 @@ CTH_API void cth_pool_free(cth_pool_t *pool)
         cth_thread_free(pool->threads[i]);
     if (pool->ops && pool->ops->shutdown) /* far workers (MPI ranks) are told to stop */
         pool->ops->shutdown(pool->ops_state);
+    cth__shared_free_all(&pool->shared); /* those a job still uses go with it */
     cth__lock_acquire_uninterrupted(&pool->free_lock);
     pool->dead = true;
     bool last = pool->live == 0;

@@ -386,6 +386,7 @@ static int imap_create(cth_pool_t *pool, cth_pool_fn fn, void *const *items, siz
         b->job.rec_fn = rec->rec_fn;
         b->job.in = rec->in;
         b->job.in_size = rec->in_size;
+        b->job.out = rec->out;
         b->job.out_size = rec->out_size;
         int err = cth__pool_job_prepare(pool, &b->job);
         if (err) {

@@ -16,6 +16,8 @@
 #ifndef CTH_POOL_INTERNAL_H
 #define CTH_POOL_INTERNAL_H
 
+#include <sys/types.h>
+
 #include "alloc.h"
 #include "cthreading/pool.h"
 #include "cthreading/sync.h"
@@ -87,6 +89,9 @@ struct cth_result {
     size_t buf_size;     /* and its length */
     double task_timeout; /* processes: seconds per task; 0 = none */
     void *proc;          /* processes: pool_process.c's state of this job */
+    /* records wholly inside a shared allocation, held until the job
+     * completes (pool_shared.c); NULL: ordinary memory */
+    struct cth__region *in_region, *out_region;
 };
 
 /* Fill in the chunking fields of a job for n items. */
@@ -150,6 +155,51 @@ int cth__records_check(const cth_pool_t *pool, cth_pool_record_fn fn, const void
  * (threads) or ship them to its worker process (processes), recording
  * failures with cth__job_fail; a chunk stops at its first failing item. */
 void cth__job_run_records(struct cth_result *job, size_t lo, size_t hi);
+
+/* ---- shared allocations (pool_shared.c) -------------------------------------- */
+
+/* A shared allocation (cth_pool_shared_alloc): whole pages, in a memfd on a
+ * process pool, plain memory elsewhere. */
+struct cth__region {
+    struct cth__list_node link; /* its pool's regions (the set's lock) */
+    struct cth__shared *set;    /* that pool's set */
+    char *base;
+    size_t size;   /* the bytes asked for: records inside them are in place */
+    size_t mapped; /* size rounded up to whole pages */
+    int fd;        /* a process pool's memfd; -1: plain memory */
+    uint64_t id;   /* names it to worker processes (cth__segment_id) */
+    uint32_t refs; /* the caller's until freed, plus one per job using it (lock) */
+    bool freed;    /* the caller's reference is gone (lock) */
+};
+
+/* A pool's shared allocations. */
+struct cth__shared {
+    pthread_mutex_t lock;
+    struct cth__list regions;
+    _Atomic size_t count; /* regions not freed: none, and no job looks */
+    pid_t owner;          /* the process that made the pool (a fork child discards nothing) */
+};
+
+/* The pool's set (pool.c), and its life: cth_pool_create, a fork child
+ * (the lock reset), cth_pool_free (every region still allocated is freed:
+ * it goes when no job uses it), the pool's memory going. */
+struct cth__shared *cth__pool_shared(cth_pool_t *pool);
+void cth__shared_init(struct cth__shared *set);
+void cth__shared_fork_child(struct cth__shared *set);
+void cth__shared_free_all(struct cth__shared *set);
+void cth__shared_destroy(struct cth__shared *set);
+
+/* A record job being submitted (cth__pool_job_prepare): take a reference
+ * to the region its inputs, and to the one its outputs, lie wholly inside
+ * (job->in_region, job->out_region). cth__shared_drop gives them back when
+ * it completes (cth__job_release_data); a region freed meanwhile goes
+ * then. */
+void cth__shared_hold(cth_pool_t *pool, struct cth_result *job);
+void cth__shared_drop(struct cth_result *job);
+
+/* A new id for a segment of shared memory, unique in the process: a
+ * region's, or a process pool's segment of a job's copied records. */
+uint64_t cth__segment_id(void);
 
 /* ---- the process backend (pool_process.c) ----------------------------------- */
 

@@ -33,21 +33,37 @@
  * Data. A map's records are copied once into a segment (a memfd made
  * when the job is submitted, job_prepare: n inputs, then room for n
  * outputs), each chunk's by the proxy that ships it, just before (so the
- * copies run in parallel); a proxy passes its descriptor by SCM_RIGHTS to its
- * worker with the first chunk of that job, the worker maps it and keeps it
- * mapped until it is sent another, reads the inputs and writes the outputs
- * in place, and the proxy copies a finished chunk's outputs into the
- * caller's array at once (so an imap delivers them). A released segment is
- * kept as the pool's spare (the largest one, up to SPARE_MAX) and reused
- * by the next job that fits, its pages already there and the workers'
- * mappings still valid (a segment is named by its id, not its job): a map
- * costs no page allocation then. A worker so holds at most one segment it
- * no longer needs. A buffer up to INLINE_MAX bytes crosses inline in the
- * control block, either way; a larger one in a memfd of its own, passed by
- * SCM_RIGHTS. Nothing crosses a pipe per item.
+ * copies run in parallel); the worker reads the inputs and writes the
+ * outputs in place, and the proxy copies a finished chunk's outputs into
+ * the caller's array at once (so an imap delivers them). Records that lie
+ * wholly inside a shared allocation of the pool (cth_pool_shared_alloc,
+ * pool_shared.c: a memfd too) are not copied: that side of the job (its
+ * inputs, its outputs, or both: struct side) is the allocation itself, at
+ * the records' offset, and the segment holds only the other side, or is
+ * not made. A released segment is kept as the pool's spare (the largest
+ * one, up to SPARE_MAX) and reused by the next job that fits, its pages
+ * already there and the workers' mappings still valid: a map costs no
+ * page allocation then.
  *
- * Trust. The proxy reads what the worker wrote once, into its own copy,
- * and checks it: an acknowledgement that is this command's or the last
+ * A worker's segments. A segment is named by its id (unique in the
+ * process, never reused), not by its job. A worker keeps up to SLOTS
+ * segments mapped, each in a slot; its proxy mirrors the table (held,
+ * used) and decides: a command names the slots of its inputs and outputs,
+ * and a segment the worker lacks goes with it, its descriptor passed by
+ * SCM_RIGHTS into the slot the proxy chose (an empty one, else the least
+ * recently used one the command does not need), whose old mapping the
+ * worker drops. So a worker maps an allocation once for all the maps over
+ * it, and holds at most SLOTS segments it no longer needs; a segment or an
+ * allocation destroyed has its pages discarded at once (segment_destroy,
+ * pool_shared.c), so a stale mapping keeps no memory. A worker that reports an error may lack what
+ * the command sent: its proxy forgets the table and sends again. A buffer
+ * up to INLINE_MAX bytes crosses inline in the control block, either way;
+ * a larger one in a memfd (in a slot as a segment going in, of its own
+ * coming back). Nothing crosses a pipe per item.
+ *
+ * Trust. The worker checks the command too (a slot it holds, records
+ * within its segment). The proxy reads what the worker wrote once, into
+ * its own copy, and checks it: an acknowledgement that is this command's or the last
  * one's, progress within the chunk, a known outcome, a failing task's
  * nonzero value, a result length within INLINE_MAX or within the memfd
  * received (fstat first). Anything else fails the item with CTH_EPROTO,
@@ -125,6 +141,7 @@
 #define LAUNCH_TRIES 20                  /* ... that many times fails the chunk */
 #define REPOST_TRIES 3                   /* a command its worker died before taking */
 #define SEG_ALIGN 64                     /* where a segment's outputs start */
+#define SLOTS 4                          /* segments a worker keeps mapped */
 #define SPARE_MAX ((size_t)128 << 20)    /* the largest segment kept for reuse */
 #define ARG_MAGIC 0x63746870u            /* "cthp": a worker's start arguments */
 #define BATCH_MAX 64                     /* buffer tasks in one command */
@@ -132,7 +149,8 @@
 #define BATCH_BUDGET_NS 50000            /* the work a batch is sized to */
 
 enum { OP_RECORDS = 1, OP_BUFFER = 2, OP_EXIT = 3, OP_BATCH = 4 };
-enum { CMD_NEW_FN = 1, CMD_NEW_SEG = 2, CMD_IN_SEG = 4 };
+enum { CMD_NEW_FN = 1, CMD_IN_SEG = 4 };
+#define CMD_PUT_SHIFT 8 /* flags >> CMD_PUT_SHIFT: the segments sent with a command (put) */
 enum { ST_OK = 1, ST_TASK = 2, ST_ERROR = 3 };
 enum { BUF_INLINE = 1, BUF_FD = 2 };
 
@@ -157,13 +175,15 @@ struct ctl {
     _Atomic uint32_t ack_sleep;
     _Alignas(64) _Atomic uint32_t taken; /* the command the worker has picked up */
     _Atomic uint64_t progress;           /* items of the command finished (the worker's) */
-    /* the command */
+    /* the command, a line */
     _Alignas(64) uint32_t op;
     uint32_t flags;
-    uint64_t seg_id, seg_size;
+    uint32_t in_slot, out_slot; /* records: the segments of the inputs and the outputs;
+                                   a buffer task with CMD_IN_SEG: its input's */
     uint64_t lo, hi;
     uint64_t in_size, out_size; /* records: sizes; a buffer task: in_size, its length */
-    uint64_t out_off;           /* records: where the outputs start in the segment */
+    uint64_t in_off;            /* records: where input 0 lies in its segment */
+    uint64_t out_off;           /* records: where output 0 lies in its; a batch: see below */
     /* the outcome */
     uint32_t status;
     int32_t value; /* ST_TASK: the task's value; ST_ERROR: a code */
@@ -176,6 +196,12 @@ struct ctl {
     struct batch_item items[BATCH_MAX];
     struct cth__funcref fn; /* with CMD_NEW_FN */
     char data[INLINE_MAX];
+    /* the segments sent with the command over the channel, in this order
+     * (flags >> CMD_PUT_SHIFT of them), out of the hot lines */
+    struct {
+        uint64_t id, size;
+        uint32_t slot; /* where the worker keeps it (unmapping what was there) */
+    } put[2];
 };
 
 /* A segment: shared memory for a job's data. */
@@ -186,16 +212,47 @@ struct segment {
     size_t size;
 };
 
+/* Where one side of a record job (its inputs, or its outputs) lies: in its
+ * segment of copies (copied), or in place in a shared allocation. */
+struct side {
+    uint64_t id; /* the segment's */
+    int fd;
+    size_t size;
+    char *map; /* the parent's mapping */
+    size_t off;
+    bool copied;
+};
+
 /* A record or buffer job's process side (job->proc). */
 struct proc_job {
     struct cth__proc_pool *pp;
     const void *fn;     /* its function, named (funcref) when sent */
-    struct segment seg; /* fd -1 when the data fits inline */
-    size_t out_off;
-    pid_t owner; /* the process that prepared it (a fork child must not unmap) */
+    struct segment seg; /* its copies: fd -1 when the data fits inline or is in place */
+    pid_t owner;        /* the process that prepared it (a fork child must not unmap) */
     size_t small_len;
-    char small[]; /* a buffer task's input up to INLINE_MAX */
+    /* a buffer task's input up to INLINE_MAX; a record job's two sides
+     * (job_sides). Not members: a buffer job stays small, within the
+     * allocator's cheap sizes (its proxy thread frees it) */
+    _Alignas(struct side) char tail[];
 };
+
+/* A record job's inputs' side; its outputs' is the next. */
+static struct side *job_sides(struct proc_job *pj)
+{
+    return (struct side *)(void *)pj->tail;
+}
+
+/* A side of a record job in place: at p, inside the shared allocation r. */
+static struct side side_in_place(const struct cth__region *r, const char *p)
+{
+    return (struct side){r->id, r->fd, r->mapped, r->base, (size_t)(p - r->base), false};
+}
+
+/* A side of a job in its segment of copies, from off on. */
+static struct side side_copied(const struct segment *seg, size_t off)
+{
+    return (struct side){seg->id, seg->fd, seg->size, seg->map, off, true};
+}
 
 /* Who uses a proxy's worker (struct proxy's `owner`): nobody, its proxy
  * thread, or a caller of a synchronous call (run_now), with its proxy
@@ -214,9 +271,11 @@ struct proxy {
     struct cth__proc proc;
     int ctl_fd;
     struct ctl *ctl;
-    int dead_chan;           /* a reaped worker's channel (a copy), kept with its block; or -1 */
-    uint32_t seq;            /* the last command posted */
-    uint64_t held;           /* the segment the worker holds, or 0 */
+    int dead_chan;        /* a reaped worker's channel (a copy), kept with its block; or -1 */
+    uint32_t seq;         /* the last command posted */
+    uint64_t held[SLOTS]; /* the segments the worker holds, by slot (0: none), */
+    uint64_t used[SLOTS]; /* and when each was last used (a count of commands) */
+    uint64_t uses;
     const void *fn;          /* the function the worker has, or NULL */
     int spin;                /* next_spin */
     const void *rate_fn;     /* the buffer task last timed, */
@@ -256,7 +315,6 @@ static void proxy_drop_block(struct proxy *px);
 static int take_result(struct proxy *px, struct cth_result *job, int chan, uint32_t where,
                        uint64_t off, uint64_t buf_len);
 static void job_release(struct cth_result *job);
-static _Atomic uint64_t next_seg_id = 1;
 
 /* ---- descriptors over the channel -------------------------------------------------- */
 
@@ -293,9 +351,10 @@ struct worker {
     uint32_t seen; /* the last command taken */
     int spin;      /* next_spin */
     void *fn;      /* the resolved function */
-    uint64_t seg_id;
-    char *seg;
-    size_t seg_size;
+    struct {
+        char *map; /* NULL: empty */
+        size_t size;
+    } slot[SLOTS]; /* the segments it keeps mapped */
 };
 
 /* How long to spin before sleeping: SPIN after a wait that spinning
@@ -349,37 +408,53 @@ static void worker_step(struct ctl *c)
     atomic_store_explicit(&c->progress, p + 1, memory_order_release);
 }
 
-static void worker_drop_segment(struct worker *w)
-{
-    if (w->seg)
-        cth__os_shm_unmap(w->seg, w->seg_size);
-    w->seg = NULL;
-    w->seg_id = 0;
-}
-
-/* Take the segment the proxy sent with this command. Returns 0 or a code. */
-static int worker_take_segment(struct worker *w)
+/* Take the segments the proxy sent with this command, each into its slot
+ * (what was there is unmapped). Returns 0 or a code. */
+static int worker_take_segments(struct worker *w)
 {
     struct ctl *c = w->ctl;
-    worker_drop_segment(w);
-    int fd = recv_fd(w->chan, 0);
-    if (fd < 0)
+    uint32_t n = c->flags >> CMD_PUT_SHIFT;
+    if (n > 2)
         return CTH_EPROTO;
-    int64_t size = fd_size(fd);
-    int err = 0;
-    if (size < 0 || c->seg_size == 0 || (uint64_t)size < c->seg_size) {
-        err = CTH_EPROTO;
-    } else {
-        w->seg = cth__os_shm_map(fd, (size_t)c->seg_size, true);
-        if (!w->seg)
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t k = c->put[i].slot;
+        uint64_t want = c->put[i].size;
+        if (k >= SLOTS)
+            return CTH_EPROTO;
+        if (w->slot[k].map)
+            cth__os_shm_unmap(w->slot[k].map, w->slot[k].size);
+        w->slot[k].map = NULL;
+        int fd = recv_fd(w->chan, 0);
+        if (fd < 0)
+            return CTH_EPROTO;
+        int64_t size = fd_size(fd);
+        int err = 0;
+        if (size < 0 || want == 0 || (uint64_t)size < want || want > SIZE_MAX / 2)
+            err = CTH_EPROTO;
+        else if (!(w->slot[k].map = cth__os_shm_map(fd, (size_t)want, true)))
             err = CTH_ENOMEM;
+        close(fd);
+        if (err)
+            return err;
+        w->slot[k].size = (size_t)want;
     }
-    close(fd);
-    if (!err) {
-        w->seg_size = (size_t)c->seg_size;
-        w->seg_id = c->seg_id;
-    }
-    return err;
+    return 0;
+}
+
+/* The base of the segment in slot k, and in *size its length; NULL when
+ * there is none. */
+static char *worker_slot(const struct worker *w, uint32_t k, uint64_t *size)
+{
+    if (k >= SLOTS || !w->slot[k].map)
+        return NULL;
+    *size = w->slot[k].size;
+    return w->slot[k].map;
+}
+
+/* Whether records [0, hi) of size bytes from off on lie inside len bytes. */
+static bool records_fit(uint64_t off, uint64_t hi, uint64_t size, uint64_t len)
+{
+    return off <= len && hi <= (len - off) / size;
 }
 
 /* Run n records from the addresses in and out on, stepping by their sizes,
@@ -407,16 +482,18 @@ static void worker_run_records(struct worker *w)
     cth_pool_record_fn fn;
     memcpy(&fn, &w->fn, sizeof fn);
     uint64_t lo = c->lo, hi = c->hi, in_size = c->in_size, out_size = c->out_size;
-    uint64_t out_off = c->out_off;
+    uint64_t in_off = c->in_off, out_off = c->out_off, in_len = 0, out_len = 0;
+    char *in_seg = in_size ? worker_slot(w, c->in_slot, &in_len) : NULL;
+    char *out_seg = out_size ? worker_slot(w, c->out_slot, &out_len) : NULL;
     /* the proxy is trusted, but a slip must not become a stray write */
-    if (!w->seg || lo > hi || (in_size && hi > out_off / in_size) ||
-        (out_size && (out_off > w->seg_size || hi > (w->seg_size - out_off) / out_size))) {
+    if (lo > hi || (in_size && (!in_seg || !records_fit(in_off, hi, in_size, in_len))) ||
+        (out_size && (!out_seg || !records_fit(out_off, hi, out_size, out_len)))) {
         worker_ack(w, ST_ERROR, CTH_EPROTO);
         return;
     }
     /* a record of size 0 is NULL: its address stays 0 */
-    uintptr_t in = in_size ? (uintptr_t)w->seg + lo * in_size : 0;
-    uintptr_t out = out_size ? (uintptr_t)w->seg + out_off + lo * out_size : 0;
+    uintptr_t in = in_size ? (uintptr_t)in_seg + in_off + lo * in_size : 0;
+    uintptr_t out = out_size ? (uintptr_t)out_seg + out_off + lo * out_size : 0;
     int r = run_record_items(fn, in, in_size, out, out_size, hi - lo, c);
     worker_ack(w, r ? ST_TASK : ST_OK, r);
 }
@@ -465,11 +542,12 @@ static void worker_run_buffer(struct worker *w)
     size_t in_size = (size_t)c->in_size;
     const void *in;
     if (c->flags & CMD_IN_SEG) {
-        if (!w->seg || c->in_size > w->seg_size) {
+        uint64_t len = 0;
+        in = worker_slot(w, c->in_slot, &len);
+        if (!in || c->in_size > len) {
             worker_ack(w, ST_ERROR, CTH_EPROTO);
             return;
         }
-        in = w->seg;
     } else {
         if (c->in_size > INLINE_MAX) {
             worker_ack(w, ST_ERROR, CTH_EPROTO);
@@ -612,8 +690,8 @@ static int worker_main(const void *arg, size_t arg_size, int chan)
                 continue;
             }
         }
-        if (flags & CMD_NEW_SEG) {
-            int err = worker_take_segment(&w);
+        if (flags >> CMD_PUT_SHIFT) {
+            int err = worker_take_segments(&w);
             if (err) {
                 worker_ack(&w, ST_ERROR, err);
                 continue;
@@ -669,7 +747,8 @@ static int proxy_launch(struct proxy *px)
     px->ctl_fd = fd;
     px->ctl = ctl;
     px->seq = 0;
-    px->held = 0;
+    memset(px->held, 0, sizeof px->held);
+    memset(px->used, 0, sizeof px->used);
     px->fn = NULL;
     px->has_worker = true;
     pthread_mutex_lock(&pp->lock);
@@ -871,9 +950,38 @@ static void note_rate(struct proxy *px, struct cth_result *job, size_t n)
     px->task_ns = ns ? ns : 1;
 }
 
+/* The slot of px's worker that holds side's segment: the one it is in, or
+ * the one the command sends it into (an empty slot, else the least
+ * recently used one other than keep: a slot the command uses too). Returns
+ * the slot, or -1 if the descriptor could not be sent (the worker is
+ * gone). */
+static int proxy_place(struct proxy *px, const struct side *side, int keep)
+{
+    struct ctl *c = px->ctl;
+    int k = -1;
+    for (int i = 0; i < SLOTS && k < 0; i++)
+        if (px->held[i] == side->id)
+            k = i;
+    if (k < 0) {
+        for (int i = 0; i < SLOTS; i++) /* an empty slot was used at 0: the least recently */
+            if (i != keep && (k < 0 || px->used[i] < px->used[k]))
+                k = i;
+        if (send_fd(px->proc.chan, side->fd) != 0)
+            return -1;
+        px->held[k] = side->id;
+        uint32_t n = c->flags >> CMD_PUT_SHIFT;
+        c->put[n].id = side->id;
+        c->put[n].size = side->size;
+        c->put[n].slot = (uint32_t)k;
+        c->flags += 1u << CMD_PUT_SHIFT;
+    }
+    px->used[k] = ++px->uses;
+    return k;
+}
+
 /* Write the command for items [lo, hi) of job into the block (the function
- * if it changed, the segment if the worker lacks it). Returns COMMAND_READY;
- * COMMAND_NO_WORKER if the segment could not be sent (the worker is gone);
+ * if it changed, the segments the worker lacks). Returns COMMAND_READY;
+ * COMMAND_NO_WORKER if a segment could not be sent (the worker is gone);
  * COMMAND_NO_FUNCTION if the function's object was unloaded since the job
  * was submitted. */
 static int proxy_command(struct proxy *px, struct cth_result *job, size_t lo, size_t hi)
@@ -887,31 +995,39 @@ static int proxy_command(struct proxy *px, struct cth_result *job, size_t lo, si
         px->fn = pj->fn;
         c->flags |= CMD_NEW_FN;
     }
-    if (pj->seg.fd >= 0 && px->held != pj->seg.id) {
-        if (send_fd(px->proc.chan, pj->seg.fd) != 0)
-            return COMMAND_NO_WORKER;
-        px->held = pj->seg.id;
-        c->seg_id = pj->seg.id;
-        c->seg_size = pj->seg.size;
-        c->flags |= CMD_NEW_SEG;
-    }
     c->lo = lo;
     c->hi = hi;
     c->in_size = job->in_size;
     if (job->kind == JOB_BUFFER) {
-        if (pj->seg.fd >= 0)
+        if (pj->seg.fd >= 0) {
+            struct side in = side_copied(&pj->seg, 0);
+            int k = proxy_place(px, &in, -1);
+            if (k < 0)
+                return COMMAND_NO_WORKER;
+            c->in_slot = (uint32_t)k;
             c->flags |= CMD_IN_SEG;
-        else if (pj->small_len)
-            memcpy(c->data, pj->small, pj->small_len);
-    } else {
-        /* this chunk's records, copied by its proxy: the chunks' copies
-         * run in parallel, each just before its worker reads it */
-        if (job->in_size)
-            memcpy(pj->seg.map + lo * job->in_size, job->in + lo * job->in_size,
-                   (hi - lo) * job->in_size);
-        c->out_size = job->out_size;
-        c->out_off = pj->out_off;
+        } else if (pj->small_len) {
+            memcpy(c->data, pj->tail, pj->small_len);
+        }
+        return COMMAND_READY;
     }
+    const struct side *sides = job_sides(pj);
+    int in = -1, out = -1;
+    if (job->in_size && (in = proxy_place(px, &sides[0], -1)) < 0)
+        return COMMAND_NO_WORKER;
+    if (job->out_size && (out = proxy_place(px, &sides[1], in)) < 0)
+        return COMMAND_NO_WORKER;
+    /* this chunk's records, copied by its proxy (unless they are in
+     * place): the chunks' copies run in parallel, each just before its
+     * worker reads it */
+    if (job->in_size && sides[0].copied)
+        memcpy(sides[0].map + sides[0].off + lo * job->in_size, job->in + lo * job->in_size,
+               (hi - lo) * job->in_size);
+    c->in_slot = (uint32_t)in;
+    c->out_slot = (uint32_t)out;
+    c->in_off = sides[0].off;
+    c->out_off = sides[1].off;
+    c->out_size = job->out_size;
     return COMMAND_READY;
 }
 
@@ -974,12 +1090,15 @@ static int take_result(struct proxy *px, struct cth_result *job, int chan, uint3
     return err;
 }
 
-/* Copy the outputs of items [lo, lo + k) from the segment into job->out. */
+/* Copy the outputs of items [lo, lo + k) from the segment into job->out
+ * (unless they were written in place). */
 static void copy_outputs(struct cth_result *job, size_t lo, size_t k)
 {
-    struct proc_job *pj = job->proc;
-    if (k && job->kind != JOB_BUFFER && job->out_size && job->out)
-        memcpy(job->out + lo * job->out_size, pj->seg.map + pj->out_off + lo * job->out_size,
+    if (!k || job->kind == JOB_BUFFER || !job->out_size || !job->out)
+        return;
+    const struct side *out = &job_sides(job->proc)[1];
+    if (out->copied)
+        memcpy(job->out + lo * job->out_size, out->map + out->off + lo * job->out_size,
                k * job->out_size);
 }
 
@@ -1072,7 +1191,11 @@ static bool run_items(struct proxy *px, struct cth_result *job, size_t lo, size_
                 note_rate(px, job, 1);
             if (w == WAIT_DONE)
                 o = read_outcome(px->ctl);
-            else
+            if (w == WAIT_DONE && o.status == ST_ERROR) {
+                /* it may lack what the command sent: send them again */
+                memset(px->held, 0, sizeof px->held);
+                px->fn = NULL;
+            } else if (w != WAIT_DONE)
                 o.progress = w == WAIT_UNTAKEN ? 0 : px->final_progress;
         }
         if (w == WAIT_UNTAKEN && !terminating(px->pp)) {
@@ -1142,7 +1265,7 @@ static int batch_command(struct proxy *px, struct cth_result *const *jobs, size_
         c->items[i].in_off = off;
         c->items[i].in_len = pj->small_len;
         if (pj->small_len)
-            memcpy(c->data + off, pj->small, pj->small_len);
+            memcpy(c->data + off, pj->tail, pj->small_len);
         off += batch_in_size(jobs[i]);
     }
     c->nitems = (uint32_t)n;
@@ -1389,10 +1512,15 @@ static void proxy_stop(void)
 
 /* ---- jobs ------------------------------------------------------------------------------------- */
 
+/* Destroy a segment no job uses. mapped: in the process that made it (not
+ * a fork child), which also discards its pages, so that workers still
+ * mapping it keep none. */
 static void segment_destroy(struct segment *seg, bool mapped)
 {
     if (seg->map && mapped)
         cth__os_shm_unmap(seg->map, seg->size);
+    if (seg->fd >= 0 && mapped)
+        cth__os_shm_discard(seg->fd);
     if (seg->fd >= 0)
         close(seg->fd);
     seg->id = 0;
@@ -1414,7 +1542,7 @@ static int segment_get(struct cth__proc_pool *pp, size_t size, struct segment *s
     pthread_mutex_unlock(&pp->lock);
     if (reuse)
         return 0;
-    *seg = (struct segment){atomic_fetch_add(&next_seg_id, 1), -1, NULL, size};
+    *seg = (struct segment){cth__segment_id(), -1, NULL, size};
     int err = cth__os_shm_create(size, &seg->fd);
     if (err)
         return err;
@@ -1445,12 +1573,11 @@ static int job_prepare(struct cth__proc_pool *pp, struct cth_result *job)
 {
     bool buffer = job->kind == JOB_BUFFER;
     size_t small = buffer && job->in_size <= INLINE_MAX ? job->in_size : 0;
-    struct proc_job *pj = cth__malloc(sizeof *pj + small);
+    struct proc_job *pj = cth__malloc(sizeof *pj + (buffer ? small : 2 * sizeof(struct side)));
     if (!pj)
         return CTH_ENOMEM;
     pj->pp = pp;
     pj->seg = (struct segment){0, -1, NULL, 0};
-    pj->out_off = 0;
     pj->small_len = small;
     pj->owner = pp->owner;
     void *fn;
@@ -1461,10 +1588,12 @@ static int job_prepare(struct cth__proc_pool *pp, struct cth_result *job)
     pj->fn = fn;
     struct cth__funcref ref; /* named now, so that CTH_ENOENT comes at once */
     int err = cth__funcref_make(fn, &ref);
-    size_t in_bytes = 0, size = 0;
+    size_t in_bytes = 0, out_off = 0, size = 0;
+    /* records in a shared allocation are read or written in place */
+    const struct cth__region *in_place = job->in_region, *out_place = job->out_region;
     if (!err && buffer) {
         if (small)
-            memcpy(pj->small, job->in, small);
+            memcpy(pj->tail, job->in, small);
         else
             size = in_bytes = job->in_size;
     } else if (!err) {
@@ -1473,15 +1602,21 @@ static int job_prepare(struct cth__proc_pool *pp, struct cth_result *job)
             (job->out_size && n > SIZE_MAX / 2 / job->out_size)) {
             err = CTH_EOVERFLOW;
         } else {
-            in_bytes = n * job->in_size;
-            pj->out_off = (in_bytes + SEG_ALIGN - 1) / SEG_ALIGN * SEG_ALIGN;
-            size = job->out_size ? pj->out_off + n * job->out_size : in_bytes;
+            in_bytes = in_place ? 0 : n * job->in_size;
+            size_t out_bytes = out_place ? 0 : n * job->out_size;
+            out_off = (in_bytes + SEG_ALIGN - 1) / SEG_ALIGN * SEG_ALIGN;
+            size = out_bytes ? out_off + out_bytes : in_bytes;
         }
     }
     if (!err && size) {
         err = segment_get(pp, size, &pj->seg);
         if (!err && buffer && in_bytes) /* a map's records: chunk by chunk (proxy_command) */
             memcpy(pj->seg.map, job->in, in_bytes);
+    }
+    if (!err && !buffer) {
+        struct side *sides = job_sides(pj);
+        sides[0] = in_place ? side_in_place(in_place, job->in) : side_copied(&pj->seg, 0);
+        sides[1] = out_place ? side_in_place(out_place, job->out) : side_copied(&pj->seg, out_off);
     }
     job->proc = pj;
     if (err)

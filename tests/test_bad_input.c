@@ -411,6 +411,8 @@ CTH_TEST(pool)
     CHECK_EQ(cth_pool_apply_buffer(NULL, no_buffer, rin, 1, &buf, &len), CTH_EINVAL);
     CHECK_EQ(cth_pool_apply_buffer_async(NULL, no_buffer, rin, 1, NULL, &r), CTH_EINVAL);
     CHECK_EQ(cth_result_get_buffer(NULL, &buf, &len, 0), CTH_EINVAL);
+    CHECK_EQ(cth_pool_shared_alloc(NULL, 8, &buf), CTH_EINVAL);
+    CHECK_EQ(cth_pool_shared_free(NULL, rin), CTH_EINVAL);
     CHECK(buf == (void *)1 && len == 3 && rout[0] == 0);
     CHECK_EQ(cth_pool_backend(NULL), CTH_POOL_THREADS);
     CHECK_EQ(cth_pool_create(&p, &(cth_pool_opts_t){.backend = (cth_pool_backend_t)7}), CTH_EINVAL);
@@ -445,6 +447,12 @@ CTH_TEST(pool)
     CHECK_EQ(cth_pool_map_records(p, copy_record, rin, SIZE_MAX, 2, 0, rout, sizeof(int)),
              CTH_EOVERFLOW);
     CHECK_EQ(cth_pool_apply_buffer(p, no_buffer, NULL, 1, &buf, &len), CTH_EINVAL);
+    CHECK_EQ(cth_pool_shared_alloc(p, 0, &buf), CTH_EINVAL);
+    CHECK_EQ(cth_pool_shared_alloc(p, 8, NULL), CTH_EINVAL);
+    CHECK_EQ(cth_pool_shared_alloc(p, SIZE_MAX, &buf), CTH_EOVERFLOW);
+    CHECK(buf == (void *)1);
+    CHECK_EQ(cth_pool_shared_free(p, rin), CTH_EINVAL); /* not an allocation */
+    CHECK_OK(cth_pool_shared_free(p, NULL));
     CHECK_OK(cth_pool_apply_buffer_async(p, no_buffer, rin, 1, NULL, &r));
     CHECK_BAD_TIMEOUTS(cth_result_get_buffer(r, &buf, &len, timeout));
     CHECK_OK(cth_result_get_buffer(r, &buf, &len, CTH_FOREVER));

@@ -357,7 +357,9 @@ CTH_API int cth_pool_imap_unordered_producer(cth_pool_t *pool, cth_pool_fn fn,
  * int[100000], in_size sizeof(int). in_size or out_size may be 0 (fn then
  * gets NULL there; in or out may be NULL). On processes the records are
  * copied once into memory the workers share, and the results written there
- * in place are copied into out as each chunk finishes. Returns as
+ * in place are copied into out as each chunk finishes; records inside an
+ * allocation of cth_pool_shared_alloc are not copied: the workers read the
+ * inputs and write the outputs there. Returns as
  * cth_pool_map (a failure, as there, only once every chunk has finished;
  * a chunk stops at its first failing item), plus CTH_EWORKER (a worker
  * died in a chunk: the other chunks still ran), CTH_ETIMEDOUT (an item
@@ -445,6 +447,50 @@ CTH_API int cth_pool_apply_buffer(cth_pool_t *pool, cth_pool_buffer_fn fn, const
 CTH_API int cth_pool_apply_buffer_async(cth_pool_t *pool, cth_pool_buffer_fn fn, const void *in,
                                         size_t in_size, const cth_result_opts_t *opts,
                                         cth_result_t **res);
+
+/*
+ * cth_pool_shared_alloc - multiprocessing.shared_memory.SharedMemory(create=True,
+ * size=size) (or multiprocessing.Array) for a pool: size bytes of zeroed,
+ * page-aligned memory that the pool's workers read and write in place.
+ * When the input records of cth_pool_map_records (or of its async and
+ * imap twins) lie wholly inside one such allocation, a process pool's
+ * workers read them there instead of a copy; when the output records do
+ * (the same allocation or another), the workers write them there, and
+ * nothing is copied back: the results are in out when the call returns or
+ * the result is ready, and an imap still yields each chunk as it
+ * finishes. One side alone may be in shared memory (only that side is not
+ * copied). On a process pool the memory is a memfd, its pages reserved at
+ * once; each worker maps an allocation when a job first needs it and keeps
+ * up to 4 mapped (when a job needs another, it unmaps the one it used
+ * least recently, and maps it again if a later job needs it). On threads
+ * and MPI ranks (which share no memory across machines) it is plain
+ * memory, the same calls working unchanged. A fork child of the program
+ * shares a process pool's allocations with it (a thread pool's it gets a
+ * copy of, as any memory). A worker that runs a job in place can write
+ * anywhere in the allocations it was sent: results in shared memory are
+ * as trustworthy as the task code (the pool itself keeps nothing of its
+ * own there). pool: the pool whose workers use it; size: bytes (> 0);
+ * mem: where its address goes.
+ * ("Wholly inside" means within the size bytes asked for.)
+ * Returns 0 and *mem; CTH_EINVAL for a NULL pool or mem, or size 0;
+ * CTH_EOVERFLOW when size rounded up to whole pages overflows; CTH_ENOMEM
+ * when the memory cannot be had (more than the machine has, or than the
+ * kernel gives); CTH_EAGAIN when no descriptor is left (processes).
+ */
+CTH_API int cth_pool_shared_alloc(cth_pool_t *pool, size_t size, void **mem);
+
+/*
+ * cth_pool_shared_free - SharedMemory.close() and unlink(): give back an
+ * allocation of cth_pool_shared_alloc. A job still using it (a map_async
+ * or an imap over records inside it) keeps it until the job is done: its
+ * workers never write into memory given back, but the caller must not
+ * touch mem after this call. cth_pool_free frees the allocations left. mem
+ * NULL is ignored (returns 0).
+ * Returns 0; CTH_EINVAL for a NULL pool, or a mem that is not the address
+ * of an allocation of this pool still allocated (an address inside one, a
+ * pointer from elsewhere, an allocation freed already): nothing is freed.
+ */
+CTH_API int cth_pool_shared_free(cth_pool_t *pool, const void *mem);
 
 /* cth_pool_close - Pool.close(): no more tasks; the accepted ones (and
  * running imap iterations) complete, then the workers exit. Repeating it,

@@ -11,6 +11,7 @@
  * src/unix/os.c is the portable counterpart.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -122,4 +123,24 @@ void *cth__os_shm_map(int fd, size_t size, bool writable)
 void cth__os_shm_unmap(void *addr, size_t size)
 {
     munmap(addr, size);
+}
+
+int cth__os_shm_reserve(int fd, size_t size)
+{
+    int err;
+    while ((err = fallocate(fd, 0, 0, (off_t)size)) != 0 && errno == EINTR)
+        ;
+    return err ? CTH_ENOMEM : 0;
+}
+
+void *cth__os_shm_map_inherited(int fd, size_t size)
+{
+    void *addr = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+    return addr == MAP_FAILED ? NULL : addr;
+}
+
+void cth__os_shm_discard(int fd)
+{
+    if (ftruncate(fd, 0) != 0) /* cannot fail on a memfd; its close frees the pages anyway */
+        return;
 }

@@ -167,3 +167,22 @@ void cth__os_shm_unmap(void *addr, size_t size)
     CTH__UNUSED(addr);
     CTH__UNUSED(size);
 }
+
+int cth__os_shm_reserve(int fd, size_t size)
+{
+    CTH__UNUSED(fd);
+    CTH__UNUSED(size);
+    return CTH_ENOTSUP;
+}
+
+void *cth__os_shm_map_inherited(int fd, size_t size)
+{
+    CTH__UNUSED(fd);
+    CTH__UNUSED(size);
+    return NULL;
+}
+
+void cth__os_shm_discard(int fd)
+{
+    CTH__UNUSED(fd);
+}

@@ -101,6 +101,29 @@ CTH_TEST(map_1m)
     cth_pool_free(pool);
 }
 
+/* Shared allocations on MPI ranks: plain memory at the root (no memory is
+ * shared across machines), the same calls as on the other backends; a map
+ * over it is right, and cth_pool_free frees one left. */
+CTH_TEST(shared_alloc_is_plain_memory)
+{
+    cth_pool_t *pool = pool_or_serve(NULL);
+    if (!pool)
+        return;
+    size_t n = 10000;
+    uint64_t *in = NULL, *out = NULL;
+    CHECK_OK(cth_pool_shared_alloc(pool, n * sizeof *in, (void **)&in));
+    CHECK_OK(cth_pool_shared_alloc(pool, n * sizeof *out, (void **)&out));
+    for (size_t i = 0; i < n; i++)
+        in[i] = i;
+    CHECK_OK(cth_pool_map_records(pool, triple_plus_one, in, sizeof *in, n, 0, out, sizeof *out));
+    for (size_t i = 0; i < n; i++)
+        if (out[i] != 3 * i + 1)
+            CHECK_EQ(out[i], 3 * i + 1);
+    CHECK_OK(cth_pool_shared_free(pool, in));
+    CHECK_EQ(cth_pool_shared_free(pool, in), CTH_EINVAL);
+    cth_pool_free(pool); /* frees out */
+}
+
 /* A pool created from a task (at a worker rank, or at the root). */
 static int nested_create(const void *in, void *out)
 {
