@@ -870,9 +870,16 @@ static int service_ensure(void)
 
 /* ---- what timer.c calls ---------------------------------------------------------------------- */
 
+/* The clock plus ns, saturated below CTH__NO_DEADLINE. */
+static int64_t deadline_in(int64_t ns)
+{
+    int64_t now = cth__now_ns();
+    return ns >= CTH__NO_DEADLINE - now ? CTH__NO_DEADLINE - 1 : now + ns;
+}
+
 int cth__timer_schedule(struct cth_timer *t)
 {
-    int64_t deadline = cth__deadline(t->interval);
+    int64_t deadline = deadline_in(t->interval_ns);
     svc_lock();
     /* Room first: growing the heap releases the lock, and nothing below
      * does. Shutdown's own code is reported below. */
