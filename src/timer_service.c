@@ -19,11 +19,14 @@
  * removal misses the cache, at the cost of granularity (early or late
  * firing) or of re-cascading to stay exact.
  *
- * The heap's array is a list of segments, each as large as all before it
- * (64, 64, 128, 256... entries): it grows by one segment, allocated with the
- * lock released, and nothing is ever copied, so a million pending timers
- * cost no pause when it grows; it gives its last segment back when it is
- * less than a quarter used.
+ * The heap's array is a list of segments, each a little larger than all
+ * before it (65, 128, 256, 512... entries): it grows by one segment,
+ * allocated with the lock released, and nothing is ever copied, so a million
+ * pending timers cost no pause when it grows; it gives its last segment back
+ * when it is less than a quarter used. Segment k >= 1 starts at entry
+ * 64 * 2^k - 63, always the first of a slot's four children, so the children
+ * of a slot are contiguous, and an entry's address is a few instructions
+ * without a branch (slot).
  *
  * The service thread (a daemon cth_thread, started on the first start)
  * sleeps on the futex word svc.wake until the earliest deadline. It publishes
@@ -112,10 +115,9 @@
 #define SERVICE_SPIN_NS 20000LL      /* the service spins for a deadline this close */
 #define KEEP_NS 20000LL              /* a worker waits itself for a deadline this close */
 #define KEEP_SLACK_NS 250000LL       /* the service sleeps this long past it meanwhile */
-#define SEG0_SHIFT 6
-#define HEAP_MIN (1u << SEG0_SHIFT) /* the first segment */
-#define HEAP_SEGS 25                /* HEAP_MIN << 24 = HEAP_MAX */
-#define HEAP_MAX (1u << 30)         /* keeps 4 * i + 4 within uint32_t */
+#define SEG_SHIFT 6 /* segment k >= 1 starts at entry (1 << (SEG_SHIFT + k)) - SEG_BIAS */
+#define SEG_BIAS 63
+#define HEAP_SEGS 24 /* 2^30 - 63 entries: keeps 4 * i + 4 within uint32_t */
 
 struct heap_entry {
     int64_t deadline;
@@ -144,8 +146,10 @@ struct worker {
 static struct {
     cth_lock_t lock;
     struct heap_entry *seg[HEAP_SEGS]; /* the heap's segments */
+    uintptr_t base[HEAP_SEGS];         /* seg[k] less seg_start(k) entries: slot */
     uint32_t nseg;
     uint32_t n, cap;
+    uint32_t shrink_below; /* the last segment goes when n falls below this */
     uint64_t seq;
     struct cth__list backlog;     /* due timers no worker has taken yet, oldest first */
     struct cth__list idle;        /* idle workers, the latest first */
@@ -196,19 +200,24 @@ static void wake_service(void)
 
 /* ---- the heap ------------------------------------------------------------------------------ */
 
-/* Segment k holds HEAP_MIN entries for k == 0, else HEAP_MIN << (k - 1),
- * which is also the index it starts at. */
-static inline uint32_t seg_size(uint32_t k)
+/* The first entry of segment k, and the entries before segment k + 1. */
+static inline uint32_t seg_start(uint32_t k)
 {
-    return k == 0 ? HEAP_MIN : HEAP_MIN << (k - 1);
+    return k == 0 ? 0 : (1u << (SEG_SHIFT + k)) - SEG_BIAS;
 }
 
+static inline uint32_t seg_end(uint32_t k)
+{
+    return (1u << (SEG_SHIFT + k + 1)) - SEG_BIAS;
+}
+
+/* Entry i: its segment is the top bit of (i + SEG_BIAS) >> SEG_SHIFT (1
+ * for segment 0's 0 and 1), and base[k] is that segment's address less its
+ * first index in bytes, so no subtraction of the start is needed. */
 static inline struct heap_entry *slot(uint32_t i)
 {
-    if (i < HEAP_MIN)
-        return &svc.seg[0][i];
-    uint32_t k = 32 - (uint32_t)__builtin_clz(i >> SEG0_SHIFT);
-    return &svc.seg[k][i - seg_size(k)];
+    uint32_t k = 31 - (uint32_t)__builtin_clz(((i + SEG_BIAS) >> SEG_SHIFT) | 1);
+    return (struct heap_entry *)(svc.base[k] + (uintptr_t)i * sizeof(struct heap_entry));
 }
 
 static inline bool earlier(const struct heap_entry *a, const struct heap_entry *b)
@@ -236,34 +245,22 @@ static void sift_up(uint32_t i, struct heap_entry e)
     heap_put(i, e);
 }
 
-/* The children of a slot, 4i+1 to 4i+4, are contiguous in one segment,
- * except where the last is the first of the next segment (a power of two):
- * one segment look-up a level, and a second one there. */
+/* The children of a slot, 4i+1 to 4i+4, are contiguous in one segment:
+ * one segment look-up a level. */
 static void sift_down(uint32_t i, struct heap_entry e)
 {
     for (;;) {
         uint32_t first = 4 * i + 1;
         if (first >= svc.n)
             break;
-        uint32_t last = first + 3, nkids = 4, in_seg = 4;
-        if (svc.n - first < 4)
-            nkids = in_seg = svc.n - first;
-        else if (last >= HEAP_MIN && (last & (last - 1)) == 0)
-            in_seg = 3; /* the last child starts the next segment */
+        uint32_t nkids = svc.n - first < 4 ? svc.n - first : 4;
         struct heap_entry *kids = slot(first), *best = kids;
-        uint32_t best_i = first;
-        for (uint32_t c = 1; c < in_seg; c++) {
-            if (earlier(&kids[c], best)) {
+        for (uint32_t c = 1; c < nkids; c++)
+            if (earlier(&kids[c], best))
                 best = &kids[c];
-                best_i = first + c;
-            }
-        }
-        if (in_seg < nkids && earlier(slot(last), best)) {
-            best = slot(last);
-            best_i = last;
-        }
         if (!earlier(best, &e))
             break;
+        uint32_t best_i = first + (uint32_t)(best - kids);
         heap_put(i, *best);
         i = best_i;
     }
@@ -285,21 +282,23 @@ static int heap_reserve(void)
     while (svc.n >= svc.cap) {
         if (svc.closed)
             return CTH_ESHUTDOWN;
-        if (svc.cap >= HEAP_MAX)
+        if (svc.nseg == HEAP_SEGS)
             return CTH_ENOMEM;
         uint32_t k = svc.nseg;
         svc_unlock();
         void (*hook)(void) = atomic_load_explicit(&grow_hook, memory_order_acquire);
         if (hook)
             hook();
-        struct heap_entry *seg = cth__malloc((size_t)seg_size(k) * sizeof *seg);
+        struct heap_entry *seg = cth__malloc((size_t)(seg_end(k) - seg_start(k)) * sizeof *seg);
         svc_lock();
         if (!seg)
             return CTH_ENOMEM;
         if (svc.nseg == k && !svc.closed) {
             svc.seg[k] = seg;
+            svc.base[k] = (uintptr_t)seg - (uintptr_t)seg_start(k) * sizeof *seg;
             svc.nseg++;
-            svc.cap += seg_size(k);
+            svc.cap = seg_end(k);
+            svc.shrink_below = seg_start(k) / 2;
         } else {
             cth__free(seg); /* another thread grew it meanwhile */
         }
@@ -320,12 +319,12 @@ static void heap_remove(struct cth_timer *t)
     }
     /* Give memory back after a peak, with hysteresis: the last segment once
      * the entries fill less than half of the ones before it. */
-    uint32_t k = svc.nseg - 1;
-    if (k > 0 && svc.n < seg_size(k) / 2) {
+    if (svc.n < svc.shrink_below) {
+        uint32_t k = --svc.nseg;
         cth__free(svc.seg[k]);
         svc.seg[k] = NULL;
-        svc.nseg--;
-        svc.cap -= seg_size(k);
+        svc.cap = seg_start(k);
+        svc.shrink_below = seg_start(k - 1) / 2; /* k >= 1: shrink_below was set */
     }
 }
 
@@ -335,7 +334,7 @@ static void heap_free(void)
         cth__free(svc.seg[k]);
         svc.seg[k] = NULL;
     }
-    svc.nseg = svc.cap = 0;
+    svc.nseg = svc.cap = svc.shrink_below = 0;
 }
 
 /* Insert a timer whose deadline is set (room reserved); wake the service
