@@ -357,8 +357,9 @@ static bool counts_for_exit(const struct cth_timer *t)
 }
 
 /* The timer is neither pending nor running any more (lock held): publish
- * its final state, release its joiners and drop the service's reference. */
-static void finish(struct cth_timer *t, cth_timer_state_t state)
+ * its final state and release its joiners. The service's reference is the
+ * caller's to drop. */
+static void end_timer(struct cth_timer *t, cth_timer_state_t state)
 {
     atomic_store_explicit(&t->state, state, memory_order_release);
     atomic_store_explicit(&t->finished, true, memory_order_release);
@@ -367,6 +368,12 @@ static void finish(struct cth_timer *t, cth_timer_state_t state)
     /* done: 0 running, 2 running with joiners asleep, 1 done. */
     if (atomic_exchange_explicit(&t->done, 1, memory_order_release) == 2)
         cth__futex_wake(&t->done, INT_MAX);
+}
+
+/* end_timer, then drop the service's reference. */
+static void finish(struct cth_timer *t, cth_timer_state_t state)
+{
+    end_timer(t, state);
     cth__timer_unref(t);
 }
 
@@ -919,7 +926,12 @@ void cth__timer_unschedule(struct cth_timer *t)
     atomic_store_explicit(&t->finished, true, memory_order_release);
     if (t->heap_index != CTH__TIMER_NOT_IN_HEAP) {
         heap_remove(t);
-        finish(t, CTH_TIMER_CANCELLED);
+        end_timer(t, CTH_TIMER_CANCELLED);
+        /* A pending timer has two references, the service's and the
+         * caller's, which this caller holds throughout the call (a borrowed
+         * handle, cth_timer_current's, is of a running timer): the service's
+         * goes with a store, no read-modify-write. */
+        atomic_store_explicit(&t->refs, 1, memory_order_relaxed);
     } else {
         /* Not started (start sees the flag), or fired (running, or due in
          * the backlog): a periodic timer is not called again. */
