@@ -226,28 +226,32 @@ static inline bool earlier(const struct heap_entry *a, const struct heap_entry *
            (a->deadline == b->deadline && a->timer->seq < b->timer->seq);
 }
 
-static inline void heap_put(uint32_t i, struct heap_entry e)
+/* Put entry src into slot i, whose address is hole. */
+static inline void heap_move(uint32_t i, struct heap_entry *hole, const struct heap_entry *src)
 {
-    *slot(i) = e;
-    e.timer->heap_index = i;
+    *hole = *src;
+    src->timer->heap_index = i;
 }
 
-static void sift_up(uint32_t i, struct heap_entry e)
+/* Place e, going up from slot i (address hole): each entry moved down
+ * leaves its own address as the next hole, so a level costs one look-up. */
+static void sift_up(uint32_t i, struct heap_entry *hole, struct heap_entry e)
 {
     while (i > 0) {
         uint32_t parent = (i - 1) / 4;
         struct heap_entry *p = slot(parent);
         if (!earlier(&e, p))
             break;
-        heap_put(i, *p);
+        heap_move(i, hole, p);
+        hole = p;
         i = parent;
     }
-    heap_put(i, e);
+    heap_move(i, hole, &e);
 }
 
-/* The children of a slot, 4i+1 to 4i+4, are contiguous in one segment:
- * one segment look-up a level. */
-static void sift_down(uint32_t i, struct heap_entry e)
+/* Place e, going down from slot i (address hole). The children of a slot,
+ * 4i+1 to 4i+4, are contiguous in one segment: one look-up a level. */
+static void sift_down(uint32_t i, struct heap_entry *hole, struct heap_entry e)
 {
     for (;;) {
         uint32_t first = 4 * i + 1;
@@ -261,10 +265,11 @@ static void sift_down(uint32_t i, struct heap_entry e)
         if (!earlier(best, &e))
             break;
         uint32_t best_i = first + (uint32_t)(best - kids);
-        heap_put(i, *best);
+        heap_move(i, hole, best);
+        hole = best;
         i = best_i;
     }
-    heap_put(i, e);
+    heap_move(i, hole, &e);
 }
 
 static void (*_Atomic grow_hook)(void);
@@ -313,9 +318,9 @@ static void heap_remove(struct cth_timer *t)
     struct heap_entry last = *slot(--svc.n);
     if (i != svc.n) {
         if (i > 0 && earlier(&last, slot((i - 1) / 4)))
-            sift_up(i, last);
+            sift_up(i, slot(i), last);
         else
-            sift_down(i, last);
+            sift_down(i, slot(i), last);
     }
     /* Give memory back after a peak, with hysteresis: the last segment once
      * the entries fill less than half of the ones before it. */
@@ -342,7 +347,8 @@ static void heap_free(void)
 static void heap_push(struct cth_timer *t)
 {
     t->seq = svc.seq++;
-    sift_up(svc.n++, (struct heap_entry){t->deadline, t});
+    uint32_t i = svc.n++;
+    sift_up(i, slot(i), (struct heap_entry){t->deadline, t});
     if (t->heap_index == 0 && t->deadline < svc.sleep_until - svc.sleep_slack)
         wake_service();
 }
