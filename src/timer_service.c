@@ -257,7 +257,9 @@ static void sift_down(uint32_t i, struct heap_entry *hole, struct heap_entry e)
         uint32_t first = 4 * i + 1;
         if (first >= svc.n)
             break;
-        uint32_t nkids = svc.n - first < 4 ? svc.n - first : 4;
+        uint32_t nkids = svc.n - first;
+        if (nkids > 4)
+            nkids = 4;
         struct heap_entry *kids = slot(first), *best = kids;
         for (uint32_t c = 1; c < nkids; c++)
             if (earlier(&kids[c], best))
