@@ -23,7 +23,6 @@
  * test injects allocation failures.
  */
 #include <limits.h>
-#include <math.h>
 #include <stdio.h>
 
 #include "alloc.h"
@@ -121,6 +120,18 @@ void cth__timer_unref(struct cth_timer *t)
 
 /* ---- the Timer object ----------------------------------------------------------------------- */
 
+/* A valid number of seconds (0 to CTH_TIMEOUT_MAX) in ns, rounded up:
+ * ceil's result without its call (below 2^63 the conversion is defined, and
+ * from 2^52 on every double is a whole number). */
+static int64_t seconds_to_ns(double seconds)
+{
+    double v = seconds * 1e9;
+    if (v >= (double)INT64_MAX)
+        return INT64_MAX;
+    int64_t ns = (int64_t)v;
+    return ns + ((double)ns < v);
+}
+
 /* Validate a period: 0 (one-shot) or a positive number of seconds. */
 static int check_period(double period, int64_t *ns)
 {
@@ -132,8 +143,7 @@ static int check_period(double period, int64_t *ns)
         return CTH_EINVAL; /* negative or NaN */
     if (period > CTH_TIMEOUT_MAX)
         return CTH_EOVERFLOW;
-    double v = ceil(period * 1e9);
-    *ns = v >= (double)INT64_MAX ? INT64_MAX : (int64_t)v;
+    *ns = seconds_to_ns(period);
     return 0;
 }
 
@@ -188,6 +198,7 @@ CTH_API int cth_timer_create(cth_timer_t **timer, double interval, cth_timer_fn 
     t->number = atomic_fetch_add_explicit(&timer_counter, 1, memory_order_relaxed) + 1;
     t->link = (struct cth__list_node){NULL, NULL};
     t->interval = interval;
+    t->interval_ns = seconds_to_ns(interval);
     t->period_ns = period_ns;
     t->fn = fn;
     t->arg = arg;

@@ -19,11 +19,14 @@
  * removal misses the cache, at the cost of granularity (early or late
  * firing) or of re-cascading to stay exact.
  *
- * The heap's array is a list of segments, each as large as all before it
- * (64, 64, 128, 256... entries): it grows by one segment, allocated with the
- * lock released, and nothing is ever copied, so a million pending timers
- * cost no pause when it grows; it gives its last segment back when it is
- * less than a quarter used.
+ * The heap's array is a list of segments, each a little larger than all
+ * before it (65, 128, 256, 512... entries): it grows by one segment,
+ * allocated with the lock released, and nothing is ever copied, so a million
+ * pending timers cost no pause when it grows; it gives its last segment back
+ * when it is less than a quarter used. Segment k >= 1 starts at entry
+ * 64 * 2^k - 63, always the first of a slot's four children, so the children
+ * of a slot are contiguous, and an entry's address is a few instructions
+ * without a branch (slot).
  *
  * The service thread (a daemon cth_thread, started on the first start)
  * sleeps on the futex word svc.wake until the earliest deadline. It publishes
@@ -112,10 +115,9 @@
 #define SERVICE_SPIN_NS 20000LL      /* the service spins for a deadline this close */
 #define KEEP_NS 20000LL              /* a worker waits itself for a deadline this close */
 #define KEEP_SLACK_NS 250000LL       /* the service sleeps this long past it meanwhile */
-#define SEG0_SHIFT 6
-#define HEAP_MIN (1u << SEG0_SHIFT) /* the first segment */
-#define HEAP_SEGS 25                /* HEAP_MIN << 24 = HEAP_MAX */
-#define HEAP_MAX (1u << 30)         /* keeps 4 * i + 4 within uint32_t */
+#define SEG_SHIFT 6 /* segment k >= 1 starts at entry (1 << (SEG_SHIFT + k)) - SEG_BIAS */
+#define SEG_BIAS 63
+#define HEAP_SEGS 24 /* 2^30 - 63 entries: keeps 4 * i + 4 within uint32_t */
 
 struct heap_entry {
     int64_t deadline;
@@ -144,8 +146,10 @@ struct worker {
 static struct {
     cth_lock_t lock;
     struct heap_entry *seg[HEAP_SEGS]; /* the heap's segments */
+    uintptr_t base[HEAP_SEGS];         /* seg[k] less seg_start(k) entries: slot */
     uint32_t nseg;
     uint32_t n, cap;
+    uint32_t shrink_below; /* the last segment goes when n falls below this */
     uint64_t seq;
     struct cth__list backlog;     /* due timers no worker has taken yet, oldest first */
     struct cth__list idle;        /* idle workers, the latest first */
@@ -167,12 +171,17 @@ static struct {
 static _Thread_local struct cth_timer *running_here __attribute__((tls_model("initial-exec")));
 static _Thread_local struct worker *worker_here __attribute__((tls_model("initial-exec")));
 
-/* The main thread must not lose an interruption to this short lock wait: it
- * is re-posted for its next wait. */
+/* sync.h's inline fast path first (no call into lock.c while the lock is
+ * free), the library's uninterrupted acquire otherwise. The main thread must
+ * not lose an interruption to this short lock wait: one that arrives (the
+ * fast path's CTH_EINTR, the only error of a wait without limit on a valid
+ * lock, or one during the uninterrupted wait) is re-posted for its next wait. */
 static void svc_lock(void)
 {
-    if (cth__lock_acquire_uninterrupted(&svc.lock))
-        cth__interrupt_main_wait();
+    if (cth_lock_acquire(&svc.lock, CTH_FOREVER) == 0)
+        return;
+    cth__lock_acquire_uninterrupted(&svc.lock);
+    cth__interrupt_main_wait();
 }
 
 static void svc_unlock(void)
@@ -191,19 +200,24 @@ static void wake_service(void)
 
 /* ---- the heap ------------------------------------------------------------------------------ */
 
-/* Segment k holds HEAP_MIN entries for k == 0, else HEAP_MIN << (k - 1),
- * which is also the index it starts at. */
-static inline uint32_t seg_size(uint32_t k)
+/* The first entry of segment k, and the entries before segment k + 1. */
+static inline uint32_t seg_start(uint32_t k)
 {
-    return k == 0 ? HEAP_MIN : HEAP_MIN << (k - 1);
+    return k == 0 ? 0 : (1u << (SEG_SHIFT + k)) - SEG_BIAS;
 }
 
+static inline uint32_t seg_end(uint32_t k)
+{
+    return (1u << (SEG_SHIFT + k + 1)) - SEG_BIAS;
+}
+
+/* Entry i: its segment is the top bit of (i + SEG_BIAS) >> SEG_SHIFT (1
+ * for segment 0's 0 and 1), and base[k] is that segment's address less its
+ * first index in bytes, so no subtraction of the start is needed. */
 static inline struct heap_entry *slot(uint32_t i)
 {
-    if (i < HEAP_MIN)
-        return &svc.seg[0][i];
-    uint32_t k = 32 - (uint32_t)__builtin_clz(i >> SEG0_SHIFT);
-    return &svc.seg[k][i - seg_size(k)];
+    uint32_t k = 31 - (uint32_t)__builtin_clz(((i + SEG_BIAS) >> SEG_SHIFT) | 1);
+    return (struct heap_entry *)(svc.base[k] + (uintptr_t)i * sizeof(struct heap_entry));
 }
 
 static inline bool earlier(const struct heap_entry *a, const struct heap_entry *b)
@@ -212,57 +226,52 @@ static inline bool earlier(const struct heap_entry *a, const struct heap_entry *
            (a->deadline == b->deadline && a->timer->seq < b->timer->seq);
 }
 
-static inline void heap_put(uint32_t i, struct heap_entry e)
+/* Put entry src into slot i, whose address is hole. */
+static inline void heap_move(uint32_t i, struct heap_entry *hole, const struct heap_entry *src)
 {
-    *slot(i) = e;
-    e.timer->heap_index = i;
+    *hole = *src;
+    src->timer->heap_index = i;
 }
 
-static void sift_up(uint32_t i, struct heap_entry e)
+/* Place e, going up from slot i (address hole): each entry moved down
+ * leaves its own address as the next hole, so a level costs one look-up. */
+static void sift_up(uint32_t i, struct heap_entry *hole, struct heap_entry e)
 {
     while (i > 0) {
         uint32_t parent = (i - 1) / 4;
         struct heap_entry *p = slot(parent);
         if (!earlier(&e, p))
             break;
-        heap_put(i, *p);
+        heap_move(i, hole, p);
+        hole = p;
         i = parent;
     }
-    heap_put(i, e);
+    heap_move(i, hole, &e);
 }
 
-/* The children of a slot, 4i+1 to 4i+4, are contiguous in one segment,
- * except where the last is the first of the next segment (a power of two):
- * one segment look-up a level, and a second one there. */
-static void sift_down(uint32_t i, struct heap_entry e)
+/* Place e, going down from slot i (address hole). The children of a slot,
+ * 4i+1 to 4i+4, are contiguous in one segment: one look-up a level. */
+static void sift_down(uint32_t i, struct heap_entry *hole, struct heap_entry e)
 {
     for (;;) {
         uint32_t first = 4 * i + 1;
         if (first >= svc.n)
             break;
-        uint32_t last = first + 3, nkids = 4, in_seg = 4;
-        if (svc.n - first < 4)
-            nkids = in_seg = svc.n - first;
-        else if (last >= HEAP_MIN && (last & (last - 1)) == 0)
-            in_seg = 3; /* the last child starts the next segment */
+        uint32_t nkids = svc.n - first;
+        if (nkids > 4)
+            nkids = 4;
         struct heap_entry *kids = slot(first), *best = kids;
-        uint32_t best_i = first;
-        for (uint32_t c = 1; c < in_seg; c++) {
-            if (earlier(&kids[c], best)) {
+        for (uint32_t c = 1; c < nkids; c++)
+            if (earlier(&kids[c], best))
                 best = &kids[c];
-                best_i = first + c;
-            }
-        }
-        if (in_seg < nkids && earlier(slot(last), best)) {
-            best = slot(last);
-            best_i = last;
-        }
         if (!earlier(best, &e))
             break;
-        heap_put(i, *best);
+        uint32_t best_i = first + (uint32_t)(best - kids);
+        heap_move(i, hole, best);
+        hole = best;
         i = best_i;
     }
-    heap_put(i, e);
+    heap_move(i, hole, &e);
 }
 
 static void (*_Atomic grow_hook)(void);
@@ -280,21 +289,23 @@ static int heap_reserve(void)
     while (svc.n >= svc.cap) {
         if (svc.closed)
             return CTH_ESHUTDOWN;
-        if (svc.cap >= HEAP_MAX)
+        if (svc.nseg == HEAP_SEGS)
             return CTH_ENOMEM;
         uint32_t k = svc.nseg;
         svc_unlock();
         void (*hook)(void) = atomic_load_explicit(&grow_hook, memory_order_acquire);
         if (hook)
             hook();
-        struct heap_entry *seg = cth__malloc((size_t)seg_size(k) * sizeof *seg);
+        struct heap_entry *seg = cth__malloc((size_t)(seg_end(k) - seg_start(k)) * sizeof *seg);
         svc_lock();
         if (!seg)
             return CTH_ENOMEM;
         if (svc.nseg == k && !svc.closed) {
             svc.seg[k] = seg;
+            svc.base[k] = (uintptr_t)seg - (uintptr_t)seg_start(k) * sizeof *seg;
             svc.nseg++;
-            svc.cap += seg_size(k);
+            svc.cap = seg_end(k);
+            svc.shrink_below = seg_start(k) / 2;
         } else {
             cth__free(seg); /* another thread grew it meanwhile */
         }
@@ -309,18 +320,18 @@ static void heap_remove(struct cth_timer *t)
     struct heap_entry last = *slot(--svc.n);
     if (i != svc.n) {
         if (i > 0 && earlier(&last, slot((i - 1) / 4)))
-            sift_up(i, last);
+            sift_up(i, slot(i), last);
         else
-            sift_down(i, last);
+            sift_down(i, slot(i), last);
     }
     /* Give memory back after a peak, with hysteresis: the last segment once
      * the entries fill less than half of the ones before it. */
-    uint32_t k = svc.nseg - 1;
-    if (k > 0 && svc.n < seg_size(k) / 2) {
+    if (svc.n < svc.shrink_below) {
+        uint32_t k = --svc.nseg;
         cth__free(svc.seg[k]);
         svc.seg[k] = NULL;
-        svc.nseg--;
-        svc.cap -= seg_size(k);
+        svc.cap = seg_start(k);
+        svc.shrink_below = seg_start(k - 1) / 2; /* k >= 1: shrink_below was set */
     }
 }
 
@@ -330,7 +341,7 @@ static void heap_free(void)
         cth__free(svc.seg[k]);
         svc.seg[k] = NULL;
     }
-    svc.nseg = svc.cap = 0;
+    svc.nseg = svc.cap = svc.shrink_below = 0;
 }
 
 /* Insert a timer whose deadline is set (room reserved); wake the service
@@ -338,7 +349,8 @@ static void heap_free(void)
 static void heap_push(struct cth_timer *t)
 {
     t->seq = svc.seq++;
-    sift_up(svc.n++, (struct heap_entry){t->deadline, t});
+    uint32_t i = svc.n++;
+    sift_up(i, slot(i), (struct heap_entry){t->deadline, t});
     if (t->heap_index == 0 && t->deadline < svc.sleep_until - svc.sleep_slack)
         wake_service();
 }
@@ -353,8 +365,9 @@ static bool counts_for_exit(const struct cth_timer *t)
 }
 
 /* The timer is neither pending nor running any more (lock held): publish
- * its final state, release its joiners and drop the service's reference. */
-static void finish(struct cth_timer *t, cth_timer_state_t state)
+ * its final state and release its joiners. The service's reference is the
+ * caller's to drop. */
+static void end_timer(struct cth_timer *t, cth_timer_state_t state)
 {
     atomic_store_explicit(&t->state, state, memory_order_release);
     atomic_store_explicit(&t->finished, true, memory_order_release);
@@ -363,6 +376,12 @@ static void finish(struct cth_timer *t, cth_timer_state_t state)
     /* done: 0 running, 2 running with joiners asleep, 1 done. */
     if (atomic_exchange_explicit(&t->done, 1, memory_order_release) == 2)
         cth__futex_wake(&t->done, INT_MAX);
+}
+
+/* end_timer, then drop the service's reference. */
+static void finish(struct cth_timer *t, cth_timer_state_t state)
+{
+    end_timer(t, state);
     cth__timer_unref(t);
 }
 
@@ -865,9 +884,16 @@ static int service_ensure(void)
 
 /* ---- what timer.c calls ---------------------------------------------------------------------- */
 
+/* The clock plus ns, saturated below CTH__NO_DEADLINE. */
+static int64_t deadline_in(int64_t ns)
+{
+    int64_t now = cth__now_ns();
+    return ns >= CTH__NO_DEADLINE - now ? CTH__NO_DEADLINE - 1 : now + ns;
+}
+
 int cth__timer_schedule(struct cth_timer *t)
 {
-    int64_t deadline = cth__deadline(t->interval);
+    int64_t deadline = deadline_in(t->interval_ns);
     svc_lock();
     /* Room first: growing the heap releases the lock, and nothing below
      * does. Shutdown's own code is reported below. */
@@ -908,7 +934,12 @@ void cth__timer_unschedule(struct cth_timer *t)
     atomic_store_explicit(&t->finished, true, memory_order_release);
     if (t->heap_index != CTH__TIMER_NOT_IN_HEAP) {
         heap_remove(t);
-        finish(t, CTH_TIMER_CANCELLED);
+        end_timer(t, CTH_TIMER_CANCELLED);
+        /* A pending timer has two references, the service's and the
+         * caller's, which this caller holds throughout the call (a borrowed
+         * handle, cth_timer_current's, is of a running timer): the service's
+         * goes with a store, no read-modify-write. */
+        atomic_store_explicit(&t->refs, 1, memory_order_relaxed);
     } else {
         /* Not started (start sees the flag), or fired (running, or due in
          * the backlog): a periodic timer is not called again. */

@@ -15,7 +15,8 @@
 /*
  * A timer. The fields above the line are the service's and change only under
  * its lock (state, done and finished are atomic so that the accessors read
- * them without it); the ones below are fixed at creation. 96 bytes on LP64.
+ * them without it); the ones below are fixed at creation. 104 bytes on LP64
+ * (malloc's 112-byte chunk, as 96 would take).
  */
 struct cth_timer {
     int64_t deadline;           /* next due time (monotonic ns), while pending */
@@ -31,8 +32,9 @@ struct cth_timer {
     uint32_t number;            /* N of the default name "Timer-N" */
     struct cth__list_node link; /* on the service's backlog or running list */
     /* ---- fixed at creation */
-    double interval;   /* seconds, as given */
-    int64_t period_ns; /* 0: one-shot */
+    double interval;     /* seconds, as given */
+    int64_t interval_ns; /* the same in ns, rounded up: start adds it to the clock */
+    int64_t period_ns;   /* 0: one-shot */
     cth_timer_fn fn;
     void *arg;
     char *name; /* NULL: "Timer-<number>" */

@@ -133,8 +133,13 @@ CTH_API void *cth__local_get_slow(const cth_local_t *local);
 static inline void *cth_local_get(const cth_local_t *local)
 {
     const struct cth__local_key *k = (const struct cth__local_key *)(const void *)local;
-    if (__builtin_expect(k && k->slot < cth__local_tls.cap, 1)) {
-        void *value = cth__local_tls.values[k->slot];
+    /* Both read before the tests: loads the caller makes whatever the tests
+     * say let a compiler (GCC) keep the variable's TLS offset, a GOT load,
+     * out of the caller's loop. */
+    void **values = cth__local_tls.values;
+    size_t cap = cth__local_tls.cap;
+    if (__builtin_expect(k && k->slot < cap, 1)) {
+        void *value = values[k->slot];
         if (__builtin_expect(value != NULL, 1))
             return value;
     }
