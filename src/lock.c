@@ -226,11 +226,13 @@ static void since_record(_Atomic uint32_t *since, uint32_t me)
 }
 
 /* We stop waiting: if we took a hand-off, or the record is ours (or there
- * is none), the others have waited at least since now, or nobody is left. */
+ * is none), the others have waited at least since now; if nobody is left,
+ * the record goes, whoever made it (kept, it would make the next waiter look
+ * as old as the record, and hand it the lock long before its time). */
 static void since_leave(_Atomic uint32_t *since, uint32_t me, uint32_t waiters_left, bool handoff)
 {
     uint32_t t = atomic_load_explicit(since, memory_order_relaxed);
-    if (handoff || t == me || t == 0)
+    if (handoff || t == me || t == 0 || !waiters_left)
         atomic_compare_exchange_strong_explicit(since, &t, waiters_left ? since_now() : 0,
                                                 memory_order_relaxed, memory_order_relaxed);
 }
