@@ -5,10 +5,12 @@
  * Lock is a futex lock with eventual fairness, after Rust's std Mutex, Go's
  * starvation mode and CPython 3.13's PyMutex. Its word _state holds:
  *   bit 0 LOCKED   someone holds it;
- *   bit 1 PARKED   a waiter may sleep on _state (a release must wake one);
+ *   bit 1 PARKED   a waiter may sleep on _state (a release must wake one,
+ *                  unless NAPPING is set);
  *   bit 2 TICKET   the last release handed the lock to the waiters: LOCKED
  *                  stays set and the first waiter to look takes it over;
- *   bits 3..24 WAITERS: threads that stopped spinning and have neither
+ *   bit 3 NAPPING  a waiter naps (below): releases wake nobody;
+ *   bits 4..24 WAITERS: threads that stopped spinning and have neither
  *                  taken the lock nor given up (asleep or about to look
  *                  again);
  *   bits 25..31 GEN: while WAITERS counts someone, the fork generation
@@ -27,22 +29,40 @@
  * and the holder, releasing and re-taking the lock every few hundred
  * nanoseconds, pays a futex wake for every such try while the waiter, whose
  * futex wait finds the word changed, never really sleeps; a waiter that
- * backs off leaves the holder alone with its cache line. A newcomer
- * may barge in ahead of the waiters (that is where the throughput comes
- * from), but not for long: a release that finds a waiter recorded in
- * _oldest_wait as waiting for over HANDOFF_NS does not unlock but sets
- * TICKET, and the releasing thread, should it want the lock back at once,
- * has to wait like anyone else. The decision is the releaser's, not the waiter's, because the
- * starved waiter may be the thread that cannot run: woken, it often sits
- * queued on the busy holder's CPU until the holder blocks; the hand-off is
- * what makes the holder block. TICKET is only set while WAITERS counts
- * someone, every counted waiter sleeps on _state or is about to look at it,
- * and a waiter that gives up (timeout, interruption) takes a pending TICKET
- * rather than leave it, so a handed-off lock is never stranded. Any thread
- * may release. A Condition's notify wakes the first sleeping waiter it takes
- * (that one comes back as an uncounted newcomer), and counts every further
- * one in WAITERS and moves (requeues) it from its own word onto _state
- * (cth__lock_requeue): a release wakes it like any parked acquirer.
+ * backs off leaves the holder alone with its cache line.
+ *
+ * Napping. A waiter that a release woke but that finds the lock taken again
+ * (the holder barging back, the usual case on a busy lock) would sleep,
+ * be woken by the next release, find the same, and so on: a system call in
+ * the holder and two context switches in the waiter for nothing, each time.
+ * Instead it becomes the napper, if there is none (NAPPING): it sleeps NAP_NS
+ * at a time with PARKED set, and a release that sees NAPPING wakes nobody
+ * but clears PARKED. Awake again, the napper takes a free lock; finds PARKED
+ * cleared (releases came: the lock is busy) and naps again; or finds it set
+ * (no release for a whole nap: the lock is held long) and stops napping, to
+ * sleep until a release wakes it. While NAPPING is set the other waiters
+ * sleep without setting PARKED, and skip the back-off (the lock is busy);
+ * the napper, once it has the lock, sets PARKED for them. So a busy holder
+ * makes no system call per release, and a lock left free is taken within
+ * about a nap. A hand-off wakes a sleeper even while someone naps.
+ *
+ * A newcomer may barge in ahead of the waiters (that is where the
+ * throughput comes from), but not for long: a release that finds a waiter
+ * recorded in _oldest_wait as waiting for over HANDOFF_NS does not unlock
+ * but sets TICKET, and the releasing thread, should it want the lock back
+ * at once, has to wait like anyone else. The decision is the releaser's,
+ * not the waiter's, because the starved waiter may be the thread that
+ * cannot run: woken, it often sits queued on the busy holder's CPU until
+ * the holder blocks; the hand-off is what makes the holder block. TICKET is
+ * only set while WAITERS counts someone, every counted waiter sleeps on
+ * _state or is about to look at it, and a waiter that gives up (timeout,
+ * interruption) takes a pending TICKET rather than leave it, so a
+ * handed-off lock is never stranded. Any thread may release. A Condition's
+ * notify wakes the first sleeping waiter it takes (that one comes back as
+ * an uncounted newcomer), and counts every further one in WAITERS and
+ * moves (requeues) it from its own word onto _state
+ * (cth__lock_requeue): a release wakes it like any parked acquirer (or the
+ * napper, once it has the lock, sets PARKED for it).
  *
  * Fork. In a fork child the counted waiters are threads that no longer
  * exist, and a TICKET may be handed to them. So every slow path reads the
@@ -72,7 +92,8 @@ _Static_assert(sizeof(cth_rlock_t) == 24 || sizeof(void *) != 8, "cth_rlock_t AB
 #define LOCKED CTH__LOCK_LOCKED
 #define PARKED 2u
 #define TICKET 4u
-#define WAITER 8u /* one counted waiter */
+#define NAPPING 8u
+#define WAITER 16u /* one counted waiter */
 #define GEN_SHIFT 25
 #define GEN_MASK (0x7Fu << GEN_SHIFT)
 #define WAITERS(s) (((s) & ~GEN_MASK) / WAITER)
@@ -103,11 +124,14 @@ static uint32_t add_waiter(uint32_t s)
     return (live_state(s) | gen_bits()) + WAITER;
 }
 
-/* Once no waiter is counted, PARKED and GEN go (the fast paths expect 0 or
- * LOCKED); while some are, PARKED stays, since they may sleep. */
+/* Once no waiter is counted, PARKED, NAPPING and GEN go (the fast paths
+ * expect 0 or LOCKED); while some are, PARKED is set, since they may sleep,
+ * unless a napper naps (it looks after them). */
 static uint32_t parked_if_waiters(uint32_t n)
 {
-    return WAITERS(n) ? n | PARKED : n & ~(PARKED | GEN_MASK);
+    if (!WAITERS(n))
+        return n & ~(PARKED | NAPPING | GEN_MASK);
+    return (n & NAPPING) ? n : n | PARKED;
 }
 
 /* Take the lock if it is free, waiters or not; false otherwise. One atomic
@@ -153,9 +177,17 @@ static inline bool lock_give_fast(_Atomic uint32_t *state)
  * wake-up, which stays under 1 ms for holds of up to a few hundred us. */
 #define HANDOFF_NS 500000
 #define LATE_NS 1000000
+#define NAP_NS 50000 /* about one wake-up's latency on a busy VM */
+/* A release reads the clock to see whether a waiter is due a hand-off. The
+ * read costs as much as the rest of a short critical section, so a thread
+ * whose releases come less than CLOCK_GAP_NS apart reads it at every
+ * CLOCK_EVERY-th release only: a hand-off comes at most about
+ * CLOCK_EVERY * CLOCK_GAP_NS late. */
 #define CLOCK_EVERY 4
+#define CLOCK_GAP_NS INT64_C(2000)
 
-static _Thread_local unsigned release_tick __attribute__((tls_model("initial-exec")));
+static _Thread_local unsigned release_skip __attribute__((tls_model("initial-exec")));
+static _Thread_local int64_t release_read_at __attribute__((tls_model("initial-exec")));
 
 /* The clock of _oldest_wait: 1024 ns units, never 0. Differences are taken
  * modulo 2^32 (73 minutes); a waiter recorded longer ago than that merely
@@ -170,6 +202,20 @@ static uint32_t since_now(void)
     return since_of(cth__now_ns());
 }
 
+/* The clock for a release's hand-off check, in since_of's units, or 0 when
+ * this release skips it (never when `must`). */
+static uint32_t release_clock(bool must)
+{
+    if (release_skip && !must) {
+        release_skip--;
+        return 0;
+    }
+    int64_t now = cth__now_ns();
+    release_skip = now - release_read_at < CLOCK_EVERY * CLOCK_GAP_NS ? CLOCK_EVERY - 1 : 0;
+    release_read_at = now;
+    return since_of(now);
+}
+
 /* Record `me` as the longest waiter's start if nobody is recorded. */
 static void since_record(_Atomic uint32_t *since, uint32_t me)
 {
@@ -180,21 +226,24 @@ static void since_record(_Atomic uint32_t *since, uint32_t me)
 }
 
 /* We stop waiting: if we took a hand-off, or the record is ours (or there
- * is none), the others have waited at least since now, or nobody is left. */
+ * is none), the others have waited at least since now; if nobody is left,
+ * the record goes, whoever made it (kept, it would make the next waiter look
+ * as old as the record, and hand it the lock long before its time). */
 static void since_leave(_Atomic uint32_t *since, uint32_t me, uint32_t waiters_left, bool handoff)
 {
     uint32_t t = atomic_load_explicit(since, memory_order_relaxed);
-    if (handoff || t == me || t == 0)
+    if (handoff || t == me || t == 0 || !waiters_left)
         atomic_compare_exchange_strong_explicit(since, &t, waiters_left ? since_now() : 0,
                                                 memory_order_relaxed, memory_order_relaxed);
 }
 
-/* The state once a counted waiter has taken the lock (free, or handed over
- * by TICKET): it no longer counts; PARKED stays while others are counted,
- * since they may sleep and the release that woke us cleared it. */
-static uint32_t taken_by_waiter(uint32_t s)
+/* The state once a counted waiter (the napper or not) has taken the lock
+ * (free, or handed over by TICKET): it no longer counts; PARKED is set while
+ * others are counted, since they may sleep and the release that woke us
+ * cleared it. */
+static uint32_t taken_by_waiter(uint32_t s, bool napper)
 {
-    return parked_if_waiters(((s - WAITER) & ~TICKET) | LOCKED);
+    return parked_if_waiters(((s - WAITER) & ~(TICKET | (napper ? NAPPING : 0))) | LOCKED);
 }
 
 /* A counted waiter waits for the lock: parks on _state until it is free or
@@ -208,7 +257,8 @@ static uint32_t taken_by_waiter(uint32_t s)
  * woke the first. That sleep lasts LATE_NS at most, so that a TICKET whose
  * waiters all count as late (a newer TICKET they took for the one they saw)
  * costs a short delay, never a hang. Without back_off it parks at once
- * whenever the lock is held. */
+ * whenever the lock is held. Once it has slept, it never backs off again:
+ * it naps (see Napping) or sleeps. */
 static int lock_wait_counted(cth_lock_t *lock, int64_t deadline, bool eligible, bool back_off)
 {
     _Atomic uint32_t *state = CTH__ATOMIC_U32(&lock->_state);
@@ -220,9 +270,10 @@ static int lock_wait_counted(cth_lock_t *lock, int64_t deadline, bool eligible, 
     uint32_t s = atomic_load_explicit(state, memory_order_relaxed);
     int r = 0;
     unsigned backoff = 1;
+    bool napper = false, slept = false;
     for (;;) {
         if ((s & TICKET) ? eligible || r : !(s & LOCKED) && r != CTH_EINTR) {
-            uint32_t n = taken_by_waiter(s);
+            uint32_t n = taken_by_waiter(s, napper);
             if (!atomic_compare_exchange_weak_explicit(state, &s, n, memory_order_acquire,
                                                        memory_order_relaxed))
                 continue;
@@ -235,7 +286,7 @@ static int lock_wait_counted(cth_lock_t *lock, int64_t deadline, bool eligible, 
             /* Give up. The others may sleep: keep PARKED for them, and if
              * the lock is free, pass on the wake-up a release meant for a
              * waiter, which may have been us. */
-            uint32_t n = parked_if_waiters(s - WAITER);
+            uint32_t n = parked_if_waiters((s - WAITER) & ~(napper ? NAPPING : 0));
             if (!atomic_compare_exchange_weak_explicit(state, &s, n, memory_order_relaxed,
                                                        memory_order_relaxed))
                 continue;
@@ -244,16 +295,41 @@ static int lock_wait_counted(cth_lock_t *lock, int64_t deadline, bool eligible, 
                 cth__futex_wake(state, 1);
             return r;
         }
-        if (may_back_off && backoff <= (WAITERS(s) > 1 ? BACKOFF_CROWD : BACKOFF_ALONE) &&
-            (!(s & TICKET) || eligible)) {
+        if (napper || (slept && !(s & NAPPING))) {
+            /* Woken, and the lock was taken again before we looked (or
+             * napping, and it is held): nap, PARKED set; if PARKED is still
+             * set after a nap, no release came meanwhile, so stop napping
+             * and sleep until a release wakes us. */
+            uint32_t n = !napper ? s | NAPPING | PARKED : (s & PARKED) ? s & ~NAPPING : s | PARKED;
+            if (!atomic_compare_exchange_weak_explicit(state, &s, n, memory_order_relaxed,
+                                                       memory_order_relaxed))
+                continue;
+            s = n;
+            napper = (n & NAPPING) != 0;
+            if (napper) {
+                since_record(since, me);
+                int64_t nap = cth__now_ns() + NAP_NS;
+                r = cth__futex_wait(state, s, deadline < nap ? deadline : nap);
+                if (r == CTH_ETIMEDOUT && nap < deadline)
+                    r = 0;
+                s = atomic_load_explicit(state, memory_order_relaxed);
+                continue;
+            }
+        } else if (may_back_off && !slept && !(s & NAPPING) &&
+                   backoff <= (WAITERS(s) > 1 ? BACKOFF_CROWD : BACKOFF_ALONE) &&
+                   (!(s & TICKET) || eligible)) {
             for (unsigned i = 0; i < backoff; i++)
                 cth__cpu_relax();
             backoff *= 2;
             s = atomic_load_explicit(state, memory_order_relaxed);
             continue;
         }
-        if (!(s & PARKED) && !atomic_compare_exchange_weak_explicit(
-                                 state, &s, s | PARKED, memory_order_relaxed, memory_order_relaxed))
+        /* Sleep until a release wakes us: PARKED asks for that, unless a
+         * napper will look (and then set PARKED for us once it has the
+         * lock). */
+        uint32_t asleep = (s & NAPPING) ? s : s | PARKED;
+        if (asleep != s && !atomic_compare_exchange_weak_explicit(
+                               state, &s, asleep, memory_order_relaxed, memory_order_relaxed))
             continue;
         since_record(since, me);
         int64_t until = deadline;
@@ -263,11 +339,11 @@ static int lock_wait_counted(cth_lock_t *lock, int64_t deadline, bool eligible, 
             int64_t late = cth__now_ns() + LATE_NS;
             until = deadline < late ? deadline : late;
         }
-        r = cth__futex_wait(state, s | PARKED, until);
+        r = cth__futex_wait(state, asleep, until);
         if (r == CTH_ETIMEDOUT && until != deadline)
             r = 0;
         eligible = true;
-        backoff = 1;
+        slept = true;
         s = atomic_load_explicit(state, memory_order_relaxed);
     }
 }
@@ -391,23 +467,23 @@ CTH_API __attribute__((noinline)) int cth__lock_release_slow(cth_lock_t *lock)
     _Atomic uint32_t *since = CTH__ATOMIC_U32(&lock->_oldest_wait);
     uint32_t s = atomic_load_explicit(state, memory_order_relaxed);
     uint32_t v = live_state(s);
-    /* Whether a counted waiter has waited over HANDOFF_NS. Reading the
-     * clock costs as much as the rest of a short critical section, so a
-     * release that is not about to make a system call anyway looks only
-     * every CLOCK_EVERY-th time. */
+    /* Whether a counted waiter has waited over HANDOFF_NS (the clock is
+     * read at once when a wake-up's system call is due anyway). */
     bool starving = false;
     if (WAITERS(v)) {
         uint32_t t = atomic_load_explicit(since, memory_order_relaxed);
-        if (t && ((v & PARKED) || ++release_tick % CLOCK_EVERY == 0))
-            starving = since_now() - t >= (uint32_t)(HANDOFF_NS >> 10);
+        uint32_t now = t ? release_clock((v & (PARKED | NAPPING)) == PARKED) : 0;
+        starving = now && now - t >= (uint32_t)(HANDOFF_NS >> 10);
     }
     for (;;) {
         if (!(v & LOCKED) || (v & TICKET))
             return CTH_EPERM; /* unlocked, or handed off and not yet taken */
-        uint32_t n = (starving && WAITERS(v)) ? (v | TICKET) & ~PARKED : v & ~(LOCKED | PARKED);
+        bool handoff = starving && WAITERS(v);
+        bool wake = handoff ? (v & (PARKED | NAPPING)) != 0 : (v & (PARKED | NAPPING)) == PARKED;
+        uint32_t n = handoff ? (v | TICKET) & ~PARKED : v & ~(LOCKED | PARKED);
         if (atomic_compare_exchange_weak_explicit(state, &s, n, memory_order_release,
                                                   memory_order_relaxed)) {
-            if (v & PARKED)
+            if (wake)
                 cth__futex_wake(state, 1);
             return 0;
         }

@@ -512,6 +512,177 @@ CTH_TEST(lock_no_starvation)
     CHECK_EQ(atomic_load(&s.hog_gave_up), 0);
 }
 
+/* A waiter that a release woke and that found the lock taken again (a
+ * holder barging back) naps: it sleeps on a timer instead of asking each
+ * release for a wake-up, and stops napping once a nap passes without any
+ * release. White-box: the word's bits (lock.c): LOCKED 1, PARKED 2, NAPPING
+ * 8, one counted waiter 16. The waiter's sleeps are counted in /proc. */
+#define WORD_PARKED 2u
+#define WORD_NAPPING 8u
+#define WORD_WAITERS(s) ((s) >> 4 & 0xFFFFFu)
+
+struct barged {
+    cth_lock_t lock;
+    atomic_long tid;
+    atomic_int stop;
+};
+
+static void barged_waiter(void *arg)
+{
+    struct barged *b = arg;
+    atomic_store(&b->tid, cth_get_native_id());
+    while (!atomic_load(&b->stop)) {
+        CHECK_OK(cth_lock_acquire(&b->lock, CTH_FOREVER));
+        CHECK_OK(cth_lock_release(&b->lock));
+    }
+}
+
+static uint32_t lock_word(cth_lock_t *l)
+{
+    return atomic_load((_Atomic uint32_t *)&l->_state);
+}
+
+/* A thread's voluntary context switches (its sleeps), or -1. */
+static long voluntary_switches(long tid)
+{
+    char path[64], line[128];
+    snprintf(path, sizeof path, "/proc/self/task/%ld/status", tid);
+    FILE *f = fopen(path, "r");
+    long n = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "voluntary_ctxt_switches: %ld", &n) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return n;
+}
+
+CTH_TEST(lock_barged_waiter_naps)
+{
+    struct barged b = {.lock = CTH_LOCK_INIT};
+    struct bunch w;
+    CHECK_OK(cth_lock_acquire(&b.lock, CTH_FOREVER));
+    bunch_start(&w, 1, barged_waiter, &b);
+    while (!atomic_load(&b.tid))
+        CHECK_OK(cth_sleep(0.001));
+    if (voluntary_switches(atomic_load(&b.tid)) < 0) {
+        atomic_store(&b.stop, 1);
+        CHECK_OK(cth_lock_release(&b.lock));
+        bunch_join(&w);
+        CHECK_SKIP("no /proc/self/task/<tid>/status");
+    }
+    /* Barge: release and take the lock back at once, holding it a few
+     * microseconds at a time, until the waiter, woken for nothing, naps
+     * (each hand-off lets it through once, and it comes back). */
+    double give_up = check_now() + 20;
+    uint32_t s = lock_word(&b.lock);
+    while (!((s & WORD_NAPPING) && WORD_WAITERS(s) == 1)) {
+        CHECK(check_now() < give_up);
+        CHECK_OK(cth_lock_release(&b.lock));
+        CHECK_OK(cth_lock_acquire(&b.lock, CTH_FOREVER));
+        busy_for(5e-6);
+        s = lock_word(&b.lock);
+    }
+    /* Now hold it without a release: after a nap that saw none, the napper
+     * stops napping and sleeps until a release wakes it: no more sleeps
+     * (a napper would sleep every 50 us). */
+    while ((s & (WORD_NAPPING | WORD_PARKED)) != WORD_PARKED) {
+        CHECK(check_now() < give_up);
+        s = lock_word(&b.lock);
+    }
+    CHECK_EQ(WORD_WAITERS(s), 1);
+    long before = voluntary_switches(atomic_load(&b.tid));
+    busy_for(0.02);
+    CHECK(voluntary_switches(atomic_load(&b.tid)) - before <= 1);
+    CHECK_EQ(lock_word(&b.lock), s);
+    /* The release wakes it, and it gets the lock. */
+    atomic_store(&b.stop, 1);
+    CHECK_OK(cth_lock_release(&b.lock));
+    bunch_join(&w);
+    CHECK_EQ(lock_word(&b.lock), 0u);
+}
+
+/* A waiter is handed the lock only once it has waited the hand-off age,
+ * measured from its own start: after a hand-off, once the waiters are all
+ * gone, no record of an old wait is left to make the next waiter look old.
+ * White-box: _oldest_wait is the record, TICKET (4) the hand-off (lock.c). */
+#define WORD_TICKET 4u
+
+struct take_once {
+    cth_lock_t *lock;
+    _Atomic double started;
+};
+
+static void take_once(void *arg)
+{
+    struct take_once *w = arg;
+    atomic_store(&w->started, check_now());
+    CHECK_OK(cth_lock_acquire(w->lock, CTH_FOREVER));
+    CHECK_OK(cth_lock_release(w->lock));
+}
+
+static void *run_take_once(void *arg)
+{
+    take_once(arg);
+    return NULL;
+}
+
+static bool one_parked_waiter(cth_lock_t *l)
+{
+    uint32_t s = lock_word(l);
+    return (s & WORD_PARKED) && WORD_WAITERS(s) == 1;
+}
+
+CTH_TEST(lock_handoff_not_before_its_time)
+{
+    cth_lock_t l = CTH_LOCK_INIT;
+    _Atomic uint32_t *record = (_Atomic uint32_t *)&l._oldest_wait;
+    struct take_once w = {.lock = &l};
+    int rounds = 0, checked = 0;
+    double give_up = check_now() + 20;
+    while (rounds < 10) {
+        CHECK(check_now() < give_up);
+        /* A waiter that waits 1 ms is handed the lock; we queue behind it
+         * and get it back once it is through. */
+        struct bunch first;
+        cth_thread_t *next;
+        CHECK_OK(cth_lock_acquire(&l, CTH_FOREVER));
+        bunch_start(&first, 1, take_once, &w);
+        while (!one_parked_waiter(&l) || !atomic_load(record))
+            CHECK_OK(cth_sleep(0.0001));
+        busy_for(0.001);
+        CHECK_OK(cth_lock_release(&l));
+        CHECK_OK(cth_lock_acquire(&l, CTH_FOREVER));
+        if (atomic_load(&first.finished) == 0) {
+            /* Preempted before it recorded its wait: no hand-off. */
+            CHECK_OK(cth_lock_release(&l));
+            bunch_join(&first);
+            continue;
+        }
+        bunch_join(&first);
+        CHECK_EQ(atomic_load(record), 0u);
+        /* Held 1 ms more, then a new waiter comes: released as soon as it
+         * sleeps, the lock is unlocked, not handed to it (a TICKET stays
+         * in the word until the waiter wakes and takes it). */
+        busy_for(0.001);
+        atomic_store(&w.started, 0.0);
+        CHECK_OK(cth_thread_create(&next, run_take_once, &w, NULL));
+        CHECK_OK(cth_thread_start(next));
+        while (!one_parked_waiter(&l))
+            ;
+        CHECK_OK(cth_lock_release(&l));
+        uint32_t s = lock_word(&l);
+        if (check_now() - atomic_load(&w.started) < 0.0004) {
+            CHECK_EQ(s & WORD_TICKET, 0u);
+            checked++;
+        }
+        CHECK_OK(cth_thread_join(next, NULL, CTH_FOREVER));
+        cth_thread_free(next);
+        rounds++;
+    }
+    CHECK(checked > 0);
+}
+
 /* Hand-offs racing timeouts: while holders keep the lock for a few ms (so
  * that every waiter is due a hand-off), waiters give up after 1-3 ms or
  * wait on; whatever the interleaving, a handed-off lock is never stranded

@@ -72,11 +72,15 @@ typedef struct cth_lock {
  * held spins for up to about 10 us while nobody else waits, then backs off
  * for up to about 80 us (about 1 us when it waits alone; not at all when its
  * timeout is under 0.2 ms away), looking at the lock now and then, and only
- * then sleeps. A thread that arrives while others sleep may take the lock
- * ahead of them (that is where a busy lock's throughput comes from), but not
- * for long: once a waiter has waited over about half a millisecond, the next
- * release hands the lock to the waiters instead of unlocking it, and the
- * releasing thread, if it wants the lock back, queues like anyone else. No
+ * then sleeps. A waiter that keeps finding the lock taken again by others
+ * sleeps in naps of about 50 us instead of being woken by every release (a
+ * busy holder then makes no system call), so a lock released and left free
+ * may wait up to about a nap for it. A thread that arrives while others
+ * sleep may take the lock ahead of them (that is where a busy lock's
+ * throughput comes from), but not for long: once a waiter has waited over
+ * about half a millisecond, the next release hands the lock to the waiters
+ * instead of unlocking it, and the releasing thread, if it wants the lock
+ * back, queues like anyone else. No
  * waiter starves (CPython 3.13's PyMutex and Go's starvation mode do the
  * same after 1 ms, Rust's parking_lot after about 0.5 ms); order among
  * waiters is otherwise not first-come first-served.
