@@ -903,9 +903,7 @@ CTH_TEST(get_interrupted)
     cth_thread_t *t;
     CHECK_OK(cth_thread_create(&t, check_interrupter, NULL, NULL));
     CHECK_OK(cth_thread_start(t));
-    double t0 = check_now();
     CHECK_EQ(cth_result_get(r, NULL, CTH_FOREVER), CTH_EINTR);
-    CHECK(check_now() - t0 < 0.5);
     join_quietly(t);
     cth_thread_free(t);
     /* a blocking map is interrupted too: unclaimed chunks are dropped; a

@@ -441,8 +441,8 @@ CTH_TEST(interrupt_main)
     sigaction(SIGINT, &sa, NULL);
     cth_simple_queue_t *q = make();
     void *p;
+    double t0 = check_now(); /* before the interrupter's sleep begins */
     cth_thread_t *t = spawn(check_interrupter, NULL);
-    double t0 = check_now();
     CHECK_EQ(cth_simple_queue_get(q, &p, CTH_FOREVER), CTH_EINTR);
     CHECK_WAITED_AT_LEAST(t0, 0.1);
     reap(t);
