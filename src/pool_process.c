@@ -735,7 +735,9 @@ static int proxy_launch(struct proxy *px)
         return CTH_ENOMEM;
     }
     struct cth__proc proc;
+    cth__forking_worker = true; /* a fork() here is no fork of the program's own */
     err = cth__proc_launch(pp->method, worker_main, pp->arg, pp->arg_size, &proc);
+    cth__forking_worker = false;
     if (err == 0 && send_fd(proc.chan, fd) != 0) {
         /* it died at once: reap it; the next launch tries again */
         cth__proc_kill(&proc, SIGKILL);

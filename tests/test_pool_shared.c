@@ -651,3 +651,36 @@ CTH_TEST(fork_child_shares_and_leaves_alone)
     check_results(in, out, N, true, true);
     cth_pool_free(p);
 }
+
+/* An allocation the program frees (and the pool with it) while a fork
+ * child still uses it stays the child's, as Python's shared memory
+ * unlinked while another process has it attached. */
+CTH_TEST(fork_child_keeps_what_the_program_frees)
+{
+    if (no_processes())
+        CHECK_SKIP(no_processes());
+    cth_pool_t *p = proc_pool(1, CTH_START_FORK);
+    long long *a = shared(p, 3 * sizeof *a), *b = shared(p, 3 * sizeof *b);
+    a[0] = 5;
+    b[0] = 6;
+    int go[2];
+    CHECK_OK(pipe(go));
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        char c;
+        if (read(go[0], &c, 1) != 1)
+            _exit(2);
+        a[1] = 1; /* written after the program freed it */
+        _exit(a[0] == 5 && b[0] == 6 ? 0 : 1);
+    }
+    CHECK_OK(cth_pool_shared_free(p, a));
+    cth_pool_free(p); /* frees b */
+    CHECK_EQ(write(go[1], "g", 1), 1);
+    int status;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(!WIFSIGNALED(status));
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    close(go[0]);
+    close(go[1]);
+}

@@ -484,7 +484,9 @@ CTH_API int cth_pool_shared_alloc(cth_pool_t *pool, size_t size, void **mem);
  * allocation of cth_pool_shared_alloc. A job still using it (a map_async
  * or an imap over records inside it) keeps it until the job is done: its
  * workers never write into memory given back, but the caller must not
- * touch mem after this call. cth_pool_free frees the allocations left. mem
+ * touch mem after this call (a fork child of the program made while it was
+ * allocated still may: its memory stays until that child is gone too).
+ * cth_pool_free frees the allocations left. mem
  * NULL is ignored (returns 0).
  * Returns 0; CTH_EINVAL for a NULL pool, or a mem that is not the address
  * of an allocation of this pool still allocated (an address inside one, a
