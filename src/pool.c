@@ -1065,6 +1065,7 @@ static void live_fork_prepare(void)
 
 static void live_fork_parent(void)
 {
+    cth__shared_fork_parent();
     for (struct cth__list_node *node = live_pools.first; node; node = node->next) {
         cth_pool_t *p = cth__list_entry(node, cth_pool_t, live_link);
         if (p->ops && p->ops->fork_parent)

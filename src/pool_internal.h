@@ -164,12 +164,13 @@ struct cth__region {
     struct cth__list_node link; /* its pool's regions (the set's lock) */
     struct cth__shared *set;    /* that pool's set */
     char *base;
-    size_t size;   /* the bytes asked for: records inside them are in place */
-    size_t mapped; /* size rounded up to whole pages */
-    int fd;        /* a process pool's memfd; -1: plain memory */
-    uint64_t id;   /* names it to worker processes (cth__segment_id) */
-    uint32_t refs; /* the caller's until freed, plus one per job using it (lock) */
-    bool freed;    /* the caller's reference is gone (lock) */
+    size_t size;    /* the bytes asked for: records inside them are in place */
+    size_t mapped;  /* size rounded up to whole pages */
+    int fd;         /* a process pool's memfd; -1: plain memory */
+    uint64_t id;    /* names it to worker processes (cth__segment_id) */
+    uint32_t refs;  /* the caller's until freed, plus one per job using it (lock) */
+    uint32_t forks; /* program_forks before it was made (pool_shared.c) */
+    bool freed;     /* the caller's reference is gone (lock) */
 };
 
 /* A pool's shared allocations. */
@@ -188,6 +189,14 @@ void cth__shared_init(struct cth__shared *set);
 void cth__shared_fork_child(struct cth__shared *set);
 void cth__shared_free_all(struct cth__shared *set);
 void cth__shared_destroy(struct cth__shared *set);
+
+/* A fork of the program in the parent, after it (pool.c's fork handler):
+ * the allocations made before it are the child's too, and keep their pages
+ * when the program frees them. Not when cth__forking_worker is set: the
+ * process backend sets it around the launch of a worker, whose fork child
+ * is no child of the program's own. */
+void cth__shared_fork_parent(void);
+extern _Thread_local bool cth__forking_worker __attribute__((tls_model("initial-exec")));
 
 /* A record job being submitted (cth__pool_job_prepare): take a reference
  * to the region its inputs, and to the one its outputs, lie wholly inside

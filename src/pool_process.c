@@ -409,36 +409,38 @@ static void worker_step(struct ctl *c)
 }
 
 /* Take the segments the proxy sent with this command, each into its slot
- * (what was there is unmapped). Returns 0 or a code. */
+ * (what was there is unmapped). Every descriptor sent is taken off the
+ * channel, also after a failure: one left there would be taken by the
+ * next command as its own segment, and its records read and written in
+ * the wrong memory. Returns 0 or a code. */
 static int worker_take_segments(struct worker *w)
 {
     struct ctl *c = w->ctl;
     uint32_t n = c->flags >> CMD_PUT_SHIFT;
     if (n > 2)
-        return CTH_EPROTO;
+        return CTH_EPROTO; /* the proxy replaces the worker, channel and all */
+    int err = 0;
     for (uint32_t i = 0; i < n; i++) {
         uint32_t k = c->put[i].slot;
         uint64_t want = c->put[i].size;
-        if (k >= SLOTS)
-            return CTH_EPROTO;
-        if (w->slot[k].map)
-            cth__os_shm_unmap(w->slot[k].map, w->slot[k].size);
-        w->slot[k].map = NULL;
         int fd = recv_fd(w->chan, 0);
         if (fd < 0)
             return CTH_EPROTO;
         int64_t size = fd_size(fd);
-        int err = 0;
-        if (size < 0 || want == 0 || (uint64_t)size < want || want > SIZE_MAX / 2)
+        bool fits = k < SLOTS && size >= 0 && want != 0 && (uint64_t)size >= want &&
+                    want <= SIZE_MAX / 2;
+        if (!err && !fits)
             err = CTH_EPROTO;
-        else if (!(w->slot[k].map = cth__os_shm_map(fd, (size_t)want, true)))
-            err = CTH_ENOMEM;
+        if (!err) { /* after a failure, each is only taken off the channel */
+            if (w->slot[k].map)
+                cth__os_shm_unmap(w->slot[k].map, w->slot[k].size);
+            if (!(w->slot[k].map = cth__os_shm_map(fd, (size_t)want, true)))
+                err = CTH_ENOMEM;
+            w->slot[k].size = (size_t)want;
+        }
         close(fd);
-        if (err)
-            return err;
-        w->slot[k].size = (size_t)want;
     }
-    return 0;
+    return err;
 }
 
 /* The base of the segment in slot k, and in *size its length; NULL when
@@ -682,17 +684,19 @@ static int worker_main(const void *arg, size_t arg_size, int chan)
         uint32_t op = c->op, flags = c->flags;
         if (op == OP_EXIT)
             return 0;
-        if (flags & CMD_NEW_FN) {
-            int err = cth__funcref_resolve(&c->fn, &w.fn);
+        /* the segments first: a function that does not resolve must not
+         * leave their descriptors in the channel either */
+        if (flags >> CMD_PUT_SHIFT) {
+            int err = worker_take_segments(&w);
             if (err) {
-                w.fn = NULL;
                 worker_ack(&w, ST_ERROR, err);
                 continue;
             }
         }
-        if (flags >> CMD_PUT_SHIFT) {
-            int err = worker_take_segments(&w);
+        if (flags & CMD_NEW_FN) {
+            int err = cth__funcref_resolve(&c->fn, &w.fn);
             if (err) {
+                w.fn = NULL;
                 worker_ack(&w, ST_ERROR, err);
                 continue;
             }
@@ -731,7 +735,9 @@ static int proxy_launch(struct proxy *px)
         return CTH_ENOMEM;
     }
     struct cth__proc proc;
+    cth__forking_worker = true; /* a fork() here is no fork of the program's own */
     err = cth__proc_launch(pp->method, worker_main, pp->arg, pp->arg_size, &proc);
+    cth__forking_worker = false;
     if (err == 0 && send_fd(proc.chan, fd) != 0) {
         /* it died at once: reap it; the next launch tries again */
         cth__proc_kill(&proc, SIGKILL);

@@ -20,14 +20,27 @@
  * not freed) lets a pool without any skip the lookup. A memfd that goes is
  * truncated to nothing first, which frees its pages at once though workers
  * still map it (none touches it again: a region's id is never reused);
- * not in a fork child, whose memfd is its parent's too. cth_pool_free
- * frees the regions still allocated.
+ * not in a fork child, whose memfd is its parent's too, nor one made
+ * before a fork of the program's own (a worker's launch is none): that
+ * child may still use it, as Python's shared memory outlives its unlink
+ * in a process that has it attached. cth_pool_free frees the regions
+ * still allocated.
  */
 #include <unistd.h>
 
 #include "pool_internal.h"
 
 static _Atomic uint64_t next_segment_id = 1;
+
+/* The program's forks so far, a worker's launch not counted. */
+static _Atomic uint32_t program_forks;
+_Thread_local bool cth__forking_worker __attribute__((tls_model("initial-exec")));
+
+void cth__shared_fork_parent(void)
+{
+    if (!cth__forking_worker)
+        atomic_fetch_add(&program_forks, 1);
+}
 
 uint64_t cth__segment_id(void)
 {
@@ -58,7 +71,9 @@ static void region_destroy(struct cth__region *r)
     if (r->fd >= 0) {
         if (r->base)
             cth__os_shm_unmap(r->base, r->mapped);
-        if (r->set->owner == getpid()) /* the workers' mappings keep no page */
+        /* the workers' mappings keep no page; a fork child of the
+         * program's own that may map it keeps them all */
+        if (r->set->owner == getpid() && r->forks == atomic_load(&program_forks))
             cth__os_shm_discard(r->fd);
         close(r->fd);
     } else if (r->base) {
@@ -102,8 +117,14 @@ CTH_API int cth_pool_shared_alloc(cth_pool_t *pool, size_t size, void **mem)
     if (!r)
         return CTH_ENOMEM;
     struct cth__shared *set = cth__pool_shared(pool);
-    *r = (struct cth__region){
-        .set = set, .size = size, .mapped = mapped, .fd = -1, .id = cth__segment_id(), .refs = 1};
+    /* forks read before the mapping is made: one that comes after it counts */
+    *r = (struct cth__region){.set = set,
+                              .size = size,
+                              .mapped = mapped,
+                              .fd = -1,
+                              .id = cth__segment_id(),
+                              .refs = 1,
+                              .forks = atomic_load(&program_forks)};
     int err = 0;
     if (cth_pool_backend(pool) == CTH_POOL_PROCESSES) {
         err = cth__os_shm_create(mapped, &r->fd);

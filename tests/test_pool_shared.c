@@ -5,7 +5,8 @@
  * processes under every start method (in and out shared, one side only,
  * two allocations, more allocations than a worker keeps mapped, map_async,
  * both imaps),
- * with a worker crashing mid-map, a free while an async map runs,
+ * with a worker crashing mid-map, one that cannot map an allocation, a
+ * free while an async map runs,
  * terminate and maxtasksperchild, a 1M-record map checked item by item,
  * and nothing left behind by cth_pool_free.
  */
@@ -559,6 +560,66 @@ CTH_TEST(bad_arguments)
     cth_pool_free(p);
 }
 
+/* The worker's address space limited (RLIMIT_AS) to what it maps now and a
+ * few MB more, so that it cannot map a large allocation; square_ll, after
+ * the limit is lifted again. */
+static int limit_address_space(const void *in, void *out)
+{
+    long pages = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f || fscanf(f, "%ld", &pages) != 1)
+        pages = -1;
+    if (f)
+        fclose(f);
+    if (pages < 0)
+        return 1;
+    struct rlimit lim;
+    getrlimit(RLIMIT_AS, &lim);
+    lim.rlim_cur = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + ((rlim_t)4 << 20);
+    return setrlimit(RLIMIT_AS, &lim) != 0 || square_ll(in, out);
+}
+
+static int unlimited_square_ll(const void *in, void *out)
+{
+    struct rlimit lim;
+    getrlimit(RLIMIT_AS, &lim);
+    lim.rlim_cur = lim.rlim_max;
+    return setrlimit(RLIMIT_AS, &lim) != 0 || square_ll(in, out);
+}
+
+/* A worker that cannot map the first of the two allocations a command
+ * sends it (CTH_ENOMEM) still takes the second one's descriptor off its
+ * channel: the next command's allocations land in their own slots, so its
+ * outputs go where they belong and its inputs are left alone. */
+CTH_TEST(worker_map_failure_leaves_no_descriptor_behind)
+{
+    if (no_processes())
+        CHECK_SKIP(no_processes());
+    enum { N = 64 };
+    cth_pool_t *p = proc_pool(1, CTH_START_FORK);
+    long long *huge = shared(p, (size_t)32 << 20), *b = shared(p, N * sizeof *b);
+    long long *c = shared(p, N * sizeof *c), *d = shared(p, N * sizeof *d);
+    long long one = 3, res = 0;
+    CHECK_OK(
+        cth_pool_map_records(p, limit_address_space, &one, sizeof one, 1, 0, &res, sizeof res));
+    CHECK_EQ(res, 10);
+    CHECK_EQ(cth_pool_map_records(p, square_ll, huge, sizeof *huge, N, N, b, sizeof *b),
+             CTH_ENOMEM); /* one command */
+    for (size_t i = 0; i < N; i++) {
+        c[i] = (long long)i;
+        d[i] = -1;
+    }
+    CHECK_OK(cth_pool_map_records(p, unlimited_square_ll, c, sizeof *c, N, N, d, sizeof *d));
+    for (size_t i = 0; i < N; i++) {
+        CHECK_EQ(c[i], (long long)i);
+        CHECK_EQ(d[i], (long long)i * (long long)i + 1);
+    }
+    /* and the worker maps the large one now */
+    CHECK_OK(cth_pool_map_records(p, square_ll, huge, sizeof *huge, N, 0, b, sizeof *b));
+    CHECK_EQ(b[N - 1], 1);
+    cth_pool_free(p);
+}
+
 /* A fork child of the program shares a process pool's allocation with it
  * (as Python's shared memory); freeing the pool it inherited (terminated
  * there) unmaps its copy and leaves the parent's memory alone. */
@@ -589,4 +650,37 @@ CTH_TEST(fork_child_shares_and_leaves_alone)
     CHECK_OK(cth_pool_map_records(p, task, in, sizeof *in, N, 0, out, sizeof *out));
     check_results(in, out, N, true, true);
     cth_pool_free(p);
+}
+
+/* An allocation the program frees (and the pool with it) while a fork
+ * child still uses it stays the child's, as Python's shared memory
+ * unlinked while another process has it attached. */
+CTH_TEST(fork_child_keeps_what_the_program_frees)
+{
+    if (no_processes())
+        CHECK_SKIP(no_processes());
+    cth_pool_t *p = proc_pool(1, CTH_START_FORK);
+    long long *a = shared(p, 3 * sizeof *a), *b = shared(p, 3 * sizeof *b);
+    a[0] = 5;
+    b[0] = 6;
+    int go[2];
+    CHECK_OK(pipe(go));
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        char c;
+        if (read(go[0], &c, 1) != 1)
+            _exit(2);
+        a[1] = 1; /* written after the program freed it */
+        _exit(a[0] == 5 && b[0] == 6 ? 0 : 1);
+    }
+    CHECK_OK(cth_pool_shared_free(p, a));
+    cth_pool_free(p); /* frees b */
+    CHECK_EQ(write(go[1], "g", 1), 1);
+    int status;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(!WIFSIGNALED(status));
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    close(go[0]);
+    close(go[1]);
 }

@@ -466,10 +466,12 @@ CTH_API int cth_pool_apply_buffer_async(cth_pool_t *pool, cth_pool_buffer_fn fn,
  * and MPI ranks (which share no memory across machines) it is plain
  * memory, the same calls working unchanged. A fork child of the program
  * shares a process pool's allocations with it (a thread pool's it gets a
- * copy of, as any memory). A worker that runs a job in place can write
- * anywhere in the allocations it was sent: results in shared memory are
- * as trustworthy as the task code (the pool itself keeps nothing of its
- * own there). pool: the pool whose workers use it; size: bytes (> 0);
+ * copy of, as any memory), and so does a worker started by
+ * CTH_START_FORK: it maps every allocation made before it started. A
+ * worker that runs a job in place can write anywhere in the allocations it
+ * was sent (and under fork, in those it inherited): results in shared
+ * memory are as trustworthy as the task code (the pool itself keeps
+ * nothing of its own there). pool: the pool whose workers use it; size: bytes (> 0);
  * mem: where its address goes.
  * ("Wholly inside" means within the size bytes asked for.)
  * Returns 0 and *mem; CTH_EINVAL for a NULL pool or mem, or size 0;
@@ -484,7 +486,9 @@ CTH_API int cth_pool_shared_alloc(cth_pool_t *pool, size_t size, void **mem);
  * allocation of cth_pool_shared_alloc. A job still using it (a map_async
  * or an imap over records inside it) keeps it until the job is done: its
  * workers never write into memory given back, but the caller must not
- * touch mem after this call. cth_pool_free frees the allocations left. mem
+ * touch mem after this call (a fork child of the program made while it was
+ * allocated still may: its memory stays until that child is gone too).
+ * cth_pool_free frees the allocations left. mem
  * NULL is ignored (returns 0).
  * Returns 0; CTH_EINVAL for a NULL pool, or a mem that is not the address
  * of an allocation of this pool still allocated (an address inside one, a
