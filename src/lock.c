@@ -439,6 +439,12 @@ int cth__lock_acquire_uninterrupted(cth_lock_t *lock)
     return interrupted;
 }
 
+void cth__lock_acquire_after_interrupt(cth_lock_t *lock)
+{
+    cth__lock_acquire_uninterrupted(lock);
+    cth__interrupt_main_wait();
+}
+
 int cth__lock_acquire_notified(cth_lock_t *lock)
 {
     if (lock_take_or_wait(lock, CTH__NO_DEADLINE, false) == 0)

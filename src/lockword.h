@@ -47,6 +47,24 @@ static inline bool cth__lock_held(const cth_lock_t *lock)
  * interruption of the main thread arrived meanwhile, else 0. */
 int cth__lock_acquire_uninterrupted(cth_lock_t *lock);
 
+/* The rest of cth__lock_acquire_keeping_interrupt once the main thread's
+ * acquire was interrupted. */
+void cth__lock_acquire_after_interrupt(cth_lock_t *lock);
+
+/* Acquire a Lock without limit for a short internal hold: sync.h's inline
+ * fast path (no call while the lock is free), then as
+ * cth__lock_acquire_uninterrupted; an interruption of the main thread that
+ * arrives meanwhile is posted again, so its next wait reports it (none is
+ * lost to a lock the library holds briefly). */
+#ifndef CTH__LOCK_SOURCE /* lock.c has no inline cth_lock_acquire */
+static inline void cth__lock_acquire_keeping_interrupt(cth_lock_t *lock)
+{
+    /* on a valid lock without limit, the acquire fails only with CTH_EINTR */
+    if (__builtin_expect(cth_lock_acquire(lock, CTH_FOREVER) != 0, 0))
+        cth__lock_acquire_after_interrupt(lock);
+}
+#endif
+
 /* ---- for Condition ---------------------------------------------------------------- */
 
 /* Release every level of an RLock the caller owns; the count is saved in

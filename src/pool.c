@@ -203,15 +203,6 @@ static struct cth_result *block_result(struct result_block *b, int i)
 static _Thread_local cth_pool_t *tls_pool __attribute__((tls_model("initial-exec")));
 static _Atomic unsigned worker_names;
 
-/* Take one of the pool's locks on a hot path: sync.h's inline fast path,
- * and the library's uninterrupted acquire only when that one does not take
- * it (contended, or an interrupted main thread's CTH_EINTR). */
-static void pool_lock(cth_lock_t *lock)
-{
-    if (cth_lock_acquire(lock, CTH_FOREVER) != 0)
-        cth__lock_acquire_uninterrupted(lock);
-}
-
 /* ---- the queue ----------------------------------------------------------------- */
 
 static void queue_unlink(cth_pool_t *p, struct cth_result *job)
@@ -389,7 +380,7 @@ static size_t job_claim(struct cth_result *job, bool front)
     if (c >= job->nchunks)
         return SIZE_MAX;
     if (c == job->nchunks - 1) {
-        pool_lock(&job->pool->lock);
+        cth__lock_acquire_keeping_interrupt(&job->pool->lock);
         queue_unlink(job->pool, job);
         cth_lock_release(&job->pool->lock);
     }
@@ -661,7 +652,7 @@ static int pool_submit(cth_pool_t *p, struct cth_result *job, bool internal, boo
     int err = cth__pool_job_prepare(p, job);
     if (err)
         return err;
-    pool_lock(&p->lock);
+    cth__lock_acquire_keeping_interrupt(&p->lock);
     int st = atomic_load(&p->state);
     if (st == POOL_TERMINATE || (st == POOL_CLOSE && !internal)) {
         cth_lock_release(&p->lock);
@@ -763,7 +754,7 @@ int cth__job_wait(struct cth_result *job, int64_t deadline)
 static struct cth_result *list_take(cth_pool_t *p, size_t *chunk, bool records_only)
 {
     struct cth_result *found = NULL;
-    pool_lock(&p->lock);
+    cth__lock_acquire_keeping_interrupt(&p->lock);
     for (struct cth__list_node *node = p->queue.first; node; node = node->next) {
         struct cth_result *job = cth__list_entry(node, struct cth_result, link);
         if (records_only && job->kind != JOB_RECORDS && job->kind != JOB_BUFFER)
@@ -916,7 +907,7 @@ static struct cth_result *take_lone(cth_pool_t *p)
     struct cth_result *job = ring_take(p);
     if (job || !atomic_load(&p->listed))
         return job;
-    cth__lock_acquire_uninterrupted(&p->lock);
+    cth__lock_acquire_keeping_interrupt(&p->lock);
     job = cth__list_entry(p->queue.first, struct cth_result, link);
     if (job && (job->nchunks != 1 || atomic_load(&p->state) == POOL_TERMINATE ||
                 atomic_fetch_add(&job->claim, 1) != 0))
@@ -1018,7 +1009,7 @@ static int spawn_worker(cth_pool_t *p)
     char name[32];
     snprintf(name, sizeof name, "PoolWorker-%u", atomic_fetch_add(&worker_names, 1) + 1);
     cth_thread_opts_t opts = {.name = name, .daemon = CTH_DAEMON_YES};
-    cth__lock_acquire_uninterrupted(&p->lock);
+    cth__lock_acquire_keeping_interrupt(&p->lock);
     if (p->nthreads == p->cap) {
         size_t cap = p->cap ? 2 * p->cap : 8;
         cth_thread_t **t = cth__realloc(p->threads, cap * sizeof(cth_thread_t *));
@@ -1147,7 +1138,7 @@ static void result_prefetch(struct cth__list_node *node)
 
 struct cth_result *cth__result_alloc(cth_pool_t *p)
 {
-    pool_lock(&p->free_lock);
+    cth__lock_acquire_keeping_interrupt(&p->free_lock);
     if (!p->free_top) {
         struct result_block *b = cth__malloc(RESULT_BLOCK_SIZE);
         if (!b) {
@@ -1185,21 +1176,21 @@ void cth__result_release(struct cth_result *job)
         job->buf = NULL;
     }
     cth_pool_t *p = job->pool;
-    pool_lock(&p->free_lock);
+    cth__lock_acquire_keeping_interrupt(&p->free_lock);
     free_push(p, job);
     pool_unref_locked(p);
 }
 
 void cth__pool_ref(cth_pool_t *p)
 {
-    cth__lock_acquire_uninterrupted(&p->free_lock);
+    cth__lock_acquire_keeping_interrupt(&p->free_lock);
     p->live++;
     cth_lock_release(&p->free_lock);
 }
 
 void cth__pool_unref(cth_pool_t *p)
 {
-    cth__lock_acquire_uninterrupted(&p->free_lock);
+    cth__lock_acquire_keeping_interrupt(&p->free_lock);
     pool_unref_locked(p);
 }
 
@@ -1322,7 +1313,7 @@ static int run_sync(cth_pool_t *p, struct cth_result *job, bool help)
             cth__cpu_relax();
     }
     if (cth__job_wait(job, CTH__NO_DEADLINE) == CTH_EINTR) {
-        cth__lock_acquire_uninterrupted(&p->lock);
+        cth__lock_acquire_keeping_interrupt(&p->lock);
         size_t c = job_cancel_locked(p, job);
         cth_lock_release(&p->lock);
         if (c != SIZE_MAX)
@@ -1668,7 +1659,7 @@ CTH_API int cth_pool_close(cth_pool_t *pool)
 {
     if (!pool)
         return CTH_EINVAL;
-    cth__lock_acquire_uninterrupted(&pool->lock);
+    cth__lock_acquire_keeping_interrupt(&pool->lock);
     if (atomic_load(&pool->state) == POOL_RUN)
         atomic_store(&pool->state, POOL_CLOSE);
     cth_lock_release(&pool->lock);
@@ -1681,7 +1672,7 @@ CTH_API int cth_pool_terminate(cth_pool_t *pool)
     if (!pool)
         return CTH_EINVAL;
     struct cth__list dropped = {NULL, NULL}; /* jobs cancelled here, the latest first */
-    cth__lock_acquire_uninterrupted(&pool->lock);
+    cth__lock_acquire_keeping_interrupt(&pool->lock);
     atomic_store(&pool->state, POOL_TERMINATE);
     struct cth_result *job;
     while ((job = cth__list_entry(pool->queue.first, struct cth_result, link))) {
@@ -1718,7 +1709,7 @@ CTH_API int cth_pool_join(cth_pool_t *pool, double timeout)
     if (tls_pool == pool)
         return CTH_EDEADLK;
     for (size_t i = 0;; i++) {
-        cth__lock_acquire_uninterrupted(&pool->lock);
+        cth__lock_acquire_keeping_interrupt(&pool->lock);
         cth_thread_t *t = i < pool->nthreads ? pool->threads[i] : NULL;
         cth_lock_release(&pool->lock);
         if (!t)
@@ -1743,7 +1734,7 @@ CTH_API void cth_pool_free(cth_pool_t *pool)
     if (pool->ops && pool->ops->shutdown) /* far workers (MPI ranks) are told to stop */
         pool->ops->shutdown(pool->ops_state);
     cth__shared_free_all(&pool->shared); /* those a job still uses go with it */
-    cth__lock_acquire_uninterrupted(&pool->free_lock);
+    cth__lock_acquire_keeping_interrupt(&pool->free_lock);
     pool->dead = true;
     bool last = pool->live == 0;
     cth_lock_release(&pool->free_lock);

@@ -222,7 +222,7 @@ void cth__imap_run(struct cth_result *job, size_t lo, size_t hi)
     int err = 0, task_error = 0;
     void *v = job->rec_fn ? run_records(it, job, lo, hi, &err, &task_error)
                           : run_tasks(it, job, lo, hi, &err, &task_error);
-    cth__lock_acquire_uninterrupted(&it->lock);
+    cth__lock_acquire_keeping_interrupt(&it->lock);
     deliver_chunk_locked(it, job, lo, hi, err, task_error, v);
     cth_lock_release(&it->lock);
 }
@@ -230,7 +230,7 @@ void cth__imap_run(struct cth_result *job, size_t lo, size_t hi)
 void cth__imap_cancel(struct cth_result *job, size_t lo, size_t hi)
 {
     struct cth_imap *it = job->arg;
-    cth__lock_acquire_uninterrupted(&it->lock);
+    cth__lock_acquire_keeping_interrupt(&it->lock);
     for (size_t c = lo; c < hi; c += job->chunksize)
         deliver_chunk_locked(it, job, c, c + job->chunksize < hi ? c + job->chunksize : hi,
                              CTH_ECANCELED, 0, NULL);
@@ -241,7 +241,7 @@ void cth__imap_job_done(struct cth_result *job)
 {
     struct cth_imap *it = job->arg;
     cth__free(job); /* the job is the head of its allocation */
-    cth__lock_acquire_uninterrupted(&it->lock);
+    cth__lock_acquire_keeping_interrupt(&it->lock);
     it->jobs--;
     cth_cond_notify_all(&it->cond);
     cth_lock_release(&it->lock);
@@ -256,12 +256,12 @@ static bool submit_job(struct cth_imap *it, struct cth_result *job, void *const 
     job->items = (const char *)items;
     job->base = base;
     cth__job_setup(job, it->pool, JOB_IMAP, k, it->chunksize);
-    cth__lock_acquire_uninterrupted(&it->lock);
+    cth__lock_acquire_keeping_interrupt(&it->lock);
     it->jobs++;
     cth_lock_release(&it->lock);
     if (cth__pool_submit(it->pool, job, true) != 0) {
         cth__imap_cancel(job, 0, k);
-        cth__lock_acquire_uninterrupted(&it->lock);
+        cth__lock_acquire_keeping_interrupt(&it->lock);
         it->jobs--;
         cth_lock_release(&it->lock);
         cth__free(job);
@@ -275,7 +275,7 @@ static bool submit_job(struct cth_imap *it, struct cth_result *job, void *const 
 static void input_ended(struct cth_imap *it, size_t end)
 {
     it->input_done = true;
-    cth__lock_acquire_uninterrupted(&it->lock);
+    cth__lock_acquire_keeping_interrupt(&it->lock);
     it->end = end;
     cth_cond_notify_all(&it->cond);
     cth_lock_release(&it->lock);
@@ -290,7 +290,7 @@ static void input_ended(struct cth_imap *it, size_t end)
  * re-raises it there), which ends the input. */
 static void input_failed(struct cth_imap *it, int err, int task_error)
 {
-    cth__lock_acquire_uninterrupted(&it->lock);
+    cth__lock_acquire_keeping_interrupt(&it->lock);
     deliver_locked(it, it->submitted, NULL, err, task_error, it->chunksize > 1);
     cth_cond_notify_all(&it->cond);
     cth_lock_release(&it->lock);
@@ -302,7 +302,7 @@ static void input_failed(struct cth_imap *it, int err, int task_error)
 static void refill(struct cth_imap *it)
 {
     while (!it->input_done) {
-        cth__lock_acquire_uninterrupted(&it->lock);
+        cth__lock_acquire_keeping_interrupt(&it->lock);
         size_t room = it->cap - (it->submitted - it->consumed);
         cth_lock_release(&it->lock);
         room -= room % it->chunksize;
@@ -506,7 +506,7 @@ CTH_API int cth_imap_next(cth_imap_t *it, void **value, double timeout)
         refill(it);
     void *v = NULL;
     int task_error = 0;
-    cth__lock_acquire_uninterrupted(&it->lock);
+    cth__lock_acquire_keeping_interrupt(&it->lock);
     for (;;) {
         if (it->consumed == it->end || it->finished) {
             err = CTH_IMAP_END;
@@ -542,7 +542,7 @@ CTH_API void cth_imap_free(cth_imap_t *it)
     if (!it)
         return;
     atomic_store(&it->cancelled, true);
-    cth__lock_acquire_uninterrupted(&it->lock);
+    cth__lock_acquire_keeping_interrupt(&it->lock);
     while (it->jobs)
         cth_cond_wait(&it->cond, CTH_FOREVER);
     cth_lock_release(&it->lock);

@@ -137,8 +137,7 @@ static void wakeups_flush(struct wakeups *wk)
  * lock stays pending for its next real wait. */
 static void qlock(cth_queue_t *q)
 {
-    if (cth__lock_acquire_uninterrupted(&q->lock))
-        cth__interrupt_main_wait();
+    cth__lock_acquire_keeping_interrupt(&q->lock);
     uint32_t gen = cth__fork_gen();
     if (__builtin_expect(q->fork_gen != gen, 0)) {
         q->fork_gen = gen; /* the waiters are the parent's threads: forget them */

@@ -266,7 +266,7 @@ static void reclaim(cth_simple_queue_t *q)
  * that (and a bounded reclaim), so the lock is only ever held briefly. */
 static bool try_take(cth_simple_queue_t *q, void **item)
 {
-    cth__lock_acquire_uninterrupted(&q->get_lock);
+    cth__lock_acquire_keeping_interrupt(&q->get_lock);
     uint32_t gen = cth__fork_gen();
     if (__builtin_expect(q->fork_gen != gen, 0)) {
         q->fork_gen = gen; /* sleep_lock's holder did not survive the fork */

@@ -18,8 +18,7 @@ CTH_API cth_guard_t cth_guard_lock(cth_lock_t *lock)
     cth_guard_t g = {NULL, KIND_LOCK, 0};
     if (!lock)
         return g;
-    if (cth__lock_acquire_uninterrupted(lock))
-        cth__interrupt_main_wait();
+    cth__lock_acquire_keeping_interrupt(lock);
     g._lock = lock;
     return g;
 }

@@ -171,17 +171,11 @@ static struct {
 static _Thread_local struct cth_timer *running_here __attribute__((tls_model("initial-exec")));
 static _Thread_local struct worker *worker_here __attribute__((tls_model("initial-exec")));
 
-/* sync.h's inline fast path first (no call into lock.c while the lock is
- * free), the library's uninterrupted acquire otherwise. The main thread must
- * not lose an interruption to this short lock wait: one that arrives (the
- * fast path's CTH_EINTR, the only error of a wait without limit on a valid
- * lock, or one during the uninterrupted wait) is re-posted for its next wait. */
+/* The main thread must not lose an interruption to this short lock wait:
+ * one that arrives is posted again for its next wait. */
 static void svc_lock(void)
 {
-    if (cth_lock_acquire(&svc.lock, CTH_FOREVER) == 0)
-        return;
-    cth__lock_acquire_uninterrupted(&svc.lock);
-    cth__interrupt_main_wait();
+    cth__lock_acquire_keeping_interrupt(&svc.lock);
 }
 
 static void svc_unlock(void)

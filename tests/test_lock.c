@@ -7,6 +7,7 @@
 #include <dlfcn.h>
 
 #include "bunch.h"
+#include "lockword.h"
 
 /* The 0.1.0 signature: the recursion count is a size_t. */
 _Static_assert(_Generic(&cth_rlock_recursion_count, size_t (*)(const cth_rlock_t *) : 1,
@@ -460,6 +461,54 @@ CTH_TEST(rlock_interrupt_main)
     bunch_join(&b);
     check_interrupted(rlock_wait_forever, &dt_lock);
     CHECK(!cth_rlock_is_owned(&dt_lock));
+}
+
+/* The library's short internal holds (a pool's, a queue's, the timer
+ * service's lock) keep an interruption that lands while the main thread
+ * waits for them: it is reported by the main thread's next real wait. */
+static cth_lock_t held_lock = CTH_LOCK_INIT;
+static cth_event_t holder_has_it = CTH_EVENT_INIT;
+static _Atomic int sigint_landed;
+
+static void note_sigint(int sig)
+{
+    (void)sig;
+    atomic_store(&sigint_landed, 1);
+}
+
+static void *hold_until_sigint(void *arg)
+{
+    (void)arg;
+    CHECK_OK(cth_lock_acquire(&held_lock, CTH_FOREVER));
+    CHECK_OK(cth_event_set(&holder_has_it));
+    while (!atomic_load(&sigint_landed))
+        cth_sleep(0.001);
+    cth_sleep(0.05); /* the main thread rides out the interruption, still waiting */
+    CHECK_OK(cth_lock_release(&held_lock));
+    return NULL;
+}
+
+CTH_TEST(internal_lock_keeps_interrupt)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = note_sigint;
+    CHECK(sigaction(SIGINT, &sa, NULL) == 0);
+    cth_thread_t *holder, *interrupter;
+    CHECK_OK(cth_thread_create(&holder, hold_until_sigint, NULL, NULL));
+    CHECK_OK(cth_thread_start(holder));
+    CHECK_OK(cth_event_wait(&holder_has_it, CTH_FOREVER));
+    CHECK_OK(cth_thread_create(&interrupter, check_interrupter, NULL, NULL));
+    CHECK_OK(cth_thread_start(interrupter));
+    cth__lock_acquire_keeping_interrupt(&held_lock); /* interrupted while it waits */
+    CHECK(atomic_load(&sigint_landed));
+    CHECK_OK(cth_lock_release(&held_lock));
+    cth_event_t never = CTH_EVENT_INIT;
+    CHECK_EQ(cth_event_wait(&never, 30), CTH_EINTR); /* the interruption, kept for it */
+    CHECK_OK(cth_thread_join(holder, NULL, CTH_FOREVER));
+    cth_thread_free(holder);
+    CHECK_OK(cth_thread_join(interrupter, NULL, CTH_FOREVER));
+    cth_thread_free(interrupter);
 }
 
 /* Eventual fairness (Go issue 13086, "lockskew"): a hog holds the lock for
