@@ -35,4 +35,28 @@ __attribute__((unused)) static int *ints(size_t n)
     return in;
 }
 
+/* a long long in, its square plus one out */
+__attribute__((unused)) static int square_ll(const void *in, void *out)
+{
+    long long x = *(const long long *)in;
+    *(long long *)out = x * x + 1;
+    return 0;
+}
+
+/* Map square_ll over n long longs 0..n-1 from in into out on p, check every
+ * result; returns the map's time in seconds. */
+__attribute__((unused)) static double map_squares_checked(cth_pool_t *p, long long *in,
+                                                          long long *out, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        in[i] = (long long)i;
+    double t0 = check_now();
+    CHECK_OK(cth_pool_map_records(p, square_ll, in, sizeof *in, n, 0, out, sizeof *out));
+    double dt = check_now() - t0;
+    for (size_t i = 0; i < n; i++)
+        if (out[i] != (long long)i * (long long)i + 1)
+            CHECK_EQ(out[i], (long long)i * (long long)i + 1);
+    return dt;
+}
+
 #endif

@@ -19,31 +19,8 @@
 
 #include "check.h"
 #include "platform.h"
+#include "process_pools.h"
 #include "record_tasks.h"
-
-#if defined(__linux__) && !defined(CTH_POSIX_FUTEX)
-#define HAVE_PROCESSES 1
-#else
-#define HAVE_PROCESSES 0
-#endif
-
-/* Why process pools cannot run here, or NULL: not Linux, or a system (or
- * valgrind) without pidfds, where creating one is CTH_ENOTSUP. */
-static const char *no_processes(void)
-{
-    if (!HAVE_PROCESSES)
-        return "process pools are Linux's";
-    static int probed; /* 0: not yet, 1: fine, 2: CTH_ENOTSUP */
-    if (!probed) {
-        cth_pool_t *p = NULL;
-        int err = cth_pool_create(&p, &(cth_pool_opts_t){.processes = 1,
-                                                         .backend = CTH_POOL_PROCESSES,
-                                                         .start_method = CTH_START_FORK});
-        cth_pool_free(p);
-        probed = err == CTH_ENOTSUP ? 2 : 1;
-    }
-    return probed == 2 ? "no process pool on this system (no pidfds?)" : NULL;
-}
 
 #define SKIP_WITHOUT_PROCESSES()                                                                   \
     do {                                                                                           \
@@ -131,23 +108,6 @@ CTH_TEST(shared_memory_read_only)
 
 /* ---- the pool over processes ---------------------------------------------------------- */
 
-static const cth_start_method_t methods[] = {CTH_START_FORK, CTH_START_SPAWN, CTH_START_FORKSERVER,
-                                             CTH_START_DEFAULT};
-static const char *const method_names[] = {"fork", "spawn", "forkserver", "default"};
-
-/* Run a test body under every start method. */
-static void over_methods(void (*body)(cth_start_method_t method))
-{
-    if (no_processes()) {
-        check_skip(no_processes());
-        return;
-    }
-    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
-        printf("start method %s\n", method_names[i]);
-        body(methods[i]);
-    }
-}
-
 static cth_pool_t *proc_pool_opts(cth_pool_opts_t o)
 {
     o.backend = CTH_POOL_PROCESSES;
@@ -162,14 +122,6 @@ static cth_pool_t *proc_pool_opts(cth_pool_opts_t o)
 static cth_pool_t *proc_pool(size_t workers, cth_start_method_t method)
 {
     return proc_pool_opts((cth_pool_opts_t){.processes = workers, .start_method = method});
-}
-
-/* a long long in, its square plus one out */
-static int square_ll(const void *in, void *out)
-{
-    long long x = *(const long long *)in;
-    *(long long *)out = x * x + 1;
-    return 0;
 }
 
 /* Map squares over processes; every result checked. */
@@ -208,20 +160,12 @@ static void map_records_million_with(cth_start_method_t method)
     size_t n = 1000000;
     long long *in = malloc(n * sizeof *in), *out = malloc(n * sizeof *out);
     CHECK(in && out);
-    for (size_t i = 0; i < n; i++)
-        in[i] = (long long)i;
-    double t0 = check_now();
-    CHECK_OK(cth_pool_map_records(p, square_ll, in, sizeof *in, n, 0, out, sizeof *out));
-    double t1 = check_now();
-    for (size_t i = 0; i < n; i++)
-        if (out[i] != (long long)i * (long long)i + 1)
-            CHECK_EQ(out[i], (long long)i * (long long)i + 1);
+    double procs = map_squares_checked(p, in, out, n);
     cth_pool_t *t = NULL;
     CHECK_OK(cth_pool_create(&t, &(cth_pool_opts_t){.processes = 2}));
-    double t2 = check_now();
-    CHECK_OK(cth_pool_map_records(t, square_ll, in, sizeof *in, n, 0, out, sizeof *out));
-    double t3 = check_now();
-    printf("1M records: processes %.2f ms, threads %.2f ms\n", (t1 - t0) * 1e3, (t3 - t2) * 1e3);
+    memset(out, 0, n * sizeof *out);
+    double threads = map_squares_checked(t, in, out, n);
+    printf("1M records: processes %.2f ms, threads %.2f ms\n", procs * 1e3, threads * 1e3);
     cth_pool_free(t);
     free(in);
     free(out);
@@ -331,12 +275,6 @@ CTH_TEST(pointer_calls_not_supported)
 }
 
 /* ---- worker death -------------------------------------------------------------------- */
-
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SANITIZED 1 /* a sanitizer's handler turns a SIGSEGV into exit(1) */
-#else
-#define SANITIZED 0
-#endif
 
 enum death { LIVE, SEGV, KILL, ABORT, EXIT3, EXIT0, NDEATHS };
 static const char *const death_names[NDEATHS] = {"live", "segv", "kill", "abort", "exit3", "exit0"};

@@ -19,51 +19,8 @@
 
 #include "alloc.h"
 #include "check.h"
-
-#if defined(__linux__) && !defined(CTH_POSIX_FUTEX)
-#define HAVE_PROCESSES 1
-#else
-#define HAVE_PROCESSES 0
-#endif
-
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SANITIZED 1 /* a sanitizer's handler turns a SIGSEGV into exit(1) */
-#else
-#define SANITIZED 0
-#endif
-
-/* Why process pools cannot run here, or NULL. */
-static const char *no_processes(void)
-{
-    if (!HAVE_PROCESSES)
-        return "process pools are Linux's";
-    static int probed; /* 0: not yet, 1: fine, 2: CTH_ENOTSUP */
-    if (!probed) {
-        cth_pool_t *p = NULL;
-        int err = cth_pool_create(&p, &(cth_pool_opts_t){.processes = 1,
-                                                         .backend = CTH_POOL_PROCESSES,
-                                                         .start_method = CTH_START_FORK});
-        cth_pool_free(p);
-        probed = err == CTH_ENOTSUP ? 2 : 1;
-    }
-    return probed == 2 ? "no process pool on this system (no pidfds?)" : NULL;
-}
-
-static const cth_start_method_t methods[] = {CTH_START_FORK, CTH_START_SPAWN, CTH_START_FORKSERVER};
-static const char *const method_names[] = {"fork", "spawn", "forkserver"};
-
-/* Run a test body under every start method. */
-static void over_methods(void (*body)(cth_start_method_t method))
-{
-    if (no_processes()) {
-        check_skip(no_processes());
-        return;
-    }
-    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
-        printf("start method %s\n", method_names[i]);
-        body(methods[i]);
-    }
-}
+#include "process_pools.h"
+#include "record_tasks.h"
 
 static cth_pool_t *pool_opts(cth_pool_opts_t o)
 {
@@ -499,27 +456,12 @@ CTH_TEST(maxtasksperchild_and_timeout)
     cth_pool_free(p); /* frees in and out */
 }
 
-static int square_ll(const void *in, void *out)
-{
-    long long x = *(const long long *)in;
-    *(long long *)out = x * x + 1;
-    return 0;
-}
-
 /* 1M 8-byte records in place, checked item by item, on both backends. */
 static void million(cth_pool_t *p)
 {
     size_t n = 1000000;
     long long *in = shared(p, n * sizeof *in), *out = shared(p, n * sizeof *out);
-    for (size_t i = 0; i < n; i++)
-        in[i] = (long long)i;
-    double t0 = check_now();
-    CHECK_OK(cth_pool_map_records(p, square_ll, in, sizeof *in, n, 0, out, sizeof *out));
-    double t1 = check_now();
-    for (size_t i = 0; i < n; i++)
-        if (out[i] != (long long)i * (long long)i + 1)
-            CHECK_EQ(out[i], (long long)i * (long long)i + 1);
-    printf("1M records in place: %.2f ms\n", (t1 - t0) * 1e3);
+    printf("1M records in place: %.2f ms\n", map_squares_checked(p, in, out, n) * 1e3);
     CHECK_OK(cth_pool_shared_free(p, in));
     CHECK_OK(cth_pool_shared_free(p, out));
 }
