@@ -9,7 +9,8 @@
  * - maps of 1k, 100k, 1M and 10M trivial items: cthreading map (Python's
  *   default chunksize) and parallel-for vs OpenMP `parallel for` calling the same
  *   function, schedule(static) (the baseline) and schedule(dynamic, chunk)
- *   (chunk 4096, less for small maps); at 1M also GLib GThreadPool and libuv
+ *   (chunk 4096, less for small maps), and cthreading's map with that same
+ *   chunksize (like for like); at 1M also GLib GThreadPool and libuv
  *   uv_queue_work fed one item at a time and Python's
  *   multiprocessing.dummy.Pool.map; small maps are timed over a batch;
  * - map of 10,000 items of ~50 us of work: the same peers, the efficiency
@@ -104,13 +105,15 @@ static size_t map_n;
 static int map_batch = 1; /* maps per measurement: small maps are timed in batches */
 static long omp_chunk;    /* schedule(dynamic, omp_chunk) */
 
+/* ctx: NULL for Python's default chunksize, else a long chunksize (OpenMP
+ * dynamic's, for a like-for-like row). */
 static double run_cth_map(void *ctx)
 {
-    (void)ctx;
+    size_t chunksize = ctx ? (size_t) * (const long *)ctx : 0;
     cth_pool_t *p = the_pool();
     double t0 = bench_now();
     for (int b = 0; b < map_batch; b++)
-        cth_pool_map(p, task_fn, items, map_n, 0, results);
+        cth_pool_map(p, task_fn, items, map_n, chunksize, results);
     return (bench_now() - t0) * 1e3 / map_batch;
 }
 
@@ -444,7 +447,7 @@ static void set_map(size_t n, int (*fn)(void *, void **))
  * and Python only at the full size. */
 static void family_trivial(size_t n, int reps)
 {
-    char count[24], title[200], name[64], dyn[48];
+    char count[24], title[200], name[64], dyn[48], cth_dyn[64];
     count_name(count, sizeof count, n);
     set_map(n, trivial);
     snprintf(title, sizeof title,
@@ -452,17 +455,19 @@ static void family_trivial(size_t n, int reps)
              ncpu, map_batch > 1 ? " (mean of a batch)" : "");
     bench_heading(title);
     snprintf(dyn, sizeof dyn, "openmp dynamic,%ld", omp_chunk);
+    snprintf(cth_dyn, sizeof cth_dyn, "cthreading map, chunksize %ld", omp_chunk);
     snprintf(name, sizeof name, "map %s trivial", count);
     struct bench_system sys[] = {
         {"openmp static", run_omp, NULL},
         {dyn, run_omp, &omp_chunk},
         {"cthreading map", run_cth_map, NULL},
         {"cthreading parallel_for", run_cth_for, NULL},
+        {cth_dyn, run_cth_map, &omp_chunk},
         {"glib GThreadPool, 1 item/push", run_glib, NULL},
         {"libuv uv_queue_work, 1 item", run_uv, NULL},
         {"python Pool.map", run_py_trivial, NULL},
     };
-    bench_compare(name, "time", "ms", sys, n == trivial_n ? 7 : 4, reps, NULL);
+    bench_compare(name, "time", "ms", sys, n == trivial_n ? 8 : 5, reps, NULL);
 }
 
 static void family_work(int reps)
