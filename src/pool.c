@@ -442,8 +442,12 @@ void cth__job_run_records(struct cth_result *job, size_t lo, size_t hi)
 /* The items [lo, hi) of a map (stride sizeof(void *): items is an array of
  * pointers, each passed) or a starmap (stride: the struct size, each
  * struct's address passed). The job's fields are read once: the task is
- * opaque to the compiler, which would reload them after every call. */
-static __attribute__((noinline)) void run_map_items(struct cth_result *job, size_t lo, size_t hi)
+ * opaque to the compiler, which would reload them after every call.
+ * Aligned to a cache line, which places its per-item loop (a few dozen
+ * bytes) inside one 64-byte block of code: placed across two, a map of
+ * trivial items ran about 8% slower (x86-64, gcc 12 -O3). */
+static __attribute__((noinline, aligned(64))) void run_map_items(struct cth_result *job, size_t lo,
+                                                                 size_t hi)
 {
     cth_pool_fn fn = job->fn;
     void **results = job->results;
