@@ -84,7 +84,6 @@
 #include "wait.h"
 
 _Thread_local char cth__self_token_var __attribute__((tls_model("initial-exec")));
-_Atomic uint32_t cth__fork_gen_var;
 
 _Static_assert(sizeof(cth_lock_t) == 8, "cth_lock_t ABI");
 _Static_assert(sizeof(cth_rlock_t) == 24 || sizeof(void *) != 8, "cth_rlock_t ABI");

@@ -202,6 +202,12 @@ static void fork_parent(void)
             fork_hooks[i].parent();
 }
 
+/* The fork generation (lockword.h). Defined here, beside the hook that
+ * bumps it, so that a program linked statically that uses no more than a
+ * Lock still links this file and its pthread_atfork registration: without
+ * it a child would take the parent's waiters for its own. */
+_Atomic uint32_t cth__fork_gen_var;
+
 static void fork_child(void)
 {
     /* The forking thread took the lock in fork_prepare and is the one that
