@@ -446,21 +446,26 @@ void cth__job_run_records(struct cth_result *job, size_t lo, size_t hi)
  * Aligned to a cache line, which places its per-item loop (a few dozen
  * bytes) inside one 64-byte block of code: placed across two, a map of
  * trivial items ran about 8% slower (x86-64, gcc 12 -O3). */
+/* The item loops let each task store straight into its results slot,
+ * cleared first (a task that stores nothing leaves NULL; a failing one's
+ * slot ends NULL): copying through a local cost ~10% of a trivial item.
+ * Without results every task stores into one local. */
 static __attribute__((noinline, aligned(64))) void run_map_items(struct cth_result *job, size_t lo,
                                                                  size_t hi)
 {
     cth_pool_fn fn = job->fn;
-    void **results = job->results;
     void *const *items = (void *const *)job->items;
-    for (size_t i = lo; i < hi; i++) {
-        void *v = NULL;
-        int r = fn(items[i], &v);
+    void *discard;
+    size_t step = job->results ? 1 : 0;
+    void **out = job->results ? job->results + lo : &discard;
+    for (size_t i = lo; i < hi; i++, out += step) {
+        *out = NULL;
+        int r = fn(items[i], out);
         if (r != 0) {
+            *out = NULL;
             cth__job_fail(job, CTH_ETASK, r);
             return;
         }
-        if (results)
-            results[i] = v;
     }
 }
 
@@ -468,18 +473,19 @@ static __attribute__((noinline)) void run_starmap_items(struct cth_result *job, 
                                                         size_t hi)
 {
     cth_pool_fn fn = job->fn;
-    void **results = job->results;
     const char *items = job->items;
     size_t size = job->size;
-    for (size_t i = lo; i < hi; i++) {
-        void *v = NULL;
-        int r = fn((void *)(items + i * size), &v);
+    void *discard;
+    size_t step = job->results ? 1 : 0;
+    void **out = job->results ? job->results + lo : &discard;
+    for (size_t i = lo; i < hi; i++, out += step) {
+        *out = NULL;
+        int r = fn((void *)(items + i * size), out);
         if (r != 0) {
+            *out = NULL;
             cth__job_fail(job, CTH_ETASK, r);
             return;
         }
-        if (results)
-            results[i] = v;
     }
 }
 

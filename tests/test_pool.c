@@ -365,6 +365,46 @@ CTH_TEST(map_error)
     cth_pool_free(p);
 }
 
+/* sqr, but 5 stores nothing and 30 stores 99 and fails with 17 */
+static int sqr_silent_or_fail(void *arg, void **result)
+{
+    intptr_t x = VI(arg);
+    if (x == 5)
+        return 0;
+    *result = IV(x == 30 ? 99 : x * x);
+    return x == 30 ? 17 : 0;
+}
+
+static int sqr_silent_or_fail_deref(void *arg, void **result)
+{
+    return sqr_silent_or_fail(*(void **)arg, result);
+}
+
+/* the slots map and starmap leave: a task that stores nothing leaves NULL,
+ * a failing task's slot is NULL whatever it stored, the rest their values */
+CTH_TEST(map_result_slots)
+{
+    cth_pool_t *p = make_pool(2);
+    enum { N = 40 };
+    void *items[N], *res[N];
+    for (int i = 0; i < N; i++)
+        items[i] = IV(i);
+    for (int star = 0; star < 2; star++) {
+        for (int i = 0; i < N; i++)
+            res[i] = IV(-5);
+        if (star)
+            CHECK_EQ(
+                cth_pool_starmap(p, sqr_silent_or_fail_deref, items, N, sizeof items[0], 1, res),
+                CTH_ETASK);
+        else
+            CHECK_EQ(cth_pool_map(p, sqr_silent_or_fail, items, N, 1, res), CTH_ETASK);
+        CHECK_EQ(cth_task_error(), 17);
+        for (int i = 0; i < N; i++)
+            CHECK_EQ(VI(res[i]), i == 5 || i == 30 ? 0 : i * i);
+    }
+    cth_pool_free(p);
+}
+
 static _Atomic int slept;
 
 static int fail_fast_or_sleep(void *arg, void **result)
