@@ -9,18 +9,8 @@
  * What the accessors read without the lock is atomic (state, done,
  * finished) or fixed at creation (interval, period, fn, arg, name, daemon).
  * Joiners sleep on the done word: 0 alive, 2 alive with joiners asleep (so
- * that finishing pays a wake-up only when someone waits), 1 done.
- *
- * Memory: a freed timer goes on a stack in the thread that dropped its last
- * reference, up to CACHE_MAX of them, and that thread's next creation takes
- * it back, so that a create+free pair costs no malloc or free (they were a
- * third of a schedule+cancel). Only threads whose stack is sure to be freed
- * keep one (cth__runtime_thread_hooked): a thread cthreading started empties
- * it in the runtime's thread-exit hook (a timer worker's hook after each
- * call leaves it: the thread goes on), the main thread's lasts as long as
- * the process. Nothing is kept under AddressSanitizer nor in valgrind
- * builds (CTH_VALGRIND), which then still see a use after free, nor while a
- * test injects allocation failures.
+ * that finishing pays a wake-up only when someone waits), 1 done. The
+ * timer's memory, references and name are timer_record.c's.
  */
 #include <limits.h>
 #include <stdio.h>
@@ -32,91 +22,6 @@
 #include "wait.h"
 
 static _Atomic uint32_t timer_counter;
-
-/* ---- the freed timers of a thread -------------------------------------------------------- */
-
-#if defined(__SANITIZE_ADDRESS__) || defined(CTH_VALGRIND)
-#define CACHE_MAX 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define CACHE_MAX 0
-#endif
-#endif
-#ifndef CACHE_MAX
-#define CACHE_MAX 1024 /* 96 KiB a thread at most */
-#endif
-
-enum { CACHE_UNKNOWN, CACHE_ON, CACHE_OFF };
-
-/* The stack is linked through the timers' arg (a pointer to the start of
- * the next: valgrind sees the stack reachable from the thread's). */
-static _Thread_local struct {
-    struct cth_timer *top;
-    uint32_t n;
-    uint32_t mode; /* CACHE_*: whether this thread keeps one, once asked */
-} cache __attribute__((tls_model("initial-exec")));
-
-/* Memory for a timer, not initialized (cth_timer_create sets every field). */
-static struct cth_timer *timer_alloc(void)
-{
-    struct cth_timer *t = cache.top;
-    if (!t || cth__fault_alloc_armed())
-        return cth__malloc(sizeof *t);
-    cache.top = t->arg;
-    cache.n--;
-    return t;
-}
-
-static void timer_release(struct cth_timer *t)
-{
-#if CACHE_MAX
-    if (cache.n < CACHE_MAX) {
-        if (cache.mode == CACHE_UNKNOWN)
-            cache.mode = cth__runtime_thread_hooked() ? CACHE_ON : CACHE_OFF;
-        if (cache.mode == CACHE_ON) {
-            t->arg = cache.top;
-            cache.top = t;
-            cache.n++;
-            return;
-        }
-    }
-#endif
-    cth__free(t);
-}
-
-#if CACHE_MAX
-/* The runtime's thread-exit hook: the thread ends, and its stack with it
- * (not after a timer worker's call: the worker goes on). Whatever it frees
- * after this goes to free(). */
-static void cache_thread_exit(void)
-{
-    if (cth__timer_running_here())
-        return;
-    cache.mode = CACHE_OFF;
-    while (cache.top) {
-        struct cth_timer *t = cache.top;
-        cache.top = t->arg;
-        cth__free(t);
-    }
-    cache.n = 0;
-}
-
-__attribute__((constructor)) static void timer_module_init(void)
-{
-    cth__runtime_on_thread_exit(cache_thread_exit);
-}
-#endif
-
-void cth__timer_unref(struct cth_timer *t)
-{
-    /* The only reference left is ours: nobody else can change the count,
-     * and the acquire orders their last use of the timer before the free. */
-    if (atomic_load_explicit(&t->refs, memory_order_acquire) == 1 ||
-        atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1) {
-        cth__free(t->name);
-        timer_release(t);
-    }
-}
 
 /* ---- the Timer object ----------------------------------------------------------------------- */
 
@@ -174,14 +79,14 @@ CTH_API int cth_timer_create(cth_timer_t **timer, double interval, cth_timer_fn 
         return CTH_EINVAL;
     }
 
-    struct cth_timer *t = timer_alloc();
+    struct cth_timer *t = cth__timer_alloc();
     if (!t)
         return CTH_ENOMEM;
     char *name = NULL;
     if (opts->name && opts->name[0]) {
         name = cth__strdup(opts->name);
         if (!name) {
-            timer_release(t);
+            cth__timer_release(t);
             return CTH_ENOMEM;
         }
     }
@@ -227,7 +132,7 @@ CTH_API int cth_timer_join(cth_timer_t *timer, double timeout)
     /* Python's order (Thread.join): the state, then the timeout. */
     if (atomic_load_explicit(&timer->state, memory_order_acquire) == CTH_TIMER_INITIAL)
         return CTH_EPERM;
-    if (cth__timer_running_here() == timer)
+    if (cth__timer_running == timer)
         return CTH_EDEADLK;
     int64_t deadline;
     int err = cth__timeout_to_deadline(timeout, &deadline);
@@ -296,21 +201,12 @@ CTH_API bool cth_timer_daemon(const cth_timer_t *timer)
 
 CTH_API size_t cth_timer_get_name(const cth_timer_t *timer, char *buf, size_t size)
 {
-    if (!buf)
-        size = 0;
-    int len;
-    if (!timer)
-        len = snprintf(buf, size, "%s", "");
-    else if (timer->name)
-        len = snprintf(buf, size, "%s", timer->name);
-    else
-        len = snprintf(buf, size, "Timer-%u", (unsigned)timer->number);
-    return len > 0 ? (size_t)len : 0;
+    return cth__timer_name(timer, buf, size);
 }
 
 CTH_API cth_timer_t *cth_timer_current(void)
 {
-    return cth__timer_running_here();
+    return cth__timer_running;
 }
 
 CTH_API void cth_timer_free(cth_timer_t *timer)

@@ -168,7 +168,6 @@ static struct {
     cth_thread_t *thread;
 } svc = {.sleep_until = INT64_MIN};
 
-static _Thread_local struct cth_timer *running_here __attribute__((tls_model("initial-exec")));
 static _Thread_local struct worker *worker_here __attribute__((tls_model("initial-exec")));
 
 /* The main thread must not lose an interruption to this short lock wait:
@@ -381,11 +380,6 @@ static void finish(struct cth_timer *t, cth_timer_state_t state)
 
 /* ---- running a due timer ---------------------------------------------------------------------- */
 
-struct cth_timer *cth__timer_running_here(void)
-{
-    return running_here;
-}
-
 /* The next deadline of a periodic timer: on the schedule (previous deadline
  * plus the period, so no drift); if the call overran whole periods, the
  * missed ticks are skipped, so at most one call comes late. */
@@ -403,7 +397,7 @@ static int64_t next_deadline(int64_t prev, int64_t period, int64_t now)
  * lives until the call has ended). */
 static size_t timer_name(const void *t, char *buf, size_t size)
 {
-    return cth_timer_get_name(t, buf, size);
+    return cth__timer_name(t, buf, size);
 }
 
 /* The calling thread takes the timer of the given ticket: it waits until
@@ -425,7 +419,7 @@ static void run_timer(struct cth_timer *t, struct worker *w)
     uint64_t ticket = svc.next_ticket++;
     cth__list_push_front(&svc.running, &t->link);
     svc_unlock();
-    running_here = t;
+    cth__timer_running = t;
     cth__thread_act_begin(t, t->daemon, counts_for_exit(t)); /* named by timer_name */
     wait_turn(ticket);
     if (w) {
@@ -441,7 +435,7 @@ static void run_timer(struct cth_timer *t, struct worker *w)
     }
     cth__runtime_thread_exit(); /* a Timer's thread ends with its function */
     cth__thread_act_end();
-    running_here = NULL;
+    cth__timer_running = NULL;
     int64_t now = t->period_ns ? cth__now_ns() : 0; /* read before the lock: shorter hold */
     svc_lock();
     cth__list_remove(&svc.running, &t->link);
@@ -825,7 +819,7 @@ static void service_after_fork_child(void)
     cth__list_init(&svc.running);
     struct cth_timer *t;
     while ((t = cth__list_entry(cth__list_pop_front(&running), struct cth_timer, link))) {
-        if (t == running_here) {
+        if (t == cth__timer_running) {
             cth__list_push_back(&svc.running, &t->link); /* ours: it goes on here */
         } else {
             finish(t, CTH_TIMER_CANCELLED);
@@ -838,7 +832,7 @@ static void service_after_fork_child(void)
         else
             cth__free(w);
     }
-    if (running_here)
+    if (cth__timer_running)
         cth__thread_act_forget();
     cth__list_init(&svc.idle);
     atomic_store(&svc.calls_begun, svc.next_ticket); /* the gone workers' turns */
