@@ -10,7 +10,9 @@
  *   default chunksize) and parallel-for vs OpenMP `parallel for` calling the same
  *   function, schedule(static) (the baseline) and schedule(dynamic, chunk)
  *   (chunk 4096, less for small maps), and cthreading's map with that same
- *   chunksize (like for like); at 1M also GLib GThreadPool and libuv
+ *   chunksize (like for like), and OpenMP dynamic calling parallel_for's
+ *   body through a pointer (parallel_for's like for like: its body makes
+ *   one more call an item than the map's task); at 1M also GLib GThreadPool and libuv
  *   uv_queue_work fed one item at a time and Python's
  *   multiprocessing.dummy.Pool.map; small maps are timed over a batch;
  * - map of 10,000 items of ~50 us of work: the same peers, the efficiency
@@ -89,6 +91,10 @@ static int for_body(void *arg, size_t i)
     return task_fn(items[i], &results[i]);
 }
 
+/* parallel_for's body as OpenMP calls it in the like-for-like row: through
+ * a pointer, one more call an item than the map's. */
+static int (*volatile for_fn)(void *, size_t) = for_body;
+
 static void calibrate(void)
 {
     long n = 2000000;
@@ -137,9 +143,13 @@ static double run_serial(void *ctx)
     return (bench_now() - t0) * 1e3 / map_batch;
 }
 
+/* run_omp's ctx for OpenMP dynamic calling parallel_for's body (for_fn). */
+static const char omp_for_body;
+
 /* OpenMP's parallel for; ctx says which schedule: static (NULL), or
- * dynamic with omp_chunk (non-NULL). Both go through schedule(runtime), so
- * the two loops are the same code. */
+ * dynamic with omp_chunk (&omp_chunk, or &omp_for_body to call
+ * parallel_for's body in place of the task). All go through
+ * schedule(runtime), so the loops are the same code. */
 static double run_omp(void *ctx)
 {
 #ifdef HAVE_OPENMP
@@ -147,9 +157,15 @@ static double run_omp(void *ctx)
     long n = (long)map_n;
     double t0 = bench_now();
     for (int b = 0; b < map_batch; b++) {
+        if (ctx == &omp_for_body) {
 #pragma omp parallel for schedule(runtime)
-        for (long i = 0; i < n; i++)
-            task_fn(items[i], &results[i]);
+            for (long i = 0; i < n; i++)
+                for_fn(NULL, (size_t)i);
+        } else {
+#pragma omp parallel for schedule(runtime)
+            for (long i = 0; i < n; i++)
+                task_fn(items[i], &results[i]);
+        }
     }
     return (bench_now() - t0) * 1e3 / map_batch;
 #else
@@ -447,7 +463,7 @@ static void set_map(size_t n, int (*fn)(void *, void **))
  * and Python only at the full size. */
 static void family_trivial(size_t n, int reps)
 {
-    char count[24], title[200], name[64], dyn[48], cth_dyn[64];
+    char count[24], title[200], name[64], dyn[48], cth_dyn[64], dyn_for[80];
     count_name(count, sizeof count, n);
     set_map(n, trivial);
     snprintf(title, sizeof title,
@@ -456,6 +472,7 @@ static void family_trivial(size_t n, int reps)
     bench_heading(title);
     snprintf(dyn, sizeof dyn, "openmp dynamic,%ld", omp_chunk);
     snprintf(cth_dyn, sizeof cth_dyn, "cthreading map, chunksize %ld", omp_chunk);
+    snprintf(dyn_for, sizeof dyn_for, "openmp dynamic,%ld + for_body", omp_chunk);
     snprintf(name, sizeof name, "map %s trivial", count);
     struct bench_system sys[] = {
         {"openmp static", run_omp, NULL},
@@ -463,11 +480,12 @@ static void family_trivial(size_t n, int reps)
         {"cthreading map", run_cth_map, NULL},
         {"cthreading parallel_for", run_cth_for, NULL},
         {cth_dyn, run_cth_map, &omp_chunk},
+        {dyn_for, run_omp, (void *)&omp_for_body},
         {"glib GThreadPool, 1 item/push", run_glib, NULL},
         {"libuv uv_queue_work, 1 item", run_uv, NULL},
         {"python Pool.map", run_py_trivial, NULL},
     };
-    bench_compare(name, "time", "ms", sys, n == trivial_n ? 8 : 5, reps, NULL);
+    bench_compare(name, "time", "ms", sys, n == trivial_n ? 9 : 6, reps, NULL);
 }
 
 static void family_work(int reps)
