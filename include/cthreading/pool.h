@@ -473,7 +473,9 @@ CTH_API int cth_pool_apply_buffer_async(cth_pool_t *pool, cth_pool_buffer_fn fn,
  * worker that runs a job in place can write anywhere in the allocations it
  * was sent (and under fork, in those it inherited): results in shared
  * memory are as trustworthy as the task code (the pool itself keeps
- * nothing of its own there). pool: the pool whose workers use it; size: bytes (> 0);
+ * nothing of its own there). Outputs written in place land as the tasks
+ * write them: an item that fails, or a worker that dies in it, may leave
+ * its output record partly written. pool: the pool whose workers use it; size: bytes (> 0);
  * mem: where its address goes.
  * ("Wholly inside" means within the size bytes asked for.)
  * Returns 0 and *mem; CTH_EINVAL for a NULL pool or mem, or size 0;
