@@ -455,7 +455,7 @@ static __attribute__((noinline, aligned(64))) void run_map_items(struct cth_resu
 {
     cth_pool_fn fn = job->fn;
     void *const *items = (void *const *)job->items;
-    void *discard;
+    void *discard = NULL;
     size_t step = job->results ? 1 : 0;
     void **out = job->results ? job->results + lo : &discard;
     for (size_t i = lo; i < hi; i++, out += step) {
@@ -475,7 +475,7 @@ static __attribute__((noinline)) void run_starmap_items(struct cth_result *job, 
     cth_pool_fn fn = job->fn;
     const char *items = job->items;
     size_t size = job->size;
-    void *discard;
+    void *discard = NULL;
     size_t step = job->results ? 1 : 0;
     void **out = job->results ? job->results + lo : &discard;
     for (size_t i = lo; i < hi; i++, out += step) {
