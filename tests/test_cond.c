@@ -821,3 +821,63 @@ CTH_TEST(waiter_spins_for_a_notifier_on_another_cpu)
     }
     CHECK(spun);
 }
+
+/* lock.c's bits of a Lock's word that the next test reads. */
+#define LOCK_PARKED 2u
+#define LOCK_NAPPING 8u
+#define LOCK_WAITER 16u
+#define LOCK_GEN_MASK (0x7Fu << 25)
+#define LANE_WAITERS 4
+
+struct lanes {
+    cth_lock_t lock;
+    cth_cond_t cond;
+    int waiting, go;
+    atomic_int unasked; /* waiters that left waiters counted and no wake-up asked */
+};
+
+static void lanes_waiter(void *arg)
+{
+    struct lanes *l = arg;
+    CHECK_OK(cth_lock_acquire(&l->lock, CTH_FOREVER));
+    l->waiting++;
+    while (!l->go)
+        CHECK_OK(cth_cond_wait(&l->cond, CTH_FOREVER));
+    uint32_t word = atomic_load((_Atomic uint32_t *)&l->lock._state);
+    if ((word & ~LOCK_GEN_MASK) / LOCK_WAITER && !(word & (LOCK_PARKED | LOCK_NAPPING)))
+        atomic_fetch_add(&l->unasked, 1);
+    CHECK_OK(cth_lock_release(&l->lock));
+}
+
+/* notify_all hands the lock down in two lanes (cond.c): the waiter woken at
+ * once, which retakes the lock uncounted, makes its own release wake one of
+ * the waiters counted on the lock, as every counted waiter's release does.
+ * So each notified waiter, once it holds the lock while others are still
+ * counted, finds the word asking its release to wake one (PARKED), unless
+ * a napper looks after them. Without the second lane the waiter woken at
+ * once often takes a free lock whose last release cleared PARKED. */
+CTH_TEST(notify_all_hands_on_in_two_lanes)
+{
+    static struct lanes l;
+    atomic_init(&l.unasked, 0);
+    for (int round = 0; round < 50; round++) {
+        CHECK_OK(cth_lock_init(&l.lock));
+        CHECK_OK(cth_cond_init(&l.cond, &l.lock));
+        l.waiting = l.go = 0;
+        struct bunch b;
+        bunch_start(&b, LANE_WAITERS, lanes_waiter, &l);
+        for (int queued = 0; queued < LANE_WAITERS;) {
+            cth_sleep(0.001);
+            CHECK_OK(cth_lock_acquire(&l.lock, CTH_FOREVER));
+            queued = l.waiting;
+            CHECK_OK(cth_lock_release(&l.lock));
+        }
+        cth_sleep(0.002); /* let the last one fall asleep */
+        CHECK_OK(cth_lock_acquire(&l.lock, CTH_FOREVER));
+        l.go = 1;
+        CHECK_OK(cth_cond_notify_all(&l.cond));
+        CHECK_OK(cth_lock_release(&l.lock));
+        bunch_join(&b);
+    }
+    CHECK_EQ(atomic_load(&l.unasked), 0);
+}
