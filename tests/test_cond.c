@@ -833,6 +833,7 @@ struct lanes {
     cth_lock_t lock;
     cth_cond_t cond;
     int waiting, go;
+    long tids[LANE_WAITERS];
     atomic_int unasked; /* waiters that left waiters counted and no wake-up asked */
 };
 
@@ -840,13 +841,28 @@ static void lanes_waiter(void *arg)
 {
     struct lanes *l = arg;
     CHECK_OK(cth_lock_acquire(&l->lock, CTH_FOREVER));
-    l->waiting++;
+    l->tids[l->waiting++] = cth_get_native_id();
     while (!l->go)
         CHECK_OK(cth_cond_wait(&l->cond, CTH_FOREVER));
     uint32_t word = atomic_load((_Atomic uint32_t *)&l->lock._state);
     if ((word & ~LOCK_GEN_MASK) / LOCK_WAITER && !(word & (LOCK_PARKED | LOCK_NAPPING)))
         atomic_fetch_add(&l->unasked, 1);
     CHECK_OK(cth_lock_release(&l->lock));
+}
+
+/* Whether thread tid of this process sleeps (state S: blocked in a wait). */
+static bool task_sleeps(long tid)
+{
+    char path[64], stat[256];
+    snprintf(path, sizeof path, "/proc/self/task/%ld/stat", tid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return true; /* no /proc: the settling sleep has to do */
+    size_t n = fread(stat, 1, sizeof stat - 1, f);
+    fclose(f);
+    stat[n] = '\0';
+    const char *after_name = strrchr(stat, ')'); /* "tid (name) S ..." */
+    return after_name && after_name[1] == ' ' && after_name[2] == 'S';
 }
 
 /* notify_all hands the lock down in two lanes (cond.c): the waiter woken at
@@ -872,7 +888,11 @@ CTH_TEST(notify_all_hands_on_in_two_lanes)
             queued = l.waiting;
             CHECK_OK(cth_lock_release(&l.lock));
         }
-        cth_sleep(0.002); /* let the last one fall asleep */
+        /* Each one asleep on its word: a waiter that never slept is not
+         * woken, and does not lead a lane. */
+        for (int i = 0; i < LANE_WAITERS; i++)
+            while (!task_sleeps(l.tids[i]))
+                cth_sleep(0.001);
         CHECK_OK(cth_lock_acquire(&l.lock, CTH_FOREVER));
         l.go = 1;
         CHECK_OK(cth_cond_notify_all(&l.cond));
