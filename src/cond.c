@@ -21,16 +21,27 @@
  * notify is not woken, since all of them would collide on the lock, but
  * counted among the lock's waiters and requeued onto the lock's word
  * (NOTIFIED), and each release of the lock wakes one: notify_all makes a
- * chain, not a stampede. A waiter that had not gone to sleep yet (or had
- * stopped: a timeout, an interruption) costs the notifier no system call
- * and is not counted. Whether the notifier counted it, the waiter learns
- * from its word: the notifier turns SLEEPING into NOTIFIED only after
- * counting, and a waiter that stops sleeping turns SLEEPING back into AWAKE
- * itself, so only one of the two leaves SLEEPING. (The notifier's exchange
- * may still overwrite the AWAKE the waiter just wrote: the waiter then reads
- * itself notified, and uncounted, which it is.) Each notify call wakes one
- * waiter at most; a run of notify(1) calls under one hold of the lock wakes
- * one each, as pthread_cond_signal would.
+ * chain, not a stampede. The chain runs in two lanes: the waiter woken at
+ * once, which retakes the lock uncounted, makes its own release wake a
+ * counted waiter too when its notify takes more waiters (leads,
+ * cth__lock_wake_on_release), so that two of the notified threads are awake
+ * at a time, one holding the lock and one on its way. With a single lane
+ * every hand-down waits for one wake-up, and on two CPUs each lands on the
+ * CPU the last waiter left idle, which has to be woken first (~35-50 us on a
+ * VM); with two, both CPUs stay busy and the next waiter is queued behind
+ * the one that runs (notify_all to 8 waiters that hold the lock 1 us each:
+ * ~190 -> ~150 us on 2 vCPUs).
+ *
+ * A waiter that had not gone to sleep yet (or had stopped: a timeout, an
+ * interruption) costs the notifier no system call and is not counted.
+ * Whether the notifier counted it, the waiter learns from its word: the
+ * notifier turns SLEEPING into NOTIFIED only after counting, and a waiter
+ * that stops sleeping turns SLEEPING back into AWAKE itself, so only one of
+ * the two leaves SLEEPING. (The notifier's exchange may still overwrite the
+ * AWAKE the waiter just wrote: the waiter then reads itself notified, and
+ * uncounted, which it is.) Each notify call wakes one waiter at most; a run
+ * of notify(1) calls under one hold of the lock wakes one each, as
+ * pthread_cond_signal would.
  *
  * Spinning. A notify that finds its waiter not yet asleep costs neither side
  * a system call, and a thread woken on an idle CPU takes some 30 us to run:
@@ -60,6 +71,7 @@ struct waiter {
     struct waiter *next, *prev;
     _Atomic uint32_t word; /* AWAKE, SLEEPING, NOTIFIED, WOKEN */
     int notifier_cpu;      /* where the notify that took it ran (-1: unknown) */
+    bool leads;            /* woken at once by a notify that takes more: hands on a wake-up */
 };
 
 static cth_rlock_t *cond_rlock(cth_cond_t *cond)
@@ -215,6 +227,7 @@ CTH_API int cth_cond_wait(cth_cond_t *cond, double timeout)
 
     struct waiter w;
     atomic_init(&w.word, AWAKE);
+    w.leads = false;
     cth__cond_forget_dead_waiters(cond);
     fifo_push(cond, &w);
     /* The only waiter (so at most one spins at a time), not about to time
@@ -249,6 +262,8 @@ CTH_API int cth_cond_wait(cth_cond_t *cond, double timeout)
     int interrupted = counted      ? cth__lock_acquire_woken(plain)
                       : v == WOKEN ? cth__lock_acquire_notified(plain)
                                    : cth__lock_acquire_uninterrupted(plain);
+    if (w.leads)
+        cth__lock_wake_on_release(plain); /* the second lane */
     if (cond->_kind != CTH__COND_LOCK)
         cth__rlock_restore(cond_rlock(cond), count);
 
@@ -311,6 +326,7 @@ static __attribute__((noinline)) int cond_notify_slow(cth_cond_t *cond, size_t n
             continue; /* not asleep: it finds NOTIFIED when it has the lock */
         if (!woke) {
             woke = true;
+            w->leads = n > 1 && cond->_head; /* set before it can run */
             if (atomic_exchange_explicit(&w->word, WOKEN, memory_order_release) == SLEEPING)
                 cth__futex_wake(&w->word, 1);
             continue;

@@ -629,6 +629,16 @@ void cth__lock_remove_waiter(cth_lock_t *lock)
                                                     memory_order_relaxed));
 }
 
+void cth__lock_wake_on_release(cth_lock_t *lock)
+{
+    _Atomic uint32_t *state = CTH__ATOMIC_U32(&lock->_state);
+    uint32_t s = atomic_load_explicit(state, memory_order_relaxed);
+    while (WAITERS(live_state(s)) && !(s & (PARKED | NAPPING)) &&
+           !atomic_compare_exchange_weak_explicit(state, &s, s | PARKED, memory_order_relaxed,
+                                                  memory_order_relaxed))
+        ;
+}
+
 void cth__lock_requeue(cth_lock_t *lock, _Atomic uint32_t *from, uint32_t expected)
 {
     cth__futex_requeue(from, expected, CTH__ATOMIC_U32(&lock->_state));

@@ -97,6 +97,11 @@ void cth__lock_add_waiter(cth_lock_t *lock);
 /* Undo cth__lock_add_waiter when the waiter turned out not to sleep. */
 void cth__lock_remove_waiter(cth_lock_t *lock);
 
+/* Make the caller's next release of the lock wake one of its counted
+ * waiters, if some are counted and no napper looks after them. The caller
+ * holds the lock. */
+void cth__lock_wake_on_release(cth_lock_t *lock);
+
 /* If the condition's waiters were recorded before the latest fork (see
  * cth__fork_gen), forget them and return true; else false. The caller holds
  * the condition's lock (Barrier, whose own counts go with them). */

@@ -821,3 +821,83 @@ CTH_TEST(waiter_spins_for_a_notifier_on_another_cpu)
     }
     CHECK(spun);
 }
+
+/* lock.c's bits of a Lock's word that the next test reads. */
+#define LOCK_PARKED 2u
+#define LOCK_NAPPING 8u
+#define LOCK_WAITER 16u
+#define LOCK_GEN_MASK (0x7Fu << 25)
+#define LANE_WAITERS 4
+
+struct lanes {
+    cth_lock_t lock;
+    cth_cond_t cond;
+    int waiting, go;
+    long tids[LANE_WAITERS];
+    atomic_int unasked; /* waiters that left waiters counted and no wake-up asked */
+};
+
+static void lanes_waiter(void *arg)
+{
+    struct lanes *l = arg;
+    CHECK_OK(cth_lock_acquire(&l->lock, CTH_FOREVER));
+    l->tids[l->waiting++] = cth_get_native_id();
+    while (!l->go)
+        CHECK_OK(cth_cond_wait(&l->cond, CTH_FOREVER));
+    uint32_t word = atomic_load((_Atomic uint32_t *)&l->lock._state);
+    if ((word & ~LOCK_GEN_MASK) / LOCK_WAITER && !(word & (LOCK_PARKED | LOCK_NAPPING)))
+        atomic_fetch_add(&l->unasked, 1);
+    CHECK_OK(cth_lock_release(&l->lock));
+}
+
+/* Whether thread tid of this process sleeps (state S: blocked in a wait). */
+static bool task_sleeps(long tid)
+{
+    char path[64], stat[256];
+    snprintf(path, sizeof path, "/proc/self/task/%ld/stat", tid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return true; /* no /proc: the settling sleep has to do */
+    size_t n = fread(stat, 1, sizeof stat - 1, f);
+    fclose(f);
+    stat[n] = '\0';
+    const char *after_name = strrchr(stat, ')'); /* "tid (name) S ..." */
+    return after_name && after_name[1] == ' ' && after_name[2] == 'S';
+}
+
+/* notify_all hands the lock down in two lanes (cond.c): the waiter woken at
+ * once, which retakes the lock uncounted, makes its own release wake one of
+ * the waiters counted on the lock, as every counted waiter's release does.
+ * So each notified waiter, once it holds the lock while others are still
+ * counted, finds the word asking its release to wake one (PARKED), unless
+ * a napper looks after them. Without the second lane the waiter woken at
+ * once often takes a free lock whose last release cleared PARKED. */
+CTH_TEST(notify_all_hands_on_in_two_lanes)
+{
+    static struct lanes l;
+    atomic_init(&l.unasked, 0);
+    for (int round = 0; round < 50; round++) {
+        CHECK_OK(cth_lock_init(&l.lock));
+        CHECK_OK(cth_cond_init(&l.cond, &l.lock));
+        l.waiting = l.go = 0;
+        struct bunch b;
+        bunch_start(&b, LANE_WAITERS, lanes_waiter, &l);
+        for (int queued = 0; queued < LANE_WAITERS;) {
+            cth_sleep(0.001);
+            CHECK_OK(cth_lock_acquire(&l.lock, CTH_FOREVER));
+            queued = l.waiting;
+            CHECK_OK(cth_lock_release(&l.lock));
+        }
+        /* Each one asleep on its word: a waiter that never slept is not
+         * woken, and does not lead a lane. */
+        for (int i = 0; i < LANE_WAITERS; i++)
+            while (!task_sleeps(l.tids[i]))
+                cth_sleep(0.001);
+        CHECK_OK(cth_lock_acquire(&l.lock, CTH_FOREVER));
+        l.go = 1;
+        CHECK_OK(cth_cond_notify_all(&l.cond));
+        CHECK_OK(cth_lock_release(&l.lock));
+        bunch_join(&b);
+    }
+    CHECK_EQ(atomic_load(&l.unasked), 0);
+}
