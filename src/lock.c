@@ -10,7 +10,9 @@
  *   bit 2 TICKET   the last release handed the lock to the waiters: LOCKED
  *                  stays set and the first waiter to look takes it over;
  *   bit 3 NAPPING  a waiter naps (below): releases wake nobody;
- *   bits 4..24 WAITERS: threads that stopped spinning and have neither
+ *   bit 4 PREWOKE  a release woke a waiter ahead of its hand-off (below);
+ *   bit 5 READY    that waiter is awake and looks for the hand-off;
+ *   bits 6..24 WAITERS: threads that stopped spinning and have neither
  *                  taken the lock nor given up (asleep or about to look
  *                  again);
  *   bits 25..31 GEN: while WAITERS counts someone, the fork generation
@@ -64,6 +66,18 @@
  * (cth__lock_requeue): a release wakes it like any parked acquirer (or the
  * napper, once it has the lock, sets PARKED for it).
  *
+ * Waking ahead. A hand-off to a sleeping waiter leaves the lock idle for a
+ * wake-up's latency (50 us and more on a VM), every half millisecond on a
+ * busy lock. So a release that finds the longest waiter within PREWAKE_NS
+ * of its hand-off wakes one sleeper (the napper, usually) and sets PREWOKE;
+ * the waiter that wakes clears it, sets READY, and waits awake, reading the
+ * word (never writing it) with pauses in between, for up to READY_NS. A
+ * release that sees READY hands the lock over at once, whatever the age, and
+ * wakes nobody: the lock passes in well under a microsecond. The releasing
+ * thread, back for the lock, watches the TICKET for a moment; taken, it
+ * knows the lock busy and naps at once, instead of sleeping until the new
+ * holder's first release wakes it.
+ *
  * Fork. In a fork child the counted waiters are threads that no longer
  * exist, and a TICKET may be handed to them. So every slow path reads the
  * word through live_state: waiters of an older generation are dropped, and
@@ -92,7 +106,9 @@ _Static_assert(sizeof(cth_rlock_t) == 24 || sizeof(void *) != 8, "cth_rlock_t AB
 #define PARKED 2u
 #define TICKET 4u
 #define NAPPING 8u
-#define WAITER 16u /* one counted waiter */
+#define PREWOKE 16u /* a release woke a waiter to get ready for a hand-off */
+#define READY 32u   /* a counted waiter is awake, looking, for a hand-off */
+#define WAITER 64u  /* one counted waiter */
 #define GEN_SHIFT 25
 #define GEN_MASK (0x7Fu << GEN_SHIFT)
 #define WAITERS(s) (((s) & ~GEN_MASK) / WAITER)
@@ -123,13 +139,13 @@ static uint32_t add_waiter(uint32_t s)
     return (live_state(s) | gen_bits()) + WAITER;
 }
 
-/* Once no waiter is counted, PARKED, NAPPING and GEN go (the fast paths
- * expect 0 or LOCKED); while some are, PARKED is set, since they may sleep,
- * unless a napper naps (it looks after them). */
+/* Once no waiter is counted, PARKED, NAPPING, PREWOKE, READY and GEN go
+ * (the fast paths expect 0 or LOCKED); while some are, PARKED is set, since
+ * they may sleep, unless a napper naps (it looks after them). */
 static uint32_t parked_if_waiters(uint32_t n)
 {
     if (!WAITERS(n))
-        return n & ~(PARKED | NAPPING | GEN_MASK);
+        return n & ~(PARKED | NAPPING | PREWOKE | READY | GEN_MASK);
     return (n & NAPPING) ? n : n | PARKED;
 }
 
@@ -175,6 +191,16 @@ static inline bool lock_give_fast(_Atomic uint32_t *state)
  * starved waiter gets the lock within about HANDOFF_NS, one hold and one
  * wake-up, which stays under 1 ms for holds of up to a few hundred us. */
 #define HANDOFF_NS 500000
+/* A waiter that will soon be due a hand-off is woken PREWAKE_NS ahead of
+ * it (a wake-up's latency or two), and looks at the lock (READY) for up to
+ * READY_NS: the hand-off then finds it running, not asleep. */
+#define PREWAKE_NS 100000
+#define READY_NS 100000
+#define READY_PAUSES_MAX 32u /* ~1 us between looks of a READY waiter */
+/* A releaser back for the lock it handed over watches the TICKET for up to
+ * ~3 us, looking after every pause, so as to see a READY waiter take it and
+ * nap before the new holder's first release. */
+#define WATCH_LOOKS 128u
 #define LATE_NS 1000000
 #define NAP_NS 50000 /* about one wake-up's latency on a busy VM */
 /* A release reads the clock to see whether a waiter is due a hand-off. The
@@ -186,7 +212,21 @@ static inline bool lock_give_fast(_Atomic uint32_t *state)
 #define CLOCK_GAP_NS INT64_C(2000)
 
 static _Thread_local unsigned release_skip __attribute__((tls_model("initial-exec")));
+/* The lock this thread's latest slow release handed to the waiters, if it
+ * did (a hint only: compared, never dereferenced). */
+static _Thread_local cth_lock_t *handed_off __attribute__((tls_model("initial-exec")));
 static _Thread_local int64_t release_read_at __attribute__((tls_model("initial-exec")));
+
+/* Whether the calling thread may run on more than one CPU (asked once per
+ * thread): on one, a waiter awake for its hand-off would only keep the
+ * releasing holder from running, so nobody is woken ahead. */
+static bool several_cpus(void)
+{
+    static _Thread_local int cpus __attribute__((tls_model("initial-exec")));
+    if (!cpus)
+        cpus = cth__os_cpu_count();
+    return cpus > 1;
+}
 
 /* The clock of _oldest_wait: 1024 ns units, never 0. Differences are taken
  * modulo 2^32 (73 minutes); a waiter recorded longer ago than that merely
@@ -236,13 +276,21 @@ static void since_leave(_Atomic uint32_t *since, uint32_t me, uint32_t waiters_l
                                                 memory_order_relaxed, memory_order_relaxed);
 }
 
-/* The state once a counted waiter (the napper or not) has taken the lock
- * (free, or handed over by TICKET): it no longer counts; PARKED is set while
- * others are counted, since they may sleep and the release that woke us
- * cleared it. */
-static uint32_t taken_by_waiter(uint32_t s, bool napper)
+/* The bits a waiter leaves behind when it stops waiting: NAPPING if it is
+ * the napper, READY if it is the ready waiter. */
+static uint32_t own_bits(bool napper, bool ready)
 {
-    return parked_if_waiters(((s - WAITER) & ~(TICKET | (napper ? NAPPING : 0))) | LOCKED);
+    return (napper ? NAPPING : 0) | (ready ? READY : 0);
+}
+
+/* The state once a counted waiter (the napper or not) has taken the lock
+ * (free, or handed over by TICKET), which ends the wait a PREWOKE was for:
+ * it no longer counts; PARKED is set while others are counted, since they may
+ * sleep and the release that woke us cleared it. */
+static uint32_t taken_by_waiter(uint32_t s, bool napper, bool ready)
+{
+    uint32_t gone = TICKET | PREWOKE | own_bits(napper, ready);
+    return parked_if_waiters(((s - WAITER) & ~gone) | LOCKED);
 }
 
 /* A counted waiter waits for the lock: parks on _state until it is free or
@@ -257,7 +305,10 @@ static uint32_t taken_by_waiter(uint32_t s, bool napper)
  * waiters all count as late (a newer TICKET they took for the one they saw)
  * costs a short delay, never a hang. Without back_off it parks at once
  * whenever the lock is held. Once it has slept, it never backs off again:
- * it naps (see Napping) or sleeps. */
+ * it naps (see Napping) or sleeps. Woken ahead of a hand-off (PREWOKE), it
+ * becomes the READY waiter: for up to READY_NS it looks at the lock now and
+ * then, without writing to it, and the next release hands the lock over to
+ * it at once and wakes nobody. */
 static int lock_wait_counted(cth_lock_t *lock, int64_t deadline, bool eligible, bool back_off)
 {
     _Atomic uint32_t *state = CTH__ATOMIC_U32(&lock->_state);
@@ -268,11 +319,14 @@ static int lock_wait_counted(cth_lock_t *lock, int64_t deadline, bool eligible, 
     bool may_back_off = back_off && deadline - entered > BACKOFF_SLACK_NS;
     uint32_t s = atomic_load_explicit(state, memory_order_relaxed);
     int r = 0;
-    unsigned backoff = 1;
-    bool napper = false, slept = false;
+    unsigned backoff = 1, watch = 0;
+    bool handed_away = handed_off == lock;
+    handed_off = NULL;
+    bool napper = false, slept = false, ready = false;
+    int64_t ready_until = 0;
     for (;;) {
         if ((s & TICKET) ? eligible || r : !(s & LOCKED) && r != CTH_EINTR) {
-            uint32_t n = taken_by_waiter(s, napper);
+            uint32_t n = taken_by_waiter(s, napper, ready);
             if (!atomic_compare_exchange_weak_explicit(state, &s, n, memory_order_acquire,
                                                        memory_order_relaxed))
                 continue;
@@ -285,7 +339,7 @@ static int lock_wait_counted(cth_lock_t *lock, int64_t deadline, bool eligible, 
             /* Give up. The others may sleep: keep PARKED for them, and if
              * the lock is free, pass on the wake-up a release meant for a
              * waiter, which may have been us. */
-            uint32_t n = parked_if_waiters((s - WAITER) & ~(napper ? NAPPING : 0));
+            uint32_t n = parked_if_waiters((s - WAITER) & ~own_bits(napper, ready));
             if (!atomic_compare_exchange_weak_explicit(state, &s, n, memory_order_relaxed,
                                                        memory_order_relaxed))
                 continue;
@@ -293,6 +347,50 @@ static int lock_wait_counted(cth_lock_t *lock, int64_t deadline, bool eligible, 
             if (!(s & LOCKED) && WAITERS(n))
                 cth__futex_wake(state, 1);
             return r;
+        }
+        if (!ready && (s & PREWOKE) && slept) {
+            uint32_t n = (s & ~PREWOKE) | READY;
+            if (!atomic_compare_exchange_weak_explicit(state, &s, n, memory_order_relaxed,
+                                                       memory_order_relaxed))
+                continue;
+            s = n;
+            ready = true;
+            backoff = 1;
+            int64_t now = cth__now_ns();
+            ready_until = deadline - now < READY_NS ? deadline : now + READY_NS;
+        }
+        if (ready) {
+            if (cth__now_ns() < ready_until) {
+                for (unsigned i = 0; i < backoff; i++)
+                    cth__cpu_relax();
+                if (backoff < READY_PAUSES_MAX)
+                    backoff *= 2;
+                s = atomic_load_explicit(state, memory_order_relaxed);
+                continue;
+            }
+            /* No hand-off came (a long hold): wait as before. */
+            if (!atomic_compare_exchange_weak_explicit(state, &s, s & ~READY, memory_order_relaxed,
+                                                       memory_order_relaxed))
+                continue;
+            s &= ~READY;
+            ready = false;
+            continue;
+        }
+        if (handed_away) {
+            /* Our last release handed this lock over: watch the TICKET for
+             * a moment (a READY waiter takes it within a microsecond). Once
+             * it is gone, the lock is busy with the waiter it was for: nap
+             * at once, as if woken for nothing, so that its releases need
+             * not wake us. */
+            if ((s & TICKET) && watch < WATCH_LOOKS) {
+                cth__cpu_relax();
+                watch++;
+                s = atomic_load_explicit(state, memory_order_relaxed);
+                continue;
+            }
+            if (!(s & TICKET))
+                eligible = slept = true;
+            handed_away = false;
         }
         if (napper || (slept && !(s & NAPPING))) {
             /* Woken, and the lock was taken again before we looked (or
@@ -472,22 +570,29 @@ CTH_API __attribute__((noinline)) int cth__lock_release_slow(cth_lock_t *lock)
     _Atomic uint32_t *since = CTH__ATOMIC_U32(&lock->_oldest_wait);
     uint32_t s = atomic_load_explicit(state, memory_order_relaxed);
     uint32_t v = live_state(s);
-    /* Whether a counted waiter has waited over HANDOFF_NS (the clock is
-     * read at once when a wake-up's system call is due anyway). */
-    bool starving = false;
-    if (WAITERS(v)) {
+    /* Whether a counted waiter has waited over HANDOFF_NS, or will soon
+     * (the clock is read at once when a wake-up's system call is due
+     * anyway); a READY waiter is handed the lock at once. */
+    bool starving = false, due_soon = false;
+    if (WAITERS(v) && !(v & READY)) {
         uint32_t t = atomic_load_explicit(since, memory_order_relaxed);
         uint32_t now = t ? release_clock((v & (PARKED | NAPPING)) == PARKED) : 0;
         starving = now && now - t >= (uint32_t)(HANDOFF_NS >> 10);
+        due_soon = now && now - t >= (uint32_t)((HANDOFF_NS - PREWAKE_NS) >> 10) && several_cpus();
     }
     for (;;) {
         if (!(v & LOCKED) || (v & TICKET))
             return CTH_EPERM; /* unlocked, or handed off and not yet taken */
-        bool handoff = starving && WAITERS(v);
-        bool wake = handoff ? (v & (PARKED | NAPPING)) != 0 : (v & (PARKED | NAPPING)) == PARKED;
-        uint32_t n = handoff ? (v | TICKET) & ~PARKED : v & ~(LOCKED | PARKED);
+        bool handoff = (starving || (v & READY)) && WAITERS(v);
+        bool sleepers = (v & (PARKED | NAPPING)) != 0;
+        bool prewake = due_soon && !handoff && sleepers && !(v & PREWOKE);
+        bool wake = handoff ? sleepers && !(v & READY)
+                            : prewake || (v & (PARKED | NAPPING)) == PARKED;
+        uint32_t n = handoff ? (v | TICKET) & ~PARKED
+                             : (v & ~(LOCKED | PARKED)) | (prewake ? PREWOKE : 0);
         if (atomic_compare_exchange_weak_explicit(state, &s, n, memory_order_release,
                                                   memory_order_relaxed)) {
+            handed_off = handoff ? lock : NULL;
             if (wake)
                 cth__futex_wake(state, 1);
             return 0;
@@ -624,7 +729,7 @@ void cth__lock_remove_waiter(cth_lock_t *lock)
         if ((n & TICKET) && !WAITERS(n))
             n &= ~(TICKET | LOCKED);
         if (!WAITERS(n))
-            n &= ~GEN_MASK;
+            n &= ~(PREWOKE | READY | GEN_MASK);
     } while (!atomic_compare_exchange_weak_explicit(state, &s, n, memory_order_release,
                                                     memory_order_relaxed));
 }

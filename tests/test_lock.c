@@ -5,6 +5,7 @@
  * below), LockTests and RLockTests, plus the error cases and interruption.
  */
 #include <dlfcn.h>
+#include <sched.h>
 
 #include "bunch.h"
 #include "lockword.h"
@@ -565,10 +566,10 @@ CTH_TEST(lock_no_starvation)
  * holder barging back) naps: it sleeps on a timer instead of asking each
  * release for a wake-up, and stops napping once a nap passes without any
  * release. White-box: the word's bits (lock.c): LOCKED 1, PARKED 2, NAPPING
- * 8, one counted waiter 16. The waiter's sleeps are counted in /proc. */
+ * 8, one counted waiter 64. The waiter's sleeps are counted in /proc. */
 #define WORD_PARKED 2u
 #define WORD_NAPPING 8u
-#define WORD_WAITERS(s) ((s) >> 4 & 0xFFFFFu)
+#define WORD_WAITERS(s) ((s) >> 6 & 0x7FFFFu)
 
 struct barged {
     cth_lock_t lock;
@@ -608,6 +609,12 @@ static long voluntary_switches(long tid)
 
 CTH_TEST(lock_barged_waiter_naps)
 {
+    /* Valgrind runs one thread at a time: a 50 us nap often ends before the
+     * barging holder has run at all, and the napper then takes the lock
+     * for held long and sleeps; the releaser that napped after a hand-off
+     * (below) makes that the common case. */
+    if (RUNNING_ON_VALGRIND)
+        CHECK_SKIP("under valgrind, one thread runs at a time");
     struct barged b = {.lock = CTH_LOCK_INIT};
     struct bunch w;
     CHECK_OK(cth_lock_acquire(&b.lock, CTH_FOREVER));
@@ -730,6 +737,176 @@ CTH_TEST(lock_handoff_not_before_its_time)
         rounds++;
     }
     CHECK(checked > 0);
+}
+
+/* A waiter soon due a hand-off is woken ahead of it and waits awake
+ * (READY, 32 in the word: lock.c), so that the hand-off finds it running
+ * instead of waiting a wake-up's latency with the lock idle: a barging
+ * holder sees READY in the word, while it holds the lock, before its
+ * release hands the lock over. Only the waiter can set it; without it bit 5
+ * would count a second waiter, and no other thread waits. */
+#define WORD_READY 32u
+
+/* Whether the process may run on two CPUs at once: on one, nobody is woken
+ * ahead of a hand-off (it would only keep the holder from running). */
+static bool two_cpus(void)
+{
+    cpu_set_t set;
+    return sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 1;
+}
+
+CTH_TEST(lock_waiter_awake_for_its_handoff)
+{
+    if (RUNNING_ON_VALGRIND)
+        CHECK_SKIP("under valgrind, one thread runs at a time");
+    if (!two_cpus())
+        CHECK_SKIP("needs two CPUs");
+    struct barged b = {.lock = CTH_LOCK_INIT};
+    struct bunch w;
+    CHECK_OK(cth_lock_acquire(&b.lock, CTH_FOREVER));
+    bunch_start(&w, 1, barged_waiter, &b);
+    double give_up = check_now() + 20;
+    while (!(lock_word(&b.lock) & WORD_READY)) {
+        CHECK(check_now() < give_up);
+        CHECK_OK(cth_lock_release(&b.lock));
+        CHECK_OK(cth_lock_acquire(&b.lock, CTH_FOREVER));
+        busy_for(5e-6);
+    }
+    atomic_store(&b.stop, 1);
+    CHECK_OK(cth_lock_release(&b.lock));
+    bunch_join(&w);
+}
+
+/* A release that finds the longest waiter within 0.1 ms of its hand-off
+ * (0.4 ms waited) wakes one ahead and says so (PREWOKE, 16 in the word:
+ * lock.c); one that finds it due (0.5 ms) hands the lock over (TICKET). A
+ * thread that can run on one CPU only wakes nobody ahead: the woken waiter
+ * could only spin while the holder it waits for cannot run. White-box: the
+ * word shows one counted napping waiter (nobody really sleeps on it), and
+ * each release runs in a new thread (which reads the clock at once). */
+#define WORD_PREWOKE 16u
+#define WORD_WAITER 64u
+
+struct aged {
+    int64_t waited_ns;
+    bool one_cpu;
+    uint32_t word;
+    int64_t took_ns; /* from the record to the release's end */
+};
+
+static void *release_aged(void *arg)
+{
+    struct aged *a = arg;
+    if (a->one_cpu) {
+        cpu_set_t set;
+        CHECK_OK(sched_getaffinity(0, sizeof set, &set));
+        int cpu = 0;
+        while (!CPU_ISSET(cpu, &set))
+            cpu++;
+        CPU_ZERO(&set);
+        CPU_SET(cpu, &set);
+        CHECK_OK(sched_setaffinity(0, sizeof set, &set));
+    }
+    cth_lock_t l = CTH_LOCK_INIT;
+    atomic_store((_Atomic uint32_t *)&l._state, 1u | WORD_NAPPING | WORD_WAITER);
+    int64_t now = cth__now_ns();
+    atomic_store((_Atomic uint32_t *)&l._oldest_wait,
+                 (uint32_t)((uint64_t)(now - a->waited_ns) >> 10) | 1u);
+    CHECK_OK(cth_lock_release(&l));
+    a->took_ns = cth__now_ns() - now;
+    a->word = lock_word(&l);
+    return NULL;
+}
+
+/* The word after such a release, from a try that took under 20 us (a
+ * loaded machine may take longer now and then). */
+static uint32_t word_after_release(int64_t waited_ns, bool one_cpu)
+{
+    struct aged a = {waited_ns, one_cpu, 0, 0};
+    for (int i = 0; i < 100 && (i == 0 || a.took_ns >= 20000); i++) {
+        pthread_t t;
+        CHECK_EQ(pthread_create(&t, NULL, release_aged, &a), 0);
+        CHECK_EQ(pthread_join(t, NULL), 0);
+    }
+    CHECK(a.took_ns < 20000);
+    return a.word;
+}
+
+CTH_TEST(lock_wakes_ahead_of_a_handoff)
+{
+    if (RUNNING_ON_VALGRIND)
+        CHECK_SKIP("under valgrind a release takes longer than the 50 us margins");
+    uint32_t waiter = WORD_NAPPING | WORD_WAITER;
+    CHECK_EQ(word_after_release(100000, false), waiter);
+    CHECK_EQ(word_after_release(450000, false), waiter | (two_cpus() ? WORD_PREWOKE : 0));
+    CHECK_EQ(word_after_release(450000, true), waiter);
+    CHECK_EQ(word_after_release(600000, false), waiter | WORD_TICKET | 1u);
+}
+
+/* The releaser that handed the lock to a READY waiter and wants it back
+ * sees the waiter take it and naps at once (NAPPING, and counted), instead
+ * of sleeping until the new holder's first release wakes it. The new
+ * holder keeps the lock 0.5 ms and looks for that. A loaded machine may keep a thread off its
+ * CPU long enough to spoil an attempt: one in five must show it. */
+struct handed {
+    cth_lock_t lock;
+    atomic_int hold, napper_seen, stop;
+};
+
+static void handed_waiter(void *arg)
+{
+    struct handed *h = arg;
+    while (!atomic_load(&h->stop)) {
+        CHECK_OK(cth_lock_acquire(&h->lock, CTH_FOREVER));
+        if (atomic_exchange(&h->hold, 0)) {
+            double until = check_now() + 0.0005;
+            bool seen = false;
+            while (check_now() < until && !seen) {
+                uint32_t s = lock_word(&h->lock);
+                seen = (s & WORD_NAPPING) && WORD_WAITERS(s) == 1;
+            }
+            atomic_store(&h->napper_seen, seen ? 1 : -1);
+        }
+        CHECK_OK(cth_lock_release(&h->lock));
+    }
+}
+
+CTH_TEST(lock_releaser_naps_after_its_handoff)
+{
+    if (RUNNING_ON_VALGRIND)
+        CHECK_SKIP("under valgrind, one thread runs at a time");
+    if (!two_cpus())
+        CHECK_SKIP("needs two CPUs");
+    struct handed h = {.lock = CTH_LOCK_INIT};
+    struct bunch w;
+    CHECK_OK(cth_lock_acquire(&h.lock, CTH_FOREVER));
+    bunch_start(&w, 1, handed_waiter, &h);
+    double give_up = check_now() + 20;
+    int attempts = 0;
+    while (attempts < 5 && atomic_load(&h.napper_seen) != 1) {
+        CHECK(check_now() < give_up);
+        atomic_store(&h.napper_seen, 0);
+        while (!(lock_word(&h.lock) & WORD_READY)) {
+            CHECK(check_now() < give_up);
+            CHECK_OK(cth_lock_release(&h.lock));
+            CHECK_OK(cth_lock_acquire(&h.lock, CTH_FOREVER));
+            busy_for(5e-6);
+        }
+        /* Hand it over (the waiter is READY), and once the waiter has
+         * taken it, want it back. */
+        atomic_store(&h.hold, 1);
+        CHECK_OK(cth_lock_release(&h.lock));
+        while (lock_word(&h.lock) & WORD_TICKET)
+            ;
+        CHECK_OK(cth_lock_acquire(&h.lock, CTH_FOREVER));
+        if (atomic_load(&h.napper_seen) != 0)
+            attempts++; /* else the waiter missed the hand-off: try again */
+        atomic_store(&h.hold, 0);
+    }
+    CHECK_EQ(atomic_load(&h.napper_seen), 1);
+    atomic_store(&h.stop, 1);
+    CHECK_OK(cth_lock_release(&h.lock));
+    bunch_join(&w);
 }
 
 /* Hand-offs racing timeouts: while holders keep the lock for a few ms (so
