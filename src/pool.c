@@ -60,7 +60,7 @@
  * Memory. AsyncResults come from a free stack refilled RESULT_BLOCK at a
  * time and go back to it (free_lock guards the stack, the blocks, `live`
  * and `dead`); each starts a cache line, and taking one prefetches the
- * next, whose memory is cold when many are in flight. `live` counts the
+ * next one's head, whose memory is cold when many are in flight. `live` counts the
  * results and imap iterators alive; the pool's memory goes when
  * cth_pool_free has run and live is zero, so both may outlive the pool.
  *
@@ -100,6 +100,7 @@
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cthreading/thread.h"
 #include "platform.h"
@@ -180,7 +181,7 @@ struct cth_pool {
 #define RESULT_BLOCK 64 /* AsyncResults allocated at once */
 #define LINE 64         /* a cache line */
 /* A result's room in a block: whole cache lines, each result starting one
- * (packed, 312 bytes at 8-byte offsets, most would span 6 lines, not 5). */
+ * (its head then takes two lines: pool_internal.h). */
 #define RESULT_STRIDE ((sizeof(struct cth_result) + LINE - 1) / LINE * LINE)
 
 /* A block of results: this header, then RESULT_BLOCK results of
@@ -511,10 +512,12 @@ static void job_run_chunk(struct cth_result *job, size_t c)
     }
 }
 
-/* k chunks of job are finished; the last one completes it. */
+/* k chunks of job are finished; the last one completes it. A job of one
+ * chunk has one finisher (its claimer, or the canceller of an unclaimed
+ * one), which needs no read-modify-write to know it is the last. */
 static void job_finish(struct cth_result *job, size_t k)
 {
-    if (atomic_fetch_sub(&job->remaining, k) == k)
+    if (job->nchunks == 1 || atomic_fetch_sub(&job->remaining, k) == k)
         cth__job_complete(job);
 }
 
@@ -618,9 +621,7 @@ void cth__job_setup(struct cth_result *job, cth_pool_t *pool, uint8_t kind, size
     job->n = n;
     job->chunksize = chunksize ? chunksize : 1;
     job->nchunks = n / job->chunksize + (n % job->chunksize != 0); /* any chunksize */
-    atomic_init(&job->claim, 0);
-    atomic_init(&job->front, 0);
-    atomic_init(&job->back, 0);
+    atomic_init(&job->claim, 0); /* front and back: zero from the initializer, read if two_ended */
     atomic_init(&job->remaining, job->nchunks);
     atomic_init(&job->err, 0);
     atomic_init(&job->state, JOB_PENDING);
@@ -1130,13 +1131,13 @@ static void free_push(cth_pool_t *p, struct cth_result *job)
     p->free_top = &job->link;
 }
 
-/* Ask for a result's lines ahead of its use: with many results in
- * flight, the stack's top is out of the cache, and its caller writes it
- * whole at once. */
+/* Ask for a result's head ahead of its use: with many results in flight,
+ * the stack's top is out of the cache, and its caller writes the head at
+ * once (an apply, no more). */
 static void result_prefetch(struct cth__list_node *node)
 {
     const char *r = (const char *)cth__list_entry(node, struct cth_result, link);
-    for (size_t off = 0; r && off < sizeof(struct cth_result); off += 64)
+    for (size_t off = 0; r && off < CTH__RESULT_HEAD; off += 64)
         __builtin_prefetch(r + off, 1);
 }
 
@@ -1386,11 +1387,19 @@ static int ring_submit(cth_pool_t *p, struct cth_result *job)
     return 0;
 }
 
+/* The caller's callbacks, if any: job_complete reads cb only then. */
+static void set_callbacks(struct cth_result *job, const cth_result_opts_t *opts)
+{
+    if (opts) {
+        job->cb = *opts;
+        job->has_cb = true;
+    }
+}
+
 static int submit_async(cth_pool_t *pool, struct cth_result *job, const cth_result_opts_t *opts,
                         cth_result_t **res)
 {
-    if (opts)
-        job->cb = *opts;
+    set_callbacks(job, opts);
     int err = cth__pool_submit(pool, job, false);
     if (err) {
         cth__result_release(job);
@@ -1406,8 +1415,7 @@ static int submit_async(cth_pool_t *pool, struct cth_result *job, const cth_resu
 static int submit_lone(cth_pool_t *pool, struct cth_result *job, const cth_result_opts_t *opts,
                        cth_result_t **res)
 {
-    if (opts)
-        job->cb = *opts;
+    set_callbacks(job, opts);
     int err = cth__pool_job_prepare(pool, job);
     if (err) {
         cth__result_release(job);
@@ -1436,7 +1444,10 @@ CTH_API int cth_pool_apply_async(cth_pool_t *pool, cth_pool_fn fn, void *arg,
     struct cth_result *job = cth__result_alloc(pool);
     if (!job)
         return CTH_ENOMEM;
-    *job = (struct cth_result){.fn = fn, .arg = arg, .is_async = true};
+    memset(job, 0, CTH__RESULT_HEAD); /* an apply reads nothing past it (pool_internal.h) */
+    job->fn = fn;
+    job->arg = arg;
+    job->is_async = true;
     job->items = (const char *)&job->arg;
     job->results = &job->value;
     cth__job_setup(job, pool, JOB_APPLY, 1, 1);
@@ -1486,8 +1497,7 @@ static int complete_empty(cth_pool_t *pool, struct cth_result *job, const cth_re
         cth__result_release(job);
         return CTH_EINVAL;
     }
-    if (opts)
-        job->cb = *opts;
+    set_callbacks(job, opts);
     cth__job_complete(job);
     *res = job;
     return 0;

@@ -63,7 +63,7 @@ void cth__job_complete(struct cth_result *job)
         }
         job->value = job->buf;
     }
-    if (job->is_async) {
+    if (job->is_async && job->has_cb) {
         if (job->outcome == 0 && job->cb.callback) {
             job->cb.callback(job->cb.cb_arg, job->value);
         } else if (job->outcome != 0 && job->cb.error_callback) {

@@ -310,6 +310,37 @@ CTH_TEST(apply_async_callbacks)
     cth_pool_free(p);
 }
 
+/* Results are recycled: an apply_async without callbacks whose memory
+ * served an async map's and a failed apply's, both with callbacks, runs
+ * none of theirs and reports its own value (it clears only the fields an
+ * apply reads: pool_internal.h). */
+CTH_TEST(apply_async_recycled_result)
+{
+    cth_pool_t *p = make_pool(1);
+    struct cbs c = {0};
+    cth_result_opts_t o = {.callback = on_ok, .error_callback = on_fail, .cb_arg = &c};
+    void *items[3] = {IV(1), IV(2), IV(3)};
+    void *out[3];
+    for (int round = 0; round < 3; round++) {
+        cth_result_t *r;
+        CHECK_OK(cth_pool_map_async(p, sqr, items, 3, 1, &o, out, &r));
+        CHECK_OK(cth_result_wait(r, CTH_FOREVER));
+        cth_result_free(r);
+        CHECK_OK(cth_pool_apply_async(p, sqr_or_fail, IV(10), &o, &r));
+        CHECK_OK(cth_result_wait(r, CTH_FOREVER));
+        cth_result_free(r);
+        CHECK_OK(cth_pool_apply_async(p, sqr, IV(5), NULL, &r));
+        void *v = NULL;
+        CHECK_OK(cth_result_get(r, &v, CTH_FOREVER));
+        CHECK_EQ(VI(v), 25);
+        CHECK_EQ(cth_result_task_error(r), 0);
+        cth_result_free(r);
+    }
+    CHECK_EQ(c.ok, 3);
+    CHECK_EQ(c.fail, 3);
+    cth_pool_free(p);
+}
+
 /* test_map: equals a sequential map; 100 items with chunksize 20 */
 CTH_TEST(map)
 {
