@@ -57,11 +57,14 @@
  * (Python's job cache): a closed pool's workers exit once nothing is
  * queued and the cache is zero.
  *
- * Memory. AsyncResults come from a free stack refilled RESULT_BLOCK at a
- * time and go back to it (free_lock guards the stack, the blocks, `live`
- * and `dead`); each starts a cache line, and taking one prefetches the
- * next one's head, whose memory is cold when many are in flight. `live` counts the
- * results and imap iterators alive; the pool's memory goes when
+ * Memory. AsyncResults come from a free stack of batches refilled
+ * RESULT_BLOCK at a time and go back to it (free_lock guards the stack,
+ * the blocks, `live` and the writes of `dead`), through a cache of one
+ * batch in each thread that uses a pool of threads, so that an apply_async
+ * and a free take no lock most of the time (result_cache); each starts a
+ * cache line, and taking one prefetches the next one's head, whose memory
+ * is cold when many are in flight. `live` counts the results and imap
+ * iterators alive, cached ones included; the pool's memory goes when
  * cth_pool_free has run and live is zero, so both may outlive the pool.
  *
  * maxtasksperchild. A worker that has run that many chunks starts its
@@ -171,10 +174,10 @@ struct cth_pool {
     void *ops_state;                 /* and its own state */
     PAD(pad3);
     cth_lock_t free_lock;            /* guards the next four */
-    struct cth__list_node *free_top; /* recycled AsyncResults: a stack through link.next */
+    struct cth__list_node *free_top; /* recycled AsyncResults: a stack of batches */
     struct result_block *blocks;     /* every block allocated */
     size_t live;                     /* results and imap iterators alive */
-    bool dead;                       /* cth_pool_free has run */
+    _Atomic bool dead;               /* cth_pool_free has run (read without the lock too) */
     struct cth__shared shared;       /* cth_pool_shared_alloc's regions (pool_shared.c) */
 };
 
@@ -1124,11 +1127,46 @@ static void pool_destroy(cth_pool_t *p)
     cth__free(p);
 }
 
-/* Push a result's memory on the free stack (free_lock held). */
-static void free_push(cth_pool_t *p, struct cth_result *job)
+/* The free stack holds batches of results. A batch is a chain through
+ * link.next, ended by NULL; its first result keeps the next batch in
+ * link.prev and the batch's length in outcome (a free result's fields are
+ * the stack's). Batches move whole, without walking their chains, whose
+ * results are cold when many were in flight. */
+static struct cth_result *batch_of(struct cth__list_node *node)
 {
-    job->link.next = p->free_top;
-    p->free_top = &job->link;
+    return cth__list_entry(node, struct cth_result, link);
+}
+
+/* Push the batch whose first result is first, of n results (free_lock
+ * held). */
+static void free_push_batch(cth_pool_t *p, struct cth_result *first, size_t n)
+{
+    first->link.prev = p->free_top;
+    first->outcome = (int)n;
+    p->free_top = &first->link;
+}
+
+/* Pop a whole batch, allocating a block when the stack is empty (free_lock
+ * held); NULL when out of memory. *n: its length. The results count in
+ * live from now on. */
+static struct cth_result *free_pop_batch(cth_pool_t *p, size_t *n)
+{
+    if (!p->free_top) {
+        struct result_block *b = cth__malloc(RESULT_BLOCK_SIZE);
+        if (!b)
+            return NULL;
+        b->next = p->blocks;
+        p->blocks = b;
+        for (int i = 0; i < RESULT_BLOCK; i++)
+            block_result(b, i)->link.next = i + 1 < RESULT_BLOCK ? &block_result(b, i + 1)->link
+                                                                 : NULL;
+        free_push_batch(p, block_result(b, 0), RESULT_BLOCK);
+    }
+    struct cth_result *first = batch_of(p->free_top);
+    p->free_top = first->link.prev;
+    *n = (size_t)first->outcome;
+    p->live += *n;
+    return first;
 }
 
 /* Ask for a result's head ahead of its use: with many results in flight,
@@ -1141,36 +1179,106 @@ static void result_prefetch(struct cth__list_node *node)
         __builtin_prefetch(r + off, 1);
 }
 
-struct cth_result *cth__result_alloc(cth_pool_t *p)
+/* Drop k counts of live (free_lock held, released here); the last one after
+ * cth_pool_free frees the pool. */
+static void pool_drop_locked(cth_pool_t *p, size_t k)
 {
-    cth__lock_acquire_keeping_interrupt(&p->free_lock);
-    if (!p->free_top) {
-        struct result_block *b = cth__malloc(RESULT_BLOCK_SIZE);
-        if (!b) {
-            cth_lock_release(&p->free_lock);
-            return NULL;
-        }
-        b->next = p->blocks;
-        p->blocks = b;
-        for (int i = RESULT_BLOCK - 1; i >= 0; i--)
-            free_push(p, block_result(b, i));
-    }
-    struct cth_result *job = cth__list_entry(p->free_top, struct cth_result, link);
-    p->free_top = job->link.next;
-    p->live++;
-    struct cth__list_node *next = p->free_top;
-    cth_lock_release(&p->free_lock);
-    result_prefetch(next); /* the next call's, while this one is busy */
-    return job;
-}
-
-/* Drop a count of live; the last one after cth_pool_free frees the pool. */
-static void pool_unref_locked(cth_pool_t *p)
-{
-    bool last = --p->live == 0 && p->dead;
+    p->live -= k;
+    bool last = p->live == 0 && atomic_load_explicit(&p->dead, memory_order_relaxed);
     cth_lock_release(&p->free_lock);
     if (last)
         pool_destroy(p);
+}
+
+/* Each thread keeps a batch of free results of one pool of threads (the one
+ * it last took a batch from or freed a result of): an allocation pops there
+ * and a free pushes there, without the free_lock and its two atomics each.
+ * They count in the pool's live, so its memory stays while any thread holds
+ * some. An allocation that finds the cache empty takes a batch from the
+ * pool; a free that finds it full (CACHE_BATCH) gives it back as a batch,
+ * and so does a free of a result of another pool or of a freed one, the
+ * thread's cth_pool_free of the pool, and its end (a thread-specific key's
+ * destructor). So only a thread that cached a pool's results just before
+ * another thread freed the pool, and touches none of its results again,
+ * keeps that pool's memory until it ends (in a fork child, one that is
+ * gone: for good, as the child's unfinished tasks do). A pool over
+ * processes, whose memory holds its descriptors, is not cached. */
+#define CACHE_BATCH 32
+
+static _Thread_local struct result_cache {
+    cth_pool_t *pool; /* whose results it holds; stale once empty */
+    struct cth_result *top;
+    size_t n;
+    bool keyed; /* its thread's key value is set: the destructor empties it */
+} tls_cache __attribute__((tls_model("initial-exec")));
+
+static pthread_key_t cache_key;
+static bool cache_key_made;
+static pthread_once_t cache_key_once = PTHREAD_ONCE_INIT;
+
+/* Give the calling thread's cache back to its pool, as one batch. */
+static void cache_give_back(struct result_cache *c)
+{
+    cth_pool_t *p = c->pool;
+    size_t n = c->n;
+    cth__lock_acquire_keeping_interrupt(&p->free_lock);
+    free_push_batch(p, c->top, n);
+    c->top = NULL;
+    c->n = 0;
+    pool_drop_locked(p, n);
+}
+
+/* The key's destructor, as the thread ends: empty its cache. A free later
+ * in its teardown sets the key again (cache_keyed). */
+static void cache_at_exit(void *cache)
+{
+    struct result_cache *c = cache;
+    c->keyed = false;
+    if (c->n)
+        cache_give_back(c);
+}
+
+static void cache_key_make(void)
+{
+    cache_key_made = pthread_key_create(&cache_key, cache_at_exit) == 0;
+}
+
+/* Whether the calling thread may keep results: its end empties the cache. */
+static bool cache_keyed(struct result_cache *c)
+{
+    if (c->keyed)
+        return true;
+    pthread_once(&cache_key_once, cache_key_make);
+    c->keyed = cache_key_made && pthread_setspecific(cache_key, c) == 0;
+    return c->keyed;
+}
+
+struct cth_result *cth__result_alloc(cth_pool_t *p)
+{
+    struct result_cache *c = &tls_cache;
+    if (!c->n || c->pool != p) {
+        /* A batch from the pool: the thread's cache if that is empty, else
+         * its first result alone, the rest back on the stack. */
+        bool cache = !c->n && !p->ops && cache_keyed(c);
+        cth__lock_acquire_keeping_interrupt(&p->free_lock);
+        size_t n;
+        struct cth_result *first = free_pop_batch(p, &n);
+        if (first && !cache && n > 1) {
+            free_push_batch(p, batch_of(first->link.next), n - 1);
+            p->live -= n - 1;
+        }
+        cth_lock_release(&p->free_lock);
+        if (!first || !cache)
+            return first;
+        c->pool = p;
+        c->top = first;
+        c->n = n;
+    }
+    struct cth_result *job = c->top;
+    c->top = batch_of(job->link.next);
+    c->n--;
+    result_prefetch(job->link.next); /* the next call's, while this one is busy */
+    return job;
 }
 
 void cth__result_release(struct cth_result *job)
@@ -1181,9 +1289,21 @@ void cth__result_release(struct cth_result *job)
         job->buf = NULL;
     }
     cth_pool_t *p = job->pool;
+    struct result_cache *c = &tls_cache;
+    bool cached = !p->ops && !atomic_load_explicit(&p->dead, memory_order_relaxed);
+    if (c->n && (c->pool != p || !cached || c->n >= CACHE_BATCH))
+        cache_give_back(c);
+    if (cached && cache_keyed(c)) {
+        c->pool = p;
+        job->link.next = c->n ? &c->top->link : NULL;
+        c->top = job;
+        c->n++;
+        return;
+    }
     cth__lock_acquire_keeping_interrupt(&p->free_lock);
-    free_push(p, job);
-    pool_unref_locked(p);
+    job->link.next = NULL;
+    free_push_batch(p, job, 1);
+    pool_drop_locked(p, 1);
 }
 
 void cth__pool_ref(cth_pool_t *p)
@@ -1196,7 +1316,7 @@ void cth__pool_ref(cth_pool_t *p)
 void cth__pool_unref(cth_pool_t *p)
 {
     cth__lock_acquire_keeping_interrupt(&p->free_lock);
-    pool_unref_locked(p);
+    pool_drop_locked(p, 1);
 }
 
 /* ---- the pool ------------------------------------------------------------------- */
@@ -1748,8 +1868,10 @@ CTH_API void cth_pool_free(cth_pool_t *pool)
     if (pool->ops && pool->ops->shutdown) /* far workers (MPI ranks) are told to stop */
         pool->ops->shutdown(pool->ops_state);
     cth__shared_free_all(&pool->shared); /* those a job still uses go with it */
+    if (tls_cache.n && tls_cache.pool == pool)
+        cache_give_back(&tls_cache);
     cth__lock_acquire_keeping_interrupt(&pool->free_lock);
-    pool->dead = true;
+    atomic_store_explicit(&pool->dead, true, memory_order_relaxed);
     bool last = pool->live == 0;
     cth_lock_release(&pool->free_lock);
     if (last)

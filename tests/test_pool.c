@@ -6,6 +6,8 @@
  * 'threads') it mirrors. The imap iterators are in test_pool_imap.c.
  */
 #include <limits.h>
+#include <malloc.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -339,6 +341,113 @@ CTH_TEST(apply_async_recycled_result)
     CHECK_EQ(c.ok, 3);
     CHECK_EQ(c.fail, 3);
     cth_pool_free(p);
+}
+
+/* Bytes malloc holds in mappings of their own (the pool's ring is one), or
+ * 0 where malloc does not say (a sanitizer's, another C library's). */
+static size_t malloc_mapped_bytes(void)
+{
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 33)
+    return mallinfo2().hblkhd;
+#else
+    return 0;
+#endif
+}
+
+struct result_frees {
+    cth_result_t **r;
+    size_t n;
+};
+
+static void *free_results(void *arg)
+{
+    struct result_frees *f = arg;
+    for (size_t i = 0; i < f->n; i++)
+        cth_result_free(f->r[i]);
+    return NULL;
+}
+
+/* A thread keeps the results it frees for its next apply_async (src/pool.c),
+ * and gives them back as it ends, or when the pool is freed or already
+ * was: the pool's memory goes with its last result all the same (its ring
+ * is a mapping of its own here, which the test watches). */
+CTH_TEST(results_memory_goes_with_the_pool)
+{
+    size_t before = malloc_mapped_bytes();
+    cth_pool_t *p = make_pool(2);
+    if (malloc_mapped_bytes() <= before)
+        CHECK_SKIP("malloc does not report the pool's mapping");
+    enum { N = 100 };
+    static cth_result_t *r[3][N];
+    for (int k = 0; k < 3; k++)
+        for (int i = 0; i < N; i++)
+            CHECK_OK(cth_pool_apply_async(p, sqr, IV(i), NULL, &r[k][i]));
+    for (int k = 0; k < 3; k++)
+        for (int i = 0; i < N; i++)
+            CHECK_OK(cth_result_wait(r[k][i], CTH_FOREVER));
+    struct result_frees ours = {r[0], N}, foreign = {r[1], N};
+    cth_thread_t *t;
+    CHECK_OK(cth_thread_create(&t, free_results, &ours, NULL));
+    CHECK_OK(cth_thread_start(t));
+    CHECK_OK(cth_thread_join(t, NULL, CTH_FOREVER));
+    cth_thread_free(t);
+    pthread_t pt;
+    CHECK_EQ(pthread_create(&pt, NULL, free_results, &foreign), 0);
+    CHECK_EQ(pthread_join(pt, NULL), 0);
+    cth_pool_free(p);
+    CHECK(malloc_mapped_bytes() > before); /* the results still out hold it */
+    for (int i = 0; i < N; i++) {
+        void *v;
+        CHECK_OK(cth_result_get(r[2][i], &v, 0));
+        CHECK_EQ(VI(v), (intptr_t)i * i);
+        cth_result_free(r[2][i]);
+    }
+    CHECK_EQ(malloc_mapped_bytes(), before);
+}
+
+struct pool_pair {
+    cth_pool_t *pools[2];
+    _Atomic int bad;
+};
+
+static void *apply_on_both(void *arg)
+{
+    struct pool_pair *pp = arg;
+    cth_result_t *r[40];
+    for (int round = 0; round < 200; round++) {
+        cth_pool_t *p = pp->pools[round % 2];
+        for (int i = 0; i < 40; i++)
+            if (cth_pool_apply_async(p, sqr, IV(round + i), NULL, &r[i]) != 0)
+                atomic_store(&pp->bad, 1);
+        for (int i = 0; i < 40; i++) {
+            void *v = NULL;
+            if (cth_result_get(r[i], &v, CTH_FOREVER) != 0 ||
+                VI(v) != (intptr_t)(round + i) * (round + i))
+                atomic_store(&pp->bad, 1);
+            cth_result_free(r[i]);
+        }
+    }
+    return NULL;
+}
+
+/* Threads that take and free results of two pools in turn (their caches
+ * change pools) each get their own, intact. */
+CTH_TEST(results_of_two_pools_from_threads)
+{
+    struct pool_pair pp = {{make_pool(2), make_pool(1)}, 0};
+    cth_thread_t *t[4];
+    for (int i = 0; i < 4; i++) {
+        CHECK_OK(cth_thread_create(&t[i], apply_on_both, &pp, NULL));
+        CHECK_OK(cth_thread_start(t[i]));
+    }
+    apply_on_both(&pp);
+    for (int i = 0; i < 4; i++) {
+        CHECK_OK(cth_thread_join(t[i], NULL, CTH_FOREVER));
+        cth_thread_free(t[i]);
+    }
+    CHECK_EQ(atomic_load(&pp.bad), 0);
+    cth_pool_free(pp.pools[0]);
+    cth_pool_free(pp.pools[1]);
 }
 
 /* test_map: equals a sequential map; 100 items with chunksize 20 */
