@@ -1090,9 +1090,14 @@ static void live_fork_child(void)
     pthread_mutex_unlock(&live_lock);
 }
 
+static void cache_key_make(void);
+
+/* Once, as the first pool is made: the fork hooks, the results cache's key
+ * (so that every thread using a pool's results comes after it). */
 static void live_init(void)
 {
     pthread_atfork(live_fork_prepare, live_fork_parent, live_fork_child);
+    cache_key_make();
 }
 
 static void live_link(cth_pool_t *p)
@@ -1213,8 +1218,7 @@ static _Thread_local struct result_cache {
 } tls_cache __attribute__((tls_model("initial-exec")));
 
 static pthread_key_t cache_key;
-static bool cache_key_made;
-static pthread_once_t cache_key_once = PTHREAD_ONCE_INIT;
+static bool cache_key_made; /* by live_init */
 
 /* Give the calling thread's cache back to its pool, as one batch. */
 static void cache_give_back(struct result_cache *c)
@@ -1248,7 +1252,6 @@ static bool cache_keyed(struct result_cache *c)
 {
     if (c->keyed)
         return true;
-    pthread_once(&cache_key_once, cache_key_make);
     c->keyed = cache_key_made && pthread_setspecific(cache_key, c) == 0;
     return c->keyed;
 }
