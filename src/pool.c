@@ -18,11 +18,13 @@
  * lock on either side. While the queue holds a job, new lone tasks go to
  * the queue too, so tasks still start in submission order; a full ring
  * also sends them there. A ring task belongs to the thread that pops it;
- * once the pool is terminated, whoever pops a task cancels it. `submitting`
- * counts apply_async calls between their state check and their push:
- * terminate waits for it to drop to zero before draining the ring, and a
- * closed pool's worker exits only when it is zero (read before the ring),
- * so no task is stranded.
+ * once the pool is terminated, whoever pops a task cancels it. Close and
+ * terminate set RING_CLOSED in `enq`, which fails every push after it (no
+ * counter of submitters on the submitting path): the positions below it
+ * are the pushes that got in, some perhaps not yet published. Terminate
+ * waits for `deq` to reach them, cancelling what it pops; a closed pool's
+ * worker exits only once it has, and the worker that pops the last of them
+ * wakes the others to see it; so no task is stranded.
  *
  * Parking. `seq` is bumped (seq_cst) by every event a worker may wait for
  * apart from a ring push (a queue submission, close, terminate, the cache
@@ -116,6 +118,7 @@ enum { POOL_RUN = 0, POOL_CLOSE = 1, POOL_TERMINATE = 2 };
  * a few hundred thousand; 16 bytes each, of address space only until
  * used. */
 #define RING_CAP ((size_t)1 << 18)
+#define RING_CLOSED (SIZE_MAX / 2 + 1) /* in enq: close or terminate has run */
 
 /* A cell of the ring (Vyukov's bounded MPMC queue): seq == position when
  * free for the push at that position, position + 1 once it holds a job.
@@ -138,8 +141,8 @@ struct ring_cell {
 };
 
 /* Padding keeps the hot words apart: the lock and the queue, the line
- * spinners poll (seq, the counters), the submitters' (submitting), the
- * ring's two ends, and the free list. (Padding rather than _Alignas: the
+ * spinners poll (seq, the counters), the ring's two ends, and the free
+ * list. (Padding rather than _Alignas: the
  * struct comes from malloc.) */
 #define PAD(name) char name[64]
 
@@ -155,9 +158,7 @@ struct cth_pool {
     _Atomic size_t listed;     /* jobs linked in the queue */
     _Atomic int64_t team_join; /* when workers may join a team's job (see job_help) */
     PAD(pad0);
-    _Atomic uint32_t submitting; /* apply_async calls inside their ring push */
-    PAD(pad1);
-    _Atomic size_t enq;
+    _Atomic size_t enq; /* the next push's position; RING_CLOSED: no more pushes */
     PAD(pad2);
     _Atomic size_t deq;
     struct ring_cell *cells; /* the ring of lone async tasks (RING_CAP) */
@@ -248,12 +249,15 @@ static void ring_touch(struct ring_cell *cells, size_t k)
         atomic_fetch_add_explicit(&cells[k * RING_PAGE].seq, 0, memory_order_relaxed);
 }
 
-/* Push a job; false when the ring is full. The publishing store is seq_cst,
- * ordered before the submitter's look at sleepers (see the top). */
-static bool ring_push(cth_pool_t *p, struct cth_result *job)
+/* Push a job: 0, CTH_EAGAIN when the ring is full, CTH_EINVAL once it is
+ * closed (RING_CLOSED). The publishing store is seq_cst, ordered before the
+ * submitter's look at sleepers (see the top). */
+static int ring_push(cth_pool_t *p, struct cth_result *job)
 {
     size_t pos = atomic_load_explicit(&p->enq, memory_order_relaxed);
     for (;;) {
+        if (pos & RING_CLOSED)
+            return CTH_EINVAL;
         struct ring_cell *cell = ring_cell_at(p, pos);
         size_t seq = cell_seq(cell, pos, memory_order_acquire);
         if (seq == pos) {
@@ -263,10 +267,10 @@ static bool ring_push(cth_pool_t *p, struct cth_result *job)
                     ring_touch(p->cells, pos / RING_PAGE + 2);
                 cell->job = job;
                 cell_publish(cell, pos, pos + 1, memory_order_seq_cst);
-                return true;
+                return 0;
             }
         } else if ((intptr_t)(seq - pos) < 0) {
-            return false;
+            return CTH_EAGAIN;
         } else {
             pos = atomic_load_explicit(&p->enq, memory_order_relaxed);
         }
@@ -274,7 +278,7 @@ static bool ring_push(cth_pool_t *p, struct cth_result *job)
 }
 
 /* Pop the oldest job, or NULL when the ring is empty (or its oldest push is
- * not yet published: that submitter still counts in `submitting`). */
+ * not yet published). */
 static struct cth_result *ring_pop(cth_pool_t *p)
 {
     size_t pos = atomic_load_explicit(&p->deq, memory_order_relaxed);
@@ -294,6 +298,19 @@ static struct cth_result *ring_pop(cth_pool_t *p)
             pos = atomic_load_explicit(&p->deq, memory_order_relaxed);
         }
     }
+}
+
+/* Close the ring to pushes; returns the end of those that got in. */
+static size_t ring_close(cth_pool_t *p)
+{
+    return atomic_fetch_or(&p->enq, RING_CLOSED) & ~RING_CLOSED;
+}
+
+/* Whether the ring is closed and every push that got in has been popped. */
+static bool ring_drained(cth_pool_t *p)
+{
+    size_t enq = atomic_load(&p->enq);
+    return (enq & RING_CLOSED) && atomic_load(&p->deq) == (enq & ~RING_CLOSED);
 }
 
 /* Whether the ring holds a published job (seq_cst: see the top). */
@@ -602,12 +619,18 @@ static void job_help(struct cth_result *job)
 }
 
 /* Pop a ring job to run (its only chunk is the caller's); once the pool is
- * terminated, cancel whatever it pops instead. NULL when the ring is empty. */
+ * terminated, cancel whatever it pops instead. NULL when the ring is empty.
+ * Whoever pops the last job of a closed ring wakes the workers: a closed
+ * pool's may now exit (the state is read after the pop, the ring closed
+ * after the state is set). */
 static struct cth_result *ring_take(cth_pool_t *p)
 {
     struct cth_result *job;
     while ((job = ring_pop(p)) != NULL) {
-        if (atomic_load(&p->state) != POOL_TERMINATE) {
+        int st = atomic_load(&p->state);
+        if (st != POOL_RUN && ring_drained(p))
+            wake_workers(p, INT32_MAX);
+        if (st != POOL_TERMINATE) {
             atomic_store_explicit(&job->claim, 1, memory_order_relaxed);
             return job;
         }
@@ -783,12 +806,10 @@ static struct cth_result *list_take(cth_pool_t *p, size_t *chunk, bool records_o
 }
 
 /* Whether a closed pool's worker may exit: nothing queued and nothing on
- * its way. submitting is read before the ring: a submitter that comes later
- * sees the closed state and refuses. */
+ * its way (the ring, closed before the state is seen here, drained). */
 static bool may_exit(cth_pool_t *p)
 {
-    return atomic_load(&p->submitting) == 0 && !ring_ready(p) && atomic_load(&p->listed) == 0 &&
-           atomic_load(&p->cache) == 0;
+    return ring_drained(p) && atomic_load(&p->listed) == 0 && atomic_load(&p->cache) == 0;
 }
 
 /* Become the one spinner if there is none. */
@@ -894,7 +915,7 @@ size_t cth__pool_backlog(struct cth_result *job)
 {
     cth_pool_t *p = job->pool;
     size_t deq = atomic_load_explicit(&p->deq, memory_order_relaxed);
-    size_t enq = atomic_load_explicit(&p->enq, memory_order_relaxed);
+    size_t enq = atomic_load_explicit(&p->enq, memory_order_relaxed) & ~RING_CLOSED;
     size_t n = enq > deq ? enq - deq : 0;
     size_t c = atomic_load_explicit(&job->claim, memory_order_relaxed);
     if (job->kind == JOB_RECORDS && c < job->nchunks)
@@ -1082,7 +1103,9 @@ static void live_fork_child(void)
         cth__list_init(&p->queue);
         atomic_store(&p->sleepers, 0);
         atomic_store(&p->spinners, 0);
-        atomic_store(&p->submitting, 0); /* a push cut off by the fork */
+        /* no more pushes, and none to wait for: a push cut off by the fork
+         * never publishes, and tasks pending at the fork never run */
+        atomic_store(&p->enq, atomic_load(&p->deq) | RING_CLOSED);
         cth__shared_fork_child(&p->shared);
         if (p->ops) /* the workers are the parent's: forget them */
             p->ops->fork_child(p->ops_state);
@@ -1492,18 +1515,10 @@ CTH_API int cth_pool_apply(cth_pool_t *pool, cth_pool_fn fn, void *arg, void **r
 static int ring_submit(cth_pool_t *p, struct cth_result *job)
 {
     job->in_ring = true;
-    atomic_fetch_add(&p->submitting, 1);
-    int st = atomic_load(&p->state);
-    bool pushed = st == POOL_RUN && ring_push(p, job);
-    if (atomic_fetch_sub(&p->submitting, 1) == 1 && atomic_load(&p->state) != POOL_RUN) {
-        /* a closed pool's workers wait for the last submitter to leave */
-        wake_workers(p, INT32_MAX);
-    }
-    if (st != POOL_RUN)
-        return CTH_EINVAL;
-    if (!pushed) {
+    int err = ring_push(p, job);
+    if (err) {
         job->in_ring = false;
-        return CTH_EAGAIN;
+        return err;
     }
     /* a spinner sees the ring itself: no seq bump, no system call */
     wake_one(p, true);
@@ -1800,6 +1815,7 @@ CTH_API int cth_pool_close(cth_pool_t *pool)
     if (atomic_load(&pool->state) == POOL_RUN)
         atomic_store(&pool->state, POOL_CLOSE);
     cth_lock_release(&pool->lock);
+    ring_close(pool);
     wake_workers(pool, INT32_MAX);
     return 0;
 }
@@ -1820,14 +1836,14 @@ CTH_API int cth_pool_terminate(cth_pool_t *pool)
         }
     }
     cth_lock_release(&pool->lock);
+    size_t pushed = ring_close(pool);
     if (pool->ops) /* stop the workers running chunks: theirs finish CTH_ECANCELED */
         pool->ops->terminate(pool->ops_state);
     wake_workers(pool, INT32_MAX);
-    /* a submitter past its state check pushes, then leaves: wait for it,
-     * then cancel what the ring holds (workers cancel what they pop) */
-    while (atomic_load(&pool->submitting))
+    /* cancel what the ring holds (workers cancel what they pop), waiting
+     * for a push that got in to publish */
+    while (ring_take(pool), atomic_load(&pool->deq) != pushed)
         sched_yield();
-    ring_take(pool);
     while ((job = cth__list_entry(cth__list_pop_front(&dropped), struct cth_result, link)))
         job_cancel_finish(job, job->dropped_from);
     return 0;

@@ -450,6 +450,70 @@ CTH_TEST(results_of_two_pools_from_threads)
     cth_pool_free(pp.pools[1]);
 }
 
+static int count_run(void *arg, void **result)
+{
+    atomic_fetch_add((_Atomic int *)arg, 1);
+    *result = NULL;
+    return 0;
+}
+
+struct racer {
+    cth_pool_t *pool;
+    _Atomic int *ran;
+    cth_result_t *r[20000];
+    size_t n;
+    int refused; /* the error that stopped it */
+};
+
+static void *submit_until_refused(void *arg)
+{
+    struct racer *s = arg;
+    while (s->n < sizeof s->r / sizeof s->r[0] &&
+           (s->refused = cth_pool_apply_async(s->pool, count_run, s->ran, NULL, &s->r[s->n])) == 0)
+        s->n++;
+    return NULL;
+}
+
+/* apply_async racing close or terminate (the ring's closing, src/pool.c):
+ * every call either is refused with CTH_EINVAL or gets a result that
+ * completes; after close each accepted task runs, after terminate it runs
+ * or is cancelled; and join returns. */
+CTH_TEST(apply_async_racing_close_and_terminate)
+{
+    static struct racer racers[3];
+    for (int round = 0; round < 8; round++) {
+        bool terminate = round % 2;
+        cth_pool_t *p = make_pool(2);
+        _Atomic int ran = 0;
+        cth_thread_t *t[3];
+        for (int i = 0; i < 3; i++) {
+            racers[i] = (struct racer){.pool = p, .ran = &ran};
+            CHECK_OK(cth_thread_create(&t[i], submit_until_refused, &racers[i], NULL));
+            CHECK_OK(cth_thread_start(t[i]));
+        }
+        CHECK_OK(cth_sleep(0.0005 * (round + 1)));
+        CHECK_OK(terminate ? cth_pool_terminate(p) : cth_pool_close(p));
+        int accepted = 0, done = 0;
+        for (int i = 0; i < 3; i++) {
+            CHECK_OK(cth_thread_join(t[i], NULL, CTH_FOREVER));
+            cth_thread_free(t[i]);
+            CHECK(racers[i].refused == CTH_EINVAL || racers[i].n == 20000);
+            for (size_t k = 0; k < racers[i].n; k++) {
+                int err = cth_result_get(racers[i].r[k], NULL, 30);
+                CHECK(err == 0 || (terminate && err == CTH_ECANCELED));
+                done += err == 0;
+                cth_result_free(racers[i].r[k]);
+            }
+            accepted += (int)racers[i].n;
+        }
+        CHECK_OK(cth_pool_join(p, 30));
+        CHECK_EQ(atomic_load(&ran), done);
+        if (!terminate)
+            CHECK_EQ(done, accepted);
+        cth_pool_free(p);
+    }
+}
+
 /* test_map: equals a sequential map; 100 items with chunksize 20 */
 CTH_TEST(map)
 {
