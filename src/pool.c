@@ -651,7 +651,6 @@ void cth__job_setup(struct cth_result *job, cth_pool_t *pool, uint8_t kind, size
     atomic_init(&job->remaining, job->nchunks);
     atomic_init(&job->err, 0);
     atomic_init(&job->state, JOB_PENDING);
-    atomic_init(&job->refs, job->is_async ? 2 : 1);
 }
 
 int cth__pool_job_prepare(cth_pool_t *p, struct cth_result *job)

@@ -38,8 +38,9 @@
  * records, JOB_BUFFER an apply with byte buffers. */
 enum job_kind { JOB_APPLY, JOB_MAP, JOB_STARMAP, JOB_FOR, JOB_IMAP, JOB_RECORDS, JOB_BUFFER };
 
-/* job state word: the futex waiters sleep on */
-enum { JOB_PENDING = 0, JOB_WAITED = 1, JOB_DONE = 2 };
+/* job state word: the futex waiters sleep on; JOB_DROPPED: an async job
+ * its caller freed before it completed (the completer frees it) */
+enum { JOB_PENDING = 0, JOB_WAITED = 1, JOB_DONE = 2, JOB_DROPPED = 3 };
 
 /* claim is pushed past any chunk index by cancellation */
 #define JOB_CANCEL_BIAS (SIZE_MAX / 4)
@@ -62,8 +63,7 @@ struct cth_result {
     bool two_ended;             /* a team's job: the caller claims chunks from the
                                    front, the workers from the back */
     bool has_cb;                /* cb holds the caller's callbacks */
-    _Atomic uint32_t state;     /* JOB_PENDING, JOB_WAITED, JOB_DONE */
-    _Atomic uint32_t refs;      /* async: the caller's and the pool's */
+    _Atomic uint32_t state;     /* JOB_PENDING, JOB_WAITED, JOB_DONE, JOB_DROPPED */
     _Atomic int err;            /* the first failure in completion order: CTH_ETASK,
                                    CTH_EWORKER, CTH_ETIMEDOUT or CTH_EPROTO (or
                                    CTH_ECANCELED, which overrides it) */

@@ -354,6 +354,12 @@ static size_t malloc_mapped_bytes(void)
 #endif
 }
 
+static int wait_for_event(void *arg, void **result)
+{
+    *result = NULL;
+    return cth_event_wait(arg, CTH_FOREVER) == 0 ? 0 : 1;
+}
+
 struct result_frees {
     cth_result_t **r;
     size_t n;
@@ -385,6 +391,13 @@ CTH_TEST(results_memory_goes_with_the_pool)
     for (int k = 0; k < 3; k++)
         for (int i = 0; i < N; i++)
             CHECK_OK(cth_result_wait(r[k][i], CTH_FOREVER));
+    /* one freed before it completes: its completer frees it */
+    cth_event_t go;
+    CHECK_OK(cth_event_init(&go));
+    cth_result_t *pending;
+    CHECK_OK(cth_pool_apply_async(p, wait_for_event, &go, NULL, &pending));
+    cth_result_free(pending);
+    CHECK_OK(cth_event_set(&go));
     struct result_frees ours = {r[0], N}, foreign = {r[1], N};
     cth_thread_t *t;
     CHECK_OK(cth_thread_create(&t, free_results, &ours, NULL));
