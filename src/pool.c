@@ -142,8 +142,7 @@ struct ring_cell {
 
 /* Padding keeps the hot words apart: the lock and the queue, the line
  * spinners poll (seq, the counters), the ring's two ends, and the free
- * list. (Padding rather than _Alignas: the
- * struct comes from malloc.) */
+ * list. (Padding rather than _Alignas: the struct comes from malloc.) */
 #define PAD(name) char name[64]
 
 struct cth_pool {
