@@ -1570,6 +1570,16 @@ static int submit_lone(cth_pool_t *pool, struct cth_result *job, const cth_resul
     return submit_async(pool, job, NULL, res);
 }
 
+/* Clear a job's head, a cache line at a time: compilers make a 64-byte
+ * memset a few vector stores, and one of 128 a rep stos whose start costs
+ * more than all of them. */
+static void clear_head(struct cth_result *job)
+{
+    _Static_assert(CTH__RESULT_HEAD == 2 * LINE, "a job's head is two lines");
+    memset(job, 0, LINE);
+    memset((char *)job + LINE, 0, LINE);
+}
+
 CTH_API int cth_pool_apply_async(cth_pool_t *pool, cth_pool_fn fn, void *arg,
                                  const cth_result_opts_t *opts, cth_result_t **res)
 {
@@ -1580,7 +1590,7 @@ CTH_API int cth_pool_apply_async(cth_pool_t *pool, cth_pool_fn fn, void *arg,
     struct cth_result *job = cth__result_alloc(pool);
     if (!job)
         return CTH_ENOMEM;
-    memset(job, 0, CTH__RESULT_HEAD); /* an apply reads nothing past it (pool_internal.h) */
+    clear_head(job); /* an apply reads nothing past it (pool_internal.h) */
     job->fn = fn;
     job->arg = arg;
     job->is_async = true;
