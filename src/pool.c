@@ -1575,7 +1575,7 @@ static int submit_lone(cth_pool_t *pool, struct cth_result *job, const cth_resul
  * more than all of them. */
 static void clear_head(struct cth_result *job)
 {
-    _Static_assert(CTH__RESULT_HEAD == 2 * LINE, "a job's head is two lines");
+    _Static_assert(CTH__RESULT_HEAD == LINE + LINE, "a job's head is two lines");
     memset(job, 0, LINE);
     memset((char *)job + LINE, 0, LINE);
 }
