@@ -77,6 +77,11 @@ int cth__os_cpu_count(void);
  * time), or -1 where the system does not say. */
 int cth__os_current_cpu(void);
 
+/* Join thread if it has ended already, without waiting: true if it was
+ * joined. False where the system has no such call, and in valgrind builds
+ * (CTH_VALGRIND: helgrind sees the order pthread_join gives, not this). */
+bool cth__os_thread_tryjoin(pthread_t thread);
+
 /* Run fn(arg) when the calling thread exits, before the process's atexit
  * handlers when the caller is the main thread and it returns from main() or
  * calls exit() (glibc's thread_local destructors). dso names the module that

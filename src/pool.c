@@ -18,11 +18,13 @@
  * lock on either side. While the queue holds a job, new lone tasks go to
  * the queue too, so tasks still start in submission order; a full ring
  * also sends them there. A ring task belongs to the thread that pops it;
- * once the pool is terminated, whoever pops a task cancels it. `submitting`
- * counts apply_async calls between their state check and their push:
- * terminate waits for it to drop to zero before draining the ring, and a
- * closed pool's worker exits only when it is zero (read before the ring),
- * so no task is stranded.
+ * once the pool is terminated, whoever pops a task cancels it. Close and
+ * terminate set RING_CLOSED in `enq`, which fails every push after it (no
+ * counter of submitters on the submitting path): the positions below it
+ * are the pushes that got in, some perhaps not yet published. Terminate
+ * waits for `deq` to reach them, cancelling what it pops; a closed pool's
+ * worker exits only once it has, and the worker that pops the last of them
+ * wakes the others to see it; so no task is stranded.
  *
  * Parking. `seq` is bumped (seq_cst) by every event a worker may wait for
  * apart from a ring push (a queue submission, close, terminate, the cache
@@ -57,11 +59,14 @@
  * (Python's job cache): a closed pool's workers exit once nothing is
  * queued and the cache is zero.
  *
- * Memory. AsyncResults come from a free stack refilled RESULT_BLOCK at a
- * time and go back to it (free_lock guards the stack, the blocks, `live`
- * and `dead`); each starts a cache line, and taking one prefetches the
- * next, whose memory is cold when many are in flight. `live` counts the
- * results and imap iterators alive; the pool's memory goes when
+ * Memory. AsyncResults come from a free stack of batches refilled
+ * RESULT_BLOCK at a time and go back to it (free_lock guards the stack,
+ * the blocks, `live` and the writes of `dead`), through a cache of one
+ * batch in each thread that uses a pool of threads, so that an apply_async
+ * and a free take no lock most of the time (result_cache); each starts a
+ * cache line, and taking one prefetches the next one's head, whose memory
+ * is cold when many are in flight. `live` counts the results and imap
+ * iterators alive, cached ones included; the pool's memory goes when
  * cth_pool_free has run and live is zero, so both may outlive the pool.
  *
  * maxtasksperchild. A worker that has run that many chunks starts its
@@ -100,6 +105,7 @@
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cthreading/thread.h"
 #include "platform.h"
@@ -112,6 +118,7 @@ enum { POOL_RUN = 0, POOL_CLOSE = 1, POOL_TERMINATE = 2 };
  * a few hundred thousand; 16 bytes each, of address space only until
  * used. */
 #define RING_CAP ((size_t)1 << 18)
+#define RING_CLOSED (SIZE_MAX / 2 + 1) /* in enq: close or terminate has run */
 
 /* A cell of the ring (Vyukov's bounded MPMC queue): seq == position when
  * free for the push at that position, position + 1 once it holds a job.
@@ -134,9 +141,8 @@ struct ring_cell {
 };
 
 /* Padding keeps the hot words apart: the lock and the queue, the line
- * spinners poll (seq, the counters), the submitters' (submitting), the
- * ring's two ends, and the free list. (Padding rather than _Alignas: the
- * struct comes from malloc.) */
+ * spinners poll (seq, the counters), the ring's two ends, and the free
+ * list. (Padding rather than _Alignas: the struct comes from malloc.) */
 #define PAD(name) char name[64]
 
 struct cth_pool {
@@ -151,9 +157,7 @@ struct cth_pool {
     _Atomic size_t listed;     /* jobs linked in the queue */
     _Atomic int64_t team_join; /* when workers may join a team's job (see job_help) */
     PAD(pad0);
-    _Atomic uint32_t submitting; /* apply_async calls inside their ring push */
-    PAD(pad1);
-    _Atomic size_t enq;
+    _Atomic size_t enq; /* the next push's position; RING_CLOSED: no more pushes */
     PAD(pad2);
     _Atomic size_t deq;
     struct ring_cell *cells; /* the ring of lone async tasks (RING_CAP) */
@@ -170,17 +174,17 @@ struct cth_pool {
     void *ops_state;                 /* and its own state */
     PAD(pad3);
     cth_lock_t free_lock;            /* guards the next four */
-    struct cth__list_node *free_top; /* recycled AsyncResults: a stack through link.next */
+    struct cth__list_node *free_top; /* recycled AsyncResults: a stack of batches */
     struct result_block *blocks;     /* every block allocated */
     size_t live;                     /* results and imap iterators alive */
-    bool dead;                       /* cth_pool_free has run */
+    _Atomic bool dead;               /* cth_pool_free has run (read without the lock too) */
     struct cth__shared shared;       /* cth_pool_shared_alloc's regions (pool_shared.c) */
 };
 
 #define RESULT_BLOCK 64 /* AsyncResults allocated at once */
 #define LINE 64         /* a cache line */
 /* A result's room in a block: whole cache lines, each result starting one
- * (packed, 312 bytes at 8-byte offsets, most would span 6 lines, not 5). */
+ * (its head then takes two lines: pool_internal.h). */
 #define RESULT_STRIDE ((sizeof(struct cth_result) + LINE - 1) / LINE * LINE)
 
 /* A block of results: this header, then RESULT_BLOCK results of
@@ -244,12 +248,15 @@ static void ring_touch(struct ring_cell *cells, size_t k)
         atomic_fetch_add_explicit(&cells[k * RING_PAGE].seq, 0, memory_order_relaxed);
 }
 
-/* Push a job; false when the ring is full. The publishing store is seq_cst,
- * ordered before the submitter's look at sleepers (see the top). */
-static bool ring_push(cth_pool_t *p, struct cth_result *job)
+/* Push a job: 0, CTH_EAGAIN when the ring is full, CTH_EINVAL once it is
+ * closed (RING_CLOSED). The publishing store is seq_cst, ordered before the
+ * submitter's look at sleepers (see the top). */
+static int ring_push(cth_pool_t *p, struct cth_result *job)
 {
     size_t pos = atomic_load_explicit(&p->enq, memory_order_relaxed);
     for (;;) {
+        if (pos & RING_CLOSED)
+            return CTH_EINVAL;
         struct ring_cell *cell = ring_cell_at(p, pos);
         size_t seq = cell_seq(cell, pos, memory_order_acquire);
         if (seq == pos) {
@@ -259,10 +266,10 @@ static bool ring_push(cth_pool_t *p, struct cth_result *job)
                     ring_touch(p->cells, pos / RING_PAGE + 2);
                 cell->job = job;
                 cell_publish(cell, pos, pos + 1, memory_order_seq_cst);
-                return true;
+                return 0;
             }
         } else if ((intptr_t)(seq - pos) < 0) {
-            return false;
+            return CTH_EAGAIN;
         } else {
             pos = atomic_load_explicit(&p->enq, memory_order_relaxed);
         }
@@ -270,7 +277,7 @@ static bool ring_push(cth_pool_t *p, struct cth_result *job)
 }
 
 /* Pop the oldest job, or NULL when the ring is empty (or its oldest push is
- * not yet published: that submitter still counts in `submitting`). */
+ * not yet published). */
 static struct cth_result *ring_pop(cth_pool_t *p)
 {
     size_t pos = atomic_load_explicit(&p->deq, memory_order_relaxed);
@@ -290,6 +297,19 @@ static struct cth_result *ring_pop(cth_pool_t *p)
             pos = atomic_load_explicit(&p->deq, memory_order_relaxed);
         }
     }
+}
+
+/* Close the ring to pushes; returns the end of those that got in. */
+static size_t ring_close(cth_pool_t *p)
+{
+    return atomic_fetch_or(&p->enq, RING_CLOSED) & ~RING_CLOSED;
+}
+
+/* Whether the ring is closed and every push that got in has been popped. */
+static bool ring_drained(cth_pool_t *p)
+{
+    size_t enq = atomic_load(&p->enq);
+    return (enq & RING_CLOSED) && atomic_load(&p->deq) == (enq & ~RING_CLOSED);
 }
 
 /* Whether the ring holds a published job (seq_cst: see the top). */
@@ -517,10 +537,12 @@ static void job_run_chunk(struct cth_result *job, size_t c)
     }
 }
 
-/* k chunks of job are finished; the last one completes it. */
+/* k chunks of job are finished; the last one completes it. A job of one
+ * chunk has one finisher (its claimer, or the canceller of an unclaimed
+ * one), which needs no read-modify-write to know it is the last. */
 static void job_finish(struct cth_result *job, size_t k)
 {
-    if (atomic_fetch_sub(&job->remaining, k) == k)
+    if (job->nchunks == 1 || atomic_fetch_sub(&job->remaining, k) == k)
         cth__job_complete(job);
 }
 
@@ -602,12 +624,18 @@ static void job_help(struct cth_result *job)
 }
 
 /* Pop a ring job to run (its only chunk is the caller's); once the pool is
- * terminated, cancel whatever it pops instead. NULL when the ring is empty. */
+ * terminated, cancel whatever it pops instead. NULL when the ring is empty.
+ * Whoever pops the last job of a closed ring wakes the workers: a closed
+ * pool's may now exit (the state is read after the pop, the ring closed
+ * after the state is set). */
 static struct cth_result *ring_take(cth_pool_t *p)
 {
     struct cth_result *job;
     while ((job = ring_pop(p)) != NULL) {
-        if (atomic_load(&p->state) != POOL_TERMINATE) {
+        int st = atomic_load(&p->state);
+        if (st != POOL_RUN && ring_drained(p))
+            wake_workers(p, INT32_MAX);
+        if (st != POOL_TERMINATE) {
             atomic_store_explicit(&job->claim, 1, memory_order_relaxed);
             return job;
         }
@@ -624,13 +652,10 @@ void cth__job_setup(struct cth_result *job, cth_pool_t *pool, uint8_t kind, size
     job->n = n;
     job->chunksize = chunksize ? chunksize : 1;
     job->nchunks = n / job->chunksize + (n % job->chunksize != 0); /* any chunksize */
-    atomic_init(&job->claim, 0);
-    atomic_init(&job->front, 0);
-    atomic_init(&job->back, 0);
+    atomic_init(&job->claim, 0); /* front and back: zero from the initializer, read if two_ended */
     atomic_init(&job->remaining, job->nchunks);
     atomic_init(&job->err, 0);
     atomic_init(&job->state, JOB_PENDING);
-    atomic_init(&job->refs, job->is_async ? 2 : 1);
 }
 
 int cth__pool_job_prepare(cth_pool_t *p, struct cth_result *job)
@@ -785,12 +810,10 @@ static struct cth_result *list_take(cth_pool_t *p, size_t *chunk, bool records_o
 }
 
 /* Whether a closed pool's worker may exit: nothing queued and nothing on
- * its way. submitting is read before the ring: a submitter that comes later
- * sees the closed state and refuses. */
+ * its way (the ring, closed before the state is seen here, drained). */
 static bool may_exit(cth_pool_t *p)
 {
-    return atomic_load(&p->submitting) == 0 && !ring_ready(p) && atomic_load(&p->listed) == 0 &&
-           atomic_load(&p->cache) == 0;
+    return ring_drained(p) && atomic_load(&p->listed) == 0 && atomic_load(&p->cache) == 0;
 }
 
 /* Become the one spinner if there is none. */
@@ -896,7 +919,7 @@ size_t cth__pool_backlog(struct cth_result *job)
 {
     cth_pool_t *p = job->pool;
     size_t deq = atomic_load_explicit(&p->deq, memory_order_relaxed);
-    size_t enq = atomic_load_explicit(&p->enq, memory_order_relaxed);
+    size_t enq = atomic_load_explicit(&p->enq, memory_order_relaxed) & ~RING_CLOSED;
     size_t n = enq > deq ? enq - deq : 0;
     size_t c = atomic_load_explicit(&job->claim, memory_order_relaxed);
     if (job->kind == JOB_RECORDS && c < job->nchunks)
@@ -1084,7 +1107,9 @@ static void live_fork_child(void)
         cth__list_init(&p->queue);
         atomic_store(&p->sleepers, 0);
         atomic_store(&p->spinners, 0);
-        atomic_store(&p->submitting, 0); /* a push cut off by the fork */
+        /* no more pushes, and none to wait for: a push cut off by the fork
+         * never publishes, and tasks pending at the fork never run */
+        atomic_store(&p->enq, atomic_load(&p->deq) | RING_CLOSED);
         cth__shared_fork_child(&p->shared);
         if (p->ops) /* the workers are the parent's: forget them */
             p->ops->fork_child(p->ops_state);
@@ -1092,9 +1117,14 @@ static void live_fork_child(void)
     pthread_mutex_unlock(&live_lock);
 }
 
+static void cache_key_make(void);
+
+/* Once, as the first pool is made: the fork hooks, the results cache's key
+ * (so that every thread using a pool's results comes after it). */
 static void live_init(void)
 {
     pthread_atfork(live_fork_prepare, live_fork_parent, live_fork_child);
+    cache_key_make();
 }
 
 static void live_link(cth_pool_t *p)
@@ -1129,53 +1159,156 @@ static void pool_destroy(cth_pool_t *p)
     cth__free(p);
 }
 
-/* Push a result's memory on the free stack (free_lock held). */
-static void free_push(cth_pool_t *p, struct cth_result *job)
+/* The free stack holds batches of results. A batch is a chain through
+ * link.next, ended by NULL; its first result keeps the next batch in
+ * link.prev and the batch's length in outcome (a free result's fields are
+ * the stack's). Batches move whole, without walking their chains, whose
+ * results are cold when many were in flight. */
+static struct cth_result *batch_of(struct cth__list_node *node)
 {
-    job->link.next = p->free_top;
-    p->free_top = &job->link;
+    return cth__list_entry(node, struct cth_result, link);
 }
 
-/* Ask for a result's lines ahead of its use: with many results in
- * flight, the stack's top is out of the cache, and its caller writes it
- * whole at once. */
+/* Push the batch whose first result is first, of n results (free_lock
+ * held). */
+static void free_push_batch(cth_pool_t *p, struct cth_result *first, size_t n)
+{
+    first->link.prev = p->free_top;
+    first->outcome = (int)n;
+    p->free_top = &first->link;
+}
+
+/* Pop a whole batch, allocating a block when the stack is empty (free_lock
+ * held); NULL when out of memory. *n: its length. The results count in
+ * live from now on. */
+static struct cth_result *free_pop_batch(cth_pool_t *p, size_t *n)
+{
+    if (!p->free_top) {
+        struct result_block *b = cth__malloc(RESULT_BLOCK_SIZE);
+        if (!b)
+            return NULL;
+        b->next = p->blocks;
+        p->blocks = b;
+        for (int i = 0; i < RESULT_BLOCK; i++)
+            block_result(b, i)->link.next = i + 1 < RESULT_BLOCK ? &block_result(b, i + 1)->link
+                                                                 : NULL;
+        free_push_batch(p, block_result(b, 0), RESULT_BLOCK);
+    }
+    struct cth_result *first = batch_of(p->free_top);
+    p->free_top = first->link.prev;
+    *n = (size_t)first->outcome;
+    p->live += *n;
+    return first;
+}
+
+/* Ask for a result's head ahead of its use: with many results in flight,
+ * the stack's top is out of the cache, and its caller writes the head at
+ * once (an apply, no more). */
 static void result_prefetch(struct cth__list_node *node)
 {
     const char *r = (const char *)cth__list_entry(node, struct cth_result, link);
-    for (size_t off = 0; r && off < sizeof(struct cth_result); off += 64)
+    for (size_t off = 0; r && off < CTH__RESULT_HEAD; off += 64)
         __builtin_prefetch(r + off, 1);
+}
+
+/* Drop k counts of live (free_lock held, released here); the last one after
+ * cth_pool_free frees the pool. */
+static void pool_drop_locked(cth_pool_t *p, size_t k)
+{
+    p->live -= k;
+    bool last = p->live == 0 && atomic_load_explicit(&p->dead, memory_order_relaxed);
+    cth_lock_release(&p->free_lock);
+    if (last)
+        pool_destroy(p);
+}
+
+/* Each thread keeps a batch of free results of one pool of threads (the one
+ * it last took a batch from or freed a result of): an allocation pops there
+ * and a free pushes there, without the free_lock and its two atomics each.
+ * They count in the pool's live, so its memory stays while any thread holds
+ * some. An allocation that finds the cache empty takes a batch from the
+ * pool; a free that finds it full (CACHE_BATCH) gives it back as a batch,
+ * and so does a free of a result of another pool or of a freed one, the
+ * thread's cth_pool_free of the pool, and its end (a thread-specific key's
+ * destructor). So only a thread that cached a pool's results just before
+ * another thread freed the pool, and touches none of its results again,
+ * keeps that pool's memory until it ends (in a fork child, one that is
+ * gone: for good, as the child's unfinished tasks do). A pool over
+ * processes, whose memory holds its descriptors, is not cached. */
+#define CACHE_BATCH 32
+
+static _Thread_local struct result_cache {
+    cth_pool_t *pool; /* whose results it holds; stale once empty */
+    struct cth_result *top;
+    size_t n;
+    bool keyed; /* its thread's key value is set: the destructor empties it */
+} tls_cache __attribute__((tls_model("initial-exec")));
+
+static pthread_key_t cache_key;
+static bool cache_key_made; /* by live_init */
+
+/* Give the calling thread's cache back to its pool, as one batch. */
+static void cache_give_back(struct result_cache *c)
+{
+    cth_pool_t *p = c->pool;
+    size_t n = c->n;
+    cth__lock_acquire_keeping_interrupt(&p->free_lock);
+    free_push_batch(p, c->top, n);
+    c->top = NULL;
+    c->n = 0;
+    pool_drop_locked(p, n);
+}
+
+/* The key's destructor, as the thread ends: empty its cache. A free later
+ * in its teardown sets the key again (cache_keyed). */
+static void cache_at_exit(void *cache)
+{
+    struct result_cache *c = cache;
+    c->keyed = false;
+    if (c->n)
+        cache_give_back(c);
+}
+
+static void cache_key_make(void)
+{
+    cache_key_made = pthread_key_create(&cache_key, cache_at_exit) == 0;
+}
+
+/* Whether the calling thread may keep results: its end empties the cache. */
+static bool cache_keyed(struct result_cache *c)
+{
+    if (c->keyed)
+        return true;
+    c->keyed = cache_key_made && pthread_setspecific(cache_key, c) == 0;
+    return c->keyed;
 }
 
 struct cth_result *cth__result_alloc(cth_pool_t *p)
 {
-    cth__lock_acquire_keeping_interrupt(&p->free_lock);
-    if (!p->free_top) {
-        struct result_block *b = cth__malloc(RESULT_BLOCK_SIZE);
-        if (!b) {
-            cth_lock_release(&p->free_lock);
-            return NULL;
+    struct result_cache *c = &tls_cache;
+    if (!c->n || c->pool != p) {
+        /* A batch from the pool: the thread's cache if that is empty, else
+         * its first result alone, the rest back on the stack. */
+        bool cache = !c->n && !p->ops && cache_keyed(c);
+        cth__lock_acquire_keeping_interrupt(&p->free_lock);
+        size_t n;
+        struct cth_result *first = free_pop_batch(p, &n);
+        if (first && !cache && n > 1) {
+            free_push_batch(p, batch_of(first->link.next), n - 1);
+            p->live -= n - 1;
         }
-        b->next = p->blocks;
-        p->blocks = b;
-        for (int i = RESULT_BLOCK - 1; i >= 0; i--)
-            free_push(p, block_result(b, i));
+        cth_lock_release(&p->free_lock);
+        if (!first || !cache)
+            return first;
+        c->pool = p;
+        c->top = first;
+        c->n = n;
     }
-    struct cth_result *job = cth__list_entry(p->free_top, struct cth_result, link);
-    p->free_top = job->link.next;
-    p->live++;
-    struct cth__list_node *next = p->free_top;
-    cth_lock_release(&p->free_lock);
-    result_prefetch(next); /* the next call's, while this one is busy */
+    struct cth_result *job = c->top;
+    c->top = batch_of(job->link.next);
+    c->n--;
+    result_prefetch(job->link.next); /* the next call's, while this one is busy */
     return job;
-}
-
-/* Drop a count of live; the last one after cth_pool_free frees the pool. */
-static void pool_unref_locked(cth_pool_t *p)
-{
-    bool last = --p->live == 0 && p->dead;
-    cth_lock_release(&p->free_lock);
-    if (last)
-        pool_destroy(p);
 }
 
 void cth__result_release(struct cth_result *job)
@@ -1186,9 +1319,21 @@ void cth__result_release(struct cth_result *job)
         job->buf = NULL;
     }
     cth_pool_t *p = job->pool;
+    struct result_cache *c = &tls_cache;
+    bool cached = !p->ops && !atomic_load_explicit(&p->dead, memory_order_relaxed);
+    if (c->n && (c->pool != p || !cached || c->n >= CACHE_BATCH))
+        cache_give_back(c);
+    if (cached && cache_keyed(c)) {
+        c->pool = p;
+        job->link.next = c->n ? &c->top->link : NULL;
+        c->top = job;
+        c->n++;
+        return;
+    }
     cth__lock_acquire_keeping_interrupt(&p->free_lock);
-    free_push(p, job);
-    pool_unref_locked(p);
+    job->link.next = NULL;
+    free_push_batch(p, job, 1);
+    pool_drop_locked(p, 1);
 }
 
 void cth__pool_ref(cth_pool_t *p)
@@ -1201,7 +1346,7 @@ void cth__pool_ref(cth_pool_t *p)
 void cth__pool_unref(cth_pool_t *p)
 {
     cth__lock_acquire_keeping_interrupt(&p->free_lock);
-    pool_unref_locked(p);
+    pool_drop_locked(p, 1);
 }
 
 /* ---- the pool ------------------------------------------------------------------- */
@@ -1374,29 +1519,29 @@ CTH_API int cth_pool_apply(cth_pool_t *pool, cth_pool_fn fn, void *arg, void **r
 static int ring_submit(cth_pool_t *p, struct cth_result *job)
 {
     job->in_ring = true;
-    atomic_fetch_add(&p->submitting, 1);
-    int st = atomic_load(&p->state);
-    bool pushed = st == POOL_RUN && ring_push(p, job);
-    if (atomic_fetch_sub(&p->submitting, 1) == 1 && atomic_load(&p->state) != POOL_RUN) {
-        /* a closed pool's workers wait for the last submitter to leave */
-        wake_workers(p, INT32_MAX);
-    }
-    if (st != POOL_RUN)
-        return CTH_EINVAL;
-    if (!pushed) {
+    int err = ring_push(p, job);
+    if (err) {
         job->in_ring = false;
-        return CTH_EAGAIN;
+        return err;
     }
     /* a spinner sees the ring itself: no seq bump, no system call */
     wake_one(p, true);
     return 0;
 }
 
+/* The caller's callbacks, if any: job_complete reads cb only then. */
+static void set_callbacks(struct cth_result *job, const cth_result_opts_t *opts)
+{
+    if (opts) {
+        job->cb = *opts;
+        job->has_cb = true;
+    }
+}
+
 static int submit_async(cth_pool_t *pool, struct cth_result *job, const cth_result_opts_t *opts,
                         cth_result_t **res)
 {
-    if (opts)
-        job->cb = *opts;
+    set_callbacks(job, opts);
     int err = cth__pool_submit(pool, job, false);
     if (err) {
         cth__result_release(job);
@@ -1412,8 +1557,7 @@ static int submit_async(cth_pool_t *pool, struct cth_result *job, const cth_resu
 static int submit_lone(cth_pool_t *pool, struct cth_result *job, const cth_result_opts_t *opts,
                        cth_result_t **res)
 {
-    if (opts)
-        job->cb = *opts;
+    set_callbacks(job, opts);
     int err = cth__pool_job_prepare(pool, job);
     if (err) {
         cth__result_release(job);
@@ -1432,6 +1576,16 @@ static int submit_lone(cth_pool_t *pool, struct cth_result *job, const cth_resul
     return submit_async(pool, job, NULL, res);
 }
 
+/* Clear a job's head, a cache line at a time: compilers make a 64-byte
+ * memset a few vector stores, and one of 128 a rep stos whose start costs
+ * more than all of them. */
+static void clear_head(struct cth_result *job)
+{
+    _Static_assert(CTH__RESULT_HEAD == LINE + LINE, "a job's head is two lines");
+    memset(job, 0, LINE);
+    memset((char *)job + LINE, 0, LINE);
+}
+
 CTH_API int cth_pool_apply_async(cth_pool_t *pool, cth_pool_fn fn, void *arg,
                                  const cth_result_opts_t *opts, cth_result_t **res)
 {
@@ -1442,7 +1596,10 @@ CTH_API int cth_pool_apply_async(cth_pool_t *pool, cth_pool_fn fn, void *arg,
     struct cth_result *job = cth__result_alloc(pool);
     if (!job)
         return CTH_ENOMEM;
-    *job = (struct cth_result){.fn = fn, .arg = arg, .is_async = true};
+    clear_head(job); /* an apply reads nothing past it (pool_internal.h) */
+    job->fn = fn;
+    job->arg = arg;
+    job->is_async = true;
     job->items = (const char *)&job->arg;
     job->results = &job->value;
     cth__job_setup(job, pool, JOB_APPLY, 1, 1);
@@ -1492,8 +1649,7 @@ static int complete_empty(cth_pool_t *pool, struct cth_result *job, const cth_re
         cth__result_release(job);
         return CTH_EINVAL;
     }
-    if (opts)
-        job->cb = *opts;
+    set_callbacks(job, opts);
     cth__job_complete(job);
     *res = job;
     return 0;
@@ -1673,6 +1829,7 @@ CTH_API int cth_pool_close(cth_pool_t *pool)
     if (atomic_load(&pool->state) == POOL_RUN)
         atomic_store(&pool->state, POOL_CLOSE);
     cth_lock_release(&pool->lock);
+    ring_close(pool);
     wake_workers(pool, INT32_MAX);
     return 0;
 }
@@ -1693,14 +1850,14 @@ CTH_API int cth_pool_terminate(cth_pool_t *pool)
         }
     }
     cth_lock_release(&pool->lock);
+    size_t pushed = ring_close(pool);
     if (pool->ops) /* stop the workers running chunks: theirs finish CTH_ECANCELED */
         pool->ops->terminate(pool->ops_state);
     wake_workers(pool, INT32_MAX);
-    /* a submitter past its state check pushes, then leaves: wait for it,
-     * then cancel what the ring holds (workers cancel what they pop) */
-    while (atomic_load(&pool->submitting))
+    /* cancel what the ring holds (workers cancel what they pop), waiting
+     * for a push that got in to publish */
+    while (ring_take(pool), atomic_load(&pool->deq) != pushed)
         sched_yield();
-    ring_take(pool);
     while ((job = cth__list_entry(cth__list_pop_front(&dropped), struct cth_result, link)))
         job_cancel_finish(job, job->dropped_from);
     return 0;
@@ -1744,8 +1901,10 @@ CTH_API void cth_pool_free(cth_pool_t *pool)
     if (pool->ops && pool->ops->shutdown) /* far workers (MPI ranks) are told to stop */
         pool->ops->shutdown(pool->ops_state);
     cth__shared_free_all(&pool->shared); /* those a job still uses go with it */
+    if (tls_cache.n && tls_cache.pool == pool)
+        cache_give_back(&tls_cache);
     cth__lock_acquire_keeping_interrupt(&pool->free_lock);
-    pool->dead = true;
+    atomic_store_explicit(&pool->dead, true, memory_order_relaxed);
     bool last = pool->live == 0;
     cth_lock_release(&pool->free_lock);
     if (last)

@@ -16,6 +16,7 @@
 #ifndef CTH_POOL_INTERNAL_H
 #define CTH_POOL_INTERNAL_H
 
+#include <stddef.h>
 #include <sys/types.h>
 
 #include "alloc.h"
@@ -37,47 +38,56 @@
  * records, JOB_BUFFER an apply with byte buffers. */
 enum job_kind { JOB_APPLY, JOB_MAP, JOB_STARMAP, JOB_FOR, JOB_IMAP, JOB_RECORDS, JOB_BUFFER };
 
-/* job state word: the futex waiters sleep on */
-enum { JOB_PENDING = 0, JOB_WAITED = 1, JOB_DONE = 2 };
+/* job state word: the futex waiters sleep on; JOB_DROPPED: an async job
+ * its caller freed before it completed (the completer frees it) */
+enum { JOB_PENDING = 0, JOB_WAITED = 1, JOB_DONE = 2, JOB_DROPPED = 3 };
 
 /* claim is pushed past any chunk index by cancellation */
 #define JOB_CANCEL_BIAS (SIZE_MAX / 4)
 
+/* The head of a job, its first two cache lines, holds every field an
+ * apply_async task reads or writes on its way (submission, the ring or the
+ * queue, the run, completion, get and free): apply_async clears the head
+ * alone (CTH__RESULT_HEAD), so a pipelined task moves two lines between
+ * the cores, not five. The fields after it are written before they are
+ * read (task_error), read only where a flag says they are set (cb:
+ * has_cb; front, back: two_ended) or only by the kinds that set them; an
+ * apply leaves them as the result's last user did. */
 struct cth_result {
     struct cth__list_node link; /* the pool's queue (pool lock), its free list
                                        (free_lock), or terminate's dropped list */
     bool linked;                /* in the queue (pool lock) */
     bool in_ring;               /* queued in the ring (set before the push) */
-    size_t dropped_from;        /* terminate's scratch: first dropped chunk */
     bool is_async;              /* heap, refcounted, callbacks */
     uint8_t kind;               /* enum job_kind */
     bool two_ended;             /* a team's job: the caller claims chunks from the
                                    front, the workers from the back */
+    bool has_cb;                /* cb holds the caller's callbacks */
+    _Atomic uint32_t state;     /* JOB_PENDING, JOB_WAITED, JOB_DONE, JOB_DROPPED */
+    _Atomic int err;            /* the first failure in completion order: CTH_ETASK,
+                                   CTH_EWORKER, CTH_ETIMEDOUT or CTH_EPROTO (or
+                                   CTH_ECANCELED, which overrides it) */
+    int outcome;                /* the final code, written before JOB_DONE */
     cth_pool_t *pool;
     cth_pool_fn fn;
-    cth_pool_for_fn for_fn;
-    void *arg;         /* apply's argument, parallel-for's arg, imap: the iterator */
+    void *arg;                /* apply's argument, parallel-for's arg, imap: the iterator */
+    void *value;              /* apply's value; map_async: results */
+    _Atomic size_t claim;     /* chunks handed out: the next claim's ticket */
+    _Atomic size_t remaining; /* chunks not finished */
+    size_t n, chunksize, nchunks;
     const char *items; /* map/imap: void *items[]; starmap: the structs */
-    size_t size;       /* starmap's struct size */
-    size_t base;       /* imap: the position of item 0 */
     void **results;    /* map/starmap/apply: where values go (may be NULL);
                             imap_unordered: its chunks' values until delivered */
-    size_t n, chunksize, nchunks;
-    _Atomic size_t claim;     /* chunks handed out: the next claim's ticket */
-    _Atomic size_t front;     /* two_ended: chunks handed out from the front, */
-    _Atomic size_t back;      /* and from the back */
-    _Atomic size_t remaining; /* chunks not finished */
-    _Atomic int err;          /* the first failure in completion order: CTH_ETASK,
-                                 CTH_EWORKER, CTH_ETIMEDOUT or CTH_EPROTO (or
-                                 CTH_ECANCELED, which overrides it) */
-    int task_error;           /* that first failure's value (cth__job_fail):
-                                 written by the thread that set err, before it
-                                 finishes its chunk */
-    _Atomic uint32_t state;   /* JOB_PENDING, JOB_WAITED, JOB_DONE */
-    void *value;              /* apply's value; map_async: results */
-    int outcome;              /* the final code, written before JOB_DONE */
+    /* ---- the rest (see above) ---- */
+    int task_error; /* the first failure's value (cth__job_fail): written by
+                       the thread that set err, before it finishes its chunk */
     cth_result_opts_t cb;
-    _Atomic uint32_t refs; /* async: the caller's and the pool's */
+    _Atomic size_t front; /* two_ended: chunks handed out from the front, */
+    _Atomic size_t back;  /* and from the back */
+    size_t dropped_from;  /* terminate's scratch: first dropped chunk */
+    cth_pool_for_fn for_fn;
+    size_t size; /* starmap's struct size */
+    size_t base; /* imap: the position of item 0 */
     /* records (JOB_RECORDS, record imaps) and buffers (JOB_BUFFER) */
     cth_pool_record_fn rec_fn;
     cth_pool_buffer_fn buf_fn;
@@ -93,6 +103,10 @@ struct cth_result {
      * completes (pool_shared.c); NULL: ordinary memory */
     struct cth__region *in_region, *out_region;
 };
+
+/* The size of a job's head (above). */
+#define CTH__RESULT_HEAD offsetof(struct cth_result, task_error)
+_Static_assert(CTH__RESULT_HEAD <= 128, "a job's head fits two cache lines");
 
 /* Fill in the chunking fields of a job for n items. */
 void cth__job_setup(struct cth_result *job, cth_pool_t *pool, uint8_t kind, size_t n,

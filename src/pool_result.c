@@ -7,10 +7,12 @@
  * `state` word goes JOB_PENDING -> (JOB_WAITED, once someone sleeps on it)
  * -> JOB_DONE; `outcome` and `value` are written before the release store
  * of JOB_DONE, so a reader that sees JOB_DONE (acquire) sees them. An async
- * result has two references, the caller's and the pool's; the pool's goes
- * when the job completes, after the callbacks and the wake-up, so whichever
- * drops the last one gives its memory back to the pool's free list. A
- * blocking job (apply, map, parallel-for) lives on its caller's stack:
+ * result is held by its caller and by the pool, and the state word says
+ * which lets go first, with no count of references: the pool lets go with
+ * its JOB_DONE store (after the callbacks; it touches nothing after it but
+ * the futex address), so a caller's free that sees JOB_DONE gives the memory
+ * back to the pool's free list; a free that comes first stores JOB_DROPPED
+ * instead, and the completer, seeing it, gives it back. A blocking job (apply, map, parallel-for) lives on its caller's stack:
  * after the JOB_DONE store the completer touches nothing but the futex
  * address. A failed job's outcome is its first failure's code (CTH_ETASK,
  * or on processes CTH_EWORKER, CTH_ETIMEDOUT, CTH_EPROTO) and that
@@ -36,17 +38,6 @@ int cth__job_outcome(const struct cth_result *job)
     return job->outcome;
 }
 
-/* Drop a reference. refs only falls, so seeing 1 means the other holder
- * has let go (its drop ordered before this acquire load) and this one is
- * the last: no read-modify-write needed, as for a result freed after its
- * get. */
-static void result_unref(struct cth_result *job)
-{
-    if (atomic_load_explicit(&job->refs, memory_order_acquire) == 1 ||
-        atomic_fetch_sub(&job->refs, 1) == 1)
-        cth__result_release(job);
-}
-
 void cth__job_complete(struct cth_result *job)
 {
     cth__job_release_data(job); /* a process pool's copy of its data: no longer read */
@@ -63,7 +54,7 @@ void cth__job_complete(struct cth_result *job)
         }
         job->value = job->buf;
     }
-    if (job->is_async) {
+    if (job->is_async && job->has_cb) {
         if (job->outcome == 0 && job->cb.callback) {
             job->cb.callback(job->cb.cb_arg, job->value);
         } else if (job->outcome != 0 && job->cb.error_callback) {
@@ -75,11 +66,11 @@ void cth__job_complete(struct cth_result *job)
             cth__task_failed(saved);
         }
     }
-    bool is_async = job->is_async;
-    if (atomic_exchange_explicit(&job->state, JOB_DONE, memory_order_acq_rel) == JOB_WAITED)
+    uint32_t was = atomic_exchange_explicit(&job->state, JOB_DONE, memory_order_acq_rel);
+    if (was == JOB_WAITED)
         cth__futex_wake(&job->state, INT32_MAX);
-    if (is_async)
-        result_unref(job);
+    else if (was == JOB_DROPPED) /* an async job its caller has freed */
+        cth__result_release(job);
 }
 
 /* Wait with a validated timeout; a result already done needs neither the
@@ -145,8 +136,16 @@ CTH_API int cth_result_task_error(const cth_result_t *res)
     return res->task_error;
 }
 
+/* Done: the pool has let go, the memory goes now (no read-modify-write, as
+ * for a result freed after its get). Not yet: the completer frees it. */
 CTH_API void cth_result_free(cth_result_t *res)
 {
-    if (res)
-        result_unref(res);
+    if (!res)
+        return;
+    uint32_t s = atomic_load_explicit(&res->state, memory_order_acquire);
+    while (s != JOB_DONE)
+        if (atomic_compare_exchange_weak_explicit(&res->state, &s, (uint32_t)JOB_DROPPED,
+                                                  memory_order_release, memory_order_acquire))
+            return;
+    cth__result_release(res);
 }

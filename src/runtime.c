@@ -353,6 +353,7 @@ struct cth_thread *cth__self_or_null(void)
  * told. */
 void cth__thread_finish(struct cth_thread *t)
 {
+    atomic_store_explicit(&t->end_cpu, cth__os_current_cpu(), memory_order_relaxed);
     pthread_mutex_lock(&cth__registry_lock);
     cth__registry_unlink(t);
     if (!t->daemon && t->kind == KIND_NORMAL)

@@ -22,6 +22,7 @@ struct cth_thread {
     _Atomic uint32_t reaped;       /* futex: 0 not yet, 1 being reaped (3: with waiters), 2 done */
     _Atomic uint32_t native_ready; /* futex: 1 native_id published; 0 not yet (2: with waiters) */
     _Atomic uint32_t os_name_due;  /* the name is to reach the OS once the thread runs */
+    _Atomic int end_cpu;           /* the CPU the thread ran on when it finished */
     enum thread_kind kind;
     bool daemon;
     bool hidden; /* the library's own thread, not listed unless acting (under cth__registry_lock) */

@@ -6,6 +6,8 @@
  * 'threads') it mirrors. The imap iterators are in test_pool_imap.c.
  */
 #include <limits.h>
+#include <malloc.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -308,6 +310,221 @@ CTH_TEST(apply_async_callbacks)
     CHECK_OK(cth_pool_apply(p, sqr, IV(4), &v));
     CHECK_EQ(VI(v), 16);
     cth_pool_free(p);
+}
+
+/* Results are recycled: an apply_async without callbacks whose memory
+ * served an async map's and a failed apply's, both with callbacks, runs
+ * none of theirs and reports its own value (it clears only the fields an
+ * apply reads: pool_internal.h). */
+CTH_TEST(apply_async_recycled_result)
+{
+    cth_pool_t *p = make_pool(1);
+    struct cbs c = {0};
+    cth_result_opts_t o = {.callback = on_ok, .error_callback = on_fail, .cb_arg = &c};
+    void *items[3] = {IV(1), IV(2), IV(3)};
+    void *out[3];
+    for (int round = 0; round < 3; round++) {
+        cth_result_t *r;
+        CHECK_OK(cth_pool_map_async(p, sqr, items, 3, 1, &o, out, &r));
+        CHECK_OK(cth_result_wait(r, CTH_FOREVER));
+        cth_result_free(r);
+        CHECK_OK(cth_pool_apply_async(p, sqr_or_fail, IV(10), &o, &r));
+        CHECK_OK(cth_result_wait(r, CTH_FOREVER));
+        cth_result_free(r);
+        CHECK_OK(cth_pool_apply_async(p, sqr, IV(5), NULL, &r));
+        void *v = NULL;
+        CHECK_OK(cth_result_get(r, &v, CTH_FOREVER));
+        CHECK_EQ(VI(v), 25);
+        CHECK_EQ(cth_result_task_error(r), 0);
+        cth_result_free(r);
+    }
+    CHECK_EQ(c.ok, 3);
+    CHECK_EQ(c.fail, 3);
+    cth_pool_free(p);
+}
+
+/* Bytes malloc holds in mappings of their own (the pool's ring is one), or
+ * 0 where malloc does not say (a sanitizer's, another C library's). */
+static size_t malloc_mapped_bytes(void)
+{
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 33)
+    return mallinfo2().hblkhd;
+#else
+    return 0;
+#endif
+}
+
+static int wait_for_event(void *arg, void **result)
+{
+    *result = NULL;
+    return cth_event_wait(arg, CTH_FOREVER) == 0 ? 0 : 1;
+}
+
+struct result_frees {
+    cth_result_t **r;
+    size_t n;
+};
+
+static void *free_results(void *arg)
+{
+    struct result_frees *f = arg;
+    for (size_t i = 0; i < f->n; i++)
+        cth_result_free(f->r[i]);
+    return NULL;
+}
+
+/* A thread keeps the results it frees for its next apply_async (src/pool.c),
+ * and gives them back as it ends, or when the pool is freed or already
+ * was: the pool's memory goes with its last result all the same (its ring
+ * is a mapping of its own here, which the test watches). */
+CTH_TEST(results_memory_goes_with_the_pool)
+{
+    size_t before = malloc_mapped_bytes();
+    cth_pool_t *p = make_pool(2);
+    if (malloc_mapped_bytes() <= before)
+        CHECK_SKIP("malloc does not report the pool's mapping");
+    enum { N = 100 };
+    static cth_result_t *r[3][N];
+    for (int k = 0; k < 3; k++)
+        for (int i = 0; i < N; i++)
+            CHECK_OK(cth_pool_apply_async(p, sqr, IV(i), NULL, &r[k][i]));
+    for (int k = 0; k < 3; k++)
+        for (int i = 0; i < N; i++)
+            CHECK_OK(cth_result_wait(r[k][i], CTH_FOREVER));
+    /* one freed before it completes: its completer frees it */
+    cth_event_t go;
+    CHECK_OK(cth_event_init(&go));
+    cth_result_t *pending;
+    CHECK_OK(cth_pool_apply_async(p, wait_for_event, &go, NULL, &pending));
+    cth_result_free(pending);
+    CHECK_OK(cth_event_set(&go));
+    struct result_frees ours = {r[0], N}, foreign = {r[1], N};
+    cth_thread_t *t;
+    CHECK_OK(cth_thread_create(&t, free_results, &ours, NULL));
+    CHECK_OK(cth_thread_start(t));
+    CHECK_OK(cth_thread_join(t, NULL, CTH_FOREVER));
+    cth_thread_free(t);
+    pthread_t pt;
+    CHECK_EQ(pthread_create(&pt, NULL, free_results, &foreign), 0);
+    CHECK_EQ(pthread_join(pt, NULL), 0);
+    cth_pool_free(p);
+    CHECK(malloc_mapped_bytes() > before); /* the results still out hold it */
+    for (int i = 0; i < N; i++) {
+        void *v;
+        CHECK_OK(cth_result_get(r[2][i], &v, 0));
+        CHECK_EQ(VI(v), (intptr_t)i * i);
+        cth_result_free(r[2][i]);
+    }
+    CHECK_EQ(malloc_mapped_bytes(), before);
+}
+
+struct pool_pair {
+    cth_pool_t *pools[2];
+    _Atomic int bad;
+};
+
+static void *apply_on_both(void *arg)
+{
+    struct pool_pair *pp = arg;
+    cth_result_t *r[40];
+    for (int round = 0; round < 200; round++) {
+        cth_pool_t *p = pp->pools[round % 2];
+        for (int i = 0; i < 40; i++)
+            if (cth_pool_apply_async(p, sqr, IV(round + i), NULL, &r[i]) != 0)
+                atomic_store(&pp->bad, 1);
+        for (int i = 0; i < 40; i++) {
+            void *v = NULL;
+            if (cth_result_get(r[i], &v, CTH_FOREVER) != 0 ||
+                VI(v) != (intptr_t)(round + i) * (round + i))
+                atomic_store(&pp->bad, 1);
+            cth_result_free(r[i]);
+        }
+    }
+    return NULL;
+}
+
+/* Threads that take and free results of two pools in turn (their caches
+ * change pools) each get their own, intact. */
+CTH_TEST(results_of_two_pools_from_threads)
+{
+    struct pool_pair pp = {{make_pool(2), make_pool(1)}, 0};
+    cth_thread_t *t[4];
+    for (int i = 0; i < 4; i++) {
+        CHECK_OK(cth_thread_create(&t[i], apply_on_both, &pp, NULL));
+        CHECK_OK(cth_thread_start(t[i]));
+    }
+    apply_on_both(&pp);
+    for (int i = 0; i < 4; i++) {
+        CHECK_OK(cth_thread_join(t[i], NULL, CTH_FOREVER));
+        cth_thread_free(t[i]);
+    }
+    CHECK_EQ(atomic_load(&pp.bad), 0);
+    cth_pool_free(pp.pools[0]);
+    cth_pool_free(pp.pools[1]);
+}
+
+static int count_run(void *arg, void **result)
+{
+    atomic_fetch_add((_Atomic int *)arg, 1);
+    *result = NULL;
+    return 0;
+}
+
+struct racer {
+    cth_pool_t *pool;
+    _Atomic int *ran;
+    cth_result_t *r[20000];
+    size_t n;
+    int refused; /* the error that stopped it */
+};
+
+static void *submit_until_refused(void *arg)
+{
+    struct racer *s = arg;
+    while (s->n < sizeof s->r / sizeof s->r[0] &&
+           (s->refused = cth_pool_apply_async(s->pool, count_run, s->ran, NULL, &s->r[s->n])) == 0)
+        s->n++;
+    return NULL;
+}
+
+/* apply_async racing close or terminate (the ring's closing, src/pool.c):
+ * every call either is refused with CTH_EINVAL or gets a result that
+ * completes; after close each accepted task runs, after terminate it runs
+ * or is cancelled; and join returns. */
+CTH_TEST(apply_async_racing_close_and_terminate)
+{
+    static struct racer racers[3];
+    for (int round = 0; round < 8; round++) {
+        bool terminate = round % 2;
+        cth_pool_t *p = make_pool(2);
+        _Atomic int ran = 0;
+        cth_thread_t *t[3];
+        for (int i = 0; i < 3; i++) {
+            racers[i] = (struct racer){.pool = p, .ran = &ran};
+            CHECK_OK(cth_thread_create(&t[i], submit_until_refused, &racers[i], NULL));
+            CHECK_OK(cth_thread_start(t[i]));
+        }
+        CHECK_OK(cth_sleep(0.0005 * (round + 1)));
+        CHECK_OK(terminate ? cth_pool_terminate(p) : cth_pool_close(p));
+        int accepted = 0, done = 0;
+        for (int i = 0; i < 3; i++) {
+            CHECK_OK(cth_thread_join(t[i], NULL, CTH_FOREVER));
+            cth_thread_free(t[i]);
+            CHECK(racers[i].refused == CTH_EINVAL || racers[i].n == 20000);
+            for (size_t k = 0; k < racers[i].n; k++) {
+                int err = cth_result_get(racers[i].r[k], NULL, 30);
+                CHECK(err == 0 || (terminate && err == CTH_ECANCELED));
+                done += err == 0;
+                cth_result_free(racers[i].r[k]);
+            }
+            accepted += (int)racers[i].n;
+        }
+        CHECK_OK(cth_pool_join(p, 30));
+        CHECK_EQ(atomic_load(&ran), done);
+        if (!terminate)
+            CHECK_EQ(done, accepted);
+        cth_pool_free(p);
+    }
 }
 
 /* test_map: equals a sequential map; 100 items with chunksize 20 */

@@ -797,6 +797,7 @@ CTH_TEST(failure_codes)
         *job = (struct cth_result){.is_async = true};
         cth__job_setup(job, p, JOB_BUFFER, 1, 1);
         job->cb = (cth_result_opts_t){.callback = on_ok, .error_callback = on_fail, .cb_arg = &c};
+        job->has_cb = true;
         job->buf = malloc(64);
         job->buf_size = 64;
         cth__job_fail(job, codes[k], 137);
@@ -824,6 +825,7 @@ CTH_TEST(failure_codes)
     *job = (struct cth_result){.is_async = true};
     cth__job_setup(job, p, JOB_BUFFER, 1, 1);
     job->cb.callback = keep_value;
+    job->has_cb = true;
     job->buf = malloc(3);
     job->buf_size = 3;
     cth__job_complete(job);

@@ -538,8 +538,10 @@ CTH_API int cth_pool_join(cth_pool_t *pool, double timeout);
  * their own, before or after the pool (an iterator then yields what had
  * run, CTH_ECANCELED for the rest, and reads no more input); the pool's
  * memory, including the AsyncResults it recycles (it keeps as many as were
- * ever outstanding at once, about 200 bytes each), goes with the last of
- * them. A closed pool's join waits for its producer iterators to finish
+ * ever outstanding at once, 320 bytes each on 64-bit systems), goes with
+ * the last of them; results that another thread freed just before, kept
+ * for its next calls, go back when that thread frees one of the pool's
+ * again, or another pool's, or ends. A closed pool's join waits for its producer iterators to finish
  * reading their input (cth_pool_imap_producer): free them first, or
  * terminate. Must not be called from one of the pool's workers. NULL is
  * ignored. A process pool leaves nothing behind: no zombie, no orphan, no

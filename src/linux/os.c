@@ -85,6 +85,16 @@ int cth__os_current_cpu(void)
     return sched_getcpu(); /* glibc reads it from rseq, without a system call */
 }
 
+bool cth__os_thread_tryjoin(pthread_t thread)
+{
+#ifdef CTH_VALGRIND
+    (void)thread;
+    return false;
+#else
+    return pthread_tryjoin_np(thread, NULL) == 0;
+#endif
+}
+
 /* The C++ ABI's registration of a thread_local destructor (glibc); weak, so
  * that without it the caller falls back on its atexit handler. */
 extern int __cxa_thread_atexit_impl(void (*fn)(void *), void *obj, void *dso_symbol)

@@ -103,6 +103,16 @@ int cth__os_cpu_count(void)
     return n > 0 ? (int)n : 1;
 }
 
+bool cth__os_thread_tryjoin(pthread_t thread)
+{
+#if defined(__GLIBC__) && !defined(CTH_VALGRIND)
+    return pthread_tryjoin_np(thread, NULL) == 0;
+#else
+    (void)thread;
+    return false;
+#endif
+}
+
 int cth__os_current_cpu(void)
 {
 #if defined(__GLIBC__)
