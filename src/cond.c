@@ -54,11 +54,11 @@
  * Fork. The waiters of a condition inherited by a fork child are threads
  * that no longer exist, and their records lie on stacks that the child's
  * new threads may reuse. The condition keeps the fork generation
- * (lockword.h) of its FIFO in _gen; the first wait or notify of a newer
+ * (lock.h) of its FIFO in _gen; the first wait or notify of a newer
  * generation empties the FIFO without reading it.
  */
 #include "deadline.h"
-#include "lockword.h"
+#include "lock.h"
 #include "wait.h"
 
 _Static_assert(sizeof(cth_cond_t) == 56 || sizeof(void *) != 8, "cth_cond_t ABI");

@@ -16,7 +16,7 @@
  *                  taken the lock nor given up (asleep or about to look
  *                  again);
  *   bits 25..31 GEN: while WAITERS counts someone, the fork generation
- *                  (lockword.h) they were counted in, modulo 128; 0 else.
+ *                  (lock.h) they were counted in, modulo 128; 0 else.
  * _oldest_wait holds when the longest waiter began waiting, as far as known
  * (in units of 1024 ns, wrapping; 0: nobody recorded).
  * Uncontended, acquire is one atomic OR of LOCKED and release one
@@ -93,8 +93,8 @@
  * they are not the owner.
  */
 #define CTH__LOCK_SOURCE /* the exported out-of-line cth_lock_acquire and _release */
+#include "lock.h"
 #include "deadline.h"
-#include "lockword.h"
 #include "wait.h"
 
 _Thread_local char cth__self_token_var __attribute__((tls_model("initial-exec")));

@@ -17,7 +17,7 @@
  * "succeeded" with a NULL instance as CTH_EINVAL.
  */
 #include "cthreading/once.h"
-#include "lockword.h"
+#include "lock.h"
 #include "task_error.h"
 #include "wait.h"
 

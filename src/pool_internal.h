@@ -24,7 +24,7 @@
 #include "cthreading/sync.h"
 #include "deadline.h"
 #include "list.h"
-#include "lockword.h"
+#include "lock.h"
 #include "task_error.h"
 #include "wait.h"
 

@@ -34,7 +34,7 @@
  *
  * Fork. In a fork child the parked waiters are threads that no longer exist,
  * their records on stacks the child's new threads may reuse. The queue keeps
- * the fork generation (lockword.h) its waiter lists are of; the first time
+ * the fork generation (lock.h) its waiter lists are of; the first time
  * the lock is taken in a newer one, the lists are emptied without being read,
  * as if nobody waited (and qunlock then clears the ring's flags): nothing is
  * handed to a dead getter, no dead putter's item gets in.
@@ -57,7 +57,7 @@
 #include "cthreading/queue.h"
 #include "deadline.h"
 #include "list.h"
-#include "lockword.h"
+#include "lock.h"
 #include "queue_ring.h"
 #include "wait.h"
 

@@ -47,7 +47,7 @@
 
 #include "alloc.h"
 #include "deadline.h"
-#include "lockword.h"
+#include "lock.h"
 #include "runtime.h"
 #include "thread_record.h"
 #include "wait.h"
@@ -202,7 +202,7 @@ static void fork_parent(void)
             fork_hooks[i].parent();
 }
 
-/* The fork generation (lockword.h). Defined here, beside the hook that
+/* The fork generation (lock.h). Defined here, beside the hook that
  * bumps it, so that a program linked statically that uses no more than a
  * Lock still links this file and its pthread_atfork registration: without
  * it a child would take the parent's waiters for its own. */
@@ -212,7 +212,7 @@ static void fork_child(void)
 {
     /* The forking thread took the lock in fork_prepare and is the one that
      * goes on in the child: it still holds it. Every waiter recorded so far
-     * is another thread's: a new generation makes them stale (lockword.h). */
+     * is another thread's: a new generation makes them stale (lock.h). */
     atomic_fetch_add_explicit(&cth__fork_gen_var, 1, memory_order_relaxed);
     cth__os_after_fork_child();
     cth__interrupt_reset();

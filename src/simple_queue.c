@@ -55,7 +55,7 @@
  * spare's release/acquire hand a recycled segment to the next producer.
  *
  * Fork. In a fork child the getter that held sleep_lock (and those waiting
- * for it) no longer exist. The queue keeps the fork generation (lockword.h)
+ * for it) no longer exist. The queue keeps the fork generation (lock.h)
  * of its getters; the first get in a newer one, under get_lock and before
  * any get of that generation can reach sleep_lock, makes sleep_lock free
  * and `sleeping` clear again.
@@ -70,7 +70,7 @@
 #include "alloc.h"
 #include "cthreading/queue.h"
 #include "deadline.h"
-#include "lockword.h"
+#include "lock.h"
 #include "wait.h"
 
 #define SEG_BYTES 16384

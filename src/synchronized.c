@@ -8,7 +8,7 @@
  * interruption for the next wait instead (a block cannot report an error).
  */
 #include "cthreading/synchronized.h"
-#include "lockword.h"
+#include "lock.h"
 #include "wait.h"
 
 enum { KIND_LOCK = 1, KIND_RLOCK = 2 };

@@ -104,7 +104,7 @@
 
 #include "alloc.h"
 #include "deadline.h"
-#include "lockword.h"
+#include "lock.h"
 #include "runtime.h"
 #include "timer_service.h"
 #include "wait.h"

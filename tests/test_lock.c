@@ -8,7 +8,7 @@
 #include <sched.h>
 
 #include "bunch.h"
-#include "lockword.h"
+#include "lock.h"
 
 /* The 0.1.0 signature: the recursion count is a size_t. */
 _Static_assert(_Generic(&cth_rlock_recursion_count, size_t (*)(const cth_rlock_t *) : 1,

@@ -2,7 +2,7 @@
 /*
  * static_fork_gen.c - a program linked with the static library that uses a
  * Lock and nothing else of the library, as a program with its own pthreads
- * may. Its fork children must still see a new fork generation (lockword.h),
+ * may. Its fork children must still see a new fork generation (lock.h),
  * or a child takes the parent's lock waiters for its own and can sleep on a
  * free lock forever. Own main, no test harness: the harness would link the
  * rest of the library and hide a missing piece. Exits 0 when the child saw
@@ -12,7 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "lockword.h"
+#include "lock.h"
 
 int main(void)
 {

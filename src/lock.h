@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * lockword.h - the Lock's word and the calls on it that lock.c offers the
+ * lock.h - the Lock's word and the calls on it that lock.c offers the
  * rest of the library: Condition (cond.c) parks its waiters on a lock's word
  * and saves and restores an RLock; every module that guards its own state
  * with a cth_lock_t takes it without being interrupted.
  */
-#ifndef CTH_LOCKWORD_H
-#define CTH_LOCKWORD_H
+#ifndef CTH_LOCK_H
+#define CTH_LOCK_H
 
 #include "cthreading/sync.h"
 #include "platform.h"
