@@ -11,8 +11,9 @@
  *   function, schedule(static) (the baseline) and schedule(dynamic, chunk)
  *   (chunk 4096, less for small maps), and cthreading's map with that same
  *   chunksize (like for like), and OpenMP dynamic calling parallel_for's
- *   body through a pointer (parallel_for's like for like: its body makes
- *   one more call an item than the map's task); at 1M also GLib GThreadPool and libuv
+ *   body through a pointer with parallel_for's own chunk (parallel_for's
+ *   like for like: its body makes one more call an item than the map's
+ *   task); at 1M also GLib GThreadPool and libuv
  *   uv_queue_work fed one item at a time and Python's
  *   multiprocessing.dummy.Pool.map; small maps are timed over a batch;
  * - map of 10,000 items of ~50 us of work: the same peers, the efficiency
@@ -110,6 +111,7 @@ static void calibrate(void)
 static size_t map_n;
 static int map_batch = 1; /* maps per measurement: small maps are timed in batches */
 static long omp_chunk;    /* schedule(dynamic, omp_chunk) */
+static long for_chunk;    /* parallel_for's own chunk: its OpenMP peer's */
 
 /* ctx: NULL for Python's default chunksize, else a long chunksize (OpenMP
  * dynamic's, for a like-for-like row). */
@@ -146,21 +148,27 @@ static double run_serial(void *ctx)
 /* run_omp's ctx for OpenMP dynamic calling parallel_for's body (for_fn). */
 static const char omp_for_body;
 
-/* OpenMP's parallel for; ctx says which schedule: static (NULL), or
- * dynamic with omp_chunk (&omp_chunk, or &omp_for_body to call
- * parallel_for's body in place of the task). All go through
+/* OpenMP's parallel for; ctx says which schedule: static (NULL), dynamic
+ * with omp_chunk (&omp_chunk), or dynamic with parallel_for's chunk calling
+ * its body in place of the task (&omp_for_body; the pointer is read once a
+ * thread, as parallel_for reads it once a chunk). All go through
  * schedule(runtime), so the loops are the same code. */
 static double run_omp(void *ctx)
 {
 #ifdef HAVE_OPENMP
-    omp_set_schedule(ctx ? omp_sched_dynamic : omp_sched_static, ctx ? (int)omp_chunk : 0);
+    long chunk = ctx == &omp_for_body ? for_chunk : omp_chunk;
+    omp_set_schedule(ctx ? omp_sched_dynamic : omp_sched_static, ctx ? (int)chunk : 0);
     long n = (long)map_n;
     double t0 = bench_now();
     for (int b = 0; b < map_batch; b++) {
         if (ctx == &omp_for_body) {
-#pragma omp parallel for schedule(runtime)
-            for (long i = 0; i < n; i++)
-                for_fn(NULL, (size_t)i);
+#pragma omp parallel
+            {
+                int (*body)(void *, size_t) = for_fn;
+#pragma omp for schedule(runtime)
+                for (long i = 0; i < n; i++)
+                    body(NULL, (size_t)i);
+            }
         } else {
 #pragma omp parallel for schedule(runtime)
             for (long i = 0; i < n; i++)
@@ -457,6 +465,10 @@ static void set_map(size_t n, int (*fn)(void *, void **))
         map_batch = 1000;
     omp_chunk = (long)(n / ((size_t)ncpu * 8));
     omp_chunk = omp_chunk < 1 ? 1 : omp_chunk > 4096 ? 4096 : omp_chunk;
+    /* cth_pool_parallel_for's: 8 chunks a thread, its default pool's ncpu
+     * workers and the caller */
+    size_t threads8 = 8 * ((size_t)ncpu + 1);
+    for_chunk = (long)(n / threads8 + (n % threads8 != 0));
 }
 
 /* Maps of n trivial items; the peers fed one item at a time (GLib, libuv)
@@ -472,7 +484,7 @@ static void family_trivial(size_t n, int reps)
     bench_heading(title);
     snprintf(dyn, sizeof dyn, "openmp dynamic,%ld", omp_chunk);
     snprintf(cth_dyn, sizeof cth_dyn, "cthreading map, chunksize %ld", omp_chunk);
-    snprintf(dyn_for, sizeof dyn_for, "openmp dynamic,%ld + for_body", omp_chunk);
+    snprintf(dyn_for, sizeof dyn_for, "openmp dynamic,%ld + for_body", for_chunk);
     snprintf(name, sizeof name, "map %s trivial", count);
     struct bench_system sys[] = {
         {"openmp static", run_omp, NULL},

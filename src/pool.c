@@ -469,7 +469,9 @@ void cth__job_run_records(struct cth_result *job, size_t lo, size_t hi)
 /* The item loops let each task store straight into its results slot,
  * cleared first (a task that stores nothing leaves NULL; a failing one's
  * slot ends NULL): copying through a local cost ~10% of a trivial item.
- * Without results every task stores into one local. */
+ * Without results every task stores into one local. A map may run in
+ * place (results over items): each item is read before its slot is
+ * cleared. */
 static __attribute__((noinline, aligned(64))) void run_map_items(struct cth_result *job, size_t lo,
                                                                  size_t hi)
 {
@@ -479,8 +481,9 @@ static __attribute__((noinline, aligned(64))) void run_map_items(struct cth_resu
     size_t step = job->results ? 1 : 0;
     void **out = job->results ? job->results + lo : &discard;
     for (size_t i = lo; i < hi; i++, out += step) {
+        void *item = items[i];
         *out = NULL;
-        int r = fn(items[i], out);
+        int r = fn(item, out);
         if (r != 0) {
             *out = NULL;
             cth__job_fail(job, CTH_ETASK, r);
@@ -498,14 +501,21 @@ static __attribute__((noinline)) void run_starmap_items(struct cth_result *job, 
     void *discard = NULL;
     size_t step = job->results ? 1 : 0;
     void **out = job->results ? job->results + lo : &discard;
+    /* In place (results over args of one pointer each): a task's args are
+     * its slot, so it stores through a local, copied once it has run. */
+    bool in_place = (const char *)job->results == items;
+    void *v = NULL;
     for (size_t i = lo; i < hi; i++, out += step) {
-        *out = NULL;
-        int r = fn((void *)(items + i * size), out);
+        void **slot = in_place ? &v : out;
+        *slot = NULL;
+        int r = fn((void *)(items + i * size), slot);
         if (r != 0) {
             *out = NULL;
             cth__job_fail(job, CTH_ETASK, r);
             return;
         }
+        if (in_place)
+            *out = v;
     }
 }
 

@@ -205,6 +205,7 @@ static void *run_tasks(struct cth_imap *it, struct cth_result *job, size_t lo, s
             *err = CTH_ECANCELED;
             continue;
         }
+        v = NULL; /* a task that stores nothing yields NULL, not the last value */
         int r = it->fn(items[i], &v);
         if (r != 0) { /* the chunk stops here, as Python's mapstar */
             *err = CTH_ETASK;

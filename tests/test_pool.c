@@ -622,6 +622,29 @@ CTH_TEST(map_result_slots)
     cth_pool_free(p);
 }
 
+/* map and starmap in place (results over items): each task gets its item,
+ * and its slot then holds its value (NULL if it stored nothing) */
+CTH_TEST(map_in_place)
+{
+    cth_pool_t *p = make_pool(2);
+    enum { N = 40 };
+    void *items[N];
+    for (int i = 0; i < N; i++)
+        items[i] = IV(i);
+    CHECK_OK(cth_pool_map(p, sqr, items, N, 3, items));
+    for (int i = 0; i < N; i++)
+        CHECK_EQ(VI(items[i]), i * i);
+    /* starmap over args of one pointer each, whose args are its slot (in
+     * chunks of 3: 30 fails, and 31 and 32 do not run) */
+    for (int i = 0; i < N; i++)
+        items[i] = IV(i);
+    CHECK_EQ(cth_pool_starmap(p, sqr_silent_or_fail_deref, items, N, sizeof items[0], 3, items),
+             CTH_ETASK);
+    for (int i = 0; i < N; i++)
+        CHECK_EQ(VI(items[i]), i == 5 || i == 30 ? 0 : i == 31 || i == 32 ? i : i * i);
+    cth_pool_free(p);
+}
+
 static _Atomic int slept;
 
 static int fail_fast_or_sleep(void *arg, void **result)

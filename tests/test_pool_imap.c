@@ -207,6 +207,48 @@ CTH_TEST(imap_task_error_values)
     cth_pool_free(p);
 }
 
+/* stores its argument squared plus one (never NULL), nothing for odd ones */
+static int sqr_or_nothing(void *arg, void **result)
+{
+    if (VI(arg) % 2 == 0)
+        *result = IV(VI(arg) * VI(arg) + 1);
+    return 0;
+}
+
+/* A task that stores nothing yields NULL, as map's slot (Python's None),
+ * in every chunk size, ordered or not: never the value of the item run
+ * before it in the same chunk. */
+CTH_TEST(imap_task_storing_nothing)
+{
+    cth_pool_t *p = make_pool(2);
+    enum { N = 24 };
+    void *items[N];
+    for (int i = 0; i < N; i++)
+        items[i] = IV(i);
+    size_t chunks[] = {1, 2, 5, N};
+    for (size_t k = 0; k < 4; k++) {
+        for (int ordered = 0; ordered < 2; ordered++) {
+            cth_imap_t *it;
+            if (ordered)
+                CHECK_OK(cth_pool_imap(p, sqr_or_nothing, items, N, chunks[k], &it));
+            else
+                CHECK_OK(cth_pool_imap_unordered(p, sqr_or_nothing, items, N, chunks[k], &it));
+            int nulls = 0;
+            for (int i = 0; i < N; i++) {
+                void *v = IV(-1);
+                CHECK_OK(cth_imap_next(it, &v, CTH_FOREVER));
+                if (ordered)
+                    CHECK_EQ(VI(v), i % 2 ? 0 : i * i + 1);
+                nulls += v == NULL;
+            }
+            CHECK_EQ(nulls, N / 2);
+            CHECK_EQ(cth_imap_next(it, NULL, CTH_FOREVER), CTH_IMAP_END);
+            cth_imap_free(it);
+        }
+    }
+    cth_pool_free(p);
+}
+
 /* IMapIterator.next(timeout) raises TimeoutError after the timeout */
 CTH_TEST(imap_timeout)
 {

@@ -231,9 +231,10 @@ CTH_API int cth_pool_apply_async(cth_pool_t *pool, cth_pool_fn fn, void *arg,
  * wait for all of them. Unless the pool has an initializer, the calling
  * thread runs chunks too, in place of one worker (OpenMP's master thread
  * does the same); a task's waits there are a worker's (never CTH_EINTR).
- * results (n slots, may be NULL) are in input order; each task stores
- * straight into its slot, which is NULL when the task stored nothing or
- * failed (the slots of items a failure kept from running are untouched).
+ * results (n slots, may be NULL, or items itself for a map in place) are
+ * in input order; each task stores straight into its slot, which is NULL
+ * when the task stored nothing or failed (the slots of items a failure
+ * kept from running are untouched).
  * Returns 0 when every task succeeded; CTH_ETASK when one failed, only
  * after every chunk has finished (as Python; a chunk stops at its first
  * failing item, as Python's mapstar), with cth_task_error() set to the
