@@ -913,7 +913,8 @@ CTH_TEST(lock_releaser_naps_after_its_handoff)
  * that every waiter is due a hand-off), waiters give up after 1-3 ms or
  * wait on; whatever the interleaving, a handed-off lock is never stranded
  * (each acquire either gets it or times out, and the lock is free at the
- * end) and the critical section is never shared. */
+ * end, its word 0: no PARKED, PREWOKE or READY left behind) and the
+ * critical section is never shared. */
 struct handoff {
     cth_lock_t lock;
     atomic_int inside;
@@ -948,6 +949,7 @@ CTH_TEST(lock_handoff_races_timeouts)
     bunch_join(&b);
     CHECK_EQ(atomic_load(&h.taken) + atomic_load(&h.timed_out), 4 * h.rounds);
     CHECK(!cth_lock_locked(&h.lock));
+    CHECK_EQ(lock_word(&h.lock), 0u); /* no bit left behind for the fast paths */
     CHECK_OK(cth_lock_acquire(&h.lock, 0));
     CHECK_OK(cth_lock_release(&h.lock));
 }
