@@ -71,7 +71,9 @@
  * busy lock. So a release that finds the longest waiter within PREWAKE_NS
  * of its hand-off wakes one sleeper (the napper, usually) and sets PREWOKE;
  * the waiter that wakes clears it, sets READY, and waits awake, reading the
- * word (never writing it) with pauses in between, for up to READY_NS. A
+ * word (never writing it) with pauses in between, for up to READY_NS. (If
+ * the longest waiter is no longer due soon, the waiter the PREWOKE was for
+ * gave up before it looked: the waiter that finds it clears it, waits on.) A
  * release that sees READY hands the lock over at once, whatever the age, and
  * wakes nobody: the lock passes in well under a microsecond. The releasing
  * thread, back for the lock, watches the TICKET for a moment; taken, it
@@ -349,14 +351,19 @@ static int lock_wait_counted(cth_lock_t *lock, int64_t deadline, bool eligible, 
             return r;
         }
         if (!ready && (s & PREWOKE) && slept) {
-            uint32_t n = (s & ~PREWOKE) | READY;
+            /* A PREWOKE outlives the waiter it was for when that one gave
+             * up before it looked: READY only while the longest waiter is
+             * still due soon, else the PREWOKE is stale and goes. */
+            int64_t now = cth__now_ns();
+            uint32_t t = atomic_load_explicit(since, memory_order_relaxed);
+            bool due = t && since_of(now) - t >= (uint32_t)((HANDOFF_NS - PREWAKE_NS) >> 10);
+            uint32_t n = (s & ~PREWOKE) | (due ? READY : 0);
             if (!atomic_compare_exchange_weak_explicit(state, &s, n, memory_order_relaxed,
                                                        memory_order_relaxed))
                 continue;
             s = n;
-            ready = true;
+            ready = due;
             backoff = 1;
-            int64_t now = cth__now_ns();
             ready_until = deadline - now < READY_NS ? deadline : now + READY_NS;
         }
         if (ready) {

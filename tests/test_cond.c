@@ -825,7 +825,7 @@ CTH_TEST(waiter_spins_for_a_notifier_on_another_cpu)
 /* lock.c's bits of a Lock's word that the next test reads. */
 #define LOCK_PARKED 2u
 #define LOCK_NAPPING 8u
-#define LOCK_WAITER 16u
+#define LOCK_WAITER 64u
 #define LOCK_GEN_MASK (0x7Fu << 25)
 #define LANE_WAITERS 4
 

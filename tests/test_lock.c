@@ -909,11 +909,57 @@ CTH_TEST(lock_releaser_naps_after_its_handoff)
     bunch_join(&w);
 }
 
+/* A PREWOKE that outlived the waiter it was for (woken ahead, that waiter
+ * timed out or was interrupted before it looked, and a younger one is left
+ * counted) makes nobody READY: a young waiter woken by a plain release
+ * would otherwise wait awake and be handed the lock long before its time.
+ * White-box: beside one young sleeping waiter we set PREWOKE as such a
+ * waiter leaves it, then barge (release, which wakes the young one, and
+ * take the lock back), and release again while the waiter is under 0.4 ms
+ * old: the lock must be unlocked, not handed over (TICKET). */
+CTH_TEST(lock_stale_prewoke_hands_nothing_early)
+{
+    if (RUNNING_ON_VALGRIND)
+        CHECK_SKIP("under valgrind a round takes longer than the 0.4 ms margin");
+    if (!two_cpus())
+        CHECK_SKIP("needs two CPUs");
+    cth_lock_t l = CTH_LOCK_INIT;
+    struct take_once w = {.lock = &l};
+    int checked = 0, early = 0;
+    double give_up = check_now() + 20;
+    for (int round = 0; round < 20 && check_now() < give_up; round++) {
+        CHECK_OK(cth_lock_acquire(&l, CTH_FOREVER));
+        atomic_store(&w.started, 0.0);
+        cth_thread_t *t;
+        CHECK_OK(cth_thread_create(&t, run_take_once, &w, NULL));
+        CHECK_OK(cth_thread_start(t));
+        while (!one_parked_waiter(&l))
+            ;
+        atomic_fetch_or((_Atomic uint32_t *)&l._state, WORD_PREWOKE);
+        CHECK_OK(cth_lock_release(&l));
+        CHECK_OK(cth_lock_acquire(&l, CTH_FOREVER));
+        double started = atomic_load(&w.started);
+        while (!(lock_word(&l) & WORD_READY) && check_now() - started < 0.0002)
+            ;
+        CHECK_OK(cth_lock_release(&l));
+        uint32_t s = lock_word(&l);
+        if (check_now() - started < 0.0004) {
+            checked++;
+            early += (s & WORD_TICKET) != 0;
+        }
+        CHECK_OK(cth_thread_join(t, NULL, CTH_FOREVER));
+        cth_thread_free(t);
+    }
+    CHECK(checked > 0);
+    CHECK_EQ(early, 0);
+}
+
 /* Hand-offs racing timeouts: while holders keep the lock for a few ms (so
  * that every waiter is due a hand-off), waiters give up after 1-3 ms or
  * wait on; whatever the interleaving, a handed-off lock is never stranded
  * (each acquire either gets it or times out, and the lock is free at the
- * end) and the critical section is never shared. */
+ * end, its word 0: no PARKED, PREWOKE or READY left behind) and the
+ * critical section is never shared. */
 struct handoff {
     cth_lock_t lock;
     atomic_int inside;
@@ -948,6 +994,7 @@ CTH_TEST(lock_handoff_races_timeouts)
     bunch_join(&b);
     CHECK_EQ(atomic_load(&h.taken) + atomic_load(&h.timed_out), 4 * h.rounds);
     CHECK(!cth_lock_locked(&h.lock));
+    CHECK_EQ(lock_word(&h.lock), 0u); /* no bit left behind for the fast paths */
     CHECK_OK(cth_lock_acquire(&h.lock, 0));
     CHECK_OK(cth_lock_release(&h.lock));
 }
