@@ -1107,9 +1107,13 @@ static void live_fork_child(void)
         cth__list_init(&p->queue);
         atomic_store(&p->sleepers, 0);
         atomic_store(&p->spinners, 0);
-        /* no more pushes, and none to wait for: a push cut off by the fork
-         * never publishes, and tasks pending at the fork never run */
-        atomic_store(&p->enq, atomic_load(&p->deq) | RING_CLOSED);
+        /* no more pushes, and nothing to pop: the tasks in the ring at the
+         * fork never run nor are cancelled here (terminate pops none, nor
+         * waits for the deq of a pop past the end), and a push cut off by
+         * the fork never publishes */
+        size_t end = atomic_load(&p->enq) & ~RING_CLOSED;
+        atomic_store(&p->deq, end);
+        atomic_store(&p->enq, end | RING_CLOSED);
         cth__shared_fork_child(&p->shared);
         if (p->ops) /* the workers are the parent's: forget them */
             p->ops->fork_child(p->ops_state);
