@@ -1077,6 +1077,10 @@ static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct cth__list live_pools;
 static pthread_once_t live_once = PTHREAD_ONCE_INIT;
 
+/* Each live pool's free_lock is held across fork(), so that the child
+ * finds its free results whole and the lock free (another thread, gone
+ * there, may have been recycling results: result_cache). They are taken
+ * last: their holders wait for nothing. */
 static void live_fork_prepare(void)
 {
     pthread_mutex_lock(&live_lock);
@@ -1085,6 +1089,9 @@ static void live_fork_prepare(void)
         if (p->ops && p->ops->fork_prepare)
             p->ops->fork_prepare(p->ops_state);
     }
+    for (struct cth__list_node *node = live_pools.first; node; node = node->next)
+        cth__lock_acquire_keeping_interrupt(
+            &cth__list_entry(node, cth_pool_t, live_link)->free_lock);
 }
 
 static void live_fork_parent(void)
@@ -1092,6 +1099,7 @@ static void live_fork_parent(void)
     cth__shared_fork_parent();
     for (struct cth__list_node *node = live_pools.first; node; node = node->next) {
         cth_pool_t *p = cth__list_entry(node, cth_pool_t, live_link);
+        cth_lock_release(&p->free_lock);
         if (p->ops && p->ops->fork_parent)
             p->ops->fork_parent(p->ops_state);
     }
@@ -1103,6 +1111,7 @@ static void live_fork_child(void)
     for (struct cth__list_node *node = live_pools.first; node; node = node->next) {
         cth_pool_t *p = cth__list_entry(node, cth_pool_t, live_link);
         cth_lock_init(&p->lock); /* a worker may have held it */
+        cth_lock_init(&p->free_lock);
         atomic_store(&p->state, POOL_TERMINATE);
         cth__list_init(&p->queue);
         atomic_store(&p->sleepers, 0);

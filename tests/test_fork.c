@@ -882,3 +882,58 @@ CTH_TEST(pool_busy_alone)
     cth_result_free(c.queued);
     cth_pool_free(c.pool);
 }
+
+static int pool_nothing(void *arg, void **result)
+{
+    (void)arg;
+    *result = NULL;
+    return 0;
+}
+
+struct pool_churn {
+    cth_pool_t *pools[2];
+    atomic_bool stop;
+};
+
+/* Take and free results of two closed pools in turn (each call refused):
+ * every call moves the thread's cache of free results, under the pools'
+ * locks of their free results. */
+static void *pool_churn(void *arg)
+{
+    struct pool_churn *c = arg;
+    for (unsigned i = 0; !atomic_load(&c->stop); i++) {
+        cth_result_t *r;
+        if (cth_pool_apply_async(c->pools[i % 2], pool_nothing, NULL, NULL, &r) != CTH_EINVAL)
+            return (void *)1;
+    }
+    return NULL;
+}
+
+static void pool_free_both(void *arg, bool threads)
+{
+    (void)threads;
+    struct pool_churn *c = arg;
+    cth_pool_free(c->pools[0]);
+    cth_pool_free(c->pools[1]);
+}
+
+/* A fork while another thread recycles results: the child's frees do not
+ * wait for a lock the thread, gone there, held at the fork. */
+CTH_TEST(pool_results_recycled_at_fork)
+{
+    skip_where_unsupported(false);
+    struct pool_churn c = {.stop = false};
+    for (int i = 0; i < 2; i++) {
+        cth_pool_opts_t opts = {.processes = 1};
+        CHECK_OK(cth_pool_create(&c.pools[i], &opts));
+        CHECK_OK(cth_pool_close(c.pools[i]));
+    }
+    cth_thread_t *t = start(pool_churn, &c);
+    for (int k = 0; k < 20; k++) {
+        in_child(pool_free_both, &c, false);
+        cth_sleep(0.001);
+    }
+    atomic_store(&c.stop, true);
+    join_all(&t, 1);
+    pool_free_both(&c, false);
+}
