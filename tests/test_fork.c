@@ -937,3 +937,53 @@ CTH_TEST(pool_results_recycled_at_fork)
     join_all(&t, 1);
     pool_free_both(&c, false);
 }
+
+enum { FREED_RESULTS = 50000, CHILD_RESULTS = 20 };
+
+struct freed_pool {
+    cth_result_t *results[FREED_RESULTS];
+    size_t left; /* results[0, left) not freed yet (the thread's, till joined) */
+    atomic_bool stop;
+};
+
+/* Free the results of a freed pool, one by one (each under its lock of
+ * free results), leaving the first CHILD_RESULTS. */
+static void *freed_pool_churn(void *arg)
+{
+    struct freed_pool *f = arg;
+    while (f->left > CHILD_RESULTS && !atomic_load(&f->stop))
+        cth_result_free(f->results[--f->left]);
+    return NULL;
+}
+
+static void free_child_results(void *arg, bool threads)
+{
+    (void)threads;
+    struct freed_pool *f = arg;
+    for (size_t i = 0; i < CHILD_RESULTS; i++)
+        cth_result_free(f->results[i]);
+}
+
+/* The same for the results of a pool already freed, which keep its
+ * memory. */
+CTH_TEST(freed_pool_results_freed_at_fork)
+{
+    skip_where_unsupported(false);
+    static struct freed_pool f = {.left = FREED_RESULTS};
+    cth_pool_t *p;
+    cth_pool_opts_t opts = {.processes = 1};
+    CHECK_OK(cth_pool_create(&p, &opts));
+    for (size_t i = 0; i < FREED_RESULTS; i++)
+        CHECK_OK(cth_pool_apply_async(p, pool_nothing, NULL, NULL, &f.results[i]));
+    CHECK_OK(cth_pool_close(p));
+    CHECK_OK(cth_pool_join(p, CTH_FOREVER));
+    cth_pool_free(p);
+    cth_thread_t *t = start(freed_pool_churn, &f);
+    for (int k = 0; k < 10; k++)
+        in_child(free_child_results, &f, false);
+    atomic_store(&f.stop, true);
+    join_all(&t, 1);
+    while (f.left > CHILD_RESULTS)
+        cth_result_free(f.results[--f.left]);
+    free_child_results(&f, false);
+}
