@@ -1072,8 +1072,9 @@ static int spawn_worker(cth_pool_t *p)
 /* In a fork child the workers are gone, so every pool inherited is marked
  * terminated: submitting returns CTH_EINVAL ("Pool not running"), and
  * cth_pool_free releases it (its workers count as finished). Results
- * pending at the fork never complete in the child. The live pools are
- * listed under live_lock, held across fork(). */
+ * pending at the fork never complete in the child. The live pools, and
+ * the freed ones whose results still hold their memory, are listed under
+ * live_lock, held across fork(). */
 static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct cth__list live_pools;
 static struct cth__list freed_pools; /* freed, their memory kept by their results */
