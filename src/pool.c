@@ -169,7 +169,8 @@ struct cth_pool {
     double task_timeout;    /* processes: a task's default timeout; 0 = none */
     cth_thread_t **threads; /* every worker ever started (lock) */
     size_t nthreads, cap;
-    struct cth__list_node live_link; /* the live pools (live_lock), for fork */
+    struct cth__list_node live_link; /* the live pools, then the freed ones (live_lock), for fork */
+    bool freed_listed;               /* in the freed pools (set under live_lock) */
     const struct cth__pool_ops *ops; /* a backend beyond threads (processes, MPI), or NULL */
     void *ops_state;                 /* and its own state */
     PAD(pad3);
@@ -1081,11 +1082,34 @@ static int spawn_worker(cth_pool_t *p)
 /* In a fork child the workers are gone, so every pool inherited is marked
  * terminated: submitting returns CTH_EINVAL ("Pool not running"), and
  * cth_pool_free releases it (its workers count as finished). Results
- * pending at the fork never complete in the child. The live pools are
- * listed under live_lock, held across fork(). */
+ * pending at the fork never complete in the child. The live pools, and
+ * the freed ones whose results still hold their memory, are listed under
+ * live_lock, held across fork(). */
 static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct cth__list live_pools;
+static struct cth__list freed_pools; /* freed, their memory kept by their results */
 static pthread_once_t live_once = PTHREAD_ONCE_INIT;
+
+enum { FREE_LOCKS_TAKE, FREE_LOCKS_RELEASE, FREE_LOCKS_RESET };
+
+/* Take, release or reset (in the child) the free_lock of the pools of
+ * list: each is held across fork(), so that the child finds its free
+ * results whole and the lock free (another thread, gone there, may have
+ * been recycling results: result_cache), a freed pool's too (its results
+ * may be freed there). They are taken last: their holders wait for
+ * nothing. */
+static void free_locks(struct cth__list *list, int how)
+{
+    for (struct cth__list_node *node = list->first; node; node = node->next) {
+        cth_lock_t *lock = &cth__list_entry(node, cth_pool_t, live_link)->free_lock;
+        if (how == FREE_LOCKS_TAKE)
+            cth__lock_acquire_keeping_interrupt(lock);
+        else if (how == FREE_LOCKS_RELEASE)
+            cth_lock_release(lock);
+        else
+            cth_lock_init(lock);
+    }
+}
 
 static void live_fork_prepare(void)
 {
@@ -1095,11 +1119,15 @@ static void live_fork_prepare(void)
         if (p->ops && p->ops->fork_prepare)
             p->ops->fork_prepare(p->ops_state);
     }
+    free_locks(&live_pools, FREE_LOCKS_TAKE);
+    free_locks(&freed_pools, FREE_LOCKS_TAKE);
 }
 
 static void live_fork_parent(void)
 {
     cth__shared_fork_parent();
+    free_locks(&live_pools, FREE_LOCKS_RELEASE);
+    free_locks(&freed_pools, FREE_LOCKS_RELEASE);
     for (struct cth__list_node *node = live_pools.first; node; node = node->next) {
         cth_pool_t *p = cth__list_entry(node, cth_pool_t, live_link);
         if (p->ops && p->ops->fork_parent)
@@ -1110,6 +1138,8 @@ static void live_fork_parent(void)
 
 static void live_fork_child(void)
 {
+    free_locks(&live_pools, FREE_LOCKS_RESET);
+    free_locks(&freed_pools, FREE_LOCKS_RESET);
     for (struct cth__list_node *node = live_pools.first; node; node = node->next) {
         cth_pool_t *p = cth__list_entry(node, cth_pool_t, live_link);
         cth_lock_init(&p->lock); /* a worker may have held it */
@@ -1117,9 +1147,13 @@ static void live_fork_child(void)
         cth__list_init(&p->queue);
         atomic_store(&p->sleepers, 0);
         atomic_store(&p->spinners, 0);
-        /* no more pushes, and none to wait for: a push cut off by the fork
-         * never publishes, and tasks pending at the fork never run */
-        atomic_store(&p->enq, atomic_load(&p->deq) | RING_CLOSED);
+        /* no more pushes, and nothing to pop: the tasks in the ring at the
+         * fork never run nor are cancelled here (terminate pops none, nor
+         * waits for the deq of a pop past the end), and a push cut off by
+         * the fork never publishes */
+        size_t end = atomic_load(&p->enq) & ~RING_CLOSED;
+        atomic_store(&p->deq, end);
+        atomic_store(&p->enq, end | RING_CLOSED);
         cth__shared_fork_child(&p->shared);
         if (p->ops) /* the workers are the parent's: forget them */
             p->ops->fork_child(p->ops_state);
@@ -1145,10 +1179,14 @@ static void live_link(cth_pool_t *p)
     pthread_mutex_unlock(&live_lock);
 }
 
+/* cth_pool_free: from the live pools to the freed ones, until its memory
+ * goes (pool_destroy). */
 static void live_unlink(cth_pool_t *p)
 {
     pthread_mutex_lock(&live_lock);
     cth__list_remove(&live_pools, &p->live_link);
+    cth__list_push_front(&freed_pools, &p->live_link);
+    p->freed_listed = true;
     pthread_mutex_unlock(&live_lock);
 }
 
@@ -1156,6 +1194,11 @@ static void live_unlink(cth_pool_t *p)
 
 static void pool_destroy(cth_pool_t *p)
 {
+    if (p->freed_listed) {
+        pthread_mutex_lock(&live_lock);
+        cth__list_remove(&freed_pools, &p->live_link);
+        pthread_mutex_unlock(&live_lock);
+    }
     while (p->blocks) {
         struct result_block *b = p->blocks;
         p->blocks = b->next;

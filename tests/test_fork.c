@@ -855,6 +855,14 @@ static void pool_child(void *arg, bool threads)
     cth_pool_free(c->pool);
 }
 
+/* The same after a terminate, which is as harmless: the task queued in the
+ * ring at the fork is neither run nor cancelled there. */
+static void pool_child_terminating(void *arg, bool threads)
+{
+    CHECK_OK(cth_pool_terminate(((struct pool_case *)arg)->pool));
+    pool_child(arg, threads);
+}
+
 CTH_TEST(pool_busy_alone)
 {
     skip_where_unsupported(false);
@@ -866,10 +874,116 @@ CTH_TEST(pool_busy_alone)
     CHECK_OK(cth_pool_apply_async(c.pool, pool_blocked_task, NULL, NULL, &c.queued));
     cth_sleep(SETTLE);
     in_child(pool_child, &c, false);
+    in_child(pool_child_terminating, &c, false);
     CHECK_OK(cth_event_set(&pool_go));
     CHECK_OK(cth_result_wait(c.running, CTH_FOREVER));
     CHECK_OK(cth_result_wait(c.queued, CTH_FOREVER));
     cth_result_free(c.running);
     cth_result_free(c.queued);
     cth_pool_free(c.pool);
+}
+
+static int pool_nothing(void *arg, void **result)
+{
+    (void)arg;
+    *result = NULL;
+    return 0;
+}
+
+struct pool_churn {
+    cth_pool_t *pools[2];
+    atomic_bool stop;
+};
+
+/* Take and free results of two closed pools in turn (each call refused):
+ * every call moves the thread's cache of free results, under the pools'
+ * locks of their free results. */
+static void *pool_churn(void *arg)
+{
+    struct pool_churn *c = arg;
+    for (unsigned i = 0; !atomic_load(&c->stop); i++) {
+        cth_result_t *r;
+        if (cth_pool_apply_async(c->pools[i % 2], pool_nothing, NULL, NULL, &r) != CTH_EINVAL)
+            return (void *)1;
+    }
+    return NULL;
+}
+
+static void pool_free_both(void *arg, bool threads)
+{
+    (void)threads;
+    struct pool_churn *c = arg;
+    cth_pool_free(c->pools[0]);
+    cth_pool_free(c->pools[1]);
+}
+
+/* A fork while another thread recycles results: the child's frees do not
+ * wait for a lock the thread, gone there, held at the fork. */
+CTH_TEST(pool_results_recycled_at_fork)
+{
+    skip_where_unsupported(false);
+    struct pool_churn c = {.stop = false};
+    for (int i = 0; i < 2; i++) {
+        cth_pool_opts_t opts = {.processes = 1};
+        CHECK_OK(cth_pool_create(&c.pools[i], &opts));
+        CHECK_OK(cth_pool_close(c.pools[i]));
+    }
+    cth_thread_t *t = start(pool_churn, &c);
+    for (int k = 0; k < 20; k++) {
+        in_child(pool_free_both, &c, false);
+        cth_sleep(0.001);
+    }
+    atomic_store(&c.stop, true);
+    join_all(&t, 1);
+    pool_free_both(&c, false);
+}
+
+enum { FREED_RESULTS = 50000, CHILD_RESULTS = 20 };
+
+struct freed_pool {
+    cth_result_t *results[FREED_RESULTS];
+    size_t left; /* results[0, left) not freed yet (the thread's, till joined) */
+    atomic_bool stop;
+};
+
+/* Free the results of a freed pool, one by one (each under its lock of
+ * free results), leaving the first CHILD_RESULTS. */
+static void *freed_pool_churn(void *arg)
+{
+    struct freed_pool *f = arg;
+    while (f->left > CHILD_RESULTS && !atomic_load(&f->stop))
+        cth_result_free(f->results[--f->left]);
+    return NULL;
+}
+
+static void free_child_results(void *arg, bool threads)
+{
+    (void)threads;
+    struct freed_pool *f = arg;
+    for (size_t i = 0; i < CHILD_RESULTS; i++)
+        cth_result_free(f->results[i]);
+}
+
+/* The same for the results of a pool already freed, which keep its
+ * memory. */
+CTH_TEST(freed_pool_results_freed_at_fork)
+{
+    skip_where_unsupported(false);
+    static struct freed_pool f = {.left = FREED_RESULTS};
+    cth_pool_t *p;
+    cth_pool_opts_t opts = {.processes = 1};
+    CHECK_OK(cth_pool_create(&p, &opts));
+    for (size_t i = 0; i < FREED_RESULTS; i++)
+        CHECK_OK(cth_pool_apply_async(p, pool_nothing, NULL, NULL, &f.results[i]));
+    CHECK_OK(cth_pool_close(p));
+    CHECK_OK(cth_pool_join(p, CTH_FOREVER));
+    cth_pool_free(p);
+    cth_thread_t *t = start(freed_pool_churn, &f);
+    for (int k = 0; k < 10; k++)
+        in_child(free_child_results, &f, false);
+    atomic_store(&f.stop, true);
+    join_all(&t, 1);
+    while (f.left > CHILD_RESULTS)
+        cth_result_free(f.results[--f.left]);
+    free_child_results(&f, false);
 }
