@@ -27,10 +27,9 @@
  * cth__lock_wake_on_release), so that two of the notified threads are awake
  * at a time, one holding the lock and one on its way. With a single lane
  * every hand-down waits for one wake-up, and on two CPUs each lands on the
- * CPU the last waiter left idle, which has to be woken first (~35-50 us on a
- * VM); with two, both CPUs stay busy and the next waiter is queued behind
- * the one that runs (notify_all to 8 waiters that hold the lock 1 us each:
- * ~190 -> ~150 us on 2 vCPUs).
+ * CPU the last waiter left idle, which has to be woken first (the slowest
+ * wake-up a VM has); with two, both CPUs stay busy and the next waiter is
+ * queued behind the one that runs.
  *
  * A waiter that had not gone to sleep yet (or had stopped: a timeout, an
  * interruption) costs the notifier no system call and is not counted.
