@@ -466,10 +466,10 @@ void cth__job_run_records(struct cth_result *job, size_t lo, size_t hi)
  * opaque to the compiler, which would reload them after every call.
  * Aligned to a cache line, which places its per-item loop (a few dozen
  * bytes) inside one 64-byte block of code: placed across two, a map of
- * trivial items ran about 8% slower (x86-64, gcc 12 -O3). */
-/* The item loops let each task store straight into its results slot,
- * cleared first (a task that stores nothing leaves NULL; a failing one's
- * slot ends NULL): copying through a local cost ~10% of a trivial item.
+ * trivial items ran slower.
+ * Each task stores straight into its results slot, cleared first (a task
+ * that stores nothing leaves NULL; a failing one's slot ends NULL), not
+ * into a local copied afterwards, which cost a trivial item measurably.
  * Without results every task stores into one local. A map may run in
  * place (results over items): each item is read before its slot is
  * cleared. */
