@@ -436,6 +436,18 @@ CTH_API size_t cth_active_count(void)
 
 /* ---- identity -------------------------------------------------------------------------- */
 
+/* A thread acting for another (see cth__thread_act_begin) shows the daemon
+ * flag of the one it acts for. */
+CTH_API bool cth_thread_daemon(const cth_thread_t *t)
+{
+    if (!t)
+        return false;
+    struct cth_thread *m = (struct cth_thread *)t;
+    return atomic_load_explicit(&m->acting, memory_order_acquire)
+               ? atomic_load_explicit(&m->acting_daemon, memory_order_relaxed)
+               : t->daemon;
+}
+
 CTH_API long cth_thread_native_id(const cth_thread_t *t)
 {
     if (!t)

@@ -416,16 +416,6 @@ CTH_API unsigned long cth_thread_ident(const cth_thread_t *t)
     return t ? atomic_load(&((cth_thread_t *)t)->ident) : 0;
 }
 
-CTH_API bool cth_thread_daemon(const cth_thread_t *t)
-{
-    if (!t)
-        return false;
-    struct cth_thread *m = (struct cth_thread *)t;
-    return atomic_load_explicit(&m->acting, memory_order_acquire)
-               ? atomic_load_explicit(&m->acting_daemon, memory_order_relaxed)
-               : t->daemon;
-}
-
 CTH_API int cth_thread_set_daemon(cth_thread_t *t, bool daemon)
 {
     if (!t)
