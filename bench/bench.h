@@ -119,6 +119,16 @@ __attribute__((unused)) static int bench_reps(void)
     return n < 1 ? 1 : n > BENCH_MAX_REPS ? BENCH_MAX_REPS : n;
 }
 
+/* For a program that takes no arguments (it runs all of itself, in one
+ * process): refuse any, rather than run for minutes on a mistyped call. */
+__attribute__((unused)) static void bench_no_arguments(int argc, char **argv)
+{
+    if (argc > 1) {
+        fprintf(stderr, "usage: %s (no arguments: it runs every comparison it has)\n", argv[0]);
+        exit(2);
+    }
+}
+
 /* CTH_BENCH_QUICK=1: short windows and few items, to check a program runs. */
 __attribute__((unused)) static int bench_quick(void)
 {

@@ -198,8 +198,9 @@ static double run_flask(void *ctx)
     return run_wrk("Flask", argv);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    bench_no_arguments(argc, argv);
     char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n <= 0)

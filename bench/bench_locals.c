@@ -214,8 +214,9 @@ static double once_python(void *ctx)
                         "print((time.perf_counter() - t0) / n * 1e9)\n");
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    bench_no_arguments(argc, argv);
     int reps = bench_reps();
     if (bench_quick())
         n_ops = 1000000;

@@ -14,13 +14,17 @@
  *   thread over the mean (1 = even). No clock is read inside the loop;
  * - lockskew (Go issue 13086): a thread sleeps 100 us between attempts while
  *   another holds the lock 100 us at a time; the longest and the p99 wait
- *   of the polite thread over 2 s windows;
+ *   of the polite thread over 2 s windows. Beside pthread, the floor of
+ *   any lock on the machine: a strictly first-come ticket lock whose waiter
+ *   spins, so it neither starves nor sleeps, and waits out one hold at
+ *   most; what it waits beyond that is time the machine took the polite
+ *   thread's CPU away (kernel threads, the hypervisor);
  * - Condition ping-pong and Event set/wait round trips against a pthread
  *   cond; notify with no waiter; notify_all to 8 waiters until all are
  *   through (each measurement the median of 15 rounds).
  * `bench_locks [uncontended] [contended] [lockskew] [pingpong]` runs only
  * the families named; the windowed families run at most 7 repetitions
- * (about 65 s for contended, 30 s for lockskew). CTH_BENCH_QUICK=1 shrinks
+ * (about 65 s for contended, 45 s for lockskew). CTH_BENCH_QUICK=1 shrinks
  * the windows to 0.05 and 0.2 s.
  */
 #include "bench.h"
@@ -69,6 +73,28 @@ static GMutex g_mutex;
 
 static struct lockops OPS_CTH = {c_lock_lock, c_lock_unlock, &c_lock};
 static struct lockops OPS_PTH = {p_lock, p_unlock, &p_mutex};
+
+/* lockskew's floor: a ticket lock, served strictly in arrival order, its
+ * waiters spinning (never asleep, so no wake-up to wait for). */
+struct ticket_lock {
+    atomic_uint next, serving;
+};
+static struct ticket_lock t_lock;
+
+static void ticket_lock(void *l)
+{
+    struct ticket_lock *t = l;
+    unsigned me = atomic_fetch_add_explicit(&t->next, 1, memory_order_relaxed);
+    while (atomic_load_explicit(&t->serving, memory_order_acquire) != me)
+        ;
+}
+static void ticket_unlock(void *l)
+{
+    struct ticket_lock *t = l;
+    unsigned s = atomic_load_explicit(&t->serving, memory_order_relaxed);
+    atomic_store_explicit(&t->serving, s + 1, memory_order_release);
+}
+static struct lockops OPS_TICKET = {ticket_lock, ticket_unlock, &t_lock};
 
 /* Uncontended: ns per acquire+release, the calls inlined where possible. */
 static double run_unc_cth(void *ctx)
@@ -616,16 +642,18 @@ static void family_lockskew(int reps)
              "Locks: lockskew, wait of the polite thread over %.2g s windows, us (lower is better)",
              skew_window);
     bench_heading(title);
-    static struct skew sp = {.ops = &OPS_PTH}, sc = {.ops = &OPS_CTH};
-    sp.runs = sc.runs = 0;
+    static struct skew sp = {.ops = &OPS_PTH}, sc = {.ops = &OPS_CTH}, st = {.ops = &OPS_TICKET};
+    sp.runs = sc.runs = st.runs = 0;
     struct bench_system skew[] = {
         {"pthread_mutex", run_skew, &sp},
         {"cthreading Lock", run_skew, &sc},
+        {"floor: spinning FIFO ticket lock", run_skew, &st},
     };
-    bench_compare("lockskew max wait", "max_wait", "us", skew, 2, reps, NULL);
+    bench_compare("lockskew max wait", "max_wait", "us", skew, 3, reps, NULL);
     double base = bench_median(sp.p99, sp.runs);
     bench_report("lockskew p99 wait", "p99_wait", "us", skew[0].name, sp.p99, sp.runs, base);
     bench_report("lockskew p99 wait", "p99_wait", "us", skew[1].name, sc.p99, sc.runs, base);
+    bench_report("lockskew p99 wait", "p99_wait", "us", skew[2].name, st.p99, st.runs, base);
 }
 
 static void family_pingpong(int reps)

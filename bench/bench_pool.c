@@ -607,7 +607,7 @@ int main(int argc, char **argv)
     };
     bench_compare("idle pool", "cpu", unit, idle, 2, reps < 3 ? reps : 3, NULL);
 
-    family_trivial(10 * trivial_n, reps < 3 ? reps : 3);
+    family_trivial(10 * trivial_n, reps < 5 ? reps : 5);
     family_trivial(trivial_n, reps < 5 ? reps : 5);
     family_trivial(trivial_n / 10, reps);
     family_trivial(trivial_n / 1000, reps);

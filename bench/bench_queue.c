@@ -284,8 +284,9 @@ static double run_python(void *ctx)
     return v;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    bench_no_arguments(argc, argv);
     int reps = bench_reps();
     if (!getenv("CTH_BENCH_REPS"))
         reps = 5; /* 12 configurations of runs of a second or so, and Python start-ups */

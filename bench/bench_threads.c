@@ -57,8 +57,9 @@ static double run_python(void *ctx)
                         "print((time.perf_counter() - t0) / n * 1e6)\n");
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    bench_no_arguments(argc, argv);
     int reps = bench_reps();
     if (bench_quick())
         batch = 200;
