@@ -22,7 +22,15 @@
  * lock holder tries this when a ring grows and when a get is about to park
  * on an empty queue, without waiting: a get still reading is left to a
  * later try.
+ *
+ * Huge pages. From HUGE_BYTES of cells on, a ring's cells start on a huge
+ * page boundary, its header just below, and are offered to the system's
+ * transparent huge pages (MADV_HUGEPAGE): a producer that runs ahead of its
+ * consumers, as an unbounded queue's producers do, fills the ring with one
+ * page fault per 2 MB instead of one per 4 kB. The slack around them is
+ * address space only, never touched.
  */
+#include <stddef.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -31,23 +39,37 @@
 #include "alloc.h"
 
 #define RECLAIM_MIN_BYTES ((size_t)64 * 1024)
+/* A transparent huge page (x86-64, and arm64 with 4 kB pages). */
+#define HUGE_BYTES ((size_t)2 * 1024 * 1024)
 
 /* A ring for the positions from base on, its cells free for their first
  * lap (all zero). */
 static struct ring *ring_alloc(uint64_t cap, uint64_t base, struct ring *older)
 {
-    size_t bytes = sizeof(struct ring) + cap * sizeof(struct cell), pages = 0;
+    size_t cells = cap * sizeof(struct cell), head = offsetof(struct ring, cells), pages = 0;
     void *mem;
-    if (cap * sizeof(struct cell) >= RECLAIM_MIN_BYTES) {
-        size_t page = (size_t)sysconf(_SC_PAGESIZE);
-        pages = (bytes + page - 1) & ~(page - 1);
+    uintptr_t at; /* where the cells start */
+    if (cells >= HUGE_BYTES) {
+        /* The cells on huge-page boundaries, the header just below them. */
+        pages = cells + 2 * HUGE_BYTES;
         mem = cth__page_alloc(pages); /* page-aligned, zeroed */
+        at = ((uintptr_t)mem + head + HUGE_BYTES - 1) & ~(uintptr_t)(HUGE_BYTES - 1);
+#ifdef MADV_HUGEPAGE
+        if (mem)
+            madvise((void *)at, cells, MADV_HUGEPAGE);
+#endif
+    } else if (cells >= RECLAIM_MIN_BYTES) {
+        size_t page = (size_t)sysconf(_SC_PAGESIZE);
+        pages = (head + cells + page - 1) & ~(page - 1);
+        mem = cth__page_alloc(pages);
+        at = (uintptr_t)mem + head;
     } else {
-        mem = cth__calloc(1, bytes + 63);
+        mem = cth__calloc(1, head + cells + 63);
+        at = (((uintptr_t)mem + 63) & ~(uintptr_t)63) + head;
     }
     if (!mem)
         return NULL;
-    struct ring *r = (struct ring *)(((uintptr_t)mem + 63) & ~(uintptr_t)63);
+    struct ring *r = (struct ring *)(at - head);
     r->mem = mem;
     r->pages = pages;
     r->cap = cap;
