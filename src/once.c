@@ -15,7 +15,11 @@
  * it into CTH_ETASK and the thread's cth_task_error(), and the singleton
  * does the same for its constructor's value but reports a constructor that
  * "succeeded" with a NULL instance as CTH_EINVAL.
+ * The done case of both calls is inline in once.h (the load, the compare,
+ * no call); this file has the rest, and exports out-of-line twins of the two
+ * for callers through a symbol.
  */
+#define CTH__ONCE_SOURCE /* the exported out-of-line cth_once_call and cth_singleton_get */
 #include "cthreading/once.h"
 #include "lock.h"
 #include "task_error.h"
@@ -24,6 +28,7 @@
 _Static_assert(sizeof(cth_once_t) == 16 || sizeof(void *) != 8, "cth_once_t ABI");
 
 enum { NEW, RUNNING, RUNNING_WAITED, DONE };
+_Static_assert(DONE == CTH__ONCE_DONE, "once.h's inline fast path");
 
 /* Run fn unless the once is done. Returns 0 when it is done, CTH_ETASK
  * when this caller ran fn and fn failed (its value in *failed; the once is
@@ -65,15 +70,23 @@ static int once_run(cth_once_t *once, cth_once_fn fn, void *arg, int *failed)
     }
 }
 
-CTH_API int cth_once_call(cth_once_t *once, cth_once_fn fn, void *arg)
+CTH_API int cth__once_call_slow(cth_once_t *once, cth_once_fn fn, void *arg)
 {
     if (!once || !fn)
         return CTH_EINVAL;
-    if (atomic_load_explicit(CTH__ATOMIC_U32(&once->_state), memory_order_acquire) == DONE)
-        return 0;
     int value = 0;
     int r = once_run(once, fn, arg, &value);
     return r == CTH_ETASK ? cth__task_failed(value) : r;
+}
+
+/* once.h's inline cth_once_call, out of line, for callers through the
+ * symbol (FFI, dlsym). */
+CTH_API int cth_once_call(cth_once_t *once, cth_once_fn fn, void *arg);
+CTH_API int cth_once_call(cth_once_t *once, cth_once_fn fn, void *arg)
+{
+    if (once && fn && cth_once_done(once))
+        return 0;
+    return cth__once_call_slow(once, fn, arg);
 }
 
 CTH_API bool cth_once_done(const cth_once_t *once)
@@ -103,20 +116,31 @@ static int singleton_create(void *p)
     return value;
 }
 
-CTH_API int cth_singleton_get(cth_singleton_t *singleton, cth_singleton_fn ctor, void *arg,
-                              void **instance)
+CTH_API int cth__singleton_get_slow(cth_singleton_t *singleton, cth_singleton_fn ctor, void *arg,
+                                    void **instance)
 {
     if (!singleton || !ctor || !instance)
         return CTH_EINVAL;
-    if (!cth_once_done(&singleton->_once)) {
-        struct singleton_call c = {singleton, ctor, arg, false};
-        int value = 0;
-        int r = once_run(&singleton->_once, singleton_create, &c, &value);
-        if (r == CTH_ETASK)
-            return c.null_instance ? CTH_EINVAL : cth__task_failed(value);
-        if (r)
-            return r;
-    }
+    struct singleton_call c = {singleton, ctor, arg, false};
+    int value = 0;
+    int r = once_run(&singleton->_once, singleton_create, &c, &value);
+    if (r == CTH_ETASK)
+        return c.null_instance ? CTH_EINVAL : cth__task_failed(value);
+    if (r)
+        return r;
     *instance = singleton->_instance;
     return 0;
+}
+
+/* Likewise once.h's inline cth_singleton_get. */
+CTH_API int cth_singleton_get(cth_singleton_t *singleton, cth_singleton_fn ctor, void *arg,
+                              void **instance);
+CTH_API int cth_singleton_get(cth_singleton_t *singleton, cth_singleton_fn ctor, void *arg,
+                              void **instance)
+{
+    if (singleton && ctor && instance && cth_once_done(&singleton->_once)) {
+        *instance = singleton->_instance;
+        return 0;
+    }
+    return cth__singleton_get_slow(singleton, ctor, arg, instance);
 }

@@ -2,8 +2,10 @@
 /*
  * test_once.c - cth_once_call and cth_singleton_get: exactly once under a
  * 100-thread race, every caller waiting for the run, retry after failure
- * (Python's lazy-init idiom), recursion detected, and the seed's Singleton.
+ * (Python's lazy-init idiom), recursion detected, and the seed's Singleton;
+ * the library's exported twins of the inline fast paths.
  */
+#include <dlfcn.h>
 #include <stdatomic.h>
 
 #include "check.h"
@@ -168,6 +170,40 @@ CTH_TEST(errors)
     CHECK(cth_once_done(&zero));
 }
 
+static atomic_int counted_runs;
+
+static int counted_init(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&counted_runs, 1);
+    return 0;
+}
+
+/* cth_once_call is inline in once.h (its done case); the library still
+ * exports it, for callers through a symbol (FFI, dlsym). The exported one
+ * and the inline one work on the same once: it runs once whichever comes
+ * first, failures and misuse report the same. */
+CTH_TEST(once_exported_function)
+{
+    int (*call)(cth_once_t *, cth_once_fn, void *);
+    *(void **)&call = dlsym(RTLD_DEFAULT, "cth_once_call");
+    CHECK(call != NULL);
+    cth_once_t once = CTH_ONCE_INIT;
+    int value = 9;
+    CHECK_EQ(call(&once, failing, &value), CTH_ETASK);
+    CHECK_EQ(cth_task_error(), 9);
+    CHECK_OK(call(&once, counted_init, NULL));
+    CHECK_OK(call(&once, counted_init, NULL));
+    CHECK_OK(cth_once_call(&once, counted_init, NULL));
+    CHECK_EQ(atomic_load(&counted_runs), 1);
+    CHECK_EQ(call(NULL, counted_init, NULL), CTH_EINVAL);
+    CHECK_EQ(call(&once, NULL, NULL), CTH_EINVAL);
+    cth_once_t other = CTH_ONCE_INIT;
+    CHECK_OK(cth_once_call(&other, counted_init, NULL));
+    CHECK_OK(call(&other, counted_init, NULL));
+    CHECK_EQ(atomic_load(&counted_runs), 2);
+}
+
 /* ---- singleton ---- */
 
 struct config {
@@ -267,4 +303,33 @@ CTH_TEST(singleton_errors_and_retry)
     CHECK_OK(cth_singleton_get(&s, ctor_null, NULL, &inst)); /* done: ctor not called */
     CHECK(inst == &calls);
     CHECK_EQ(atomic_load(&calls), 2);
+}
+
+/* cth_singleton_get is inline in once.h (its created case) and exported
+ * too: both give the one instance, and both refuse NULL arguments, even
+ * once it exists. */
+CTH_TEST(singleton_exported_function)
+{
+    int (*get)(cth_singleton_t *, cth_singleton_fn, void *, void **);
+    *(void **)&get = dlsym(RTLD_DEFAULT, "cth_singleton_get");
+    CHECK(get != NULL);
+    cth_singleton_t s = CTH_SINGLETON_INIT;
+    atomic_int calls = 0;
+    void *inst = NULL, *again = NULL;
+    CHECK_EQ(get(&s, ctor_fails_once, &calls, &inst), CTH_ETASK);
+    CHECK_EQ(cth_task_error(), CTH_ENOMEM);
+    CHECK(inst == NULL);
+    CHECK_OK(get(&s, ctor_fails_once, &calls, &inst));
+    CHECK(inst == &calls);
+    CHECK_OK(get(&s, ctor_null, NULL, &again));
+    CHECK(again == &calls);
+    again = NULL;
+    CHECK_OK(cth_singleton_get(&s, ctor_null, NULL, &again));
+    CHECK(again == &calls);
+    CHECK_EQ(atomic_load(&calls), 2);
+    CHECK_EQ(get(NULL, ctor_null, NULL, &inst), CTH_EINVAL);
+    CHECK_EQ(get(&s, NULL, NULL, &inst), CTH_EINVAL);
+    CHECK_EQ(get(&s, ctor_null, NULL, NULL), CTH_EINVAL);
+    CHECK_EQ(cth_singleton_get(&s, NULL, NULL, &inst), CTH_EINVAL);
+    CHECK_EQ(cth_singleton_get(&s, ctor_null, NULL, NULL), CTH_EINVAL);
 }

@@ -36,6 +36,7 @@ typedef struct cth_once {
  * value (positive or negative) is its failure. */
 typedef int (*cth_once_fn)(void *arg);
 
+#ifndef CTH__ONCE_SOURCE /* once.c defines it out of line instead */
 /*
  * cth_once_call - run fn(arg) exactly once, successfully, for this once.
  * The first caller runs it; every caller that comes while it runs waits
@@ -53,8 +54,10 @@ typedef int (*cth_once_fn)(void *arg);
  * wait for itself); CTH_EINTR in an interrupted main thread while waiting
  * for another caller's run; CTH_EINVAL for a NULL once or fn. fn(arg) may
  * differ between callers; only the successful one matters. Thread-safe.
+ * The done case is inline (a load and a compare, no call).
  */
-CTH_API int cth_once_call(cth_once_t *once, cth_once_fn fn, void *arg);
+static inline int cth_once_call(cth_once_t *once, cth_once_fn fn, void *arg);
+#endif
 
 /* cth_once_done - whether the once has succeeded (false for NULL). Acquire:
  * true means what fn wrote is visible. */
@@ -76,6 +79,7 @@ typedef struct cth_singleton {
  * success, any other value (positive or negative) is its failure. */
 typedef int (*cth_singleton_fn)(void *arg, void **instance);
 
+#ifndef CTH__ONCE_SOURCE
 /*
  * cth_singleton_get - the seed's Singleton: the first caller creates the
  * instance with ctor(arg, &instance); every caller, now and later, gets the
@@ -88,10 +92,46 @@ typedef int (*cth_singleton_fn)(void *arg, void **instance);
  * Returns 0 and *instance; CTH_ETASK when this caller ran ctor and it
  * failed; CTH_EINVAL for NULL arguments or a ctor that returned 0 with a
  * NULL instance (the singleton stays empty); CTH_EDEADLK, CTH_EINTR as
- * cth_once_call. *instance is written only on success.
+ * cth_once_call. *instance is written only on success. The created case is
+ * inline, as cth_once_call's done case.
  */
-CTH_API int cth_singleton_get(cth_singleton_t *singleton, cth_singleton_fn ctor, void *arg,
-                              void **instance);
+static inline int cth_singleton_get(cth_singleton_t *singleton, cth_singleton_fn ctor, void *arg,
+                                    void **instance);
+#endif
+
+/* ---- private: the inline fast paths of cth_once_call and cth_singleton_get ---- */
+#define CTH__ONCE_DONE 3u /* _state once fn has succeeded */
+/* Everything but the done case: errors, the first run, waiting for it. */
+CTH_API int cth__once_call_slow(cth_once_t *once, cth_once_fn fn, void *arg);
+CTH_API int cth__singleton_get_slow(cth_singleton_t *singleton, cth_singleton_fn ctor, void *arg,
+                                    void **instance);
+/* once.c defines the two out of line as well (CTH__ONCE_SOURCE), exported
+ * for callers through a symbol. Valgrind builds (CTH_VALGRIND) call the
+ * library, whose atomics tell helgrind what they order. */
+#ifndef CTH__ONCE_SOURCE
+static inline int cth_once_call(cth_once_t *once, cth_once_fn fn, void *arg)
+{
+#ifndef CTH_VALGRIND
+    if (__builtin_expect(once != NULL && fn != NULL, 1) &&
+        __atomic_load_n(&once->_state, __ATOMIC_ACQUIRE) == CTH__ONCE_DONE)
+        return 0;
+#endif
+    return cth__once_call_slow(once, fn, arg);
+}
+
+static inline int cth_singleton_get(cth_singleton_t *singleton, cth_singleton_fn ctor, void *arg,
+                                    void **instance)
+{
+#ifndef CTH_VALGRIND
+    if (__builtin_expect(singleton != NULL && ctor != NULL && instance != NULL, 1) &&
+        __atomic_load_n(&singleton->_once._state, __ATOMIC_ACQUIRE) == CTH__ONCE_DONE) {
+        *instance = singleton->_instance;
+        return 0;
+    }
+#endif
+    return cth__singleton_get_slow(singleton, ctor, arg, instance);
+}
+#endif
 
 #ifdef __cplusplus
 }
