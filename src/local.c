@@ -13,7 +13,9 @@
  * thread-local struct that the inline cth_local_get of local.h reads: get is
  * a bound check and one load from the thread's values, no lock and no call
  * (the struct's TLS offset is looked up once); set takes no lock unless the
- * table must grow.
+ * table must grow, and is inline too where it frees nothing (a local
+ * without free_item, no previous value, or the same one: key.frees says
+ * which locals have a free_item).
  *
  * Ownership and the lock. One mutex (reg_lock, a pthread mutex: slow paths
  * only) guards the list of tables, the slot records and every change of a
@@ -36,6 +38,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#define CTH__LOCAL_SOURCE /* the exported out-of-line cth_local_set */
 #include "cthreading/local.h"
 #include "list.h"
 #include "platform.h"
@@ -250,6 +253,7 @@ CTH_API int cth_local_create(cth_local_t **local, const cth_local_opts_t *opts)
         l->init = opts->init;
         l->init_arg = opts->init_arg;
     }
+    l->key.frees = l->free_item != NULL;
     pthread_mutex_lock(&reg_lock);
     if (free_slot == NO_SLOT) {
         if (nslots == slots_cap) {
@@ -322,7 +326,7 @@ CTH_API void *cth__local_get_slow(const cth_local_t *local)
     }
     if (!value)
         return NULL;
-    if (cth_local_set((cth_local_t *)local, value) != 0) {
+    if (cth__local_set_slow((cth_local_t *)local, value) != 0) {
         if (local->free_item)
             local->free_item(value);
         return NULL;
@@ -330,7 +334,15 @@ CTH_API void *cth__local_get_slow(const cth_local_t *local)
     return value;
 }
 
+/* local.h's inline cth_local_set, out of line, for callers through the
+ * symbol (FFI, dlsym). */
+CTH_API int cth_local_set(cth_local_t *local, void *value);
 CTH_API int cth_local_set(cth_local_t *local, void *value)
+{
+    return cth__local_set_slow(local, value);
+}
+
+CTH_API int cth__local_set_slow(cth_local_t *local, void *value)
 {
     if (!local)
         return CTH_EINVAL;

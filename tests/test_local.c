@@ -4,8 +4,9 @@
  * Lib/test/test_threading_local.py and Werkzeug's tests/test_local.py
  * (test_basic_local), plus the C-specific contracts: destructors exactly
  * once per value, no key limit, slot reuse, adopted threads, allocation
- * failure.
+ * failure, and the library's exported twin of the inline cth_local_set.
  */
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdatomic.h>
 
@@ -103,6 +104,41 @@ CTH_TEST(set_replace_delete_take)
     CHECK(cth_local_get(l) == NULL);
     cth_local_free(l);
     CHECK_EQ(atomic_load(&destroyed), 3);
+}
+
+/* cth_local_set is inline in local.h where it frees nothing; the library
+ * still exports it, for callers through a symbol (FFI, dlsym). Both store
+ * into the same table: a local without free_item replaces freely, one with
+ * a free_item frees what either replaces, and both refuse NULL. */
+CTH_TEST(set_exported_function)
+{
+    int (*set)(cth_local_t *, void *);
+    *(void **)&set = dlsym(RTLD_DEFAULT, "cth_local_set");
+    CHECK(set != NULL);
+    cth_local_t *plain, *owned;
+    CHECK_OK(cth_local_create(&plain, NULL));
+    CHECK_OK(cth_local_create(&owned, &(cth_local_opts_t){.free_item = count_free}));
+    int x, y;
+    CHECK_OK(set(plain, &x));
+    CHECK(cth_local_get(plain) == &x);
+    CHECK_OK(cth_local_set(plain, &y));
+    CHECK(cth_local_get(plain) == &y);
+    CHECK_OK(set(plain, NULL));
+    CHECK(cth_local_get(plain) == NULL);
+    atomic_store(&destroyed, 0);
+    int *a = new_int(1), *b = new_int(2), *c = new_int(3);
+    CHECK_OK(set(owned, a));
+    CHECK_OK(cth_local_set(owned, a)); /* the same: kept */
+    CHECK_OK(cth_local_set(owned, b)); /* a replaced, inline caller: freed */
+    CHECK_EQ(atomic_load(&destroyed), 1);
+    CHECK_OK(set(owned, c)); /* b replaced through the symbol: freed */
+    CHECK_EQ(atomic_load(&destroyed), 2);
+    CHECK(cth_local_get(owned) == c);
+    CHECK_EQ(set(NULL, &x), CTH_EINVAL);
+    CHECK_EQ(cth_local_set(NULL, &x), CTH_EINVAL);
+    cth_local_free(owned); /* c */
+    CHECK_EQ(atomic_load(&destroyed), 3);
+    cth_local_free(plain);
 }
 
 CTH_TEST(null_and_bad_arguments)

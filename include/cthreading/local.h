@@ -113,7 +113,8 @@ static inline void *cth_local_get(const cth_local_t *local);
 
 /* ---- private: the inline fast path of cth_local_get ---- */
 struct cth__local_key {
-    uint32_t slot; /* the local's index in every thread's values */
+    uint32_t slot;  /* the local's index in every thread's values */
+    uint32_t frees; /* nonzero: it has a free_item (a replaced value goes to it) */
 };
 #ifdef __cplusplus
 #define CTH__THREAD_LOCAL thread_local
@@ -146,6 +147,7 @@ static inline void *cth_local_get(const cth_local_t *local)
     return cth__local_get_slow(local);
 }
 
+#ifndef CTH__LOCAL_SOURCE /* local.c defines it out of line instead */
 /*
  * cth_local_set - set the calling thread's value (Python's attribute
  * assignment). A previous, different value is passed to free_item;
@@ -153,8 +155,33 @@ static inline void *cth_local_get(const cth_local_t *local)
  * unless the thread's table must grow (its first value, or a local created
  * after the table was sized). Returns 0; CTH_EINVAL for a NULL local;
  * CTH_ENOMEM when the table could not grow (then nothing changed).
+ * Inline where nothing is to be freed (no free_item, no previous value, or
+ * the same one): a bound check and a store.
  */
-CTH_API int cth_local_set(cth_local_t *local, void *value);
+static inline int cth_local_set(cth_local_t *local, void *value);
+#endif
+
+/* ---- private: the inline fast path of cth_local_set ---- */
+/* Everything but a store into the thread's table that frees nothing. */
+CTH_API int cth__local_set_slow(cth_local_t *local, void *value);
+/* local.c defines cth_local_set out of line as well (CTH__LOCAL_SOURCE),
+ * exported for callers through a symbol. */
+#ifndef CTH__LOCAL_SOURCE
+static inline int cth_local_set(cth_local_t *local, void *value)
+{
+    const struct cth__local_key *k = (const struct cth__local_key *)(const void *)local;
+    void **values = cth__local_tls.values;
+    size_t cap = cth__local_tls.cap;
+    if (__builtin_expect(k && k->slot < cap, 1)) {
+        void *old = values[k->slot];
+        if (__builtin_expect(!k->frees || !old || old == value, 1)) {
+            values[k->slot] = value;
+            return 0;
+        }
+    }
+    return cth__local_set_slow(local, value);
+}
+#endif
 
 /*
  * cth_local_delete - `del local.attr`: free the calling thread's value.
