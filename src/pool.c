@@ -472,10 +472,12 @@ void cth__job_run_records(struct cth_result *job, size_t lo, size_t hi)
  * cleared.
  * A map's chunk runs a cache line of slots at a time, unrolled, and
  * before each line asks for the items and slots MAP_PREFETCH items ahead
- * (its last MAP_PREFETCH items go one by one): trivial tasks leave the
- * hardware's prefetchers behind, and the unrolled loop runs them faster
- * even in cache. Aligned to a cache line: a map of trivial items ran
- * slower with its per-item loop placed across two 64-byte blocks. */
+ * (its last MAP_PREFETCH items, and a smaller chunk's, go one by one):
+ * trivial tasks leave the hardware's prefetchers behind, and the unrolled
+ * loop runs them faster even in cache (run_map_lines). run_map_items is
+ * aligned to a cache line, which places its per-item loop (a few dozen
+ * bytes) inside one 64-byte block of code: placed across two, a map of
+ * small chunks of trivial items ran slower. */
 #define MAP_PREFETCH 256
 #define MAP_LINE 8 /* slots a cache line */
 
@@ -485,6 +487,31 @@ static inline int run_map_item(cth_pool_fn fn, void *const *items, void **result
     void *item = items[i];
     results[i] = NULL;
     return fn(item, &results[i]);
+}
+
+/* The items of a map with results from lo on, a cache line of slots at a
+ * time, while MAP_PREFETCH items or more are left before hi. Returns the
+ * first item it did not run, or SIZE_MAX after a failure. */
+static __attribute__((noinline)) size_t run_map_lines(struct cth_result *job, size_t lo, size_t hi)
+{
+    cth_pool_fn fn = job->fn;
+    void *const *items = (void *const *)job->items;
+    void **results = job->results;
+    size_t i = lo;
+    for (; hi - i >= MAP_PREFETCH + MAP_LINE; i += MAP_LINE) {
+        __builtin_prefetch(items + i + MAP_PREFETCH, 0);
+        __builtin_prefetch(results + i + MAP_PREFETCH, 1);
+#pragma GCC unroll 8 /* MAP_LINE */
+        for (size_t k = 0; k < MAP_LINE; k++) {
+            int r = run_map_item(fn, items, results, i + k);
+            if (r != 0) {
+                results[i + k] = NULL;
+                cth__job_fail(job, CTH_ETASK, r);
+                return SIZE_MAX;
+            }
+        }
+    }
+    return i;
 }
 
 static void run_map_discard(struct cth_result *job, size_t lo, size_t hi)
@@ -511,25 +538,16 @@ static __attribute__((noinline, aligned(64))) void run_map_items(struct cth_resu
         run_map_discard(job, lo, hi);
         return;
     }
-    size_t i = lo;
-    int r;
-    for (; hi - i >= MAP_PREFETCH + MAP_LINE; i += MAP_LINE) {
-        __builtin_prefetch(items + i + MAP_PREFETCH, 0);
-        __builtin_prefetch(results + i + MAP_PREFETCH, 1);
-#pragma GCC unroll 8 /* MAP_LINE */
-        for (size_t k = 0; k < MAP_LINE; k++)
-            if ((r = run_map_item(fn, items, results, i + k)) != 0) {
-                i += k;
-                goto failed;
-            }
+    if (hi - lo >= MAP_PREFETCH + MAP_LINE && (lo = run_map_lines(job, lo, hi)) == SIZE_MAX)
+        return;
+    for (size_t i = lo; i < hi; i++) {
+        int r = run_map_item(fn, items, results, i);
+        if (r != 0) {
+            results[i] = NULL;
+            cth__job_fail(job, CTH_ETASK, r);
+            return;
+        }
     }
-    for (; i < hi; i++)
-        if ((r = run_map_item(fn, items, results, i)) != 0)
-            goto failed;
-    return;
-failed:
-    results[i] = NULL;
-    cth__job_fail(job, CTH_ETASK, r);
 }
 
 static __attribute__((noinline)) void run_starmap_items(struct cth_result *job, size_t lo,
