@@ -550,6 +550,34 @@ static __attribute__((noinline, aligned(64))) void run_map_items(struct cth_resu
     }
 }
 
+/* run_map_lines for a starmap not in place. It asks for the slots ahead
+ * only: asking for the structs too ran structs of 24 or 32 bytes slower
+ * (more requests a line of slots, which the hardware's prefetchers served
+ * already). */
+static __attribute__((noinline)) size_t run_starmap_lines(struct cth_result *job, size_t lo,
+                                                          size_t hi)
+{
+    cth_pool_fn fn = job->fn;
+    const char *items = job->items;
+    size_t size = job->size;
+    void **results = job->results;
+    size_t i = lo;
+    for (; hi - i >= MAP_PREFETCH + MAP_LINE; i += MAP_LINE) {
+        __builtin_prefetch(results + i + MAP_PREFETCH, 1);
+#pragma GCC unroll 8 /* MAP_LINE */
+        for (size_t k = 0; k < MAP_LINE; k++) {
+            results[i + k] = NULL;
+            int r = fn((void *)(items + (i + k) * size), &results[i + k]);
+            if (r != 0) {
+                results[i + k] = NULL;
+                cth__job_fail(job, CTH_ETASK, r);
+                return SIZE_MAX;
+            }
+        }
+    }
+    return i;
+}
+
 static __attribute__((noinline)) void run_starmap_items(struct cth_result *job, size_t lo,
                                                         size_t hi)
 {
@@ -558,10 +586,13 @@ static __attribute__((noinline)) void run_starmap_items(struct cth_result *job, 
     size_t size = job->size;
     void *discard = NULL;
     size_t step = job->results ? 1 : 0;
-    void **out = job->results ? job->results + lo : &discard;
     /* In place (results over args of one pointer each): a task's args are
      * its slot, so it stores through a local, copied once it has run. */
     bool in_place = (const char *)job->results == items;
+    if (job->results && !in_place && hi - lo >= MAP_PREFETCH + MAP_LINE &&
+        (lo = run_starmap_lines(job, lo, hi)) == SIZE_MAX)
+        return;
+    void **out = job->results ? job->results + lo : &discard;
     void *v = NULL;
     for (size_t i = lo; i < hi; i++, out += step) {
         void **slot = in_place ? &v : out;
