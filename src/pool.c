@@ -464,33 +464,118 @@ void cth__job_run_records(struct cth_result *job, size_t lo, size_t hi)
  * pointers, each passed) or a starmap (stride: the struct size, each
  * struct's address passed). The job's fields are read once: the task is
  * opaque to the compiler, which would reload them after every call.
- * Aligned to a cache line, which places its per-item loop (a few dozen
- * bytes) inside one 64-byte block of code: placed across two, a map of
- * trivial items ran slower.
  * Each task stores straight into its results slot, cleared first (a task
  * that stores nothing leaves NULL; a failing one's slot ends NULL), not
  * into a local copied afterwards, which cost a trivial item measurably.
  * Without results every task stores into one local. A map may run in
  * place (results over items): each item is read before its slot is
- * cleared. */
+ * cleared.
+ * A map's chunk runs a cache line of slots at a time, unrolled, and
+ * before each line asks for the items and slots MAP_PREFETCH items ahead
+ * (its last MAP_PREFETCH items, and a smaller chunk's, go one by one):
+ * trivial tasks leave the hardware's prefetchers behind, and the unrolled
+ * loop runs them faster even in cache (run_map_lines). run_map_items is
+ * aligned to a cache line, which places its per-item loop (a few dozen
+ * bytes) inside one 64-byte block of code: placed across two, a map of
+ * small chunks of trivial items ran slower. */
+#define MAP_PREFETCH 256
+#define MAP_LINE 8 /* slots a cache line */
+
+/* Run item i of a map into its slot; returns the task's value. */
+static inline int run_map_item(cth_pool_fn fn, void *const *items, void **results, size_t i)
+{
+    void *item = items[i];
+    results[i] = NULL;
+    return fn(item, &results[i]);
+}
+
+/* The items of a map with results from lo on, a cache line of slots at a
+ * time, while MAP_PREFETCH items or more are left before hi. Returns the
+ * first item it did not run, or SIZE_MAX after a failure. */
+static __attribute__((noinline)) size_t run_map_lines(struct cth_result *job, size_t lo, size_t hi)
+{
+    cth_pool_fn fn = job->fn;
+    void *const *items = (void *const *)job->items;
+    void **results = job->results;
+    size_t i = lo;
+    for (; hi - i >= MAP_PREFETCH + MAP_LINE; i += MAP_LINE) {
+        __builtin_prefetch(items + i + MAP_PREFETCH, 0);
+        __builtin_prefetch(results + i + MAP_PREFETCH, 1);
+#pragma GCC unroll 8 /* MAP_LINE */
+        for (size_t k = 0; k < MAP_LINE; k++) {
+            int r = run_map_item(fn, items, results, i + k);
+            if (r != 0) {
+                results[i + k] = NULL;
+                cth__job_fail(job, CTH_ETASK, r);
+                return SIZE_MAX;
+            }
+        }
+    }
+    return i;
+}
+
+static void run_map_discard(struct cth_result *job, size_t lo, size_t hi)
+{
+    cth_pool_fn fn = job->fn;
+    void *const *items = (void *const *)job->items;
+    void *discard = NULL;
+    for (size_t i = lo; i < hi; i++) {
+        int r = fn(items[i], &discard);
+        if (r != 0) {
+            cth__job_fail(job, CTH_ETASK, r);
+            return;
+        }
+    }
+}
+
 static __attribute__((noinline, aligned(64))) void run_map_items(struct cth_result *job, size_t lo,
                                                                  size_t hi)
 {
     cth_pool_fn fn = job->fn;
     void *const *items = (void *const *)job->items;
-    void *discard = NULL;
-    size_t step = job->results ? 1 : 0;
-    void **out = job->results ? job->results + lo : &discard;
-    for (size_t i = lo; i < hi; i++, out += step) {
-        void *item = items[i];
-        *out = NULL;
-        int r = fn(item, out);
+    void **results = job->results;
+    if (!results) {
+        run_map_discard(job, lo, hi);
+        return;
+    }
+    if (hi - lo >= MAP_PREFETCH + MAP_LINE && (lo = run_map_lines(job, lo, hi)) == SIZE_MAX)
+        return;
+    for (size_t i = lo; i < hi; i++) {
+        int r = run_map_item(fn, items, results, i);
         if (r != 0) {
-            *out = NULL;
+            results[i] = NULL;
             cth__job_fail(job, CTH_ETASK, r);
             return;
         }
     }
+}
+
+/* run_map_lines for a starmap not in place. It asks for the slots ahead
+ * only: asking for the structs too ran structs of 24 or 32 bytes slower
+ * (more requests a line of slots, which the hardware's prefetchers served
+ * already). */
+static __attribute__((noinline)) size_t run_starmap_lines(struct cth_result *job, size_t lo,
+                                                          size_t hi)
+{
+    cth_pool_fn fn = job->fn;
+    const char *items = job->items;
+    size_t size = job->size;
+    void **results = job->results;
+    size_t i = lo;
+    for (; hi - i >= MAP_PREFETCH + MAP_LINE; i += MAP_LINE) {
+        __builtin_prefetch(results + i + MAP_PREFETCH, 1);
+#pragma GCC unroll 8 /* MAP_LINE */
+        for (size_t k = 0; k < MAP_LINE; k++) {
+            results[i + k] = NULL;
+            int r = fn((void *)(items + (i + k) * size), &results[i + k]);
+            if (r != 0) {
+                results[i + k] = NULL;
+                cth__job_fail(job, CTH_ETASK, r);
+                return SIZE_MAX;
+            }
+        }
+    }
+    return i;
 }
 
 static __attribute__((noinline)) void run_starmap_items(struct cth_result *job, size_t lo,
@@ -501,10 +586,13 @@ static __attribute__((noinline)) void run_starmap_items(struct cth_result *job, 
     size_t size = job->size;
     void *discard = NULL;
     size_t step = job->results ? 1 : 0;
-    void **out = job->results ? job->results + lo : &discard;
     /* In place (results over args of one pointer each): a task's args are
      * its slot, so it stores through a local, copied once it has run. */
     bool in_place = (const char *)job->results == items;
+    if (job->results && !in_place && hi - lo >= MAP_PREFETCH + MAP_LINE &&
+        (lo = run_starmap_lines(job, lo, hi)) == SIZE_MAX)
+        return;
+    void **out = job->results ? job->results + lo : &discard;
     void *v = NULL;
     for (size_t i = lo; i < hi; i++, out += step) {
         void **slot = in_place ? &v : out;

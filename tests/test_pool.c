@@ -645,6 +645,72 @@ CTH_TEST(map_in_place)
     cth_pool_free(p);
 }
 
+static _Atomic intptr_t fail_item = -1;
+
+/* x * x + 1; stores nothing for other multiples of 7; fails (after
+ * storing) at fail_item */
+static int sqr1_silent_or_fail_at(void *arg, void **result)
+{
+    intptr_t x = VI(arg);
+    if (x % 7 == 0 && x != atomic_load(&fail_item))
+        return 0;
+    *result = IV(x * x + 1);
+    return x == atomic_load(&fail_item) ? 23 : 0;
+}
+
+static int sqr1_silent_or_fail_at_deref(void *arg, void **result)
+{
+    return sqr1_silent_or_fail_at(*(void **)arg, result);
+}
+
+/* The same slots over big chunks, which run their items a cache line at a
+ * time: a failure at each place of a line, and in the chunk's last items,
+ * stops that chunk there (its later slots untouched) and no other; and a
+ * big chunk in place reads each item before its slot is written. For map,
+ * and for starmap over structs of three pointers. */
+CTH_TEST(map_result_slots_big_chunks)
+{
+    cth_pool_t *p = make_pool(2);
+    enum { N = 4000, CHUNK = 1000 };
+    static void *items[N], *res[N];
+    static struct {
+        void *x, *pad[2];
+    } args[N];
+    for (int i = 0; i < N; i++)
+        items[i] = args[i].x = IV(i);
+    const intptr_t fails[] = {-1,  0,   1,   2,    3,    4,    5,    6,    7,    13,
+                              517, 998, 999, 1000, 1001, 1263, 1735, 2999, N - 1};
+    for (int star = 0; star < 2; star++) {
+        for (size_t f = 0; f < sizeof fails / sizeof fails[0]; f++) {
+            intptr_t at = fails[f];
+            atomic_store(&fail_item, at);
+            for (int i = 0; i < N; i++)
+                res[i] = IV(-5);
+            if (star)
+                CHECK_EQ(cth_pool_starmap(p, sqr1_silent_or_fail_at_deref, args, N, sizeof args[0],
+                                          CHUNK, res),
+                         at < 0 ? 0 : CTH_ETASK);
+            else
+                CHECK_EQ(cth_pool_map(p, sqr1_silent_or_fail_at, items, N, CHUNK, res),
+                         at < 0 ? 0 : CTH_ETASK);
+            intptr_t chunk_end = at < 0 ? -1 : (at / CHUNK + 1) * CHUNK;
+            for (intptr_t i = 0; i < N; i++) {
+                intptr_t want = i % 7 == 0 || i == at ? 0 : i * i + 1;
+                if (i > at && i < chunk_end)
+                    want = -5;
+                if (VI(res[i]) != want)
+                    CHECK_EQ(VI(res[i]), want);
+            }
+        }
+    }
+    atomic_store(&fail_item, -1);
+    CHECK_OK(cth_pool_map(p, sqr1_silent_or_fail_at, items, N, CHUNK, items));
+    for (intptr_t i = 0; i < N; i++)
+        if (VI(items[i]) != (i % 7 == 0 ? 0 : i * i + 1))
+            CHECK_EQ(VI(items[i]), i % 7 == 0 ? 0 : i * i + 1);
+    cth_pool_free(p);
+}
+
 static _Atomic int slept;
 
 static int fail_fast_or_sleep(void *arg, void **result)
