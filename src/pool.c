@@ -467,12 +467,12 @@ void cth__job_run_records(struct cth_result *job, size_t lo, size_t hi)
  * Each task stores straight into its results slot, cleared first (a task
  * that stores nothing leaves NULL; a failing one's slot ends NULL), not
  * into a local copied afterwards, which cost a trivial item measurably.
- * Without results every task stores into one local. A map may run in
- * place (results over items): each item is read before its slot is
- * cleared.
+ * Without results every task stores into one local, cleared before each
+ * task. A map may run in place (results over items): each item is read
+ * before its slot is cleared.
  * A map's chunk runs a cache line of slots at a time, unrolled, and
  * before each line asks for the items and slots MAP_PREFETCH items ahead
- * (its last MAP_PREFETCH items, and a smaller chunk's, go one by one):
+ * (its last MAP_PREFETCH items or so, and a smaller chunk's, go one by one):
  * trivial tasks leave the hardware's prefetchers behind, and the unrolled
  * loop runs them faster even in cache (run_map_lines). run_map_items is
  * aligned to a cache line, which places its per-item loop (a few dozen
@@ -490,8 +490,8 @@ static inline int run_map_item(cth_pool_fn fn, void *const *items, void **result
 }
 
 /* The items of a map with results from lo on, a cache line of slots at a
- * time, while MAP_PREFETCH items or more are left before hi. Returns the
- * first item it did not run, or SIZE_MAX after a failure. */
+ * time, while a line and MAP_PREFETCH items or more are left before hi.
+ * Returns the first item it did not run, or SIZE_MAX after a failure. */
 static __attribute__((noinline)) size_t run_map_lines(struct cth_result *job, size_t lo, size_t hi)
 {
     cth_pool_fn fn = job->fn;
@@ -518,8 +518,9 @@ static void run_map_discard(struct cth_result *job, size_t lo, size_t hi)
 {
     cth_pool_fn fn = job->fn;
     void *const *items = (void *const *)job->items;
-    void *discard = NULL;
+    void *discard;
     for (size_t i = lo; i < hi; i++) {
+        discard = NULL; /* each task finds its slot cleared, as with results */
         int r = fn(items[i], &discard);
         if (r != 0) {
             cth__job_fail(job, CTH_ETASK, r);

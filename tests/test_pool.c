@@ -647,11 +647,20 @@ CTH_TEST(map_in_place)
 
 static _Atomic intptr_t fail_item = -1;
 
+enum { BIG_N = 4000 };
+static _Atomic int calls_of[BIG_N]; /* calls per item */
+static _Atomic int dirty_slots;     /* calls that found their slot not NULL */
+
 /* x * x + 1; stores nothing for other multiples of 7; fails (after
- * storing) at fail_item */
+ * storing) at fail_item. Counts its calls per item, and the calls whose
+ * slot was not cleared. */
 static int sqr1_silent_or_fail_at(void *arg, void **result)
 {
     intptr_t x = VI(arg);
+    if (x >= 0 && x < BIG_N)
+        atomic_fetch_add(&calls_of[x], 1);
+    if (*result)
+        atomic_fetch_add(&dirty_slots, 1);
     if (x % 7 == 0 && x != atomic_load(&fail_item))
         return 0;
     *result = IV(x * x + 1);
@@ -663,23 +672,38 @@ static int sqr1_silent_or_fail_at_deref(void *arg, void **result)
     return sqr1_silent_or_fail_at(*(void **)arg, result);
 }
 
+/* Every item of a map ran once, but those after fail_item in its chunk
+ * (chunk_end: the end of that chunk), which did not run; each found its
+ * slot cleared. Resets the counts. */
+static void check_calls(intptr_t at, intptr_t chunk_end)
+{
+    for (intptr_t i = 0; i < BIG_N; i++) {
+        int want = i > at && i < chunk_end ? 0 : 1;
+        if (atomic_load(&calls_of[i]) != want)
+            CHECK_EQ(atomic_load(&calls_of[i]), want);
+        atomic_store(&calls_of[i], 0);
+    }
+    CHECK_EQ(atomic_load(&dirty_slots), 0);
+}
+
 /* The same slots over big chunks, which run their items a cache line at a
  * time: a failure at each place of a line, and in the chunk's last items,
- * stops that chunk there (its later slots untouched) and no other; and a
- * big chunk in place reads each item before its slot is written. For map,
- * and for starmap over structs of three pointers. */
+ * stops that chunk there (its later slots untouched) and no other; every
+ * other item runs exactly once, its slot cleared first; and a big chunk in
+ * place reads each item before its slot is written. For map (with and
+ * without results), and for starmap over structs of three pointers. */
 CTH_TEST(map_result_slots_big_chunks)
 {
     cth_pool_t *p = make_pool(2);
-    enum { N = 4000, CHUNK = 1000 };
+    enum { N = BIG_N, CHUNK = 1000 };
     static void *items[N], *res[N];
     static struct {
         void *x, *pad[2];
     } args[N];
     for (int i = 0; i < N; i++)
         items[i] = args[i].x = IV(i);
-    const intptr_t fails[] = {-1,  0,   1,   2,    3,    4,    5,    6,    7,    13,
-                              517, 998, 999, 1000, 1001, 1263, 1735, 2999, N - 1};
+    const intptr_t fails[] = {-1,  0,   1,   2,   3,    4,    5,    6,    7,    13,   517,
+                              743, 744, 998, 999, 1000, 1001, 1263, 1735, 2999, N - 1};
     for (int star = 0; star < 2; star++) {
         for (size_t f = 0; f < sizeof fails / sizeof fails[0]; f++) {
             intptr_t at = fails[f];
@@ -701,13 +725,20 @@ CTH_TEST(map_result_slots_big_chunks)
                 if (VI(res[i]) != want)
                     CHECK_EQ(VI(res[i]), want);
             }
+            check_calls(at, chunk_end);
         }
     }
+    atomic_store(&fail_item, 1735);
+    CHECK_EQ(cth_pool_map(p, sqr1_silent_or_fail_at, items, N, CHUNK, NULL), CTH_ETASK);
+    check_calls(1735, 2000);
     atomic_store(&fail_item, -1);
+    CHECK_OK(cth_pool_map(p, sqr1_silent_or_fail_at, items, N, CHUNK, NULL));
+    check_calls(-1, -1);
     CHECK_OK(cth_pool_map(p, sqr1_silent_or_fail_at, items, N, CHUNK, items));
     for (intptr_t i = 0; i < N; i++)
         if (VI(items[i]) != (i % 7 == 0 ? 0 : i * i + 1))
             CHECK_EQ(VI(items[i]), i % 7 == 0 ? 0 : i * i + 1);
+    check_calls(-1, -1);
     cth_pool_free(p);
 }
 
