@@ -27,8 +27,8 @@
  * page boundary, its header just below, and are offered to the system's
  * transparent huge pages (MADV_HUGEPAGE): a producer that runs ahead of its
  * consumers, as an unbounded queue's producers do, fills the ring with one
- * page fault per 2 MB instead of one per 4 kB. The slack around them is
- * address space only, never touched.
+ * page fault per 2 MB instead of one per 4 kB. What the mapping needed
+ * beyond them to align them goes back to the system at once.
  */
 #include <stddef.h>
 #include <sys/mman.h>
@@ -50,13 +50,23 @@ static struct ring *ring_alloc(uint64_t cap, uint64_t base, struct ring *older)
     void *mem;
     uintptr_t at; /* where the cells start */
     if (cells >= HUGE_BYTES) {
-        /* The cells on huge-page boundaries, the header just below them. */
-        pages = cells + 2 * HUGE_BYTES;
-        mem = cth__page_alloc(pages); /* page-aligned, zeroed */
+        /* The cells on huge-page boundaries, the header in the page just
+         * below them; the rest of the mapping goes back at once (left, the
+         * header's page could lie in a huge page of its own). */
+        size_t page = (size_t)sysconf(_SC_PAGESIZE);
+        mem = cth__page_alloc(cells + 2 * HUGE_BYTES); /* page-aligned, zeroed */
+        if (!mem)
+            return NULL;
         at = ((uintptr_t)mem + head + HUGE_BYTES - 1) & ~(uintptr_t)(HUGE_BYTES - 1);
+        uintptr_t from = (at - head) & ~(uintptr_t)(page - 1),
+                  end = (uintptr_t)mem + cells + 2 * HUGE_BYTES;
+        if (from > (uintptr_t)mem)
+            cth__page_free(mem, from - (uintptr_t)mem);
+        cth__page_free((void *)(at + cells), end - (at + cells));
+        mem = (void *)from;
+        pages = at + cells - from;
 #ifdef MADV_HUGEPAGE
-        if (mem)
-            madvise((void *)at, cells, MADV_HUGEPAGE);
+        madvise((void *)at, cells, MADV_HUGEPAGE);
 #endif
     } else if (cells >= RECLAIM_MIN_BYTES) {
         size_t page = (size_t)sysconf(_SC_PAGESIZE);

@@ -31,6 +31,11 @@ static struct ring *checked_ring(uint64_t cap)
     CHECK_EQ(r->cap, cap);
     CHECK_EQ(r->base, 7);
     CHECK((uintptr_t)r->cells % 64 == 0);
+    /* inside its allocation: a mapping of r->pages bytes, or the heap's */
+    size_t bytes = r->pages ? r->pages
+                            : offsetof(struct ring, cells) + cap * sizeof(struct cell) + 63;
+    CHECK((uintptr_t)r >= (uintptr_t)r->mem);
+    CHECK((uintptr_t)(r->cells + cap) <= (uintptr_t)r->mem + bytes);
     for (uint64_t i = 0; i < cap; i++)
         CHECK(atomic_load(&r->cells[i].turn) == 0 && r->cells[i].item == NULL);
     memset(r->cells, 0xab, cap * sizeof(struct cell));
@@ -45,7 +50,8 @@ CTH_TEST(large_rings_on_huge_page_boundaries)
          cap <= 4 * HUGE_BYTES / sizeof(struct cell); cap *= 2) {
         struct ring *r = checked_ring(cap);
         CHECK((uintptr_t)r->cells % HUGE_BYTES == 0);
-        CHECK(r->pages >= cap * sizeof(struct cell));
+        /* no more than the cells and the header's page stay mapped */
+        CHECK_EQ(r->pages, cap * sizeof(struct cell) + (size_t)sysconf(_SC_PAGESIZE));
         ring_free(r);
     }
 }
