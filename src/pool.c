@@ -141,8 +141,10 @@ struct ring_cell {
 };
 
 /* Padding keeps the hot words apart: the lock and the queue, the line
- * spinners poll (seq, the counters), the ring's two ends, and the free
- * list. (Padding rather than _Alignas: the struct comes from malloc.) */
+ * spinners poll (seq, the counters), `spinners`, the ring's two ends, the
+ * words every submission reads (cells, backend: never beside a word that
+ * changes per task), and the free list. (Padding rather than _Alignas: the
+ * struct comes from malloc.) */
 #define PAD(name) char name[64]
 
 struct cth_pool {
@@ -152,14 +154,16 @@ struct cth_pool {
     PAD(pad_lock);          /* the words a spinner polls apart from the lock's */
     _Atomic uint32_t seq;
     _Atomic uint32_t sleepers;
-    _Atomic uint32_t spinners;
     _Atomic size_t cache;
     _Atomic size_t listed;     /* jobs linked in the queue */
     _Atomic int64_t team_join; /* when workers may join a team's job (see job_help) */
     PAD(pad0);
+    _Atomic uint32_t spinners; /* changed as workers go idle and take work */
+    PAD(pad1);
     _Atomic size_t enq; /* the next push's position; RING_CLOSED: no more pushes */
     PAD(pad2);
     _Atomic size_t deq;
+    PAD(pad_deq);
     struct ring_cell *cells; /* the ring of lone async tasks (RING_CAP) */
     size_t nworkers;         /* at most INT_MAX */
     cth_pool_initializer_fn initializer;
