@@ -31,7 +31,11 @@
  * emptying); a worker reads it before looking for work, spins briefly on it
  * and on the ring if no other worker is spinning (one spinner at most),
  * then announces itself in `sleepers`, looks at the ring
- * once more and futex-waits on seq. A ring submitter wakes one worker (seq
+ * once more and futex-waits on seq. The spinner yields the processor every
+ * SPIN_YIELD pauses, leaving the spinner's place meanwhile: a submitter
+ * that shares its CPU (the kernel put them together) then runs instead of
+ * waiting out the spin, and what it pushes while the spinner is off the
+ * CPU wakes a parked worker instead of waiting for it. A ring submitter wakes one worker (seq
  * bump, then wake) only if one is parked, none is already being woken (see
  * SLEEPER/WAKING) and none is spinning (`spinners`: the spinner sees the
  * ring itself); a queue submitter bumps seq and wakes likewise for a lone
@@ -114,6 +118,7 @@
 enum { POOL_RUN = 0, POOL_CLOSE = 1, POOL_TERMINATE = 2 };
 
 #define WORKER_SPIN 4000 /* pause iterations before parking (~20-90 us) */
+#define SPIN_YIELD 256   /* pause iterations between yields in that spin */
 /* Lone async tasks queued lock-free (a power of 2): enough for a burst of
  * a few hundred thousand; 16 bytes each, of address space only until
  * used. */
@@ -887,7 +892,11 @@ static struct cth_result *take_work(cth_pool_t *p, size_t *chunk, bool spinner)
         while (spinner && spin < WORKER_SPIN &&
                atomic_load_explicit(&p->seq, memory_order_relaxed) == seq && !ring_ready(p)) {
             cth__cpu_relax();
-            spin++;
+            if (++spin % SPIN_YIELD == 0) { /* see the top: Parking */
+                atomic_fetch_sub(&p->spinners, 1);
+                sched_yield();
+                spinner = take_spinner(p);
+            }
         }
         if (!spinner || spin == WORKER_SPIN) {
             /* sleepers up before spinners down, both before the ring is
