@@ -67,11 +67,15 @@
  * RESULT_BLOCK at a time and go back to it (free_lock guards the stack,
  * the blocks, `live` and the writes of `dead`), through a cache of one
  * batch in each thread that uses a pool of threads, so that an apply_async
- * and a free take no lock most of the time (result_cache); each starts a
- * cache line, and taking one prefetches the next one's head, whose memory
- * is cold when many are in flight. `live` counts the results and imap
- * iterators alive, cached ones included; the pool's memory goes when
- * cth_pool_free has run and live is zero, so both may outlive the pool.
+ * and a free take no lock most of the time (result_cache). A batch is an
+ * array of its results kept in the first one's memory (free_batch), so
+ * that a free writes nothing into the result it frees, and an allocation
+ * prefetches the head of the result it will hand out PREFETCH_AHEAD
+ * allocations later (each starts a cache line, cold when many are in
+ * flight) without reading the ones between. `live` counts the results
+ * and imap iterators alive, cached ones included; the pool's memory goes
+ * when cth_pool_free has run and live is zero, so both may outlive the
+ * pool.
  *
  * maxtasksperchild. A worker that has run that many chunks starts its
  * replacement (appended to the thread list before it exits, so join sees
@@ -183,12 +187,12 @@ struct cth_pool {
     const struct cth__pool_ops *ops; /* a backend beyond threads (processes, MPI), or NULL */
     void *ops_state;                 /* and its own state */
     PAD(pad3);
-    cth_lock_t free_lock;            /* guards the next four */
-    struct cth__list_node *free_top; /* recycled AsyncResults: a stack of batches */
-    struct result_block *blocks;     /* every block allocated */
-    size_t live;                     /* results and imap iterators alive */
-    _Atomic bool dead;               /* cth_pool_free has run (read without the lock too) */
-    struct cth__shared shared;       /* cth_pool_shared_alloc's regions (pool_shared.c) */
+    cth_lock_t free_lock;        /* guards the next four */
+    struct free_batch *free_top; /* recycled AsyncResults: a stack of batches */
+    struct result_block *blocks; /* every block allocated */
+    size_t live;                 /* results and imap iterators alive */
+    _Atomic bool dead;           /* cth_pool_free has run (read without the lock too) */
+    struct cth__shared shared;   /* cth_pool_shared_alloc's regions (pool_shared.c) */
 };
 
 #define RESULT_BLOCK 64 /* AsyncResults allocated at once */
@@ -1225,56 +1229,69 @@ static void pool_destroy(cth_pool_t *p)
     cth__free(p);
 }
 
-/* The free stack holds batches of results. A batch is a chain through
- * link.next, ended by NULL; its first result keeps the next batch in
- * link.prev and the batch's length in outcome (a free result's fields are
- * the stack's). Batches move whole, without walking their chains, whose
- * results are cold when many were in flight. */
-static struct cth_result *batch_of(struct cth__list_node *node)
+/* The free stack holds batches of results. A batch is an array of up to
+ * CACHE_BATCH results laid over the memory of its first one, members[0]
+ * (a free result's fields are the stack's), which is handed out last: so
+ * a batch moves whole, and the results it holds are named without reading
+ * them (they are cold when many were in flight), and a freed result is not
+ * written at all unless it starts a batch. The stack links the batches
+ * through `below`. */
+#define CACHE_BATCH 32
+
+struct free_batch {
+    struct free_batch *below; /* the next batch down the stack */
+    size_t n;                 /* members[0..n) */
+    struct cth_result *members[CACHE_BATCH];
+};
+_Static_assert(sizeof(struct free_batch) <= sizeof(struct cth_result), "a batch fits a result");
+_Static_assert(RESULT_BLOCK % CACHE_BATCH == 0, "a block is whole batches");
+
+/* Start a batch in the memory of result r, with r alone. */
+static struct free_batch *batch_start(struct cth_result *r)
 {
-    return cth__list_entry(node, struct cth_result, link);
+    struct free_batch *b = (struct free_batch *)(void *)r;
+    b->n = 1;
+    b->members[0] = r;
+    return b;
 }
 
-/* Push the batch whose first result is first, of n results (free_lock
- * held). */
-static void free_push_batch(cth_pool_t *p, struct cth_result *first, size_t n)
+/* Push a batch (free_lock held). */
+static void free_push_batch(cth_pool_t *p, struct free_batch *b)
 {
-    first->link.prev = p->free_top;
-    first->outcome = (int)n;
-    p->free_top = &first->link;
+    b->below = p->free_top;
+    p->free_top = b;
 }
 
 /* Pop a whole batch, allocating a block when the stack is empty (free_lock
- * held); NULL when out of memory. *n: its length. The results count in
- * live from now on. */
-static struct cth_result *free_pop_batch(cth_pool_t *p, size_t *n)
+ * held); NULL when out of memory. Its results count in live from now on. */
+static struct free_batch *free_pop_batch(cth_pool_t *p)
 {
     if (!p->free_top) {
-        struct result_block *b = cth__malloc(RESULT_BLOCK_SIZE);
-        if (!b)
+        struct result_block *blk = cth__malloc(RESULT_BLOCK_SIZE);
+        if (!blk)
             return NULL;
-        b->next = p->blocks;
-        p->blocks = b;
-        for (int i = 0; i < RESULT_BLOCK; i++)
-            block_result(b, i)->link.next = i + 1 < RESULT_BLOCK ? &block_result(b, i + 1)->link
-                                                                 : NULL;
-        free_push_batch(p, block_result(b, 0), RESULT_BLOCK);
+        blk->next = p->blocks;
+        p->blocks = blk;
+        for (int i = 0; i < RESULT_BLOCK; i += CACHE_BATCH) {
+            struct free_batch *b = batch_start(block_result(blk, i));
+            for (int k = 1; k < CACHE_BATCH; k++)
+                b->members[b->n++] = block_result(blk, i + k);
+            free_push_batch(p, b);
+        }
     }
-    struct cth_result *first = batch_of(p->free_top);
-    p->free_top = first->link.prev;
-    *n = (size_t)first->outcome;
-    p->live += *n;
-    return first;
+    struct free_batch *b = p->free_top;
+    p->free_top = b->below;
+    p->live += b->n;
+    return b;
 }
 
 /* Ask for a result's head ahead of its use: with many results in flight,
- * the stack's top is out of the cache, and its caller writes the head at
- * once (an apply, no more). */
-static void result_prefetch(struct cth__list_node *node)
+ * the batch's results are out of the cache, and an apply writes the head
+ * at once (and no more). */
+static void result_prefetch(const struct cth_result *r)
 {
-    const char *r = (const char *)cth__list_entry(node, struct cth_result, link);
-    for (size_t off = 0; r && off < CTH__RESULT_HEAD; off += 64)
-        __builtin_prefetch(r + off, 1);
+    for (size_t off = 0; off < CTH__RESULT_HEAD; off += LINE)
+        __builtin_prefetch((const char *)r + off, 1);
 }
 
 /* Drop k counts of live (free_lock held, released here); the last one after
@@ -1300,14 +1317,15 @@ static void pool_drop_locked(cth_pool_t *p, size_t k)
  * another thread freed the pool, and touches none of its results again,
  * keeps that pool's memory until it ends (in a fork child, one that is
  * gone: for good, as the child's unfinished tasks do). A pool over
- * processes, whose memory holds its descriptors, is not cached. */
-#define CACHE_BATCH 32
+ * processes, whose memory holds its descriptors, is not cached. An
+ * allocation asks for the head of the result PREFETCH_AHEAD allocations
+ * ahead of it, named in the batch: a miss takes longer than an apply. */
+#define PREFETCH_AHEAD 4
 
 static _Thread_local struct result_cache {
-    cth_pool_t *pool; /* whose results it holds; stale once empty */
-    struct cth_result *top;
-    size_t n;
-    bool keyed; /* its thread's key value is set: the destructor empties it */
+    cth_pool_t *pool;         /* whose results it holds; stale once empty */
+    struct free_batch *batch; /* NULL: empty */
+    bool keyed;               /* its thread's key value is set: the destructor empties it */
 } tls_cache __attribute__((tls_model("initial-exec")));
 
 static pthread_key_t cache_key;
@@ -1317,11 +1335,11 @@ static bool cache_key_made; /* by live_init */
 static void cache_give_back(struct result_cache *c)
 {
     cth_pool_t *p = c->pool;
-    size_t n = c->n;
+    struct free_batch *b = c->batch;
+    size_t n = b->n;
+    c->batch = NULL;
     cth__lock_acquire_keeping_interrupt(&p->free_lock);
-    free_push_batch(p, c->top, n);
-    c->top = NULL;
-    c->n = 0;
+    free_push_batch(p, b);
     pool_drop_locked(p, n);
 }
 
@@ -1331,7 +1349,7 @@ static void cache_at_exit(void *cache)
 {
     struct result_cache *c = cache;
     c->keyed = false;
-    if (c->n)
+    if (c->batch)
         cache_give_back(c);
 }
 
@@ -1352,28 +1370,34 @@ static bool cache_keyed(struct result_cache *c)
 struct cth_result *cth__result_alloc(cth_pool_t *p)
 {
     struct result_cache *c = &tls_cache;
-    if (!c->n || c->pool != p) {
+    if (!c->batch || c->pool != p) {
         /* A batch from the pool: the thread's cache if that is empty, else
-         * its first result alone, the rest back on the stack. */
-        bool cache = !c->n && !p->ops && cache_keyed(c);
+         * one result of it alone, the rest back on the stack. */
+        bool cache = !c->batch && !p->ops && cache_keyed(c);
         cth__lock_acquire_keeping_interrupt(&p->free_lock);
-        size_t n;
-        struct cth_result *first = free_pop_batch(p, &n);
-        if (first && !cache && n > 1) {
-            free_push_batch(p, batch_of(first->link.next), n - 1);
-            p->live -= n - 1;
+        struct free_batch *b = free_pop_batch(p);
+        struct cth_result *lone = NULL;
+        if (b && !cache) {
+            lone = b->members[--b->n];
+            if (b->n) { /* lone is not members[0], which holds the batch */
+                free_push_batch(p, b);
+                p->live -= b->n;
+            }
         }
         cth_lock_release(&p->free_lock);
-        if (!first || !cache)
-            return first;
+        if (!b || !cache)
+            return lone;
         c->pool = p;
-        c->top = first;
-        c->n = n;
+        c->batch = b;
+        for (size_t k = 1; k <= PREFETCH_AHEAD && k <= b->n; k++)
+            result_prefetch(b->members[b->n - k]);
     }
-    struct cth_result *job = c->top;
-    c->top = batch_of(job->link.next);
-    c->n--;
-    result_prefetch(job->link.next); /* the next call's, while this one is busy */
+    struct free_batch *b = c->batch;
+    struct cth_result *job = b->members[--b->n];
+    if (b->n >= PREFETCH_AHEAD)
+        result_prefetch(b->members[b->n - PREFETCH_AHEAD]);
+    if (b->n == 0) /* job is members[0]: the batch's memory is the caller's now */
+        c->batch = NULL;
     return job;
 }
 
@@ -1387,18 +1411,18 @@ void cth__result_release(struct cth_result *job)
     cth_pool_t *p = job->pool;
     struct result_cache *c = &tls_cache;
     bool cached = !p->ops && !atomic_load_explicit(&p->dead, memory_order_relaxed);
-    if (c->n && (c->pool != p || !cached || c->n >= CACHE_BATCH))
+    if (c->batch && (c->pool != p || !cached || c->batch->n >= CACHE_BATCH))
         cache_give_back(c);
     if (cached && cache_keyed(c)) {
         c->pool = p;
-        job->link.next = c->n ? &c->top->link : NULL;
-        c->top = job;
-        c->n++;
+        if (c->batch)
+            c->batch->members[c->batch->n++] = job;
+        else
+            c->batch = batch_start(job);
         return;
     }
     cth__lock_acquire_keeping_interrupt(&p->free_lock);
-    job->link.next = NULL;
-    free_push_batch(p, job, 1);
+    free_push_batch(p, batch_start(job));
     pool_drop_locked(p, 1);
 }
 
@@ -1967,7 +1991,7 @@ CTH_API void cth_pool_free(cth_pool_t *pool)
     if (pool->ops && pool->ops->shutdown) /* far workers (MPI ranks) are told to stop */
         pool->ops->shutdown(pool->ops_state);
     cth__shared_free_all(&pool->shared); /* those a job still uses go with it */
-    if (tls_cache.n && tls_cache.pool == pool)
+    if (tls_cache.batch && tls_cache.pool == pool)
         cache_give_back(&tls_cache);
     cth__lock_acquire_keeping_interrupt(&pool->free_lock);
     atomic_store_explicit(&pool->dead, true, memory_order_relaxed);
