@@ -30,17 +30,21 @@
  * apart from a ring push (a queue submission, close, terminate, the cache
  * emptying); a worker reads it before looking for work, spins briefly on it
  * and on the ring if no other worker is spinning (one spinner at most),
- * then announces itself in `sleepers`, looks at the ring
- * once more and futex-waits on seq. The spinner yields the processor every
- * SPIN_YIELD pauses, leaving the spinner's place meanwhile: a submitter
- * that shares its CPU (the kernel put them together) then runs instead of
- * waiting out the spin, and what it pushes while the spinner is off the
- * CPU wakes a parked worker instead of waiting for it. A ring submitter wakes one worker (seq
- * bump, then wake) only if one is parked, none is already being woken (see
- * SLEEPER/WAKING) and none is spinning (`spinners`: the spinner sees the
- * ring itself); a queue submitter bumps seq and wakes likewise for a lone
- * task, up to one worker per chunk otherwise. The seq_cst pairs make
- * a lost wake-up impossible and keep the busy path free of syscalls. A
+ * then announces itself in `sleepers`, looks at the ring once more and
+ * futex-waits on seq. The spinner yields the processor every SPIN_YIELD
+ * pauses, leaving the spinner's place meanwhile: a submitter that shares
+ * its CPU (the kernel put them together) then runs instead of waiting out
+ * the spin, and what it pushes while the spinner is off the CPU wakes a
+ * parked worker instead of waiting for it. A ring submitter wakes one
+ * worker (seq bump, then wake) only if one is parked, none is already
+ * being woken (see SLEEPER/WAKING) and none is spinning (`spinners`: the
+ * spinner sees the ring itself); a queue submitter bumps seq and wakes
+ * likewise for a lone task, up to one worker per chunk otherwise. The
+ * seq_cst pairs make a lost wake-up impossible and keep the busy path free
+ * of syscalls: on the ring, a push's claim (its compare-and-swap on enq)
+ * comes before its look at `sleepers`, and a parking worker's count in
+ * `sleepers` before its look at enq (ring_pending), which sees a claim not
+ * yet published too; so the push publishes with a plain release store. A
  * worker that takes a ring task and sees more wakes one more the same way;
  * a get() whose ring task is still untaken after its spin (the spinner was
  * preempted) wakes one too. A worker out of chunks of a blocking job takes
@@ -141,7 +145,7 @@ enum { POOL_RUN = 0, POOL_CLOSE = 1, POOL_TERMINATE = 2 };
  * The FIFO Queue's ring (queue_ring.h) is the same algorithm but not shared
  * on purpose: this one is fixed-size and best-effort (a full or busy ring
  * sends the task to the locked job queue), one item per operation, and its
- * push must be ordered before the look at `sleepers`; the Queue's grows by
+ * claim must be ordered before the look at `sleepers`; the Queue's grows by
  * linking rings, claims batches, honours maxsize and takes busy cells under
  * its lock. */
 struct ring_cell {
@@ -263,8 +267,9 @@ static void ring_touch(struct ring_cell *cells, size_t k)
 }
 
 /* Push a job: 0, CTH_EAGAIN when the ring is full, CTH_EINVAL once it is
- * closed (RING_CLOSED). The publishing store is seq_cst, ordered before the
- * submitter's look at sleepers (see the top). */
+ * closed (RING_CLOSED). The claim is seq_cst, ordered before the
+ * submitter's look at sleepers; the publishing store needs no fence (see
+ * the top: Parking). */
 static int ring_push(cth_pool_t *p, struct cth_result *job)
 {
     size_t pos = atomic_load_explicit(&p->enq, memory_order_relaxed);
@@ -274,12 +279,12 @@ static int ring_push(cth_pool_t *p, struct cth_result *job)
         struct ring_cell *cell = ring_cell_at(p, pos);
         size_t seq = cell_seq(cell, pos, memory_order_acquire);
         if (seq == pos) {
-            if (atomic_compare_exchange_weak_explicit(&p->enq, &pos, pos + 1, memory_order_relaxed,
+            if (atomic_compare_exchange_weak_explicit(&p->enq, &pos, pos + 1, memory_order_seq_cst,
                                                       memory_order_relaxed)) {
                 if (pos < RING_CAP && pos % RING_PAGE == 0)
                     ring_touch(p->cells, pos / RING_PAGE + 2);
                 cell->job = job;
-                cell_publish(cell, pos, pos + 1, memory_order_seq_cst);
+                cell_publish(cell, pos, pos + 1, memory_order_release);
                 return 0;
             }
         } else if ((intptr_t)(seq - pos) < 0) {
@@ -326,11 +331,20 @@ static bool ring_drained(cth_pool_t *p)
     return (enq & RING_CLOSED) && atomic_load(&p->deq) == (enq & ~RING_CLOSED);
 }
 
-/* Whether the ring holds a published job (seq_cst: see the top). */
+/* Whether the ring holds a published job. */
 static bool ring_ready(cth_pool_t *p)
 {
     size_t pos = atomic_load(&p->deq);
     return cell_seq(ring_cell_at(p, pos), pos, memory_order_seq_cst) == pos + 1;
+}
+
+/* Whether a push has claimed a position no pop has taken, published or not
+ * (seq_cst: a parking worker's side of the pairing with the push's claim,
+ * see the top). */
+static bool ring_pending(cth_pool_t *p)
+{
+    size_t end = atomic_load(&p->enq) & ~RING_CLOSED;
+    return end != atomic_load(&p->deq);
 }
 
 /* `sleepers` counts the workers in the parking path in two fields: those
@@ -910,8 +924,10 @@ static struct cth_result *take_work(cth_pool_t *p, size_t *chunk, bool spinner)
             if (spinner)
                 atomic_fetch_sub(&p->spinners, 1);
             spinner = false;
-            if (!ring_ready(p))
+            if (!ring_pending(p))
                 cth__futex_wait(&p->seq, seq, CTH__NO_DEADLINE);
+            else if (!ring_ready(p))
+                sched_yield(); /* a push between its claim and its store: let it finish */
             leave_parking(p);
         }
     }
