@@ -860,6 +860,57 @@ static void wait_started(int n)
         cth_sleep(0.001);
 }
 
+/* The order in which recorded tasks ran. */
+static intptr_t *ran;
+static _Atomic size_t nran;
+
+static int record_order(void *arg, void **result)
+{
+    ran[atomic_fetch_add(&nran, 1)] = VI(arg);
+    *result = arg;
+    return 0;
+}
+
+/* More lone tasks than the lock-free ring holds (2^18), twice, behind a
+ * task that holds the only worker: the ring fills, the rest go to the
+ * queue, the ring's cells are reused lap after lap, and the one worker runs
+ * them all in submission order. */
+CTH_TEST(apply_async_fills_the_ring)
+{
+    if (RUNNING_ON_VALGRIND)
+        CHECK_SKIP("600k tasks are too slow under valgrind");
+    enum { N = 300000 };
+    cth_pool_t *p = make_pool(1);
+    cth_result_t **r = malloc(N * sizeof *r);
+    ran = malloc(N * sizeof *ran);
+    CHECK(r && ran);
+    for (int round = 0; round < 2; round++) {
+        atomic_store(&gate, 0);
+        atomic_store(&gate_started, 0);
+        atomic_store(&nran, 0);
+        cth_result_t *held;
+        CHECK_OK(cth_pool_apply_async(p, gated, NULL, NULL, &held));
+        wait_started(1);
+        for (intptr_t i = 0; i < N; i++)
+            CHECK_OK(cth_pool_apply_async(p, record_order, IV(i), NULL, &r[i]));
+        atomic_store(&gate, 1);
+        CHECK_OK(cth_result_get(held, NULL, CTH_FOREVER));
+        cth_result_free(held);
+        for (intptr_t i = 0; i < N; i++) {
+            void *v = NULL;
+            CHECK_OK(cth_result_get(r[i], &v, CTH_FOREVER));
+            CHECK_EQ(VI(v), i);
+            cth_result_free(r[i]);
+        }
+        CHECK_EQ(atomic_load(&nran), (size_t)N);
+        for (intptr_t i = 0; i < N; i++)
+            CHECK_EQ(ran[i], i);
+    }
+    free(ran);
+    free(r);
+    cth_pool_free(p);
+}
+
 /* apply_async of tasks returning -1 and a positive value: CTH_ETASK, the
  * value on the result and in error_callback's cth_task_error(); the value
  * is the result's own, whoever reads it, and a result not yet ready has
