@@ -30,13 +30,21 @@
  * apart from a ring push (a queue submission, close, terminate, the cache
  * emptying); a worker reads it before looking for work, spins briefly on it
  * and on the ring if no other worker is spinning (one spinner at most),
- * then announces itself in `sleepers`, looks at the ring
- * once more and futex-waits on seq. A ring submitter wakes one worker (seq
- * bump, then wake) only if one is parked, none is already being woken (see
- * SLEEPER/WAKING) and none is spinning (`spinners`: the spinner sees the
- * ring itself); a queue submitter bumps seq and wakes likewise for a lone
- * task, up to one worker per chunk otherwise. The seq_cst pairs make
- * a lost wake-up impossible and keep the busy path free of syscalls. A
+ * then announces itself in `sleepers`, looks at the ring once more and
+ * futex-waits on seq. The spinner yields the processor every SPIN_YIELD
+ * pauses, leaving the spinner's place meanwhile: a submitter that shares
+ * its CPU (the kernel put them together) then runs instead of waiting out
+ * the spin, and what it pushes while the spinner is off the CPU wakes a
+ * parked worker instead of waiting for it. A ring submitter wakes one
+ * worker (seq bump, then wake) only if one is parked, none is already
+ * being woken (see SLEEPER/WAKING) and none is spinning (`spinners`: the
+ * spinner sees the ring itself); a queue submitter bumps seq and wakes
+ * likewise for a lone task, up to one worker per chunk otherwise. The
+ * seq_cst pairs make a lost wake-up impossible and keep the busy path free
+ * of syscalls: on the ring, a push's claim (its compare-and-swap on enq)
+ * comes before its look at `sleepers`, and a parking worker's count in
+ * `sleepers` before its look at enq (ring_pending), which sees a claim not
+ * yet published too; so the push publishes with a plain release store. A
  * worker that takes a ring task and sees more wakes one more the same way;
  * a get() whose ring task is still untaken after its spin (the spinner was
  * preempted) wakes one too. A worker out of chunks of a blocking job takes
@@ -63,11 +71,15 @@
  * RESULT_BLOCK at a time and go back to it (free_lock guards the stack,
  * the blocks, `live` and the writes of `dead`), through a cache of one
  * batch in each thread that uses a pool of threads, so that an apply_async
- * and a free take no lock most of the time (result_cache); each starts a
- * cache line, and taking one prefetches the next one's head, whose memory
- * is cold when many are in flight. `live` counts the results and imap
- * iterators alive, cached ones included; the pool's memory goes when
- * cth_pool_free has run and live is zero, so both may outlive the pool.
+ * and a free take no lock most of the time (result_cache). A batch is an
+ * array of its results kept in the first one's memory (free_batch), so
+ * that a free writes nothing into the result it frees, and an allocation
+ * prefetches the head of the result it will hand out PREFETCH_AHEAD
+ * allocations later (each starts a cache line, cold when many are in
+ * flight) without reading the ones between. `live` counts the results
+ * and imap iterators alive, cached ones included; the pool's memory goes
+ * when cth_pool_free has run and live is zero, so both may outlive the
+ * pool.
  *
  * maxtasksperchild. A worker that has run that many chunks starts its
  * replacement (appended to the thread list before it exits, so join sees
@@ -114,6 +126,7 @@
 enum { POOL_RUN = 0, POOL_CLOSE = 1, POOL_TERMINATE = 2 };
 
 #define WORKER_SPIN 4000 /* pause iterations before parking (~20-90 us) */
+#define SPIN_YIELD 256   /* pause iterations between yields in that spin */
 /* Lone async tasks queued lock-free (a power of 2): enough for a burst of
  * a few hundred thousand; 16 bytes each, of address space only until
  * used. */
@@ -132,7 +145,7 @@ enum { POOL_RUN = 0, POOL_CLOSE = 1, POOL_TERMINATE = 2 };
  * The FIFO Queue's ring (queue_ring.h) is the same algorithm but not shared
  * on purpose: this one is fixed-size and best-effort (a full or busy ring
  * sends the task to the locked job queue), one item per operation, and its
- * push must be ordered before the look at `sleepers`; the Queue's grows by
+ * claim must be ordered before the look at `sleepers`; the Queue's grows by
  * linking rings, claims batches, honours maxsize and takes busy cells under
  * its lock. */
 struct ring_cell {
@@ -141,8 +154,10 @@ struct ring_cell {
 };
 
 /* Padding keeps the hot words apart: the lock and the queue, the line
- * spinners poll (seq, the counters), the ring's two ends, and the free
- * list. (Padding rather than _Alignas: the struct comes from malloc.) */
+ * spinners poll (seq, the counters), `spinners`, the ring's two ends, the
+ * words every submission reads (cells, backend: never beside a word that
+ * changes per task), and the free list. (Padding rather than _Alignas: the
+ * struct comes from malloc.) */
 #define PAD(name) char name[64]
 
 struct cth_pool {
@@ -152,14 +167,16 @@ struct cth_pool {
     PAD(pad_lock);          /* the words a spinner polls apart from the lock's */
     _Atomic uint32_t seq;
     _Atomic uint32_t sleepers;
-    _Atomic uint32_t spinners;
     _Atomic size_t cache;
     _Atomic size_t listed;     /* jobs linked in the queue */
     _Atomic int64_t team_join; /* when workers may join a team's job (see job_help) */
     PAD(pad0);
+    _Atomic uint32_t spinners; /* changed as workers go idle and take work */
+    PAD(pad1);
     _Atomic size_t enq; /* the next push's position; RING_CLOSED: no more pushes */
     PAD(pad2);
     _Atomic size_t deq;
+    PAD(pad_deq);
     struct ring_cell *cells; /* the ring of lone async tasks (RING_CAP) */
     size_t nworkers;         /* at most INT_MAX */
     cth_pool_initializer_fn initializer;
@@ -174,12 +191,12 @@ struct cth_pool {
     const struct cth__pool_ops *ops; /* a backend beyond threads (processes, MPI), or NULL */
     void *ops_state;                 /* and its own state */
     PAD(pad3);
-    cth_lock_t free_lock;            /* guards the next four */
-    struct cth__list_node *free_top; /* recycled AsyncResults: a stack of batches */
-    struct result_block *blocks;     /* every block allocated */
-    size_t live;                     /* results and imap iterators alive */
-    _Atomic bool dead;               /* cth_pool_free has run (read without the lock too) */
-    struct cth__shared shared;       /* cth_pool_shared_alloc's regions (pool_shared.c) */
+    cth_lock_t free_lock;        /* guards the next four */
+    struct free_batch *free_top; /* recycled AsyncResults: a stack of batches */
+    struct result_block *blocks; /* every block allocated */
+    size_t live;                 /* results and imap iterators alive */
+    _Atomic bool dead;           /* cth_pool_free has run (read without the lock too) */
+    struct cth__shared shared;   /* cth_pool_shared_alloc's regions (pool_shared.c) */
 };
 
 #define RESULT_BLOCK 64 /* AsyncResults allocated at once */
@@ -250,8 +267,9 @@ static void ring_touch(struct ring_cell *cells, size_t k)
 }
 
 /* Push a job: 0, CTH_EAGAIN when the ring is full, CTH_EINVAL once it is
- * closed (RING_CLOSED). The publishing store is seq_cst, ordered before the
- * submitter's look at sleepers (see the top). */
+ * closed (RING_CLOSED). The claim is seq_cst, ordered before the
+ * submitter's look at sleepers; the publishing store needs no fence (see
+ * the top: Parking). */
 static int ring_push(cth_pool_t *p, struct cth_result *job)
 {
     size_t pos = atomic_load_explicit(&p->enq, memory_order_relaxed);
@@ -261,12 +279,12 @@ static int ring_push(cth_pool_t *p, struct cth_result *job)
         struct ring_cell *cell = ring_cell_at(p, pos);
         size_t seq = cell_seq(cell, pos, memory_order_acquire);
         if (seq == pos) {
-            if (atomic_compare_exchange_weak_explicit(&p->enq, &pos, pos + 1, memory_order_relaxed,
+            if (atomic_compare_exchange_weak_explicit(&p->enq, &pos, pos + 1, memory_order_seq_cst,
                                                       memory_order_relaxed)) {
                 if (pos < RING_CAP && pos % RING_PAGE == 0)
                     ring_touch(p->cells, pos / RING_PAGE + 2);
                 cell->job = job;
-                cell_publish(cell, pos, pos + 1, memory_order_seq_cst);
+                cell_publish(cell, pos, pos + 1, memory_order_release);
                 return 0;
             }
         } else if ((intptr_t)(seq - pos) < 0) {
@@ -313,11 +331,20 @@ static bool ring_drained(cth_pool_t *p)
     return (enq & RING_CLOSED) && atomic_load(&p->deq) == (enq & ~RING_CLOSED);
 }
 
-/* Whether the ring holds a published job (seq_cst: see the top). */
+/* Whether the ring holds a published job. */
 static bool ring_ready(cth_pool_t *p)
 {
     size_t pos = atomic_load(&p->deq);
     return cell_seq(ring_cell_at(p, pos), pos, memory_order_seq_cst) == pos + 1;
+}
+
+/* Whether a push has claimed a position no pop has taken, published or not
+ * (seq_cst: a parking worker's side of the pairing with the push's claim,
+ * see the top). */
+static bool ring_pending(cth_pool_t *p)
+{
+    size_t end = atomic_load(&p->enq) & ~RING_CLOSED;
+    return end != atomic_load(&p->deq);
 }
 
 /* `sleepers` counts the workers in the parking path in two fields: those
@@ -972,7 +999,11 @@ static struct cth_result *take_work(cth_pool_t *p, size_t *chunk, bool spinner)
         while (spinner && spin < WORKER_SPIN &&
                atomic_load_explicit(&p->seq, memory_order_relaxed) == seq && !ring_ready(p)) {
             cth__cpu_relax();
-            spin++;
+            if (++spin % SPIN_YIELD == 0) { /* see the top: Parking */
+                atomic_fetch_sub(&p->spinners, 1);
+                sched_yield();
+                spinner = take_spinner(p);
+            }
         }
         if (!spinner || spin == WORKER_SPIN) {
             /* sleepers up before spinners down, both before the ring is
@@ -982,8 +1013,10 @@ static struct cth_result *take_work(cth_pool_t *p, size_t *chunk, bool spinner)
             if (spinner)
                 atomic_fetch_sub(&p->spinners, 1);
             spinner = false;
-            if (!ring_ready(p))
+            if (!ring_pending(p))
                 cth__futex_wait(&p->seq, seq, CTH__NO_DEADLINE);
+            else if (!ring_ready(p))
+                sched_yield(); /* a push between its claim and its store: let it finish */
             leave_parking(p);
         }
     }
@@ -1301,56 +1334,69 @@ static void pool_destroy(cth_pool_t *p)
     cth__free(p);
 }
 
-/* The free stack holds batches of results. A batch is a chain through
- * link.next, ended by NULL; its first result keeps the next batch in
- * link.prev and the batch's length in outcome (a free result's fields are
- * the stack's). Batches move whole, without walking their chains, whose
- * results are cold when many were in flight. */
-static struct cth_result *batch_of(struct cth__list_node *node)
+/* The free stack holds batches of results. A batch is an array of up to
+ * CACHE_BATCH results laid over the memory of its first one, members[0]
+ * (a free result's fields are the stack's), which is handed out last: so
+ * a batch moves whole, and the results it holds are named without reading
+ * them (they are cold when many were in flight), and a freed result is not
+ * written at all unless it starts a batch. The stack links the batches
+ * through `below`. */
+#define CACHE_BATCH 32
+
+struct free_batch {
+    struct free_batch *below; /* the next batch down the stack */
+    size_t n;                 /* members[0..n) */
+    struct cth_result *members[CACHE_BATCH];
+};
+_Static_assert(sizeof(struct free_batch) <= sizeof(struct cth_result), "a batch fits a result");
+_Static_assert(RESULT_BLOCK % CACHE_BATCH == 0, "a block is whole batches");
+
+/* Start a batch in the memory of result r, with r alone. */
+static struct free_batch *batch_start(struct cth_result *r)
 {
-    return cth__list_entry(node, struct cth_result, link);
+    struct free_batch *b = (struct free_batch *)(void *)r;
+    b->n = 1;
+    b->members[0] = r;
+    return b;
 }
 
-/* Push the batch whose first result is first, of n results (free_lock
- * held). */
-static void free_push_batch(cth_pool_t *p, struct cth_result *first, size_t n)
+/* Push a batch (free_lock held). */
+static void free_push_batch(cth_pool_t *p, struct free_batch *b)
 {
-    first->link.prev = p->free_top;
-    first->outcome = (int)n;
-    p->free_top = &first->link;
+    b->below = p->free_top;
+    p->free_top = b;
 }
 
 /* Pop a whole batch, allocating a block when the stack is empty (free_lock
- * held); NULL when out of memory. *n: its length. The results count in
- * live from now on. */
-static struct cth_result *free_pop_batch(cth_pool_t *p, size_t *n)
+ * held); NULL when out of memory. Its results count in live from now on. */
+static struct free_batch *free_pop_batch(cth_pool_t *p)
 {
     if (!p->free_top) {
-        struct result_block *b = cth__malloc(RESULT_BLOCK_SIZE);
-        if (!b)
+        struct result_block *blk = cth__malloc(RESULT_BLOCK_SIZE);
+        if (!blk)
             return NULL;
-        b->next = p->blocks;
-        p->blocks = b;
-        for (int i = 0; i < RESULT_BLOCK; i++)
-            block_result(b, i)->link.next = i + 1 < RESULT_BLOCK ? &block_result(b, i + 1)->link
-                                                                 : NULL;
-        free_push_batch(p, block_result(b, 0), RESULT_BLOCK);
+        blk->next = p->blocks;
+        p->blocks = blk;
+        for (int i = 0; i < RESULT_BLOCK; i += CACHE_BATCH) {
+            struct free_batch *b = batch_start(block_result(blk, i));
+            for (int k = 1; k < CACHE_BATCH; k++)
+                b->members[b->n++] = block_result(blk, i + k);
+            free_push_batch(p, b);
+        }
     }
-    struct cth_result *first = batch_of(p->free_top);
-    p->free_top = first->link.prev;
-    *n = (size_t)first->outcome;
-    p->live += *n;
-    return first;
+    struct free_batch *b = p->free_top;
+    p->free_top = b->below;
+    p->live += b->n;
+    return b;
 }
 
 /* Ask for a result's head ahead of its use: with many results in flight,
- * the stack's top is out of the cache, and its caller writes the head at
- * once (an apply, no more). */
-static void result_prefetch(struct cth__list_node *node)
+ * the batch's results are out of the cache, and an apply writes the head
+ * at once (and no more). */
+static void result_prefetch(const struct cth_result *r)
 {
-    const char *r = (const char *)cth__list_entry(node, struct cth_result, link);
-    for (size_t off = 0; r && off < CTH__RESULT_HEAD; off += 64)
-        __builtin_prefetch(r + off, 1);
+    for (size_t off = 0; off < CTH__RESULT_HEAD; off += LINE)
+        __builtin_prefetch((const char *)r + off, 1);
 }
 
 /* Drop k counts of live (free_lock held, released here); the last one after
@@ -1376,14 +1422,15 @@ static void pool_drop_locked(cth_pool_t *p, size_t k)
  * another thread freed the pool, and touches none of its results again,
  * keeps that pool's memory until it ends (in a fork child, one that is
  * gone: for good, as the child's unfinished tasks do). A pool over
- * processes, whose memory holds its descriptors, is not cached. */
-#define CACHE_BATCH 32
+ * processes, whose memory holds its descriptors, is not cached. An
+ * allocation asks for the head of the result PREFETCH_AHEAD allocations
+ * ahead of it, named in the batch: a miss takes longer than an apply. */
+#define PREFETCH_AHEAD 4
 
 static _Thread_local struct result_cache {
-    cth_pool_t *pool; /* whose results it holds; stale once empty */
-    struct cth_result *top;
-    size_t n;
-    bool keyed; /* its thread's key value is set: the destructor empties it */
+    cth_pool_t *pool;         /* whose results it holds; stale once empty */
+    struct free_batch *batch; /* NULL: empty */
+    bool keyed;               /* its thread's key value is set: the destructor empties it */
 } tls_cache __attribute__((tls_model("initial-exec")));
 
 static pthread_key_t cache_key;
@@ -1393,11 +1440,11 @@ static bool cache_key_made; /* by live_init */
 static void cache_give_back(struct result_cache *c)
 {
     cth_pool_t *p = c->pool;
-    size_t n = c->n;
+    struct free_batch *b = c->batch;
+    size_t n = b->n;
+    c->batch = NULL;
     cth__lock_acquire_keeping_interrupt(&p->free_lock);
-    free_push_batch(p, c->top, n);
-    c->top = NULL;
-    c->n = 0;
+    free_push_batch(p, b);
     pool_drop_locked(p, n);
 }
 
@@ -1407,7 +1454,7 @@ static void cache_at_exit(void *cache)
 {
     struct result_cache *c = cache;
     c->keyed = false;
-    if (c->n)
+    if (c->batch)
         cache_give_back(c);
 }
 
@@ -1428,28 +1475,34 @@ static bool cache_keyed(struct result_cache *c)
 struct cth_result *cth__result_alloc(cth_pool_t *p)
 {
     struct result_cache *c = &tls_cache;
-    if (!c->n || c->pool != p) {
+    if (!c->batch || c->pool != p) {
         /* A batch from the pool: the thread's cache if that is empty, else
-         * its first result alone, the rest back on the stack. */
-        bool cache = !c->n && !p->ops && cache_keyed(c);
+         * one result of it alone, the rest back on the stack. */
+        bool cache = !c->batch && !p->ops && cache_keyed(c);
         cth__lock_acquire_keeping_interrupt(&p->free_lock);
-        size_t n;
-        struct cth_result *first = free_pop_batch(p, &n);
-        if (first && !cache && n > 1) {
-            free_push_batch(p, batch_of(first->link.next), n - 1);
-            p->live -= n - 1;
+        struct free_batch *b = free_pop_batch(p);
+        struct cth_result *lone = NULL;
+        if (b && !cache) {
+            lone = b->members[--b->n];
+            if (b->n) { /* lone is not members[0], which holds the batch */
+                free_push_batch(p, b);
+                p->live -= b->n;
+            }
         }
         cth_lock_release(&p->free_lock);
-        if (!first || !cache)
-            return first;
+        if (!b || !cache)
+            return lone;
         c->pool = p;
-        c->top = first;
-        c->n = n;
+        c->batch = b;
+        for (size_t k = 1; k <= PREFETCH_AHEAD && k <= b->n; k++)
+            result_prefetch(b->members[b->n - k]);
     }
-    struct cth_result *job = c->top;
-    c->top = batch_of(job->link.next);
-    c->n--;
-    result_prefetch(job->link.next); /* the next call's, while this one is busy */
+    struct free_batch *b = c->batch;
+    struct cth_result *job = b->members[--b->n];
+    if (b->n >= PREFETCH_AHEAD)
+        result_prefetch(b->members[b->n - PREFETCH_AHEAD]);
+    if (b->n == 0) /* job is members[0]: the batch's memory is the caller's now */
+        c->batch = NULL;
     return job;
 }
 
@@ -1463,18 +1516,18 @@ void cth__result_release(struct cth_result *job)
     cth_pool_t *p = job->pool;
     struct result_cache *c = &tls_cache;
     bool cached = !p->ops && !atomic_load_explicit(&p->dead, memory_order_relaxed);
-    if (c->n && (c->pool != p || !cached || c->n >= CACHE_BATCH))
+    if (c->batch && (c->pool != p || !cached || c->batch->n >= CACHE_BATCH))
         cache_give_back(c);
     if (cached && cache_keyed(c)) {
         c->pool = p;
-        job->link.next = c->n ? &c->top->link : NULL;
-        c->top = job;
-        c->n++;
+        if (c->batch)
+            c->batch->members[c->batch->n++] = job;
+        else
+            c->batch = batch_start(job);
         return;
     }
     cth__lock_acquire_keeping_interrupt(&p->free_lock);
-    job->link.next = NULL;
-    free_push_batch(p, job, 1);
+    free_push_batch(p, batch_start(job));
     pool_drop_locked(p, 1);
 }
 
@@ -2043,7 +2096,7 @@ CTH_API void cth_pool_free(cth_pool_t *pool)
     if (pool->ops && pool->ops->shutdown) /* far workers (MPI ranks) are told to stop */
         pool->ops->shutdown(pool->ops_state);
     cth__shared_free_all(&pool->shared); /* those a job still uses go with it */
-    if (tls_cache.n && tls_cache.pool == pool)
+    if (tls_cache.batch && tls_cache.pool == pool)
         cache_give_back(&tls_cache);
     cth__lock_acquire_keeping_interrupt(&pool->free_lock);
     atomic_store_explicit(&pool->dead, true, memory_order_relaxed);

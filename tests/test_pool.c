@@ -11,6 +11,9 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdio.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "check.h"
 
@@ -278,6 +281,62 @@ static void on_fail(void *cb_arg, int err)
     atomic_store(&c->err, err);
     atomic_store(&c->task_error, cth_task_error());
     atomic_fetch_add(&c->fail, 1);
+}
+
+/* The calling worker's thread id, for a test that looks at its state. */
+static _Atomic pid_t worker_tid;
+static int note_tid(void *arg, void **result)
+{
+    atomic_store(&worker_tid, (pid_t)syscall(SYS_gettid));
+    *result = arg;
+    return 0;
+}
+
+/* A thread's scheduling state (/proc: 'R' running or runnable, 'S'
+ * asleep), or 0. */
+static char thread_state(pid_t tid)
+{
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t len = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[len] = '\0';
+    const char *end = strrchr(buf, ')'); /* the name may hold anything */
+    return end && end[1] == ' ' ? end[2] : 0;
+}
+
+/* A worker spinning for work leaves its CPU to a thread that waits for
+ * it (the submitter, where they share one): it yields every few pauses.
+ * On one CPU, the caller polls its result (runnable, not sleeping); the
+ * worker runs the task, then spins; the caller gets the CPU back while the
+ * worker still spins (runnable), not once it has given up and parked. */
+CTH_TEST(spinning_worker_yields_cpu)
+{
+    if (RUNNING_ON_VALGRIND)
+        CHECK_SKIP("valgrind runs one thread at a time");
+    cpu_set_t saved, one;
+    CHECK_OK(sched_getaffinity(0, sizeof saved, &saved));
+    CPU_ZERO(&one);
+    CPU_SET(sched_getcpu(), &one);
+    if (sched_setaffinity(0, sizeof one, &one) != 0)
+        CHECK_SKIP("sched_setaffinity refused");
+    cth_pool_t *p = make_pool(1); /* its worker inherits the one CPU */
+    int runnable = 0, rounds = 9;
+    for (int i = 0; i < rounds; i++) {
+        cth_sleep(0.002); /* the worker parks */
+        cth_result_t *r;
+        CHECK_OK(cth_pool_apply_async(p, note_tid, NULL, NULL, &r));
+        while (!cth_result_ready(r))
+            ;
+        runnable += thread_state(atomic_load(&worker_tid)) == 'R';
+        cth_result_free(r);
+    }
+    cth_pool_free(p);
+    CHECK_OK(sched_setaffinity(0, sizeof saved, &saved));
+    CHECK(runnable > rounds / 2);
 }
 
 /* _TestPoolWorkerErrors.test_async_error_callback, and callbacks of
@@ -896,6 +955,57 @@ static void wait_started(int n)
 {
     while (atomic_load(&gate_started) < n)
         cth_sleep(0.001);
+}
+
+/* The order in which recorded tasks ran. */
+static intptr_t *ran;
+static _Atomic size_t nran;
+
+static int record_order(void *arg, void **result)
+{
+    ran[atomic_fetch_add(&nran, 1)] = VI(arg);
+    *result = arg;
+    return 0;
+}
+
+/* More lone tasks than the lock-free ring holds (2^18), twice, behind a
+ * task that holds the only worker: the ring fills, the rest go to the
+ * queue, the ring's cells are reused lap after lap, and the one worker runs
+ * them all in submission order. */
+CTH_TEST(apply_async_fills_the_ring)
+{
+    if (RUNNING_ON_VALGRIND)
+        CHECK_SKIP("600k tasks are too slow under valgrind");
+    enum { N = 300000 };
+    cth_pool_t *p = make_pool(1);
+    cth_result_t **r = malloc(N * sizeof *r);
+    ran = malloc(N * sizeof *ran);
+    CHECK(r && ran);
+    for (int round = 0; round < 2; round++) {
+        atomic_store(&gate, 0);
+        atomic_store(&gate_started, 0);
+        atomic_store(&nran, 0);
+        cth_result_t *held;
+        CHECK_OK(cth_pool_apply_async(p, gated, NULL, NULL, &held));
+        wait_started(1);
+        for (intptr_t i = 0; i < N; i++)
+            CHECK_OK(cth_pool_apply_async(p, record_order, IV(i), NULL, &r[i]));
+        atomic_store(&gate, 1);
+        CHECK_OK(cth_result_get(held, NULL, CTH_FOREVER));
+        cth_result_free(held);
+        for (intptr_t i = 0; i < N; i++) {
+            void *v = NULL;
+            CHECK_OK(cth_result_get(r[i], &v, CTH_FOREVER));
+            CHECK_EQ(VI(v), i);
+            cth_result_free(r[i]);
+        }
+        CHECK_EQ(atomic_load(&nran), (size_t)N);
+        for (intptr_t i = 0; i < N; i++)
+            CHECK_EQ(ran[i], i);
+    }
+    free(ran);
+    free(r);
+    cth_pool_free(p);
 }
 
 /* apply_async of tasks returning -1 and a positive value: CTH_ETASK, the

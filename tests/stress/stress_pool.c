@@ -4,9 +4,11 @@
  * CTH_STRESS_ITERS) over many apply_async batches, maps, imaps and
  * parallel-fors, from two submitting threads at once, every result checked.
  */
+#include <sched.h>
 #include <stdatomic.h>
 
 #include "check.h"
+#include "platform.h"
 
 #define IV(x) ((void *)(intptr_t)(x))
 #define VI(p) ((intptr_t)(p))
@@ -101,6 +103,51 @@ CTH_TEST(million_tasks)
     }
     CHECK_OK(cth_pool_close(p));
     CHECK_OK(cth_pool_join(p, CTH_FOREVER));
+    cth_pool_free(p);
+}
+
+/* Lone tasks submitted one at a time, each waited for without a get (whose
+ * wait would wake a worker itself), after a pause of a random length: the
+ * push meets the workers spinning, yielding, parking or parked, from two
+ * submitters at once; no push may leave every worker asleep. */
+static void *submit_lone_waits(void *arg)
+{
+    cth_pool_t *p = arg;
+    unsigned seed = (unsigned)(uintptr_t)&seed;
+    long n = check_iters(20000);
+    for (long i = 0; i < n; i++) {
+        seed = seed * 1103515245u + 12345u;
+        for (unsigned k = (seed >> 16) % 6000; k > 0; k--)
+            cth__cpu_relax();
+        cth_result_t *r;
+        CHECK_OK(cth_pool_apply_async(p, triple, IV(i), NULL, &r));
+        double t0 = check_now();
+        while (!cth_result_ready(r)) {
+            CHECK(check_now() - t0 < 10.0); /* a lost wake-up leaves it untaken */
+            sched_yield();
+        }
+        void *v;
+        CHECK_OK(cth_result_get(r, &v, 0));
+        CHECK_EQ(VI(v), i * 3);
+        cth_result_free(r);
+    }
+    return NULL;
+}
+
+CTH_TEST(lone_tasks_wake_parked_workers)
+{
+    cth_pool_t *p;
+    cth_pool_opts_t o = {.processes = 2};
+    CHECK_OK(cth_pool_create(&p, &o));
+    cth_thread_t *t[2];
+    for (int i = 0; i < 2; i++) {
+        CHECK_OK(cth_thread_create(&t[i], submit_lone_waits, p, NULL));
+        CHECK_OK(cth_thread_start(t[i]));
+    }
+    for (int i = 0; i < 2; i++) {
+        CHECK_OK(cth_thread_join(t[i], NULL, CTH_FOREVER));
+        cth_thread_free(t[i]);
+    }
     cth_pool_free(p);
 }
 
