@@ -45,7 +45,9 @@
  * comes before its look at `sleepers`, and a parking worker's count in
  * `sleepers` before its look at enq (ring_pending), which sees a claim not
  * yet published too; so the push publishes with a plain release store. A
- * worker that takes a ring task and sees more wakes one more the same way;
+ * worker that takes a ring task, or leaves the spinner's place with any
+ * task, and sees more claimed (ring_pending: a push that met it spinning,
+ * or a wake-up under way, woke nobody) wakes one more the same way;
  * a get() whose ring task is still untaken after its spin (the spinner was
  * preempted) wakes one too. A worker out of chunks of a blocking job takes
  * the spinner's place before it finishes its last chunk, so a caller that
@@ -281,10 +283,12 @@ static int ring_push(cth_pool_t *p, struct cth_result *job)
         if (seq == pos) {
             if (atomic_compare_exchange_weak_explicit(&p->enq, &pos, pos + 1, memory_order_seq_cst,
                                                       memory_order_relaxed)) {
-                if (pos < RING_CAP && pos % RING_PAGE == 0)
-                    ring_touch(p->cells, pos / RING_PAGE + 2);
                 cell->job = job;
                 cell_publish(cell, pos, pos + 1, memory_order_release);
+                /* after the publication: a page fault here must not keep
+                 * parking workers looking at a claimed, unpublished cell */
+                if (pos < RING_CAP && pos % RING_PAGE == 0)
+                    ring_touch(p->cells, pos / RING_PAGE + 2);
                 return 0;
             }
         } else if ((intptr_t)(seq - pos) < 0) {
@@ -1020,10 +1024,15 @@ static struct cth_result *take_work(cth_pool_t *p, size_t *chunk, bool spinner)
             leave_parking(p);
         }
     }
+    bool was_spinner = spinner;
     if (spinner)
         atomic_fetch_sub(&p->spinners, 1);
-    /* more lone tasks and nobody to notice them: wake a sleeper */
-    if (job && job->in_ring && ring_ready(p))
+    /* More lone tasks and nobody to notice them: wake a sleeper. A push
+     * that saw us spinning, or found a wake-up under way, woke nobody; its
+     * claim on enq comes before its look at spinners and sleepers, and our
+     * change to those before this look at enq (ring_pending: claimed, maybe
+     * not yet published), so one of the two sees the other. */
+    if (job && (job->in_ring || was_spinner) && ring_pending(p))
         wake_one(p, true);
     return job;
 }

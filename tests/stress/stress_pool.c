@@ -241,3 +241,50 @@ CTH_TEST(close_terminate_race_submitters)
         cth_pool_free(p);
     }
 }
+
+/* A task that waits for a later lone task (not through get(), whose wait
+ * wakes a worker itself): the pool must run the second while the first
+ * holds its worker. The push of the second meets the first's worker just
+ * leaving the spinner's place, or a wake-up under way, and wakes nobody;
+ * the worker that took the first must then see the second, published or
+ * not, and wake the parked worker. A miss leaves the first spinning for
+ * good (it gives up after a second and fails the test). */
+static atomic_int second_ran;
+
+static int wait_for_second(void *arg, void **result)
+{
+    (void)arg;
+    double t0 = check_now();
+    while (!atomic_load(&second_ran))
+        CHECK(check_now() - t0 < 1.0);
+    *result = NULL;
+    return 0;
+}
+
+static int run_second(void *arg, void **result)
+{
+    (void)arg;
+    atomic_store(&second_ran, 1);
+    *result = NULL;
+    return 0;
+}
+
+CTH_TEST(task_waiting_on_a_later_task)
+{
+    cth_pool_t *p;
+    CHECK_OK(cth_pool_create(&p, &(cth_pool_opts_t){.processes = 2}));
+    long n = check_iters(20000);
+    for (long i = 0; i < n; i++) {
+        atomic_store(&second_ran, 0);
+        cth_result_t *a, *b;
+        CHECK_OK(cth_pool_apply_async(p, wait_for_second, NULL, NULL, &a));
+        CHECK_OK(cth_pool_apply_async(p, run_second, NULL, NULL, &b));
+        while (!cth_result_ready(a) || !cth_result_ready(b))
+            sched_yield();
+        cth_result_free(a);
+        cth_result_free(b);
+        for (volatile long k = i * 7919 % 20000; k > 0; k--)
+            ;
+    }
+    cth_pool_free(p);
+}
