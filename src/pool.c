@@ -42,13 +42,14 @@
  * likewise for a lone task, up to one worker per chunk otherwise. The
  * seq_cst pairs make a lost wake-up impossible and keep the busy path free
  * of syscalls: on the ring, a push's claim (its compare-and-swap on enq)
- * comes before its look at `sleepers`, and a parking worker's count in
- * `sleepers` before its look at enq (ring_pending), which sees a claim not
- * yet published too; so the push publishes with a plain release store. A
- * worker that takes a ring task, or leaves the spinner's place with any
- * task, and sees more claimed (ring_pending: a push that met it spinning,
- * or a wake-up under way, woke nobody) wakes one more the same way;
- * a get() whose ring task is still untaken after its spin (the spinner was
+ * and its publishing store come before its look at `sleepers` and
+ * `spinners`; a parking worker's count in `sleepers` comes before its look
+ * at enq (ring_pending, which sees a claim not yet published too: it
+ * yields to that push rather than sleep), and a worker's leaving the
+ * spinner's place before its look at the next cell. A worker that takes a
+ * ring task, or leaves the spinner's place with any task, and sees more
+ * published (a push that met it spinning, or a wake-up under way, woke
+ * nobody) wakes one more the same way; a get() whose ring task is still untaken after its spin (the spinner was
  * preempted) wakes one too. A worker out of chunks of a blocking job takes
  * the spinner's place before it finishes its last chunk, so a caller that
  * submits its next job at once finds a spinner and makes no system call.
@@ -269,9 +270,9 @@ static void ring_touch(struct ring_cell *cells, size_t k)
 }
 
 /* Push a job: 0, CTH_EAGAIN when the ring is full, CTH_EINVAL once it is
- * closed (RING_CLOSED). The claim is seq_cst, ordered before the
- * submitter's look at sleepers; the publishing store needs no fence (see
- * the top: Parking). */
+ * closed (RING_CLOSED). The claim and the publishing store are seq_cst,
+ * ordered before the submitter's look at sleepers and spinners (see the
+ * top: Parking). */
 static int ring_push(cth_pool_t *p, struct cth_result *job)
 {
     size_t pos = atomic_load_explicit(&p->enq, memory_order_relaxed);
@@ -284,7 +285,7 @@ static int ring_push(cth_pool_t *p, struct cth_result *job)
             if (atomic_compare_exchange_weak_explicit(&p->enq, &pos, pos + 1, memory_order_seq_cst,
                                                       memory_order_relaxed)) {
                 cell->job = job;
-                cell_publish(cell, pos, pos + 1, memory_order_release);
+                cell_publish(cell, pos, pos + 1, memory_order_seq_cst);
                 /* after the publication: a page fault here must not keep
                  * parking workers looking at a claimed, unpublished cell */
                 if (pos < RING_CAP && pos % RING_PAGE == 0)
@@ -1029,10 +1030,11 @@ static struct cth_result *take_work(cth_pool_t *p, size_t *chunk, bool spinner)
         atomic_fetch_sub(&p->spinners, 1);
     /* More lone tasks and nobody to notice them: wake a sleeper. A push
      * that saw us spinning, or found a wake-up under way, woke nobody; its
-     * claim on enq comes before its look at spinners and sleepers, and our
-     * change to those before this look at enq (ring_pending: claimed, maybe
-     * not yet published), so one of the two sees the other. */
-    if (job && (job->in_ring || was_spinner) && ring_pending(p))
+     * publishing store comes before its look at spinners and sleepers, and
+     * our change to those before this look at the cell, so one of the two
+     * sees the other. (Looking at enq instead would pull the submitters'
+     * line at every take.) */
+    if (job && (job->in_ring || was_spinner) && ring_ready(p))
         wake_one(p, true);
     return job;
 }
