@@ -41,9 +41,9 @@
  * that stops sleeping turns SLEEPING back into AWAKE itself, so only one of
  * the two leaves SLEEPING. (The notifier's exchange may still overwrite the
  * AWAKE the waiter just wrote: the waiter then reads itself notified, and
- * uncounted, which it is.) Each notify call wakes WAKE_AT_ONCE waiters at
- * most; a run of notify(1) calls under one hold of the lock wakes one each, as
- * pthread_cond_signal would.
+ * uncounted, which it is.) Each notify call itself wakes WAKE_AT_ONCE
+ * waiters at most; a run of notify(1) calls under one hold of the lock wakes
+ * one each, as pthread_cond_signal would.
  *
  * Spinning. A notify that finds its waiter not yet asleep costs neither side
  * a system call, and a thread woken on an idle CPU takes some 30 us to run:
@@ -310,8 +310,10 @@ CTH_API int cth_cond_wait_for(cth_cond_t *cond, cth_cond_predicate_fn predicate,
 }
 
 /* The sleeping waiters a notify wakes at once, each leading a lane of the
- * hand-down; the rest are requeued onto the lock. Four lanes keep both
- * CPUs of a two-CPU machine busy through a notify_all of eight waiters. */
+ * hand-down; the rest are requeued onto the lock. On two CPUs, four keep
+ * both busy through a notify_all of eight waiters: fewer leave the second
+ * CPU idle more often, more come nearer a stampede (waiters that find the
+ * lock held and sleep again). */
 #define WAKE_AT_ONCE 4u
 
 /* Notify when there is a waiter, or an error to report. */
