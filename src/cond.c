@@ -14,22 +14,25 @@
  * it first, it reports the notification instead.
  *
  * The waiter's word is AWAKE, SLEEPING (it is about to sleep, or sleeps, on
- * the word), WOKEN or NOTIFIED. A notify wakes the first sleeping waiter it
- * takes (WOKEN): a thread woken takes tens of microseconds to run, by which
- * time the notifier has usually released the lock, and one system call per
- * notify is all a ping-pong pays. Every further sleeping waiter of the same
- * notify is not woken, since all of them would collide on the lock, but
- * counted among the lock's waiters and requeued onto the lock's word
- * (NOTIFIED), and each release of the lock wakes one: notify_all makes a
- * chain, not a stampede. The chain runs in two lanes: the waiter woken at
- * once, which retakes the lock uncounted, makes its own release wake a
- * counted waiter too when its notify takes more waiters (leads,
- * cth__lock_wake_on_release), so that two of the notified threads are awake
- * at a time, one holding the lock and one on its way. With a single lane
- * every hand-down waits for one wake-up, and on two CPUs each lands on the
- * CPU the last waiter left idle, which has to be woken first (the slowest
- * wake-up a VM has); with two, both CPUs stay busy and the next waiter is
- * queued behind the one that runs.
+ * the word), WOKEN or NOTIFIED. A notify wakes the first WAKE_AT_ONCE
+ * sleeping waiters it takes (WOKEN): a thread woken takes tens of
+ * microseconds to run, by which time the notifier has usually released the
+ * lock, and one system call per notify is all a ping-pong pays. Every
+ * further sleeping waiter of the same notify is not woken, since all of
+ * them would collide on the lock, but counted among the lock's waiters and
+ * requeued onto the lock's word (NOTIFIED), and each release of the lock
+ * wakes one: notify_all makes chains, not a stampede. The chains run in
+ * lanes: each waiter woken at once, which retakes the lock uncounted, makes
+ * its own release wake a counted waiter too when its notify takes more
+ * waiters (leads, cth__lock_wake_on_release), so that several of the
+ * notified threads are on their way at a time, besides the one holding the
+ * lock. With a single lane every hand-down waits for one wake-up, and on
+ * two CPUs each lands on the CPU the last waiter left idle, which has to be
+ * woken first (the slowest wake-up a VM has); with several, both CPUs stay
+ * busy and the next waiter is queued behind the one that runs. A waiter
+ * woken at once often runs on its notifier's CPU ahead of the notifier,
+ * which still holds the lock: it yields the CPU back rather than sleep a
+ * second time (cth__lock_acquire_notified).
  *
  * A waiter that had not gone to sleep yet (or had stopped: a timeout, an
  * interruption) costs the notifier no system call and is not counted.
@@ -38,9 +41,9 @@
  * that stops sleeping turns SLEEPING back into AWAKE itself, so only one of
  * the two leaves SLEEPING. (The notifier's exchange may still overwrite the
  * AWAKE the waiter just wrote: the waiter then reads itself notified, and
- * uncounted, which it is.) Each notify call wakes one waiter at most; a run
- * of notify(1) calls under one hold of the lock wakes one each, as
- * pthread_cond_signal would.
+ * uncounted, which it is.) Each notify call itself wakes WAKE_AT_ONCE
+ * waiters at most; a run of notify(1) calls under one hold of the lock wakes
+ * one each, as pthread_cond_signal would.
  *
  * Spinning. A notify that finds its waiter not yet asleep costs neither side
  * a system call, and a thread woken on an idle CPU takes some 30 us to run:
@@ -258,11 +261,12 @@ CTH_API int cth_cond_wait(cth_cond_t *cond, double timeout)
      * notify woke (no spinning: the notifier holds the lock), or plainly
      * after a timeout or a notify that came before we slept. */
     cth_lock_t *plain = cond_plain_lock(cond);
+    bool here = v == WOKEN && w.notifier_cpu == cth__os_current_cpu();
     int interrupted = counted      ? cth__lock_acquire_woken(plain)
-                      : v == WOKEN ? cth__lock_acquire_notified(plain)
+                      : v == WOKEN ? cth__lock_acquire_notified(plain, here)
                                    : cth__lock_acquire_uninterrupted(plain);
     if (w.leads)
-        cth__lock_wake_on_release(plain); /* the second lane */
+        cth__lock_wake_on_release(plain); /* its lane */
     if (cond->_kind != CTH__COND_LOCK)
         cth__rlock_restore(cond_rlock(cond), count);
 
@@ -305,6 +309,13 @@ CTH_API int cth_cond_wait_for(cth_cond_t *cond, cth_cond_predicate_fn predicate,
     }
 }
 
+/* The sleeping waiters a notify wakes at once, each leading a lane of the
+ * hand-down; the rest are requeued onto the lock. On two CPUs, four keep
+ * both busy through a notify_all of eight waiters: fewer leave the second
+ * CPU idle more often, more come nearer a stampede (waiters that find the
+ * lock held and sleep again). */
+#define WAKE_AT_ONCE 4u
+
 /* Notify when there is a waiter, or an error to report. */
 static __attribute__((noinline)) int cond_notify_slow(cth_cond_t *cond, size_t n)
 {
@@ -313,7 +324,7 @@ static __attribute__((noinline)) int cond_notify_slow(cth_cond_t *cond, size_t n
     if (!cond_is_owned(cond))
         return CTH_EPERM;
     cth__cond_forget_dead_waiters(cond);
-    bool woke = false;
+    unsigned woke = 0;
     int cpu = cth__os_current_cpu();
     for (; n > 0 && cond->_head; n--) {
         struct waiter *w = cond->_head;
@@ -323,8 +334,8 @@ static __attribute__((noinline)) int cond_notify_slow(cth_cond_t *cond, size_t n
         if (atomic_compare_exchange_strong_explicit(&w->word, &v, NOTIFIED, memory_order_release,
                                                     memory_order_relaxed))
             continue; /* not asleep: it finds NOTIFIED when it has the lock */
-        if (!woke) {
-            woke = true;
+        if (woke < WAKE_AT_ONCE) {
+            woke++;
             w->leads = n > 1 && cond->_head; /* set before it can run */
             if (atomic_exchange_explicit(&w->word, WOKEN, memory_order_release) == SLEEPING)
                 cth__futex_wake(&w->word, 1);

@@ -60,8 +60,8 @@
  * _state or is about to look at it, and a waiter that gives up (timeout,
  * interruption) takes a pending TICKET rather than leave it, so a
  * handed-off lock is never stranded. Any thread may release. A Condition's
- * notify wakes the first sleeping waiter it takes (that one comes back as
- * an uncounted newcomer), and counts every further one in WAITERS and
+ * notify wakes the first few sleeping waiters it takes (they come back as
+ * uncounted newcomers), and counts every further one in WAITERS and
  * moves (requeues) it from its own word onto _state
  * (cth__lock_requeue): a release wakes it like any parked acquirer (or the
  * napper, once it has the lock, sets PARKED for it).
@@ -98,6 +98,8 @@
 #include "lock.h"
 #include "deadline.h"
 #include "wait.h"
+
+#include <sched.h>
 
 _Thread_local char cth__self_token_var __attribute__((tls_model("initial-exec")));
 
@@ -205,6 +207,10 @@ static inline bool lock_give_fast(_Atomic uint32_t *state)
 #define WATCH_LOOKS 128u
 #define LATE_NS 1000000
 #define NAP_NS 50000 /* about one wake-up's latency on a busy VM */
+/* A Condition waiter woken on its notifier's CPU yields that CPU back to the
+ * notifier up to NOTIFIED_YIELDS times while the lock is held, before it
+ * parks (cth__lock_acquire_notified). */
+#define NOTIFIED_YIELDS 4
 /* A release reads the clock to see whether a waiter is due a hand-off. The
  * read costs as much as the rest of a short critical section, so a thread
  * whose releases come less than CLOCK_GAP_NS apart reads it at every
@@ -549,8 +555,21 @@ void cth__lock_acquire_after_interrupt(cth_lock_t *lock)
     cth__interrupt_main_wait();
 }
 
-int cth__lock_acquire_notified(cth_lock_t *lock)
+/* Woken on the CPU where its notifier ran, the waiter has usually
+ * preempted the notifier, which still holds the lock: parking would cost it
+ * a second sleep and a wake-up, while a yield lets the notifier run on to
+ * its release and leaves the waiter runnable, first in line for the CPU. */
+int cth__lock_acquire_notified(cth_lock_t *lock, bool notifier_here)
 {
+    _Atomic uint32_t *state = CTH__ATOMIC_U32(&lock->_state);
+    for (unsigned i = 0; notifier_here && i < NOTIFIED_YIELDS; i++) {
+        uint32_t s = atomic_load_explicit(state, memory_order_relaxed);
+        uint32_t v = live_state(s);
+        if (!(v & LOCKED) && atomic_compare_exchange_strong_explicit(
+                                 state, &s, v | LOCKED, memory_order_acquire, memory_order_relaxed))
+            return 0;
+        sched_yield();
+    }
     if (lock_take_or_wait(lock, CTH__NO_DEADLINE, false) == 0)
         return 0;
     cth__lock_acquire_uninterrupted(lock); /* interrupted: wait on as a newcomer */

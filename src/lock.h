@@ -83,11 +83,12 @@ int cth__lock_acquire_woken(cth_lock_t *lock);
 
 /* Acquire a Lock as a Condition waiter a notify woke (not counted): the
  * notifier holds the lock, or has just released it, so neither spinning
- * nor backing off: if the lock is held it parks at once. The woken thread
- * often runs on the notifier's CPU, ahead of it (a wake-up preempts), and a
- * spin there only delays the release it waits for. Returns as
- * cth__lock_acquire_uninterrupted. */
-int cth__lock_acquire_notified(cth_lock_t *lock);
+ * nor backing off: if the lock is held it parks at once, unless
+ * notifier_here (the notify ran on the caller's CPU): the woken thread
+ * often runs there ahead of the notifier (a wake-up preempts), and then it
+ * yields the CPU back a few times first, so that the notifier can release.
+ * Returns as cth__lock_acquire_uninterrupted. */
+int cth__lock_acquire_notified(cth_lock_t *lock, bool notifier_here);
 
 /* Count one more waiter of the lock, on behalf of a Condition waiter that
  * sleeps on its own word and is about to be notified; that waiter then must

@@ -827,12 +827,13 @@ CTH_TEST(waiter_spins_for_a_notifier_on_another_cpu)
 #define LOCK_NAPPING 8u
 #define LOCK_WAITER 64u
 #define LOCK_GEN_MASK (0x7Fu << 25)
-#define LANE_WAITERS 4
+#define LANE_WAITERS 8
+#define LANE_LEADS 4 /* cond.c's WAKE_AT_ONCE */
 
 struct lanes {
     cth_lock_t lock;
     cth_cond_t cond;
-    int waiting, go, held; /* held: notified waiters that have held the lock */
+    int waiting, go, leads_held; /* leads_held: waiters woken at once that have held the lock */
     long tids[LANE_WAITERS];
     atomic_int unasked; /* waiters that left waiters counted and no wake-up asked */
 };
@@ -841,16 +842,19 @@ static void lanes_waiter(void *arg)
 {
     struct lanes *l = arg;
     CHECK_OK(cth_lock_acquire(&l->lock, CTH_FOREVER));
-    l->tids[l->waiting++] = cth_get_native_id();
+    int place = l->waiting++; /* the FIFO's order: the first LANE_LEADS are woken at once */
+    l->tids[place] = cth_get_native_id();
     while (!l->go)
         CHECK_OK(cth_cond_wait(&l->cond, CTH_FOREVER));
     uint32_t word = atomic_load((_Atomic uint32_t *)&l->lock._state);
     uint32_t counted = (word & ~LOCK_GEN_MASK) / LOCK_WAITER;
-    /* Not a lane left unled: the last counted waiter holds the lock, and
-     * the waiter woken at once, arriving now, has just counted itself (it
-     * sets PARKED as it goes to sleep). */
-    bool lead_arriving = l->held++ == LANE_WAITERS - 2 && counted == 1;
-    if (counted && !(word & (LOCK_PARKED | LOCK_NAPPING)) && !lead_arriving)
+    if (place < LANE_LEADS)
+        l->leads_held++;
+    /* Not a lane left unled: the counted ones may all be waiters woken at
+     * once, arriving now, that have just counted themselves (each sets
+     * PARKED as it goes to sleep). */
+    bool leads_arriving = counted <= (uint32_t)(LANE_LEADS - l->leads_held);
+    if (counted && !(word & (LOCK_PARKED | LOCK_NAPPING)) && !leads_arriving)
         atomic_fetch_add(&l->unasked, 1);
     CHECK_OK(cth_lock_release(&l->lock));
 }
@@ -870,21 +874,21 @@ static bool task_sleeps(long tid)
     return after_name && after_name[1] == ' ' && after_name[2] == 'S';
 }
 
-/* notify_all hands the lock down in two lanes (cond.c): the waiter woken at
+/* notify_all hands the lock down in lanes (cond.c): each waiter woken at
  * once, which retakes the lock uncounted, makes its own release wake one of
  * the waiters counted on the lock, as every counted waiter's release does.
  * So each notified waiter, once it holds the lock while others are still
  * counted, finds the word asking its release to wake one (PARKED), unless
- * a napper looks after them. Without the second lane the waiter woken at
- * once often takes a free lock whose last release cleared PARKED. */
-CTH_TEST(notify_all_hands_on_in_two_lanes)
+ * a napper looks after them. Without the lanes a waiter woken at once often
+ * takes a free lock whose last release cleared PARKED. */
+CTH_TEST(notify_all_hands_on_in_lanes)
 {
     static struct lanes l;
     atomic_init(&l.unasked, 0);
     for (int round = 0; round < 50; round++) {
         CHECK_OK(cth_lock_init(&l.lock));
         CHECK_OK(cth_cond_init(&l.cond, &l.lock));
-        l.waiting = l.go = l.held = 0;
+        l.waiting = l.go = l.leads_held = 0;
         struct bunch b;
         bunch_start(&b, LANE_WAITERS, lanes_waiter, &l);
         for (int queued = 0; queued < LANE_WAITERS;) {
@@ -905,4 +909,111 @@ CTH_TEST(notify_all_hands_on_in_two_lanes)
         bunch_join(&b);
     }
     CHECK_EQ(atomic_load(&l.unasked), 0);
+}
+
+/* A notify wakes several of the sleeping waiters it takes at once (cond.c,
+ * WAKE_AT_ONCE), and requeues only the rest onto the lock: right after a
+ * notify_all to eight sleepers, fewer than seven are counted on the lock's
+ * word in some round. (A waiter woken at once may count itself before we
+ * look, by finding the lock held; when a notify woke only one, seven or
+ * more are counted every time.) */
+CTH_TEST(notify_all_wakes_several_at_once)
+{
+    static struct lanes l;
+    atomic_init(&l.unasked, 0);
+    uint32_t fewest = LANE_WAITERS;
+    for (int round = 0; round < 20; round++) {
+        CHECK_OK(cth_lock_init(&l.lock));
+        CHECK_OK(cth_cond_init(&l.cond, &l.lock));
+        l.waiting = l.go = l.leads_held = 0;
+        struct bunch b;
+        bunch_start(&b, LANE_WAITERS, lanes_waiter, &l);
+        for (int queued = 0; queued < LANE_WAITERS;) {
+            cth_sleep(0.001);
+            CHECK_OK(cth_lock_acquire(&l.lock, CTH_FOREVER));
+            queued = l.waiting;
+            CHECK_OK(cth_lock_release(&l.lock));
+        }
+        for (int i = 0; i < LANE_WAITERS; i++)
+            while (!task_sleeps(l.tids[i]))
+                cth_sleep(0.001);
+        CHECK_OK(cth_lock_acquire(&l.lock, CTH_FOREVER));
+        l.go = 1;
+        CHECK_OK(cth_cond_notify_all(&l.cond));
+        uint32_t word = atomic_load((_Atomic uint32_t *)&l.lock._state);
+        uint32_t counted = (word & ~LOCK_GEN_MASK) / LOCK_WAITER;
+        if (counted < fewest)
+            fewest = counted;
+        CHECK_OK(cth_lock_release(&l.lock));
+        bunch_join(&b);
+    }
+    printf("fewest counted after notify_all: %u\n", fewest);
+    CHECK(fewest < LANE_WAITERS - 1);
+}
+
+struct yielder {
+    cth_lock_t lock;
+    cth_cond_t cond;
+    int cpu, go;
+    long tid, sleeps;
+};
+
+static void yielder_waiter(void *arg)
+{
+    struct yielder *y = arg;
+    pin_to(y->cpu);
+    CHECK_OK(cth_lock_acquire(&y->lock, CTH_FOREVER));
+    y->tid = cth_get_native_id();
+    long before = sleeps_so_far();
+    while (!y->go)
+        CHECK_OK(cth_cond_wait(&y->cond, CTH_FOREVER));
+    y->sleeps = sleeps_so_far() - before;
+    CHECK_OK(cth_lock_release(&y->lock));
+}
+
+/* A waiter woken on its notifier's CPU while the notifier still holds the
+ * lock yields the CPU back instead of parking on the lock (lock.c,
+ * cth__lock_acquire_notified): both threads pinned to one CPU, the notifier
+ * yields under the lock right after its notify, so the woken waiter runs
+ * first; it then sleeps once in its wait (on its own word), not twice. */
+CTH_TEST(woken_waiter_yields_to_its_notifier)
+{
+    if (RUNNING_ON_VALGRIND)
+        CHECK_SKIP("under valgrind, threads are scheduled by valgrind");
+    cpu_set_t saved;
+    CHECK_OK(sched_getaffinity(0, sizeof saved, &saved));
+    int cpu = 0;
+    while (!CPU_ISSET(cpu, &saved))
+        cpu++;
+    static struct yielder y;
+    const int rounds = 20;
+    long sleeps = 0;
+    for (int round = 0; round < rounds; round++) {
+        CHECK_OK(cth_lock_init(&y.lock));
+        CHECK_OK(cth_cond_init(&y.cond, &y.lock));
+        y.cpu = cpu;
+        y.go = 0;
+        y.tid = 0;
+        pin_to(cpu);
+        struct bunch b;
+        bunch_start(&b, 1, yielder_waiter, &y);
+        for (long tid = 0; !tid;) {
+            cth_sleep(0.001);
+            CHECK_OK(cth_lock_acquire(&y.lock, CTH_FOREVER));
+            tid = y.tid;
+            CHECK_OK(cth_lock_release(&y.lock));
+        }
+        while (!task_sleeps(y.tid))
+            cth_sleep(0.001);
+        CHECK_OK(cth_lock_acquire(&y.lock, CTH_FOREVER));
+        y.go = 1;
+        CHECK_OK(cth_cond_notify(&y.cond, 1));
+        sched_yield();
+        CHECK_OK(cth_lock_release(&y.lock));
+        bunch_join(&b);
+        CHECK_OK(sched_setaffinity(0, sizeof saved, &saved));
+        sleeps += y.sleeps;
+    }
+    printf("%ld sleeps in %d waits\n", sleeps, rounds);
+    CHECK(sleeps < rounds * 3 / 2);
 }

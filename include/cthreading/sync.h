@@ -317,9 +317,10 @@ CTH_API int cth_cond_notify(cth_cond_t *cond, size_t n);
 
 /* cth_cond_notify_all - Condition.notify_all(): as notify with n = all.
  * The notified threads do not all wake at once to fight over the lock: the
- * first is woken at once and the others one per release of the lock, so
- * that two are awake at a time, one holding the lock and the next on its
- * way. Returns 0, CTH_EPERM if the lock is not held, CTH_EINVAL for NULL. */
+ * first four are woken at once and the others one per release of the lock,
+ * so that a few are awake at a time, one holding the lock and the next ones
+ * on their way. Returns 0, CTH_EPERM if the lock is not held, CTH_EINVAL
+ * for NULL. */
 CTH_API int cth_cond_notify_all(cth_cond_t *cond);
 
 /* ---- Semaphore, BoundedSemaphore (threading.Semaphore, BoundedSemaphore) ---- */
