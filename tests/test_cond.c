@@ -874,6 +874,26 @@ static bool task_sleeps(long tid)
     return after_name && after_name[1] == ' ' && after_name[2] == 'S';
 }
 
+/* A fresh lock and condition with LANE_WAITERS waiters in b, each asleep
+ * on its word (a waiter that never slept is not woken, and does not lead a
+ * lane). */
+static void lanes_start(struct lanes *l, struct bunch *b)
+{
+    CHECK_OK(cth_lock_init(&l->lock));
+    CHECK_OK(cth_cond_init(&l->cond, &l->lock));
+    l->waiting = l->go = l->leads_held = 0;
+    bunch_start(b, LANE_WAITERS, lanes_waiter, l);
+    for (int queued = 0; queued < LANE_WAITERS;) {
+        cth_sleep(0.001);
+        CHECK_OK(cth_lock_acquire(&l->lock, CTH_FOREVER));
+        queued = l->waiting;
+        CHECK_OK(cth_lock_release(&l->lock));
+    }
+    for (int i = 0; i < LANE_WAITERS; i++)
+        while (!task_sleeps(l->tids[i]))
+            cth_sleep(0.001);
+}
+
 /* notify_all hands the lock down in lanes (cond.c): each waiter woken at
  * once, which retakes the lock uncounted, makes its own release wake one of
  * the waiters counted on the lock, as every counted waiter's release does.
@@ -886,22 +906,8 @@ CTH_TEST(notify_all_hands_on_in_lanes)
     static struct lanes l;
     atomic_init(&l.unasked, 0);
     for (int round = 0; round < 50; round++) {
-        CHECK_OK(cth_lock_init(&l.lock));
-        CHECK_OK(cth_cond_init(&l.cond, &l.lock));
-        l.waiting = l.go = l.leads_held = 0;
         struct bunch b;
-        bunch_start(&b, LANE_WAITERS, lanes_waiter, &l);
-        for (int queued = 0; queued < LANE_WAITERS;) {
-            cth_sleep(0.001);
-            CHECK_OK(cth_lock_acquire(&l.lock, CTH_FOREVER));
-            queued = l.waiting;
-            CHECK_OK(cth_lock_release(&l.lock));
-        }
-        /* Each one asleep on its word: a waiter that never slept is not
-         * woken, and does not lead a lane. */
-        for (int i = 0; i < LANE_WAITERS; i++)
-            while (!task_sleeps(l.tids[i]))
-                cth_sleep(0.001);
+        lanes_start(&l, &b);
         CHECK_OK(cth_lock_acquire(&l.lock, CTH_FOREVER));
         l.go = 1;
         CHECK_OK(cth_cond_notify_all(&l.cond));
@@ -923,20 +929,8 @@ CTH_TEST(notify_all_wakes_several_at_once)
     atomic_init(&l.unasked, 0);
     uint32_t fewest = LANE_WAITERS;
     for (int round = 0; round < 20; round++) {
-        CHECK_OK(cth_lock_init(&l.lock));
-        CHECK_OK(cth_cond_init(&l.cond, &l.lock));
-        l.waiting = l.go = l.leads_held = 0;
         struct bunch b;
-        bunch_start(&b, LANE_WAITERS, lanes_waiter, &l);
-        for (int queued = 0; queued < LANE_WAITERS;) {
-            cth_sleep(0.001);
-            CHECK_OK(cth_lock_acquire(&l.lock, CTH_FOREVER));
-            queued = l.waiting;
-            CHECK_OK(cth_lock_release(&l.lock));
-        }
-        for (int i = 0; i < LANE_WAITERS; i++)
-            while (!task_sleeps(l.tids[i]))
-                cth_sleep(0.001);
+        lanes_start(&l, &b);
         CHECK_OK(cth_lock_acquire(&l.lock, CTH_FOREVER));
         l.go = 1;
         CHECK_OK(cth_cond_notify_all(&l.cond));
