@@ -261,7 +261,7 @@ CTH_API int cth_cond_wait(cth_cond_t *cond, double timeout)
      * notify woke (no spinning: the notifier holds the lock), or plainly
      * after a timeout or a notify that came before we slept. */
     cth_lock_t *plain = cond_plain_lock(cond);
-    bool here = v == WOKEN && w.notifier_cpu == cth__os_current_cpu();
+    bool here = v == WOKEN && w.notifier_cpu >= 0 && w.notifier_cpu == cth__os_current_cpu();
     int interrupted = counted      ? cth__lock_acquire_woken(plain)
                       : v == WOKEN ? cth__lock_acquire_notified(plain, here)
                                    : cth__lock_acquire_uninterrupted(plain);
