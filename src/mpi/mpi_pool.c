@@ -230,8 +230,9 @@ enum { RQ_SEND_HDR, RQ_SEND_PIECE, RQ_RECV_HDR, RQ_RECV_PIECE, RQ_PER_SLOT };
 
 /* A chunk of a slot's batch. */
 struct item {
-    struct cth_result *job;
+    struct cth_result *job; /* the proxy's only: terminate may free it meanwhile */
     size_t lo, hi;
+    bool records;      /* records (else a buffer), for the communication thread */
     uint64_t out_need; /* records: the output they need */
     size_t out_at;     /* where its output lies in the slot's recv */
     int code, value;   /* its outcome, from the reply */
@@ -429,10 +430,9 @@ static int known_code(int32_t v)
  * cannot be drained safely. */
 static bool item_outcome(struct item *it, const struct rep_item *ri)
 {
-    bool records = it->job->kind != JOB_BUFFER;
     switch (ri->status) {
     case ST_OK:
-        if (records && ri->out_bytes != it->out_need)
+        if (it->records && ri->out_bytes != it->out_need)
             item_fail(it, CTH_EPROTO);
         break;
     case ST_TASK:
@@ -699,8 +699,11 @@ static bool batch_add(struct slot *s, struct cth_result *job, size_t lo, size_t 
     if (in_bytes && in)
         memcpy(s->send + s->send_len, in, in_bytes);
     s->send_len += in_bytes;
-    s->items[s->nitems++] = (struct item){
-        .job = job, .lo = lo, .hi = hi, .out_need = (uint64_t)(hi - lo) * job->out_size};
+    s->items[s->nitems++] = (struct item){.job = job,
+                                          .lo = lo,
+                                          .hi = hi,
+                                          .records = job->kind != JOB_BUFFER,
+                                          .out_need = (uint64_t)(hi - lo) * job->out_size};
     return true;
 }
 
