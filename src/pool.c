@@ -49,10 +49,11 @@
  * spinner's place before its look at the next cell. A worker that takes a
  * ring task, or leaves the spinner's place with any task, and sees more
  * published (a push that met it spinning, or a wake-up under way, woke
- * nobody) wakes one more the same way; a get() whose ring task is still untaken after its spin (the spinner was
- * preempted) wakes one too. A worker out of chunks of a blocking job takes
- * the spinner's place before it finishes its last chunk, so a caller that
- * submits its next job at once finds a spinner and makes no system call.
+ * nobody) wakes one more the same way; a get() whose ring task is still
+ * untaken after its spin (the spinner was preempted) wakes one too. A
+ * worker out of chunks of a blocking job takes the spinner's place before
+ * it finishes its last chunk, so a caller that submits its next job at once
+ * finds a spinner and makes no system call.
  *
  * Blocking calls. A blocking map (of pointers, structs or records, on a
  * pool without an initializer) and parallel-for run chunks in the calling
